@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang in build-fuzz/ and runs each one.
+#   scripts/fuzz.sh --smoke      20 s per target (CI)
+#   scripts/fuzz.sh [SECONDS]    longer runs; new inputs are added to fuzz/corpus/
+# Crashes are written to build-fuzz/crashes/ and fail the script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=300
+[ "${1:-}" = "--smoke" ] && seconds=20
+[[ "${1:-}" =~ ^[0-9]+$ ]] && seconds=$1
+
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DOFFCORE_FUZZ=ON -DOFFCORE_TESTS=OFF >/dev/null
+cmake --build build-fuzz -j2 --target fuzz_targets
+mkdir -p build-fuzz/crashes
+for target in $(ls fuzz/*_fuzz.cc | xargs -n1 basename | sed 's/\.cc$//'); do
+  corpus=fuzz/corpus/${target%_fuzz}
+  mkdir -p "$corpus"
+  work=$(mktemp -d)
+  echo "fuzz: $target for ${seconds}s"
+  # New inputs go to a scratch dir; the repo corpus is only read, so CI
+  # leaves the checkout clean. Long local runs merge them in afterwards.
+  build-fuzz/fuzz/$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix=build-fuzz/crashes/ -print_final_stats=1 "$work" "$corpus" 2>&1 | tail -4
+  if [ "$seconds" -gt 20 ]; then
+    build-fuzz/fuzz/$target -merge=1 "$corpus" "$work" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+done
+echo "fuzz: no crashes"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package offcore builds or runs with. Idempotent: a
+# second run only re-checks. Run as root (CI and the README do).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
+  # libraries
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libmicrohttpd-dev
+  libcurl4-openssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # what the software DPU drives at run time
+  iproute2 nftables iputils-ping procps util-linux
+  # tests, benchmarks and the demo
+  jq curl gnuplot-nox python3
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs packages with apt-get)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup.sh: all ${#packages[@]} packages present"

@@ -1,0 +1,50 @@
+// The SoC agent (`offcore agent --name N`): the node's supervisor and API
+// channel. `dpu up` starts it inside the SoC domain, so it and every service
+// it runs are accounted to the SoC.
+//
+// Threading: one loop thread owns everything here (docs/CONCURRENCY.md).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "agent/supervisor.h"
+#include "api/api_server.h"
+#include "base/config.h"
+#include "base/event_loop.h"
+#include "base/metrics.h"
+#include "dpu/node.h"
+#include "dpu/vf.h"
+
+namespace offcore {
+
+class Agent {
+ public:
+  Agent(Config config, NodeState node, NodeManager nodes);
+  ~Agent();
+
+  // Binds the API socket, registers every subsystem's routes, then runs
+  // until SIGTERM/SIGINT or POST /v1/shutdown.
+  Status run();
+
+ private:
+  // Explicit registration, one function per subsystem: no static magic.
+  void registerCoreRoutes();
+  void registerServiceRoutes();
+  void registerVfRoutes();
+  std::string servicesJson() const;
+  std::string renderMetrics();
+
+  Config config_;
+  NodeState node_;
+  NodeManager nodes_;
+  NodeLayout layout_;
+  EventLoop loop_;
+  std::unique_ptr<ApiServer> api_;
+  std::unique_ptr<Supervisor> supervisor_;
+  VfManager vfs_;
+  MetricsRegistry metrics_;
+  int signal_fd_ = -1;
+};
+
+}  // namespace offcore

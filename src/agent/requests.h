@@ -1,0 +1,17 @@
+// Parsers for the agent's API request bodies. They take untrusted bytes
+// (anything that can write to the socket) and either return a validated
+// spec or a one-line error; they are fuzzed (fuzz/api_request_fuzz.cc).
+#pragma once
+
+#include <string>
+
+#include "agent/supervisor.h"
+#include "base/result.h"
+#include "dpu/vf.h"
+
+namespace offcore {
+
+Result<ServiceSpec> parseServiceRequest(const std::string& body);
+Result<VfSpec> parseVfRequest(const std::string& body);
+
+}  // namespace offcore

@@ -1,0 +1,68 @@
+// Supervisor: runs the node's offloaded services as child processes of the
+// agent, so they inherit the SoC domain (namespace and cgroup). A service
+// that exits is restarted with exponential backoff; one that stays up for
+// kStableAfter has its backoff reset.
+//
+// Owned by the agent's loop thread; every member runs there.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+
+namespace offcore {
+
+struct ServiceSpec {
+  std::string name;               // [a-z0-9-], unique in the node
+  std::vector<std::string> argv;  // argv[0] found through PATH
+  bool restart = true;            // false: a clean exit ends the service
+};
+
+enum class ServiceState { kStarting, kRunning, kBackoff, kExited, kFailed };
+const char* toString(ServiceState state);
+
+struct ServiceStatus {
+  std::string name;
+  ServiceState state = ServiceState::kStarting;
+  pid_t pid = 0;
+  int restarts = 0;
+  int last_exit = 0;
+  std::vector<std::string> argv;
+};
+
+class Supervisor {
+ public:
+  static constexpr std::chrono::milliseconds kInitialBackoff{200};
+  static constexpr std::chrono::milliseconds kMaxBackoff{10000};
+  static constexpr std::chrono::milliseconds kStableAfter{10000};
+
+  Supervisor(EventLoop& loop, std::string log_dir);
+  ~Supervisor();
+
+  Status add(const ServiceSpec& spec);
+  // Stops the service (SIGTERM, then SIGKILL after grace) and forgets it.
+  Status remove(const std::string& name);
+  std::vector<ServiceStatus> list() const;
+  Result<ServiceStatus> get(const std::string& name) const;
+  // Sends SIGTERM to every service and waits up to grace for them to go.
+  void stopAll(std::chrono::milliseconds grace);
+
+ private:
+  struct Service;
+  void start(Service& s);
+  void onExit(const std::string& name);
+  void scheduleRestart(Service& s);
+
+  EventLoop& loop_;
+  std::string log_dir_;
+  std::map<std::string, std::unique_ptr<Service>> services_;
+};
+
+}  // namespace offcore

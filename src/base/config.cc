@@ -1,0 +1,55 @@
+#include "base/config.h"
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "base/files.h"
+
+namespace offcore {
+
+Result<Config> parseConfig(const std::string& json_text, const std::string& origin) {
+  Config cfg;
+  auto doc = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return makeError(origin + ": not a JSON object");
+  }
+  auto readString = [&](const char* key, std::string& into) -> Status {
+    if (!doc.contains(key)) return okStatus();
+    if (!doc[key].is_string()) return makeError(origin + ": field '" + key + "' must be a string");
+    into = doc[key].get<std::string>();
+    return okStatus();
+  };
+  OC_TRY(readString("run_root", cfg.run_root));
+  OC_TRY(readString("cgroup_root", cfg.cgroup_root));
+  OC_TRY(readString("fabric_netns", cfg.fabric_netns));
+  OC_TRY(readString("fabric_prefix", cfg.fabric_prefix));
+  OC_TRY(readString("host_link_prefix", cfg.host_link_prefix));
+  OC_TRY(readString("log_level", cfg.log_level));
+  if (doc.contains("agent_ready_timeout_ms")) {
+    if (!doc["agent_ready_timeout_ms"].is_number_integer())
+      return makeError(origin + ": field 'agent_ready_timeout_ms' must be an integer");
+    cfg.agent_ready_timeout_ms = doc["agent_ready_timeout_ms"].get<int>();
+  }
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    static const char* known[] = {"run_root",         "cgroup_root", "fabric_netns",
+                                  "fabric_prefix",    "host_link_prefix", "log_level",
+                                  "agent_ready_timeout_ms"};
+    bool ok = false;
+    for (const char* k : known) ok = ok || it.key() == k;
+    if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");
+  }
+  return cfg;
+}
+
+Result<Config> loadConfig() {
+  const char* env = std::getenv("OFFCORE_CONFIG");
+  std::string path = env ? env : "/etc/offcore/config.json";
+  if (!pathExists(path)) {
+    if (env) return makeError("OFFCORE_CONFIG names " + path + ", which does not exist");
+    return Config{};
+  }
+  OC_ASSIGN_OR_RETURN(std::string text, readFile(path));
+  return parseConfig(text, path);
+}
+
+}  // namespace offcore

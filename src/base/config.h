@@ -1,0 +1,29 @@
+// Machine-wide settings. Every field has an embedded default, so `offcore
+// demo` runs with no file at all; /etc/offcore/config.json (or the file named
+// by OFFCORE_CONFIG) overrides fields one by one.
+#pragma once
+
+#include <string>
+
+#include "base/result.h"
+
+namespace offcore {
+
+struct Config {
+  std::string run_root = "/run/offcore";  // per-node state: <run_root>/<node>/
+  std::string cgroup_root = "offcore";    // cgroups live under <controller>/<cgroup_root>/<node>/
+  // Fabric: the shared L2 segment standing in for the DPU's physical port.
+  std::string fabric_netns = "oc-fabric";
+  std::string fabric_prefix = "10.77";    // nodes 10.77.0.x, fabric hosts 10.77.1.x, /16
+  // Host-VF links: node i gets <host_link_prefix>.i.0/30 (SoC .1, host .2).
+  std::string host_link_prefix = "10.78";
+  int agent_ready_timeout_ms = 2000;
+  std::string log_level = "info";
+};
+
+// Loads defaults, then the config file if present. A malformed file is an
+// error naming the file and the field, never silently ignored.
+Result<Config> loadConfig();
+Result<Config> parseConfig(const std::string& json_text, const std::string& origin);
+
+}  // namespace offcore

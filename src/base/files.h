@@ -1,0 +1,37 @@
+// Small filesystem helpers that return Result instead of throwing.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace offcore {
+
+Result<std::string> readFile(const std::string& path);
+// Writes to path.tmp, fsyncs, renames: readers see the old or the new file.
+Status writeFileAtomic(const std::string& path, const std::string& data);
+// Plain write, for kernel files (cgroupfs, procfs) that must not be renamed.
+Status writeKernelFile(const std::string& path, const std::string& data);
+Status makeDirs(const std::string& path, unsigned mode = 0755);
+bool pathExists(const std::string& path);
+// Removes a tree; missing paths are fine.
+Status removeTree(const std::string& path);
+std::string trim(std::string s);
+std::vector<std::string> splitLines(const std::string& s);
+
+// An exclusive flock held for the object's lifetime.
+class FileLock {
+ public:
+  static Result<FileLock> acquire(const std::string& path);
+  FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  FileLock& operator=(FileLock&&) = delete;
+  FileLock(const FileLock&) = delete;
+  ~FileLock();
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+}  // namespace offcore

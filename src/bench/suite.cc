@@ -1,0 +1,19 @@
+#include "bench/suite.h"
+
+namespace offcore {
+
+void SuiteRegistry::add(std::unique_ptr<BenchSuite> suite) {
+  std::string n = suite->name();
+  suites_[n] = std::move(suite);
+}
+
+BenchSuite* SuiteRegistry::find(const std::string& name) const {
+  auto it = suites_.find(name);
+  return it == suites_.end() ? nullptr : it->second.get();
+}
+
+void registerBuiltinSuites(SuiteRegistry& registry, const Config& config) {
+  registry.add(makeDpuSuite(config));
+}
+
+}  // namespace offcore

@@ -1,0 +1,44 @@
+// Benchmark suites: one per subsystem, each comparing offcore with the
+// baseline a user would otherwise run. Suites register explicitly in
+// registerBuiltinSuites(); there is no static self-registration.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "base/config.h"
+#include "base/result.h"
+#include "bench/report.h"
+
+namespace offcore {
+
+struct BenchOptions {
+  int runs = 5;          // repetitions; reports quote medians
+  std::string out_dir = "bench/results";
+  bool quick = false;    // fewer/shorter runs, for smoke tests
+};
+
+class BenchSuite {
+ public:
+  virtual ~BenchSuite() = default;
+  virtual std::string name() const = 0;
+  virtual std::string summary() const = 0;
+  virtual Result<BenchReport> run(const BenchOptions& options) = 0;
+};
+
+class SuiteRegistry {
+ public:
+  void add(std::unique_ptr<BenchSuite> suite);
+  BenchSuite* find(const std::string& name) const;
+  const std::map<std::string, std::unique_ptr<BenchSuite>>& all() const { return suites_; }
+
+ private:
+  std::map<std::string, std::unique_ptr<BenchSuite>> suites_;
+};
+
+std::unique_ptr<BenchSuite> makeDpuSuite(const Config& config);
+
+void registerBuiltinSuites(SuiteRegistry& registry, const Config& config);
+
+}  // namespace offcore

@@ -1,0 +1,62 @@
+// Virtual functions: a veth pair per VF, the stand-in for an SR-IOV VF and
+// its representor. The VF end goes into the pod's namespace; the
+// representor (pf0vf<N>, the name mlx5 and friends use) stays in the SoC.
+//
+// Owned by the agent, which runs inside the SoC namespace, so "" below is
+// the SoC. Routing: each representor carries the pod gateway address
+// 169.254.1.1/32 and the SoC routes the pod's /32 to the representor, so
+// the pod reaches the SoC at L3 from the first packet. Policy comes later.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace offcore {
+
+struct VfSpec {
+  std::string netns;         // a name from `ip netns list`, or a path (/proc/PID/ns/net)
+  std::string ifname = "eth0";
+  std::string ip;            // CIDR for the VF end; "" = no address
+  std::string mac;           // "" = derived from the node and VF index
+};
+
+struct Vf {
+  int index = 0;
+  std::string representor;
+  std::string netns;
+  std::string ifname;
+  std::string ip;
+  std::string mac;
+};
+
+std::string vfsToJson(const std::vector<Vf>& vfs);
+
+class VfManager {
+ public:
+  // node_index keeps MACs unique across nodes on one fabric.
+  VfManager(std::string state_path, int node_index);
+
+  // Reloads vfs.json and drops entries whose representor is gone.
+  Status load();
+  Result<Vf> add(const VfSpec& spec);
+  // By representor name ("pf0vf3"), or "NETNS/IFNAME".
+  Status remove(const std::string& id);
+  const std::vector<Vf>& list() const { return vfs_; }
+
+  static constexpr const char* kPodGateway = "169.254.1.1";
+
+ private:
+  Status save() const;
+  std::string state_path_;
+  int node_index_;
+  std::vector<Vf> vfs_;
+};
+
+// Validation helpers, exposed for tests and the fuzzer.
+Status validateCidr(const std::string& cidr);
+Status validateMac(const std::string& mac);
+Status validateIfname(const std::string& ifname);
+
+}  // namespace offcore

@@ -1,0 +1,40 @@
+#include "agent/requests.h"
+
+#include <gtest/gtest.h>
+
+namespace offcore {
+namespace {
+
+TEST(RequestsTest, ServiceRequest) {
+  auto s = parseServiceRequest(R"({"name":"web","argv":["sleep","1"],"restart":false})");
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->name, "web");
+  EXPECT_EQ(s->argv, (std::vector<std::string>{"sleep", "1"}));
+  EXPECT_FALSE(s->restart);
+}
+
+TEST(RequestsTest, ServiceRequestErrorsNameTheField) {
+  EXPECT_EQ(parseServiceRequest("nope").error().message, "request body must be a JSON object");
+  EXPECT_EQ(parseServiceRequest("{}").error().message, "missing field 'name'");
+  EXPECT_EQ(parseServiceRequest(R"({"name":1})").error().message, "field 'name' must be a string");
+  EXPECT_EQ(parseServiceRequest(R"({"name":"a","argv":[]})").error().message,
+            "field 'argv' must be a non-empty array of strings");
+  EXPECT_EQ(parseServiceRequest(R"({"name":"a","argv":["x",2]})").error().message,
+            "field 'argv' must be a non-empty array of strings");
+  EXPECT_EQ(parseServiceRequest(R"({"name":"a","argv":["x"],"restart":"yes"})").error().message,
+            "field 'restart' must be true or false");
+}
+
+TEST(RequestsTest, VfRequest) {
+  auto v = parseVfRequest(R"({"netns":"pod1","ip":"10.0.0.2/24","mac":"02:00:00:00:00:02"})");
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(v->ifname, "eth0");
+  EXPECT_EQ(v->ip, "10.0.0.2/24");
+  EXPECT_FALSE(parseVfRequest(R"({"netns":""})").ok());
+  EXPECT_FALSE(parseVfRequest(R"({"netns":"p","ip":"10.0.0.2"})").ok());
+  EXPECT_FALSE(parseVfRequest(R"({"netns":"p","ifname":"a/b"})").ok());
+  EXPECT_FALSE(parseVfRequest(R"({"netns":"p","mac":"xx"})").ok());
+}
+
+}  // namespace
+}  // namespace offcore

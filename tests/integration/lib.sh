@@ -1,0 +1,77 @@
+# Shared helpers for the integration tests. Each test sources this file,
+# names everything it creates after its own PID, and registers cleanups that
+# run on any exit (trap), so a failing test leaves nothing behind.
+set -euo pipefail
+
+OFFCORE=${OFFCORE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/src/offcore}
+export OFFCORE
+ID=$(( $$ % 100000 ))
+CLEANUPS=()
+
+on_exit() {
+  local rc=$?
+  for (( i=${#CLEANUPS[@]}-1; i>=0; i-- )); do
+    eval "${CLEANUPS[$i]}" >/dev/null 2>&1 || true
+  done
+  if [ "$rc" -eq 0 ]; then echo "PASS: $(basename "$0")"; else echo "FAIL: $(basename "$0") (exit $rc)"; fi
+  exit "$rc"
+}
+trap on_exit EXIT
+
+cleanup() { CLEANUPS+=("$*"); }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "--- $*"; }
+
+oc() { "$OFFCORE" "$@"; }
+
+# Runs a command that must fail; its stderr must contain the given text.
+expect_fail() {
+  local want=$1; shift
+  local err rc=0
+  err=$("$@" 2>&1 >/dev/null) || rc=$?
+  [ "$rc" -ne 0 ] || fail "expected failure from: $*"
+  [[ "$err" == *"$want"* ]] || fail "error from '$*' was '$err', expected it to mention '$want'"
+  [ "$(printf '%s' "$err" | wc -l)" -le 1 ] || fail "error from '$*' is not one line: $err"
+  echo "ok (refused): $err"
+}
+
+# Float comparison: assert_cmp A OP B, with OP one of < <= > >=.
+assert_cmp() {
+  awk -v a="$1" -v b="$3" -v op="$2" 'BEGIN {
+    ok = (op == "<" && a < b) || (op == "<=" && a <= b) || (op == ">" && a > b) || (op == ">=" && a >= b);
+    exit ok ? 0 : 1 }' || fail "expected $1 $2 $3${4:+ ($4)}"
+}
+
+# Brings up a node and registers its teardown.
+node_up() {
+  local name=$1; shift
+  cleanup "\"$OFFCORE\" dpu down --name $name"
+  oc dpu up --name "$name" "$@"
+}
+
+netns_add() {
+  ip netns add "$1"
+  cleanup "ip netns delete $1"
+}
+
+# Everything a node owns must be gone: namespace, cgroups in every
+# hierarchy, run dir, fabric-side link.
+assert_node_gone() {
+  local name=$1
+  ! ip netns list | grep -qw "oc-$name-soc" || fail "netns oc-$name-soc left behind"
+  for h in /sys/fs/cgroup/*/offcore/$name /sys/fs/cgroup/offcore/$name; do
+    [ ! -e "$h" ] || fail "cgroup $h left behind"
+  done
+  [ ! -e "/run/offcore/$name" ] || fail "/run/offcore/$name left behind"
+  if ip netns list | grep -qw oc-fabric; then
+    ! ip -n oc-fabric link show "ocu-$name" >/dev/null 2>&1 || fail "fabric link ocu-$name left behind"
+  fi
+  ! ip link show "och-$name" >/dev/null 2>&1 || fail "host link och-$name left behind"
+  ! grep -q " /run/offcore/$name" /proc/self/mountinfo || fail "mount under /run/offcore/$name left behind"
+}
+
+status_field() { oc dpu status --name "$1" --json | jq -r "$2"; }
+
+# True while pid is a live process; a zombie waiting for init to reap it is
+# already dead for our purposes.
+alive() { [ -e "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
