@@ -8,11 +8,13 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
   # libraries
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libmicrohttpd-dev
-  libcurl4-openssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcurl4-openssl-dev libisal-dev libgtest-dev libgmock-dev libbenchmark-dev
   # what the software DPU drives at run time
   iproute2 nftables iputils-ping procps util-linux
+  # FUSE disks (src/disk)
+  libfuse3-dev fuse3
   # tests, benchmarks and the demo
-  jq curl gnuplot-nox python3
+  jq curl gnuplot-nox python3 fio e2fsprogs
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -14,6 +14,7 @@ BenchSuite* SuiteRegistry::find(const std::string& name) const {
 
 void registerBuiltinSuites(SuiteRegistry& registry, const Config& config) {
   registry.add(makeDpuSuite(config));
+  registry.add(makeStorageSuite(config));
 }
 
 }  // namespace offcore

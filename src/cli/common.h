@@ -40,6 +40,9 @@ void registerAgentCommand(CLI::App& app, CliContext& ctx);
 void registerDpuCommands(CLI::App& app, CliContext& ctx);
 void registerFabricCommands(CLI::App& app, CliContext& ctx);
 void registerBenchCommands(CLI::App& app, CliContext& ctx);
+void registerTargetCommands(CLI::App& app, CliContext& ctx);
+void registerVolumeCommands(CLI::App& app, CliContext& ctx);
+void registerDiskCommands(CLI::App& app, CliContext& ctx);
 void registerDemoCommand(CLI::App& app, CliContext& ctx);
 
 // `dpu top`; in its own file because of the terminal handling.

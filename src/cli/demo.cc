@@ -53,7 +53,8 @@ int runDemo(CliContext& ctx, const std::string& name) {
     return fail("demo", makeError("node '" + name + "' exists already; remove it with `offcore dpu down --name " +
                                   name + "` or pass --name"));
   }
-  const std::string ext = name + "-ext";
+  // The fabric host's name must fit the 10-character limit too.
+  const std::string ext = name.substr(0, 6) + "-ext";
   // Line-buffered, so our lines and the children's (ping) interleave in order.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   // Ctrl-C must still run the cleanup: turn it into an orderly return.

@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   registerAgentCommand(app, ctx);
   registerDpuCommands(app, ctx);
   registerFabricCommands(app, ctx);
+  registerTargetCommands(app, ctx);
+  registerVolumeCommands(app, ctx);
+  registerDiskCommands(app, ctx);
   registerBenchCommands(app, ctx);
   registerDemoCommand(app, ctx);
 

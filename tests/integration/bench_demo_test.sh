@@ -6,7 +6,7 @@ out=$(mktemp -d); cleanup "rm -rf $out"
 step "offcore demo"
 D=dm$ID
 cleanup "\"$OFFCORE\" dpu down --name $D"
-cleanup "\"$OFFCORE\" fabric host del $D-ext"
+cleanup "\"$OFFCORE\" fabric host del ${D:0:6}-ext"
 oc demo --name "$D" | tee "$out/demo.log"
 grep -q "restarts 1" "$out/demo.log" || fail "demo did not show a restart"
 grep -q "gone" "$out/demo.log" || fail "demo did not tear down"

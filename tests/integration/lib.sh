@@ -75,3 +75,40 @@ status_field() { oc dpu status --name "$1" --json | jq -r "$2"; }
 # True while pid is a live process; a zombie waiting for init to reap it is
 # already dead for our purposes.
 alive() { [ -e "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+
+# Starts a storage gateway in fabric host $1 on its address, port 4420, with
+# data under $2; registers its teardown. Sets GW_IP and GW_PID.
+gateway_up() {
+  local host=$1 data=$2 extra=${3:-}
+  oc fabric host add "$host" >/dev/null
+  cleanup "\"$OFFCORE\" fabric host del $host"
+  GW_IP=$(oc fabric host list --json | jq -r --arg h "$host" '.[] | select(.name==$h) | .ip'); GW_IP=${GW_IP%/*}
+  gateway_start "$host" "$data" $extra
+  cleanup "gateway_stop"
+}
+
+gateway_start() {
+  local host=$1 data=$2; shift 2
+  setsid "$OFFCORE" fabric exec "$host" -- "$OFFCORE" target serve --listen "$GW_IP:4420" --data "$data" \
+    --name "$host" "$@" >>"$data.log" 2>&1 &
+  GW_PID=$!
+  for _ in $(seq 100); do
+    [ -S "/run/offcore/targets/$host/api.sock" ] && \
+      curl -sf --unix-socket "/run/offcore/targets/$host/api.sock" http://x/v1/target >/dev/null && return 0
+    sleep 0.05
+  done
+  fail "gateway $host did not start: $(tail -3 "$data.log")"
+}
+
+gateway_stop() {
+  [ -n "${GW_PID:-}" ] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
+  GW_PID=
+}
+
+# Loop device over a disk file; registers its detach.
+loop_attach() {
+  local l
+  l=$(losetup --find --show "$1")
+  cleanup "losetup -d $l"
+  echo "$l"
+}

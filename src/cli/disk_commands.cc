@@ -1,0 +1,260 @@
+// `offcore disk ...`: attach an NVMe/TCP namespace to a node. The initiator
+// and the FUSE block file run as a supervised service of the node's agent,
+// so they live in the SoC domain; the host sees only the file
+// /run/offcore/<node>/disks/<name> (the "NVMe disk the DPU presents").
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "api/api_client.h"
+#include "base/files.h"
+#include "base/json.h"
+#include "base/subprocess.h"
+#include "cli/common.h"
+#include "disk/fuse_disk.h"
+#include "dpu/mounts.h"
+#include "dpu/node.h"
+#include "nvme/crc32c.h"
+#include "nvme/host/host.h"
+
+namespace offcore {
+
+using nlohmann::json;
+
+namespace {
+
+struct DiskUri {
+  std::string address;
+  uint16_t port = 4420;
+  std::string nqn;
+};
+
+Result<DiskUri> parseDiskUri(const std::string& uri) {
+  const std::string scheme = "nvme-tcp://";
+  auto bad = [&](const std::string& why) {
+    return makeError("bad disk URI '" + uri + "': " + why + " (use nvme-tcp://ADDR:PORT/NQN)");
+  };
+  if (uri.rfind(scheme, 0) != 0) return bad("it must start with nvme-tcp://");
+  std::string rest = uri.substr(scheme.size());
+  auto slash = rest.find('/');
+  if (slash == std::string::npos || slash + 1 >= rest.size()) return bad("no NQN after the address");
+  DiskUri d;
+  std::string hostport = rest.substr(0, slash);
+  d.nqn = rest.substr(slash + 1);
+  auto colon = hostport.rfind(':');
+  d.address = colon == std::string::npos ? hostport : hostport.substr(0, colon);
+  if (colon != std::string::npos) {
+    std::string port = hostport.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) > 65535) {
+      return bad("bad port");
+    }
+    d.port = static_cast<uint16_t>(std::stoi(port));
+  }
+  if (d.nqn.size() > 223) return bad("the NQN is longer than 223 bytes");
+  return d;
+}
+
+std::string nodeHostNqn(const std::string& node) { return "nqn.2026-11.io.offcore:node:" + node; }
+
+std::array<uint8_t, 16> nodeHostId(const std::string& node) {
+  std::array<uint8_t, 16> id{};
+  for (int i = 0; i < 4; ++i) {
+    std::string salted = node + "#" + std::to_string(i);
+    nvme::putLe32(id.data() + 4 * i, nvme::crc32c(reinterpret_cast<const uint8_t*>(salted.data()), salted.size()));
+  }
+  return id;
+}
+
+std::string disksDir(const CliContext& ctx, const std::string& node) { return ctx.config.run_root + "/" + node + "/disks"; }
+
+bool isMounted(const std::string& path) {
+  for (const auto& m : mountsBelow(path)) {
+    if (m == path) return true;
+  }
+  return false;
+}
+
+int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& file, const std::string& node,
+              int queues, int depth, int io_timeout_s) {
+  auto d = parseDiskUri(uri);
+  if (!d.ok()) return fail("disk serve", d.error());
+  // Stop signals go to the signalfd only: block them before threads start.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  nvme::HostOptions o;
+  o.host_nqn = nodeHostNqn(node);
+  o.host_id = nodeHostId(node);
+  o.io_queues = queues;
+  o.queue_depth = static_cast<uint32_t>(depth);
+  o.io_timeout = std::chrono::seconds(io_timeout_s);
+  auto host = nvme::NvmeTcpHost::connect(d->address, d->port, d->nqn, o);
+  if (!host.ok()) return fail("disk serve", host.error());
+  auto disk = FuseDisk::mount(file, *host);
+  if (!disk.ok()) return fail("disk serve", disk.error());
+  json info{{"uri", uri}, {"nqn", d->nqn}, {"file", file}, {"size_bytes", (*host)->sizeBytes()},
+            {"block_size", (*host)->blockSize()}, {"host_nqn", o.host_nqn}, {"pid", ::getpid()}};
+  (void)writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n");
+  std::printf("disk %s: %s (%llu bytes) via %s:%u\n", file.c_str(), d->nqn.c_str(),
+              static_cast<unsigned long long>((*host)->sizeBytes()), d->address.c_str(), d->port);
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&mask, &sig);
+  disk->reset();  // unmount first, then drop the association
+  (*host)->close();
+  std::remove((file + ".json").c_str());
+  return 0;
+}
+
+}  // namespace
+
+void registerDiskCommands(CLI::App& app, CliContext& ctx) {
+  auto* disk = app.add_subcommand("disk", "NVMe/TCP disks a node's SoC presents to its host");
+  disk->require_subcommand(1);
+
+  struct Opts {
+    std::string uri, node, name, file;
+    int queues = 2, depth = 32, io_timeout = 30;
+    bool json = false;
+  };
+  auto a = std::make_shared<Opts>();
+  auto* attach = disk->add_subcommand("attach", "attach nvme-tcp://ADDR:PORT/NQN as /run/offcore/NODE/disks/NAME");
+  attach->add_option("uri", a->uri, "nvme-tcp://ADDR:PORT/NQN")->required();
+  attach->add_option("--node", a->node, "the node whose SoC runs the initiator")->required();
+  attach->add_option("--name", a->name, "disk name (default: the volume name)");
+  attach->add_option("--queues", a->queues, "I/O queues")->capture_default_str();
+  attach->add_option("--queue-depth", a->depth, "commands per queue")->capture_default_str();
+  attach->add_option("--io-timeout", a->io_timeout, "seconds I/O waits for a lost target before failing")
+      ->capture_default_str();
+  attach->add_flag("--json", a->json, "print the disk as JSON");
+  attach->callback([&ctx, a] {
+    ctx.action = [&ctx, a] {
+      auto d = parseDiskUri(a->uri);
+      if (!d.ok()) return fail("disk attach", d.error());
+      std::string name = a->name;
+      if (name.empty()) name = d->nqn.substr(d->nqn.rfind(':') + 1);
+      if (name.empty() || name.size() > 48 || name.find_first_of("/ ") != std::string::npos) {
+        return fail("disk attach", makeError("bad disk name '" + name + "'; pass --name"));
+      }
+      auto nodes = NodeManager::create(ctx.config);
+      if (!nodes.ok()) return fail("disk attach", nodes.error());
+      auto st = nodes->state(a->node);
+      if (!st.ok()) return fail("disk attach", st.error());
+      std::string file = disksDir(ctx, a->node) + "/" + name;
+      if (pathExists(file + ".json") || isMounted(file)) {
+        return fail("disk attach", makeError("node " + a->node + " already has a disk '" + name + "' (see `offcore disk list`)"));
+      }
+      (void)makeDirs(disksDir(ctx, a->node));
+      ApiClient agent(nodes->layout(a->node).api_socket, 10000);
+      json body{{"name", "disk-" + name},
+                {"argv", {selfExe(), "disk", "serve", a->uri, "--file", file, "--node", a->node, "--queues",
+                          std::to_string(a->queues), "--queue-depth", std::to_string(a->depth), "--io-timeout",
+                          std::to_string(a->io_timeout)}}};
+      auto added = agent.call("POST", "/v1/services", dumpJson(body));
+      if (!added.ok()) return fail("disk attach", added.error());
+      // Ready once the FUSE file answers; the service log says why if not.
+      std::string log = ctx.config.run_root + "/" + a->node + "/disk-" + name + ".log";
+      for (int i = 0; i < 200; ++i) {
+        if (pathExists(file + ".json") && isMounted(file)) {
+          auto info = readFile(file + ".json");
+          if (a->json) std::printf("%s", info.valueOr("{}").c_str());
+          else std::printf("attached %s at %s\n", d->nqn.c_str(), file.c_str());
+          return 0;
+        }
+        auto svc = agent.call("GET", "/v1/services/disk-" + name);
+        auto sj = json::parse(svc.valueOr("{}"), nullptr, false);
+        if (!sj.is_discarded() && sj.value("restarts", 0) > 0) break;  // it failed once: report it
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      (void)agent.call("DELETE", "/v1/services/disk-" + name);
+      auto lines = splitLines(readFile(log).valueOr(""));
+      std::string why = lines.empty() ? "no output" : lines.back();
+      return fail("disk attach", makeError("the disk did not come up: " + why));
+    };
+  });
+
+  auto s = std::make_shared<Opts>();
+  auto* serve = disk->add_subcommand("serve", "run one disk's initiator and FUSE file (started by `disk attach`)");
+  serve->add_option("uri", s->uri, "nvme-tcp://ADDR:PORT/NQN")->required();
+  serve->add_option("--file", s->file, "the block file to serve")->required();
+  serve->add_option("--node", s->node, "node name (for the host NQN)")->required();
+  serve->add_option("--queues", s->queues, "I/O queues");
+  serve->add_option("--queue-depth", s->depth, "commands per queue");
+  serve->add_option("--io-timeout", s->io_timeout, "seconds");
+  serve->callback([&ctx, s] {
+    ctx.action = [&ctx, s] { return serveDisk(ctx, s->uri, s->file, s->node, s->queues, s->depth, s->io_timeout); };
+  });
+
+  auto dt = std::make_shared<Opts>();
+  auto* detach = disk->add_subcommand("detach", "unmount and detach a disk");
+  detach->add_option("name", dt->name, "disk name")->required();
+  detach->add_option("--node", dt->node, "node")->required();
+  detach->callback([&ctx, dt] {
+    ctx.action = [&ctx, dt] {
+      auto nodes = NodeManager::create(ctx.config);
+      if (!nodes.ok()) return fail("disk detach", nodes.error());
+      auto st = nodes->state(dt->node);
+      if (!st.ok()) return fail("disk detach", st.error());
+      std::string file = disksDir(ctx, dt->node) + "/" + dt->name;
+      ApiClient agent(nodes->layout(dt->node).api_socket, 15000);
+      auto r = agent.call("DELETE", "/v1/services/disk-" + dt->name);
+      if (!r.ok() && !isMounted(file)) return fail("disk detach", r.error());
+      // The service unmounts on SIGTERM; make sure, for a daemon that died.
+      for (int i = 0; i < 50 && isMounted(file); ++i) {
+        (void)runCapture({"fusermount3", "-u", file});
+        if (isMounted(file)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (isMounted(file)) (void)unmountBelow(file);
+      std::remove(file.c_str());
+      std::remove((file + ".json").c_str());
+      std::printf("disk %s detached from node %s\n", dt->name.c_str(), dt->node.c_str());
+      return 0;
+    };
+  });
+
+  auto l = std::make_shared<Opts>();
+  auto* list = disk->add_subcommand("list", "attached disks");
+  list->add_option("--node", l->node, "node (default: every node)");
+  list->add_flag("--json", l->json, "machine-readable output");
+  list->callback([&ctx, l] {
+    ctx.action = [&ctx, l] {
+      auto nodes = NodeManager::create(ctx.config);
+      if (!nodes.ok()) return fail("disk list", nodes.error());
+      std::vector<std::string> names = l->node.empty() ? nodes->list() : std::vector<std::string>{l->node};
+      json arr = json::array();
+      for (const auto& n : names) {
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(disksDir(ctx, n), ec)) {
+          if (e.path().extension() != ".json") continue;
+          auto j = json::parse(readFile(e.path().string()).valueOr("{}"), nullptr, false);
+          if (j.is_discarded()) continue;
+          j["node"] = n;
+          j["name"] = e.path().stem().string();
+          j["mounted"] = isMounted(j.value("file", ""));
+          arr.push_back(j);
+        }
+      }
+      if (l->json) {
+        std::printf("%s\n", dumpJson(arr, 2).c_str());
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows{{"NODE", "DISK", "SIZE", "FILE", "NQN"}};
+      for (const auto& d : arr) {
+        rows.push_back({d.value("node", ""), d.value("name", ""), humanBytes(d.value("size_bytes", 0ULL)),
+                        d.value("file", ""), d.value("nqn", "")});
+      }
+      std::printf("%s", renderTable(rows).c_str());
+      return 0;
+    };
+  });
+}
+
+}  // namespace offcore

@@ -1,0 +1,70 @@
+// Internal: the state FUSE callbacks of a FuseDisk see, shared by the
+// callbacks (fuse_disk_ops.cc) and the mount life cycle (fuse_disk.cc).
+#pragma once
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "disk/byte_range_io.h"
+#include "disk/fuse_disk.h"
+
+namespace offcore {
+
+// Requests up to 1 MiB each way: the most libfuse's default receive buffer
+// takes (256 pages), and what a loop device with direct I/O sends in one piece.
+inline constexpr unsigned kFuseDiskMaxIo = 1u << 20;
+
+struct FuseDisk::Server {
+  Server(std::string p, std::shared_ptr<BlockDevice> dev, const FuseDiskOptions& opts)
+      : path(std::move(p)), device(dev), io(dev), options(opts), size(dev->sizeBytes()),
+        block_size(dev->blockSize()) {}
+
+  const std::string path;
+  const std::shared_ptr<BlockDevice> device;
+  ByteRangeIo io;
+  const FuseDiskOptions options;
+  const uint64_t size;
+  const uint32_t block_size;
+  uid_t uid = ::geteuid();
+  gid_t gid = ::getegid();
+  struct timespec mounted_at {};
+
+  fuse_session* session = nullptr;
+  std::thread loop;
+  unsigned long conn_id = 0;  // the fusectl directory name (kernel dev_t)
+
+  std::atomic<uint64_t> reads{0}, writes{0}, flushes{0}, discards{0}, write_zeroes{0};
+  std::atomic<uint64_t> bytes_read{0}, bytes_written{0}, errors{0};
+
+  // The root inode: the disk file itself.
+  struct stat attr() const {
+    struct stat st {};
+    st.st_ino = FUSE_ROOT_ID;
+    st.st_mode = S_IFREG | (options.mode & 0777);
+    st.st_nlink = 1;
+    st.st_uid = uid;
+    st.st_gid = gid;
+    st.st_size = static_cast<off_t>(size);
+    st.st_blksize = block_size;
+    st.st_blocks = static_cast<blkcnt_t>(size / 512);
+    st.st_atim = st.st_mtim = st.st_ctim = mounted_at;
+    return st;
+  }
+
+  // Counts and logs (the first few, then every 1000th) a failed request;
+  // returns the errno to answer it with.
+  int fail(const char* op, uint64_t off, uint64_t len, const Error& e);
+};
+
+// The callbacks; userdata is the Server.
+fuse_lowlevel_ops fuseDiskOps();
+
+}  // namespace offcore

@@ -1,0 +1,300 @@
+#include "gateway/gateway.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/files.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "dpu/node_state.h"
+#include "nvme/crc32c.h"
+
+namespace offcore {
+
+using nlohmann::json;
+
+namespace {
+
+// Stable identifiers derived from the NQN: the same volume keeps its serial
+// and NGUID across gateway restarts, so hosts recognise their disk.
+std::array<uint8_t, 16> nguidFor(const std::string& nqn) {
+  std::array<uint8_t, 16> id{};
+  for (int i = 0; i < 4; ++i) {
+    std::string salted = nqn + "#" + std::to_string(i);
+    uint32_t c = nvme::crc32c(reinterpret_cast<const uint8_t*>(salted.data()), salted.size());
+    nvme::putLe32(id.data() + 4 * i, c);
+  }
+  return id;
+}
+
+std::string serialFor(const std::string& nqn) {
+  auto id = nguidFor(nqn);
+  char buf[21];
+  std::snprintf(buf, sizeof buf, "OC%02X%02X%02X%02X%02X%02X%02X%02X%01X", id[0], id[1], id[2], id[3], id[4], id[5],
+                id[6], id[7], id[8] & 0xF);
+  return buf;
+}
+
+Result<json> body(const ApiRequest& req) {
+  auto doc = json::parse(req.body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return makeError("request body must be a JSON object");
+  return doc;
+}
+
+Result<std::string> stringField(const json& doc, const char* key) {
+  auto it = doc.find(key);
+  if (it == doc.end() || !it->is_string()) return makeError(std::string("field '") + key + "' must be a string");
+  return it->get<std::string>();
+}
+
+Result<uint64_t> sizeField(const json& doc, const char* key) {
+  auto it = doc.find(key);
+  if (it == doc.end()) return makeError(std::string("missing field '") + key + "'");
+  if (it->is_number_unsigned()) return it->get<uint64_t>();
+  if (it->is_string()) return parseByteSize(it->get<std::string>());
+  return makeError(std::string("field '") + key + "' must be a size like \"10G\"");
+}
+
+ApiResponse errorFor(const Error& e) {
+  int status = 400;
+  if (e.code == ENOENT) status = 404;
+  else if (e.code == EEXIST || e.code == EBUSY) status = 409;
+  else if (e.code == ENOSPC) status = 507;
+  return ApiResponse::error(status, e.message);
+}
+
+}  // namespace
+
+std::string volumeNqn(const std::string& gateway, const std::string& volume) {
+  return "nqn.2026-11.io.offcore:" + gateway + ":" + volume;
+}
+
+std::string gatewaySocketPath(const std::string& run_root, const std::string& name) {
+  return run_root + "/targets/" + name + "/api.sock";
+}
+
+Result<std::string> resolveGatewaySocket(const std::string& run_root, const std::string& target) {
+  if (target.find('/') != std::string::npos) return target;
+  std::string dir = run_root + "/targets";
+  if (target.find(':') == std::string::npos) {
+    std::string sock = gatewaySocketPath(run_root, target);
+    if (!pathExists(sock)) {
+      return makeError("no running gateway '" + target + "' (start one with `offcore target serve --name " + target +
+                       " ...`)");
+    }
+    return sock;
+  }
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    auto info = readFile(e.path().string() + "/target.json");
+    if (!info.ok()) continue;
+    auto j = json::parse(*info, nullptr, false);
+    if (j.is_discarded()) continue;
+    std::string listen = j.value("listen", "");
+    std::string port = std::to_string(j.value("port", 0));
+    if (listen + ":" + port == target || ("0.0.0.0:" + port == listen + ":" + port &&
+                                          target.substr(target.rfind(':') + 1) == port)) {
+      return e.path().string() + "/api.sock";
+    }
+  }
+  return makeError("no running gateway listens on " + target + " (see `offcore target list`)");
+}
+
+StorageGateway::StorageGateway(GatewayConfig config) : config_(std::move(config)) {}
+
+StorageGateway::~StorageGateway() {
+  api_.reset();
+  if (target_) target_->stop();
+  if (signal_fd_ >= 0) ::close(signal_fd_);
+  ::unlink((config_.run_root + "/targets/" + config_.name + "/target.json").c_str());
+}
+
+std::string StorageGateway::apiSocket() const { return gatewaySocketPath(config_.run_root, config_.name); }
+
+Status StorageGateway::exportVolume(const std::string& name) {
+  OC_ASSIGN_OR_RETURN(VolumeInfo info, store_->info(name));
+  OC_ASSIGN_OR_RETURN(std::shared_ptr<BlockDevice> dev, store_->openVolume(name));
+  std::string nqn = volumeNqn(config_.name, name);
+  nvme::Namespace ns;
+  ns.nsid = 1;
+  ns.device = std::move(dev);
+  ns.nguid = nguidFor(nqn);
+  ns.read_only = info.read_only;
+  registry_->add(std::make_shared<nvme::Subsystem>(nqn, serialFor(nqn), std::vector<nvme::Namespace>{ns},
+                                                   info.allowed_hosts));
+  return okStatus();
+}
+
+void StorageGateway::unexportVolume(const std::string& name) {
+  std::string nqn = volumeNqn(config_.name, name);
+  target_->disconnectSubsystem(nqn);
+  registry_->remove(nqn);
+}
+
+std::string StorageGateway::volumeJson(const VolumeInfo& v) const {
+  std::string nqn = volumeNqn(config_.name, v.name);
+  json j{{"name", v.name},
+         {"nqn", nqn},
+         {"size_bytes", v.size_bytes},
+         {"allocated_bytes", v.allocated_bytes},
+         {"read_only", v.read_only},
+         {"parent", v.parent ? json(*v.parent) : json(nullptr)},
+         {"clones", v.clones},
+         {"allowed_hosts", v.allowed_hosts},
+         {"controllers", target_->connectionsFor(nqn)},
+         {"uri", "nvme-tcp://" + config_.listen_addr + ":" + std::to_string(target_->port()) + "/" + nqn}};
+  return dumpJson(j);
+}
+
+void StorageGateway::registerRoutes() {
+  api_->route("GET", "/v1/target", [this](const ApiRequest&) {
+    auto st = store_->stats();
+    json ctrls = json::array();
+    for (const auto& c : target_->controllers()) {
+      ctrls.push_back({{"cntlid", c.cntlid}, {"subnqn", c.subnqn}, {"hostnqn", c.hostnqn}, {"io_queues", c.io_queues}});
+    }
+    json j{{"name", config_.name}, {"listen", config_.listen_addr}, {"port", target_->port()},
+           {"data", config_.data_dir}, {"capacity_bytes", st.capacity_bytes}, {"allocated_bytes", st.allocated_bytes},
+           {"volumes", st.volumes}, {"controllers", ctrls}};
+    return ApiResponse::json(200, dumpJson(j) + "\n");
+  });
+  api_->route("GET", "/v1/volumes", [this](const ApiRequest&) {
+    std::string out = "[";
+    bool first = true;
+    for (const auto& v : store_->list()) {
+      out += (first ? "" : ",") + volumeJson(v);
+      first = false;
+    }
+    return ApiResponse::json(200, out + "]\n");
+  });
+  api_->route("GET", "/v1/volumes/", [this](const ApiRequest& req) {
+    auto v = store_->info(req.tail);
+    if (!v.ok()) return errorFor(v.error());
+    return ApiResponse::json(200, volumeJson(*v) + "\n");
+  });
+  api_->route("POST", "/v1/volumes", [this](const ApiRequest& req) {
+    auto doc = body(req);
+    if (!doc.ok()) return ApiResponse::error(400, doc.error().message);
+    auto name = stringField(*doc, "name");
+    if (!name.ok()) return ApiResponse::error(400, name.error().message);
+    auto size = sizeField(*doc, "size");
+    if (!size.ok()) return ApiResponse::error(400, size.error().message);
+    if (auto s = store_->create(*name, *size); !s.ok()) return errorFor(s.error());
+    if (doc->contains("allowed_hosts") && (*doc)["allowed_hosts"].is_array()) {
+      std::vector<std::string> hosts;
+      for (const auto& h : (*doc)["allowed_hosts"]) {
+        if (h.is_string()) hosts.push_back(h.get<std::string>());
+      }
+      if (auto s = store_->setAllowedHosts(*name, hosts); !s.ok()) return errorFor(s.error());
+    }
+    if (auto s = exportVolume(*name); !s.ok()) return errorFor(s.error());
+    return ApiResponse::json(201, volumeJson(*store_->info(*name)) + "\n");
+  });
+  api_->route("DELETE", "/v1/volumes/", [this](const ApiRequest& req) {
+    std::string name = req.tail;
+    auto info = store_->info(name);
+    if (!info.ok()) return errorFor(info.error());
+    if (!info->clones.empty()) {
+      std::string list;
+      for (const auto& c : info->clones) list += (list.empty() ? "" : ", ") + c;
+      return ApiResponse::error(409, "'" + name + "' has clones: " + list + "; delete them first");
+    }
+    int attached = target_->connectionsFor(volumeNqn(config_.name, name));
+    bool force = req.query.count("force") && req.query.at("force") == "true";
+    if (attached > 0 && !force) {
+      return ApiResponse::error(409, "'" + name + "' is attached by " + std::to_string(attached) +
+                                         " host(s); detach it first or delete with --force");
+    }
+    unexportVolume(name);
+    if (auto s = store_->remove(name); !s.ok()) {
+      (void)exportVolume(name);
+      return errorFor(s.error());
+    }
+    return ApiResponse::json(200, "{\"ok\":true}\n");
+  });
+  api_->route("POST", "/v1/volumes/", [this](const ApiRequest& req) {
+    // /v1/volumes/NAME/{snapshot,clone,resize,hosts}
+    auto slash = req.tail.find('/');
+    if (slash == std::string::npos) return ApiResponse::error(404, "use /v1/volumes/NAME/ACTION");
+    std::string name = req.tail.substr(0, slash), action = req.tail.substr(slash + 1);
+    auto doc = body(req);
+    if (!doc.ok()) return ApiResponse::error(400, doc.error().message);
+    if (action == "snapshot" || action == "clone") {
+      auto target = stringField(*doc, "name");
+      if (!target.ok()) return ApiResponse::error(400, target.error().message);
+      Status s = action == "snapshot" ? store_->snapshot(name, *target) : store_->clone(name, *target);
+      if (!s.ok()) return errorFor(s.error());
+      if (auto e = exportVolume(*target); !e.ok()) return errorFor(e.error());
+      return ApiResponse::json(201, volumeJson(*store_->info(*target)) + "\n");
+    }
+    if (action == "resize") {
+      auto size = sizeField(*doc, "size");
+      if (!size.ok()) return ApiResponse::error(400, size.error().message);
+      if (auto s = store_->resize(name, *size); !s.ok()) return errorFor(s.error());
+      target_->notifyNamespaceChanged(volumeNqn(config_.name, name), 1);
+      return ApiResponse::json(200, volumeJson(*store_->info(name)) + "\n");
+    }
+    if (action == "hosts") {
+      auto it = doc->find("allowed_hosts");
+      if (it == doc->end() || !it->is_array()) return ApiResponse::error(400, "field 'allowed_hosts' must be an array");
+      std::vector<std::string> hosts;
+      for (const auto& h : *it) {
+        if (!h.is_string()) return ApiResponse::error(400, "field 'allowed_hosts' must hold strings");
+        hosts.push_back(h.get<std::string>());
+      }
+      if (auto s = store_->setAllowedHosts(name, hosts); !s.ok()) return errorFor(s.error());
+      if (auto sub = registry_->find(volumeNqn(config_.name, name))) sub->setAllowedHosts(hosts);
+      return ApiResponse::json(200, volumeJson(*store_->info(name)) + "\n");
+    }
+    return ApiResponse::error(404, "unknown volume action '" + action + "' (snapshot, clone, resize, hosts)");
+  });
+}
+
+Status StorageGateway::start() {
+  // Block the stop signals before any thread starts, so every poll group
+  // inherits the mask and only the signalfd sees them.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd_ < 0) return errnoError("signalfd");
+  OC_TRY(loop_.init());
+  OC_TRY(makeDirs(config_.data_dir, 0700));
+  OC_ASSIGN_OR_RETURN(store_, VolumeStore::open(config_.data_dir, config_.capacity_bytes));
+  registry_ = std::make_shared<nvme::SubsystemRegistry>();
+  for (const auto& v : store_->list()) OC_TRY(exportVolume(v.name));
+  nvme::TargetConfig tc;
+  tc.listen_addr = config_.listen_addr;
+  tc.port = config_.port;
+  tc.poll_groups = config_.poll_groups;
+  target_ = std::make_unique<nvme::NvmeTcpTarget>(tc, registry_);
+  OC_TRY(target_->start());
+
+  std::string dir = config_.run_root + "/targets/" + config_.name;
+  OC_TRY(makeDirs(dir, 0700));
+  api_ = std::make_unique<ApiServer>(loop_);
+  registerRoutes();
+  OC_TRY(api_->listenUnix(apiSocket()));
+  json info{{"name", config_.name}, {"listen", config_.listen_addr}, {"port", target_->port()},
+            {"data", config_.data_dir}, {"pid", ::getpid()}};
+  OC_TRY(writeFileAtomic(dir + "/target.json", dumpJson(info, 2) + "\n"));
+  spdlog::info("gateway {}: {} volumes, NVMe/TCP on {}:{}, API {}", config_.name, store_->list().size(),
+               config_.listen_addr, target_->port(), apiSocket());
+  return okStatus();
+}
+
+Status StorageGateway::run() {
+  OC_TRY(loop_.watchFd(signal_fd_, EPOLLIN, [this](uint32_t) { loop_.stop(); }));
+  Status s = loop_.run();
+  target_->stop();
+  (void)store_->checkpoint();
+  return s;
+}
+
+}  // namespace offcore

@@ -1,0 +1,430 @@
+#include "nvme/host/host.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/log.h"
+
+namespace offcore::nvme {
+namespace {
+
+constexpr uint32_t kAdminInCapsule = 8192 - kSqeSize;  // NVME_TCP_ADMIN_CCSZ less the SQE
+constexpr uint32_t kAdminDepth = 32;
+
+Sqe fabricsConnect(uint16_t qid, uint16_t sqsize, uint32_t kato) {
+  Sqe s;
+  s.b[0] = kFabricsCommand;
+  s.b[4] = kFctConnect;
+  putLe16(s.b + 40, 0);  // RECFMT
+  putLe16(s.b + 42, qid);
+  putLe16(s.b + 44, sqsize);
+  s.b[46] = 0;  // CATTR
+  putLe32(s.b + 48, kato);
+  return s;
+}
+
+std::vector<uint8_t> connectData(const HostOptions& o, uint16_t cntlid, const std::string& subnqn) {
+  std::vector<uint8_t> d(kConnectDataSize, 0);
+  std::copy(o.host_id.begin(), o.host_id.end(), d.begin());
+  putLe16(d.data() + 16, cntlid);
+  std::memcpy(d.data() + kConnectDataSubnqn, subnqn.data(), std::min<size_t>(subnqn.size(), 255));
+  std::memcpy(d.data() + kConnectDataHostnqn, o.host_nqn.data(), std::min<size_t>(o.host_nqn.size(), 255));
+  return d;
+}
+
+Sqe property(uint8_t fctype, uint32_t ofst, uint8_t size, uint64_t value = 0) {
+  Sqe s;
+  s.b[0] = kFabricsCommand;
+  s.b[4] = fctype;
+  s.b[40] = size;
+  putLe32(s.b + 44, ofst);
+  if (fctype == kFctPropertySet) putLe64(s.b + 48, value);
+  return s;
+}
+
+Sqe adminSqe(uint8_t opcode, uint32_t nsid = 0) {
+  Sqe s;
+  s.b[0] = opcode;
+  putLe32(s.b + 4, nsid);
+  return s;
+}
+
+Error statusError(const std::string& what, uint16_t status) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%03x", status);
+  return makeError(what + " failed with NVMe status " + buf, kBlockIo);
+}
+
+// Brings a fresh admin queue to CSTS.RDY: Connect, CC.EN=1, wait.
+Result<uint16_t> connectAdmin(HostQueue& q, const HostOptions& o, const std::string& subnqn, uint32_t kato) {
+  auto data = connectData(o, kCntlidDynamic, subnqn);
+  OC_ASSIGN_OR_RETURN(HostCompletion c,
+                      q.submit(fabricsConnect(0, kAdminDepth - 1, kato), data.data(), data.size(), nullptr, 0,
+                               o.command_timeout));
+  if (c.status() == kScConnectInvalidHost) {
+    return makeError("the target refused this host (" + o.host_nqn + ") for " + subnqn +
+                     "; add it to the volume's allowed hosts", kBlockIo);
+  }
+  if (c.status() == kScConnectInvalidParameters) {
+    return makeError("the target has no subsystem " + subnqn + " (see `offcore volume list`)", kBlockIo);
+  }
+  if (c.status() != kScSuccess) return statusError("Connect", c.status());
+  uint16_t cntlid = static_cast<uint16_t>(c.cqe.dw0() & 0xFFFF);
+  OC_ASSIGN_OR_RETURN(HostCompletion cap, q.submit(property(kFctPropertyGet, kPropCap, 1), nullptr, 0, nullptr, 0,
+                                                   o.command_timeout));
+  uint32_t timeout_ms = ((cap.cqe.dw0() >> 24) & 0xFF) * 500;
+  uint32_t cc = kCcEnable | (6u << 16) | (4u << 20);
+  OC_ASSIGN_OR_RETURN(HostCompletion set, q.submit(property(kFctPropertySet, kPropCc, 0, cc), nullptr, 0, nullptr, 0,
+                                                   o.command_timeout));
+  if (set.status() != kScSuccess) return statusError("Property Set CC", set.status());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 500u));
+  for (;;) {
+    OC_ASSIGN_OR_RETURN(HostCompletion csts, q.submit(property(kFctPropertyGet, kPropCsts, 0), nullptr, 0, nullptr,
+                                                      0, o.command_timeout));
+    if (csts.cqe.dw0() & 2) return makeError("the controller reports a fatal status (CSTS.CFS)", kBlockIo);
+    if (csts.cqe.dw0() & kCstsReady) break;
+    if (std::chrono::steady_clock::now() > deadline) return makeError("the controller never became ready", kBlockIo);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cntlid;
+}
+
+}  // namespace
+
+Error blockErrorForStatus(uint16_t status, const std::string& what) {
+  switch (status) {
+    case kScLbaOutOfRange: return makeError(what + ": LBA out of range", kBlockOutOfRange);
+    case kScCapacityExceeded: return makeError(what + ": the thin pool is full", kBlockNoSpace);
+    case kScNamespaceWriteProtected: return makeError(what + ": the namespace is read-only", kBlockReadOnly);
+    case kScInvalidField:
+    case kScSglDataLengthInvalid: return statusError(what, status).wrap("invalid request");
+    default: return statusError(what, status);
+  }
+}
+
+Result<std::vector<DiscoveryRecord>> discover(const std::string& address, uint16_t port, const HostOptions& options) {
+  QueueOptions qo{address, port, options.header_digest, options.data_digest, kAdminDepth, kAdminInCapsule,
+                  options.connect_timeout};
+  HostQueue q(qo);
+  OC_TRY(q.open());
+  OC_TRY(connectAdmin(q, options, kDiscoveryNqn, 0));
+  auto getLog = [&](size_t len) -> Result<std::vector<uint8_t>> {
+    std::vector<uint8_t> buf(len);
+    Sqe s = adminSqe(kAdminGetLogPage);
+    uint32_t numd = static_cast<uint32_t>(len / 4 - 1);
+    putLe32(s.b + 40, kLogDiscovery | ((numd & 0xFFFF) << 16));
+    putLe32(s.b + 44, numd >> 16);
+    OC_ASSIGN_OR_RETURN(HostCompletion c, q.submit(s, nullptr, 0, buf.data(), buf.size(), options.command_timeout));
+    if (c.status() != kScSuccess) return statusError("Get Log Page (discovery)", c.status());
+    return buf;
+  };
+  OC_ASSIGN_OR_RETURN(auto head, getLog(1024));
+  uint64_t numrec = getLe64(head.data() + 8);
+  if (numrec > 1024) return makeError("the discovery log claims " + std::to_string(numrec) + " records");
+  OC_ASSIGN_OR_RETURN(auto page, getLog(1024 + numrec * kDiscoveryEntrySize));
+  std::vector<DiscoveryRecord> out;
+  auto field = [](const uint8_t* p, size_t n, bool trim_spaces) {
+    std::string s(reinterpret_cast<const char*>(p), strnlen(reinterpret_cast<const char*>(p), n));
+    if (trim_spaces) {
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+    }
+    return s;
+  };
+  for (uint64_t i = 0; i < numrec; ++i) {
+    const uint8_t* e = page.data() + 1024 + i * kDiscoveryEntrySize;
+    out.push_back(DiscoveryRecord{field(e + 256, 256, false), field(e + 512, 256, true), field(e + 32, 32, true), e[2]});
+  }
+  q.close();
+  return out;
+}
+
+NvmeTcpHost::NvmeTcpHost(std::string address, uint16_t port, std::string subnqn, HostOptions options, uint32_t nsid)
+    : address_(std::move(address)), port_(port), subnqn_(std::move(subnqn)), options_(std::move(options)), nsid_(nsid) {}
+
+NvmeTcpHost::~NvmeTcpHost() { close(); }
+
+Result<std::shared_ptr<NvmeTcpHost>> NvmeTcpHost::connect(const std::string& address, uint16_t port,
+                                                          const std::string& subnqn, const HostOptions& options,
+                                                          uint32_t nsid) {
+  std::shared_ptr<NvmeTcpHost> host(new NvmeTcpHost(address, port, subnqn, options, nsid));
+  OC_TRY(host->establish());
+  NvmeTcpHost* raw = host.get();
+  host->keepalive_ = std::thread([raw] { raw->keepAliveLoop(); });
+  host->reconnector_ = std::thread([raw] { raw->reconnectLoop(); });
+  return host;
+}
+
+Status NvmeTcpHost::establish() {
+  QueueOptions qo{address_, port_, options_.header_digest, options_.data_digest, kAdminDepth, kAdminInCapsule,
+                  options_.connect_timeout};
+  auto admin = std::make_shared<HostQueue>(qo);
+  OC_TRY(admin->open());
+  OC_ASSIGN_OR_RETURN(uint16_t cntlid, connectAdmin(*admin, options_, subnqn_, options_.kato_ms));
+
+  std::vector<uint8_t> id(kIdentifySize);
+  Sqe ident = adminSqe(kAdminIdentify);
+  putLe32(ident.b + 40, kCnsController);
+  OC_ASSIGN_OR_RETURN(HostCompletion ic, admin->submit(ident, nullptr, 0, id.data(), id.size(), options_.command_timeout));
+  if (ic.status() != kScSuccess) return statusError("Identify Controller", ic.status());
+  uint8_t mdts = id[77];
+  uint32_t ioccsz = getLe32(id.data() + 1792);
+  max_transfer_ = mdts ? std::min<uint32_t>(4096u << mdts, 1u << 20) : (1u << 20);
+  in_capsule_ = ioccsz * 16 > kSqeSize ? ioccsz * 16 - kSqeSize : 0;
+
+  Sqe nq = adminSqe(kAdminSetFeatures);
+  uint32_t want = static_cast<uint32_t>(std::max(1, options_.io_queues)) - 1;
+  putLe32(nq.b + 40, kFeatNumQueues);
+  putLe32(nq.b + 44, (want << 16) | want);
+  OC_ASSIGN_OR_RETURN(HostCompletion nqc, admin->submit(nq, nullptr, 0, nullptr, 0, options_.command_timeout));
+  if (nqc.status() != kScSuccess) return statusError("Set Features (number of queues)", nqc.status());
+  uint32_t granted = std::min<uint32_t>(nqc.cqe.dw0() & 0xFFFF, nqc.cqe.dw0() >> 16) + 1;
+  granted = std::min<uint32_t>(granted, static_cast<uint32_t>(std::max(1, options_.io_queues)));
+
+  Sqe ns = adminSqe(kAdminIdentify, nsid_);
+  putLe32(ns.b + 40, kCnsNamespace);
+  OC_ASSIGN_OR_RETURN(HostCompletion nsc, admin->submit(ns, nullptr, 0, id.data(), id.size(), options_.command_timeout));
+  if (nsc.status() != kScSuccess) return statusError("Identify Namespace", nsc.status());
+  uint64_t nsze = getLe64(id.data());
+  if (nsze == 0) return makeError("namespace " + std::to_string(nsid_) + " is not active on " + subnqn_, kBlockIo);
+  uint8_t lbaf = id[26] & 0xF;
+  uint8_t lbads = id[128 + 4 * lbaf + 2];
+  if (lbads < 9 || lbads > 16) return makeError("unsupported LBA size 2^" + std::to_string(lbads), kBlockIo);
+
+  std::vector<std::shared_ptr<HostQueue>> io;
+  for (uint32_t qid = 1; qid <= granted; ++qid) {
+    QueueOptions ioq{address_, port_, options_.header_digest, options_.data_digest, options_.queue_depth,
+                     in_capsule_, options_.connect_timeout};
+    auto q = std::make_shared<HostQueue>(ioq);
+    OC_TRY(q->open());
+    auto data = connectData(options_, cntlid, subnqn_);
+    OC_ASSIGN_OR_RETURN(HostCompletion c,
+                        q->submit(fabricsConnect(static_cast<uint16_t>(qid), static_cast<uint16_t>(options_.queue_depth - 1), 0),
+                                  data.data(), data.size(), nullptr, 0, options_.command_timeout));
+    if (c.status() != kScSuccess) return statusError("Connect I/O queue " + std::to_string(qid), c.status());
+    io.push_back(std::move(q));
+  }
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    size_bytes_ = nsze << lbads;
+    block_size_ = 1u << lbads;
+    cntlid_ = cntlid;
+    admin_ = std::move(admin);
+    io_ = std::move(io);
+    if (generation_++ > 0) {
+      std::lock_guard<std::mutex> s(stats_mutex_);
+      stats_.reconnects++;  // counted before waiters see the new association
+    }
+    connected_ = true;
+  }
+  state_cv_.notify_all();
+  spdlog::info("nvme/tcp host: connected to {} at {}:{} as controller {} ({} I/O queues, {} bytes)", subnqn_,
+               address_, port_, cntlid, granted, size_bytes_);
+  return okStatus();
+}
+
+void NvmeTcpHost::markBroken() {
+  if (connected_.exchange(false)) {
+    spdlog::warn("nvme/tcp host: lost {} at {}:{}; reconnecting", subnqn_, address_, port_);
+  }
+  state_cv_.notify_all();
+}
+
+void NvmeTcpHost::reconnectLoop() {
+  auto backoff = std::chrono::milliseconds(100);
+  while (!closing_) {
+    {
+      std::unique_lock<std::mutex> lock(state_mutex_);
+      state_cv_.wait(lock, [&] { return closing_ || !connected_; });
+      if (closing_) return;
+    }
+    std::shared_ptr<HostQueue> admin;
+    std::vector<std::shared_ptr<HostQueue>> io;
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      admin = std::move(admin_);
+      io = std::move(io_);
+    }
+    if (admin) admin->close();
+    for (auto& q : io) q->close();
+    std::this_thread::sleep_for(backoff);
+    if (closing_) return;
+    auto s = establish();
+    if (s.ok()) {
+      backoff = std::chrono::milliseconds(100);
+    } else {
+      spdlog::debug("nvme/tcp host: reconnect failed: {}", s.error().message);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+  }
+}
+
+void NvmeTcpHost::keepAliveLoop() {
+  auto period = std::chrono::milliseconds(std::max<uint32_t>(options_.kato_ms / 2, 200));
+  while (!closing_) {
+    {
+      std::unique_lock<std::mutex> lock(state_mutex_);
+      state_cv_.wait_for(lock, period, [&] { return closing_.load(); });
+      if (closing_) return;
+    }
+    if (!connected_) continue;
+    std::shared_ptr<HostQueue> admin;
+    bool io_dead = false;
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      admin = admin_;
+      for (auto& q : io_) io_dead = io_dead || !q->alive();
+    }
+    if (!admin || io_dead) {
+      markBroken();
+      continue;
+    }
+    auto r = admin->submit(adminSqe(kAdminKeepAlive), nullptr, 0, nullptr, 0, options_.command_timeout);
+    if (!r.ok() || r->status() != kScSuccess) markBroken();
+  }
+}
+
+void NvmeTcpHost::close() {
+  if (closing_.exchange(true)) return;
+  state_cv_.notify_all();
+  if (keepalive_.joinable()) keepalive_.join();
+  if (reconnector_.joinable()) reconnector_.join();
+  std::lock_guard<std::mutex> lock(state_mutex_);
+  if (admin_) {
+    // A clean shutdown: CC.SHN normal, then drop the association.
+    (void)admin_->submit(property(kFctPropertySet, kPropCc, 0, kCcEnable | (1u << kCcShnShift) | (6u << 16) | (4u << 20)),
+                         nullptr, 0, nullptr, 0, std::chrono::milliseconds(1000));
+    admin_->close();
+  }
+  for (auto& q : io_) q->close();
+  io_.clear();
+  admin_.reset();
+  connected_ = false;
+}
+
+HostStats NvmeTcpHost::stats() const {
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  return stats_;
+}
+
+Status NvmeTcpHost::ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len, bool is_write) {
+  auto deadline = std::chrono::steady_clock::now() + options_.io_timeout;
+  for (;;) {
+    std::shared_ptr<HostQueue> q;
+    {
+      std::unique_lock<std::mutex> lock(state_mutex_);
+      if (!state_cv_.wait_until(lock, deadline, [&] { return connected_.load() || closing_.load(); }) || closing_) {
+        std::lock_guard<std::mutex> s(stats_mutex_);
+        stats_.errors++;
+        return makeError("no connection to " + subnqn_ + " within " + std::to_string(options_.io_timeout.count()) +
+                             " ms",
+                         kBlockTimedOut);
+      }
+      q = io_[next_queue_++ % io_.size()];
+    }
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto timeout = std::min(options_.command_timeout, std::max(remaining, std::chrono::milliseconds(1)));
+    auto r = q->submit(sqe, out, out_len, in, in_len, timeout);
+    if (r.ok()) {
+      if (r->status() == kScSuccess) return okStatus();
+      std::lock_guard<std::mutex> s(stats_mutex_);
+      stats_.errors++;
+      return blockErrorForStatus(r->status(), is_write ? "write" : "read");
+    }
+    // Transport trouble: the association is gone or stuck. Retry on the next one.
+    markBroken();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::lock_guard<std::mutex> s(stats_mutex_);
+      stats_.errors++;
+      return makeError(r.error().message, kBlockTimedOut);
+    }
+  }
+}
+
+static Status checkRange(uint64_t offset, uint64_t len, uint64_t size, uint32_t bs) {
+  if (offset % bs || len % bs) return makeError("misaligned I/O", kBlockInvalid);
+  if (offset > size || len > size - offset) return makeError("I/O beyond the end of the namespace", kBlockOutOfRange);
+  return okStatus();
+}
+
+Status NvmeTcpHost::read(uint64_t offset, void* buf, size_t len) {
+  OC_TRY(checkRange(offset, len, size_bytes_, block_size_));
+  auto* p = static_cast<uint8_t*>(buf);
+  for (size_t done = 0; done < len;) {
+    size_t n = std::min<size_t>(len - done, max_transfer_);
+    Sqe s = adminSqe(kIoRead, nsid_);
+    uint64_t slba = (offset + done) / block_size_;
+    putLe64(s.b + 40, slba);
+    putLe32(s.b + 48, static_cast<uint32_t>(n / block_size_ - 1));
+    OC_TRY(ioCommand(s, nullptr, 0, p + done, n, false));
+    done += n;
+  }
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  stats_.reads++;
+  return okStatus();
+}
+
+Status NvmeTcpHost::write(uint64_t offset, const void* buf, size_t len) {
+  OC_TRY(checkRange(offset, len, size_bytes_, block_size_));
+  const auto* p = static_cast<const uint8_t*>(buf);
+  for (size_t done = 0; done < len;) {
+    size_t n = std::min<size_t>(len - done, max_transfer_);
+    Sqe s = adminSqe(kIoWrite, nsid_);
+    putLe64(s.b + 40, (offset + done) / block_size_);
+    putLe32(s.b + 48, static_cast<uint32_t>(n / block_size_ - 1));
+    OC_TRY(ioCommand(s, p + done, n, nullptr, 0, true));
+    done += n;
+  }
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  stats_.writes++;
+  return okStatus();
+}
+
+Status NvmeTcpHost::flush() {
+  OC_TRY(ioCommand(adminSqe(kIoFlush, nsid_), nullptr, 0, nullptr, 0, true));
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  stats_.flushes++;
+  return okStatus();
+}
+
+Status NvmeTcpHost::discard(uint64_t offset, uint64_t len) {
+  OC_TRY(checkRange(offset, len, size_bytes_, block_size_));
+  uint64_t lba = offset / block_size_, blocks = len / block_size_;
+  while (blocks > 0) {
+    std::vector<uint8_t> ranges;
+    uint32_t nr = 0;
+    while (blocks > 0 && nr < 256) {
+      uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(blocks, 0xFFFFFFFFu));
+      uint8_t r[16] = {};
+      putLe32(r + 4, n);
+      putLe64(r + 8, lba);
+      ranges.insert(ranges.end(), r, r + 16);
+      lba += n;
+      blocks -= n;
+      ++nr;
+    }
+    Sqe s = adminSqe(kIoDatasetManagement, nsid_);
+    putLe32(s.b + 40, nr - 1);
+    putLe32(s.b + 44, 1u << 2);  // AD: deallocate
+    OC_TRY(ioCommand(s, ranges.data(), ranges.size(), nullptr, 0, true));
+  }
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  stats_.discards++;
+  return okStatus();
+}
+
+Status NvmeTcpHost::writeZeroes(uint64_t offset, uint64_t len) {
+  OC_TRY(checkRange(offset, len, size_bytes_, block_size_));
+  uint64_t lba = offset / block_size_, blocks = len / block_size_;
+  while (blocks > 0) {
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(blocks, 65536));
+    Sqe s = adminSqe(kIoWriteZeroes, nsid_);
+    putLe64(s.b + 40, lba);
+    putLe32(s.b + 48, n - 1);
+    OC_TRY(ioCommand(s, nullptr, 0, nullptr, 0, true));
+    lba += n;
+    blocks -= n;
+  }
+  return okStatus();
+}
+
+}  // namespace offcore::nvme

@@ -1,0 +1,111 @@
+// NvmeTcpHost: the C++ NVMe/TCP initiator. Discovers subsystems, connects
+// an admin queue and N I/O queues, keeps the association alive, and serves
+// the namespace as a BlockDevice. When the target goes away it reconnects
+// with backoff; I/O issued meanwhile waits (up to io_timeout) and is retried
+// on the new association, so a target restart shows up as a stall, not an
+// error.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nvme/host/queue.h"
+#include "storage/block_device.h"
+
+namespace offcore::nvme {
+
+struct HostOptions {
+  std::string host_nqn = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000000";
+  std::array<uint8_t, 16> host_id{};
+  int io_queues = 2;
+  uint32_t queue_depth = 32;
+  uint32_t kato_ms = 10000;
+  bool header_digest = false;
+  bool data_digest = false;
+  std::chrono::milliseconds io_timeout{30000};      // an I/O fails only after this long
+  std::chrono::milliseconds command_timeout{8000};  // one command on a live queue
+  std::chrono::milliseconds connect_timeout{3000};
+};
+
+struct DiscoveryRecord {
+  std::string subnqn;
+  std::string traddr;
+  std::string trsvcid;
+  uint8_t subtype = 0;
+};
+
+Result<std::vector<DiscoveryRecord>> discover(const std::string& address, uint16_t port, const HostOptions& options);
+
+struct HostStats {
+  uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, reconnects = 0, errors = 0;
+};
+
+class NvmeTcpHost final : public BlockDevice {
+ public:
+  static Result<std::shared_ptr<NvmeTcpHost>> connect(const std::string& address, uint16_t port,
+                                                      const std::string& subnqn, const HostOptions& options,
+                                                      uint32_t nsid = 1);
+  ~NvmeTcpHost() override;
+
+  uint64_t sizeBytes() const override { return size_bytes_; }
+  uint32_t blockSize() const override { return block_size_; }
+  Status read(uint64_t offset, void* buf, size_t len) override;
+  Status write(uint64_t offset, const void* buf, size_t len) override;
+  Status flush() override;
+  Status discard(uint64_t offset, uint64_t len) override;
+  Status writeZeroes(uint64_t offset, uint64_t len) override;
+
+  void close();
+  bool connected() const { return connected_.load(); }
+  uint16_t cntlid() const { return cntlid_; }
+  HostStats stats() const;
+  const std::string& subnqn() const { return subnqn_; }
+
+ private:
+  NvmeTcpHost(std::string address, uint16_t port, std::string subnqn, HostOptions options, uint32_t nsid);
+  Status establish();  // admin + I/O queues on a fresh association
+  Result<HostCompletion> adminCommand(Sqe sqe, uint8_t* in = nullptr, size_t in_len = 0, const uint8_t* out = nullptr,
+                                      size_t out_len = 0);
+  // Runs one I/O command, waiting out reconnects up to io_timeout.
+  Status ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len, bool is_write);
+  void keepAliveLoop();
+  void reconnectLoop();
+  void markBroken();
+
+  const std::string address_;
+  const uint16_t port_;
+  const std::string subnqn_;
+  const HostOptions options_;
+  const uint32_t nsid_;
+  uint64_t size_bytes_ = 0;
+  uint32_t block_size_ = 4096;
+  uint32_t max_transfer_ = 1 << 20;
+  uint32_t in_capsule_ = 0;
+  uint16_t cntlid_ = 0;
+
+  std::mutex state_mutex_;  // guards the queues' replacement
+  std::condition_variable state_cv_;
+  std::shared_ptr<HostQueue> admin_;
+  std::vector<std::shared_ptr<HostQueue>> io_;
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> closing_{false};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> next_queue_{0};
+  std::thread keepalive_;
+  std::thread reconnector_;
+
+  mutable std::mutex stats_mutex_;
+  HostStats stats_;
+};
+
+// Status codes back to BlockDevice errors.
+Error blockErrorForStatus(uint16_t status, const std::string& what);
+
+}  // namespace offcore::nvme

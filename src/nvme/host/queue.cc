@@ -1,0 +1,264 @@
+#include "nvme/host/queue.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace offcore::nvme {
+namespace {
+
+Status readExactly(int fd, uint8_t* buf, size_t len, int timeout_ms) {
+  size_t got = 0;
+  while (got < len) {
+    pollfd p{fd, POLLIN, 0};
+    int r = ::poll(&p, 1, timeout_ms);
+    if (r == 0) return makeError("timed out waiting for the target", kQueueTimedOut);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errnoError("poll");
+    }
+    ssize_t n = ::read(fd, buf + got, len - got);
+    if (n == 0) return makeError("the target closed the connection", kQueueDisconnected);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return errnoError("read");
+    }
+    got += static_cast<size_t>(n);
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+HostQueue::HostQueue(QueueOptions options) : options_(std::move(options)) {
+  for (uint32_t i = 0; i < options_.depth; ++i) free_cids_.push_back(static_cast<uint16_t>(options_.depth - 1 - i));
+}
+
+HostQueue::~HostQueue() { close(); }
+
+Status HostQueue::open() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd_ < 0) return errnoError("socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(options_.port);
+  if (::inet_pton(AF_INET, options_.address.c_str(), &addr.sin_addr) != 1) {
+    return makeError("bad target address '" + options_.address + "'");
+  }
+  std::string where = options_.address + ":" + std::to_string(options_.port);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && errno != EINPROGRESS) {
+    return errnoError("connect " + where);
+  }
+  pollfd p{fd_, POLLOUT, 0};
+  int r = ::poll(&p, 1, static_cast<int>(options_.connect_timeout.count()));
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (r <= 0 || err != 0) {
+    return makeError("connect " + where + ": " + (r == 0 ? std::string("timed out") : std::strerror(err)),
+                     kQueueDisconnected);
+  }
+  // Blocking from here on: the reader thread owns reads, senders hold send_mutex_.
+  ::fcntl(fd_, F_SETFL, 0);
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  uint8_t dgst = (options_.header_digest ? kHdgstEnable : 0) | (options_.data_digest ? kDdgstEnable : 0);
+  OC_TRY(sendAll(buildIcReq(/*hpda=*/0, dgst, /*maxr2t=*/0)));
+  uint8_t resp[kIcHlen];
+  OC_TRY(readExactly(fd_, resp, sizeof resp, static_cast<int>(options_.connect_timeout.count())));
+  if (resp[0] != kIcResp || resp[2] != kIcHlen || getLe32(resp + 4) != kIcHlen) {
+    return makeError("the target did not answer ICReq with an ICResp");
+  }
+  if (getLe16(resp + 8) != 0) return makeError("the target speaks an unknown PDU format version");
+  uint8_t granted = resp[11];
+  if ((granted & ~dgst) != 0) return makeError("the target enabled digests we did not ask for");
+  digests_ = Digests{(granted & kHdgstEnable) != 0, (granted & kDdgstEnable) != 0};
+  ctrl_alignment_ = (resp[10] + 1u) * 4u;
+  max_h2c_data_ = getLe32(resp + 12);
+  if (max_h2c_data_ < 4096) return makeError("the target's MAXH2CDATA is below 4096");
+  ParserLimits limits;
+  limits.header_digest = digests_.header;
+  limits.data_digest = digests_.data;
+  limits.data_alignment = 4;  // our HPDA 0
+  limits.max_data_pdu = 16 << 20;
+  limits.max_capsule_data = 0;
+  parser_.setLimits(limits);
+  alive_ = true;
+  reader_ = std::thread([this] { readerLoop(); });
+  return okStatus();
+}
+
+void HostQueue::close() {
+  bool was = alive_.exchange(false);
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  (void)was;
+  failAll();
+}
+
+Status HostQueue::sendAll(const std::vector<uint8_t>& bytes) {
+  std::lock_guard<std::mutex> lock(send_mutex_);
+  return sendAllLocked(bytes);
+}
+
+Status HostQueue::sendAllLocked(const std::vector<uint8_t>& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return makeError(std::string("send: ") + std::strerror(errno), kQueueDisconnected);
+    }
+    off += static_cast<size_t>(n);
+  }
+  return okStatus();
+}
+
+Result<HostCompletion> HostQueue::submit(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len,
+                                         std::chrono::milliseconds timeout) {
+  Pending pending;
+  pending.out = out;
+  pending.out_len = out_len;
+  pending.in = in;
+  pending.in_len = in_len;
+  uint16_t cid;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!cv_.wait_for(lock, timeout, [&] { return !free_cids_.empty() || !alive_; })) {
+      return makeError("no free queue slot", kQueueTimedOut);
+    }
+    if (!alive_) return makeError("queue disconnected", kQueueDisconnected);
+    cid = free_cids_.back();
+    free_cids_.pop_back();
+    pending_[cid] = &pending;
+  }
+  putLe16(sqe.b + 2, cid);
+  bool in_capsule = out_len > 0 && out_len <= options_.in_capsule_limit;
+  if (out_len > 0 || in_len > 0) {
+    size_t len = out_len > 0 ? out_len : in_len;
+    putLe64(sqe.b + kSqeSgl, 0);
+    putLe32(sqe.b + kSqeSgl + 8, static_cast<uint32_t>(len));
+    sqe.b[kSqeSgl + 15] = in_capsule ? kSglDataBlockOffset : kSglTransportDataBlock;
+    sqe.b[1] = static_cast<uint8_t>((sqe.b[1] & 0x3F) | 0x40);  // PSDT: SGL
+  }
+  Status sent = sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_,
+                                        ctrl_alignment_));
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (sent.ok()) cv_.wait_for(lock, timeout, [&] { return pending.done || !alive_; });
+  pending_.erase(cid);
+  free_cids_.push_back(cid);
+  cv_.notify_all();
+  if (pending.done) return HostCompletion{pending.cqe};
+  if (!sent.ok()) return sent.error();
+  if (!alive_) return makeError("queue disconnected", kQueueDisconnected);
+  return makeError("command timed out after " + std::to_string(timeout.count()) + " ms", kQueueTimedOut);
+}
+
+void HostQueue::failAll() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cv_.notify_all();
+}
+
+void HostQueue::readerLoop() {
+  uint8_t buf[65536];
+  while (alive_) {
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    parser_.feed(buf, static_cast<size_t>(n));
+    for (;;) {
+      std::optional<FatalError> error;
+      auto pdu = parser_.next(error);
+      if (error) {
+        // A malformed PDU from the target: tell it why and drop the queue.
+        (void)sendAll(buildTermReq(kH2CTermReq, error->fes, error->fei, error->header));
+        alive_ = false;
+        break;
+      }
+      if (!pdu) break;
+      handlePdu(*pdu);
+    }
+  }
+  alive_ = false;
+  failAll();
+}
+
+void HostQueue::handlePdu(const Pdu& pdu) {
+  const uint8_t* h = pdu.header.data();
+  switch (pdu.type) {
+    case kCapsuleResp: {
+      Cqe cqe;
+      std::memcpy(cqe.b, h + kCommonHeaderSize, kCqeSize);
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = pending_.find(cqe.cid());
+      if (it == pending_.end()) return;  // a late answer to a command that timed out
+      it->second->cqe = cqe;
+      it->second->done = true;
+      cv_.notify_all();
+      return;
+    }
+    case kC2HData: {
+      uint16_t cid = getLe16(h + 8);
+      uint32_t off = getLe32(h + 12), len = getLe32(h + 16);
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = pending_.find(cid);
+      if (it == pending_.end()) return;
+      Pending* p = it->second;
+      if (!pdu.data_digest_ok || static_cast<uint64_t>(off) + len > p->in_len || len != pdu.data.size()) {
+        p->cqe = Cqe::make(cid, kScDataTransferError);
+        p->done = true;
+        cv_.notify_all();
+        return;
+      }
+      std::memcpy(p->in + off, pdu.data.data(), len);
+      if (pdu.flags & kFlagSuccess) {
+        p->cqe = Cqe::make(cid, kScSuccess);
+        p->done = true;
+        cv_.notify_all();
+      }
+      return;
+    }
+    case kR2T: {
+      uint16_t cid = getLe16(h + 8), ttag = getLe16(h + 10);
+      uint32_t off = getLe32(h + 12), len = getLe32(h + 16);
+      const uint8_t* data = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = pending_.find(cid);
+        if (it == pending_.end() || static_cast<uint64_t>(off) + len > it->second->out_len) return;
+        data = it->second->out;
+      }
+      // The caller blocks until completion, so data stays valid while we send.
+      std::lock_guard<std::mutex> lock(send_mutex_);
+      for (uint32_t done = 0; done < len;) {
+        uint32_t n = std::min(len - done, max_h2c_data_);
+        bool last = done + n == len;
+        if (!sendAllLocked(buildData(kH2CData, cid, ttag, off + done, data + off + done, n, last, false, digests_,
+                                     ctrl_alignment_))
+                 .ok()) {
+          return;
+        }
+        done += n;
+      }
+      return;
+    }
+    case kC2HTermReq:
+      alive_ = false;
+      return;
+    default: return;
+  }
+}
+
+}  // namespace offcore::nvme

@@ -1,0 +1,400 @@
+#include "nvme/target/connection.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "base/log.h"
+#include "nvme/target/target.h"
+
+namespace offcore::nvme {
+namespace {
+
+constexpr uint32_t kAdminCapsuleData = 8192;  // NVME_TCP_ADMIN_CCSZ
+constexpr size_t kC2HChunk = 131072;
+
+// Transfer direction of a command: 1 host-to-controller, 2 controller-to-host.
+int direction(const Sqe& sqe) {
+  uint8_t code = sqe.opcode() == kFabricsCommand ? sqe.fctype() : sqe.opcode();
+  return code & 0x3;
+}
+
+}  // namespace
+
+TargetConnection::TargetConnection(int fd, PollGroup& group, NvmeTcpTarget& target)
+    : fd_(fd), group_(group), target_(target) {
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &addr.sin_addr, buf, sizeof buf);
+    local_addr_ = buf;
+  }
+  ParserLimits limits;
+  limits.max_capsule_data = std::max(kAdminCapsuleData, target_.config().limits.in_capsule_data);
+  limits.max_data_pdu = target_.config().limits.max_h2c_data;
+  parser_.setLimits(limits);
+}
+
+TargetConnection::~TargetConnection() {
+  if (state_ != State::kClosed && fd_ >= 0) ::close(fd_);
+}
+
+void TargetConnection::start() {
+  std::weak_ptr<TargetConnection> weak = shared_from_this();
+  auto watched = group_.loop.watchFd(fd_, EPOLLIN | EPOLLRDHUP, [weak](uint32_t ev) {
+    if (auto self = weak.lock()) self->onEvents(ev);
+  });
+  if (!watched.ok()) close(watched.error().message);
+}
+
+void TargetConnection::onEvents(uint32_t events) {
+  if (events & EPOLLOUT) flushOutput();
+  if (state_ == State::kClosed) return;
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) readAvailable();
+}
+
+void TargetConnection::readAvailable() {
+  auto self = shared_from_this();  // a handler may close us
+  uint8_t buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n > 0) {
+      parser_.feed(buf, static_cast<size_t>(n));
+      for (;;) {
+        std::optional<FatalError> error;
+        auto pdu = parser_.next(error);
+        if (error) {
+          terminate(*error);
+          return;
+        }
+        if (!pdu) break;
+        handlePdu(*pdu);
+        if (state_ == State::kClosed) return;
+      }
+      continue;
+    }
+    if (n == 0) {
+      close("host closed the connection");
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    close(std::string("read: ") + std::strerror(errno));
+    return;
+  }
+}
+
+void TargetConnection::handlePdu(Pdu& pdu) {
+  if (state_ == State::kAwaitIcReq) {
+    if (pdu.type != kIcReq) {
+      terminate(FatalError{kFesPduSequenceError, 0, pdu.header, "first PDU is not an ICReq"});
+      return;
+    }
+    handleIcReq(pdu);
+    return;
+  }
+  switch (pdu.type) {
+    case kCapsuleCmd: handleCapsule(pdu); return;
+    case kH2CData: handleH2CData(pdu); return;
+    case kH2CTermReq:
+      close("host sent H2CTermReq, FES " + std::to_string(getLe16(pdu.header.data() + 8)));
+      return;
+    default:
+      terminate(FatalError{kFesPduSequenceError, 0, pdu.header, "unexpected PDU"});
+      return;
+  }
+}
+
+void TargetConnection::handleIcReq(const Pdu& pdu) {
+  const uint8_t* h = pdu.header.data();
+  if (getLe16(h + 8) != 0) {
+    terminate(FatalError{kFesUnsupportedParameter, 8, pdu.header, "unsupported PFV"});
+    return;
+  }
+  uint8_t hpda = h[10];
+  if (hpda > 31) {
+    terminate(FatalError{kFesUnsupportedParameter, 10, pdu.header, "HPDA above 31"});
+    return;
+  }
+  uint8_t dgst = h[11] & (kHdgstEnable | kDdgstEnable);
+  header_digest_ = dgst & kHdgstEnable;
+  data_digest_ = dgst & kDdgstEnable;
+  host_alignment_ = (hpda + 1u) * 4u;
+  send(buildIcResp(/*cpda=*/0, dgst, target_.config().limits.max_h2c_data));
+  ParserLimits limits = parser_.limits();
+  limits.header_digest = header_digest_;
+  limits.data_digest = data_digest_;
+  limits.data_alignment = 4;  // CPDA 0
+  parser_.setLimits(limits);
+  state_ = State::kReady;
+}
+
+void TargetConnection::handleCapsule(const Pdu& pdu) {
+  Command cmd;
+  std::copy(pdu.header.begin() + kCommonHeaderSize, pdu.header.begin() + kCommonHeaderSize + kSqeSize, cmd.sqe.b);
+  cmd.qid = qid_;
+  if (sq_size_ > 0) sq_head_ = static_cast<uint16_t>((sq_head_ + 1) % sq_size_);
+  const uint16_t cid = cmd.sqe.cid();
+  const int dir = direction(cmd.sqe);
+  cmd.transfer_len = dir ? cmd.sqe.sglLength() : 0;
+
+  if (!pdu.data_digest_ok) {
+    respond(cid, withStatus(kScDataTransferError), 0);
+    return;
+  }
+  if (!connected_ && !(cmd.sqe.opcode() == kFabricsCommand && cmd.sqe.fctype() == kFctConnect)) {
+    respond(cid, withStatus(kScCommandSequenceError), 0);
+    return;
+  }
+  if (pending_writes_.count(cid)) {
+    respond(cid, withStatus(kScCidConflict), 0);
+    return;
+  }
+  if (dir == 3) {
+    respond(cid, withStatus(kScInvalidField), 0);
+    return;
+  }
+  if (dir == 1 && cmd.transfer_len > 0) {
+    if (!pdu.data.empty()) {
+      if (cmd.sqe.sglId() != kSglDataBlockOffset) return respond(cid, withStatus(kScSglInvalidDescriptorType), 0);
+      if (cmd.sqe.sglAddress() != 0) return respond(cid, withStatus(kScSglOffsetInvalid), 0);
+      if (pdu.data.size() != cmd.transfer_len) return respond(cid, withStatus(kScSglDataLengthInvalid), 0);
+      cmd.data = pdu.data;
+      execute(std::move(cmd));
+      return;
+    }
+    if (cmd.sqe.sglId() != kSglTransportDataBlock) return respond(cid, withStatus(kScSglInvalidDescriptorType), 0);
+    uint64_t max = 4096ULL << target_.config().limits.mdts;
+    if (cmd.transfer_len > max) return respond(cid, withStatus(kScSglDataLengthInvalid), 0);
+    PendingWrite pw;
+    pw.ttag = next_ttag_++;
+    pw.cmd = std::move(cmd);
+    pw.cmd.data.resize(pw.cmd.transfer_len);
+    uint32_t len = pw.cmd.transfer_len;
+    uint16_t ttag = pw.ttag;
+    pending_writes_.emplace(cid, std::move(pw));
+    send(buildR2T(cid, ttag, 0, len, digests()));
+    return;
+  }
+  if (!pdu.data.empty()) {
+    respond(cid, withStatus(kScInvalidField), 0);  // in-capsule data on a command that takes none
+    return;
+  }
+  if (dir == 2 && cmd.transfer_len > 0 && cmd.sqe.sglId() != kSglTransportDataBlock) {
+    respond(cid, withStatus(kScSglInvalidDescriptorType), 0);
+    return;
+  }
+  execute(std::move(cmd));
+}
+
+void TargetConnection::handleH2CData(const Pdu& pdu) {
+  const uint8_t* h = pdu.header.data();
+  uint16_t cccid = getLe16(h + 8), ttag = getLe16(h + 10);
+  uint32_t datao = getLe32(h + 12), datal = getLe32(h + 16);
+  auto it = pending_writes_.find(cccid);
+  if (it == pending_writes_.end()) {
+    terminate(FatalError{kFesInvalidHeaderField, 8, pdu.header, "H2CData for no outstanding R2T"});
+    return;
+  }
+  PendingWrite& pw = it->second;
+  if (ttag != pw.ttag) {
+    terminate(FatalError{kFesInvalidHeaderField, 10, pdu.header, "H2CData with the wrong TTAG"});
+    return;
+  }
+  if (datal != pdu.data.size()) {
+    terminate(FatalError{kFesInvalidHeaderField, 16, pdu.header, "DATAL does not match the PDU"});
+    return;
+  }
+  if (datao != pw.received || static_cast<uint64_t>(datao) + datal > pw.cmd.transfer_len) {
+    terminate(FatalError{kFesDataOutOfRange, 12, pdu.header, "H2CData outside the R2T"});
+    return;
+  }
+  std::copy(pdu.data.begin(), pdu.data.end(), pw.cmd.data.begin() + datao);
+  pw.received += datal;
+  bool digest_bad = !pdu.data_digest_ok;
+  if (pw.received < pw.cmd.transfer_len && !digest_bad) return;
+  Command cmd = std::move(pw.cmd);
+  pending_writes_.erase(it);
+  if (digest_bad) {
+    respond(cmd.sqe.cid(), withStatus(kScDataTransferError), 0);
+    return;
+  }
+  execute(std::move(cmd));
+}
+
+void TargetConnection::execute(Command cmd) {
+  const uint16_t cid = cmd.sqe.cid();
+  if (cmd.sqe.opcode() == kFabricsCommand) {
+    handleFabrics(cmd);
+    return;
+  }
+  Completion c = qid_ == 0 ? controller_->admin(cmd) : controller_->io(cmd);
+  if (c.deferred) return;
+  respond(cid, c, cmd.transfer_len);
+}
+
+void TargetConnection::handleFabrics(Command& cmd) {
+  const uint16_t cid = cmd.sqe.cid();
+  switch (cmd.sqe.fctype()) {
+    case kFctConnect: {
+      if (connected_) return respond(cid, withStatus(kScCommandSequenceError), 0);
+      if (cmd.data.size() != kConnectDataSize) return respond(cid, withStatus(kScSglDataLengthInvalid), 0);
+      auto outcome = target_.connect(cmd, local_addr_, group_, shared_from_this());
+      if (outcome.controller) {
+        controller_ = outcome.controller;
+        qid_ = getLe16(cmd.sqe.b + 42);
+        sq_size_ = getLe16(cmd.sqe.b + 44) + 1u;
+        sq_flow_disabled_ = cmd.sqe.b[46] & kCattrDisableSqFlow;
+        connected_ = true;
+        ParserLimits limits = parser_.limits();
+        limits.max_capsule_data = qid_ == 0 ? kAdminCapsuleData : target_.config().limits.in_capsule_data;
+        parser_.setLimits(limits);
+        if (qid_ == 0) {
+          std::weak_ptr<TargetConnection> weak = shared_from_this();
+          PollGroup* group = &group_;
+          controller_->setEventSink([weak, group](uint16_t aer_cid, uint32_t dw0) {
+            group->loop.post([weak, aer_cid, dw0] {
+              if (auto self = weak.lock()) self->completeEvent(aer_cid, dw0);
+            });
+          });
+          armKeepAlive();
+        }
+      }
+      respond(cid, outcome.completion, 0);
+      return;
+    }
+    case kFctPropertyGet:
+      if (qid_ != 0) return respond(cid, withStatus(kScInvalidField), 0);
+      controller_->touch();
+      return respond(cid, controller_->propertyGet(cmd.sqe), 0);
+    case kFctPropertySet:
+      if (qid_ != 0) return respond(cid, withStatus(kScInvalidField), 0);
+      controller_->touch();
+      return respond(cid, controller_->propertySet(cmd.sqe), 0);
+    case kFctDisconnect: {
+      respond(cid, Completion{}, 0);
+      flushOutput();
+      close("host disconnected the queue");
+      return;
+    }
+    default: return respond(cid, withStatus(kScInvalidOpcode), 0);
+  }
+}
+
+void TargetConnection::respond(uint16_t cid, const Completion& c, uint32_t transfer_len) {
+  if (state_ == State::kClosed) return;
+  bool sent_success = false;
+  if (c.status == kScSuccess && !c.data.empty()) {
+    size_t total = std::min<size_t>(c.data.size(), transfer_len);
+    for (size_t off = 0; off < total; off += kC2HChunk) {
+      size_t n = std::min(kC2HChunk, total - off);
+      bool last = off + n == total;
+      bool success = last && sq_flow_disabled_;
+      send(buildData(kC2HData, cid, 0, static_cast<uint32_t>(off), c.data.data() + off, n, last, success,
+                     digests(), host_alignment_));
+      sent_success = success;
+    }
+  }
+  if (!sent_success) {
+    Cqe cqe = Cqe::make(cid, c.status, c.dw0, sq_head_, qid_, c.dw1);
+    send(buildCapsuleResp(cqe, digests()));
+  }
+}
+
+void TargetConnection::completeEvent(uint16_t cid, uint32_t dw0) {
+  Completion c;
+  c.dw0 = dw0;
+  respond(cid, c, 0);
+}
+
+void TargetConnection::armKeepAlive() {
+  std::weak_ptr<TargetConnection> weak = shared_from_this();
+  keepalive_timer_ = group_.loop.addTimer(std::chrono::milliseconds(500), [weak] {
+    auto self = weak.lock();
+    if (!self || self->state_ == State::kClosed) return;
+    self->keepalive_timer_ = 0;
+    if (self->controller_->keepAliveExpired()) {
+      spdlog::warn("controller {}: keep-alive timeout ({} ms), ending the association", self->controller_->cntlid(),
+                   self->controller_->katoMs());
+      self->close("keep-alive timeout");
+      return;
+    }
+    self->armKeepAlive();
+  });
+}
+
+void TargetConnection::terminate(const FatalError& e) {
+  spdlog::warn("nvme/tcp: terminating connection: {} (FES {}, FEI {})", e.reason, e.fes, e.fei);
+  send(buildTermReq(kC2HTermReq, e.fes, e.fei, e.header));
+  flushOutput();
+  close("fatal transport error: " + e.reason);
+}
+
+void TargetConnection::send(std::vector<uint8_t> bytes) {
+  if (state_ == State::kClosed) return;
+  out_bytes_ += bytes.size();
+  out_.push_back(std::move(bytes));
+  if (!want_write_) flushOutput();
+}
+
+void TargetConnection::flushOutput() {
+  while (!out_.empty() && state_ != State::kClosed) {
+    iovec iov[64];
+    int n = 0;
+    size_t first_off = out_offset_;
+    for (auto it = out_.begin(); it != out_.end() && n < 64; ++it, ++n) {
+      iov[n].iov_base = it->data() + (n == 0 ? first_off : 0);
+      iov[n].iov_len = it->size() - (n == 0 ? first_off : 0);
+    }
+    ssize_t w = ::writev(fd_, iov, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!want_write_) {
+          want_write_ = true;
+          (void)group_.loop.modifyFd(fd_, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+        }
+        return;
+      }
+      close(std::string("write: ") + std::strerror(errno));
+      return;
+    }
+    size_t left = static_cast<size_t>(w);
+    out_bytes_ -= left;
+    while (left > 0 && !out_.empty()) {
+      size_t avail = out_.front().size() - out_offset_;
+      if (left >= avail) {
+        left -= avail;
+        out_.pop_front();
+        out_offset_ = 0;
+      } else {
+        out_offset_ += left;
+        left = 0;
+      }
+    }
+  }
+  if (want_write_ && out_.empty() && state_ != State::kClosed) {
+    want_write_ = false;
+    (void)group_.loop.modifyFd(fd_, EPOLLIN | EPOLLRDHUP);
+  }
+}
+
+void TargetConnection::close(const std::string& why) {
+  if (state_ == State::kClosed) return;
+  auto self = shared_from_this();
+  state_ = State::kClosed;
+  spdlog::debug("nvme/tcp: closing queue {} of controller {}: {}", qid_, controller_ ? controller_->cntlid() : 0, why);
+  if (keepalive_timer_) group_.loop.cancelTimer(keepalive_timer_);
+  group_.loop.unwatchFd(fd_);
+  ::close(fd_);
+  if (connected_) target_.queueClosed(controller_->cntlid(), qid_);
+  group_.connections.erase(fd_);
+  fd_ = -1;
+}
+
+}  // namespace offcore::nvme

@@ -1,0 +1,63 @@
+#include "nvme/target/subsystem.h"
+
+#include <algorithm>
+
+namespace offcore::nvme {
+
+Subsystem::Subsystem(std::string nqn, std::string serial, std::vector<Namespace> namespaces,
+                     std::vector<std::string> allowed_hosts)
+    : nqn_(std::move(nqn)),
+      serial_(std::move(serial)),
+      allowed_hosts_(std::move(allowed_hosts)),
+      namespaces_(std::make_shared<const std::vector<Namespace>>(std::move(namespaces))) {}
+
+bool Subsystem::allows(const std::string& host_nqn) const {
+  std::lock_guard<std::mutex> lock(hosts_mutex_);
+  return allowed_hosts_.empty() ||
+         std::find(allowed_hosts_.begin(), allowed_hosts_.end(), host_nqn) != allowed_hosts_.end();
+}
+
+void Subsystem::setAllowedHosts(std::vector<std::string> hosts) {
+  std::lock_guard<std::mutex> lock(hosts_mutex_);
+  allowed_hosts_ = std::move(hosts);
+}
+
+std::vector<std::string> Subsystem::allowedHosts() const {
+  std::lock_guard<std::mutex> lock(hosts_mutex_);
+  return allowed_hosts_;
+}
+
+void Subsystem::replaceNamespaces(std::vector<Namespace> namespaces) {
+  std::atomic_store(&namespaces_, std::make_shared<const std::vector<Namespace>>(std::move(namespaces)));
+}
+
+void SubsystemRegistry::add(std::shared_ptr<Subsystem> subsystem) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  subsystems_[subsystem->nqn()] = std::move(subsystem);
+  generation_++;
+}
+
+std::shared_ptr<Subsystem> SubsystemRegistry::remove(const std::string& nqn) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = subsystems_.find(nqn);
+  if (it == subsystems_.end()) return nullptr;
+  auto s = it->second;
+  subsystems_.erase(it);
+  generation_++;
+  return s;
+}
+
+std::shared_ptr<Subsystem> SubsystemRegistry::find(const std::string& nqn) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = subsystems_.find(nqn);
+  return it == subsystems_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Subsystem>> SubsystemRegistry::list() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::shared_ptr<Subsystem>> out;
+  for (auto& [_, s] : subsystems_) out.push_back(s);
+  return out;
+}
+
+}  // namespace offcore::nvme

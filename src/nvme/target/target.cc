@@ -1,0 +1,264 @@
+#include "nvme/target/target.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/log.h"
+#include "nvme/target/connection.h"
+
+namespace offcore::nvme {
+namespace {
+
+std::string fixedString(const uint8_t* p, size_t width) {
+  size_t n = 0;
+  while (n < width && p[n] != 0) ++n;
+  return std::string(reinterpret_cast<const char*>(p), n);
+}
+
+ConnectOutcome invalidParameter(bool in_data, uint16_t offset) {
+  Completion c = withStatus(kScConnectInvalidParameters);
+  c.dw0 = (in_data ? (1u << 16) : 0u) | offset;  // IATTR, IPO
+  return ConnectOutcome{c, nullptr};
+}
+
+}  // namespace
+
+NvmeTcpTarget::NvmeTcpTarget(TargetConfig config, std::shared_ptr<SubsystemRegistry> registry)
+    : config_(std::move(config)), registry_(std::move(registry)) {}
+
+NvmeTcpTarget::~NvmeTcpTarget() { stop(); }
+
+Status NvmeTcpTarget::start() {
+  int n = config_.poll_groups > 0 ? config_.poll_groups : static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  for (int i = 0; i < n; ++i) {
+    auto g = std::make_unique<PollGroup>();
+    OC_TRY(g->loop.init());
+    groups_.push_back(std::move(g));
+  }
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return errnoError("socket");
+  int one = 1;
+  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(config_.port);
+  if (::inet_pton(AF_INET, config_.listen_addr.c_str(), &addr.sin_addr) != 1) {
+    return makeError("bad listen address '" + config_.listen_addr + "' (an IPv4 address)");
+  }
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    return errnoError("bind " + config_.listen_addr + ":" + std::to_string(config_.port));
+  }
+  if (::listen(listen_fd_, 128) != 0) return errnoError("listen");
+  socklen_t len = sizeof addr;
+  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  bound_port_ = ntohs(addr.sin_port);
+  OC_TRY(groups_[0]->loop.watchFd(listen_fd_, EPOLLIN, [this](uint32_t) { accept(); }));
+  for (auto& g : groups_) {
+    PollGroup* group = g.get();
+    g->thread = std::thread([group] { (void)group->loop.run(); });
+  }
+  spdlog::info("nvme/tcp target listening on {}:{} with {} poll groups", config_.listen_addr, bound_port_, n);
+  return okStatus();
+}
+
+void NvmeTcpTarget::stop() {
+  for (auto& g : groups_) {
+    PollGroup* group = g.get();
+    group->loop.post([group] {
+      auto conns = group->connections;  // close() edits the map
+      for (auto& [_, c] : conns) c->close("target stopping");
+      group->loop.stop();
+    });
+  }
+  for (auto& g : groups_) {
+    if (g->thread.joinable()) g->thread.join();
+  }
+  groups_.clear();
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  listen_fd_ = -1;
+}
+
+void NvmeTcpTarget::accept() {
+  for (;;) {
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) spdlog::warn("accept: {}", std::strerror(errno));
+      return;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    PollGroup* group = groups_[next_group_++ % groups_.size()].get();
+    group->loop.post([this, group, fd] {
+      auto conn = std::make_shared<TargetConnection>(fd, *group, *this);
+      group->connections[fd] = conn;
+      conn->start();
+    });
+  }
+}
+
+uint16_t NvmeTcpTarget::allocateCntlid() {
+  for (int i = 0; i < 0xFFEF; ++i) {
+    uint16_t id = next_cntlid_;
+    next_cntlid_ = static_cast<uint16_t>(next_cntlid_ >= 0xFFEF ? 1 : next_cntlid_ + 1);
+    if (!associations_.count(id)) return id;
+  }
+  return 0;
+}
+
+ConnectOutcome NvmeTcpTarget::connect(const Command& cmd, const std::string& local_addr, PollGroup& group,
+                                      const std::shared_ptr<TargetConnection>& conn) {
+  const uint8_t* s = cmd.sqe.b;
+  const uint8_t* d = cmd.data.data();
+  uint16_t recfmt = getLe16(s + 40), qid = getLe16(s + 42), sqsize = getLe16(s + 44);
+  uint32_t kato = getLe32(s + 48);
+  if (recfmt != 0) return ConnectOutcome{withStatus(kScConnectIncompatibleFormat), nullptr};
+  std::array<uint8_t, 16> hostid{};
+  std::copy(d, d + 16, hostid.begin());
+  uint16_t cntlid = getLe16(d + 16);
+  std::string subnqn = fixedString(d + kConnectDataSubnqn, kNqnFieldSize);
+  std::string hostnqn = fixedString(d + kConnectDataHostnqn, kNqnFieldSize);
+  if (sqsize == 0 || sqsize + 1u > config_.limits.max_queue_entries) return invalidParameter(false, 44);
+  if (qid == 0 && sqsize < 31) return invalidParameter(false, 44);
+  if (hostnqn.empty()) return invalidParameter(true, kConnectDataHostnqn);
+
+  if (qid == 0) {
+    if (cntlid != kCntlidDynamic) return invalidParameter(true, 16);
+    std::shared_ptr<Subsystem> sub;
+    bool discovery = subnqn == kDiscoveryNqn;
+    if (!discovery) {
+      sub = registry_->find(subnqn);
+      if (!sub) return invalidParameter(true, kConnectDataSubnqn);
+      if (!sub->allows(hostnqn)) {
+        spdlog::warn("nvme/tcp: host {} is not allowed on {}", hostnqn, subnqn);
+        return ConnectOutcome{withStatus(kScConnectInvalidHost), nullptr};
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    uint16_t id = allocateCntlid();
+    if (id == 0) return ConnectOutcome{withStatus(kScConnectControllerBusy), nullptr};
+    std::shared_ptr<Controller> ctrl;
+    if (discovery) {
+      ctrl = Controller::makeDiscovery(
+          id, hostnqn, hostid, kato, config_.limits,
+          [this, local_addr](const std::string& host) { return discoveryEntries(host, local_addr); },
+          [this] { return registry_->generation(); });
+    } else {
+      ctrl = std::make_shared<Controller>(id, sub, hostnqn, hostid, kato, config_.limits);
+    }
+    Association a;
+    a.controller = ctrl;
+    a.queues[0] = {&group, conn};
+    associations_[id] = std::move(a);
+    spdlog::info("nvme/tcp: controller {} for host {} on {}", id, hostnqn, subnqn);
+    Completion c;
+    c.dw0 = id;
+    return ConnectOutcome{c, ctrl};
+  }
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = associations_.find(cntlid);
+  if (it == associations_.end()) return invalidParameter(true, 16);
+  Association& a = it->second;
+  if (a.controller->subsystemNqn() != subnqn) return invalidParameter(true, kConnectDataSubnqn);
+  if (a.controller->hostNqn() != hostnqn) return invalidParameter(true, kConnectDataHostnqn);
+  if (a.controller->isDiscovery()) return invalidParameter(false, 42);
+  if (!a.controller->ready()) return ConnectOutcome{withStatus(kScCommandSequenceError), nullptr};
+  if (qid > a.controller->grantedIoQueues() || a.queues.count(qid)) return invalidParameter(false, 42);
+  a.queues[qid] = {&group, conn};
+  Completion c;
+  c.dw0 = cntlid;
+  return ConnectOutcome{c, a.controller};
+}
+
+void NvmeTcpTarget::closeQueues(const Association& a) {
+  for (const auto& [qid, where] : a.queues) {
+    PollGroup* group = where.first;
+    std::weak_ptr<TargetConnection> weak = where.second;
+    group->loop.post([weak] {
+      if (auto c = weak.lock()) c->close("association ended");
+    });
+  }
+}
+
+void NvmeTcpTarget::queueClosed(uint16_t cntlid, uint16_t qid) {
+  Association ended;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = associations_.find(cntlid);
+    if (it == associations_.end()) return;
+    if (qid != 0) {
+      it->second.queues.erase(qid);
+      return;
+    }
+    // The admin queue going away ends the association and its I/O queues.
+    ended = std::move(it->second);
+    associations_.erase(it);
+  }
+  ended.queues.erase(0);
+  closeQueues(ended);
+  spdlog::info("nvme/tcp: controller {} gone", cntlid);
+}
+
+void NvmeTcpTarget::notifyNamespaceChanged(const std::string& subnqn, uint32_t nsid) {
+  std::vector<std::shared_ptr<Controller>> targets;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [_, a] : associations_) {
+      if (!a.controller->isDiscovery() && a.controller->subsystemNqn() == subnqn) targets.push_back(a.controller);
+    }
+  }
+  for (auto& c : targets) c->notifyNamespaceChanged(nsid);
+}
+
+void NvmeTcpTarget::disconnectSubsystem(const std::string& subnqn) {
+  std::vector<Association> ended;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = associations_.begin(); it != associations_.end();) {
+      if (it->second.controller->subsystemNqn() == subnqn) {
+        ended.push_back(std::move(it->second));
+        it = associations_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& a : ended) closeQueues(a);
+}
+
+std::vector<ControllerSummary> NvmeTcpTarget::controllers() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<ControllerSummary> out;
+  for (const auto& [id, a] : associations_) {
+    out.push_back(ControllerSummary{id, a.controller->subsystemNqn(), a.controller->hostNqn(),
+                                    static_cast<int>(a.queues.size()) - 1});
+  }
+  return out;
+}
+
+int NvmeTcpTarget::connectionsFor(const std::string& subnqn) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int n = 0;
+  for (const auto& [_, a] : associations_) n += a.controller->subsystemNqn() == subnqn;
+  return n;
+}
+
+std::vector<DiscoveryEntry> NvmeTcpTarget::discoveryEntries(const std::string& host_nqn,
+                                                            const std::string& local_addr) const {
+  std::string addr = config_.listen_addr == "0.0.0.0" ? local_addr : config_.listen_addr;
+  std::string port = std::to_string(bound_port_);
+  std::vector<DiscoveryEntry> out;
+  out.push_back(DiscoveryEntry{kDiscoveryNqn, addr, port, kSubtypeCurrentDiscovery});
+  for (const auto& s : registry_->list()) {
+    if (s->allows(host_nqn)) out.push_back(DiscoveryEntry{s->nqn(), addr, port, kSubtypeNvm});
+  }
+  return out;
+}
+
+}  // namespace offcore::nvme

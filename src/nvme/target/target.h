@@ -1,0 +1,101 @@
+// NvmeTcpTarget: the NVMe/TCP listener, its poll groups, and the table of
+// live controllers (associations).
+//
+// Threading (docs/CONCURRENCY.md): one poll group per core, each a thread
+// with its own EventLoop. The acceptor runs on group 0 and hands each new
+// socket to the next group; a connection (= one NVMe queue) lives on that
+// group for its whole life. Block I/O runs inline on the group's thread. The
+// controller table is touched only on Connect, disconnect and keep-alive
+// expiry, never per I/O.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "nvme/target/controller.h"
+#include "nvme/target/subsystem.h"
+
+namespace offcore::nvme {
+
+class TargetConnection;
+
+struct TargetConfig {
+  std::string listen_addr = "0.0.0.0";
+  uint16_t port = 4420;
+  int poll_groups = 0;  // 0: one per online cpu
+  TargetLimits limits;
+};
+
+struct PollGroup {
+  EventLoop loop;
+  std::thread thread;
+  std::unordered_map<int, std::shared_ptr<TargetConnection>> connections;  // loop thread only
+};
+
+struct ConnectOutcome {
+  Completion completion;
+  std::shared_ptr<Controller> controller;
+};
+
+struct ControllerSummary {
+  uint16_t cntlid;
+  std::string subnqn;
+  std::string hostnqn;
+  int io_queues;
+};
+
+class NvmeTcpTarget {
+ public:
+  NvmeTcpTarget(TargetConfig config, std::shared_ptr<SubsystemRegistry> registry);
+  ~NvmeTcpTarget();
+
+  Status start();
+  void stop();
+  uint16_t port() const { return bound_port_; }
+  const TargetConfig& config() const { return config_; }
+  SubsystemRegistry& registry() { return *registry_; }
+
+  // ---- called by connections, on their own group's thread ----
+  ConnectOutcome connect(const Command& cmd, const std::string& local_addr, PollGroup& group,
+                         const std::shared_ptr<TargetConnection>& conn);
+  void queueClosed(uint16_t cntlid, uint16_t qid);
+
+  // ---- management ----
+  void notifyNamespaceChanged(const std::string& subnqn, uint32_t nsid);
+  // Ends every association with this subsystem (before a volume goes away).
+  void disconnectSubsystem(const std::string& subnqn);
+  std::vector<ControllerSummary> controllers() const;
+  int connectionsFor(const std::string& subnqn) const;
+
+ private:
+  struct Association {
+    std::shared_ptr<Controller> controller;
+    // (group, connection) per queue id; 0 is the admin queue.
+    std::map<uint16_t, std::pair<PollGroup*, std::weak_ptr<TargetConnection>>> queues;
+  };
+  void accept();
+  std::vector<DiscoveryEntry> discoveryEntries(const std::string& host_nqn, const std::string& local_addr) const;
+  void closeQueues(const Association& a);
+  uint16_t allocateCntlid();  // under mutex_
+
+  TargetConfig config_;
+  std::shared_ptr<SubsystemRegistry> registry_;
+  std::vector<std::unique_ptr<PollGroup>> groups_;
+  int listen_fd_ = -1;
+  uint16_t bound_port_ = 0;
+  std::atomic<size_t> next_group_{0};
+
+  mutable std::mutex mutex_;
+  std::map<uint16_t, Association> associations_;
+  uint16_t next_cntlid_ = 1;
+};
+
+}  // namespace offcore::nvme

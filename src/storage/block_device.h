@@ -1,0 +1,46 @@
+// BlockDevice: the plug-in interface every block back end implements (a
+// volume in the store, an NVMe/TCP namespace seen through the initiator, a
+// plain file). Like an SPDK bdev's ops table, kept small on purpose.
+//
+// Offsets and lengths are in bytes and must be multiples of blockSize().
+// Calls are synchronous and may block on disk or network I/O; callers on an
+// event loop hand them to a worker (docs/CONCURRENCY.md). Implementations
+// are safe to call from several threads at once.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/result.h"
+
+namespace offcore {
+
+class BlockDevice {
+ public:
+  virtual ~BlockDevice() = default;
+
+  virtual uint64_t sizeBytes() const = 0;
+  virtual uint32_t blockSize() const = 0;
+
+  virtual Status read(uint64_t offset, void* buf, size_t len) = 0;
+  // Acknowledged writes survive a crash of this process; power-loss
+  // durability needs flush(), as with a volatile write cache.
+  virtual Status write(uint64_t offset, const void* buf, size_t len) = 0;
+  virtual Status flush() = 0;
+  // Deallocate: later reads of the range return zeroes.
+  virtual Status discard(uint64_t offset, uint64_t len) = 0;
+  virtual Status writeZeroes(uint64_t offset, uint64_t len) = 0;
+};
+
+// Error codes a BlockDevice returns in Error::code, so transports can map
+// them to protocol statuses (NVMe: LBA out of range, capacity exceeded...).
+enum BlockErrno : int {
+  kBlockOutOfRange = 34,   // ERANGE: beyond the device's size
+  kBlockNoSpace = 28,      // ENOSPC: the thin pool is full
+  kBlockReadOnly = 30,     // EROFS: a snapshot
+  kBlockIo = 5,            // EIO: media or peer failure
+  kBlockInvalid = 22,      // EINVAL: misaligned or malformed request
+  kBlockTimedOut = 110,    // ETIMEDOUT: the back end did not answer in time
+};
+
+}  // namespace offcore

@@ -1,0 +1,387 @@
+// The NVMe/TCP target against a raw socket client that writes PDUs by hand
+// (from the specification's byte layouts) and checks the exact replies, and
+// against our own initiator for the end-to-end paths.
+#include "nvme/target/target.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "memory_device.h"
+#include "nvme/crc32c.h"
+#include "nvme/host/host.h"
+
+namespace offcore::nvme {
+namespace {
+
+const char* kSubnqn = "nqn.2026-11.io.offcore:test:vol1";
+const char* kHostnqn = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555";
+
+class TargetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    registry_ = std::make_shared<SubsystemRegistry>();
+    device_ = std::make_shared<test::MemoryDevice>(64 << 20);
+    Namespace ns;
+    ns.device = device_;
+    ns.nguid = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    registry_->add(std::make_shared<Subsystem>(kSubnqn, "SERIAL1", std::vector<Namespace>{ns},
+                                               std::vector<std::string>{}));
+    TargetConfig cfg;
+    cfg.listen_addr = "127.0.0.1";
+    cfg.port = 0;
+    cfg.poll_groups = 2;
+    target_ = std::make_unique<NvmeTcpTarget>(cfg, registry_);
+    ASSERT_TRUE(target_->start().ok());
+  }
+  void TearDown() override { target_->stop(); }
+
+  int dial() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(target_->port());
+    ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+  }
+  static void sendBytes(int fd, const std::vector<uint8_t>& b) {
+    ASSERT_EQ(::send(fd, b.data(), b.size(), MSG_NOSIGNAL), static_cast<ssize_t>(b.size()));
+  }
+  // Reads one PDU: common header first, then the rest of PLEN.
+  static std::vector<uint8_t> readPdu(int fd, int timeout_ms = 3000) {
+    std::vector<uint8_t> b(8);
+    if (!readN(fd, b.data(), 8, timeout_ms)) return {};
+    uint32_t plen = getLe32(b.data() + 4);
+    b.resize(plen);
+    if (plen > 8 && !readN(fd, b.data() + 8, plen - 8, timeout_ms)) return {};
+    return b;
+  }
+  static bool readN(int fd, uint8_t* p, size_t n, int timeout_ms) {
+    size_t got = 0;
+    while (got < n) {
+      pollfd pf{fd, POLLIN, 0};
+      if (::poll(&pf, 1, timeout_ms) <= 0) return false;
+      ssize_t r = ::read(fd, p + got, n - got);
+      if (r <= 0) return false;
+      got += static_cast<size_t>(r);
+    }
+    return true;
+  }
+  static bool closedByPeer(int fd) {
+    uint8_t b;
+    pollfd pf{fd, POLLIN, 0};
+    if (::poll(&pf, 1, 3000) <= 0) return false;
+    return ::read(fd, &b, 1) == 0;
+  }
+  // ICReq by hand: no digests unless asked.
+  static std::vector<uint8_t> icreq(uint8_t dgst = 0) {
+    std::vector<uint8_t> p(128, 0);
+    p[0] = 0x00;
+    p[2] = 128;
+    putLe32(p.data() + 4, 128);
+    p[11] = dgst;
+    return p;
+  }
+  // A Connect capsule with its 1024 bytes in-capsule, by hand.
+  static std::vector<uint8_t> connectCapsule(uint16_t cid, uint16_t qid, uint16_t sqsize, uint16_t cntlid,
+                                             const std::string& subnqn, const std::string& hostnqn) {
+    std::vector<uint8_t> p(72 + 1024, 0);
+    p[0] = 0x04;
+    p[2] = 72;
+    p[3] = 72;
+    putLe32(p.data() + 4, static_cast<uint32_t>(p.size()));
+    uint8_t* sqe = p.data() + 8;
+    sqe[0] = 0x7F;
+    putLe16(sqe + 2, cid);
+    sqe[4] = 0x01;  // Connect
+    putLe32(sqe + 24 + 8, 1024);
+    sqe[24 + 15] = 0x01;  // SGL: data block, offset
+    putLe16(sqe + 42, qid);
+    putLe16(sqe + 44, sqsize);
+    putLe32(sqe + 48, 0);  // KATO off
+    uint8_t* data = p.data() + 72;
+    putLe16(data + 16, cntlid);
+    std::memcpy(data + 256, subnqn.data(), subnqn.size());
+    std::memcpy(data + 512, hostnqn.data(), hostnqn.size());
+    return p;
+  }
+  static std::vector<uint8_t> capsule(const uint8_t sqe[64]) {
+    std::vector<uint8_t> p(72, 0);
+    p[0] = 0x04;
+    p[2] = 72;
+    putLe32(p.data() + 4, 72);
+    std::memcpy(p.data() + 8, sqe, 64);
+    return p;
+  }
+  static uint16_t statusOf(const std::vector<uint8_t>& resp) { return (getLe16(resp.data() + 22) >> 1) & 0x7FF; }
+
+  // IC + admin Connect + CC.EN, by hand. Returns the socket.
+  int adminUp(uint16_t& cntlid) {
+    int fd = dial();
+    sendBytes(fd, icreq());
+    auto ic = readPdu(fd);
+    EXPECT_EQ(ic.size(), 128u);
+    sendBytes(fd, connectCapsule(1, 0, 31, 0xFFFF, kSubnqn, kHostnqn));
+    auto r = readPdu(fd);
+    EXPECT_EQ(statusOf(r), 0);
+    cntlid = getLe16(r.data() + 8);
+    uint8_t sqe[64] = {};
+    sqe[0] = 0x7F;
+    putLe16(sqe + 2, 2);
+    sqe[4] = 0x00;  // Property Set
+    putLe32(sqe + 44, 0x14);
+    putLe64(sqe + 48, 1 | (6 << 16) | (4 << 20));
+    sendBytes(fd, capsule(sqe));
+    EXPECT_EQ(statusOf(readPdu(fd)), 0);
+    return fd;
+  }
+
+  std::shared_ptr<SubsystemRegistry> registry_;
+  std::shared_ptr<test::MemoryDevice> device_;
+  std::unique_ptr<NvmeTcpTarget> target_;
+};
+
+TEST_F(TargetTest, IcRespIsExact) {
+  int fd = dial();
+  sendBytes(fd, icreq(kHdgstEnable | kDdgstEnable));
+  auto r = readPdu(fd);
+  ASSERT_EQ(r.size(), 128u);
+  std::vector<uint8_t> want(128, 0);
+  want[0] = 0x01;
+  want[2] = 128;
+  putLe32(want.data() + 4, 128);
+  want[10] = 0;     // CPDA
+  want[11] = 0x03;  // both digests granted
+  putLe32(want.data() + 12, 131072);  // MAXH2CDATA
+  EXPECT_EQ(r, want);
+  ::close(fd);
+}
+
+TEST_F(TargetTest, ConnectPropertiesAndIdentify) {
+  uint16_t cntlid = 0;
+  int fd = adminUp(cntlid);
+  EXPECT_GE(cntlid, 1);
+  // Property Get CAP (8 bytes).
+  uint8_t sqe[64] = {};
+  sqe[0] = 0x7F;
+  putLe16(sqe + 2, 3);
+  sqe[4] = 0x04;
+  sqe[40] = 1;
+  putLe32(sqe + 44, 0);
+  sendBytes(fd, capsule(sqe));
+  auto r = readPdu(fd);
+  ASSERT_EQ(statusOf(r), 0);
+  uint64_t cap = getLe64(r.data() + 8);
+  EXPECT_EQ(cap & 0xFFFF, 127u);        // MQES
+  EXPECT_TRUE((cap >> 37) & 1);         // CSS NVM
+  // CSTS.RDY after CC.EN.
+  putLe16(sqe + 2, 4);
+  sqe[40] = 0;
+  putLe32(sqe + 44, 0x1C);
+  sendBytes(fd, capsule(sqe));
+  r = readPdu(fd);
+  EXPECT_EQ(getLe32(r.data() + 8) & 1, 1u);
+  // Identify Controller: one C2HData (LAST) then CapsuleResp.
+  uint8_t id[64] = {};
+  id[0] = 0x06;
+  putLe16(id + 2, 5);
+  putLe32(id + 24 + 8, 4096);
+  id[24 + 15] = 0x5A;
+  putLe32(id + 40, 1);
+  sendBytes(fd, capsule(id));
+  auto d = readPdu(fd);
+  ASSERT_EQ(d[0], 0x07);
+  EXPECT_TRUE(d[1] & kFlagLastPdu);
+  EXPECT_FALSE(d[1] & kFlagSuccess);  // SQ flow control is on: a CapsuleResp follows
+  EXPECT_EQ(getLe16(d.data() + 8), 5u);
+  EXPECT_EQ(getLe32(d.data() + 16), 4096u);
+  const uint8_t* ctrl = d.data() + d[3];
+  EXPECT_EQ(getLe16(ctrl + 78), cntlid);                   // CNTLID
+  EXPECT_EQ(getLe32(ctrl + 80), 0x00010300u);              // VER
+  EXPECT_EQ(ctrl[512], 0x66);                              // SQES
+  EXPECT_EQ(ctrl[513], 0x44);                              // CQES
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(ctrl + 768)), kSubnqn);
+  EXPECT_EQ(getLe32(ctrl + 1792), (64u + 16384) / 16);     // IOCCSZ
+  auto resp = readPdu(fd);
+  EXPECT_EQ(resp[0], 0x05);
+  EXPECT_EQ(statusOf(resp), 0);
+  EXPECT_EQ(getLe16(resp.data() + 20), 5u);
+  ::close(fd);
+}
+
+TEST_F(TargetTest, UnknownNqnGetsConnectInvalidParameters) {
+  int fd = dial();
+  sendBytes(fd, icreq());
+  readPdu(fd);
+  sendBytes(fd, connectCapsule(1, 0, 31, 0xFFFF, "nqn.2026-11.io.offcore:test:nope", kHostnqn));
+  auto r = readPdu(fd);
+  EXPECT_EQ(statusOf(r), 0x182);
+  EXPECT_EQ(getLe32(r.data() + 8), (1u << 16) | 256u);  // IATTR=data, IPO=SUBNQN
+  ::close(fd);
+}
+
+TEST_F(TargetTest, UnlistedHostGetsConnectInvalidHost) {
+  registry_->find(kSubnqn)->setAllowedHosts({"nqn.2026-11.io.offcore:node:other"});
+  int fd = dial();
+  sendBytes(fd, icreq());
+  readPdu(fd);
+  sendBytes(fd, connectCapsule(1, 0, 31, 0xFFFF, kSubnqn, kHostnqn));
+  EXPECT_EQ(statusOf(readPdu(fd)), 0x184);
+  ::close(fd);
+}
+
+TEST_F(TargetTest, MalformedPduGetsTermReqAndOnlyThatConnectionCloses) {
+  uint16_t cntlid = 0;
+  int good = adminUp(cntlid);
+  int bad = dial();
+  sendBytes(bad, icreq());
+  readPdu(bad);
+  std::vector<uint8_t> junk(72, 0);
+  junk[0] = 0x04;
+  junk[2] = 60;  // wrong HLEN for a CapsuleCmd
+  putLe32(junk.data() + 4, 72);
+  sendBytes(bad, junk);
+  auto term = readPdu(bad);
+  ASSERT_GE(term.size(), 24u);
+  EXPECT_EQ(term[0], 0x03);               // C2HTermReq
+  EXPECT_EQ(getLe16(term.data() + 8), 1u);  // FES: invalid header field
+  EXPECT_EQ(getLe32(term.data() + 10), 2u);  // FEI: HLEN's offset
+  EXPECT_TRUE(closedByPeer(bad));
+  ::close(bad);
+  // The other association still answers.
+  uint8_t ka[64] = {};
+  ka[0] = 0x18;
+  putLe16(ka + 2, 9);
+  sendBytes(good, capsule(ka));
+  EXPECT_EQ(statusOf(readPdu(good)), 0);
+  ::close(good);
+}
+
+TEST_F(TargetTest, CommandBeforeIcReqIsASequenceError) {
+  int fd = dial();
+  uint8_t ka[64] = {};
+  ka[0] = 0x18;
+  sendBytes(fd, capsule(ka));
+  auto term = readPdu(fd);
+  ASSERT_GE(term.size(), 24u);
+  EXPECT_EQ(term[0], 0x03);
+  EXPECT_EQ(getLe16(term.data() + 8), 2u);  // PDU sequence error
+  ::close(fd);
+}
+
+TEST_F(TargetTest, HeaderDigestErrorTerminates) {
+  int fd = dial();
+  sendBytes(fd, icreq(kHdgstEnable));
+  readPdu(fd);
+  uint8_t ka[64] = {};
+  ka[0] = 0x18;
+  auto p = capsule(ka);
+  p[1] = kFlagHdgst;
+  putLe32(p.data() + 4, 76);
+  uint8_t bad_digest[4] = {1, 2, 3, 4};
+  p.insert(p.end(), bad_digest, bad_digest + 4);
+  sendBytes(fd, p);
+  auto term = readPdu(fd);
+  ASSERT_GE(term.size(), 24u);
+  EXPECT_EQ(getLe16(term.data() + 8), 3u);  // header digest error
+  ::close(fd);
+}
+
+TEST_F(TargetTest, InitiatorReadWriteWithDigestsAndErrors) {
+  HostOptions o;
+  o.host_nqn = kHostnqn;
+  o.header_digest = true;
+  o.data_digest = true;
+  o.io_queues = 2;
+  o.queue_depth = 8;
+  auto host = NvmeTcpHost::connect("127.0.0.1", target_->port(), kSubnqn, o);
+  ASSERT_TRUE(host.ok()) << host.error().message;
+  EXPECT_EQ((*host)->sizeBytes(), 64u << 20);
+  std::vector<uint8_t> w(1 << 20), r(1 << 20);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(i * 7);
+  ASSERT_TRUE((*host)->write(4096, w.data(), w.size()).ok());      // R2T path
+  std::vector<uint8_t> small(4096, 0x5A);
+  ASSERT_TRUE((*host)->write(8 << 20, small.data(), 4096).ok());   // in-capsule path
+  ASSERT_TRUE((*host)->read(4096, r.data(), r.size()).ok());
+  EXPECT_EQ(r, w);
+  ASSERT_TRUE((*host)->flush().ok());
+  EXPECT_GE(device_->flushes, 1);
+  ASSERT_TRUE((*host)->discard(8 << 20, 4096).ok());
+  ASSERT_TRUE((*host)->read(8 << 20, small.data(), 4096).ok());
+  EXPECT_EQ(small, std::vector<uint8_t>(4096, 0));
+  auto out = (*host)->read(64 << 20, small.data(), 4096);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, kBlockOutOfRange);
+  // Concurrent I/O from several threads over both queues.
+  std::vector<std::thread> ts;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      std::vector<uint8_t> buf(16384, static_cast<uint8_t>(t + 1)), back(16384);
+      for (int i = 0; i < 50; ++i) {
+        uint64_t off = (16ULL << 20) + (static_cast<uint64_t>(t) << 20) + i * 16384ULL;
+        if (!(*host)->write(off, buf.data(), buf.size()).ok() || !(*host)->read(off, back.data(), back.size()).ok() ||
+            back != buf) {
+          failures++;
+        }
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  (*host)->close();
+}
+
+TEST_F(TargetTest, DiscoveryListsOnlyAllowedSubsystems) {
+  registry_->add(std::make_shared<Subsystem>("nqn.2026-11.io.offcore:test:secret", "S2", std::vector<Namespace>{},
+                                             std::vector<std::string>{"nqn.other"}));
+  HostOptions o;
+  o.host_nqn = kHostnqn;
+  auto recs = discover("127.0.0.1", target_->port(), o);
+  ASSERT_TRUE(recs.ok()) << recs.error().message;
+  std::vector<std::string> nqns;
+  for (const auto& r : *recs) nqns.push_back(r.subnqn);
+  EXPECT_NE(std::find(nqns.begin(), nqns.end(), kSubnqn), nqns.end());
+  EXPECT_EQ(std::find(nqns.begin(), nqns.end(), "nqn.2026-11.io.offcore:test:secret"), nqns.end());
+  for (const auto& r : *recs) {
+    EXPECT_EQ(r.traddr, "127.0.0.1");
+    EXPECT_EQ(r.trsvcid, std::to_string(target_->port()));
+  }
+}
+
+TEST_F(TargetTest, ReconnectsAfterTheTargetRestarts) {
+  HostOptions o;
+  o.host_nqn = kHostnqn;
+  o.io_timeout = std::chrono::seconds(20);
+  o.kato_ms = 1000;
+  auto host = NvmeTcpHost::connect("127.0.0.1", target_->port(), kSubnqn, o);
+  ASSERT_TRUE(host.ok());
+  uint16_t port = target_->port();
+  target_->stop();
+  std::thread restarter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    TargetConfig cfg;
+    cfg.listen_addr = "127.0.0.1";
+    cfg.port = port;
+    target_ = std::make_unique<NvmeTcpTarget>(cfg, registry_);
+    ASSERT_TRUE(target_->start().ok());
+  });
+  std::vector<uint8_t> buf(4096, 0x33);
+  auto t0 = std::chrono::steady_clock::now();
+  auto s = (*host)->write(0, buf.data(), buf.size());  // stalls, then succeeds
+  restarter.join();
+  EXPECT_TRUE(s.ok()) << s.error().message;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
+  EXPECT_GE((*host)->stats().reconnects, 1u);
+  (*host)->close();
+}
+
+}  // namespace
+}  // namespace offcore::nvme
