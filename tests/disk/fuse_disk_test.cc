@@ -468,12 +468,20 @@ TEST_F(FuseDiskTest, StaleMountOfADeadDaemonIsReplaced) {
     if (d.ok()) (void)!::write(ready[1], "k", 1);
     for (;;) ::pause();
   }
+  // Killed here, or on the way out if an assertion fails first.
+  struct Reaper {
+    pid_t pid;
+    void kill() {
+      if (pid > 0) (void)::kill(pid, SIGKILL), (void)waitExit(pid);
+      pid = -1;
+    }
+    ~Reaper() { kill(); }
+  } daemon{child};
   ::close(ready[1]);
   char c = 0;
   EXPECT_EQ(::read(ready[0], &c, 1), 1);
   ::close(ready[0]);
-  ::kill(child, SIGKILL);
-  (void)waitExit(child);
+  daemon.kill();
   ASSERT_TRUE(mountedAt(disk_path_));
   mountDisk(backing_);
   auto data = randomBytes(4096, 4);

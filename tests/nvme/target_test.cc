@@ -294,6 +294,94 @@ TEST_F(TargetTest, HeaderDigestErrorTerminates) {
   ::close(fd);
 }
 
+TEST_F(TargetTest, KeepAliveTimeoutEndsTheAssociation) {
+  int fd = dial();
+  sendBytes(fd, icreq());
+  readPdu(fd);
+  auto c = connectCapsule(1, 0, 31, 0xFFFF, kSubnqn, kHostnqn);
+  putLe32(c.data() + 8 + 48, 500);  // KATO 500 ms
+  sendBytes(fd, c);
+  ASSERT_EQ(statusOf(readPdu(fd)), 0);
+  EXPECT_EQ(target_->controllers().size(), 1u);
+  // Silence for longer than KATO + the target's 1 s slack: the target hangs up.
+  EXPECT_TRUE(closedByPeer(fd));
+  // The socket closes first; the controller table follows on the same thread.
+  for (int i = 0; i < 100 && !target_->controllers().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(target_->controllers().empty());
+  ::close(fd);
+}
+
+TEST_F(TargetTest, AsyncEventOnNamespaceChangeAndChangedNsLog) {
+  uint16_t cntlid = 0;
+  int fd = adminUp(cntlid);
+  uint8_t sf[64] = {};
+  sf[0] = 0x09;  // Set Features: async event configuration, namespace notices
+  putLe16(sf + 2, 10);
+  putLe32(sf + 40, 0x0B);
+  putLe32(sf + 44, 1u << 8);
+  sendBytes(fd, capsule(sf));
+  ASSERT_EQ(statusOf(readPdu(fd)), 0);
+  uint8_t aer[64] = {};
+  aer[0] = 0x0C;
+  putLe16(aer + 2, 11);
+  sendBytes(fd, capsule(aer));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  target_->notifyNamespaceChanged(kSubnqn, 1);
+  auto r = readPdu(fd);
+  ASSERT_EQ(r[0], 0x05);
+  EXPECT_EQ(getLe16(r.data() + 20), 11u);
+  EXPECT_EQ(getLe32(r.data() + 8), 0x00040002u);  // notice, NS attribute changed, log page 4
+  uint8_t gl[64] = {};
+  gl[0] = 0x02;
+  putLe16(gl + 2, 12);
+  putLe32(gl + 24 + 8, 4096);
+  gl[24 + 15] = 0x5A;
+  putLe32(gl + 40, 0x04 | (1023u << 16));
+  sendBytes(fd, capsule(gl));
+  auto d = readPdu(fd);
+  ASSERT_EQ(d[0], 0x07);
+  EXPECT_EQ(getLe32(d.data() + d[3]), 1u);  // NSID 1 changed
+  EXPECT_EQ(getLe32(d.data() + d[3] + 4), 0u);
+  EXPECT_EQ(statusOf(readPdu(fd)), 0);
+  ::close(fd);
+}
+
+TEST_F(TargetTest, StatusCodesForBadCommands) {
+  uint16_t cntlid = 0;
+  int fd = adminUp(cntlid);
+  uint8_t bad[64] = {};
+  bad[0] = 0x7E;  // no such admin opcode
+  putLe16(bad + 2, 20);
+  sendBytes(fd, capsule(bad));
+  EXPECT_EQ(statusOf(readPdu(fd)), 0x001);
+  uint8_t feat[64] = {};
+  feat[0] = 0x0A;  // Get Features, unknown FID
+  putLe16(feat + 2, 21);
+  putLe32(feat + 40, 0x55);
+  sendBytes(fd, capsule(feat));
+  EXPECT_EQ(statusOf(readPdu(fd)), 0x002);
+  uint8_t log[64] = {};
+  log[0] = 0x02;  // Get Log Page, unsupported LID
+  putLe16(log + 2, 22);
+  putLe32(log + 24 + 8, 512);
+  log[24 + 15] = 0x5A;
+  putLe32(log + 40, 0x7F | (127u << 16));
+  sendBytes(fd, capsule(log));
+  EXPECT_EQ(statusOf(readPdu(fd)), 0x109);
+  uint8_t nq[64] = {};
+  nq[0] = 0x09;  // Set Features: number of queues -> granted count in DW0
+  putLe16(nq + 2, 23);
+  putLe32(nq + 40, 0x07);
+  putLe32(nq + 44, (3u << 16) | 3u);
+  sendBytes(fd, capsule(nq));
+  auto r = readPdu(fd);
+  EXPECT_EQ(statusOf(r), 0);
+  EXPECT_EQ(getLe32(r.data() + 8), (3u << 16) | 3u);
+  ::close(fd);
+}
+
 TEST_F(TargetTest, InitiatorReadWriteWithDigestsAndErrors) {
   HostOptions o;
   o.host_nqn = kHostnqn;
