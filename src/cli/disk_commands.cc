@@ -6,6 +6,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -98,7 +99,11 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   o.io_timeout = std::chrono::seconds(io_timeout_s);
   auto host = nvme::NvmeTcpHost::connect(d->address, d->port, d->nqn, o);
   if (!host.ok()) return fail("disk serve", host.error());
-  auto disk = FuseDisk::mount(file, *host);
+  // One FUSE worker per command the queues can carry, so a deep fio or a
+  // loop device with --direct-io=on keeps every queue slot busy.
+  FuseDiskOptions fo;
+  fo.max_threads = static_cast<unsigned>(std::clamp(queues * depth, 4, 64));
+  auto disk = FuseDisk::mount(file, *host, fo);
   if (!disk.ok()) return fail("disk serve", disk.error());
   json info{{"uri", uri}, {"nqn", d->nqn}, {"file", file}, {"size_bytes", (*host)->sizeBytes()},
             {"block_size", (*host)->blockSize()}, {"host_nqn", o.host_nqn}, {"pid", ::getpid()}};

@@ -154,10 +154,10 @@ Result<HostCompletion> HostQueue::submit(Sqe sqe, const uint8_t* out, size_t out
   Status sent = sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_,
                                         ctrl_alignment_));
   std::unique_lock<std::mutex> lock(mutex_);
-  if (sent.ok()) cv_.wait_for(lock, timeout, [&] { return pending.done || !alive_; });
+  if (sent.ok()) pending.cv.wait_for(lock, timeout, [&] { return pending.done || !alive_; });
   pending_.erase(cid);
   free_cids_.push_back(cid);
-  cv_.notify_all();
+  cv_.notify_one();  // a caller waiting for a free slot
   if (pending.done) return HostCompletion{pending.cqe};
   if (!sent.ok()) return sent.error();
   if (!alive_) return makeError("queue disconnected", kQueueDisconnected);
@@ -166,6 +166,7 @@ Result<HostCompletion> HostQueue::submit(Sqe sqe, const uint8_t* out, size_t out
 
 void HostQueue::failAll() {
   std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [_, p] : pending_) p->cv.notify_one();
   cv_.notify_all();
 }
 
@@ -206,7 +207,7 @@ void HostQueue::handlePdu(const Pdu& pdu) {
       if (it == pending_.end()) return;  // a late answer to a command that timed out
       it->second->cqe = cqe;
       it->second->done = true;
-      cv_.notify_all();
+      it->second->cv.notify_one();
       return;
     }
     case kC2HData: {
@@ -219,14 +220,14 @@ void HostQueue::handlePdu(const Pdu& pdu) {
       if (!pdu.data_digest_ok || static_cast<uint64_t>(off) + len > p->in_len || len != pdu.data.size()) {
         p->cqe = Cqe::make(cid, kScDataTransferError);
         p->done = true;
-        cv_.notify_all();
+        p->cv.notify_one();
         return;
       }
       std::memcpy(p->in + off, pdu.data.data(), len);
       if (pdu.flags & kFlagSuccess) {
         p->cqe = Cqe::make(cid, kScSuccess);
         p->done = true;
-        cv_.notify_all();
+        p->cv.notify_one();
       }
       return;
     }

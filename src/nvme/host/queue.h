@@ -65,6 +65,8 @@ class HostQueue {
     size_t in_len = 0;
     bool done = false;
     Cqe cqe;
+    // Each waiter has its own: a completion wakes one thread, not the queue.
+    std::condition_variable cv;
   };
   void readerLoop();
   void failAll();
