@@ -14,6 +14,7 @@
 #include "base/files.h"
 #include "base/progress.h"
 #include "base/stats.h"
+#include "bench/proc_stats.h"
 #include "bench/suite.h"
 #include "dpu/fabric.h"
 #include "dpu/netns.h"
@@ -26,31 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 double msSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-// utime+stime of a process, in seconds.
-Result<double> processCpuSeconds(pid_t pid) {
-  OC_ASSIGN_OR_RETURN(std::string stat, readFile("/proc/" + std::to_string(pid) + "/stat"));
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return makeError("bad /proc stat");
-  std::vector<std::string> f;
-  size_t pos = close + 2;
-  while (pos < stat.size()) {
-    size_t sp = stat.find(' ', pos);
-    if (sp == std::string::npos) sp = stat.size();
-    f.push_back(stat.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  if (f.size() < 13) return makeError("short /proc stat");
-  double ticks = std::stod(f[11]) + std::stod(f[12]);  // fields 14 and 15
-  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-Result<double> processRssMiB(pid_t pid) {
-  OC_ASSIGN_OR_RETURN(std::string status, readFile("/proc/" + std::to_string(pid) + "/status"));
-  auto at = status.find("VmRSS:");
-  if (at == std::string::npos) return makeError("no VmRSS");
-  return std::stod(status.substr(at + 6)) / 1024.0;
 }
 
 class DpuSuite final : public BenchSuite {

@@ -13,6 +13,7 @@
 #include "base/files.h"
 #include "base/progress.h"
 #include "base/stats.h"
+#include "bench/proc_stats.h"
 #include "base/subprocess.h"
 #include "bench/suite.h"
 #include "dpu/node.h"
@@ -45,21 +46,6 @@ Result<FioResult> parseFio(const std::string& text, bool read) {
     r.p99_us = pct.value("99.000000", 0.0) / 1000.0;
   }
   return r;
-}
-
-Result<double> processCpu(pid_t pid) {
-  OC_ASSIGN_OR_RETURN(std::string stat, readFile("/proc/" + std::to_string(pid) + "/stat"));
-  auto close = stat.rfind(')');
-  std::vector<std::string> f;
-  size_t pos = close + 2;
-  while (pos < stat.size()) {
-    size_t sp = stat.find(' ', pos);
-    if (sp == std::string::npos) sp = stat.size();
-    f.push_back(stat.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
-  if (f.size() < 13) return makeError("short stat");
-  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 class StorageSuite final : public BenchSuite {
@@ -163,9 +149,9 @@ class StorageSuite final : public BenchSuite {
       std::vector<double> iops, lat50, lat99, bw, liops, llat50, llat99, lbw;
       for (int r = 0; r < runs; ++r) {
         auto st0 = nodeStatus();
-        auto g0 = processCpu(gateway_);
+        auto g0 = processCpuSeconds(gateway_);
         OC_ASSIGN_OR_RETURN(FioResult d, fio(c, disk_, true, seconds));
-        auto g1 = processCpu(gateway_);
+        auto g1 = processCpuSeconds(gateway_);
         auto st1 = nodeStatus();
         progress.step(c.name + " disk");
         if (g0.ok() && g1.ok()) gw_cpu += *g1 - *g0;

@@ -20,7 +20,7 @@
 #include "disk/fuse_disk.h"
 #include "dpu/mounts.h"
 #include "dpu/node.h"
-#include "nvme/crc32c.h"
+#include "base/crc32c.h"
 #include "nvme/host/host.h"
 
 namespace offcore {
@@ -67,7 +67,7 @@ std::array<uint8_t, 16> nodeHostId(const std::string& node) {
   std::array<uint8_t, 16> id{};
   for (int i = 0; i < 4; ++i) {
     std::string salted = node + "#" + std::to_string(i);
-    nvme::putLe32(id.data() + 4 * i, nvme::crc32c(reinterpret_cast<const uint8_t*>(salted.data()), salted.size()));
+    nvme::putLe32(id.data() + 4 * i, offcore::crc32c(0, reinterpret_cast<const uint8_t*>(salted.data()), salted.size()));
   }
   return id;
 }

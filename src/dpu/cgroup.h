@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,13 @@ std::unique_ptr<CgroupDriver> makeCgroupV2Driver(const std::string& mount_root);
 // Kills every process in path (SIGKILL) and waits until it is empty, up to
 // timeout_ms. Used by `dpu down`: the cgroup is the node's process registry.
 Status killCgroupProcesses(CgroupDriver& driver, const std::string& path, int timeout_ms);
+
+// Helpers shared by the drivers.
+// Adds the processes of dir and every cgroup below it.
+void collectCgroupProcesses(const std::string& dir, std::set<pid_t>& into);
+// cgroupfs directories are removed with rmdir alone, children first: their
+// control files cannot be unlinked, so std::filesystem::remove_all fails.
+Status removeCgroupTree(const std::string& dir);
 
 // Parsing helpers shared by the drivers, exposed for unit tests.
 std::vector<pid_t> parsePidList(const std::string& text);

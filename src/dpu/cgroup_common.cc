@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -26,6 +27,25 @@ std::optional<uint64_t> parseKeyedValue(const std::string& text, const std::stri
     if (k == key) return v;
   }
   return std::nullopt;
+}
+
+void collectCgroupProcesses(const std::string& dir, std::set<pid_t>& into) {
+  if (auto procs = readFile(dir + "/cgroup.procs"); procs.ok()) {
+    for (pid_t p : parsePidList(*procs)) into.insert(p);
+  }
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.is_directory()) collectCgroupProcesses(e.path().string(), into);
+  }
+}
+
+Status removeCgroupTree(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.is_directory()) OC_TRY(removeCgroupTree(e.path().string()));
+  }
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return errnoError("rmdir " + dir);
+  return okStatus();
 }
 
 Result<std::unique_ptr<CgroupDriver>> makeCgroupDriver(const std::string& mount_root) {

@@ -90,7 +90,7 @@ class CgroupV1Driver final : public CgroupDriver {
     for (const auto& h : hierarchies_) {
       std::string top = root_ + "/" + h + "/" + path;
       if (!pathExists(top)) continue;
-      collect(top, all);
+      collectCgroupProcesses(top, all);
     }
     return {all.begin(), all.end()};
   }
@@ -105,27 +105,6 @@ class CgroupV1Driver final : public CgroupDriver {
   }
 
  private:
-  static void collect(const std::string& dir, std::set<pid_t>& into) {
-    if (auto procs = readFile(dir + "/cgroup.procs"); procs.ok()) {
-      for (pid_t p : parsePidList(*procs)) into.insert(p);
-    }
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-      if (e.is_directory()) collect(e.path().string(), into);
-    }
-  }
-
-  // cgroupfs directories are removed with rmdir alone; their control files
-  // cannot be unlinked, so std::filesystem::remove_all does not work here.
-  static Status removeCgroupTree(const std::string& dir) {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-      if (e.is_directory()) OC_TRY(removeCgroupTree(e.path().string()));
-    }
-    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return errnoError("rmdir " + dir);
-    return okStatus();
-  }
-
   std::string root_;
   std::vector<std::string> hierarchies_;
 };

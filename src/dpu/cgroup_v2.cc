@@ -62,14 +62,14 @@ class CgroupV2Driver final : public CgroupDriver {
   std::vector<pid_t> processes(const std::string& path) const override {
     std::set<pid_t> all;
     std::string top = root_ + "/" + path;
-    if (pathExists(top)) collect(top, all);
+    if (pathExists(top)) collectCgroupProcesses(top, all);
     return {all.begin(), all.end()};
   }
 
   Status remove(const std::string& path) override {
     std::string top = root_ + "/" + path;
     if (!pathExists(top)) return okStatus();
-    return removeTree(top);
+    return removeCgroupTree(top);
   }
 
  private:
@@ -86,25 +86,6 @@ class CgroupV2Driver final : public CgroupDriver {
         (void)writeKernelFile(dir + "/cgroup.subtree_control", "+" + c);
       }
     }
-  }
-
-  static void collect(const std::string& dir, std::set<pid_t>& into) {
-    if (auto procs = readFile(dir + "/cgroup.procs"); procs.ok()) {
-      for (pid_t p : parsePidList(*procs)) into.insert(p);
-    }
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-      if (e.is_directory()) collect(e.path().string(), into);
-    }
-  }
-
-  static Status removeTree(const std::string& dir) {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-      if (e.is_directory()) OC_TRY(removeTree(e.path().string()));
-    }
-    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return errnoError("rmdir " + dir);
-    return okStatus();
   }
 
   std::string root_;

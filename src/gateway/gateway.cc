@@ -11,7 +11,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "dpu/node_state.h"
-#include "nvme/crc32c.h"
+#include "base/crc32c.h"
 
 namespace offcore {
 
@@ -25,7 +25,7 @@ std::array<uint8_t, 16> nguidFor(const std::string& nqn) {
   std::array<uint8_t, 16> id{};
   for (int i = 0; i < 4; ++i) {
     std::string salted = nqn + "#" + std::to_string(i);
-    uint32_t c = nvme::crc32c(reinterpret_cast<const uint8_t*>(salted.data()), salted.size());
+    uint32_t c = offcore::crc32c(0, reinterpret_cast<const uint8_t*>(salted.data()), salted.size());
     nvme::putLe32(id.data() + 4 * i, c);
   }
   return id;

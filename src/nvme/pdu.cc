@@ -1,8 +1,9 @@
 #include "nvme/pdu.h"
 
 #include <algorithm>
+#include <cstring>
 
-#include "nvme/crc32c.h"
+#include "base/crc32c.h"
 
 namespace offcore::nvme {
 namespace {
@@ -51,14 +52,14 @@ std::vector<uint8_t> assemble(std::vector<uint8_t> hdr, const uint8_t* data, siz
   out = std::move(hdr);
   uint8_t le[4];
   if (hd) {
-    putLe32(le, crc32c(out.data(), hlen));
+    putLe32(le, offcore::crc32c(0, out.data(), hlen));
     out.insert(out.end(), le, le + 4);
   }
   if (len > 0) {
     out.resize(pdo, 0);
     out.insert(out.end(), data, data + len);
     if (dd) {
-      putLe32(le, crc32c(data, len));
+      putLe32(le, offcore::crc32c(0, data, len));
       out.insert(out.end(), le, le + 4);
     }
   }
@@ -185,7 +186,7 @@ std::optional<Pdu> PduParser::next(std::optional<FatalError>& error) {
                   p.type != kC2HTermReq;
   if (hd) {
     uint32_t want = getLe32(h + p.hlen);
-    if (crc32c(h, p.hlen) != want) {
+    if (offcore::crc32c(0, h, p.hlen) != want) {
       error = fatal(kFesHeaderDigestError, 0, h, buffered(), "header digest mismatch");
       return std::nullopt;
     }
@@ -196,7 +197,7 @@ std::optional<Pdu> PduParser::next(std::optional<FatalError>& error) {
     const uint32_t dd = (p.flags & kFlagDdgst) ? kDigestSize : 0;
     const uint32_t len = plen - p.pdo - dd;
     p.data.assign(h + p.pdo, h + p.pdo + len);
-    if (dd) p.data_digest_ok = crc32c(h + p.pdo, len) == getLe32(h + p.pdo + len);
+    if (dd) p.data_digest_ok = offcore::crc32c(0, h + p.pdo, len) == getLe32(h + p.pdo + len);
   }
   pos_ += plen;
   return p;
@@ -259,14 +260,14 @@ std::vector<uint8_t> buildR2T(uint16_t cccid, uint16_t ttag, uint32_t offset, ui
 }
 
 std::vector<uint8_t> buildTermReq(PduType type, uint16_t fes, uint32_t fei, const std::vector<uint8_t>& errored) {
-  std::vector<uint8_t> out(kTermHlen, 0);
+  const size_t n = std::min(errored.size(), kTermMaxHeaderCopy);
+  std::vector<uint8_t> out(kTermHlen + n, 0);
   out[0] = type;
   out[2] = kTermHlen;
+  putLe32(out.data() + 4, static_cast<uint32_t>(out.size()));
   putLe16(out.data() + 8, fes);
   putLe32(out.data() + 10, fei);
-  size_t n = std::min(errored.size(), kTermMaxHeaderCopy);
-  out.insert(out.end(), errored.begin(), errored.begin() + static_cast<long>(n));
-  putLe32(out.data() + 4, static_cast<uint32_t>(out.size()));
+  if (n > 0) std::memcpy(out.data() + kTermHlen, errored.data(), n);
   return out;
 }
 

@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "storage/crc32c.h"
+#include "base/crc32c.h"
 
 namespace offcore {
 namespace {

@@ -4,18 +4,18 @@
 
 #include <gtest/gtest.h>
 
-#include "nvme/crc32c.h"
+#include "base/crc32c.h"
 
 namespace offcore::nvme {
 namespace {
 
 TEST(Crc32cTest, KnownVectors) {
   const char* s = "123456789";
-  EXPECT_EQ(crc32c(reinterpret_cast<const uint8_t*>(s), 9), 0xE3069283u);
+  EXPECT_EQ(offcore::crc32c(0, reinterpret_cast<const uint8_t*>(s), 9), 0xE3069283u);
   std::vector<uint8_t> zeros(32, 0);
-  EXPECT_EQ(crc32c(zeros.data(), zeros.size()), 0x8A9136AAu);  // RFC 3720 B.4
+  EXPECT_EQ(offcore::crc32c(0, zeros.data(), zeros.size()), 0x8A9136AAu);  // RFC 3720 B.4
   std::vector<uint8_t> ones(32, 0xFF);
-  EXPECT_EQ(crc32c(ones.data(), ones.size()), 0x62A8AB43u);
+  EXPECT_EQ(offcore::crc32c(0, ones.data(), ones.size()), 0x62A8AB43u);
 }
 
 TEST(PduTest, IcReqLayout) {
@@ -45,8 +45,8 @@ TEST(PduTest, CapsuleCmdWithDigestsAndInCapsuleData) {
   EXPECT_EQ(p[2], 72);
   EXPECT_EQ(p[3], 76);
   EXPECT_EQ(getLe32(p.data() + 4), 72u + 4 + 512 + 4);
-  EXPECT_EQ(getLe32(p.data() + 72), crc32c(p.data(), 72));
-  EXPECT_EQ(getLe32(p.data() + 76 + 512), crc32c(data.data(), 512));
+  EXPECT_EQ(getLe32(p.data() + 72), offcore::crc32c(0, p.data(), 72));
+  EXPECT_EQ(getLe32(p.data() + 76 + 512), offcore::crc32c(0, data.data(), 512));
   EXPECT_EQ(p[8], kIoWrite);
   EXPECT_EQ(getLe16(p.data() + 10), 0x1234);
 }

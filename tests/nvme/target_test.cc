@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "memory_device.h"
-#include "nvme/crc32c.h"
+#include "base/crc32c.h"
 #include "nvme/host/host.h"
 
 namespace offcore::nvme {

@@ -14,7 +14,7 @@
 
 #include "base/files.h"
 #include "storage/cluster_set.h"
-#include "storage/crc32c.h"
+#include "base/crc32c.h"
 #include "storage/journal.h"
 #include "storage/store_core.h"
 #include "volume_store_test_util.h"
