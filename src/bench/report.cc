@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -59,25 +60,28 @@ Result<std::string> writeReport(const BenchReport& report, const std::string& di
   OC_TRY(makeDirs(dir));
   std::string plot_name;
   if (report.plot) {
+    // One bar per metric: offcore/baseline. Metrics have different units,
+    // so the ratio is the only scale they share; 1.0 is parity.
     std::string data;
     int i = 0;
     for (const auto& r : report.rows) {
-      if (!r.baseline) continue;
-      data += std::to_string(i++) + " \"" + r.metric + "\" " + std::to_string(r.offcore) + " " +
-              std::to_string(*r.baseline) + "\n";
+      auto q = ratio(r);
+      if (!q) continue;
+      data += std::to_string(i++) + " \"" + r.metric + "\" " + std::to_string(*q) + "\n";
     }
     if (!data.empty()) {
       std::string data_file = dir + "/" + report.suite + ".dat";
       OC_TRY(writeFileAtomic(data_file, data));
       std::string png = dir + "/" + report.suite + ".png";
+      int width = std::max(700, 60 * i + 200);
       std::string script =
-          "set terminal pngcairo size 900,480\n"
+          "set terminal pngcairo size " + std::to_string(width) + ",560 font ',10'\n"
           "set output '" + png + "'\n"
-          "set title '" + report.title + "'\n"
-          "set style data histograms\nset style histogram clustered gap 1\n"
-          "set style fill solid 0.8 border -1\nset boxwidth 0.9\n"
-          "set xtics rotate by -20 noenhanced\nset key top left\nset grid ytics\n"
-          "plot '" + data_file + "' using 3:xtic(2) title 'offcore', '' using 4 title 'baseline'\n";
+          "set title '" + report.title + ": offcore / baseline (1.0 = parity)' noenhanced\n"
+          "set style fill solid 0.8 border -1\nset boxwidth 0.7\nset bmargin 12\n"
+          "set xtics rotate by -45 noenhanced\nset grid ytics\nset yrange [0:*]\nunset key\n"
+          "set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb 'red'\n"
+          "plot '" + data_file + "' using 1:3:xtic(2) with boxes lc rgb '#4060c0'\n";
       SpawnOptions opts;
       opts.stdin_data = script;
       auto ran = runCapture({"gnuplot"}, opts);
