@@ -36,7 +36,9 @@ Result<ApiClient> gatewayClient(const CliContext& ctx, const std::string& target
   std::vector<std::string> found;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(ctx.config.run_root + "/targets", ec)) {
-    if (pathExists(e.path().string() + "/api.sock")) found.push_back(e.path().filename().string());
+    // A gateway killed with SIGKILL leaves its socket behind: count only live ones.
+    std::string sock = e.path().string() + "/api.sock";
+    if (pathExists(sock) && ApiClient(sock, 1000).get("/v1/target").ok()) found.push_back(e.path().filename().string());
   }
   if (found.size() == 1) return ApiClient(gatewaySocketPath(ctx.config.run_root, found[0]), 30000);
   if (found.empty()) return makeError("no gateway is running (start one with `offcore target serve`)");

@@ -110,7 +110,10 @@ StorageGateway::~StorageGateway() {
   api_.reset();
   if (target_) target_->stop();
   if (signal_fd_ >= 0) ::close(signal_fd_);
-  ::unlink((config_.run_root + "/targets/" + config_.name + "/target.json").c_str());
+  // ApiServer's destructor removed the socket; the directory goes with it.
+  std::string dir = config_.run_root + "/targets/" + config_.name;
+  ::unlink((dir + "/target.json").c_str());
+  ::rmdir(dir.c_str());
 }
 
 std::string StorageGateway::apiSocket() const { return gatewaySocketPath(config_.run_root, config_.name); }
