@@ -27,6 +27,10 @@
 
 namespace offcore::nvme {
 
+inline constexpr uint32_t kLbaBytes = 4096;  // the one LBA format offered
+inline constexpr uint8_t kLbaShift = 12;
+inline constexpr uint8_t kAerLimit = 4;      // AERL + 1
+
 struct Command {
   Sqe sqe;
   uint16_t qid = 0;
