@@ -72,10 +72,13 @@ class StorageSuite final : public BenchSuite {
   Status setUp() {
     OC_TRY(makeDirs(work_));
     OC_TRY(runChecked({oc(), "fabric", "host", "add", host_}));
-    auto hosts = runCapture({oc(), "fabric", "host", "list", "--json"});
-    for (const auto& h : json::parse(hosts->out)) {
+    OC_ASSIGN_OR_RETURN(ProcessOutput hosts, runCapture({oc(), "fabric", "host", "list", "--json"}));
+    auto list = json::parse(hosts.out, nullptr, false);
+    if (!list.is_array()) return makeError("`fabric host list --json` gave no list");
+    for (const auto& h : list) {
       if (h.value("name", "") == host_) ip_ = h.value("ip", "").substr(0, h.value("ip", "").find('/'));
     }
+    if (ip_.empty()) return makeError("fabric host " + host_ + " has no address");
     SpawnOptions so;
     so.output_file = work_ + "/gateway.log";
     so.new_session = true;

@@ -134,7 +134,7 @@ void TargetConnection::handleIcReq(const Pdu& pdu) {
   state_ = State::kReady;
 }
 
-void TargetConnection::handleCapsule(const Pdu& pdu) {
+void TargetConnection::handleCapsule(Pdu& pdu) {
   Command cmd;
   std::copy(pdu.header.begin() + kCommonHeaderSize, pdu.header.begin() + kCommonHeaderSize + kSqeSize, cmd.sqe.b);
   cmd.qid = qid_;
@@ -164,7 +164,7 @@ void TargetConnection::handleCapsule(const Pdu& pdu) {
       if (cmd.sqe.sglId() != kSglDataBlockOffset) return respond(cid, withStatus(kScSglInvalidDescriptorType), 0);
       if (cmd.sqe.sglAddress() != 0) return respond(cid, withStatus(kScSglOffsetInvalid), 0);
       if (pdu.data.size() != cmd.transfer_len) return respond(cid, withStatus(kScSglDataLengthInvalid), 0);
-      cmd.data = pdu.data;
+      cmd.data = std::move(pdu.data);  // in-capsule write data: no second copy
       execute(std::move(cmd));
       return;
     }

@@ -43,7 +43,7 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   void readAvailable();
   void handlePdu(Pdu& pdu);
   void handleIcReq(const Pdu& pdu);
-  void handleCapsule(const Pdu& pdu);
+  void handleCapsule(Pdu& pdu);
   void handleH2CData(const Pdu& pdu);
   void handleFabrics(Command& cmd);
   void execute(Command cmd);
