@@ -13,6 +13,11 @@ packages=(
   iproute2 nftables iputils-ping procps util-linux
   # FUSE disks (src/disk)
   libfuse3-dev fuse3
+  # lazy container images (src/image, src/snapshotter)
+  libarchive-dev libzstd-dev liblz4-dev libssl-dev libsqlite3-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  golang-github-containerd-containerd-dev erofs-utils
+  containerd runc docker-registry skopeo umoci busybox-static debootstrap
   # tests, benchmarks and the demo
   jq curl gnuplot-nox python3 fio e2fsprogs
 )

@@ -15,6 +15,7 @@ BenchSuite* SuiteRegistry::find(const std::string& name) const {
 void registerBuiltinSuites(SuiteRegistry& registry, const Config& config) {
   registry.add(makeDpuSuite(config));
   registry.add(makeStorageSuite(config));
+  registry.add(makeColdstartSuite(config));
 }
 
 }  // namespace offcore

@@ -44,6 +44,8 @@ void registerTargetCommands(CLI::App& app, CliContext& ctx);
 void registerVolumeCommands(CLI::App& app, CliContext& ctx);
 void registerDiskCommands(CLI::App& app, CliContext& ctx);
 void registerDemoCommand(CLI::App& app, CliContext& ctx);
+void registerImageCommands(CLI::App& app, CliContext& ctx);
+void registerSnapshotterCommand(CLI::App& app, CliContext& ctx);
 
 // `dpu top`; in its own file because of the terminal handling.
 int runTop(NodeManager& nodes, const std::vector<std::string>& names, double interval_s, int iterations);

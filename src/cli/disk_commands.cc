@@ -20,8 +20,8 @@
 #include "disk/fuse_disk.h"
 #include "dpu/mounts.h"
 #include "dpu/node.h"
-#include "base/crc32c.h"
 #include "nvme/host/host.h"
+#include "nvme/host/host_identity.h"
 
 namespace offcore {
 
@@ -61,17 +61,6 @@ Result<DiskUri> parseDiskUri(const std::string& uri) {
   return d;
 }
 
-std::string nodeHostNqn(const std::string& node) { return "nqn.2026-11.io.offcore:node:" + node; }
-
-std::array<uint8_t, 16> nodeHostId(const std::string& node) {
-  std::array<uint8_t, 16> id{};
-  for (int i = 0; i < 4; ++i) {
-    std::string salted = node + "#" + std::to_string(i);
-    nvme::putLe32(id.data() + 4 * i, offcore::crc32c(0, reinterpret_cast<const uint8_t*>(salted.data()), salted.size()));
-  }
-  return id;
-}
-
 std::string disksDir(const CliContext& ctx, const std::string& node) { return ctx.config.run_root + "/" + node + "/disks"; }
 
 bool isMounted(const std::string& path) {
@@ -92,8 +81,8 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   sigaddset(&mask, SIGINT);
   ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   nvme::HostOptions o;
-  o.host_nqn = nodeHostNqn(node);
-  o.host_id = nodeHostId(node);
+  o.host_nqn = nvme::nodeHostNqn(node);
+  o.host_id = nvme::nodeHostId(node);
   o.io_queues = queues;
   o.queue_depth = static_cast<uint32_t>(depth);
   o.io_timeout = std::chrono::seconds(io_timeout_s);

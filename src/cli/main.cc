@@ -22,8 +22,10 @@ int main(int argc, char** argv) {
   registerTargetCommands(app, ctx);
   registerVolumeCommands(app, ctx);
   registerDiskCommands(app, ctx);
+  registerImageCommands(app, ctx);
   registerBenchCommands(app, ctx);
   registerDemoCommand(app, ctx);
+  registerSnapshotterCommand(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,244 @@
+// `offcore image ...`: convert images into lazily loaded block artifacts,
+// run a node's image service, attach layers, list what was converted, and
+// record prefetch profiles.
+#include <nlohmann/json.hpp>
+
+#include "base/files.h"
+#include "base/json.h"
+#include "base/progress.h"
+#include "base/subprocess.h"
+#include "cli/common.h"
+#include "image/catalog.h"
+#include "image/converter.h"
+#include "image/image_service.h"
+#include "image/image_service_client.h"
+#include "image/oci.h"
+
+namespace offcore {
+
+using nlohmann::json;
+
+namespace {
+
+Result<uint64_t> parseSize(const std::string& text) {
+  if (text.empty()) return makeError("empty size");
+  size_t pos = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &pos);
+  } catch (...) {
+    return makeError("bad size '" + text + "' (use e.g. 512M, 4G)");
+  }
+  std::string unit = text.substr(pos);
+  uint64_t mul = 1;
+  if (unit == "K" || unit == "KiB") mul = 1ull << 10;
+  else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
+  else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
+  else if (!unit.empty()) return makeError("bad size unit in '" + text + "' (K, M or G)");
+  return static_cast<uint64_t>(v) * mul;
+}
+
+void registerConvert(CLI::App* image, CliContext& ctx) {
+  struct Opts {
+    std::string source, mode = "layered", dest, catalog = Catalog::defaultDir(), compression = "zstd";
+    std::string chunk = "256K", flat_size = "8G", work = "/var/tmp/offcore-convert";
+    std::vector<std::string> to;
+    bool plain_http = false, json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* c = image->add_subcommand("convert", "convert an image into lazily loaded layer volumes and/or chunked blobs");
+  c->add_option("source", o->source, "HOST[:PORT]/REPO[:TAG] or oci:DIR[:TAG]")->required();
+  c->add_option("--mode", o->mode, "layered (one EROFS per layer) or flat (one ext4 rootfs volume chain)")
+      ->check(CLI::IsMember({"layered", "flat"}))->capture_default_str();
+  c->add_option("--to", o->to, "nvme-tcp://ADDR:PORT (a storage gateway) and/or registry (repeatable)")->required();
+  c->add_option("--dest", o->dest, "registry reference for the lazy image (default SRC:TAG-offcore)");
+  c->add_option("--catalog", o->catalog, "catalog directory")->capture_default_str();
+  c->add_option("--chunk-size", o->chunk, "registry chunk size")->capture_default_str();
+  c->add_option("--compression", o->compression, "chunk compression: zstd, lz4 or none")
+      ->check(CLI::IsMember({"zstd", "lz4", "none"}))->capture_default_str();
+  c->add_option("--flat-size", o->flat_size, "virtual size of flat rootfs volumes")->capture_default_str();
+  c->add_option("--work-dir", o->work, "scratch space for blobs and images")->capture_default_str();
+  c->add_flag("--plain-http", o->plain_http, "talk plain HTTP to non-loopback registries");
+  c->add_flag("--json", o->json, "print the summary as JSON");
+  c->callback([&ctx, o] {
+    ctx.action = [&ctx, o] {
+      ConvertOptions co;
+      co.source = o->source;
+      co.layered = o->mode == "layered";
+      for (const auto& t : o->to) {
+        if (t == "registry") co.to_registry = true;
+        else if (t.rfind("nvme-tcp://", 0) == 0) co.gateway = t;
+        else return fail("image convert", makeError("bad --to '" + t + "' (use nvme-tcp://ADDR:PORT or registry)"));
+      }
+      co.dest = o->dest;
+      co.registry.plain_http = o->plain_http;
+      co.catalog_dir = o->catalog;
+      co.work_dir = o->work;
+      co.run_root = ctx.config.run_root;
+      co.codec = o->compression == "lz4" ? ChunkCodec::kLz4 : o->compression == "none" ? ChunkCodec::kRaw : ChunkCodec::kZstd;
+      auto chunk = parseSize(o->chunk);
+      if (!chunk.ok()) return fail("image convert", chunk.error());
+      co.chunk_size = static_cast<uint32_t>(*chunk);
+      auto flat = parseSize(o->flat_size);
+      if (!flat.ok()) return fail("image convert", flat.error());
+      co.flat_size = *flat;
+      std::unique_ptr<ProgressBar> bar;
+      auto progress = [&](const std::string& what, int done, int total) {
+        if (!bar) bar = std::make_unique<ProgressBar>("convert", total);
+        if (done < total) bar->step(what);
+        else bar->finish();
+      };
+      auto r = convertImage(co, progress);
+      bar.reset();
+      if (!r.ok()) return fail("image convert", r.error());
+      std::printf("%s", o->json ? (r->toJson() + "\n").c_str() : r->toText().c_str());
+      return 0;
+    };
+  });
+}
+
+void registerServe(CLI::App* image, CliContext& ctx) {
+  struct Opts {
+    std::string node, catalog = Catalog::defaultDir(), cache_dir, cache_size = "4G";
+    int fetch_timeout = 10;
+    bool plain_http = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* s = image->add_subcommand("serve", "run a node's image service (the agent starts it; see `image attach`)");
+  s->add_option("--node", o->node, "node")->required();
+  s->add_option("--catalog", o->catalog, "catalog directory")->capture_default_str();
+  s->add_option("--cache-dir", o->cache_dir, "chunk cache (default /var/cache/offcore/NODE/chunks)");
+  s->add_option("--cache-size", o->cache_size, "chunk cache limit")->capture_default_str();
+  s->add_option("--fetch-timeout", o->fetch_timeout, "seconds an uncached read retries a lost back end before EIO")
+      ->capture_default_str();
+  s->add_flag("--plain-http", o->plain_http, "plain HTTP to non-loopback registries");
+  s->callback([&ctx, o] {
+    ctx.action = [&ctx, o] {
+      ImageServiceOptions so;
+      so.node = o->node;
+      so.run_root = ctx.config.run_root;
+      so.catalog_dir = o->catalog;
+      so.cache_dir = o->cache_dir.empty() ? "/var/cache/offcore/" + o->node + "/chunks" : o->cache_dir;
+      auto size = parseSize(o->cache_size);
+      if (!size.ok()) return fail("image serve", size.error());
+      so.cache_limit = *size;
+      so.fetch_timeout = std::chrono::seconds(o->fetch_timeout);
+      so.plain_http = o->plain_http;
+      return runImageService(so);
+    };
+  });
+}
+
+void registerAttachAndList(CLI::App* image, CliContext& ctx) {
+  struct Opts {
+    std::string ref, node, backend = "auto", catalog = Catalog::defaultDir(), cache_dir, cache_size;
+    bool json = false, fill = false, plain_http = false, no_prefetch = false;
+    int fetch_timeout = 10;
+  };
+  auto a = std::make_shared<Opts>();
+  auto* attach = image->add_subcommand("attach", "attach every layer of a converted image to a node (layered mode)");
+  attach->add_option("ref", a->ref, "the image reference as converted")->required();
+  attach->add_option("--node", a->node, "node")->required();
+  attach->add_option("--backend", a->backend, "auto, registry or gateway")
+      ->check(CLI::IsMember({"auto", "registry", "gateway"}))->capture_default_str();
+  attach->add_option("--catalog", a->catalog, "catalog directory")->capture_default_str();
+  attach->add_option("--cache-dir", a->cache_dir, "chunk cache dir for a newly started service");
+  attach->add_flag("--fill", a->fill, "after the profile, fetch every other chunk in the background");
+  attach->add_flag("--no-prefetch", a->no_prefetch, "do not prefetch the stored profile");
+  attach->add_option("--fetch-timeout", a->fetch_timeout,
+                     "seconds an uncached read waits for a lost back end before EIO (for a newly started service)")
+      ->capture_default_str();
+  attach->add_flag("--plain-http", a->plain_http, "plain HTTP to non-loopback registries");
+  attach->add_flag("--json", a->json, "JSON output");
+  attach->callback([&ctx, a] {
+    ctx.action = [&ctx, a] {
+      Catalog cat(a->catalog);
+      auto imgs = cat.images();
+      if (!imgs.ok()) return fail("image attach", imgs.error());
+      const ImageRecord* rec = nullptr;
+      for (const auto& i : *imgs) {
+        if (i.ref == a->ref) rec = &i;
+      }
+      if (!rec) return fail("image attach", makeError(a->ref + " is not in the catalog; run `offcore image convert` first"));
+      ImageServiceClient svc(ctx.config.run_root, a->node);
+      ImageServiceLaunch launch{a->catalog, a->cache_dir, "", a->fetch_timeout, a->plain_http};
+      if (auto s = svc.ensureRunning(launch); !s.ok()) return fail("image attach", s.error());
+      json out = json::array();
+      for (const auto& d : rec->diff_ids) {
+        auto att = svc.attach(d, a->backend, !a->no_prefetch, a->fill);
+        if (!att.ok()) return fail("image attach", att.error());
+        out.push_back({{"diff_id", d}, {"id", att->id}, {"file", att->file}, {"backend", att->backend},
+                       {"size_bytes", att->size_bytes}});
+        if (!a->json) std::printf("%s  %s  (%s)\n", att->id.c_str(), att->file.c_str(), att->backend.c_str());
+      }
+      if (a->json) std::printf("%s\n", dumpJson(out, 2).c_str());
+      return 0;
+    };
+  });
+
+  auto l = std::make_shared<Opts>();
+  auto* list = image->add_subcommand("list", "converted images (from the catalog)");
+  list->add_option("--catalog", l->catalog, "catalog directory")->capture_default_str();
+  list->add_flag("--json", l->json, "JSON output");
+  list->callback([&ctx, l] {
+    ctx.action = [l] {
+    Catalog cat(l->catalog);
+    auto imgs = cat.images();
+    if (!imgs.ok()) return fail("image list", imgs.error());
+    json arr = json::array();
+    std::vector<std::vector<std::string>> rows{{"IMAGE", "MODES", "LAYERS", "LAZY REF"}};
+    for (const auto& i : *imgs) {
+      std::string modes = std::string(i.layered ? "layered" : "") + (i.layered && i.flat ? "," : "") + (i.flat ? "flat" : "");
+      arr.push_back({{"ref", i.ref}, {"lazy_ref", i.lazy_ref}, {"manifest_digest", i.manifest_digest},
+                     {"diff_ids", i.diff_ids}, {"chain_ids", i.chain_ids}, {"layered", i.layered}, {"flat", i.flat}});
+      rows.push_back({i.ref, modes, std::to_string(i.diff_ids.size()), i.lazy_ref});
+    }
+    std::printf("%s", l->json ? (dumpJson(arr, 2) + "\n").c_str() : renderTable(rows).c_str());
+    return 0;
+    };
+  });
+
+  auto ly = std::make_shared<Opts>();
+  auto* layers = image->add_subcommand("layers", "layers attached to a node, with fetch and cache statistics");
+  layers->add_option("--node", ly->node, "node")->required();
+  layers->add_flag("--json", ly->json, "JSON output");
+  layers->callback([&ctx, ly] {
+    ctx.action = [&ctx, ly] {
+      ImageServiceClient svc(ctx.config.run_root, ly->node);
+      if (!svc.running()) return fail("image layers", makeError("node " + ly->node + " has no image service running"));
+      auto body = svc.get("/v1/layers");
+      auto cache = svc.get("/v1/cache");
+      if (!body.ok()) return fail("image layers", body.error());
+      json arr = json::parse(*body, nullptr, false);
+      if (ly->json) {
+        json c = json::parse(cache.valueOr("{}"), nullptr, false);
+        std::printf("%s\n", dumpJson(json{{"layers", arr}, {"cache", c}}, 2).c_str());
+        return 0;
+      }
+      std::vector<std::vector<std::string>> rows{{"LAYER", "BACKEND", "SIZE", "FETCHED", "FETCHES", "HITS", "FILE"}};
+      for (const auto& x : arr) {
+        const auto& s = x["stats"];
+        rows.push_back({x.value("id", ""), x.value("backend", ""), humanBytes(x.value("size_bytes", 0ULL)),
+                        humanBytes(s.value("bytes_fetched", 0ULL)), std::to_string(s.value("chunk_fetches", 0ULL)),
+                        std::to_string(s.value("chunk_hits", 0ULL)), x.value("file", "")});
+      }
+      std::printf("%s", renderTable(rows).c_str());
+      return 0;
+    };
+  });
+}
+
+}  // namespace
+
+void registerImageProfileCommand(CLI::App* image, CliContext& ctx);
+
+void registerImageCommands(CLI::App& app, CliContext& ctx) {
+  auto* image = app.add_subcommand("image", "container images as lazily loaded block volumes");
+  image->require_subcommand(1);
+  registerConvert(image, ctx);
+  registerServe(image, ctx);
+  registerAttachAndList(image, ctx);
+  registerImageProfileCommand(image, ctx);
+}
+
+}  // namespace offcore

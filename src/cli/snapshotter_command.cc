@@ -1,0 +1,60 @@
+// `offcore snapshotter`: the containerd proxy snapshotter daemon. containerd
+// reaches it through `[proxy_plugins.NAME] type = "snapshot" address = SOCK`.
+#include <signal.h>
+
+#include "base/log.h"
+#include "cli/common.h"
+#include "snapshotter/remote_source_factory.h"
+#include "snapshotter/server.h"
+
+namespace offcore {
+
+namespace {
+
+struct SnapshotterOpts {
+  std::string node, socket, root = "/var/lib/offcore/snapshotter", mode = "layered", log_level;
+};
+
+int runSnapshotter(const SnapshotterOpts& o) {
+  if (!o.log_level.empty()) spdlog::set_level(spdlog::level::from_str(o.log_level));
+  // Stop signals are taken by sigwait only: block them before gRPC starts threads.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  RemoteMode mode = o.mode == "flat" ? RemoteMode::kFlat : RemoteMode::kLayered;
+  auto source = makeRemoteSource(o.node, mode, o.root);
+  if (!source.ok()) return fail("snapshotter: remote source", source.error());
+  bool remote = *source != nullptr;
+  auto sn = Snapshotter::open(o.root, std::move(*source));
+  if (!sn.ok()) return fail("snapshotter", sn.error());
+  auto server = makeSnapshotterServer(std::move(*sn));
+  auto st = server->start(o.socket);
+  if (!st.ok()) return fail("snapshotter", st.error());
+  std::printf("snapshotter for node %s on %s (root %s, %s)\n", o.node.c_str(), o.socket.c_str(), o.root.c_str(),
+              remote ? ("remote layers, " + o.mode + " mode").c_str() : "overlayfs only");
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&mask, &sig);
+  spdlog::info("signal {}: stopping", sig);
+  server->shutdown();
+  return 0;
+}
+
+}  // namespace
+
+void registerSnapshotterCommand(CLI::App& app, CliContext& ctx) {
+  auto o = std::make_shared<SnapshotterOpts>();
+  auto* cmd = app.add_subcommand("snapshotter", "serve a containerd proxy snapshotter on a unix socket");
+  cmd->add_option("--node", o->node, "the node whose image service provides remote layers")->required();
+  cmd->add_option("--socket", o->socket, "unix socket containerd's proxy_plugins address points at")->required();
+  cmd->add_option("--root", o->root, "snapshot directories and metadata")->capture_default_str();
+  cmd->add_option("--mode", o->mode, "remote images as overlay layers or as one flat rootfs")
+      ->check(CLI::IsMember({"layered", "flat"}))
+      ->capture_default_str();
+  cmd->add_option("--log-level", o->log_level, "trace|debug|info|warn|error (default: the config's)");
+  cmd->callback([&ctx, o] { ctx.action = [o] { return runSnapshotter(*o); }; });
+}
+
+}  // namespace offcore

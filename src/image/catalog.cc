@@ -1,0 +1,175 @@
+#include "image/catalog.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/files.h"
+#include "base/json.h"
+
+namespace offcore {
+
+using nlohmann::json;
+
+struct Catalog::Doc {
+  json j = json{{"version", 1}, {"layers", json::object()}, {"flat", json::object()}, {"images", json::object()}};
+};
+
+namespace {
+
+json toJson(const GatewayArtifact& g) { return {{"uri", g.uri}, {"target", g.target}, {"volume", g.volume}}; }
+GatewayArtifact gatewayFrom(const json& j) {
+  return {j.value("uri", ""), j.value("target", ""), j.value("volume", "")};
+}
+
+json toJson(const LayerRecord& l) {
+  json j{{"diff_id", l.diff_id}, {"fs_bytes", l.fs_bytes}, {"tar_bytes", l.tar_bytes}, {"profile", l.profile}};
+  if (l.gateway) j["gateway"] = toJson(*l.gateway);
+  if (l.registry) {
+    const auto& r = *l.registry;
+    j["registry"] = {{"registry", r.registry}, {"repository", r.repository}, {"plain_http", r.plain_http},
+                     {"chunk_data", r.chunk_data}, {"chunk_index", r.chunk_index}, {"data_bytes", r.data_bytes},
+                     {"chunk_size", r.chunk_size}, {"chunks", r.chunks}};
+  }
+  return j;
+}
+
+LayerRecord layerFrom(const json& j) {
+  LayerRecord l;
+  l.diff_id = j.value("diff_id", "");
+  l.fs_bytes = j.value("fs_bytes", 0ULL);
+  l.tar_bytes = j.value("tar_bytes", 0ULL);
+  if (j.contains("profile") && j["profile"].is_array()) {
+    for (const auto& c : j["profile"]) {
+      if (c.is_number_unsigned()) l.profile.push_back(c.get<uint32_t>());
+    }
+  }
+  if (j.contains("gateway") && j["gateway"].is_object()) l.gateway = gatewayFrom(j["gateway"]);
+  if (j.contains("registry") && j["registry"].is_object()) {
+    const auto& r = j["registry"];
+    l.registry = RegistryArtifact{r.value("registry", ""), r.value("repository", ""), r.value("plain_http", false),
+                                  r.value("chunk_data", ""), r.value("chunk_index", ""), r.value("data_bytes", 0ULL),
+                                  r.value("chunk_size", 0U), r.value("chunks", 0U)};
+  }
+  return l;
+}
+
+ImageRecord imageFrom(const json& j) {
+  ImageRecord i;
+  i.ref = j.value("ref", "");
+  i.lazy_ref = j.value("lazy_ref", "");
+  i.manifest_digest = j.value("manifest_digest", "");
+  i.diff_ids = j.value("diff_ids", std::vector<std::string>{});
+  i.chain_ids = j.value("chain_ids", std::vector<std::string>{});
+  i.layered = j.value("layered", false);
+  i.flat = j.value("flat", false);
+  return i;
+}
+
+}  // namespace
+
+Result<Catalog::Doc> Catalog::load() const {
+  Doc d;
+  std::string path = dir_ + "/catalog.json";
+  if (!pathExists(path)) return d;
+  OC_ASSIGN_OR_RETURN(std::string text, readFile(path));
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("layers") || !j["layers"].is_object() ||
+      !j.contains("images") || !j["images"].is_object()) {
+    return makeError(path + " is corrupt (not a catalog document); move it away and convert again");
+  }
+  if (!j.contains("flat") || !j["flat"].is_object()) j["flat"] = json::object();
+  d.j = std::move(j);
+  return d;
+}
+
+Status Catalog::store(const Doc& doc) const { return writeFileAtomic(dir_ + "/catalog.json", dumpJson(doc.j, 1) + "\n"); }
+
+template <typename F>
+Status Catalog::update(F&& mutate) const {
+  OC_TRY(makeDirs(dir_));
+  OC_ASSIGN_OR_RETURN(auto lock, FileLock::acquire(dir_ + "/catalog.lock"));
+  OC_ASSIGN_OR_RETURN(Doc doc, load());
+  mutate(doc.j);
+  return store(doc);
+}
+
+Result<std::optional<LayerRecord>> Catalog::layer(const std::string& diff_id) const {
+  OC_ASSIGN_OR_RETURN(Doc doc, load());
+  auto it = doc.j["layers"].find(diff_id);
+  if (it == doc.j["layers"].end()) return std::optional<LayerRecord>();
+  return std::optional<LayerRecord>(layerFrom(*it));
+}
+
+Result<std::optional<FlatRecord>> Catalog::flat(const std::string& chain_id) const {
+  OC_ASSIGN_OR_RETURN(Doc doc, load());
+  auto it = doc.j["flat"].find(chain_id);
+  if (it == doc.j["flat"].end()) return std::optional<FlatRecord>();
+  FlatRecord f{chain_id, gatewayFrom(it->value("gateway", json::object())), it->value("size_bytes", 0ULL)};
+  return std::optional<FlatRecord>(f);
+}
+
+Result<std::optional<std::string>> Catalog::diffIdOfChain(const std::string& chain_id) const {
+  OC_ASSIGN_OR_RETURN(auto imgs, images());
+  for (const auto& i : imgs) {
+    for (size_t k = 0; k < i.chain_ids.size() && k < i.diff_ids.size(); ++k) {
+      if (i.chain_ids[k] == chain_id) return std::optional<std::string>(i.diff_ids[k]);
+    }
+  }
+  return std::optional<std::string>();
+}
+
+Result<std::vector<ImageRecord>> Catalog::images() const {
+  OC_ASSIGN_OR_RETURN(Doc doc, load());
+  std::vector<ImageRecord> out;
+  for (const auto& [k, v] : doc.j["images"].items()) out.push_back(imageFrom(v));
+  return out;
+}
+
+Result<std::vector<LayerRecord>> Catalog::layers() const {
+  OC_ASSIGN_OR_RETURN(Doc doc, load());
+  std::vector<LayerRecord> out;
+  for (const auto& [k, v] : doc.j["layers"].items()) out.push_back(layerFrom(v));
+  return out;
+}
+
+Status Catalog::putLayer(const LayerRecord& layer) {
+  return update([&](json& j) {
+    json merged = toJson(layer);
+    // Keep artifacts another conversion made (the same layer pushed to a
+    // registry and to a gateway by two runs).
+    if (auto it = j["layers"].find(layer.diff_id); it != j["layers"].end()) {
+      for (const char* k : {"gateway", "registry"}) {
+        if (!merged.contains(k) && it->contains(k)) merged[k] = (*it)[k];
+      }
+      if (layer.profile.empty() && it->contains("profile")) merged["profile"] = (*it)["profile"];
+    }
+    j["layers"][layer.diff_id] = merged;
+  });
+}
+
+Status Catalog::putFlat(const FlatRecord& f) {
+  return update([&](json& j) { j["flat"][f.chain_id] = {{"gateway", toJson(f.gateway)}, {"size_bytes", f.size_bytes}}; });
+}
+
+Status Catalog::putImage(const ImageRecord& i) {
+  return update([&](json& j) {
+    json prev = j["images"].value(i.ref, json::object());
+    j["images"][i.ref] = {{"ref", i.ref}, {"lazy_ref", i.lazy_ref.empty() ? prev.value("lazy_ref", "") : i.lazy_ref},
+                          {"manifest_digest", i.manifest_digest}, {"diff_ids", i.diff_ids}, {"chain_ids", i.chain_ids},
+                          {"layered", i.layered || prev.value("layered", false)},
+                          {"flat", i.flat || prev.value("flat", false)}};
+  });
+}
+
+Status Catalog::setProfile(const std::string& diff_id, const std::vector<uint32_t>& chunks) {
+  bool found = false;
+  OC_TRY(update([&](json& j) {
+    auto it = j["layers"].find(diff_id);
+    if (it == j["layers"].end()) return;
+    (*it)["profile"] = chunks;
+    found = true;
+  }));
+  if (!found) return makeError("layer " + diff_id + " is not in the catalog");
+  return {};
+}
+
+}  // namespace offcore

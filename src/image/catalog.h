@@ -1,0 +1,89 @@
+// Catalog: what `offcore image convert` made, so the snapshotter and the
+// image service can find a layer by chain ID or diff ID. One JSON document
+// (catalog.json) in the catalog directory, read and replaced whole under
+// an flock, written atomically (rename), so a crash leaves the old or the
+// new version. Small: one entry per layer and image.
+//
+// Layered artifacts are keyed by diff ID (a layer's content, whatever sits
+// under it); flat artifacts by chain ID (the merged rootfs up to a layer).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace offcore {
+
+// A layer's EROFS image in the storage gateway (one volume per layer).
+struct GatewayArtifact {
+  std::string uri;  // nvme-tcp://ADDR:PORT/NQN
+  std::string target;  // gateway name
+  std::string volume;
+};
+
+// A layer's EROFS image as chunked blobs in a registry.
+struct RegistryArtifact {
+  std::string registry, repository;
+  bool plain_http = false;
+  std::string chunk_data;   // digest of the data blob
+  std::string chunk_index;  // digest of the index blob
+  uint64_t data_bytes = 0;
+  uint32_t chunk_size = 0;
+  uint32_t chunks = 0;
+};
+
+struct LayerRecord {
+  std::string diff_id;
+  uint64_t fs_bytes = 0;        // size of the layer's filesystem image
+  uint64_t tar_bytes = 0;       // uncompressed tar size
+  std::optional<GatewayArtifact> gateway;
+  std::optional<RegistryArtifact> registry;
+  std::vector<uint32_t> profile;  // chunk numbers to prefetch, first-touch order
+};
+
+struct FlatRecord {
+  std::string chain_id;
+  GatewayArtifact gateway;  // a read-only snapshot volume: the merged rootfs
+  uint64_t size_bytes = 0;
+};
+
+struct ImageRecord {
+  std::string ref;             // as converted (the source)
+  std::string lazy_ref;        // the pushed lazy manifest, if any
+  std::string manifest_digest;
+  std::vector<std::string> diff_ids, chain_ids;
+  bool layered = false, flat = false;
+};
+
+class Catalog {
+ public:
+  static std::string defaultDir() { return "/var/lib/offcore/images"; }
+  explicit Catalog(std::string dir) : dir_(std::move(dir)) {}
+  const std::string& dir() const { return dir_; }
+
+  Result<std::optional<LayerRecord>> layer(const std::string& diff_id) const;
+  Result<std::optional<FlatRecord>> flat(const std::string& chain_id) const;
+  // The diff ID whose chain ends at chain_id, from any converted image.
+  Result<std::optional<std::string>> diffIdOfChain(const std::string& chain_id) const;
+  Result<std::vector<ImageRecord>> images() const;
+  Result<std::vector<LayerRecord>> layers() const;
+
+  Status putLayer(const LayerRecord& layer);
+  Status putFlat(const FlatRecord& flat);
+  Status putImage(const ImageRecord& image);
+  Status setProfile(const std::string& diff_id, const std::vector<uint32_t>& chunks);
+
+ private:
+  struct Doc;
+  Result<Doc> load() const;
+  Status store(const Doc& doc) const;
+  template <typename F>
+  Status update(F&& mutate) const;
+
+  std::string dir_;
+};
+
+}  // namespace offcore

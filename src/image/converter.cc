@@ -1,0 +1,326 @@
+#include "image/converter.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "base/files.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/subprocess.h"
+#include "image/chunk_codec.h"
+#include "image/digest.h"
+#include "image/gateway_volumes.h"
+#include "image/image_source.h"
+#include "image/layer_apply.h"
+#include "image/layer_digest.h"
+
+namespace offcore {
+
+using nlohmann::json;
+
+std::string shortId(const std::string& digest) {
+  auto colon = digest.find(':');
+  return digest.substr(colon == std::string::npos ? 0 : colon + 1, 16);
+}
+
+namespace {
+
+// A stub layer: a valid uncompressed tar holding one small JSON file that
+// says where the real layer lives. If a snapshotter without offcore ever
+// unpacks it, containerd rejects it (its digest is not the config's diff
+// ID), so a stub can never become a wrong rootfs.
+Result<std::string> stubLayerTar(const json& info) {
+  std::string body = dumpJson(info, 2) + "\n";
+  std::unique_ptr<archive, int (*)(archive*)> a(archive_write_new(), archive_write_free);
+  archive_write_set_format_pax_restricted(a.get());
+  archive_write_add_filter_none(a.get());
+  std::string out(64 * 1024, '\0');
+  size_t used = 0;
+  if (archive_write_open_memory(a.get(), out.data(), out.size(), &used) != ARCHIVE_OK) {
+    return makeError(std::string("stub layer: ") + archive_error_string(a.get()));
+  }
+  std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(), archive_entry_free);
+  archive_entry_set_pathname(e.get(), ".offcore-lazy-layer.json");
+  archive_entry_set_filetype(e.get(), AE_IFREG);
+  archive_entry_set_perm(e.get(), 0444);
+  archive_entry_set_size(e.get(), static_cast<la_int64_t>(body.size()));
+  archive_entry_set_mtime(e.get(), 0, 0);
+  if (archive_write_header(a.get(), e.get()) != ARCHIVE_OK ||
+      archive_write_data(a.get(), body.data(), body.size()) != static_cast<la_ssize_t>(body.size()) ||
+      archive_write_close(a.get()) != ARCHIVE_OK) {
+    return makeError(std::string("stub layer: ") + archive_error_string(a.get()));
+  }
+  out.resize(used);
+  return out;
+}
+
+Status writeImageToVolume(const std::string& image_path, const std::string& uri) {
+  OC_ASSIGN_OR_RETURN(auto host, connectVolume(uri, "converter", std::chrono::seconds(30)));
+  OC_ASSIGN_OR_RETURN(std::string data, readFile(image_path));
+  const size_t piece = 1 << 20;
+  data.resize((data.size() + 4095) / 4096 * 4096, '\0');
+  for (size_t off = 0; off < data.size(); off += piece) {
+    size_t n = std::min(piece, data.size() - off);
+    OC_TRY(host->write(off, data.data() + off, n));
+  }
+  OC_TRY(host->flush());
+  host->close();
+  return {};
+}
+
+struct LayerPlan {
+  bool need_gateway = false, need_registry = false;
+};
+
+class Converter {
+ public:
+  Converter(const ConvertOptions& o, const ConvertProgress& p) : o_(o), progress_(p), catalog_(o.catalog_dir) {}
+
+  Result<ConvertSummary> run() {
+    auto start = std::chrono::steady_clock::now();
+    OC_ASSIGN_OR_RETURN(auto ref, oci::parseReference(o_.source));
+    OC_ASSIGN_OR_RETURN(auto source, oci::openImageSource(ref, o_.registry));
+    OC_ASSIGN_OR_RETURN(image_, source->resolve());
+    OC_TRY(prepareDestination(ref));
+    if (!o_.gateway.empty()) {
+      std::string target = o_.gateway.substr(std::string("nvme-tcp://").size());
+      while (!target.empty() && target.back() == '/') target.pop_back();
+      OC_ASSIGN_OR_RETURN(auto gw, GatewayVolumes::open(o_.run_root, target));
+      gateway_ = std::make_unique<GatewayVolumes>(std::move(gw));
+    }
+    OC_TRY(makeDirs(o_.work_dir));
+    summary_.source = ref.str();
+    summary_.manifest_digest = image_.manifest_digest;
+    summary_.mode = o_.layered ? "layered" : "flat";
+    auto chains = oci::chainIds(image_.config.diff_ids);
+    const int total = static_cast<int>(chains.size());
+    for (size_t i = 0; i < chains.size(); ++i) {
+      if (progress_) progress_("layer " + std::to_string(i + 1) + "/" + std::to_string(total), static_cast<int>(i), total);
+      OC_ASSIGN_OR_RETURN(auto layer, convertLayer(*source, i, chains));
+      summary_.layers.push_back(std::move(layer));
+    }
+    if (!dest_.repository.empty()) OC_TRY(pushLazyManifest(chains));
+    ImageRecord rec{ref.str(), summary_.lazy_ref, image_.manifest_digest, image_.config.diff_ids, chains,
+                    o_.layered, !o_.layered};
+    OC_TRY(catalog_.putImage(rec));
+    if (!summary_.lazy_ref.empty()) {
+      rec.ref = summary_.lazy_ref;
+      OC_TRY(catalog_.putImage(rec));
+    }
+    if (progress_) progress_("done", total, total);
+    summary_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return summary_;
+  }
+
+ private:
+  Status prepareDestination(const oci::Reference& src) {
+    if (!o_.layered && o_.gateway.empty()) {
+      return makeError("flat mode builds ext4 volumes in a storage gateway: pass --to nvme-tcp://ADDR:PORT");
+    }
+    if (!o_.layered && o_.to_registry) {
+      return makeError("flat mode stores volumes in a gateway only; use --mode layered for --to registry");
+    }
+    if (o_.gateway.empty() && !o_.to_registry) {
+      return makeError("nowhere to put the result: pass --to nvme-tcp://ADDR:PORT and/or --to registry");
+    }
+    std::string dest = o_.dest;
+    if (dest.empty() && o_.to_registry) {
+      if (src.is_layout) return makeError("--to registry from an OCI layout needs --dest HOST/REPO:TAG");
+      dest = src.registry + "/" + src.repository + ":" + (src.tag.empty() ? "latest" : src.tag) + "-offcore";
+    }
+    if (dest.empty()) return {};
+    OC_ASSIGN_OR_RETURN(dest_, oci::parseReference(dest));
+    if (dest_.is_layout) return makeError("--dest must be a registry reference (HOST/REPO:TAG)");
+    if (!dest_.digest.empty()) return makeError("--dest must name a tag, not a digest");
+    dest_client_ = std::make_unique<oci::RegistryClient>(dest_.registry, o_.registry);
+    return {};
+  }
+
+  LayerPlan plan(const std::optional<LayerRecord>& rec) const {
+    LayerPlan p;
+    p.need_gateway = gateway_ && !(rec && rec->gateway && rec->gateway->target == gateway_->name());
+    p.need_registry = o_.to_registry && !(rec && rec->registry && rec->registry->registry == dest_.registry &&
+                                          rec->registry->repository == dest_.repository);
+    return p;
+  }
+
+  Result<ConvertedLayer> convertLayer(oci::ImageSource& source, size_t i, const std::vector<std::string>& chains) {
+    const auto& desc = image_.manifest.layers[i];
+    ConvertedLayer out;
+    out.diff_id = image_.config.diff_ids[i];
+    out.chain_id = chains[i];
+    out.compressed_bytes = static_cast<uint64_t>(desc.size);
+    std::optional<LayerRecord> rec;
+    LayerPlan p;
+    if (o_.layered) {
+      OC_ASSIGN_OR_RETURN(rec, catalog_.layer(out.diff_id));
+      p = plan(rec);
+      if (!p.need_gateway && !p.need_registry) {
+        out.reused = true;
+        fillFrom(*rec, out);
+        return out;
+      }
+    } else {
+      OC_ASSIGN_OR_RETURN(auto flat, catalog_.flat(out.chain_id));
+      if (flat && gateway_ && flat->gateway.target == gateway_->name()) {
+        out.reused = true;
+        out.fs_bytes = flat->size_bytes;
+        return out;
+      }
+    }
+    std::string base = o_.work_dir + "/" + shortId(out.diff_id);
+    std::string blob = base + ".blob";
+    OC_TRY(source.fetchBlob(desc, blob, {}));
+    auto cleanup_blob = [&] { ::unlink(blob.c_str()); };
+    auto tar = oci::uncompressedDigest(blob);
+    if (!tar.ok() || tar->digest != out.diff_id) {
+      cleanup_blob();
+      if (!tar.ok()) return tar.error();
+      return makeError("layer " + std::to_string(i) + " (" + desc.digest + ") unpacks to " + tar->digest +
+                       " but the config says " + out.diff_id + "; the image is corrupt");
+    }
+    out.tar_bytes = tar->bytes;
+    Result<ConvertedLayer> r = o_.layered ? convertLayered(blob, base, out, rec, p)
+                                          : buildFlatLayer(o_, FlatStep{out.chain_id, i ? chains[i - 1] : "", blob}, catalog_);
+    cleanup_blob();
+    if (r.ok() && !o_.layered) {
+      r->diff_id = out.diff_id;
+      r->compressed_bytes = out.compressed_bytes;
+      r->tar_bytes = out.tar_bytes;
+    }
+    return r;
+  }
+
+  void fillFrom(const LayerRecord& rec, ConvertedLayer& out) const {
+    out.fs_bytes = rec.fs_bytes;
+    out.tar_bytes = rec.tar_bytes;
+    if (rec.registry) {
+      out.stored_bytes = rec.registry->data_bytes;
+      out.chunks = rec.registry->chunks;
+    }
+  }
+
+  Result<ConvertedLayer> convertLayered(const std::string& blob, const std::string& base, ConvertedLayer out,
+                                        std::optional<LayerRecord> rec, LayerPlan p) {
+    std::string tree = base + ".tree", fs = base + ".erofs";
+    (void)removeTree(tree);
+    OC_TRY(makeDirs(tree));
+    auto applied = applyLayerFile(blob, tree, WhiteoutMode::kOverlayForm);
+    if (!applied.ok()) {
+      (void)removeTree(tree);
+      return applied.error().wrap("unpack layer " + out.diff_id);
+    }
+    auto mk = runCapture({"mkfs.erofs", "--quiet", "--preserve-mtime", fs, tree});
+    (void)removeTree(tree);
+    if (!mk.ok()) return mk.error();
+    if (mk->exit_code != 0) return makeError("mkfs.erofs failed: " + trim(mk->err));
+    struct stat st{};
+    if (::stat(fs.c_str(), &st) != 0) return errnoError("stat " + fs);
+    LayerRecord layer = rec.value_or(LayerRecord{});
+    layer.diff_id = out.diff_id;
+    layer.fs_bytes = static_cast<uint64_t>(st.st_size);
+    layer.tar_bytes = out.tar_bytes;
+    out.fs_bytes = layer.fs_bytes;
+    Status s = {};
+    if (p.need_gateway) s = storeInGateway(fs, layer, out);
+    if (s.ok() && p.need_registry) s = storeInRegistry(fs, base, layer, out);
+    ::unlink(fs.c_str());
+    OC_TRY(s);
+    OC_TRY(catalog_.putLayer(layer));
+    return out;
+  }
+
+  Status storeInGateway(const std::string& fs, LayerRecord& layer, ConvertedLayer& out) {
+    std::string name = "l-" + shortId(layer.diff_id);
+    OC_ASSIGN_OR_RETURN(auto existing, gateway_->find(name));
+    if (existing) OC_TRY(gateway_->remove(name, true));  // left by an interrupted run
+    uint64_t size = (layer.fs_bytes + (1 << 20) - 1) / (1 << 20) * (1 << 20);
+    OC_ASSIGN_OR_RETURN(auto vol, gateway_->create(name, size));
+    OC_TRY(writeImageToVolume(fs, vol.uri));
+    layer.gateway = GatewayArtifact{vol.uri, gateway_->name(), name};
+    out.created.push_back("volume " + name);
+    return {};
+  }
+
+  Status storeInRegistry(const std::string& fs, const std::string& base, LayerRecord& layer, ConvertedLayer& out) {
+    std::string data = base + ".chunks";
+    ChunkWriterOptions wo;
+    wo.chunk_size = o_.chunk_size;
+    wo.codec = o_.codec;
+    auto index = writeChunkedBlob(fs, data, wo);
+    if (!index.ok()) return index.error();
+    std::string index_bytes = serializeChunkIndex(*index);
+    std::string index_digest = oci::sha256Digest(index_bytes);
+    struct stat st{};
+    ::stat(data.c_str(), &st);
+    Status s = dest_client_->pushBlobFile(dest_.repository, index->blob_digest, data);
+    ::unlink(data.c_str());
+    OC_TRY(s);
+    OC_TRY(dest_client_->pushBlob(dest_.repository, index_digest, index_bytes));
+    layer.registry = RegistryArtifact{dest_.registry, dest_.repository, o_.registry.plain_http, index->blob_digest,
+                                      index_digest, static_cast<uint64_t>(st.st_size), index->chunk_size,
+                                      static_cast<uint32_t>(index->chunks.size())};
+    out.stored_bytes = layer.registry->data_bytes;
+    out.chunks = layer.registry->chunks;
+    out.created.push_back("blob " + index->blob_digest + " (" + std::to_string(out.chunks) + " chunks)");
+    out.created.push_back("blob " + index_digest + " (index)");
+    return {};
+  }
+
+  Status pushLazyManifest(const std::vector<std::string>& chains) {
+    auto& c = *dest_client_;
+    OC_TRY(c.pushBlob(dest_.repository, image_.manifest.config.digest, image_.config_json));
+    oci::Manifest m;
+    m.media_type = oci::kOciManifest;
+    m.config = image_.manifest.config;
+    m.annotations["io.offcore.source"] = summary_.source;
+    m.annotations["io.offcore.mode"] = summary_.mode;
+    for (size_t i = 0; i < chains.size(); ++i) {
+      json info{{"chain_id", chains[i]}, {"diff_id", image_.config.diff_ids[i]}, {"mode", summary_.mode}};
+      oci::Descriptor d;
+      d.media_type = oci::kOciLayerTar;
+      d.annotations[oci::kAnnotChainId] = chains[i];
+      d.annotations[oci::kAnnotDiffId] = image_.config.diff_ids[i];
+      if (o_.layered) {
+        OC_ASSIGN_OR_RETURN(auto rec, catalog_.layer(image_.config.diff_ids[i]));
+        if (rec && rec->registry) {
+          d.annotations[oci::kAnnotChunkData] = rec->registry->chunk_data;
+          d.annotations[oci::kAnnotChunkIndex] = rec->registry->chunk_index;
+          info["chunk_data"] = rec->registry->chunk_data;
+          info["chunk_index"] = rec->registry->chunk_index;
+        }
+      }
+      OC_ASSIGN_OR_RETURN(std::string stub, stubLayerTar(info));
+      d.digest = oci::sha256Digest(stub);
+      d.size = static_cast<int64_t>(stub.size());
+      OC_TRY(c.pushBlob(dest_.repository, d.digest, stub));
+      m.layers.push_back(d);
+    }
+    OC_TRY(c.putManifest(dest_.repository, dest_.tag, oci::kOciManifest, oci::serializeManifest(m)));
+    summary_.lazy_ref = dest_.str();
+    return {};
+  }
+
+  const ConvertOptions& o_;
+  const ConvertProgress& progress_;
+  Catalog catalog_;
+  oci::ResolvedImage image_;
+  oci::Reference dest_;
+  std::unique_ptr<oci::RegistryClient> dest_client_;
+  std::unique_ptr<GatewayVolumes> gateway_;
+  ConvertSummary summary_;
+};
+
+}  // namespace
+
+Result<ConvertSummary> convertImage(const ConvertOptions& options, const ConvertProgress& progress) {
+  return Converter(options, progress).run();
+}
+
+}  // namespace offcore

@@ -1,0 +1,245 @@
+#include "image/image_service.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "api/api_server.h"
+#include "base/event_loop.h"
+#include "base/files.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "disk/fuse_disk.h"
+#include "image/catalog.h"
+#include "image/converter.h"
+#include "image/gateway_volumes.h"
+#include "image/lazy/chunk_cache.h"
+#include "image/lazy/lazy_device.h"
+#include "image/lazy/sources.h"
+
+namespace offcore {
+
+using nlohmann::json;
+
+std::string imageServiceSocket(const std::string& run_root, const std::string& node) {
+  return run_root + "/" + node + "/images.sock";
+}
+std::string imageServiceDir(const std::string& run_root, const std::string& node) {
+  return run_root + "/" + node + "/images";
+}
+
+namespace {
+
+struct AttachedLayer {
+  std::string id, diff_id, backend, file;
+  std::shared_ptr<LazyDevice> device;
+  std::unique_ptr<FuseDisk> disk;
+};
+
+class ImageService {
+ public:
+  explicit ImageService(const ImageServiceOptions& o)
+      : o_(o), catalog_(o.catalog_dir), cache_(std::make_shared<ChunkCache>(o.cache_dir, o.cache_limit)),
+        api_(loop_) {}
+
+  Status start(int signal_fd) {
+    OC_TRY(cache_->init());
+    OC_TRY(makeDirs(imageServiceDir(o_.run_root, o_.node)));
+    OC_TRY(loop_.init());
+    registerRoutes();
+    OC_TRY(api_.listenUnix(imageServiceSocket(o_.run_root, o_.node)));
+    OC_TRY(loop_.watchFd(signal_fd, EPOLLIN, [this](uint32_t) { loop_.stop(); }));
+    return {};
+  }
+
+  Status run() {
+    Status s = loop_.run();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, l] : layers_) {
+      l.device->stopPrefetch();
+      (void)l.disk->unmount();
+    }
+    layers_.clear();
+    std::remove(imageServiceSocket(o_.run_root, o_.node).c_str());
+    return s;
+  }
+
+ private:
+  Result<std::unique_ptr<ChunkSource>> openSource(const LayerRecord& rec, const std::string& want,
+                                                  std::string& backend) {
+    bool registry_ok = rec.registry.has_value() && (want == "auto" || want == "registry");
+    bool gateway_ok = rec.gateway.has_value() && (want == "auto" || want == "gateway");
+    if (gateway_ok && (want == "gateway" || !registry_ok)) {
+      backend = "gateway";
+      OC_ASSIGN_OR_RETURN(auto host, connectVolume(rec.gateway->uri, o_.node, o_.fetch_timeout));
+      return std::unique_ptr<ChunkSource>(
+          new VolumeChunkSource(host, rec.fs_bytes, 256 * 1024, rec.gateway->uri));
+    }
+    if (registry_ok) {
+      backend = "registry";
+      const auto& r = *rec.registry;
+      oci::RegistryOptions ro;
+      ro.plain_http = r.plain_http || o_.plain_http;
+      ro.range_timeout_ms = static_cast<long>(std::min<int64_t>(o_.fetch_timeout.count(), 10000));
+      auto client = clientFor(r.registry, ro);
+      OC_ASSIGN_OR_RETURN(auto src, RegistryChunkSource::open(client, r.repository, r.chunk_index, o_.fetch_timeout));
+      return std::unique_ptr<ChunkSource>(std::move(src));
+    }
+    return makeError("layer " + rec.diff_id + " has no " + (want == "auto" ? "" : want + " ") +
+                     "artifact; convert it with --to " + (want == "gateway" ? "nvme-tcp://ADDR:PORT" : "registry"));
+  }
+
+  std::shared_ptr<oci::RegistryClient> clientFor(const std::string& registry, const oci::RegistryOptions& ro) {
+    auto& c = clients_[registry];
+    if (!c) c = std::make_shared<oci::RegistryClient>(registry, ro);
+    return c;
+  }
+
+  Result<json> attach(const json& req) {
+    std::string diff_id = req.value("diff_id", "");
+    std::string want = req.value("backend", "auto");
+    if (want != "auto" && want != "registry" && want != "gateway") {
+      return makeError("backend must be auto, registry or gateway");
+    }
+    OC_ASSIGN_OR_RETURN(auto rec, catalog_.layer(diff_id));
+    if (!rec) return makeError("layer " + diff_id + " was never converted (run `offcore image convert`)", 2);
+    std::string id = shortId(diff_id);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = layers_.find(id); it != layers_.end() && it->second.disk->mounted()) return describe(it->second);
+    }
+    AttachedLayer l;
+    l.id = id;
+    l.diff_id = diff_id;
+    l.file = imageServiceDir(o_.run_root, o_.node) + "/" + id + ".img";
+    OC_ASSIGN_OR_RETURN(auto source, openSource(*rec, want, l.backend));
+    l.device = std::make_shared<LazyDevice>(std::move(source), cache_, id);
+    FuseDiskOptions fo;
+    fo.read_only = true;
+    fo.mode = 0444;
+    fo.max_threads = 16;
+    fo.fsname = "offcore-layer";
+    OC_ASSIGN_OR_RETURN(l.disk, FuseDisk::mount(l.file, l.device, fo));
+    if (req.value("prefetch", true) || req.value("fill", false)) {
+      l.device->startPrefetch(rec->profile, req.value("fill", false));
+    }
+    spdlog::info("attached layer {} from {} ({}) at {}", diff_id, l.backend, l.device->source().describe(), l.file);
+    std::lock_guard<std::mutex> lock(mu_);
+    json out = describe(l);
+    layers_[id] = std::move(l);
+    return out;
+  }
+
+  json describe(const AttachedLayer& l) const {
+    auto s = l.device->stats();
+    return json{{"id", l.id}, {"diff_id", l.diff_id}, {"backend", l.backend}, {"file", l.file},
+                {"source", l.device->source().describe()}, {"size_bytes", l.device->sizeBytes()},
+                {"chunk_size", l.device->source().chunkSize()}, {"chunks", l.device->source().chunkCount()},
+                {"mounted", l.disk->mounted()},
+                {"stats", {{"reads", s.reads}, {"read_bytes", s.read_bytes}, {"chunk_hits", s.chunk_hits},
+                           {"chunk_fetches", s.chunk_fetches}, {"fetch_errors", s.fetch_errors},
+                           {"coalesced", s.coalesced}, {"prefetched", s.prefetched},
+                           {"bytes_fetched", s.bytes_fetched}}}};
+  }
+
+  void registerRoutes() {
+    api_.route("POST", "/v1/layers", [this](const ApiRequest& req) {
+      json body = json::parse(req.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object()) return ApiResponse::error(400, "the body must be a JSON object");
+      auto r = attach(body);
+      if (!r.ok()) return ApiResponse::error(r.error().code == 2 ? 404 : 502, r.error().message);
+      return ApiResponse::json(200, dumpJson(*r) + "\n");
+    });
+    api_.route("GET", "/v1/layers", [this](const ApiRequest&) {
+      std::lock_guard<std::mutex> lock(mu_);
+      json arr = json::array();
+      for (const auto& [id, l] : layers_) arr.push_back(describe(l));
+      return ApiResponse::json(200, dumpJson(arr) + "\n");
+    });
+    api_.route("GET", "/v1/layers/", [this](const ApiRequest& req) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = layers_.find(req.tail);
+      if (it == layers_.end()) return ApiResponse::error(404, "no attached layer " + req.tail);
+      json j = describe(it->second);
+      j["trace"] = it->second.device->trace();
+      return ApiResponse::json(200, dumpJson(j) + "\n");
+    });
+    api_.route("POST", "/v1/layers/", [this](const ApiRequest& req) {
+      // /v1/layers/ID/trace-reset
+      std::string id = req.tail.substr(0, req.tail.find('/'));
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = layers_.find(id);
+      if (it == layers_.end()) return ApiResponse::error(404, "no attached layer " + id);
+      if (req.tail != id + "/trace-reset") return ApiResponse::error(404, "unknown action (trace-reset)");
+      it->second.device->resetTrace();
+      return ApiResponse::json(200, "{\"ok\":true}\n");
+    });
+    api_.route("DELETE", "/v1/layers/", [this](const ApiRequest& req) {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto it = layers_.find(req.tail);
+      if (it == layers_.end()) return ApiResponse::error(404, "no attached layer " + req.tail);
+      AttachedLayer l = std::move(it->second);
+      layers_.erase(it);
+      lock.unlock();
+      l.device->stopPrefetch();
+      Status s = l.disk->unmount();
+      std::remove(l.file.c_str());
+      if (!s.ok()) return ApiResponse::error(409, s.error().message + " (unmount the EROFS on it first)");
+      return ApiResponse::json(200, "{\"ok\":true}\n");
+    });
+    api_.route("GET", "/v1/cache", [this](const ApiRequest&) {
+      auto s = cache_->stats();
+      return ApiResponse::json(200, dumpJson(json{{"dir", o_.cache_dir}, {"bytes", s.bytes}, {"limit_bytes", s.limit_bytes},
+                                                  {"entries", s.entries}, {"hits", s.hits}, {"misses", s.misses},
+                                                  {"insertions", s.insertions}, {"evictions", s.evictions}}) + "\n");
+    });
+    api_.route("DELETE", "/v1/cache", [this](const ApiRequest&) {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& l : catalog_.layers().valueOr({})) {
+        if (!layers_.count(shortId(l.diff_id))) cache_->dropLayer(shortId(l.diff_id));
+      }
+      return ApiResponse::json(200, "{\"ok\":true}\n");
+    });
+  }
+
+  ImageServiceOptions o_;
+  Catalog catalog_;
+  std::shared_ptr<ChunkCache> cache_;
+  EventLoop loop_;
+  ApiServer api_;
+  std::mutex mu_;
+  std::map<std::string, AttachedLayer> layers_;
+  std::map<std::string, std::shared_ptr<oci::RegistryClient>> clients_;
+};
+
+}  // namespace
+
+int runImageService(const ImageServiceOptions& options) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  ImageService svc(options);
+  Status s = svc.start(sfd);
+  if (s.ok()) {
+    std::printf("image service for node %s on %s (cache %s)\n", options.node.c_str(),
+                imageServiceSocket(options.run_root, options.node).c_str(), options.cache_dir.c_str());
+    std::fflush(stdout);
+    s = svc.run();
+  }
+  ::close(sfd);
+  if (!s.ok()) {
+    std::fprintf(stderr, "offcore: image serve: %s\n", s.error().message.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace offcore

@@ -1,0 +1,42 @@
+// ImageServiceClient: how the snapshotter and the CLI (host side) talk to a
+// node's image service (SoC side) over its unix socket, starting it as a
+// service of the node's agent when it is not running yet.
+#pragma once
+
+#include <string>
+
+#include "base/result.h"
+
+namespace offcore {
+
+struct AttachedLayerInfo {
+  std::string id, file, backend;
+  uint64_t size_bytes = 0;
+};
+
+struct ImageServiceLaunch {
+  std::string catalog_dir;
+  std::string cache_dir;       // empty: the service's default
+  std::string cache_size;      // e.g. "4G"; empty: default
+  int fetch_timeout_s = 10;
+  bool plain_http = false;
+};
+
+class ImageServiceClient {
+ public:
+  ImageServiceClient(std::string run_root, std::string node) : run_root_(std::move(run_root)), node_(std::move(node)) {}
+
+  bool running() const;
+  // Asks the node's agent to run `offcore image serve` and waits for its socket.
+  Status ensureRunning(const ImageServiceLaunch& launch) const;
+  Result<AttachedLayerInfo> attach(const std::string& diff_id, const std::string& backend, bool prefetch,
+                                   bool fill) const;
+  Status detach(const std::string& id) const;
+  Result<std::string> get(const std::string& path) const;  // raw JSON
+  Result<std::string> post(const std::string& path, const std::string& body) const;
+
+ private:
+  std::string run_root_, node_;
+};
+
+}  // namespace offcore

@@ -1,0 +1,20 @@
+// The diff ID of a layer blob: the sha256 of its uncompressed tar stream.
+// Conversion checks it against the image config before trusting a layer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/result.h"
+
+namespace offcore::oci {
+
+struct TarDigest {
+  std::string digest;  // sha256:...
+  uint64_t bytes = 0;  // uncompressed size
+};
+
+// Decompresses (gzip, zstd or none, detected from the bytes) and hashes.
+Result<TarDigest> uncompressedDigest(const std::string& blob_path);
+
+}  // namespace offcore::oci

@@ -1,0 +1,169 @@
+#include "image/remote_source_impl.h"
+
+#include <dirent.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/files.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/subprocess.h"
+#include "image/converter.h"
+#include "image/gateway_volumes.h"
+#include "snapshotter/remote_source_factory.h"
+
+namespace offcore {
+
+using nlohmann::json;
+
+namespace {
+
+bool isMountPoint(const std::string& dir) {
+  auto r = runCapture({"mountpoint", "-q", dir});
+  return r.ok() && r->exit_code == 0;
+}
+
+// A mount whose FUSE daemon died answers ENOTCONN/EIO: it must be replaced.
+bool mountHealthy(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return false;
+  errno = 0;
+  bool ok = ::readdir(d) != nullptr || errno == 0;
+  ::closedir(d);
+  return ok;
+}
+
+Status mountErofs(const std::string& file, const std::string& dir) {
+  OC_TRY(makeDirs(dir));
+  // File-backed EROFS (Linux 6.12+) needs no loop device.
+  if (::mount(file.c_str(), dir.c_str(), "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, nullptr) == 0) return {};
+  int err = errno;
+  if (err != ENOTBLK && err != EINVAL) return errnoError("mount erofs " + file + " on " + dir, err);
+  OC_ASSIGN_OR_RETURN(auto lo, runCapture({"losetup", "--find", "--show", "--read-only", file}));
+  if (lo.exit_code != 0) return makeError("losetup " + file + ": " + trim(lo.err));
+  std::string dev = trim(lo.out);
+  if (::mount(dev.c_str(), dir.c_str(), "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, nullptr) != 0) {
+    Error e = errnoError("mount erofs " + dev + " on " + dir);
+    (void)runCapture({"losetup", "-d", dev});
+    return e;
+  }
+  (void)runCapture({"losetup", "-d", dev});  // autoclear once unmounted
+  return {};
+}
+
+Status unmountDir(const std::string& dir) {
+  if (!isMountPoint(dir)) return {};
+  if (::umount2(dir.c_str(), 0) != 0 && ::umount2(dir.c_str(), MNT_DETACH) != 0) return errnoError("umount " + dir);
+  return {};
+}
+
+}  // namespace
+
+OffcoreRemoteSource::OffcoreRemoteSource(RemoteSourceOptions o)
+    : o_(std::move(o)), catalog_(o_.launch.catalog_dir), images_(o_.run_root, o_.node) {}
+
+Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::lookup(const std::string& chain_id, const SnapshotLabels&) {
+  if (o_.mode == RemoteMode::kFlat) {
+    OC_ASSIGN_OR_RETURN(auto flat, catalog_.flat(chain_id));
+    if (!flat) return std::optional<RemoteLayerRef>();
+    json h{{"volume", flat->gateway.volume}, {"target", flat->gateway.target}, {"uri", flat->gateway.uri}};
+    return std::optional<RemoteLayerRef>(RemoteLayerRef{chain_id, RemoteMode::kFlat, dumpJson(h)});
+  }
+  OC_ASSIGN_OR_RETURN(auto diff, catalog_.diffIdOfChain(chain_id));
+  if (!diff) return std::optional<RemoteLayerRef>();
+  OC_ASSIGN_OR_RETURN(auto rec, catalog_.layer(*diff));
+  if (!rec) return std::optional<RemoteLayerRef>();
+  bool usable = (o_.backend != "gateway" && rec->registry) || (o_.backend != "registry" && rec->gateway);
+  if (!usable) return std::optional<RemoteLayerRef>();
+  return std::optional<RemoteLayerRef>(RemoteLayerRef{chain_id, RemoteMode::kLayered, dumpJson(json{{"diff_id", *diff}})});
+}
+
+Result<std::string> OffcoreRemoteSource::mountLayer(const RemoteLayerRef& layer) {
+  json h = json::parse(layer.handle, nullptr, false);
+  if (h.is_discarded() || !h.contains("diff_id")) return makeError("remote layer " + layer.chain_id + ": bad handle");
+  std::string diff = h.value("diff_id", "");
+  std::string dir = o_.root + "/layers/" + shortId(diff);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (isMountPoint(dir)) {
+    if (mountHealthy(dir)) return dir;
+    spdlog::warn("layer mount {} is stale (its image service restarted); remounting", dir);
+    (void)::umount2(dir.c_str(), MNT_DETACH);
+  }
+  OC_TRY(images_.ensureRunning(o_.launch));
+  OC_ASSIGN_OR_RETURN(auto att, images_.attach(diff, o_.backend, true, false));
+  OC_TRY(mountErofs(att.file, dir));
+  spdlog::info("layer {} mounted at {} ({} via {})", diff, dir, att.file, att.backend);
+  return dir;
+}
+
+Status OffcoreRemoteSource::releaseLayer(const RemoteLayerRef& layer) {
+  json h = json::parse(layer.handle, nullptr, false);
+  if (h.is_discarded()) return {};
+  std::string id = shortId(h.value("diff_id", ""));
+  std::lock_guard<std::mutex> lock(mu_);
+  OC_TRY(unmountDir(o_.root + "/layers/" + id));
+  if (images_.running()) (void)images_.detach(id);
+  return {};
+}
+
+Result<std::string> OffcoreRemoteSource::prepareFlatRootfs(const std::string& snapshot_id, const RemoteLayerRef& top,
+                                                           bool read_only) {
+  json h = json::parse(top.handle, nullptr, false);
+  if (h.is_discarded() || !h.contains("volume")) return makeError("flat image " + top.chain_id + ": bad handle");
+  std::string dir = o_.root + "/flat/" + snapshot_id;
+  std::string state_path = o_.root + "/flat/" + snapshot_id + ".json";
+  std::lock_guard<std::mutex> lock(mu_);
+  if (isMountPoint(dir) && mountHealthy(dir)) return dir;
+  OC_ASSIGN_OR_RETURN(auto gw, GatewayVolumes::open(o_.run_root, h.value("target", "")));
+  std::string clone = "c-" + o_.node + "-" + snapshot_id;
+  OC_ASSIGN_OR_RETURN(auto existing, gw.find(clone));
+  GatewayVolume vol;
+  if (existing) {
+    vol = *existing;
+  } else {
+    OC_ASSIGN_OR_RETURN(vol, gw.clone(h.value("volume", ""), clone));
+  }
+  std::string disk_file = o_.run_root + "/" + o_.node + "/disks/" + clone;
+  if (!pathExists(disk_file + ".json")) {
+    OC_ASSIGN_OR_RETURN(auto att, runCapture({selfExe(), "disk", "attach", vol.uri, "--node", o_.node, "--name", clone}));
+    if (att.exit_code != 0) return makeError("attach the rootfs clone " + clone + ": " + trim(att.err));
+  }
+  std::vector<std::string> lo_args{"losetup", "--find", "--show", "--direct-io=on"};
+  if (read_only) lo_args.push_back("--read-only");
+  lo_args.push_back(disk_file);
+  OC_ASSIGN_OR_RETURN(auto lo, runCapture(lo_args));
+  if (lo.exit_code != 0) return makeError("losetup " + disk_file + ": " + trim(lo.err));
+  std::string loop = trim(lo.out);
+  OC_TRY(makeDirs(dir));
+  if (::mount(loop.c_str(), dir.c_str(), "ext4", read_only ? MS_RDONLY : 0, nullptr) != 0) {
+    Error e = errnoError("mount " + loop + " on " + dir);
+    (void)runCapture({"losetup", "-d", loop});
+    return e;
+  }
+  json state{{"loop", loop}, {"volume", clone}, {"target", h.value("target", "")}, {"disk", clone}};
+  OC_TRY(writeFileAtomic(state_path, dumpJson(state) + "\n"));
+  return dir;
+}
+
+Status OffcoreRemoteSource::removeFlatRootfs(const std::string& snapshot_id) {
+  std::string dir = o_.root + "/flat/" + snapshot_id;
+  std::string state_path = dir + ".json";
+  std::lock_guard<std::mutex> lock(mu_);
+  json st = json::parse(readFile(state_path).valueOr("{}"), nullptr, false);
+  if (st.is_discarded()) st = json::object();
+  OC_TRY(unmountDir(dir));
+  ::rmdir(dir.c_str());
+  if (st.contains("loop")) (void)runCapture({"losetup", "-d", st.value("loop", "")});
+  std::string clone = st.value("volume", "c-" + o_.node + "-" + snapshot_id);
+  (void)runCapture({selfExe(), "disk", "detach", clone, "--node", o_.node});
+  if (st.contains("target")) {
+    auto gw = GatewayVolumes::open(o_.run_root, st.value("target", ""));
+    if (gw.ok()) OC_TRY(gw->remove(clone, true));
+  }
+  std::remove(state_path.c_str());
+  return {};
+}
+
+}  // namespace offcore

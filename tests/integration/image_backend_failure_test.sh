@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Back-end failures under a lazily loaded image (test 4 of the image issue):
+# with the registry (then the gateway) stopped mid-run, cached reads still
+# succeed, uncached reads fail with EIO within the documented fetch timeout,
+# and reads recover once the back end returns. A corrupted chunk in the
+# registry is detected: the reader gets EIO, never wrong bytes.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/images_lib.sh"
+N=ibf$ID
+work=$(mktemp -d /var/tmp/oc-ibf-XXXX); cleanup "rm -rf $work"
+CAT=$work/catalog
+TIMEOUT=3
+
+node_up "$N" >/dev/null
+registry_up "reg$ID" "$work/registry"
+gateway_up "gw$ID" "$work/gw-data"
+cleanup "rm -rf /var/cache/offcore/$N"
+cleanup "umount_below /run/offcore/$N/images"
+cleanup "\"$OFFCORE\" dpu service del --name $N --service images"
+cleanup "umount_below $work/mnt"
+
+python3 "$IMG_DIR/make_fidelity_image.py" "$work/layout" v1
+skopeo copy -q --dest-tls-verify=false "oci:$work/layout:v1" "docker://$REG/fid:v1"
+oc image convert "$REG/fid:v1" --to registry --to "nvme-tcp://$GW_IP:4420" --dest "$REG/fid:lazy" --plain-http \
+  --catalog "$CAT" --chunk-size 64K --json > "$work/convert.json"
+
+# attach_and_mount BACKEND: attaches the image's layers, mounts each EROFS
+# at $work/mnt/lN.
+attach_and_mount() {
+  oc dpu service del --name "$N" --service images >/dev/null 2>&1 || true
+  umount_below "$work/mnt"; umount_below "/run/offcore/$N/images"
+  rm -rf "/var/cache/offcore/$N"
+  oc image attach "$REG/fid:lazy" --node "$N" --backend "$1" --catalog "$CAT" --fetch-timeout "$TIMEOUT" \
+    --plain-http --no-prefetch --json > "$work/attach.json"
+  local i=0
+  for f in $(jq -r '.[].file' "$work/attach.json"); do
+    mkdir -p "$work/mnt/l$i"
+    mount -t erofs -o ro "$f" "$work/mnt/l$i"
+    i=$((i + 1))
+  done
+}
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+# timed_read FILE: prints "ok <sha>" or "error <message>" and the seconds taken.
+timed_read() {
+  local t0 t1 r
+  t0=$(date +%s.%N)
+  if r=$(sha256sum "$1" 2>&1); then r="ok ${r%% *}"; else r="error $r"; fi
+  t1=$(date +%s.%N)
+  echo "$r $(echo "$t1 - $t0" | bc)"
+}
+
+for backend in registry gateway; do
+  step "$backend: cached reads survive the back end going away"
+  attach_and_mount "$backend"
+  cached=$work/mnt/l1/etc/passwd      # layer 1
+  uncached=$work/mnt/l0/bin/busybox   # 2 MB in layer 0, never read before
+  want=$(sha256sum /bin/busybox | cut -d' ' -f1)
+  sha256sum "$cached" >/dev/null
+  if [ "$backend" = registry ]; then registry_stop; else gateway_stop; fi
+  drop_caches
+  r=$(timed_read "$cached"); echo "cached: $r"
+  [[ "$r" == ok* ]] || fail "$backend down: a cached read failed: $r"
+
+  step "$backend: uncached reads fail with EIO within the fetch timeout"
+  r=$(timed_read "$uncached"); echo "uncached: $r"
+  [[ "$r" == error* ]] || fail "$backend down: an uncached read succeeded: $r"
+  [[ "$r" == *"Input/output error"* ]] || fail "$backend down: the error is not EIO: $r"
+  assert_cmp "${r##* }" "<" "$((TIMEOUT * 3 + 10))" "the read blocked longer than the documented timeout"
+
+  step "$backend: reads recover once it returns"
+  if [ "$backend" = registry ]; then registry_start "$REG_HOST" "$REG_DIR"
+  else gateway_start "gw$ID" "$work/gw-data"; fi
+  drop_caches
+  ok=""
+  for _ in $(seq 30); do
+    r=$(timed_read "$uncached")
+    if [[ "$r" == ok* ]]; then ok=1; break; fi
+    sleep 1
+  done
+  [ -n "$ok" ] || fail "$backend back: reads did not recover: $r"
+  [ "$(echo "$r" | awk '{print $2}')" = "$want" ] || fail "$backend back: wrong content"
+done
+
+step "a corrupted chunk in the registry is detected"
+umount_below "$work/mnt"
+top_diff=$(jq -r '.layers[2].diff_id' "$work/convert.json")
+data_digest=$(jq -r --arg d "$top_diff" '.layers[$d].registry.chunk_data' "$CAT/catalog.json")
+blob=$(find "$work/registry/storage" -path "*/blobs/sha256/*/${data_digest#sha256:}/data")
+[ -f "$blob" ] || fail "no registry blob for $data_digest"
+# Flip bytes throughout the blob, keeping its length.
+size=$(stat -c %s "$blob")
+for off in $(seq 0 4096 $((size - 1))); do printf '\xff\xfe\xfd\xfc' | dd of="$blob" bs=1 seek="$off" conv=notrunc status=none; done
+oc dpu service del --name "$N" --service images >/dev/null
+umount_below "/run/offcore/$N/images"; rm -rf "/var/cache/offcore/$N"
+oc image attach "$REG/fid:lazy" --node "$N" --backend registry --catalog "$CAT" --plain-http --no-prefetch \
+  --fetch-timeout "$TIMEOUT" --json > "$work/attach.json"
+top_file=$(jq -r '.[2].file' "$work/attach.json")
+if dd if="$top_file" of=/dev/null bs=64k iflag=direct 2>"$work/dd.err"; then fail "a corrupted layer read without error"; fi
+grep -q "Input/output error" "$work/dd.err" || fail "corruption gave '$(cat "$work/dd.err")', not EIO"
+errors=$(oc image layers --node "$N" --json | jq '[.layers[].stats.fetch_errors] | add')
+echo "fetch errors after corruption: $errors"
+assert_cmp "$errors" ">" 0 "corruption went unnoticed"
+grep -q "sha256 mismatch\|does not match\|corrupt\|decompress" "/run/offcore/$N/images.log" \
+  || fail "the image service log does not name the corruption"
