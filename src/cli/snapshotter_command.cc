@@ -13,9 +13,12 @@ namespace {
 
 struct SnapshotterOpts {
   std::string node, socket, root = "/var/lib/offcore/snapshotter", mode = "layered", log_level;
+  std::string catalog = "/var/lib/offcore/images", backend = "auto", cache_dir, cache_size;
+  int fetch_timeout = 10;
+  bool plain_http = false;
 };
 
-int runSnapshotter(const SnapshotterOpts& o) {
+int runSnapshotter(const SnapshotterOpts& o, const std::string& run_root) {
   if (!o.log_level.empty()) spdlog::set_level(spdlog::level::from_str(o.log_level));
   // Stop signals are taken by sigwait only: block them before gRPC starts threads.
   sigset_t mask;
@@ -24,7 +27,18 @@ int runSnapshotter(const SnapshotterOpts& o) {
   sigaddset(&mask, SIGINT);
   ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   RemoteMode mode = o.mode == "flat" ? RemoteMode::kFlat : RemoteMode::kLayered;
-  auto source = makeRemoteSource(o.node, mode, o.root);
+  RemoteSourceConfig rc;
+  rc.node = o.node;
+  rc.mode = mode;
+  rc.root = o.root;
+  rc.run_root = run_root;
+  rc.catalog_dir = o.catalog;
+  rc.backend = o.backend;
+  rc.plain_http = o.plain_http;
+  rc.cache_dir = o.cache_dir;
+  rc.cache_size = o.cache_size;
+  rc.fetch_timeout_s = o.fetch_timeout;
+  auto source = makeRemoteSource(rc);
   if (!source.ok()) return fail("snapshotter: remote source", source.error());
   bool remote = *source != nullptr;
   auto sn = Snapshotter::open(o.root, std::move(*source));
@@ -54,7 +68,16 @@ void registerSnapshotterCommand(CLI::App& app, CliContext& ctx) {
       ->check(CLI::IsMember({"layered", "flat"}))
       ->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "trace|debug|info|warn|error (default: the config's)");
-  cmd->callback([&ctx, o] { ctx.action = [o] { return runSnapshotter(*o); }; });
+  cmd->add_option("--catalog", o->catalog, "the image catalog `offcore image convert` writes")->capture_default_str();
+  cmd->add_option("--backend", o->backend, "layered mode: where layers are read from (auto, registry, gateway)")
+      ->check(CLI::IsMember({"auto", "registry", "gateway"}))
+      ->capture_default_str();
+  cmd->add_flag("--plain-http", o->plain_http, "plain HTTP to non-loopback registries");
+  cmd->add_option("--cache-dir", o->cache_dir, "chunk cache of an image service this snapshotter starts");
+  cmd->add_option("--cache-size", o->cache_size, "its size limit (e.g. 4G)");
+  cmd->add_option("--fetch-timeout", o->fetch_timeout, "seconds an uncached read waits for a lost back end before EIO")
+      ->capture_default_str();
+  cmd->callback([&ctx, o] { ctx.action = [&ctx, o] { return runSnapshotter(*o, ctx.config.run_root); }; });
 }
 
 }  // namespace offcore

@@ -59,6 +59,7 @@ ImageRecord imageFrom(const json& j) {
   i.manifest_digest = j.value("manifest_digest", "");
   i.diff_ids = j.value("diff_ids", std::vector<std::string>{});
   i.chain_ids = j.value("chain_ids", std::vector<std::string>{});
+  i.lazy_chain_ids = j.value("lazy_chain_ids", std::vector<std::string>{});
   i.layered = j.value("layered", false);
   i.flat = j.value("flat", false);
   return i;
@@ -107,14 +108,17 @@ Result<std::optional<FlatRecord>> Catalog::flat(const std::string& chain_id) con
   return std::optional<FlatRecord>(f);
 }
 
-Result<std::optional<std::string>> Catalog::diffIdOfChain(const std::string& chain_id) const {
+Result<std::optional<ResolvedChain>> Catalog::resolveChain(const std::string& chain_id) const {
   OC_ASSIGN_OR_RETURN(auto imgs, images());
   for (const auto& i : imgs) {
     for (size_t k = 0; k < i.chain_ids.size() && k < i.diff_ids.size(); ++k) {
-      if (i.chain_ids[k] == chain_id) return std::optional<std::string>(i.diff_ids[k]);
+      bool lazy = k < i.lazy_chain_ids.size() && i.lazy_chain_ids[k] == chain_id;
+      if (i.chain_ids[k] == chain_id || lazy) {
+        return std::optional<ResolvedChain>(ResolvedChain{i.diff_ids[k], i.chain_ids[k]});
+      }
     }
   }
-  return std::optional<std::string>();
+  return std::optional<ResolvedChain>();
 }
 
 Result<std::vector<ImageRecord>> Catalog::images() const {
@@ -155,6 +159,8 @@ Status Catalog::putImage(const ImageRecord& i) {
     json prev = j["images"].value(i.ref, json::object());
     j["images"][i.ref] = {{"ref", i.ref}, {"lazy_ref", i.lazy_ref.empty() ? prev.value("lazy_ref", "") : i.lazy_ref},
                           {"manifest_digest", i.manifest_digest}, {"diff_ids", i.diff_ids}, {"chain_ids", i.chain_ids},
+                          {"lazy_chain_ids", i.lazy_chain_ids.empty() ? prev.value("lazy_chain_ids", json::array())
+                                                                      : json(i.lazy_chain_ids)},
                           {"layered", i.layered || prev.value("layered", false)},
                           {"flat", i.flat || prev.value("flat", false)}};
   });

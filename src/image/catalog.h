@@ -55,7 +55,15 @@ struct ImageRecord {
   std::string lazy_ref;        // the pushed lazy manifest, if any
   std::string manifest_digest;
   std::vector<std::string> diff_ids, chain_ids;
+  // The chain IDs containerd computes for the lazy image, whose config lists
+  // the stub layers' digests; lazy_chain_ids[k] stands for chain_ids[k].
+  std::vector<std::string> lazy_chain_ids;
   bool layered = false, flat = false;
+};
+
+struct ResolvedChain {
+  std::string diff_id;   // the real layer at the top of the chain
+  std::string chain_id;  // the real chain ID (flat artifacts are keyed by it)
 };
 
 class Catalog {
@@ -66,8 +74,9 @@ class Catalog {
 
   Result<std::optional<LayerRecord>> layer(const std::string& diff_id) const;
   Result<std::optional<FlatRecord>> flat(const std::string& chain_id) const;
-  // The diff ID whose chain ends at chain_id, from any converted image.
-  Result<std::optional<std::string>> diffIdOfChain(const std::string& chain_id) const;
+  // The real layer and chain a chain ID stands for: a converted image's own
+  // chain ID, or one of its lazy image's stub chain IDs.
+  Result<std::optional<ResolvedChain>> resolveChain(const std::string& chain_id) const;
   Result<std::vector<ImageRecord>> images() const;
   Result<std::vector<LayerRecord>> layers() const;
 

@@ -46,7 +46,7 @@ Result<std::string> stubLayerTar(const json& info) {
     return makeError(std::string("stub layer: ") + archive_error_string(a.get()));
   }
   std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(), archive_entry_free);
-  archive_entry_set_pathname(e.get(), ".offcore-lazy-layer.json");
+  archive_entry_set_pathname(e.get(), oci::kStubMarkerFile);
   archive_entry_set_filetype(e.get(), AE_IFREG);
   archive_entry_set_perm(e.get(), 0444);
   archive_entry_set_size(e.get(), static_cast<la_int64_t>(body.size()));
@@ -107,7 +107,7 @@ class Converter {
     }
     if (!dest_.repository.empty()) OC_TRY(pushLazyManifest(chains));
     ImageRecord rec{ref.str(), summary_.lazy_ref, image_.manifest_digest, image_.config.diff_ids, chains,
-                    o_.layered, !o_.layered};
+                    lazy_chain_ids_, o_.layered, !o_.layered};
     OC_TRY(catalog_.putImage(rec));
     if (!summary_.lazy_ref.empty()) {
       rec.ref = summary_.lazy_ref;
@@ -273,16 +273,19 @@ class Converter {
     return {};
   }
 
+  // The lazy image: the original config with rootfs.diff_ids rewritten to
+  // the stub layers' digests (so any containerd client can unpack it), one
+  // stub per layer, each annotated with the real layer it stands for.
   Status pushLazyManifest(const std::vector<std::string>& chains) {
     auto& c = *dest_client_;
-    OC_TRY(c.pushBlob(dest_.repository, image_.manifest.config.digest, image_.config_json));
     oci::Manifest m;
     m.media_type = oci::kOciManifest;
-    m.config = image_.manifest.config;
     m.annotations["io.offcore.source"] = summary_.source;
     m.annotations["io.offcore.mode"] = summary_.mode;
+    std::vector<std::string> stub_ids;
     for (size_t i = 0; i < chains.size(); ++i) {
-      json info{{"chain_id", chains[i]}, {"diff_id", image_.config.diff_ids[i]}, {"mode", summary_.mode}};
+      json info{{"chain_id", chains[i]}, {"diff_id", image_.config.diff_ids[i]}, {"mode", summary_.mode},
+                {"source", summary_.source}};
       oci::Descriptor d;
       d.media_type = oci::kOciLayerTar;
       d.annotations[oci::kAnnotChainId] = chains[i];
@@ -292,8 +295,6 @@ class Converter {
         if (rec && rec->registry) {
           d.annotations[oci::kAnnotChunkData] = rec->registry->chunk_data;
           d.annotations[oci::kAnnotChunkIndex] = rec->registry->chunk_index;
-          info["chunk_data"] = rec->registry->chunk_data;
-          info["chunk_index"] = rec->registry->chunk_index;
         }
       }
       OC_ASSIGN_OR_RETURN(std::string stub, stubLayerTar(info));
@@ -301,9 +302,19 @@ class Converter {
       d.size = static_cast<int64_t>(stub.size());
       OC_TRY(c.pushBlob(dest_.repository, d.digest, stub));
       m.layers.push_back(d);
+      stub_ids.push_back(d.digest);  // uncompressed: the diff ID is the blob digest
     }
+    json cfg = json::parse(image_.config_json, nullptr, false);
+    if (cfg.is_discarded() || !cfg.contains("rootfs")) return makeError("the image config cannot be rewritten");
+    cfg["rootfs"]["diff_ids"] = stub_ids;
+    std::string cfg_text = dumpJson(cfg);
+    m.config = image_.manifest.config;
+    m.config.digest = oci::sha256Digest(cfg_text);
+    m.config.size = static_cast<int64_t>(cfg_text.size());
+    OC_TRY(c.pushBlob(dest_.repository, m.config.digest, cfg_text));
     OC_TRY(c.putManifest(dest_.repository, dest_.tag, oci::kOciManifest, oci::serializeManifest(m)));
     summary_.lazy_ref = dest_.str();
+    lazy_chain_ids_ = oci::chainIds(stub_ids);
     return {};
   }
 
@@ -315,6 +326,7 @@ class Converter {
   std::unique_ptr<oci::RegistryClient> dest_client_;
   std::unique_ptr<GatewayVolumes> gateway_;
   ConvertSummary summary_;
+  std::vector<std::string> lazy_chain_ids_;
 };
 
 }  // namespace

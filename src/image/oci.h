@@ -33,6 +33,8 @@ inline constexpr const char* kAnnotChainId = "io.offcore.layer.chain-id";
 inline constexpr const char* kAnnotDiffId = "io.offcore.layer.diff-id";
 inline constexpr const char* kAnnotChunkData = "io.offcore.layer.chunk-data";
 inline constexpr const char* kAnnotChunkIndex = "io.offcore.layer.chunk-index";
+// The one file a lazy image's stub layer holds (JSON: chain_id, diff_id, mode).
+inline constexpr const char* kStubMarkerFile = ".offcore-lazy-layer.json";
 
 // "sha256:" + 64 lowercase hex digits; the only algorithm we accept.
 bool isValidDigest(const std::string& digest);

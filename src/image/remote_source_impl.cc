@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/subprocess.h"
 #include "image/converter.h"
+#include "image/oci.h"
 #include "image/gateway_volumes.h"
 #include "snapshotter/remote_source_factory.h"
 
@@ -19,6 +20,8 @@ namespace offcore {
 using nlohmann::json;
 
 namespace {
+
+const char* kStubMarker = oci::kStubMarkerFile;
 
 bool isMountPoint(const std::string& dir) {
   auto r = runCapture({"mountpoint", "-q", dir});
@@ -64,20 +67,58 @@ Status unmountDir(const std::string& dir) {
 OffcoreRemoteSource::OffcoreRemoteSource(RemoteSourceOptions o)
     : o_(std::move(o)), catalog_(o_.launch.catalog_dir), images_(o_.run_root, o_.node) {}
 
-Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::lookup(const std::string& chain_id, const SnapshotLabels&) {
+Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::lookup(const std::string& target,
+                                                                  const SnapshotLabels&) {
+  // containerd's metadata store may prefix the target with its own
+  // namespace and transaction id; the chain ID is the trailing digest.
+  auto at = target.rfind("sha256:");
+  if (at == std::string::npos) return std::optional<RemoteLayerRef>();
+  OC_ASSIGN_OR_RETURN(auto chain, catalog_.resolveChain(target.substr(at)));
+  if (!chain) return std::optional<RemoteLayerRef>();
+  return refFor(*chain);
+}
+
+Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::refFor(const ResolvedChain& chain) {
   if (o_.mode == RemoteMode::kFlat) {
-    OC_ASSIGN_OR_RETURN(auto flat, catalog_.flat(chain_id));
+    OC_ASSIGN_OR_RETURN(auto flat, catalog_.flat(chain.chain_id));
     if (!flat) return std::optional<RemoteLayerRef>();
     json h{{"volume", flat->gateway.volume}, {"target", flat->gateway.target}, {"uri", flat->gateway.uri}};
-    return std::optional<RemoteLayerRef>(RemoteLayerRef{chain_id, RemoteMode::kFlat, dumpJson(h)});
+    return std::optional<RemoteLayerRef>(RemoteLayerRef{chain.chain_id, RemoteMode::kFlat, dumpJson(h)});
   }
-  OC_ASSIGN_OR_RETURN(auto diff, catalog_.diffIdOfChain(chain_id));
-  if (!diff) return std::optional<RemoteLayerRef>();
-  OC_ASSIGN_OR_RETURN(auto rec, catalog_.layer(*diff));
+  OC_ASSIGN_OR_RETURN(auto rec, catalog_.layer(chain.diff_id));
   if (!rec) return std::optional<RemoteLayerRef>();
   bool usable = (o_.backend != "gateway" && rec->registry) || (o_.backend != "registry" && rec->gateway);
   if (!usable) return std::optional<RemoteLayerRef>();
-  return std::optional<RemoteLayerRef>(RemoteLayerRef{chain_id, RemoteMode::kLayered, dumpJson(json{{"diff_id", *diff}})});
+  return std::optional<RemoteLayerRef>(
+      RemoteLayerRef{chain.chain_id, RemoteMode::kLayered, dumpJson(json{{"diff_id", chain.diff_id}})});
+}
+
+Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::adoptStub(const std::string& upper_dir) {
+  // A stub's upper dir holds exactly one regular file: the marker.
+  DIR* d = ::opendir(upper_dir.c_str());
+  if (!d) return std::optional<RemoteLayerRef>();
+  int entries = 0;
+  bool marker = false;
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    ++entries;
+    marker = marker || n == kStubMarker;
+  }
+  ::closedir(d);
+  if (entries != 1 || !marker) return std::optional<RemoteLayerRef>();
+  json info = json::parse(readFile(upper_dir + "/" + kStubMarker).valueOr(""), nullptr, false);
+  if (info.is_discarded() || !info.contains("chain_id") || !info.contains("diff_id")) {
+    return makeError("a lazy image stub layer carries a malformed marker; convert the image again");
+  }
+  ResolvedChain chain{info.value("diff_id", ""), info.value("chain_id", "")};
+  OC_ASSIGN_OR_RETURN(auto ref, refFor(chain));
+  if (!ref) {
+    return makeError("lazy image layer " + chain.diff_id + " is not usable here: it was converted for " +
+                     info.value("mode", "?") + " mode, or not to the " + o_.backend + " back end, or the catalog (" +
+                     o_.launch.catalog_dir + ") does not have it; convert it with `offcore image convert`");
+  }
+  return ref;
 }
 
 Result<std::string> OffcoreRemoteSource::mountLayer(const RemoteLayerRef& layer) {

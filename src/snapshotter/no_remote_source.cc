@@ -3,7 +3,7 @@
 
 namespace offcore {
 
-Result<std::unique_ptr<RemoteSource>> makeRemoteSource(const std::string&, RemoteMode, const std::string&) {
+Result<std::unique_ptr<RemoteSource>> makeRemoteSource(const RemoteSourceConfig&) {
   return std::unique_ptr<RemoteSource>();
 }
 

@@ -59,6 +59,16 @@ class RemoteSource {
 
   // Releases a layered-mode layer no snapshot uses any more.
   virtual Status releaseLayer(const RemoteLayerRef& layer) = 0;
+
+  // Called on Commit of an active snapshot. A client that passes no target
+  // label (containerd 1.6's `ctr image pull` unpacks with image.Unpack)
+  // applies a lazy image's stub layer — one small marker file — into an
+  // ordinary snapshot; this recognises that upper dir and returns the remote
+  // layer the committed snapshot stands for. nullopt: an ordinary layer.
+  virtual Result<std::optional<RemoteLayerRef>> adoptStub(const std::string& upper_dir) {
+    (void)upper_dir;
+    return std::optional<RemoteLayerRef>();
+  }
 };
 
 }  // namespace offcore

@@ -11,10 +11,20 @@
 
 namespace offcore {
 
-// node: the offcore node whose image service serves layers; root: the
-// snapshotter's --root, for any state the source keeps. nullptr means "no
-// remote layers".
-Result<std::unique_ptr<RemoteSource>> makeRemoteSource(const std::string& node, RemoteMode mode,
-                                                       const std::string& root);
+// Everything a remote source may need from the snapshotter's command line.
+struct RemoteSourceConfig {
+  std::string node;          // the offcore node whose image service serves layers
+  RemoteMode mode = RemoteMode::kLayered;
+  std::string root;          // the snapshotter's --root, for the source's mounts
+  std::string run_root = "/run/offcore";
+  std::string catalog_dir;   // where `offcore image convert` recorded images
+  std::string backend = "auto";  // layered: auto, registry or gateway
+  bool plain_http = false;
+  std::string cache_dir, cache_size;  // for an image service the source starts
+  int fetch_timeout_s = 10;
+};
+
+// nullptr means "no remote layers".
+Result<std::unique_ptr<RemoteSource>> makeRemoteSource(const RemoteSourceConfig& config);
 
 }  // namespace offcore

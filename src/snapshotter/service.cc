@@ -114,7 +114,9 @@ class SnapshotsService final : public pb::Snapshots::Service {
     in.name = req->info().name();
     in.labels = toLabels(req->info().labels());
     std::vector<std::string> paths(req->update_mask().paths().begin(), req->update_mask().paths().end());
-    spdlog::info("Update name={} labels={} paths={}", in.name, describe(in.labels), paths.size());
+    std::string joined;
+    for (const auto& p : paths) joined += (joined.empty() ? "" : ",") + p;
+    spdlog::info("Update name={} labels={} paths=[{}]", in.name, describe(in.labels), joined);
     auto info = sn_.update(in, paths);
     if (!info.ok()) return fail("Update", in.name, info.error());
     toProto(*info, resp->mutable_info());

@@ -116,7 +116,12 @@ Result<std::vector<SnapshotMount>> Snapshotter::create(SnapshotKind kind, const 
 Status Snapshotter::commit(const std::string& name, const std::string& key, const SnapshotLabels& labels) {
   OC_ASSIGN_OR_RETURN(auto chain, meta_->chain(key));
   const auto& s = chain[0];
-  if (isFlat(chain))
+  if (source_ && s.info.kind == SnapshotKind::kActive) {
+    auto stub = source_->adoptStub(upperDir(s.id));
+    if (!stub.ok()) return stub.error();
+    if (*stub) return commitStub(name, key, s, labels, **stub);
+  }
+  if (isFlat(chain) || unpacksOverFlat(chain))
     return snap::failedPrecondition("snapshot " + key +
                                     " is a flat root filesystem over a remote image and cannot be committed"
                                     " (run the snapshotter with --mode layered to build on remote images)");
@@ -126,6 +131,19 @@ Status Snapshotter::commit(const std::string& name, const std::string& key, cons
   }
   OC_ASSIGN_OR_RETURN(auto row, meta_->commit(name, key, labels, du.size, du.inodes));
   spdlog::info("committed {} as {} (id {}, {} bytes, {} inodes)", key, name, row.id, du.size, du.inodes);
+  return okStatus();
+}
+
+// The active snapshot held only a lazy image's stub: it becomes a committed
+// remote snapshot, and its upper dir (the marker file) is dropped.
+Status Snapshotter::commitStub(const std::string& name, const std::string& key, const SnapshotRecord& active,
+                               const SnapshotLabels& labels, const RemoteLayerRef& ref) {
+  std::shared_lock lock(create_mu_);
+  OC_TRY(meta_->remove(key));
+  (void)removeTree(snapshotDir(active.id));
+  auto row = meta_->createRemote(name, active.info.parent, labels, ref);
+  if (!row.ok()) return row.error();
+  spdlog::info("committed stub {} as remote snapshot {} (id {}, chain {})", key, name, row->id, ref.chain_id);
   return okStatus();
 }
 

@@ -45,6 +45,8 @@ class Snapshotter {
                                           const SnapshotLabels& labels);
   Result<std::vector<SnapshotMount>> mounts(const std::string& key);
   Status commit(const std::string& name, const std::string& key, const SnapshotLabels& labels);
+  Status commitStub(const std::string& name, const std::string& key, const SnapshotRecord& active,
+                    const SnapshotLabels& labels, const RemoteLayerRef& ref);
   Status remove(const std::string& key);
   Result<SnapshotInfo> stat(const std::string& key);
   Result<SnapshotInfo> update(const SnapshotInfo& info, const std::vector<std::string>& paths);
@@ -71,6 +73,8 @@ class Snapshotter {
   // Where a committed snapshot's files are: its fs dir, or the remote layer.
   Result<std::string> layerDir(const SnapshotRecord& r);
   static bool isFlat(const std::vector<SnapshotRecord>& chain);
+  static bool isUnpackKey(const std::string& key);
+  static bool unpacksOverFlat(const std::vector<SnapshotRecord>& chain);
 
   std::string snapshotDir(int64_t id) const { return root_ + "/snapshots/" + std::to_string(id); }
   std::string upperDir(int64_t id) const { return snapshotDir(id) + "/fs"; }

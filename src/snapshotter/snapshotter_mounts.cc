@@ -12,7 +12,20 @@ namespace offcore {
 
 bool Snapshotter::isFlat(const std::vector<SnapshotRecord>& chain) {
   return chain.size() > 1 && chain[0].info.kind != SnapshotKind::kCommitted && chain[1].remote &&
-         chain[1].remote->mode == RemoteMode::kFlat;
+         chain[1].remote->mode == RemoteMode::kFlat && !isUnpackKey(chain[0].info.name);
+}
+
+bool Snapshotter::isUnpackKey(const std::string& key) {
+  // containerd unpacks into "extract-<unique> <chainID>" (behind its
+  // "<namespace>/<txid>/" prefix). Over a flat image such a snapshot only
+  // ever receives a stub layer, so it needs a plain directory, not a clone.
+  auto slash = key.rfind('/', key.find(' '));
+  return key.compare(slash == std::string::npos ? 0 : slash + 1, 8, "extract-") == 0;
+}
+
+bool Snapshotter::unpacksOverFlat(const std::vector<SnapshotRecord>& chain) {
+  return chain.size() > 1 && chain[1].remote && chain[1].remote->mode == RemoteMode::kFlat &&
+         isUnpackKey(chain[0].info.name);
 }
 
 Result<std::string> Snapshotter::layerDir(const SnapshotRecord& r) {
@@ -37,7 +50,9 @@ Result<std::vector<SnapshotMount>> Snapshotter::buildMounts(const std::vector<Sn
                                     "; only active and view snapshots have mounts");
   bool view = s.info.kind == SnapshotKind::kView;
   std::string rw = view ? "ro" : "rw";
-  if (chain.size() == 1) return std::vector<SnapshotMount>{{"bind", upperDir(s.id), {rw, "rbind"}}};
+  if (chain.size() == 1 || unpacksOverFlat(chain)) {
+    return std::vector<SnapshotMount>{{"bind", upperDir(s.id), {rw, "rbind"}}};
+  }
   if (isFlat(chain)) {
     if (!source_) return makeError("snapshot " + s.info.name + " is a flat rootfs but there is no remote source");
     auto dir = source_->prepareFlatRootfs(std::to_string(s.id), *chain[1].remote, view);

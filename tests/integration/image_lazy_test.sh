@@ -14,6 +14,7 @@ N=il$ID
 work=$(mktemp -d /var/tmp/oc-il-XXXX); cleanup "rm -rf $work"
 CD_DIR=$work/cd SN_DIR=$work/sn CAT=$work/catalog
 mkdir -p "$SN_DIR"
+keep_logs "$work"
 
 node_up "$N" >/dev/null
 registry_up "reg$ID" "$work/registry"
@@ -52,11 +53,16 @@ rootfs_listing overlayfs "$top" "$work/ref.txt"
 grep -q "^data/opq/new " "$work/ref.txt" || fail "reference listing looks wrong"
 
 step "layered (registry back end): pull fetches stubs only"
-$CTR image pull --plain-http --snapshotter offcore "$REG/fid:lazy" >/dev/null
-pulled=$($CTR content ls | awk 'NR>1' | grep -c . || true)
-lazy_top=$($CTR snapshots --snapshotter offcore ls | awk -v t="$top" '$1 == t {print $1}')
-[ "$lazy_top" = "$top" ] || fail "the top chain ID is not a committed snapshot in offcore"
-rootfs_listing offcore "$top" "$work/layered.txt"
+content_total() { $CTR content ls | awk 'NR>1 {print $1}' | while read -r d; do $CTR content get "$d" | wc -c; done | awk '{s+=$1} END {print s+0}'; }
+before=$(content_total)
+lazy_top=$($CTR image pull --plain-http --print-chainid --snapshotter offcore "$REG/fid:lazy" | awk '/image chain ID/ {print $NF}')
+# The lazy image's content is its manifest, config and three stubs.
+pulled=$(( $(content_total) - before ))
+echo "containerd pulled $pulled bytes of content"
+assert_cmp "$pulled" "<" 200000 "ctr pulled more than manifests and stubs"
+$CTR snapshots --snapshotter offcore ls | awk -v t="$lazy_top" '$1 == t && $3 == "Committed" {f=1} END {exit !f}' \
+  || fail "the lazy image's top is not a committed snapshot in offcore"
+rootfs_listing offcore "$lazy_top" "$work/layered.txt"
 diff -u "$work/ref.txt" "$work/layered.txt" || fail "layered rootfs differs from overlayfs"
 
 step "ctr run from the lazy image"
@@ -72,8 +78,8 @@ svc_pid=$(oc dpu service list --name "$N" --json | jq -r '.[] | select(.name=="i
 grep -q "/offcore/$N/soc" "/proc/$svc_pid/cgroup" || fail "the image service is not in the SoC domain"
 
 step "flat (gateway back end): same rootfs, writable clone"
-$CTR image pull --plain-http --snapshotter offcore-flat "$REG/fid:flat" >/dev/null
-rootfs_listing offcore-flat "$top" "$work/flat.txt"
+flat_top=$($CTR image pull --plain-http --print-chainid --snapshotter offcore-flat "$REG/fid:flat" | awk '/image chain ID/ {print $NF}')
+rootfs_listing offcore-flat "$flat_top" "$work/flat.txt"
 # ext4 has lost+found; everything else must match.
 grep -v "^lost+found " "$work/flat.txt" | diff -u "$work/ref.txt" - || fail "flat rootfs differs from overlayfs"
 out=$($CTR run --rm --snapshotter offcore-flat "$REG/fid:flat" run2$ID /bin/sh -c 'echo w > /data/new && cat /data/new /data/opq/new')
@@ -92,5 +98,5 @@ out=$($CTR run --rm --snapshotter offcore "$REG/fid:lazy" run3$ID /bin/cat /data
 [[ "$out" == *"user:x:1000"* ]] || fail "gateway-backed container printed '$out'"
 oc image layers --node "$N" --json | jq -e '[.layers[].backend] | all(. == "gateway")' >/dev/null \
   || fail "layers were not served from the gateway"
-rootfs_listing offcore "$top" "$work/layered-gw.txt"
+rootfs_listing offcore "$lazy_top" "$work/layered-gw.txt"
 diff -u "$work/ref.txt" "$work/layered-gw.txt" || fail "gateway-backed rootfs differs"

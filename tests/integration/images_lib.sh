@@ -130,3 +130,10 @@ rootfs_listing() {
   rmdir "$mnt"
   $CTR snapshots --snapshotter "$sn" rm "$key"
 }
+
+# Copies the daemons' logs to /var/tmp/offcore-test-logs/<test>/ on exit, so
+# a failure can be read after the work dir is gone.
+keep_logs() {
+  local dest=/var/tmp/offcore-test-logs/$(basename "$0" .sh)
+  cleanup "rm -rf $dest; mkdir -p $dest; find $1 -name '*.log' -exec cp {} $dest/ \\; ; cp /run/offcore/$N/images.log $dest/ 2>/dev/null"
+}

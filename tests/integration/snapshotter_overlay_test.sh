@@ -90,7 +90,7 @@ TOML
 containerd --config "$work/containerd.toml" --log-level debug >"$work/containerd.log" 2>&1 &
 CD_PID=$!
 wait_for 15 "containerd (log: $work/containerd.log)" ctr_ version
-ctr_ plugins ls | grep -E "snapshotter +offcore +- +ok" >/dev/null || fail "containerd did not load the offcore proxy plugin"
+ctr_ plugins ls | grep -E "snapshotter.v1 +offcore +- +ok" >/dev/null || fail "containerd did not load the offcore proxy plugin"
 
 step "a four-layer busybox image"
 oci=$work/oci
@@ -184,7 +184,9 @@ echo "ok: container output"
 
 step "same rootfs as containerd's overlayfs snapshotter"
 ctr_ image pull --plain-http --snapshotter overlayfs "$IMG" >/dev/null
-listing='find / -xdev | sort | while read -r f; do stat -c "%n %f %u %g %h" "$f"; done; find / -xdev -type f | sort | xargs sha256sum'
+# Mount points (/proc, /dev, /sys) show the mounted filesystems: skip them.
+listing='find / -xdev | grep -vxE "/(proc|dev|sys)" | sort | while read -r f; do stat -c "%n %f %u %g %h" "$f"; done
+find / -xdev -type f | sort | xargs sha256sum'
 a=$(ctr_ run --snapshotter offcore --rm "$IMG" "oc2-$ID" /bin/sh -c "$listing")
 b=$(ctr_ run --snapshotter overlayfs --rm "$IMG" "oc3-$ID" /bin/sh -c "$listing")
 [ "$(wc -l <<<"$a")" -gt 30 ] || fail "listing too short: $a"
@@ -223,7 +225,21 @@ grep -q "^data/new-hard .* 2 " "$work/manifest-offcore" || fail "hard link lost"
 ! grep -q "opaque/sub\|opaque/new1\|gone.txt" "$work/manifest-offcore" || fail "whiteouts not honoured"
 diff "$work/manifest-offcore" "$work/manifest-overlayfs" || fail "rootfs differs between offcore and overlayfs (host manifest)"
 echo "ok: $(wc -l <"$work/manifest-offcore") entries equal"
+# A view of the whole chain: an overlay with only lowerdirs, read-only.
+mkdir -p "$work/view"
+m=$(ctr_ snapshots --snapshotter offcore view --target "$work/view" "view-$ID" "$CHAIN")
+[[ "$m" == "mount -t overlay overlay $work/view -o "*lowerdir=* && "$m" != *upperdir=* ]] || fail "view mounts: $m"
+eval "$m"
+manifest "$work/view" | diff - "$work/manifest-offcore" || fail "the view differs from the active snapshot"
+! touch "$work/view/x" 2>/dev/null || fail "the view is writable"
+umount "$work/view"
+ctr_ snapshots --snapshotter offcore rm "view-$ID"
 for s in offcore overlayfs; do umount "$work/cmp-$s"; ctr_ snapshots --snapshotter "$s" rm "cmp-$s-$ID"; done
+ctr_ snapshots --snapshotter offcore usage | grep -q "$CHAIN" || fail "usage"
+# Labels under containerd.io/snapshot/ reach the backend through Update.
+ctr_ snapshots --snapshotter offcore label "$CHAIN" containerd.io/snapshot/oc-test=yes >/dev/null
+grep -q "Update name=.*${CHAIN#sha256:}.*oc-test=yes.*paths=\[labels.containerd.io/snapshot/oc-test\]" "$work/sn.log" \
+  || fail "Update did not reach the snapshotter"
 
 step "SIGKILL the snapshotter while a container runs, restart it"
 ctr_ run -d --snapshotter offcore "$IMG" "oc4-$ID" /bin/sleep 600 >/dev/null
@@ -240,7 +256,7 @@ got=$(ctr_ run --snapshotter offcore --rm "$IMG" "oc5-$ID" /bin/sh -c "$script")
 [ "$got" = "$want" ] || fail "after restart the container printed '$got'"
 ctr_ task kill -s KILL "oc4-$ID"
 for _ in $(seq 50); do ctr_ task ls | grep -q "oc4-$ID .*RUNNING" || break; sleep 0.1; done
-ctr_ task rm "oc4-$ID" >/dev/null
+ctr_ task rm "oc4-$ID" >/dev/null 2>&1
 ctr_ containers rm "oc4-$ID"
 
 step "image removal reaches the snapshotter"
@@ -251,6 +267,7 @@ for _ in $(seq 50); do [ -z "$(snaps)" ] && break; sleep 0.1; done
 left=$(find "$work/sn/snapshots" -mindepth 1 -maxdepth 1 | wc -l)
 [ "$left" = 0 ] || fail "$left snapshot directories left in $work/sn/snapshots"
 
-step "the calls containerd made"
-grep -oE "(Prepare|View|Mounts|Commit|Remove|Update|Cleanup)( [a-z]+=[^ ]*)?" "$work/sn.log" | awk '{print $1}' | sort | uniq -c
-grep -m2 "Prepare key=" "$work/sn.log" | sed 's/^/  /'
+step "the calls containerd made (snapshotter log, debug level)"
+calls='\[offcore\] (Prepare key|View key|Mounts key|Commit name|Remove key|Update name|Cleanup$|Stat key|List filters|Usage key)'
+grep -E "$calls" "$work/sn.log" | sed -E 's/.*\[offcore\] //' | awk '{print $1}' | sort | uniq -c
+grep -E "$calls" "$work/sn.log" | sed -E 's/.*\[offcore\] //' | cut -c1-200 | sed 's/^/  /'

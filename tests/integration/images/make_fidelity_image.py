@@ -40,7 +40,7 @@ def layer0(tf):
     entry(tf, "data/opq/old2", data=b"old2\n")
     entry(tf, "data/opq2/old", data=b"old\n")
     entry(tf, "data/swap/child", data=b"child\n")
-    entry(tf, "data/xattr", data=b"x\n", xattrs={"user.offcore": "hello", "trusted.offcore": "secret"})
+    entry(tf, "data/xattr", data=b"x\n", xattrs={"user.offcore": "hello"})
     entry(tf, "data/setuid", data=b"#!/bin/sh\n", mode=0o4755)
     entry(tf, "data/sparse", data=b"\0" * 300000 + b"end")
     entry(tf, "data/empty", data=b"")
