@@ -48,6 +48,22 @@ Result<SnapshotRecord> committedParent(sqlite3* db, const std::string& parent) {
   return std::move(*row);
 }
 
+// remote_layers: every layer a source gave us, until Cleanup releases it.
+Status rememberLayer(sqlite3* db, const RemoteLayerRef& ref) {
+  OC_ASSIGN_OR_RETURN(Stmt s, Stmt::prepare(db, "INSERT OR REPLACE INTO remote_layers VALUES (?1, ?2, ?3)"));
+  s.bind(1, ref.chain_id).bind(2, std::string(modeName(ref.mode))).bind(3, ref.handle);
+  return s.run();
+}
+
+Status recordRemote(sqlite3* db, int64_t id, const RemoteLayerRef& ref) {
+  OC_ASSIGN_OR_RETURN(Stmt s, Stmt::prepare(db,
+                                            "UPDATE snapshots SET remote_chain_id = ?1, remote_mode = ?2,"
+                                            " remote_handle = ?3 WHERE id = ?4"));
+  s.bind(1, ref.chain_id).bind(2, std::string(modeName(ref.mode))).bind(3, ref.handle).bind(4, id);
+  OC_TRY(s.run());
+  return rememberLayer(db, ref);
+}
+
 }  // namespace
 
 const char* kindName(SnapshotKind kind) {
@@ -173,15 +189,14 @@ Result<SnapshotRecord> MetaStore::createRemote(const std::string& name, const st
     r.info.labels = labels;
     r.info.created_ns = r.info.updated_ns = nowNs();
     r.remote = ref;
-    OC_ASSIGN_OR_RETURN(Stmt s, Stmt::prepare(db_, "INSERT OR REPLACE INTO remote_layers VALUES (?1, ?2, ?3)"));
-    s.bind(1, ref.chain_id).bind(2, std::string(modeName(ref.mode))).bind(3, ref.handle);
-    OC_TRY(s.run());
+    OC_TRY(rememberLayer(db_, ref));
     return insert(db_, r);
   });
 }
 
 Result<SnapshotRecord> MetaStore::commit(const std::string& name, const std::string& key,
-                                         const SnapshotLabels& labels, int64_t size, int64_t inodes) {
+                                         const SnapshotLabels& labels, int64_t size, int64_t inodes,
+                                         const std::optional<RemoteLayerRef>& remote) {
   if (name.empty()) return snap::invalidArgument("commit name is empty");
   std::lock_guard lock(mu_);
   return inTransaction<SnapshotRecord>([&]() -> Result<SnapshotRecord> {
@@ -196,6 +211,7 @@ Result<SnapshotRecord> MetaStore::commit(const std::string& name, const std::str
     s.bind(1, name).bind(2, static_cast<int64_t>(SnapshotKind::kCommitted)).bind(3, labelsToJson(labels));
     s.bind(4, nowNs()).bind(5, size).bind(6, inodes).bind(7, active.id);
     OC_TRY(s.run());
+    if (remote) OC_TRY(recordRemote(db_, active.id, *remote));
     OC_ASSIGN_OR_RETURN(auto row, findById(db_, active.id));
     if (!row) return makeError("metadata: committed row for " + name + " vanished");
     return std::move(*row);

@@ -73,9 +73,12 @@ class MetaStore {
   Result<SnapshotRecord> createRemote(const std::string& name, const std::string& parent,
                                       const SnapshotLabels& labels, const RemoteLayerRef& ref);
   // ACTIVE `key` becomes COMMITTED `name` with the same id; labels are the
-  // commit's (containerd does not carry the active ones over).
+  // commit's (containerd does not carry the active ones over). With
+  // `remote`, the committed snapshot stands for that remote layer (a lazy
+  // image's stub layer was applied into it), recorded as by createRemote.
   Result<SnapshotRecord> commit(const std::string& name, const std::string& key, const SnapshotLabels& labels,
-                                int64_t size, int64_t inodes);
+                                int64_t size, int64_t inodes,
+                                const std::optional<RemoteLayerRef>& remote = std::nullopt);
   // FailedPrecondition when the snapshot has children. Returns the row.
   Result<SnapshotRecord> remove(const std::string& key);
   // Updates labels per field paths ("labels", "labels.KEY"; none = all).

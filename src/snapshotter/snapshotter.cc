@@ -135,15 +135,13 @@ Status Snapshotter::commit(const std::string& name, const std::string& key, cons
 }
 
 // The active snapshot held only a lazy image's stub: it becomes a committed
-// remote snapshot, and its upper dir (the marker file) is dropped.
+// remote snapshot in one transaction (a crash leaves either the active
+// snapshot or the remote one). Its directory, holding only the marker file,
+// goes with the row on Remove.
 Status Snapshotter::commitStub(const std::string& name, const std::string& key, const SnapshotRecord& active,
                                const SnapshotLabels& labels, const RemoteLayerRef& ref) {
-  std::shared_lock lock(create_mu_);
-  OC_TRY(meta_->remove(key));
-  (void)removeTree(snapshotDir(active.id));
-  auto row = meta_->createRemote(name, active.info.parent, labels, ref);
-  if (!row.ok()) return row.error();
-  spdlog::info("committed stub {} as remote snapshot {} (id {}, chain {})", key, name, row->id, ref.chain_id);
+  OC_ASSIGN_OR_RETURN(auto row, meta_->commit(name, key, labels, 0, 0, ref));
+  spdlog::info("committed stub {} as remote snapshot {} (id {}, chain {})", key, name, row.id, ref.chain_id);
   return okStatus();
 }
 

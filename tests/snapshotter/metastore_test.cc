@@ -156,6 +156,19 @@ TEST_F(MetaStoreTest, RemoteRowsAndLayerRelease) {
   EXPECT_EQ(store_->unusedRemoteLayers()->size(), 1u);
 }
 
+TEST_F(MetaStoreTest, CommitCanRecordARemoteLayer) {
+  auto a = mustCreate(SnapshotKind::kActive, "a", "");
+  RemoteLayerRef ref{"sha256:s1", RemoteMode::kLayered, "stub-1"};
+  auto c = store_->commit("c1", "a", {}, 0, 0, ref);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->id, a.id);
+  ASSERT_TRUE(c->remote);
+  EXPECT_EQ(c->remote->handle, "stub-1");
+  EXPECT_TRUE(store_->unusedRemoteLayers()->empty());
+  ASSERT_TRUE(store_->remove("c1").ok());
+  ASSERT_EQ(store_->unusedRemoteLayers()->size(), 1u);
+}
+
 TEST_F(MetaStoreTest, SurvivesReopen) {
   auto a = mustCreate(SnapshotKind::kActive, "a", "", {{"k", "v"}});
   ASSERT_TRUE(store_->commit("c1", "a", {{"k", "c"}}, 10, 1).ok());

@@ -49,6 +49,13 @@ class FakeRemoteSource : public RemoteSource {
     flat.erase(id);
     return okStatus();
   }
+  // A stub layer is a marker file naming the chain it stands for.
+  Result<std::optional<RemoteLayerRef>> adoptStub(const std::string& upper_dir) override {
+    auto marker = readFile(upper_dir + "/.stub");
+    if (!marker.ok()) return std::optional<RemoteLayerRef>();
+    std::string chain = trim(*marker);
+    return std::optional<RemoteLayerRef>(RemoteLayerRef{chain, RemoteMode::kLayered, "h-" + chain.substr(7)});
+  }
   Status releaseLayer(const RemoteLayerRef& layer) override {
     std::lock_guard l(mu);
     released.push_back(layer.chain_id);
@@ -323,6 +330,45 @@ TEST_F(SnapshotServiceTest, RemoteLayersAnswerAlreadyExists) {
   pb::MountsResponse m;
   ASSERT_TRUE(mounts("v", &m).ok());
   EXPECT_EQ(m.mounts(0).source(), dir_ + "/remote/layer-h-l1");
+}
+
+// `ctr image pull` sends no target label: a lazy image's stub layer is
+// applied into an ordinary snapshot, and Commit turns it into a remote one.
+TEST_F(SnapshotServiceTest, CommittedStubBecomesRemote) {
+  pb::PrepareSnapshotResponse p;
+  ASSERT_TRUE(prepare("a", "", &p).ok());
+  std::ofstream(snap(1) + "/fs/.stub") << "sha256:s1\n";
+  ASSERT_TRUE(commit("c1", "a").ok());
+  pb::StatSnapshotResponse s;
+  ASSERT_TRUE(stat("c1", &s).ok());
+  EXPECT_EQ(s.info().kind(), pb::COMMITTED);
+  ASSERT_TRUE(prepare("b", "c1", &p).ok());
+  EXPECT_EQ(opts(p.mounts(0)).back(), "lowerdir=" + dir_ + "/remote/layer-h-s1");
+  std::ofstream(snap(2) + "/fs/file") << "local";
+  ASSERT_TRUE(commit("c2", "b").ok());
+  ASSERT_TRUE(prepare("d", "c2", &p).ok());
+  EXPECT_EQ(opts(p.mounts(0)).back(), "lowerdir=" + snap(2) + "/fs:" + dir_ + "/remote/layer-h-s1");
+  {
+    grpc::ClientContext c;
+    pb::UsageRequest r;
+    r.set_key("c1");
+    pb::UsageResponse u;
+    ASSERT_TRUE(stub_->Usage(&c, r, &u).ok());
+    EXPECT_EQ(u.size(), 0);
+  }
+  // A name already taken leaves the active snapshot alone, as containerd expects.
+  ASSERT_TRUE(prepare("e", "", &p).ok());
+  std::ofstream(snap(4) + "/fs/.stub") << "sha256:s2\n";
+  EXPECT_EQ(commit("c1", "e").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  ASSERT_TRUE(stat("e", &s).ok());
+  EXPECT_EQ(s.info().kind(), pb::ACTIVE);
+  restart();
+  ASSERT_TRUE(remove("d").ok());
+  ASSERT_TRUE(remove("c2").ok());
+  ASSERT_TRUE(remove("c1").ok());
+  ASSERT_TRUE(cleanup().ok());
+  EXPECT_EQ(fake_->released, (std::vector<std::string>{"sha256:s1"}));
+  EXPECT_FALSE(pathExists(snap(1)));
 }
 
 TEST_F(SnapshotServiceTest, FlatModeBindsThePreparedRootfs) {

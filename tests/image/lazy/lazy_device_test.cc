@@ -1,0 +1,137 @@
+#include "image/lazy/lazy_device.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "base/files.h"
+
+namespace offcore {
+namespace {
+
+// A back end in memory: chunk i holds bytes (i + offset) % 251; counts and
+// can fail or stall fetches.
+class MemorySource final : public ChunkSource {
+ public:
+  MemorySource(uint64_t size, uint32_t chunk) : size_(size), chunk_(chunk) {}
+  uint64_t rawSize() const override { return size_; }
+  uint32_t chunkSize() const override { return chunk_; }
+  Status fetch(uint64_t index, std::string& out) override {
+    ++fetches;
+    if (delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    if (fail) return makeError("back end down", 5);
+    uint64_t off = index * chunk_, n = std::min<uint64_t>(chunk_, size_ - off);
+    out.resize(n);
+    for (uint64_t i = 0; i < n; ++i) out[i] = static_cast<char>((off + i) % 251);
+    fetched += n;
+    return {};
+  }
+  uint64_t bytesFetched() const override { return fetched.load(); }
+  std::string describe() const override { return "memory"; }
+
+  std::atomic<int> fetches{0};
+  std::atomic<uint64_t> fetched{0};
+  std::atomic<bool> fail{false};
+  int delay_ms = 0;
+
+ private:
+  uint64_t size_;
+  uint32_t chunk_;
+};
+
+class LazyDeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/oc-lazydev-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    cache_ = std::make_shared<ChunkCache>(dir_, 64 << 20);
+    ASSERT_TRUE(cache_->init().ok());
+  }
+  void TearDown() override { (void)removeTree(dir_); }
+  std::string dir_;
+  std::shared_ptr<ChunkCache> cache_;
+};
+
+TEST_F(LazyDeviceTest, ReadsAcrossChunksAndPadsTheLastBlock) {
+  auto src = std::make_unique<MemorySource>(3 * 8192 + 100, 8192);
+  LazyDevice dev(std::move(src), cache_, "layer");
+  EXPECT_EQ(dev.sizeBytes(), 7u * 4096);  // rounded up to whole 4 KiB blocks
+  std::string buf(6 * 4096, '\xee');
+  ASSERT_TRUE(dev.read(4096, buf.data(), buf.size()).ok());
+  for (size_t i = 0; i < 3 * 8192 + 100 - 4096; ++i) ASSERT_EQ(buf[i], static_cast<char>((4096 + i) % 251)) << i;
+  for (size_t i = 3 * 8192 + 100 - 4096; i < buf.size(); ++i) ASSERT_EQ(buf[i], 0) << i;
+  EXPECT_FALSE(dev.read(7 * 4096, buf.data(), 4096).ok());
+  EXPECT_FALSE(dev.write(0, buf.data(), 4096).ok());
+}
+
+TEST_F(LazyDeviceTest, AChunkReadTwiceIsFetchedOnce) {
+  auto src = std::make_unique<MemorySource>(1 << 20, 65536);
+  auto* raw = src.get();
+  LazyDevice dev(std::move(src), cache_, "layer");
+  std::string buf(4096, 0);
+  ASSERT_TRUE(dev.read(0, buf.data(), 4096).ok());
+  ASSERT_TRUE(dev.read(8192, buf.data(), 4096).ok());
+  EXPECT_EQ(raw->fetches.load(), 1);
+  EXPECT_EQ(dev.stats().chunk_hits, 1u);
+}
+
+TEST_F(LazyDeviceTest, ConcurrentReadersOfOneChunkShareOneFetch) {
+  auto src = std::make_unique<MemorySource>(1 << 20, 65536);
+  auto* raw = src.get();
+  raw->delay_ms = 100;
+  LazyDevice dev(std::move(src), cache_, "layer");
+  std::vector<std::thread> readers;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    readers.emplace_back([&, i] {
+      std::string buf(4096, 0);
+      if (dev.read(4096 * i, buf.data(), 4096).ok()) ++ok;
+    });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(raw->fetches.load(), 1);
+}
+
+TEST_F(LazyDeviceTest, BackEndErrorsReachTheReaderAsEio) {
+  auto src = std::make_unique<MemorySource>(1 << 20, 65536);
+  auto* raw = src.get();
+  LazyDevice dev(std::move(src), cache_, "layer");
+  std::string buf(4096, 0);
+  ASSERT_TRUE(dev.read(0, buf.data(), 4096).ok());
+  raw->fail = true;
+  EXPECT_TRUE(dev.read(0, buf.data(), 4096).ok());  // cached
+  auto r = dev.read(65536, buf.data(), 4096);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, 5);
+  raw->fail = false;
+  EXPECT_TRUE(dev.read(65536, buf.data(), 4096).ok());  // recovers
+  EXPECT_EQ(dev.stats().fetch_errors, 1u);
+}
+
+TEST_F(LazyDeviceTest, TraceRecordsReaderFirstTouchesAndPrefetchFollowsIt) {
+  auto src = std::make_unique<MemorySource>(16 * 4096, 4096);
+  auto* raw = src.get();
+  LazyDevice dev(std::move(src), cache_, "layer");
+  std::string buf(4096, 0);
+  for (uint64_t c : {5, 2, 5, 9}) ASSERT_TRUE(dev.read(c * 4096, buf.data(), 4096).ok());
+  EXPECT_EQ(dev.trace(), (std::vector<uint32_t>{5, 2, 9}));
+  dev.resetTrace();
+  EXPECT_TRUE(dev.trace().empty());
+  dev.startPrefetch({12, 13}, /*fill=*/false);
+  for (int i = 0; i < 200 && dev.stats().prefetched < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  dev.stopPrefetch();
+  EXPECT_EQ(raw->fetches.load(), 5);
+  EXPECT_TRUE(dev.trace().empty());  // prefetch is not a reader
+  dev.startPrefetch({}, /*fill=*/true);
+  for (int i = 0; i < 200 && dev.stats().prefetched < 11; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  dev.stopPrefetch();
+  EXPECT_EQ(raw->fetches.load(), 16);
+}
+
+}  // namespace
+}  // namespace offcore

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Snapshotter restart safety (test 3 of the image issue): a container keeps
+# reading files of a lazily loaded image while the snapshotter is killed
+# (SIGKILL) and restarted. The container is unharmed, its reads never fail,
+# the snapshots are still there, and a new container starts afterwards.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/images_lib.sh"
+N=irs$ID
+work=$(mktemp -d /var/tmp/oc-irs-XXXX); cleanup "rm -rf $work"
+CD_DIR=$work/cd SN_DIR=$work/sn CAT=$work/catalog
+mkdir -p "$SN_DIR"
+keep_logs "$work"
+
+node_up "$N" >/dev/null
+registry_up "reg$ID" "$work/registry"
+containerd_up "$CD_DIR"
+cleanup "rm -rf /var/cache/offcore/$N"
+cleanup "umount_below /run/offcore/$N/images"
+cleanup "\"$OFFCORE\" dpu service del --name $N --service images"
+cleanup "umount_below $SN_DIR"
+cleanup "snapshotter_stop offcore"
+
+python3 "$IMG_DIR/make_fidelity_image.py" "$work/layout" v1
+skopeo copy -q --dest-tls-verify=false "oci:$work/layout:v1" "docker://$REG/fid:v1"
+oc image convert "$REG/fid:v1" --to registry --dest "$REG/fid:lazy" --plain-http --catalog "$CAT" >/dev/null
+snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
+$CTR image pull --plain-http --snapshotter offcore "$REG/fid:lazy" >/dev/null
+
+step "a container reads the image in a loop"
+$CTR run -d --snapshotter offcore "$REG/fid:lazy" reader$ID /bin/sh -c \
+  'i=0; while true; do cat /data/keep/a /data/sparse /bin/busybox /etc/passwd >/dev/null || echo fail >> /tmp/fails; i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done' >/dev/null
+cleanup "$CTR task kill -s KILL reader$ID"
+count() { $CTR task exec --exec-id "c$RANDOM" reader$ID /bin/cat /tmp/count; }
+sleep 1
+before=$(count)
+[ "$before" -gt 0 ] || fail "the reader is not looping"
+
+step "kill -9 the snapshotter, restart it"
+kill -9 "$SN_PID_offcore"; wait "$SN_PID_offcore" 2>/dev/null || true; SN_PID_offcore=
+sleep 1
+snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
+sleep 1
+after=$(count)
+assert_cmp "$after" ">" "$before" "the reader stopped while the snapshotter was down"
+$CTR task ls | awk -v t="reader$ID" '$1 == t {print $3}' | grep -q RUNNING || fail "the reader is not running"
+fails=$($CTR task exec --exec-id "f$RANDOM" reader$ID /bin/sh -c 'cat /tmp/fails 2>/dev/null | wc -l')
+[ "$fails" -eq 0 ] || fail "the reader saw $fails failed reads"
+
+step "the snapshots survived and a new container starts"
+$CTR snapshots --snapshotter offcore ls | grep -q Committed || fail "committed snapshots are gone"
+out=$($CTR run --rm --snapshotter offcore "$REG/fid:lazy" new$ID /data/hello.sh)
+[ "$out" = "hello from offcore" ] || fail "a new container printed '$out'"
+$CTR task kill -s KILL reader$ID >/dev/null 2>&1 || true
