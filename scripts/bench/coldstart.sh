@@ -111,7 +111,7 @@ measure() {  # measure IMAGE VARIANT RUN
     $CTR image pull --plain-http --snapshotter "$sn" "$ref" >/dev/null )
   t1=$(now)
   ( echo $BASHPID > "$cgroup_host/cgroup.procs"; echo $BASHPID > "$mem_host/cgroup.procs"
-    $CTR container create --snapshotter "$sn" "$ref" "c$run" $(workload "$img") >/dev/null )
+    $CTR container create --snapshotter "$sn" "$ref" "c$run" -- $(workload "$img") >/dev/null )
   t2=$(now)
   out=$( echo $BASHPID > "$cgroup_host/cgroup.procs"; echo $BASHPID > "$mem_host/cgroup.procs"
          $CTR task start "c$run" 2>&1 | head -1 )
