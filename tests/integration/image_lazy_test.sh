@@ -20,6 +20,9 @@ node_up "$N" >/dev/null
 registry_up "reg$ID" "$work/registry"
 gateway_up "gw$ID" "$work/gw-data"
 GW="nvme-tcp://$GW_IP:4420"
+mkdir -p "$CD_DIR"
+snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
+snapshotter_start offcore-flat --node "$N" --catalog "$CAT" --mode flat --plain-http
 containerd_up "$CD_DIR"
 cleanup "rm -rf /var/cache/offcore/$N"
 cleanup "umount_below /run/offcore/$N/images"
@@ -42,9 +45,6 @@ oc image list --catalog "$CAT" --json | jq -e 'map(select(.ref | endswith("fid:l
 step "a second conversion reuses every layer"
 oc image convert "$REG/fid:v1" --to registry --to "$GW" --dest "$REG/fid:lazy" --plain-http --catalog "$CAT" \
   --json | jq -e '[.layers[].reused] | all' >/dev/null || fail "layers were converted twice"
-
-snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
-snapshotter_start offcore-flat --node "$N" --catalog "$CAT" --mode flat --plain-http
 
 step "reference rootfs from containerd's overlayfs snapshotter"
 top=$($CTR image pull --plain-http --print-chainid "$REG/fid:v1" | awk '/image chain ID/ {print $NF}')

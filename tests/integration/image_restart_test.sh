@@ -13,6 +13,8 @@ keep_logs "$work"
 
 node_up "$N" >/dev/null
 registry_up "reg$ID" "$work/registry"
+mkdir -p "$CD_DIR"
+snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
 containerd_up "$CD_DIR"
 cleanup "rm -rf /var/cache/offcore/$N"
 cleanup "umount_below /run/offcore/$N/images"
@@ -23,7 +25,6 @@ cleanup "snapshotter_stop offcore"
 python3 "$IMG_DIR/make_fidelity_image.py" "$work/layout" v1
 skopeo copy -q --dest-tls-verify=false "oci:$work/layout:v1" "docker://$REG/fid:v1"
 oc image convert "$REG/fid:v1" --to registry --dest "$REG/fid:lazy" --plain-http --catalog "$CAT" >/dev/null
-snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
 $CTR image pull --plain-http --snapshotter offcore "$REG/fid:lazy" >/dev/null
 
 step "a container reads the image in a loop"

@@ -44,7 +44,9 @@ registry_stop() {
   REG_PID=
 }
 
-# containerd_up DIR: containerd with proxy snapshotters "offcore" and
+# containerd_up DIR: start the snapshotters first where possible: containerd
+# dials a proxy plugin at start and backs off when its socket is missing.
+# containerd with proxy snapshotters "offcore" and
 # "offcore-flat" at DIR/offcore.sock and DIR/offcore-flat.sock. Sets CTR
 # (a ctr command line) and CD_PID.
 containerd_up() {
@@ -97,11 +99,26 @@ snapshotter_start() {
     >>"$SN_DIR/$name.log" 2>&1 &
   local pid=$!
   eval "SN_PID_${name//-/_}=$pid"
+  local up=""
   for _ in $(seq 100); do
-    [ -S "$CD_DIR/$name.sock" ] && return 0
+    if [ -S "$CD_DIR/$name.sock" ]; then up=1; break; fi
     sleep 0.05
   done
-  fail "snapshotter $name did not start: $(tail -3 "$SN_DIR/$name.log")"
+  [ -n "$up" ] || fail "snapshotter $name did not start: $(tail -3 "$SN_DIR/$name.log")"
+  # containerd redials a proxy plugin with backoff: wait until it answers
+  # through containerd, so the next ctr call does not time out.
+  [ -n "${CTR:-}" ] || return 0
+  # (`ctr snapshots ls` is answered from containerd's own metadata; a
+  # Prepare reaches the snapshotter.)
+  local probe="probe-$ID-$RANDOM"
+  for _ in $(seq 100); do
+    if $CTR snapshots --snapshotter "$name" prepare "$probe" >/dev/null 2>&1; then
+      $CTR snapshots --snapshotter "$name" rm "$probe" >/dev/null 2>&1 || true
+      return 0
+    fi
+    sleep 0.2
+  done
+  fail "containerd cannot reach snapshotter $name"
 }
 
 snapshotter_stop() {
