@@ -79,9 +79,10 @@ int profileImage(const CliContext& ctx, const std::string& ref, const std::strin
   (void)writeKernelFile("/proc/sys/vm/drop_caches", "3");
   for (const auto& id : ids) (void)svc.post("/v1/layers/" + id + "/trace-reset", "{}");
   (void)makeDirs(root + "/proc");
-  std::vector<std::string> argv{"unshare", "--mount", "--pid", "--fork", "--mount-proc=" + root + "/proc",
-                                "chroot", root, "/usr/bin/env", "-i",
-                                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  // env runs on the host side of the chroot: the image need not have one.
+  std::vector<std::string> argv{"env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                "unshare", "--mount", "--pid", "--fork", "--mount-proc=" + root + "/proc",
+                                "chroot", root};
   argv.insert(argv.end(), cmd.begin(), cmd.end());
   auto run = runCapture(argv);
   if (!run.ok()) return fail("image profile", run.error());

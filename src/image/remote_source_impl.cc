@@ -128,7 +128,12 @@ Result<std::string> OffcoreRemoteSource::mountLayer(const RemoteLayerRef& layer)
   std::string dir = o_.root + "/layers/" + shortId(diff);
   std::lock_guard<std::mutex> lock(mu_);
   if (isMountPoint(dir)) {
-    if (mountHealthy(dir)) return dir;
+    // The mount is only as good as the FUSE file under it: the image service
+    // that serves it now must know the layer. After a restart of the service
+    // the old file is dead; containers that hold it keep their references,
+    // new ones get a fresh mount.
+    bool served = images_.running() && images_.get("/v1/layers/" + shortId(diff)).ok();
+    if (served && mountHealthy(dir)) return dir;
     spdlog::warn("layer mount {} is stale (its image service restarted); remounting", dir);
     (void)::umount2(dir.c_str(), MNT_DETACH);
   }

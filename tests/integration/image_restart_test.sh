@@ -51,4 +51,16 @@ step "the snapshots survived and a new container starts"
 $CTR snapshots --snapshotter offcore ls | grep -q Committed || fail "committed snapshots are gone"
 out=$($CTR run --rm --snapshotter offcore "$REG/fid:lazy" new$ID /data/hello.sh)
 [ "$out" = "hello from offcore" ] || fail "a new container printed '$out'"
-$CTR task kill -s KILL reader$ID >/dev/null 2>&1 || true
+
+
+step "kill -9 the image service: the agent restarts it and new containers start"
+old_pid=$(oc dpu service list --name "$N" --json | jq -r '.[] | select(.name=="images") | .pid')
+kill -9 "$old_pid"
+for _ in $(seq 100); do
+  new_pid=$(oc dpu service list --name "$N" --json | jq -r '.[] | select(.name=="images" and .state=="running") | .pid')
+  [ -n "$new_pid" ] && [ "$new_pid" != "$old_pid" ] && [ -S "/run/offcore/$N/images.sock" ] && break
+  sleep 0.1
+done
+[ -n "$new_pid" ] && [ "$new_pid" != "$old_pid" ] || fail "the agent did not restart the image service"
+out=$($CTR run --rm --snapshotter offcore "$REG/fid:lazy" new2$ID /bin/cat /data/opq/new)
+[ "$out" = "new in layer 1" ] || fail "a container after the image service restart printed '$out'"
