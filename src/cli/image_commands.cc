@@ -10,6 +10,7 @@
 #include "cli/common.h"
 #include "image/catalog.h"
 #include "image/converter.h"
+#include "image/fd_keeper.h"
 #include "image/image_service.h"
 #include "image/image_service_client.h"
 #include "image/oci.h"
@@ -129,6 +130,13 @@ void registerServe(CLI::App* image, CliContext& ctx) {
   });
 }
 
+void registerFdKeeper(CLI::App* image, CliContext& ctx) {
+  auto path = std::make_shared<std::string>();
+  auto* k = image->add_subcommand("fd-keeper", "hold the image service's FUSE connections across its restarts");
+  k->add_option("--socket", *path, "unix socket to serve")->required();
+  k->callback([&ctx, path] { ctx.action = [path] { return runFdKeeper(*path); }; });
+}
+
 void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   struct Opts {
     std::string ref, node, backend = "auto", catalog = Catalog::defaultDir(), cache_dir, cache_size;
@@ -237,6 +245,7 @@ void registerImageCommands(CLI::App& app, CliContext& ctx) {
   image->require_subcommand(1);
   registerConvert(image, ctx);
   registerServe(image, ctx);
+  registerFdKeeper(image, ctx);
   registerAttachAndList(image, ctx);
   registerImageProfileCommand(image, ctx);
 }

@@ -131,6 +131,8 @@ Status abortConnection(unsigned long conn_id) {
   return writeKernelFile(dir + "/abort", "1");
 }
 
+}  // namespace
+
 void runLoop(std::shared_ptr<FuseDisk::Server> s) {
   // Signals belong to the owner process's loop (signalfd); libfuse workers
   // inherit this mask.
@@ -141,7 +143,7 @@ void runLoop(std::shared_ptr<FuseDisk::Server> s) {
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   // One /dev/fuse fd per worker: requests are spread without a shared
   // read() wake-up on one fd.
-  fuse_loop_cfg_set_clone_fd(cfg, 1);
+  fuse_loop_cfg_set_clone_fd(cfg, s->options.clone_fd ? 1 : 0);
   fuse_loop_cfg_set_max_threads(cfg, s->options.max_threads);
   fuse_loop_cfg_set_idle_threads(cfg, s->options.max_threads);
   int rc = fuse_session_loop_mt(s->session, cfg);
@@ -174,7 +176,6 @@ Status stopServing(const std::shared_ptr<FuseDisk::Server>& s) {
   return okStatus();
 }
 
-}  // namespace
 
 Result<std::unique_ptr<FuseDisk>> FuseDisk::mount(const std::string& file_path,
                                                   std::shared_ptr<BlockDevice> device,

@@ -33,6 +33,10 @@ struct FuseDiskOptions {
   uint32_t mode = 0600;  // permission bits of the file; owner = this process
   unsigned max_threads = 8;  // libfuse workers (each with its own cloned /dev/fuse fd)
   std::string fsname = "offcore-disk";  // shown in /proc/mounts
+  // One cloned /dev/fuse fd per worker (faster) or one shared fd. With one
+  // fd, a keeper process holding a dup of it keeps the connection — and the
+  // requests a dying server had read — for adopt() in the next process.
+  bool clone_fd = true;
   // How long unmount() retries EBUSY (a loop device is released
   // asynchronously after `losetup -d`) before detaching lazily.
   std::chrono::milliseconds busy_timeout{3000};
@@ -59,6 +63,20 @@ class FuseDisk {
   static Result<std::unique_ptr<FuseDisk>> mount(const std::string& file_path,
                                                  std::shared_ptr<BlockDevice> device,
                                                  const FuseDiskOptions& options = {});
+  // Serves an existing connection in a new process: `fd` is a dup of the
+  // /dev/fuse fd of a FuseDisk (clone_fd off) that served file_path before
+  // and died. libfuse is given a replayed INIT locally (the kernel's INIT
+  // was answered long ago), then the kernel is asked to resend every request
+  // the old server had read but not answered (FUSE_NOTIFY_RESEND, Linux
+  // 6.9+). Takes ownership of fd.
+  static Result<std::unique_ptr<FuseDisk>> adopt(const std::string& file_path, int fd,
+                                                 std::shared_ptr<BlockDevice> device,
+                                                 const FuseDiskOptions& options = {});
+  // The connection's /dev/fuse fd, to hand a dup of it to a keeper.
+  int connectionFd() const;
+  // Stops serving without unmounting: the connection lives on in the keeper.
+  void abandon();
+
   ~FuseDisk();  // unmount(), logging a failure
   FuseDisk(const FuseDisk&) = delete;
   FuseDisk& operator=(const FuseDisk&) = delete;

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -39,6 +41,12 @@ struct FuseDisk::Server {
 
   fuse_session* session = nullptr;
   std::thread loop;
+  // adopt(): 0 = INIT not replayed yet, 1 = replayed, waiting for libfuse's
+  // answer, 2 = done (readers may read the real fd).
+  bool adopted = false;
+  std::atomic<int> init_state{0};
+  std::mutex init_mu;
+  std::condition_variable init_cv;
   unsigned long conn_id = 0;  // the fusectl directory name (kernel dev_t)
 
   std::atomic<uint64_t> reads{0}, writes{0}, flushes{0}, discards{0}, write_zeroes{0};
@@ -66,5 +74,9 @@ struct FuseDisk::Server {
 
 // The callbacks; userdata is the Server.
 fuse_lowlevel_ops fuseDiskOps();
+
+// The session loop (a thread per disk) and its shutdown (fuse_disk.cc).
+void runLoop(std::shared_ptr<FuseDisk::Server> s);
+Status stopServing(const std::shared_ptr<FuseDisk::Server>& s);
 
 }  // namespace offcore

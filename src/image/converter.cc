@@ -95,6 +95,10 @@ class Converter {
       gateway_ = std::make_unique<GatewayVolumes>(std::move(gw));
     }
     OC_TRY(makeDirs(o_.work_dir));
+    // Scratch space of this run only: concurrent conversions share work_dir.
+    std::string tmpl = o_.work_dir + "/run-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) return errnoError("mkdtemp under " + o_.work_dir);
+    scratch_ = tmpl;
     summary_.source = ref.str();
     summary_.manifest_digest = image_.manifest_digest;
     summary_.mode = o_.layered ? "layered" : "flat";
@@ -174,7 +178,7 @@ class Converter {
         return out;
       }
     }
-    std::string base = o_.work_dir + "/" + shortId(out.diff_id);
+    std::string base = scratch_ + "/" + shortId(out.diff_id);
     std::string blob = base + ".blob";
     OC_TRY(source.fetchBlob(desc, blob, {}));
     auto cleanup_blob = [&] { ::unlink(blob.c_str()); };
@@ -239,7 +243,8 @@ class Converter {
   Status storeInGateway(const std::string& fs, LayerRecord& layer, ConvertedLayer& out) {
     std::string name = "l-" + shortId(layer.diff_id);
     OC_ASSIGN_OR_RETURN(auto existing, gateway_->find(name));
-    if (existing) OC_TRY(gateway_->remove(name, true));  // left by an interrupted run
+    // Left by an interrupted run. Never forced: a node may have it attached.
+    if (existing) OC_TRY(gateway_->remove(name, false));
     uint64_t size = (layer.fs_bytes + (1 << 20) - 1) / (1 << 20) * (1 << 20);
     OC_ASSIGN_OR_RETURN(auto vol, gateway_->create(name, size));
     OC_TRY(writeImageToVolume(fs, vol.uri));
@@ -327,6 +332,12 @@ class Converter {
   std::unique_ptr<GatewayVolumes> gateway_;
   ConvertSummary summary_;
   std::vector<std::string> lazy_chain_ids_;
+  std::string scratch_;
+
+ public:
+  ~Converter() {
+    if (!scratch_.empty()) (void)removeTree(scratch_);
+  }
 };
 
 }  // namespace

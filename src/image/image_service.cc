@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "disk/fuse_disk.h"
 #include "image/catalog.h"
 #include "image/converter.h"
+#include "image/fd_keeper.h"
 #include "image/gateway_volumes.h"
 #include "image/lazy/chunk_cache.h"
 #include "image/lazy/lazy_device.h"
@@ -52,6 +54,7 @@ class ImageService {
     OC_TRY(makeDirs(imageServiceDir(o_.run_root, o_.node)));
     OC_TRY(loop_.init());
     registerRoutes();
+    adoptSurvivors();
     OC_TRY(api_.listenUnix(imageServiceSocket(o_.run_root, o_.node)));
     OC_TRY(loop_.watchFd(signal_fd, EPOLLIN, [this](uint32_t) { loop_.stop(); }));
     return {};
@@ -63,8 +66,10 @@ class ImageService {
     for (auto& [id, l] : layers_) {
       l.device->stopPrefetch();
       (void)l.disk->unmount();
+      (void)fdKeeperDel(keeper(), "layer-" + id);
     }
     layers_.clear();
+    std::remove(statePath().c_str());
     std::remove(imageServiceSocket(o_.run_root, o_.node).c_str());
     return s;
   }
@@ -86,6 +91,7 @@ class ImageService {
       oci::RegistryOptions ro;
       ro.plain_http = r.plain_http || o_.plain_http;
       ro.range_timeout_ms = static_cast<long>(std::min<int64_t>(o_.fetch_timeout.count(), 10000));
+      ro.timeout_ms = static_cast<long>(o_.fetch_timeout.count());  // the index fetch blocks the API loop
       auto client = clientFor(r.registry, ro);
       OC_ASSIGN_OR_RETURN(auto src, RegistryChunkSource::open(client, r.repository, r.chunk_index, o_.fetch_timeout));
       return std::unique_ptr<ChunkSource>(std::move(src));
@@ -100,9 +106,20 @@ class ImageService {
     return c;
   }
 
+  // Chunks of one layer from two back ends (or two chunk sizes) are
+  // different byte ranges: the cache key names the artifact, not the layer.
+  static std::string cacheKey(const std::string& id, const LayerRecord& rec, const std::string& backend) {
+    if (backend == "registry" && rec.registry) return id + "-r" + shortId(rec.registry->chunk_index);
+    return id + "-g" + std::to_string(256 * 1024);
+  }
+
   Result<json> attach(const json& req) {
-    std::string diff_id = req.value("diff_id", "");
-    std::string want = req.value("backend", "auto");
+    auto field = [&](const char* k, const char* dflt) {
+      return req.contains(k) && req[k].is_string() ? req[k].get<std::string>() : std::string(dflt);
+    };
+    auto flag = [&](const char* k, bool dflt) { return req.contains(k) && req[k].is_boolean() ? req[k].get<bool>() : dflt; };
+    std::string diff_id = field("diff_id", "");
+    std::string want = field("backend", "auto");
     if (want != "auto" && want != "registry" && want != "gateway") {
       return makeError("backend must be auto, registry or gateway");
     }
@@ -118,21 +135,89 @@ class ImageService {
     l.diff_id = diff_id;
     l.file = imageServiceDir(o_.run_root, o_.node) + "/" + id + ".img";
     OC_ASSIGN_OR_RETURN(auto source, openSource(*rec, want, l.backend));
-    l.device = std::make_shared<LazyDevice>(std::move(source), cache_, id);
+    l.device = std::make_shared<LazyDevice>(std::move(source), cache_, cacheKey(id, *rec, l.backend));
     FuseDiskOptions fo;
     fo.read_only = true;
     fo.mode = 0444;
     fo.max_threads = 16;
     fo.fsname = "offcore-layer";
+    fo.clone_fd = false;  // one fd per connection: the keeper's dup then keeps requests in flight
     OC_ASSIGN_OR_RETURN(l.disk, FuseDisk::mount(l.file, l.device, fo));
-    if (req.value("prefetch", true) || req.value("fill", false)) {
-      l.device->startPrefetch(rec->profile, req.value("fill", false));
-    }
+    keep(l);
+    if (flag("prefetch", true) || flag("fill", false)) l.device->startPrefetch(rec->profile, flag("fill", false));
     spdlog::info("attached layer {} from {} ({}) at {}", diff_id, l.backend, l.device->source().describe(), l.file);
     std::lock_guard<std::mutex> lock(mu_);
     json out = describe(l);
     layers_[id] = std::move(l);
+    saveState();
     return out;
+  }
+
+  // Survival across restarts: the keeper holds each connection's fd, and
+  // state.json says which layer each file serves.
+  std::string statePath() const { return imageServiceDir(o_.run_root, o_.node) + "/state.json"; }
+  std::string keeper() const { return fdKeeperSocket(o_.run_root, o_.node); }
+
+  void keep(const AttachedLayer& l) {
+    int fd = ::dup(l.disk->connectionFd());
+    Status s = fd < 0 ? Status(errnoError("dup")) : fdKeeperPut(keeper(), "layer-" + l.id, fd);
+    if (fd >= 0) ::close(fd);
+    if (!s.ok()) spdlog::warn("layer {}: {}; it will not survive a restart of the image service", l.id, s.error().message);
+  }
+
+  void saveState() {  // with mu_ held
+    json st = json::object();
+    for (const auto& [id, l] : layers_) st[id] = {{"diff_id", l.diff_id}, {"backend", l.backend}, {"file", l.file}};
+    (void)writeFileAtomic(statePath(), dumpJson(st) + "\n");
+  }
+
+  void adoptSurvivors() {
+    json st = json::parse(readFile(statePath()).valueOr("{}"), nullptr, false);
+    if (st.is_discarded() || !st.is_object()) return;
+    for (auto it = st.begin(); it != st.end(); ++it) {
+      const std::string id = it.key();
+      const json& e = it.value();
+      if (!e.is_object()) continue;
+      std::string file = e.value("file", ""), diff = e.value("diff_id", ""), backend = e.value("backend", "auto");
+      auto fd = fdKeeperGet(keeper(), "layer-" + id);
+      Status s = !fd.ok() ? Status(fd.error()) : *fd < 0 ? Status(makeError("the keeper has no connection")) : adoptOne(id, diff, backend, file, *fd);
+      if (!s.ok()) {
+        spdlog::warn("layer {}: cannot take over {} ({}); new attaches mount it afresh", id, file, s.error().message);
+        (void)::umount2(file.c_str(), MNT_DETACH);
+        (void)fdKeeperDel(keeper(), "layer-" + id);
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    saveState();
+  }
+
+  Status adoptOne(const std::string& id, const std::string& diff, const std::string& backend, const std::string& file,
+                  int fd) {
+    auto rec = catalog_.layer(diff);
+    if (!rec.ok() || !*rec) {
+      ::close(fd);
+      return makeError("layer " + diff + " is no longer in the catalog");
+    }
+    AttachedLayer l;
+    l.id = id;
+    l.diff_id = diff;
+    l.file = file;
+    auto source = openSource(**rec, backend, l.backend);
+    if (!source.ok()) {
+      ::close(fd);
+      return source.error();
+    }
+    l.device = std::make_shared<LazyDevice>(std::move(*source), cache_, cacheKey(id, **rec, l.backend));
+    FuseDiskOptions fo;
+    fo.read_only = true;
+    fo.mode = 0444;
+    fo.max_threads = 16;
+    fo.clone_fd = false;
+    OC_ASSIGN_OR_RETURN(l.disk, FuseDisk::adopt(file, fd, l.device, fo));
+    spdlog::info("took over layer {} at {} after a restart", diff, file);
+    std::lock_guard<std::mutex> lock(mu_);
+    layers_[id] = std::move(l);
+    return {};
   }
 
   json describe(const AttachedLayer& l) const {
@@ -185,7 +270,9 @@ class ImageService {
       if (it == layers_.end()) return ApiResponse::error(404, "no attached layer " + req.tail);
       AttachedLayer l = std::move(it->second);
       layers_.erase(it);
+      saveState();
       lock.unlock();
+      (void)fdKeeperDel(keeper(), "layer-" + l.id);
       l.device->stopPrefetch();
       Status s = l.disk->unmount();
       std::remove(l.file.c_str());
@@ -201,7 +288,9 @@ class ImageService {
     api_.route("DELETE", "/v1/cache", [this](const ApiRequest&) {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& l : catalog_.layers().valueOr({})) {
-        if (!layers_.count(shortId(l.diff_id))) cache_->dropLayer(shortId(l.diff_id));
+        if (layers_.count(shortId(l.diff_id))) continue;
+        cache_->dropLayer(cacheKey(shortId(l.diff_id), l, "registry"));
+        cache_->dropLayer(cacheKey(shortId(l.diff_id), l, "gateway"));
       }
       return ApiResponse::json(200, "{\"ok\":true}\n");
     });

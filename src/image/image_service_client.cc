@@ -8,6 +8,7 @@
 #include "base/files.h"
 #include "base/json.h"
 #include "base/subprocess.h"
+#include "image/fd_keeper.h"
 #include "image/image_service.h"
 
 namespace offcore {
@@ -32,6 +33,14 @@ Status ImageServiceClient::ensureRunning(const ImageServiceLaunch& l) const {
   if (!l.cache_size.empty()) argv.insert(argv.end(), {"--cache-size", l.cache_size});
   if (l.plain_http) argv.push_back("--plain-http");
   ApiClient agent(agent_sock, 10000);
+  // The fd keeper first: it must outlive every restart of the service.
+  std::string keeper = fdKeeperSocket(run_root_, node_);
+  if (!pathExists(keeper)) {
+    auto k = agent.post("/v1/services", dumpJson(json{{"name", "images-fds"},
+                                                      {"argv", {selfExe(), "image", "fd-keeper", "--socket", keeper}}}));
+    if (!k.ok()) return k.error();
+    for (int i = 0; i < 100 && !pathExists(keeper); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   auto added = agent.post("/v1/services", dumpJson(json{{"name", "images"}, {"argv", argv}}));
   if (!added.ok()) return added.error();
   if (added->status != 201 && added->status != 409) {

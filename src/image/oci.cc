@@ -56,9 +56,8 @@ Result<Descriptor> parseDescriptor(const json& j, const std::string& where) {
   OC_ASSIGN_OR_RETURN(d.annotations, annotationsOf(j, where));
   auto p = j.find("platform");
   if (p != j.end() && p->is_object()) {
-    d.platform_os = p->value("os", "");
-    d.platform_arch = p->value("architecture", "");
-    if (!p->value("os", json()).is_string() && p->contains("os")) return makeError(where + ": platform.os must be a string");
+    OC_ASSIGN_OR_RETURN(d.platform_os, stringField(*p, "os", where + ".platform", false));
+    OC_ASSIGN_OR_RETURN(d.platform_arch, stringField(*p, "architecture", where + ".platform", false));
   }
   return d;
 }

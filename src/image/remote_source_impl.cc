@@ -1,6 +1,8 @@
 #include "image/remote_source_impl.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -93,7 +95,8 @@ Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::refFor(const Resolved
       RemoteLayerRef{chain.chain_id, RemoteMode::kLayered, dumpJson(json{{"diff_id", chain.diff_id}})});
 }
 
-Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::adoptStub(const std::string& upper_dir) {
+Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::adoptStub(const std::string& upper_dir,
+                                                                     const std::string& name) {
   // A stub's upper dir holds exactly one regular file: the marker.
   DIR* d = ::opendir(upper_dir.c_str());
   if (!d) return std::optional<RemoteLayerRef>();
@@ -107,16 +110,37 @@ Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::adoptStub(const std::
   }
   ::closedir(d);
   if (entries != 1 || !marker) return std::optional<RemoteLayerRef>();
-  json info = json::parse(readFile(upper_dir + "/" + kStubMarker).valueOr(""), nullptr, false);
-  if (info.is_discarded() || !info.contains("chain_id") || !info.contains("diff_id")) {
+  // The layer came from an image: a symlink, a FIFO or a huge file under the
+  // marker's name is an ordinary (odd) layer, not a stub.
+  int fd = ::open((upper_dir + "/" + kStubMarker).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return std::optional<RemoteLayerRef>();
+  struct stat st {};
+  std::string text(4096, '\0');
+  ssize_t n = -1;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < 4096) n = ::read(fd, text.data(), text.size());
+  ::close(fd);
+  if (n < 0) return std::optional<RemoteLayerRef>();
+  text.resize(static_cast<size_t>(n));
+  json info = json::parse(text, nullptr, false);
+  auto str = [&](const char* k) { return info.is_object() && info.contains(k) && info[k].is_string() ? info[k].get<std::string>() : std::string(); };
+  ResolvedChain chain{str("diff_id"), str("chain_id")};
+  if (chain.diff_id.empty() || chain.chain_id.empty()) {
     return makeError("a lazy image stub layer carries a malformed marker; convert the image again");
   }
-  ResolvedChain chain{info.value("diff_id", ""), info.value("chain_id", "")};
+  // The stub must be the one the catalog's lazy image has at this position:
+  // an image cannot borrow another image's layers by writing a marker.
+  auto at = name.rfind("sha256:");
+  auto expected = at == std::string::npos ? Result<std::optional<ResolvedChain>>(std::optional<ResolvedChain>())
+                                          : catalog_.resolveChain(name.substr(at));
+  if (!expected.ok()) return expected.error();
+  if (!*expected || (*expected)->diff_id != chain.diff_id || (*expected)->chain_id != chain.chain_id) {
+    return makeError("lazy image layer " + chain.diff_id + " is not the layer the catalog (" + o_.launch.catalog_dir +
+                     ") records for " + name + "; convert the image with `offcore image convert`");
+  }
   OC_ASSIGN_OR_RETURN(auto ref, refFor(chain));
   if (!ref) {
-    return makeError("lazy image layer " + chain.diff_id + " is not usable here: it was converted for " +
-                     info.value("mode", "?") + " mode, or not to the " + o_.backend + " back end, or the catalog (" +
-                     o_.launch.catalog_dir + ") does not have it; convert it with `offcore image convert`");
+    return makeError("lazy image layer " + chain.diff_id + " is not usable here: it was converted for " + str("mode") +
+                     " mode, or not to the " + o_.backend + " back end; convert it with `offcore image convert`");
   }
   return ref;
 }
@@ -132,8 +156,8 @@ Result<std::string> OffcoreRemoteSource::mountLayer(const RemoteLayerRef& layer)
     // that serves it now must know the layer. After a restart of the service
     // the old file is dead; containers that hold it keep their references,
     // new ones get a fresh mount.
-    bool served = images_.running() && images_.get("/v1/layers/" + shortId(diff)).ok();
-    if (served && mountHealthy(dir)) return dir;
+    bool stale = images_.running() && !images_.get("/v1/layers/" + shortId(diff)).ok();
+    if (!stale && mountHealthy(dir)) return dir;
     spdlog::warn("layer mount {} is stale (its image service restarted); remounting", dir);
     (void)::umount2(dir.c_str(), MNT_DETACH);
   }
@@ -171,6 +195,8 @@ Result<std::string> OffcoreRemoteSource::prepareFlatRootfs(const std::string& sn
   } else {
     OC_ASSIGN_OR_RETURN(vol, gw.clone(h.value("volume", ""), clone));
   }
+  OC_TRY(makeDirs(o_.root + "/flat"));
+  OC_TRY(writeFileAtomic(state_path, dumpJson(json{{"volume", clone}, {"target", h.value("target", "")}}) + "\n"));
   std::string disk_file = o_.run_root + "/" + o_.node + "/disks/" + clone;
   if (!pathExists(disk_file + ".json")) {
     OC_ASSIGN_OR_RETURN(auto att, runCapture({selfExe(), "disk", "attach", vol.uri, "--node", o_.node, "--name", clone}));

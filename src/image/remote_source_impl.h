@@ -37,7 +37,7 @@ class OffcoreRemoteSource final : public RemoteSource {
                                         bool read_only) override;
   Status removeFlatRootfs(const std::string& snapshot_id) override;
   Status releaseLayer(const RemoteLayerRef& layer) override;
-  Result<std::optional<RemoteLayerRef>> adoptStub(const std::string& upper_dir) override;
+  Result<std::optional<RemoteLayerRef>> adoptStub(const std::string& upper_dir, const std::string& name) override;
 
  private:
   Result<std::optional<RemoteLayerRef>> refFor(const ResolvedChain& chain);

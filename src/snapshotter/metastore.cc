@@ -262,7 +262,11 @@ Result<std::vector<RemoteLayerRef>> MetaStore::unusedRemoteLayers() {
   std::lock_guard lock(mu_);
   OC_ASSIGN_OR_RETURN(Stmt s, Stmt::prepare(db_,
                                             "SELECT chain_id, mode, handle FROM remote_layers WHERE chain_id NOT IN"
-                                            " (SELECT remote_chain_id FROM snapshots WHERE remote_chain_id IS NOT NULL)"));
+                                            " (SELECT remote_chain_id FROM snapshots WHERE remote_chain_id IS NOT NULL)"
+                                            // Two chains can end in the same layer (one mount): keep it
+                                            // while any chain that uses it is still referenced.
+                                            " AND handle NOT IN (SELECT r.handle FROM remote_layers r JOIN snapshots s"
+                                            " ON s.remote_chain_id = r.chain_id)"));
   std::vector<RemoteLayerRef> out;
   for (;;) {
     OC_ASSIGN_OR_RETURN(bool row, s.step());

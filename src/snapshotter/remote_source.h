@@ -65,8 +65,11 @@ class RemoteSource {
   // applies a lazy image's stub layer — one small marker file — into an
   // ordinary snapshot; this recognises that upper dir and returns the remote
   // layer the committed snapshot stands for. nullopt: an ordinary layer.
-  virtual Result<std::optional<RemoteLayerRef>> adoptStub(const std::string& upper_dir) {
+  // `name` is the committed snapshot's name (containerd's chain ID of the
+  // stub chain, behind its namespace prefix).
+  virtual Result<std::optional<RemoteLayerRef>> adoptStub(const std::string& upper_dir, const std::string& name) {
     (void)upper_dir;
+    (void)name;
     return std::optional<RemoteLayerRef>();
   }
 };

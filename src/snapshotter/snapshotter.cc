@@ -117,7 +117,7 @@ Status Snapshotter::commit(const std::string& name, const std::string& key, cons
   OC_ASSIGN_OR_RETURN(auto chain, meta_->chain(key));
   const auto& s = chain[0];
   if (source_ && s.info.kind == SnapshotKind::kActive) {
-    auto stub = source_->adoptStub(upperDir(s.id));
+    auto stub = source_->adoptStub(upperDir(s.id), name);
     if (!stub.ok()) return stub.error();
     if (*stub) return commitStub(name, key, s, labels, **stub);
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Snapshotter restart safety (test 3 of the image issue): a container keeps
-# reading files of a lazily loaded image while the snapshotter is killed
+# Restart safety (test 3 of the image issue): a container keeps
+# reading files of a lazily loaded image while the snapshotter, then the
+# image service in the SoC, is killed
 # (SIGKILL) and restarted. The container is unharmed, its reads never fail,
 # the snapshots are still there, and a new container starts afterwards.
 source "$(dirname "$0")/lib.sh"
@@ -53,7 +54,7 @@ out=$($CTR run --rm --snapshotter offcore "$REG/fid:lazy" new$ID /data/hello.sh)
 [ "$out" = "hello from offcore" ] || fail "a new container printed '$out'"
 
 
-step "kill -9 the image service: the agent restarts it and new containers start"
+step "kill -9 the image service: its connections survive in the fd keeper"
 old_pid=$(oc dpu service list --name "$N" --json | jq -r '.[] | select(.name=="images") | .pid')
 kill -9 "$old_pid"
 for _ in $(seq 100); do
@@ -62,5 +63,15 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$new_pid" ] && [ "$new_pid" != "$old_pid" ] || fail "the agent did not restart the image service"
+grep -q "took over layer" "/run/offcore/$N/images.log" || fail "the new image service did not take the layers over"
+# Everything the reader touches must now come through the new service.
+sync; echo 3 > /proc/sys/vm/drop_caches
+sleep 1
+out=$($CTR task exec --exec-id "u$RANDOM" reader$ID /bin/cat /data/deep/a/b/leaf /data/hl2)
+[ "$out" = "$(printf 'leaf\nhard linked')" ] || fail "uncached reads in the running container after the restart gave '$out'"
+fails=$($CTR task exec --exec-id "g$RANDOM" reader$ID /bin/sh -c 'cat /tmp/fails 2>/dev/null | wc -l')
+[ "$fails" -eq 0 ] || fail "the reader saw $fails failed reads across the image service restart"
+c1=$(count); sleep 1; c2=$(count)
+assert_cmp "$c2" ">" "$c1" "the reader stopped after the image service restart"
 out=$($CTR run --rm --snapshotter offcore "$REG/fid:lazy" new2$ID /bin/cat /data/opq/new)
 [ "$out" = "new in layer 1" ] || fail "a container after the image service restart printed '$out'"

@@ -50,7 +50,7 @@ class FakeRemoteSource : public RemoteSource {
     return okStatus();
   }
   // A stub layer is a marker file naming the chain it stands for.
-  Result<std::optional<RemoteLayerRef>> adoptStub(const std::string& upper_dir) override {
+  Result<std::optional<RemoteLayerRef>> adoptStub(const std::string& upper_dir, const std::string&) override {
     auto marker = readFile(upper_dir + "/.stub");
     if (!marker.ok()) return std::optional<RemoteLayerRef>();
     std::string chain = trim(*marker);

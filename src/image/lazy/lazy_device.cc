@@ -31,7 +31,10 @@ Status LazyDevice::chunk(uint64_t index, std::string& out, bool from_reader) {
       trace_.push_back(static_cast<uint32_t>(index));
     }
   }
-  if (cache_->get(key_, index, out)) {
+  // A cached chunk of the wrong length (a torn file after a crash) is a miss.
+  const uint64_t cs = source_->chunkSize();
+  const uint64_t want = std::min<uint64_t>(cs, source_->rawSize() - std::min(source_->rawSize(), index * cs));
+  if (cache_->get(key_, index, out) && out.size() == want) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.chunk_hits;
     return {};
