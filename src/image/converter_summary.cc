@@ -52,10 +52,15 @@ std::string ConvertSummary::toText() const {
   char line[512];
   std::string out = "converted " + source + " (" + mode + ", " + std::to_string(layers.size()) + " layers, " +
                     std::to_string(reused) + " already converted)\n";
-  std::snprintf(line, sizeof line,
-                "  source %s compressed, %s of tar; filesystems %s; stored %s in %llu chunks; %.1f s\n",
-                formatBytes(compressed).c_str(), formatBytes(tar).c_str(), formatBytes(fs).c_str(),
-                formatBytes(stored).c_str(), static_cast<unsigned long long>(chunks), seconds);
+  if (mode == "flat") {
+    std::snprintf(line, sizeof line, "  source %s compressed, %s of tar applied; %.1f s\n",
+                  formatBytes(compressed).c_str(), formatBytes(tar).c_str(), seconds);
+  } else {
+    std::snprintf(line, sizeof line,
+                  "  source %s compressed, %s of tar; filesystems %s; stored %s in %llu chunks; %.1f s\n",
+                  formatBytes(compressed).c_str(), formatBytes(tar).c_str(), formatBytes(fs).c_str(),
+                  formatBytes(stored).c_str(), static_cast<unsigned long long>(chunks), seconds);
+  }
   out += line;
   if (!lazy_ref.empty()) out += "  lazy image: " + lazy_ref + "  (ctr image pull --snapshotter offcore " + lazy_ref + ")\n";
   if (!created.empty()) out += "created:\n" + created;

@@ -106,7 +106,8 @@ Result<ConvertedLayer> buildFlatLayer(const ConvertOptions& o, const FlatStep& s
   }
   OC_ASSIGN_OR_RETURN(auto snapped, gw.snapshot(work, snap));
   out.created.push_back("snapshot " + snap);
-  out.fs_bytes = snapped.size_bytes;
+  // A flat volume's size is virtual (thin): the summary reports tar bytes.
+  out.fs_bytes = 0;
   OC_TRY(catalog.putFlat(FlatRecord{step.chain_id, GatewayArtifact{snapped.uri, gw.name(), snap}, snapped.size_bytes}));
   return out;
 }
