@@ -17,6 +17,8 @@ packages=(
   libarchive-dev libzstd-dev liblz4-dev libssl-dev libsqlite3-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   golang-github-containerd-containerd-dev erofs-utils
+  # Service load balancing (src/svc)
+  libxxhash-dev
   containerd runc docker-registry skopeo umoci busybox-static debootstrap
   # tests, benchmarks and the demo
   jq curl gnuplot-nox python3 fio e2fsprogs
