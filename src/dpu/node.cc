@@ -294,7 +294,13 @@ void NodeManager::teardown(const std::string& name) {
   (void)netnsDelete(l.soc_netns);
   if (st.ok() && st->created_host_netns) (void)netnsDelete(host_netns);
 
-  (void)cgroups_->remove(l.cg_node);
+  // A process forked by an `up` that was killed part way can join the
+  // node's cgroup after the sweep above, and rmdir then fails with EBUSY:
+  // sweep and remove again until the tree is gone (bounded).
+  for (int i = 0; i < 40 && !cgroups_->remove(l.cg_node).ok(); ++i) {
+    (void)killCgroupProcesses(*cgroups_, l.cg_node, 500);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   (void)fabric.releaseNode(name);
   (void)fabric.removeIfUnused();
   (void)removeTree(l.run_dir);
