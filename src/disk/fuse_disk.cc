@@ -133,6 +133,17 @@ Status abortConnection(unsigned long conn_id) {
 
 }  // namespace
 
+fuse_session* newFuseSession(const std::string& options, FuseDisk::Server* server) {
+  std::vector<std::string> words = {"offcore-disk", "-o", options};
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_lowlevel_ops ops = fuseDiskOps();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, server);
+  fuse_opt_free_args(&args);
+  return se;
+}
+
 void runLoop(std::shared_ptr<FuseDisk::Server> s) {
   // Signals belong to the owner process's loop (signalfd); libfuse workers
   // inherit this mask.
@@ -210,13 +221,7 @@ Result<std::unique_ptr<FuseDisk>> FuseDisk::mount(const std::string& file_path,
                      std::to_string(kFuseDiskMaxIo);
   if (options.allow_other) opts += ",allow_other";
   if (options.read_only) opts += ",ro";
-  std::vector<std::string> words = {"offcore-disk", "-o", opts};
-  std::vector<char*> argv;
-  for (auto& w : words) argv.push_back(w.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse_lowlevel_ops ops = fuseDiskOps();
-  server->session = fuse_session_new(&args, &ops, sizeof ops, server.get());
-  fuse_opt_free_args(&args);
+  server->session = newFuseSession(opts, server.get());
   if (server->session == nullptr) {
     return makeError(what + ": libfuse refused the session options (see the log)", EINVAL);
   }

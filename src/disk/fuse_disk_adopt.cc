@@ -115,13 +115,7 @@ Result<std::unique_ptr<FuseDisk>> FuseDisk::adopt(const std::string& file_path, 
   clock_gettime(CLOCK_REALTIME, &server->mounted_at);
   // The session options must match the first server's: libfuse refuses an
   // INIT whose max_read differs from its own (and ends the session).
-  std::vector<std::string> words = {"offcore-disk", "-o", "max_read=" + std::to_string(kFuseDiskMaxIo)};
-  std::vector<char*> argv;
-  for (auto& w : words) argv.push_back(w.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse_lowlevel_ops ops = fuseDiskOps();
-  server->session = fuse_session_new(&args, &ops, sizeof ops, server.get());
-  fuse_opt_free_args(&args);
+  server->session = newFuseSession("max_read=" + std::to_string(kFuseDiskMaxIo), server.get());
   if (server->session == nullptr) {
     ::close(fd);
     return makeError(what + ": libfuse refused the session", EINVAL);

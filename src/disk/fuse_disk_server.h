@@ -75,6 +75,9 @@ struct FuseDisk::Server {
 // The callbacks; userdata is the Server.
 fuse_lowlevel_ops fuseDiskOps();
 
+// A libfuse session with our callbacks and the given -o options.
+fuse_session* newFuseSession(const std::string& options, FuseDisk::Server* server);
+
 // The session loop (a thread per disk) and its shutdown (fuse_disk.cc).
 void runLoop(std::shared_ptr<FuseDisk::Server> s);
 Status stopServing(const std::shared_ptr<FuseDisk::Server>& s);

@@ -214,7 +214,10 @@ Result<std::string> OffcoreRemoteSource::prepareFlatRootfs(const std::string& sn
     (void)runCapture({"losetup", "-d", loop});
     return e;
   }
-  json state{{"loop", loop}, {"volume", clone}, {"target", h.value("target", "")}, {"disk", clone}};
+  // Autoclear: the loop device goes away with the last unmount, so a
+  // snapshotter that dies before Remove cannot leak it.
+  (void)runCapture({"losetup", "-d", loop});
+  json state{{"volume", clone}, {"target", h.value("target", "")}, {"disk", clone}};
   OC_TRY(writeFileAtomic(state_path, dumpJson(state) + "\n"));
   return dir;
 }
@@ -227,7 +230,6 @@ Status OffcoreRemoteSource::removeFlatRootfs(const std::string& snapshot_id) {
   if (st.is_discarded()) st = json::object();
   OC_TRY(unmountDir(dir));
   ::rmdir(dir.c_str());
-  if (st.contains("loop")) (void)runCapture({"losetup", "-d", st.value("loop", "")});
   std::string clone = st.value("volume", "c-" + o_.node + "-" + snapshot_id);
   (void)runCapture({selfExe(), "disk", "detach", clone, "--node", o_.node});
   if (st.contains("target")) {

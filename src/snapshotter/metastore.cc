@@ -48,6 +48,23 @@ Result<SnapshotRecord> committedParent(sqlite3* db, const std::string& parent) {
   return std::move(*row);
 }
 
+// A row to insert: the parent must be committed and the name free.
+Result<SnapshotRecord> newRecord(sqlite3* db, const std::string& name, const std::string& parent, SnapshotKind kind,
+                                 const SnapshotLabels& labels, const std::string& exists_message) {
+  SnapshotRecord r;
+  if (!parent.empty()) {
+    OC_ASSIGN_OR_RETURN(auto p, committedParent(db, parent));
+    r.parent_id = p.id;
+  }
+  OC_ASSIGN_OR_RETURN(auto existing, findByKey(db, name));
+  if (existing) return snap::alreadyExists(exists_message);
+  r.info.name = name;
+  r.info.kind = kind;
+  r.info.labels = labels;
+  r.info.created_ns = r.info.updated_ns = nowNs();
+  return r;
+}
+
 // remote_layers: every layer a source gave us, until Cleanup releases it.
 Status rememberLayer(sqlite3* db, const RemoteLayerRef& ref) {
   OC_ASSIGN_OR_RETURN(Stmt s, Stmt::prepare(db, "INSERT OR REPLACE INTO remote_layers VALUES (?1, ?2, ?3)"));
@@ -156,17 +173,8 @@ Result<SnapshotRecord> MetaStore::create(SnapshotKind kind, const std::string& k
   if (key.empty()) return snap::invalidArgument("snapshot key is empty");
   std::lock_guard lock(mu_);
   return inTransaction<SnapshotRecord>([&]() -> Result<SnapshotRecord> {
-    SnapshotRecord r;
-    if (!parent.empty()) {
-      OC_ASSIGN_OR_RETURN(auto p, committedParent(db_, parent));
-      r.parent_id = p.id;
-    }
-    OC_ASSIGN_OR_RETURN(auto existing, findByKey(db_, key));
-    if (existing) return snap::alreadyExists("snapshot " + key + " already exists");
-    r.info.name = key;
-    r.info.kind = kind;
-    r.info.labels = labels;
-    r.info.created_ns = r.info.updated_ns = nowNs();
+    OC_ASSIGN_OR_RETURN(SnapshotRecord r,
+                        newRecord(db_, key, parent, kind, labels, "snapshot " + key + " already exists"));
     OC_ASSIGN_OR_RETURN(auto row, insert(db_, r));
     if (in_txn) OC_TRY(in_txn(row));
     return row;
@@ -177,17 +185,8 @@ Result<SnapshotRecord> MetaStore::createRemote(const std::string& name, const st
                                                const SnapshotLabels& labels, const RemoteLayerRef& ref) {
   std::lock_guard lock(mu_);
   return inTransaction<SnapshotRecord>([&]() -> Result<SnapshotRecord> {
-    SnapshotRecord r;
-    if (!parent.empty()) {
-      OC_ASSIGN_OR_RETURN(auto p, committedParent(db_, parent));
-      r.parent_id = p.id;
-    }
-    OC_ASSIGN_OR_RETURN(auto existing, findByKey(db_, name));
-    if (existing) return snap::alreadyExists("target snapshot \"" + name + "\" already exists");
-    r.info.name = name;
-    r.info.kind = SnapshotKind::kCommitted;
-    r.info.labels = labels;
-    r.info.created_ns = r.info.updated_ns = nowNs();
+    OC_ASSIGN_OR_RETURN(SnapshotRecord r, newRecord(db_, name, parent, SnapshotKind::kCommitted, labels,
+                                                    "target snapshot \"" + name + "\" already exists"));
     r.remote = ref;
     OC_TRY(rememberLayer(db_, ref));
     return insert(db_, r);

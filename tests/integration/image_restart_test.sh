@@ -63,6 +63,11 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$new_pid" ] && [ "$new_pid" != "$old_pid" ] || fail "the agent did not restart the image service"
+# (The dead process's socket file is still there: wait for the takeover itself.)
+for _ in $(seq 100); do
+  grep -q "took over layer" "/run/offcore/$N/images.log" && break
+  sleep 0.1
+done
 grep -q "took over layer" "/run/offcore/$N/images.log" || fail "the new image service did not take the layers over"
 # Everything the reader touches must now come through the new service.
 sync; echo 3 > /proc/sys/vm/drop_caches

@@ -84,6 +84,26 @@ bool ChunkCache::get(const std::string& key, uint64_t chunk, std::string& out) {
   return true;
 }
 
+bool ChunkCache::read(const std::string& key, uint64_t chunk, uint64_t offset, size_t len, void* dst,
+                      uint64_t expected_size) {
+  std::string name = key + "/" + std::to_string(chunk);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(name);
+    if (it == entries_.end() || it->second.bytes != expected_size || offset + len > expected_size) {
+      ++stats_.misses;
+      return false;
+    }
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+  }
+  int fd = ::open((dir_ + "/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && ::pread(fd, dst, len, static_cast<off_t>(offset)) == static_cast<ssize_t>(len);
+  if (fd >= 0) ::close(fd);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++(ok ? stats_.hits : stats_.misses);
+  return ok;
+}
+
 void ChunkCache::put(const std::string& key, uint64_t chunk, const std::string& data) {
   if (data.size() > limit_) return;
   std::string name = key + "/" + std::to_string(chunk);

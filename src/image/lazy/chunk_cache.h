@@ -28,6 +28,10 @@ class ChunkCache {
 
   // key: a layer identity (hex); false when not cached.
   bool get(const std::string& key, uint64_t chunk, std::string& out);
+  // Reads len bytes at offset of a cached chunk into dst, if the chunk is
+  // cached with exactly expected_size bytes (anything else is a torn file:
+  // a miss). The hot path: a 4 KiB read copies 4 KiB, not the chunk.
+  bool read(const std::string& key, uint64_t chunk, uint64_t offset, size_t len, void* dst, uint64_t expected_size);
   void put(const std::string& key, uint64_t chunk, const std::string& data);
   void dropLayer(const std::string& key);
   ChunkCacheStats stats() const;

@@ -23,18 +23,22 @@ LazyDevice::~LazyDevice() { stopPrefetch(); }
 
 uint64_t LazyDevice::sizeBytes() const { return (source_->rawSize() + 4095) / 4096 * 4096; }
 
-Status LazyDevice::chunk(uint64_t index, std::string& out, bool from_reader) {
-  if (from_reader) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (index < touched_.size() && !touched_[index]) {
-      touched_[index] = true;
-      trace_.push_back(static_cast<uint32_t>(index));
-    }
+uint64_t LazyDevice::chunkLength(uint64_t index) const {
+  const uint64_t cs = source_->chunkSize(), raw = source_->rawSize();
+  return std::min<uint64_t>(cs, raw - std::min(raw, index * cs));
+}
+
+void LazyDevice::touch(uint64_t index) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index < touched_.size() && !touched_[index]) {
+    touched_[index] = true;
+    trace_.push_back(static_cast<uint32_t>(index));
   }
+}
+
+Status LazyDevice::chunk(uint64_t index, std::string& out) {
   // A cached chunk of the wrong length (a torn file after a crash) is a miss.
-  const uint64_t cs = source_->chunkSize();
-  const uint64_t want = std::min<uint64_t>(cs, source_->rawSize() - std::min(source_->rawSize(), index * cs));
-  if (cache_->get(key_, index, out) && out.size() == want) {
+  if (cache_->get(key_, index, out) && out.size() == chunkLength(index)) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.chunk_hits;
     return {};
@@ -98,9 +102,16 @@ Status LazyDevice::read(uint64_t offset, void* buf, size_t len) {
     if (offset >= source_->rawSize()) {  // the padding up to a whole block
       std::memset(dst, 0, n);
     } else {
-      OC_TRY(chunk(index, data, true));
-      size_t have = within < data.size() ? std::min<size_t>(n, data.size() - within) : 0;
-      if (have) std::memcpy(dst, data.data() + within, have);
+      touch(index);
+      const uint64_t length = chunkLength(index);
+      size_t have = within < length ? static_cast<size_t>(std::min<uint64_t>(n, length - within)) : 0;
+      if (have && cache_->read(key_, index, within, have, dst, length)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.chunk_hits;
+      } else if (have) {
+        OC_TRY(chunk(index, data));
+        std::memcpy(dst, data.data() + within, have);
+      }
       if (have < n) std::memset(dst + have, 0, n - have);
     }
     dst += n;
@@ -119,7 +130,7 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
     auto one = [&](uint64_t c) {
       if (c >= done.size() || done[c]) return;
       done[c] = true;
-      if (chunk(c, data, false).ok()) {
+      if (chunk(c, data).ok()) {
         std::lock_guard<std::mutex> lock(mu_);
         ++stats_.prefetched;
       }

@@ -53,7 +53,9 @@ class LazyDevice final : public BlockDevice {
   const ChunkSource& source() const { return *source_; }
 
  private:
-  Status chunk(uint64_t index, std::string& out, bool from_reader);
+  Status chunk(uint64_t index, std::string& out);  // whole chunk: cache or fetch
+  void touch(uint64_t index);                       // records a reader's first touch
+  uint64_t chunkLength(uint64_t index) const;
   struct Inflight;
 
   std::unique_ptr<ChunkSource> source_;
