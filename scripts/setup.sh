@@ -17,11 +17,11 @@ packages=(
   libarchive-dev libzstd-dev liblz4-dev libssl-dev libsqlite3-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   golang-github-containerd-containerd-dev erofs-utils
-  # Service load balancing (src/svc)
-  libxxhash-dev
+  # pod networking and Service load balancing (src/net, src/svc)
+  libxxhash-dev libbpf-dev bpftool libyaml-cpp-dev linux-libc-dev
   containerd runc docker-registry skopeo umoci busybox-static debootstrap
   # tests, benchmarks and the demo
-  jq curl gnuplot-nox python3 fio e2fsprogs
+  jq curl gnuplot-nox python3 fio e2fsprogs wrk nginx-light
 )
 
 if [ "$(id -u)" -ne 0 ]; then

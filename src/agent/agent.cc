@@ -22,6 +22,7 @@ Agent::Agent(Config config, NodeState node, NodeManager nodes)
       vfs_(layout_.run_dir + "/vfs.json", node_.fabric_index) {}
 
 Agent::~Agent() {
+  net_.reset();
   supervisor_.reset();
   api_.reset();
   if (signal_fd_ >= 0) ::close(signal_fd_);
@@ -40,7 +41,8 @@ void Agent::registerCoreRoutes() {
   api_->route("GET", "/v1", [this](const ApiRequest&) {
     json endpoints = json::array({"GET /v1/health", "GET /v1/status", "GET /metrics", "POST /v1/shutdown",
                                   "GET|POST /v1/services", "GET|DELETE /v1/services/NAME",
-                                  "GET|POST /v1/vfs", "DELETE /v1/vfs/REPRESENTOR"});
+                                  "GET|POST /v1/vfs", "DELETE /v1/vfs/REPRESENTOR", "POST /v1/net/cni/add",
+                                  "POST /v1/net/cni/del", "POST /v1/net/cni/check", "GET /v1/net/status"});
     return ApiResponse::json(200, dumpJson(json{{"node", node_.name}, {"endpoints", endpoints}}) + "\n");
   });
   api_->route("GET", "/v1/health", [this](const ApiRequest&) {
@@ -146,6 +148,11 @@ Status Agent::run() {
   registerCoreRoutes();
   registerServiceRoutes();
   registerVfRoutes();
+  // Pod networking needs BPF and the cluster state; a node without them
+  // still serves storage and images, so a failure here is not fatal.
+  net_ = std::make_unique<NetController>(loop_, config_, node_, layout_, vfs_);
+  if (auto s = net_->start(); !s.ok()) net_->failed(s.error());
+  net_->registerRoutes(*api_);
   OC_TRY(api_->listenUnix(layout_.api_socket));
   spdlog::info("agent for node {} serving {}", node_.name, layout_.api_socket);
 

@@ -15,6 +15,7 @@
 #include "base/metrics.h"
 #include "dpu/node.h"
 #include "dpu/vf.h"
+#include "net/net_controller.h"
 
 namespace offcore {
 
@@ -43,6 +44,7 @@ class Agent {
   std::unique_ptr<ApiServer> api_;
   std::unique_ptr<Supervisor> supervisor_;
   VfManager vfs_;
+  std::unique_ptr<NetController> net_;  // pod networking and Services
   MetricsRegistry metrics_;
   int signal_fd_ = -1;
 };

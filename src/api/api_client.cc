@@ -58,7 +58,8 @@ Result<std::string> ApiClient::call(const std::string& method, const std::string
   OC_ASSIGN_OR_RETURN(ApiReply reply, request(method, path, body));
   if (reply.status >= 200 && reply.status < 300) return reply.body;
   auto j = nlohmann::json::parse(reply.body, nullptr, false);
-  std::string message = (!j.is_discarded() && j.is_object() && j.contains("error"))
+  // A peer may send anything; only a string "error" is taken as the message.
+  std::string message = (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_string())
                             ? j["error"].get<std::string>()
                             : reply.body;
   return makeError(message);

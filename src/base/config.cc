@@ -25,6 +25,8 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   OC_TRY(readString("fabric_prefix", cfg.fabric_prefix));
   OC_TRY(readString("host_link_prefix", cfg.host_link_prefix));
   OC_TRY(readString("log_level", cfg.log_level));
+  OC_TRY(readString("cluster_dir", cfg.cluster_dir));
+  OC_TRY(readString("service_cidr", cfg.service_cidr));
   if (doc.contains("agent_ready_timeout_ms")) {
     if (!doc["agent_ready_timeout_ms"].is_number_integer())
       return makeError(origin + ": field 'agent_ready_timeout_ms' must be an integer");
@@ -33,7 +35,7 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   for (auto it = doc.begin(); it != doc.end(); ++it) {
     static const char* known[] = {"run_root",         "cgroup_root", "fabric_netns",
                                   "fabric_prefix",    "host_link_prefix", "log_level",
-                                  "agent_ready_timeout_ms"};
+                                  "agent_ready_timeout_ms", "cluster_dir", "service_cidr"};
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
     if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");

@@ -17,6 +17,11 @@ struct Config {
   std::string fabric_prefix = "10.77";    // nodes 10.77.0.x, fabric hosts 10.77.1.x, /16
   // Host-VF links: node i gets <host_link_prefix>.i.0/30 (SoC .1, host .2).
   std::string host_link_prefix = "10.78";
+  // Cluster-scoped network state (VPCs, Services, endpoints, IPAM) shared by
+  // every node's agent on the machine: src/svc/cluster_store.h.
+  std::string cluster_dir = "/var/lib/offcore/cluster";
+  // Where ClusterIPs are allocated when a Service names none.
+  std::string service_cidr = "10.96.0.0/16";
   int agent_ready_timeout_ms = 2000;
   std::string log_level = "info";
 };

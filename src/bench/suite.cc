@@ -16,6 +16,7 @@ void registerBuiltinSuites(SuiteRegistry& registry, const Config& config) {
   registry.add(makeDpuSuite(config));
   registry.add(makeStorageSuite(config));
   registry.add(makeColdstartSuite(config));
+  registry.add(makeSvcSuite(config));
 }
 
 }  // namespace offcore

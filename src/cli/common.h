@@ -46,6 +46,8 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx);
 void registerDemoCommand(CLI::App& app, CliContext& ctx);
 void registerImageCommands(CLI::App& app, CliContext& ctx);
 void registerSnapshotterCommand(CLI::App& app, CliContext& ctx);
+void registerSvcCommands(CLI::App& app, CliContext& ctx);
+void registerNetCommands(CLI::App& app, CliContext& ctx);
 
 // `dpu top`; in its own file because of the terminal handling.
 int runTop(NodeManager& nodes, const std::vector<std::string>& names, double interval_s, int iterations);

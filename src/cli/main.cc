@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   registerBenchCommands(app, ctx);
   registerDemoCommand(app, ctx);
   registerSnapshotterCommand(app, ctx);
+  registerSvcCommands(app, ctx);
+  registerNetCommands(app, ctx);
 
   try {
     app.parse(argc, argv);

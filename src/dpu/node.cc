@@ -1,6 +1,8 @@
 #include "base/json.h"
 #include "dpu/node.h"
 
+#include <sys/mount.h>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -164,6 +166,16 @@ Status NodeManager::build(NodeState& s) {
   OC_TRY(makeDirs(l.run_dir, 0700));
   // Intent first: down must know the host namespace even if we stop half way.
   OC_TRY(saveNodeState(l.state_file, s));
+  // The agent lives in the SoC namespace but programs a few host-side
+  // routes (pod networking); it reaches the host domain's namespace through
+  // this handle, as `ip netns` does. Removed by down's unmountBelow(run_dir).
+  if (s.host_netns.empty()) {
+    std::string handle = l.run_dir + "/host-netns";
+    OC_TRY(writeFileAtomic(handle, ""));
+    if (::mount("/proc/self/ns/net", handle.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      return errnoError("bind the host namespace to " + handle);
+    }
+  }
 
   CgroupSettings soc{s.soc_cpus, s.soc_memory_limit};
   CgroupSettings host{s.host_cpus, std::nullopt};

@@ -139,6 +139,7 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
   std::vector<std::vector<std::string>> pod_steps = {{"link", "set", "lo", "up"},
                                                      {"link", "set", vf.ifname, "address", vf.mac},
                                                      {"link", "set", vf.ifname, "up"}};
+  if (spec.mtu > 0) pod_steps.push_back({"link", "set", vf.ifname, "mtu", std::to_string(spec.mtu)});
   if (!vf.ip.empty()) {
     pod_steps.push_back({"addr", "add", vf.ip, "dev", vf.ifname});
   }
@@ -161,7 +162,9 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
       return rollback(s.error());
     }
     std::string host = vf.ip.substr(0, vf.ip.find('/')) + "/32";
-    if (auto s = ipCmd("", {"route", "add", host, "dev", vf.representor}); !s.ok()) return rollback(s.error());
+    if (spec.soc_route) {
+      if (auto s = ipCmd("", {"route", "add", host, "dev", vf.representor}); !s.ok()) return rollback(s.error());
+    }
   }
   vfs_.push_back(vf);
   if (auto s = save(); !s.ok()) {

@@ -20,6 +20,11 @@ struct VfSpec {
   std::string ifname = "eth0";
   std::string ip;            // CIDR for the VF end; "" = no address
   std::string mac;           // "" = derived from the node and VF index
+  // The SoC routes the pod's address to the representor (kernel routing).
+  // Pod networking (src/net) turns this off: its BPF program routes, per
+  // VPC, which lets two VPCs use the same addresses.
+  bool soc_route = true;
+  int mtu = 0;               // 0 = the kernel's default
 };
 
 struct Vf {

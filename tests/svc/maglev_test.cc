@@ -67,6 +67,44 @@ TEST(Maglev, RemovingOneOfNMovesAboutOneNth) {
   }
 }
 
+// The dataplane's tables are small (M = the smallest prime >= 100 N, at
+// least 251) and updated incrementally, so the 1.5/N bound holds at any N.
+TEST(Maglev, IncrementalUpdateMovesOnlyTheRemovedShare) {
+  for (int n : {2, 3, 10, 50, 200}) {
+    const uint32_t m = MaglevTable::sizeFor(n, 251);
+    auto bb = backends(n);
+    auto before = MaglevTable::build(bb, m);
+    ASSERT_TRUE(before.ok());
+    const int removed = n / 2;
+    auto ba = backends(n, removed);
+    auto after = MaglevTable::update(*before, bb, ba);
+    ASSERT_TRUE(after.ok()) << after.error().message;
+    ASSERT_EQ(after->size(), m);
+    int moved = 0;
+    std::map<int32_t, int> count;
+    for (uint32_t s = 0; s < m; ++s) {
+      const auto& was = bb[static_cast<size_t>(before->slots()[s])].key;
+      ASSERT_GE(after->slots()[s], 0);
+      const auto& now = ba[static_cast<size_t>(after->slots()[s])].key;
+      if (was != now) ++moved;
+      count[after->slots()[s]]++;
+    }
+    double share = static_cast<double>(moved) / m;
+    EXPECT_LE(share, 1.5 / n) << "n=" << n;
+    EXPECT_GE(share, 0.5 / n) << "n=" << n;
+    // Still balanced after the update.
+    for (auto [b, c] : count) EXPECT_NEAR(c, static_cast<double>(m) / (n - 1), 1.0) << "n=" << n;
+    // Adding it back moves about 1/N again, and restores balance.
+    auto again = MaglevTable::update(*after, ba, bb);
+    ASSERT_TRUE(again.ok());
+    int moved_back = 0;
+    for (uint32_t s = 0; s < m; ++s) {
+      moved_back += ba[static_cast<size_t>(after->slots()[s])].key != bb[static_cast<size_t>(again->slots()[s])].key;
+    }
+    EXPECT_LE(static_cast<double>(moved_back) / m, 1.5 / n) << "n=" << n;
+  }
+}
+
 TEST(Maglev, WeightsScaleShares) {
   auto t = MaglevTable::build({{"a", 3}, {"b", 1}});
   ASSERT_TRUE(t.ok());

@@ -1,0 +1,305 @@
+// `offcore bench svc`: Service load balancing. The same client and nginx
+// backend namespaces are reached directly (pod network, and through a router
+// namespace), through an offcore ClusterIP, and through a VIP DNATed by a
+// kube-proxy nftables-mode ruleset; then offcore and nftables program 1k and
+// 10k services, and request latency is compared at 10 services and at the
+// largest count. The orchestration (nodes, CNI, nginx, the router, wrk, CPU
+// accounting) is the shell driver scripts/bench/svc.sh; this suite runs it
+// and turns its JSON lines into the report (medians over --runs) and a bar
+// chart of req/s per path and mode.
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+
+#include "base/files.h"
+#include "base/stats.h"
+#include "base/subprocess.h"
+#include "bench/suite.h"
+
+#ifndef OFFCORE_SOURCE_DIR
+#define OFFCORE_SOURCE_DIR "."
+#endif
+
+namespace offcore {
+namespace {
+
+using nlohmann::json;
+
+// Targets the report checks.
+constexpr double kMinRpsVsDirect = 0.95;    // ClusterIP req/s >= 0.95 x direct
+constexpr double kMaxProgramVsNft = 0.1;    // offcore programming <= 0.1 x nft
+constexpr double kMaxLatencyGrowth = 1.10;  // "no growth": within 10% on this noisy machine
+
+const char* kCases[] = {"same-node", "cross-node"};
+const char* kModes[] = {"keepalive", "close"};
+const char* kPaths[] = {"direct", "direct-router", "offcore", "nft"};
+
+struct Series {
+  std::map<std::string, std::vector<double>> by_metric;
+  void add(const json& j) {
+    for (const char* k : {"rps", "p50_ms", "p99_ms", "host_cpu_s", "soc_cpu_s", "machine_cpu_s", "requests", "seconds",
+                          "resolution_s", "cli_cpu_s"}) {
+      if (j.contains(k) && j[k].is_number()) by_metric[k].push_back(j[k].get<double>());
+    }
+    // Time per request on one connection, connect included: wrk's latency
+    // histogram starts at the request write, so it misses the handshake
+    // (where a new connection meets the service lookup).
+    if (j.value("rps", 0.0) > 0) by_metric["cycle_ms"].push_back(1000.0 * j.value("conns", 1) / j["rps"].get<double>());
+    // This machine is shared: what it burnt beyond our cgroups is other tenants' load.
+    if (j.contains("machine_cpu_s"))
+      by_metric["others_cpu_s"].push_back(j.value("machine_cpu_s", 0.0) - j.value("host_cpu_s", 0.0) -
+                                          j.value("soc_cpu_s", 0.0));
+    double req = j.value("requests", 0.0);
+    if (req > 0) {
+      by_metric["cpu_us_per_req"].push_back(1e6 * (j.value("host_cpu_s", 0.0) + j.value("soc_cpu_s", 0.0)) / req);
+      by_metric["machine_us_per_req"].push_back(1e6 * j.value("machine_cpu_s", 0.0) / req);
+    }
+  }
+  bool has(const std::string& k) const { return by_metric.count(k) && !by_metric.at(k).empty(); }
+  double med(const std::string& k) const { return has(k) ? median(by_metric.at(k)) : 0; }
+  size_t n() const { return has("rps") ? by_metric.at("rps").size() : has("seconds") ? by_metric.at("seconds").size() : 0; }
+};
+
+struct Data {
+  std::map<std::tuple<std::string, std::string, std::string>, Series> wrk;      // case, path, mode
+  std::map<std::pair<std::string, int>, Series> program;                         // impl, services
+  std::map<std::tuple<std::string, int, std::string>, Series> latency;           // impl, services, mode
+  const Series* find(const std::string& c, const std::string& p, const std::string& m) const {
+    auto it = wrk.find({c, p, m});
+    return it == wrk.end() ? nullptr : &it->second;
+  }
+};
+
+std::string num(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string verdict(bool ok) { return ok ? "met" : "NOT met"; }
+
+class SvcSuite final : public BenchSuite {
+ public:
+  explicit SvcSuite(Config config) : config_(std::move(config)) {}
+  std::string name() const override { return "svc"; }
+  std::string summary() const override {
+    return "Service load balancing: offcore ClusterIP vs direct vs kube-proxy nftables DNAT (wrk, programming time)";
+  }
+
+  Result<BenchReport> run(const BenchOptions& options) override {
+    std::string driver = std::string(OFFCORE_SOURCE_DIR) + "/scripts/bench/svc.sh";
+    if (!pathExists(driver)) return makeError("the driver " + driver + " is missing (run from a source checkout)");
+    std::string results = "/var/tmp/offcore-svc-" + std::to_string(::getpid()) + ".jsonl";
+    std::vector<std::string> argv{"env", "OFFCORE=" + selfExe(), "bash", driver, "--out", results,
+                                  "--runs", std::to_string(options.quick ? 1 : options.runs)};
+    if (options.quick) argv.push_back("--quick");
+    OC_ASSIGN_OR_RETURN(pid_t pid, spawn(argv));
+    OC_ASSIGN_OR_RETURN(int rc, waitExit(pid));
+    auto text = readFile(results);
+    std::remove(results.c_str());
+    if (rc != 0) return makeError("the svc driver failed (exit " + std::to_string(rc) + "); see its output above");
+    if (!text.ok()) return text.error();
+    Data d;
+    for (const auto& line : splitLines(*text)) {
+      json j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) continue;
+      std::string c = j.value("case", "");
+      if (c == "program") d.program[{j.value("impl", ""), j.value("services", 0)}].add(j);
+      else if (c == "latency_vs_services") d.latency[{j.value("impl", ""), j.value("services", 0), j.value("mode", "")}].add(j);
+      else d.wrk[{c, j.value("path", ""), j.value("mode", "")}].add(j);
+    }
+    if (d.wrk.empty()) return makeError("the svc driver produced no measurements");
+    BenchReport r = buildReport(d, options);
+    plot(d, options.out_dir, r);
+    return r;
+  }
+
+ private:
+  BenchReport buildReport(const Data& d, const BenchOptions& options) const {
+    bool have_oc = false;
+    for (const auto& [k, s] : d.wrk) have_oc |= std::get<1>(k) == "offcore";
+    BenchReport r;
+    r.suite = "svc";
+    r.title = "Service load balancing: offcore ClusterIP vs kube-proxy nftables DNAT";
+    r.baseline_name = have_oc ? "direct to the backend (req/s rows) or the kube-proxy nftables-mode VIP (the rest)"
+                              : "direct through the router (baseline-only run: the offcore column holds the nft VIP)";
+    r.plot = false;  // our own chart, svc.png: req/s per path and mode
+    r.method =
+        "One nginx backend (one worker, access log off) per backend netns, wrk -t1 -c50 -d" +
+        std::string(options.quick ? "2" : "5") + "s from a client netns, keep-alive and `Connection: close` "
+        "(a new connection per request; backends keep no TIME_WAIT sockets, see src/bench/README.md). Paths: direct = the backend's pod IP over offcore's pod network; "
+        "direct-router = the backend's second interface through a router netns; offcore = ClusterIP "
+        "10.96.88.10; nft = VIP 10.97.0.10 DNATed in the router netns by a kube-proxy nftables-mode ruleset "
+        "(`table ip kube-proxy`, `service-ips` verdict map on daddr . l4proto . dport, `numgen random mod N` "
+        "to per-endpoint `dnat` chains; scripts/bench/svc_nft.py). The measured service has one endpoint, so "
+        "every path ends at the same nginx; 10 services are installed. same-node: client and backends on node "
+        "ocbsa; cross-node: client on ocbsb. wrk and nginx run in the nodes' host cgroups; CPU per request = "
+        "(host + SoC cgroup CPU) / requests, machine = /proc/stat (shared with other tenants of this machine). "
+        "Programming: offcore `svc apply` of N services (2 endpoints each) until both nodes report the store's "
+        "generation (polled every 20 ms), nft one `nft -f` transaction of the same N services. Latency vs "
+        "services: one connection (-c1) to the measured service with 10 and with the largest N installed. "
+        "Medians over " + std::to_string(options.quick ? 1 : options.runs) + " runs.";
+    std::vector<std::string> targets;
+    auto rpsDetail = [](const Series& s, const char* label) {
+      return std::string(label) + " p50 " + num("%.2f", s.med("p50_ms")) + " / p99 " + num("%.2f", s.med("p99_ms")) + " ms";
+    };
+    for (const char* c : kCases) {
+      for (const char* m : kModes) {
+        const Series* direct = d.find(c, "direct", m);
+        const Series* router = d.find(c, "direct-router", m);
+        const Series* oc = d.find(c, "offcore", m);
+        const Series* nft = d.find(c, "nft", m);
+        std::string where = std::string(c) + " " + m;
+        if (oc && direct) {
+          BenchRow b{where + ": req/s, ClusterIP vs direct", "req/s", oc->med("rps"), direct->med("rps"), false, ""};
+          bool ok = b.offcore >= kMinRpsVsDirect * *b.baseline;
+          b.detail = rpsDetail(*oc, "offcore") + "; " + rpsDetail(*direct, "direct") + "; target >= " +
+                     num("%.2f", kMinRpsVsDirect) + "x: " + verdict(ok);
+          targets.push_back("ClusterIP req/s >= 0.95x direct, " + where + ": " + verdict(ok) + " (" +
+                            num("%.2f", b.offcore / std::max(1.0, *b.baseline)) + "x)");
+          r.rows.push_back(b);
+        }
+        if (nft) {
+          const Series* top = oc ? oc : nft;
+          BenchRow b{where + ": req/s, " + (oc ? "ClusterIP vs nft VIP" : "nft VIP vs direct-router"), "req/s",
+                     top->med("rps"), oc ? nft->med("rps") : (router ? router->med("rps") : 0), false, ""};
+          b.detail = rpsDetail(*nft, "nft");
+          if (router) b.detail += "; direct-router " + num("%.0f", router->med("rps")) + " req/s, " + rpsDetail(*router, "");
+          r.rows.push_back(b);
+          BenchRow cpu{where + ": CPU per request (host + SoC)", "us", top->med("cpu_us_per_req"),
+                       nft->med("cpu_us_per_req"), true, ""};
+          if (!oc) cpu.baseline = router ? router->med("cpu_us_per_req") : 0;
+          cpu.detail = "host " + num("%.2f", top->med("host_cpu_s")) + " s, SoC " + num("%.2f", top->med("soc_cpu_s")) +
+                       " s per run; machine " + num("%.1f", top->med("machine_us_per_req")) + " us/req (" +
+                       (oc ? "nft " : "direct-router ") +
+                       num("%.1f", (oc ? nft : router ? router : nft)->med("machine_us_per_req")) +
+                       "); other tenants " + num("%.1f", top->med("others_cpu_s")) + " s per run";
+          r.rows.push_back(cpu);
+        } else if (oc && direct) {
+          r.rows.push_back({where + ": CPU per request (host + SoC)", "us", oc->med("cpu_us_per_req"),
+                            direct->med("cpu_us_per_req"), true,
+                            "vs direct; SoC " + num("%.2f", oc->med("soc_cpu_s")) + " s per run"});
+        }
+      }
+    }
+    programRows(d, r, targets);
+    latencyRows(d, r, targets);
+    for (const auto& t : targets) r.notes.push_back("Target: " + t);
+    r.notes.push_back("req/s rows: higher is better (ratio above 1 favours offcore); CPU, programming and latency rows: "
+                      "lower is better.");
+    r.notes.push_back("Close-mode latency from wrk excludes the TCP handshake; the latency-vs-services rows therefore "
+                      "use time per request on one connection (1 / req/s), which includes it.");
+    return r;
+  }
+
+  void programRows(const Data& d, BenchReport& r, std::vector<std::string>& targets) const {
+    std::set<int> sizes;
+    for (const auto& [k, s] : d.program) sizes.insert(k.second);
+    for (int n : sizes) {
+      auto oc = d.program.find({"offcore", n});
+      auto nft = d.program.find({"nft", n});
+      if (nft == d.program.end()) continue;
+      BenchRow b{"program " + std::to_string(n) + " services", "s",
+                 oc == d.program.end() ? nft->second.med("seconds") : oc->second.med("seconds"),
+                 nft->second.med("seconds"), true, ""};
+      if (oc == d.program.end()) {
+        b.metric += " (nft only)";
+        b.baseline.reset();
+        b.detail = "nft CPU " + num("%.2f", nft->second.med("cli_cpu_s")) + " s";
+      } else {
+        bool ok = b.offcore <= kMaxProgramVsNft * *b.baseline;
+        b.detail = "offcore until both nodes run it, poll resolution " +
+                   num("%.3f", oc->second.med("resolution_s")) + " s; CPU: offcore CLI " +
+                   num("%.2f", oc->second.med("cli_cpu_s")) + " s + SoC " + num("%.2f", oc->second.med("soc_cpu_s")) +
+                   " s, nft " + num("%.2f", nft->second.med("cli_cpu_s")) + " s; target <= " +
+                   num("%.1f", kMaxProgramVsNft) + "x nft: " + verdict(ok);
+        if (n == *sizes.rbegin())
+          targets.push_back("offcore programs " + std::to_string(n) + " services in <= 0.1x nft's time: " + verdict(ok) +
+                            " (" + num("%.3f", b.offcore / std::max(1e-9, *b.baseline)) + "x)");
+      }
+      r.rows.push_back(b);
+    }
+  }
+
+  void latencyRows(const Data& d, BenchReport& r, std::vector<std::string>& targets) const {
+    int largest = 0;
+    for (const auto& [k, s] : d.latency) largest = std::max(largest, std::get<1>(k));
+    if (largest <= 10) return;
+    for (const char* m : kModes) {
+      auto get = [&](const char* impl, int n) -> const Series* {
+        auto it = d.latency.find({impl, n, m});
+        return it == d.latency.end() ? nullptr : &it->second;
+      };
+      const Series *oc10 = get("offcore", 10), *ocN = get("offcore", largest);
+      const Series *nft10 = get("nft", 10), *nftN = get("nft", largest);
+      if (!nftN || !nft10) continue;
+      const Series* top = ocN ? ocN : nftN;
+      BenchRow b{std::string("time per request, 1 connection, ") + m + ", " + std::to_string(largest) + " services",
+                 "ms", top->med("cycle_ms"), nftN->med("cycle_ms"), true, ""};
+      if (!ocN) b.baseline.reset(), b.metric += " (nft only)";
+      auto growth = [](const Series* a, const Series* b, const char* k) { return b->med(k) / std::max(1e-9, a->med(k)); };
+      b.detail = "at 10: nft " + num("%.3f", nft10->med("cycle_ms")) + " ms (growth " +
+                 num("%.2f", growth(nft10, nftN, "cycle_ms")) + "x, p99 " + num("%.2f", nft10->med("p99_ms")) + " -> " +
+                 num("%.2f", nftN->med("p99_ms")) + " ms)";
+      for (const auto& [impl, a, z] : {std::tuple{"offcore", oc10, ocN}, std::tuple{"nft", nft10, nftN}}) {
+        if (!a || !z) continue;
+        bool ok = growth(a, z, "cycle_ms") <= kMaxLatencyGrowth && growth(a, z, "p50_ms") <= kMaxLatencyGrowth;
+        targets.push_back(std::string("no latency growth 10 -> ") + std::to_string(largest) + " services, " + impl +
+                          " " + m + ": " + verdict(ok) + " (time/request " + num("%.2f", growth(a, z, "cycle_ms")) +
+                          "x, p50 " + num("%.2f", growth(a, z, "p50_ms")) + "x; within 10% counts as none)");
+        if (std::string(impl) == "offcore")
+          b.detail += "; offcore at 10: " + num("%.3f", a->med("cycle_ms")) + " ms (growth " +
+                      num("%.2f", growth(a, z, "cycle_ms")) + "x, p99 " + num("%.2f", a->med("p99_ms")) + " -> " +
+                      num("%.2f", z->med("p99_ms")) + " ms)";
+      }
+      r.rows.push_back(b);
+    }
+  }
+
+  // Clustered bars: one cluster per case and mode, one bar per path.
+  void plot(const Data& d, const std::string& dir, BenchReport& r) const {
+    std::string data;
+    int clusters = 0;
+    for (const char* c : kCases)
+      for (const char* m : kModes) {
+        std::string line = "\"" + std::string(c) + " " + m + "\"";
+        bool any = false;
+        for (const char* p : kPaths) {
+          const Series* s = d.find(c, p, m);
+          line += " " + (s ? num("%.0f", s->med("rps")) : std::string("-"));
+          any |= s != nullptr;
+        }
+        if (any) data += line + "\n", ++clusters;
+      }
+    if (data.empty() || !makeDirs(dir).ok()) return;
+    std::string data_file = dir + "/svc.dat";
+    if (!writeFileAtomic(data_file, data).ok()) return;
+    std::string script =
+        "set terminal pngcairo size 900,520 font ',10'\nset output '" + dir + "/svc.png'\n"
+        "set title 'Service load balancing: req/s per path (wrk -t1 -c50, median)' noenhanced\n"
+        "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n"
+        "set datafile missing '-'\nset grid ytics\nset yrange [0:*]\nset key outside bottom center horizontal\n"
+        "set xtics noenhanced\nset ylabel 'req/s'\nset xrange [-0.6:" + std::to_string(clusters) + "-0.4]\n"
+        "plot '" + data_file + "' using 2:xtic(1) title 'direct (pod network)' lc rgb '#808080', "
+        "'' using 3 title 'direct via router' lc rgb '#c0c0c0', '' using 4 title 'offcore ClusterIP' lc rgb '#4060c0', "
+        "'' using 5 title 'nftables DNAT VIP' lc rgb '#d08030'\n";
+    SpawnOptions opts;
+    opts.stdin_data = script;
+    auto ran = runCapture({"gnuplot"}, opts);
+    std::remove(data_file.c_str());
+    bool ok = ran.ok() && ran->exit_code == 0;
+    r.notes.insert(r.notes.begin(), ok ? "Chart: ![req/s per path and mode](svc.png)" : "gnuplot failed; no chart this run.");
+  }
+
+  Config config_;
+};
+
+}  // namespace
+
+std::unique_ptr<BenchSuite> makeSvcSuite(const Config& config) { return std::make_unique<SvcSuite>(config); }
+
+}  // namespace offcore

@@ -1,0 +1,50 @@
+// Dataplane: what the node's network control plane programs. One
+// implementation today (BpfDataplane: tc programs + BPF maps in the SoC);
+// the interface is the seam a hardware flow table (a real DPU's eSwitch)
+// would plug into. Keys and values are the ABI structs the BPF side reads.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "net/bpf/dataplane_abi.h"
+
+namespace offcore {
+
+struct PacketRunResult {
+  int verdict = 0;                  // TC_ACT_* the program returned
+  std::vector<uint8_t> frame;       // the frame as the program left it
+};
+
+class Dataplane {
+ public:
+  virtual ~Dataplane() = default;
+
+  virtual Status setConfig(const oc_config& config) = 0;
+  // Puts the program on `ifname`'s ingress and records what it is.
+  virtual Status attach(const std::string& ifname, const oc_iface_val& role) = 0;
+  virtual Status detach(const std::string& ifname) = 0;
+
+  virtual Status upsertEndpoint(const oc_ep_key& key, const oc_ep_val& value) = 0;
+  virtual Status removeEndpoint(const oc_ep_key& key) = 0;
+  virtual Status upsertService(const oc_svc_key& key, const oc_svc_val& value) = 0;
+  virtual Status removeService(const oc_svc_key& key) = 0;
+  virtual Status setBackend(uint32_t id, const oc_backend_val& value) = 0;
+  // Maglev slots [offset, offset + slots.size()).
+  virtual Status writeRing(uint32_t offset, std::span<const oc_ring_slot> slots) = 0;
+
+  // What the maps hold now (after a restart the control plane adopts it).
+  virtual Result<std::vector<std::pair<oc_svc_key, oc_svc_val>>> services() const = 0;
+  virtual Result<std::vector<std::pair<uint32_t, oc_backend_val>>> backends() const = 0;
+  virtual std::span<const oc_ring_slot> ring() const = 0;
+  // Per-counter sums over CPUs, indexed by oc_stat.
+  virtual Result<std::vector<uint64_t>> stats() const = 0;
+  // Runs one frame through the program (BPF_PROG_TEST_RUN) as if it had
+  // arrived on `ifindex`, without sending it anywhere.
+  virtual Result<PacketRunResult> runPacket(std::span<const uint8_t> frame, uint32_t ifindex) const = 0;
+};
+
+}  // namespace offcore

@@ -1,0 +1,311 @@
+#include "net/net_controller.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "base/files.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/subprocess.h"
+#include "dpu/netns.h"
+#include "net/bpf_dataplane.h"
+#include "svc/resolve.h"
+
+namespace offcore {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr long kBpfFsMagic = 0xcafe4a11;
+
+std::string stripPrefix(const std::string& cidr) { return cidr.substr(0, cidr.find('/')); }
+
+uint32_t ipNet(const std::string& s) {
+  in_addr a{};
+  return ::inet_pton(AF_INET, s.c_str(), &a) == 1 ? a.s_addr : 0;
+}
+
+uint64_t nowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// The host domain's namespace: a named one, or the one `dpu up` ran in
+// (bound to <run_dir>/host-netns by dpu up).
+std::vector<std::string> hostIp(const NodeState& node, const NodeLayout& layout, std::vector<std::string> args) {
+  std::string ns = node.host_netns.empty() ? layout.run_dir + "/host-netns" : netnsPath(node.host_netns);
+  std::vector<std::string> argv{"nsenter", "--net=" + ns, "ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+Result<std::string> linkMac(const std::vector<std::string>& ip_argv) {
+  OC_ASSIGN_OR_RETURN(auto out, runCapture(ip_argv));
+  if (out.exit_code != 0) return makeError(joinArgv(ip_argv) + ": " + trim(out.err));
+  auto pos = out.out.find("link/ether ");
+  if (pos == std::string::npos) return makeError("no MAC in `" + joinArgv(ip_argv) + "`");
+  return out.out.substr(pos + 11, 17);
+}
+
+}  // namespace
+
+NetController::NetController(EventLoop& loop, Config config, NodeState node, NodeLayout layout, VfManager& vfs)
+    : loop_(loop),
+      config_(std::move(config)),
+      node_(std::move(node)),
+      layout_(std::move(layout)),
+      vfs_(vfs),
+      store_(config_.cluster_dir, config_.service_cidr) {
+  health_.node = node_.name;
+}
+
+NetController::~NetController() {
+  prober_.reset();
+  if (inotify_fd_ >= 0) {
+    loop_.unwatchFd(inotify_fd_);
+    ::close(inotify_fd_);
+  }
+}
+
+Status NetController::setUpSoc() {
+  // Pinned maps keep conntrack and NAT state across agent restarts; the
+  // node's own bpffs instance goes away with `dpu down`.
+  std::string pin_dir = layout_.run_dir + "/bpf";
+  OC_TRY(makeDirs(pin_dir));
+  struct statfs fs{};
+  if (::statfs(pin_dir.c_str(), &fs) != 0 || fs.f_type != kBpfFsMagic) {
+    if (::mount("bpffs", pin_dir.c_str(), "bpf", 0, nullptr) != 0) return errnoError("mount bpffs on " + pin_dir);
+  }
+  OC_ASSIGN_OR_RETURN(dp_, openBpfDataplane(pin_dir + "/maps"));
+
+  if (!linkExists("", kTunnelIf)) {
+    OC_TRY(ipCmd("", {"link", "add", kTunnelIf, "type", "vxlan", "external", "dstport", "4789"}));
+  }
+  OC_TRY(ipCmd("", {"link", "set", kTunnelIf, "up"}));
+
+  oc_config cfg{};
+  cfg.node_ip = ipNet(stripPrefix(node_.uplink_ip));
+  cfg.tunnel_ifindex = ::if_nametoindex(kTunnelIf);
+  cfg.uplink_ifindex = ::if_nametoindex(layout_.uplink_soc_if.c_str());
+  cfg.gateway_ip = ipNet(VfManager::kPodGateway);
+  OC_TRY(dp_->setConfig(cfg));
+
+  OC_ASSIGN_OR_RETURN(auto stored, store_.load());
+  uint32_t default_vni = stored.vpcs.count("default") ? stored.vpcs.at("default").vni : 1;
+  OC_TRY(dp_->attach(layout_.hostvf_soc_if, {default_vni, 0, OC_IF_HOST}));
+  OC_TRY(dp_->attach(layout_.uplink_soc_if, {OC_VPC_EXTERNAL, 0, OC_IF_UPLINK}));
+  OC_TRY(dp_->attach(kTunnelIf, {0, 0, OC_IF_TUNNEL}));
+  // Representors of pods that outlived an agent restart.
+  for (const auto& [id, ep] : stored.endpoints) {
+    if (ep.node != node_.name || ep.representor.empty() || !linkExists("", ep.representor)) continue;
+    uint32_t vni = stored.vpcs.count(ep.vpc) ? stored.vpcs.at(ep.vpc).vni : 0;
+    if (auto s = dp_->attach(ep.representor, {vni, ipNet(ep.ip), OC_IF_POD}); !s.ok()) {
+      spdlog::warn("re-attach {}: {}", ep.representor, s.error().message);
+    }
+  }
+
+  svc::NodeIdentity self{node_.name, cfg.node_ip,
+                         static_cast<uint32_t>(::if_nametoindex(layout_.hostvf_soc_if.c_str()))};
+  programmer_ = std::make_unique<svc::ServiceProgrammer>(*dp_, self);
+  OC_TRY(programmer_->adopt());
+  return okStatus();
+}
+
+Status NetController::registerNode() {
+  svc::NodeRecord rec;
+  rec.name = node_.name;
+  rec.fabric_ip = stripPrefix(node_.uplink_ip);
+  rec.host_ip = stripPrefix(node_.hostvf_host_ip);
+  OC_ASSIGN_OR_RETURN(rec.host_mac, linkMac(hostIp(node_, layout_, {"link", "show", layout_.hostvf_host_if})));
+  return store_.registerNode(rec);
+}
+
+Status NetController::watchClusterDir() {
+  OC_TRY(makeDirs(config_.cluster_dir + "/health"));
+  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ < 0) return errnoError("inotify_init1");
+  for (const std::string& dir : {config_.cluster_dir, config_.cluster_dir + "/health"}) {
+    if (::inotify_add_watch(inotify_fd_, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE) < 0) {
+      return errnoError("watch " + dir);
+    }
+  }
+  return loop_.watchFd(inotify_fd_, EPOLLIN, [this](uint32_t) {
+    char buf[4096];
+    while (::read(inotify_fd_, buf, sizeof buf) > 0) {
+    }
+    scheduleReconcile();
+  });
+}
+
+Status NetController::start() {
+  prober_ = std::make_unique<svc::Prober>([this](const svc::ProbeResult& r) {
+    loop_.post([this, r] { onProbeResult(r); });
+  });
+  OC_TRY(setUpSoc());
+  OC_TRY(registerNode());
+  OC_TRY(watchClusterDir());
+  ready_ = true;
+  scheduleReconcile();
+  return okStatus();
+}
+
+void NetController::failed(const Error& error) {
+  last_error_ = error.message;
+  spdlog::warn("pod networking is unavailable: {}", error.message);
+}
+
+void NetController::scheduleReconcile() {
+  if (reconcile_pending_) return;
+  reconcile_pending_ = true;
+  // Coalesce a burst of writes (an apply, then several health files).
+  loop_.addTimer(std::chrono::milliseconds(10), [this] {
+    reconcile_pending_ = false;
+    if (auto s = reconcile(); !s.ok()) {
+      last_error_ = s.error().message;
+      spdlog::warn("net: reconcile: {}", s.error().message);
+      loop_.addTimer(std::chrono::milliseconds(1000), [this] { scheduleReconcile(); });
+    } else {
+      last_error_.clear();
+    }
+  });
+}
+
+Status NetController::reconcile() {
+  if (!ready_) return makeError("pod networking did not start: " + last_error_);
+  OC_ASSIGN_OR_RETURN(auto state, store_.load());
+  OC_ASSIGN_OR_RETURN(auto health, store_.loadHealth());
+  health[node_.name] = health_;  // ours is the freshest
+  OC_ASSIGN_OR_RETURN(auto stats, programmer_->program(state, health));
+  counters_["reconciles"]++;
+  counters_["map_writes"] += stats.writes;
+  syncHostRoutes(state);
+  syncEips(state);
+  syncProbes(state);
+  if (programmed_generation_ != state.generation) {
+    programmed_generation_ = state.generation;
+    OC_TRY(writeHealth());
+  }
+  return okStatus();
+}
+
+Status NetController::writeHealth() {
+  health_.programmed_generation = programmed_generation_;
+  health_.updated_ms = nowMs();
+  return store_.writeHealth(health_);
+}
+
+void NetController::syncHostRoutes(const svc::ClusterState& state) {
+  // The host reaches ClusterIPs and the default VPC's pods through its
+  // host-VF; the MTU leaves room for VXLAN when the other end is remote.
+  std::set<std::string> want{config_.service_cidr};
+  for (const auto& [name, subnet] : state.subnets) {
+    if (subnet.vpc == "default") want.insert(subnet.cidr);
+  }
+  std::string via = stripPrefix(node_.hostvf_soc_ip);
+  for (const auto& cidr : want) {
+    if (host_routes_.count(cidr)) continue;
+    auto s = runChecked(hostIp(node_, layout_, {"route", "replace", cidr, "via", via, "dev", layout_.hostvf_host_if, "mtu",
+                                       std::to_string(kPodMtu)}));
+    if (s.ok()) {
+      host_routes_.insert(cidr);
+    } else {
+      spdlog::warn("net: host route {}: {}", cidr, s.error().message);
+    }
+  }
+  for (auto it = host_routes_.begin(); it != host_routes_.end();) {
+    if (want.count(*it)) {
+      ++it;
+      continue;
+    }
+    (void)runChecked(hostIp(node_, layout_, {"route", "del", *it, "via", via, "dev", layout_.hostvf_host_if}));
+    it = host_routes_.erase(it);
+  }
+}
+
+void NetController::syncEips(const svc::ClusterState& state) {
+  // One node answers ARP for an EIP on the fabric: the first by name. Its
+  // dataplane DNATs (and, for scope cluster, SNATs) it.
+  std::set<std::string> want;
+  bool owner = !state.nodes.empty() && state.nodes.begin()->first == node_.name;
+  if (owner) {
+    for (const auto& [name, svc] : state.services) {
+      if (svc.type == "LoadBalancer" && !svc.eip.empty()) want.insert(svc.eip);
+    }
+  }
+  for (const auto& eip : want) {
+    if (eips_.count(eip)) continue;
+    if (auto s = ipCmd("", {"addr", "replace", eip + "/32", "dev", layout_.uplink_soc_if}); s.ok()) {
+      eips_.insert(eip);
+    } else {
+      spdlog::warn("net: EIP {}: {}", eip, s.error().message);
+    }
+  }
+  for (auto it = eips_.begin(); it != eips_.end();) {
+    if (want.count(*it)) {
+      ++it;
+      continue;
+    }
+    (void)ipCmd("", {"addr", "del", *it + "/32", "dev", layout_.uplink_soc_if});
+    it = eips_.erase(it);
+  }
+}
+
+void NetController::syncProbes(const svc::ClusterState& state) {
+  // A probe runs on the node hosting its backend (pods: where the pod is;
+  // other kinds: spec.node; fabric-only backends: the first node by name).
+  std::string leader = state.nodes.empty() ? node_.name : state.nodes.begin()->first;
+  std::map<std::string, svc::ProbeTask> tasks;
+  for (const auto& [name, probe] : state.probes) {
+    auto b = state.backends.find(probe.backend);
+    if (b == state.backends.end()) continue;
+    svc::ProbeTask task{probe, "", ""};
+    std::string host;
+    if (b->second.kind == "pod") {
+      for (const auto& [id, ep] : state.endpoints) {
+        if (ep.pod_name == b->second.pod && ep.vpc == b->second.vpc) {
+          task.address = ep.ip;
+          host = ep.node;
+          task.device = ep.node == node_.name ? ep.representor : "";
+          break;
+        }
+      }
+    } else {
+      task.address = b->second.ip;
+      host = b->second.node.empty() ? leader : b->second.node;
+      for (const auto& [id, ep] : state.endpoints) {
+        if (ep.ip == b->second.ip && ep.vpc == b->second.vpc && ep.node == node_.name) task.device = ep.representor;
+      }
+    }
+    if (task.address.empty() || host != node_.name) continue;
+    tasks[probe.backend] = task;
+  }
+  // Forget results of backends we no longer probe.
+  for (auto it = health_.backends.begin(); it != health_.backends.end();) {
+    it = tasks.count(it->first) ? std::next(it) : health_.backends.erase(it);
+  }
+  prober_->set(tasks);
+}
+
+void NetController::onProbeResult(const svc::ProbeResult& r) {
+  auto& h = health_.backends[r.backend];
+  bool changed = h.healthy != r.healthy || h.probe.empty();
+  h.healthy = r.healthy;
+  h.probe = r.probe;
+  h.last_error = r.error;
+  if (changed) h.since_ms = nowMs();
+  spdlog::info("net: backend {} is {}{}", r.backend, r.healthy ? "healthy" : "unhealthy",
+               r.error.empty() ? "" : " (" + r.error + ")");
+  if (auto s = writeHealth(); !s.ok()) spdlog::warn("net: health: {}", s.error().message);
+  scheduleReconcile();
+}
+
+}  // namespace offcore

@@ -1,0 +1,79 @@
+// NetController: pod networking and Services for one node, inside the
+// agent (SoC domain, agent loop thread). It
+//  - sets up the SoC side once: bpffs for pinned maps, the VXLAN device,
+//    the dataplane on the host-VF, the uplink and the tunnel;
+//  - answers the CNI plugin (/v1/net/cni/add|del|check): IPAM from the
+//    cluster store, a VF into the pod, the endpoint into the dataplane;
+//  - reprograms the dataplane whenever the cluster state or any node's
+//    probe health changes (inotify), and runs this node's probes.
+// docs/NETWORK.md has the packet paths; docs/CONCURRENCY.md the threads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "api/api_server.h"
+#include "base/config.h"
+#include "base/event_loop.h"
+#include "dpu/layout.h"
+#include "dpu/node_state.h"
+#include "dpu/vf.h"
+#include "net/dataplane.h"
+#include "svc/cluster_store.h"
+#include "svc/prober.h"
+#include "svc/service_programmer.h"
+
+namespace offcore {
+
+class NetController {
+ public:
+  static constexpr const char* kTunnelIf = "ocvx0";
+  static constexpr int kPodMtu = 1450;  // 1500 minus VXLAN's 50 bytes
+
+  NetController(EventLoop& loop, Config config, NodeState node, NodeLayout layout, VfManager& vfs);
+  ~NetController();
+
+  Status start();
+  // Records why start() failed, for /v1/net/status and CNI errors.
+  void failed(const Error& error);
+  void registerRoutes(ApiServer& api);
+
+ private:
+  Status setUpSoc();
+  Status registerNode();
+  Status watchClusterDir();
+  void scheduleReconcile();
+  Status reconcile();
+  void syncHostRoutes(const svc::ClusterState& state);
+  void syncEips(const svc::ClusterState& state);
+  void syncProbes(const svc::ClusterState& state);
+  void onProbeResult(const svc::ProbeResult& result);
+  Status writeHealth();
+
+  ApiResponse cniAdd(const ApiRequest& req);
+  ApiResponse cniDel(const ApiRequest& req);
+  ApiResponse cniCheck(const ApiRequest& req);
+  ApiResponse status();
+
+  EventLoop& loop_;
+  Config config_;
+  NodeState node_;
+  NodeLayout layout_;
+  VfManager& vfs_;
+  svc::ClusterStore store_;
+  std::unique_ptr<Dataplane> dp_;
+  std::unique_ptr<svc::ServiceProgrammer> programmer_;
+  std::unique_ptr<svc::Prober> prober_;
+  svc::NodeHealth health_;
+  uint64_t programmed_generation_ = 0;
+  std::string last_error_;
+  int inotify_fd_ = -1;
+  bool reconcile_pending_ = false;
+  bool ready_ = false;  // start() finished: the dataplane is attached and registered
+  std::set<std::string> host_routes_, eips_;
+  std::map<std::string, uint64_t> counters_;
+};
+
+}  // namespace offcore

@@ -1,0 +1,272 @@
+// Applying documents to the cluster state: the checks that need more than
+// one resource (references, overlaps, uniqueness, immutable fields) and the
+// assignments (VNIs, ClusterIPs). Everything is checked against the state as
+// it would be after the apply, so one file may hold a VPC and its Subnets.
+#include <set>
+
+#include "svc/cluster_store.h"
+
+namespace offcore::svc {
+
+namespace {
+
+std::string key(const Resource& r) { return std::string(r.kind()) + "/" + r.name(); }
+
+std::string inQuotes(const std::string& s) { return "\"" + s + "\""; }
+
+class Applier {
+ public:
+  Applier(const ClusterState& old, const std::vector<Resource>& docs, const std::string& service_cidr)
+      : old_(old), next_(old), docs_(docs), service_cidr_(service_cidr) {}
+
+  Result<ApplyResult> run();
+  ClusterState& next() { return next_; }
+
+ private:
+  void error(const Resource& r, const std::string& field, const std::string& msg) {
+    errors_.push_back(r.where() + (field.empty() ? "" : field + ": ") + msg);
+  }
+  bool vpcExists(const Resource& r, const std::string& vpc) {
+    if (next_.vpcs.count(vpc)) return true;
+    error(r, "spec.vpc", "VPC " + inQuotes(vpc) + " does not exist; apply it first or in the same file");
+    return false;
+  }
+  void checkVpc(const Resource& r, Vpc& v);
+  void assignVni(Vpc& v);
+  void checkSubnet(const Resource& r, const Subnet& s);
+  void checkBackend(const Resource& r, const Backend& b);
+  void checkService(const Resource& r, Service& s, bool allocate);
+  void checkProbe(const Resource& r, const NetworkProbe& p);
+
+  const ClusterState& old_;
+  ClusterState next_;
+  const std::vector<Resource>& docs_;
+  std::string service_cidr_;
+  std::vector<std::string> errors_;
+};
+
+void Applier::checkVpc(const Resource& r, Vpc& v) {
+  auto o = old_.vpcs.find(v.name);
+  if (o == old_.vpcs.end()) return;
+  if (v.vni == 0) v.vni = o->second.vni;  // re-applied without a vni: keep it
+  else if (v.vni != o->second.vni)
+    error(r, "spec.vni",
+          "is immutable (stored " + std::to_string(o->second.vni) + ", got " + std::to_string(v.vni) +
+              "); delete the VPC and apply it again to change it");
+}
+
+void Applier::assignVni(Vpc& v) {
+  std::set<uint32_t> used;
+  for (const auto& [n, o] : next_.vpcs) used.insert(o.vni);
+  uint32_t vni = 2;
+  while (used.count(vni)) ++vni;
+  v.vni = vni;
+}
+
+void Applier::checkSubnet(const Resource& r, const Subnet& s) {
+  auto o = old_.subnets.find(s.name);
+  if (o != old_.subnets.end() && !(o->second == s)) {
+    size_t users = 0;
+    for (const auto& [id, e] : old_.endpoints) users += e.subnet == s.name;
+    if (users > 0)
+      error(r, "spec", "cannot change vpc, cidr or gateway while " + std::to_string(users) +
+                           " endpoint(s) use the subnet; delete their pods first");
+  }
+  if (!vpcExists(r, s.vpc)) return;
+  Cidr mine = *parseCidr(s.cidr);
+  for (const auto& [n, other] : next_.subnets) {
+    if (n == s.name || other.vpc != s.vpc) continue;
+    auto c = parseCidr(other.cidr);
+    if (c.ok() && c->overlaps(mine))
+      error(r, "spec.cidr",
+            s.cidr + " overlaps Subnet " + inQuotes(n) + " (" + other.cidr + ") in VPC " + inQuotes(s.vpc) +
+                "; subnets of one VPC must not overlap");
+  }
+}
+
+void Applier::checkBackend(const Resource& r, const Backend& b) {
+  if (!vpcExists(r, b.vpc) || b.kind == "pod") return;
+  for (const auto& [n, other] : next_.backends) {
+    if (n != b.name && other.kind != "pod" && other.vpc == b.vpc && other.ip == b.ip)
+      error(r, "spec.ip", b.ip + " is already the address of Backend " + inQuotes(n) + " in VPC " + inQuotes(b.vpc));
+  }
+  for (const auto& [id, e] : next_.endpoints) {
+    if (e.vpc == b.vpc && e.ip == b.ip)
+      error(r, "spec.ip", b.ip + " is already handed out to endpoint " + id + " (pod " + inQuotes(e.pod_name) + ")");
+  }
+}
+
+// allocate=false: the pass over fixed addresses; true: assigns the rest.
+void Applier::checkService(const Resource& r, Service& s, bool allocate) {
+  auto takenBy = [&](const std::string& ip) -> std::string {
+    for (const auto& [n, other] : next_.services) {
+      if (n != s.name && other.vpc == s.vpc && other.cluster_ip == ip) return n;
+    }
+    return "";
+  };
+  if (!allocate) {
+    if (!vpcExists(r, s.vpc)) return;
+    if (!s.eip.empty()) {
+      for (const auto& [n, other] : next_.services) {
+        if (n != s.name && other.eip == s.eip)
+          error(r, "spec.eip", s.eip + " is already the eip of Service " + inQuotes(n));
+      }
+    }
+    if (!s.cluster_ip.empty()) {
+      std::string other = takenBy(s.cluster_ip);
+      if (!other.empty())
+        error(r, "spec.clusterIP", s.cluster_ip + " is already the clusterIP of Service " + inQuotes(other) + " in VPC " +
+                                       inQuotes(s.vpc));
+    }
+    return;
+  }
+  if (!s.cluster_ip.empty()) return;
+  auto o = old_.services.find(s.name);
+  if (o != old_.services.end() && !o->second.cluster_ip.empty() && takenBy(o->second.cluster_ip).empty()) {
+    s.cluster_ip = o->second.cluster_ip;  // stable across re-applies
+    return;
+  }
+  auto cidr = parseCidr(service_cidr_);
+  if (!cidr.ok()) {
+    error(r, "spec.clusterIP", "cannot allocate: config service_cidr: " + cidr.error().message);
+    return;
+  }
+  std::set<std::string> used;
+  for (const auto& [n, other] : next_.services) {
+    if (other.vpc == s.vpc && !other.cluster_ip.empty()) used.insert(other.cluster_ip);
+  }
+  for (uint64_t ip = uint64_t{cidr->network} + 1; ip < cidr->broadcast(); ++ip) {
+    if (!used.count(formatIpv4(static_cast<uint32_t>(ip)))) {
+      s.cluster_ip = formatIpv4(static_cast<uint32_t>(ip));
+      return;
+    }
+  }
+  error(r, "spec.clusterIP",
+        "service CIDR " + cidr->str() + " is full in VPC " + inQuotes(s.vpc) +
+            "; delete unused services or widen service_cidr in the config");
+}
+
+void Applier::checkProbe(const Resource& r, const NetworkProbe& p) {
+  if (!next_.backends.count(p.backend)) {
+    error(r, "spec.backend", "Backend " + inQuotes(p.backend) + " does not exist; apply it first or in the same file");
+    return;
+  }
+  for (const auto& [n, other] : next_.probes) {
+    if (n != p.name && other.backend == p.backend)
+      error(r, "spec.backend",
+            "Backend " + inQuotes(p.backend) + " already has NetworkProbe " + inQuotes(n) + " (at most one per backend)");
+  }
+}
+
+Result<ApplyResult> Applier::run() {
+  std::map<std::string, const Resource*> seen;
+  for (const auto& r : docs_) {
+    auto [it, fresh] = seen.emplace(key(r), &r);
+    if (!fresh)
+      error(r, "metadata.name",
+            "defined twice in this apply (also at " + it->second->file + ":" + std::to_string(it->second->line) + ")");
+  }
+  // Merge first, so every check sees the state as it would be afterwards.
+  std::vector<Vpc*> unassigned;
+  for (const auto& r : docs_) {
+    if (auto* v = std::get_if<Vpc>(&r.value)) {
+      Vpc& n = next_.vpcs[v->name] = *v;
+      checkVpc(r, n);
+    } else if (auto* s = std::get_if<Subnet>(&r.value)) {
+      next_.subnets[s->name] = *s;
+    } else if (auto* b = std::get_if<Backend>(&r.value)) {
+      next_.backends[b->name] = *b;
+    } else if (auto* svc = std::get_if<Service>(&r.value)) {
+      next_.services[svc->name] = *svc;
+    } else {
+      const auto& p = std::get<NetworkProbe>(r.value);
+      next_.probes[p.name] = p;
+    }
+  }
+  for (const auto& r : docs_) {
+    const auto* v = std::get_if<Vpc>(&r.value);
+    if (!v || next_.vpcs[v->name].vni == 0) continue;
+    for (const auto& [n, other] : next_.vpcs) {
+      if (n != v->name && other.vni == next_.vpcs[v->name].vni)
+        error(r, "spec.vni", std::to_string(other.vni) + " is already the vni of VPC " + inQuotes(n));
+    }
+  }
+  for (const auto& r : docs_) {
+    if (auto* v = std::get_if<Vpc>(&r.value); v && next_.vpcs[v->name].vni == 0) assignVni(next_.vpcs[v->name]);
+  }
+  for (bool allocate : {false, true}) {
+    for (const auto& r : docs_) {
+      if (auto* s = std::get_if<Subnet>(&r.value); s && !allocate) checkSubnet(r, *s);
+      else if (auto* b = std::get_if<Backend>(&r.value); b && !allocate) checkBackend(r, *b);
+      else if (auto* svc = std::get_if<Service>(&r.value)) checkService(r, next_.services[svc->name], allocate);
+      else if (auto* p = std::get_if<NetworkProbe>(&r.value); p && !allocate) checkProbe(r, *p);
+    }
+  }
+  if (!errors_.empty()) {
+    std::string msg;
+    for (const auto& e : errors_) msg += (msg.empty() ? "" : "\n") + e;
+    return makeError(msg);
+  }
+  ApplyResult out;
+  auto classify = [&](const Resource& r, const auto& old_map, const auto& next_map) {
+    auto o = old_map.find(r.name());
+    if (o == old_map.end()) out.created.push_back(key(r));
+    else if (o->second == next_map.at(r.name())) out.unchanged.push_back(key(r));
+    else out.updated.push_back(key(r));
+  };
+  std::set<std::string> reported;
+  for (const auto& r : docs_) {
+    if (!reported.insert(key(r)).second) continue;
+    if (std::holds_alternative<Vpc>(r.value)) classify(r, old_.vpcs, next_.vpcs);
+    else if (std::holds_alternative<Subnet>(r.value)) classify(r, old_.subnets, next_.subnets);
+    else if (std::holds_alternative<Backend>(r.value)) classify(r, old_.backends, next_.backends);
+    else if (std::holds_alternative<Service>(r.value)) classify(r, old_.services, next_.services);
+    else classify(r, old_.probes, next_.probes);
+  }
+  return out;
+}
+
+template <typename Map>
+std::string users(const Map& map, const char* kind, const std::string& vpc) {
+  std::string out;
+  for (const auto& [n, v] : map) {
+    if (v.vpc == vpc) out += std::string(out.empty() ? "" : ", ") + kind + "/" + n;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ApplyResult> applyToState(ClusterState& state, const std::vector<Resource>& docs,
+                                 const std::string& service_cidr) {
+  Applier a(state, docs, service_cidr);
+  OC_ASSIGN_OR_RETURN(ApplyResult result, a.run());
+  state = std::move(a.next());
+  return result;
+}
+
+std::string removalBlocker(const ClusterState& state, const std::string& kind, const std::string& name) {
+  std::string by;
+  if (kind == "VPC") {
+    if (name == kDefaultVpc) return "the default VPC always exists";
+    for (const std::string& u : {users(state.subnets, "Subnet", name), users(state.backends, "Backend", name),
+                                 users(state.services, "Service", name), users(state.endpoints, "Endpoint", name)})
+      if (!u.empty()) by += (by.empty() ? "" : ", ") + u;
+    if (!by.empty()) return "VPC " + inQuotes(name) + " is still used by " + by + "; delete those first";
+  } else if (kind == "Subnet") {
+    for (const auto& [id, e] : state.endpoints) {
+      if (e.subnet == name) by += (by.empty() ? "" : ", ") + id + " (pod " + inQuotes(e.pod_name) + ")";
+    }
+    if (!by.empty())
+      return "Subnet " + inQuotes(name) + " still has endpoints " + by +
+             "; delete those pods first (the CNI releases their addresses)";
+  } else if (kind == "Backend") {
+    for (const auto& [n, p] : state.probes) {
+      if (p.backend == name)
+        return "Backend " + inQuotes(name) + " is probed by NetworkProbe " + inQuotes(n) + "; delete the probe first";
+    }
+  }
+  return "";
+}
+
+}  // namespace offcore::svc

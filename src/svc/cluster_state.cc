@@ -1,0 +1,169 @@
+// state.json and health/<node>.json: the on-disk forms of ClusterState and
+// NodeHealth. Both are read by several processes; a document that does not
+// parse is reported with its file name and never replaced by an empty one.
+#include "base/json.h"
+#include "svc/cluster_store.h"
+
+namespace offcore::svc {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kStateVersion = 1;
+
+json endpointJson(const Endpoint& e) {
+  return {{"id", e.id},         {"node", e.node}, {"containerId", e.container_id}, {"ifname", e.ifname},
+          {"podName", e.pod_name}, {"netns", e.netns}, {"vpc", e.vpc},          {"subnet", e.subnet},
+          {"ip", e.ip},         {"prefixLen", e.prefix_len}, {"mac", e.mac},    {"representor", e.representor}};
+}
+
+Status readString(const json& j, const char* key, std::string& out, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return makeError(where + "." + key + ": expected a string");
+  out = it->get<std::string>();
+  return okStatus();
+}
+
+Result<Endpoint> endpointFromJson(const json& j, const std::string& where) {
+  if (!j.is_object()) return makeError(where + ": expected an object");
+  Endpoint e;
+  OC_TRY(readString(j, "id", e.id, where));
+  OC_TRY(readString(j, "node", e.node, where));
+  OC_TRY(readString(j, "containerId", e.container_id, where));
+  OC_TRY(readString(j, "ifname", e.ifname, where));
+  OC_TRY(readString(j, "podName", e.pod_name, where));
+  OC_TRY(readString(j, "netns", e.netns, where));
+  OC_TRY(readString(j, "vpc", e.vpc, where));
+  OC_TRY(readString(j, "subnet", e.subnet, where));
+  OC_TRY(readString(j, "ip", e.ip, where));
+  OC_TRY(readString(j, "mac", e.mac, where));
+  OC_TRY(readString(j, "representor", e.representor, where));
+  auto p = j.find("prefixLen");
+  if (p == j.end() || !p->is_number_integer() || p->get<int64_t>() < 0 || p->get<int64_t>() > 32)
+    return makeError(where + ".prefixLen: expected 0-32");
+  e.prefix_len = static_cast<int>(p->get<int64_t>());
+  if (!parseIpv4(e.ip)) return makeError(where + ".ip: not an IPv4 address");
+  return e;
+}
+
+Result<NodeRecord> nodeFromJson(const json& j, const std::string& where) {
+  if (!j.is_object()) return makeError(where + ": expected an object");
+  NodeRecord n;
+  OC_TRY(readString(j, "name", n.name, where));
+  OC_TRY(readString(j, "fabricIp", n.fabric_ip, where));
+  OC_TRY(readString(j, "hostIp", n.host_ip, where));
+  OC_TRY(readString(j, "hostMac", n.host_mac, where));
+  return n;
+}
+
+// Reads doc[section] (an object keyed by name) into out with parse().
+template <typename T, typename Parse>
+Status readSection(const json& doc, const char* section, std::map<std::string, T>& out, Parse parse) {
+  auto it = doc.find(section);
+  if (it == doc.end()) return okStatus();
+  if (!it->is_object()) return makeError(std::string(section) + ": expected an object");
+  for (auto e = it->begin(); e != it->end(); ++e) {
+    std::string where = std::string(section) + "." + e.key();
+    OC_ASSIGN_OR_RETURN(T value, parse(e.value(), where));
+    out[e.key()] = std::move(value);
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+ClusterState ClusterState::empty() {
+  ClusterState s;
+  s.vpcs[kDefaultVpc] = Vpc{kDefaultVpc, kDefaultVni};
+  return s;
+}
+
+std::string ClusterState::toJson() const {
+  json doc = {{"version", kStateVersion}, {"generation", generation}};
+  auto section = [&](const char* name, const auto& map, auto convert) {
+    json obj = json::object();
+    for (const auto& [k, v] : map) obj[k] = convert(v);
+    doc[name] = std::move(obj);
+  };
+  auto plain = [](const auto& v) { return svc::toJson(v); };
+  section("vpcs", vpcs, plain);
+  section("subnets", subnets, plain);
+  section("backends", backends, plain);
+  section("services", services, plain);
+  section("probes", probes, plain);
+  section("endpoints", endpoints, endpointJson);
+  section("nodes", nodes, [](const NodeRecord& n) {
+    return json{{"name", n.name}, {"fabricIp", n.fabric_ip}, {"hostIp", n.host_ip}, {"hostMac", n.host_mac}};
+  });
+  return dumpJson(doc, 2) + "\n";
+}
+
+Result<ClusterState> ClusterState::fromJson(const std::string& text, const std::string& origin) {
+  auto corrupt = [&](const std::string& what) {
+    return makeError(origin + " is corrupt (" + what +
+                     "); restore it from a backup or move it away to start from an empty cluster state");
+  };
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return corrupt("not a JSON object");
+  auto v = doc.find("version");
+  if (v == doc.end() || !v->is_number_integer() || v->get<int64_t>() != kStateVersion)
+    return corrupt("version must be " + std::to_string(kStateVersion) + "; written by another offcore?");
+  auto g = doc.find("generation");
+  if (g == doc.end() || !g->is_number_unsigned()) return corrupt("generation: expected an unsigned integer");
+  ClusterState s;
+  s.generation = g->get<uint64_t>();
+  Status st = readSection(doc, "vpcs", s.vpcs, vpcFromJson);
+  if (st.ok()) st = readSection(doc, "subnets", s.subnets, subnetFromJson);
+  if (st.ok()) st = readSection(doc, "backends", s.backends, backendFromJson);
+  if (st.ok()) st = readSection(doc, "services", s.services, serviceFromJson);
+  if (st.ok()) st = readSection(doc, "probes", s.probes, probeFromJson);
+  if (st.ok()) st = readSection(doc, "endpoints", s.endpoints, endpointFromJson);
+  if (st.ok()) st = readSection(doc, "nodes", s.nodes, nodeFromJson);
+  if (!st.ok()) return corrupt(st.error().message);
+  s.vpcs[kDefaultVpc] = Vpc{kDefaultVpc, kDefaultVni};
+  return s;
+}
+
+std::string healthToJson(const NodeHealth& h) {
+  json backends = json::object();
+  for (const auto& [name, b] : h.backends)
+    backends[name] = {{"healthy", b.healthy}, {"sinceMs", b.since_ms}, {"lastError", b.last_error}, {"probe", b.probe}};
+  json doc = {{"node", h.node},
+              {"programmedGeneration", h.programmed_generation},
+              {"updatedMs", h.updated_ms},
+              {"backends", backends}};
+  return dumpJson(doc, 2) + "\n";
+}
+
+Result<NodeHealth> healthFromJson(const std::string& text, const std::string& origin) {
+  auto bad = [&](const std::string& what) { return makeError(origin + ": " + what); };
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return bad("not a JSON object");
+  NodeHealth h;
+  Status st = readString(doc, "node", h.node, "node");
+  if (!st.ok()) return bad(st.error().message);
+  auto u64 = [&](const json& j, const char* key, uint64_t& out) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_unsigned()) return false;
+    out = it->get<uint64_t>();
+    return true;
+  };
+  if (!u64(doc, "programmedGeneration", h.programmed_generation) || !u64(doc, "updatedMs", h.updated_ms))
+    return bad("programmedGeneration and updatedMs must be unsigned integers");
+  auto bs = doc.find("backends");
+  if (bs == doc.end() || !bs->is_object()) return bad("backends: expected an object");
+  for (auto it = bs->begin(); it != bs->end(); ++it) {
+    BackendHealth b;
+    const json& j = it.value();
+    auto healthy = j.is_object() ? j.find("healthy") : j.end();
+    if (!j.is_object() || healthy == j.end() || !healthy->is_boolean() || !u64(j, "sinceMs", b.since_ms) ||
+        !readString(j, "lastError", b.last_error, "").ok() || !readString(j, "probe", b.probe, "").ok())
+      return bad("backends." + it.key() + ": expected {healthy, sinceMs, lastError, probe}");
+    b.healthy = healthy->get<bool>();
+    h.backends[it.key()] = std::move(b);
+  }
+  return h;
+}
+
+}  // namespace offcore::svc

@@ -1,0 +1,215 @@
+#include "svc/cluster_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "base/files.h"
+#include "base/log.h"
+
+namespace offcore::svc {
+
+namespace {
+
+std::string inQuotes(const std::string& s) { return "\"" + s + "\""; }
+
+// A shared flock for readers; FileLock (base/files.h) is the exclusive one.
+class SharedLock {
+ public:
+  explicit SharedLock(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return;  // no lock file: nobody has written yet
+    while (::flock(fd_, LOCK_SH) != 0 && errno == EINTR) {
+    }
+  }
+  ~SharedLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  SharedLock(const SharedLock&) = delete;
+  SharedLock& operator=(const SharedLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+bool plainName(const std::string& s) { return !s.empty() && s.find('/') == std::string::npos && s != "." && s != ".."; }
+
+}  // namespace
+
+ClusterStore::ClusterStore(std::string dir, std::string service_cidr)
+    : dir_(std::move(dir)), service_cidr_(std::move(service_cidr)) {}
+
+Result<ClusterState> ClusterStore::readState() const {
+  auto text = readFile(stateFile());
+  if (!text.ok()) {
+    if (text.error().code == ENOENT) return ClusterState::empty();
+    return text.error();
+  }
+  return ClusterState::fromJson(*text, stateFile());
+}
+
+Result<ClusterState> ClusterStore::load() const {
+  SharedLock lock(dir_ + "/.lock");
+  return readState();
+}
+
+template <typename Fn>
+Status ClusterStore::modify(Fn&& fn, uint64_t* generation) {
+  auto made = makeDirs(dir_);
+  if (!made.ok()) return made.error().wrap("cluster store (run as root or pass --cluster-dir)");
+  auto lock = FileLock::acquire(dir_ + "/.lock");
+  if (!lock.ok()) return lock.error().wrap("cluster store (run as root or pass --cluster-dir)");
+  OC_ASSIGN_OR_RETURN(ClusterState before, readState());
+  ClusterState after = before;
+  OC_TRY(fn(after));
+  after.generation = before.generation;
+  if (generation) *generation = before.generation;
+  if (after == before) return okStatus();
+  after.generation = before.generation + 1;
+  OC_TRY(writeFileAtomic(stateFile(), after.toJson()));
+  if (generation) *generation = after.generation;
+  return okStatus();
+}
+
+Result<ApplyResult> ClusterStore::apply(const std::vector<Resource>& docs) {
+  ApplyResult out;
+  OC_TRY(modify(
+      [&](ClusterState& s) -> Status {
+        OC_ASSIGN_OR_RETURN(out, applyToState(s, docs, service_cidr_));
+        return okStatus();
+      },
+      &out.generation));
+  return out;
+}
+
+Status ClusterStore::remove(const std::string& kind, const std::string& name) {
+  return modify([&](ClusterState& s) -> Status {
+    auto erase = [&](auto& map) -> Status {
+      if (!map.count(name))
+        return makeError(kind + " " + inQuotes(name) + " not found (see `offcore svc list`)", ENOENT);
+      std::string why = removalBlocker(s, kind, name);
+      if (!why.empty()) return makeError("cannot delete " + kind + " " + inQuotes(name) + ": " + why);
+      map.erase(name);
+      return okStatus();
+    };
+    if (kind == "VPC") return erase(s.vpcs);
+    if (kind == "Subnet") return erase(s.subnets);
+    if (kind == "Backend") return erase(s.backends);
+    if (kind == "Service") return erase(s.services);
+    if (kind == "NetworkProbe") return erase(s.probes);
+    return makeError("unknown kind '" + kind + "' (use VPC, Subnet, Backend, Service or NetworkProbe)");
+  });
+}
+
+Result<Endpoint> ClusterStore::addEndpoint(const EndpointRequest& req) {
+  if (!plainName(req.node) || !plainName(req.container_id) || !plainName(req.ifname))
+    return makeError("endpoint: node, container id and ifname must be non-empty and contain no '/'");
+  if (req.subnet.empty()) return makeError("endpoint: no subnet given; name one in the CNI network config");
+  std::string id = req.node + "/" + req.container_id + "/" + req.ifname;
+  Endpoint out;
+  OC_TRY(modify([&](ClusterState& s) -> Status {
+    auto sub = s.subnets.find(req.subnet);
+    if (sub == s.subnets.end())
+      return makeError("endpoint " + id + ": Subnet " + inQuotes(req.subnet) +
+                       " does not exist; create it with `offcore svc apply -f`");
+    const Subnet& subnet = sub->second;
+    if (!req.vpc.empty() && req.vpc != subnet.vpc)
+      return makeError("endpoint " + id + ": Subnet " + inQuotes(req.subnet) + " belongs to VPC " + inQuotes(subnet.vpc) +
+                       ", not " + inQuotes(req.vpc) + "; fix the CNI network config");
+    if (auto e = s.endpoints.find(id); e != s.endpoints.end()) {
+      if (e->second.subnet != req.subnet)
+        return makeError("endpoint " + id + " already has an address in Subnet " + inQuotes(e->second.subnet) +
+                         "; release it first (CNI DEL)");
+      out = e->second;  // a retried ADD gets the same address
+      return okStatus();
+    }
+    auto cidr = parseCidr(subnet.cidr);
+    if (!cidr.ok()) return cidr.error().wrap("Subnet " + inQuotes(subnet.name));
+    std::set<uint32_t> used;
+    if (auto gw = parseIpv4(subnet.gateway)) used.insert(*gw);
+    for (const auto& [eid, e] : s.endpoints) {
+      if (e.vpc == subnet.vpc) {
+        if (auto ip = parseIpv4(e.ip)) used.insert(*ip);
+      }
+    }
+    for (const auto& [n, b] : s.backends) {
+      if (b.kind != "pod" && b.vpc == subnet.vpc) {
+        if (auto ip = parseIpv4(b.ip)) used.insert(*ip);
+      }
+    }
+    for (uint64_t ip = uint64_t{cidr->network} + 1; ip < cidr->broadcast(); ++ip) {
+      if (used.count(static_cast<uint32_t>(ip))) continue;
+      out = Endpoint{id, req.node, req.container_id, req.ifname, req.pod_name, req.netns, subnet.vpc,
+                     subnet.name, formatIpv4(static_cast<uint32_t>(ip)), cidr->prefix, "", ""};
+      s.endpoints[id] = out;
+      return okStatus();
+    }
+    return makeError("Subnet " + inQuotes(subnet.name) + " (" + subnet.cidr +
+                     ") has no free address; apply a larger subnet or delete pods");
+  }));
+  return out;
+}
+
+Status ClusterStore::setEndpointDetails(const std::string& id, const std::string& mac, const std::string& representor) {
+  return modify([&](ClusterState& s) -> Status {
+    auto e = s.endpoints.find(id);
+    if (e == s.endpoints.end()) return makeError("no endpoint " + id + " (was it released by CNI DEL?)");
+    e->second.mac = mac;
+    e->second.representor = representor;
+    return okStatus();
+  });
+}
+
+Status ClusterStore::removeEndpoint(const std::string& id) {
+  return modify([&](ClusterState& s) -> Status {
+    s.endpoints.erase(id);
+    return okStatus();
+  });
+}
+
+Status ClusterStore::registerNode(const NodeRecord& node) {
+  if (!plainName(node.name)) return makeError("register node: bad node name '" + node.name + "'");
+  return modify([&](ClusterState& s) -> Status {
+    s.nodes[node.name] = node;
+    return okStatus();
+  });
+}
+
+Status ClusterStore::writeHealth(const NodeHealth& health) {
+  if (!plainName(health.node)) return makeError("write health: bad node name '" + health.node + "'");
+  std::string dir = dir_ + "/health";
+  OC_TRY(makeDirs(dir));
+  return writeFileAtomic(dir + "/" + health.node + ".json", healthToJson(health));
+}
+
+Result<std::map<std::string, NodeHealth>> ClusterStore::loadHealth() const {
+  std::map<std::string, NodeHealth> out;
+  std::string dir = dir_ + "/health";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return out;
+    return errnoError("cannot list " + dir);
+  }
+  std::vector<std::string> files;
+  while (dirent* ent = ::readdir(d)) {
+    std::string name = ent->d_name;
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) files.push_back(name);
+  }
+  ::closedir(d);
+  for (const auto& f : files) {
+    std::string path = dir + "/" + f;
+    auto text = readFile(path);
+    auto h = text.ok() ? healthFromJson(*text, path) : Result<NodeHealth>(text.error());
+    if (!h.ok()) {
+      spdlog::warn("skipping health file: {}", h.error().message);
+      continue;
+    }
+    out[h->node] = std::move(*h);
+  }
+  return out;
+}
+
+}  // namespace offcore::svc

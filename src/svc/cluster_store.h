@@ -1,0 +1,131 @@
+// The cluster's network state, shared by every agent on the machine and the
+// CLI: one JSON document, <dir>/state.json, replaced atomically under an
+// exclusive flock on <dir>/.lock for every read-modify-write (readers take
+// it shared). Probe results live apart, <dir>/health/<node>.json, each file
+// written only by that node's agent, so health never contends for the lock.
+// Agents watch stateFile() with inotify and reprogram when `generation`
+// moves.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "svc/resources.h"
+
+namespace offcore::svc {
+
+// A pod interface the CNI asked for: an address from a Subnet's IPAM.
+struct Endpoint {
+  std::string id;  // "<node>/<containerId>/<ifname>"
+  std::string node, container_id, ifname, pod_name, netns, vpc, subnet;
+  std::string ip;  // no prefix
+  int prefix_len = 0;
+  std::string mac, representor;  // filled in by the agent once the VF is set up
+  bool operator==(const Endpoint&) const = default;
+};
+
+struct EndpointRequest {
+  std::string node, container_id, ifname, pod_name, netns;
+  std::string vpc;  // "" = the subnet's VPC; otherwise it must be the subnet's VPC
+  std::string subnet;
+};
+
+struct NodeRecord {
+  std::string name, fabric_ip, host_ip, host_mac;
+  bool operator==(const NodeRecord&) const = default;
+};
+
+struct BackendHealth {
+  bool healthy = false;
+  uint64_t since_ms = 0;  // wall clock of the last transition
+  std::string last_error;
+  std::string probe;  // the NetworkProbe's name
+};
+
+struct NodeHealth {
+  std::string node;
+  uint64_t programmed_generation = 0;  // the state generation its dataplane runs
+  uint64_t updated_ms = 0;
+  std::map<std::string, BackendHealth> backends;  // by Backend name
+};
+
+struct ClusterState {
+  uint64_t generation = 0;  // +1 on every change
+  std::map<std::string, Vpc> vpcs;  // always holds the default VPC
+  std::map<std::string, Subnet> subnets;
+  std::map<std::string, Backend> backends;
+  std::map<std::string, Service> services;  // cluster_ip always set
+  std::map<std::string, NetworkProbe> probes;
+  std::map<std::string, Endpoint> endpoints;  // by id
+  std::map<std::string, NodeRecord> nodes;
+
+  bool operator==(const ClusterState&) const = default;
+  // The empty state: just the default VPC.
+  static ClusterState empty();
+  std::string toJson() const;
+  // `origin` names the file in errors; a corrupt document is an error, never a reset.
+  static Result<ClusterState> fromJson(const std::string& text, const std::string& origin);
+};
+
+std::string healthToJson(const NodeHealth& h);
+Result<NodeHealth> healthFromJson(const std::string& text, const std::string& origin);
+
+struct ApplyResult {
+  // "Kind/name", in document order.
+  std::vector<std::string> created, updated, unchanged;
+  uint64_t generation = 0;  // of the state after the apply
+};
+
+// Validates docs against each other and the state (references, overlaps,
+// uniqueness, immutable fields), assigns VNIs and ClusterIPs, and merges them
+// into state. On error, state is untouched and the message lists every
+// problem, one per line, each `file:line: Kind "name": field: what`. Does not
+// bump the generation.
+Result<ApplyResult> applyToState(ClusterState& state, const std::vector<Resource>& docs,
+                                 const std::string& service_cidr);
+
+// Why removing kind/name from state is refused ("" = it can go).
+std::string removalBlocker(const ClusterState& state, const std::string& kind, const std::string& name);
+
+class ClusterStore {
+ public:
+  explicit ClusterStore(std::string dir, std::string service_cidr = "10.96.0.0/16");
+
+  // A missing dir or file is the empty state (with the default VPC).
+  Result<ClusterState> load() const;
+  // All-or-nothing: validate every document, then one atomic write.
+  Result<ApplyResult> apply(const std::vector<Resource>& docs);
+  // kind is canonical ("Service"); refused while something refers to it.
+  // A missing resource is an error with code ENOENT.
+  Status remove(const std::string& kind, const std::string& name);
+
+  // IPAM: the lowest free host address of the subnet (never the network,
+  // broadcast or gateway address, nor a Backend's fixed ip). Idempotent per id.
+  Result<Endpoint> addEndpoint(const EndpointRequest& req);
+  Status setEndpointDetails(const std::string& id, const std::string& mac, const std::string& representor);
+  Status removeEndpoint(const std::string& id);  // ok when absent
+  Status registerNode(const NodeRecord& node);
+
+  // Health needs no lock: each file has one writer and is replaced atomically.
+  Status writeHealth(const NodeHealth& health);
+  // By node; unreadable files are skipped with a warning.
+  Result<std::map<std::string, NodeHealth>> loadHealth() const;
+
+  const std::string& dir() const { return dir_; }
+  std::string stateFile() const { return dir_ + "/state.json"; }
+
+ private:
+  // Runs fn on the current state under the exclusive lock; writes the state
+  // back (generation + 1) only when fn changed it. *generation: the result's.
+  template <typename Fn>
+  Status modify(Fn&& fn, uint64_t* generation = nullptr);
+  Result<ClusterState> readState() const;
+
+  std::string dir_;
+  std::string service_cidr_;
+};
+
+}  // namespace offcore::svc

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Pod networking and the Service load balancer end to end, on two software
+# DPUs joined by the fabric (VXLAN between their SoCs):
+#  - pods in one VPC reach each other on one node and across nodes;
+#  - VPCs are isolated, even with overlapping CIDRs, ClusterIPs included;
+#  - the four access scenarios: ClusterIP from a pod, ClusterIP of the
+#    default VPC from the host domain, LoadBalancer EIP into one VPC (from a
+#    fabric host), LoadBalancer EIP into several VPCs through the service
+#    gateway (DNAT + SNAT to its own address);
+#  - pod -> remote Service (client on node b, every backend on node a), TCP and UDP;
+#  - a failing health probe takes its backend out within 2 s, and back in.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/svc_lib.sh"
+A=sa$ID
+B=sb$ID
+FC=sc$ID
+if ip route show 10.77.0.0/16 | grep -q .; then
+  fail "the root namespace already routes the fabric (another node is up); run \`offcore dpu list\`"
+fi
+node_up "$A"
+node_up "$B" --host-netns "sh$ID"
+cleanup "\"$OFFCORE\" fabric host del $FC"
+oc fabric host add "$FC"
+EIP1=10.77.200.$(( ID % 200 + 20 ))
+EIP2=10.77.201.$(( ID % 200 + 20 ))
+
+step "VPCs and subnets (vpc1 and vpc2 overlap on purpose)"
+cat > "$SVC_T/net.yaml" <<EOF
+apiVersion: offcore.io/v1
+kind: VPC
+metadata: {name: vpc1}
+---
+apiVersion: offcore.io/v1
+kind: VPC
+metadata: {name: vpc2}
+---
+apiVersion: offcore.io/v1
+kind: Subnet
+metadata: {name: s1}
+spec: {vpc: vpc1, cidr: 10.61.1.0/24}
+---
+apiVersion: offcore.io/v1
+kind: Subnet
+metadata: {name: s2}
+spec: {vpc: vpc2, cidr: 10.61.1.0/24}
+---
+apiVersion: offcore.io/v1
+kind: Subnet
+metadata: {name: sd}
+spec: {vpc: default, cidr: 10.62.0.0/24}
+EOF
+oc svc apply -f "$SVC_T/net.yaml"
+
+step "pods through the CNI plugin"
+W1=w1-$ID W2=w2-$ID W3=w3-$ID C0=c0-$ID C1=c1-$ID V2=v2-$ID C2=c2-$ID D1=d1-$ID
+pod_add "$A" "$W1" s1 vpc1; ip_w1=$POD_IP
+pod_add "$A" "$W2" s1 vpc1; ip_w2=$POD_IP
+pod_add "$A" "$V2" s2 vpc2; ip_v2=$POD_IP
+pod_add "$A" "$D1" sd default; ip_d1=$POD_IP
+pod_add "$A" "$C0" s1 vpc1; ip_c0=$POD_IP
+pod_add "$B" "$W3" s1 vpc1; ip_w3=$POD_IP
+pod_add "$B" "$C1" s1 vpc1; ip_c1=$POD_IP
+pod_add "$B" "$C2" s2 vpc2; ip_c2=$POD_IP
+echo "vpc1: w1=$ip_w1 w2=$ip_w2 c0=$ip_c0 (node a) w3=$ip_w3 c1=$ip_c1 (node b)"
+echo "vpc2: v2=$ip_v2 (node a) c2=$ip_c2 (node b); default: d1=$ip_d1"
+[ "$ip_v2" = "$ip_w1" ] || fail "expected vpc2's first pod to reuse vpc1's first address (overlap), got $ip_v2 vs $ip_w1"
+for p in "$W1" "$W2" "$W3" "$V2" "$D1"; do serve "$p" 8080; done
+
+step "pod to pod in vpc1: same node and across nodes"
+[ "$(get "$C0" "http://$ip_w1:8080/")" = "$W1 $ip_c0" ] || fail "c0 -> w1 on node a"
+[ "$(get "$C1" "http://$ip_w1:8080/")" = "$W1 $ip_c1" ] || fail "c1 (node b) -> w1 (node a) over VXLAN"
+[ "$(get "$C0" "http://$ip_w3:8080/")" = "$W3 $ip_c0" ] || fail "c0 (node a) -> w3 (node b)"
+ip netns exec "$C1" ping -c 2 -W 1 "$ip_w2" >/dev/null || fail "ping c1 -> w2 across nodes"
+
+step "VPC isolation: the same address answers per VPC; nothing crosses"
+[ "$(get "$C2" "http://$ip_v2:8080/")" = "$V2 $ip_c2" ] || fail "c2 (vpc2) must reach vpc2's $ip_v2, which is v2"
+[ "$(get "$C1" "http://$ip_w1:8080/")" = "$W1 $ip_c1" ] || fail "c1 (vpc1) must reach vpc1's $ip_w1, which is w1"
+! ip netns exec "$C2" ping -c 1 -W 1 "$ip_c0" >/dev/null 2>&1 || fail "vpc2 reached vpc1's c0 ($ip_c0)"
+! get "$C2" "http://$ip_w3:8080/" >/dev/null || fail "vpc2 reached vpc1's w3 ($ip_w3)"
+
+step "Services"
+cat > "$SVC_T/svc.yaml" <<EOF
+apiVersion: offcore.io/v1
+kind: Backend
+metadata: {name: w1, labels: {app: web, tier: multi}}
+spec: {kind: pod, vpc: vpc1, pod: $W1}
+---
+apiVersion: offcore.io/v1
+kind: Backend
+metadata: {name: w2, labels: {app: web}}
+spec: {kind: pod, vpc: vpc1, pod: $W2}
+---
+apiVersion: offcore.io/v1
+kind: Backend
+metadata: {name: w3, labels: {app: far}}
+spec: {kind: pod, vpc: vpc1, pod: $W3}
+---
+apiVersion: offcore.io/v1
+kind: Backend
+metadata: {name: v2, labels: {app: v2, tier: multi}}
+spec: {kind: pod, vpc: vpc2, pod: $V2}
+---
+apiVersion: offcore.io/v1
+kind: Backend
+metadata: {name: d1, labels: {app: d}}
+spec: {kind: pod, vpc: default, pod: $D1}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: ClusterIP
+  vpc: vpc1
+  clusterIP: 10.96.61.10
+  ports: [{port: 80, targetPort: 8080, protocol: TCP}, {name: dns, port: 53, targetPort: 8080, protocol: UDP}]
+  selector: {app: web}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: v2svc}
+spec: {type: ClusterIP, vpc: vpc2, clusterIP: 10.96.61.20, ports: [{port: 80, targetPort: 8080}], selector: {app: v2}}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: dsvc}
+spec: {type: ClusterIP, vpc: default, clusterIP: 10.96.61.30, ports: [{port: 80, targetPort: 8080}], selector: {app: d}}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: lb1}
+spec: {type: LoadBalancer, vpc: vpc1, eip: $EIP1, ports: [{port: 80, targetPort: 8080}], selector: {app: far}}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: lbx}
+spec: {type: LoadBalancer, scope: cluster, vpc: vpc1, eip: $EIP2, ports: [{port: 80, targetPort: 8080}], selector: {tier: multi}}
+---
+apiVersion: offcore.io/v1
+kind: NetworkProbe
+metadata: {name: w1-probe}
+spec: {backend: w1, type: http, port: 8080, path: /, intervalMs: 250, timeoutMs: 200, failureThreshold: 2, successThreshold: 1}
+EOF
+oc svc apply -f "$SVC_T/svc.yaml"
+wait_programmed web
+
+step "1. ClusterIP from a pod in the same VPC (node a), TCP and UDP"
+seen=""
+for _ in $(seq 12); do seen+=$(get "$C0" http://10.96.61.10/ | cut -d' ' -f1)$'\n'; done
+echo "$seen" | grep -q "^$W1$" && echo "$seen" | grep -q "^$W2$" || fail "web should spread over w1 and w2: $seen"
+udp "$C0" 10.96.61.10 53 | grep -Eq "^($W1|$W2) $ip_c0$" || fail "UDP through the ClusterIP"
+
+step "pod -> remote Service: client on node b, every backend on node a (TCP and UDP)"
+r=$(get "$C1" http://10.96.61.10/)
+[[ "$r" =~ ^($W1|$W2)\ $ip_c1$ ]] || fail "c1 -> web ClusterIP: '$r'"
+udp "$C1" 10.96.61.10 53 | grep -Eq "^($W1|$W2) $ip_c1$" || fail "UDP c1 -> web ClusterIP across nodes"
+
+step "a ClusterIP of another VPC is not reachable"
+[ "$(get "$C2" http://10.96.61.20/)" = "$V2 $ip_c2" ] || fail "c2 -> its own VPC's v2svc"
+! get "$C1" http://10.96.61.20/ >/dev/null || fail "vpc1 reached vpc2's ClusterIP"
+! get "$C2" http://10.96.61.10/ >/dev/null || fail "vpc2 reached vpc1's ClusterIP"
+
+step "2. ClusterIP of the default VPC from the host domain of node a"
+r=$(oc dpu exec --name "$A" --domain host -- curl -s --max-time 2 http://10.96.61.30/)
+[[ "$r" == "$D1 "* ]] || fail "host -> dsvc: '$r'"
+echo "host domain reached $r"
+
+step "3. LoadBalancer EIP into one VPC, from a fabric host (backend on the other node)"
+fc_ip=$(oc fabric host list --json | jq -r --arg h "$FC" '.[] | select(.name==$h) | .ip'); fc_ip=${fc_ip%/*}
+r=$(oc fabric exec "$FC" -- curl -s --max-time 2 "http://$EIP1/")
+[ "$r" = "$W3 $fc_ip" ] || fail "EIP $EIP1 -> w3 with the client's own address: '$r'"
+
+step "4. LoadBalancer EIP into several VPCs through the service gateway (DNAT + SNAT)"
+gw_ip=$(status_field "$A" .network.uplink.ip); gw_ip=${gw_ip%/*}
+seen=""
+for _ in $(seq 16); do seen+=$(oc fabric exec "$FC" -- curl -s --max-time 2 "http://$EIP2/")$'\n'; done
+echo "$seen" | grep -q "^$W1 $gw_ip$" || fail "lbx never reached w1 (vpc1) from the gateway address $gw_ip: $seen"
+echo "$seen" | grep -q "^$V2 $gw_ip$" || fail "lbx never reached v2 (vpc2) from the gateway address $gw_ip: $seen"
+
+step "svc get shows endpoints and health"
+oc svc get web --json | jq -e '.endpoints | length == 2' >/dev/null || fail "web endpoints: $(oc svc get web --json)"
+
+step "health probe: w1's server dies -> out of the table within 2 s -> back when it returns"
+kill "${SERVER_PID[$W1]}"
+t0=$(date +%s.%N)
+ok_since=""
+for _ in $(seq 60); do
+  r=$(get "$C0" http://10.96.61.10/ | cut -d' ' -f1) || r=""
+  now=$(date +%s.%N)
+  if [ "$r" = "$W2" ]; then
+    ok_since=${ok_since:-$now}
+    # 8 answers in a row from w2 means w1 is out of the table.
+    n_ok=$(( ${n_ok:-0} + 1 ))
+    [ "$n_ok" -ge 8 ] && break
+  else
+    ok_since=""; n_ok=0
+  fi
+done
+[ -n "$ok_since" ] || fail "requests never settled on w2"
+removal=$(awk -v a="$t0" -v b="$ok_since" 'BEGIN{printf "%.2f", b-a}')
+echo "w1 out of rotation after ${removal}s"
+assert_cmp "$removal" "<=" 2.0 "seconds until new requests avoid the dead backend"
+oc svc get web --json | jq -e '.endpoints[] | select(.backend=="w1" or .name=="w1") | .health == "unhealthy"' >/dev/null ||
+  fail "svc get does not show w1 unhealthy: $(oc svc get web --json)"
+serve "$W1" 8080
+back=""
+for _ in $(seq 40); do
+  r=$(get "$C0" http://10.96.61.10/ | cut -d' ' -f1) || true
+  if [ "$r" = "$W1" ]; then back=1; break; fi
+  sleep 0.1
+done
+[ -n "$back" ] || fail "w1 did not come back after its server returned"
+
+step "dataplane counters"
+curl -s --unix-socket "/run/offcore/$A/api.sock" http://offcore/v1/net/status | jq -c .dataplane
