@@ -282,11 +282,20 @@ wrk_run() {
   local ns=$1 cg=$2 ip=$3 mode=$4 conns=$5 extra=$6 hdr=() h0 s0 m0 t0 h1 s1 m1 t1 out
   [ "$mode" = close ] && hdr=(-H "Connection: close")
   h0=$(cg_cpu $HOST_CGS) s0=$(cg_cpu $SOC_CGS) m0=$(machine_cpu) t0=$(now)
+  local line w rc=0
   out=$( join_cg "$cg"; exec ip netns exec "$ns" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$work/report.lua" \
-         "${hdr[@]}" "http://$ip/" ) || fail "wrk against $ip from $ns failed: $out"
+         "${hdr[@]}" "http://$ip/" 2>&1 ) || rc=$?
   h1=$(cg_cpu $HOST_CGS) s1=$(cg_cpu $SOC_CGS) m1=$(machine_cpu) t1=$(now)
-  local w; w=$(grep '^WRKJSON ' <<<"$out" | cut -d' ' -f2-) || fail "no result from wrk: $out"
-  local line
+  w=$(grep '^WRKJSON ' <<<"$out" | cut -d' ' -f2-) || true
+  if [ "$rc" != 0 ] || [ -z "$w" ]; then
+    # A path that stops answering is a result, not a reason to lose the
+    # others: record it and go on.
+    line=$(jq -cn --argjson x "$extra" --arg mode "$mode" --arg target "$ip:80" --argjson conns "$conns" \
+      --arg err "wrk exit $rc: $(head -c 300 <<<"$out" | tr '\n' ' ')" '$x + {mode: $mode, target: $target, conns: $conns, error: $err}')
+    echo "$line" >&3
+    echo "    FAILED: $(jq -r .error <<<"$line")"
+    return 0
+  fi
   line=$(jq -cn --argjson w "$w" --argjson x "$extra" --arg mode "$mode" --arg target "$ip:80" --argjson conns "$conns" \
     --argjson host "$(echo "$h1 - $h0" | bc)" --argjson soc "$(echo "$s1 - $s0" | bc)" \
     --argjson machine "$(echo "$m1 - $m0" | bc)" --argjson wall "$(echo "$t1 - $t0" | bc)" \
@@ -306,7 +315,7 @@ PATHS=()
 
 step "warm-up"
 for c in $CLIENTS; do for p in "${PATHS[@]}"; do
-  ip netns exec "$c" wrk -t1 -c10 -d1s "http://${TARGET["$c $p"]}/" >/dev/null
+  ip netns exec "$c" wrk -t1 -c10 -d1s "http://${TARGET["$c $p"]}/" >/dev/null || echo "    warm-up of $p from $c failed"
 done; done
 
 # Paths rotate inside each run so that drift on this shared machine hits

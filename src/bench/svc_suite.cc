@@ -40,8 +40,13 @@ const char* kPaths[] = {"direct", "direct-router", "offcore", "nft"};
 
 struct Series {
   std::map<std::string, std::vector<double>> by_metric;
+  std::vector<std::string> failures;  // runs whose wrk gave no result
   void add(const json& j) {
-    for (const char* k : {"rps", "p50_ms", "p99_ms", "host_cpu_s", "soc_cpu_s", "machine_cpu_s", "requests", "seconds",
+    if (j.contains("error")) {
+      failures.push_back(j.value("error", ""));
+      return;
+    }
+    for (const char* k : {"rps", "p50_ms", "p99_ms", "errors", "host_cpu_s", "soc_cpu_s", "machine_cpu_s", "requests", "seconds",
                           "resolution_s", "cli_cpu_s"}) {
       if (j.contains(k) && j[k].is_number()) by_metric[k].push_back(j[k].get<double>());
     }
@@ -68,9 +73,14 @@ struct Data {
   std::map<std::tuple<std::string, std::string, std::string>, Series> wrk;      // case, path, mode
   std::map<std::pair<std::string, int>, Series> program;                         // impl, services
   std::map<std::tuple<std::string, int, std::string>, Series> latency;           // impl, services, mode
+  // Only series with at least one successful run; failures are reported apart.
   const Series* find(const std::string& c, const std::string& p, const std::string& m) const {
     auto it = wrk.find({c, p, m});
-    return it == wrk.end() ? nullptr : &it->second;
+    return it == wrk.end() || it->second.n() == 0 ? nullptr : &it->second;
+  }
+  bool failed(const std::string& c, const std::string& p, const std::string& m) const {
+    auto it = wrk.find({c, p, m});
+    return it != wrk.end() && !it->second.failures.empty();
   }
 };
 
@@ -145,8 +155,16 @@ class SvcSuite final : public BenchSuite {
         "Medians over " + std::to_string(options.quick ? 1 : options.runs) + " runs.";
     std::vector<std::string> targets;
     auto rpsDetail = [](const Series& s, const char* label) {
-      return std::string(label) + " p50 " + num("%.2f", s.med("p50_ms")) + " / p99 " + num("%.2f", s.med("p99_ms")) + " ms";
+      std::string t = std::string(label) + " p50 " + num("%.2f", s.med("p50_ms")) + " / p99 " + num("%.2f", s.med("p99_ms")) + " ms";
+      if (s.med("errors") > 0) t += " (" + num("%.0f", s.med("errors")) + " wrk errors)";
+      if (!s.failures.empty()) t += " (" + std::to_string(s.failures.size()) + " run(s) failed)";
+      return t;
     };
+    for (const auto& [k, s] : d.wrk)
+      if (!s.failures.empty())
+        r.notes.push_back("FAILED: " + std::get<0>(k) + " " + std::get<1>(k) + " " + std::get<2>(k) + ": " +
+                          std::to_string(s.failures.size()) + " of " + std::to_string(s.failures.size() + s.n()) +
+                          " runs gave no result; first: " + s.failures.front());
     for (const char* c : kCases) {
       for (const char* m : kModes) {
         const Series* direct = d.find(c, "direct", m);
@@ -154,6 +172,8 @@ class SvcSuite final : public BenchSuite {
         const Series* oc = d.find(c, "offcore", m);
         const Series* nft = d.find(c, "nft", m);
         std::string where = std::string(c) + " " + m;
+        if ((!oc || !direct) && (d.failed(c, "offcore", m) || d.failed(c, "direct", m)))
+          targets.push_back("ClusterIP req/s >= 0.95x direct, " + where + ": not measured (a path failed, see above)");
         if (oc && direct) {
           BenchRow b{where + ": req/s, ClusterIP vs direct", "req/s", oc->med("rps"), direct->med("rps"), false, ""};
           bool ok = b.offcore >= kMinRpsVsDirect * *b.baseline;
@@ -232,7 +252,7 @@ class SvcSuite final : public BenchSuite {
     for (const char* m : kModes) {
       auto get = [&](const char* impl, int n) -> const Series* {
         auto it = d.latency.find({impl, n, m});
-        return it == d.latency.end() ? nullptr : &it->second;
+        return it == d.latency.end() || it->second.n() == 0 ? nullptr : &it->second;
       };
       const Series *oc10 = get("offcore", 10), *ocN = get("offcore", largest);
       const Series *nft10 = get("nft", 10), *nftN = get("nft", largest);

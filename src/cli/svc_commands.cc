@@ -84,7 +84,8 @@ void listRows(const ClusterState& s, const std::string& kind, std::vector<std::v
     for (const auto& [n, v] : s.vpcs) add("VPC", n, n, "vni " + std::to_string(v.vni), toJson(v));
   if (want("Subnet"))
     for (const auto& [n, v] : s.subnets) {
-      size_t eps = std::count_if(s.endpoints.begin(), s.endpoints.end(), [&](const auto& e) { return e.second.subnet == n; });
+      size_t eps = 0;
+      for (const auto& [id, e] : s.endpoints) eps += e.subnet == n;
       add("Subnet", n, v.vpc, v.cidr + " gw " + v.gateway + ", " + std::to_string(eps) + " endpoint(s)", toJson(v));
     }
   if (want("Backend"))
@@ -175,7 +176,8 @@ void printService(const json& d) {
   for (const auto& p : d["pending"]) std::printf("  pending: Backend %s (its pod has no endpoint yet)\n", p.get<std::string>().c_str());
   std::string prog;
   for (auto it = d["programmed"].begin(); it != d["programmed"].end(); ++it)
-    prog += " " + it.key() + "=" + std::to_string(it.value().get<uint64_t>());
+    prog += " " + it.key() + "=" + std::to_string(it.value().get<uint64_t>()) +
+            (it.value().get<uint64_t>() < d["generation"].get<uint64_t>() ? " (behind)" : "");
   std::printf("  programmed:%s\n", prog.empty() ? " (no agent has reported yet)" : prog.c_str());
 }
 

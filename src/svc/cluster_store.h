@@ -3,8 +3,9 @@
 // exclusive flock on <dir>/.lock for every read-modify-write (readers take
 // it shared). Probe results live apart, <dir>/health/<node>.json, each file
 // written only by that node's agent, so health never contends for the lock.
-// Agents watch stateFile() with inotify and reprogram when `generation`
-// moves.
+// Agents watch dir() with inotify (IN_MOVED_TO of state.json: the file is
+// replaced by rename, so a watch on the file itself goes stale) and
+// reprogram when `generation` moves.
 #pragma once
 
 #include <cstdint>

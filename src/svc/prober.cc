@@ -103,7 +103,7 @@ void Prober::set(const std::map<std::string, ProbeTask>& tasks) {
     Runner& r = runners_[backend];
     r.task = task;
     r.stop = std::make_shared<std::atomic<bool>>(false);
-    r.thread = std::thread([task, backend = backend, stop = r.stop, report = report_] {
+    r.thread = std::thread([task = task, backend = backend, stop = r.stop, report = report_] {
       // Kubernetes semantics: `failureThreshold` consecutive failures make a
       // healthy backend unhealthy, `successThreshold` successes bring it back.
       // A backend starts healthy and is reported once at the first verdict.

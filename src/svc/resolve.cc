@@ -41,7 +41,10 @@ std::optional<ResolvedBackend> address(const ClusterState& state, const Backend&
 std::vector<const Backend*> selectBackends(const ClusterState& state, const Service& service) {
   std::vector<const Backend*> out;
   if (service.selector.empty()) return out;  // an empty selector selects nothing, never everything
-  for (const auto& [name, b] : state.backends) {
+  for (const auto& entry : state.backends) {
+    // (A named reference, not a structured binding: clang 14 cannot
+    // capture those in the lambda below.)
+    const Backend& b = entry.second;
     if (service.scope != "cluster" && b.vpc != service.vpc) continue;
     bool match = std::all_of(service.selector.begin(), service.selector.end(), [&](const auto& kv) {
       auto l = b.labels.find(kv.first);

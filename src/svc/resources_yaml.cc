@@ -1,222 +1,17 @@
 // YAML -> Resource. yaml-cpp throws (syntax errors, depth limit, bad
 // conversions); everything it does happens inside parseResources' try.
-// Maps are walked by hand instead of node[key], which would accept duplicate
-// keys silently and could throw on a non-map.
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <set>
 
 #include "svc/resources.h"
+#include "svc/yaml_fields.h"
 
 namespace offcore::svc {
-
 namespace {
 
-constexpr size_t kMaxErrors = 50;
-
-int nodeLine(const YAML::Node& n, int fallback) {
-  YAML::Mark m = n.Mark();
-  return m.is_null() ? fallback : m.line + 1;
-}
-
-std::string describe(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: {
-      std::string s = n.Scalar().size() > 40 ? n.Scalar().substr(0, 40) + "..." : n.Scalar();
-      return "\"" + s + "\"";
-    }
-  }
-}
-
-// Error collection for one document; the resource label fills in once
-// metadata has been read.
-struct Doc {
-  std::string file;
-  std::vector<std::string>* errors;
-  std::string label;  // `Service "web": `
-
-  void error(int at, const std::string& field, const std::string& msg) {
-    if (errors->size() >= kMaxErrors) return;
-    errors->push_back(file + ":" + std::to_string(at) + ": " + label + (field.empty() ? "" : field + ": ") + msg);
-  }
-};
-
-// One YAML mapping: lookups mark keys as known; finish() reports the rest.
-class Fields {
- public:
-  // line: where the section starts (its key), for missing-field errors.
-  Fields(Doc& doc, const YAML::Node& node, std::string path, int line) : doc_(doc), path_(std::move(path)), line_(line) {
-    if (node.IsNull()) return;  // an empty section: every field is absent
-    if (!node.IsMap()) {
-      doc_.error(line_, path_, "must be a mapping (got " + describe(node) + ")");
-      valid_ = false;
-      return;
-    }
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      int kl = nodeLine(it->first, line_);
-      if (!it->first.IsScalar()) {
-        doc_.error(kl, path_, "keys must be plain strings");
-        continue;
-      }
-      const std::string& k = it->first.Scalar();
-      if (!entries_.emplace(k, Entry{it->second, kl}).second) doc_.error(kl, field(k), "duplicate field");
-    }
-  }
-
-  int line() const { return line_; }
-  bool valid() const { return valid_; }
-  int keyLine(const std::string& key) const {
-    auto it = entries_.find(key);
-    return it == entries_.end() ? line_ : it->second.key_line;
-  }
-  std::string field(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-
-  // The value of key, or nullptr when absent (a missing required field is reported).
-  const YAML::Node* get(const std::string& key, bool required) {
-    auto it = entries_.find(key);
-    if (it == entries_.end()) {
-      if (required) doc_.error(line_, field(key), "required field is missing");
-      return nullptr;
-    }
-    it->second.used = true;
-    return &it->second.value;
-  }
-  int lineOf(const std::string& key) const {
-    auto it = entries_.find(key);
-    if (it == entries_.end()) return line_;
-    // An empty value's mark is where the parser stopped, often the next line.
-    return it->second.value.IsNull() ? it->second.key_line : nodeLine(it->second.value, it->second.key_line);
-  }
-
-  bool str(const std::string& key, std::string& out, bool required) {
-    const YAML::Node* v = get(key, required);
-    if (!v) return false;
-    if (!v->IsScalar()) {
-      doc_.error(lineOf(key), field(key), "must be a string (got " + describe(*v) + ")");
-      return false;
-    }
-    out = v->Scalar();
-    return true;
-  }
-
-  // A plain (unquoted) decimal integer in [lo, hi].
-  bool integer(const std::string& key, int64_t& out, int64_t lo, int64_t hi, bool required) {
-    const YAML::Node* v = get(key, required);
-    if (!v) return false;
-    int at = lineOf(key);
-    if (!v->IsScalar() || v->Tag() != "?") {
-      doc_.error(at, field(key), "must be an integer (got " + describe(*v) + (v->IsScalar() ? ", quoted" : "") + ")");
-      return false;
-    }
-    const std::string& s = v->Scalar();
-    size_t i = (!s.empty() && s[0] == '-') ? 1 : 0;
-    bool digits = i < s.size() && s.size() - i <= 12;
-    for (size_t k = i; k < s.size() && digits; ++k) digits = s[k] >= '0' && s[k] <= '9';
-    if (!digits) {
-      doc_.error(at, field(key), "must be an integer (got \"" + s + "\")");
-      return false;
-    }
-    out = std::stoll(s);
-    if (out < lo || out > hi) {
-      doc_.error(at, field(key),
-                 "must be " + std::to_string(lo) + "-" + std::to_string(hi) + " (got " + s + ")");
-      return false;
-    }
-    return true;
-  }
-
-  // A string that must be one of `allowed`.
-  bool oneOf(const std::string& key, std::string& out, const std::vector<std::string>& allowed, bool required) {
-    std::string v;
-    if (!str(key, v, required)) return false;
-    for (const auto& a : allowed) {
-      if (v == a) {
-        out = v;
-        return true;
-      }
-    }
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : "|") + a;
-    doc_.error(lineOf(key), field(key), "must be " + list + " (got \"" + v + "\")");
-    return false;
-  }
-
-  bool ipv4(const std::string& key, std::string& out, bool required) {
-    std::string v;
-    if (!str(key, v, required)) return false;
-    if (!parseIpv4(v)) {
-      doc_.error(lineOf(key), field(key), "must be an IPv4 address like 10.1.0.5 (got \"" + v + "\")");
-      return false;
-    }
-    out = v;
-    return true;
-  }
-
-  bool name(const std::string& key, std::string& out, bool required) {
-    std::string v;
-    if (!str(key, v, required)) return false;
-    if (!isDnsLabel(v)) {
-      doc_.error(lineOf(key), field(key),
-                 "\"" + v + "\" is not a valid name (1-63 of a-z, 0-9 and '-', starting and ending alphanumeric)");
-      return false;
-    }
-    out = v;
-    return true;
-  }
-
-  void labels(const std::string& key, Labels& out, bool required);
-
-  void finish() {
-    for (const auto& [k, e] : entries_) {
-      if (!e.used) doc_.error(e.key_line, field(k), "unknown field");
-    }
-  }
-
- private:
-  struct Entry {
-    YAML::Node value;
-    int key_line;
-    bool used = false;
-  };
-  Doc& doc_;
-  std::string path_;
-  int line_ = 0;
-  bool valid_ = true;
-  std::map<std::string, Entry> entries_;
-};
-
-bool labelPart(const std::string& s, size_t max) {
-  if (s.empty()) return true;
-  if (s.size() > max) return false;
-  for (char c : s) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
-  }
-  return std::isalnum(static_cast<unsigned char>(s.front())) && std::isalnum(static_cast<unsigned char>(s.back()));
-}
-
-void Fields::labels(const std::string& key, Labels& out, bool required) {
-  const YAML::Node* v = get(key, required);
-  if (!v) return;
-  Fields m(doc_, *v, field(key), keyLine(key));
-  for (const auto& [k, e] : m.entries_) {
-    std::string value;
-    if (!m.str(k, value, true)) continue;
-    auto slash = k.rfind('/');
-    std::string prefix = slash == std::string::npos ? "" : k.substr(0, slash);
-    std::string base = slash == std::string::npos ? k : k.substr(slash + 1);
-    if (base.empty() || !labelPart(base, 63) || !labelPart(prefix, 253) || (slash != std::string::npos && prefix.empty()))
-      doc_.error(e.key_line, m.field(k), "not a valid label key (a-z, 0-9, '-', '_', '.', optional prefix/)");
-    else if (!labelPart(value, 63))
-      doc_.error(m.lineOf(k), m.field(k), "not a valid label value (up to 63 of a-z, 0-9, '-', '_', '.')");
-    else
-      out[k] = value;
-  }
-  if (required && out.empty() && m.entries_.empty()) doc_.error(m.line(), field(key), "must not be empty");
-}
+using namespace detail;
 
 void parseVpc(Fields& spec, Vpc& v, Doc& doc) {
   int64_t vni = 0;
@@ -274,7 +69,7 @@ void parsePorts(Fields& spec, Service& s, Doc& doc) {
   std::set<std::pair<int, std::string>> seen;
   for (size_t i = 0; i < ports->size(); ++i) {
     std::string path = "spec.ports[" + std::to_string(i) + "]";
-    Fields pf(doc, (*ports)[i], path, nodeLine((*ports)[i], at));
+    Fields pf(doc, (*ports)[i], path, doc.lineOf((*ports)[i], at));
     ServicePort p;
     int64_t v = 0;
     if (pf.integer("port", v, 1, 65535, true)) p.port = static_cast<uint16_t>(v);
@@ -324,6 +119,52 @@ void parseProbe(Fields& spec, NetworkProbe& p, Doc& doc) {
   if (spec.integer("failureThreshold", v, 1, 100, false)) p.failure_threshold = static_cast<uint32_t>(v);
 }
 
+// One document's text. yaml-cpp 0.7's LoadAll() loops forever, allocating,
+// on some invalid input (a lone ','; fixed upstream in 0.8.x), so the stream
+// is split here and each document goes through Load(). Splitting on marker
+// lines is exact: `---` and `...` at column 0 cannot occur inside content.
+struct Chunk {
+  std::string text;
+  int first_line = 0;    // lines before it in the file
+  int content_line = 0;  // 1-based line of its first content, 0 = only comments and markers
+  bool started = false;  // holds a `---`
+  bool ended = false;    // holds a `...`
+};
+
+bool isMarker(const std::string& line, const char* marker) {
+  if (line.compare(0, 3, marker) != 0) return false;
+  return line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r';
+}
+
+std::vector<Chunk> splitDocuments(const std::string& text) {
+  std::vector<Chunk> out(1);
+  int lineno = 0;
+  for (size_t pos = 0; pos < text.size(); ++lineno) {
+    size_t nl = text.find('\n', pos);
+    size_t end = nl == std::string::npos ? text.size() : nl + 1;
+    std::string line = text.substr(pos, end - pos);
+    pos = end;
+    if (!line.empty() && line.back() == '\n') line.pop_back();
+    bool start = isMarker(line, "---"), finish = isMarker(line, "...");
+    std::string rest = start ? line.substr(3) : line;
+    size_t first = rest.find_first_not_of(" \t\r");
+    bool content = !finish && first != std::string::npos && rest[first] != '#' && line[0] != '%';
+    // A new document: a `---` after another `---` or after content, or
+    // anything after `...`. Comments and directives before a `---` stay
+    // with the document it starts.
+    const Chunk& cur = out.back();
+    if ((start && (cur.started || cur.content_line > 0)) || (cur.ended && (start || content)))
+      out.push_back(Chunk{"", lineno});
+    Chunk& c = out.back();
+    if (c.text.empty()) c.first_line = lineno;
+    c.text += line + "\n";
+    c.started = c.started || start;
+    c.ended = c.ended || finish;
+    if (content && c.content_line == 0) c.content_line = lineno + 1;
+  }
+  return out;
+}
+
 // The first value of key in a mapping, without marking anything.
 YAML::Node peekNode(const YAML::Node& map, const std::string& key) {
   if (!map.IsMap()) return YAML::Node();
@@ -345,7 +186,7 @@ void parseDocument(const YAML::Node& root, Doc& doc, std::vector<Resource>& out)
   std::string kind = peek(root, "kind"), name = peek(peekNode(root, "metadata"), "name");
   if (name.size() > 80) name = name.substr(0, 80) + "...";
   if (!kind.empty()) doc.label = kind + (name.empty() ? "" : " \"" + name + "\"") + ": ";
-  Fields top(doc, root, "", nodeLine(root, 1));
+  Fields top(doc, root, "", doc.lineOf(root, doc.line_offset + 1));
   if (!top.valid()) return;
   std::string api;
   top.str("kind", kind, true);
@@ -396,18 +237,26 @@ void parseDocument(const YAML::Node& root, Doc& doc, std::vector<Resource>& out)
 Result<std::vector<Resource>> parseResources(const std::string& text, const std::string& file) {
   std::vector<std::string> errors;
   std::vector<Resource> out;
-  try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    for (const auto& root : docs) {
-      if (root.IsNull()) continue;  // an empty document (`---` alone, comments)
-      Doc doc{file, &errors, ""};
+  for (const auto& chunk : splitDocuments(text)) {
+    if (errors.size() >= kMaxErrors) break;
+    try {
+      YAML::Node root = YAML::Load(chunk.text);
+      if (root.IsNull()) {
+        // yaml-cpp 0.7 returns null for some invalid documents (a lone ',')
+        // instead of throwing; only comments and markers may be empty.
+        if (chunk.content_line > 0)
+          errors.push_back(file + ":" + std::to_string(chunk.content_line) +
+                           ": YAML syntax error: cannot parse this document (a stray ',', ']' or '}'?)");
+        continue;
+      }
+      Doc doc{file, &errors, "", chunk.first_line};
       parseDocument(root, doc, out);
+    } catch (const YAML::Exception& e) {
+      int line = chunk.first_line + (e.mark.is_null() ? 1 : e.mark.line + 1);
+      errors.push_back(file + ":" + std::to_string(line) + ": YAML syntax error: " + e.msg);
+    } catch (const std::exception& e) {
+      errors.push_back(file + ":" + std::to_string(chunk.first_line + 1) + ": cannot read YAML: " + e.what());
     }
-  } catch (const YAML::Exception& e) {
-    int line = e.mark.is_null() ? 1 : e.mark.line + 1;
-    errors.push_back(file + ":" + std::to_string(line) + ": YAML syntax error: " + e.msg);
-  } catch (const std::exception& e) {
-    errors.push_back(file + ": cannot read YAML: " + e.what());
   }
   if (!errors.empty()) {
     std::string msg;

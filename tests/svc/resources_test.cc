@@ -85,6 +85,30 @@ TEST(ResourceParseTest, EmptyDocumentsAndCommentsAreSkipped) {
   EXPECT_TRUE(r->empty());
 }
 
+// yaml-cpp 0.7's LoadAll() spins forever on a lone ','; documents are split
+// and loaded one by one, and a document yaml-cpp reads as nothing is an error.
+TEST(ResourceParseTest, StrayTokensAndDocumentMarkers) {
+  auto comma = parseResources("apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: a}\n---\n# x\n,\n", "c.yaml");
+  ASSERT_FALSE(comma.ok());
+  EXPECT_EQ(comma.error().message,
+            "c.yaml:6: YAML syntax error: cannot parse this document (a stray ',', ']' or '}'?)");
+  const char* vpc = "apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: NAME}\n";
+  auto named = [&](const std::string& n) {
+    std::string y = vpc;
+    return y.replace(y.find("NAME"), 4, n);
+  };
+  // `---` twice, `...` then a bare document, a `%YAML` directive.
+  auto r = parseResources("---\n---\n" + named("a") + "...\n" + named("b") + "...\n%YAML 1.2\n---\n" + named("c") +
+                              "--- # comment\n" + named("d-x"),
+                          "m.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ((*r)[1].name(), "b");
+  EXPECT_EQ((*r)[1].line, 7);
+  EXPECT_EQ((*r)[3].name(), "d-x");
+  EXPECT_EQ((*r)[3].line, 17);
+}
+
 // Line 14 holds the bad port, as in the error message of the spec.
 TEST(ResourceParseTest, ErrorNamesFileLineResourceAndField) {
   std::string yaml = std::string(kGood).substr(0, std::string(kGood).find("apiVersion: offcore.io/v1\nkind: Subnet"));
