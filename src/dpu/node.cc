@@ -2,13 +2,13 @@
 #include "dpu/node.h"
 
 #include <sys/mount.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "api/api_client.h"
@@ -303,6 +303,19 @@ void NodeManager::teardown(const std::string& name) {
   std::string host_netns = st.ok() ? st->host_netns : "";
   if (host_netns.empty() || netnsExists(host_netns)) (void)linkDelete(host_netns, l.hostvf_host_if);
   (void)linkDelete(fabric.netns(), l.uplink_fabric_if);
+  // Representors go one by one: a deleted namespace's devices are torn
+  // down asynchronously (slower with BPF programs and VXLAN in it), and a
+  // pod must not see its VF outlive the node.
+  if (auto links = ipOutput(l.soc_netns, {"-o", "link", "show"}); links.ok()) {
+    std::istringstream lines(*links);
+    std::string line;
+    while (std::getline(lines, line)) {
+      auto start = line.find(": ");
+      if (start == std::string::npos) continue;
+      std::string ifname = line.substr(start + 2, line.find_first_of("@:", start + 2) - start - 2);
+      if (ifname.rfind("pf0vf", 0) == 0) (void)linkDelete(l.soc_netns, ifname);
+    }
+  }
   (void)netnsDelete(l.soc_netns);
   if (st.ok() && st->created_host_netns) (void)netnsDelete(host_netns);
 
