@@ -283,15 +283,21 @@ wrk_run() {
   [ "$mode" = close ] && hdr=(-H "Connection: close")
   h0=$(cg_cpu $HOST_CGS) s0=$(cg_cpu $SOC_CGS) m0=$(machine_cpu) t0=$(now)
   local line w rc=0
-  out=$( join_cg "$cg"; exec ip netns exec "$ns" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$work/report.lua" \
+  # A dead path would hold wrk in connect() for the kernel's SYN retries
+  # (two minutes); one short probe first.
+  if ! ip netns exec "$ns" curl -sf -m 2 -o /dev/null "http://$ip/"; then
+    rc=-1 out="no answer from $ip:80 within 2 s (curl probe before the run)"
+  else
+    out=$( join_cg "$cg"; exec ip netns exec "$ns" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$work/report.lua" \
          "${hdr[@]}" "http://$ip/" 2>&1 ) || rc=$?
+  fi
   h1=$(cg_cpu $HOST_CGS) s1=$(cg_cpu $SOC_CGS) m1=$(machine_cpu) t1=$(now)
   w=$(grep '^WRKJSON ' <<<"$out" | cut -d' ' -f2-) || true
   if [ "$rc" != 0 ] || [ -z "$w" ]; then
     # A path that stops answering is a result, not a reason to lose the
     # others: record it and go on.
     line=$(jq -cn --argjson x "$extra" --arg mode "$mode" --arg target "$ip:80" --argjson conns "$conns" \
-      --arg err "wrk exit $rc: $(head -c 300 <<<"$out" | tr '\n' ' ')" '$x + {mode: $mode, target: $target, conns: $conns, error: $err}')
+      --arg err "$([ "$rc" = -1 ] || echo "wrk exit $rc: ")$(head -c 300 <<<"$out" | tr '\n' ' ')" '$x + {mode: $mode, target: $target, conns: $conns, error: $err}')
     echo "$line" >&3
     echo "    FAILED: $(jq -r .error <<<"$line")"
     return 0
