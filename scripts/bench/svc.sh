@@ -28,6 +28,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../../tests/integration/lib.sh"
 trap - EXIT
 trap 'for (( i=${#CLEANUPS[@]}-1; i>=0; i-- )); do eval "${CLEANUPS[$i]}" >/dev/null 2>&1 || true; done' EXIT
+# Name the command that ends the run (e.g. a tool killed from outside: 143).
+set -E
+trap 'echo "svc.sh: line $LINENO: \"$BASH_COMMAND\" exited $? at $(date +%T)" >&2' ERR
+trap 'echo "svc.sh: SIGTERM at $(date +%T)" >&2; exit 143' TERM
 
 RUNS=3 QUICK=0 ONLY=${SVC_BENCH_ONLY:-all} DURATION=5 SIZES="1000 10000" OUT=
 while [ $# -gt 0 ]; do
@@ -78,6 +82,17 @@ cg_cpu() {  # seconds summed over the cgroups given
 machine_cpu() { awk -v hz="$HZ" '/^cpu / { printf "%.4f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
 now() { date +%s.%N; }
 rusage_s() { awk '{ printf "%.3f", $1 + $2 }' "$work/rusage"; }  # user + sys of the last /usr/bin/time
+
+# Client ports: ClusterIP runs take the lower half, every other path the
+# upper. offcore's reverse-NAT entries are keyed on the reply's 5-tuple and
+# outlive their connections, so a later direct connection from a port once
+# used for the ClusterIP gets its SYN-ACK rewritten to the VIP and never
+# completes; split ranges keep the direct numbers measurable, and
+# check_direct_after_vip (below) reports the fault itself.
+ports_for() {  # ports_for NS PATH
+  local r="33000 65000"; [ "$2" = offcore ] && r="1024 32999"
+  ip netns exec "$1" sysctl -qw net.ipv4.ip_local_port_range="$r"
+}
 
 if [ "$DO_OC" = 1 ]; then
   HOST_CGS="offcore/$NODE_A/host offcore/$NODE_B/host" SOC_CGS="offcore/$NODE_A/soc offcore/$NODE_B/soc"
@@ -262,6 +277,7 @@ for c in $CLIENTS; do
 done
 for key in "${!TARGET[@]}"; do
   read -r c p <<<"$key"
+  ports_for "$c" "$p"
   ip netns exec "$c" curl -sf -m 3 -o /dev/null "http://${TARGET[$key]}/" ||
     fail "$p path from $c to ${TARGET[$key]}:80 does not answer$([ "$p" = offcore ] && echo " (offcore ClusterIP not programmed or not forwarding; try --only baseline)")"
 done
@@ -313,6 +329,18 @@ wrk_run() {
   jq -r '"    \(.rps | floor) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, errors \(.errors), host \(.host_cpu_s) s, soc \(.soc_cpu_s) s, machine \(.machine_cpu_s) s"' <<<"$line"
 }
 
+check_direct_after_vip() {  # after ClusterIP runs: direct from the ClusterIP's ports
+  local c fails i
+  for c in $CLIENTS; do
+    ports_for "$c" offcore
+    fails=0
+    for i in 1 2 3 4 5; do ip netns exec "$c" curl -sf -m 2 -o /dev/null "http://${POD_IP[ocbs-web1]}/" || fails=$(( fails + 1 )); done
+    jq -cn --arg c "$(case_of "$c")" --argjson f "$fails" --arg t "${POD_IP[ocbs-web1]}:80" \
+      '{case: "check", check: "direct-after-clusterip", client_case: $c, target: $t, probes: 5, failed: $f,
+        ok: ($f == 0)}' >&3
+    echo "    $(case_of "$c"): $fails of 5 direct connections from ports the ClusterIP runs used failed"
+  done
+}
 client_cg() { if [ "$DO_OC" = 1 ]; then [ "$1" = ocbs-clib ] && echo "offcore/$NODE_B/host" || echo "offcore/$NODE_A/host"; else echo "$SERVER_CG"; fi; }
 case_of() { [ "$1" = ocbs-clib ] && echo cross-node || echo same-node; }
 PATHS=()
@@ -321,6 +349,7 @@ PATHS=()
 
 step "warm-up"
 for c in $CLIENTS; do for p in "${PATHS[@]}"; do
+  ports_for "$c" "$p"
   ip netns exec "$c" wrk -t1 -c10 -d1s "http://${TARGET["$c $p"]}/" >/dev/null || echo "    warm-up of $p from $c failed"
 done; done
 
@@ -331,12 +360,17 @@ for run in $(seq "$RUNS"); do
     for mode in keepalive close; do
       for p in "${PATHS[@]}"; do
         step "run $run/$RUNS: $(case_of "$c") $p $mode"
+        ports_for "$c" "$p"
         wrk_run "$c" "$(client_cg "$c")" "${TARGET["$c $p"]}" "$mode" 50 \
           "$(jq -cn --arg c "$(case_of "$c")" --arg p "$p" --argjson r "$run" '{case: $c, path: $p, run: $r}')"
       done
     done
   done
 done
+if [ "$DO_OC" = 1 ]; then
+  step "check: direct connections from ports that carried ClusterIP traffic"
+  check_direct_after_vip
+fi
 
 # --- latency against the number of services ---------------------------------
 
@@ -350,6 +384,7 @@ latency_at() {  # latency_at SERVICES: one connection, both modes, each impl
       for impl in "${IMPLS[@]}"; do
         ip=$VIP_NFT; [ "$impl" = offcore ] && ip=$VIP_OC
         step "latency with $n services: $impl $mode, run $run/$RUNS"
+        ports_for ocbs-cli "$impl"
         wrk_run ocbs-cli "$(client_cg ocbs-cli)" "$ip" "$mode" 1 \
           "$(jq -cn --arg i "$impl" --argjson n "$n" --argjson r "$run" '{case: "latency_vs_services", impl: $i, path: $i, services: $n, run: $r}')"
       done

@@ -189,6 +189,21 @@ TEST_F(BpfDataplaneTest, ClusterIpTcpIsDnatedAndTheReplyReverseNated) {
   EXPECT_EQ(back.frame, buildFrame(restored));
 }
 
+TEST_F(BpfDataplaneTest, ADirectConnectionReusingAnOldNatedTupleIsNotReverseNated) {
+  service(kVpc1, "10.96.0.15", 80, IPPROTO_TCP, {{kVpc1, ip("10.1.0.9"), be16(80), 1}});
+  FrameSpec via_vip{.src = "10.1.0.2", .dst = "10.96.0.15", .sport = 40100, .dport = 80};
+  ASSERT_EQ(run(buildFrame(via_vip), rep1_).verdict, TC_ACT_REDIRECT);
+  // Later, the same client port opens a connection to the backend directly
+  // (buildFrame sends SYNs); its reply must keep the backend's address.
+  FrameSpec direct{.src = "10.1.0.2", .dst = "10.1.0.9", .sport = 40100, .dport = 80};
+  ASSERT_EQ(run(buildFrame(direct), rep1_).verdict, TC_ACT_REDIRECT);
+  FrameSpec reply{.src = "10.1.0.9", .dst = "10.1.0.2", .sport = 80, .dport = 40100};
+  auto back = run(buildFrame(reply), rep4_);
+  FrameSpec expected = reply;
+  expected.dst_mac = kClientMac;
+  EXPECT_EQ(back.frame, buildFrame(expected)) << "the reply was rewritten to the old VIP";
+}
+
 TEST_F(BpfDataplaneTest, UdpServiceIsDnated) {
   service(kVpc1, "10.96.0.11", 53, IPPROTO_UDP, {{kVpc1, ip("10.1.0.9"), be16(5353), 1}});
   FrameSpec in{.src = "10.1.0.2", .dst = "10.96.0.11", .sport = 40002, .dport = 53, .proto = 17};

@@ -112,6 +112,7 @@ struct packet {
   __u32 csum_off;          /* L4 checksum offset, 0 = none */
   __u32 icmp_off;          /* ICMP header offset, 0 = not ICMP */
   int udp;
+  int tcp_syn;             /* a TCP SYN without ACK: a new connection */
 };
 
 static __always_inline void count(__u32 stat) {
@@ -143,6 +144,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *p) {
   p->csum_off = 0;
   p->icmp_off = 0;
   p->udp = 0;
+  p->tcp_syn = 0;
   /* Non-first fragments carry no ports; they route but never match a service. */
   if (ip->frag_off & bpf_htons(0x1fff)) return 1;
   __u32 l4 = ETH_HLEN + ip->ihl * 4;
@@ -153,6 +155,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *p) {
     p->flow.dport = tcp->dest;
     p->l4_off = l4;
     p->csum_off = l4 + offsetof(struct tcphdr, check);
+    p->tcp_syn = tcp->syn && !tcp->ack;
   } else if (ip->protocol == IPPROTO_UDP) {
     struct udphdr *udp = data + l4;
     if ((void *)(udp + 1) > end) return -1;
@@ -390,6 +393,14 @@ int oc_ingress(struct __sk_buff *skb) {
     r = service_nat(skb, &p);
     if (r == -2) return drop(OC_STAT_DROP_NO_BACKEND);
     if (r < 0) return drop(OC_STAT_DROP_MALFORMED);
+    /* A new connection that is no Service's may reuse the 5-tuple of an
+     * old NATed one whose reverse entry outlived it (LRU, no TCP state):
+     * drop that entry, or the reply would be rewritten to the old VIP. */
+    if (r == 0 && p.tcp_syn) {
+      struct oc_flow_key reply = {.vpc = p.flow.vpc, .saddr = p.flow.daddr, .daddr = p.flow.saddr,
+                                  .sport = p.flow.dport, .dport = p.flow.sport, .proto = p.flow.proto};
+      bpf_map_delete_elem(&oc_rev_nat, &reply);
+    }
     /* The uplink and the host-VF also carry the SoC's and the host's own
      * traffic; only what we translated is ours. */
     if (r == 0 && (in.flags & (OC_IF_UPLINK | OC_IF_HOST))) {
