@@ -85,10 +85,11 @@ rusage_s() { awk '{ printf "%.3f", $1 + $2 }' "$work/rusage"; }  # user + sys of
 
 # Client ports: ClusterIP runs take the lower half, every other path the
 # upper. offcore's reverse-NAT entries are keyed on the reply's 5-tuple and
-# outlive their connections, so a later direct connection from a port once
-# used for the ClusterIP gets its SYN-ACK rewritten to the VIP and never
-# completes; split ranges keep the direct numbers measurable, and
-# check_direct_after_vip (below) reports the fault itself.
+# used to outlive their connections, so a later direct connection from a
+# port once used for the ClusterIP got its SYN-ACK rewritten to the VIP and
+# never completed (fixed in 594e5af). The split keeps such a regression from
+# wiping out the direct numbers; check_direct_after_vip (below) tests
+# exactly that case and the report flags it.
 ports_for() {  # ports_for NS PATH
   local r="33000 65000"; [ "$2" = offcore ] && r="1024 32999"
   ip netns exec "$1" sysctl -qw net.ipv4.ip_local_port_range="$r"
