@@ -33,6 +33,11 @@ std::string str(const json& doc, const char* key, const std::string& fallback = 
   return it != doc.end() && it->is_string() && !it->get<std::string>().empty() ? it->get<std::string>() : fallback;
 }
 
+// The store's endpoint id for a CNI attachment on this node.
+std::string endpointId(const std::string& node, const json& doc) {
+  return node + "/" + str(doc, "containerId") + "/" + str(doc, "ifname");
+}
+
 json cniReply(const svc::Endpoint& ep, const std::string& netns) {
   return {{"ifname", ep.ifname},     {"mac", ep.mac},
           {"netns", netns},          {"ip", ep.ip + "/32"},
@@ -70,7 +75,7 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
   if (er.subnet.empty()) return ApiResponse::error(400, "field 'subnet' is required (see `offcore svc list --kind Subnet`)");
 
   auto before = store_.load();
-  bool existed = before.ok() && before->endpoints.count(node_.name + "/" + er.container_id + "/" + er.ifname);
+  bool existed = before.ok() && before->endpoints.count(endpointId(node_.name, *doc));
   auto ep = store_.addEndpoint(er);
   if (!ep.ok()) return ApiResponse::error(400, ep.error().message);
   auto rollback = [&](int code, const std::string& msg) {
@@ -114,7 +119,7 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
 ApiResponse NetController::cniDel(const ApiRequest& req) {
   auto doc = parseCniBody(req.body);
   if (!doc.ok()) return ApiResponse::error(400, doc.error().message);
-  std::string id = node_.name + "/" + str(*doc, "containerId") + "/" + str(*doc, "ifname");
+  std::string id = endpointId(node_.name, *doc);
   auto state = store_.load();
   if (!state.ok()) return ApiResponse::error(500, state.error().message);
   auto it = state->endpoints.find(id);
@@ -138,7 +143,7 @@ ApiResponse NetController::cniDel(const ApiRequest& req) {
 ApiResponse NetController::cniCheck(const ApiRequest& req) {
   auto doc = parseCniBody(req.body);
   if (!doc.ok()) return ApiResponse::error(400, doc.error().message);
-  std::string id = node_.name + "/" + str(*doc, "containerId") + "/" + str(*doc, "ifname");
+  std::string id = endpointId(node_.name, *doc);
   auto state = store_.load();
   if (!state.ok()) return ApiResponse::error(500, state.error().message);
   auto it = state->endpoints.find(id);
