@@ -31,7 +31,9 @@ ip -n "h$N" link del "och-$N" 2>/dev/null || true
 
 step "an up killed part way, then down"
 for delay in 0.01 0.03 0.06; do
-  oc dpu up --name "$N" --host-netns "h$N" >/dev/null 2>&1 &
+  # The binary itself, not the oc() wrapper: `oc ... &` would fork a
+  # subshell, kill -9 would hit that, and the real up would race the down.
+  "$OFFCORE" dpu up --name "$N" --host-netns "h$N" >/dev/null 2>&1 &
   up_pid=$!
   sleep "$delay"
   kill -9 "$up_pid" 2>/dev/null || true
