@@ -1,10 +1,13 @@
-// The agent's API: request paths are routed, bodies parsed into specs.
+// The agent's API: request paths are routed, bodies parsed into specs; the
+// same bytes also go through the services record parser (the agent reads
+// that file back at start-up).
 // Input layout: first byte picks the method, then "path\nbody".
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "agent/requests.h"
+#include "agent/services_record.h"
 #include "api/api_server.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -37,5 +40,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (resp.status < 200 || resp.status > 599) __builtin_trap();
   (void)offcore::parseServiceRequest(req.body);
   (void)offcore::parseVfRequest(req.body);
+  (void)offcore::parseShutdownRequest(req.body);
+  std::vector<std::string> skipped;
+  auto record = offcore::parseServicesRecord(req.body, &skipped);
+  // What parses must render and parse back to the same entries.
+  if (record.ok()) {
+    auto again = offcore::parseServicesRecord(offcore::renderServicesRecord(*record), nullptr);
+    if (!again.ok() || again->size() != record->size()) __builtin_trap();
+  }
   return 0;
 }

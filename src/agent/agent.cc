@@ -54,7 +54,10 @@ void Agent::registerCoreRoutes() {
     return ApiResponse::json(200, *doc);
   });
   api_->route("GET", "/metrics", [this](const ApiRequest&) { return ApiResponse::text(200, renderMetrics()); });
-  api_->route("POST", "/v1/shutdown", [this](const ApiRequest&) {
+  api_->route("POST", "/v1/shutdown", [this](const ApiRequest& req) {
+    auto keep = parseShutdownRequest(req.body);
+    if (!keep.ok()) return ApiResponse::error(400, keep.error().message);
+    release_services_ = *keep;
     // Reply first; stop on the next loop turn so the response goes out.
     loop_.addTimer(std::chrono::milliseconds(0), [this] { loop_.stop(); });
     return ApiResponse::json(200, "{\"ok\":true}\n");
@@ -143,7 +146,13 @@ Status Agent::run() {
   }));
 
   if (auto s = vfs_.load(); !s.ok()) spdlog::warn("VF state: {}", s.error().message);
-  supervisor_ = std::make_unique<Supervisor>(loop_, layout_.run_dir);
+  supervisor_ = std::make_unique<Supervisor>(loop_, layout_.run_dir, layout_.run_dir + "/services.json");
+  // A restarted agent takes over the services its predecessor ran.
+  if (auto adopted = supervisor_->adoptRecorded(); !adopted.ok()) {
+    spdlog::error("services: {}", adopted.error().message);
+  } else if (*adopted > 0) {
+    spdlog::info("adopted {} running services", *adopted);
+  }
   api_ = std::make_unique<ApiServer>(loop_);
   registerCoreRoutes();
   registerServiceRoutes();
@@ -157,7 +166,11 @@ Status Agent::run() {
   spdlog::info("agent for node {} serving {}", node_.name, layout_.api_socket);
 
   Status ran = loop_.run();
-  supervisor_->stopAll(std::chrono::milliseconds(2000));
+  if (release_services_) {
+    supervisor_->releaseAll();
+  } else {
+    supervisor_->stopAll(std::chrono::milliseconds(2000));
+  }
   spdlog::info("agent for node {} stopped", node_.name);
   return ran;
 }

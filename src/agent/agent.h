@@ -47,6 +47,9 @@ class Agent {
   std::unique_ptr<NetController> net_;  // pod networking and Services
   MetricsRegistry metrics_;
   int signal_fd_ = -1;
+  // Set by a shutdown for an agent restart: services keep running for the
+  // next agent to adopt.
+  bool release_services_ = false;
 };
 
 }  // namespace offcore

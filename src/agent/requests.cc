@@ -60,4 +60,13 @@ Result<VfSpec> parseVfRequest(const std::string& body) {
   return spec;
 }
 
+Result<bool> parseShutdownRequest(const std::string& body) {
+  if (body.empty()) return false;
+  OC_ASSIGN_OR_RETURN(json doc, parseObject(body));
+  auto keep = doc.find("keep_services");
+  if (keep == doc.end()) return false;
+  if (!keep->is_boolean()) return makeError("field 'keep_services' must be true or false");
+  return keep->get<bool>();
+}
+
 }  // namespace offcore

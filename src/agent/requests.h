@@ -13,5 +13,8 @@ namespace offcore {
 
 Result<ServiceSpec> parseServiceRequest(const std::string& body);
 Result<VfSpec> parseVfRequest(const std::string& body);
+// POST /v1/shutdown: true when the services are to keep running (an agent
+// restart); an empty body means stop them.
+Result<bool> parseShutdownRequest(const std::string& body);
 
 }  // namespace offcore

@@ -1,5 +1,6 @@
 #include "agent/supervisor.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -7,8 +8,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <thread>
+#include <sstream>
 
+#include "agent/services_record.h"
+#include "base/files.h"
 #include "base/log.h"
 #include "base/subprocess.h"
 
@@ -21,7 +24,47 @@ struct Supervisor::Service {
   std::chrono::milliseconds backoff = kInitialBackoff;
   std::chrono::steady_clock::time_point started_at;
   EventLoop::TimerId restart_timer = 0;
+  uint64_t start_ticks = 0;  // /proc/PID/stat starttime: tells our process from a reused pid
 };
+
+namespace {
+
+// The process's start time in clock ticks since boot, 0 if it is gone or a
+// zombie. Together with the pid it names one process for the machine's uptime.
+uint64_t processStartTicks(pid_t pid) {
+  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return 0;
+  auto close_paren = stat->rfind(')');
+  if (close_paren == std::string::npos) return 0;
+  std::istringstream fields(stat->substr(close_paren + 1));
+  std::string field;
+  // Fields after the command: state (3rd) ... starttime (22nd).
+  for (int index = 3; fields >> field; ++index) {
+    if (index == 3 && field == "Z") return 0;
+    if (index == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+int openPidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+bool waitPidfd(int pidfd, std::chrono::milliseconds timeout) {
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+}
+
+// SIGTERM, then SIGKILL after grace. Works for adopted processes too (not
+// our children): the pidfd says when it is gone; waitpid only reaps ours.
+void terminate(pid_t pid, int pidfd, std::chrono::milliseconds grace) {
+  ::syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, nullptr, 0);
+  if (!waitPidfd(pidfd, grace)) {
+    ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+    waitPidfd(pidfd, std::chrono::milliseconds(5000));
+  }
+  ::waitpid(pid, nullptr, WNOHANG);
+}
+
+}  // namespace
 
 const char* toString(ServiceState state) {
   switch (state) {
@@ -34,7 +77,8 @@ const char* toString(ServiceState state) {
   return "unknown";
 }
 
-Supervisor::Supervisor(EventLoop& loop, std::string log_dir) : loop_(loop), log_dir_(std::move(log_dir)) {}
+Supervisor::Supervisor(EventLoop& loop, std::string log_dir, std::string state_file)
+    : loop_(loop), log_dir_(std::move(log_dir)), state_file_(std::move(state_file)) {}
 
 Supervisor::~Supervisor() { stopAll(std::chrono::milliseconds(2000)); }
 
@@ -65,7 +109,82 @@ Status Supervisor::add(const ServiceSpec& spec) {
     services_.erase(spec.name);
     return e;
   }
+  record();
   return okStatus();
+}
+
+Result<int> Supervisor::adoptRecorded() {
+  if (state_file_.empty() || !pathExists(state_file_)) return 0;
+  OC_ASSIGN_OR_RETURN(std::string text, readFile(state_file_));
+  std::vector<std::string> skipped;
+  auto recorded = parseServicesRecord(text, &skipped);
+  if (!recorded.ok()) {
+    return makeError(state_file_ + ": " + recorded.error().message + "; move it away to start with no services");
+  }
+  for (const auto& bad : skipped) spdlog::warn("{}: skipping a malformed entry: {}", state_file_, bad);
+  int adopted = 0;
+  for (const auto& r : *recorded) {
+    if (!validServiceName(r.spec.name) || services_.count(r.spec.name)) {
+      spdlog::warn("{}: skipping service '{}' (bad or duplicate name)", state_file_, r.spec.name);
+      continue;
+    }
+    auto s = std::make_unique<Service>();
+    s->spec = r.spec;
+    s->status.name = r.spec.name;
+    s->status.argv = r.spec.argv;
+    s->status.restarts = r.restarts;
+    Service& ref = *s;
+    services_[ref.spec.name] = std::move(s);
+    if (r.pid > 0 && r.start_ticks != 0 && processStartTicks(r.pid) == r.start_ticks && watch(ref, r.pid)) {
+      ref.status.state = ServiceState::kRunning;
+      ref.started_at = std::chrono::steady_clock::now();
+      ++adopted;
+      spdlog::info("service {} adopted, pid {}", ref.spec.name, r.pid);
+    } else if (r.state == toString(ServiceState::kExited)) {
+      ref.status.state = ServiceState::kExited;
+    } else {
+      spdlog::warn("service {} (pid {}) did not outlive the previous agent; starting it", ref.spec.name, r.pid);
+      ref.status.restarts++;
+      start(ref);
+    }
+  }
+  record();
+  return adopted;
+}
+
+bool Supervisor::watch(Service& s, pid_t pid) {
+  // A pidfd turns "process exited" into an fd event on our loop, without
+  // SIGCHLD handlers, without racing other children's reaping, and for
+  // processes that are not our children (adopted ones).
+  int pidfd = openPidfd(pid);
+  if (pidfd < 0) {
+    spdlog::error("service {}: pidfd_open({}): {}", s.spec.name, pid, std::strerror(errno));
+    return false;
+  }
+  std::string name = s.spec.name;
+  auto watched = loop_.watchFd(pidfd, EPOLLIN, [this, name](uint32_t) { onExit(name); });
+  if (!watched.ok()) {
+    spdlog::error("service {}: {}", name, watched.error().message);
+    ::close(pidfd);
+    return false;
+  }
+  s.pidfd = pidfd;
+  s.status.pid = pid;
+  s.start_ticks = processStartTicks(pid);
+  return true;
+}
+
+void Supervisor::record() const {
+  if (state_file_.empty()) return;
+  std::vector<RecordedService> out;
+  for (const auto& [name, s] : services_) {
+    bool running = s->pidfd >= 0;
+    out.push_back({s->spec, s->status.restarts, toString(s->status.state), running ? s->status.pid : 0,
+                   running ? s->start_ticks : 0});
+  }
+  if (auto w = writeFileAtomic(state_file_, renderServicesRecord(out)); !w.ok()) {
+    spdlog::error("record services: {}", w.error().message);
+  }
 }
 
 void Supervisor::start(Service& s) {
@@ -81,17 +200,16 @@ void Supervisor::start(Service& s) {
   s.status.pid = *pid;
   s.status.state = ServiceState::kRunning;
   s.started_at = std::chrono::steady_clock::now();
-  // A pidfd turns "child exited" into an fd event on our loop, without
-  // SIGCHLD handlers and without racing other children's reaping.
-  s.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
-  if (s.pidfd < 0) {
-    spdlog::error("service {}: pidfd_open: {}", s.spec.name, std::strerror(errno));
+  // Unwatched, its exit would go unnoticed: stop it rather than lose track.
+  if (!watch(s, *pid)) {
+    ::kill(*pid, SIGKILL);
+    ::waitpid(*pid, nullptr, 0);
+    s.status.pid = 0;
+    s.status.state = ServiceState::kFailed;
     return;
   }
-  std::string name = s.spec.name;
-  auto watched = loop_.watchFd(s.pidfd, EPOLLIN, [this, name](uint32_t) { onExit(name); });
-  if (!watched.ok()) spdlog::error("service {}: {}", name, watched.error().message);
-  spdlog::info("service {} started, pid {}", name, *pid);
+  spdlog::info("service {} started, pid {}", s.spec.name, *pid);
+  record();
 }
 
 void Supervisor::onExit(const std::string& name) {
@@ -101,15 +219,21 @@ void Supervisor::onExit(const std::string& name) {
   loop_.unwatchFd(s.pidfd);
   ::close(s.pidfd);
   s.pidfd = -1;
-  auto code = waitExit(s.status.pid);
-  s.status.last_exit = code.valueOr(-1);
+  // Our child: its exit code. An adopted process: ECHILD, code unknown.
+  int status = 0;
+  if (::waitpid(s.status.pid, &status, WNOHANG) == s.status.pid) {
+    s.status.last_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  } else {
+    s.status.last_exit = -1;
+  }
   s.status.pid = 0;
   spdlog::warn("service {} exited with {}", name, s.status.last_exit);
   if (!s.spec.restart && s.status.last_exit == 0) {
     s.status.state = ServiceState::kExited;
-    return;
+  } else {
+    scheduleRestart(s);
   }
-  scheduleRestart(s);
+  record();
 }
 
 void Supervisor::scheduleRestart(Service& s) {
@@ -126,18 +250,6 @@ void Supervisor::scheduleRestart(Service& s) {
   s.backoff = std::min(s.backoff * 2, kMaxBackoff);
 }
 
-static void terminate(pid_t pid, int pidfd, std::chrono::milliseconds grace) {
-  ::kill(pid, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  (void)pidfd;
-}
-
 Status Supervisor::remove(const std::string& name) {
   auto it = services_.find(name);
   if (it == services_.end()) return makeError("no service '" + name + "'");
@@ -149,6 +261,7 @@ Status Supervisor::remove(const std::string& name) {
     ::close(s.pidfd);
   }
   services_.erase(it);
+  record();
   return okStatus();
 }
 
@@ -168,7 +281,7 @@ void Supervisor::stopAll(std::chrono::milliseconds grace) {
   for (auto& [_, s] : services_) {
     if (s->restart_timer) loop_.cancelTimer(s->restart_timer);
     s->restart_timer = 0;
-    if (s->pidfd >= 0) ::kill(s->status.pid, SIGTERM);
+    if (s->pidfd >= 0) ::syscall(SYS_pidfd_send_signal, s->pidfd, SIGTERM, nullptr, 0);
   }
   for (auto& [_, s] : services_) {
     if (s->pidfd < 0) continue;
@@ -179,6 +292,19 @@ void Supervisor::stopAll(std::chrono::milliseconds grace) {
     s->status.pid = 0;
     s->status.state = ServiceState::kExited;
   }
+}
+
+void Supervisor::releaseAll() {
+  for (auto& [name, s] : services_) {
+    if (s->restart_timer) loop_.cancelTimer(s->restart_timer);
+    if (s->pidfd >= 0) {
+      loop_.unwatchFd(s->pidfd);
+      ::close(s->pidfd);
+    }
+    spdlog::info("service {} released, pid {}", name, s->status.pid);
+  }
+  // Not recorded: the file must keep the pids for the next agent.
+  services_.clear();
 }
 
 }  // namespace offcore

@@ -43,9 +43,14 @@ class Supervisor {
   static constexpr std::chrono::milliseconds kMaxBackoff{10000};
   static constexpr std::chrono::milliseconds kStableAfter{10000};
 
-  Supervisor(EventLoop& loop, std::string log_dir);
+  // state_file: where the services are recorded ("" = not recorded).
+  Supervisor(EventLoop& loop, std::string log_dir, std::string state_file = "");
   ~Supervisor();
 
+  // Takes over the services recorded in the state file: a process still
+  // running is adopted, one that is gone is started again (restarts + 1).
+  // Returns how many were adopted; an unreadable file is an error.
+  Result<int> adoptRecorded();
   Status add(const ServiceSpec& spec);
   // Stops the service (SIGTERM, then SIGKILL after grace) and forgets it.
   Status remove(const std::string& name);
@@ -53,15 +58,21 @@ class Supervisor {
   Result<ServiceStatus> get(const std::string& name) const;
   // Sends SIGTERM to every service and waits up to grace for them to go.
   void stopAll(std::chrono::milliseconds grace);
+  // Lets go of every service without stopping it, for the next agent to
+  // adopt (an agent restart). The state file stays.
+  void releaseAll();
 
  private:
   struct Service;
   void start(Service& s);
+  bool watch(Service& s, pid_t pid);
+  void record() const;
   void onExit(const std::string& name);
   void scheduleRestart(Service& s);
 
   EventLoop& loop_;
   std::string log_dir_;
+  std::string state_file_;
   std::map<std::string, std::unique_ptr<Service>> services_;
 };
 

@@ -35,6 +35,10 @@ void printStatus(const json& s) {
   const auto& hv = s["network"]["host_vf"];
   std::printf("uplink %s  host-VF %s -> %s (%s)\n", s["network"]["uplink"].value("ip", "").c_str(),
               hv.value("host_ip", "").c_str(), hv.value("soc_ip", "").c_str(), hv.value("mode", "").c_str());
+  if (s["agent"].value("state", "") == "unreachable") {
+    std::printf("the agent does not answer; start a new one with `offcore dpu agent restart --name %s`\n",
+                s["name"].get<std::string>().c_str());
+  }
   if (!s["services"].empty()) {
     std::vector<std::vector<std::string>> srows{{"SERVICE", "STATE", "RESTARTS", "PID"}};
     for (const auto& sv : s["services"]) {
@@ -101,6 +105,33 @@ void registerUpDown(CLI::App* dpu, CliContext& ctx) {
         auto s = nodes.down(*name);
         if (!s.ok()) return fail("dpu down", s.error());
         std::printf("node %s down\n", name->c_str());
+        return 0;
+      });
+    };
+  });
+}
+
+void registerAgent(CLI::App* dpu, CliContext& ctx) {
+  auto* agent = dpu->add_subcommand("agent", "the node's SoC agent");
+  agent->require_subcommand(1);
+  auto name = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  auto* restart = agent->add_subcommand(
+      "restart", "replace the agent (hung, crashed or upgraded); services, VFs and forwarding carry on");
+  restart->add_option("--name", *name, "node name")->required();
+  restart->add_flag("--json", *as_json, "print the node state as JSON");
+  restart->callback([&ctx, name, as_json] {
+    ctx.action = [&ctx, name, as_json] {
+      return withNodes(ctx, "dpu agent restart", [&](NodeManager& nodes) {
+        auto before = nodes.state(*name);
+        auto st = nodes.restartAgent(*name);
+        if (!st.ok()) return fail("dpu agent restart", st.error());
+        if (*as_json) {
+          std::printf("%s", st->toJson().c_str());
+        } else {
+          std::printf("node %s: agent restarted, pid %d -> %d\n", name->c_str(), before.ok() ? before->agent_pid : 0,
+                      st->agent_pid);
+        }
         return 0;
       });
     };
@@ -371,6 +402,7 @@ void registerDpuCommands(CLI::App& app, CliContext& ctx) {
   auto* dpu = app.add_subcommand("dpu", "software DPU nodes: domains, agent, VFs");
   dpu->require_subcommand(1);
   registerUpDown(dpu, ctx);
+  registerAgent(dpu, ctx);
   registerStatus(dpu, ctx);
   registerExecTop(dpu, ctx);
   registerVf(dpu, ctx);

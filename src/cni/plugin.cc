@@ -103,8 +103,10 @@ class Run {
   }
 
   CniOutcome notRunning(const Error& e) const {
-    return fail(kCniTryAgainLater, what_ + ": node '" + conf_.node + "' is not running on this host (" + e.message +
-                                       "); start it with `offcore dpu up --name " + conf_.node + "`");
+    return fail(kCniTryAgainLater, what_ + ": node '" + conf_.node + "' does not answer on this host (" + e.message +
+                                       "); if `offcore dpu list` shows it, restart its agent with `offcore dpu agent "
+                                       "restart --name " + conf_.node + "`, else start it with `offcore dpu up --name " +
+                                       conf_.node + "`");
   }
 
   static std::string agentMessage(const ApiReply& r) {

@@ -1,10 +1,12 @@
 #include "base/json.h"
 #include "dpu/node.h"
 
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -13,6 +15,7 @@
 
 #include "api/api_client.h"
 #include "base/files.h"
+#include "base/log.h"
 #include "base/subprocess.h"
 #include "dpu/fabric.h"
 #include "dpu/mounts.h"
@@ -252,6 +255,61 @@ Status NodeManager::startAgent(NodeState& s) {
   }
   return makeError("the agent did not answer within " + std::to_string(config_.agent_ready_timeout_ms) +
                    " ms; see " + l.agent_log);
+}
+
+namespace {
+
+// Gone, or a zombie nobody has reaped yet: either way it serves nothing.
+bool processGone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  ::waitpid(pid, nullptr, WNOHANG);  // reaps it if it is our child
+  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat").valueOr("");
+  auto paren = stat.rfind(')');
+  return paren == std::string::npos || stat.compare(paren, 3, ") Z") == 0;
+}
+
+}  // namespace
+
+Result<NodeState> NodeManager::restartAgent(const std::string& name) {
+  OC_TRY(checkPrerequisites());
+  OC_TRY(validateName("node", name));
+  Fabric fabric(config_);
+  OC_ASSIGN_OR_RETURN(FileLock lock, fabric.lock());
+  OC_ASSIGN_OR_RETURN(NodeState s, state(name));
+  if (s.phase != "up") {
+    return makeError("node '" + name + "' is " + s.phase + ", not up (a killed `dpu up`?); remove it with "
+                     "`offcore dpu down --name " + name + "` and bring it up again");
+  }
+  OC_TRY(stopAgentKeepingServices(s));
+  OC_TRY(startAgent(s));
+  return s;
+}
+
+Status NodeManager::stopAgentKeepingServices(const NodeState& s) {
+  NodeLayout l = layout(s.name);
+  // The recorded pid is only ours if that process is still `offcore agent
+  // --name NAME`: after a crash the pid may belong to anything.
+  auto cmdline = readFile("/proc/" + std::to_string(s.agent_pid) + "/cmdline").valueOr("");
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  bool ours = s.agent_pid > 0 && cmdline.find(" agent --name " + s.name + " ") != std::string::npos;
+  if (!ours) return okStatus();
+
+  ApiClient client(l.api_socket, 2000);
+  auto reply = client.post("/v1/shutdown", "{\"keep_services\":true}");
+  bool asked = reply.ok() && reply->status == 200;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(asked ? 5000 : 0);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (processGone(s.agent_pid)) return okStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // Hung (or deaf): SIGKILL takes the agent alone; its services are in
+  // their own processes and the next agent adopts them.
+  spdlog::warn("agent {} of node {} did not exit when asked; killing it", s.agent_pid, s.name);
+  if (::kill(s.agent_pid, SIGKILL) != 0 && errno != ESRCH) return errnoError("kill the agent " + std::to_string(s.agent_pid));
+  for (int i = 0; i < 500 && !processGone(s.agent_pid); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return okStatus();
 }
 
 Status NodeManager::enterDomain(const NodeState& node, Domain domain) {

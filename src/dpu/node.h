@@ -40,6 +40,12 @@ class NodeManager {
   // Removes everything the node created. Idempotent; works without an agent
   // and after a half-finished up.
   Status down(const std::string& name);
+  // Replaces the node's agent: asks a live one to exit without stopping
+  // its services (a hung one is killed), then starts a new one, which adopts
+  // the services and VFs and re-programs the dataplane. Forwarding goes on
+  // meanwhile: the BPF programs and pinned maps do not belong to the agent.
+  // Returns the state with the new agent's pid.
+  Result<NodeState> restartAgent(const std::string& name);
   std::vector<std::string> list() const;
   bool exists(const std::string& name) const;
   Result<NodeState> state(const std::string& name) const;
@@ -63,6 +69,7 @@ class NodeManager {
   Result<NodeState> plan(const NodeSpec& spec) const;
   Status build(NodeState& state);
   Status startAgent(NodeState& state);
+  Status stopAgentKeepingServices(const NodeState& state);
   void teardown(const std::string& name);
 
   Config config_;

@@ -151,6 +151,10 @@ Status NetController::start() {
     loop_.post([this, r] { onProbeResult(r); });
   });
   OC_TRY(setUpSoc());
+  // A restarted agent carries on from the health its predecessor reported.
+  if (auto previous = store_.loadHealth(); previous.ok() && previous->count(node_.name)) {
+    health_.backends = previous->at(node_.name).backends;
+  }
   OC_TRY(registerNode());
   OC_TRY(watchClusterDir());
   ready_ = true;
@@ -289,10 +293,16 @@ void NetController::syncProbes(const svc::ClusterState& state) {
     tasks[probe.backend] = task;
   }
   // Forget results of backends we no longer probe.
+  std::map<std::string, bool> last_known;
   for (auto it = health_.backends.begin(); it != health_.backends.end();) {
-    it = tasks.count(it->first) ? std::next(it) : health_.backends.erase(it);
+    if (!tasks.count(it->first)) {
+      it = health_.backends.erase(it);
+      continue;
+    }
+    last_known[it->first] = it->second.healthy;
+    ++it;
   }
-  prober_->set(tasks);
+  prober_->set(tasks, last_known);
 }
 
 void NetController::onProbeResult(const svc::ProbeResult& r) {

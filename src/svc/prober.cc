@@ -88,7 +88,7 @@ void Prober::stopRunner(Runner& r) {
   if (r.thread.joinable()) r.thread.join();
 }
 
-void Prober::set(const std::map<std::string, ProbeTask>& tasks) {
+void Prober::set(const std::map<std::string, ProbeTask>& tasks, const std::map<std::string, bool>& last_known) {
   for (auto it = runners_.begin(); it != runners_.end();) {
     auto want = tasks.find(it->first);
     if (want != tasks.end() && want->second == it->second.task) {
@@ -103,11 +103,13 @@ void Prober::set(const std::map<std::string, ProbeTask>& tasks) {
     Runner& r = runners_[backend];
     r.task = task;
     r.stop = std::make_shared<std::atomic<bool>>(false);
-    r.thread = std::thread([task = task, backend = backend, stop = r.stop, report = report_] {
+    auto known = last_known.find(backend);
+    bool start_healthy = known == last_known.end() || known->second;
+    r.thread = std::thread([task = task, backend = backend, stop = r.stop, report = report_, start_healthy] {
       // Kubernetes semantics: `failureThreshold` consecutive failures make a
       // healthy backend unhealthy, `successThreshold` successes bring it back.
-      // A backend starts healthy and is reported once at the first verdict.
-      bool healthy = true, reported = false;
+      // It is reported once at the first verdict.
+      bool healthy = start_healthy, reported = false;
       uint32_t fails = 0, oks = 0;
       while (!stop->load()) {
         auto started = Clock::now();

@@ -39,8 +39,10 @@ class Prober {
   ~Prober();
 
   // Starts, restarts or stops probe threads so that exactly `tasks` (by
-  // backend name) run. Called from the owner's thread only.
-  void set(const std::map<std::string, ProbeTask>& tasks);
+  // backend name) run. A new probe starts from the backend's last known
+  // health when there is one (a restarted agent must not bring a dead
+  // backend back for a few intervals), else healthy. Owner's thread only.
+  void set(const std::map<std::string, ProbeTask>& tasks, const std::map<std::string, bool>& last_known = {});
 
  private:
   struct Runner {

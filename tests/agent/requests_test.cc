@@ -36,5 +36,14 @@ TEST(RequestsTest, VfRequest) {
   EXPECT_FALSE(parseVfRequest(R"({"netns":"p","mac":"xx"})").ok());
 }
 
+TEST(RequestsTest, ShutdownRequest) {
+  EXPECT_FALSE(*parseShutdownRequest(""));
+  EXPECT_FALSE(*parseShutdownRequest("{}"));
+  EXPECT_TRUE(*parseShutdownRequest(R"({"keep_services":true})"));
+  EXPECT_EQ(parseShutdownRequest(R"({"keep_services":"yes"})").error().message,
+            "field 'keep_services' must be true or false");
+  EXPECT_FALSE(parseShutdownRequest("[]").ok());
+}
+
 }  // namespace
 }  // namespace offcore

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -99,6 +100,98 @@ TEST_F(SupervisorTest, ServiceOutputGoesToItsLog) {
   ASSERT_TRUE(runUntil(
       [&] { return readFile(dir_ + "/talker.log").valueOr("").find("hello-from-service") != std::string::npos; },
       2000ms));
+}
+
+// The agent-restart path: one supervisor releases its services, the next
+// adopts them from the state file.
+class SupervisorHandoverTest : public SupervisorTest {
+ protected:
+  std::string stateFile() const { return dir_ + "/services.json"; }
+  std::unique_ptr<Supervisor> recorded() { return std::make_unique<Supervisor>(loop_, dir_, stateFile()); }
+};
+
+TEST_F(SupervisorHandoverTest, ANewSupervisorAdoptsTheRunningProcessAndWatchesIt) {
+  auto first = recorded();
+  ASSERT_TRUE(first->add({"keeper", {"sleep", "60"}, true}).ok());
+  pid_t pid = first->get("keeper")->pid;
+  first->releaseAll();
+  first.reset();  // must not stop what it released
+  ASSERT_EQ(::kill(pid, 0), 0);
+
+  auto second = recorded();
+  auto adopted = second->adoptRecorded();
+  ASSERT_TRUE(adopted.ok()) << adopted.error().message;
+  EXPECT_EQ(*adopted, 1);
+  EXPECT_EQ(second->get("keeper")->pid, pid);
+  EXPECT_EQ(second->get("keeper")->state, ServiceState::kRunning);
+
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(runUntil([&] { return second->get("keeper")->restarts == 1 && second->get("keeper")->pid != 0; },
+                       3000ms));
+  EXPECT_NE(second->get("keeper")->pid, pid);
+  EXPECT_EQ(second->get("keeper")->state, ServiceState::kRunning);
+}
+
+TEST_F(SupervisorHandoverTest, AServiceThatDiedMeanwhileIsStartedAgain) {
+  auto first = recorded();
+  ASSERT_TRUE(first->add({"keeper", {"sleep", "60"}, true}).ok());
+  pid_t pid = first->get("keeper")->pid;
+  first->releaseAll();
+  first.reset();
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);
+
+  auto second = recorded();
+  auto adopted = second->adoptRecorded();
+  ASSERT_TRUE(adopted.ok());
+  EXPECT_EQ(*adopted, 0);
+  auto st = second->get("keeper");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->state, ServiceState::kRunning);
+  EXPECT_NE(st->pid, pid);
+  EXPECT_EQ(st->restarts, 1);
+}
+
+TEST_F(SupervisorHandoverTest, APidNowUsedByAnotherProcessIsNotAdopted) {
+  // A live process (ours) recorded with the wrong start time: a reused pid.
+  ASSERT_TRUE(writeFileAtomic(stateFile(), R"({"services":[{"name":"k","argv":["sleep","60"],"pid":)" +
+                                               std::to_string(::getpid()) + R"(,"start_ticks":1}]})")
+                  .ok());
+  auto sup = recorded();
+  auto adopted = sup->adoptRecorded();
+  ASSERT_TRUE(adopted.ok());
+  EXPECT_EQ(*adopted, 0);
+  EXPECT_NE(sup->get("k")->pid, ::getpid());
+}
+
+TEST_F(SupervisorHandoverTest, AStoppedNodeRestartsItsServicesButNotOnesThatExitedCleanly) {
+  auto first = recorded();
+  ASSERT_TRUE(first->add({"keeper", {"sleep", "60"}, true}).ok());
+  ASSERT_TRUE(first->add({"oneshot", {"true"}, false}).ok());
+  ASSERT_TRUE(runUntil([&] { return first->get("oneshot")->state == ServiceState::kExited; }, 2000ms));
+  first.reset();  // stops keeper; the record still wants it
+
+  auto second = recorded();
+  ASSERT_TRUE(second->adoptRecorded().ok());
+  EXPECT_EQ(second->get("keeper")->state, ServiceState::kRunning);
+  EXPECT_EQ(second->get("oneshot")->state, ServiceState::kExited);
+  EXPECT_EQ(second->get("oneshot")->pid, 0);
+}
+
+TEST_F(SupervisorHandoverTest, BadRecordsAreRefusedOrSkippedNotFatal) {
+  ASSERT_TRUE(writeFileAtomic(stateFile(), "not json").ok());
+  auto sup = recorded();
+  auto adopted = sup->adoptRecorded();
+  ASSERT_FALSE(adopted.ok());
+  EXPECT_NE(adopted.error().message.find("move it away"), std::string::npos);
+
+  ASSERT_TRUE(writeFileAtomic(stateFile(), R"({"services":[{"name":7},{"name":"Bad Name","argv":["x"]},)"
+                                           R"("oops",{"name":"good","argv":["sleep","60"],"pid":"x"}]})")
+                  .ok());
+  auto again = recorded();
+  auto ok = again->adoptRecorded();
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(again->list().size(), 0u);  // "good" has a pid of the wrong type: skipped too
 }
 
 }  // namespace

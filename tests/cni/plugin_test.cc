@@ -139,7 +139,8 @@ TEST_F(CniPluginTest, AddWithTheAgentDownIsTryAgainLater) {
   EXPECT_EQ(e["code"], kCniTryAgainLater);
   EXPECT_EQ(e["cniVersion"], "0.4.0");
   std::string msg = e["msg"];
-  EXPECT_NE(msg.find("node 'n1' is not running"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("node 'n1' does not answer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("offcore dpu agent restart --name n1"), std::string::npos) << msg;
   EXPECT_NE(msg.find("offcore dpu up --name n1"), std::string::npos) << msg;
 }
 

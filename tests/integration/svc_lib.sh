@@ -12,17 +12,18 @@ cleanup "rm -rf $SVC_T"
 printf '{"cluster_dir": "%s/cluster"}\n' "$SVC_T" > "$SVC_T/config.json"
 export OFFCORE_CONFIG=$SVC_T/config.json
 
-# cni CMD NODE POD SUBNET [VPC] -> the plugin's stdout
+# cni CMD NODE POD SUBNET [VPC [EXTRA]] -> the plugin's stdout; EXTRA is more
+# config fields, e.g. ',"prevResult":{...}' for CHECK.
 cni() {
-  local cmd=$1 node=$2 pod=$3 subnet=$4 vpc=${5:-default}
-  printf '{"cniVersion":"1.0.0","name":"t","type":"offcore-cni","node":"%s","vpc":"%s","subnet":"%s"}' \
-    "$node" "$vpc" "$subnet" |
+  local cmd=$1 node=$2 pod=$3 subnet=$4 vpc=${5:-default} extra=${6:-}
+  printf '{"cniVersion":"1.0.0","name":"t","type":"offcore-cni","node":"%s","vpc":"%s","subnet":"%s"%s}' \
+    "$node" "$vpc" "$subnet" "$extra" |
     CNI_COMMAND=$cmd CNI_CONTAINERID=$pod CNI_NETNS=/var/run/netns/$pod CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin \
       CNI_ARGS="K8S_POD_NAME=$pod" "$CNI"
 }
 
 # pod_add NODE POD SUBNET VPC: a namespace with an offcore VF; its address
-# lands in POD_IP. (Not a $(...) call: cleanups registered in a subshell
+# lands in POD_IP, the ADD result in POD_RESULT. (Not a $(...) call: cleanups registered in a subshell
 # would be lost.)
 pod_add() {
   local node=$1 pod=$2 subnet=$3 vpc=$4 out
@@ -30,6 +31,7 @@ pod_add() {
   cleanup "cni DEL $node $pod $subnet $vpc"
   out=$(cni ADD "$node" "$pod" "$subnet" "$vpc") || fail "CNI ADD $pod: $out"
   POD_IP=$(echo "$out" | jq -r '.ips[0].address' | cut -d/ -f1)
+  POD_RESULT=$out
 }
 
 # serve POD PORT: an HTTP server answering "POD PEER-IP"; UDP echo on PORT too.
