@@ -2,6 +2,7 @@
 // one resource (references, overlaps, uniqueness, immutable fields) and the
 // assignments (VNIs, ClusterIPs). Everything is checked against the state as
 // it would be after the apply, so one file may hold a VPC and its Subnets.
+#include <algorithm>
 #include <set>
 
 #include "svc/cluster_store.h"
@@ -37,13 +38,50 @@ class Applier {
   void checkBackend(const Resource& r, const Backend& b);
   void checkService(const Resource& r, Service& s, bool allocate);
   void checkProbe(const Resource& r, const NetworkProbe& p);
+  void indexClaims();
+  std::string claimedBy(const std::map<std::string, std::set<std::string>>& claims, const std::string& what,
+                        const std::string& except) const;
+  // An address within a VPC: "vpc/ip".
+  static std::string addressKey(const std::string& vpc, const std::string& ip) { return vpc + "/" + ip; }
 
   const ClusterState& old_;
   ClusterState next_;
   const std::vector<Resource>& docs_;
   std::string service_cidr_;
   std::vector<std::string> errors_;
+  // Who claims what, over the merged state, so that each uniqueness check
+  // is a lookup rather than a scan of every Service (10k Services in one
+  // apply would otherwise be 10^8 comparisons). Names sort as the state's
+  // maps do, so errors name the same first claimant.
+  std::map<std::string, std::set<std::string>> cluster_ips_;  // "vpc/ip" -> Services
+  std::map<std::string, std::set<std::string>> eips_;         // eip -> Services
+  std::map<std::string, std::set<std::string>> probes_;       // backend -> NetworkProbes
+  std::map<std::string, std::set<std::string>> backend_ips_;  // "vpc/ip" -> non-pod Backends
+  std::map<std::string, std::set<std::string>> endpoint_ips_; // "vpc/ip" -> endpoint ids
+  std::map<std::string, uint64_t> alloc_cursor_;              // VPC -> first address not known taken
 };
+
+void Applier::indexClaims() {
+  for (const auto& [n, svc] : next_.services) {
+    if (!svc.cluster_ip.empty()) cluster_ips_[addressKey(svc.vpc, svc.cluster_ip)].insert(n);
+    if (!svc.eip.empty()) eips_[svc.eip].insert(n);
+  }
+  for (const auto& [n, p] : next_.probes) probes_[p.backend].insert(n);
+  for (const auto& [n, b] : next_.backends) {
+    if (b.kind != "pod") backend_ips_[addressKey(b.vpc, b.ip)].insert(n);
+  }
+  for (const auto& [id, e] : next_.endpoints) endpoint_ips_[addressKey(e.vpc, e.ip)].insert(id);
+}
+
+std::string Applier::claimedBy(const std::map<std::string, std::set<std::string>>& claims, const std::string& what,
+                               const std::string& except) const {
+  auto it = claims.find(what);
+  if (it == claims.end()) return "";
+  for (const auto& n : it->second) {
+    if (n != except) return n;
+  }
+  return "";
+}
 
 void Applier::checkVpc(const Resource& r, Vpc& v) {
   auto o = old_.vpcs.find(v.name);
@@ -86,30 +124,29 @@ void Applier::checkSubnet(const Resource& r, const Subnet& s) {
 
 void Applier::checkBackend(const Resource& r, const Backend& b) {
   if (!vpcExists(r, b.vpc) || b.kind == "pod") return;
-  for (const auto& [n, other] : next_.backends) {
-    if (n != b.name && other.kind != "pod" && other.vpc == b.vpc && other.ip == b.ip)
+  std::string where = addressKey(b.vpc, b.ip);
+  for (const auto& n : backend_ips_[where]) {
+    if (n != b.name)
       error(r, "spec.ip", b.ip + " is already the address of Backend " + inQuotes(n) + " in VPC " + inQuotes(b.vpc));
   }
-  for (const auto& [id, e] : next_.endpoints) {
-    if (e.vpc == b.vpc && e.ip == b.ip)
-      error(r, "spec.ip", b.ip + " is already handed out to endpoint " + id + " (pod " + inQuotes(e.pod_name) + ")");
+  for (const auto& id : endpoint_ips_[where]) {
+    error(r, "spec.ip", b.ip + " is already handed out to endpoint " + id + " (pod " +
+                            inQuotes(next_.endpoints.at(id).pod_name) + ")");
   }
 }
 
 // allocate=false: the pass over fixed addresses; true: assigns the rest.
 void Applier::checkService(const Resource& r, Service& s, bool allocate) {
-  auto takenBy = [&](const std::string& ip) -> std::string {
-    for (const auto& [n, other] : next_.services) {
-      if (n != s.name && other.vpc == s.vpc && other.cluster_ip == ip) return n;
-    }
-    return "";
+  auto takenBy = [&](const std::string& ip) { return claimedBy(cluster_ips_, addressKey(s.vpc, ip), s.name); };
+  auto claim = [&](const std::string& ip) {
+    s.cluster_ip = ip;
+    cluster_ips_[addressKey(s.vpc, ip)].insert(s.name);
   };
   if (!allocate) {
     if (!vpcExists(r, s.vpc)) return;
     if (!s.eip.empty()) {
-      for (const auto& [n, other] : next_.services) {
-        if (n != s.name && other.eip == s.eip)
-          error(r, "spec.eip", s.eip + " is already the eip of Service " + inQuotes(n));
+      for (const auto& n : eips_[s.eip]) {
+        if (n != s.name) error(r, "spec.eip", s.eip + " is already the eip of Service " + inQuotes(n));
       }
     }
     if (!s.cluster_ip.empty()) {
@@ -123,7 +160,7 @@ void Applier::checkService(const Resource& r, Service& s, bool allocate) {
   if (!s.cluster_ip.empty()) return;
   auto o = old_.services.find(s.name);
   if (o != old_.services.end() && !o->second.cluster_ip.empty() && takenBy(o->second.cluster_ip).empty()) {
-    s.cluster_ip = o->second.cluster_ip;  // stable across re-applies
+    claim(o->second.cluster_ip);  // stable across re-applies
     return;
   }
   auto cidr = parseCidr(service_cidr_);
@@ -131,13 +168,15 @@ void Applier::checkService(const Resource& r, Service& s, bool allocate) {
     error(r, "spec.clusterIP", "cannot allocate: config service_cidr: " + cidr.error().message);
     return;
   }
-  std::set<std::string> used;
-  for (const auto& [n, other] : next_.services) {
-    if (other.vpc == s.vpc && !other.cluster_ip.empty()) used.insert(other.cluster_ip);
-  }
-  for (uint64_t ip = uint64_t{cidr->network} + 1; ip < cidr->broadcast(); ++ip) {
-    if (!used.count(formatIpv4(static_cast<uint32_t>(ip)))) {
-      s.cluster_ip = formatIpv4(static_cast<uint32_t>(ip));
+  // Addresses are only taken during an apply, never freed, so a per-VPC
+  // cursor past the last allocation keeps a bulk apply linear.
+  uint64_t& cursor = alloc_cursor_[s.vpc];
+  cursor = std::max(cursor, uint64_t{cidr->network} + 1);
+  for (uint64_t ip = cursor; ip < cidr->broadcast(); ++ip) {
+    std::string candidate = formatIpv4(static_cast<uint32_t>(ip));
+    if (claimedBy(cluster_ips_, addressKey(s.vpc, candidate), "").empty()) {
+      claim(candidate);
+      cursor = ip + 1;
       return;
     }
   }
@@ -151,8 +190,8 @@ void Applier::checkProbe(const Resource& r, const NetworkProbe& p) {
     error(r, "spec.backend", "Backend " + inQuotes(p.backend) + " does not exist; apply it first or in the same file");
     return;
   }
-  for (const auto& [n, other] : next_.probes) {
-    if (n != p.name && other.backend == p.backend)
+  for (const auto& n : probes_[p.backend]) {
+    if (n != p.name)
       error(r, "spec.backend",
             "Backend " + inQuotes(p.backend) + " already has NetworkProbe " + inQuotes(n) + " (at most one per backend)");
   }
@@ -194,6 +233,7 @@ Result<ApplyResult> Applier::run() {
   for (const auto& r : docs_) {
     if (auto* v = std::get_if<Vpc>(&r.value); v && next_.vpcs[v->name].vni == 0) assignVni(next_.vpcs[v->name]);
   }
+  indexClaims();
   for (bool allocate : {false, true}) {
     for (const auto& r : docs_) {
       if (auto* s = std::get_if<Subnet>(&r.value); s && !allocate) checkSubnet(r, *s);

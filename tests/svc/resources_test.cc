@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "svc/cluster_store.h"
 
 namespace offcore::svc {
@@ -325,6 +327,33 @@ TEST(ResourceApplyTest, ClusterIpsAreStableAndUniquePerVpc) {
   auto full = applyToState(t, docs(service("s3", "default")), "10.9.0.0/30");
   ASSERT_FALSE(full.ok());
   EXPECT_NE(full.error().message.find("service CIDR 10.9.0.0/30 is full in VPC \"default\""), std::string::npos);
+}
+
+TEST(ResourceApplyTest, ABulkApplyAllocatesAroundFixedAddressesWithoutGaps) {
+  // One apply of many Services, some with fixed addresses in the range the
+  // allocator walks: every address is distinct, none is skipped, and a
+  // re-apply moves nothing.
+  ClusterState s = ClusterState::empty();
+  std::string yaml;
+  for (int i = 0; i < 600; ++i) {
+    std::string extra = i % 100 == 7 ? "  clusterIP: 10.96.0." + std::to_string(i / 100 + 3) + "\n" : "";
+    yaml += (i ? "---\n" : "") + service("s" + std::to_string(i), "default", extra);
+  }
+  ASSERT_TRUE(applyToState(s, docs(yaml), "10.96.0.0/16").ok());
+  std::set<std::string> seen;
+  for (const auto& [n, svc] : s.services) EXPECT_TRUE(seen.insert(svc.cluster_ip).second) << n << " " << svc.cluster_ip;
+  EXPECT_EQ(seen.size(), 600u);
+  EXPECT_EQ(s.services.at("s0").cluster_ip, "10.96.0.1");
+  EXPECT_EQ(s.services.at("s1").cluster_ip, "10.96.0.2");
+  EXPECT_EQ(s.services.at("s2").cluster_ip, "10.96.0.9");  // .3-.8 are fixed by s7, s107, ... s507
+  EXPECT_EQ(s.services.at("s7").cluster_ip, "10.96.0.3");
+  EXPECT_TRUE(seen.count("10.96.2.88"));   // 600 addresses: .1 to 2.88, no gaps
+  EXPECT_FALSE(seen.count("10.96.2.89"));
+  ClusterState before = s;
+  auto again = applyToState(s, docs(yaml), "10.96.0.0/16");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->unchanged.size(), 600u);
+  EXPECT_TRUE(s.services == before.services);
 }
 
 TEST(ResourceApplyTest, OneProbePerBackendAndUniqueBackendAddresses) {
