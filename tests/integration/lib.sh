@@ -83,6 +83,8 @@ gateway_up() {
   oc fabric host add "$host" >/dev/null
   cleanup "\"$OFFCORE\" fabric host del $host"
   GW_IP=$(oc fabric host list --json | jq -r --arg h "$host" '.[] | select(.name==$h) | .ip'); GW_IP=${GW_IP%/*}
+  # A gateway killed with -9 (the crash tests) cannot remove its run dir.
+  cleanup "rm -rf /run/offcore/targets/$host"
   gateway_start "$host" "$data" $extra
   cleanup "gateway_stop"
 }
