@@ -259,7 +259,13 @@ static __always_inline int service_nat(struct __sk_buff *skb, struct packet *p) 
   /* The reply, as it will arrive: backend -> (client or gateway). */
   struct oc_flow_key reply = {.vpc = b.vpc, .saddr = b.ip, .daddr = p->flow.saddr, .sport = b.port,
                               .dport = p->flow.sport, .proto = p->flow.proto};
-  bpf_map_update_elem(&oc_rev_nat, &reply, &rv, BPF_ANY);
+  /* Every packet of the flow passes here; an LRU update per packet costs
+   * an element allocation and a bucket lock, a lookup does not. Write only
+   * when the entry is missing (new flow, or evicted) or differs. */
+  struct oc_rev_val *cur = bpf_map_lookup_elem(&oc_rev_nat, &reply);
+  if (!cur || cur->vpc != rv.vpc || cur->vip != rv.vip || cur->vport != rv.vport || cur->flags != rv.flags ||
+      cur->client_ip != rv.client_ip || cur->client_port != rv.client_port)
+    bpf_map_update_elem(&oc_rev_nat, &reply, &rv, BPF_ANY);
   return 1;
 }
 
@@ -312,6 +318,9 @@ static __always_inline void learn_return_path(struct packet *p, __u32 from_node)
   if (bpf_map_lookup_elem(&oc_endpoints, &src)) return;
   struct oc_flow_key reply = {.vpc = p->flow.vpc, .saddr = p->flow.daddr, .daddr = p->flow.saddr,
                               .sport = p->flow.dport, .dport = p->flow.sport, .proto = p->flow.proto};
+  /* Per packet: write only what changed (see service_nat). */
+  struct oc_return_val *cur = bpf_map_lookup_elem(&oc_return_path, &reply);
+  if (cur && cur->node_ip == from_node) return;
   struct oc_return_val rv = {.node_ip = from_node};
   bpf_map_update_elem(&oc_return_path, &reply, &rv, BPF_ANY);
 }
