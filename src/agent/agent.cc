@@ -162,7 +162,11 @@ Status Agent::run() {
   net_ = std::make_unique<NetController>(loop_, config_, node_, layout_, vfs_);
   if (auto s = net_->start(); !s.ok()) net_->failed(s.error());
   net_->registerRoutes(*api_);
-  OC_TRY(api_->listenUnix(layout_.api_socket));
+  if (auto listening = api_->listenUnix(layout_.api_socket); !listening.ok()) {
+    // Whatever this agent adopted stays up for the next attempt.
+    supervisor_->releaseAll();
+    return listening;
+  }
   spdlog::info("agent for node {} serving {}", node_.name, layout_.api_socket);
 
   Status ran = loop_.run();

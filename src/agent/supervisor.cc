@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <sstream>
 
 #include "agent/services_record.h"
 #include "base/files.h"
@@ -25,43 +24,55 @@ struct Supervisor::Service {
   std::chrono::steady_clock::time_point started_at;
   EventLoop::TimerId restart_timer = 0;
   uint64_t start_ticks = 0;  // /proc/PID/stat starttime: tells our process from a reused pid
+  bool adopted = false;      // started by an earlier agent: not our child, exit code unknown
 };
 
 namespace {
-
-// The process's start time in clock ticks since boot, 0 if it is gone or a
-// zombie. Together with the pid it names one process for the machine's uptime.
-uint64_t processStartTicks(pid_t pid) {
-  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat.ok()) return 0;
-  auto close_paren = stat->rfind(')');
-  if (close_paren == std::string::npos) return 0;
-  std::istringstream fields(stat->substr(close_paren + 1));
-  std::string field;
-  // Fields after the command: state (3rd) ... starttime (22nd).
-  for (int index = 3; fields >> field; ++index) {
-    if (index == 3 && field == "Z") return 0;
-    if (index == 22) return std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return 0;
-}
 
 int openPidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 bool waitPidfd(int pidfd, std::chrono::milliseconds timeout) {
   pollfd p{pidfd, POLLIN, 0};
-  return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+    if (n > 0) return true;
+    if (n == 0 || errno != EINTR) return false;
+  }
+}
+
+#ifndef P_PIDFD
+#define P_PIDFD 3  // linux/wait.h; older glibc headers lack it
+#endif
+
+// Reaps exactly the process behind the pidfd if it is our child and has
+// exited; a plain waitpid(pid) could take a newer child that reused the pid
+// of an adopted process init already reaped. Returns its exit code, -1 when
+// unknown (not our child).
+int reapExitCode(int pidfd) {
+  siginfo_t info{};
+  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) != 0 ||
+      info.si_pid == 0) {
+    return -1;
+  }
+  return info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
 }
 
 // SIGTERM, then SIGKILL after grace. Works for adopted processes too (not
-// our children): the pidfd says when it is gone; waitpid only reaps ours.
-void terminate(pid_t pid, int pidfd, std::chrono::milliseconds grace) {
+// our children): the pidfd says when it is gone.
+void terminate(const std::string& name, int pidfd, std::chrono::milliseconds grace) {
   ::syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, nullptr, 0);
   if (!waitPidfd(pidfd, grace)) {
     ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-    waitPidfd(pidfd, std::chrono::milliseconds(5000));
+    // Only uninterruptible sleep (a stuck FUSE or disk request) outlasts
+    // SIGKILL; say so rather than block the loop for good.
+    if (!waitPidfd(pidfd, std::chrono::milliseconds(5000))) {
+      spdlog::error("service {} survived SIGKILL for 5 s (uninterruptible sleep?); leaving it", name);
+      return;
+    }
   }
-  ::waitpid(pid, nullptr, WNOHANG);
+  (void)reapExitCode(pidfd);
 }
 
 }  // namespace
@@ -135,32 +146,68 @@ Result<int> Supervisor::adoptRecorded() {
     s->status.restarts = r.restarts;
     Service& ref = *s;
     services_[ref.spec.name] = std::move(s);
-    if (r.pid > 0 && r.start_ticks != 0 && processStartTicks(r.pid) == r.start_ticks && watch(ref, r.pid)) {
-      ref.status.state = ServiceState::kRunning;
-      ref.started_at = std::chrono::steady_clock::now();
-      ++adopted;
-      spdlog::info("service {} adopted, pid {}", ref.spec.name, r.pid);
-    } else if (r.state == toString(ServiceState::kExited)) {
-      ref.status.state = ServiceState::kExited;
-    } else {
-      spdlog::warn("service {} (pid {}) did not outlive the previous agent; starting it", ref.spec.name, r.pid);
-      ref.status.restarts++;
-      start(ref);
+    switch (r.pid > 0 && r.start_ticks != 0 ? adopt(ref, r.pid, r.start_ticks) : Adoption::kGone) {
+      case Adoption::kAdopted:
+        ++adopted;
+        spdlog::info("service {} adopted, pid {}", ref.spec.name, r.pid);
+        break;
+      case Adoption::kFailed:
+        // Alive but unwatchable: starting a second copy next to it would
+        // clash (ports, mounts); report it, and keep it recorded so that
+        // the next agent tries again.
+        ref.status.state = ServiceState::kFailed;
+        ref.status.pid = r.pid;
+        ref.start_ticks = r.start_ticks;
+        break;
+      case Adoption::kGone:
+        if (r.state == toString(ServiceState::kExited)) {
+          ref.status.state = ServiceState::kExited;
+          break;
+        }
+        spdlog::warn("service {} (pid {}) did not outlive the previous agent; starting it", ref.spec.name, r.pid);
+        ref.status.restarts++;
+        start(ref);
+        break;
     }
   }
   record();
   return adopted;
 }
 
+Supervisor::Adoption Supervisor::adopt(Service& s, pid_t pid, uint64_t start_ticks) {
+  // The pidfd first, the identity check second: once the pidfd is open the
+  // pid cannot be reused under us, so a matching start time means this
+  // pidfd is the recorded process.
+  int pidfd = openPidfd(pid);
+  if (pidfd < 0) {
+    if (errno == ESRCH) return Adoption::kGone;
+    spdlog::error("service {}: pidfd_open({}): {}", s.spec.name, pid, std::strerror(errno));
+    return processStartTicks(pid) == start_ticks ? Adoption::kFailed : Adoption::kGone;
+  }
+  if (processStartTicks(pid) != start_ticks) {
+    ::close(pidfd);
+    return Adoption::kGone;
+  }
+  if (!watchPidfd(s, pid, pidfd)) return Adoption::kFailed;
+  s.adopted = true;
+  s.status.state = ServiceState::kRunning;
+  s.started_at = std::chrono::steady_clock::now();
+  return Adoption::kAdopted;
+}
+
 bool Supervisor::watch(Service& s, pid_t pid) {
-  // A pidfd turns "process exited" into an fd event on our loop, without
-  // SIGCHLD handlers, without racing other children's reaping, and for
-  // processes that are not our children (adopted ones).
   int pidfd = openPidfd(pid);
   if (pidfd < 0) {
     spdlog::error("service {}: pidfd_open({}): {}", s.spec.name, pid, std::strerror(errno));
     return false;
   }
+  return watchPidfd(s, pid, pidfd);
+}
+
+bool Supervisor::watchPidfd(Service& s, pid_t pid, int pidfd) {
+  // A pidfd turns "process exited" into an fd event on our loop, without
+  // SIGCHLD handlers, without racing other children's reaping, and for
+  // processes that are not our children (adopted ones).
   std::string name = s.spec.name;
   auto watched = loop_.watchFd(pidfd, EPOLLIN, [this, name](uint32_t) { onExit(name); });
   if (!watched.ok()) {
@@ -178,9 +225,9 @@ void Supervisor::record() const {
   if (state_file_.empty()) return;
   std::vector<RecordedService> out;
   for (const auto& [name, s] : services_) {
-    bool running = s->pidfd >= 0;
-    out.push_back({s->spec, s->status.restarts, toString(s->status.state), running ? s->status.pid : 0,
-                   running ? s->start_ticks : 0});
+    bool alive = s->status.pid > 0;  // watched, or alive but unwatchable
+    out.push_back({s->spec, s->status.restarts, toString(s->status.state), alive ? s->status.pid : 0,
+                   alive ? s->start_ticks : 0});
   }
   if (auto w = writeFileAtomic(state_file_, renderServicesRecord(out)); !w.ok()) {
     spdlog::error("record services: {}", w.error().message);
@@ -217,18 +264,17 @@ void Supervisor::onExit(const std::string& name) {
   if (it == services_.end()) return;
   Service& s = *it->second;
   loop_.unwatchFd(s.pidfd);
+  // Our child: its exit code. An adopted process: unknown (-1).
+  s.status.last_exit = reapExitCode(s.pidfd);
   ::close(s.pidfd);
   s.pidfd = -1;
-  // Our child: its exit code. An adopted process: ECHILD, code unknown.
-  int status = 0;
-  if (::waitpid(s.status.pid, &status, WNOHANG) == s.status.pid) {
-    s.status.last_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  } else {
-    s.status.last_exit = -1;
-  }
   s.status.pid = 0;
   spdlog::warn("service {} exited with {}", name, s.status.last_exit);
-  if (!s.spec.restart && s.status.last_exit == 0) {
+  // A one-shot that an earlier agent started ends here as well: its exit
+  // code is lost with its parent, and running it again would repeat it.
+  bool finished = s.status.last_exit == 0 || (s.adopted && s.status.last_exit == -1);
+  s.adopted = false;
+  if (!s.spec.restart && finished) {
     s.status.state = ServiceState::kExited;
   } else {
     scheduleRestart(s);
@@ -257,7 +303,7 @@ Status Supervisor::remove(const std::string& name) {
   if (s.restart_timer) loop_.cancelTimer(s.restart_timer);
   if (s.pidfd >= 0) {
     loop_.unwatchFd(s.pidfd);
-    terminate(s.status.pid, s.pidfd, std::chrono::milliseconds(2000));
+    terminate(s.spec.name, s.pidfd, std::chrono::milliseconds(2000));
     ::close(s.pidfd);
   }
   services_.erase(it);
@@ -286,7 +332,7 @@ void Supervisor::stopAll(std::chrono::milliseconds grace) {
   for (auto& [_, s] : services_) {
     if (s->pidfd < 0) continue;
     loop_.unwatchFd(s->pidfd);
-    terminate(s->status.pid, s->pidfd, grace);
+    terminate(s->spec.name, s->pidfd, grace);
     ::close(s->pidfd);
     s->pidfd = -1;
     s->status.pid = 0;

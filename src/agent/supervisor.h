@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,8 +65,11 @@ class Supervisor {
 
  private:
   struct Service;
+  enum class Adoption { kAdopted, kGone, kFailed };
   void start(Service& s);
   bool watch(Service& s, pid_t pid);
+  bool watchPidfd(Service& s, pid_t pid, int pidfd);
+  Adoption adopt(Service& s, pid_t pid, uint64_t start_ticks);
   void record() const;
   void onExit(const std::string& name);
   void scheduleRestart(Service& s);

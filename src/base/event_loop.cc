@@ -146,6 +146,10 @@ Status EventLoop::run() {
     }
     fireDueTimers();
   }
+  // The stop request is used up: the loop can run again (a test, or a
+  // caller that drives it in phases).
+  std::lock_guard<std::mutex> lock(mailbox_mutex_);
+  stop_requested_ = false;
   return okStatus();
 }
 

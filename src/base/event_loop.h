@@ -46,7 +46,8 @@ class EventLoop {
   // Thread-safe: queues `task` to run on the loop thread.
   void post(Task task);
 
-  // Runs until stop(). Returns the error that made the loop give up, if any.
+  // Runs until stop() (a stop before run() makes it return at once; each
+  // stop ends one run). Returns the error that made the loop give up, if any.
   Status run();
   // Thread-safe.
   void stop();

@@ -58,6 +58,7 @@ class Applier {
   std::map<std::string, std::set<std::string>> probes_;       // backend -> NetworkProbes
   std::map<std::string, std::set<std::string>> backend_ips_;  // "vpc/ip" -> non-pod Backends
   std::map<std::string, std::set<std::string>> endpoint_ips_; // "vpc/ip" -> endpoint ids
+  std::map<std::string, std::string> kept_;                   // "vpc/ip" -> re-applied Service that held it
   std::map<std::string, uint64_t> alloc_cursor_;              // VPC -> first address not known taken
 };
 
@@ -65,6 +66,11 @@ void Applier::indexClaims() {
   for (const auto& [n, svc] : next_.services) {
     if (!svc.cluster_ip.empty()) cluster_ips_[addressKey(svc.vpc, svc.cluster_ip)].insert(n);
     if (!svc.eip.empty()) eips_[svc.eip].insert(n);
+    // Re-applied without a clusterIP: it keeps its address, so a new
+    // Service earlier in the file must not be handed that address.
+    auto o = old_.services.find(n);
+    if (svc.cluster_ip.empty() && o != old_.services.end() && o->second.vpc == svc.vpc && !o->second.cluster_ip.empty())
+      kept_[addressKey(svc.vpc, o->second.cluster_ip)] = n;
   }
   for (const auto& [n, p] : next_.probes) probes_[p.backend].insert(n);
   for (const auto& [n, b] : next_.backends) {
@@ -174,7 +180,10 @@ void Applier::checkService(const Resource& r, Service& s, bool allocate) {
   cursor = std::max(cursor, uint64_t{cidr->network} + 1);
   for (uint64_t ip = cursor; ip < cidr->broadcast(); ++ip) {
     std::string candidate = formatIpv4(static_cast<uint32_t>(ip));
-    if (claimedBy(cluster_ips_, addressKey(s.vpc, candidate), "").empty()) {
+    std::string where = addressKey(s.vpc, candidate);
+    auto kept = kept_.find(where);
+    bool free = claimedBy(cluster_ips_, where, "").empty() && (kept == kept_.end() || kept->second == s.name);
+    if (free) {
       claim(candidate);
       cursor = ip + 1;
       return;

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "agent/services_record.h"
 #include "base/files.h"
 
 namespace offcore {
@@ -150,6 +151,60 @@ TEST_F(SupervisorHandoverTest, AServiceThatDiedMeanwhileIsStartedAgain) {
   EXPECT_EQ(st->state, ServiceState::kRunning);
   EXPECT_NE(st->pid, pid);
   EXPECT_EQ(st->restarts, 1);
+}
+
+// A process that is not our child, as after an agent restart: a
+// grandchild whose parent exited, so init (or a subreaper) owns it.
+pid_t spawnOrphan(const char* seconds) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  pid_t child = ::fork();
+  if (child == 0) {
+    pid_t grandchild = ::fork();
+    if (grandchild == 0) {
+      ::execlp("sleep", "sleep", seconds, nullptr);
+      ::_exit(127);
+    }
+    (void)!::write(fds[1], &grandchild, sizeof grandchild);
+    ::_exit(0);
+  }
+  pid_t orphan = -1;
+  (void)!::read(fds[0], &orphan, sizeof orphan);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  ::waitpid(child, nullptr, 0);
+  return orphan;
+}
+
+std::string recordEntry(const std::string& name, const std::string& seconds, bool restart, pid_t pid) {
+  return R"({"name":")" + name + R"(","argv":["sleep",")" + seconds + R"("],"restart":)" +
+         (restart ? "true" : "false") + R"(,"state":"running","pid":)" + std::to_string(pid) +
+         R"(,"start_ticks":)" + std::to_string(processStartTicks(pid)) + "}";
+}
+
+TEST_F(SupervisorHandoverTest, AdoptedProcessesThatAreNotOurChildrenAreWatchedToo) {
+  pid_t oneshot = spawnOrphan("0.3");
+  pid_t daemon = spawnOrphan("60");
+  ASSERT_GT(oneshot, 0);
+  ASSERT_GT(daemon, 0);
+  ASSERT_NE(processStartTicks(daemon), 0u);
+  ASSERT_TRUE(writeFileAtomic(stateFile(), R"({"services":[)" + recordEntry("oneshot", "0.3", false, oneshot) + "," +
+                                               recordEntry("daemon", "60", true, daemon) + "]}")
+                  .ok());
+  auto sup = recorded();
+  auto adopted = sup->adoptRecorded();
+  ASSERT_TRUE(adopted.ok()) << adopted.error().message;
+  EXPECT_EQ(*adopted, 2);
+  EXPECT_EQ(sup->get("daemon")->pid, daemon);
+
+  // Its exit code went with its parent; a one-shot must not run again.
+  ASSERT_TRUE(runUntil([&] { return sup->get("oneshot")->state == ServiceState::kExited; }, 3000ms));
+  EXPECT_EQ(sup->get("oneshot")->restarts, 0);
+  EXPECT_EQ(sup->get("oneshot")->last_exit, -1);
+
+  ASSERT_EQ(::kill(daemon, SIGKILL), 0);
+  ASSERT_TRUE(runUntil([&] { return sup->get("daemon")->restarts == 1 && sup->get("daemon")->pid != 0; }, 3000ms));
+  EXPECT_NE(sup->get("daemon")->pid, daemon);
 }
 
 TEST_F(SupervisorHandoverTest, APidNowUsedByAnotherProcessIsNotAdopted) {

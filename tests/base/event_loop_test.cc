@@ -82,5 +82,16 @@ TEST(EventLoopTest, StopBeforeRunReturnsAtOnce) {
   EXPECT_TRUE(loop.run().ok());
 }
 
+TEST(EventLoopTest, RunsAgainAfterAStop) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.init().ok());
+  int fired = 0;
+  loop.addTimer(1ms, [&] { ++fired; loop.stop(); });
+  ASSERT_TRUE(loop.run().ok());
+  loop.addTimer(1ms, [&] { ++fired; loop.stop(); });
+  ASSERT_TRUE(loop.run().ok());
+  EXPECT_EQ(fired, 2);
+}
+
 }  // namespace
 }  // namespace offcore

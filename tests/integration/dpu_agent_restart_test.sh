@@ -71,17 +71,22 @@ wait_programmed web
 dd_health() { oc svc get web --json | jq -r '.endpoints[] | select(.backend=="dd") | .health'; }
 for _ in $(seq 50); do [ "$(dd_health)" = unhealthy ] && break; sleep 0.1; done
 [ "$(dd_health)" = unhealthy ] || fail "dd should be unhealthy: $(oc svc get web --json)"
-sleep 0.3  # the reconcile that drops dd from the table
+dd_since() { oc svc get web --json | jq -r '.endpoints[] | select(.backend=="dd") | .sinceMs'; }
 
+answered() { local r; r=$(get "$C" http://10.96.64.10/ | cut -d' ' -f1) || r=""; [ "$r" = "$W1" ] || [ "$r" = "$W2" ]; }
 # every_request_answers N: N new connections through the ClusterIP, all answered by w1 or w2.
 every_request_answers() {
-  local r
-  for _ in $(seq "$1"); do
-    r=$(get "$C" http://10.96.64.10/ | cut -d' ' -f1) || r=""
-    [ "$r" = "$W1" ] || [ "$r" = "$W2" ] || fail "a request through the ClusterIP got '$r' (dd back in the table?)"
-  done
+  for _ in $(seq "$1"); do answered || fail "a request through the ClusterIP went unanswered (dd back in the table?)"; done
 }
+# The reconcile that drops dd follows its health report: wait for 6 answers in a row.
+ok=0
+for _ in $(seq 60); do
+  if answered; then ok=$((ok + 1)); else ok=0; fi
+  [ "$ok" -ge 6 ] && break
+done
+[ "$ok" -ge 6 ] || fail "dd never left the table"
 every_request_answers 6
+since_before=$(dd_since)
 
 step "kill -9 of the agent: the dataplane keeps forwarding"
 agent=$(status_field "$N" .agent.pid)
@@ -106,6 +111,10 @@ agent2=$(status_field "$N" .agent.pid)
 [ "$(svc_pid keeper)" = "$keeper" ] || fail "keeper should be adopted with pid $keeper, got $(svc_pid keeper)"
 [ "$(svc_field keeper .state)" = running ] || fail "keeper state: $(svc_field keeper .state)"
 [ "$(dd_health)" = unhealthy ] || fail "dd came back healthy after the restart"
+# Deterministic: a new agent that forgot dd's health would report a fresh
+# transition (a new sinceMs) once its probe failed again.
+sleep 1  # > failureThreshold x interval: the new agent's probe has run
+[ "$(dd_since)" = "$since_before" ] || fail "dd's health was re-learned, not carried over ($since_before -> $(dd_since))"
 
 step "IPAM survived: a new pod gets a fresh address; CHECK and DEL of older pods"
 P4=rp4-$ID
@@ -119,7 +128,10 @@ cni DEL "$N" "$C" s1 v1 || fail "DEL of a pod from before the restart"
 [ "$(get "$P4" "http://$ip_w1:8080/")" = "$W1 $ip_p4" ] || fail "pod to pod after the restart"
 
 step "a graceful restart (agent alive) keeps the services too"
-oc dpu agent restart --name "$N"
+out=$(oc dpu agent restart --name "$N" 2>&1)
+echo "$out"
+[[ "$out" != *"did not exit when asked"* ]] || fail "a live agent should exit when asked, not be killed"
+grep -q "released" "/run/offcore/$N/agent.log" || fail "the agent log does not show services released"
 [ "$(svc_pid keeper)" = "$keeper" ] || fail "keeper lost on a graceful restart"
 
 step "a hung agent is killed and replaced"

@@ -356,6 +356,15 @@ TEST(ResourceApplyTest, ABulkApplyAllocatesAroundFixedAddressesWithoutGaps) {
   EXPECT_TRUE(s.services == before.services);
 }
 
+TEST(ResourceApplyTest, ANewServiceBeforeAReappliedOneDoesNotTakeItsAddress) {
+  ClusterState s = ClusterState::empty();
+  ASSERT_TRUE(applyToState(s, docs(service("old", "default")), "10.96.0.0/16").ok());
+  ASSERT_EQ(s.services.at("old").cluster_ip, "10.96.0.1");
+  ASSERT_TRUE(applyToState(s, docs(service("new", "default") + "---\n" + service("old", "default")), "10.96.0.0/16").ok());
+  EXPECT_EQ(s.services.at("old").cluster_ip, "10.96.0.1");
+  EXPECT_EQ(s.services.at("new").cluster_ip, "10.96.0.2");
+}
+
 TEST(ResourceApplyTest, OneProbePerBackendAndUniqueBackendAddresses) {
   ClusterState s = ClusterState::empty();
   std::string b = "apiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: NAME}\nspec: {kind: vm, ip: 10.5.0.1}\n";
