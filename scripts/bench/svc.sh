@@ -354,12 +354,18 @@ for c in $CLIENTS; do for p in "${PATHS[@]}"; do
   ip netns exec "$c" wrk -t1 -c10 -d1s "http://${TARGET["$c $p"]}/" >/dev/null || echo "    warm-up of $p from $c failed"
 done; done
 
-# Paths rotate inside each run so that drift on this shared machine hits
-# every path alike.
+# Every path is measured in every run, and the order reverses on even runs:
+# drift on this shared machine, and whatever one path's run leaves behind
+# for the next (sockets in TIME_WAIT, cold caches), falls on each side of
+# every pair alike.
 for run in $(seq "$RUNS"); do
+  order=("${PATHS[@]}")
+  if (( run % 2 == 0 )); then
+    order=(); for (( k = ${#PATHS[@]} - 1; k >= 0; k-- )); do order+=("${PATHS[$k]}"); done
+  fi
   for c in $CLIENTS; do
     for mode in keepalive close; do
-      for p in "${PATHS[@]}"; do
+      for p in "${order[@]}"; do
         step "run $run/$RUNS: $(case_of "$c") $p $mode"
         ports_for "$c" "$p"
         wrk_run "$c" "$(client_cg "$c")" "${TARGET["$c $p"]}" "$mode" 50 \
