@@ -1,32 +1,14 @@
 #include "agent/services_record.h"
 
-#include <cstdlib>
-#include <sstream>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
 
-#include "base/files.h"
 #include "base/json.h"
 
 namespace offcore {
 
 using nlohmann::json;
-
-uint64_t processStartTicks(pid_t pid) {
-  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat.ok()) return 0;
-  auto close_paren = stat->rfind(')');
-  if (close_paren == std::string::npos) return 0;
-  std::istringstream fields(stat->substr(close_paren + 1));
-  std::string field;
-  // Fields after the command: state (3rd) ... starttime (22nd).
-  for (int index = 3; fields >> field; ++index) {
-    if (index == 3 && field == "Z") return 0;
-    if (index == 22) return std::strtoull(field.c_str(), nullptr, 10);
-  }
-  return 0;
-}
 
 std::string renderServicesRecord(const std::vector<RecordedService>& services) {
   json arr = json::array();

@@ -23,11 +23,6 @@ struct RecordedService {
   uint64_t start_ticks = 0;  // /proc/PID/stat starttime: tells the process from a reused pid
 };
 
-// The process's start time in clock ticks since boot (/proc/PID/stat field
-// 22), 0 if it is gone or a zombie. With the pid it names one process for
-// the machine's uptime, which a pid alone does not.
-uint64_t processStartTicks(pid_t pid);
-
 std::string renderServicesRecord(const std::vector<RecordedService>& services);
 
 // Entries that are not well-formed are left out and described in `skipped`;

@@ -9,6 +9,9 @@
 #include <array>
 #include <climits>
 #include <cstring>
+#include <sstream>
+
+#include "base/files.h"
 
 namespace offcore {
 namespace {
@@ -170,6 +173,23 @@ Result<int> waitExit(pid_t pid) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;
+}
+
+Result<std::vector<std::string>> procStatFields(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  OC_ASSIGN_OR_RETURN(std::string stat, readFile(path));
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return makeError("bad " + path);
+  std::vector<std::string> fields;
+  std::istringstream rest(stat.substr(close + 1));
+  for (std::string f; rest >> f;) fields.push_back(f);
+  return fields;
+}
+
+uint64_t processStartTicks(pid_t pid) {
+  auto fields = procStatFields(pid);
+  if (!fields.ok() || fields->size() < 20 || (*fields)[0] == "Z") return 0;
+  return std::strtoull((*fields)[19].c_str(), nullptr, 10);
 }
 
 }  // namespace offcore

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -48,5 +49,14 @@ std::string joinArgv(const std::vector<std::string>& argv);
 
 // The executable of this process, for re-executing ourselves (the agent).
 std::string selfExe();
+
+// The fields of /proc/PID/stat after the command name (which may hold
+// spaces): [0] is field 3 (state), [19] field 22 (starttime).
+Result<std::vector<std::string>> procStatFields(pid_t pid);
+
+// The process's start time in clock ticks since boot, 0 if it is gone or a
+// zombie. With the pid it names one process for the machine's uptime, which
+// a pid alone does not.
+uint64_t processStartTicks(pid_t pid);
 
 }  // namespace offcore

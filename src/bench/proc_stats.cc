@@ -6,22 +6,12 @@
 #include <vector>
 
 #include "base/files.h"
+#include "base/subprocess.h"
 
 namespace offcore {
 
 Result<double> processCpuSeconds(pid_t pid) {
-  OC_ASSIGN_OR_RETURN(std::string stat, readFile("/proc/" + std::to_string(pid) + "/stat"));
-  // The command name may hold spaces; fields are counted after its ')'.
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return makeError("bad /proc/" + std::to_string(pid) + "/stat");
-  std::vector<std::string> f;
-  size_t pos = close + 2;
-  while (pos < stat.size()) {
-    size_t sp = stat.find(' ', pos);
-    if (sp == std::string::npos) sp = stat.size();
-    f.push_back(stat.substr(pos, sp - pos));
-    pos = sp + 1;
-  }
+  OC_ASSIGN_OR_RETURN(std::vector<std::string> f, procStatFields(pid));
   if (f.size() < 13) return makeError("short /proc/" + std::to_string(pid) + "/stat");
   double ticks = std::stod(f[11]) + std::stod(f[12]);  // fields 14 and 15
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));

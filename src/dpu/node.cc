@@ -261,11 +261,8 @@ namespace {
 
 // Gone, or a zombie nobody has reaped yet: either way it serves nothing.
 bool processGone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return true;
   ::waitpid(pid, nullptr, WNOHANG);  // reaps it if it is our child
-  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat").valueOr("");
-  auto paren = stat.rfind(')');
-  return paren == std::string::npos || stat.compare(paren, 3, ") Z") == 0;
+  return processStartTicks(pid) == 0;
 }
 
 }  // namespace

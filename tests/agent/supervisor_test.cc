@@ -7,8 +7,8 @@
 
 #include <filesystem>
 
-#include "agent/services_record.h"
 #include "base/files.h"
+#include "base/subprocess.h"
 
 namespace offcore {
 namespace {

@@ -40,21 +40,11 @@ pod_add "$N" "$C" s1 v1; ip_c=$POD_IP
 serve "$W1" 8080
 serve "$W2" 8080
 # DD serves nothing: its probe fails and keeps it out of the table.
-cat > "$SVC_T/svc.yaml" <<EOF
-apiVersion: offcore.io/v1
-kind: Backend
-metadata: {name: w1, labels: {app: web}}
-spec: {kind: pod, vpc: v1, pod: $W1}
----
-apiVersion: offcore.io/v1
-kind: Backend
-metadata: {name: w2, labels: {app: web}}
-spec: {kind: pod, vpc: v1, pod: $W2}
----
-apiVersion: offcore.io/v1
-kind: Backend
-metadata: {name: dd, labels: {app: web}}
-spec: {kind: pod, vpc: v1, pod: $DD}
+for b in "w1 $W1" "w2 $W2" "dd $DD"; do
+  set -- $b
+  printf -- '---\napiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: %s, labels: {app: web}}\nspec: {kind: pod, vpc: v1, pod: %s}\n' "$1" "$2"
+done > "$SVC_T/svc.yaml"
+cat >> "$SVC_T/svc.yaml" <<EOF
 ---
 apiVersion: offcore.io/v1
 kind: NetworkProbe
