@@ -25,8 +25,8 @@ int direction(const Sqe& sqe) {
 
 }  // namespace
 
-TargetConnection::TargetConnection(int fd, PollGroup& group, NvmeTcpTarget& target)
-    : fd_(fd), group_(group), target_(target) {
+TargetConnection::TargetConnection(int fd, PollGroup& group, NvmeTcpTarget& target, std::string peer)
+    : fd_(fd), group_(group), target_(target), peer_(std::move(peer)) {
   sockaddr_in addr{};
   socklen_t len = sizeof addr;
   if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
@@ -34,8 +34,9 @@ TargetConnection::TargetConnection(int fd, PollGroup& group, NvmeTcpTarget& targ
     ::inet_ntop(AF_INET, &addr.sin_addr, buf, sizeof buf);
     local_addr_ = buf;
   }
+  // Until Connect, only the admin capsule size: a Connect carries 1024 bytes.
   ParserLimits limits;
-  limits.max_capsule_data = std::max(kAdminCapsuleData, target_.config().limits.in_capsule_data);
+  limits.max_capsule_data = kAdminCapsuleData;
   limits.max_data_pdu = target_.config().limits.max_h2c_data;
   parser_.setLimits(limits);
 }
@@ -46,36 +47,79 @@ TargetConnection::~TargetConnection() {
 
 void TargetConnection::start() {
   std::weak_ptr<TargetConnection> weak = shared_from_this();
-  auto watched = group_.loop.watchFd(fd_, EPOLLIN | EPOLLRDHUP, [weak](uint32_t ev) {
+  interest_ = EPOLLIN | EPOLLRDHUP;
+  auto watched = group_.loop.watchFd(fd_, interest_, [weak](uint32_t ev) {
     if (auto self = weak.lock()) self->onEvents(ev);
   });
-  if (!watched.ok()) close(watched.error().message);
+  if (!watched.ok()) {
+    close(watched.error().message);
+    return;
+  }
+  armConnectTimeout();
+}
+
+void TargetConnection::armConnectTimeout() {
+  std::weak_ptr<TargetConnection> weak = shared_from_this();
+  uint32_t ms = target_.config().limits.connect_timeout_ms;
+  connect_timer_ = group_.loop.addTimer(std::chrono::milliseconds(ms), [weak, ms] {
+    auto self = weak.lock();
+    if (!self) return;
+    self->connect_timer_ = 0;
+    if (self->state_ == State::kClosed || self->connected_) return;
+    spdlog::warn("nvme/tcp: {} sent no Connect within {} ms, closing", self->peer_, ms);
+    self->close("no Connect within the connect timeout");
+  });
 }
 
 void TargetConnection::onEvents(uint32_t events) {
   if (events & EPOLLOUT) flushOutput();
   if (state_ == State::kClosed) return;
+  if (paused_) {
+    if (outputFull()) {
+      // Only a hang-up can reach us here (EPOLLIN is off): nothing more will drain.
+      if (events & (EPOLLHUP | EPOLLERR)) close("host hung up with replies unsent");
+      return;
+    }
+    paused_ = false;  // output drained below the bound: read again
+    updateInterest();
+    if (state_ == State::kClosed) return;
+    readAvailable();
+    return;
+  }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) readAvailable();
+}
+
+// Back-pressure: a host that sends commands but does not read the replies
+// makes us stop reading it once the unsent output passes max_output_bytes;
+// its further PDUs wait in its own socket buffer, not in our memory.
+bool TargetConnection::drainParser() {
+  for (;;) {
+    if (outputFull()) {
+      paused_ = true;
+      updateInterest();
+      return false;
+    }
+    std::optional<FatalError> error;
+    auto pdu = parser_.next(error);
+    if (error) {
+      terminate(*error);
+      return false;
+    }
+    if (!pdu) return true;
+    handlePdu(*pdu);
+    if (state_ == State::kClosed) return false;
+  }
 }
 
 void TargetConnection::readAvailable() {
   auto self = shared_from_this();  // a handler may close us
+  if (!drainParser()) return;
   uint8_t buf[65536];
   for (;;) {
     ssize_t n = ::read(fd_, buf, sizeof buf);
     if (n > 0) {
       parser_.feed(buf, static_cast<size_t>(n));
-      for (;;) {
-        std::optional<FatalError> error;
-        auto pdu = parser_.next(error);
-        if (error) {
-          terminate(*error);
-          return;
-        }
-        if (!pdu) break;
-        handlePdu(*pdu);
-        if (state_ == State::kClosed) return;
-      }
+      if (!drainParser()) return;
       continue;
     }
     if (n == 0) {
@@ -87,6 +131,20 @@ void TargetConnection::readAvailable() {
     close(std::string("read: ") + std::strerror(errno));
     return;
   }
+}
+
+bool TargetConnection::outputFull() const { return out_bytes_ > target_.config().limits.max_output_bytes; }
+
+void TargetConnection::updateInterest() {
+  if (state_ == State::kClosed) return;
+  uint32_t want = (paused_ ? 0u : (EPOLLIN | EPOLLRDHUP)) | (want_write_ ? EPOLLOUT : 0u);
+  if (want == interest_) return;
+  auto s = group_.loop.modifyFd(fd_, want);
+  if (!s.ok()) {
+    close("epoll: " + s.error().message);  // without the watch the queue would hang silently
+    return;
+  }
+  interest_ = want;
 }
 
 void TargetConnection::handlePdu(Pdu& pdu) {
@@ -142,21 +200,39 @@ void TargetConnection::handleCapsule(Pdu& pdu) {
   const uint16_t cid = cmd.sqe.cid();
   const int dir = direction(cmd.sqe);
   cmd.transfer_len = dir ? cmd.sqe.sglLength() : 0;
+  const uint64_t mdts_bytes = 4096ULL << target_.config().limits.mdts;
 
   if (!pdu.data_digest_ok) {
     respond(cid, withStatus(kScDataTransferError), 0);
     return;
   }
-  if (!connected_ && !(cmd.sqe.opcode() == kFabricsCommand && cmd.sqe.fctype() == kFctConnect)) {
-    respond(cid, withStatus(kScCommandSequenceError), 0);
-    return;
+  if (!connected_) {
+    // Before Connect nothing is allocated for the host: only a Connect with
+    // its 1024 bytes in the capsule is accepted (never by R2T).
+    if (!(cmd.sqe.opcode() == kFabricsCommand && cmd.sqe.fctype() == kFctConnect)) {
+      respond(cid, withStatus(kScCommandSequenceError), 0);
+      return;
+    }
+    if (pdu.data.size() != kConnectDataSize || cmd.transfer_len != kConnectDataSize) {
+      respond(cid, withStatus(kScSglDataLengthInvalid), 0);
+      return;
+    }
   }
   if (pending_writes_.count(cid)) {
     respond(cid, withStatus(kScCidConflict), 0);
     return;
   }
+  if (connected_ && pending_writes_.size() + unsent_completions_ >= sq_size_) {
+    // SQSIZE bounds the commands outstanding at once; a host past it ignores flow control.
+    terminate(FatalError{kFesPduSequenceError, 0, pdu.header, "more commands outstanding than SQSIZE"});
+    return;
+  }
   if (dir == 3) {
     respond(cid, withStatus(kScInvalidField), 0);
+    return;
+  }
+  if (dir && cmd.transfer_len > mdts_bytes) {
+    respond(cid, withStatus(kScSglDataLengthInvalid), 0);  // every transfer is capped at MDTS, both ways
     return;
   }
   if (dir == 1 && cmd.transfer_len > 0) {
@@ -169,16 +245,12 @@ void TargetConnection::handleCapsule(Pdu& pdu) {
       return;
     }
     if (cmd.sqe.sglId() != kSglTransportDataBlock) return respond(cid, withStatus(kScSglInvalidDescriptorType), 0);
-    uint64_t max = 4096ULL << target_.config().limits.mdts;
-    if (cmd.transfer_len > max) return respond(cid, withStatus(kScSglDataLengthInvalid), 0);
     PendingWrite pw;
     pw.ttag = next_ttag_++;
     pw.cmd = std::move(cmd);
-    pw.cmd.data.resize(pw.cmd.transfer_len);
-    uint32_t len = pw.cmd.transfer_len;
-    uint16_t ttag = pw.ttag;
     pending_writes_.emplace(cid, std::move(pw));
-    send(buildR2T(cid, ttag, 0, len, digests()));
+    r2t_queue_.push_back(cid);
+    sendNextR2Ts();
     return;
   }
   if (!pdu.data.empty()) {
@@ -192,6 +264,23 @@ void TargetConnection::handleCapsule(Pdu& pdu) {
   execute(std::move(cmd));
 }
 
+// Gives waiting writes their buffer and R2T while fewer than
+// max_r2t_per_queue are being received.
+void TargetConnection::sendNextR2Ts() {
+  const uint32_t max = std::max<uint32_t>(1, target_.config().limits.max_r2t_per_queue);
+  while (r2t_in_flight_ < max && !r2t_queue_.empty() && state_ != State::kClosed) {
+    uint16_t cid = r2t_queue_.front();
+    r2t_queue_.pop_front();
+    auto it = pending_writes_.find(cid);
+    if (it == pending_writes_.end()) continue;
+    PendingWrite& pw = it->second;
+    pw.cmd.data.resize(pw.cmd.transfer_len);
+    pw.r2t_sent = true;
+    ++r2t_in_flight_;
+    send(buildR2T(cid, pw.ttag, 0, pw.cmd.transfer_len, digests()));
+  }
+}
+
 void TargetConnection::handleH2CData(const Pdu& pdu) {
   const uint8_t* h = pdu.header.data();
   uint16_t cccid = getLe16(h + 8), ttag = getLe16(h + 10);
@@ -202,6 +291,10 @@ void TargetConnection::handleH2CData(const Pdu& pdu) {
     return;
   }
   PendingWrite& pw = it->second;
+  if (!pw.r2t_sent) {
+    terminate(FatalError{kFesInvalidHeaderField, 8, pdu.header, "H2CData before its R2T"});
+    return;
+  }
   if (ttag != pw.ttag) {
     terminate(FatalError{kFesInvalidHeaderField, 10, pdu.header, "H2CData with the wrong TTAG"});
     return;
@@ -220,6 +313,8 @@ void TargetConnection::handleH2CData(const Pdu& pdu) {
   if (pw.received < pw.cmd.transfer_len && !digest_bad) return;
   Command cmd = std::move(pw.cmd);
   pending_writes_.erase(it);
+  --r2t_in_flight_;
+  sendNextR2Ts();
   if (digest_bad) {
     respond(cmd.sqe.cid(), withStatus(kScDataTransferError), 0);
     return;
@@ -296,13 +391,14 @@ void TargetConnection::respond(uint16_t cid, const Completion& c, uint32_t trans
       bool last = off + n == total;
       bool success = last && sq_flow_disabled_;
       send(buildData(kC2HData, cid, 0, static_cast<uint32_t>(off), c.data.data() + off, n, last, success,
-                     digests(), host_alignment_));
+                     digests(), host_alignment_),
+           success);
       sent_success = success;
     }
   }
   if (!sent_success) {
     Cqe cqe = Cqe::make(cid, c.status, c.dw0, sq_head_, qid_, c.dw1);
-    send(buildCapsuleResp(cqe, digests()));
+    send(buildCapsuleResp(cqe, digests()), /*completion=*/true);
   }
 }
 
@@ -330,15 +426,23 @@ void TargetConnection::armKeepAlive() {
 
 void TargetConnection::terminate(const FatalError& e) {
   spdlog::warn("nvme/tcp: terminating connection: {} (FES {}, FEI {})", e.reason, e.fes, e.fei);
+  // Replies not yet started are dropped so that the TermReq goes next.
+  size_t keep = out_offset_ > 0 ? 1 : 0;
+  while (out_.size() > keep) {
+    out_bytes_ -= out_.back().bytes.size();
+    if (out_.back().completion) --unsent_completions_;
+    out_.pop_back();
+  }
   send(buildTermReq(kC2HTermReq, e.fes, e.fei, e.header));
   flushOutput();
   close("fatal transport error: " + e.reason);
 }
 
-void TargetConnection::send(std::vector<uint8_t> bytes) {
+void TargetConnection::send(std::vector<uint8_t> bytes, bool completion) {
   if (state_ == State::kClosed) return;
   out_bytes_ += bytes.size();
-  out_.push_back(std::move(bytes));
+  if (completion) ++unsent_completions_;
+  out_.push_back(OutPdu{std::move(bytes), completion});
   if (!want_write_) flushOutput();
 }
 
@@ -348,8 +452,8 @@ void TargetConnection::flushOutput() {
     int n = 0;
     size_t first_off = out_offset_;
     for (auto it = out_.begin(); it != out_.end() && n < 64; ++it, ++n) {
-      iov[n].iov_base = it->data() + (n == 0 ? first_off : 0);
-      iov[n].iov_len = it->size() - (n == 0 ? first_off : 0);
+      iov[n].iov_base = it->bytes.data() + (n == 0 ? first_off : 0);
+      iov[n].iov_len = it->bytes.size() - (n == 0 ? first_off : 0);
     }
     ssize_t w = ::writev(fd_, iov, n);
     if (w < 0) {
@@ -357,7 +461,7 @@ void TargetConnection::flushOutput() {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         if (!want_write_) {
           want_write_ = true;
-          (void)group_.loop.modifyFd(fd_, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
+          updateInterest();
         }
         return;
       }
@@ -367,9 +471,10 @@ void TargetConnection::flushOutput() {
     size_t left = static_cast<size_t>(w);
     out_bytes_ -= left;
     while (left > 0 && !out_.empty()) {
-      size_t avail = out_.front().size() - out_offset_;
+      size_t avail = out_.front().bytes.size() - out_offset_;
       if (left >= avail) {
         left -= avail;
+        if (out_.front().completion) --unsent_completions_;
         out_.pop_front();
         out_offset_ = 0;
       } else {
@@ -380,7 +485,7 @@ void TargetConnection::flushOutput() {
   }
   if (want_write_ && out_.empty() && state_ != State::kClosed) {
     want_write_ = false;
-    (void)group_.loop.modifyFd(fd_, EPOLLIN | EPOLLRDHUP);
+    updateInterest();
   }
 }
 
@@ -390,9 +495,11 @@ void TargetConnection::close(const std::string& why) {
   state_ = State::kClosed;
   spdlog::debug("nvme/tcp: closing queue {} of controller {}: {}", qid_, controller_ ? controller_->cntlid() : 0, why);
   if (keepalive_timer_) group_.loop.cancelTimer(keepalive_timer_);
+  if (connect_timer_) group_.loop.cancelTimer(connect_timer_);
   group_.loop.unwatchFd(fd_);
   ::close(fd_);
   if (connected_) target_.queueClosed(controller_->cntlid(), qid_);
+  target_.connectionClosed(peer_);
   group_.connections.erase(fd_);
   fd_ = -1;
 }

@@ -22,7 +22,8 @@ struct PollGroup;
 
 class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
  public:
-  TargetConnection(int fd, PollGroup& group, NvmeTcpTarget& target);
+  // peer: the host's IP address, counted against the per-peer cap until close.
+  TargetConnection(int fd, PollGroup& group, NvmeTcpTarget& target, std::string peer);
   ~TargetConnection();
 
   void start();
@@ -33,14 +34,23 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
 
  private:
   enum class State { kAwaitIcReq, kReady, kClosed };
+  // A write whose data comes by R2T. Its buffer exists only once its R2T is
+  // sent; at most limits.max_r2t_per_queue are, the rest wait in r2t_queue_.
   struct PendingWrite {
     Command cmd;
     uint32_t received = 0;
     uint16_t ttag = 0;
+    bool r2t_sent = false;
   };
 
   void onEvents(uint32_t events);
   void readAvailable();
+  // Parses what is buffered; false when the connection closed or paused.
+  bool drainParser();
+  bool outputFull() const;
+  void updateInterest();
+  void sendNextR2Ts();
+  void armConnectTimeout();
   void handlePdu(Pdu& pdu);
   void handleIcReq(const Pdu& pdu);
   void handleCapsule(Pdu& pdu);
@@ -49,7 +59,9 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   void execute(Command cmd);
   void respond(uint16_t cid, const Completion& c, uint32_t transfer_len);
   void terminate(const FatalError& e);
-  void send(std::vector<uint8_t> bytes);
+  // completion: the PDU that completes a command (CapsuleResp, or the last
+  // C2HData with SUCCESS); until it is written the command is outstanding.
+  void send(std::vector<uint8_t> bytes, bool completion = false);
   void flushOutput();
   void armKeepAlive();
   Digests digests() const { return Digests{header_digest_, data_digest_}; }
@@ -70,15 +82,26 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   uint16_t sq_head_ = 0;
   bool sq_flow_disabled_ = false;
   std::string local_addr_;
+  std::string peer_;
 
   std::map<uint16_t, PendingWrite> pending_writes_;  // by CID
+  std::deque<uint16_t> r2t_queue_;                   // CIDs of writes waiting for an R2T slot
+  uint32_t r2t_in_flight_ = 0;
   uint16_t next_ttag_ = 0;
 
-  std::deque<std::vector<uint8_t>> out_;
+  struct OutPdu {
+    std::vector<uint8_t> bytes;
+    bool completion = false;
+  };
+  std::deque<OutPdu> out_;
   size_t out_offset_ = 0;
   size_t out_bytes_ = 0;
+  uint32_t unsent_completions_ = 0;
   bool want_write_ = false;
+  bool paused_ = false;         // not reading: unsent output above the bound
+  uint32_t interest_ = 0;       // the epoll mask in force
   uint64_t keepalive_timer_ = 0;
+  uint64_t connect_timer_ = 0;
 };
 
 }  // namespace offcore::nvme

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "base/assert.h"
 #include "base/log.h"
 #include "nvme/target/connection.h"
 
@@ -60,7 +61,12 @@ Status NvmeTcpTarget::start() {
   OC_TRY(groups_[0]->loop.watchFd(listen_fd_, EPOLLIN, [this](uint32_t) { accept(); }));
   for (auto& g : groups_) {
     PollGroup* group = g.get();
-    g->thread = std::thread([group] { (void)group->loop.run(); });
+    g->thread = std::thread([group] {
+      auto s = group->loop.run();
+      // run() fails only if epoll_wait itself fails: a group that stops
+      // polling would hang its queues silently, so stop loudly instead.
+      if (!s.ok()) OC_ASSERT(false, ("poll group loop failed: " + s.error().message).c_str());
+    });
   }
   spdlog::info("nvme/tcp target listening on {}:{} with {} poll groups", config_.listen_addr, bound_port_, n);
   return okStatus();
@@ -85,21 +91,55 @@ void NvmeTcpTarget::stop() {
 
 void NvmeTcpTarget::accept() {
   for (;;) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_in peer_addr{};
+    socklen_t peer_len = sizeof peer_addr;
+    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer_addr), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) spdlog::warn("accept: {}", std::strerror(errno));
       return;
     }
+    char peer_buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &peer_addr.sin_addr, peer_buf, sizeof peer_buf);
+    std::string peer = peer_buf;
+    if (!admitConnection(peer)) {
+      ::close(fd);
+      continue;
+    }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     PollGroup* group = groups_[next_group_++ % groups_.size()].get();
-    group->loop.post([this, group, fd] {
-      auto conn = std::make_shared<TargetConnection>(fd, *group, *this);
+    group->loop.post([this, group, fd, peer] {
+      auto conn = std::make_shared<TargetConnection>(fd, *group, *this, peer);
       group->connections[fd] = conn;
       conn->start();
     });
   }
+}
+
+bool NvmeTcpTarget::admitConnection(const std::string& peer) {
+  std::lock_guard<std::mutex> lock(conn_mutex_);
+  const auto& l = config_.limits;
+  if (total_connections_ >= l.max_connections) {
+    if (refused_++ % 1000 == 0) spdlog::warn("nvme/tcp: refusing {}: {} queues open (max_connections)", peer, total_connections_);
+    return false;
+  }
+  uint32_t& mine = peer_connections_[peer];
+  if (mine >= l.max_connections_per_peer) {
+    if (refused_++ % 1000 == 0) spdlog::warn("nvme/tcp: refusing {}: {} queues from it (max_connections_per_peer)", peer, mine);
+    return false;
+  }
+  ++mine;
+  ++total_connections_;
+  return true;
+}
+
+void NvmeTcpTarget::connectionClosed(const std::string& peer) {
+  std::lock_guard<std::mutex> lock(conn_mutex_);
+  auto it = peer_connections_.find(peer);
+  if (it == peer_connections_.end()) return;
+  if (--it->second == 0) peer_connections_.erase(it);
+  --total_connections_;
 }
 
 uint16_t NvmeTcpTarget::allocateCntlid() {

@@ -67,6 +67,8 @@ class NvmeTcpTarget {
   ConnectOutcome connect(const Command& cmd, const std::string& local_addr, PollGroup& group,
                          const std::shared_ptr<TargetConnection>& conn);
   void queueClosed(uint16_t cntlid, uint16_t qid);
+  // Every accepted connection calls this once when it closes.
+  void connectionClosed(const std::string& peer);
 
   // ---- management ----
   void notifyNamespaceChanged(const std::string& subnqn, uint32_t nsid);
@@ -82,6 +84,8 @@ class NvmeTcpTarget {
     std::map<uint16_t, std::pair<PollGroup*, std::weak_ptr<TargetConnection>>> queues;
   };
   void accept();
+  // Counts a new connection from `peer` unless a cap (TargetLimits) is reached.
+  bool admitConnection(const std::string& peer);
   std::vector<DiscoveryEntry> discoveryEntries(const std::string& host_nqn, const std::string& local_addr) const;
   void closeQueues(const Association& a);
   uint16_t allocateCntlid();  // under mutex_
@@ -96,6 +100,11 @@ class NvmeTcpTarget {
   mutable std::mutex mutex_;
   std::map<uint16_t, Association> associations_;
   uint16_t next_cntlid_ = 1;
+
+  std::mutex conn_mutex_;  // the connection caps; taken on accept and close only
+  std::unordered_map<std::string, uint32_t> peer_connections_;
+  uint32_t total_connections_ = 0;
+  uint64_t refused_ = 0;
 };
 
 }  // namespace offcore::nvme
