@@ -31,10 +31,15 @@ Result<std::string> readFile(const std::string& path) {
   return data;
 }
 
-Status writeFileAtomic(const std::string& path, const std::string& data) {
+Status writeFileAtomic(const std::string& path, const std::string& data, unsigned mode) {
   std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return errnoError("cannot write " + tmp);
+  if (::fchmod(fd, mode) != 0) {  // a tmp file left by a crash keeps its old mode otherwise
+    int err = errno;
+    ::close(fd);
+    return errnoError("chmod " + tmp, err);
+  }
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
@@ -67,10 +72,28 @@ Status writeKernelFile(const std::string& path, const std::string& data) {
 }
 
 Status makeDirs(const std::string& path, unsigned mode) {
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) return makeError("cannot create " + path + ": " + ec.message(), ec.value());
-  ::chmod(path.c_str(), mode);
+  if (path.empty()) return makeError("cannot create a directory with an empty path");
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    std::string prefix = path.substr(0, pos);
+    if (prefix.empty() || prefix == "/") continue;
+    if (::mkdir(prefix.c_str(), mode) == 0) {
+      if (::chmod(prefix.c_str(), mode) != 0) return errnoError("chmod " + prefix);  // past the umask
+      continue;
+    }
+    if (errno != EEXIST) return errnoError("cannot create " + prefix);
+    struct stat st;
+    if (::stat(prefix.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return makeError("cannot create " + path + ": " + prefix + " exists and is not a directory");
+    }
+  }
+  return okStatus();
+}
+
+Status makePrivateDir(const std::string& path) {
+  OC_TRY(makeDirs(path, 0700));
+  if (::chmod(path.c_str(), 0700) != 0) return errnoError("chmod 0700 " + path);
   return okStatus();
 }
 
@@ -105,7 +128,7 @@ std::vector<std::string> splitLines(const std::string& s) {
 }
 
 Result<FileLock> FileLock::acquire(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return errnoError("cannot open lock " + path);
   while (::flock(fd, LOCK_EX) != 0) {
     if (errno != EINTR) {

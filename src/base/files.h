@@ -10,10 +10,16 @@ namespace offcore {
 
 Result<std::string> readFile(const std::string& path);
 // Writes to path.tmp, fsyncs, renames: readers see the old or the new file.
-Status writeFileAtomic(const std::string& path, const std::string& data);
+// Files are private (0600) unless the caller publishes them on purpose.
+Status writeFileAtomic(const std::string& path, const std::string& data, unsigned mode = 0600);
 // Plain write, for kernel files (cgroupfs, procfs) that must not be renamed.
 Status writeKernelFile(const std::string& path, const std::string& data);
+// Creates the missing directories of `path` with `mode`; existing ones keep
+// theirs (a later call never loosens what an earlier one made private).
 Status makeDirs(const std::string& path, unsigned mode = 0755);
+// A directory only root may enter (data, state, caches): made 0700, and an
+// existing one is tightened to 0700.
+Status makePrivateDir(const std::string& path);
 bool pathExists(const std::string& path);
 // Removes a tree; missing paths are fine.
 Status removeTree(const std::string& path);

@@ -149,7 +149,7 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, const SpawnOptions& op
     int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
     if (!options.output_file.empty()) {
-      int fd = ::open(options.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      int fd = ::open(options.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       if (fd < 0) childFail("cannot open " + options.output_file + ": " + std::strerror(errno));
       ::dup2(fd, STDOUT_FILENO);
       ::dup2(fd, STDERR_FILENO);

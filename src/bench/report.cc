@@ -90,7 +90,7 @@ Result<std::string> writeReport(const BenchReport& report, const std::string& di
     }
   }
   std::string path = dir + "/" + report.suite + ".md";
-  OC_TRY(writeFileAtomic(path, report.toMarkdown(plot_name)));
+  OC_TRY(writeFileAtomic(path, report.toMarkdown(plot_name), 0644));  // a report is published
   return path;
 }
 

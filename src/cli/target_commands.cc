@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "api/api_client.h"
+#include "base/byte_size.h"
 #include "base/files.h"
 #include "base/json.h"
 #include "cli/common.h"
@@ -150,6 +151,9 @@ void registerTargetCommands(CLI::App& app, CliContext& ctx) {
     ctx.action = [&ctx, list_json] {
       json arr = json::array();
       std::error_code ec;
+      if (auto swept = sweepGatewayRunDirs(ctx.config.run_root); !swept.ok()) {
+        std::fprintf(stderr, "warning: %s\n", swept.error().message.c_str());
+      }
       for (const auto& e : std::filesystem::directory_iterator(ctx.config.run_root + "/targets", ec)) {
         auto sock = e.path().string() + "/api.sock";
         if (!pathExists(sock)) continue;

@@ -1,3 +1,4 @@
+#include "base/byte_size.h"
 #include "base/json.h"
 #include "dpu/node.h"
 
@@ -38,6 +39,12 @@ std::string hostNatRuleset(const std::string& uplink_if, const std::string& host
          "  chain postrouting {\n"
          "    type nat hook postrouting priority srcnat; policy accept;\n"
          "    oifname \"" + uplink_if + "\" ip saddr " + host_link_cidr + " masquerade\n"
+         "  }\n"
+         // VXLAN between nodes comes over the fabric only: the host domain
+         // (or a pod) must not reach the SoC's VXLAN socket.
+         "  chain input {\n"
+         "    type filter hook input priority filter; policy accept;\n"
+         "    iifname != \"" + uplink_if + "\" udp dport 4789 counter drop\n"
          "  }\n"
          "}\n";
 }
@@ -166,7 +173,7 @@ Result<NodeState> NodeManager::up(const NodeSpec& spec) {
 
 Status NodeManager::build(NodeState& s) {
   NodeLayout l = layout(s.name);
-  OC_TRY(makeDirs(l.run_dir, 0700));
+  OC_TRY(makePrivateDir(l.run_dir));
   // Intent first: down must know the host namespace even if we stop half way.
   OC_TRY(saveNodeState(l.state_file, s));
   // The agent lives in the SoC namespace but programs a few host-side

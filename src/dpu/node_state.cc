@@ -60,27 +60,4 @@ Status saveNodeState(const std::string& path, const NodeState& state) {
   return writeFileAtomic(path, state.toJson());
 }
 
-Result<uint64_t> parseByteSize(const std::string& text) {
-  if (text.empty()) return makeError("empty size (write it like 512M or 2G)");
-  size_t i = 0;
-  uint64_t v = 0;
-  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-    uint64_t next = v * 10 + static_cast<uint64_t>(text[i] - '0');
-    if (next < v) return makeError("size '" + text + "' is too large");
-    v = next;
-    ++i;
-  }
-  if (i == 0) return makeError("bad size '" + text + "' (write it like 512M or 2G)");
-  std::string unit = text.substr(i);
-  uint64_t mult = 1;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "K" || unit == "KiB" || unit == "k") mult = 1ULL << 10;
-  else if (unit == "M" || unit == "MiB") mult = 1ULL << 20;
-  else if (unit == "G" || unit == "GiB") mult = 1ULL << 30;
-  else if (unit == "T" || unit == "TiB") mult = 1ULL << 40;
-  else return makeError("bad size unit '" + unit + "' in '" + text + "' (use K, M, G or T)");
-  if (v != 0 && v * mult / mult != v) return makeError("size '" + text + "' is too large");
-  return v * mult;
-}
-
 }  // namespace offcore

@@ -35,7 +35,4 @@ struct NodeState {
 Result<NodeState> loadNodeState(const std::string& path);
 Status saveNodeState(const std::string& path, const NodeState& state);
 
-// "512M", "2G", "1048576" -> bytes.
-Result<uint64_t> parseByteSize(const std::string& text);
-
 }  // namespace offcore

@@ -2,15 +2,19 @@
 
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "gateway/requests.h"
 #include "base/files.h"
 #include "base/json.h"
 #include "base/log.h"
-#include "dpu/node_state.h"
+#include "base/subprocess.h"
 #include "base/crc32c.h"
 
 namespace offcore {
@@ -37,26 +41,6 @@ std::string serialFor(const std::string& nqn) {
   std::snprintf(buf, sizeof buf, "OC%02X%02X%02X%02X%02X%02X%02X%02X%01X", id[0], id[1], id[2], id[3], id[4], id[5],
                 id[6], id[7], id[8] & 0xF);
   return buf;
-}
-
-Result<json> body(const ApiRequest& req) {
-  auto doc = json::parse(req.body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return makeError("request body must be a JSON object");
-  return doc;
-}
-
-Result<std::string> stringField(const json& doc, const char* key) {
-  auto it = doc.find(key);
-  if (it == doc.end() || !it->is_string()) return makeError(std::string("field '") + key + "' must be a string");
-  return it->get<std::string>();
-}
-
-Result<uint64_t> sizeField(const json& doc, const char* key) {
-  auto it = doc.find(key);
-  if (it == doc.end()) return makeError(std::string("missing field '") + key + "'");
-  if (it->is_number_unsigned()) return it->get<uint64_t>();
-  if (it->is_string()) return parseByteSize(it->get<std::string>());
-  return makeError(std::string("field '") + key + "' must be a size like \"10G\"");
 }
 
 ApiResponse errorFor(const Error& e) {
@@ -102,6 +86,59 @@ Result<std::string> resolveGatewaySocket(const std::string& run_root, const std:
     }
   }
   return makeError("no running gateway listens on " + target + " (see `offcore target list`)");
+}
+
+namespace {
+
+// True when the unix socket at `path` accepts a connection.
+bool socketAnswers(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    ::close(fd);
+    return false;
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The pid of the live gateway that owns `dir`, or 0 when none does.
+pid_t liveOwner(const std::string& dir) {
+  auto text = readFile(dir + "/target.json");
+  if (!text.ok()) return socketAnswers(dir + "/api.sock") ? -1 : 0;  // starting up, or long dead
+  auto doc = json::parse(*text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return 0;
+  pid_t pid = doc.value("pid", 0);
+  uint64_t ticks = doc.value("start_ticks", 0ULL);
+  if (pid <= 0) return 0;
+  uint64_t now = processStartTicks(pid);
+  if (now == 0 || (ticks != 0 && now != ticks)) return 0;  // gone, or the pid was reused
+  return pid;
+}
+
+}  // namespace
+
+Status sweepGatewayRunDirs(const std::string& run_root, const std::string& self) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(run_root + "/targets", ec)) {
+    if (!e.is_directory()) continue;
+    std::string name = e.path().filename().string();
+    pid_t owner = liveOwner(e.path().string());
+    if (owner == 0) {
+      spdlog::info("removing the run directory of gateway '{}': its process is gone", name);
+      OC_TRY(removeTree(e.path().string()));
+      continue;
+    }
+    if (name == self && owner != ::getpid()) {
+      return makeError("gateway '" + name + "' already runs" + (owner > 0 ? " (pid " + std::to_string(owner) + ")" : "") +
+                       "; stop it first or choose another --name");
+    }
+  }
+  return okStatus();
 }
 
 StorageGateway::StorageGateway(GatewayConfig config) : config_(std::move(config)) {}
@@ -180,22 +217,22 @@ void StorageGateway::registerRoutes() {
     return ApiResponse::json(200, volumeJson(*v) + "\n");
   });
   api_->route("POST", "/v1/volumes", [this](const ApiRequest& req) {
-    auto doc = body(req);
-    if (!doc.ok()) return ApiResponse::error(400, doc.error().message);
-    auto name = stringField(*doc, "name");
-    if (!name.ok()) return ApiResponse::error(400, name.error().message);
-    auto size = sizeField(*doc, "size");
-    if (!size.ok()) return ApiResponse::error(400, size.error().message);
-    if (auto s = store_->create(*name, *size); !s.ok()) return errorFor(s.error());
-    if (doc->contains("allowed_hosts") && (*doc)["allowed_hosts"].is_array()) {
-      std::vector<std::string> hosts;
-      for (const auto& h : (*doc)["allowed_hosts"]) {
-        if (h.is_string()) hosts.push_back(h.get<std::string>());
+    // All or nothing: the body is parsed whole first, and a volume whose
+    // access list or export fails is removed again.
+    auto r = gateway::parseCreateVolume(req.body);
+    if (!r.ok()) return ApiResponse::error(400, r.error().message);
+    if (auto s = store_->create(r->name, r->size_bytes); !s.ok()) return errorFor(s.error());
+    Status done = okStatus();
+    if (r->allowed_hosts) done = store_->setAllowedHosts(r->name, *r->allowed_hosts);
+    if (done.ok()) done = exportVolume(r->name);
+    if (!done.ok()) {
+      unexportVolume(r->name);
+      if (auto undo = store_->remove(r->name); !undo.ok()) {
+        spdlog::error("gateway {}: volume {} half made and not removed: {}", config_.name, r->name, undo.error().message);
       }
-      if (auto s = store_->setAllowedHosts(*name, hosts); !s.ok()) return errorFor(s.error());
+      return errorFor(done.error());
     }
-    if (auto s = exportVolume(*name); !s.ok()) return errorFor(s.error());
-    return ApiResponse::json(201, volumeJson(*store_->info(*name)) + "\n");
+    return ApiResponse::json(201, volumeJson(*store_->info(r->name)) + "\n");
   });
   api_->route("DELETE", "/v1/volumes/", [this](const ApiRequest& req) {
     std::string name = req.tail;
@@ -224,10 +261,8 @@ void StorageGateway::registerRoutes() {
     auto slash = req.tail.find('/');
     if (slash == std::string::npos) return ApiResponse::error(404, "use /v1/volumes/NAME/ACTION");
     std::string name = req.tail.substr(0, slash), action = req.tail.substr(slash + 1);
-    auto doc = body(req);
-    if (!doc.ok()) return ApiResponse::error(400, doc.error().message);
     if (action == "snapshot" || action == "clone") {
-      auto target = stringField(*doc, "name");
+      auto target = gateway::parseNameRequest(req.body);
       if (!target.ok()) return ApiResponse::error(400, target.error().message);
       Status s = action == "snapshot" ? store_->snapshot(name, *target) : store_->clone(name, *target);
       if (!s.ok()) return errorFor(s.error());
@@ -235,22 +270,17 @@ void StorageGateway::registerRoutes() {
       return ApiResponse::json(201, volumeJson(*store_->info(*target)) + "\n");
     }
     if (action == "resize") {
-      auto size = sizeField(*doc, "size");
+      auto size = gateway::parseResizeRequest(req.body);
       if (!size.ok()) return ApiResponse::error(400, size.error().message);
       if (auto s = store_->resize(name, *size); !s.ok()) return errorFor(s.error());
       target_->notifyNamespaceChanged(volumeNqn(config_.name, name), 1);
       return ApiResponse::json(200, volumeJson(*store_->info(name)) + "\n");
     }
     if (action == "hosts") {
-      auto it = doc->find("allowed_hosts");
-      if (it == doc->end() || !it->is_array()) return ApiResponse::error(400, "field 'allowed_hosts' must be an array");
-      std::vector<std::string> hosts;
-      for (const auto& h : *it) {
-        if (!h.is_string()) return ApiResponse::error(400, "field 'allowed_hosts' must hold strings");
-        hosts.push_back(h.get<std::string>());
-      }
-      if (auto s = store_->setAllowedHosts(name, hosts); !s.ok()) return errorFor(s.error());
-      if (auto sub = registry_->find(volumeNqn(config_.name, name))) sub->setAllowedHosts(hosts);
+      auto hosts = gateway::parseHostsRequest(req.body);
+      if (!hosts.ok()) return ApiResponse::error(400, hosts.error().message);
+      if (auto s = store_->setAllowedHosts(name, *hosts); !s.ok()) return errorFor(s.error());
+      if (auto sub = registry_->find(volumeNqn(config_.name, name))) sub->setAllowedHosts(*hosts);
       return ApiResponse::json(200, volumeJson(*store_->info(name)) + "\n");
     }
     return ApiResponse::error(404, "unknown volume action '" + action + "' (snapshot, clone, resize, hosts)");
@@ -268,7 +298,8 @@ Status StorageGateway::start() {
   signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (signal_fd_ < 0) return errnoError("signalfd");
   OC_TRY(loop_.init());
-  OC_TRY(makeDirs(config_.data_dir, 0700));
+  OC_TRY(sweepGatewayRunDirs(config_.run_root, config_.name));
+  OC_TRY(makePrivateDir(config_.data_dir));
   OC_ASSIGN_OR_RETURN(store_, VolumeStore::open(config_.data_dir, config_.capacity_bytes));
   registry_ = std::make_shared<nvme::SubsystemRegistry>();
   for (const auto& v : store_->list()) OC_TRY(exportVolume(v.name));
@@ -280,13 +311,14 @@ Status StorageGateway::start() {
   OC_TRY(target_->start());
 
   std::string dir = config_.run_root + "/targets/" + config_.name;
-  OC_TRY(makeDirs(dir, 0700));
+  OC_TRY(makePrivateDir(dir));
+  // target.json first: from then on a sweep by another process sees a live owner.
+  json info{{"name", config_.name}, {"listen", config_.listen_addr}, {"port", target_->port()},
+            {"data", config_.data_dir}, {"pid", ::getpid()}, {"start_ticks", processStartTicks(::getpid())}};
+  OC_TRY(writeFileAtomic(dir + "/target.json", dumpJson(info, 2) + "\n"));
   api_ = std::make_unique<ApiServer>(loop_);
   registerRoutes();
   OC_TRY(api_->listenUnix(apiSocket()));
-  json info{{"name", config_.name}, {"listen", config_.listen_addr}, {"port", target_->port()},
-            {"data", config_.data_dir}, {"pid", ::getpid()}};
-  OC_TRY(writeFileAtomic(dir + "/target.json", dumpJson(info, 2) + "\n"));
   spdlog::info("gateway {}: {} volumes, NVMe/TCP on {}:{}, API {}", config_.name, store_->list().size(),
                config_.listen_addr, target_->port(), apiSocket());
   return okStatus();

@@ -62,5 +62,10 @@ class StorageGateway {
 std::string gatewaySocketPath(const std::string& run_root, const std::string& name);
 // Resolves --target: a gateway name, "ADDR:PORT" of a running gateway, or a socket path.
 Result<std::string> resolveGatewaySocket(const std::string& run_root, const std::string& target);
+// Removes <run_root>/targets/<name>/ of every gateway whose process is gone
+// (a gateway killed with SIGKILL cannot remove its own). A gateway counts as
+// alive while the pid in its target.json runs with the recorded start time.
+// Fails if `self` (a name about to start) is alive as another process.
+Status sweepGatewayRunDirs(const std::string& run_root, const std::string& self = "");
 
 }  // namespace offcore

@@ -86,7 +86,7 @@ Status Catalog::store(const Doc& doc) const { return writeFileAtomic(dir_ + "/ca
 
 template <typename F>
 Status Catalog::update(F&& mutate) const {
-  OC_TRY(makeDirs(dir_));
+  OC_TRY(makePrivateDir(dir_));
   OC_ASSIGN_OR_RETURN(auto lock, FileLock::acquire(dir_ + "/catalog.lock"));
   OC_ASSIGN_OR_RETURN(Doc doc, load());
   mutate(doc.j);

@@ -141,7 +141,7 @@ Result<ChunkIndex> writeChunkedBlob(const std::string& raw_path, const std::stri
   int in = ::open(raw_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return errnoError("open " + raw_path);
   FdPtr in_fd(new int(in));
-  int out = ::open(blob_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int out = ::open(blob_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (out < 0) return errnoError("create " + blob_path);
   FdPtr out_fd(new int(out));
   auto index = writeBlob(in, out, raw_path, blob_path, options, progress);

@@ -51,7 +51,7 @@ class ImageService {
 
   Status start(int signal_fd) {
     OC_TRY(cache_->init());
-    OC_TRY(makeDirs(imageServiceDir(o_.run_root, o_.node)));
+    OC_TRY(makePrivateDir(imageServiceDir(o_.run_root, o_.node)));
     OC_TRY(loop_.init());
     registerRoutes();
     adoptSurvivors();

@@ -245,7 +245,7 @@ Result<std::string> RegistryClient::getBlob(const std::string& repo, const std::
 Status RegistryClient::getBlobToFile(const std::string& repo, const std::string& digest, const std::string& path,
                                      const ByteProgress& progress) {
   std::string tmp = path + ".part";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return errnoError("create " + tmp);
   std::string url = baseUrl() + "/v2/" + repo + "/blobs/" + digest;
   auto r = perform("GET", url, {}, nullptr, nullptr, fd, 0, options_.timeout_ms, &progress);

@@ -14,8 +14,8 @@
 namespace offcore {
 
 Result<std::unique_ptr<Snapshotter>> Snapshotter::open(const std::string& root, std::unique_ptr<RemoteSource> source) {
-  OC_TRY(makeDirs(root + "/snapshots", 0700));
-  ::chmod(root.c_str(), 0700);
+  OC_TRY(makePrivateDir(root));
+  OC_TRY(makePrivateDir(root + "/snapshots"));
   OC_ASSIGN_OR_RETURN(auto meta, MetaStore::open(root + "/metadata.db"));
   std::unique_ptr<Snapshotter> s(new Snapshotter(root, std::move(meta), std::move(source)));
   // As containerd's overlay snapshotter: with index support compiled in,

@@ -57,7 +57,7 @@ StoreCore::~StoreCore() {
 
 Status StoreCore::load(const std::string& dir, uint64_t capacity_bytes) {
   dir_ = dir;
-  OC_TRY(makeDirs(dir));
+  OC_TRY(makePrivateDir(dir));
   dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd_ < 0) return errnoError("cannot open " + dir);
   if (::flock(dir_fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -79,7 +79,7 @@ Status StoreCore::load(const std::string& dir, uint64_t capacity_bytes) {
     spdlog::warn("volume store {}: dropped a torn record at the end of meta.journal (offset {})", dir,
                  scan.valid_bytes);
 
-  data_fd_ = ::open((dir + "/data.img").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  data_fd_ = ::open((dir + "/data.img").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (data_fd_ < 0) return errnoError("cannot open " + dir + "/data.img");
   struct stat st;
   if (::fstat(data_fd_, &st) != 0) return errnoError("stat data.img");
@@ -88,7 +88,7 @@ Status StoreCore::load(const std::string& dir, uint64_t capacity_bytes) {
     return makeError("inconsistent metadata: " + problems[0] + " (" + std::to_string(problems.size()) +
                          " problems; run fsck)",
                      EIO);
-  journal_fd_ = ::open(journal_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  journal_fd_ = ::open(journal_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (journal_fd_ < 0) return errnoError("cannot open " + journal_path);
   journal_bytes_ = scan.valid_bytes;
   ::unlink((ckpt_path + ".tmp").c_str());  // a checkpoint that never got renamed

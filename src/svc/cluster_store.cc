@@ -58,7 +58,7 @@ Result<ClusterState> ClusterStore::load() const {
 
 template <typename Fn>
 Status ClusterStore::modify(Fn&& fn, uint64_t* generation) {
-  auto made = makeDirs(dir_);
+  auto made = makePrivateDir(dir_);
   if (!made.ok()) return made.error().wrap("cluster store (run as root or pass --cluster-dir)");
   auto lock = FileLock::acquire(dir_ + "/.lock");
   if (!lock.ok()) return lock.error().wrap("cluster store (run as root or pass --cluster-dir)");
@@ -181,7 +181,7 @@ Status ClusterStore::registerNode(const NodeRecord& node) {
 Status ClusterStore::writeHealth(const NodeHealth& health) {
   if (!plainName(health.node)) return makeError("write health: bad node name '" + health.node + "'");
   std::string dir = dir_ + "/health";
-  OC_TRY(makeDirs(dir));
+  OC_TRY(makePrivateDir(dir));
   return writeFileAtomic(dir + "/" + health.node + ".json", healthToJson(health));
 }
 

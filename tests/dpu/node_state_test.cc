@@ -34,12 +34,5 @@ TEST(NodeStateTest, MalformedStateIsAnErrorNotACrash) {
   EXPECT_FALSE(NodeState::fromJson(R"({"name":1,"soc_cpus":"1","host_cpus":"0"})", "n").ok());
 }
 
-TEST(NodeStateTest, ParsesByteSizes) {
-  EXPECT_EQ(*parseByteSize("512M"), 512ULL << 20);
-  EXPECT_EQ(*parseByteSize("2G"), 2ULL << 30);
-  EXPECT_EQ(*parseByteSize("4096"), 4096u);
-  for (const char* bad : {"", "M", "12X", "-1", "99999999999999999999"}) EXPECT_FALSE(parseByteSize(bad).ok()) << bad;
-}
-
 }  // namespace
 }  // namespace offcore

@@ -61,3 +61,8 @@ assert_cmp "${#last[@]}" ">" 50 "blocks written"
 step "fsck after a final SIGKILL"
 kill -9 "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; GW_PID=
 oc target fsck --data "$work/data"
+
+step "the killed gateway's run dir is swept by the next look"
+[ -d "/run/offcore/targets/$H" ] || fail "expected the SIGKILLed gateway's run dir to remain until a sweep"
+oc target list >/dev/null
+[ ! -e "/run/offcore/targets/$H" ] || fail "target list left the dead gateway's run dir behind"

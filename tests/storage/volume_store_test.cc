@@ -1,6 +1,9 @@
 #include "storage/volume_store.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -317,6 +320,36 @@ TEST_F(VolumeStoreTest, HandlesOutlivingTheStoreFailCleanly) {
   EXPECT_EQ(d->read(0, buf.data(), kBlk).error().code, kBlockIo);
   d.reset();
   EXPECT_EQ(get(*dev(*openStore(), "v"), 0), bytes('a'));
+}
+
+}  // namespace
+}  // namespace offcore
+
+namespace offcore {
+namespace {
+
+// Tenant data is root's only: the store directory 0700 and every file in it
+// 0600, whatever the umask, even when a caller made the directory first.
+TEST_F(StoreDirTest, StoreFilesArePrivate) {
+  mode_t old = ::umask(0);
+  ASSERT_TRUE(makePrivateDir(dir_).ok());
+  {
+    auto s = openStore(64 * kMiB);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->create("v1", 8 * kMiB).ok());
+  }
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat(dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+    ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
+    if (!S_ISREG(st.st_mode)) continue;
+    ++files;
+    EXPECT_EQ(st.st_mode & 07777, 0600u) << e.path();
+  }
+  EXPECT_GE(files, 2);  // data.img, the journal, ...
 }
 
 }  // namespace

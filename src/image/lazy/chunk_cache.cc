@@ -22,7 +22,7 @@ std::string ChunkCache::pathOf(const std::string& key, uint64_t chunk) const {
 }
 
 Status ChunkCache::init() {
-  OC_TRY(makeDirs(dir_));
+  OC_TRY(makePrivateDir(dir_));
   struct Found {
     std::string name;
     uint64_t bytes;
@@ -109,7 +109,7 @@ void ChunkCache::put(const std::string& key, uint64_t chunk, const std::string& 
   std::string name = key + "/" + std::to_string(chunk);
   std::string path = dir_ + "/" + name;
   std::string tmp = path + ".tmp" + std::to_string(::gettid());
-  (void)makeDirs(dir_ + "/" + key);
+  (void)makeDirs(dir_ + "/" + key, 0700);  // a failure shows as the open below failing
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return;  // a full cache disk only costs refetches
   bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());

@@ -1,0 +1,33 @@
+// Parsers for the gateway's management API bodies (docs/API.md, "Storage
+// gateway"). Each parses the whole body before anything is changed, so a
+// request is taken all or nothing; every error is one line a client can show.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace offcore::gateway {
+
+inline constexpr size_t kMaxAllowedHosts = 1024;
+inline constexpr size_t kMaxNqnBytes = 223;  // NVMe Base 2.0, 4.5: an NQN is at most 223 bytes
+
+// POST /v1/volumes {"name": "v1", "size": "10G" | 10737418240, "allowed_hosts": ["nqn...", ...]}
+struct CreateVolumeRequest {
+  std::string name;
+  uint64_t size_bytes = 0;
+  std::optional<std::vector<std::string>> allowed_hosts;  // absent: any host
+};
+Result<CreateVolumeRequest> parseCreateVolume(const std::string& body);
+
+// POST /v1/volumes/NAME/hosts {"allowed_hosts": [...]}
+Result<std::vector<std::string>> parseHostsRequest(const std::string& body);
+// POST /v1/volumes/NAME/{snapshot,clone} {"name": "..."}
+Result<std::string> parseNameRequest(const std::string& body);
+// POST /v1/volumes/NAME/resize {"size": ...}
+Result<uint64_t> parseResizeRequest(const std::string& body);
+
+}  // namespace offcore::gateway
