@@ -99,6 +99,10 @@ class BpfDataplane final : public Dataplane {
     return update(skel_->maps.oc_endpoints, &key, &value, "endpoint");
   }
   Status removeEndpoint(const oc_ep_key& key) override { return remove(skel_->maps.oc_endpoints, &key, "endpoint"); }
+  Status upsertNode(uint32_t fabric_ip, const oc_node_val& value) override {
+    return update(skel_->maps.oc_nodes, &fabric_ip, &value, "node");
+  }
+  Status removeNode(uint32_t fabric_ip) override { return remove(skel_->maps.oc_nodes, &fabric_ip, "node"); }
   Status upsertService(const oc_svc_key& key, const oc_svc_val& value) override {
     return update(skel_->maps.oc_services, &key, &value, "service");
   }

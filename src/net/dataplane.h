@@ -30,6 +30,10 @@ class Dataplane {
 
   virtual Status upsertEndpoint(const oc_ep_key& key, const oc_ep_val& value) = 0;
   virtual Status removeEndpoint(const oc_ep_key& key) = 0;
+  // The cluster's nodes by fabric address (network order): VXLAN from any
+  // other source is dropped.
+  virtual Status upsertNode(uint32_t fabric_ip, const oc_node_val& value) = 0;
+  virtual Status removeNode(uint32_t fabric_ip) = 0;
   virtual Status upsertService(const oc_svc_key& key, const oc_svc_val& value) = 0;
   virtual Status removeService(const oc_svc_key& key) = 0;
   virtual Status setBackend(uint32_t id, const oc_backend_val& value) = 0;

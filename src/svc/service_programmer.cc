@@ -190,6 +190,26 @@ Status ServiceProgrammer::programEndpoints(const ClusterState& state, ProgramSta
   return okStatus();
 }
 
+Status ServiceProgrammer::programNodes(const ClusterState& state, ProgramStats& stats) {
+  std::set<uint32_t> want;
+  for (const auto& [name, n] : state.nodes) {
+    if (uint32_t ip = ipNet(n.fabric_ip); ip != 0) want.insert(ip);
+  }
+  for (uint32_t ip : want) {
+    if (nodes_.count(ip)) continue;
+    OC_TRY(dp_.upsertNode(ip, oc_node_val{}));
+    ++stats.writes;
+  }
+  for (uint32_t ip : nodes_) {
+    if (want.count(ip)) continue;
+    OC_TRY(dp_.removeNode(ip));
+    ++stats.writes;
+  }
+  nodes_ = std::move(want);
+  stats.nodes = nodes_.size();
+  return okStatus();
+}
+
 Status ServiceProgrammer::programService(const oc_svc_key& key, oc_svc_val value,
                                          const std::vector<BackendKey>& backends, ProgramStats& stats) {
   std::vector<MaglevBackend> mb;
@@ -256,6 +276,7 @@ Status ServiceProgrammer::programService(const oc_svc_key& key, oc_svc_val value
 Result<ProgramStats> ServiceProgrammer::program(const ClusterState& state,
                                                 const std::map<std::string, NodeHealth>& health) {
   ProgramStats stats;
+  OC_TRY(programNodes(state, stats));
   OC_TRY(programEndpoints(state, stats));
 
   std::set<oc_svc_key, SvcKeyLess> wanted;

@@ -26,7 +26,7 @@ struct NodeIdentity {
 };
 
 struct ProgramStats {
-  size_t endpoints = 0, services = 0, backends = 0;
+  size_t endpoints = 0, services = 0, backends = 0, nodes = 0;
   size_t writes = 0;  // map updates and ring slabs written this round
 };
 
@@ -60,6 +60,7 @@ class ServiceProgrammer {
   };
 
   Status programEndpoints(const ClusterState& state, ProgramStats& stats);
+  Status programNodes(const ClusterState& state, ProgramStats& stats);
   Status programService(const oc_svc_key& key, oc_svc_val value, const std::vector<BackendKey>& backends,
                         ProgramStats& stats);
   Result<uint32_t> backendId(const BackendKey& key, ProgramStats& stats);
@@ -69,6 +70,7 @@ class ServiceProgrammer {
   Dataplane& dp_;
   NodeIdentity self_;
   std::map<oc_ep_key, oc_ep_val, EpKeyLess> endpoints_;
+  std::set<uint32_t> nodes_;  // fabric addresses in oc_nodes
   std::map<oc_svc_key, Table, SvcKeyLess> tables_;
   std::map<BackendKey, uint32_t> backend_ids_;
   std::set<uint32_t> free_backend_ids_;

@@ -44,6 +44,13 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, OC_MAX_NODES);
+  __type(key, __u32);
+  __type(value, struct oc_node_val);
+} oc_nodes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, OC_MAX_SERVICES);
   __type(key, struct oc_svc_key);
   __type(value, struct oc_svc_val);
@@ -381,6 +388,14 @@ int oc_ingress(struct __sk_buff *skb) {
     if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0) return drop(OC_STAT_DROP_MALFORMED);
     p.flow.vpc = key.tunnel_id;
     from_node = bpf_htonl(key.remote_ipv4);
+    /* VXLAN is anyone's to send: accept it only from the cluster's nodes,
+     * and an inner source that is a known endpoint only from its own node.
+     * (An unknown source is an EIP client or a Service's caller that the
+     * sending node translated; see learn_return_path.) */
+    if (!bpf_map_lookup_elem(&oc_nodes, &from_node)) return drop(OC_STAT_DROP_TUNNEL);
+    struct oc_ep_key src = {.vpc = p.flow.vpc, .ip = p.flow.saddr};
+    struct oc_ep_val *sep = bpf_map_lookup_elem(&oc_endpoints, &src);
+    if (sep && !((sep->flags & OC_EP_REMOTE) && sep->node_ip == from_node)) return drop(OC_STAT_DROP_TUNNEL);
   }
   if (in.flags & OC_IF_POD) {
     if (in.ip && p.flow.saddr != in.ip) return drop(OC_STAT_DROP_SPOOF);

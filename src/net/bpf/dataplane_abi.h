@@ -20,6 +20,7 @@
 #define OC_MAX_BACKENDS 65536    /* one entry per (backend, target port) */
 #define OC_RING_SLOTS 4194304    /* all Maglev tables, back to back */
 #define OC_CT_ENTRIES 262144
+#define OC_MAX_NODES 4096
 #define OC_STATS_MAX 16
 
 /* VPC 0 is the fabric itself: EIPs and fabric hosts live there. */
@@ -55,12 +56,19 @@ enum oc_stat {
   OC_STAT_DROP_NO_ROUTE = 9, /* includes every cross-VPC attempt */
   OC_STAT_DROP_NO_BACKEND = 10,
   OC_STAT_DROP_MALFORMED = 11,
+  OC_STAT_DROP_TUNNEL = 12,  /* VXLAN from no node of the cluster, or a forged inner source */
 };
 
 struct oc_iface_val {
   __u32 vpc;
   __u32 ip;   /* the pod's address (anti-spoofing); 0 = not checked */
   __u32 flags;
+};
+
+/* oc_nodes: the cluster's nodes by fabric address (network order); VXLAN is
+ * accepted only from these. */
+struct oc_node_val {
+  __u32 flags; /* reserved, 0 */
 };
 
 struct oc_ep_key {
@@ -179,6 +187,7 @@ static inline __u32 oc_flow_hash(__u32 saddr, __u32 daddr, __u16 sport, __u16 dp
 
 OC_ABI_ASSERT(sizeof(struct oc_iface_val) == 12, "oc_iface_val layout");
 OC_ABI_ASSERT(sizeof(struct oc_ep_key) == 8, "oc_ep_key layout");
+OC_ABI_ASSERT(sizeof(struct oc_node_val) == 4, "oc_node_val layout");
 OC_ABI_ASSERT(sizeof(struct oc_ep_val) == 16, "oc_ep_val layout");
 OC_ABI_ASSERT(sizeof(struct oc_svc_key) == 12, "oc_svc_key layout");
 OC_ABI_ASSERT(sizeof(struct oc_svc_val) == 20, "oc_svc_val layout");
