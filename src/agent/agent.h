@@ -15,7 +15,7 @@
 #include "base/metrics.h"
 #include "dpu/node.h"
 #include "dpu/vf.h"
-#include "net/net_controller.h"
+#include "netctl/net_controller.h"
 
 namespace offcore {
 

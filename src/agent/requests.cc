@@ -54,6 +54,7 @@ Result<VfSpec> parseVfRequest(const std::string& body) {
   OC_ASSIGN_OR_RETURN(spec.ip, stringField(doc, "ip", false));
   OC_ASSIGN_OR_RETURN(spec.mac, stringField(doc, "mac", false));
   if (spec.netns.empty()) return makeError("field 'netns' is empty: name the pod's namespace");
+  OC_TRY(validateNetnsName(spec.netns));
   OC_TRY(validateIfname(spec.ifname));
   if (!spec.ip.empty()) OC_TRY(validateCidr(spec.ip));
   if (!spec.mac.empty()) OC_TRY(validateMac(spec.mac));

@@ -27,6 +27,7 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   OC_TRY(readString("log_level", cfg.log_level));
   OC_TRY(readString("cluster_dir", cfg.cluster_dir));
   OC_TRY(readString("service_cidr", cfg.service_cidr));
+  OC_TRY(readString("eip_pool", cfg.eip_pool));
   if (doc.contains("agent_ready_timeout_ms")) {
     if (!doc["agent_ready_timeout_ms"].is_number_integer())
       return makeError(origin + ": field 'agent_ready_timeout_ms' must be an integer");
@@ -35,11 +36,12 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   for (auto it = doc.begin(); it != doc.end(); ++it) {
     static const char* known[] = {"run_root",         "cgroup_root", "fabric_netns",
                                   "fabric_prefix",    "host_link_prefix", "log_level",
-                                  "agent_ready_timeout_ms", "cluster_dir", "service_cidr"};
+                                  "agent_ready_timeout_ms", "cluster_dir", "service_cidr", "eip_pool"};
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
     if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");
   }
+  if (cfg.eip_pool.empty()) cfg.eip_pool = cfg.fabric_prefix + ".128.0/17";
   return cfg;
 }
 
@@ -48,7 +50,7 @@ Result<Config> loadConfig() {
   std::string path = env ? env : "/etc/offcore/config.json";
   if (!pathExists(path)) {
     if (env) return makeError("OFFCORE_CONFIG names " + path + ", which does not exist");
-    return Config{};
+    return parseConfig("{}", "the embedded defaults");
   }
   OC_ASSIGN_OR_RETURN(std::string text, readFile(path));
   return parseConfig(text, path);

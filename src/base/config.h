@@ -22,6 +22,9 @@ struct Config {
   std::string cluster_dir = "/var/lib/offcore/cluster";
   // Where ClusterIPs are allocated when a Service names none.
   std::string service_cidr = "10.96.0.0/16";
+  // Where LoadBalancer EIPs may come from; "" = <fabric_prefix>.128.0/17,
+  // away from nodes (.0.x) and fabric hosts (.1.x).
+  std::string eip_pool;
   int agent_ready_timeout_ms = 2000;
   std::string log_level = "info";
 };

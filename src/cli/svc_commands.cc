@@ -27,7 +27,7 @@ struct SvcOpts {
 };
 
 ClusterStore storeFor(const CliContext& ctx, const SvcOpts& o) {
-  return ClusterStore(o.cluster_dir.empty() ? ctx.config.cluster_dir : o.cluster_dir, ctx.config.service_cidr);
+  return ClusterStore(o.cluster_dir.empty() ? ctx.config.cluster_dir : o.cluster_dir, svc::AddressPlan(ctx.config.service_cidr, ctx.config.eip_pool));
 }
 
 void addDirOption(CLI::App* cmd, SvcOpts& o) {

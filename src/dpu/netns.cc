@@ -1,8 +1,15 @@
 #include "dpu/netns.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +20,40 @@ namespace offcore {
 std::string netnsPath(const std::string& name) { return "/run/netns/" + name; }
 
 bool netnsExists(const std::string& name) { return pathExists(netnsPath(name)); }
+
+bool isOffcoreNetnsName(const std::string& name) {
+  return name.rfind("oc-", 0) == 0 || name.rfind("ocf-", 0) == 0;
+}
+
+Status checkPodNetnsPath(const std::string& path) {
+  struct statfs fs {};
+  if (::statfs(path.c_str(), &fs) != 0) return errnoError("network namespace " + path);
+  if (static_cast<unsigned long>(fs.f_type) != NSFS_MAGIC) {
+    return makeError(path + " is not a namespace (expected a path like /var/run/netns/NAME or /proc/PID/ns/net)");
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errnoError("open " + path);
+  int type = ::ioctl(fd, NS_GET_NSTYPE);
+  struct stat st {};
+  int stat_rc = ::fstat(fd, &st);
+  ::close(fd);
+  if (type != CLONE_NEWNET) return makeError(path + " is a namespace, but not a network namespace");
+  if (stat_rc != 0) return errnoError("stat " + path);
+  auto same = [&](const std::string& other) {
+    struct stat o {};
+    return ::stat(other.c_str(), &o) == 0 && o.st_dev == st.st_dev && o.st_ino == st.st_ino;
+  };
+  if (same("/proc/1/ns/net")) return makeError(path + " is the machine's root network namespace, not a pod's");
+  if (same("/proc/self/ns/net")) return makeError(path + " is the SoC's own network namespace, not a pod's");
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/run/netns", ec)) {
+    std::string name = e.path().filename().string();
+    if (isOffcoreNetnsName(name) && same(e.path().string())) {
+      return makeError(path + " is offcore's own namespace " + name + ", not a pod's");
+    }
+  }
+  return okStatus();
+}
 
 Status netnsAdd(const std::string& name) { return runChecked({"ip", "netns", "add", name}); }
 

@@ -17,6 +17,12 @@ Status netnsAdd(const std::string& name);
 Status netnsDelete(const std::string& name);
 // Path usable by setns() and by `ip ... netns PATH`.
 std::string netnsPath(const std::string& name);
+// offcore's own named namespaces: SoCs (oc-*), the fabric, fabric hosts (ocf-*).
+bool isOffcoreNetnsName(const std::string& name);
+// A path a CNI caller gives as a pod's namespace must be a network namespace
+// (nsfs), and neither the machine's root namespace, the caller's own, nor
+// one of offcore's (compared by inode, so bind mounts and /proc paths count).
+Status checkPodNetnsPath(const std::string& path);
 
 // `ip [-n netns] args...`
 Status ipCmd(const std::string& netns, std::vector<std::string> args);

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 
+#include <cctype>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -55,10 +56,30 @@ Status validateMac(const std::string& mac) {
   return okStatus();
 }
 
-Status validateIfname(const std::string& ifname) {
-  if (ifname.empty() || ifname.size() > 15 || ifname.find_first_of("/ :\t\n") != std::string::npos) {
-    return makeError("bad interface name '" + ifname + "' (1-15 characters, no '/', ':' or spaces)");
+namespace {
+// Letters, digits, '_', '-', '.', starting with a letter or digit: nothing
+// iproute2 could read as an option ("-h") or a path.
+bool plainToken(const std::string& s, size_t max) {
+  if (s.empty() || s.size() > max || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
+  for (unsigned char c : s) {
+    if (!std::isalnum(c) && c != '_' && c != '-' && c != '.') return false;
   }
+  return true;
+}
+}  // namespace
+
+Status validateIfname(const std::string& ifname) {
+  if (!plainToken(ifname, 15)) {
+    return makeError("bad interface name '" + ifname + "' (1-15 letters, digits, '_', '-' or '.', starting with a letter or digit)");
+  }
+  return okStatus();
+}
+
+Status validateNetnsName(const std::string& name) {
+  if (!plainToken(name, 64)) {
+    return makeError("bad namespace name '" + name + "' (letters, digits, '_', '-' or '.', starting with a letter or digit)");
+  }
+  if (isOffcoreNetnsName(name)) return makeError("'" + name + "' is one of offcore's own namespaces, not a pod's");
   return okStatus();
 }
 
@@ -148,7 +169,8 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
   }
   if (auto s = ipCmd("", {"link", "set", vf.representor, "up"}); !s.ok()) return rollback(s.error());
   if (!vf.ip.empty()) {
-    // The pod's gateway is a link-local address the SoC answers by proxy ARP.
+    // The pod's gateway is a link-local address (169.254.1.1) reached on-link;
+    // a pod that has no default route yet gets one through it.
     auto has_default = runCapture({"nsenter", "--net=" + netnsFsPath(vf.netns), "ip", "route", "show", "default"});
     if (has_default.ok() && trim(has_default->out).empty()) {
       if (auto s = podIp(vf.netns, {"route", "add", "default", "via", kPodGateway, "dev", vf.ifname, "onlink"});

@@ -63,5 +63,7 @@ class VfManager {
 Status validateCidr(const std::string& cidr);
 Status validateMac(const std::string& mac);
 Status validateIfname(const std::string& ifname);
+// A pod namespace's iproute2 name; offcore's own namespaces are refused.
+Status validateNetnsName(const std::string& name);
 
 }  // namespace offcore

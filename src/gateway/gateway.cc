@@ -251,7 +251,10 @@ void StorageGateway::registerRoutes() {
     }
     unexportVolume(name);
     if (auto s = store_->remove(name); !s.ok()) {
-      (void)exportVolume(name);
+      if (auto back = exportVolume(name); !back.ok()) {
+        spdlog::error("gateway {}: volume {} was not removed and could not be exported again: {}", config_.name, name,
+                      back.error().message);
+      }
       return errorFor(s.error());
     }
     return ApiResponse::json(200, "{\"ok\":true}\n");
@@ -328,7 +331,8 @@ Status StorageGateway::run() {
   OC_TRY(loop_.watchFd(signal_fd_, EPOLLIN, [this](uint32_t) { loop_.stop(); }));
   Status s = loop_.run();
   target_->stop();
-  (void)store_->checkpoint();
+  // A failed checkpoint loses nothing: the next start replays the journal.
+  if (auto c = store_->checkpoint(); !c.ok()) spdlog::warn("gateway {}: checkpoint at stop: {}", config_.name, c.error().message);
   return s;
 }
 

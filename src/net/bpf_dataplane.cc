@@ -158,21 +158,7 @@ class BpfDataplane final : public Dataplane {
     return sums;
   }
 
-  Result<PacketRunResult> runPacket(std::span<const uint8_t> frame, uint32_t ifindex) const override {
-    PacketRunResult result;
-    result.frame.resize(frame.size() + 256);
-    __sk_buff ctx{};
-    ctx.ifindex = ifindex;
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = result.frame.data(),
-                .data_size_in = static_cast<uint32_t>(frame.size()),
-                .data_size_out = static_cast<uint32_t>(result.frame.size()), .ctx_in = &ctx,
-                .ctx_size_in = sizeof ctx, .repeat = 1);
-    int rc = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.oc_ingress), &opts);
-    if (rc != 0) return bpfError("BPF_PROG_TEST_RUN", rc == -1 ? errno : rc);
-    result.verdict = static_cast<int>(opts.retval);
-    result.frame.resize(opts.data_size_out);
-    return result;
-  }
+  int programFd() const { return bpf_program__fd(skel_->progs.oc_ingress); }
 
  private:
   static size_t ringBytes() { return sizeof(oc_ring_slot) * OC_RING_SLOTS; }
@@ -195,6 +181,11 @@ class BpfDataplane final : public Dataplane {
 };
 
 }  // namespace
+
+int bpfProgramFd(const Dataplane& dp) {
+  auto* bpf = dynamic_cast<const BpfDataplane*>(&dp);
+  return bpf ? bpf->programFd() : -1;
+}
 
 Result<std::unique_ptr<Dataplane>> openBpfDataplane(const std::string& pin_dir) {
   auto dp = std::make_unique<BpfDataplane>();

@@ -14,5 +14,8 @@ namespace offcore {
 // pin_dir "" = private maps (tests, benchmarks). The caller must be in the
 // network namespace whose interfaces it will attach to.
 Result<std::unique_ptr<Dataplane>> openBpfDataplane(const std::string& pin_dir);
+// The tc program's fd, for running it by hand (the packet fixtures use
+// BPF_PROG_TEST_RUN); -1 when `dp` is not a BPF dataplane.
+int bpfProgramFd(const Dataplane& dp);
 
 }  // namespace offcore

@@ -14,11 +14,6 @@
 
 namespace offcore {
 
-struct PacketRunResult {
-  int verdict = 0;                  // TC_ACT_* the program returned
-  std::vector<uint8_t> frame;       // the frame as the program left it
-};
-
 class Dataplane {
  public:
   virtual ~Dataplane() = default;
@@ -46,9 +41,6 @@ class Dataplane {
   virtual std::span<const oc_ring_slot> ring() const = 0;
   // Per-counter sums over CPUs, indexed by oc_stat.
   virtual Result<std::vector<uint64_t>> stats() const = 0;
-  // Runs one frame through the program (BPF_PROG_TEST_RUN) as if it had
-  // arrived on `ifindex`, without sending it anywhere.
-  virtual Result<PacketRunResult> runPacket(std::span<const uint8_t> frame, uint32_t ifindex) const = 0;
 };
 
 }  // namespace offcore

@@ -17,8 +17,8 @@ std::string inQuotes(const std::string& s) { return "\"" + s + "\""; }
 
 class Applier {
  public:
-  Applier(const ClusterState& old, const std::vector<Resource>& docs, const std::string& service_cidr)
-      : old_(old), next_(old), docs_(docs), service_cidr_(service_cidr) {}
+  Applier(const ClusterState& old, const std::vector<Resource>& docs, const AddressPlan& plan)
+      : old_(old), next_(old), docs_(docs), service_cidr_(plan.service_cidr), eip_pool_(plan.eip_pool) {}
 
   Result<ApplyResult> run();
   ClusterState& next() { return next_; }
@@ -38,6 +38,10 @@ class Applier {
   void checkBackend(const Resource& r, const Backend& b);
   void checkService(const Resource& r, Service& s, bool allocate);
   void checkProbe(const Resource& r, const NetworkProbe& p);
+  // Why `ip` cannot be a Service address ("" = it can): a pod's, a
+  // Backend's or a node's address, or inside a Subnet (of `vpc`; any VPC's
+  // when vpc is empty, as for an EIP on the fabric).
+  std::string addressConflict(const std::string& ip, const std::string& vpc) const;
   void indexClaims();
   std::string claimedBy(const std::map<std::string, std::set<std::string>>& claims, const std::string& what,
                         const std::string& except) const;
@@ -48,6 +52,7 @@ class Applier {
   ClusterState next_;
   const std::vector<Resource>& docs_;
   std::string service_cidr_;
+  std::string eip_pool_;
   std::vector<std::string> errors_;
   // Who claims what, over the merged state, so that each uniqueness check
   // is a lookup rather than a scan of every Service (10k Services in one
@@ -154,12 +159,26 @@ void Applier::checkService(const Resource& r, Service& s, bool allocate) {
       for (const auto& n : eips_[s.eip]) {
         if (n != s.name) error(r, "spec.eip", s.eip + " is already the eip of Service " + inQuotes(n));
       }
+      auto pool = parseCidr(eip_pool_);
+      auto ip = parseIpv4(s.eip);
+      if (!eip_pool_.empty() && pool.ok() && ip && !pool->contains(*ip)) {
+        error(r, "spec.eip", s.eip + " is outside the EIP pool " + pool->str() + " (config eip_pool)");
+      } else if (std::string why = addressConflict(s.eip, ""); !why.empty()) {
+        error(r, "spec.eip", s.eip + " " + why);
+      }
     }
     if (!s.cluster_ip.empty()) {
       std::string other = takenBy(s.cluster_ip);
       if (!other.empty())
         error(r, "spec.clusterIP", s.cluster_ip + " is already the clusterIP of Service " + inQuotes(other) + " in VPC " +
                                        inQuotes(s.vpc));
+      auto cidr = parseCidr(service_cidr_);
+      auto ip = parseIpv4(s.cluster_ip);
+      if (cidr.ok() && ip && !cidr->contains(*ip)) {
+        error(r, "spec.clusterIP", s.cluster_ip + " is outside the service CIDR " + cidr->str() + " (config service_cidr)");
+      } else if (std::string why = addressConflict(s.cluster_ip, s.vpc); !why.empty()) {
+        error(r, "spec.clusterIP", s.cluster_ip + " " + why);
+      }
     }
     return;
   }
@@ -192,6 +211,28 @@ void Applier::checkService(const Resource& r, Service& s, bool allocate) {
   error(r, "spec.clusterIP",
         "service CIDR " + cidr->str() + " is full in VPC " + inQuotes(s.vpc) +
             "; delete unused services or widen service_cidr in the config");
+}
+
+std::string Applier::addressConflict(const std::string& ip, const std::string& vpc) const {
+  auto addr = parseIpv4(ip);
+  if (!addr) return "";  // the field parser already refused it
+  for (const auto& [n, node] : next_.nodes) {
+    auto cut = [](const std::string& a) { return a.substr(0, a.find('/')); };
+    if (cut(node.fabric_ip) == ip) return "is node " + inQuotes(n) + "'s fabric address";
+    if (cut(node.host_ip) == ip) return "is node " + inQuotes(n) + "'s host address";
+  }
+  for (const auto& [id, e] : next_.endpoints) {
+    if ((vpc.empty() || e.vpc == vpc) && e.ip == ip) return "is the address of pod " + inQuotes(e.pod_name);
+  }
+  for (const auto& [n, b] : next_.backends) {
+    if (b.kind != "pod" && (vpc.empty() || b.vpc == vpc) && b.ip == ip) return "is the address of Backend " + inQuotes(n);
+  }
+  for (const auto& [n, s] : next_.subnets) {
+    if (!vpc.empty() && s.vpc != vpc) continue;
+    auto c = parseCidr(s.cidr);
+    if (c.ok() && c->contains(*addr)) return "is inside Subnet " + inQuotes(n) + " (" + s.cidr + "), where pods get addresses";
+  }
+  return "";
 }
 
 void Applier::checkProbe(const Resource& r, const NetworkProbe& p) {
@@ -286,9 +327,8 @@ std::string users(const Map& map, const char* kind, const std::string& vpc) {
 
 }  // namespace
 
-Result<ApplyResult> applyToState(ClusterState& state, const std::vector<Resource>& docs,
-                                 const std::string& service_cidr) {
-  Applier a(state, docs, service_cidr);
+Result<ApplyResult> applyToState(ClusterState& state, const std::vector<Resource>& docs, const AddressPlan& plan) {
+  Applier a(state, docs, plan);
   OC_ASSIGN_OR_RETURN(ApplyResult result, a.run());
   state = std::move(a.next());
   return result;

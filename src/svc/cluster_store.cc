@@ -39,8 +39,7 @@ bool plainName(const std::string& s) { return !s.empty() && s.find('/') == std::
 
 }  // namespace
 
-ClusterStore::ClusterStore(std::string dir, std::string service_cidr)
-    : dir_(std::move(dir)), service_cidr_(std::move(service_cidr)) {}
+ClusterStore::ClusterStore(std::string dir, AddressPlan plan) : dir_(std::move(dir)), plan_(std::move(plan)) {}
 
 Result<ClusterState> ClusterStore::readState() const {
   auto text = readFile(stateFile());
@@ -78,7 +77,7 @@ Result<ApplyResult> ClusterStore::apply(const std::vector<Resource>& docs) {
   ApplyResult out;
   OC_TRY(modify(
       [&](ClusterState& s) -> Status {
-        OC_ASSIGN_OR_RETURN(out, applyToState(s, docs, service_cidr_));
+        OC_ASSIGN_OR_RETURN(out, applyToState(s, docs, plan_));
         return okStatus();
       },
       &out.generation));

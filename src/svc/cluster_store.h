@@ -80,20 +80,30 @@ struct ApplyResult {
   uint64_t generation = 0;  // of the state after the apply
 };
 
+// Where Service addresses may come from. A fixed clusterIP must lie in
+// service_cidr; an eip in eip_pool (when one is declared). Neither may be a
+// pod's, a Backend's or a node's address, nor inside a Subnet.
+struct AddressPlan {
+  std::string service_cidr = "10.96.0.0/16";
+  std::string eip_pool;  // "" = no pool declared (tests); the config always declares one
+  AddressPlan() = default;
+  AddressPlan(const char* cidr) : service_cidr(cidr) {}  // NOLINT: a plan of only a service CIDR
+  AddressPlan(std::string cidr, std::string pool = "") : service_cidr(std::move(cidr)), eip_pool(std::move(pool)) {}
+};
+
 // Validates docs against each other and the state (references, overlaps,
 // uniqueness, immutable fields), assigns VNIs and ClusterIPs, and merges them
 // into state. On error, state is untouched and the message lists every
 // problem, one per line, each `file:line: Kind "name": field: what`. Does not
 // bump the generation.
-Result<ApplyResult> applyToState(ClusterState& state, const std::vector<Resource>& docs,
-                                 const std::string& service_cidr);
+Result<ApplyResult> applyToState(ClusterState& state, const std::vector<Resource>& docs, const AddressPlan& plan);
 
 // Why removing kind/name from state is refused ("" = it can go).
 std::string removalBlocker(const ClusterState& state, const std::string& kind, const std::string& name);
 
 class ClusterStore {
  public:
-  explicit ClusterStore(std::string dir, std::string service_cidr = "10.96.0.0/16");
+  explicit ClusterStore(std::string dir, AddressPlan plan = AddressPlan());
 
   // A missing dir or file is the empty state (with the default VPC).
   Result<ClusterState> load() const;
@@ -126,7 +136,7 @@ class ClusterStore {
   Result<ClusterState> readState() const;
 
   std::string dir_;
-  std::string service_cidr_;
+  AddressPlan plan_;
 };
 
 }  // namespace offcore::svc

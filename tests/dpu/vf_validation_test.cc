@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "dpu/netns.h"
 #include "dpu/vf.h"
 
 namespace offcore {
@@ -21,7 +22,28 @@ TEST(VfValidationTest, Mac) {
 
 TEST(VfValidationTest, Ifname) {
   EXPECT_TRUE(validateIfname("eth0").ok());
-  for (const char* bad : {"", "a/b", "sixteen-chars-xx", "a b"}) EXPECT_FALSE(validateIfname(bad).ok()) << bad;
+  for (const char* bad : {"", "a/b", "sixteen-chars-xx", "a b", "-h", "..", ".x", "a:b", "eth0\n"}) {
+    EXPECT_FALSE(validateIfname(bad).ok()) << bad;
+  }
+}
+
+TEST(VfValidationTest, NetnsNames) {
+  EXPECT_TRUE(validateNetnsName("pod1").ok());
+  EXPECT_TRUE(validateNetnsName("p1-12345").ok());
+  for (const char* bad : {"", "-h", "../x", "a/b", "oc-fabric", "oc-a-soc", "ocf-stor1", "a b"}) {
+    EXPECT_FALSE(validateNetnsName(bad).ok()) << bad;
+  }
+}
+
+// The agent refuses, as a pod's namespace, anything that is not a network
+// namespace and the namespaces that are not pods'.
+TEST(VfValidationTest, PodNetnsPaths) {
+  for (const char* bad : {"/tmp", "/proc/self/ns/mnt", "/proc/1/ns/net", "/proc/self/ns/net", "/nonexistent"}) {
+    auto s = checkPodNetnsPath(bad);
+    EXPECT_FALSE(s.ok()) << bad;
+  }
+  EXPECT_NE(checkPodNetnsPath("/tmp").error().message.find("not a namespace"), std::string::npos);
+  EXPECT_NE(checkPodNetnsPath("/proc/self/ns/mnt").error().message.find("not a network namespace"), std::string::npos);
 }
 
 TEST(VfValidationTest, JsonListing) {

@@ -84,6 +84,10 @@ rootfs_listing offcore-flat "$flat_top" "$work/flat.txt"
 grep -v "^lost+found " "$work/flat.txt" | diff -u "$work/ref.txt" - || fail "flat rootfs differs from overlayfs"
 out=$($CTR run --rm --snapshotter offcore-flat "$REG/fid:flat" run2$ID /bin/sh -c 'echo w > /data/new && cat /data/new /data/opq/new')
 [ "$out" = "$(printf 'w\nnew in layer 1')" ] || fail "flat container printed '$out'"
+# A flat rootfs comes off a gateway volume: its device nodes and setuid bits
+# must not work on the host.
+root_opts=$($CTR run --rm --snapshotter offcore-flat "$REG/fid:flat" opts$ID /bin/cat /proc/mounts | awk '$2 == "/" {print $4}')
+[[ ",$root_opts," == *,nodev,* && ",$root_opts," == *,nosuid,* ]] || fail "flat rootfs mounted '$root_opts', without nodev,nosuid"
 
 step "layered (gateway back end)"
 # Remove the image while its snapshotter still runs, and wait for

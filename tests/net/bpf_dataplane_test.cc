@@ -14,6 +14,7 @@
 
 #include "net/bpf_dataplane.h"
 #include "packet_builder.h"
+#include "packet_run.h"
 
 namespace offcore {
 namespace {
@@ -102,10 +103,10 @@ class BpfDataplaneTest : public ::testing::Test {
     next_ring_ += 7;
   }
 
-  PacketRunResult run(const std::vector<uint8_t>& frame, uint32_t ifindex) {
-    auto r = dp_->runPacket(frame, ifindex);
+  testing::PacketRunResult run(const std::vector<uint8_t>& frame, uint32_t ifindex) {
+    auto r = testing::runPacket(*dp_, frame, ifindex);
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-    return r.ok() ? *r : PacketRunResult{};
+    return r.ok() ? *r : testing::PacketRunResult{};
   }
 
   uint64_t stat(oc_stat s) {

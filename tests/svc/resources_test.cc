@@ -385,3 +385,57 @@ TEST(ResourceApplyTest, OneProbePerBackendAndUniqueBackendAddresses) {
 
 }  // namespace
 }  // namespace offcore::svc
+
+namespace offcore::svc {
+namespace {
+
+// A clusterIP or EIP that is somebody else's address hijacks its traffic: an
+// EIP equal to the storage gateway's fabric address took the node's disk.
+TEST(ResourceApplyTest, ServiceAddressesThatCollideAreRefused) {
+  ClusterState s = ClusterState::empty();
+  ASSERT_TRUE(applyToState(s, docs(std::string(kVpcs) + "---\napiVersion: offcore.io/v1\nkind: Subnet\n"
+                                   "metadata: {name: s1}\nspec: {vpc: a, cidr: 10.1.0.0/24}\n"),
+                           "10.96.0.0/16")
+                  .ok());
+  s.nodes["n1"] = NodeRecord{"n1", "10.77.0.10/16", "10.78.0.2/30", "02:00:00:00:00:01"};
+  Endpoint e;
+  e.id = "n1/c1/eth0";
+  e.node = "n1";
+  e.pod_name = "web-0";
+  e.vpc = "a";
+  e.subnet = "s1";
+  e.ip = "10.1.0.5";
+  e.prefix_len = 24;
+  s.endpoints[e.id] = e;
+  auto refused = [&](const std::string& yaml, const AddressPlan& plan) {
+    ClusterState before = s;
+    auto r = applyToState(s, docs(yaml), plan);
+    if (r.ok()) {
+      s = before;
+      return std::string("accepted");
+    }
+    EXPECT_EQ(s, before);
+    return r.error().message;
+  };
+  AddressPlan plan("10.96.0.0/16", "10.77.128.0/17");
+  EXPECT_EQ(refused(service("l1", "a", "  type: LoadBalancer\n  eip: 10.77.1.5\n"), plan),
+            "x.yaml:1: Service \"l1\": spec.eip: 10.77.1.5 is outside the EIP pool 10.77.128.0/17 (config eip_pool)");
+  EXPECT_EQ(refused(service("c1", "a", "  clusterIP: 10.1.0.5\n"), plan),
+            "x.yaml:1: Service \"c1\": spec.clusterIP: 10.1.0.5 is outside the service CIDR 10.96.0.0/16 (config "
+            "service_cidr)");
+  // With wide ranges, what is inside them is still checked.
+  AddressPlan wide("10.0.0.0/8", "10.0.0.0/8");
+  EXPECT_EQ(refused(service("l2", "a", "  type: LoadBalancer\n  eip: 10.77.0.10\n"), wide),
+            "x.yaml:1: Service \"l2\": spec.eip: 10.77.0.10 is node \"n1\"'s fabric address");
+  EXPECT_EQ(refused(service("c2", "a", "  clusterIP: 10.1.0.5\n"), wide),
+            "x.yaml:1: Service \"c2\": spec.clusterIP: 10.1.0.5 is the address of pod \"web-0\"");
+  EXPECT_EQ(refused(service("c3", "a", "  clusterIP: 10.1.0.77\n"), wide),
+            "x.yaml:1: Service \"c3\": spec.clusterIP: 10.1.0.77 is inside Subnet \"s1\" (10.1.0.0/24), where pods get "
+            "addresses");
+  // The same address in another VPC is no conflict for a clusterIP.
+  EXPECT_EQ(refused(service("c4", "b", "  clusterIP: 10.1.0.5\n"), wide), "accepted");
+  EXPECT_EQ(refused(service("l3", "a", "  type: LoadBalancer\n  eip: 10.77.200.9\n"), plan), "accepted");
+}
+
+}  // namespace
+}  // namespace offcore::svc

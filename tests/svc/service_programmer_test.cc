@@ -12,6 +12,7 @@
 #include <set>
 
 #include "../net/packet_builder.h"
+#include "../net/packet_run.h"
 #include "net/bpf_dataplane.h"
 
 namespace offcore::svc {
@@ -84,7 +85,7 @@ class ServiceProgrammerTest : public ::testing::Test {
   // The backend address (last octet) a flow from sport is DNATed to.
   int backendOf(uint16_t sport) {
     FrameSpec in{.src = "10.1.0.2", .dst = "10.96.0.10", .sport = sport, .dport = 80};
-    auto r = dp_->runPacket(buildFrame(in), rep1_);
+    auto r = offcore::testing::runPacket(*dp_, buildFrame(in), rep1_);
     if (!r.ok() || r->verdict != TC_ACT_REDIRECT) return -1;
     return r->frame[14 + 19];
   }

@@ -11,7 +11,7 @@
  * Service's DNAT, which is the point.
  *
  * Maps are created by libbpf from the definitions below; the control plane
- * (src/net/dataplane.cc) fills them. The layouts are in dataplane_abi.h.
+ * (src/net/bpf_dataplane.cc) fills them. The layouts are in dataplane_abi.h.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>

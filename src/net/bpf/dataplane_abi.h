@@ -1,5 +1,5 @@
 /* The one ABI between the eBPF dataplane (dataplane.bpf.c) and its C++
- * control plane (src/net/dataplane.cc). Both sides include this file; there
+ * control plane (src/net/bpf_dataplane.cc). Both sides include this file; there
  * is no second copy. Layout changes are caught at compile time by the
  * _Static_assert/static_assert lines at the bottom, on both sides.
  *

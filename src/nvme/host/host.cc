@@ -290,7 +290,8 @@ void NvmeTcpHost::close() {
   if (reconnector_.joinable()) reconnector_.join();
   std::lock_guard<std::mutex> lock(state_mutex_);
   if (admin_) {
-    // A clean shutdown: CC.SHN normal, then drop the association.
+    // A clean shutdown: CC.SHN normal, then drop the association. Its
+    // result does not matter: the association ends either way.
     (void)admin_->submit(property(kFctPropertySet, kPropCc, 0, kCcEnable | (1u << kCcShnShift) | (6u << 16) | (4u << 20)),
                          nullptr, 0, nullptr, 0, std::chrono::milliseconds(1000));
     admin_->close();

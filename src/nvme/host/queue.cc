@@ -183,7 +183,8 @@ void HostQueue::readerLoop() {
       std::optional<FatalError> error;
       auto pdu = parser_.next(error);
       if (error) {
-        // A malformed PDU from the target: tell it why and drop the queue.
+        // A malformed PDU from the target: tell it why (best effort: the
+        // queue is dropped whether or not the TermReq gets out).
         (void)sendAll(buildTermReq(kH2CTermReq, error->fes, error->fei, error->header));
         alive_ = false;
         break;

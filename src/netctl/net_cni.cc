@@ -9,7 +9,7 @@
 #include "base/log.h"
 #include "base/subprocess.h"
 #include "dpu/netns.h"
-#include "net/net_controller.h"
+#include "netctl/net_controller.h"
 
 namespace offcore {
 
@@ -72,6 +72,7 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
   if (::access(er.netns.c_str(), F_OK) != 0) {
     return ApiResponse::error(404, "network namespace " + er.netns + " does not exist");
   }
+  if (auto ok = checkPodNetnsPath(er.netns); !ok.ok()) return ApiResponse::error(400, ok.error().message);
   if (er.subnet.empty()) return ApiResponse::error(400, "field 'subnet' is required (see `offcore svc list --kind Subnet`)");
 
   auto before = store_.load();

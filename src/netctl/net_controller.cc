@@ -1,4 +1,4 @@
-#include "net/net_controller.h"
+#include "netctl/net_controller.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -64,7 +64,7 @@ NetController::NetController(EventLoop& loop, Config config, NodeState node, Nod
       node_(std::move(node)),
       layout_(std::move(layout)),
       vfs_(vfs),
-      store_(config_.cluster_dir, config_.service_cidr) {
+      store_(config_.cluster_dir, svc::AddressPlan(config_.service_cidr, config_.eip_pool)) {
   health_.node = node_.name;
 }
 
