@@ -21,13 +21,15 @@
 namespace {
 
 // Small inputs keep runs fast; the declared sizes are capped too, because a
-// few compressed bytes can declare (and inflate to) gigabytes.
+// few compressed bytes can declare (and inflate to) gigabytes. The layer
+// bounds cap both what is declared and what is decompressed.
 constexpr size_t kMaxInput = 64 * 1024;
 constexpr uint64_t kMaxDeclared = 8 << 20;
 constexpr int kMaxEntries = 512;
+const offcore::LayerBounds kBounds{.max_bytes = kMaxDeclared, .max_ratio = 0, .ratio_floor = 0};
 
 bool smallEnough(const uint8_t* data, size_t size) {
-  auto r = offcore::TarReader::openMemory(data, size);
+  auto r = offcore::TarReader::openMemory(data, size, kBounds);
   if (!r.ok()) return true;  // the applier must reject it the same way
   offcore::TarEntry e;
   uint64_t total = 0;
@@ -55,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // dest sits next to a canary: anything the layer does outside dest shows up.
   std::string dest = root + "/dest", canary = root + "/canary";
   if (::mkdir(dest.c_str(), 0755) != 0 || !writeFileAtomic(canary, "c").ok()) __builtin_trap();
-  auto stats = applyLayerMemory(data, size, dest, mode);
+  auto stats = applyLayerMemory(data, size, dest, mode, kBounds);
   (void)stats;
   // Only dest and the untouched canary may exist next to dest.
   auto canary_data = readFile(canary);

@@ -3,6 +3,7 @@
 // record prefetch profiles.
 #include <nlohmann/json.hpp>
 
+#include "base/byte_size.h"
 #include "base/files.h"
 #include "base/json.h"
 #include "base/progress.h"
@@ -21,28 +22,12 @@ using nlohmann::json;
 
 namespace {
 
-Result<uint64_t> parseSize(const std::string& text) {
-  if (text.empty()) return makeError("empty size");
-  size_t pos = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &pos);
-  } catch (...) {
-    return makeError("bad size '" + text + "' (use e.g. 512M, 4G)");
-  }
-  std::string unit = text.substr(pos);
-  uint64_t mul = 1;
-  if (unit == "K" || unit == "KiB") mul = 1ull << 10;
-  else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
-  else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
-  else if (!unit.empty()) return makeError("bad size unit in '" + text + "' (K, M or G)");
-  return static_cast<uint64_t>(v) * mul;
-}
 
 void registerConvert(CLI::App* image, CliContext& ctx) {
   struct Opts {
     std::string source, mode = "layered", dest, catalog = Catalog::defaultDir(), compression = "zstd";
-    std::string chunk = "256K", flat_size = "8G", work = "/var/tmp/offcore-convert";
+    std::string chunk = "256K", flat_size = "8G", work = "/var/tmp/offcore-convert", max_layer = "8G";
+    uint64_t max_ratio = LayerBounds{}.max_ratio;
     std::vector<std::string> to;
     bool plain_http = false, json = false;
   };
@@ -59,6 +44,11 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       ->check(CLI::IsMember({"zstd", "lz4", "none"}))->capture_default_str();
   c->add_option("--flat-size", o->flat_size, "virtual size of flat rootfs volumes")->capture_default_str();
   c->add_option("--work-dir", o->work, "scratch space for blobs and images")->capture_default_str();
+  c->add_option("--max-layer-bytes", o->max_layer, "refuse a layer whose files or tar stream pass this (0: no cap)")
+      ->capture_default_str();
+  c->add_option("--max-expansion-ratio", o->max_ratio,
+                "refuse a layer expanding past this many times its compressed size (never below 64M; 0: off)")
+      ->capture_default_str();
   c->add_flag("--plain-http", o->plain_http, "talk plain HTTP to non-loopback registries");
   c->add_flag("--json", o->json, "print the summary as JSON");
   c->callback([&ctx, o] {
@@ -77,12 +67,16 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       co.work_dir = o->work;
       co.run_root = ctx.config.run_root;
       co.codec = o->compression == "lz4" ? ChunkCodec::kLz4 : o->compression == "none" ? ChunkCodec::kRaw : ChunkCodec::kZstd;
-      auto chunk = parseSize(o->chunk);
+      auto chunk = parseByteSize(o->chunk);
       if (!chunk.ok()) return fail("image convert", chunk.error());
       co.chunk_size = static_cast<uint32_t>(*chunk);
-      auto flat = parseSize(o->flat_size);
+      auto flat = parseByteSize(o->flat_size);
       if (!flat.ok()) return fail("image convert", flat.error());
       co.flat_size = *flat;
+      auto max_layer = parseByteSize(o->max_layer);
+      if (!max_layer.ok()) return fail("image convert", max_layer.error());
+      co.bounds.max_bytes = *max_layer;
+      co.bounds.max_ratio = o->max_ratio;
       std::unique_ptr<ProgressBar> bar;
       auto progress = [&](const std::string& what, int done, int total) {
         if (!bar) bar = std::make_unique<ProgressBar>("convert", total);
@@ -120,7 +114,7 @@ void registerServe(CLI::App* image, CliContext& ctx) {
       so.run_root = ctx.config.run_root;
       so.catalog_dir = o->catalog;
       so.cache_dir = o->cache_dir.empty() ? "/var/cache/offcore/" + o->node + "/chunks" : o->cache_dir;
-      auto size = parseSize(o->cache_size);
+      auto size = parseByteSize(o->cache_size);
       if (!size.ok()) return fail("image serve", size.error());
       so.cache_limit = *size;
       so.fetch_timeout = std::chrono::seconds(o->fetch_timeout);

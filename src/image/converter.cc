@@ -19,6 +19,7 @@
 #include "image/image_source.h"
 #include "image/layer_apply.h"
 #include "image/layer_digest.h"
+#include "image/scratch_dir.h"
 
 namespace offcore {
 
@@ -96,9 +97,12 @@ class Converter {
     }
     OC_TRY(makeDirs(o_.work_dir));
     // Scratch space of this run only: concurrent conversions share work_dir.
-    std::string tmpl = o_.work_dir + "/run-XXXXXX";
-    if (!::mkdtemp(tmpl.data())) return errnoError("mkdtemp under " + o_.work_dir);
-    scratch_ = tmpl;
+    // What killed converters left behind goes first.
+    auto swept = sweepStaleScratch(o_.work_dir);
+    if (!swept.ok()) spdlog::warn("image convert: sweeping old scratch: {}", swept.error().message);
+    for (const auto& p : swept.valueOr({})) spdlog::info("image convert: removed {} (its converter is gone)", p);
+    OC_ASSIGN_OR_RETURN(scratch_dir_, ScratchDir::create(o_.work_dir, o_.remove_scratch_on_signal));
+    scratch_ = scratch_dir_->path();
     summary_.source = ref.str();
     summary_.manifest_digest = image_.manifest_digest;
     summary_.mode = o_.layered ? "layered" : "flat";
@@ -182,7 +186,8 @@ class Converter {
     std::string blob = base + ".blob";
     OC_TRY(source.fetchBlob(desc, blob, {}));
     auto cleanup_blob = [&] { ::unlink(blob.c_str()); };
-    auto tar = oci::uncompressedDigest(blob);
+    // Bounded: a bomb is cut off here, before anything is unpacked.
+    auto tar = oci::uncompressedDigest(blob, o_.bounds, desc.digest);
     if (!tar.ok() || tar->digest != out.diff_id) {
       cleanup_blob();
       if (!tar.ok()) return tar.error();
@@ -190,8 +195,9 @@ class Converter {
                        " but the config says " + out.diff_id + "; the image is corrupt");
     }
     out.tar_bytes = tar->bytes;
-    Result<ConvertedLayer> r = o_.layered ? convertLayered(blob, base, out, rec, p)
-                                          : buildFlatLayer(o_, FlatStep{out.chain_id, i ? chains[i - 1] : "", blob}, catalog_);
+    Result<ConvertedLayer> r =
+        o_.layered ? convertLayered(blob, base, desc.digest, out, rec, p)
+                   : buildFlatLayer(o_, FlatStep{out.chain_id, i ? chains[i - 1] : "", blob, desc.digest}, catalog_);
     cleanup_blob();
     if (r.ok() && !o_.layered) {
       r->diff_id = out.diff_id;
@@ -210,25 +216,13 @@ class Converter {
     }
   }
 
-  Result<ConvertedLayer> convertLayered(const std::string& blob, const std::string& base, ConvertedLayer out,
-                                        std::optional<LayerRecord> rec, LayerPlan p) {
-    std::string tree = base + ".tree", fs = base + ".erofs";
-    (void)removeTree(tree);
-    OC_TRY(makeDirs(tree));
-    auto applied = applyLayerFile(blob, tree, WhiteoutMode::kOverlayForm);
-    if (!applied.ok()) {
-      (void)removeTree(tree);
-      return applied.error().wrap("unpack layer " + out.diff_id);
-    }
-    auto mk = runCapture({"mkfs.erofs", "--quiet", "--preserve-mtime", fs, tree});
-    (void)removeTree(tree);
-    if (!mk.ok()) return mk.error();
-    if (mk->exit_code != 0) return makeError("mkfs.erofs failed: " + trim(mk->err));
-    struct stat st{};
-    if (::stat(fs.c_str(), &st) != 0) return errnoError("stat " + fs);
+  Result<ConvertedLayer> convertLayered(const std::string& blob, const std::string& base, const std::string& digest,
+                                        ConvertedLayer out, std::optional<LayerRecord> rec, LayerPlan p) {
+    OC_ASSIGN_OR_RETURN(LayerImage image, buildLayerImage(blob, base, o_.bounds, digest));
+    const std::string& fs = image.path;
     LayerRecord layer = rec.value_or(LayerRecord{});
     layer.diff_id = out.diff_id;
-    layer.fs_bytes = static_cast<uint64_t>(st.st_size);
+    layer.fs_bytes = image.fs_bytes;
     layer.tar_bytes = out.tar_bytes;
     out.fs_bytes = layer.fs_bytes;
     Status s = {};
@@ -332,12 +326,8 @@ class Converter {
   std::unique_ptr<GatewayVolumes> gateway_;
   ConvertSummary summary_;
   std::vector<std::string> lazy_chain_ids_;
+  std::unique_ptr<ScratchDir> scratch_dir_;  // removed with the converter, or on SIGTERM/SIGINT
   std::string scratch_;
-
- public:
-  ~Converter() {
-    if (!scratch_.empty()) (void)removeTree(scratch_);
-  }
 };
 
 }  // namespace

@@ -23,6 +23,8 @@
 #include "base/result.h"
 #include "image/catalog.h"
 #include "image/chunk_index.h"
+#include "image/layer_apply.h"
+#include "image/layer_bounds.h"
 #include "image/registry_client.h"
 
 namespace offcore {
@@ -40,6 +42,11 @@ struct ConvertOptions {
   std::string catalog_dir = Catalog::defaultDir();
   std::string work_dir = "/var/tmp/offcore-convert";
   std::string run_root = "/run/offcore";
+  // How far each layer may expand (--max-layer-bytes, --max-expansion-ratio).
+  LayerBounds bounds;
+  // SIGTERM/SIGINT remove this run's scratch directory before the process
+  // ends (a handler and a watcher thread; off for callers that own signals).
+  bool remove_scratch_on_signal = true;
 };
 
 struct ConvertedLayer {
@@ -67,8 +74,24 @@ Result<ConvertSummary> convertImage(const ConvertOptions& options, const Convert
 struct FlatStep {
   std::string chain_id, parent_chain_id;
   std::string blob_path;
+  std::string layer;  // the blob's digest, for bound errors
 };
 Result<ConvertedLayer> buildFlatLayer(const ConvertOptions& options, const FlatStep& step, Catalog& catalog);
+
+// Layered mode's image build (erofs_builder.cc): unpacks blob in overlay
+// form into base.tree, held to bounds (layer names it in errors), and packs
+// base.erofs with mkfs.erofs. The tree is removed either way. A layer with
+// holes (sparse files, or zero blocks the unpack left out) is built with
+// chunk-based files, whose all-zero chunks share one block: mkfs.erofs 1.5
+// writes every hole out as zeros otherwise.
+struct LayerImage {
+  std::string path;       // base.erofs
+  uint64_t fs_bytes = 0;  // its size
+  ApplyStats stats;       // of the unpack
+  bool chunked = false;   // built with --chunksize
+};
+Result<LayerImage> buildLayerImage(const std::string& blob, const std::string& base, const LayerBounds& bounds,
+                                   const std::string& layer);
 
 std::string shortId(const std::string& digest);  // 16 hex digits
 

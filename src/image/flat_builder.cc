@@ -100,7 +100,7 @@ Result<ConvertedLayer> buildFlatLayer(const ConvertOptions& o, const FlatStep& s
   {
     MountedVolume mv;
     OC_TRY(mountVolume(vol.uri, o.work_dir + "/" + work + ".img", step.parent_chain_id.empty(), mv));
-    auto applied = applyLayerFile(step.blob_path, mv.mountpoint, WhiteoutMode::kApplyInPlace);
+    auto applied = applyLayerFile(step.blob_path, mv.mountpoint, WhiteoutMode::kApplyInPlace, o.bounds, step.layer);
     if (!applied.ok()) return applied.error().wrap("apply layer " + step.chain_id);
     OC_TRY(mv.release());
   }

@@ -9,6 +9,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -83,6 +85,43 @@ struct timespec boundTime(int64_t sec, int32_t nsec) {
   if (sec < 0 || sec > 9223372036 || (sec == 9223372036 && nsec > 854775807) || nsec < 0 || nsec > 999999999)
     return {0, 0};
   return {static_cast<time_t>(sec), nsec};
+}
+
+bool allZero(const char* p, size_t n) { return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0); }
+
+Status pwriteAll(int fd, const char* p, size_t len, uint64_t off) {
+  while (len > 0) {
+    ssize_t n = ::pwrite(fd, p, len, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return errnoError("write");
+    p += n, off += static_cast<uint64_t>(n), len -= static_cast<size_t>(n);
+  }
+  return okStatus();
+}
+
+// Writes one data block of a file created empty, leaving out every piece
+// (cut at 4 KiB file offsets) that is all zeros: those read back as zeros
+// anyway and stay holes, so a tar that stores a sparse file densely (Go's
+// archive/tar, hence most layers, never writes sparse entries) still unpacks
+// sparse. Returns the bytes written.
+Result<uint64_t> writeSkippingZeros(int fd, uint64_t off, const char* p, size_t len) {
+  constexpr uint64_t kBlock = 4096;
+  uint64_t written = 0;
+  size_t run = 0, run_len = 0;
+  for (size_t i = 0; i < len;) {
+    size_t piece = static_cast<size_t>(std::min<uint64_t>(len - i, kBlock - (off + i) % kBlock));
+    if (allZero(p + i, piece)) {
+      if (run_len > 0) OC_TRY(pwriteAll(fd, p + run, run_len, off + run));
+      written += run_len;
+      run_len = 0;
+    } else {
+      if (run_len == 0) run = i;
+      run_len += piece;
+    }
+    i += piece;
+  }
+  if (run_len > 0) OC_TRY(pwriteAll(fd, p + run, run_len, off + run));
+  return written + run_len;
 }
 
 using Opener = std::function<Result<std::unique_ptr<TarReader>>()>;
@@ -241,17 +280,17 @@ class Applier {
         stats_.files++;
         Fd fd(::openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
         if (fd.get() < 0) return errnoError("create");
+        uint64_t written = 0;
         OC_TRY(reader.readBody([&](uint64_t off, const void* data, size_t len) -> Status {
-          const char* p = static_cast<const char*>(data);
-          while (len > 0) {
-            ssize_t n = ::pwrite(fd.get(), p, len, static_cast<off_t>(off));
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return errnoError("write");
-            p += n, off += static_cast<uint64_t>(n), len -= static_cast<size_t>(n);
-            stats_.bytes += static_cast<uint64_t>(n);
-          }
+          OC_ASSIGN_OR_RETURN(uint64_t n, writeSkippingZeros(fd.get(), off, static_cast<const char*>(data), len));
+          written += n;
           return okStatus();
         }));
+        stats_.bytes += written;
+        if (written < e.size) {
+          stats_.hole_bytes += e.size - written;
+          stats_.sparse_files++;
+        }
         // Sparse files end in a hole that no block covers.
         if (::ftruncate(fd.get(), static_cast<off_t>(e.size)) != 0) return errnoError("truncate to size");
         break;
@@ -334,12 +373,14 @@ Result<ApplyStats> apply(const std::string& what, const std::string& dest_dir, W
 
 }  // namespace
 
-Result<ApplyStats> applyLayerFile(const std::string& blob_path, const std::string& dest_dir, WhiteoutMode mode) {
-  return apply(blob_path, dest_dir, mode, [&] { return TarReader::openFile(blob_path); });
+Result<ApplyStats> applyLayerFile(const std::string& blob_path, const std::string& dest_dir, WhiteoutMode mode,
+                                  const LayerBounds& bounds, const std::string& layer) {
+  return apply(blob_path, dest_dir, mode, [&] { return TarReader::openFile(blob_path, bounds, layer); });
 }
 
-Result<ApplyStats> applyLayerMemory(const void* data, size_t len, const std::string& dest_dir, WhiteoutMode mode) {
-  return apply("<memory>", dest_dir, mode, [&] { return TarReader::openMemory(data, len); });
+Result<ApplyStats> applyLayerMemory(const void* data, size_t len, const std::string& dest_dir, WhiteoutMode mode,
+                                    const LayerBounds& bounds, const std::string& layer) {
+  return apply("<memory>", dest_dir, mode, [&] { return TarReader::openMemory(data, len, bounds, layer); });
 }
 
 }  // namespace offcore

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "image/layer_bounds.h"
 
 namespace offcore {
 
@@ -32,12 +33,25 @@ struct ApplyStats {
   uint64_t files = 0, dirs = 0, symlinks = 0, hardlinks = 0;
   uint64_t devices = 0;  // char, block and fifo
   uint64_t whiteouts = 0, opaque_dirs = 0;
-  uint64_t bytes = 0;  // file data written
+  uint64_t bytes = 0;  // file data written (all-zero blocks left out, see below)
+  // Regular files are written sparse: holes of sparse tar entries and
+  // all-zero 4 KiB blocks of their data are left unwritten (a new file reads
+  // zeros there). hole_bytes is what that saved: sizes minus bytes written.
+  uint64_t hole_bytes = 0;
+  uint64_t sparse_files = 0;  // files with at least one hole
 };
 
 // dest_dir must exist. On error dest_dir holds a partial layer: callers
 // unpack into a scratch directory and discard it on failure.
-Result<ApplyStats> applyLayerFile(const std::string& blob_path, const std::string& dest_dir, WhiteoutMode mode);
-Result<ApplyStats> applyLayerMemory(const void* data, size_t len, const std::string& dest_dir, WhiteoutMode mode);
+//
+// The layer is held to bounds (against the blob's size; layer names it in
+// the error): a file whose declared size takes the layer past the limit is
+// refused before anything of it is written, and the decompressed stream is
+// cut off as soon as it passes the limit. LayerBounds::unlimited() turns
+// this off.
+Result<ApplyStats> applyLayerFile(const std::string& blob_path, const std::string& dest_dir, WhiteoutMode mode,
+                                  const LayerBounds& bounds = {}, const std::string& layer = "");
+Result<ApplyStats> applyLayerMemory(const void* data, size_t len, const std::string& dest_dir, WhiteoutMode mode,
+                                    const LayerBounds& bounds = {}, const std::string& layer = "");
 
 }  // namespace offcore

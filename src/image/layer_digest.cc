@@ -1,6 +1,7 @@
 #include "image/layer_digest.h"
 
 #include <archive.h>
+#include <sys/stat.h>
 
 #include <memory>
 #include <vector>
@@ -9,7 +10,11 @@
 
 namespace offcore::oci {
 
-Result<TarDigest> uncompressedDigest(const std::string& blob_path) {
+Result<TarDigest> uncompressedDigest(const std::string& blob_path, const LayerBounds& bounds,
+                                     const std::string& layer) {
+  struct stat st {};
+  if (::stat(blob_path.c_str(), &st) != 0) return errnoError("open layer " + blob_path);
+  ExpansionLimit limit(bounds, static_cast<uint64_t>(st.st_size), layer.empty() ? blob_path : layer);
   // libarchive's "raw" format hands back the decompressed stream as one
   // entry, which is exactly the bytes the diff ID covers.
   std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
@@ -33,6 +38,7 @@ Result<TarDigest> uncompressedDigest(const std::string& blob_path) {
     if (n == 0) break;
     hash.update(buf.data(), static_cast<size_t>(n));
     out.bytes += static_cast<uint64_t>(n);
+    OC_TRY(limit.check(out.bytes, "the decompressed tar stream"));
   }
   out.digest = hash.finish();
   return out;

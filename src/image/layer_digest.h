@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "image/layer_bounds.h"
 
 namespace offcore::oci {
 
@@ -15,6 +16,9 @@ struct TarDigest {
 };
 
 // Decompresses (gzip, zstd or none, detected from the bytes) and hashes.
-Result<TarDigest> uncompressedDigest(const std::string& blob_path);
+// Stops with the bound's error (EFBIG) as soon as the decompressed bytes pass
+// the layer's limit (bounds against the blob's size; layer names it).
+Result<TarDigest> uncompressedDigest(const std::string& blob_path, const LayerBounds& bounds = {},
+                                     const std::string& layer = "");
 
 }  // namespace offcore::oci

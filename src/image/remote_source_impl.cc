@@ -209,7 +209,10 @@ Result<std::string> OffcoreRemoteSource::prepareFlatRootfs(const std::string& sn
   if (lo.exit_code != 0) return makeError("losetup " + disk_file + ": " + trim(lo.err));
   std::string loop = trim(lo.out);
   OC_TRY(makeDirs(dir));
-  if (::mount(loop.c_str(), dir.c_str(), "ext4", read_only ? MS_RDONLY : 0, nullptr) != 0) {
+  // nodev,nosuid: a flat rootfs comes off a gateway volume, so its device
+  // nodes and setuid bits are not trusted on the host.
+  unsigned long flags = (read_only ? MS_RDONLY : 0) | MS_NODEV | MS_NOSUID;
+  if (::mount(loop.c_str(), dir.c_str(), "ext4", flags, nullptr) != 0) {
     Error e = errnoError("mount " + loop + " on " + dir);
     (void)runCapture({"losetup", "-d", loop});
     return e;

@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <locale.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <limits>
@@ -33,18 +34,31 @@ class Utf8LocaleScope {
   locale_t old_ = static_cast<locale_t>(0);
 };
 
-struct archive* newReader() {
+// The decompressing half: only the filters OCI layers use, and the "raw"
+// format that hands out the decompressed stream as one entry. "empty"
+// accepts a zero-byte blob as a layer without entries.
+struct archive* newStreamReader() {
   struct archive* a = archive_read_new();
   if (a == nullptr) return nullptr;
-  // Only what OCI layers use. Every other libarchive format (zip, cpio, iso,
-  // raw...) stays off: a layer that is not a tar must be rejected, not
-  // interpreted. "empty" accepts a zero-byte blob as a layer without entries.
   archive_read_support_filter_gzip(a);
   archive_read_support_filter_zstd(a);
+  archive_read_support_format_raw(a);
+  archive_read_support_format_empty(a);
+  return a;
+}
+
+// The tar half, fed the decompressed stream. Every other libarchive format
+// (zip, cpio, iso, raw...) stays off: a layer that is not a tar must be
+// rejected, not interpreted.
+struct archive* newTarReader() {
+  struct archive* a = archive_read_new();
+  if (a == nullptr) return nullptr;
   archive_read_support_format_tar(a);
   archive_read_support_format_empty(a);
   return a;
 }
+
+constexpr size_t kStreamBuffer = 64 * 1024;
 
 }  // namespace
 
@@ -83,29 +97,77 @@ Result<std::string> sanitizeTarPath(const std::string& raw) {
   return out;
 }
 
-Result<std::unique_ptr<TarReader>> TarReader::openFile(const std::string& path) {
-  struct archive* a = newReader();
-  if (a == nullptr) return makeError("libarchive: out of memory", ENOMEM);
-  std::unique_ptr<TarReader> r(new TarReader(a, path));
-  if (archive_read_open_filename(a, path.c_str(), 64 * 1024) != ARCHIVE_OK)
+Result<std::unique_ptr<TarReader>> TarReader::openFile(const std::string& path, const LayerBounds& bounds,
+                                                      const std::string& layer) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return errnoError("layer blob " + path + ": cannot open");
+  ExpansionLimit limit(bounds, static_cast<uint64_t>(st.st_size), layer.empty() ? path : layer);
+  std::unique_ptr<TarReader> r(new TarReader(path, std::move(limit)));
+  r->raw_ = newStreamReader();
+  if (r->raw_ == nullptr) return makeError("libarchive: out of memory", ENOMEM);
+  if (archive_read_open_filename(r->raw_, path.c_str(), 64 * 1024) != ARCHIVE_OK)
     return r->archiveError("layer blob " + r->name_ + ": cannot open (want tar, tar+gzip or tar+zstd)");
+  OC_TRY(r->openTar());
   return r;
 }
 
-Result<std::unique_ptr<TarReader>> TarReader::openMemory(const void* data, size_t len) {
-  struct archive* a = newReader();
-  if (a == nullptr) return makeError("libarchive: out of memory", ENOMEM);
-  std::unique_ptr<TarReader> r(new TarReader(a, "<memory>"));
-  if (archive_read_open_memory(a, data, len) != ARCHIVE_OK)
+Result<std::unique_ptr<TarReader>> TarReader::openMemory(const void* data, size_t len, const LayerBounds& bounds,
+                                                        const std::string& layer) {
+  ExpansionLimit limit(bounds, len, layer.empty() ? "<memory>" : layer);
+  std::unique_ptr<TarReader> r(new TarReader("<memory>", std::move(limit)));
+  r->raw_ = newStreamReader();
+  if (r->raw_ == nullptr) return makeError("libarchive: out of memory", ENOMEM);
+  if (archive_read_open_memory(r->raw_, data, len) != ARCHIVE_OK)
     return r->archiveError("layer blob " + r->name_ + ": cannot open (want tar, tar+gzip or tar+zstd)");
+  OC_TRY(r->openTar());
   return r;
 }
 
-TarReader::~TarReader() { archive_read_free(a_); }
+Status TarReader::openTar() {
+  struct archive_entry* whole = nullptr;
+  int rc = archive_read_next_header(raw_, &whole);
+  if (rc == ARCHIVE_EOF) raw_eof_ = true;  // an empty blob
+  else if (rc != ARCHIVE_OK) return archiveError("layer blob " + name_ + ": cannot decompress");
+  buf_.resize(kStreamBuffer);
+  a_ = newTarReader();
+  if (a_ == nullptr) return makeError("libarchive: out of memory", ENOMEM);
+  if (archive_read_open(a_, this, nullptr, &TarReader::readStream, nullptr) != ARCHIVE_OK)
+    return archiveError("layer blob " + name_ + ": cannot open (want tar, tar+gzip or tar+zstd)");
+  return okStatus();
+}
+
+ssize_t TarReader::readStream(struct archive* a, void* self, const void** buf) {
+  auto* r = static_cast<TarReader*>(self);
+  if (r->raw_eof_ || r->bound_error_) return 0;
+  la_ssize_t n = archive_read_data(r->raw_, r->buf_.data(), r->buf_.size());
+  if (n < 0) {
+    const char* msg = archive_error_string(r->raw_);
+    int code = archive_errno(r->raw_);
+    archive_set_error(a, code > 0 ? code : EINVAL, "cannot decompress: %s", msg != nullptr ? msg : "corrupt stream");
+    return -1;
+  }
+  if (n == 0) r->raw_eof_ = true;
+  r->streamed_ = addSaturating(r->streamed_, static_cast<uint64_t>(n));
+  if (r->limit_.exceeded(r->streamed_)) {
+    r->bound_error_ = r->limit_.error(r->streamed_, "the decompressed tar stream");
+    archive_set_error(a, EFBIG, "%s", r->bound_error_->message.c_str());
+    return -1;
+  }
+  *buf = r->buf_.data();
+  return n;
+}
+
+TarReader::~TarReader() {
+  if (a_ != nullptr) archive_read_free(a_);
+  if (raw_ != nullptr) archive_read_free(raw_);
+}
 
 Error TarReader::archiveError(const std::string& what) const {
-  const char* msg = archive_error_string(a_);
-  int code = archive_errno(a_);
+  // A bound error is the cause whatever libarchive made of the short read.
+  if (bound_error_) return *bound_error_;
+  struct archive* a = a_ != nullptr ? a_ : raw_;
+  const char* msg = archive_error_string(a);
+  int code = archive_errno(a);
   return makeError(what + ": " + (msg != nullptr ? msg : "malformed archive"), code > 0 ? code : EINVAL);
 }
 
@@ -119,6 +181,7 @@ Result<bool> TarReader::next(TarEntry& entry) {
   // dropped something (a malformed pax record, an unconvertible name), and a
   // layer must unpack exactly as written or not at all.
   if (rc != ARCHIVE_OK) {
+    if (bound_error_) return *bound_error_;
     const char* name = e != nullptr ? archive_entry_pathname(e) : nullptr;
     std::string where = name != nullptr && *name != '\0' ? "entry '" + std::string(name) + "'"
                         : previous.empty()                ? std::string("first entry")
@@ -181,6 +244,12 @@ Result<bool> TarReader::next(TarEntry& entry) {
   int64_t size = archive_entry_size(e);
   if (size < 0) return fail("negative size");
   entry.size = static_cast<uint64_t>(size);
+  // Apparent size, before any of the body is read: a sparse file counts whole.
+  if (entry.type == TarEntryType::kFile) {
+    declared_ = addSaturating(declared_, entry.size);
+    if (limit_.exceeded(declared_))
+      return limit_.error(declared_, "declared file sizes (up to entry '" + entry.path + "')");
+  }
   entry.rdev_major = static_cast<uint32_t>(archive_entry_rdevmajor(e));
   entry.rdev_minor = static_cast<uint32_t>(archive_entry_rdevminor(e));
 

@@ -1,18 +1,24 @@
 // Reads OCI image layer blobs (tar, tar+gzip, tar+zstd; the compression is
 // detected from the content) with Debian's libarchive, and hands out entries
 // whose paths are already sanitized: relative, no "..", no NUL. Everything
-// here treats the blob as untrusted.
+// here treats the blob as untrusted, including its size: a reader holds the
+// layer to LayerBounds (layer_bounds.h) and fails as soon as the declared
+// file sizes or the decompressed bytes pass the limit.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/result.h"
+#include "image/layer_bounds.h"
 
 struct archive;
 
@@ -50,15 +56,21 @@ Result<std::string> sanitizeTarPath(const std::string& raw);
 
 class TarReader {
  public:
-  static Result<std::unique_ptr<TarReader>> openFile(const std::string& path);
+  // bounds are applied against the blob's size (the file's, or len); layer
+  // names the blob in bound errors (default: the path, or "<memory>").
+  static Result<std::unique_ptr<TarReader>> openFile(const std::string& path, const LayerBounds& bounds = {},
+                                                     const std::string& layer = "");
   // The buffer must outlive the reader.
-  static Result<std::unique_ptr<TarReader>> openMemory(const void* data, size_t len);
+  static Result<std::unique_ptr<TarReader>> openMemory(const void* data, size_t len, const LayerBounds& bounds = {},
+                                                       const std::string& layer = "");
   ~TarReader();
   TarReader(const TarReader&) = delete;
   TarReader& operator=(const TarReader&) = delete;
 
   // Fills entry with the next header. Returns false at the end of the archive.
-  // The previous entry's unread body is skipped.
+  // The previous entry's unread body is skipped. A regular file whose size
+  // takes the declared total past the limit is an error here, before its body
+  // is read.
   Result<bool> next(TarEntry& entry);
 
   // Streams the current entry's body as (offset, bytes) blocks. Offsets only
@@ -66,14 +78,29 @@ class TarReader {
   // name the entry; errors here do not (the caller knows which it is).
   Status readBody(const std::function<Status(uint64_t offset, const void* data, size_t len)>& sink);
 
+  uint64_t declaredBytes() const { return declared_; }  // sizes of the regular files so far
+  uint64_t streamBytes() const { return streamed_; }    // decompressed bytes so far
+
  private:
-  TarReader(struct archive* a, std::string name) : a_(a), name_(std::move(name)) {}
+  TarReader(std::string name, ExpansionLimit limit) : name_(std::move(name)), limit_(std::move(limit)) {}
+  Status openTar();
+  static ssize_t readStream(struct archive* a, void* self, const void** buf);
   Error archiveError(const std::string& what) const;
 
-  struct archive* a_;
+  // Two archives: raw_ only decompresses (gzip, zstd or none, detected) and
+  // a_ parses tar from raw_'s output, which readStream counts. So every
+  // decompressed byte passes the limit check, whatever libarchive reads it
+  // for (bodies, skips, pax headers), and a bomb stops within one buffer.
+  struct archive* raw_ = nullptr;
+  struct archive* a_ = nullptr;
   std::string name_;     // the blob, for open errors
   std::string current_;  // raw path of the current entry, for errors
   uint64_t body_size_ = 0;
+  ExpansionLimit limit_;
+  std::vector<char> buf_;
+  bool raw_eof_ = false;
+  uint64_t streamed_ = 0, declared_ = 0;
+  std::optional<Error> bound_error_;  // set by readStream when the stream passes the limit
 };
 
 }  // namespace offcore

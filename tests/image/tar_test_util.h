@@ -8,7 +8,9 @@
 #include <locale.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +36,9 @@ struct TarSpec {
   unsigned rdev_major = 0, rdev_minor = 0;
   std::vector<std::pair<std::string, std::string>> xattrs;
   std::vector<std::pair<int64_t, int64_t>> sparse;  // (offset, length) data regions; content is the full file
+  // The declared size when it is not content.size(): a sparse file whose
+  // content ends before its holes do (a 1 TiB file with 4 KiB of data).
+  int64_t size = -1;
 };
 
 enum class TarFilter { kNone, kGzip, kZstd };
@@ -77,7 +82,7 @@ class TarBuilder {
     }
     for (const auto& [k, v] : s.xattrs) archive_entry_xattr_add_entry(e, k.c_str(), v.data(), v.size());
     bool body = s.type == AE_IFREG && s.hardlink.empty();
-    archive_entry_set_size(e, body ? static_cast<int64_t>(s.content.size()) : 0);
+    archive_entry_set_size(e, !body ? 0 : s.size >= 0 ? s.size : static_cast<int64_t>(s.content.size()));
     // After the size: libarchive drops sparse regions beyond it.
     for (const auto& [off, len] : s.sparse) archive_entry_sparse_add_entry(e, off, len);
     EXPECT_EQ(archive_write_header(a_, e), ARCHIVE_OK) << s.path << ": " << archive_error_string(a_);
@@ -113,6 +118,78 @@ class TarBuilder {
   struct archive* a_;
   std::string out_;
 };
+
+// Compresses a crafted byte stream (no tar framing added) with libarchive's
+// writer: bombs, and tars written by hand.
+class RawCompressor {
+ public:
+  explicit RawCompressor(TarFilter filter) : a_(archive_write_new()) {
+    archive_write_set_format_raw(a_);
+    if (filter == TarFilter::kGzip) archive_write_add_filter_gzip(a_);
+    if (filter == TarFilter::kZstd) archive_write_add_filter_zstd(a_);
+    archive_write_set_bytes_per_block(a_, 512);
+    archive_write_set_bytes_in_last_block(a_, 1);
+    archive_write_open(a_, &out_, nullptr, &RawCompressor::append, nullptr);
+    struct archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, "stream");
+    archive_entry_set_filetype(e, AE_IFREG);
+    EXPECT_EQ(archive_write_header(a_, e), ARCHIVE_OK) << archive_error_string(a_);
+    archive_entry_free(e);
+  }
+  ~RawCompressor() { archive_write_free(a_); }
+  RawCompressor& write(const std::string& data) {
+    EXPECT_EQ(archive_write_data(a_, data.data(), data.size()), static_cast<la_ssize_t>(data.size()));
+    return *this;
+  }
+  RawCompressor& zeros(uint64_t n) {
+    const std::string block(1 << 20, '\0');
+    for (; n > 0; n -= std::min<uint64_t>(n, block.size())) write(block.substr(0, std::min<uint64_t>(n, block.size())));
+    return *this;
+  }
+  std::string finish() {
+    EXPECT_EQ(archive_write_close(a_), ARCHIVE_OK) << archive_error_string(a_);
+    return out_;
+  }
+
+ private:
+  static la_ssize_t append(struct archive*, void* out, const void* buf, size_t n) {
+    static_cast<std::string*>(out)->append(static_cast<const char*>(buf), n);
+    return static_cast<la_ssize_t>(n);
+  }
+  struct archive* a_;
+  std::string out_;
+};
+
+// One ustar header block, for tars libarchive's writer will not produce.
+inline std::string ustarHeader(const std::string& name, char type, uint64_t size, const std::string& link = "") {
+  std::string h(512, '\0');
+  h.replace(0, std::min<size_t>(name.size(), 100), name.substr(0, 100));
+  std::snprintf(&h[100], 8, "%07o", 0644);
+  std::snprintf(&h[108], 8, "%07o", 0);
+  std::snprintf(&h[116], 8, "%07o", 0);
+  std::snprintf(&h[124], 12, "%011llo", static_cast<unsigned long long>(size));
+  std::snprintf(&h[136], 12, "%011o", 1700000000);
+  h[156] = type;
+  h.replace(157, std::min<size_t>(link.size(), 100), link.substr(0, 100));
+  h.replace(257, 8, std::string("ustar\0" "00", 8));
+  h.replace(148, 8, 8, ' ');
+  unsigned sum = 0;
+  for (unsigned char c : h) sum += c;
+  std::snprintf(&h[148], 8, "%06o", sum);
+  h[155] = ' ';
+  return h;
+}
+
+// A pax extended header ('x') holding one record, padded to a block.
+inline std::string paxHeader(const std::string& key, const std::string& value) {
+  std::string body = " " + key + "=" + value + "\n";
+  size_t len = body.size() + 1;
+  while (std::to_string(len).size() + body.size() != len) len++;
+  std::string rec = std::to_string(len) + body;
+  std::string out = ustarHeader("PaxHeader", 'x', rec.size()) + rec;
+  out.resize((out.size() + 511) / 512 * 512, '\0');
+  return out;
+}
 
 // A scratch directory under /tmp, unique per process and test.
 class ScratchDirTest : public ::testing::Test {
