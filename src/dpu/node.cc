@@ -40,11 +40,18 @@ std::string hostNatRuleset(const std::string& uplink_if, const std::string& host
          "    type nat hook postrouting priority srcnat; policy accept;\n"
          "    oifname \"" + uplink_if + "\" ip saddr " + host_link_cidr + " masquerade\n"
          "  }\n"
-         // VXLAN between nodes comes over the fabric only: the host domain
-         // (or a pod) must not reach the SoC's VXLAN socket.
+         // Default deny: the SoC serves nothing over IP but VXLAN from the
+         // fabric (its APIs are unix sockets), so the host domain, pods and
+         // fabric hosts reach no SoC socket; what the SoC itself opened
+         // (probes, NVMe/TCP, registry fetches) comes back as established.
          "  chain input {\n"
-         "    type filter hook input priority filter; policy accept;\n"
+         "    type filter hook input priority filter; policy drop;\n"
+         "    iif \"lo\" accept\n"
+         "    ct state established,related accept\n"
          "    iifname != \"" + uplink_if + "\" udp dport 4789 counter drop\n"
+         "    iifname \"" + uplink_if + "\" udp dport 4789 accept\n"
+         "    ip protocol icmp accept\n"
+         "    counter drop\n"
          "  }\n"
          "}\n";
 }
