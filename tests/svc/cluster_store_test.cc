@@ -328,7 +328,7 @@ spec:
   selector: {tier: front}
 )")).ok());
   ClusterState s = state();
-  const Service& web = s.services.at("web");
+  const Service web = s.services.at("web");  // a copy: s is reassigned below
   auto r = resolveService(s, web);
   ASSERT_EQ(r.size(), 1u);  // the pod has no endpoint yet; tier back and VPC blue do not match
   EXPECT_EQ(r[0].name, "web-vm");
