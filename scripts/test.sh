@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, runs every test
-# (unit + integration as root + short fuzz runs), and prints ctest's summary.
+# (short fuzz runs, the unit tests under ASan+UBSan and TSan, then unit +
+# integration as root), and prints ctest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache entries shared between checkouts (CI clones into a new folder).
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true
 scripts/setup.sh
 scripts/build.sh
 scripts/fuzz.sh --smoke
+scripts/sanitize.sh
 cd build
 ctest --output-on-failure -j1 "$@"
