@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/byte_size.h"
 #include "base/cpu_list.h"
 #include "dpu/node_state.h"
 

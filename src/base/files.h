@@ -21,6 +21,8 @@ Status makeDirs(const std::string& path, unsigned mode = 0755);
 // existing one is tightened to 0700.
 Status makePrivateDir(const std::string& path);
 bool pathExists(const std::string& path);
+// True when something accepts connections on the unix socket at `path`.
+bool unixSocketAnswers(const std::string& path);
 // Removes a tree; missing paths are fine.
 Status removeTree(const std::string& path);
 std::string trim(std::string s);

@@ -2,11 +2,8 @@
 
 #include <signal.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -90,26 +87,10 @@ Result<std::string> resolveGatewaySocket(const std::string& run_root, const std:
 
 namespace {
 
-// True when the unix socket at `path` accepts a connection.
-bool socketAnswers(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    ::close(fd);
-    return false;
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
 // The pid of the live gateway that owns `dir`, or 0 when none does.
 pid_t liveOwner(const std::string& dir) {
   auto text = readFile(dir + "/target.json");
-  if (!text.ok()) return socketAnswers(dir + "/api.sock") ? -1 : 0;  // starting up, or long dead
+  if (!text.ok()) return unixSocketAnswers(dir + "/api.sock") ? -1 : 0;  // starting up, or long dead
   auto doc = json::parse(*text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) return 0;
   pid_t pid = doc.value("pid", 0);

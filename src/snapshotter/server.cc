@@ -16,18 +16,6 @@ namespace offcore {
 
 namespace {
 
-// True when something accepts connections on path.
-bool socketAlive(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  bool alive = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return alive;
-}
-
 class GrpcSnapshotterServer final : public SnapshotterServer {
  public:
   explicit GrpcSnapshotterServer(std::unique_ptr<Snapshotter> sn)
@@ -41,7 +29,7 @@ class GrpcSnapshotterServer final : public SnapshotterServer {
     struct stat st;
     if (::lstat(socket_path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode)) return makeError(socket_path + " exists and is not a socket; remove it or pick another path");
-      if (socketAlive(socket_path))
+      if (unixSocketAnswers(socket_path))
         return makeError("another process serves " + socket_path + "; stop it first");
       if (::unlink(socket_path.c_str()) != 0) return errnoError("remove stale socket " + socket_path);
     }
