@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (nqn.size() > offcore::gateway::kMaxNqnBytes || nqn.compare(0, 4, "nqn.") != 0) __builtin_trap();
     }
   }
-  (void)offcore::gateway::parseNameRequest(body);
+  (void)offcore::gateway::parseDerivedVolume(body);
   (void)offcore::gateway::parseResizeRequest(body);
   return 0;
 }

@@ -54,37 +54,6 @@ std::string volumeNqn(const std::string& gateway, const std::string& volume) {
   return "nqn.2026-11.io.offcore:" + gateway + ":" + volume;
 }
 
-std::string gatewaySocketPath(const std::string& run_root, const std::string& name) {
-  return run_root + "/targets/" + name + "/api.sock";
-}
-
-Result<std::string> resolveGatewaySocket(const std::string& run_root, const std::string& target) {
-  if (target.find('/') != std::string::npos) return target;
-  std::string dir = run_root + "/targets";
-  if (target.find(':') == std::string::npos) {
-    std::string sock = gatewaySocketPath(run_root, target);
-    if (!pathExists(sock)) {
-      return makeError("no running gateway '" + target + "' (start one with `offcore target serve --name " + target +
-                       " ...`)");
-    }
-    return sock;
-  }
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    auto info = readFile(e.path().string() + "/target.json");
-    if (!info.ok()) continue;
-    auto j = json::parse(*info, nullptr, false);
-    if (j.is_discarded()) continue;
-    std::string listen = j.value("listen", "");
-    std::string port = std::to_string(j.value("port", 0));
-    if (listen + ":" + port == target || ("0.0.0.0:" + port == listen + ":" + port &&
-                                          target.substr(target.rfind(':') + 1) == port)) {
-      return e.path().string() + "/api.sock";
-    }
-  }
-  return makeError("no running gateway listens on " + target + " (see `offcore target list`)");
-}
-
 namespace {
 
 // The pid of the live gateway that owns `dir`, or 0 when none does.
@@ -246,12 +215,20 @@ void StorageGateway::registerRoutes() {
     if (slash == std::string::npos) return ApiResponse::error(404, "use /v1/volumes/NAME/ACTION");
     std::string name = req.tail.substr(0, slash), action = req.tail.substr(slash + 1);
     if (action == "snapshot" || action == "clone") {
-      auto target = gateway::parseNameRequest(req.body);
-      if (!target.ok()) return ApiResponse::error(400, target.error().message);
-      Status s = action == "snapshot" ? store_->snapshot(name, *target) : store_->clone(name, *target);
+      auto r = gateway::parseDerivedVolume(req.body);
+      if (!r.ok()) return ApiResponse::error(400, r.error().message);
+      Status s = action == "snapshot" ? store_->snapshot(name, r->name) : store_->clone(name, r->name);
       if (!s.ok()) return errorFor(s.error());
-      if (auto e = exportVolume(*target); !e.ok()) return errorFor(e.error());
-      return ApiResponse::json(201, volumeJson(*store_->info(*target)) + "\n");
+      // The access list is in place before the volume is exported, so no
+      // host can connect in between. A clone whose list fails is removed; a
+      // snapshot cannot be (its source is now its clone) and stays unexported.
+      Status done = r->allowed_hosts ? store_->setAllowedHosts(r->name, *r->allowed_hosts) : okStatus();
+      if (!done.ok()) {
+        if (action == "clone") (void)store_->remove(r->name);
+        return errorFor(done.error());
+      }
+      if (auto e = exportVolume(r->name); !e.ok()) return errorFor(e.error());
+      return ApiResponse::json(201, volumeJson(*store_->info(r->name)) + "\n");
     }
     if (action == "resize") {
       auto size = gateway::parseResizeRequest(req.body);

@@ -13,6 +13,7 @@
 
 #include "api/api_server.h"
 #include "base/event_loop.h"
+#include "gateway/client.h"
 #include "nvme/target/target.h"
 #include "storage/volume_store.h"
 
@@ -58,10 +59,6 @@ class StorageGateway {
   int signal_fd_ = -1;
 };
 
-// Where a gateway's API socket lives, from its name.
-std::string gatewaySocketPath(const std::string& run_root, const std::string& name);
-// Resolves --target: a gateway name, "ADDR:PORT" of a running gateway, or a socket path.
-Result<std::string> resolveGatewaySocket(const std::string& run_root, const std::string& target);
 // Removes <run_root>/targets/<name>/ of every gateway whose process is gone
 // (a gateway killed with SIGKILL cannot remove its own). A gateway counts as
 // alive while the pid in its target.json runs with the recorded start time.

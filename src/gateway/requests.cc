@@ -45,6 +45,10 @@ Result<std::vector<std::string>> hostList(const json& value) {
     for (unsigned char c : nqn) {
       if (c < 0x20 || c == 0x7F) return makeError("a host NQN in 'allowed_hosts' holds a control character");
     }
+    auto star = nqn.find('*');
+    if (star != std::string::npos && (star != nqn.size() - 1 || nqn[star - 1] != ':')) {
+      return makeError("'" + nqn.substr(0, 64) + "' in 'allowed_hosts': '*' may only end a prefix, as in nqn.…:node:*");
+    }
     hosts.push_back(std::move(nqn));
   }
   return hosts;
@@ -71,9 +75,15 @@ Result<std::vector<std::string>> parseHostsRequest(const std::string& body) {
   return hostList(*it);
 }
 
-Result<std::string> parseNameRequest(const std::string& body) {
+Result<DerivedVolumeRequest> parseDerivedVolume(const std::string& body) {
   OC_ASSIGN_OR_RETURN(json doc, object(body));
-  return stringField(doc, "name");
+  DerivedVolumeRequest r;
+  OC_ASSIGN_OR_RETURN(r.name, stringField(doc, "name"));
+  if (auto it = doc.find("allowed_hosts"); it != doc.end() && !it->is_null()) {
+    OC_ASSIGN_OR_RETURN(auto hosts, hostList(*it));
+    r.allowed_hosts = std::move(hosts);
+  }
+  return r;
 }
 
 Result<uint64_t> parseResizeRequest(const std::string& body) {

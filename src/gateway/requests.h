@@ -15,6 +15,10 @@ namespace offcore::gateway {
 inline constexpr size_t kMaxAllowedHosts = 1024;
 inline constexpr size_t kMaxNqnBytes = 223;  // NVMe Base 2.0, 4.5: an NQN is at most 223 bytes
 
+// An allowed_hosts entry is a host NQN, or a prefix ending in ":*" that
+// admits every host NQN below it (e.g. "nqn.2026-11.io.offcore:node:*", the
+// cluster's nodes). '*' is accepted nowhere else.
+
 // POST /v1/volumes {"name": "v1", "size": "10G" | 10737418240, "allowed_hosts": ["nqn...", ...]}
 struct CreateVolumeRequest {
   std::string name;
@@ -25,8 +29,13 @@ Result<CreateVolumeRequest> parseCreateVolume(const std::string& body);
 
 // POST /v1/volumes/NAME/hosts {"allowed_hosts": [...]}
 Result<std::vector<std::string>> parseHostsRequest(const std::string& body);
-// POST /v1/volumes/NAME/{snapshot,clone} {"name": "..."}
-Result<std::string> parseNameRequest(const std::string& body);
+// POST /v1/volumes/NAME/{snapshot,clone} {"name": "...", "allowed_hosts": [...]}
+// The new volume's access list is set before it is exported (absent: any host).
+struct DerivedVolumeRequest {
+  std::string name;
+  std::optional<std::vector<std::string>> allowed_hosts;
+};
+Result<DerivedVolumeRequest> parseDerivedVolume(const std::string& body);
 // POST /v1/volumes/NAME/resize {"size": ...}
 Result<uint64_t> parseResizeRequest(const std::string& body);
 

@@ -4,6 +4,7 @@
 
 #include "base/files.h"
 #include "base/json.h"
+#include "image/digest.h"
 
 namespace offcore {
 
@@ -15,9 +16,22 @@ struct Catalog::Doc {
 
 namespace {
 
-json toJson(const GatewayArtifact& g) { return {{"uri", g.uri}, {"target", g.target}, {"volume", g.volume}}; }
+json toJson(const GatewayArtifact& g) {
+  json j{{"uri", g.uri}, {"target", g.target}, {"volume", g.volume}};
+  if (!g.chunk_index.empty()) j["chunk_index"] = g.chunk_index;
+  return j;
+}
 GatewayArtifact gatewayFrom(const json& j) {
-  return {j.value("uri", ""), j.value("target", ""), j.value("volume", "")};
+  return {j.value("uri", ""), j.value("target", ""), j.value("volume", ""), j.value("chunk_index", "")};
+}
+
+// "sha256:<64 hex>" -> the file name under indexes/, or empty when malformed.
+std::string indexFileName(const std::string& digest) {
+  const std::string prefix = "sha256:";
+  if (digest.size() != prefix.size() + 64 || digest.compare(0, prefix.size(), prefix) != 0) return "";
+  std::string hex = digest.substr(prefix.size());
+  if (hex.find_first_not_of("0123456789abcdef") != std::string::npos) return "";
+  return hex + ".idx";
 }
 
 json toJson(const LayerRecord& l) {
@@ -176,6 +190,29 @@ Status Catalog::setProfile(const std::string& diff_id, const std::vector<uint32_
   }));
   if (!found) return makeError("layer " + diff_id + " is not in the catalog");
   return {};
+}
+
+}  // namespace offcore
+
+namespace offcore {
+
+Result<std::string> Catalog::putChunkIndex(const ChunkIndex& index) const {
+  std::string bytes = serializeChunkIndex(index);
+  std::string digest = oci::sha256Digest(bytes);
+  OC_TRY(makePrivateDir(dir_ + "/indexes"));
+  OC_TRY(writeFileAtomic(dir_ + "/indexes/" + indexFileName(digest), bytes));
+  return digest;
+}
+
+Result<ChunkIndex> Catalog::chunkIndex(const std::string& digest) const {
+  std::string name = indexFileName(digest);
+  if (name.empty()) return makeError("chunk index digest '" + digest + "' is malformed; convert the image again", EIO);
+  auto bytes = readFile(dir_ + "/indexes/" + name);
+  if (!bytes.ok()) return bytes.error().wrap("chunk index " + digest + " (convert the image again)");
+  if (oci::sha256Digest(*bytes) != digest) {
+    return makeError("chunk index " + digest + " in " + dir_ + "/indexes does not match its digest", EIO);
+  }
+  return parseChunkIndex(bytes->data(), bytes->size());
 }
 
 }  // namespace offcore

@@ -14,14 +14,19 @@
 #include <vector>
 
 #include "base/result.h"
+#include "image/chunk_index.h"
 
 namespace offcore {
 
-// A layer's EROFS image in the storage gateway (one volume per layer).
+// A layer's EROFS image in the storage gateway (one read-only volume per
+// layer), or a flat rootfs snapshot. chunk_index names the per-chunk sha256
+// index a node checks every block it reads from the volume against (layers
+// only; the index itself lives in the catalog, never on the gateway).
 struct GatewayArtifact {
   std::string uri;  // nvme-tcp://ADDR:PORT/NQN
   std::string target;  // gateway name
   std::string volume;
+  std::string chunk_index;  // "sha256:<hex>" of the serialized index; empty for flat snapshots
 };
 
 // A layer's EROFS image as chunked blobs in a registry.
@@ -84,6 +89,11 @@ class Catalog {
   Status putFlat(const FlatRecord& flat);
   Status putImage(const ImageRecord& image);
   Status setProfile(const std::string& diff_id, const std::vector<uint32_t>& chunks);
+  // Chunk indexes are kept by digest under indexes/ (0600). putChunkIndex
+  // returns the digest to record; chunkIndex reads one back and refuses it
+  // unless its bytes hash to that digest and it parses canonically.
+  Result<std::string> putChunkIndex(const ChunkIndex& index) const;
+  Result<ChunkIndex> chunkIndex(const std::string& digest) const;
 
  private:
   struct Doc;

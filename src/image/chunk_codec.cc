@@ -152,6 +152,52 @@ Result<ChunkIndex> writeChunkedBlob(const std::string& raw_path, const std::stri
   return index;
 }
 
+Result<ChunkIndex> indexRawImage(const std::string& raw_path, uint32_t chunk_size,
+                                 const std::function<Status(uint64_t, const char*, size_t)>& sink) {
+  if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize || (chunk_size & (chunk_size - 1)) != 0)
+    return makeError("chunk size " + std::to_string(chunk_size) + " must be a power of two in 4 KiB..16 MiB", EINVAL);
+  int in = ::open(raw_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return errnoError("open " + raw_path);
+  FdPtr in_fd(new int(in));
+  struct stat st{};
+  if (::fstat(in, &st) != 0) return errnoError("stat " + raw_path);
+  ChunkIndex index;
+  index.chunk_size = chunk_size;
+  index.raw_size = static_cast<uint64_t>(st.st_size);
+  std::unique_ptr<EVP_MD_CTX, FreeMdCtx> md(EVP_MD_CTX_new());
+  if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1) return makeError("sha256 init failed", EIO);
+  std::string buf(chunk_size, '\0');
+  for (uint64_t off = 0; off < index.raw_size; off += chunk_size) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_size, index.raw_size - off));
+    OC_TRY(readFull(in, buf.data(), n, off, raw_path));
+    ChunkEntry e;
+    e.offset = off;
+    e.stored_len = e.raw_len = static_cast<uint32_t>(n);
+    e.codec = ChunkCodec::kRaw;
+    e.sha256 = sha256(buf.data(), n);
+    if (EVP_DigestUpdate(md.get(), buf.data(), n) != 1) return makeError("sha256 of " + raw_path + " failed", EIO);
+    index.chunks.push_back(e);
+    if (sink) OC_TRY(sink(off, buf.data(), n));
+  }
+  uint8_t out[EVP_MAX_MD_SIZE];
+  unsigned int out_len = 0;
+  if (EVP_DigestFinal_ex(md.get(), out, &out_len) != 1) return makeError("sha256 of " + raw_path + " failed", EIO);
+  index.blob_digest = "sha256:" + toHex(out, out_len);
+  return index;
+}
+
+Status verifyRawChunk(const ChunkEntry& entry, size_t chunk_no, const void* data, size_t len) {
+  if (len != entry.raw_len) {
+    return makeError("chunk " + std::to_string(chunk_no) + ": " + std::to_string(len) + " bytes, its digest covers " +
+                         std::to_string(entry.raw_len),
+                     EIO);
+  }
+  if (sha256(data, len) != entry.sha256) {
+    return makeError("chunk " + std::to_string(chunk_no) + " does not match its sha256 (the volume was altered)", EIO);
+  }
+  return okStatus();
+}
+
 Status decodeChunk(const ChunkEntry& entry, size_t chunk_no, const void* stored, size_t stored_len, std::string& out) {
   auto fail = [&](const std::string& what) {
     return makeError("chunk " + std::to_string(chunk_no) + ": " + what + "; the blob is corrupt, re-fetch it", EIO);

@@ -25,6 +25,18 @@ Result<ChunkIndex> writeChunkedBlob(const std::string& raw_path, const std::stri
                                     const ChunkWriterOptions& options,
                                     std::function<void(uint64_t, uint64_t)> progress = {});
 
+// Reads raw_path in chunk_size pieces and returns the index of it stored raw
+// (chunk i at offset i * chunk_size; blob_digest = sha256 of the file), the
+// digests a gateway-backed layer is verified against. sink(offset, bytes, n)
+// sees every piece in order (the converter writes them to the volume); an
+// error from it stops the walk.
+Result<ChunkIndex> indexRawImage(const std::string& raw_path, uint32_t chunk_size,
+                                 const std::function<Status(uint64_t, const char*, size_t)>& sink);
+
+// Checks a raw chunk read from a back end that stores chunks uncompressed
+// against its entry: length and sha256. A mismatch is EIO naming chunk_no.
+Status verifyRawChunk(const ChunkEntry& entry, size_t chunk_no, const void* data, size_t len);
+
 // Decodes one stored chunk into out (resized to entry.raw_len) and verifies
 // the sha256 of the result. Any mismatch or decode failure is an Error with
 // code EIO naming chunk_no.

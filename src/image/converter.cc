@@ -15,6 +15,7 @@
 #include "base/subprocess.h"
 #include "image/chunk_codec.h"
 #include "image/digest.h"
+#include "gateway/client.h"
 #include "image/gateway_volumes.h"
 #include "image/image_source.h"
 #include "image/layer_apply.h"
@@ -61,18 +62,25 @@ Result<std::string> stubLayerTar(const json& info) {
   return out;
 }
 
-Status writeImageToVolume(const std::string& image_path, const std::string& uri) {
-  OC_ASSIGN_OR_RETURN(auto host, connectVolume(uri, "converter", std::chrono::seconds(30)));
-  OC_ASSIGN_OR_RETURN(std::string data, readFile(image_path));
-  const size_t piece = 1 << 20;
-  data.resize((data.size() + 4095) / 4096 * 4096, '\0');
-  for (size_t off = 0; off < data.size(); off += piece) {
-    size_t n = std::min(piece, data.size() - off);
-    OC_TRY(host->write(off, data.data() + off, n));
-  }
+// The layer volume's chunk size: what VolumeChunkSource reads and the
+// index's digests cover.
+constexpr uint32_t kGatewayChunkSize = 256 * 1024;
+
+// Streams the image to the volume (as the converter, the only host the work
+// volume admits) and returns the per-chunk digests of what was written.
+Result<ChunkIndex> writeImageToVolume(const std::string& image_path, const std::string& uri) {
+  OC_ASSIGN_OR_RETURN(auto host, connectVolumeAsConverter(uri, std::chrono::seconds(30)));
+  std::string padded;
+  auto index = indexRawImage(image_path, kGatewayChunkSize, [&](uint64_t off, const char* data, size_t n) -> Status {
+    if (n % 4096 == 0) return host->write(off, data, n);
+    padded.assign(data, n);
+    padded.resize((n + 4095) / 4096 * 4096, '\0');  // the image's tail; the volume reads zeroes past it
+    return host->write(off, padded.data(), padded.size());
+  });
+  if (!index.ok()) return index.error().wrap("write " + image_path + " to " + uri);
   OC_TRY(host->flush());
   host->close();
-  return {};
+  return index;
 }
 
 struct LayerPlan {
@@ -92,8 +100,8 @@ class Converter {
     if (!o_.gateway.empty()) {
       std::string target = o_.gateway.substr(std::string("nvme-tcp://").size());
       while (!target.empty() && target.back() == '/') target.pop_back();
-      OC_ASSIGN_OR_RETURN(auto gw, GatewayVolumes::open(o_.run_root, target));
-      gateway_ = std::make_unique<GatewayVolumes>(std::move(gw));
+      OC_ASSIGN_OR_RETURN(auto gw, GatewayClient::open(o_.run_root, target));
+      gateway_ = std::make_unique<GatewayClient>(std::move(gw));
     }
     OC_TRY(makeDirs(o_.work_dir));
     // Scratch space of this run only: concurrent conversions share work_dir.
@@ -152,7 +160,9 @@ class Converter {
 
   LayerPlan plan(const std::optional<LayerRecord>& rec) const {
     LayerPlan p;
-    p.need_gateway = gateway_ && !(rec && rec->gateway && rec->gateway->target == gateway_->name());
+    // A record without chunk digests predates verification: rebuild it.
+    p.need_gateway = gateway_ && !(rec && rec->gateway && rec->gateway->target == gateway_->name() &&
+                                   !rec->gateway->chunk_index.empty());
     p.need_registry = o_.to_registry && !(rec && rec->registry && rec->registry->registry == dest_.registry &&
                                           rec->registry->repository == dest_.repository);
     return p;
@@ -234,15 +244,26 @@ class Converter {
     return out;
   }
 
+  // A layer volume is written under a work name that admits only the
+  // converter, then frozen as a read-only snapshot that admits only nodes;
+  // the work volume goes. Nodes check every chunk against the index, which
+  // stays in the catalog.
   Status storeInGateway(const std::string& fs, LayerRecord& layer, ConvertedLayer& out) {
-    std::string name = "l-" + shortId(layer.diff_id);
-    OC_ASSIGN_OR_RETURN(auto existing, gateway_->find(name));
+    std::string name = "l-" + shortId(layer.diff_id), work = "lw-" + shortId(layer.diff_id);
     // Left by an interrupted run. Never forced: a node may have it attached.
-    if (existing) OC_TRY(gateway_->remove(name, false));
+    OC_TRY(gateway_->remove(work, false));
+    OC_TRY(gateway_->remove(name, false));
     uint64_t size = (layer.fs_bytes + (1 << 20) - 1) / (1 << 20) * (1 << 20);
-    OC_ASSIGN_OR_RETURN(auto vol, gateway_->create(name, size));
-    OC_TRY(writeImageToVolume(fs, vol.uri));
-    layer.gateway = GatewayArtifact{vol.uri, gateway_->name(), name};
+    OC_ASSIGN_OR_RETURN(auto vol, gateway_->create(work, size, std::vector<std::string>{kConverterHostNqn}));
+    auto index = writeImageToVolume(fs, vol.uri);
+    if (!index.ok()) {
+      (void)gateway_->remove(work, true);  // best effort; the next run removes it too
+      return index.error();
+    }
+    OC_ASSIGN_OR_RETURN(auto frozen, gateway_->snapshot(work, name, std::vector<std::string>{nodeHostsPattern()}));
+    OC_TRY(gateway_->remove(work, true));
+    OC_ASSIGN_OR_RETURN(std::string index_digest, catalog_.putChunkIndex(*index));
+    layer.gateway = GatewayArtifact{frozen.uri, gateway_->name(), name, index_digest};
     out.created.push_back("volume " + name);
     return {};
   }
@@ -323,7 +344,7 @@ class Converter {
   oci::ResolvedImage image_;
   oci::Reference dest_;
   std::unique_ptr<oci::RegistryClient> dest_client_;
-  std::unique_ptr<GatewayVolumes> gateway_;
+  std::unique_ptr<GatewayClient> gateway_;
   ConvertSummary summary_;
   std::vector<std::string> lazy_chain_ids_;
   std::unique_ptr<ScratchDir> scratch_dir_;  // removed with the converter, or on SIGTERM/SIGINT

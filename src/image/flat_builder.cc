@@ -11,6 +11,7 @@
 #include "base/subprocess.h"
 #include "disk/fuse_disk.h"
 #include "image/converter.h"
+#include "gateway/client.h"
 #include "image/gateway_volumes.h"
 #include "image/layer_apply.h"
 
@@ -57,7 +58,7 @@ struct MountedVolume {
 };
 
 Status mountVolume(const std::string& uri, const std::string& work_file, bool make_fs, MountedVolume& mv) {
-  OC_ASSIGN_OR_RETURN(mv.host, connectVolume(uri, "converter", std::chrono::seconds(30)));
+  OC_ASSIGN_OR_RETURN(mv.host, connectVolumeAsConverter(uri, std::chrono::seconds(30)));
   FuseDiskOptions fo;
   fo.allow_other = false;
   fo.max_threads = 16;
@@ -81,18 +82,21 @@ Status mountVolume(const std::string& uri, const std::string& work_file, bool ma
 Result<ConvertedLayer> buildFlatLayer(const ConvertOptions& o, const FlatStep& step, Catalog& catalog) {
   std::string target = o.gateway.substr(std::string("nvme-tcp://").size());
   while (!target.empty() && target.back() == '/') target.pop_back();
-  OC_ASSIGN_OR_RETURN(auto gw, GatewayVolumes::open(o.run_root, target));
+  OC_ASSIGN_OR_RETURN(auto gw, GatewayClient::open(o.run_root, target));
   const std::string work = "fw-" + shortId(step.chain_id), snap = "f-" + shortId(step.chain_id);
   // Leftovers of an interrupted run are rebuilt, not trusted.
+  OC_TRY(gw.remove(work, true));  // first: a work volume left after its snapshot is the snapshot's clone
   OC_TRY(gw.remove(snap, true));
-  OC_TRY(gw.remove(work, true));
+  // The work volume admits only the converter; the snapshot it becomes
+  // is read-only and admits only nodes, which clone it for each container.
+  const HostList converter_only = std::vector<std::string>{kConverterHostNqn};
   GatewayVolume vol;
   if (step.parent_chain_id.empty()) {
-    OC_ASSIGN_OR_RETURN(vol, gw.create(work, o.flat_size));
+    OC_ASSIGN_OR_RETURN(vol, gw.create(work, o.flat_size, converter_only));
   } else {
     OC_ASSIGN_OR_RETURN(auto parent, catalog.flat(step.parent_chain_id));
     if (!parent) return makeError("flat parent " + step.parent_chain_id + " is missing from the catalog");
-    OC_ASSIGN_OR_RETURN(vol, gw.clone(parent->gateway.volume, work));
+    OC_ASSIGN_OR_RETURN(vol, gw.clone(parent->gateway.volume, work, converter_only));
   }
   ConvertedLayer out;
   out.chain_id = step.chain_id;
@@ -104,11 +108,14 @@ Result<ConvertedLayer> buildFlatLayer(const ConvertOptions& o, const FlatStep& s
     if (!applied.ok()) return applied.error().wrap("apply layer " + step.chain_id);
     OC_TRY(mv.release());
   }
-  OC_ASSIGN_OR_RETURN(auto snapped, gw.snapshot(work, snap));
+  OC_ASSIGN_OR_RETURN(auto snapped, gw.snapshot(work, snap, std::vector<std::string>{nodeHostsPattern()}));
+  // After the snapshot the work volume is an empty clone of it: nothing
+  // reads it, and a writable volume left behind is one more thing to attack.
+  OC_TRY(gw.remove(work, true));
   out.created.push_back("snapshot " + snap);
   // A flat volume's size is virtual (thin): the summary reports tar bytes.
   out.fs_bytes = 0;
-  OC_TRY(catalog.putFlat(FlatRecord{step.chain_id, GatewayArtifact{snapped.uri, gw.name(), snap}, snapped.size_bytes}));
+  OC_TRY(catalog.putFlat(FlatRecord{step.chain_id, GatewayArtifact{snapped.uri, gw.name(), snap, ""}, snapped.size_bytes}));
   return out;
 }
 

@@ -81,9 +81,20 @@ class ImageService {
     bool gateway_ok = rec.gateway.has_value() && (want == "auto" || want == "gateway");
     if (gateway_ok && (want == "gateway" || !registry_ok)) {
       backend = "gateway";
+      // The volume is not trusted: every chunk read from it is checked
+      // against the digests conversion recorded in the catalog.
+      if (rec.gateway->chunk_index.empty()) {
+        return makeError("layer " + rec.diff_id + "'s gateway volume has no chunk digests (converted by an older "
+                         "offcore); convert the image again");
+      }
+      OC_ASSIGN_OR_RETURN(auto index, catalog_.chunkIndex(rec.gateway->chunk_index));
+      if (index.raw_size != rec.fs_bytes) {
+        return makeError("layer " + rec.diff_id + ": its chunk index covers " + std::to_string(index.raw_size) +
+                         " bytes, the catalog says " + std::to_string(rec.fs_bytes) + "; convert the image again");
+      }
       OC_ASSIGN_OR_RETURN(auto host, connectVolume(rec.gateway->uri, o_.node, o_.fetch_timeout));
-      return std::unique_ptr<ChunkSource>(
-          new VolumeChunkSource(host, rec.fs_bytes, 256 * 1024, rec.gateway->uri));
+      OC_ASSIGN_OR_RETURN(auto src, VolumeChunkSource::open(host, std::move(index), rec.gateway->uri));
+      return std::unique_ptr<ChunkSource>(std::move(src));
     }
     if (registry_ok) {
       backend = "registry";

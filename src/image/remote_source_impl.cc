@@ -14,7 +14,9 @@
 #include "base/subprocess.h"
 #include "image/converter.h"
 #include "image/oci.h"
+#include "gateway/client.h"
 #include "image/gateway_volumes.h"
+#include "nvme/host/host_identity.h"
 #include "snapshotter/remote_source_factory.h"
 
 namespace offcore {
@@ -186,14 +188,15 @@ Result<std::string> OffcoreRemoteSource::prepareFlatRootfs(const std::string& sn
   std::string state_path = o_.root + "/flat/" + snapshot_id + ".json";
   std::lock_guard<std::mutex> lock(mu_);
   if (isMountPoint(dir) && mountHealthy(dir)) return dir;
-  OC_ASSIGN_OR_RETURN(auto gw, GatewayVolumes::open(o_.run_root, h.value("target", "")));
+  OC_ASSIGN_OR_RETURN(auto gw, GatewayClient::open(o_.run_root, h.value("target", "")));
   std::string clone = "c-" + o_.node + "-" + snapshot_id;
   OC_ASSIGN_OR_RETURN(auto existing, gw.find(clone));
   GatewayVolume vol;
   if (existing) {
     vol = *existing;
   } else {
-    OC_ASSIGN_OR_RETURN(vol, gw.clone(h.value("volume", ""), clone));
+    // The node's writable rootfs admits this node's initiator only.
+    OC_ASSIGN_OR_RETURN(vol, gw.clone(h.value("volume", ""), clone, std::vector<std::string>{nvme::nodeHostNqn(o_.node)}));
   }
   OC_TRY(makeDirs(o_.root + "/flat"));
   OC_TRY(writeFileAtomic(state_path, dumpJson(json{{"volume", clone}, {"target", h.value("target", "")}}) + "\n"));
@@ -236,7 +239,7 @@ Status OffcoreRemoteSource::removeFlatRootfs(const std::string& snapshot_id) {
   std::string clone = st.value("volume", "c-" + o_.node + "-" + snapshot_id);
   (void)runCapture({selfExe(), "disk", "detach", clone, "--node", o_.node});
   if (st.contains("target")) {
-    auto gw = GatewayVolumes::open(o_.run_root, st.value("target", ""));
+    auto gw = GatewayClient::open(o_.run_root, st.value("target", ""));
     if (gw.ok()) OC_TRY(gw->remove(clone, true));
   }
   std::remove(state_path.c_str());

@@ -51,7 +51,21 @@ TEST(GatewayRequestsTest, BadBodiesGetOneLineErrors) {
   EXPECT_TRUE(parseHostsRequest(R"({"allowed_hosts":[]})").ok());  // [] opens the volume to any host
   EXPECT_FALSE(parseResizeRequest(R"({"size":true})").ok());
   EXPECT_EQ(*parseResizeRequest(R"({"size":"2G"})"), 2ULL << 30);
-  EXPECT_EQ(*parseNameRequest(R"({"name":"s1"})"), "s1");
+  EXPECT_EQ(parseDerivedVolume(R"({"name":"s1"})")->name, "s1");
+  EXPECT_FALSE(parseDerivedVolume(R"({"name":"s1"})")->allowed_hosts.has_value());
+  auto c = parseDerivedVolume(R"({"name":"c1","allowed_hosts":["nqn.2026-11.io.offcore:node:a"]})");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->allowed_hosts->at(0), "nqn.2026-11.io.offcore:node:a");
+  EXPECT_FALSE(parseDerivedVolume(R"({"name":"c1","allowed_hosts":[1]})").ok());
+}
+
+TEST(GatewayRequestsTest, HostPatternsOnlyEndAPrefix) {
+  EXPECT_TRUE(parseHostsRequest(R"({"allowed_hosts":["nqn.2026-11.io.offcore:node:*"]})").ok());
+  for (const char* bad : {R"({"allowed_hosts":["nqn.*"]})", R"({"allowed_hosts":["nqn.x:*:y"]})",
+                          R"({"allowed_hosts":["nqn.x:node*"]})", R"({"allowed_hosts":["nqn.x:*:*"]})"}) {
+    auto r = parseHostsRequest(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "image/catalog.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/files.h"
@@ -27,12 +28,44 @@ TEST_F(CatalogTest, EmptyCatalogHasNothing) {
   EXPECT_TRUE(c.images()->empty());
 }
 
+TEST_F(CatalogTest, ChunkIndexIsKeptByDigestAndCheckedOnRead) {
+  Catalog c(dir_);
+  ChunkIndex idx;
+  idx.chunk_size = 4096;
+  idx.raw_size = 5000;
+  idx.blob_digest = "sha256:" + std::string(64, '0');
+  ChunkEntry e0, e1;
+  e0.stored_len = e0.raw_len = 4096;
+  e1.offset = 4096;
+  e1.stored_len = e1.raw_len = 904;
+  e1.sha256[0] = 7;
+  idx.chunks = {e0, e1};
+  auto digest = c.putChunkIndex(idx);
+  ASSERT_TRUE(digest.ok()) << digest.error().message;
+  auto back = c.chunkIndex(*digest);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, idx);
+  std::string file = dir_ + "/indexes/" + digest->substr(7) + ".idx";
+  struct stat st{};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A changed byte anywhere is refused, and so are made-up names.
+  std::string bytes = *readFile(file);
+  bytes[bytes.size() / 2] ^= 1;
+  ASSERT_TRUE(writeFileAtomic(file, bytes).ok());
+  auto tampered = c.chunkIndex(*digest);
+  ASSERT_FALSE(tampered.ok());
+  EXPECT_NE(tampered.error().message.find("does not match its digest"), std::string::npos);
+  EXPECT_FALSE(c.chunkIndex("sha256:../../etc/passwd").ok());
+  EXPECT_FALSE(c.chunkIndex("").ok());
+}
+
 TEST_F(CatalogTest, ArtifactsFromTwoConversionsMerge) {
   Catalog c(dir_);
   LayerRecord a;
   a.diff_id = "sha256:d1";
   a.fs_bytes = 4096;
-  a.gateway = GatewayArtifact{"nvme-tcp://10.0.0.1:4420/nqn", "gw", "l-1"};
+  a.gateway = GatewayArtifact{"nvme-tcp://10.0.0.1:4420/nqn", "gw", "l-1", "sha256:" + std::string(64, 'a')};
   ASSERT_TRUE(c.putLayer(a).ok());
   LayerRecord b;
   b.diff_id = "sha256:d1";

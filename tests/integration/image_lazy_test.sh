@@ -107,3 +107,61 @@ oc image layers --node "$N" --json | jq -e '[.layers[].backend] | all(. == "gate
   || fail "layers were not served from the gateway"
 rootfs_listing offcore "$lazy_top" "$work/layered-gw.txt"
 diff -u "$work/ref.txt" "$work/layered-gw.txt" || fail "gateway-backed rootfs differs"
+
+step "layer volumes are read-only snapshots that admit nodes only; no work volume is left"
+oc volume list --json --target "gw$ID" > "$work/vols.json"
+node_hosts='["nqn.2026-11.io.offcore:node:*"]'
+jq -e --argjson h "$node_hosts" '[.[] | select(.name | startswith("l-"))] | length == 3 and
+  all(.read_only and .allowed_hosts == $h)' "$work/vols.json" >/dev/null \
+  || fail "layer volumes: $(jq -c '[.[] | {name, read_only, allowed_hosts}]' "$work/vols.json")"
+jq -e --argjson h "$node_hosts" '[.[] | select(.name | startswith("f-"))] | length == 3 and
+  all(.read_only and .allowed_hosts == $h)' "$work/vols.json" >/dev/null \
+  || fail "flat snapshots: $(jq -c '[.[] | {name, read_only, allowed_hosts}]' "$work/vols.json")"
+jq -e '[.[] | select(.name | test("^(lw|fw)-"))] | length == 0' "$work/vols.json" >/dev/null \
+  || fail "work volumes left behind: $(jq -c '[.[].name]' "$work/vols.json")"
+
+step "a node cannot write a layer volume"
+l1=$(jq -r '[.[] | select(.name | startswith("l-"))][0].uri' "$work/vols.json")
+oc disk attach "$l1" --node "$N" --name lx$ID >/dev/null
+cleanup "\"$OFFCORE\" disk detach lx$ID --node $N"
+dd if=/run/offcore/$N/disks/lx$ID of=/dev/null bs=4096 count=1 iflag=direct status=none || fail "a node cannot read a layer volume"
+if dd if=/dev/zero of=/run/offcore/$N/disks/lx$ID bs=4096 count=1 conv=notrunc oflag=direct status=none 2>/dev/null; then
+  fail "a node overwrote a block of a layer volume"
+fi
+oc disk detach lx$ID --node "$N" >/dev/null
+
+step "a byte changed on the gateway's disk reads as an I/O error, never as content"
+$CTR image rm --sync "$REG/fid:lazy" >/dev/null
+snapshotter_stop offcore
+umount_below "$SN_DIR/offcore"
+oc dpu service del --name "$N" --service images >/dev/null
+umount_below "/run/offcore/$N/images"
+rm -rf "$SN_DIR/offcore" "/var/cache/offcore/$N"
+gateway_stop
+# Every copy of hello.sh's body in the pool: the layer volume's and the flat
+# snapshot's. What a fabric host with write access could have done.
+changed=$(python3 - "$work/gw-data/data.img" <<'PY'
+import mmap, sys
+with open(sys.argv[1], "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
+    n, at = 0, m.find(b"echo hello from offcore")
+    while at >= 0:
+        m[at + 5:at + 10] = b"PWNED"; n += 1
+        at = m.find(b"echo hello from offcore", at + 1)
+    m.flush(); print(n)
+PY
+)
+assert_cmp "$changed" ">=" 1 "hello.sh's body was not found in the gateway's pool"
+gateway_start "gw$ID" "$work/gw-data"
+snapshotter_start offcore --node "$N" --catalog "$CAT" --backend gateway
+# hello.sh is small enough for EROFS to inline it beside its inode, so the
+# chunk holding it may be read when the layer mounts (the pull fails) or
+# only when the file is (the run fails). Either way: EIO, no content.
+if out=$($CTR image pull --plain-http --snapshotter offcore "$REG/fid:lazy" 2>&1); then
+  out=$($CTR run --rm --snapshotter offcore "$REG/fid:lazy" run4$ID /data/hello.sh 2>&1) && \
+    fail "a container ran a tampered layer: '$out'"
+fi
+[[ "$out" != *PWNED* ]] || fail "tampered bytes reached the container: '$out'"
+[[ "$out" == *"nput/output error"* ]] || fail "a tampered layer did not read as an I/O error: '$out'"
+grep -q "does not match its sha256" "/run/offcore/$N/images.log" \
+  || fail "the image service did not log the digest mismatch: $(tail -3 "/run/offcore/$N/images.log")"
+echo "tampered layer refused: ${out:0:160}"

@@ -50,17 +50,36 @@ Status RegistryChunkSource::fetch(uint64_t index, std::string& out) {
   }
 }
 
+Result<std::unique_ptr<VolumeChunkSource>> VolumeChunkSource::open(std::shared_ptr<BlockDevice> device,
+                                                                    ChunkIndex index, std::string uri) {
+  // Raw chunks only: chunk i is at i * chunk_size on the volume.
+  for (size_t i = 0; i < index.chunks.size(); ++i) {
+    if (index.chunks[i].codec != ChunkCodec::kRaw || index.chunks[i].offset != i * uint64_t{index.chunk_size}) {
+      return makeError("the chunk index of " + uri + " does not describe a raw volume layout; convert the image again",
+                       EINVAL);
+    }
+  }
+  if (device->sizeBytes() < index.raw_size) {
+    return makeError(uri + " holds " + std::to_string(device->sizeBytes()) +
+                         " bytes, the layer image " + std::to_string(index.raw_size) + "; convert the image again",
+                     EIO);
+  }
+  return std::unique_ptr<VolumeChunkSource>(new VolumeChunkSource(std::move(device), std::move(index), std::move(uri)));
+}
+
 Status VolumeChunkSource::fetch(uint64_t index, std::string& out) {
-  uint64_t off = index * chunk_size_;
-  if (off >= raw_size_) return makeError("chunk " + std::to_string(index) + " out of range", 5);
-  uint64_t len = std::min<uint64_t>(chunk_size_, raw_size_ - off);
+  if (index >= index_.chunks.size()) return makeError("chunk " + std::to_string(index) + " out of range", EIO);
+  const ChunkEntry& e = index_.chunks[index];
   uint32_t bs = device_->blockSize();
-  uint64_t aligned = (len + bs - 1) / bs * bs;
+  uint64_t aligned = (uint64_t{e.raw_len} + bs - 1) / bs * bs;
   out.resize(aligned);
-  Status s = device_->read(off, out.data(), aligned);
-  if (!s.ok()) return makeError("chunk " + std::to_string(index) + " of " + uri_ + ": " + s.error().message, 5);
-  out.resize(len);
+  Status s = device_->read(e.offset, out.data(), aligned);
+  if (!s.ok()) return makeError("chunk " + std::to_string(index) + " of " + uri_ + ": " + s.error().message, EIO);
+  out.resize(e.raw_len);
   fetched_ += aligned;
+  if (auto v = verifyRawChunk(e, index, out.data(), out.size()); !v.ok()) {
+    return makeError(uri_ + ": " + v.error().message, EIO);
+  }
   return {};
 }
 

@@ -2,7 +2,8 @@
 //  RegistryChunkSource: HTTP range reads of a chunked blob, each chunk
 //    decompressed and checked against its sha256 from the index.
 //  VolumeChunkSource: block reads of the layer's volume in a storage
-//    gateway through the NVMe/TCP initiator (which itself reconnects and
+//    gateway through the NVMe/TCP initiator, each chunk checked against its
+//    sha256 from the index conversion recorded (which itself reconnects and
 //    stalls I/O up to its io_timeout while the gateway is away).
 #pragma once
 
@@ -43,18 +44,22 @@ class RegistryChunkSource final : public ChunkSource {
 
 class VolumeChunkSource final : public ChunkSource {
  public:
-  VolumeChunkSource(std::shared_ptr<BlockDevice> device, uint64_t raw_size, uint32_t chunk_size, std::string uri)
-      : device_(std::move(device)), raw_size_(raw_size), chunk_size_(chunk_size), uri_(std::move(uri)) {}
-  uint64_t rawSize() const override { return raw_size_; }
-  uint32_t chunkSize() const override { return chunk_size_; }
+  // index: the raw chunk digests of the layer image (indexRawImage), from
+  // a trusted place (the catalog). Every fetched chunk is checked against
+  // it, so a volume altered on the gateway or on the wire reads as EIO.
+  static Result<std::unique_ptr<VolumeChunkSource>> open(std::shared_ptr<BlockDevice> device, ChunkIndex index,
+                                                         std::string uri);
+  uint64_t rawSize() const override { return index_.raw_size; }
+  uint32_t chunkSize() const override { return index_.chunk_size; }
   Status fetch(uint64_t index, std::string& out) override;
   uint64_t bytesFetched() const override { return fetched_.load(); }
   std::string describe() const override { return uri_; }
 
  private:
+  VolumeChunkSource(std::shared_ptr<BlockDevice> device, ChunkIndex index, std::string uri)
+      : device_(std::move(device)), index_(std::move(index)), uri_(std::move(uri)) {}
   std::shared_ptr<BlockDevice> device_;
-  uint64_t raw_size_;
-  uint32_t chunk_size_;
+  ChunkIndex index_;
   std::string uri_;
   std::atomic<uint64_t> fetched_{0};
 };

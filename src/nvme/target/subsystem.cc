@@ -13,8 +13,16 @@ Subsystem::Subsystem(std::string nqn, std::string serial, std::vector<Namespace>
 
 bool Subsystem::allows(const std::string& host_nqn) const {
   std::lock_guard<std::mutex> lock(hosts_mutex_);
-  return allowed_hosts_.empty() ||
-         std::find(allowed_hosts_.begin(), allowed_hosts_.end(), host_nqn) != allowed_hosts_.end();
+  if (allowed_hosts_.empty()) return true;
+  for (const auto& entry : allowed_hosts_) {
+    if (entry == host_nqn) return true;
+    // "prefix:*" admits every NQN below the prefix (at least one more byte).
+    if (entry.size() >= 2 && entry.back() == '*' && entry[entry.size() - 2] == ':' && host_nqn.size() >= entry.size() &&
+        host_nqn.compare(0, entry.size() - 1, entry, 0, entry.size() - 1) == 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void Subsystem::setAllowedHosts(std::vector<std::string> hosts) {
