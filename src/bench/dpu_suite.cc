@@ -125,7 +125,7 @@ class DpuSuite final : public BenchSuite {
     OC_TRY(ipCmd(l.soc_netns, {"link", "set", "hvf0", "up"}));
     OC_TRY(ipCmd(hostns, {"route", "add", fabric.subnet(), "via", "10.79.0.1"}));
     OC_TRY(runInNetns(l.soc_netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1"}));
-    OC_TRY(runInNetns(l.soc_netns, {"nft", "-f", "-"}, hostNatRuleset("up0", "10.79.0.0/30")));
+    OC_TRY(runInNetns(l.soc_netns, {"nft", "-f", "-"}, socRuleset("up0", "10.79.0.0/30")));
     return okStatus();
   }
 

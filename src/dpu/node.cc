@@ -33,7 +33,7 @@ Result<Domain> parseDomain(const std::string& text) {
   return makeError("unknown domain '" + text + "' (use soc or host)");
 }
 
-std::string hostNatRuleset(const std::string& uplink_if, const std::string& host_link_cidr) {
+std::string socRuleset(const std::string& uplink_if, const std::string& host_link_cidr) {
   // One statement per line: nft 1.0.6 rejects a rule closed by "}" on its line.
   return "table ip offcore {\n"
          "  chain postrouting {\n"
@@ -236,7 +236,7 @@ Status NodeManager::build(NodeState& s) {
   // DPU does for its server: fabric peers need no route back to host links.
   OC_TRY(runInNetns(l.soc_netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1"}));
   std::string link_net = ipv4(config_.host_link_prefix, s.fabric_index, 0) + "/30";
-  std::string nft = hostNatRuleset(l.uplink_soc_if, link_net);
+  std::string nft = socRuleset(l.uplink_soc_if, link_net);
   OC_TRY(runInNetns(l.soc_netns, {"nft", "-f", "-"}, nft));
 
   OC_TRY(startAgent(s));

@@ -76,8 +76,9 @@ class NodeManager {
   std::unique_ptr<CgroupDriver> cgroups_;
 };
 
-// The SoC's nft table that masquerades the host-VF link onto the uplink.
-std::string hostNatRuleset(const std::string& uplink_if, const std::string& host_link_cidr);
+// The SoC's nft table: masquerade of the host-VF link onto the uplink, and
+// the default-deny input chain (only VXLAN from the fabric, ICMP, replies).
+std::string socRuleset(const std::string& uplink_if, const std::string& host_link_cidr);
 
 // Errors early with a one-line message if we are not root or a tool is missing.
 Status checkPrerequisites();

@@ -134,6 +134,33 @@ class BpfDataplane final : public Dataplane {
     return out;
   }
 
+  Result<std::vector<std::pair<oc_ep_key, oc_ep_val>>> endpoints() const override {
+    std::vector<std::pair<oc_ep_key, oc_ep_val>> out;
+    int fd = bpf_map__fd(skel_->maps.oc_endpoints);
+    oc_ep_key key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      oc_ep_val v{};
+      if (bpf_map_lookup_elem(fd, &next, &v) == 0) out.emplace_back(next, v);
+      key = next;
+      prev = &key;
+    }
+    return out;
+  }
+
+  Result<std::vector<uint32_t>> nodes() const override {
+    std::vector<uint32_t> out;
+    int fd = bpf_map__fd(skel_->maps.oc_nodes);
+    uint32_t key = 0, next = 0;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      out.push_back(next);
+      key = next;
+      prev = &key;
+    }
+    return out;
+  }
+
   Result<std::vector<std::pair<uint32_t, oc_backend_val>>> backends() const override {
     std::vector<std::pair<uint32_t, oc_backend_val>> out;
     int fd = bpf_map__fd(skel_->maps.oc_backends);

@@ -36,6 +36,8 @@ class Dataplane {
   virtual Status writeRing(uint32_t offset, std::span<const oc_ring_slot> slots) = 0;
 
   // What the maps hold now (after a restart the control plane adopts it).
+  virtual Result<std::vector<std::pair<oc_ep_key, oc_ep_val>>> endpoints() const = 0;
+  virtual Result<std::vector<uint32_t>> nodes() const = 0;
   virtual Result<std::vector<std::pair<oc_svc_key, oc_svc_val>>> services() const = 0;
   virtual Result<std::vector<std::pair<uint32_t, oc_backend_val>>> backends() const = 0;
   virtual std::span<const oc_ring_slot> ring() const = 0;

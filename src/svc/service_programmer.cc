@@ -56,6 +56,13 @@ bool backendHealthy(const std::map<std::string, NodeHealth>& health, const std::
 }
 
 Status ServiceProgrammer::adopt() {
+  // Endpoints and nodes the maps hold are known, so a reconcile removes
+  // those the cluster state no longer has (a node gone while the agent was
+  // down must not stay a trusted VXLAN source).
+  OC_ASSIGN_OR_RETURN(auto endpoints, dp_.endpoints());
+  for (const auto& [k, v] : endpoints) endpoints_[k] = v;
+  OC_ASSIGN_OR_RETURN(auto nodes, dp_.nodes());
+  nodes_.insert(nodes.begin(), nodes.end());
   OC_ASSIGN_OR_RETURN(auto backends, dp_.backends());
   std::map<uint32_t, BackendKey> by_id;
   for (const auto& [id, v] : backends) {

@@ -29,19 +29,19 @@ class RecordingDataplane final : public Dataplane {
   Status attach(const std::string&, const oc_iface_val&) override { return note({Op::kAttach}); }
   Status detach(const std::string&) override { return note({Op::kDetach}); }
   Status upsertEndpoint(const oc_ep_key& k, const oc_ep_val& v) override {
-    endpoints[{k.vpc, k.ip}] = v;
+    endpoint_map[{k.vpc, k.ip}] = v;
     return note({Op::kEndpoint, k.vpc, k.ip});
   }
   Status removeEndpoint(const oc_ep_key& k) override {
-    endpoints.erase({k.vpc, k.ip});
+    endpoint_map.erase({k.vpc, k.ip});
     return note({Op::kRemoveEndpoint, k.vpc, k.ip});
   }
   Status upsertNode(uint32_t ip, const oc_node_val&) override {
-    nodes.push_back(ip);
+    node_list.push_back(ip);
     return note({Op::kNode, ip});
   }
   Status removeNode(uint32_t ip) override {
-    nodes.erase(std::remove(nodes.begin(), nodes.end(), ip), nodes.end());
+    node_list.erase(std::remove(node_list.begin(), node_list.end(), ip), node_list.end());
     return note({Op::kRemoveNode, ip});
   }
   Status upsertService(const oc_svc_key& k, const oc_svc_val& v) override {
@@ -73,6 +73,12 @@ class RecordingDataplane final : public Dataplane {
     }
     return out;
   }
+  Result<std::vector<std::pair<oc_ep_key, oc_ep_val>>> endpoints() const override {
+    std::vector<std::pair<oc_ep_key, oc_ep_val>> out;
+    for (const auto& [k, v] : endpoint_map) out.push_back({oc_ep_key{std::get<0>(k), std::get<1>(k)}, v});
+    return out;
+  }
+  Result<std::vector<uint32_t>> nodes() const override { return node_list; }
   Result<std::vector<std::pair<uint32_t, oc_backend_val>>> backends() const override {
     return std::vector<std::pair<uint32_t, oc_backend_val>>(backends_.begin(), backends_.end());
   }
@@ -80,9 +86,9 @@ class RecordingDataplane final : public Dataplane {
   Result<std::vector<uint64_t>> stats() const override { return std::vector<uint64_t>(OC_STATS_MAX, 0); }
 
   std::vector<Call> calls;
-  std::map<std::tuple<uint32_t, uint32_t>, oc_ep_val> endpoints;
+  std::map<std::tuple<uint32_t, uint32_t>, oc_ep_val> endpoint_map;
   std::map<std::tuple<uint32_t, uint32_t, uint32_t>, oc_svc_val> service_map;  // (vpc, vip, port << 8 | proto)
-  std::vector<uint32_t> nodes;
+  std::vector<uint32_t> node_list;
 
  private:
   Status note(Call c) {

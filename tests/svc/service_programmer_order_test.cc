@@ -88,10 +88,35 @@ TEST(ServiceProgrammerOrderTest, NodesAreProgrammedAndRemoved) {
   ServiceProgrammer programmer(dp, NodeIdentity{"self", 0x0A00004D, 0});
   auto s = withBackends(1);
   ASSERT_TRUE(programmer.program(s, {}).ok());
-  EXPECT_EQ(dp.nodes.size(), 2u);
+  EXPECT_EQ(dp.node_list.size(), 2u);
   s.nodes.erase("peer");
   ASSERT_TRUE(programmer.program(s, {}).ok());
-  EXPECT_EQ(dp.nodes.size(), 1u) << "a node that left still sends VXLAN the dataplane accepts";
+  EXPECT_EQ(dp.node_list.size(), 1u) << "a node that left still sends VXLAN the dataplane accepts";
+}
+
+}  // namespace
+}  // namespace offcore::svc
+
+namespace offcore::svc {
+namespace {
+
+// An agent restarted with the maps kept: a node (and its endpoints) that
+// left while the agent was down must be removed by the first reconcile.
+TEST(ServiceProgrammerOrderTest, AdoptedNodesAndEndpointsThatLeftAreRemoved) {
+  RecordingDataplane dp;
+  auto s = withBackends(2);
+  {
+    ServiceProgrammer before(dp, NodeIdentity{"self", 0x0A00004D, 0});
+    ASSERT_TRUE(before.program(s, {}).ok());
+  }
+  ASSERT_EQ(dp.node_list.size(), 2u);
+  size_t endpoints_before = dp.endpoint_map.size();
+  s.nodes.erase("peer");
+  ServiceProgrammer after(dp, NodeIdentity{"self", 0x0A00004D, 0});
+  ASSERT_TRUE(after.adopt().ok());
+  ASSERT_TRUE(after.program(s, {}).ok());
+  EXPECT_EQ(dp.node_list.size(), 1u) << "a node that left while the agent was down is still trusted";
+  EXPECT_LT(dp.endpoint_map.size(), endpoints_before) << "the peer's host endpoint stayed";
 }
 
 }  // namespace
