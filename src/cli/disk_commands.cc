@@ -61,7 +61,9 @@ Result<DiskUri> parseDiskUri(const std::string& uri) {
   return d;
 }
 
-std::string disksDir(const CliContext& ctx, const std::string& node) { return ctx.config.run_root + "/" + node + "/disks"; }
+std::string disksDir(const CliContext& ctx, const std::string& node) {
+  return ctx.config.run_root + "/" + node + "/disks";
+}
 
 bool isMounted(const std::string& path) {
   for (const auto& m : mountsBelow(path)) {
@@ -94,8 +96,13 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   fo.max_threads = static_cast<unsigned>(std::clamp(queues * depth, 4, 64));
   auto disk = FuseDisk::mount(file, *host, fo);
   if (!disk.ok()) return fail("disk serve", disk.error());
-  json info{{"uri", uri}, {"nqn", d->nqn}, {"file", file}, {"size_bytes", (*host)->sizeBytes()},
-            {"block_size", (*host)->blockSize()}, {"host_nqn", o.host_nqn}, {"pid", ::getpid()}};
+  json info{{"uri", uri},
+            {"nqn", d->nqn},
+            {"file", file},
+            {"size_bytes", (*host)->sizeBytes()},
+            {"block_size", (*host)->blockSize()},
+            {"host_nqn", o.host_nqn},
+            {"pid", ::getpid()}};
   (void)writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n");
   std::printf("disk %s: %s (%llu bytes) via %s:%u\n", file.c_str(), d->nqn.c_str(),
               static_cast<unsigned long long>((*host)->sizeBytes()), d->address.c_str(), d->port);
@@ -144,14 +151,16 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       if (!st.ok()) return fail("disk attach", st.error());
       std::string file = disksDir(ctx, a->node) + "/" + name;
       if (pathExists(file + ".json") || isMounted(file)) {
-        return fail("disk attach", makeError("node " + a->node + " already has a disk '" + name + "' (see `offcore disk list`)"));
+        return fail("disk attach",
+                    makeError("node " + a->node + " already has a disk '" + name + "' (see `offcore disk list`)"));
       }
       (void)makeDirs(disksDir(ctx, a->node));
       ApiClient agent(nodes->layout(a->node).api_socket, 10000);
       json body{{"name", "disk-" + name},
-                {"argv", {selfExe(), "disk", "serve", a->uri, "--file", file, "--node", a->node, "--queues",
-                          std::to_string(a->queues), "--queue-depth", std::to_string(a->depth), "--io-timeout",
-                          std::to_string(a->io_timeout)}}};
+                {"argv",
+                 {selfExe(), "disk", "serve", a->uri, "--file", file, "--node", a->node, "--queues",
+                  std::to_string(a->queues), "--queue-depth", std::to_string(a->depth), "--io-timeout",
+                  std::to_string(a->io_timeout)}}};
       auto added = agent.call("POST", "/v1/services", dumpJson(body));
       if (!added.ok()) return fail("disk attach", added.error());
       // Ready once the FUSE file answers; the service log says why if not.
@@ -159,8 +168,10 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       for (int i = 0; i < 200; ++i) {
         if (pathExists(file + ".json") && isMounted(file)) {
           auto info = readFile(file + ".json");
-          if (a->json) std::printf("%s", info.valueOr("{}").c_str());
-          else std::printf("attached %s at %s\n", d->nqn.c_str(), file.c_str());
+          if (a->json)
+            std::printf("%s", info.valueOr("{}").c_str());
+          else
+            std::printf("attached %s at %s\n", d->nqn.c_str(), file.c_str());
           return 0;
         }
         auto svc = agent.call("GET", "/v1/services/disk-" + name);

@@ -128,8 +128,11 @@ void registerTargetCommands(CLI::App& app, CliContext& ctx) {
       auto r = VolumeStore::fsck(*data);
       if (!r.ok()) return fail("target fsck", r.error());
       if (*fsck_json) {
-        json j{{"clean", r->clean}, {"problems", r->problems}, {"volumes", r->volumes},
-               {"clusters_in_use", r->clusters_in_use}, {"journal_records", r->journal_records},
+        json j{{"clean", r->clean},
+               {"problems", r->problems},
+               {"volumes", r->volumes},
+               {"clusters_in_use", r->clusters_in_use},
+               {"journal_records", r->journal_records},
                {"torn_tail", r->torn_tail}};
         std::printf("%s\n", dumpJson(j, 2).c_str());
       } else {
@@ -205,7 +208,9 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   list->add_option("--target", l->target, "gateway");
   list->add_flag("--json", l->json, "machine-readable output");
   list->callback([&ctx, l] {
-    ctx.action = [&ctx, l] { return callAndPrint(ctx, "volume list", l->target, "GET", "/v1/volumes", nullptr, l->json); };
+    ctx.action = [&ctx, l] {
+      return callAndPrint(ctx, "volume list", l->target, "GET", "/v1/volumes", nullptr, l->json);
+    };
   });
 
   auto sn = std::make_shared<Opts>();

@@ -138,8 +138,8 @@ Result<std::string> resolveGatewaySocket(const std::string& run_root, const std:
     if (j.is_discarded()) continue;
     std::string listen = j.value("listen", "");
     std::string port = std::to_string(j.value("port", 0));
-    if (listen + ":" + port == target || ("0.0.0.0:" + port == listen + ":" + port &&
-                                          target.substr(target.rfind(':') + 1) == port)) {
+    if (listen + ":" + port == target ||
+        ("0.0.0.0:" + port == listen + ":" + port && target.substr(target.rfind(':') + 1) == port)) {
       return e.path().string() + "/api.sock";
     }
   }

@@ -35,8 +35,7 @@ using HostList = std::optional<std::vector<std::string>>;
 class GatewayClient {
  public:
   // target: a gateway name, ADDR:PORT of a running gateway, or its socket.
-  static Result<GatewayClient> open(const std::string& run_root, const std::string& target,
-                                    long timeout_ms = 60000);
+  static Result<GatewayClient> open(const std::string& run_root, const std::string& target, long timeout_ms = 60000);
 
   const std::string& name() const { return name_; }  // the gateway's name
   const std::string& socket() const { return socket_; }

@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "gateway/requests.h"
+#include "base/crc32c.h"
 #include "base/files.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/subprocess.h"
-#include "base/crc32c.h"
+#include "gateway/requests.h"
 
 namespace offcore {
 
@@ -42,9 +42,12 @@ std::string serialFor(const std::string& nqn) {
 
 ApiResponse errorFor(const Error& e) {
   int status = 400;
-  if (e.code == ENOENT) status = 404;
-  else if (e.code == EEXIST || e.code == EBUSY) status = 409;
-  else if (e.code == ENOSPC) status = 507;
+  if (e.code == ENOENT)
+    status = 404;
+  else if (e.code == EEXIST || e.code == EBUSY)
+    status = 409;
+  else if (e.code == ENOSPC)
+    status = 507;
   return ApiResponse::error(status, e.message);
 }
 
@@ -84,7 +87,8 @@ Status sweepGatewayRunDirs(const std::string& run_root, const std::string& self)
       continue;
     }
     if (name == self && owner != ::getpid()) {
-      return makeError("gateway '" + name + "' already runs" + (owner > 0 ? " (pid " + std::to_string(owner) + ")" : "") +
+      return makeError("gateway '" + name + "' already runs" +
+                       (owner > 0 ? " (pid " + std::to_string(owner) + ")" : "") +
                        "; stop it first or choose another --name");
     }
   }
@@ -114,8 +118,8 @@ Status StorageGateway::exportVolume(const std::string& name) {
   ns.device = std::move(dev);
   ns.nguid = nguidFor(nqn);
   ns.read_only = info.read_only;
-  registry_->add(std::make_shared<nvme::Subsystem>(nqn, serialFor(nqn), std::vector<nvme::Namespace>{ns},
-                                                   info.allowed_hosts));
+  registry_->add(
+      std::make_shared<nvme::Subsystem>(nqn, serialFor(nqn), std::vector<nvme::Namespace>{ns}, info.allowed_hosts));
   return okStatus();
 }
 
@@ -147,9 +151,14 @@ void StorageGateway::registerRoutes() {
     for (const auto& c : target_->controllers()) {
       ctrls.push_back({{"cntlid", c.cntlid}, {"subnqn", c.subnqn}, {"hostnqn", c.hostnqn}, {"io_queues", c.io_queues}});
     }
-    json j{{"name", config_.name}, {"listen", config_.listen_addr}, {"port", target_->port()},
-           {"data", config_.data_dir}, {"capacity_bytes", st.capacity_bytes}, {"allocated_bytes", st.allocated_bytes},
-           {"volumes", st.volumes}, {"controllers", ctrls}};
+    json j{{"name", config_.name},
+           {"listen", config_.listen_addr},
+           {"port", target_->port()},
+           {"data", config_.data_dir},
+           {"capacity_bytes", st.capacity_bytes},
+           {"allocated_bytes", st.allocated_bytes},
+           {"volumes", st.volumes},
+           {"controllers", ctrls}};
     return ApiResponse::json(200, dumpJson(j) + "\n");
   });
   api_->route("GET", "/v1/volumes", [this](const ApiRequest&) {
@@ -178,7 +187,8 @@ void StorageGateway::registerRoutes() {
     if (!done.ok()) {
       unexportVolume(r->name);
       if (auto undo = store_->remove(r->name); !undo.ok()) {
-        spdlog::error("gateway {}: volume {} half made and not removed: {}", config_.name, r->name, undo.error().message);
+        spdlog::error("gateway {}: volume {} half made and not removed: {}", config_.name, r->name,
+                      undo.error().message);
       }
       return errorFor(done.error());
     }
@@ -274,8 +284,9 @@ Status StorageGateway::start() {
   std::string dir = config_.run_root + "/targets/" + config_.name;
   OC_TRY(makePrivateDir(dir));
   // target.json first: from then on a sweep by another process sees a live owner.
-  json info{{"name", config_.name}, {"listen", config_.listen_addr}, {"port", target_->port()},
-            {"data", config_.data_dir}, {"pid", ::getpid()}, {"start_ticks", processStartTicks(::getpid())}};
+  json info{{"name", config_.name},    {"listen", config_.listen_addr},
+            {"port", target_->port()}, {"data", config_.data_dir},
+            {"pid", ::getpid()},       {"start_ticks", processStartTicks(::getpid())}};
   OC_TRY(writeFileAtomic(dir + "/target.json", dumpJson(info, 2) + "\n"));
   api_ = std::make_unique<ApiServer>(loop_);
   registerRoutes();
@@ -290,7 +301,8 @@ Status StorageGateway::run() {
   Status s = loop_.run();
   target_->stop();
   // A failed checkpoint loses nothing: the next start replays the journal.
-  if (auto c = store_->checkpoint(); !c.ok()) spdlog::warn("gateway {}: checkpoint at stop: {}", config_.name, c.error().message);
+  if (auto c = store_->checkpoint(); !c.ok())
+    spdlog::warn("gateway {}: checkpoint at stop: {}", config_.name, c.error().message);
   return s;
 }
 

@@ -10,8 +10,8 @@
 #include "base/log.h"
 #include "base/subprocess.h"
 #include "disk/fuse_disk.h"
-#include "image/converter.h"
 #include "gateway/client.h"
+#include "image/converter.h"
 #include "image/gateway_volumes.h"
 #include "image/layer_apply.h"
 
@@ -115,7 +115,8 @@ Result<ConvertedLayer> buildFlatLayer(const ConvertOptions& o, const FlatStep& s
   out.created.push_back("snapshot " + snap);
   // A flat volume's size is virtual (thin): the summary reports tar bytes.
   out.fs_bytes = 0;
-  OC_TRY(catalog.putFlat(FlatRecord{step.chain_id, GatewayArtifact{snapped.uri, gw.name(), snap, ""}, snapped.size_bytes}));
+  OC_TRY(catalog.putFlat(
+      FlatRecord{step.chain_id, GatewayArtifact{snapped.uri, gw.name(), snap, ""}, snapped.size_bytes}));
   return out;
 }
 

@@ -46,7 +46,7 @@ TEST_F(CatalogTest, ChunkIndexIsKeptByDigestAndCheckedOnRead) {
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(*back, idx);
   std::string file = dir_ + "/indexes/" + digest->substr(7) + ".idx";
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(file.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   // A changed byte anywhere is refused, and so are made-up names.
@@ -85,8 +85,14 @@ TEST_F(CatalogTest, ArtifactsFromTwoConversionsMerge) {
 
 TEST_F(CatalogTest, ResolvesRealAndLazyChains) {
   Catalog c(dir_);
-  ImageRecord img{"reg/app:1", "reg/app:lazy", "sha256:m", {"sha256:d0", "sha256:d1"}, {"sha256:c0", "sha256:c1"},
-                  {"sha256:s0", "sha256:s1"}, true, false};
+  ImageRecord img{"reg/app:1",
+                  "reg/app:lazy",
+                  "sha256:m",
+                  {"sha256:d0", "sha256:d1"},
+                  {"sha256:c0", "sha256:c1"},
+                  {"sha256:s0", "sha256:s1"},
+                  true,
+                  false};
   ASSERT_TRUE(c.putImage(img).ok());
   auto real = c.resolveChain("sha256:c1");
   ASSERT_TRUE(real.ok() && real->has_value());

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <vector>
 
-#include "storage/block_device.h"
+#include "block/block_device.h"
 
 namespace offcore::test {
 

@@ -5,7 +5,9 @@
 namespace offcore::nvme {
 namespace {
 
-Subsystem withHosts(std::vector<std::string> hosts) { return Subsystem("nqn.2026-11.io.offcore:t:v", "S", {}, std::move(hosts)); }
+Subsystem withHosts(std::vector<std::string> hosts) {
+  return Subsystem("nqn.2026-11.io.offcore:t:v", "S", {}, std::move(hosts));
+}
 
 TEST(Subsystem, EmptyListAdmitsAnyHost) { EXPECT_TRUE(withHosts({}).allows("nqn.2014-08.org.example:any")); }
 

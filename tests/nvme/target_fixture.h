@@ -31,8 +31,8 @@ class TargetTest : public ::testing::Test {
     Namespace ns;
     ns.device = device_;
     ns.nguid = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-    registry_->add(std::make_shared<Subsystem>(kSubnqn, "SERIAL1", std::vector<Namespace>{ns},
-                                               std::vector<std::string>{}));
+    registry_->add(
+        std::make_shared<Subsystem>(kSubnqn, "SERIAL1", std::vector<Namespace>{ns}, std::vector<std::string>{}));
     TargetConfig cfg;
     cfg.listen_addr = "127.0.0.1";
     cfg.port = 0;

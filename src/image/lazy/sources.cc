@@ -51,7 +51,7 @@ Status RegistryChunkSource::fetch(uint64_t index, std::string& out) {
 }
 
 Result<std::unique_ptr<VolumeChunkSource>> VolumeChunkSource::open(std::shared_ptr<BlockDevice> device,
-                                                                    ChunkIndex index, std::string uri) {
+                                                                   ChunkIndex index, std::string uri) {
   // Raw chunks only: chunk i is at i * chunk_size on the volume.
   for (size_t i = 0; i < index.chunks.size(); ++i) {
     if (index.chunks[i].codec != ChunkCodec::kRaw || index.chunks[i].offset != i * uint64_t{index.chunk_size}) {
@@ -60,8 +60,8 @@ Result<std::unique_ptr<VolumeChunkSource>> VolumeChunkSource::open(std::shared_p
     }
   }
   if (device->sizeBytes() < index.raw_size) {
-    return makeError(uri + " holds " + std::to_string(device->sizeBytes()) +
-                         " bytes, the layer image " + std::to_string(index.raw_size) + "; convert the image again",
+    return makeError(uri + " holds " + std::to_string(device->sizeBytes()) + " bytes, the layer image " +
+                         std::to_string(index.raw_size) + "; convert the image again",
                      EIO);
   }
   return std::unique_ptr<VolumeChunkSource>(new VolumeChunkSource(std::move(device), std::move(index), std::move(uri)));

@@ -11,10 +11,10 @@
 #include <chrono>
 #include <memory>
 
+#include "block/block_device.h"
 #include "image/chunk_index.h"
 #include "image/lazy/chunk_source.h"
 #include "image/registry_client.h"
-#include "storage/block_device.h"
 
 namespace offcore {
 

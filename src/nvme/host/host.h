@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "block/block_device.h"
 #include "nvme/host/queue.h"
-#include "storage/block_device.h"
 
 namespace offcore::nvme {
 

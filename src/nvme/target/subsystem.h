@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "storage/block_device.h"
+#include "block/block_device.h"
 
 namespace offcore::nvme {
 

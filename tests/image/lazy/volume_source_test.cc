@@ -6,10 +6,10 @@
 
 #include <random>
 
+#include "../../nvme/memory_device.h"
 #include "base/files.h"
 #include "image/chunk_codec.h"
 #include "image/lazy/sources.h"
-#include "../../nvme/memory_device.h"
 
 namespace offcore {
 namespace {
