@@ -172,9 +172,10 @@ class Steps {
     }
     rows.push_back(row(total));
     std::printf("%s", renderTable(rows).c_str());
-    std::printf("HOST = tenant work (fio, mkfs, containers' shims aside, pods); HOST-INFRA = host-side offcore "
-                "pieces (containerd, the snapshotter); SOC = the agent and its services (initiator, image service, "
-                "BPF control). Fabric hosts (gateway, registry) are other machines and not counted.\n");
+    std::printf("HOST = tenant work (fio, mkfs, the containers, the pods' servers and client); HOST-INFRA = "
+                "host-side offcore pieces (containerd and its shims, ctr, the snapshotter); SOC = the agent and its "
+                "services (NVMe/TCP initiator, image service, probes). The fabric hosts (gateway, registry) stand for "
+                "other machines and are not counted.\n");
   }
 
  private:
