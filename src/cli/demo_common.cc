@@ -186,7 +186,13 @@ Result<std::string> addFabricHost(Context& ctx, Cleanup& undo, const std::string
   auto j = nlohmann::json::parse(text, nullptr, false);
   std::string ip = j.is_object() ? j.value("ip", "") : "";
   if (ip.empty()) return makeError("`fabric host add " + name + "` printed no address: " + trim(text));
-  return ip.substr(0, ip.find('/'));
+  ip = ip.substr(0, ip.find('/'));
+  // Fabric addresses are reused: a host removed by an earlier step may have
+  // had this one, and the SoC would keep sending to its MAC until its
+  // neighbour entry expires (a lost SYN then costs minutes of retries).
+  NodeLayout l = ctx.nodes.layout(ctx.node);
+  (void)runCapture({"ip", "-n", l.soc_netns, "neigh", "flush", "to", ip});
+  return ip;
 }
 
 CpuSample sampleCpu(Context& ctx) {

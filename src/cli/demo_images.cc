@@ -104,7 +104,7 @@ Status runImages(Context& ctx) {
                                                   dir + "/registry.yml"},
                                                  dir + "/registry.log"));
   undo.add("registry", [reg_pid] { stopDaemon(reg_pid); });
-  if (!waitFor([&] { return runCapture({"curl", "-sf", "-o", "/dev/null", "http://" + reg + "/v2/"}).valueOr({1, "", ""})
+  if (!waitFor([&] { return runCapture({"curl", "-sf", "--max-time", "1", "-o", "/dev/null", "http://" + reg + "/v2/"}).valueOr({1, "", ""})
                                  .exit_code == 0; },
                10000)) {
     OC_TRY(checkInterrupted());
