@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
@@ -79,6 +81,40 @@ uint64_t uplinkRx(Context& ctx) {
   return c.ok() ? c->rx_bytes : 0;
 }
 
+// Every cgroup directory under <cgroup_root> in every hierarchy. runc makes
+// the containers' cgroups (`ctr run --cgroup`) in hierarchies the node does
+// not use, with their parents; the step removes the ones it made.
+std::vector<std::string> cgroupDirs(const std::string& root) {
+  std::vector<std::string> dirs;
+  std::function<void(const std::string&)> walk = [&](const std::string& d) {
+    DIR* dir = ::opendir(d.c_str());
+    if (!dir) return;
+    dirs.push_back(d);
+    while (dirent* e = ::readdir(dir)) {
+      std::string n = e->d_name;
+      if (e->d_type == DT_DIR && n != "." && n != "..") walk(d + "/" + n);
+    }
+    ::closedir(dir);
+  };
+  DIR* top = ::opendir("/sys/fs/cgroup");
+  if (!top) return dirs;
+  while (dirent* e = ::readdir(top)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") walk("/sys/fs/cgroup/" + n + "/" + root);
+  }
+  ::closedir(top);
+  if (pathExists("/sys/fs/cgroup/cgroup.controllers")) walk("/sys/fs/cgroup/" + root);
+  return dirs;
+}
+
+void removeNewCgroups(const std::string& root, const std::vector<std::string>& before) {
+  std::vector<std::string> now = cgroupDirs(root);
+  std::sort(now.rbegin(), now.rend());  // children before parents
+  for (const auto& d : now) {
+    if (std::find(before.begin(), before.end(), d) == before.end()) ::rmdir(d.c_str());
+  }
+}
+
 std::string mib(uint64_t bytes) {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f MiB", static_cast<double>(bytes) / (1 << 20));
@@ -93,6 +129,8 @@ Status runImages(Context& ctx) {
   const std::string run_root = ctx.cli.config.run_root;
   OC_TRY(makeDirs(dir + "/registry"));
   undo.add("scratch dir", [dir] { (void)removeTree(dir); });
+  const std::string cg_root = ctx.cli.config.cgroup_root;
+  undo.add("containers' cgroups", [cg_root, before = cgroupDirs(cg_root)] { removeNewCgroups(cg_root, before); });
 
   auto t = Clock::now();
   OC_ASSIGN_OR_RETURN(std::string ip, addFabricHost(ctx, undo, host));
