@@ -5,7 +5,10 @@
 #   layer 1  busybox-static                                   (~2 MB)
 #   layer 2  libc6 zlib1g libexpat1 python3.11-minimal
 #            libpython3.11-minimal libpython3.11-stdlib       (~35 MB)
-# Tag `demo`; the workload is `python3.11 -c 'import json; print(42)'`.
+#   layer 3  gcc-12, cpp-12, binutils, libc6-dev and their
+#            libraries: a toolchain the workload never opens (~145 MB)
+# Tag `demo`; the workload is `python3.11 -c 'import json; print(42)'`, so
+# a lazy pull reads a small part of the image, as real workloads do.
 #
 #   scripts/demo-image.sh LAYOUT_DIR
 set -euo pipefail
@@ -46,5 +49,8 @@ cp /bin/busybox "$r/bin/busybox"
 for t in sh echo cat ls sleep; do ln -sf busybox "$r/bin/$t"; done
 umoci repack --refresh-bundle --image "$OUT:demo" "$work/b" >/dev/null
 copy_packages "$r" libc6 zlib1g libexpat1 python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
+umoci repack --refresh-bundle --image "$OUT:demo" "$work/b" >/dev/null
+copy_packages "$r" gcc-12 cpp-12 binutils-x86-64-linux-gnu libgcc-12-dev libisl23 libmpc3 libmpfr6 libgmp10 \
+  libbinutils libctf0 libjansson4 libzstd1 libc6-dev
 umoci repack --image "$OUT:demo" "$work/b" >/dev/null
 umoci gc --layout "$OUT"
