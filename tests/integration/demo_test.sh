@@ -6,6 +6,8 @@
 #     table and each step's duration), within the 5-minute budget;
 #  2. SIGINT in the middle of the storage step (during fio) ends the demo
 #     with 130 and removes everything it made;
+#  3. so does a terminal's Ctrl-C (SIGINT to the whole process group, so the
+#     clients the demo runs get it too) during the images step's pulls;
 # and after each case nothing is left: network namespaces, mounts, loop
 # devices, /run/offcore, containerd namespaces/snapshots, the scratch dir,
 # the node's cgroups, processes the demo started.
@@ -95,4 +97,20 @@ grep -q "cleanup storage:" "$out/int.log" || fail "the storage step did not repo
 grep -q "interrupted" "$out/int.log" || fail "the demo did not say it was interrupted"
 snapshot > "$out/after-int.txt"
 diff -u "$out/before.txt" "$out/after-int.txt" || fail "SIGINT left something behind (diff above)"
+assert_node_gone "$D"
+
+step "Ctrl-C (SIGINT to the process group) during the images step"
+setsid "$OFFCORE" demo --name "$D" --only images > "$out/pg.log" 2>&1 &
+pid=$!
+cleanup "kill -- -$pid"
+for _ in $(seq 1800); do grep -q "^cold pull" "$out/pg.log" && break; sleep 0.1; done
+grep -q "^cold pull" "$out/pg.log" || fail "the images step never reached the pulls: $(tail -5 "$out/pg.log")"
+sleep 1
+kill -INT -- -"$pid"
+rc=0; wait "$pid" || rc=$?
+cat "$out/pg.log"
+[ "$rc" = 130 ] || fail "expected exit 130 after Ctrl-C, got $rc"
+grep -q "cleanup images:" "$out/pg.log" || fail "the images step did not report its cleanup"
+snapshot > "$out/after-pg.txt"
+diff -u "$out/before.txt" "$out/after-pg.txt" || fail "Ctrl-C left something behind (diff above)"
 assert_node_gone "$D"
