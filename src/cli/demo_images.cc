@@ -125,69 +125,86 @@ std::string mib(uint64_t bytes) {
   return b;
 }
 
-}  // namespace
-
-Status runImages(Context& ctx) {
-  Cleanup undo("images");
-  const std::string host = "di" + ctx.id, dir = ctx.work + "/images", self = ctx.self, node = ctx.node;
-  const std::string run_root = ctx.cli.config.run_root;
-  OC_TRY(makeDirs(dir + "/registry"));
-  undo.add("scratch dir", [dir] { (void)removeTree(dir); });
-  const std::string cg_root = ctx.cli.config.cgroup_root;
-  undo.add("containers' cgroups", [cg_root, before = cgroupDirs(cg_root)] { removeNewCgroups(cg_root, before); });
-
+// Debian's docker-registry on a new fabric host; returns ADDR:PORT.
+Result<std::string> startRegistry(Context& ctx, Cleanup& undo, const std::string& dir) {
   auto t = Clock::now();
+  const std::string host = "di" + ctx.id;
+  OC_TRY(makeDirs(dir + "/registry"));
   OC_ASSIGN_OR_RETURN(std::string ip, addFabricHost(ctx, undo, host));
   const std::string reg = ip + ":5000";
   OC_TRY(writeFileAtomic(dir + "/registry.yml", "version: 0.1\nlog: {level: warn}\nstorage:\n  filesystem: {rootdirectory: " +
                                                     dir + "/registry}\n  delete: {enabled: true}\nhttp: {addr: \"" +
                                                     reg + "\"}\n"));
-  OC_ASSIGN_OR_RETURN(pid_t reg_pid, startDaemon({self, "fabric", "exec", host, "--", "docker-registry", "serve",
-                                                  dir + "/registry.yml"},
-                                                 dir + "/registry.log"));
-  undo.add("registry", [reg_pid] { stopDaemon(reg_pid); });
-  if (!waitFor([&] { return runCapture({"curl", "-sf", "--max-time", "1", "-o", "/dev/null", "http://" + reg + "/v2/"}).valueOr({1, "", ""})
-                                 .exit_code == 0; },
-               10000)) {
+  OC_ASSIGN_OR_RETURN(pid_t pid, startDaemon({ctx.self, "fabric", "exec", host, "--", "docker-registry", "serve",
+                                              dir + "/registry.yml"},
+                                             dir + "/registry.log"));
+  undo.add("registry", [pid] { stopDaemon(pid); });
+  auto answers = [&] {
+    return runCapture({"curl", "-sf", "--max-time", "1", "-o", "/dev/null", "http://" + reg + "/v2/"})
+               .valueOr({1, "", ""})
+               .exit_code == 0;
+  };
+  if (!waitFor(answers, 10000)) {
     OC_TRY(checkInterrupted());
     return makeError("docker-registry did not answer on " + reg + "; see " + dir + "/registry.log");
   }
   std::printf("registry host %s: docker-registry on %s (%.1f s)\n", host.c_str(), reg.c_str(), secondsSince(t));
+  return reg;
+}
 
-  t = Clock::now();
+// Builds (once) and pushes the image as `src`, converts it to `lazy`.
+Status pushAndConvert(Context& ctx, const std::string& dir, const std::string& src, const std::string& lazy) {
+  auto t = Clock::now();
   OC_ASSIGN_OR_RETURN(bool built, ensureImage());
   std::printf("image: busybox | libc6 + python3.11 | gcc-12 + binutils + libc6-dev, 3 layers from this machine's "
               "Debian packages (%s %.1f s, %s)\n",
               built ? "built in" : "cached, checked in", secondsSince(t), kImageCache);
-  const std::string src = reg + "/demo:v1", lazy = reg + "/demo:lazy";
   OC_TRY(run({"skopeo", "copy", "-q", "--dest-tls-verify=false", std::string("oci:") + kImageCache + ":demo",
               "docker://" + src}));
   t = Clock::now();
-  OC_ASSIGN_OR_RETURN(std::string conv, output({self, "image", "convert", src, "--to", "registry", "--dest", lazy,
+  OC_ASSIGN_OR_RETURN(std::string conv, output({ctx.self, "image", "convert", src, "--to", "registry", "--dest", lazy,
                                                 "--plain-http", "--catalog", dir + "/catalog", "--work-dir",
                                                 dir + "/convert", "--json"}));
   uint64_t compressed = 0, layers = 0;
-  {
-    auto b = conv.find('{');
-    auto j = json::parse(b == std::string::npos ? "" : conv.substr(b), nullptr, false);
-    if (j.is_object() && j.contains("layers")) {
-      for (const auto& l : j["layers"]) {
-        compressed += l.value("compressed_bytes", 0ULL);
-        ++layers;
-      }
+  auto b = conv.find('{');
+  auto j = json::parse(b == std::string::npos ? "" : conv.substr(b), nullptr, false);
+  if (j.is_object() && j.contains("layers")) {
+    for (const auto& l : j["layers"]) {
+      compressed += l.value("compressed_bytes", 0ULL);
+      ++layers;
     }
   }
   std::printf("image convert %s -> %s: %llu layers (%s compressed) in %.1f s\n", src.c_str(), lazy.c_str(),
               static_cast<unsigned long long>(layers), mib(compressed).c_str(), secondsSince(t));
+  return okStatus();
+}
 
-  // The image service the snapshotter starts in the SoC, and its mounts/cache.
+// A private containerd and its ctr command line.
+struct Ctr {
+  std::string address;
+  std::vector<std::string> args(const std::vector<std::string>& rest) const {
+    std::vector<std::string> a{"ctr", "--address", address};
+    a.insert(a.end(), rest.begin(), rest.end());
+    return a;
+  }
+  bool ok(const std::vector<std::string>& rest) const {
+    return runCapture(args(rest)).valueOr({1, "", ""}).exit_code == 0;
+  }
+};
+
+// The offcore snapshotter (started first: containerd dials proxy plugins at
+// start), then containerd, both in the host-infra domain; the image service
+// the snapshotter starts in the SoC is undone with them.
+Result<Ctr> startContainerd(Context& ctx, Cleanup& undo, const std::string& dir) {
+  auto t = Clock::now();
+  const std::string self = ctx.self, node = ctx.node, run_root = ctx.cli.config.run_root;
   undo.add("image service", [self, node, run_root] {
     (void)runCapture({self, "dpu", "service", "del", "--name", node, "--service", "images"});
     unmountBelow(run_root + "/" + node + "/images");
     (void)removeTree("/var/cache/offcore/" + node);
   });
-  t = Clock::now();
-  const std::string cd = dir + "/cd", sn_sock = cd + "/offcore.sock", address = cd + "/containerd.sock";
+  const std::string cd = dir + "/cd", sn_sock = cd + "/offcore.sock";
+  Ctr ctr{cd + "/containerd.sock"};
   OC_TRY(makeDirs(cd));
   OC_ASSIGN_OR_RETURN(pid_t sn_pid, startDaemon({self, "snapshotter", "--node", node, "--socket", sn_sock, "--root",
                                                  dir + "/sn", "--catalog", dir + "/catalog", "--plain-http"},
@@ -203,88 +220,98 @@ Status runImages(Context& ctx) {
   OC_TRY(writeFileAtomic(cd + "/config.toml",
                          "version = 2\nroot = \"" + cd + "/root\"\nstate = \"" + cd +
                              "/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"" +
-                             address + "\"\n[ttrpc]\n  address = \"" + address +
+                             ctr.address + "\"\n[ttrpc]\n  address = \"" + ctr.address +
                              ".ttrpc\"\n[proxy_plugins.offcore]\n  type = \"snapshot\"\n  address = \"" + sn_sock +
                              "\"\n"));
   OC_ASSIGN_OR_RETURN(pid_t cd_pid, startDaemon({"containerd", "--config", cd + "/config.toml"},
                                                 dir + "/containerd.log", inDomain(ctx, Domain::kHostInfra)));
-  const std::vector<std::string> ctr{"ctr", "--address", address};
-  auto ctrArgs = [ctr](std::vector<std::string> rest) {
-    std::vector<std::string> a = ctr;
-    a.insert(a.end(), rest.begin(), rest.end());
-    return a;
-  };
-  undo.add("containerd", [cd_pid, cd, address, ctrArgs] {
+  undo.add("containerd", [cd_pid, cd, ctr] {
     // Containers, images (and with them every snapshot), then the daemon,
     // its shims and whatever it left mounted.
-    auto lines = [&](std::vector<std::string> a) {
-      return splitLines(runCapture(ctrArgs(std::move(a))).valueOr({1, "", ""}).out);
+    auto lines = [&](const std::vector<std::string>& a) {
+      return splitLines(runCapture(ctr.args(a)).valueOr({1, "", ""}).out);
     };
-    for (const auto& c : lines({"tasks", "ls", "-q"})) (void)runCapture(ctrArgs({"tasks", "kill", "-s", "KILL", trim(c)}));
+    for (const auto& c : lines({"tasks", "ls", "-q"})) (void)ctr.ok({"tasks", "kill", "-s", "KILL", trim(c)});
     for (const auto& c : lines({"containers", "ls", "-q"})) {
-      (void)runCapture(ctrArgs({"tasks", "delete", "-f", trim(c)}));
-      (void)runCapture(ctrArgs({"containers", "delete", trim(c)}));
+      (void)ctr.ok({"tasks", "delete", "-f", trim(c)});
+      (void)ctr.ok({"containers", "delete", trim(c)});
     }
-    for (const auto& i : lines({"images", "ls", "-q"})) (void)runCapture(ctrArgs({"images", "rm", "--sync", trim(i)}));
+    for (const auto& i : lines({"images", "ls", "-q"})) (void)ctr.ok({"images", "rm", "--sync", trim(i)});
     stopDaemon(cd_pid);
-    killShims(address);
+    killShims(ctr.address);
     unmountBelow(cd);
   });
-  if (!waitFor([&] { return runCapture(ctrArgs({"version"})).valueOr({1, "", ""}).exit_code == 0; }, 15000)) {
+  if (!waitFor([&] { return ctr.ok({"version"}); }, 15000)) {
     OC_TRY(checkInterrupted());
     return makeError("containerd did not start; see " + dir + "/containerd.log");
   }
   // containerd dials the proxy snapshotter with backoff: a Prepare reaches it.
   const std::string probe = "probe-" + ctx.id;
-  if (!waitFor([&] {
-        bool ok = runCapture(ctrArgs({"snapshots", "--snapshotter", "offcore", "prepare", probe}))
-                      .valueOr({1, "", ""})
-                      .exit_code == 0;
-        if (ok) (void)runCapture(ctrArgs({"snapshots", "--snapshotter", "offcore", "rm", probe}));
-        return ok;
-      },
-      20000)) {
+  auto reached = [&] {
+    if (!ctr.ok({"snapshots", "--snapshotter", "offcore", "prepare", probe})) return false;
+    (void)ctr.ok({"snapshots", "--snapshotter", "offcore", "rm", probe});
+    return true;
+  };
+  if (!waitFor(reached, 20000)) {
     OC_TRY(checkInterrupted());
     return makeError("containerd cannot reach the offcore snapshotter; see " + dir + "/snapshotter.log");
   }
   std::printf("containerd (private root, host-infra domain) with the offcore proxy snapshotter: ready in %.1f s\n",
               secondsSince(t));
+  return ctr;
+}
 
-  NodeLayout l = ctx.nodes.layout(node);
-  const std::vector<std::string> workload{"python3.11", "-c", "import json; print(42)"};
-  auto coldStart = [&](const std::string& snapshotter, const std::string& ref,
-                       const std::string& cname) -> Result<ColdStart> {
-    ColdStart c;
-    (void)runCapture({"sync"});
-    (void)writeKernelFile("/proc/sys/vm/drop_caches", "3");
-    uint64_t rx0 = uplinkRx(ctx);
-    auto t0 = Clock::now();
-    OC_TRY(run(ctrArgs({"image", "pull", "--plain-http", "--snapshotter", snapshotter, ref}),
-               inDomain(ctx, Domain::kHostInfra)));
-    c.pull_s = secondsSince(t0);
-    auto t1 = Clock::now();
-    std::vector<std::string> a = ctrArgs({"run", "--rm", "--snapshotter", snapshotter, "--cgroup",
-                                          "/" + l.cg_host + "/" + cname, ref, cname});
-    a.insert(a.end(), workload.begin(), workload.end());
-    OC_ASSIGN_OR_RETURN(c.out, output(a, inDomain(ctx, Domain::kHostInfra)));
-    c.run_s = secondsSince(t1);
-    c.fetched = uplinkRx(ctx) - rx0;
-    c.out = trim(c.out);
-    return c;
-  };
+// Cold caches, then `ctr image pull` and `ctr run` of the workload; the
+// container runs in the node's host domain (--cgroup), ctr in host-infra.
+Result<ColdStart> coldStart(Context& ctx, const Ctr& ctr, const std::string& snapshotter, const std::string& ref,
+                            const std::string& cname) {
+  ColdStart c;
+  NodeLayout l = ctx.nodes.layout(ctx.node);
+  (void)runCapture({"sync"});
+  (void)writeKernelFile("/proc/sys/vm/drop_caches", "3");
+  uint64_t rx0 = uplinkRx(ctx);
+  auto t0 = Clock::now();
+  OC_TRY(run(ctr.args({"image", "pull", "--plain-http", "--snapshotter", snapshotter, ref}),
+             inDomain(ctx, Domain::kHostInfra)));
+  c.pull_s = secondsSince(t0);
+  auto t1 = Clock::now();
+  OC_ASSIGN_OR_RETURN(c.out, output(ctr.args({"run", "--rm", "--snapshotter", snapshotter, "--cgroup",
+                                              "/" + l.cg_host + "/" + cname, ref, cname, "python3.11", "-c",
+                                              "import json; print(42)"}),
+                                    inDomain(ctx, Domain::kHostInfra)));
+  c.run_s = secondsSince(t1);
+  c.fetched = uplinkRx(ctx) - rx0;
+  c.out = trim(c.out);
+  return c;
+}
+
+}  // namespace
+
+Status runImages(Context& ctx) {
+  Cleanup undo("images");
+  const std::string dir = ctx.work + "/images";
+  OC_TRY(makeDirs(dir));
+  undo.add("scratch dir", [dir] { (void)removeTree(dir); });
+  const std::string cg_root = ctx.cli.config.cgroup_root;
+  undo.add("containers' cgroups", [cg_root, before = cgroupDirs(cg_root)] { removeNewCgroups(cg_root, before); });
+
+  OC_ASSIGN_OR_RETURN(std::string reg, startRegistry(ctx, undo, dir));
+  const std::string src = reg + "/demo:v1", lazy = reg + "/demo:lazy";
+  OC_TRY(pushAndConvert(ctx, dir, src, lazy));
+  OC_ASSIGN_OR_RETURN(Ctr ctr, startContainerd(ctx, undo, dir));
 
   std::printf("cold pull + `ctr run ... python3.11 -c 'import json; print(42)'` (page cache dropped before each):\n");
-  OC_ASSIGN_OR_RETURN(ColdStart ov, coldStart("overlayfs", src, "ov-" + ctx.id));
+  OC_ASSIGN_OR_RETURN(ColdStart ov, coldStart(ctx, ctr, "overlayfs", src, "ov-" + ctx.id));
   std::printf("  overlayfs (containerd's own, full pull): pull %.2f s + run %.2f s = %.2f s, printed '%s', "
               "fetched %s\n",
               ov.pull_s, ov.run_s, ov.pull_s + ov.run_s, ov.out.c_str(), mib(ov.fetched).c_str());
-  OC_ASSIGN_OR_RETURN(ColdStart oc, coldStart("offcore", lazy, "oc-" + ctx.id));
+  OC_ASSIGN_OR_RETURN(ColdStart oc, coldStart(ctx, ctr, "offcore", lazy, "oc-" + ctx.id));
   std::printf("  offcore lazy (layers served by the SoC):  pull %.2f s + run %.2f s = %.2f s, printed '%s', "
               "fetched %s\n",
               oc.pull_s, oc.run_s, oc.pull_s + oc.run_s, oc.out.c_str(), mib(oc.fetched).c_str());
   if (ov.out != "42" || oc.out != "42") return makeError("a container printed something other than 42");
   uint64_t lf = 0, ls = 0;
-  auto layers_out = output({self, "image", "layers", "--node", node, "--json"});
+  auto layers_out = output({ctx.self, "image", "layers", "--node", ctx.node, "--json"});
   if (layers_out.ok()) {
     auto j = json::parse(*layers_out, nullptr, false);
     if (j.is_object() && j.contains("layers")) {
