@@ -50,6 +50,50 @@ while time.time() - t0 < seconds:
 print(json.dumps({"stopped": stopped, "log": log}))
 )";
 
+// Prints what the client saw around the stop: answers by backend, errors
+// by kind, and the failover time (stop -> last failed request).
+void printFailover(const json& j) {
+  double stopped = j["stopped"].get<double>();
+  int before = 0, after_ok = 0, failed = 0;
+  double last_fail = -1;
+  bool last_ok = true;
+  std::map<std::string, int> errors, answered_before, answered_after;
+  for (const auto& e : j.value("log", json::array())) {
+    if (!e.is_array() || e.size() < 3 || !e[0].is_number() || !e[1].is_boolean() || !e[2].is_string()) continue;
+    double ts = e[0].get<double>();
+    bool ok = e[1].get<bool>();
+    std::string what = e[2].get<std::string>();
+    if (ts < stopped) {
+      before += ok;
+      if (ok) answered_before[what]++;
+      if (!ok) errors["before the stop: " + what]++;
+      continue;
+    }
+    last_ok = ok;
+    if (ok) {
+      ++after_ok;
+      answered_after[what]++;
+    } else {
+      ++failed;
+      errors[what]++;
+      last_fail = ts;
+    }
+  }
+  std::string err_text;
+  for (const auto& [k, v] : errors) err_text += (err_text.empty() ? "" : ", ") + std::to_string(v) + "x " + k;
+  auto byBackend = [](const std::map<std::string, int>& m) {
+    std::string t;
+    for (const auto& [k, v] : m) t += (t.empty() ? "" : ", ") + k + " " + std::to_string(v);
+    return t;
+  };
+  std::printf("before the stop: %d requests answered (%s); after: %d answered (%s), %d failed%s%s\n", before,
+              byBackend(answered_before).c_str(), after_ok, byBackend(answered_after).c_str(), failed,
+              err_text.empty() ? "" : ": ", err_text.c_str());
+  double failover = last_fail < 0 ? 0 : last_fail - stopped;
+  std::printf("failover: %.2f s from the stop to the last failed request (%d errors); %s\n", failover, failed,
+              last_ok ? "every request after that was answered" : "STILL FAILING when the loop ended");
+}
+
 }  // namespace
 
 Status runSvc(Context& ctx) {
@@ -157,39 +201,7 @@ Status runSvc(Context& ctx) {
                              inDomain(ctx, Domain::kHost)));
   auto j = json::parse(out.substr(std::min(out.find('{'), out.size())), nullptr, false);
   if (!j.is_object() || !j["stopped"].is_number()) return makeError("the client loop gave no result: " + trim(out));
-  double stopped = j["stopped"].get<double>();
-  int before = 0, after_ok = 0, failed = 0;
-  double last_fail = -1, first_fail = -1;
-  std::map<std::string, int> errors, answered_after;
-  for (const auto& e : j["log"]) {
-    double ts = e[0].get<double>();
-    bool ok = e[1].get<bool>();
-    std::string what = e[2].get<std::string>();
-    if (ts < stopped) {
-      before += ok;
-      if (!ok) errors["before the stop: " + what]++;
-      continue;
-    }
-    if (ok) {
-      ++after_ok;
-      answered_after[what]++;
-    } else {
-      ++failed;
-      errors[what]++;
-      if (first_fail < 0) first_fail = ts;
-      last_fail = ts;
-    }
-  }
-  std::string err_text;
-  for (const auto& [k, v] : errors) err_text += (err_text.empty() ? "" : ", ") + std::to_string(v) + "x " + k;
-  std::string ans_text;
-  for (const auto& [k, v] : answered_after) ans_text += (ans_text.empty() ? "" : ", ") + k + " " + std::to_string(v);
-  std::printf("before the stop: %d requests answered; after: %d answered (%s), %d failed%s%s\n", before, after_ok,
-              ans_text.c_str(), failed, err_text.empty() ? "" : ": ", err_text.c_str());
-  double failover = last_fail < 0 ? 0 : last_fail - stopped;
-  std::printf("failover: %.2f s from the stop to the last failed request (%d errors); every request after that was "
-              "answered\n",
-              failover, failed);
+  printFailover(j);
   auto doc = runCapture({self, "svc", "get", name, "--json"});
   if (doc.ok()) {
     auto g = json::parse(doc->out, nullptr, false);

@@ -71,6 +71,7 @@ failover=$(figure 's/.*failover: ([0-9.]+) s from the stop.*/\1/p' demo.log)
 echo "failover: ${failover:-?} s"
 [ -n "$failover" ] || fail "no failover time"
 assert_cmp "$failover" "<=" 2.0 "failover seconds"
+grep -q "every request after that was answered" "$out/demo.log" || fail "requests still failed at the end of the loop"
 grep -q "CPU seconds by domain, per step" "$out/demo.log" || fail "no CPU table"
 for s in "node up" accounting fabric "agent restart" storage images svc total; do
   grep -qE "^$s +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9]+%" "$out/demo.log" || fail "CPU table has no row for '$s'"
