@@ -1,18 +1,32 @@
 // `offcore demo`: a guided run of what the software DPU does today. It
-// brings a node up, places work in each domain and shows the accounting,
-// shows the host reaching the fabric only through its SoC, shows the agent
-// restarting a crashed service, and removes everything again.
+// brings a node up and then runs, by default, every part:
+//   foundation  accounting per domain, the host reaching the fabric through
+//               its SoC, the agent restarting a crashed service
+//   storage     NVMe/TCP volume attached by the SoC: mkfs, checksum, fio
+//               (demo_storage.cc)
+//   images      lazy image pull + run through containerd vs overlayfs
+//               (demo_images.cc)
+//   svc         ClusterIP failover while a backend stops (demo_svc.cc)
+// `--only PART[,PART...]` picks parts; the node is always brought up first
+// and removed last. Each step prints its duration; a closing table shows the
+// CPU-seconds each step cost per domain. Every step undoes what it made on
+// every exit path, SIGINT and SIGTERM included.
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "api/api_client.h"
+#include "base/files.h"
 #include "base/json.h"
 #include "base/subprocess.h"
 #include "cli/common.h"
+#include "cli/demo_common.h"
 #include "dpu/fabric.h"
 #include "dpu/netns.h"
 #include "dpu/node.h"
@@ -23,62 +37,172 @@ using nlohmann::json;
 
 namespace {
 
-void heading(const std::string& text) { std::printf("\n\033[1m== %s\033[0m\n", text.c_str()); }
+using demo::Clock;
+using demo::CpuSample;
+using demo::heading;
+using demo::secondsSince;
 
-// Removes the demo's node and fabric host on every exit path.
-struct DemoCleanup {
-  NodeManager& nodes;
-  Config config;
-  std::string node, host;
-  ~DemoCleanup() {
-    (void)nodes.down(node);
-    Fabric f(config);
-    auto lock = f.lock();
-    (void)f.deleteHost(host);
-    (void)f.removeIfUnused();
-  }
-};
+const std::vector<std::string> kParts{"foundation", "storage", "images", "svc"};
 
 // A CPU-bound loop of `seconds`, run inside a domain.
 std::vector<std::string> busyLoop(int seconds) {
   return {"timeout", std::to_string(seconds), "sh", "-c", "while :; do :; done"};
 }
 
-int runDemo(CliContext& ctx, const std::string& name) {
-  auto nodes_r = NodeManager::create(ctx.config);
-  if (!nodes_r.ok()) return fail("demo", nodes_r.error());
-  NodeManager& nodes = *nodes_r;
-  if (auto s = checkPrerequisites(); !s.ok()) return fail("demo", s.error());
-  if (nodes.exists(name)) {
-    return fail("demo", makeError("node '" + name + "' exists already; remove it with `offcore dpu down --name " +
-                                  name + "` or pass --name"));
+Result<std::set<std::string>> parseOnly(const std::string& only) {
+  std::set<std::string> parts;
+  if (only.empty()) return std::set<std::string>(kParts.begin(), kParts.end());
+  std::stringstream in(only);
+  std::string p;
+  while (std::getline(in, p, ',')) {
+    p = trim(p);
+    if (p == "all") {
+      parts.insert(kParts.begin(), kParts.end());
+    } else if (std::find(kParts.begin(), kParts.end(), p) != kParts.end()) {
+      parts.insert(p);
+    } else if (!p.empty()) {
+      return makeError("unknown part '" + p + "'; pass --only with foundation, storage, images and/or svc");
+    }
   }
-  // The fabric host's name must fit the 10-character limit too.
-  const std::string ext = name.substr(0, 6) + "-ext";
-  // Line-buffered, so our lines and the children's (ping) interleave in order.
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  // Ctrl-C must still run the cleanup: turn it into an orderly return.
-  signal(SIGINT, SIG_IGN);
-  DemoCleanup cleanup{nodes, ctx.config, name, ext};
+  if (parts.empty()) return makeError("--only named no part; use foundation, storage, images and/or svc");
+  return parts;
+}
 
-  heading("1. dpu up: a SoC domain (own cpus + netns) and a host domain");
-  auto t0 = std::chrono::steady_clock::now();
-  auto st = nodes.up(NodeSpec{name, "", "", "", ""});
-  if (!st.ok()) return fail("demo", st.error());
-  double up_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("node %s up in %.0f ms: soc cpus %s, host cpus %s, agent pid %d (cgroup %s)\n", name.c_str(), up_ms,
-              formatCpuList(st->soc_cpus).c_str(), formatCpuList(st->host_cpus).c_str(), st->agent_pid,
-              st->cgroup_version.c_str());
+// The clients each part drives; a missing one is named with its package.
+Status checkTools(const std::set<std::string>& parts) {
+  std::vector<std::pair<std::string, std::string>> need{{"ping", "iputils-ping"}};
+  if (parts.count("storage")) {
+    need.insert(need.end(), {{"fio", "fio"}, {"mkfs.ext4", "e2fsprogs"}, {"losetup", "util-linux"}});
+  }
+  if (parts.count("images")) {
+    need.insert(need.end(), {{"containerd", "containerd"},
+                             {"ctr", "containerd"},
+                             {"runc", "runc"},
+                             {"docker-registry", "docker-registry"},
+                             {"skopeo", "skopeo"},
+                             {"umoci", "umoci"},
+                             {"curl", "curl"}});
+  }
+  if (parts.count("svc")) need.push_back({"python3", "python3"});
+  for (const auto& [tool, pkg] : need) {
+    auto r = runCapture({"sh", "-c", "command -v " + tool});
+    if (!r.ok() || r->exit_code != 0) {
+      return makeError(tool + " is missing: run scripts/setup.sh (or apt-get install " + pkg + ")");
+    }
+  }
+  return okStatus();
+}
 
-  heading("2. accounting: 2 s of busy loop in the SoC, 1 s on the host, at once");
+// A private copy of the config whose cluster store lives in the demo's work
+// dir, so the demo's VPC and Service never meet anyone else's. Every
+// offcore process the demo starts (the agent too) reads it.
+Status usePrivateConfig(CliContext& ctx, const std::string& work) {
+  Config& c = ctx.config;
+  c.cluster_dir = work + "/cluster";
+  json j{{"run_root", c.run_root},
+         {"cgroup_root", c.cgroup_root},
+         {"fabric_netns", c.fabric_netns},
+         {"fabric_prefix", c.fabric_prefix},
+         {"host_link_prefix", c.host_link_prefix},
+         {"cluster_dir", c.cluster_dir},
+         {"service_cidr", c.service_cidr},
+         {"eip_pool", c.eip_pool},
+         {"agent_ready_timeout_ms", c.agent_ready_timeout_ms},
+         {"log_level", c.log_level}};
+  OC_TRY(writeFileAtomic(work + "/config.json", dumpJson(j, 2) + "\n", 0644));
+  ::setenv("OFFCORE_CONFIG", (work + "/config.json").c_str(), 1);
+  return okStatus();
+}
+
+// Removes the demo's node, fabric host and work dir on every exit path.
+struct DemoCleanup {
+  NodeManager& nodes;
+  Config config;
+  std::string node, host, work;
+  ~DemoCleanup() {
+    (void)nodes.down(node);
+    Fabric f(config);
+    auto lock = f.lock();
+    (void)f.deleteHost(host);
+    (void)f.removeIfUnused();
+    (void)removeTree(work);
+  }
+};
+
+struct StepRecord {
+  std::string name;
+  double seconds = 0;
+  CpuSample cpu;  // added during the step
+  bool ok = false;
+};
+
+class Steps {
+ public:
+  explicit Steps(demo::Context& ctx) : ctx_(ctx) {}
+
+  // Runs one step with a heading, its duration and its CPU cost per domain.
+  Status run(const std::string& name, const std::string& title, const std::function<Status()>& body) {
+    OC_TRY(demo::checkInterrupted());
+    heading(std::to_string(++n_) + ". " + title);
+    CpuSample c0 = demo::sampleCpu(ctx_);
+    auto t0 = Clock::now();
+    Status s = body();
+    StepRecord r{name, secondsSince(t0), {}, s.ok()};
+    CpuSample c1 = demo::sampleCpu(ctx_);
+    r.cpu = {c1.host - c0.host, c1.infra - c0.infra, c1.soc - c0.soc};
+    records_.push_back(r);
+    std::printf("-- step %s: %s in %.1f s\n", name.c_str(), s.ok() ? "done" : "FAILED", r.seconds);
+    return s;
+  }
+
+  void table() const {
+    heading("CPU seconds by domain, per step (from the node's cgroups)");
+    std::vector<std::vector<std::string>> rows{
+        {"STEP", "WALL-S", "HOST-CPU-S", "HOST-INFRA-CPU-S", "SOC-CPU-S", "SOC-SHARE"}};
+    StepRecord total{"total", 0, {}, true};
+    auto fmt = [](double v) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.2f", v);
+      return std::string(b);
+    };
+    auto row = [&](const StepRecord& r) {
+      double all = r.cpu.host + r.cpu.infra + r.cpu.soc;
+      char share[32];
+      std::snprintf(share, sizeof share, "%.0f%%", all > 0 ? 100.0 * r.cpu.soc / all : 0.0);
+      return std::vector<std::string>{
+          r.name + (r.ok ? "" : " (failed)"), fmt(r.seconds), fmt(r.cpu.host), fmt(r.cpu.infra), fmt(r.cpu.soc), share};
+    };
+    for (const auto& r : records_) {
+      rows.push_back(row(r));
+      total.seconds += r.seconds;
+      total.cpu.host += r.cpu.host;
+      total.cpu.infra += r.cpu.infra;
+      total.cpu.soc += r.cpu.soc;
+    }
+    rows.push_back(row(total));
+    std::printf("%s", renderTable(rows).c_str());
+    std::printf(
+        "HOST = tenant work (fio, mkfs, the containers, the pods' servers and client); HOST-INFRA = "
+        "host-side offcore pieces (containerd and its shims, ctr, the snapshotter); SOC = the agent and its "
+        "services (NVMe/TCP initiator, image service, probes). The fabric hosts (gateway, registry) stand for "
+        "other machines and are not counted.\n");
+  }
+
+ private:
+  demo::Context& ctx_;
+  int n_ = 0;
+  std::vector<StepRecord> records_;
+};
+
+Status foundationAccounting(NodeManager& nodes, const std::string& name) {
   auto before = fetchNodeStatus(nodes, name);
-  if (!before.ok()) return fail("demo", before.error());
+  if (!before.ok()) return before.error();
   std::thread soc_work([&] { (void)nodes.execInDomain(name, Domain::kSoc, busyLoop(2)); });
   std::thread host_work([&] { (void)nodes.execInDomain(name, Domain::kHost, busyLoop(1)); });
   soc_work.join();
   host_work.join();
   auto after = fetchNodeStatus(nodes, name);
-  if (!after.ok()) return fail("demo", after.error());
+  if (!after.ok()) return after.error();
   std::vector<std::vector<std::string>> rows{{"DOMAIN", "CPUS", "CPU-SECONDS ADDED", "MEMORY"}};
   for (const char* d : {"soc", "host"}) {
     char delta[32];
@@ -89,55 +213,132 @@ int runDemo(CliContext& ctx, const std::string& name) {
   }
   std::printf("%s", renderTable(rows).c_str());
   std::printf("host share of infrastructure cpu: %.1f%%\n", 100.0 * (*after)["infra"].value("host_share", 0.0));
+  return okStatus();
+}
 
-  heading("3. the host reaches the fabric only through its SoC");
+Status foundationFabric(CliContext& ctx, NodeManager& nodes, const std::string& name, const std::string& ext) {
   Fabric fabric(ctx.config);
   Result<FabricHost> host = makeError("unset");
   {
     auto lock = fabric.lock();
     host = fabric.addHost(ext, "");
   }
-  if (!host.ok()) return fail("demo", host.error());
+  if (!host.ok()) return host.error();
   std::string ip = host->ip.substr(0, host->ip.find('/'));
   NodeLayout l = nodes.layout(name);
   auto c0 = linkCounters(l.soc_netns, l.uplink_soc_if);
   auto ping = nodes.execInDomain(name, Domain::kHost, {"ping", "-c", "3", "-i", "0.2", "-q", ip});
   auto c1 = linkCounters(l.soc_netns, l.uplink_soc_if);
-  if (!ping.ok() || *ping != 0) return fail("demo", makeError("the host could not ping fabric host " + ip));
+  if (!ping.ok() || *ping != 0) return makeError("the host could not ping fabric host " + ip);
   if (c0.ok() && c1.ok()) {
     std::printf("SoC uplink %s carried %llu packets out while the host pinged %s\n", l.uplink_soc_if.c_str(),
                 static_cast<unsigned long long>(c1->tx_packets - c0->tx_packets), ip.c_str());
   }
+  return okStatus();
+}
 
-  heading("4. the agent supervises SoC services and restarts a crashed one");
+Status foundationRestart(NodeManager& nodes, const std::string& name) {
+  NodeLayout l = nodes.layout(name);
   ApiClient agent(l.api_socket);
   auto added = agent.call("POST", "/v1/services", dumpJson(json{{"name", "demo-svc"}, {"argv", {"sleep", "3600"}}}));
-  if (!added.ok()) return fail("demo", added.error());
-  auto svc = json::parse(agent.call("GET", "/v1/services/demo-svc").valueOr("{}"));
+  if (!added.ok()) return added.error();
+  auto svc = json::parse(agent.call("GET", "/v1/services/demo-svc").valueOr("{}"), nullptr, false);
   pid_t pid = svc.value("pid", 0);
   std::printf("demo-svc running as pid %d; killing it with SIGKILL\n", pid);
   if (pid > 0) ::kill(pid, SIGKILL);
-  for (int i = 0; i < 50; ++i) {
+  for (int i = 0; i < 50 && !demo::interrupted(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    svc = json::parse(agent.call("GET", "/v1/services/demo-svc").valueOr("{}"));
+    svc = json::parse(agent.call("GET", "/v1/services/demo-svc").valueOr("{}"), nullptr, false);
     if (svc.value("restarts", 0) > 0 && svc.value("state", "") == "running") break;
   }
   std::printf("demo-svc state %s, restarts %d, new pid %d\n", svc.value("state", "?").c_str(), svc.value("restarts", 0),
               svc.value("pid", 0));
-
-  heading("5. dpu status --json (what benchmarks read)");
+  (void)agent.call("DELETE", "/v1/services/demo-svc");
   auto final_status = fetchNodeStatus(nodes, name);
   if (final_status.ok()) {
-    json brief{{"name", (*final_status)["name"]},
-               {"domains", (*final_status)["domains"]},
-               {"services", (*final_status)["services"]}};
-    std::printf("%s\n", dumpJson(brief, 2).c_str());
+    std::printf("dpu status --json (what benchmarks read), domains:\n%s\n",
+                dumpJson((*final_status)["domains"], 2).c_str());
   }
+  return okStatus();
+}
 
-  heading("6. dpu down: everything removed");
-  if (auto s = nodes.down(name); !s.ok()) return fail("demo", s.error());
-  std::printf("node %s down; netns %s %s\n", name.c_str(), l.soc_netns.c_str(),
-              netnsExists(l.soc_netns) ? "STILL PRESENT" : "gone");
+int runDemo(CliContext& ctx, const std::string& name, const std::string& only) {
+  auto parts_r = parseOnly(only);
+  if (!parts_r.ok()) return fail("demo", parts_r.error());
+  const std::set<std::string> parts = *parts_r;
+  auto nodes_r = NodeManager::create(ctx.config);
+  if (!nodes_r.ok()) return fail("demo", nodes_r.error());
+  NodeManager& nodes = *nodes_r;
+  if (auto s = checkPrerequisites(); !s.ok()) return fail("demo", s.error());
+  if (auto s = checkTools(parts); !s.ok()) return fail("demo", s.error());
+  if (nodes.exists(name)) {
+    return fail("demo", makeError("node '" + name + "' exists already; remove it with `offcore dpu down --name " +
+                                  name + "` or pass --name"));
+  }
+  auto demo_start = Clock::now();
+  // Line-buffered, so our lines and the children's (ping) interleave in order.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  // Ctrl-C and SIGTERM end the current step; the cleanups still run.
+  demo::installSignalHandlers();
+  const std::string id = std::to_string(::getpid() % 100000);
+  const std::string work = "/var/tmp/offcore-demo-" + id;
+  if (auto s = makeDirs(work); !s.ok()) return fail("demo", s.error());
+  // The fabric host's name must fit the 10-character limit too.
+  const std::string ext = name.substr(0, 6) + "-ext";
+  DemoCleanup cleanup{nodes, ctx.config, name, ext, work};
+  if (auto s = usePrivateConfig(ctx, work); !s.ok()) return fail("demo", s.error());
+  std::string self = selfExe();
+  demo::Context dctx{ctx, nodes, name, id, work, self, self.substr(0, self.rfind('/') + 1) + "offcore-cni"};
+
+  std::string list;
+  for (const auto& p : kParts) {
+    if (parts.count(p)) list += (list.empty() ? "" : ", ") + p;
+  }
+  std::printf("offcore demo: node '%s', parts: %s (scratch %s)\n", name.c_str(), list.c_str(), work.c_str());
+  Steps steps(dctx);
+  Status result = steps.run("node up", "dpu up: a SoC domain (own cpus + netns) and a host domain", [&]() -> Status {
+    auto t0 = Clock::now();
+    OC_ASSIGN_OR_RETURN(NodeState st, nodes.up(NodeSpec{name, "", "", "", ""}));
+    std::printf("node %s up in %.0f ms: soc cpus %s, host cpus %s, agent pid %d (cgroup %s)\n", name.c_str(),
+                secondsSince(t0) * 1000, formatCpuList(st.soc_cpus).c_str(), formatCpuList(st.host_cpus).c_str(),
+                st.agent_pid, st.cgroup_version.c_str());
+    return okStatus();
+  });
+  auto add = [&](const std::string& part, const std::string& step, const std::string& title,
+                 const std::function<Status()>& body) {
+    if (result.ok() && parts.count(part)) result = steps.run(step, title, body);
+  };
+  add("foundation", "accounting", "accounting: 2 s of busy loop in the SoC, 1 s on the host, at once",
+      [&] { return foundationAccounting(nodes, name); });
+  add("foundation", "fabric", "the host reaches the fabric only through its SoC",
+      [&] { return foundationFabric(ctx, nodes, name, ext); });
+  add("foundation", "agent restart", "the agent supervises SoC services and restarts a crashed one",
+      [&] { return foundationRestart(nodes, name); });
+  add("storage", "storage",
+      "storage: a volume on a fabric storage host, attached by the SoC over NVMe/TCP; mkfs, checksum, fio",
+      [&] { return demo::runStorage(dctx); });
+  add("images", "images", "images: a lazily loaded image through containerd and the offcore snapshotter vs overlayfs",
+      [&] { return demo::runImages(dctx); });
+  add("svc", "svc", "Service: two pods behind a ClusterIP with probes; one backend stops under requests",
+      [&] { return demo::runSvc(dctx); });
+  if (!result.ok()) std::printf("\nstep failed: %s\n", result.error().message.c_str());
+  steps.table();
+
+  heading("dpu down: everything removed");
+  auto t0 = Clock::now();
+  NodeLayout l = nodes.layout(name);
+  Status down = nodes.down(name);
+  if (down.ok()) {
+    std::printf("node %s down in %.1f s; netns %s %s\n", name.c_str(), secondsSince(t0), l.soc_netns.c_str(),
+                netnsExists(l.soc_netns) ? "STILL PRESENT" : "gone");
+  }
+  std::printf("\ndemo total: %.1f s\n", secondsSince(demo_start));
+  if (demo::interrupted()) {
+    std::printf("demo interrupted; everything it made was removed\n");
+    return 128 + demo::interruptSignal();
+  }
+  if (!result.ok()) return fail("demo", result.error());
+  if (!down.ok()) return fail("demo", down.error());
   return 0;
 }
 
@@ -145,9 +346,13 @@ int runDemo(CliContext& ctx, const std::string& name) {
 
 void registerDemoCommand(CLI::App& app, CliContext& ctx) {
   auto name = std::make_shared<std::string>("demo");
+  auto only = std::make_shared<std::string>();
   auto* demo = app.add_subcommand("demo", "a guided tour of the software DPU (needs root)");
   demo->add_option("--name", *name, "node name for the tour")->capture_default_str();
-  demo->callback([&ctx, name] { ctx.action = [&ctx, name] { return runDemo(ctx, *name); }; });
+  demo->add_option("--only", *only,
+                   "parts to run, comma-separated: foundation, storage, images, svc (default: all; the node is "
+                   "always brought up and removed)");
+  demo->callback([&ctx, name, only] { ctx.action = [&ctx, name, only] { return runDemo(ctx, *name, *only); }; });
 }
 
 }  // namespace offcore
