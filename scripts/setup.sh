@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev
+  build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev clang-format clang-tidy
   # libraries
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libmicrohttpd-dev
   libcurl4-openssl-dev libisal-dev libgtest-dev libgmock-dev libbenchmark-dev

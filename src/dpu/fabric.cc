@@ -133,12 +133,12 @@ Result<FabricHost> Fabric::addHost(const std::string& name, const std::string& c
     return e.wrap("fabric host add " + name);
   };
   if (auto s = netnsAdd(h.netns); !s.ok()) return rollback(s.error());
-  for (auto step : std::vector<std::vector<std::string>>{
+  for (const auto& step : std::vector<std::vector<std::string>>{
            {"link", "add", h.ifname, "type", "veth", "peer", "name", "eth0", "netns", h.netns},
            {"link", "set", h.ifname, "master", bridge(), "up"}}) {
     if (auto s = ipCmd(netns(), step); !s.ok()) return rollback(s.error());
   }
-  for (auto step : std::vector<std::vector<std::string>>{
+  for (const auto& step : std::vector<std::vector<std::string>>{
            {"link", "set", "lo", "up"}, {"addr", "add", h.ip, "dev", "eth0"}, {"link", "set", "eth0", "up"}}) {
     if (auto s = ipCmd(h.netns, step); !s.ok()) return rollback(s.error());
   }

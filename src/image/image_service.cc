@@ -189,7 +189,7 @@ class ImageService {
     json st = json::parse(readFile(statePath()).valueOr("{}"), nullptr, false);
     if (st.is_discarded() || !st.is_object()) return;
     for (auto it = st.begin(); it != st.end(); ++it) {
-      const std::string id = it.key();
+      const std::string& id = it.key();
       const json& e = it.value();
       if (!e.is_object()) continue;
       std::string file = e.value("file", ""), diff = e.value("diff_id", ""), backend = e.value("backend", "auto");
