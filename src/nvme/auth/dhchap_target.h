@@ -22,11 +22,13 @@ struct DhchapSecrets {
 };
 
 // The controller's preference; the first one the host also offers is chosen.
-// The strongest hash, but ffdhe2048 before the larger groups: one queue's
-// exchange (both sides, loopback) measured 2 ms with null, 5 ms with
-// ffdhe2048, 30 ms with ffdhe3072 and about 300 ms with ffdhe8192, paid on
-// every queue of every (re)connect. The secrets are 32+ random bytes, so the
-// DH step is not what stops offline guessing.
+// The strongest hash, but ffdhe2048 before the larger groups: connecting an
+// association of three queues (both sides on one machine, loopback) measured
+// 1-4 ms with null, 10-15 ms with ffdhe2048, 30-60 ms with ffdhe3072,
+// 60-100 ms with ffdhe4096, 200-290 ms with ffdhe6144 and 510-640 ms with
+// ffdhe8192, paid on every (re)connect and on a poll group's thread. The
+// secrets are 32+ random bytes, so the DH step is not what stops offline
+// guessing.
 struct DhchapPolicy {
   std::vector<uint8_t> hashes{kHashSha512, kHashSha384, kHashSha256};
   std::vector<uint8_t> dhgroups{kDhFfdhe2048, kDhFfdhe3072, kDhFfdhe4096, kDhFfdhe6144, kDhFfdhe8192, kDhNull};
