@@ -34,6 +34,35 @@ class DhchapLoopbackTest : public test::TargetTest {
     ASSERT_TRUE(h.read(8192, r.data(), r.size()).ok());
     EXPECT_EQ(r, w);
   }
+  // The host's exchange over a raw socket: capsules by hand, replies read PDU by PDU.
+  class RawTransport final : public auth::AuthTransport {
+   public:
+    explicit RawTransport(int fd) : fd_(fd) {}
+    Result<uint16_t> send(const auth::Bytes& m) override {
+      sendBytes(fd_, test::authCapsule(kFctAuthSend, cid_++, m, static_cast<uint32_t>(m.size()), true));
+      auto r = readPdu(fd_);
+      if (r.empty() || r[0] != kCapsuleResp) return makeError("no CapsuleResp");
+      return statusOf(r);
+    }
+    Result<std::pair<uint16_t, auth::Bytes>> receive(uint32_t al) override {
+      sendBytes(fd_, test::authCapsule(kFctAuthReceive, cid_++, {}, al, false));
+      auth::Bytes data;
+      for (;;) {
+        auto r = readPdu(fd_);
+        if (r.empty()) return makeError("connection closed");
+        if (r[0] == kC2HData) {
+          data.insert(data.end(), r.begin() + r[3], r.end());
+          continue;
+        }
+        return std::make_pair(statusOf(r), data);
+      }
+    }
+
+   private:
+    int fd_;
+    uint16_t cid_ = 100;
+  };
+
   auth::DhchapKey key_ = *auth::generateDhchapKey(auth::kHashSha256);
   auth::DhchapKey ctrl_key_ = *auth::generateDhchapKey(auth::kHashSha384);
 };
@@ -185,6 +214,60 @@ TEST_F(DhchapLoopbackTest, ConnectSetsAtrAndNothingElseRunsUntilAuthenticated) {
   sendBytes(fd, capsule(id));
   EXPECT_EQ(statusOf(readPdu(fd)), kScAuthRequired);
   ::close(fd);
+}
+
+TEST_F(DhchapLoopbackTest, EachIoQueueMustAuthenticateItself) {
+  requireSecret(key_);
+  auth::HostAuthConfig cfg{key_, std::nullopt, {auth::kHashSha256}, {auth::kDhFfdhe2048}};
+  int admin = dial();
+  sendBytes(admin, icreq());
+  ASSERT_EQ(readPdu(admin).size(), 128u);
+  sendBytes(admin, connectCapsule(1, 0, 31, 0xFFFF, kSubnqn, kHostnqn));
+  auto c = readPdu(admin);
+  ASSERT_EQ(statusOf(c), 0);
+  uint16_t cntlid = getLe16(c.data() + 8);
+  RawTransport at(admin);
+  auto a = auth::authenticateQueue(at, cfg, kHostnqn, kSubnqn, 1);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  uint8_t sqe[64] = {};
+  sqe[0] = 0x7F;
+  putLe16(sqe + 2, 2);
+  sqe[4] = kFctPropertySet;
+  putLe32(sqe + 44, kPropCc);
+  putLe64(sqe + 48, 1 | (6 << 16) | (4 << 20));
+  sendBytes(admin, capsule(sqe));
+  ASSERT_EQ(statusOf(readPdu(admin)), 0) << "the authenticated admin queue works";
+  uint8_t sf[64] = {};
+  sf[0] = kAdminSetFeatures;
+  putLe16(sf + 2, 3);
+  putLe32(sf + 40, kFeatNumQueues);
+  sendBytes(admin, capsule(sf));
+  ASSERT_EQ(statusOf(readPdu(admin)), 0);
+
+  int io = dial();
+  sendBytes(io, icreq());
+  ASSERT_EQ(readPdu(io).size(), 128u);
+  sendBytes(io, connectCapsule(1, 1, 31, cntlid, kSubnqn, kHostnqn));
+  auto ic = readPdu(io);
+  ASSERT_EQ(statusOf(ic), 0);
+  EXPECT_TRUE(getLe32(ic.data() + 8) & kConnectAuthreqAtr) << "the I/O queue's Connect asks for authentication too";
+  uint8_t rd[64] = {};
+  rd[0] = kIoRead;
+  putLe16(rd + 2, 4);
+  putLe32(rd + 4, 1);
+  putLe32(rd + 24 + 8, 4096);
+  rd[24 + 15] = kSglTransportDataBlock;
+  sendBytes(io, capsule(rd));
+  EXPECT_EQ(statusOf(readPdu(io)), kScAuthRequired) << "an authenticated admin queue does not open the I/O queue";
+  RawTransport it(io);
+  auto b = auth::authenticateQueue(it, cfg, kHostnqn, kSubnqn, 2);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  putLe16(rd + 2, 5);
+  sendBytes(io, capsule(rd));
+  auto data = readPdu(io);
+  EXPECT_EQ(data[0], kC2HData) << "the Read runs once the I/O queue authenticated";
+  ::close(io);
+  ::close(admin);
 }
 
 }  // namespace
