@@ -24,9 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto spec = offcore::parseVfRequest(r.body);
       return spec.ok() ? offcore::ApiResponse::json(201, "{}") : offcore::ApiResponse::error(400, spec.error().message);
     });
-    s->route("DELETE", "/v1/vfs/", [](const offcore::ApiRequest& r) {
-      return offcore::ApiResponse::json(200, r.tail);
-    });
+    s->route("DELETE", "/v1/vfs/",
+             [](const offcore::ApiRequest& r) { return offcore::ApiResponse::json(200, r.tail); });
     return s;
   }();
   static const char* methods[] = {"GET", "POST", "DELETE", "PUT"};

@@ -15,8 +15,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string args = nl == std::string::npos ? "" : text.substr(0, nl);
   std::string config = nl == std::string::npos ? text : text.substr(nl + 1);
 
-  auto env = parseCniEnv({{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "c1"}, {"CNI_IFNAME", "eth0"},
-                          {"CNI_NETNS", "/var/run/netns/p"}, {"CNI_ARGS", args}});
+  auto env = parseCniEnv({{"CNI_COMMAND", "ADD"},
+                          {"CNI_CONTAINERID", "c1"},
+                          {"CNI_IFNAME", "eth0"},
+                          {"CNI_NETNS", "/var/run/netns/p"},
+                          {"CNI_ARGS", args}});
   (void)renderCniError(cniReplyVersion(config), 7, env.ok() ? env->pod_name : env.error().message);
   auto conf = parseCniNetConf(config, "/run/offcore");
   if (!conf.ok()) return 0;

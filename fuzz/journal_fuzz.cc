@@ -19,9 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string ckpt, journal;
   bool has_ckpt = false;
   switch (data[0] % 3) {
-    case 0:
-      journal.assign(p, n);
-      break;
+    case 0: journal.assign(p, n); break;
     case 1:
       ckpt.assign(p, n);
       has_ckpt = true;

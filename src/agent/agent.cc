@@ -1,5 +1,5 @@
-#include "base/json.h"
 #include "agent/agent.h"
+#include "base/json.h"
 
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -31,18 +31,22 @@ Agent::~Agent() {
 std::string Agent::servicesJson() const {
   json arr = json::array();
   for (const auto& s : supervisor_->list()) {
-    arr.push_back({{"name", s.name}, {"state", toString(s.state)}, {"restarts", s.restarts},
-                   {"pid", s.pid}, {"last_exit", s.last_exit}, {"argv", s.argv}});
+    arr.push_back({{"name", s.name},
+                   {"state", toString(s.state)},
+                   {"restarts", s.restarts},
+                   {"pid", s.pid},
+                   {"last_exit", s.last_exit},
+                   {"argv", s.argv}});
   }
   return dumpJson(arr);
 }
 
 void Agent::registerCoreRoutes() {
   api_->route("GET", "/v1", [this](const ApiRequest&) {
-    json endpoints = json::array({"GET /v1/health", "GET /v1/status", "GET /metrics", "POST /v1/shutdown",
-                                  "GET|POST /v1/services", "GET|DELETE /v1/services/NAME",
-                                  "GET|POST /v1/vfs", "DELETE /v1/vfs/REPRESENTOR", "POST /v1/net/cni/add",
-                                  "POST /v1/net/cni/del", "POST /v1/net/cni/check", "GET /v1/net/status"});
+    json endpoints =
+        json::array({"GET /v1/health", "GET /v1/status", "GET /metrics", "POST /v1/shutdown", "GET|POST /v1/services",
+                     "GET|DELETE /v1/services/NAME", "GET|POST /v1/vfs", "DELETE /v1/vfs/REPRESENTOR",
+                     "POST /v1/net/cni/add", "POST /v1/net/cni/del", "POST /v1/net/cni/check", "GET /v1/net/status"});
     return ApiResponse::json(200, dumpJson(json{{"node", node_.name}, {"endpoints", endpoints}}) + "\n");
   });
   api_->route("GET", "/v1/health", [this](const ApiRequest&) {
@@ -65,7 +69,8 @@ void Agent::registerCoreRoutes() {
 }
 
 void Agent::registerServiceRoutes() {
-  api_->route("GET", "/v1/services", [this](const ApiRequest&) { return ApiResponse::json(200, servicesJson() + "\n"); });
+  api_->route("GET", "/v1/services",
+              [this](const ApiRequest&) { return ApiResponse::json(200, servicesJson() + "\n"); });
   api_->route("GET", "/v1/services/", [this](const ApiRequest& req) {
     auto s = supervisor_->get(req.tail);
     if (!s.ok()) return ApiResponse::error(404, s.error().message);
@@ -87,7 +92,8 @@ void Agent::registerServiceRoutes() {
 }
 
 void Agent::registerVfRoutes() {
-  api_->route("GET", "/v1/vfs", [this](const ApiRequest&) { return ApiResponse::json(200, vfsToJson(vfs_.list()) + "\n"); });
+  api_->route("GET", "/v1/vfs",
+              [this](const ApiRequest&) { return ApiResponse::json(200, vfsToJson(vfs_.list()) + "\n"); });
   api_->route("POST", "/v1/vfs", [this](const ApiRequest& req) {
     auto spec = parseVfRequest(req.body);
     if (!spec.ok()) return ApiResponse::error(400, spec.error().message);

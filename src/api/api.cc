@@ -1,5 +1,5 @@
-#include "base/json.h"
 #include "api/api.h"
+#include "base/json.h"
 
 #include <nlohmann/json.hpp>
 

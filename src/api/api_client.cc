@@ -17,8 +17,7 @@ size_t appendBody(char* data, size_t size, size_t n, void* user) {
 ApiClient::ApiClient(std::string socket_path, long timeout_ms)
     : socket_path_(std::move(socket_path)), timeout_ms_(timeout_ms) {}
 
-Result<ApiReply> ApiClient::request(const std::string& method, const std::string& path,
-                                    const std::string& body) const {
+Result<ApiReply> ApiClient::request(const std::string& method, const std::string& path, const std::string& body) const {
   CURL* curl = curl_easy_init();
   if (!curl) return makeError("curl_easy_init failed");
   ApiReply reply;
@@ -53,8 +52,7 @@ Result<ApiReply> ApiClient::post(const std::string& path, const std::string& bod
 }
 Result<ApiReply> ApiClient::del(const std::string& path) const { return request("DELETE", path, ""); }
 
-Result<std::string> ApiClient::call(const std::string& method, const std::string& path,
-                                    const std::string& body) const {
+Result<std::string> ApiClient::call(const std::string& method, const std::string& path, const std::string& body) const {
   OC_ASSIGN_OR_RETURN(ApiReply reply, request(method, path, body));
   if (reply.status >= 200 && reply.status < 300) return reply.body;
   auto j = nlohmann::json::parse(reply.body, nullptr, false);

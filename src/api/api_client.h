@@ -21,12 +21,10 @@ class ApiClient {
   Result<ApiReply> del(const std::string& path) const;
 
   // A 2xx reply's body, or an error carrying the server's {"error": ...}.
-  Result<std::string> call(const std::string& method, const std::string& path,
-                           const std::string& json_body = "") const;
+  Result<std::string> call(const std::string& method, const std::string& path, const std::string& json_body = "") const;
 
  private:
-  Result<ApiReply> request(const std::string& method, const std::string& path,
-                           const std::string& body) const;
+  Result<ApiReply> request(const std::string& method, const std::string& path, const std::string& body) const;
   std::string socket_path_;
   long timeout_ms_;
 };

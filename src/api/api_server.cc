@@ -27,8 +27,8 @@ MHD_Result collectQuery(void* cls, MHD_ValueKind, const char* key, const char* v
   return MHD_YES;
 }
 
-MHD_Result handleRequest(void* cls, MHD_Connection* conn, const char* url, const char* method,
-                         const char*, const char* upload_data, size_t* upload_size, void** con_cls) {
+MHD_Result handleRequest(void* cls, MHD_Connection* conn, const char* url, const char* method, const char*,
+                         const char* upload_data, size_t* upload_size, void** con_cls) {
   auto* self = static_cast<ApiServer*>(cls);
   if (*con_cls == nullptr) {
     *con_cls = new Upload();
@@ -36,8 +36,10 @@ MHD_Result handleRequest(void* cls, MHD_Connection* conn, const char* url, const
   }
   auto* upload = static_cast<Upload*>(*con_cls);
   if (*upload_size != 0) {
-    if (upload->body.size() + *upload_size > kMaxBody) upload->too_large = true;
-    else upload->body.append(upload_data, *upload_size);
+    if (upload->body.size() + *upload_size > kMaxBody)
+      upload->too_large = true;
+    else
+      upload->body.append(upload_data, *upload_size);
     *upload_size = 0;
     return MHD_YES;
   }
@@ -56,15 +58,13 @@ MHD_Result handleRequest(void* cls, MHD_Connection* conn, const char* url, const
   delete upload;
   *con_cls = nullptr;
 
-  MHD_Response* r = MHD_create_response_from_buffer(response.body.size(),
-                                                    const_cast<char*>(response.body.data()),
+  MHD_Response* r = MHD_create_response_from_buffer(response.body.size(), const_cast<char*>(response.body.data()),
                                                     MHD_RESPMEM_MUST_COPY);
   MHD_add_response_header(r, "Content-Type", response.content_type.c_str());
   MHD_Result rc = MHD_queue_response(conn, static_cast<unsigned>(response.status), r);
   MHD_destroy_response(r);
   return rc;
 }
-
 
 }  // namespace
 
@@ -86,8 +86,8 @@ ApiResponse ApiServer::dispatch(const ApiRequest& request) const {
   bool path_known = false;
   for (const auto& r : routes_) {
     bool prefix = !r.path.empty() && r.path.back() == '/';
-    bool match = prefix ? request.path.rfind(r.path, 0) == 0 && request.path.size() > r.path.size()
-                        : request.path == r.path;
+    bool match =
+        prefix ? request.path.rfind(r.path, 0) == 0 && request.path.size() > r.path.size() : request.path == r.path;
     if (!match) continue;
     path_known = true;
     if (r.method != request.method) continue;
@@ -114,10 +114,8 @@ Status ApiServer::listenUnix(const std::string& socket_path) {
   if (::listen(listen_fd_, 64) != 0) return errnoError("listen " + socket_path);
   socket_path_ = socket_path;
 
-  daemon_ = MHD_start_daemon(MHD_USE_EPOLL, 0, nullptr, nullptr,
-                             &handleRequest, this,
-                             MHD_OPTION_LISTEN_SOCKET, listen_fd_, MHD_OPTION_CONNECTION_TIMEOUT,
-                             static_cast<unsigned>(30), MHD_OPTION_END);
+  daemon_ = MHD_start_daemon(MHD_USE_EPOLL, 0, nullptr, nullptr, &handleRequest, this, MHD_OPTION_LISTEN_SOCKET,
+                             listen_fd_, MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(30), MHD_OPTION_END);
   if (!daemon_) return makeError("libmicrohttpd refused to start on " + socket_path);
   const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
   if (!info) return makeError("libmicrohttpd has no epoll fd");

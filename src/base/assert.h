@@ -7,7 +7,7 @@ namespace offcore::detail {
 [[noreturn]] void assertFailed(const char* expr, const char* file, int line, const char* msg);
 }
 
-#define OC_ASSERT(cond, msg)                                                     \
-  do {                                                                           \
+#define OC_ASSERT(cond, msg)                                                      \
+  do {                                                                            \
     if (!(cond)) ::offcore::detail::assertFailed(#cond, __FILE__, __LINE__, msg); \
   } while (0)

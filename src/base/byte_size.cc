@@ -19,12 +19,18 @@ Result<uint64_t> parseByteSize(const std::string& text) {
   if (i == 0) return makeError("bad size '" + text + "' (write it like 512M or 2G)");
   std::string unit = text.substr(i);
   unsigned shift = 0;
-  if (unit.empty() || unit == "B") shift = 0;
-  else if (unit == "K" || unit == "KiB" || unit == "k") shift = 10;
-  else if (unit == "M" || unit == "MiB") shift = 20;
-  else if (unit == "G" || unit == "GiB") shift = 30;
-  else if (unit == "T" || unit == "TiB") shift = 40;
-  else return makeError("bad size unit '" + unit + "' in '" + text + "' (use K, M, G or T)");
+  if (unit.empty() || unit == "B")
+    shift = 0;
+  else if (unit == "K" || unit == "KiB" || unit == "k")
+    shift = 10;
+  else if (unit == "M" || unit == "MiB")
+    shift = 20;
+  else if (unit == "G" || unit == "GiB")
+    shift = 30;
+  else if (unit == "T" || unit == "TiB")
+    shift = 40;
+  else
+    return makeError("bad size unit '" + unit + "' in '" + text + "' (use K, M, G or T)");
   if (v > (kMax >> shift)) return makeError("size '" + text + "' is too large");
   return v << shift;
 }

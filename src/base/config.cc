@@ -34,9 +34,9 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
     cfg.agent_ready_timeout_ms = doc["agent_ready_timeout_ms"].get<int>();
   }
   for (auto it = doc.begin(); it != doc.end(); ++it) {
-    static const char* known[] = {"run_root",         "cgroup_root", "fabric_netns",
-                                  "fabric_prefix",    "host_link_prefix", "log_level",
-                                  "agent_ready_timeout_ms", "cluster_dir", "service_cidr", "eip_pool"};
+    static const char* known[] = {"run_root",         "cgroup_root", "fabric_netns",           "fabric_prefix",
+                                  "host_link_prefix", "log_level",   "agent_ready_timeout_ms", "cluster_dir",
+                                  "service_cidr",     "eip_pool"};
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
     if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");

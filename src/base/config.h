@@ -14,7 +14,7 @@ struct Config {
   std::string cgroup_root = "offcore";    // cgroups live under <controller>/<cgroup_root>/<node>/
   // Fabric: the shared L2 segment standing in for the DPU's physical port.
   std::string fabric_netns = "oc-fabric";
-  std::string fabric_prefix = "10.77";    // nodes 10.77.0.x, fabric hosts 10.77.1.x, /16
+  std::string fabric_prefix = "10.77";  // nodes 10.77.0.x, fabric hosts 10.77.1.x, /16
   // Host-VF links: node i gets <host_link_prefix>.i.0/30 (SoC .1, host .2).
   std::string host_link_prefix = "10.78";
   // Cluster-scoped network state (VPCs, Services, endpoints, IPAM) shared by

@@ -26,8 +26,7 @@ Result<CpuSet> parseCpuList(const std::string& input) {
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
-    std::string_view item(text.data() + start,
-                          (comma == std::string::npos ? text.size() : comma) - start);
+    std::string_view item(text.data() + start, (comma == std::string::npos ? text.size() : comma) - start);
     size_t dash = item.find('-');
     if (dash == std::string_view::npos) {
       OC_ASSIGN_OR_RETURN(int cpu, parseCpu(item, text));

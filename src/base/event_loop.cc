@@ -24,8 +24,7 @@ Status EventLoop::init() {
   if (wake_fd_ < 0) return errnoError("eventfd");
   return watchFd(wake_fd_, EPOLLIN, [this](uint32_t) {
     uint64_t n;
-    while (::read(wake_fd_, &n, sizeof n) > 0) {
-    }
+    while (::read(wake_fd_, &n, sizeof n) > 0) {}
     drainMailbox();
   });
 }

@@ -10,10 +10,14 @@ namespace {
 std::string escapeLabel(const std::string& v) {
   std::string out;
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -38,8 +42,7 @@ std::string MetricsRegistry::renderLabels(const Labels& labels) {
   return s + "}";
 }
 
-void MetricsRegistry::describe(const std::string& name, const std::string& type,
-                               const std::string& help) {
+void MetricsRegistry::describe(const std::string& name, const std::string& type, const std::string& help) {
   auto& f = families_[name];
   f.type = type;
   f.help = help;

@@ -8,9 +8,7 @@
 
 namespace offcore {
 
-Error errnoError(const std::string& what, int err) {
-  return Error{err, what + ": " + std::strerror(err)};
-}
+Error errnoError(const std::string& what, int err) { return Error{err, what + ": " + std::strerror(err)}; }
 
 namespace detail {
 void assertFailed(const char* expr, const char* file, int line, const char* msg) {

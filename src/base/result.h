@@ -30,7 +30,7 @@ Error errnoError(const std::string& what, int err = errno);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}   // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool ok() const { return v_.index() == 0; }
@@ -78,15 +78,14 @@ inline Status okStatus() { return Status(); }
 #define OC_CONCAT(a, b) OC_CONCAT_INNER(a, b)
 
 // Returns the error of a failed Result/Status from the enclosing function.
-#define OC_TRY(expr)                                   \
-  do {                                                 \
-    auto&& oc_try_result_ = (expr);                    \
+#define OC_TRY(expr)                                         \
+  do {                                                       \
+    auto&& oc_try_result_ = (expr);                          \
     if (!oc_try_result_.ok()) return oc_try_result_.error(); \
   } while (0)
 
 // Declares `lhs` from a successful Result, or returns its error.
-#define OC_ASSIGN_OR_RETURN(lhs, expr)                                  \
-  auto OC_CONCAT(oc_result_, __LINE__) = (expr);                        \
-  if (!OC_CONCAT(oc_result_, __LINE__).ok())                            \
-    return OC_CONCAT(oc_result_, __LINE__).error();                     \
+#define OC_ASSIGN_OR_RETURN(lhs, expr)                                                       \
+  auto OC_CONCAT(oc_result_, __LINE__) = (expr);                                             \
+  if (!OC_CONCAT(oc_result_, __LINE__).ok()) return OC_CONCAT(oc_result_, __LINE__).error(); \
   lhs = std::move(OC_CONCAT(oc_result_, __LINE__)).value()

@@ -4,8 +4,8 @@
 
 #include <sys/types.h>
 
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,14 +23,13 @@ struct SpawnOptions {
   // Runs in the child between fork and exec, e.g. to enter a namespace or a
   // cgroup. Returning an error makes the child exit 127 with that message.
   std::function<Status()> in_child;
-  std::string stdin_data;       // runCapture only
-  std::string output_file;      // spawn only: stdout+stderr appended here
-  bool new_session = false;     // spawn only: setsid(), detach from the tty
+  std::string stdin_data;    // runCapture only
+  std::string output_file;   // spawn only: stdout+stderr appended here
+  bool new_session = false;  // spawn only: setsid(), detach from the tty
 };
 
 // Runs argv to completion and captures its stdout/stderr.
-Result<ProcessOutput> runCapture(const std::vector<std::string>& argv,
-                                 const SpawnOptions& options = {});
+Result<ProcessOutput> runCapture(const std::vector<std::string>& argv, const SpawnOptions& options = {});
 
 // Runs argv and turns a non-zero exit into an error carrying its stderr.
 Status runChecked(const std::vector<std::string>& argv, const SpawnOptions& options = {});

@@ -54,8 +54,8 @@ class ColdstartSuite final : public BenchSuite {
     std::string images_script = src + "/scripts/bench-images.sh";
     std::string driver = src + "/scripts/bench/coldstart.sh";
     if (!pathExists(driver)) return makeError("the driver " + driver + " is missing (run from a source checkout)");
-    std::vector<std::string> images = options.quick ? std::vector<std::string>{"small"}
-                                                    : std::vector<std::string>{"small", "python", "gcc"};
+    std::vector<std::string> images =
+        options.quick ? std::vector<std::string>{"small"} : std::vector<std::string>{"small", "python", "gcc"};
     if (!options.quick) {
       std::fprintf(stderr, "bench coldstart: building/checking the benchmark images (cached after the first run)\n");
       OC_TRY(runChecked({"bash", images_script}));
@@ -64,14 +64,15 @@ class ColdstartSuite final : public BenchSuite {
     }
     // The driver shows its progress on our stderr and writes results to a file.
     std::string results = "/var/tmp/offcore-coldstart-" + std::to_string(::getpid()) + ".jsonl";
-    std::vector<std::string> argv{"env", "OFFCORE=" + selfExe(), "bash", driver, results,
-                                  std::to_string(options.quick ? 1 : options.runs)};
+    std::vector<std::string> argv{
+        "env", "OFFCORE=" + selfExe(), "bash", driver, results, std::to_string(options.quick ? 1 : options.runs)};
     argv.insert(argv.end(), images.begin(), images.end());
     OC_ASSIGN_OR_RETURN(pid_t pid, spawn(argv));
     OC_ASSIGN_OR_RETURN(int rc, waitExit(pid));
     auto text = readFile(results);
     std::remove(results.c_str());
-    if (rc != 0) return makeError("the cold-start driver failed (exit " + std::to_string(rc) + "); see its output above");
+    if (rc != 0)
+      return makeError("the cold-start driver failed (exit " + std::to_string(rc) + "); see its output above");
     if (!text.ok()) return text.error();
     std::map<std::pair<std::string, std::string>, Samples> samples;
     for (const auto& line : splitLines(*text)) {
@@ -90,14 +91,15 @@ class ColdstartSuite final : public BenchSuite {
     r.suite = "coldstart";
     r.title = "Container cold start: lazily loaded block images vs a full overlayfs pull";
     r.baseline_name = "containerd overlayfs (full pull, then run)";
-    r.method = "Each run is cold: page cache dropped, fresh containerd root and content store, fresh snapshotter "
-               "root, empty chunk cache, image service restarted. Registry (docker-registry) and storage gateway run "
-               "on fabric hosts and are reached through the node's SoC. Time runs from the start of `ctr image pull` "
-               "to the workload's first line of output (small: echo, python: python3 -c print, gcc: gcc --version); "
-               "pull/create/ready split it. Bytes fetched = bytes received on the SoC's uplink (everything a cold "
-               "start pulls crosses it). Host CPU and peak memory: one cgroup holding containerd, the snapshotters, "
-               "ctr, shims and the container; SoC: the node's SoC cgroup. Medians over " +
-               std::to_string(options.quick ? 1 : options.runs) + " runs.";
+    r.method =
+        "Each run is cold: page cache dropped, fresh containerd root and content store, fresh snapshotter "
+        "root, empty chunk cache, image service restarted. Registry (docker-registry) and storage gateway run "
+        "on fabric hosts and are reached through the node's SoC. Time runs from the start of `ctr image pull` "
+        "to the workload's first line of output (small: echo, python: python3 -c print, gcc: gcc --version); "
+        "pull/create/ready split it. Bytes fetched = bytes received on the SoC's uplink (everything a cold "
+        "start pulls crosses it). Host CPU and peak memory: one cgroup holding containerd, the snapshotters, "
+        "ctr, shims and the container; SoC: the node's SoC cgroup. Medians over " +
+        std::to_string(options.quick ? 1 : options.runs) + " runs.";
     for (const auto& img : images) {
       auto base_it = samples.find({img, "overlayfs"});
       const Samples* base = base_it == samples.end() ? nullptr : &base_it->second;
@@ -121,7 +123,7 @@ class ColdstartSuite final : public BenchSuite {
         first.detail = detail;
         r.rows.push_back(first);
         BenchRow fetched = row("bytes fetched", "fetched_bytes", "MiB", 1.0 / (1 << 20));
-        std::snprintf(detail, sizeof detail, "%.1f%% of the %.1f MiB compressed image", 
+        std::snprintf(detail, sizeof detail, "%.1f%% of the %.1f MiB compressed image",
                       100.0 * s.med("fetched_bytes") / std::max(1.0, s.med("image_bytes")),
                       s.med("image_bytes") / (1 << 20));
         fetched.detail = detail;

@@ -25,9 +25,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double msSince(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
+double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
 class DpuSuite final : public BenchSuite {
  public:
@@ -93,10 +91,12 @@ class DpuSuite final : public BenchSuite {
     report.rows.push_back({"dpu down", "ms", median(down_ms), median(raw_down_ms), true, detail(down_ms)});
     report.rows.push_back({"agent idle cpu", "% of one core", median(idle_cpu), std::nullopt, true, detail(idle_cpu)});
     report.rows.push_back({"agent RSS", "MiB", median(rss), std::nullopt, true, detail(rss)});
-    report.notes.push_back("`dpu up` includes starting the agent and waiting for its first API answer; "
-                           "the issue's bound is 2000 ms.");
-    report.notes.push_back("Idle CPU is read from /proc/<agent>/stat over the window; the agent has no "
-                           "periodic work, so anything above 0 is timer or API noise.");
+    report.notes.push_back(
+        "`dpu up` includes starting the agent and waiting for its first API answer; "
+        "the issue's bound is 2000 ms.");
+    report.notes.push_back(
+        "Idle CPU is read from /proc/<agent>/stat over the window; the agent has no "
+        "periodic work, so anything above 0 is timer or API noise.");
     return report;
   }
 
@@ -113,8 +113,8 @@ class DpuSuite final : public BenchSuite {
     OC_TRY(netnsAdd(l.soc_netns));
     std::string hostns = "ocb-" + n;
     OC_TRY(netnsAdd(hostns));
-    OC_TRY(ipCmd(fabric.netns(), {"link", "add", l.uplink_fabric_if, "type", "veth", "peer", "name", "up0",
-                                  "netns", l.soc_netns}));
+    OC_TRY(ipCmd(fabric.netns(),
+                 {"link", "add", l.uplink_fabric_if, "type", "veth", "peer", "name", "up0", "netns", l.soc_netns}));
     OC_TRY(ipCmd(fabric.netns(), {"link", "set", l.uplink_fabric_if, "master", fabric.bridge(), "up"}));
     OC_TRY(ipCmd(l.soc_netns, {"addr", "add", fabric.nodeUplinkIp(idx), "dev", "up0"}));
     OC_TRY(ipCmd(l.soc_netns, {"link", "set", "up0", "up"}));

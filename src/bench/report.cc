@@ -15,8 +15,10 @@ namespace {
 
 std::string fmt(double v) {
   char buf[64];
-  if (v != 0 && (v < 0.01 && v > -0.01)) std::snprintf(buf, sizeof buf, "%.2e", v);
-  else std::snprintf(buf, sizeof buf, "%.2f", v);
+  if (v != 0 && (v < 0.01 && v > -0.01))
+    std::snprintf(buf, sizeof buf, "%.2e", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f", v);
   return buf;
 }
 
@@ -47,8 +49,8 @@ std::string BenchReport::toMarkdown(const std::string& plot_file) const {
   for (const auto& r : rows) {
     auto q = ratio(r);
     md += "| " + r.metric + " | " + r.unit + " | " + fmt(r.offcore) + " | " +
-          (r.baseline ? fmt(*r.baseline) : std::string("—")) + " | " + (q ? fmt(*q) + "×" : std::string("—")) +
-          " | " + r.detail + " |\n";
+          (r.baseline ? fmt(*r.baseline) : std::string("—")) + " | " + (q ? fmt(*q) + "×" : std::string("—")) + " | " +
+          r.detail + " |\n";
   }
   md += "\n";
   if (!plot_file.empty()) md += "![" + suite + "](" + plot_file + ")\n\n";
@@ -74,14 +76,19 @@ Result<std::string> writeReport(const BenchReport& report, const std::string& di
       OC_TRY(writeFileAtomic(data_file, data));
       std::string png = dir + "/" + report.suite + ".png";
       int width = std::max(700, 60 * i + 200);
-      std::string script =
-          "set terminal pngcairo size " + std::to_string(width) + ",560 font ',10'\n"
-          "set output '" + png + "'\n"
-          "set title '" + report.title + ": offcore / baseline (1.0 = parity)' noenhanced\n"
-          "set style fill solid 0.8 border -1\nset boxwidth 0.7\nset bmargin 12\n"
-          "set xtics rotate by -45 noenhanced\nset grid ytics\nset yrange [0:*]\nunset key\n"
-          "set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb 'red'\n"
-          "plot '" + data_file + "' using 1:3:xtic(2) with boxes lc rgb '#4060c0'\n";
+      std::string script = "set terminal pngcairo size " + std::to_string(width) +
+                           ",560 font ',10'\n"
+                           "set output '" +
+                           png +
+                           "'\n"
+                           "set title '" +
+                           report.title +
+                           ": offcore / baseline (1.0 = parity)' noenhanced\n"
+                           "set style fill solid 0.8 border -1\nset boxwidth 0.7\nset bmargin 12\n"
+                           "set xtics rotate by -45 noenhanced\nset grid ytics\nset yrange [0:*]\nunset key\n"
+                           "set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb 'red'\n"
+                           "plot '" +
+                           data_file + "' using 1:3:xtic(2) with boxes lc rgb '#4060c0'\n";
       SpawnOptions opts;
       opts.stdin_data = script;
       auto ran = runCapture({"gnuplot"}, opts);

@@ -16,7 +16,7 @@ struct BenchRow {
   double offcore = 0;
   std::optional<double> baseline;  // none where no baseline applies
   bool lower_is_better = true;
-  std::string detail;              // e.g. "p90 41 ms, 5 runs"
+  std::string detail;  // e.g. "p90 41 ms, 5 runs"
 };
 
 struct BenchReport {
@@ -26,7 +26,7 @@ struct BenchReport {
   std::string method;         // how it was measured, for the reader
   std::vector<BenchRow> rows;
   std::vector<std::string> notes;
-  bool plot = true;           // bar chart of rows that have a baseline
+  bool plot = true;  // bar chart of rows that have a baseline
 
   std::string toMarkdown(const std::string& plot_file) const;
 };

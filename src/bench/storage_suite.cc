@@ -13,8 +13,8 @@
 #include "base/files.h"
 #include "base/progress.h"
 #include "base/stats.h"
-#include "bench/proc_stats.h"
 #include "base/subprocess.h"
+#include "bench/proc_stats.h"
 #include "bench/suite.h"
 #include "dpu/node.h"
 
@@ -115,10 +115,19 @@ class StorageSuite final : public BenchSuite {
   }
 
   Result<FioResult> fio(const FioCase& c, const std::string& file, bool in_host_domain, int seconds) {
-    std::vector<std::string> argv{"fio", "--name=" + c.name, "--filename=" + file, "--rw=" + c.rw, "--bs=" + c.bs,
-                                  "--iodepth=" + std::to_string(c.depth), "--ioengine=libaio", "--direct=1",
-                                  "--time_based", "--runtime=" + std::to_string(seconds), "--size=" + fill_size_,
-                                  "--randrepeat=0", "--output-format=json"};
+    std::vector<std::string> argv{"fio",
+                                  "--name=" + c.name,
+                                  "--filename=" + file,
+                                  "--rw=" + c.rw,
+                                  "--bs=" + c.bs,
+                                  "--iodepth=" + std::to_string(c.depth),
+                                  "--ioengine=libaio",
+                                  "--direct=1",
+                                  "--time_based",
+                                  "--runtime=" + std::to_string(seconds),
+                                  "--size=" + fill_size_,
+                                  "--randrepeat=0",
+                                  "--output-format=json"};
     if (in_host_domain) argv.insert(argv.begin(), {oc(), "dpu", "exec", "--name", node_, "--domain", "host", "--"});
     OC_ASSIGN_OR_RETURN(ProcessOutput out, runCapture(argv));
     if (out.exit_code != 0) return makeError("fio failed: " + trim(out.err));
@@ -140,8 +149,8 @@ class StorageSuite final : public BenchSuite {
     BenchReport report;
     report.suite = "storage";
     report.title = "NVMe/TCP disk through the software DPU vs a local file";
-    report.baseline_name = "the same fio job on a local file on the filesystem holding the gateway's data (" +
-                           work_ + ")";
+    report.baseline_name =
+        "the same fio job on a local file on the filesystem holding the gateway's data (" + work_ + ")";
     report.method = "fio " + std::to_string(seconds) + " s per case, libaio, O_DIRECT, " + fill_size_ +
                     " working set, " + std::to_string(runs) +
                     " run(s), medians. The disk path is fio (host domain) -> loop-free FUSE file -> initiator (SoC "
@@ -159,8 +168,10 @@ class StorageSuite final : public BenchSuite {
         progress.step(c.name + " disk");
         if (g0.ok() && g1.ok()) gw_cpu += *g1 - *g0;
         if (st0.ok() && st1.ok()) {
-          host_cpu += (*st1)["domains"]["host"].value("cpu_seconds", 0.0) - (*st0)["domains"]["host"].value("cpu_seconds", 0.0);
-          soc_cpu += (*st1)["domains"]["soc"].value("cpu_seconds", 0.0) - (*st0)["domains"]["soc"].value("cpu_seconds", 0.0);
+          host_cpu +=
+              (*st1)["domains"]["host"].value("cpu_seconds", 0.0) - (*st0)["domains"]["host"].value("cpu_seconds", 0.0);
+          soc_cpu +=
+              (*st1)["domains"]["soc"].value("cpu_seconds", 0.0) - (*st0)["domains"]["soc"].value("cpu_seconds", 0.0);
         }
         total_ios += d.ios;
         OC_ASSIGN_OR_RETURN(FioResult l, fio(c, local_, false, seconds));
@@ -184,13 +195,14 @@ class StorageSuite final : public BenchSuite {
     double per_million = total_ios > 0 ? gw_cpu / total_ios * 1e6 : 0;
     report.rows.push_back({"gateway CPU per million I/Os", "CPU-s", per_million, std::nullopt, true,
                            "all cases, " + std::to_string(static_cast<long>(total_ios)) + " I/Os"});
-    report.rows.push_back({"host-domain CPU during disk runs", "CPU-s", host_cpu, std::nullopt, true,
-                           "fio itself runs here"});
-    report.rows.push_back({"SoC-domain CPU during disk runs", "CPU-s", soc_cpu, std::nullopt, true,
-                           "initiator + FUSE daemon"});
+    report.rows.push_back(
+        {"host-domain CPU during disk runs", "CPU-s", host_cpu, std::nullopt, true, "fio itself runs here"});
+    report.rows.push_back(
+        {"SoC-domain CPU during disk runs", "CPU-s", soc_cpu, std::nullopt, true, "initiator + FUSE daemon"});
     report.notes.push_back("Ratios are offcore/local: for IOPS and bandwidth higher is better, for latency lower.");
-    report.notes.push_back("Everything shares one 2-core machine: the SoC domain, the gateway and fio compete for "
-                           "the same cores, which a real DPU would not.");
+    report.notes.push_back(
+        "Everything shares one 2-core machine: the SoC domain, the gateway and fio compete for "
+        "the same cores, which a real DPU would not.");
     return report;
   }
 

@@ -14,9 +14,9 @@
 namespace offcore {
 
 struct BenchOptions {
-  int runs = 5;          // repetitions; reports quote medians
+  int runs = 5;  // repetitions; reports quote medians
   std::string out_dir = "bench/results";
-  bool quick = false;    // fewer/shorter runs, for smoke tests
+  bool quick = false;  // fewer/shorter runs, for smoke tests
 };
 
 class BenchSuite {

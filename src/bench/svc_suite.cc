@@ -49,8 +49,8 @@ struct Series {
       return;
     }
     if (j.contains("run") && j.value("rps", 0.0) > 0) rps_by_run[j.value("run", 0)] = j["rps"].get<double>();
-    for (const char* k : {"rps", "p50_ms", "p99_ms", "errors", "host_cpu_s", "soc_cpu_s", "machine_cpu_s", "requests", "seconds",
-                          "resolution_s", "cli_cpu_s"}) {
+    for (const char* k : {"rps", "p50_ms", "p99_ms", "errors", "host_cpu_s", "soc_cpu_s", "machine_cpu_s", "requests",
+                          "seconds", "resolution_s", "cli_cpu_s"}) {
       if (j.contains(k) && j[k].is_number()) by_metric[k].push_back(j[k].get<double>());
     }
     // Time per request on one connection, connect included: wrk's latency
@@ -69,14 +69,16 @@ struct Series {
   }
   bool has(const std::string& k) const { return by_metric.count(k) && !by_metric.at(k).empty(); }
   double med(const std::string& k) const { return has(k) ? median(by_metric.at(k)) : 0; }
-  size_t n() const { return has("rps") ? by_metric.at("rps").size() : has("seconds") ? by_metric.at("seconds").size() : 0; }
+  size_t n() const {
+    return has("rps") ? by_metric.at("rps").size() : has("seconds") ? by_metric.at("seconds").size() : 0;
+  }
 };
 
 struct Data {
-  std::map<std::tuple<std::string, std::string, std::string>, Series> wrk;      // case, path, mode
-  std::map<std::pair<std::string, int>, Series> program;                         // impl, services
-  std::map<std::tuple<std::string, int, std::string>, Series> latency;           // impl, services, mode
-  std::vector<json> checks;                                                      // correctness probes
+  std::map<std::tuple<std::string, std::string, std::string>, Series> wrk;  // case, path, mode
+  std::map<std::pair<std::string, int>, Series> program;                    // impl, services
+  std::map<std::tuple<std::string, int, std::string>, Series> latency;      // impl, services, mode
+  std::vector<json> checks;                                                 // correctness probes
   // Only series with at least one successful run; failures are reported apart.
   const Series* find(const std::string& c, const std::string& p, const std::string& m) const {
     auto it = wrk.find({c, p, m});
@@ -120,7 +122,9 @@ class SvcSuite final : public BenchSuite {
     if (!pathExists(driver)) return makeError("the driver " + driver + " is missing (run from a source checkout)");
     // ocbs-: the prefix every name of this bench carries (see scripts/bench/svc.sh).
     std::string results = "/var/tmp/ocbs-svc-results-" + std::to_string(::getpid()) + ".jsonl";
-    std::vector<std::string> argv{"env", "OFFCORE=" + selfExe(), "bash", driver, "--out", results,
+    std::vector<std::string> argv{"env",    "OFFCORE=" + selfExe(),
+                                  "bash",   driver,
+                                  "--out",  results,
                                   "--runs", std::to_string(options.quick ? 1 : options.runs)};
     if (options.quick) argv.push_back("--quick");
     OC_ASSIGN_OR_RETURN(pid_t pid, spawn(argv));
@@ -134,10 +138,14 @@ class SvcSuite final : public BenchSuite {
       json j = json::parse(line, nullptr, false);
       if (j.is_discarded() || !j.is_object()) continue;
       std::string c = j.value("case", "");
-      if (c == "check") d.checks.push_back(j);
-      else if (c == "program") d.program[{j.value("impl", ""), j.value("services", 0)}].add(j);
-      else if (c == "latency_vs_services") d.latency[{j.value("impl", ""), j.value("services", 0), j.value("mode", "")}].add(j);
-      else d.wrk[{c, j.value("path", ""), j.value("mode", "")}].add(j);
+      if (c == "check")
+        d.checks.push_back(j);
+      else if (c == "program")
+        d.program[{j.value("impl", ""), j.value("services", 0)}].add(j);
+      else if (c == "latency_vs_services")
+        d.latency[{j.value("impl", ""), j.value("services", 0), j.value("mode", "")}].add(j);
+      else
+        d.wrk[{c, j.value("path", ""), j.value("mode", "")}].add(j);
     }
     if (d.wrk.empty()) return makeError("the svc driver produced no measurements");
     BenchReport r = buildReport(d, options);
@@ -155,24 +163,27 @@ class SvcSuite final : public BenchSuite {
     r.baseline_name = have_oc ? "direct to the backend (req/s rows) or the kube-proxy nftables-mode VIP (the rest)"
                               : "direct through the router (baseline-only run: the offcore column holds the nft VIP)";
     r.plot = false;  // our own chart, svc.png: req/s per path and mode
-    r.method =
-        "One nginx backend (one worker, access log off) per backend netns, wrk -t1 -c50 -d" +
-        std::string(options.quick ? "2" : "5") + "s from a client netns, keep-alive and `Connection: close` "
-        "(a new connection per request; backends keep no TIME_WAIT sockets, see src/bench/README.md). Paths: direct = the backend's pod IP over offcore's pod network; "
-        "direct-router = the backend's second interface through a router netns; offcore = ClusterIP "
-        "10.96.88.10; nft = VIP 10.97.0.10 DNATed in the router netns by a kube-proxy nftables-mode ruleset "
-        "(`table ip kube-proxy`, `service-ips` verdict map on daddr . l4proto . dport, `numgen random mod N` "
-        "to per-endpoint `dnat` chains; scripts/bench/svc_nft.py). The measured service has one endpoint, so "
-        "every path ends at the same nginx; 10 services are installed. same-node: client and backends on node "
-        "ocbsa; cross-node: client on ocbsb. wrk and nginx run in the nodes' host cgroups; CPU per request = "
-        "(host + SoC cgroup CPU) / requests, machine = /proc/stat (shared with other tenants of this machine). "
-        "Programming: offcore `svc apply` of N services (2 endpoints each) until both nodes report the store's "
-        "generation (polled every 20 ms), nft one `nft -f` transaction of the same N services. Latency vs "
-        "services: one connection (-c1) to the measured service with 10 and with the largest N installed. "
-        "Medians over " + std::to_string(options.quick ? 1 : options.runs) + " runs.";
+    r.method = "One nginx backend (one worker, access log off) per backend netns, wrk -t1 -c50 -d" +
+               std::string(options.quick ? "2" : "5") +
+               "s from a client netns, keep-alive and `Connection: close` "
+               "(a new connection per request; backends keep no TIME_WAIT sockets, see src/bench/README.md). Paths: "
+               "direct = the backend's pod IP over offcore's pod network; "
+               "direct-router = the backend's second interface through a router netns; offcore = ClusterIP "
+               "10.96.88.10; nft = VIP 10.97.0.10 DNATed in the router netns by a kube-proxy nftables-mode ruleset "
+               "(`table ip kube-proxy`, `service-ips` verdict map on daddr . l4proto . dport, `numgen random mod N` "
+               "to per-endpoint `dnat` chains; scripts/bench/svc_nft.py). The measured service has one endpoint, so "
+               "every path ends at the same nginx; 10 services are installed. same-node: client and backends on node "
+               "ocbsa; cross-node: client on ocbsb. wrk and nginx run in the nodes' host cgroups; CPU per request = "
+               "(host + SoC cgroup CPU) / requests, machine = /proc/stat (shared with other tenants of this machine). "
+               "Programming: offcore `svc apply` of N services (2 endpoints each) until both nodes report the store's "
+               "generation (polled every 20 ms), nft one `nft -f` transaction of the same N services. Latency vs "
+               "services: one connection (-c1) to the measured service with 10 and with the largest N installed. "
+               "Medians over " +
+               std::to_string(options.quick ? 1 : options.runs) + " runs.";
     std::vector<std::string> targets;
     auto rpsDetail = [](const Series& s, const char* label) {
-      std::string t = std::string(label) + " p50 " + num("%.2f", s.med("p50_ms")) + " / p99 " + num("%.2f", s.med("p99_ms")) + " ms";
+      std::string t = std::string(label) + " p50 " + num("%.2f", s.med("p50_ms")) + " / p99 " +
+                      num("%.2f", s.med("p99_ms")) + " ms";
       if (s.med("errors") > 0) t += " (" + num("%.0f", s.med("errors")) + " wrk errors)";
       if (!s.failures.empty()) t += " (" + std::to_string(s.failures.size()) + " run(s) failed)";
       return t;
@@ -199,8 +210,9 @@ class SvcSuite final : public BenchSuite {
           bool ok = q >= kMinRpsVsDirect;
           b.detail = rpsDetail(*oc, "offcore") + "; " + rpsDetail(*direct, "direct");
           if (pr.size() >= 2)
-            b.detail += "; per-run ratio median " + num("%.2f", q) + " (" + num("%.2f", *std::min_element(pr.begin(), pr.end())) +
-                        "-" + num("%.2f", *std::max_element(pr.begin(), pr.end())) + ")";
+            b.detail += "; per-run ratio median " + num("%.2f", q) + " (" +
+                        num("%.2f", *std::min_element(pr.begin(), pr.end())) + "-" +
+                        num("%.2f", *std::max_element(pr.begin(), pr.end())) + ")";
           b.detail += "; target >= " + num("%.2f", kMinRpsVsDirect) + "x: " + verdict(ok);
           std::string runs;
           if (!oc->failures.empty() || !direct->failures.empty())
@@ -212,20 +224,32 @@ class SvcSuite final : public BenchSuite {
         }
         if (nft) {
           const Series* top = oc ? oc : nft;
-          BenchRow b{where + ": req/s, " + (oc ? "ClusterIP vs nft VIP" : "nft VIP vs direct-router"), "req/s",
-                     top->med("rps"), oc ? nft->med("rps") : (router ? router->med("rps") : 0), false, ""};
+          BenchRow b{where + ": req/s, " + (oc ? "ClusterIP vs nft VIP" : "nft VIP vs direct-router"),
+                     "req/s",
+                     top->med("rps"),
+                     oc ? nft->med("rps") : (router ? router->med("rps") : 0),
+                     false,
+                     ""};
           b.detail = rpsDetail(*nft, "nft");
           if (auto pr = pairedRatios(*top, oc ? *nft : router ? *router : *nft); pr.size() >= 2)
             b.detail += "; per-run ratio median " + num("%.2f", median(pr));
-          if (router) b.detail += "; direct-router " + num("%.0f", router->med("rps")) + " req/s, " + rpsDetail(*router, "");
+          if (router)
+            b.detail += "; direct-router " + num("%.0f", router->med("rps")) + " req/s, " + rpsDetail(*router, "");
           r.rows.push_back(b);
-          BenchRow cpu{where + ": CPU per request (host + SoC)", "us", top->med("cpu_us_per_req"),
-                       nft->med("cpu_us_per_req"), true, ""};
+          BenchRow cpu{where + ": CPU per request (host + SoC)",
+                       "us",
+                       top->med("cpu_us_per_req"),
+                       nft->med("cpu_us_per_req"),
+                       true,
+                       ""};
           if (!oc) cpu.baseline = router ? router->med("cpu_us_per_req") : 0;
           cpu.detail = "host " + num("%.2f", top->med("host_cpu_s")) + " s, SoC " + num("%.2f", top->med("soc_cpu_s")) +
                        " s per run; machine " + num("%.1f", top->med("machine_us_per_req")) + " us/req (" +
                        (oc ? "nft " : "direct-router ") +
-                       num("%.1f", (oc ? nft : router ? router : nft)->med("machine_us_per_req")) +
+                       num("%.1f", (oc       ? nft
+                                    : router ? router
+                                             : nft)
+                                       ->med("machine_us_per_req")) +
                        "); other tenants " + num("%.1f", top->med("others_cpu_s")) + " s per run";
           r.rows.push_back(cpu);
         } else if (oc && direct) {
@@ -252,21 +276,25 @@ class SvcSuite final : public BenchSuite {
     for (const auto& [k, s] : d.wrk)
       if (std::get<1>(k) == "offcore") soc = std::max(soc, s.med("soc_cpu_s"));
     if (have_oc && soc < 0.05)
-      r.notes.push_back("SoC CPU stayed at " + num("%.3f", soc) + " s per run: the pod dataplane (BPF on the "
+      r.notes.push_back("SoC CPU stayed at " + num("%.3f", soc) +
+                        " s per run: the pod dataplane (BPF on the "
                         "representors) runs in the softirq of the CPU that sent the packet, a host CPU here, so its "
                         "cost is charged to the host cgroups. Steering the representors' receive side to the SoC "
                         "CPUs (RPS) would move it.");
     if (have_oc && d.find("cross-node", "nft", "keepalive"))
-      r.notes.push_back("cross-node nft and direct-router runs do not cross nodes (the router netns is one hop from "
-                        "either client); the cross-node comparison that pays the tunnel on both sides is ClusterIP "
-                        "vs direct.");
+      r.notes.push_back(
+          "cross-node nft and direct-router runs do not cross nodes (the router netns is one hop from "
+          "either client); the cross-node comparison that pays the tunnel on both sides is ClusterIP "
+          "vs direct.");
     programRows(d, r, targets);
     latencyRows(d, r, targets);
     for (const auto& t : targets) r.notes.push_back("Target: " + t);
-    r.notes.push_back("req/s rows: higher is better (ratio above 1 favours offcore); CPU, programming and latency rows: "
-                      "lower is better.");
-    r.notes.push_back("Close-mode latency from wrk excludes the TCP handshake; the latency-vs-services rows therefore "
-                      "use time per request on one connection (1 / req/s), which includes it.");
+    r.notes.push_back(
+        "req/s rows: higher is better (ratio above 1 favours offcore); CPU, programming and latency rows: "
+        "lower is better.");
+    r.notes.push_back(
+        "Close-mode latency from wrk excludes the TCP handshake; the latency-vs-services rows therefore "
+        "use time per request on one connection (1 / req/s), which includes it.");
     return r;
   }
 
@@ -277,23 +305,25 @@ class SvcSuite final : public BenchSuite {
       auto oc = d.program.find({"offcore", n});
       auto nft = d.program.find({"nft", n});
       if (nft == d.program.end()) continue;
-      BenchRow b{"program " + std::to_string(n) + " services", "s",
+      BenchRow b{"program " + std::to_string(n) + " services",
+                 "s",
                  oc == d.program.end() ? nft->second.med("seconds") : oc->second.med("seconds"),
-                 nft->second.med("seconds"), true, ""};
+                 nft->second.med("seconds"),
+                 true,
+                 ""};
       if (oc == d.program.end()) {
         b.metric += " (nft only)";
         b.baseline.reset();
         b.detail = "nft CPU " + num("%.2f", nft->second.med("cli_cpu_s")) + " s";
       } else {
         bool ok = b.offcore <= kMaxProgramVsNft * *b.baseline;
-        b.detail = "offcore until both nodes run it, poll resolution " +
-                   num("%.3f", oc->second.med("resolution_s")) + " s; CPU: offcore CLI " +
-                   num("%.2f", oc->second.med("cli_cpu_s")) + " s + SoC " + num("%.2f", oc->second.med("soc_cpu_s")) +
-                   " s, nft " + num("%.2f", nft->second.med("cli_cpu_s")) + " s; target <= " +
-                   num("%.1f", kMaxProgramVsNft) + "x nft: " + verdict(ok);
+        b.detail = "offcore until both nodes run it, poll resolution " + num("%.3f", oc->second.med("resolution_s")) +
+                   " s; CPU: offcore CLI " + num("%.2f", oc->second.med("cli_cpu_s")) + " s + SoC " +
+                   num("%.2f", oc->second.med("soc_cpu_s")) + " s, nft " + num("%.2f", nft->second.med("cli_cpu_s")) +
+                   " s; target <= " + num("%.1f", kMaxProgramVsNft) + "x nft: " + verdict(ok);
         if (n == *sizes.rbegin())
-          targets.push_back("offcore programs " + std::to_string(n) + " services in <= 0.1x nft's time: " + verdict(ok) +
-                            " (" + num("%.3f", b.offcore / std::max(1e-9, *b.baseline)) + "x; " +
+          targets.push_back("offcore programs " + std::to_string(n) + " services in <= 0.1x nft's time: " +
+                            verdict(ok) + " (" + num("%.3f", b.offcore / std::max(1e-9, *b.baseline)) + "x; " +
                             num("%.3f", (b.offcore - oc->second.med("resolution_s")) / std::max(1e-9, *b.baseline)) +
                             "x less the poll resolution)");
       }
@@ -315,9 +345,15 @@ class SvcSuite final : public BenchSuite {
       if (!nftN || !nft10) continue;
       const Series* top = ocN ? ocN : nftN;
       BenchRow b{std::string("time per request, 1 connection, ") + m + ", " + std::to_string(largest) + " services",
-                 "ms", top->med("cycle_ms"), nftN->med("cycle_ms"), true, ""};
+                 "ms",
+                 top->med("cycle_ms"),
+                 nftN->med("cycle_ms"),
+                 true,
+                 ""};
       if (!ocN) b.baseline.reset(), b.metric += " (nft only)";
-      auto growth = [](const Series* a, const Series* b, const char* k) { return b->med(k) / std::max(1e-9, a->med(k)); };
+      auto growth = [](const Series* a, const Series* b, const char* k) {
+        return b->med(k) / std::max(1e-9, a->med(k));
+      };
       b.detail = "at 10: nft " + num("%.3f", nft10->med("cycle_ms")) + " ms (growth " +
                  num("%.2f", growth(nft10, nftN, "cycle_ms")) + "x, p99 " + num("%.2f", nft10->med("p99_ms")) + " -> " +
                  num("%.2f", nftN->med("p99_ms")) + " ms)";
@@ -355,12 +391,17 @@ class SvcSuite final : public BenchSuite {
     std::string data_file = dir + "/svc.dat";
     if (!writeFileAtomic(data_file, data).ok()) return;
     std::string script =
-        "set terminal pngcairo size 900,520 font ',10'\nset output '" + dir + "/svc.png'\n"
+        "set terminal pngcairo size 900,520 font ',10'\nset output '" + dir +
+        "/svc.png'\n"
         "set title 'Service load balancing: req/s per path (wrk -t1 -c50, median)' noenhanced\n"
         "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n"
         "set datafile missing '-'\nset grid ytics\nset yrange [0:*]\nset key outside bottom center horizontal\n"
-        "set xtics noenhanced\nset ylabel 'req/s'\nset xrange [-0.6:" + std::to_string(clusters) + "-0.4]\n"
-        "plot '" + data_file + "' using 2:xtic(1) title 'direct (pod network)' lc rgb '#808080', "
+        "set xtics noenhanced\nset ylabel 'req/s'\nset xrange [-0.6:" +
+        std::to_string(clusters) +
+        "-0.4]\n"
+        "plot '" +
+        data_file +
+        "' using 2:xtic(1) title 'direct (pod network)' lc rgb '#808080', "
         "'' using 3 title 'direct via router' lc rgb '#c0c0c0', '' using 4 title 'offcore ClusterIP' lc rgb '#4060c0', "
         "'' using 5 title 'nftables DNAT VIP' lc rgb '#d08030'\n";
     SpawnOptions opts;
@@ -368,7 +409,8 @@ class SvcSuite final : public BenchSuite {
     auto ran = runCapture({"gnuplot"}, opts);
     std::remove(data_file.c_str());
     bool ok = ran.ok() && ran->exit_code == 0;
-    r.notes.insert(r.notes.begin(), ok ? "Chart: ![req/s per path and mode](svc.png)" : "gnuplot failed; no chart this run.");
+    r.notes.insert(r.notes.begin(),
+                   ok ? "Chart: ![req/s per path and mode](svc.png)" : "gnuplot failed; no chart this run.");
   }
 
   Config config_;

@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <thread>
 
-#include "base/json.h"
 #include "api/api_client.h"
+#include "base/json.h"
 #include "base/subprocess.h"
 #include "cli/common.h"
 #include "dpu/fabric.h"
@@ -82,8 +82,8 @@ int runDemo(CliContext& ctx, const std::string& name) {
   std::vector<std::vector<std::string>> rows{{"DOMAIN", "CPUS", "CPU-SECONDS ADDED", "MEMORY"}};
   for (const char* d : {"soc", "host"}) {
     char delta[32];
-    std::snprintf(delta, sizeof delta, "%.2f", (*after)["domains"][d].value("cpu_seconds", 0.0) -
-                                                   (*before)["domains"][d].value("cpu_seconds", 0.0));
+    std::snprintf(delta, sizeof delta, "%.2f",
+                  (*after)["domains"][d].value("cpu_seconds", 0.0) - (*before)["domains"][d].value("cpu_seconds", 0.0));
     rows.push_back({d, (*after)["domains"][d].value("cpus", ""), delta,
                     humanBytes((*after)["domains"][d].value("memory_bytes", 0ULL))});
   }
@@ -122,8 +122,8 @@ int runDemo(CliContext& ctx, const std::string& name) {
     svc = json::parse(agent.call("GET", "/v1/services/demo-svc").valueOr("{}"));
     if (svc.value("restarts", 0) > 0 && svc.value("state", "") == "running") break;
   }
-  std::printf("demo-svc state %s, restarts %d, new pid %d\n", svc.value("state", "?").c_str(),
-              svc.value("restarts", 0), svc.value("pid", 0));
+  std::printf("demo-svc state %s, restarts %d, new pid %d\n", svc.value("state", "?").c_str(), svc.value("restarts", 0),
+              svc.value("pid", 0));
 
   heading("5. dpu status --json (what benchmarks read)");
   auto final_status = fetchNodeStatus(nodes, name);

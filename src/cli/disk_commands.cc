@@ -64,7 +64,9 @@ Result<DiskUri> parseDiskUri(const std::string& uri) {
   return d;
 }
 
-std::string disksDir(const CliContext& ctx, const std::string& node) { return ctx.config.run_root + "/" + node + "/disks"; }
+std::string disksDir(const CliContext& ctx, const std::string& node) {
+  return ctx.config.run_root + "/" + node + "/disks";
+}
 // The node keeps each disk's DH-HMAC-CHAP secrets here (0700 dir, 0600
 // files), never on a command line: argv is world-readable in /proc.
 std::string secretsDir(const CliContext& ctx, const std::string& node) {
@@ -167,8 +169,13 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   fo.max_threads = static_cast<unsigned>(std::clamp(queues * depth, 4, 64));
   auto disk = FuseDisk::mount(file, *host, fo);
   if (!disk.ok()) return fail("disk serve", disk.error());
-  json info{{"uri", uri}, {"nqn", d->nqn}, {"file", file}, {"size_bytes", (*host)->sizeBytes()},
-            {"block_size", (*host)->blockSize()}, {"host_nqn", o.host_nqn}, {"pid", ::getpid()},
+  json info{{"uri", uri},
+            {"nqn", d->nqn},
+            {"file", file},
+            {"size_bytes", (*host)->sizeBytes()},
+            {"block_size", (*host)->blockSize()},
+            {"host_nqn", o.host_nqn},
+            {"pid", ::getpid()},
             {"auth", secret ? (ctrl_secret ? "DH-HMAC-CHAP (bidirectional)" : "DH-HMAC-CHAP") : "none"}};
   (void)writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n");
   std::printf("disk %s: %s (%llu bytes) via %s:%u\n", file.c_str(), d->nqn.c_str(),
@@ -206,8 +213,9 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   attach->add_option("--dhchap-secret", a->secret, "this node's DH-HMAC-CHAP secret for the volume (DHHC-1:..:..:)");
   attach->add_option("--dhchap-ctrl-secret", a->ctrl_secret,
                      "the gateway's controller secret: the node authenticates the gateway too");
-  attach->add_option("--secret-file", a->secret_file,
-                     "a 0600 file with dhchap_secret=... [and dhchap_ctrl_secret=...] lines (keeps secrets off the command line)");
+  attach->add_option(
+      "--secret-file", a->secret_file,
+      "a 0600 file with dhchap_secret=... [and dhchap_ctrl_secret=...] lines (keeps secrets off the command line)");
   attach->callback([&ctx, a] {
     ctx.action = [&ctx, a] {
       auto d = parseDiskUri(a->uri);
@@ -223,12 +231,14 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       if (!st.ok()) return fail("disk attach", st.error());
       std::string file = disksDir(ctx, a->node) + "/" + name;
       if (pathExists(file + ".json") || isMounted(file)) {
-        return fail("disk attach", makeError("node " + a->node + " already has a disk '" + name + "' (see `offcore disk list`)"));
+        return fail("disk attach",
+                    makeError("node " + a->node + " already has a disk '" + name + "' (see `offcore disk list`)"));
       }
       DiskSecrets secrets{a->secret, a->ctrl_secret};
       if (!a->secret_file.empty()) {
         if (!a->secret.empty() || !a->ctrl_secret.empty()) {
-          return fail("disk attach", makeError("give the secrets either on the command line or in --secret-file, not both"));
+          return fail("disk attach",
+                      makeError("give the secrets either on the command line or in --secret-file, not both"));
         }
         auto fromFile = readSecretFile(a->secret_file);
         if (!fromFile.ok()) return fail("disk attach", fromFile.error());
@@ -236,9 +246,13 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       }
       if (auto s = checkSecrets(secrets); !s.ok()) return fail("disk attach", s.error());
       (void)makeDirs(disksDir(ctx, a->node));
-      std::vector<std::string> argv{selfExe(), "disk", "serve", a->uri, "--file", file, "--node", a->node, "--queues",
-                                    std::to_string(a->queues), "--queue-depth", std::to_string(a->depth),
-                                    "--io-timeout", std::to_string(a->io_timeout)};
+      std::vector<std::string> argv{selfExe(),       "disk",
+                                    "serve",         a->uri,
+                                    "--file",        file,
+                                    "--node",        a->node,
+                                    "--queues",      std::to_string(a->queues),
+                                    "--queue-depth", std::to_string(a->depth),
+                                    "--io-timeout",  std::to_string(a->io_timeout)};
       std::string secret_path = secretsDir(ctx, a->node) + "/disk-" + name + ".secret";
       if (!secrets.secret.empty()) {
         if (auto s = makePrivateDir(secretsDir(ctx, a->node)); !s.ok()) return fail("disk attach", s.error());
@@ -256,8 +270,10 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       for (int i = 0; i < 200; ++i) {
         if (pathExists(file + ".json") && isMounted(file)) {
           auto info = readFile(file + ".json");
-          if (a->json) std::printf("%s", info.valueOr("{}").c_str());
-          else std::printf("attached %s at %s\n", d->nqn.c_str(), file.c_str());
+          if (a->json)
+            std::printf("%s", info.valueOr("{}").c_str());
+          else
+            std::printf("attached %s at %s\n", d->nqn.c_str(), file.c_str());
           return 0;
         }
         auto svc = agent.call("GET", "/v1/services/disk-" + name);

@@ -3,8 +3,8 @@
 
 #include <curl/curl.h>
 
-#include "base/json.h"
 #include "api/api_client.h"
+#include "base/json.h"
 #include "base/subprocess.h"
 #include "cli/common.h"
 #include "dpu/node.h"
@@ -29,9 +29,8 @@ void printStatus(const json& s) {
   }
   std::printf("%s", renderTable(rows).c_str());
   const auto& infra = s["infra"];
-  std::printf("infrastructure cpu: soc %.2fs, host %.2fs -> host share %.1f%%\n",
-              infra.value("soc_cpu_seconds", 0.0), infra.value("host_cpu_seconds", 0.0),
-              100.0 * infra.value("host_share", 0.0));
+  std::printf("infrastructure cpu: soc %.2fs, host %.2fs -> host share %.1f%%\n", infra.value("soc_cpu_seconds", 0.0),
+              infra.value("host_cpu_seconds", 0.0), 100.0 * infra.value("host_share", 0.0));
   const auto& hv = s["network"]["host_vf"];
   std::printf("uplink %s  host-VF %s -> %s (%s)\n", s["network"]["uplink"].value("ip", "").c_str(),
               hv.value("host_ip", "").c_str(), hv.value("soc_ip", "").c_str(), hv.value("mode", "").c_str());
@@ -88,8 +87,8 @@ void registerUpDown(CLI::App* dpu, CliContext& ctx) {
           std::printf("%s", st->toJson().c_str());
         } else {
           std::printf("node %s up: soc cpus %s, host cpus %s, uplink %s, agent pid %d\n", st->name.c_str(),
-                      formatCpuList(st->soc_cpus).c_str(), formatCpuList(st->host_cpus).c_str(),
-                      st->uplink_ip.c_str(), st->agent_pid);
+                      formatCpuList(st->soc_cpus).c_str(), formatCpuList(st->host_cpus).c_str(), st->uplink_ip.c_str(),
+                      st->agent_pid);
         }
         return 0;
       });
@@ -180,8 +179,10 @@ void registerStatus(CLI::App* dpu, CliContext& ctx) {
           arr.push_back(json::parse(st->toJson()));
           rows.push_back({n, st->phase, formatCpuList(st->soc_cpus), formatCpuList(st->host_cpus), st->uplink_ip});
         }
-        if (*list_json) std::printf("%s\n", dumpJson(arr, 2).c_str());
-        else std::printf("%s", renderTable(rows).c_str());
+        if (*list_json)
+          std::printf("%s\n", dumpJson(arr, 2).c_str());
+        else
+          std::printf("%s", renderTable(rows).c_str());
         return 0;
       });
     };
@@ -260,7 +261,8 @@ void registerVf(CLI::App* dpu, CliContext& ctx) {
         auto reply = client->call("POST", "/v1/vfs", dumpJson(body));
         if (!reply.ok()) return fail("dpu vf add", reply.error());
         auto vfj = json::parse(*reply);
-        if (o->json) std::printf("%s\n", dumpJson(vfj, 2).c_str());
+        if (o->json)
+          std::printf("%s\n", dumpJson(vfj, 2).c_str());
         else
           std::printf("VF %s in %s, representor %s in the SoC\n", vfj.value("ifname", "").c_str(),
                       vfj.value("netns", "").c_str(), vfj.value("representor", "").c_str());
@@ -313,8 +315,8 @@ void registerVf(CLI::App* dpu, CliContext& ctx) {
         }
         std::vector<std::vector<std::string>> rows{{"REPRESENTOR", "NETNS", "IFNAME", "IP", "MAC"}};
         for (const auto& v : arr) {
-          rows.push_back({v.value("representor", ""), v.value("netns", ""), v.value("ifname", ""),
-                          v.value("ip", ""), v.value("mac", "")});
+          rows.push_back({v.value("representor", ""), v.value("netns", ""), v.value("ifname", ""), v.value("ip", ""),
+                          v.value("mac", "")});
         }
         std::printf("%s", renderTable(rows).c_str());
         return 0;

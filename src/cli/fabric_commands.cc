@@ -74,8 +74,10 @@ void registerFabricCommands(CLI::App& app, CliContext& ctx) {
         arr.push_back({{"name", h.name}, {"netns", h.netns}, {"ip", h.ip}});
         rows.push_back({h.name, h.netns, h.ip});
       }
-      if (l->json) std::printf("%s\n", dumpJson(arr, 2).c_str());
-      else std::printf("%s", renderTable(rows).c_str());
+      if (l->json)
+        std::printf("%s\n", dumpJson(arr, 2).c_str());
+      else
+        std::printf("%s", renderTable(rows).c_str());
       return 0;
     };
   });

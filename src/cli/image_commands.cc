@@ -22,7 +22,6 @@ using nlohmann::json;
 
 namespace {
 
-
 void registerConvert(CLI::App* image, CliContext& ctx) {
   struct Opts {
     std::string source, mode = "layered", dest, catalog = Catalog::defaultDir(), compression = "zstd";
@@ -35,13 +34,15 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
   auto* c = image->add_subcommand("convert", "convert an image into lazily loaded layer volumes and/or chunked blobs");
   c->add_option("source", o->source, "HOST[:PORT]/REPO[:TAG] or oci:DIR[:TAG]")->required();
   c->add_option("--mode", o->mode, "layered (one EROFS per layer) or flat (one ext4 rootfs volume chain)")
-      ->check(CLI::IsMember({"layered", "flat"}))->capture_default_str();
+      ->check(CLI::IsMember({"layered", "flat"}))
+      ->capture_default_str();
   c->add_option("--to", o->to, "nvme-tcp://ADDR:PORT (a storage gateway) and/or registry (repeatable)")->required();
   c->add_option("--dest", o->dest, "registry reference for the lazy image (default SRC:TAG-offcore)");
   c->add_option("--catalog", o->catalog, "catalog directory")->capture_default_str();
   c->add_option("--chunk-size", o->chunk, "registry chunk size")->capture_default_str();
   c->add_option("--compression", o->compression, "chunk compression: zstd, lz4 or none")
-      ->check(CLI::IsMember({"zstd", "lz4", "none"}))->capture_default_str();
+      ->check(CLI::IsMember({"zstd", "lz4", "none"}))
+      ->capture_default_str();
   c->add_option("--flat-size", o->flat_size, "virtual size of flat rootfs volumes")->capture_default_str();
   c->add_option("--work-dir", o->work, "scratch space for blobs and images")->capture_default_str();
   c->add_option("--max-layer-bytes", o->max_layer, "refuse a layer whose files or tar stream pass this (0: no cap)")
@@ -57,16 +58,21 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       co.source = o->source;
       co.layered = o->mode == "layered";
       for (const auto& t : o->to) {
-        if (t == "registry") co.to_registry = true;
-        else if (t.rfind("nvme-tcp://", 0) == 0) co.gateway = t;
-        else return fail("image convert", makeError("bad --to '" + t + "' (use nvme-tcp://ADDR:PORT or registry)"));
+        if (t == "registry")
+          co.to_registry = true;
+        else if (t.rfind("nvme-tcp://", 0) == 0)
+          co.gateway = t;
+        else
+          return fail("image convert", makeError("bad --to '" + t + "' (use nvme-tcp://ADDR:PORT or registry)"));
       }
       co.dest = o->dest;
       co.registry.plain_http = o->plain_http;
       co.catalog_dir = o->catalog;
       co.work_dir = o->work;
       co.run_root = ctx.config.run_root;
-      co.codec = o->compression == "lz4" ? ChunkCodec::kLz4 : o->compression == "none" ? ChunkCodec::kRaw : ChunkCodec::kZstd;
+      co.codec = o->compression == "lz4"    ? ChunkCodec::kLz4
+                 : o->compression == "none" ? ChunkCodec::kRaw
+                                            : ChunkCodec::kZstd;
       auto chunk = parseByteSize(o->chunk);
       if (!chunk.ok()) return fail("image convert", chunk.error());
       co.chunk_size = static_cast<uint32_t>(*chunk);
@@ -80,8 +86,10 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       std::unique_ptr<ProgressBar> bar;
       auto progress = [&](const std::string& what, int done, int total) {
         if (!bar) bar = std::make_unique<ProgressBar>("convert", total);
-        if (done < total) bar->step(what);
-        else bar->finish();
+        if (done < total)
+          bar->step(what);
+        else
+          bar->finish();
       };
       auto r = convertImage(co, progress);
       bar.reset();
@@ -142,13 +150,15 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   attach->add_option("ref", a->ref, "the image reference as converted")->required();
   attach->add_option("--node", a->node, "node")->required();
   attach->add_option("--backend", a->backend, "auto, registry or gateway")
-      ->check(CLI::IsMember({"auto", "registry", "gateway"}))->capture_default_str();
+      ->check(CLI::IsMember({"auto", "registry", "gateway"}))
+      ->capture_default_str();
   attach->add_option("--catalog", a->catalog, "catalog directory")->capture_default_str();
   attach->add_option("--cache-dir", a->cache_dir, "chunk cache dir for a newly started service");
   attach->add_flag("--fill", a->fill, "after the profile, fetch every other chunk in the background");
   attach->add_flag("--no-prefetch", a->no_prefetch, "do not prefetch the stored profile");
-  attach->add_option("--fetch-timeout", a->fetch_timeout,
-                     "seconds an uncached read waits for a lost back end before EIO (for a newly started service)")
+  attach
+      ->add_option("--fetch-timeout", a->fetch_timeout,
+                   "seconds an uncached read waits for a lost back end before EIO (for a newly started service)")
       ->capture_default_str();
   attach->add_flag("--plain-http", a->plain_http, "plain HTTP to non-loopback registries");
   attach->add_flag("--json", a->json, "JSON output");
@@ -161,7 +171,8 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
       for (const auto& i : *imgs) {
         if (i.ref == a->ref) rec = &i;
       }
-      if (!rec) return fail("image attach", makeError(a->ref + " is not in the catalog; run `offcore image convert` first"));
+      if (!rec)
+        return fail("image attach", makeError(a->ref + " is not in the catalog; run `offcore image convert` first"));
       ImageServiceClient svc(ctx.config.run_root, a->node);
       ImageServiceLaunch launch{a->catalog, a->cache_dir, "", a->fetch_timeout, a->plain_http};
       if (auto s = svc.ensureRunning(launch); !s.ok()) return fail("image attach", s.error());
@@ -169,7 +180,10 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
       for (const auto& d : rec->diff_ids) {
         auto att = svc.attach(d, a->backend, !a->no_prefetch, a->fill);
         if (!att.ok()) return fail("image attach", att.error());
-        out.push_back({{"diff_id", d}, {"id", att->id}, {"file", att->file}, {"backend", att->backend},
+        out.push_back({{"diff_id", d},
+                       {"id", att->id},
+                       {"file", att->file},
+                       {"backend", att->backend},
                        {"size_bytes", att->size_bytes}});
         if (!a->json) std::printf("%s  %s  (%s)\n", att->id.c_str(), att->file.c_str(), att->backend.c_str());
       }
@@ -184,19 +198,25 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   list->add_flag("--json", l->json, "JSON output");
   list->callback([&ctx, l] {
     ctx.action = [l] {
-    Catalog cat(l->catalog);
-    auto imgs = cat.images();
-    if (!imgs.ok()) return fail("image list", imgs.error());
-    json arr = json::array();
-    std::vector<std::vector<std::string>> rows{{"IMAGE", "MODES", "LAYERS", "LAZY REF"}};
-    for (const auto& i : *imgs) {
-      std::string modes = std::string(i.layered ? "layered" : "") + (i.layered && i.flat ? "," : "") + (i.flat ? "flat" : "");
-      arr.push_back({{"ref", i.ref}, {"lazy_ref", i.lazy_ref}, {"manifest_digest", i.manifest_digest},
-                     {"diff_ids", i.diff_ids}, {"chain_ids", i.chain_ids}, {"layered", i.layered}, {"flat", i.flat}});
-      rows.push_back({i.ref, modes, std::to_string(i.diff_ids.size()), i.lazy_ref});
-    }
-    std::printf("%s", l->json ? (dumpJson(arr, 2) + "\n").c_str() : renderTable(rows).c_str());
-    return 0;
+      Catalog cat(l->catalog);
+      auto imgs = cat.images();
+      if (!imgs.ok()) return fail("image list", imgs.error());
+      json arr = json::array();
+      std::vector<std::vector<std::string>> rows{{"IMAGE", "MODES", "LAYERS", "LAZY REF"}};
+      for (const auto& i : *imgs) {
+        std::string modes =
+            std::string(i.layered ? "layered" : "") + (i.layered && i.flat ? "," : "") + (i.flat ? "flat" : "");
+        arr.push_back({{"ref", i.ref},
+                       {"lazy_ref", i.lazy_ref},
+                       {"manifest_digest", i.manifest_digest},
+                       {"diff_ids", i.diff_ids},
+                       {"chain_ids", i.chain_ids},
+                       {"layered", i.layered},
+                       {"flat", i.flat}});
+        rows.push_back({i.ref, modes, std::to_string(i.diff_ids.size()), i.lazy_ref});
+      }
+      std::printf("%s", l->json ? (dumpJson(arr, 2) + "\n").c_str() : renderTable(rows).c_str());
+      return 0;
     };
   });
 

@@ -80,28 +80,36 @@ int profileImage(const CliContext& ctx, const std::string& ref, const std::strin
   for (const auto& id : ids) (void)svc.post("/v1/layers/" + id + "/trace-reset", "{}");
   (void)makeDirs(root + "/proc");
   // env runs on the host side of the chroot: the image need not have one.
-  std::vector<std::string> argv{"env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                "unshare", "--mount", "--pid", "--fork", "--mount-proc=" + root + "/proc",
-                                "chroot", root};
+  std::vector<std::string> argv{"env",
+                                "-i",
+                                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                "unshare",
+                                "--mount",
+                                "--pid",
+                                "--fork",
+                                "--mount-proc=" + root + "/proc",
+                                "chroot",
+                                root};
   argv.insert(argv.end(), cmd.begin(), cmd.end());
   auto run = runCapture(argv);
   if (!run.ok()) return fail("image profile", run.error());
   std::printf("%s", run->out.c_str());
   if (run->exit_code != 0) {
     std::fprintf(stderr, "%s", run->err.c_str());
-    return fail("image profile", makeError("the command exited with " + std::to_string(run->exit_code) +
-                                               "; no profile stored"));
+    return fail("image profile",
+                makeError("the command exited with " + std::to_string(run->exit_code) + "; no profile stored"));
   }
   uint64_t total = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
     json j = json::parse(svc.get("/v1/layers/" + ids[i]).valueOr("{}"), nullptr, false);
-    std::vector<uint32_t> chunks = j.is_discarded() ? std::vector<uint32_t>{} : j.value("trace", std::vector<uint32_t>{});
+    std::vector<uint32_t> chunks =
+        j.is_discarded() ? std::vector<uint32_t>{} : j.value("trace", std::vector<uint32_t>{});
     total += chunks.size();
     if (auto s = cat.setProfile(rec->diff_ids[i], chunks); !s.ok()) return fail("image profile", s.error());
     std::printf("layer %s: %zu chunks touched\n", ids[i].c_str(), chunks.size());
   }
-  std::printf("profile stored for %s: %llu chunks in %zu layers\n", ref.c_str(),
-              static_cast<unsigned long long>(total), ids.size());
+  std::printf("profile stored for %s: %llu chunks in %zu layers\n", ref.c_str(), static_cast<unsigned long long>(total),
+              ids.size());
   return 0;
 }
 

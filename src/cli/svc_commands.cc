@@ -27,7 +27,8 @@ struct SvcOpts {
 };
 
 ClusterStore storeFor(const CliContext& ctx, const SvcOpts& o) {
-  return ClusterStore(o.cluster_dir.empty() ? ctx.config.cluster_dir : o.cluster_dir, svc::AddressPlan(ctx.config.service_cidr, ctx.config.eip_pool));
+  return ClusterStore(o.cluster_dir.empty() ? ctx.config.cluster_dir : o.cluster_dir,
+                      svc::AddressPlan(ctx.config.service_cidr, ctx.config.eip_pool));
 }
 
 void addDirOption(CLI::App* cmd, SvcOpts& o) {
@@ -50,8 +51,10 @@ Result<std::vector<Resource>> readFiles(const std::vector<std::string>& files) {
   for (const auto& f : files) {
     auto text = readFile(f);
     auto parsed = text.ok() ? parseResources(*text, f) : Result<std::vector<Resource>>(text.error());
-    if (!parsed.ok()) errors += (errors.empty() ? "" : "\n") + parsed.error().message;
-    else all.insert(all.end(), parsed->begin(), parsed->end());
+    if (!parsed.ok())
+      errors += (errors.empty() ? "" : "\n") + parsed.error().message;
+    else
+      all.insert(all.end(), parsed->begin(), parsed->end());
   }
   if (!errors.empty()) return makeError(errors);
   return all;
@@ -102,12 +105,19 @@ void listRows(const ClusterState& s, const std::string& kind, std::vector<std::v
           toJson(v));
   if (want("NetworkProbe"))
     for (const auto& [n, p] : s.probes)
-      add("NetworkProbe", n, "", p.backend + " " + p.type + ":" + std::to_string(p.port) + p.path + " every " +
-                                     std::to_string(p.interval_ms) + "ms", toJson(p));
+      add("NetworkProbe", n, "",
+          p.backend + " " + p.type + ":" + std::to_string(p.port) + p.path + " every " + std::to_string(p.interval_ms) +
+              "ms",
+          toJson(p));
   if (want("Endpoint"))
     for (const auto& [id, e] : s.endpoints)
       add("Endpoint", id, e.vpc, e.ip + "/" + std::to_string(e.prefix_len) + " pod " + e.pod_name + " " + e.mac,
-          {{"id", id}, {"pod", e.pod_name}, {"ip", e.ip}, {"subnet", e.subnet}, {"node", e.node}, {"mac", e.mac},
+          {{"id", id},
+           {"pod", e.pod_name},
+           {"ip", e.ip},
+           {"subnet", e.subnet},
+           {"node", e.node},
+           {"mac", e.mac},
            {"representor", e.representor}});
   if (want("Node"))
     for (const auto& [n, node] : s.nodes)
@@ -133,15 +143,16 @@ json healthOf(const std::map<std::string, NodeHealth>& health, const std::string
 }
 
 json serviceDetails(const ClusterState& s, const Service& svc, const std::map<std::string, NodeHealth>& health) {
-  json doc = {{"kind", "Service"}, {"name", svc.name}, {"generation", s.generation}, {"spec", toJson(svc)},
+  json doc = {{"kind", "Service"},           {"name", svc.name}, {"generation", s.generation}, {"spec", toJson(svc)},
               {"clusterIP", svc.cluster_ip}, {"eip", svc.eip}};
   json eps = json::array();
   for (const auto& r : resolveService(s, svc)) {
     json ports = json::array();
     for (size_t i = 0; i < svc.ports.size(); ++i)
-      ports.push_back({{"port", svc.ports[i].port}, {"targetPort", r.target_ports[i]}, {"protocol", svc.ports[i].protocol}});
-    json e = {{"backend", r.name}, {"kind", r.kind}, {"ip", r.ip}, {"ports", ports},
-              {"node", r.node}, {"vpc", r.vpc}, {"vni", r.vni}};
+      ports.push_back(
+          {{"port", svc.ports[i].port}, {"targetPort", r.target_ports[i]}, {"protocol", svc.ports[i].protocol}});
+    json e = {{"backend", r.name}, {"kind", r.kind}, {"ip", r.ip},  {"ports", ports},
+              {"node", r.node},    {"vpc", r.vpc},   {"vni", r.vni}};
     e.update(healthOf(health, r.name));
     eps.push_back(std::move(e));
   }
@@ -161,19 +172,27 @@ void printService(const json& d) {
               spec["scope"].get<std::string>().c_str(), spec["vpc"].get<std::string>().c_str());
   std::printf("  clusterIP %s%s\n", d["clusterIP"].get<std::string>().c_str(),
               d["eip"].get<std::string>().empty() ? "" : (", eip " + d["eip"].get<std::string>()).c_str());
-  std::vector<std::vector<std::string>> rows = {{"  BACKEND", "IP", "PORTS", "NODE", "VPC", "HEALTH", "PROBE", "LAST ERROR"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"  BACKEND", "IP", "PORTS", "NODE", "VPC", "HEALTH", "PROBE", "LAST ERROR"}};
   for (const auto& e : d["endpoints"]) {
     std::string ports;
     for (const auto& p : e["ports"])
-      ports += (ports.empty() ? "" : ",") + std::to_string(p["targetPort"].get<int>()) + "/" + p["protocol"].get<std::string>();
-    auto str = [&](const char* k) { std::string v = e[k].get<std::string>(); return v.empty() ? std::string("-") : v; };
+      ports += (ports.empty() ? "" : ",") + std::to_string(p["targetPort"].get<int>()) + "/" +
+               p["protocol"].get<std::string>();
+    auto str = [&](const char* k) {
+      std::string v = e[k].get<std::string>();
+      return v.empty() ? std::string("-") : v;
+    };
     rows.push_back({"  " + e["backend"].get<std::string>(), str("ip"), ports,
-                     e["node"].get<std::string>().empty() ? "(fabric)" : str("node"), str("vpc"), str("health"),
-                     str("probe"), str("lastError")});
+                    e["node"].get<std::string>().empty() ? "(fabric)" : str("node"), str("vpc"), str("health"),
+                    str("probe"), str("lastError")});
   }
-  if (rows.size() == 1) std::printf("  no backend has an address yet\n");
-  else std::printf("%s", renderTable(rows).c_str());
-  for (const auto& p : d["pending"]) std::printf("  pending: Backend %s (its pod has no endpoint yet)\n", p.get<std::string>().c_str());
+  if (rows.size() == 1)
+    std::printf("  no backend has an address yet\n");
+  else
+    std::printf("%s", renderTable(rows).c_str());
+  for (const auto& p : d["pending"])
+    std::printf("  pending: Backend %s (its pod has no endpoint yet)\n", p.get<std::string>().c_str());
   std::string prog;
   for (auto it = d["programmed"].begin(); it != d["programmed"].end(); ++it)
     prog += " " + it.key() + "=" + std::to_string(it.value().get<uint64_t>()) +
@@ -183,7 +202,8 @@ void printService(const json& d) {
 
 int runApply(const CliContext& ctx, const SvcOpts& o) {
   auto docs = readFiles(o.files);
-  if (!docs.ok()) return failLines("svc apply", docs.error(), "nothing was applied; fix the errors above and apply again");
+  if (!docs.ok())
+    return failLines("svc apply", docs.error(), "nothing was applied; fix the errors above and apply again");
   if (docs->empty()) return fail("svc apply", makeError("no resources in the given files"));
   auto store = storeFor(ctx, o);
   auto r = store.apply(*docs);
@@ -198,18 +218,24 @@ int runList(const CliContext& ctx, const SvcOpts& o) {
   std::string kind;
   if (!o.kind.empty()) {
     auto k = canonicalKind(o.kind);
-    if (o.kind == "endpoint" || o.kind == "Endpoint" || o.kind == "endpoints") kind = "Endpoint";
-    else if (o.kind == "node" || o.kind == "Node" || o.kind == "nodes") kind = "Node";
-    else if (!k.ok()) return fail("svc list", makeError(k.error().message + "; Endpoint and Node are listed too"));
-    else kind = *k;
+    if (o.kind == "endpoint" || o.kind == "Endpoint" || o.kind == "endpoints")
+      kind = "Endpoint";
+    else if (o.kind == "node" || o.kind == "Node" || o.kind == "nodes")
+      kind = "Node";
+    else if (!k.ok())
+      return fail("svc list", makeError(k.error().message + "; Endpoint and Node are listed too"));
+    else
+      kind = *k;
   }
   auto state = storeFor(ctx, o).load();
   if (!state.ok()) return fail("svc list", state.error());
   std::vector<std::vector<std::string>> rows = {{"KIND", "NAME", "VPC", "DETAILS"}};
   json arr = json::array();
   listRows(*state, kind, rows, arr);
-  if (o.json) std::printf("%s\n", dumpJson(arr, 2).c_str());
-  else std::printf("%s", renderTable(rows).c_str());
+  if (o.json)
+    std::printf("%s\n", dumpJson(arr, 2).c_str());
+  else
+    std::printf("%s", renderTable(rows).c_str());
   return 0;
 }
 
@@ -228,7 +254,8 @@ int runGet(const CliContext& ctx, const SvcOpts& o) {
   listRows(*state, kind, rows, arr);
   auto it = std::find_if(arr.begin(), arr.end(), [&](const json& j) { return j["name"] == name; });
   if (it == arr.end())
-    return fail("svc get", makeError(kind + " \"" + name + "\" not found (see `offcore svc list --kind " + kind + "`)"));
+    return fail("svc get",
+                makeError(kind + " \"" + name + "\" not found (see `offcore svc list --kind " + kind + "`)"));
   json doc = *it;
   if (kind == "Service") {
     auto health = store.loadHealth();
@@ -255,7 +282,8 @@ int runDelete(const CliContext& ctx, const SvcOpts& o) {
     const auto& order = kindsInDependencyOrder();
     auto rank = [&](const std::string& k) { return std::find(order.begin(), order.end(), k) - order.begin(); };
     // Dependents first: probes before backends, subnets before their VPC.
-    std::stable_sort(targets.begin(), targets.end(), [&](const auto& a, const auto& b) { return rank(a.first) > rank(b.first); });
+    std::stable_sort(targets.begin(), targets.end(),
+                     [&](const auto& a, const auto& b) { return rank(a.first) > rank(b.first); });
   } else {
     if (o.args.size() != 2) return fail("svc delete", makeError("usage: offcore svc delete KIND NAME"));
     auto k = canonicalKind(o.args[0]);

@@ -2,8 +2,8 @@
 // the volumes it exports.
 #include <algorithm>
 #include <cstdio>
-#include <map>
 #include <filesystem>
+#include <map>
 
 #include "api/api_client.h"
 #include "base/byte_size.h"
@@ -62,8 +62,9 @@ void printVolumes(const json& arr) {
 // The secrets a create or allow just made: printed once, here, and never again.
 void printNewSecrets(const json& doc) {
   if (!doc.is_object() || !doc.contains("new_secrets") || !doc["new_secrets"].is_array()) return;
-  std::printf("DH-HMAC-CHAP secrets (shown once; give each to its node with `offcore disk attach ... "
-              "--dhchap-secret` or --secret-file):\n");
+  std::printf(
+      "DH-HMAC-CHAP secrets (shown once; give each to its node with `offcore disk attach ... "
+      "--dhchap-secret` or --secret-file):\n");
   for (const auto& e : doc["new_secrets"]) {
     std::printf("  %s\n", e.value("nqn", "").c_str());
     if (e.contains("dhchap_secret")) std::printf("    dhchap_secret      %s\n", e.value("dhchap_secret", "").c_str());
@@ -163,8 +164,11 @@ void registerTargetCommands(CLI::App& app, CliContext& ctx) {
       auto r = VolumeStore::fsck(*data);
       if (!r.ok()) return fail("target fsck", r.error());
       if (*fsck_json) {
-        json j{{"clean", r->clean}, {"problems", r->problems}, {"volumes", r->volumes},
-               {"clusters_in_use", r->clusters_in_use}, {"journal_records", r->journal_records},
+        json j{{"clean", r->clean},
+               {"problems", r->problems},
+               {"volumes", r->volumes},
+               {"clusters_in_use", r->clusters_in_use},
+               {"journal_records", r->journal_records},
                {"torn_tail", r->torn_tail}};
         std::printf("%s\n", dumpJson(j, 2).c_str());
       } else {
@@ -225,7 +229,8 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
     std::map<std::string, std::string> given;
     for (const auto& g : o.given_secrets) {
       auto eq = g.find('=');
-      if (eq == std::string::npos) return makeError("--host-secret takes NQN=DHHC-1:..., not '" + g.substr(0, 40) + "'");
+      if (eq == std::string::npos)
+        return makeError("--host-secret takes NQN=DHHC-1:..., not '" + g.substr(0, 40) + "'");
       given[g.substr(0, eq)] = g.substr(eq + 1);
     }
     json arr = json::array();
@@ -245,7 +250,8 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
     return arr;
   };
   auto addAuthOptions = [](CLI::App* cmd, Opts& o) {
-    cmd->add_flag("--nqn-only", o.nqn_only, "no DH-HMAC-CHAP secret for these hosts: access by (self-declared) NQN only");
+    cmd->add_flag("--nqn-only", o.nqn_only,
+                  "no DH-HMAC-CHAP secret for these hosts: access by (self-declared) NQN only");
     cmd->add_flag("--bidirectional", o.bidirectional,
                   "also make a controller secret per host, so the node can authenticate the gateway");
     cmd->add_option("--host-secret", o.given_secrets, "NQN=DHHC-1:..: use this secret for a host instead of a new one");
@@ -274,7 +280,9 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   list->add_option("--target", l->target, "gateway");
   list->add_flag("--json", l->json, "machine-readable output");
   list->callback([&ctx, l] {
-    ctx.action = [&ctx, l] { return callAndPrint(ctx, "volume list", l->target, "GET", "/v1/volumes", nullptr, l->json); };
+    ctx.action = [&ctx, l] {
+      return callAndPrint(ctx, "volume list", l->target, "GET", "/v1/volumes", nullptr, l->json);
+    };
   });
 
   auto sn = std::make_shared<Opts>();

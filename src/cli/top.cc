@@ -84,9 +84,11 @@ int runTop(NodeManager& nodes, const std::vector<std::string>& names, double int
     // Wait for the interval, or a 'q', or Ctrl-C.
     auto until = now + std::chrono::duration<double>(interval_s);
     while (!g_interrupted && std::chrono::steady_clock::now() < until) {
-      int ms = static_cast<int>(std::chrono::duration<double, std::milli>(until - std::chrono::steady_clock::now()).count());
+      int ms =
+          static_cast<int>(std::chrono::duration<double, std::milli>(until - std::chrono::steady_clock::now()).count());
       pollfd p{STDIN_FILENO, POLLIN, 0};
-      int n = term.active() ? ::poll(&p, 1, ms < 0 ? 0 : ms) : (::usleep(static_cast<useconds_t>(std::max(ms, 0)) * 1000), 0);
+      int n = term.active() ? ::poll(&p, 1, ms < 0 ? 0 : ms)
+                            : (::usleep(static_cast<useconds_t>(std::max(ms, 0)) * 1000), 0);
       if (n > 0) {
         char c;
         if (::read(STDIN_FILENO, &c, 1) == 1 && (c == 'q' || c == 'Q')) return 0;

@@ -26,8 +26,7 @@ Error confError(const std::string& msg) { return makeError(msg, kCniInvalidConfi
 bool parseVersion(const std::string& v, int out[3]) {
   int n = 0;
   char tail = 0;
-  if (v.size() > 32 || std::sscanf(v.c_str(), "%d.%d.%d%n%c", &out[0], &out[1], &out[2], &n, &tail) != 3)
-    return false;
+  if (v.size() > 32 || std::sscanf(v.c_str(), "%d.%d.%d%n%c", &out[0], &out[1], &out[2], &n, &tail) != 3) return false;
   return static_cast<size_t>(n) == v.size() && out[0] >= 0 && out[1] >= 0 && out[2] >= 0;
 }
 
@@ -47,9 +46,8 @@ bool validContainerId(const std::string& id) {
 // SPEC.md: at most IFNAMSIZ-1 bytes, not "." or "..", no '/', ':' or space.
 bool validIfname(const std::string& name) {
   if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
-  return std::none_of(name.begin(), name.end(), [](char c) {
-    return c == '/' || c == ':' || static_cast<unsigned char>(c) <= ' ' || c == 0x7f;
-  });
+  return std::none_of(name.begin(), name.end(),
+                      [](char c) { return c == '/' || c == ':' || static_cast<unsigned char>(c) <= ' ' || c == 0x7f; });
 }
 
 // Printable ASCII without spaces or '/': names the agent will look up.
@@ -115,12 +113,18 @@ const char* cniCommandName(CniCommand c) {
 Result<CniEnv> parseCniEnv(const std::map<std::string, std::string>& env) {
   CniEnv out;
   std::string command = getEnv(env, "CNI_COMMAND");
-  if (command == "ADD") out.command = CniCommand::kAdd;
-  else if (command == "DEL") out.command = CniCommand::kDel;
-  else if (command == "CHECK") out.command = CniCommand::kCheck;
-  else if (command == "VERSION") return out;
-  else if (command.empty()) return envError("CNI_COMMAND is not set: this is a CNI plugin, run by a container runtime");
-  else return envError("CNI_COMMAND '" + shown(command, 32) + "' is not supported (ADD, DEL, CHECK, VERSION)");
+  if (command == "ADD")
+    out.command = CniCommand::kAdd;
+  else if (command == "DEL")
+    out.command = CniCommand::kDel;
+  else if (command == "CHECK")
+    out.command = CniCommand::kCheck;
+  else if (command == "VERSION")
+    return out;
+  else if (command.empty())
+    return envError("CNI_COMMAND is not set: this is a CNI plugin, run by a container runtime");
+  else
+    return envError("CNI_COMMAND '" + shown(command, 32) + "' is not supported (ADD, DEL, CHECK, VERSION)");
 
   out.container_id = getEnv(env, "CNI_CONTAINERID");
   if (out.container_id.empty()) return envError("CNI_CONTAINERID is not set");
@@ -136,8 +140,8 @@ Result<CniEnv> parseCniEnv(const std::map<std::string, std::string>& env) {
   }
   out.netns = getEnv(env, "CNI_NETNS");
   if (out.netns.empty() && out.command != CniCommand::kDel) return envError("CNI_NETNS is not set");
-  if (!out.netns.empty() && (out.netns[0] != '/' || out.netns.size() > 4096 ||
-                             out.netns.find('\0') != std::string::npos)) {
+  if (!out.netns.empty() &&
+      (out.netns[0] != '/' || out.netns.size() > 4096 || out.netns.find('\0') != std::string::npos)) {
     return envError("CNI_NETNS '" + shown(out.netns) + "' is not an absolute path");
   }
 
@@ -159,14 +163,20 @@ int jsonNestingDepth(const std::string& text) {
   bool in_string = false, escaped = false;
   for (char c : text) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') deepest = std::max(deepest, ++depth);
-    else if ((c == '}' || c == ']') && depth > 0) --depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '{' || c == '[')
+      deepest = std::max(deepest, ++depth);
+    else if ((c == '}' || c == ']') && depth > 0)
+      --depth;
   }
   return deepest;
 }
@@ -224,8 +234,7 @@ Result<CniNetConf> parseCniNetConf(const std::string& text, const std::string& d
   while (c.run_root.size() > 1 && c.run_root.back() == '/') c.run_root.pop_back();
   // sun_path holds 107 bytes plus the terminator.
   if (c.apiSocket().size() > 107) {
-    return confError("network configuration: runRoot '" + shown(c.run_root) +
-                     "' is too long for a unix socket path");
+    return confError("network configuration: runRoot '" + shown(c.run_root) + "' is too long for a unix socket path");
   }
 
   if (auto p = doc.find("prevResult"); p != doc.end() && !p->is_null()) {

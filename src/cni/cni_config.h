@@ -57,7 +57,7 @@ struct CniNetConf {
   std::string vpc = "default";
   std::string subnet;
   int mtu = 1450;
-  std::string run_root;             // where <node>/api.sock lives
+  std::string run_root;                // where <node>/api.sock lives
   nlohmann::ordered_json prev_result;  // null when the runtime sent none
 
   std::string apiSocket() const { return run_root + "/" + node + "/api.sock"; }

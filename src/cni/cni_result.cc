@@ -73,9 +73,8 @@ Result<std::string> renderCniAddResult(const std::string& version, const CniEndp
   ip["interface"] = index;
   ips.push_back(ip);
   std::string dst = isV6(ep.ip) ? "::/0" : "0.0.0.0/0";
-  bool have_default = std::any_of(routes.begin(), routes.end(), [&](const Json& r) {
-    return r.is_object() && r.contains("dst") && r["dst"] == dst;
-  });
+  bool have_default = std::any_of(routes.begin(), routes.end(),
+                                  [&](const Json& r) { return r.is_object() && r.contains("dst") && r["dst"] == dst; });
   if (!have_default) routes.push_back(Json{{"dst", dst}, {"gw", ep.gateway}});
 
   Json out = Json::object();

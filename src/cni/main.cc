@@ -65,7 +65,8 @@ int main() {
     if (!readStdin(in.config, kCniMaxConfigBytes)) {
       std::string why = std::strerror(errno);
       writeAll(STDOUT_FILENO, renderCniError(kCniLatestVersion, kCniIoFailure,
-                                             "cannot read the network configuration from stdin: " + why) + "\n");
+                                             "cannot read the network configuration from stdin: " + why) +
+                                  "\n");
       return 1;
     }
     // The node's run dir follows the machine's offcore config unless the

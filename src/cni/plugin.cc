@@ -37,14 +37,21 @@ class AgentBackend : public CniBackend {
 class Run {
  public:
   Run(const CniEnv& env, const CniNetConf& conf, CniBackend& backend)
-      : env_(env), conf_(conf), backend_(backend),
+      : env_(env),
+        conf_(conf),
+        backend_(backend),
         what_(std::string(cniCommandName(env.command)) + " " + env.ifname + " of " + env.container_id) {}
 
   CniOutcome add() {
     if (!backend_.netnsExists(env_.netns)) return netnsGone();
-    Json body = {{"containerId", env_.container_id}, {"netns", env_.netns},     {"ifname", env_.ifname},
-                 {"vpc", conf_.vpc},                 {"subnet", conf_.subnet},  {"podName", env_.pod_name},
-                 {"podNamespace", env_.pod_namespace}, {"mtu", conf_.mtu}};
+    Json body = {{"containerId", env_.container_id},
+                 {"netns", env_.netns},
+                 {"ifname", env_.ifname},
+                 {"vpc", conf_.vpc},
+                 {"subnet", conf_.subnet},
+                 {"podName", env_.pod_name},
+                 {"podNamespace", env_.pod_namespace},
+                 {"mtu", conf_.mtu}};
     auto reply = backend_.call("/v1/net/cni/add", dump(body));
     if (!reply.ok()) return notRunning(reply.error());
     if (!ok(*reply)) return agentRefused(*reply);
@@ -63,8 +70,9 @@ class Run {
     Json body = {{"containerId", env_.container_id}, {"ifname", env_.ifname}, {"netns", env_.netns}};
     auto reply = backend_.call("/v1/net/cni/del", dump(body));
     if (!reply.ok()) {
-      return CniOutcome{0, "", "offcore-cni: warning: " + what_ + ": node '" + conf_.node +
-                                   "' is not running (" + reply.error().message + "); nothing to release\n"};
+      return CniOutcome{0, "",
+                        "offcore-cni: warning: " + what_ + ": node '" + conf_.node + "' is not running (" +
+                            reply.error().message + "); nothing to release\n"};
     }
     if (ok(*reply) || reply->status == 404) return CniOutcome{0, "", ""};
     return agentRefused(*reply);
@@ -72,8 +80,8 @@ class Run {
 
   CniOutcome check() {
     if (!cniVersionAtLeast(conf_.cni_version, "0.4.0")) {
-      return fail(kCniIncompatibleVersion, "CHECK needs cniVersion 0.4.0 or later; the configuration has " +
-                                               conf_.cni_version);
+      return fail(kCniIncompatibleVersion,
+                  "CHECK needs cniVersion 0.4.0 or later; the configuration has " + conf_.cni_version);
     }
     if (conf_.prev_result.is_null()) {
       return fail(kCniInvalidConfig, what_ + ": no prevResult; CHECK compares the agent's view with the result of ADD");
@@ -105,8 +113,8 @@ class Run {
   CniOutcome notRunning(const Error& e) const {
     return fail(kCniTryAgainLater, what_ + ": node '" + conf_.node + "' does not answer on this host (" + e.message +
                                        "); if `offcore dpu list` shows it, restart its agent with `offcore dpu agent "
-                                       "restart --name " + conf_.node + "`, else start it with `offcore dpu up --name " +
-                                       conf_.node + "`");
+                                       "restart --name " +
+                                       conf_.node + "`, else start it with `offcore dpu up --name " + conf_.node + "`");
   }
 
   static std::string agentMessage(const ApiReply& r) {
@@ -121,12 +129,12 @@ class Run {
   // what we sent is wrong for this node (unknown VPC or subnet, bad names):
   // fix the configuration. 503: not ready, retry. Other 5xx: the agent failed.
   CniOutcome agentRefused(const ApiReply& r) const {
-    int code = r.status == 404                      ? kCniUnknownContainer
-               : r.status == 503                    ? kCniTryAgainLater
+    int code = r.status == 404                       ? kCniUnknownContainer
+               : r.status == 503                     ? kCniTryAgainLater
                : (r.status >= 400 && r.status < 500) ? kCniInvalidConfig
                                                      : kCniIoFailure;
-    return fail(code, what_ + ": node '" + conf_.node + "' answered HTTP " + std::to_string(r.status) + ": " +
-                          agentMessage(r));
+    return fail(
+        code, what_ + ": node '" + conf_.node + "' answered HTTP " + std::to_string(r.status) + ": " + agentMessage(r));
   }
 
   const CniEnv& env_;

@@ -31,8 +31,8 @@ class CniBackend {
 std::unique_ptr<CniBackend> makeAgentBackend(const std::string& socket_path, long timeout_ms);
 
 struct CniInput {
-  std::map<std::string, std::string> env;  // the CNI_* variables
-  std::string config;                       // stdin; more than 1 MiB is refused
+  std::map<std::string, std::string> env;         // the CNI_* variables
+  std::string config;                             // stdin; more than 1 MiB is refused
   std::string default_run_root = "/run/offcore";  // when the config has no runRoot
 };
 

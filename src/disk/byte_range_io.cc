@@ -38,8 +38,7 @@ class Bounce {
 // them on destruction.
 class ByteRangeIo::RangeLock {
  public:
-  RangeLock(ByteRangeIo& io, uint64_t offset, uint64_t len, bool exclusive)
-      : io_(io), exclusive_(exclusive) {
+  RangeLock(ByteRangeIo& io, uint64_t offset, uint64_t len, bool exclusive) : io_(io), exclusive_(exclusive) {
     if (len == 0) return;
     uint64_t first = offset / io.region_;
     uint64_t last = (offset + len - 1) / io.region_;
@@ -77,9 +76,7 @@ class ByteRangeIo::RangeLock {
 };
 
 ByteRangeIo::ByteRangeIo(std::shared_ptr<BlockDevice> device)
-    : device_(std::move(device)),
-      bs_(device_->blockSize()),
-      region_(bs_ * std::max<uint64_t>(1, kRegionBytes / bs_)) {
+    : device_(std::move(device)), bs_(device_->blockSize()), region_(bs_ * std::max<uint64_t>(1, kRegionBytes / bs_)) {
   OC_ASSERT(bs_ > 0, "block device reports a zero block size");
 }
 
@@ -121,9 +118,7 @@ Status ByteRangeIo::write(uint64_t offset, const void* buf, size_t len) {
 
 Status ByteRangeIo::discard(uint64_t offset, uint64_t len) { return zeroRange(offset, len, true); }
 
-Status ByteRangeIo::writeZeroes(uint64_t offset, uint64_t len) {
-  return zeroRange(offset, len, false);
-}
+Status ByteRangeIo::writeZeroes(uint64_t offset, uint64_t len) { return zeroRange(offset, len, false); }
 
 Status ByteRangeIo::zeroRange(uint64_t offset, uint64_t len, bool discard) {
   if (len == 0) return okStatus();

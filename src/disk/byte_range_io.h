@@ -55,9 +55,7 @@ class ByteRangeIo {
     std::shared_mutex mu;
   };
 
-  bool aligned(uint64_t offset, uint64_t len) const {
-    return offset % bs_ == 0 && len % bs_ == 0;
-  }
+  bool aligned(uint64_t offset, uint64_t len) const { return offset % bs_ == 0 && len % bs_ == 0; }
   Status zeroRange(uint64_t offset, uint64_t len, bool discard);
   // Zeroes [offset, offset+len) inside one block by read-modify-write.
   Status zeroPartialBlock(uint64_t offset, uint64_t len);

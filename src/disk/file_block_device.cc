@@ -27,12 +27,11 @@ bool validBlockSize(uint32_t bs) { return bs >= 512 && (bs & (bs - 1)) == 0; }
 
 }  // namespace
 
-Result<std::shared_ptr<FileBlockDevice>> FileBlockDevice::open(const std::string& path,
-                                                               uint32_t block_size) {
+Result<std::shared_ptr<FileBlockDevice>> FileBlockDevice::open(const std::string& path, uint32_t block_size) {
   if (!validBlockSize(block_size)) {
-    return makeError("file block device " + path + ": block size " + std::to_string(block_size) +
-                         " must be a power of two >= 512",
-                     EINVAL);
+    return makeError(
+        "file block device " + path + ": block size " + std::to_string(block_size) + " must be a power of two >= 512",
+        EINVAL);
   }
   bool read_only = false;
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -65,12 +64,10 @@ Result<std::shared_ptr<FileBlockDevice>> FileBlockDevice::open(const std::string
     ::close(fd);
     return makeError(path + " is smaller than one block; grow it (truncate -s) first", EINVAL);
   }
-  return std::shared_ptr<FileBlockDevice>(
-      new FileBlockDevice(path, fd, size, block_size, read_only));
+  return std::shared_ptr<FileBlockDevice>(new FileBlockDevice(path, fd, size, block_size, read_only));
 }
 
-Result<std::shared_ptr<FileBlockDevice>> FileBlockDevice::create(const std::string& path,
-                                                                 uint64_t size_bytes,
+Result<std::shared_ptr<FileBlockDevice>> FileBlockDevice::create(const std::string& path, uint64_t size_bytes,
                                                                  uint32_t block_size) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return errnoError("cannot create block file " + path);
@@ -85,15 +82,14 @@ FileBlockDevice::~FileBlockDevice() { ::close(fd_); }
 
 Status FileBlockDevice::checkRange(const char* op, uint64_t offset, uint64_t len) const {
   if (offset % block_size_ != 0 || len % block_size_ != 0) {
-    return makeError(std::string(op) + " " + path_ + ": offset " + std::to_string(offset) +
-                         " / length " + std::to_string(len) + " not a multiple of " +
-                         std::to_string(block_size_),
+    return makeError(std::string(op) + " " + path_ + ": offset " + std::to_string(offset) + " / length " +
+                         std::to_string(len) + " not a multiple of " + std::to_string(block_size_),
                      kBlockInvalid);
   }
   if (offset > size_ || len > size_ - offset) {
-    return makeError(std::string(op) + " " + path_ + ": range ends beyond the device (" +
-                         std::to_string(size_) + " bytes)",
-                     kBlockOutOfRange);
+    return makeError(
+        std::string(op) + " " + path_ + ": range ends beyond the device (" + std::to_string(size_) + " bytes)",
+        kBlockOutOfRange);
   }
   return okStatus();
 }

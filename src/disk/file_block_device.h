@@ -18,11 +18,9 @@ class FileBlockDevice : public BlockDevice {
   // Opens an existing file read-write, or read-only when that is all the
   // permissions allow (writes then fail with kBlockReadOnly). A trailing
   // partial block of the file is not part of the device.
-  static Result<std::shared_ptr<FileBlockDevice>> open(const std::string& path,
-                                                       uint32_t block_size);
+  static Result<std::shared_ptr<FileBlockDevice>> open(const std::string& path, uint32_t block_size);
   // Creates (or resizes) path as a sparse file of size_bytes, then opens it.
-  static Result<std::shared_ptr<FileBlockDevice>> create(const std::string& path,
-                                                         uint64_t size_bytes,
+  static Result<std::shared_ptr<FileBlockDevice>> create(const std::string& path, uint64_t size_bytes,
                                                          uint32_t block_size);
   ~FileBlockDevice() override;
   FileBlockDevice(const FileBlockDevice&) = delete;
@@ -41,8 +39,7 @@ class FileBlockDevice : public BlockDevice {
 
  private:
   FileBlockDevice(std::string path, int fd, uint64_t size, uint32_t block_size, bool read_only)
-      : path_(std::move(path)), fd_(fd), size_(size), block_size_(block_size),
-        read_only_(read_only) {}
+      : path_(std::move(path)), fd_(fd), size_(size), block_size_(block_size), read_only_(read_only) {}
   Status checkRange(const char* op, uint64_t offset, uint64_t len) const;
   Status writeZeroBuffers(uint64_t offset, uint64_t len);
 

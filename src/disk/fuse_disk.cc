@@ -58,8 +58,7 @@ Status prepareMountpoint(const std::string& path, dev_t* file_dev) {
   // Forced sync: a dead daemon's mount still answers plain stat() from the
   // attributes the kernel cached (for a day: kAttrTimeout in fuse_disk_ops.cc).
   struct statx stx {};
-  if (::statx(AT_FDCWD, path.c_str(), AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &stx) != 0 &&
-      errno == ENOTCONN) {
+  if (::statx(AT_FDCWD, path.c_str(), AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &stx) != 0 && errno == ENOTCONN) {
     spdlog::warn("fuse disk {}: detaching the stale mount of a dead daemon", path);
     if (::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
       return errnoError("cannot detach the stale mount on " + path + " (umount -l it)");
@@ -78,8 +77,7 @@ Status prepareMountpoint(const std::string& path, dev_t* file_dev) {
   }
   struct stat pst {};
   if (::stat(parent.c_str(), &pst) == 0 && pst.st_dev != st.st_dev) {
-    return makeError(path + " is already a mount point; unmount it first (umount " + path + ")",
-                     EBUSY);
+    return makeError(path + " is already a mount point; unmount it first (umount " + path + ")", EBUSY);
   }
   *file_dev = st.st_dev;
   return okStatus();
@@ -101,8 +99,7 @@ Status detachFile(const std::string& path, std::chrono::milliseconds busy_timeou
   if (::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL) {
     return errnoError("lazy unmount " + path);
   }
-  return makeError("unmount " + path + ": still busy after " +
-                       std::to_string(busy_timeout.count()) +
+  return makeError("unmount " + path + ": still busy after " + std::to_string(busy_timeout.count()) +
                        " ms (detach loop devices and unmount filesystems on it first); detached "
                        "lazily and cut the connection, so remaining users get I/O errors",
                    EBUSY);
@@ -111,7 +108,9 @@ Status detachFile(const std::string& path, std::chrono::milliseconds busy_timeou
 // True once the kernel side of the session is gone (unmounted or aborted):
 // libfuse uses the same test before unmounting.
 bool connectionClosed(fuse_session* se) {
-  struct pollfd pfd {fuse_session_fd(se), 0, 0};
+  struct pollfd pfd {
+    fuse_session_fd(se), 0, 0
+  };
   return ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR);
 }
 
@@ -122,7 +121,8 @@ Status abortConnection(unsigned long conn_id) {
   if (!pathExists(dir)) {
     // fusectl is not mounted on machines without systemd; mount it the way
     // systemd would.
-    struct stat a {}, b {};
+    struct stat a {
+    }, b{};
     if (::stat(kFusectl, &a) == 0 && ::stat("/sys/fs/fuse", &b) == 0 && a.st_dev == b.st_dev &&
         ::mount("fusectl", kFusectl, "fusectl", 0, nullptr) != 0) {
       return errnoError(std::string("cannot mount fusectl on ") + kFusectl);
@@ -187,17 +187,15 @@ Status stopServing(const std::shared_ptr<FuseDisk::Server>& s) {
   return okStatus();
 }
 
-
-Result<std::unique_ptr<FuseDisk>> FuseDisk::mount(const std::string& file_path,
-                                                  std::shared_ptr<BlockDevice> device,
+Result<std::unique_ptr<FuseDisk>> FuseDisk::mount(const std::string& file_path, std::shared_ptr<BlockDevice> device,
                                                   const FuseDiskOptions& options) {
   const std::string what = "fuse disk " + file_path;
   if (!device) return makeError(what + ": no block device", EINVAL);
   uint32_t bs = device->blockSize();
   uint64_t size = device->sizeBytes();
   if (bs == 0 || size == 0 || size % bs != 0) {
-    return makeError(what + ": device size " + std::to_string(size) +
-                         " is not a positive multiple of its block size " + std::to_string(bs),
+    return makeError(what + ": device size " + std::to_string(size) + " is not a positive multiple of its block size " +
+                         std::to_string(bs),
                      EINVAL);
   }
   if (options.max_threads == 0) return makeError(what + ": max_threads must be >= 1", EINVAL);
@@ -217,8 +215,7 @@ Result<std::unique_ptr<FuseDisk>> FuseDisk::mount(const std::string& file_path,
   // default_permissions: the kernel checks `mode`, since allow_other lets
   // every user reach us. max_read must match conn->max_read (opInit).
   std::string opts = "fsname=" + sanitizeOption(options.fsname) +
-                     ",subtype=offcore-disk,default_permissions,max_read=" +
-                     std::to_string(kFuseDiskMaxIo);
+                     ",subtype=offcore-disk,default_permissions,max_read=" + std::to_string(kFuseDiskMaxIo);
   if (options.allow_other) opts += ",allow_other";
   if (options.read_only) opts += ",ro";
   server->session = newFuseSession(opts, server.get());

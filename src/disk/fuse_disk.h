@@ -30,8 +30,8 @@ struct FuseDiskOptions {
   // FUSE file's page cache. Off by default: a loop device or EROFS on top
   // already caches, and page-cache reads give the kernel's readahead.
   bool direct_io = false;
-  uint32_t mode = 0600;  // permission bits of the file; owner = this process
-  unsigned max_threads = 8;  // libfuse workers (each with its own cloned /dev/fuse fd)
+  uint32_t mode = 0600;                 // permission bits of the file; owner = this process
+  unsigned max_threads = 8;             // libfuse workers (each with its own cloned /dev/fuse fd)
   std::string fsname = "offcore-disk";  // shown in /proc/mounts
   // One cloned /dev/fuse fd per worker (faster) or one shared fd. With one
   // fd, a keeper process holding a dup of it keeps the connection — and the
@@ -60,8 +60,7 @@ class FuseDisk {
   // and serves it. Returns once the file answers through the mount. Needs
   // root and /dev/fuse. A stale mount left by a dead daemon on file_path is
   // detached first.
-  static Result<std::unique_ptr<FuseDisk>> mount(const std::string& file_path,
-                                                 std::shared_ptr<BlockDevice> device,
+  static Result<std::unique_ptr<FuseDisk>> mount(const std::string& file_path, std::shared_ptr<BlockDevice> device,
                                                  const FuseDiskOptions& options = {});
   // Serves an existing connection in a new process: `fd` is a dup of the
   // /dev/fuse fd of a FuseDisk (clone_fd off) that served file_path before
@@ -94,8 +93,7 @@ class FuseDisk {
   struct Server;  // the state the FUSE callbacks see; defined in fuse_disk.cc
 
  private:
-  FuseDisk(std::string path, std::shared_ptr<Server> server)
-      : path_(std::move(path)), server_(std::move(server)) {}
+  FuseDisk(std::string path, std::shared_ptr<Server> server) : path_(std::move(path)), server_(std::move(server)) {}
 
   const std::string path_;
   std::shared_ptr<Server> server_;

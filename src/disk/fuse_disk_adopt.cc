@@ -70,8 +70,8 @@ ssize_t adoptedWritev(int fd, struct iovec* iov, int count, void* userdata) {
       // put them back in the queue for us.
       fuse_out_header resend{sizeof(fuse_out_header), kNotifyResend, 0};
       if (::write(fd, &resend, sizeof resend) < 0) {
-        spdlog::warn("fuse disk {}: FUSE_NOTIFY_RESEND failed ({}); requests in flight at the restart fail",
-                     s->path, std::strerror(errno));
+        spdlog::warn("fuse disk {}: FUSE_NOTIFY_RESEND failed ({}); requests in flight at the restart fail", s->path,
+                     std::strerror(errno));
       }
       {
         std::lock_guard<std::mutex> lock(s->init_mu);
@@ -103,8 +103,7 @@ unsigned long connectionIdOf(const std::string& path) {
 }  // namespace
 
 Result<std::unique_ptr<FuseDisk>> FuseDisk::adopt(const std::string& file_path, int fd,
-                                                  std::shared_ptr<BlockDevice> device,
-                                                  const FuseDiskOptions& options) {
+                                                  std::shared_ptr<BlockDevice> device, const FuseDiskOptions& options) {
   const std::string what = "fuse disk " + file_path + " (adopted)";
   if (!device || fd < 0) {
     if (fd >= 0) ::close(fd);

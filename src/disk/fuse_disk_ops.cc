@@ -32,8 +32,7 @@ int errnoFor(const Error& e) {
 int FuseDisk::Server::fail(const char* op, uint64_t off, uint64_t len, const Error& e) {
   uint64_t n = errors.fetch_add(1, std::memory_order_relaxed) + 1;
   if (n <= 10 || n % 1000 == 0) {
-    spdlog::warn("fuse disk {}: {} {}+{} failed: {} ({} errors so far)", path, op, off, len,
-                 e.message, n);
+    spdlog::warn("fuse disk {}: {} {}+{} failed: {} ({} errors so far)", path, op, off, len, e.message, n);
   }
   return errnoFor(e);
 }
@@ -118,8 +117,7 @@ void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*)
   fuse_reply_buf(req, buf.data(), len);
 }
 
-void opWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off,
-             fuse_file_info*) {
+void opWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info*) {
   Server& s = serverOf(req);
   s.writes.fetch_add(1, std::memory_order_relaxed);
   if (s.options.read_only) {
@@ -164,8 +162,7 @@ void opFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { doFsync(req)
 void opFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 void opRelease(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
-void opFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t length,
-                 fuse_file_info*) {
+void opFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t length, fuse_file_info*) {
   Server& s = serverOf(req);
   const bool punch = mode & FALLOC_FL_PUNCH_HOLE;
   const bool zero = mode & FALLOC_FL_ZERO_RANGE;
@@ -204,8 +201,7 @@ void opFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t length,
     s.write_zeroes.fetch_add(1, std::memory_order_relaxed);
     st = s.io.writeZeroes(offset, end - offset);
   }
-  fuse_reply_err(req, st.ok() ? 0 : s.fail(punch ? "discard" : "write zeroes", offset,
-                                           end - offset, st.error()));
+  fuse_reply_err(req, st.ok() ? 0 : s.fail(punch ? "discard" : "write zeroes", offset, end - offset, st.error()));
 }
 
 // A loop device takes its discard granularity from the backing file's

@@ -10,8 +10,8 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -26,8 +26,7 @@ inline constexpr unsigned kFuseDiskMaxIo = 1u << 20;
 
 struct FuseDisk::Server {
   Server(std::string p, std::shared_ptr<BlockDevice> dev, const FuseDiskOptions& opts)
-      : path(std::move(p)), device(dev), io(dev), options(opts), size(dev->sizeBytes()),
-        block_size(dev->blockSize()) {}
+      : path(std::move(p)), device(dev), io(dev), options(opts), size(dev->sizeBytes()), block_size(dev->blockSize()) {}
 
   const std::string path;
   const std::shared_ptr<BlockDevice> device;

@@ -21,7 +21,7 @@
 namespace offcore {
 
 struct CgroupSettings {
-  CpuSet cpus;                          // empty: inherit the parent's
+  CpuSet cpus;                           // empty: inherit the parent's
   std::optional<uint64_t> memory_limit;  // bytes; none: unlimited
 };
 

@@ -1,5 +1,5 @@
-#include "base/json.h"
 #include "dpu/fabric.h"
+#include "base/json.h"
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -18,9 +18,7 @@ Result<FileLock> Fabric::lock() const {
   return FileLock::acquire(dir() + "/.lock");
 }
 
-std::string Fabric::nodeUplinkIp(int index) const {
-  return ipv4(config_.fabric_prefix, 0, 10 + index) + "/16";
-}
+std::string Fabric::nodeUplinkIp(int index) const { return ipv4(config_.fabric_prefix, 0, 10 + index) + "/16"; }
 
 std::string Fabric::subnet() const { return ipv4(config_.fabric_prefix, 0, 0) + "/16"; }
 
@@ -111,8 +109,8 @@ Result<FabricHost> Fabric::addHost(const std::string& name, const std::string& c
   Registry r = load();
   FabricHost h{name, "ocf-" + name, "ocf-" + name, cidr};
   if (r.hosts.count(name) || netnsExists(h.netns)) {
-    return makeError("fabric host '" + name + "' already exists (remove it with `offcore fabric host del " +
-                     name + "`)");
+    return makeError("fabric host '" + name + "' already exists (remove it with `offcore fabric host del " + name +
+                     "`)");
   }
   std::set<std::string> used_ips;
   for (auto& [_, other] : r.hosts) used_ips.insert(other.ip.substr(0, other.ip.find('/')));
@@ -140,9 +138,8 @@ Result<FabricHost> Fabric::addHost(const std::string& name, const std::string& c
            {"link", "set", h.ifname, "master", bridge(), "up"}}) {
     if (auto s = ipCmd(netns(), step); !s.ok()) return rollback(s.error());
   }
-  for (auto step : std::vector<std::vector<std::string>>{{"link", "set", "lo", "up"},
-                                                         {"addr", "add", h.ip, "dev", "eth0"},
-                                                         {"link", "set", "eth0", "up"}}) {
+  for (auto step : std::vector<std::vector<std::string>>{
+           {"link", "set", "lo", "up"}, {"addr", "add", h.ip, "dev", "eth0"}, {"link", "set", "eth0", "up"}}) {
     if (auto s = ipCmd(h.netns, step); !s.ok()) return rollback(s.error());
   }
   r.hosts[name] = h;

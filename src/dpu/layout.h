@@ -16,15 +16,15 @@ Status validateName(const std::string& kind, const std::string& name);
 
 struct NodeLayout {
   std::string name;
-  std::string run_dir;      // <run_root>/<name>
-  std::string api_socket;   // the API channel
-  std::string state_file;   // node.json
+  std::string run_dir;     // <run_root>/<name>
+  std::string api_socket;  // the API channel
+  std::string state_file;  // node.json
   std::string agent_log;
-  std::string soc_netns;    // oc-<name>-soc
-  std::string cg_node;      // offcore/<name>
-  std::string cg_soc;       // offcore/<name>/soc: every offloaded service
-  std::string cg_host;      // offcore/<name>/host: tenant work
-  std::string cg_host_infra;  // offcore/<name>/host-infra: host-side offcore pieces
+  std::string soc_netns;         // oc-<name>-soc
+  std::string cg_node;           // offcore/<name>
+  std::string cg_soc;            // offcore/<name>/soc: every offloaded service
+  std::string cg_host;           // offcore/<name>/host: tenant work
+  std::string cg_host_infra;     // offcore/<name>/host-infra: host-side offcore pieces
   std::string uplink_fabric_if;  // ocu-<name>, fabric side of the uplink
   std::string uplink_soc_if;     // up0, SoC side
   std::string hostvf_host_if;    // och-<name>, host side of the host-VF

@@ -52,9 +52,7 @@ std::vector<std::string> mountsBelow(const std::string& dir) {
   for (auto& p : parseMountPoints(*text)) {
     if (p == dir || p.rfind(dir + "/", 0) == 0) out.push_back(p);
   }
-  std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
-    return a.size() > b.size();
-  });
+  std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   return out;
 }
 

@@ -21,9 +21,7 @@ std::string netnsPath(const std::string& name) { return "/run/netns/" + name; }
 
 bool netnsExists(const std::string& name) { return pathExists(netnsPath(name)); }
 
-bool isOffcoreNetnsName(const std::string& name) {
-  return name.rfind("oc-", 0) == 0 || name.rfind("ocf-", 0) == 0;
-}
+bool isOffcoreNetnsName(const std::string& name) { return name.rfind("oc-", 0) == 0 || name.rfind("ocf-", 0) == 0; }
 
 Status checkPodNetnsPath(const std::string& path) {
   struct statfs fs {};

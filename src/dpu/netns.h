@@ -28,8 +28,7 @@ Status checkPodNetnsPath(const std::string& path);
 Status ipCmd(const std::string& netns, std::vector<std::string> args);
 Result<std::string> ipOutput(const std::string& netns, std::vector<std::string> args);
 // Runs argv inside a named namespace (`ip netns exec`), e.g. sysctl or nft.
-Status runInNetns(const std::string& netns, std::vector<std::string> argv,
-                  const std::string& stdin_data = "");
+Status runInNetns(const std::string& netns, std::vector<std::string> argv, const std::string& stdin_data = "");
 bool linkExists(const std::string& netns, const std::string& ifname);
 Status linkDelete(const std::string& netns, const std::string& ifname);
 

@@ -1,6 +1,6 @@
+#include "dpu/node.h"
 #include "base/byte_size.h"
 #include "base/json.h"
-#include "dpu/node.h"
 
 #include <signal.h>
 #include <sys/mount.h>
@@ -38,7 +38,9 @@ std::string hostNatRuleset(const std::string& uplink_if, const std::string& host
   return "table ip offcore {\n"
          "  chain postrouting {\n"
          "    type nat hook postrouting priority srcnat; policy accept;\n"
-         "    oifname \"" + uplink_if + "\" ip saddr " + host_link_cidr + " masquerade\n"
+         "    oifname \"" +
+         uplink_if + "\" ip saddr " + host_link_cidr +
+         " masquerade\n"
          "  }\n"
          // Default deny: the SoC serves nothing over IP but VXLAN from the
          // fabric (its APIs are unix sockets), so the host domain, pods and
@@ -48,8 +50,12 @@ std::string hostNatRuleset(const std::string& uplink_if, const std::string& host
          "    type filter hook input priority filter; policy drop;\n"
          "    iif \"lo\" accept\n"
          "    ct state established,related accept\n"
-         "    iifname != \"" + uplink_if + "\" udp dport 4789 counter drop\n"
-         "    iifname \"" + uplink_if + "\" udp dport 4789 accept\n"
+         "    iifname != \"" +
+         uplink_if +
+         "\" udp dport 4789 counter drop\n"
+         "    iifname \"" +
+         uplink_if +
+         "\" udp dport 4789 accept\n"
          "    ip protocol icmp accept\n"
          "    counter drop\n"
          "  }\n"
@@ -212,8 +218,8 @@ Status NodeManager::build(NodeState& s) {
   OC_TRY(ipCmd(l.soc_netns, {"link", "set", "lo", "up"}));
 
   // Uplink: SoC <-> fabric bridge, the DPU's physical port.
-  OC_TRY(ipCmd(fabric.netns(), {"link", "add", l.uplink_fabric_if, "type", "veth", "peer", "name",
-                                l.uplink_soc_if, "netns", l.soc_netns}));
+  OC_TRY(ipCmd(fabric.netns(), {"link", "add", l.uplink_fabric_if, "type", "veth", "peer", "name", l.uplink_soc_if,
+                                "netns", l.soc_netns}));
   OC_TRY(ipCmd(fabric.netns(), {"link", "set", l.uplink_fabric_if, "master", fabric.bridge(), "up"}));
   OC_TRY(ipCmd(l.soc_netns, {"addr", "add", s.uplink_ip, "dev", l.uplink_soc_if}));
   OC_TRY(ipCmd(l.soc_netns, {"link", "set", l.uplink_soc_if, "up"}));
@@ -223,8 +229,8 @@ Status NodeManager::build(NodeState& s) {
     OC_TRY(netnsAdd(s.host_netns));
     OC_TRY(ipCmd(s.host_netns, {"link", "set", "lo", "up"}));
   }
-  OC_TRY(ipCmd(s.host_netns, {"link", "add", l.hostvf_host_if, "type", "veth", "peer", "name",
-                              l.hostvf_soc_if, "netns", l.soc_netns}));
+  OC_TRY(ipCmd(s.host_netns, {"link", "add", l.hostvf_host_if, "type", "veth", "peer", "name", l.hostvf_soc_if, "netns",
+                              l.soc_netns}));
   OC_TRY(ipCmd(s.host_netns, {"addr", "add", s.hostvf_host_ip, "dev", l.hostvf_host_if}));
   OC_TRY(ipCmd(s.host_netns, {"link", "set", l.hostvf_host_if, "up"}));
   OC_TRY(ipCmd(l.soc_netns, {"addr", "add", s.hostvf_soc_ip, "dev", l.hostvf_soc_if}));
@@ -267,8 +273,8 @@ Status NodeManager::startAgent(NodeState& s) {
     if (reply.ok() && reply->status == 200) return okStatus();
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return makeError("the agent did not answer within " + std::to_string(config_.agent_ready_timeout_ms) +
-                   " ms; see " + l.agent_log);
+  return makeError("the agent did not answer within " + std::to_string(config_.agent_ready_timeout_ms) + " ms; see " +
+                   l.agent_log);
 }
 
 namespace {
@@ -288,8 +294,10 @@ Result<NodeState> NodeManager::restartAgent(const std::string& name) {
   OC_ASSIGN_OR_RETURN(FileLock lock, fabric.lock());
   OC_ASSIGN_OR_RETURN(NodeState s, state(name));
   if (s.phase != "up") {
-    return makeError("node '" + name + "' is " + s.phase + ", not up (a killed `dpu up`?); remove it with "
-                     "`offcore dpu down --name " + name + "` and bring it up again");
+    return makeError("node '" + name + "' is " + s.phase +
+                     ", not up (a killed `dpu up`?); remove it with "
+                     "`offcore dpu down --name " +
+                     name + "` and bring it up again");
   }
   OC_TRY(stopAgentKeepingServices(s));
   OC_TRY(startAgent(s));
@@ -316,7 +324,8 @@ Status NodeManager::stopAgentKeepingServices(const NodeState& s) {
   // Hung (or deaf): SIGKILL takes the agent alone; its services are in
   // their own processes and the next agent adopts them.
   spdlog::warn("agent {} of node {} did not exit when asked; killing it", s.agent_pid, s.name);
-  if (::kill(s.agent_pid, SIGKILL) != 0 && errno != ESRCH) return errnoError("kill the agent " + std::to_string(s.agent_pid));
+  if (::kill(s.agent_pid, SIGKILL) != 0 && errno != ESRCH)
+    return errnoError("kill the agent " + std::to_string(s.agent_pid));
   for (int i = 0; i < 500 && !processGone(s.agent_pid); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -326,9 +335,7 @@ Status NodeManager::stopAgentKeepingServices(const NodeState& s) {
 Status NodeManager::enterDomain(const NodeState& node, Domain domain) {
   NodeLayout l = layout(node.name);
   switch (domain) {
-    case Domain::kSoc:
-      OC_TRY(enterNetns(l.soc_netns));
-      return cgroups_->attach(l.cg_soc, ::getpid());
+    case Domain::kSoc: OC_TRY(enterNetns(l.soc_netns)); return cgroups_->attach(l.cg_soc, ::getpid());
     case Domain::kHost:
     case Domain::kHostInfra:
       if (!node.host_netns.empty()) OC_TRY(enterNetns(node.host_netns));
@@ -337,8 +344,7 @@ Status NodeManager::enterDomain(const NodeState& node, Domain domain) {
   return okStatus();
 }
 
-Result<int> NodeManager::execInDomain(const std::string& name, Domain domain,
-                                      const std::vector<std::string>& argv) {
+Result<int> NodeManager::execInDomain(const std::string& name, Domain domain, const std::vector<std::string>& argv) {
   OC_ASSIGN_OR_RETURN(NodeState node, state(name));
   SpawnOptions opts;
   opts.in_child = [this, &node, domain]() { return enterDomain(node, domain); };
@@ -428,9 +434,12 @@ Result<std::string> NodeManager::statusJson(const std::string& name, const std::
   auto usageOf = [&](const std::string& cg) -> CgroupUsage { return cgroups_->usage(cg).valueOr(CgroupUsage{}); };
   CgroupUsage soc = usageOf(l.cg_soc), host = usageOf(l.cg_host), infra = usageOf(l.cg_host_infra);
   auto domain = [](const CpuSet& cpus, const CgroupUsage& u, const std::string& netns, const std::string& cg) {
-    return json{{"cpus", formatCpuList(cpus)},        {"cpu_seconds", u.cpu_seconds},
-                {"memory_bytes", u.memory_bytes},     {"memory_peak_bytes", u.memory_peak_bytes},
-                {"pids", u.pids},                     {"netns", netns},
+    return json{{"cpus", formatCpuList(cpus)},
+                {"cpu_seconds", u.cpu_seconds},
+                {"memory_bytes", u.memory_bytes},
+                {"memory_peak_bytes", u.memory_peak_bytes},
+                {"pids", u.pids},
+                {"netns", netns},
                 {"cgroup", cg}};
   };
   double infra_total = soc.cpu_seconds + infra.cpu_seconds;
@@ -449,8 +458,11 @@ Result<std::string> NodeManager::statusJson(const std::string& name, const std::
       {"network",
        {{"uplink", {{"soc_if", l.uplink_soc_if}, {"ip", s.uplink_ip}, {"fabric_if", l.uplink_fabric_if}}},
         {"host_vf",
-         {{"host_if", l.hostvf_host_if}, {"host_ip", s.hostvf_host_ip}, {"soc_if", l.hostvf_soc_if},
-          {"soc_ip", s.hostvf_soc_ip}, {"mode", "nat"}}}}},
+         {{"host_if", l.hostvf_host_if},
+          {"host_ip", s.hostvf_host_ip},
+          {"soc_if", l.hostvf_soc_if},
+          {"soc_ip", s.hostvf_soc_ip},
+          {"mode", "nat"}}}}},
   };
   auto services = json::parse(services_json, nullptr, false);
   doc["services"] = services.is_array() ? services : json::array();

@@ -21,10 +21,10 @@ namespace offcore {
 
 struct NodeSpec {
   std::string name;
-  std::string soc_cpus;   // "" = the last online cpu
-  std::string host_cpus;  // "" = every other online cpu
-  std::string soc_memory; // "" = unlimited, else "512M", "2G"...
-  std::string host_netns; // "" = the namespace of the caller (root)
+  std::string soc_cpus;    // "" = the last online cpu
+  std::string host_cpus;   // "" = every other online cpu
+  std::string soc_memory;  // "" = unlimited, else "512M", "2G"...
+  std::string host_netns;  // "" = the namespace of the caller (root)
 };
 
 enum class Domain { kSoc, kHost, kHostInfra };
@@ -57,8 +57,8 @@ class NodeManager {
 
   // Builds the status document (see docs/API.md) from the cgroups; the
   // services and vfs parts come from the agent and are passed in.
-  Result<std::string> statusJson(const std::string& name, const std::string& services_json,
-                                 const std::string& vfs_json, const std::string& agent_state) const;
+  Result<std::string> statusJson(const std::string& name, const std::string& services_json, const std::string& vfs_json,
+                                 const std::string& agent_state) const;
 
   CgroupDriver& cgroups() { return *cgroups_; }
   const Config& config() const { return config_; }

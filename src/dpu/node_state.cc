@@ -1,5 +1,5 @@
-#include "base/json.h"
 #include "dpu/node_state.h"
+#include "base/json.h"
 
 #include <cctype>
 #include <nlohmann/json.hpp>
@@ -56,8 +56,6 @@ Result<NodeState> loadNodeState(const std::string& path) {
   return NodeState::fromJson(text, path);
 }
 
-Status saveNodeState(const std::string& path, const NodeState& state) {
-  return writeFileAtomic(path, state.toJson());
-}
+Status saveNodeState(const std::string& path, const NodeState& state) { return writeFileAtomic(path, state.toJson()); }
 
 }  // namespace offcore

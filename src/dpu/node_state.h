@@ -18,7 +18,7 @@ struct NodeState {
   CpuSet soc_cpus;
   CpuSet host_cpus;
   std::optional<uint64_t> soc_memory_limit;
-  std::string host_netns;          // "" = the namespace `dpu up` ran in (root)
+  std::string host_netns;           // "" = the namespace `dpu up` ran in (root)
   bool created_host_netns = false;  // remove it on down only if we made it
   int fabric_index = -1;
   std::string uplink_ip;       // CIDR on up0

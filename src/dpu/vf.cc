@@ -1,5 +1,5 @@
-#include "base/json.h"
 #include "dpu/vf.h"
+#include "base/json.h"
 
 #include <arpa/inet.h>
 
@@ -70,14 +70,16 @@ bool plainToken(const std::string& s, size_t max) {
 
 Status validateIfname(const std::string& ifname) {
   if (!plainToken(ifname, 15)) {
-    return makeError("bad interface name '" + ifname + "' (1-15 letters, digits, '_', '-' or '.', starting with a letter or digit)");
+    return makeError("bad interface name '" + ifname +
+                     "' (1-15 letters, digits, '_', '-' or '.', starting with a letter or digit)");
   }
   return okStatus();
 }
 
 Status validateNetnsName(const std::string& name) {
   if (!plainToken(name, 64)) {
-    return makeError("bad namespace name '" + name + "' (letters, digits, '_', '-' or '.', starting with a letter or digit)");
+    return makeError("bad namespace name '" + name +
+                     "' (letters, digits, '_', '-' or '.', starting with a letter or digit)");
   }
   if (isOffcoreNetnsName(name)) return makeError("'" + name + "' is one of offcore's own namespaces, not a pod's");
   return okStatus();
@@ -86,8 +88,12 @@ Status validateNetnsName(const std::string& name) {
 std::string vfsToJson(const std::vector<Vf>& vfs) {
   json arr = json::array();
   for (const auto& v : vfs) {
-    arr.push_back({{"index", v.index}, {"representor", v.representor}, {"netns", v.netns},
-                   {"ifname", v.ifname}, {"ip", v.ip}, {"mac", v.mac}});
+    arr.push_back({{"index", v.index},
+                   {"representor", v.representor},
+                   {"netns", v.netns},
+                   {"ifname", v.ifname},
+                   {"ip", v.ip},
+                   {"mac", v.mac}});
   }
   return dumpJson(arr);
 }
@@ -102,8 +108,8 @@ Status VfManager::load() {
   auto doc = json::parse(text, nullptr, false);
   if (doc.is_discarded() || !doc.is_array()) return makeError(state_path_ + ": not a JSON array");
   for (const auto& j : doc) {
-    Vf v{j.value("index", 0), j.value("representor", ""), j.value("netns", ""),
-         j.value("ifname", ""), j.value("ip", ""),        j.value("mac", "")};
+    Vf v{j.value("index", 0),   j.value("representor", ""), j.value("netns", ""),
+         j.value("ifname", ""), j.value("ip", ""),          j.value("mac", "")};
     if (linkExists("", v.representor)) vfs_.push_back(v);
   }
   return save();
@@ -139,8 +145,8 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
   vf.ip = spec.ip;
   if (spec.mac.empty()) {
     char buf[18];
-    std::snprintf(buf, sizeof buf, "02:0c:%02x:%02x:%02x:%02x", node_index_ & 0xff, (index >> 8) & 0xff,
-                  index & 0xff, 0x01);
+    std::snprintf(buf, sizeof buf, "02:0c:%02x:%02x:%02x:%02x", node_index_ & 0xff, (index >> 8) & 0xff, index & 0xff,
+                  0x01);
     vf.mac = buf;
   } else {
     vf.mac = spec.mac;
@@ -157,9 +163,8 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
       !s.ok()) {
     return rollback(s.error());
   }
-  std::vector<std::vector<std::string>> pod_steps = {{"link", "set", "lo", "up"},
-                                                     {"link", "set", vf.ifname, "address", vf.mac},
-                                                     {"link", "set", vf.ifname, "up"}};
+  std::vector<std::vector<std::string>> pod_steps = {
+      {"link", "set", "lo", "up"}, {"link", "set", vf.ifname, "address", vf.mac}, {"link", "set", vf.ifname, "up"}};
   if (spec.mtu > 0) pod_steps.push_back({"link", "set", vf.ifname, "mtu", std::to_string(spec.mtu)});
   if (!vf.ip.empty()) {
     pod_steps.push_back({"addr", "add", vf.ip, "dev", vf.ifname});

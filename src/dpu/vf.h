@@ -16,15 +16,15 @@
 namespace offcore {
 
 struct VfSpec {
-  std::string netns;         // a name from `ip netns list`, or a path (/proc/PID/ns/net)
+  std::string netns;  // a name from `ip netns list`, or a path (/proc/PID/ns/net)
   std::string ifname = "eth0";
-  std::string ip;            // CIDR for the VF end; "" = no address
-  std::string mac;           // "" = derived from the node and VF index
+  std::string ip;   // CIDR for the VF end; "" = no address
+  std::string mac;  // "" = derived from the node and VF index
   // The SoC routes the pod's address to the representor (kernel routing).
   // Pod networking (src/net) turns this off: its BPF program routes, per
   // VPC, which lets two VPCs use the same addresses.
   bool soc_route = true;
-  int mtu = 0;               // 0 = the kernel's default
+  int mtu = 0;  // 0 = the kernel's default
 };
 
 struct Vf {

@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "gateway/requests.h"
+#include "base/crc32c.h"
 #include "base/files.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/subprocess.h"
-#include "base/crc32c.h"
+#include "gateway/requests.h"
 
 namespace offcore {
 
@@ -42,9 +42,12 @@ std::string serialFor(const std::string& nqn) {
 
 ApiResponse errorFor(const Error& e) {
   int status = 400;
-  if (e.code == ENOENT) status = 404;
-  else if (e.code == EEXIST || e.code == EBUSY) status = 409;
-  else if (e.code == ENOSPC) status = 507;
+  if (e.code == ENOENT)
+    status = 404;
+  else if (e.code == EEXIST || e.code == EBUSY)
+    status = 409;
+  else if (e.code == ENOSPC)
+    status = 507;
   return ApiResponse::error(status, e.message);
 }
 
@@ -77,8 +80,8 @@ Result<std::string> resolveGatewaySocket(const std::string& run_root, const std:
     if (j.is_discarded()) continue;
     std::string listen = j.value("listen", "");
     std::string port = std::to_string(j.value("port", 0));
-    if (listen + ":" + port == target || ("0.0.0.0:" + port == listen + ":" + port &&
-                                          target.substr(target.rfind(':') + 1) == port)) {
+    if (listen + ":" + port == target ||
+        ("0.0.0.0:" + port == listen + ":" + port && target.substr(target.rfind(':') + 1) == port)) {
       return e.path().string() + "/api.sock";
     }
   }
@@ -115,7 +118,8 @@ Status sweepGatewayRunDirs(const std::string& run_root, const std::string& self)
       continue;
     }
     if (name == self && owner != ::getpid()) {
-      return makeError("gateway '" + name + "' already runs" + (owner > 0 ? " (pid " + std::to_string(owner) + ")" : "") +
+      return makeError("gateway '" + name + "' already runs" +
+                       (owner > 0 ? " (pid " + std::to_string(owner) + ")" : "") +
                        "; stop it first or choose another --name");
     }
   }
@@ -145,8 +149,8 @@ Status StorageGateway::exportVolume(const std::string& name) {
   ns.device = std::move(dev);
   ns.nguid = nguidFor(nqn);
   ns.read_only = info.read_only;
-  auto sub = std::make_shared<nvme::Subsystem>(nqn, serialFor(nqn), std::vector<nvme::Namespace>{ns},
-                                               info.allowed_hosts);
+  auto sub =
+      std::make_shared<nvme::Subsystem>(nqn, serialFor(nqn), std::vector<nvme::Namespace>{ns}, info.allowed_hosts);
   OC_ASSIGN_OR_RETURN(auto secrets, gateway::toTargetSecrets(secrets_->forVolume(name)));
   sub->setHostSecrets(std::move(secrets));
   registry_->add(std::move(sub));
@@ -177,7 +181,8 @@ std::string StorageGateway::volumeJson(const VolumeInfo& v, const std::vector<ga
   for (const auto& h : v.allowed_hosts) {
     auto it = secrets.find(h);
     bool chap = it != secrets.end();
-    hosts.push_back({{"nqn", h}, {"auth", chap ? "DH-HMAC-CHAP" : "NQN only"},
+    hosts.push_back({{"nqn", h},
+                     {"auth", chap ? "DH-HMAC-CHAP" : "NQN only"},
                      {"bidirectional", chap && !it->second.ctrl_secret.empty()}});
   }
   json j{{"name", v.name},
@@ -212,9 +217,14 @@ void StorageGateway::registerRoutes() {
     for (const auto& c : target_->controllers()) {
       ctrls.push_back({{"cntlid", c.cntlid}, {"subnqn", c.subnqn}, {"hostnqn", c.hostnqn}, {"io_queues", c.io_queues}});
     }
-    json j{{"name", config_.name}, {"listen", config_.listen_addr}, {"port", target_->port()},
-           {"data", config_.data_dir}, {"capacity_bytes", st.capacity_bytes}, {"allocated_bytes", st.allocated_bytes},
-           {"volumes", st.volumes}, {"controllers", ctrls}};
+    json j{{"name", config_.name},
+           {"listen", config_.listen_addr},
+           {"port", target_->port()},
+           {"data", config_.data_dir},
+           {"capacity_bytes", st.capacity_bytes},
+           {"allocated_bytes", st.allocated_bytes},
+           {"volumes", st.volumes},
+           {"controllers", ctrls}};
     return ApiResponse::json(200, dumpJson(j) + "\n");
   });
   api_->route("GET", "/v1/volumes", [this](const ApiRequest&) {
@@ -252,7 +262,8 @@ void StorageGateway::registerRoutes() {
       unexportVolume(r->name);
       (void)secrets_->setVolume(r->name, {});
       if (auto undo = store_->remove(r->name); !undo.ok()) {
-        spdlog::error("gateway {}: volume {} half made and not removed: {}", config_.name, r->name, undo.error().message);
+        spdlog::error("gateway {}: volume {} half made and not removed: {}", config_.name, r->name,
+                      undo.error().message);
       }
       return errorFor(done.error());
     }
@@ -282,8 +293,8 @@ void StorageGateway::registerRoutes() {
       return errorFor(s.error());
     }
     if (auto s = secrets_->setVolume(name, {}); !s.ok()) {
-      spdlog::warn("gateway {}: volume {} removed but its secrets stay in {}: {}", config_.name, name,
-                   secrets_->path(), s.error().message);
+      spdlog::warn("gateway {}: volume {} removed but its secrets stay in {}: {}", config_.name, name, secrets_->path(),
+                   s.error().message);
     }
     return ApiResponse::json(200, "{\"ok\":true}\n");
   });
@@ -357,8 +368,9 @@ Status StorageGateway::start() {
   std::string dir = config_.run_root + "/targets/" + config_.name;
   OC_TRY(makePrivateDir(dir));
   // target.json first: from then on a sweep by another process sees a live owner.
-  json info{{"name", config_.name}, {"listen", config_.listen_addr}, {"port", target_->port()},
-            {"data", config_.data_dir}, {"pid", ::getpid()}, {"start_ticks", processStartTicks(::getpid())}};
+  json info{{"name", config_.name},    {"listen", config_.listen_addr},
+            {"port", target_->port()}, {"data", config_.data_dir},
+            {"pid", ::getpid()},       {"start_ticks", processStartTicks(::getpid())}};
   OC_TRY(writeFileAtomic(dir + "/target.json", dumpJson(info, 2) + "\n"));
   api_ = std::make_unique<ApiServer>(loop_);
   registerRoutes();
@@ -373,7 +385,8 @@ Status StorageGateway::run() {
   Status s = loop_.run();
   target_->stop();
   // A failed checkpoint loses nothing: the next start replays the journal.
-  if (auto c = store_->checkpoint(); !c.ok()) spdlog::warn("gateway {}: checkpoint at stop: {}", config_.name, c.error().message);
+  if (auto c = store_->checkpoint(); !c.ok())
+    spdlog::warn("gateway {}: checkpoint at stop: {}", config_.name, c.error().message);
   return s;
 }
 

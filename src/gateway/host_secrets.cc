@@ -88,7 +88,8 @@ Status HostSecretFile::load() {
   OC_ASSIGN_OR_RETURN(std::string text, readFile(path_));
   auto doc = json::parse(text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("volumes") || !doc["volumes"].is_object()) {
-    return makeError(path_ + " is not a secrets file; restore it from a backup or remove it (hosts lose their secrets)");
+    return makeError(path_ +
+                     " is not a secrets file; restore it from a backup or remove it (hosts lose their secrets)");
   }
   volumes_.clear();
   for (const auto& [volume, hosts] : doc["volumes"].items()) {

@@ -34,7 +34,8 @@ Result<SecretRequest> secretField(const json& entry, const char* key) {
   SecretRequest r;
   auto it = entry.find(key);
   if (it == entry.end() || it->is_null()) return r;
-  if (!it->is_string()) return makeError(std::string("'") + key + "' must be \"generate\", \"none\" or a DHHC-1 secret");
+  if (!it->is_string())
+    return makeError(std::string("'") + key + "' must be \"generate\", \"none\" or a DHHC-1 secret");
   std::string v = it->get<std::string>();
   if (v == "generate") {
     r.mode = SecretRequest::Mode::kGenerate;
@@ -61,7 +62,8 @@ Result<std::vector<std::string>> hostList(const json& value, std::map<std::strin
     if (entry.is_object()) {
       for (const auto& [k, _] : entry.items()) {
         if (k != "nqn" && k != "dhchap_secret" && k != "dhchap_ctrl_secret") {
-          return makeError("unknown field '" + k.substr(0, 32) + "' in an 'allowed_hosts' entry (nqn, dhchap_secret, dhchap_ctrl_secret)");
+          return makeError("unknown field '" + k.substr(0, 32) +
+                           "' in an 'allowed_hosts' entry (nqn, dhchap_secret, dhchap_ctrl_secret)");
         }
       }
       auto n = entry.find("nqn");

@@ -25,9 +25,10 @@ json toJson(const LayerRecord& l) {
   if (l.gateway) j["gateway"] = toJson(*l.gateway);
   if (l.registry) {
     const auto& r = *l.registry;
-    j["registry"] = {{"registry", r.registry}, {"repository", r.repository}, {"plain_http", r.plain_http},
-                     {"chunk_data", r.chunk_data}, {"chunk_index", r.chunk_index}, {"data_bytes", r.data_bytes},
-                     {"chunk_size", r.chunk_size}, {"chunks", r.chunks}};
+    j["registry"] = {{"registry", r.registry},       {"repository", r.repository},
+                     {"plain_http", r.plain_http},   {"chunk_data", r.chunk_data},
+                     {"chunk_index", r.chunk_index}, {"data_bytes", r.data_bytes},
+                     {"chunk_size", r.chunk_size},   {"chunks", r.chunks}};
   }
   return j;
 }
@@ -45,7 +46,7 @@ LayerRecord layerFrom(const json& j) {
   if (j.contains("gateway") && j["gateway"].is_object()) l.gateway = gatewayFrom(j["gateway"]);
   if (j.contains("registry") && j["registry"].is_object()) {
     const auto& r = j["registry"];
-    l.registry = RegistryArtifact{r.value("registry", ""), r.value("repository", ""), r.value("plain_http", false),
+    l.registry = RegistryArtifact{r.value("registry", ""),   r.value("repository", ""),  r.value("plain_http", false),
                                   r.value("chunk_data", ""), r.value("chunk_index", ""), r.value("data_bytes", 0ULL),
                                   r.value("chunk_size", 0U), r.value("chunks", 0U)};
   }
@@ -82,7 +83,9 @@ Result<Catalog::Doc> Catalog::load() const {
   return d;
 }
 
-Status Catalog::store(const Doc& doc) const { return writeFileAtomic(dir_ + "/catalog.json", dumpJson(doc.j, 1) + "\n"); }
+Status Catalog::store(const Doc& doc) const {
+  return writeFileAtomic(dir_ + "/catalog.json", dumpJson(doc.j, 1) + "\n");
+}
 
 template <typename F>
 Status Catalog::update(F&& mutate) const {
@@ -151,14 +154,19 @@ Status Catalog::putLayer(const LayerRecord& layer) {
 }
 
 Status Catalog::putFlat(const FlatRecord& f) {
-  return update([&](json& j) { j["flat"][f.chain_id] = {{"gateway", toJson(f.gateway)}, {"size_bytes", f.size_bytes}}; });
+  return update([&](json& j) {
+    j["flat"][f.chain_id] = {{"gateway", toJson(f.gateway)}, {"size_bytes", f.size_bytes}};
+  });
 }
 
 Status Catalog::putImage(const ImageRecord& i) {
   return update([&](json& j) {
     json prev = j["images"].value(i.ref, json::object());
-    j["images"][i.ref] = {{"ref", i.ref}, {"lazy_ref", i.lazy_ref.empty() ? prev.value("lazy_ref", "") : i.lazy_ref},
-                          {"manifest_digest", i.manifest_digest}, {"diff_ids", i.diff_ids}, {"chain_ids", i.chain_ids},
+    j["images"][i.ref] = {{"ref", i.ref},
+                          {"lazy_ref", i.lazy_ref.empty() ? prev.value("lazy_ref", "") : i.lazy_ref},
+                          {"manifest_digest", i.manifest_digest},
+                          {"diff_ids", i.diff_ids},
+                          {"chain_ids", i.chain_ids},
                           {"lazy_chain_ids", i.lazy_chain_ids.empty() ? prev.value("lazy_chain_ids", json::array())
                                                                       : json(i.lazy_chain_ids)},
                           {"layered", i.layered || prev.value("layered", false)},

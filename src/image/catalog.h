@@ -19,7 +19,7 @@ namespace offcore {
 
 // A layer's EROFS image in the storage gateway (one volume per layer).
 struct GatewayArtifact {
-  std::string uri;  // nvme-tcp://ADDR:PORT/NQN
+  std::string uri;     // nvme-tcp://ADDR:PORT/NQN
   std::string target;  // gateway name
   std::string volume;
 };
@@ -37,8 +37,8 @@ struct RegistryArtifact {
 
 struct LayerRecord {
   std::string diff_id;
-  uint64_t fs_bytes = 0;        // size of the layer's filesystem image
-  uint64_t tar_bytes = 0;       // uncompressed tar size
+  uint64_t fs_bytes = 0;   // size of the layer's filesystem image
+  uint64_t tar_bytes = 0;  // uncompressed tar size
   std::optional<GatewayArtifact> gateway;
   std::optional<RegistryArtifact> registry;
   std::vector<uint32_t> profile;  // chunk numbers to prefetch, first-touch order
@@ -51,8 +51,8 @@ struct FlatRecord {
 };
 
 struct ImageRecord {
-  std::string ref;             // as converted (the source)
-  std::string lazy_ref;        // the pushed lazy manifest, if any
+  std::string ref;       // as converted (the source)
+  std::string lazy_ref;  // the pushed lazy manifest, if any
   std::string manifest_digest;
   std::vector<std::string> diff_ids, chain_ids;
   // The chain IDs containerd computes for the lazy image, whose config lists

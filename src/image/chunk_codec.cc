@@ -16,7 +16,10 @@ namespace offcore {
 namespace {
 
 struct CloseFd {
-  void operator()(int* fd) const { ::close(*fd); delete fd; }
+  void operator()(int* fd) const {
+    ::close(*fd);
+    delete fd;
+  }
 };
 using FdPtr = std::unique_ptr<int, CloseFd>;
 
@@ -79,7 +82,8 @@ Result<ChunkIndex> writeBlob(int in, int out, const std::string& raw_path, const
   if (!blob_md || !cctx || EVP_DigestInit_ex(blob_md.get(), EVP_sha256(), nullptr) != 1)
     return makeError("out of memory setting up the chunk writer", ENOMEM);
   std::string raw(opt.chunk_size, '\0');
-  std::string packed(std::max(maxStoredLen(ChunkCodec::kZstd, opt.chunk_size), maxStoredLen(ChunkCodec::kLz4, opt.chunk_size)), '\0');
+  std::string packed(
+      std::max(maxStoredLen(ChunkCodec::kZstd, opt.chunk_size), maxStoredLen(ChunkCodec::kLz4, opt.chunk_size)), '\0');
   uint64_t offset = 0;
   for (uint64_t i = 0; i < count; i++) {
     uint64_t raw_off = i * opt.chunk_size;
@@ -94,7 +98,8 @@ Result<ChunkIndex> writeBlob(int in, int out, const std::string& raw_path, const
       n = ZSTD_compressCCtx(cctx.get(), packed.data(), packed.size(), raw.data(), raw_len, opt.zstd_level);
       if (ZSTD_isError(n)) return makeError(std::string("zstd: ") + ZSTD_getErrorName(n), EIO);
     } else if (opt.codec == ChunkCodec::kLz4) {
-      int r = LZ4_compress_default(raw.data(), packed.data(), static_cast<int>(raw_len), static_cast<int>(packed.size()));
+      int r =
+          LZ4_compress_default(raw.data(), packed.data(), static_cast<int>(raw_len), static_cast<int>(packed.size()));
       if (r <= 0) return makeError("lz4 compression failed", EIO);
       n = static_cast<size_t>(r);
     }
@@ -129,13 +134,15 @@ std::string sha256Hex(const void* data, size_t len) {
 }
 
 Result<ChunkIndex> writeChunkedBlob(const std::string& raw_path, const std::string& blob_path,
-                                    const ChunkWriterOptions& options, std::function<void(uint64_t, uint64_t)> progress) {
+                                    const ChunkWriterOptions& options,
+                                    std::function<void(uint64_t, uint64_t)> progress) {
   uint32_t cs = options.chunk_size;
   if (cs < kMinChunkSize || cs > kMaxChunkSize || (cs & (cs - 1)) != 0)
     return makeError("chunk size " + std::to_string(cs) + " must be a power of two in 4 KiB..16 MiB", EINVAL);
   if (options.codec != ChunkCodec::kRaw && options.codec != ChunkCodec::kZstd && options.codec != ChunkCodec::kLz4)
     return makeError("unknown chunk codec", EINVAL);
-  if (options.codec == ChunkCodec::kZstd && (options.zstd_level < ZSTD_minCLevel() || options.zstd_level > ZSTD_maxCLevel()))
+  if (options.codec == ChunkCodec::kZstd &&
+      (options.zstd_level < ZSTD_minCLevel() || options.zstd_level > ZSTD_maxCLevel()))
     return makeError("zstd level " + std::to_string(options.zstd_level) + " out of range", EINVAL);
 
   int in = ::open(raw_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -169,7 +176,8 @@ Status decodeChunk(const ChunkEntry& entry, size_t chunk_no, const void* stored,
     case ChunkCodec::kZstd: {
       size_t n = ZSTD_decompress(out.data(), out.size(), stored, stored_len);
       if (ZSTD_isError(n)) return fail(std::string("zstd: ") + ZSTD_getErrorName(n));
-      if (n != entry.raw_len) return fail("zstd produced " + std::to_string(n) + " bytes, want " + std::to_string(entry.raw_len));
+      if (n != entry.raw_len)
+        return fail("zstd produced " + std::to_string(n) + " bytes, want " + std::to_string(entry.raw_len));
       break;
     }
     case ChunkCodec::kLz4: {
@@ -177,11 +185,11 @@ Status decodeChunk(const ChunkEntry& entry, size_t chunk_no, const void* stored,
       int n = LZ4_decompress_safe(static_cast<const char*>(stored), out.data(), static_cast<int>(stored_len),
                                   static_cast<int>(entry.raw_len));
       if (n < 0) return fail("lz4: malformed data");
-      if (static_cast<uint32_t>(n) != entry.raw_len) return fail("lz4 produced " + std::to_string(n) + " bytes, want " + std::to_string(entry.raw_len));
+      if (static_cast<uint32_t>(n) != entry.raw_len)
+        return fail("lz4 produced " + std::to_string(n) + " bytes, want " + std::to_string(entry.raw_len));
       break;
     }
-    default:
-      return fail("unknown codec " + std::to_string(static_cast<int>(entry.codec)));
+    default: return fail("unknown codec " + std::to_string(static_cast<int>(entry.codec)));
   }
   if (sha256(out.data(), out.size()) != entry.sha256) return fail("sha256 mismatch");
   return okStatus();

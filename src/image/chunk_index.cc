@@ -59,7 +59,9 @@ uint64_t maxStoredLen(ChunkCodec codec, uint32_t raw_len) {
     case ChunkCodec::kRaw: return raw_len;
     case ChunkCodec::kZstd: return ZSTD_compressBound(raw_len);
     case ChunkCodec::kLz4:
-      return raw_len > static_cast<uint32_t>(LZ4_MAX_INPUT_SIZE) ? 0 : static_cast<uint64_t>(LZ4_compressBound(static_cast<int>(raw_len)));
+      return raw_len > static_cast<uint32_t>(LZ4_MAX_INPUT_SIZE)
+                 ? 0
+                 : static_cast<uint64_t>(LZ4_compressBound(static_cast<int>(raw_len)));
   }
   return 0;
 }
@@ -136,12 +138,15 @@ Result<ChunkIndex> parseChunkIndex(const void* data, size_t len) {
       if (e[k] != 0) return bad(at + "reserved bytes are not zero");
     std::memcpy(c.sha256.data(), e + 24, c.sha256.size());
 
-    if (c.offset != next_offset) return bad(at + "offset " + std::to_string(c.offset) + ", want " + std::to_string(next_offset));
+    if (c.offset != next_offset)
+      return bad(at + "offset " + std::to_string(c.offset) + ", want " + std::to_string(next_offset));
     uint64_t raw_want = i + 1 < count ? cs : index.raw_size - static_cast<uint64_t>(i) * cs;
-    if (c.raw_len != raw_want) return bad(at + "raw length " + std::to_string(c.raw_len) + ", want " + std::to_string(raw_want));
+    if (c.raw_len != raw_want)
+      return bad(at + "raw length " + std::to_string(c.raw_len) + ", want " + std::to_string(raw_want));
     if (c.stored_len == 0 || c.stored_len > maxStoredLen(c.codec, c.raw_len))
       return bad(at + "stored length " + std::to_string(c.stored_len) + " impossible for " + chunkCodecName(c.codec));
-    if (c.codec == ChunkCodec::kRaw && c.stored_len != c.raw_len) return bad(at + "raw chunk with stored length != raw length");
+    if (c.codec == ChunkCodec::kRaw && c.stored_len != c.raw_len)
+      return bad(at + "raw chunk with stored length != raw length");
     // Cannot wrap: offsets sum u32 lengths over at most 2^32 chunks.
     next_offset = c.offset + c.stored_len;
   }

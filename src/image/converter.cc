@@ -109,13 +109,15 @@ class Converter {
     auto chains = oci::chainIds(image_.config.diff_ids);
     const int total = static_cast<int>(chains.size());
     for (size_t i = 0; i < chains.size(); ++i) {
-      if (progress_) progress_("layer " + std::to_string(i + 1) + "/" + std::to_string(total), static_cast<int>(i), total);
+      if (progress_)
+        progress_("layer " + std::to_string(i + 1) + "/" + std::to_string(total), static_cast<int>(i), total);
       OC_ASSIGN_OR_RETURN(auto layer, convertLayer(*source, i, chains));
       summary_.layers.push_back(std::move(layer));
     }
     if (!dest_.repository.empty()) OC_TRY(pushLazyManifest(chains));
-    ImageRecord rec{ref.str(), summary_.lazy_ref, image_.manifest_digest, image_.config.diff_ids, chains,
-                    lazy_chain_ids_, o_.layered, !o_.layered};
+    ImageRecord rec{
+        ref.str(),  summary_.lazy_ref, image_.manifest_digest, image_.config.diff_ids, chains, lazy_chain_ids_,
+        o_.layered, !o_.layered};
     OC_TRY(catalog_.putImage(rec));
     if (!summary_.lazy_ref.empty()) {
       rec.ref = summary_.lazy_ref;
@@ -256,15 +258,16 @@ class Converter {
     if (!index.ok()) return index.error();
     std::string index_bytes = serializeChunkIndex(*index);
     std::string index_digest = oci::sha256Digest(index_bytes);
-    struct stat st{};
+    struct stat st {};
     ::stat(data.c_str(), &st);
     Status s = dest_client_->pushBlobFile(dest_.repository, index->blob_digest, data);
     ::unlink(data.c_str());
     OC_TRY(s);
     OC_TRY(dest_client_->pushBlob(dest_.repository, index_digest, index_bytes));
-    layer.registry = RegistryArtifact{dest_.registry, dest_.repository, o_.registry.plain_http, index->blob_digest,
-                                      index_digest, static_cast<uint64_t>(st.st_size), index->chunk_size,
-                                      static_cast<uint32_t>(index->chunks.size())};
+    layer.registry = RegistryArtifact{dest_.registry,         dest_.repository,
+                                      o_.registry.plain_http, index->blob_digest,
+                                      index_digest,           static_cast<uint64_t>(st.st_size),
+                                      index->chunk_size,      static_cast<uint32_t>(index->chunks.size())};
     out.stored_bytes = layer.registry->data_bytes;
     out.chunks = layer.registry->chunks;
     out.created.push_back("blob " + index->blob_digest + " (" + std::to_string(out.chunks) + " chunks)");
@@ -283,7 +286,9 @@ class Converter {
     m.annotations["io.offcore.mode"] = summary_.mode;
     std::vector<std::string> stub_ids;
     for (size_t i = 0; i < chains.size(); ++i) {
-      json info{{"chain_id", chains[i]}, {"diff_id", image_.config.diff_ids[i]}, {"mode", summary_.mode},
+      json info{{"chain_id", chains[i]},
+                {"diff_id", image_.config.diff_ids[i]},
+                {"mode", summary_.mode},
                 {"source", summary_.source}};
       oci::Descriptor d;
       d.media_type = oci::kOciLayerTar;

@@ -30,11 +30,11 @@
 namespace offcore {
 
 struct ConvertOptions {
-  std::string source;              // HOST/REPO:TAG or oci:DIR[:TAG]
-  bool layered = true;             // --mode layered (default) or flat
-  std::string gateway;             // --to nvme-tcp://ADDR:PORT (empty: none)
-  bool to_registry = false;        // --to registry
-  std::string dest;                // --dest REF for the lazy manifest and blobs
+  std::string source;        // HOST/REPO:TAG or oci:DIR[:TAG]
+  bool layered = true;       // --mode layered (default) or flat
+  std::string gateway;       // --to nvme-tcp://ADDR:PORT (empty: none)
+  bool to_registry = false;  // --to registry
+  std::string dest;          // --dest REF for the lazy manifest and blobs
   oci::RegistryOptions registry;
   uint32_t chunk_size = 256 * 1024;
   ChunkCodec codec = ChunkCodec::kZstd;
@@ -53,7 +53,7 @@ struct ConvertedLayer {
   std::string diff_id, chain_id;
   uint64_t compressed_bytes = 0, tar_bytes = 0, fs_bytes = 0, stored_bytes = 0;
   uint32_t chunks = 0;
-  bool reused = false;  // already converted by an earlier run
+  bool reused = false;               // already converted by an earlier run
   std::vector<std::string> created;  // volumes and blobs this run made
 };
 

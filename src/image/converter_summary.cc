@@ -27,14 +27,24 @@ std::string formatBytes(uint64_t b) {
 std::string ConvertSummary::toJson() const {
   json layers_j = json::array();
   for (const auto& l : layers) {
-    layers_j.push_back({{"diff_id", l.diff_id}, {"chain_id", l.chain_id}, {"compressed_bytes", l.compressed_bytes},
-                        {"tar_bytes", l.tar_bytes}, {"fs_bytes", l.fs_bytes}, {"stored_bytes", l.stored_bytes},
-                        {"chunks", l.chunks}, {"reused", l.reused}, {"created", l.created}});
+    layers_j.push_back({{"diff_id", l.diff_id},
+                        {"chain_id", l.chain_id},
+                        {"compressed_bytes", l.compressed_bytes},
+                        {"tar_bytes", l.tar_bytes},
+                        {"fs_bytes", l.fs_bytes},
+                        {"stored_bytes", l.stored_bytes},
+                        {"chunks", l.chunks},
+                        {"reused", l.reused},
+                        {"created", l.created}});
   }
-  return dumpJson(json{{"source", source}, {"manifest_digest", manifest_digest}, {"mode", mode},
-                       {"lazy_ref", lazy_ref}, {"seconds", seconds}, {"layers", layers_j}}, 2);
+  return dumpJson(json{{"source", source},
+                       {"manifest_digest", manifest_digest},
+                       {"mode", mode},
+                       {"lazy_ref", lazy_ref},
+                       {"seconds", seconds},
+                       {"layers", layers_j}},
+                  2);
 }
-
 
 std::string ConvertSummary::toText() const {
   uint64_t compressed = 0, tar = 0, fs = 0, stored = 0, chunks = 0;
@@ -62,7 +72,8 @@ std::string ConvertSummary::toText() const {
                   formatBytes(stored).c_str(), static_cast<unsigned long long>(chunks), seconds);
   }
   out += line;
-  if (!lazy_ref.empty()) out += "  lazy image: " + lazy_ref + "  (ctr image pull --snapshotter offcore " + lazy_ref + ")\n";
+  if (!lazy_ref.empty())
+    out += "  lazy image: " + lazy_ref + "  (ctr image pull --snapshotter offcore " + lazy_ref + ")\n";
   if (!created.empty()) out += "created:\n" + created;
   return out;
 }

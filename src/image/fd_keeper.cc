@@ -89,8 +89,10 @@ Result<std::string> request(const std::string& path, const std::string& text, in
   auto r = recvMsg(s, reply, &fd);
   ::close(s);
   if (!r.ok()) return r.error();
-  if (got_fd) *got_fd = fd;
-  else if (fd >= 0) ::close(fd);
+  if (got_fd)
+    *got_fd = fd;
+  else if (fd >= 0)
+    ::close(fd);
   return reply;
 }
 

@@ -44,20 +44,20 @@ Result<std::optional<GatewayVolume>> GatewayVolumes::find(const std::string& nam
 }
 
 Result<GatewayVolume> GatewayVolumes::create(const std::string& name, uint64_t size_bytes) const {
-  OC_ASSIGN_OR_RETURN(std::string body, api_.call("POST", "/v1/volumes",
-                                                  dumpJson(json{{"name", name}, {"size", size_bytes}})));
+  OC_ASSIGN_OR_RETURN(std::string body,
+                      api_.call("POST", "/v1/volumes", dumpJson(json{{"name", name}, {"size", size_bytes}})));
   return volumeFrom(body);
 }
 
 Result<GatewayVolume> GatewayVolumes::snapshot(const std::string& source, const std::string& name) const {
-  OC_ASSIGN_OR_RETURN(std::string body, api_.call("POST", "/v1/volumes/" + source + "/snapshot",
-                                                  dumpJson(json{{"name", name}})));
+  OC_ASSIGN_OR_RETURN(std::string body,
+                      api_.call("POST", "/v1/volumes/" + source + "/snapshot", dumpJson(json{{"name", name}})));
   return volumeFrom(body);
 }
 
 Result<GatewayVolume> GatewayVolumes::clone(const std::string& snapshot, const std::string& name) const {
-  OC_ASSIGN_OR_RETURN(std::string body, api_.call("POST", "/v1/volumes/" + snapshot + "/clone",
-                                                  dumpJson(json{{"name", name}})));
+  OC_ASSIGN_OR_RETURN(std::string body,
+                      api_.call("POST", "/v1/volumes/" + snapshot + "/clone", dumpJson(json{{"name", name}})));
   return volumeFrom(body);
 }
 

@@ -46,8 +46,7 @@ struct AttachedLayer {
 class ImageService {
  public:
   explicit ImageService(const ImageServiceOptions& o)
-      : o_(o), catalog_(o.catalog_dir), cache_(std::make_shared<ChunkCache>(o.cache_dir, o.cache_limit)),
-        api_(loop_) {}
+      : o_(o), catalog_(o.catalog_dir), cache_(std::make_shared<ChunkCache>(o.cache_dir, o.cache_limit)), api_(loop_) {}
 
   Status start(int signal_fd) {
     OC_TRY(cache_->init());
@@ -82,8 +81,7 @@ class ImageService {
     if (gateway_ok && (want == "gateway" || !registry_ok)) {
       backend = "gateway";
       OC_ASSIGN_OR_RETURN(auto host, connectVolume(rec.gateway->uri, o_.node, o_.fetch_timeout));
-      return std::unique_ptr<ChunkSource>(
-          new VolumeChunkSource(host, rec.fs_bytes, 256 * 1024, rec.gateway->uri));
+      return std::unique_ptr<ChunkSource>(new VolumeChunkSource(host, rec.fs_bytes, 256 * 1024, rec.gateway->uri));
     }
     if (registry_ok) {
       backend = "registry";
@@ -117,7 +115,9 @@ class ImageService {
     auto field = [&](const char* k, const char* dflt) {
       return req.contains(k) && req[k].is_string() ? req[k].get<std::string>() : std::string(dflt);
     };
-    auto flag = [&](const char* k, bool dflt) { return req.contains(k) && req[k].is_boolean() ? req[k].get<bool>() : dflt; };
+    auto flag = [&](const char* k, bool dflt) {
+      return req.contains(k) && req[k].is_boolean() ? req[k].get<bool>() : dflt;
+    };
     std::string diff_id = field("diff_id", "");
     std::string want = field("backend", "auto");
     if (want != "auto" && want != "registry" && want != "gateway") {
@@ -162,7 +162,8 @@ class ImageService {
     int fd = ::dup(l.disk->connectionFd());
     Status s = fd < 0 ? Status(errnoError("dup")) : fdKeeperPut(keeper(), "layer-" + l.id, fd);
     if (fd >= 0) ::close(fd);
-    if (!s.ok()) spdlog::warn("layer {}: {}; it will not survive a restart of the image service", l.id, s.error().message);
+    if (!s.ok())
+      spdlog::warn("layer {}: {}; it will not survive a restart of the image service", l.id, s.error().message);
   }
 
   void saveState() {  // with mu_ held
@@ -180,7 +181,9 @@ class ImageService {
       if (!e.is_object()) continue;
       std::string file = e.value("file", ""), diff = e.value("diff_id", ""), backend = e.value("backend", "auto");
       auto fd = fdKeeperGet(keeper(), "layer-" + id);
-      Status s = !fd.ok() ? Status(fd.error()) : *fd < 0 ? Status(makeError("the keeper has no connection")) : adoptOne(id, diff, backend, file, *fd);
+      Status s = !fd.ok()  ? Status(fd.error())
+                 : *fd < 0 ? Status(makeError("the keeper has no connection"))
+                           : adoptOne(id, diff, backend, file, *fd);
       if (!s.ok()) {
         spdlog::warn("layer {}: cannot take over {} ({}); new attaches mount it afresh", id, file, s.error().message);
         (void)::umount2(file.c_str(), MNT_DETACH);
@@ -222,14 +225,24 @@ class ImageService {
 
   json describe(const AttachedLayer& l) const {
     auto s = l.device->stats();
-    return json{{"id", l.id}, {"diff_id", l.diff_id}, {"backend", l.backend}, {"file", l.file},
-                {"source", l.device->source().describe()}, {"size_bytes", l.device->sizeBytes()},
-                {"chunk_size", l.device->source().chunkSize()}, {"chunks", l.device->source().chunkCount()},
+    return json{{"id", l.id},
+                {"diff_id", l.diff_id},
+                {"backend", l.backend},
+                {"file", l.file},
+                {"source", l.device->source().describe()},
+                {"size_bytes", l.device->sizeBytes()},
+                {"chunk_size", l.device->source().chunkSize()},
+                {"chunks", l.device->source().chunkCount()},
                 {"mounted", l.disk->mounted()},
-                {"stats", {{"reads", s.reads}, {"read_bytes", s.read_bytes}, {"chunk_hits", s.chunk_hits},
-                           {"chunk_fetches", s.chunk_fetches}, {"fetch_errors", s.fetch_errors},
-                           {"coalesced", s.coalesced}, {"prefetched", s.prefetched},
-                           {"bytes_fetched", s.bytes_fetched}}}};
+                {"stats",
+                 {{"reads", s.reads},
+                  {"read_bytes", s.read_bytes},
+                  {"chunk_hits", s.chunk_hits},
+                  {"chunk_fetches", s.chunk_fetches},
+                  {"fetch_errors", s.fetch_errors},
+                  {"coalesced", s.coalesced},
+                  {"prefetched", s.prefetched},
+                  {"bytes_fetched", s.bytes_fetched}}}};
   }
 
   void registerRoutes() {
@@ -281,9 +294,15 @@ class ImageService {
     });
     api_.route("GET", "/v1/cache", [this](const ApiRequest&) {
       auto s = cache_->stats();
-      return ApiResponse::json(200, dumpJson(json{{"dir", o_.cache_dir}, {"bytes", s.bytes}, {"limit_bytes", s.limit_bytes},
-                                                  {"entries", s.entries}, {"hits", s.hits}, {"misses", s.misses},
-                                                  {"insertions", s.insertions}, {"evictions", s.evictions}}) + "\n");
+      return ApiResponse::json(200, dumpJson(json{{"dir", o_.cache_dir},
+                                                  {"bytes", s.bytes},
+                                                  {"limit_bytes", s.limit_bytes},
+                                                  {"entries", s.entries},
+                                                  {"hits", s.hits},
+                                                  {"misses", s.misses},
+                                                  {"insertions", s.insertions},
+                                                  {"evictions", s.evictions}}) +
+                                        "\n");
     });
     api_.route("DELETE", "/v1/cache", [this](const ApiRequest&) {
       std::lock_guard<std::mutex> lock(mu_);

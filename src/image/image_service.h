@@ -27,8 +27,8 @@ struct ImageServiceOptions {
   std::string node;
   std::string run_root = "/run/offcore";
   std::string catalog_dir;
-  std::string cache_dir;               // default /var/cache/offcore/<node>/chunks
-  uint64_t cache_limit = 4ull << 30;   // bytes
+  std::string cache_dir;                           // default /var/cache/offcore/<node>/chunks
+  uint64_t cache_limit = 4ull << 30;               // bytes
   std::chrono::milliseconds fetch_timeout{10000};  // uncached reads fail with EIO after this
   bool plain_http = false;
 };

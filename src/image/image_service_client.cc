@@ -27,8 +27,15 @@ Status ImageServiceClient::ensureRunning(const ImageServiceLaunch& l) const {
     return makeError("node " + node_ + " is not up (no agent at " + agent_sock + "); run `offcore dpu up --name " +
                      node_ + "`");
   }
-  std::vector<std::string> argv{selfExe(), "image", "serve", "--node", node_, "--catalog", l.catalog_dir,
-                                "--fetch-timeout", std::to_string(l.fetch_timeout_s)};
+  std::vector<std::string> argv{selfExe(),
+                                "image",
+                                "serve",
+                                "--node",
+                                node_,
+                                "--catalog",
+                                l.catalog_dir,
+                                "--fetch-timeout",
+                                std::to_string(l.fetch_timeout_s)};
   if (!l.cache_dir.empty()) argv.insert(argv.end(), {"--cache-dir", l.cache_dir});
   if (!l.cache_size.empty()) argv.insert(argv.end(), {"--cache-size", l.cache_size});
   if (l.plain_http) argv.push_back("--plain-http");
@@ -36,8 +43,9 @@ Status ImageServiceClient::ensureRunning(const ImageServiceLaunch& l) const {
   // The fd keeper first: it must outlive every restart of the service.
   std::string keeper = fdKeeperSocket(run_root_, node_);
   if (!pathExists(keeper)) {
-    auto k = agent.post("/v1/services", dumpJson(json{{"name", "images-fds"},
-                                                      {"argv", {selfExe(), "image", "fd-keeper", "--socket", keeper}}}));
+    auto k = agent.post(
+        "/v1/services",
+        dumpJson(json{{"name", "images-fds"}, {"argv", {selfExe(), "image", "fd-keeper", "--socket", keeper}}}));
     if (!k.ok()) return k.error();
     for (int i = 0; i < 100 && !pathExists(keeper); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -57,9 +65,10 @@ Status ImageServiceClient::ensureRunning(const ImageServiceLaunch& l) const {
 
 Result<AttachedLayerInfo> ImageServiceClient::attach(const std::string& diff_id, const std::string& backend,
                                                      bool prefetch, bool fill) const {
-  OC_ASSIGN_OR_RETURN(std::string body,
-                      post("/v1/layers", dumpJson(json{{"diff_id", diff_id}, {"backend", backend},
-                                                       {"prefetch", prefetch}, {"fill", fill}})));
+  OC_ASSIGN_OR_RETURN(
+      std::string body,
+      post("/v1/layers",
+           dumpJson(json{{"diff_id", diff_id}, {"backend", backend}, {"prefetch", prefetch}, {"fill", fill}})));
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return makeError("the image service sent malformed JSON");
   return AttachedLayerInfo{j.value("id", ""), j.value("file", ""), j.value("backend", ""), j.value("size_bytes", 0ULL)};

@@ -16,8 +16,8 @@ struct AttachedLayerInfo {
 
 struct ImageServiceLaunch {
   std::string catalog_dir;
-  std::string cache_dir;       // empty: the service's default
-  std::string cache_size;      // e.g. "4G"; empty: default
+  std::string cache_dir;   // empty: the service's default
+  std::string cache_size;  // e.g. "4G"; empty: default
   int fetch_timeout_s = 10;
   bool plain_http = false;
 };

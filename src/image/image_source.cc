@@ -74,7 +74,8 @@ class LayoutSource final : public ImageSource {
       tags += (tags.empty() ? "" : ", ") + (name.empty() ? d.digest : name);
       if ((ref_.tag.empty() && idx.manifests.size() == 1) || name == ref_.tag) found = &d;
     }
-    if (!found) return makeError("OCI layout " + ref_.layout_dir + " has no tag \"" + ref_.tag + "\" (it has: " + tags + ")");
+    if (!found)
+      return makeError("OCI layout " + ref_.layout_dir + " has no tag \"" + ref_.tag + "\" (it has: " + tags + ")");
     Descriptor md = *found;
     OC_ASSIGN_OR_RETURN(std::string body, readBlob(md.digest));
     if (isIndexMediaType(md.media_type)) {
@@ -101,7 +102,9 @@ class LayoutSource final : public ImageSource {
   }
 
  private:
-  std::string blobPath(const std::string& digest) const { return ref_.layout_dir + "/blobs/sha256/" + digest.substr(7); }
+  std::string blobPath(const std::string& digest) const {
+    return ref_.layout_dir + "/blobs/sha256/" + digest.substr(7);
+  }
   Result<std::string> readBlob(const std::string& digest) {
     OC_ASSIGN_OR_RETURN(std::string body, readFile(blobPath(digest)));
     if (sha256Digest(body) != digest) return makeError("blob " + digest + " in " + ref_.layout_dir + " is corrupt", 5);

@@ -32,9 +32,15 @@ class Fd {
  public:
   explicit Fd(int fd = -1) : fd_(fd) {}
   Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept { std::swap(fd_, o.fd_); return *this; }
-  ~Fd() { if (fd_ >= 0) ::close(fd_); }
+  Fd& operator=(Fd&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
+  }
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
   int get() const { return fd_; }
+
  private:
   int fd_;
 };
@@ -135,8 +141,12 @@ class Applier {
     // opaque marker then clears exactly what this layer did not create,
     // wherever it sits in the tar relative to its siblings.
     if (mode_ == WhiteoutMode::kApplyInPlace)
-      OC_TRY(forEach(open, [&](TarReader&, const TarEntry& e) { return isWhiteout(e.path) ? removeWhitedOut(e) : okStatus(); }));
-    OC_TRY(forEach(open, [&](TarReader& r, const TarEntry& e) { stats_.entries++; return applyEntry(r, e); }));
+      OC_TRY(forEach(
+          open, [&](TarReader&, const TarEntry& e) { return isWhiteout(e.path) ? removeWhitedOut(e) : okStatus(); }));
+    OC_TRY(forEach(open, [&](TarReader& r, const TarEntry& e) {
+      stats_.entries++;
+      return applyEntry(r, e);
+    }));
     // After all children are written, or creating them would bump the times.
     for (const auto& d : dirs_) {
       auto parent = openParent(d.path, false);
@@ -231,7 +241,8 @@ class Applier {
     stats_.whiteouts++;
     OC_ASSIGN_OR_RETURN(std::string name, whitedOutName(base));
     auto parent = openParent(e.path, false);
-    if (!parent.ok()) return parent.error().code == ENOENT || parent.error().code == ENOTDIR ? okStatus() : parent.error();
+    if (!parent.ok())
+      return parent.error().code == ENOENT || parent.error().code == ENOTDIR ? okStatus() : parent.error();
     if (int err = removeAt(parent->get(), name.c_str()); err != 0 && err != ENOENT)
       return errnoError("whiteout '" + e.path + "': remove", err);
     return okStatus();
@@ -253,7 +264,8 @@ class Applier {
       return errnoError("remove '" + name + "' before whiting it out", err);
     // Mode 0 and the whiteout entry's owner, like containerd's OverlayConvertWhiteout.
     if (::mknodat(parent.get(), name.c_str(), S_IFCHR, makedev(0, 0)) != 0) return errnoError("mknod whiteout");
-    if (::fchownat(parent.get(), name.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0) return errnoError("chown whiteout");
+    if (::fchownat(parent.get(), name.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) != 0)
+      return errnoError("chown whiteout");
     return okStatus();
   }
 

@@ -14,8 +14,10 @@ std::string formatBytes(uint64_t bytes) {
   size_t unit = 0;
   while (v >= 1024 && unit + 1 < sizeof kUnits / sizeof kUnits[0]) v /= 1024, unit++;
   char buf[32];
-  if (unit == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[unit]);
+  if (unit == 0)
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[unit]);
   return buf;
 }
 

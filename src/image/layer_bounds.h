@@ -19,9 +19,9 @@
 namespace offcore {
 
 struct LayerBounds {
-  uint64_t max_bytes = 8ull << 30;      // `--max-layer-bytes`; 0 turns the cap off
-  uint64_t max_ratio = 100;             // `--max-expansion-ratio`; 0 turns the ratio off
-  uint64_t ratio_floor = 64ull << 20;   // the ratio's limit is never below this
+  uint64_t max_bytes = 8ull << 30;     // `--max-layer-bytes`; 0 turns the cap off
+  uint64_t max_ratio = 100;            // `--max-expansion-ratio`; 0 turns the ratio off
+  uint64_t ratio_floor = 64ull << 20;  // the ratio's limit is never below this
 
   static LayerBounds unlimited() { return LayerBounds{0, 0, 0}; }
 };

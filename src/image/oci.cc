@@ -47,7 +47,8 @@ Result<Descriptor> parseDescriptor(const json& j, const std::string& where) {
   Descriptor d;
   OC_ASSIGN_OR_RETURN(d.media_type, stringField(j, "mediaType", where));
   OC_ASSIGN_OR_RETURN(d.digest, stringField(j, "digest", where));
-  if (!isValidDigest(d.digest)) return makeError(where + ": unsupported digest \"" + d.digest + "\" (want sha256:<64 hex>)");
+  if (!isValidDigest(d.digest))
+    return makeError(where + ": unsupported digest \"" + d.digest + "\" (want sha256:<64 hex>)");
   auto size = j.find("size");
   if (size == j.end() || !size->is_number_integer() || size->get<int64_t>() < 0) {
     return makeError(where + ": \"size\" must be a non-negative integer");
@@ -187,7 +188,8 @@ Result<Descriptor> pickPlatform(const ImageIndex& index, const std::string& arch
     if (d.platform_os == "linux" && d.platform_arch == arch) return d;
     seen += (seen.empty() ? "" : ", ") + d.platform_os + "/" + d.platform_arch;
   }
-  return makeError("the image index has no linux/" + arch + " manifest (it has: " + (seen.empty() ? "none" : seen) + ")");
+  return makeError("the image index has no linux/" + arch + " manifest (it has: " + (seen.empty() ? "none" : seen) +
+                   ")");
 }
 
 std::vector<std::string> chainIds(const std::vector<std::string>& diff_ids) {

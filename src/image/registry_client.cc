@@ -117,7 +117,8 @@ bool isLoopbackRegistry(const std::string& registry) {
 }
 
 RegistryClient::RegistryClient(std::string registry, RegistryOptions options)
-    : registry_(std::move(registry)), options_(options),
+    : registry_(std::move(registry)),
+      options_(options),
       plain_http_(options.plain_http || isLoopbackRegistry(registry_)) {
   (void)curl_ready;
 }
@@ -187,7 +188,7 @@ Result<RegistryClient::Response> RegistryClient::perform(const std::string& meth
         curl_slist_free_all(list);
         return errnoError("open " + *upload_path);
       }
-      struct stat st{};
+      struct stat st {};
       ::fstat(upload_fd, &st);
       curl_easy_setopt(c, CURLOPT_READFUNCTION, onUpload);
       curl_easy_setopt(c, CURLOPT_READDATA, &upload_fd);
@@ -205,7 +206,8 @@ Result<RegistryClient::Response> RegistryClient::perform(const std::string& meth
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
   downloaded_ += sink.received;
   giveBack(std::move(h));
-  if (sink.overflow) return makeError(method + " " + url + ": response larger than " + std::to_string(max_body) + " bytes");
+  if (sink.overflow)
+    return makeError(method + " " + url + ": response larger than " + std::to_string(max_body) + " bytes");
   if (sink.write_failed) return errnoError(method + " " + url + ": writing the download");
   if (rc != CURLE_OK) {
     return makeError(method + " " + url + ": " + curl_easy_strerror(rc) +
@@ -220,9 +222,12 @@ Result<RegistryClient::Response> RegistryClient::perform(const std::string& meth
 
 Result<FetchedManifest> RegistryClient::getManifest(const std::string& repo, const std::string& reference) {
   std::string url = baseUrl() + "/v2/" + repo + "/manifests/" + reference;
-  std::string accept = std::string("Accept: ") + kOciManifest + ", " + kOciIndex + ", " + kDockerManifest + ", " + kDockerList;
-  OC_ASSIGN_OR_RETURN(auto r, perform("GET", url, {accept}, nullptr, nullptr, -1, 8 << 20, options_.timeout_ms, nullptr));
-  if (r.status != 200) return makeError(httpError("manifest " + registry_ + "/" + repo + ":" + reference, r.status, r.body));
+  std::string accept =
+      std::string("Accept: ") + kOciManifest + ", " + kOciIndex + ", " + kDockerManifest + ", " + kDockerList;
+  OC_ASSIGN_OR_RETURN(auto r,
+                      perform("GET", url, {accept}, nullptr, nullptr, -1, 8 << 20, options_.timeout_ms, nullptr));
+  if (r.status != 200)
+    return makeError(httpError("manifest " + registry_ + "/" + repo + ":" + reference, r.status, r.body));
   FetchedManifest m;
   m.body = std::move(r.body);
   m.digest = sha256Digest(m.body);
@@ -269,15 +274,17 @@ Result<std::string> RegistryClient::getBlobRange(const std::string& repo, const 
   if (len == 0) return std::string();
   std::string url = baseUrl() + "/v2/" + repo + "/blobs/" + digest;
   std::string range = "Range: bytes=" + std::to_string(offset) + "-" + std::to_string(offset + len - 1);
-  OC_ASSIGN_OR_RETURN(auto r, perform("GET", url, {range}, nullptr, nullptr, -1, len + 1, options_.range_timeout_ms, nullptr));
+  OC_ASSIGN_OR_RETURN(auto r,
+                      perform("GET", url, {range}, nullptr, nullptr, -1, len + 1, options_.range_timeout_ms, nullptr));
   if (r.status != 206 && r.status != 200) return makeError(httpError("range of blob " + digest, r.status, r.body), 5);
   if (r.status == 200) {  // a server that ignores Range: cut the piece out
     if (r.body.size() < offset + len) return makeError("blob " + digest + " is shorter than the range asked", 5);
     return r.body.substr(offset, len);
   }
   if (r.body.size() != len) {
-    return makeError("range of blob " + digest + ": got " + std::to_string(r.body.size()) + " bytes, asked " +
-                         std::to_string(len), 5);
+    return makeError(
+        "range of blob " + digest + ": got " + std::to_string(r.body.size()) + " bytes, asked " + std::to_string(len),
+        5);
   }
   return std::move(r.body);
 }

@@ -22,8 +22,8 @@ namespace offcore::oci {
 struct RegistryOptions {
   bool plain_http = false;  // forced plain HTTP (loopback registries always use it)
   long connect_timeout_ms = 3000;
-  long timeout_ms = 600000;      // whole-blob transfers
-  long range_timeout_ms = 10000; // one chunk; the lazy loader retries
+  long timeout_ms = 600000;       // whole-blob transfers
+  long range_timeout_ms = 10000;  // one chunk; the lazy loader retries
   size_t pool_size = 8;
 };
 

@@ -1,8 +1,8 @@
 // makeRemoteSource() for the `offcore` binary: offcore's lazily loaded
 // images (see remote_source_impl.h). Tests that want a plain overlayfs
 // snapshotter link snapshotter/no_remote_source.cc instead.
-#include "image/remote_source_impl.h"
 #include "snapshotter/remote_source_factory.h"
+#include "image/remote_source_impl.h"
 
 namespace offcore {
 

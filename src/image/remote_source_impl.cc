@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -13,8 +13,8 @@
 #include "base/log.h"
 #include "base/subprocess.h"
 #include "image/converter.h"
-#include "image/oci.h"
 #include "image/gateway_volumes.h"
+#include "image/oci.h"
 #include "snapshotter/remote_source_factory.h"
 
 namespace offcore {
@@ -69,8 +69,7 @@ Status unmountDir(const std::string& dir) {
 OffcoreRemoteSource::OffcoreRemoteSource(RemoteSourceOptions o)
     : o_(std::move(o)), catalog_(o_.launch.catalog_dir), images_(o_.run_root, o_.node) {}
 
-Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::lookup(const std::string& target,
-                                                                  const SnapshotLabels&) {
+Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::lookup(const std::string& target, const SnapshotLabels&) {
   // containerd's metadata store may prefix the target with its own
   // namespace and transaction id; the chain ID is the trailing digest.
   auto at = target.rfind("sha256:");
@@ -122,7 +121,9 @@ Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::adoptStub(const std::
   if (n < 0) return std::optional<RemoteLayerRef>();
   text.resize(static_cast<size_t>(n));
   json info = json::parse(text, nullptr, false);
-  auto str = [&](const char* k) { return info.is_object() && info.contains(k) && info[k].is_string() ? info[k].get<std::string>() : std::string(); };
+  auto str = [&](const char* k) {
+    return info.is_object() && info.contains(k) && info[k].is_string() ? info[k].get<std::string>() : std::string();
+  };
   ResolvedChain chain{str("diff_id"), str("chain_id")};
   if (chain.diff_id.empty() || chain.chain_id.empty()) {
     return makeError("a lazy image stub layer carries a malformed marker; convert the image again");
@@ -199,7 +200,8 @@ Result<std::string> OffcoreRemoteSource::prepareFlatRootfs(const std::string& sn
   OC_TRY(writeFileAtomic(state_path, dumpJson(json{{"volume", clone}, {"target", h.value("target", "")}}) + "\n"));
   std::string disk_file = o_.run_root + "/" + o_.node + "/disks/" + clone;
   if (!pathExists(disk_file + ".json")) {
-    OC_ASSIGN_OR_RETURN(auto att, runCapture({selfExe(), "disk", "attach", vol.uri, "--node", o_.node, "--name", clone}));
+    OC_ASSIGN_OR_RETURN(auto att,
+                        runCapture({selfExe(), "disk", "attach", vol.uri, "--node", o_.node, "--name", clone}));
     if (att.exit_code != 0) return makeError("attach the rootfs clone " + clone + ": " + trim(att.err));
   }
   std::vector<std::string> lo_args{"losetup", "--find", "--show", "--direct-io=on"};

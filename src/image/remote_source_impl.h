@@ -21,10 +21,10 @@ namespace offcore {
 struct RemoteSourceOptions {
   std::string node;
   RemoteMode mode = RemoteMode::kLayered;
-  std::string root;                  // the snapshotter's --root
+  std::string root;  // the snapshotter's --root
   std::string run_root = "/run/offcore";
-  std::string backend = "auto";      // layered: auto, registry or gateway
-  ImageServiceLaunch launch;         // how to start the image service
+  std::string backend = "auto";  // layered: auto, registry or gateway
+  ImageServiceLaunch launch;     // how to start the image service
 };
 
 class OffcoreRemoteSource final : public RemoteSource {

@@ -77,7 +77,8 @@ const char* tarEntryTypeName(TarEntryType type) {
 
 Result<std::string> sanitizeTarPath(const std::string& raw) {
   if (raw.empty()) return makeError("empty path in tar header", EINVAL);
-  if (raw.find('\0') != std::string::npos) return makeError("path contains NUL: '" + raw.substr(0, raw.find('\0')) + "'", EINVAL);
+  if (raw.find('\0') != std::string::npos)
+    return makeError("path contains NUL: '" + raw.substr(0, raw.find('\0')) + "'", EINVAL);
   // Same normalization as containerd's filepath.Clean of the header name,
   // except that ".." is an error rather than being clamped at the root.
   std::string out;
@@ -98,7 +99,7 @@ Result<std::string> sanitizeTarPath(const std::string& raw) {
 }
 
 Result<std::unique_ptr<TarReader>> TarReader::openFile(const std::string& path, const LayerBounds& bounds,
-                                                      const std::string& layer) {
+                                                       const std::string& layer) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return errnoError("layer blob " + path + ": cannot open");
   ExpansionLimit limit(bounds, static_cast<uint64_t>(st.st_size), layer.empty() ? path : layer);
@@ -112,7 +113,7 @@ Result<std::unique_ptr<TarReader>> TarReader::openFile(const std::string& path, 
 }
 
 Result<std::unique_ptr<TarReader>> TarReader::openMemory(const void* data, size_t len, const LayerBounds& bounds,
-                                                        const std::string& layer) {
+                                                         const std::string& layer) {
   ExpansionLimit limit(bounds, len, layer.empty() ? "<memory>" : layer);
   std::unique_ptr<TarReader> r(new TarReader("<memory>", std::move(limit)));
   r->raw_ = newStreamReader();
@@ -126,8 +127,10 @@ Result<std::unique_ptr<TarReader>> TarReader::openMemory(const void* data, size_
 Status TarReader::openTar() {
   struct archive_entry* whole = nullptr;
   int rc = archive_read_next_header(raw_, &whole);
-  if (rc == ARCHIVE_EOF) raw_eof_ = true;  // an empty blob
-  else if (rc != ARCHIVE_OK) return archiveError("layer blob " + name_ + ": cannot decompress");
+  if (rc == ARCHIVE_EOF)
+    raw_eof_ = true;  // an empty blob
+  else if (rc != ARCHIVE_OK)
+    return archiveError("layer blob " + name_ + ": cannot decompress");
   buf_.resize(kStreamBuffer);
   a_ = newTarReader();
   if (a_ == nullptr) return makeError("libarchive: out of memory", ENOMEM);
@@ -184,15 +187,13 @@ Result<bool> TarReader::next(TarEntry& entry) {
     if (bound_error_) return *bound_error_;
     const char* name = e != nullptr ? archive_entry_pathname(e) : nullptr;
     std::string where = name != nullptr && *name != '\0' ? "entry '" + std::string(name) + "'"
-                        : previous.empty()                ? std::string("first entry")
-                                                          : "entry after '" + previous + "'";
+                        : previous.empty()               ? std::string("first entry")
+                                                         : "entry after '" + previous + "'";
     return archiveError(where + ": malformed tar header");
   }
   const char* raw = archive_entry_pathname(e);
   current_ = raw != nullptr ? raw : "";
-  auto fail = [&](const std::string& what) {
-    return makeError("entry '" + current_ + "': " + what, EINVAL);
-  };
+  auto fail = [&](const std::string& what) { return makeError("entry '" + current_ + "': " + what, EINVAL); };
   if (raw == nullptr) return fail("no path (after '" + previous + "')");
   auto path = sanitizeTarPath(raw);
   if (!path.ok()) return fail(path.error().message);
@@ -262,9 +263,12 @@ Result<bool> TarReader::next(TarEntry& entry) {
       std::string v(static_cast<const char*>(value), value != nullptr ? len : 0);
       // libarchive's own writer stores each xattr twice (LIBARCHIVE.xattr.*
       // and SCHILY.xattr.*) and its reader reports both: keep one, the last.
-      auto same = std::find_if(entry.xattrs.begin(), entry.xattrs.end(), [&](const auto& x) { return x.first == name; });
-      if (same != entry.xattrs.end()) same->second = std::move(v);
-      else entry.xattrs.emplace_back(name, std::move(v));
+      auto same =
+          std::find_if(entry.xattrs.begin(), entry.xattrs.end(), [&](const auto& x) { return x.first == name; });
+      if (same != entry.xattrs.end())
+        same->second = std::move(v);
+      else
+        entry.xattrs.emplace_back(name, std::move(v));
     }
   }
   body_size_ = entry.size;

@@ -33,7 +33,7 @@ struct TarEntry {
   // components. The layer root itself ("./" in many tars) is ".".
   std::string path;
   TarEntryType type = TarEntryType::kFile;
-  uint32_t mode = 0;  // permission bits only: 07777 (incl. setuid/setgid/sticky)
+  uint32_t mode = 0;          // permission bits only: 07777 (incl. setuid/setgid/sticky)
   uint32_t uid = 0, gid = 0;  // numeric; user/group names are ignored on purpose
   int64_t mtime_sec = 0;
   int32_t mtime_nsec = 0;

@@ -39,10 +39,14 @@ std::string endpointId(const std::string& node, const json& doc) {
 }
 
 json cniReply(const svc::Endpoint& ep, const std::string& netns) {
-  return {{"ifname", ep.ifname},     {"mac", ep.mac},
-          {"netns", netns},          {"ip", ep.ip + "/32"},
-          {"gateway", VfManager::kPodGateway}, {"representor", ep.representor},
-          {"endpoint", ep.id},       {"vpc", ep.vpc},
+  return {{"ifname", ep.ifname},
+          {"mac", ep.mac},
+          {"netns", netns},
+          {"ip", ep.ip + "/32"},
+          {"gateway", VfManager::kPodGateway},
+          {"representor", ep.representor},
+          {"endpoint", ep.id},
+          {"vpc", ep.vpc},
           {"subnet", ep.subnet}};
 }
 
@@ -73,7 +77,8 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
     return ApiResponse::error(404, "network namespace " + er.netns + " does not exist");
   }
   if (auto ok = checkPodNetnsPath(er.netns); !ok.ok()) return ApiResponse::error(400, ok.error().message);
-  if (er.subnet.empty()) return ApiResponse::error(400, "field 'subnet' is required (see `offcore svc list --kind Subnet`)");
+  if (er.subnet.empty())
+    return ApiResponse::error(400, "field 'subnet' is required (see `offcore svc list --kind Subnet`)");
 
   auto before = store_.load();
   bool existed = before.ok() && before->endpoints.count(endpointId(node_.name, *doc));
@@ -168,8 +173,9 @@ ApiResponse NetController::status() {
            {"last_error", last_error_},
            {"counters", counters_}};
   if (dp_) {
-    static const char* names[] = {"rx", "local", "tunnel", "uplink", "stack", "dnat", "ct_hit", "rev_nat",
-                                  "drop_spoof", "drop_no_route", "drop_no_backend", "drop_malformed", "drop_tunnel"};
+    static const char* names[] = {
+        "rx",      "local",      "tunnel",        "uplink",          "stack",          "dnat",       "ct_hit",
+        "rev_nat", "drop_spoof", "drop_no_route", "drop_no_backend", "drop_malformed", "drop_tunnel"};
     if (auto st = dp_->stats(); st.ok()) {
       json d;
       for (size_t i = 0; i < std::size(names); ++i) d[names[i]] = (*st)[i];

@@ -34,9 +34,9 @@ uint32_t ipNet(const std::string& s) {
 }
 
 uint64_t nowMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
 // The host domain's namespace: a named one, or the one `dpu up` ran in
@@ -81,7 +81,7 @@ Status NetController::setUpSoc() {
   // node's own bpffs instance goes away with `dpu down`.
   std::string pin_dir = layout_.run_dir + "/bpf";
   OC_TRY(makeDirs(pin_dir));
-  struct statfs fs{};
+  struct statfs fs {};
   if (::statfs(pin_dir.c_str(), &fs) != 0 || fs.f_type != kBpfFsMagic) {
     if (::mount("bpffs", pin_dir.c_str(), "bpf", 0, nullptr) != 0) return errnoError("mount bpffs on " + pin_dir);
   }
@@ -140,16 +140,14 @@ Status NetController::watchClusterDir() {
   }
   return loop_.watchFd(inotify_fd_, EPOLLIN, [this](uint32_t) {
     char buf[4096];
-    while (::read(inotify_fd_, buf, sizeof buf) > 0) {
-    }
+    while (::read(inotify_fd_, buf, sizeof buf) > 0) {}
     scheduleReconcile();
   });
 }
 
 Status NetController::start() {
-  prober_ = std::make_unique<svc::Prober>([this](const svc::ProbeResult& r) {
-    loop_.post([this, r] { onProbeResult(r); });
-  });
+  prober_ =
+      std::make_unique<svc::Prober>([this](const svc::ProbeResult& r) { loop_.post([this, r] { onProbeResult(r); }); });
   OC_TRY(setUpSoc());
   // A restarted agent carries on from the health its predecessor reported.
   if (auto previous = store_.loadHealth(); previous.ok() && previous->count(node_.name)) {
@@ -217,8 +215,9 @@ void NetController::syncHostRoutes(const svc::ClusterState& state) {
   std::string via = stripPrefix(node_.hostvf_soc_ip);
   for (const auto& cidr : want) {
     if (host_routes_.count(cidr)) continue;
-    auto s = runChecked(hostIp(node_, layout_, {"route", "replace", cidr, "via", via, "dev", layout_.hostvf_host_if, "mtu",
-                                       std::to_string(kPodMtu)}));
+    auto s = runChecked(
+        hostIp(node_, layout_,
+               {"route", "replace", cidr, "via", via, "dev", layout_.hostvf_host_if, "mtu", std::to_string(kPodMtu)}));
     if (s.ok()) {
       host_routes_.insert(cidr);
     } else {

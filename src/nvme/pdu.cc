@@ -182,8 +182,8 @@ std::optional<Pdu> PduParser::next(std::optional<FatalError>& error) {
   p.pdo = h[3];
   p.plen = plen;
   p.header.assign(h, h + p.hlen);
-  const bool hd = (p.flags & kFlagHdgst) && p.type != kIcReq && p.type != kIcResp && p.type != kH2CTermReq &&
-                  p.type != kC2HTermReq;
+  const bool hd =
+      (p.flags & kFlagHdgst) && p.type != kIcReq && p.type != kIcResp && p.type != kH2CTermReq && p.type != kC2HTermReq;
   if (hd) {
     uint32_t want = getLe32(h + p.hlen);
     if (offcore::crc32c(0, h, p.hlen) != want) {

@@ -62,11 +62,11 @@ struct FatalError {
 };
 
 struct ParserLimits {
-  bool header_digest = false;     // negotiated by IC; IC PDUs themselves never carry digests
+  bool header_digest = false;  // negotiated by IC; IC PDUs themselves never carry digests
   bool data_digest = false;
-  uint32_t data_alignment = 4;    // the receiver's required PDO alignment, bytes ((CPDA|HPDA)+1)*4
-  uint32_t max_capsule_data = 8192;   // in-capsule data the receiver accepts
-  uint32_t max_data_pdu = 131072;     // H2C/C2H data per PDU the receiver accepts
+  uint32_t data_alignment = 4;       // the receiver's required PDO alignment, bytes ((CPDA|HPDA)+1)*4
+  uint32_t max_capsule_data = 8192;  // in-capsule data the receiver accepts
+  uint32_t max_data_pdu = 131072;    // H2C/C2H data per PDU the receiver accepts
 };
 
 class PduParser {

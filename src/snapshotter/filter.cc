@@ -71,10 +71,14 @@ class Parser {
     if (pos_ >= s_.size() || s_[pos_] == ',') return sel;
     std::string op;
     while (pos_ < s_.size() && (s_[pos_] == '=' || s_[pos_] == '!' || s_[pos_] == '~')) op += s_[pos_++];
-    if (op == "==") sel.op = Op::kEqual;
-    else if (op == "!=") sel.op = Op::kNotEqual;
-    else if (op == "~=") sel.op = Op::kMatches;
-    else return err(op.empty() ? "expected an operator (==, != or ~=)" : "unsupported operator " + op);
+    if (op == "==")
+      sel.op = Op::kEqual;
+    else if (op == "!=")
+      sel.op = Op::kNotEqual;
+    else if (op == "~=")
+      sel.op = Op::kMatches;
+    else
+      return err(op.empty() ? "expected an operator (==, != or ~=)" : "unsupported operator " + op);
     OC_ASSIGN_OR_RETURN(sel.value, value(sel.op == Op::kMatches));
     if (sel.op == Op::kMatches) {
       try {  // std::regex reports a bad pattern only by throwing
@@ -113,9 +117,9 @@ class Parser {
     uint32_t v = 0;
     for (int i = 0; i < n; ++i, ++pos_) {
       if (pos_ >= s_.size()) return err("short escape");
-      int d = std::isdigit(static_cast<unsigned char>(s_[pos_])) ? s_[pos_] - '0'
+      int d = std::isdigit(static_cast<unsigned char>(s_[pos_]))    ? s_[pos_] - '0'
               : std::isxdigit(static_cast<unsigned char>(s_[pos_])) ? std::tolower(s_[pos_]) - 'a' + 10
-                                                                   : 99;
+                                                                    : 99;
       if (d >= base) return err("illegal numeric escape");
       v = v * static_cast<uint32_t>(base) + static_cast<uint32_t>(d);
     }
@@ -145,9 +149,21 @@ class Parser {
         case 't': out += '\t'; break;
         case 'v': out += '\v'; break;
         case '\\': out += '\\'; break;
-        case 'x': { OC_ASSIGN_OR_RETURN(uint32_t v, digits(16, 2)); out += static_cast<char>(v); break; }
-        case 'u': { OC_ASSIGN_OR_RETURN(uint32_t v, digits(16, 4)); appendUtf8(out, v); break; }
-        case 'U': { OC_ASSIGN_OR_RETURN(uint32_t v, digits(16, 8)); appendUtf8(out, v); break; }
+        case 'x': {
+          OC_ASSIGN_OR_RETURN(uint32_t v, digits(16, 2));
+          out += static_cast<char>(v);
+          break;
+        }
+        case 'u': {
+          OC_ASSIGN_OR_RETURN(uint32_t v, digits(16, 4));
+          appendUtf8(out, v);
+          break;
+        }
+        case 'U': {
+          OC_ASSIGN_OR_RETURN(uint32_t v, digits(16, 8));
+          appendUtf8(out, v);
+          break;
+        }
         default:
           if (e == q) {
             out += e;

@@ -94,8 +94,8 @@ const char* kindName(SnapshotKind kind) {
 
 Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& db_path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -193,9 +193,8 @@ Result<SnapshotRecord> MetaStore::createRemote(const std::string& name, const st
   });
 }
 
-Result<SnapshotRecord> MetaStore::commit(const std::string& name, const std::string& key,
-                                         const SnapshotLabels& labels, int64_t size, int64_t inodes,
-                                         const std::optional<RemoteLayerRef>& remote) {
+Result<SnapshotRecord> MetaStore::commit(const std::string& name, const std::string& key, const SnapshotLabels& labels,
+                                         int64_t size, int64_t inodes, const std::optional<RemoteLayerRef>& remote) {
   if (name.empty()) return snap::invalidArgument("commit name is empty");
   std::lock_guard lock(mu_);
   return inTransaction<SnapshotRecord>([&]() -> Result<SnapshotRecord> {
@@ -277,9 +276,10 @@ Result<std::vector<RemoteLayerRef>> MetaStore::unusedRemoteLayers() {
 
 Status MetaStore::forgetRemoteLayer(const std::string& chain_id) {
   std::lock_guard lock(mu_);
-  OC_ASSIGN_OR_RETURN(Stmt s, Stmt::prepare(db_,
-                                            "DELETE FROM remote_layers WHERE chain_id = ?1 AND chain_id NOT IN"
-                                            " (SELECT remote_chain_id FROM snapshots WHERE remote_chain_id IS NOT NULL)"));
+  OC_ASSIGN_OR_RETURN(Stmt s,
+                      Stmt::prepare(db_,
+                                    "DELETE FROM remote_layers WHERE chain_id = ?1 AND chain_id NOT IN"
+                                    " (SELECT remote_chain_id FROM snapshots WHERE remote_chain_id IS NOT NULL)"));
   s.bind(1, chain_id);
   return s.run();
 }

@@ -39,7 +39,7 @@ struct SnapshotInfo {
 };
 
 struct SnapshotRecord {
-  int64_t id = 0;  // names snapshots/<id>; kept across Commit
+  int64_t id = 0;         // names snapshots/<id>; kept across Commit
   int64_t parent_id = 0;  // 0: no parent
   SnapshotInfo info;
   int64_t size = 0;  // usage recorded at Commit
@@ -70,8 +70,8 @@ class MetaStore {
                                 const SnapshotLabels& labels, const InTxn& in_txn = {});
   // A COMMITTED snapshot whose content is a remote layer; also records the
   // layer so Cleanup can release it once unused.
-  Result<SnapshotRecord> createRemote(const std::string& name, const std::string& parent,
-                                      const SnapshotLabels& labels, const RemoteLayerRef& ref);
+  Result<SnapshotRecord> createRemote(const std::string& name, const std::string& parent, const SnapshotLabels& labels,
+                                      const RemoteLayerRef& ref);
   // ACTIVE `key` becomes COMMITTED `name` with the same id; labels are the
   // commit's (containerd does not carry the active ones over). With
   // `remote`, the committed snapshot stands for that remote layer (a lazy

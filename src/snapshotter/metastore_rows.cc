@@ -104,7 +104,10 @@ Result<SnapshotRecord> insert(sqlite3* db, const SnapshotRecord& r) {
                                             " updated_ns, size, inodes, remote_chain_id, remote_mode, remote_handle)"
                                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
   s.bind(1, r.info.name);
-  if (r.parent_id != 0) s.bind(2, r.parent_id); else s.bindNull(2);
+  if (r.parent_id != 0)
+    s.bind(2, r.parent_id);
+  else
+    s.bindNull(2);
   s.bind(3, static_cast<int64_t>(r.info.kind)).bind(4, labelsToJson(r.info.labels));
   s.bind(5, r.info.created_ns).bind(6, r.info.updated_ns).bind(7, r.size).bind(8, r.inodes);
   if (r.remote) {

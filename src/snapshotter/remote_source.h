@@ -26,7 +26,7 @@ enum class RemoteMode { kLayered, kFlat };
 struct RemoteLayerRef {
   std::string chain_id;  // "sha256:..."
   RemoteMode mode = RemoteMode::kLayered;
-  std::string handle;    // opaque to the snapshotter; persisted verbatim
+  std::string handle;  // opaque to the snapshotter; persisted verbatim
 };
 
 class RemoteSource {
@@ -38,8 +38,7 @@ class RemoteSource {
   // (CRI's containerd.io/snapshot/cri.* labels when present). nullopt means
   // "not converted": the snapshotter falls back to a normal overlay
   // snapshot and containerd applies the layer itself.
-  virtual Result<std::optional<RemoteLayerRef>> lookup(const std::string& chain_id,
-                                                       const SnapshotLabels& labels) = 0;
+  virtual Result<std::optional<RemoteLayerRef>> lookup(const std::string& chain_id, const SnapshotLabels& labels) = 0;
 
   // Layered mode: makes the layer's filesystem (overlay form: whiteouts are
   // 0/0 char devices, opaque dirs carry trusted.overlay.opaque) readable as

@@ -13,11 +13,11 @@ namespace offcore {
 
 // Everything a remote source may need from the snapshotter's command line.
 struct RemoteSourceConfig {
-  std::string node;          // the offcore node whose image service serves layers
+  std::string node;  // the offcore node whose image service serves layers
   RemoteMode mode = RemoteMode::kLayered;
-  std::string root;          // the snapshotter's --root, for the source's mounts
+  std::string root;  // the snapshotter's --root, for the source's mounts
   std::string run_root = "/run/offcore";
-  std::string catalog_dir;   // where `offcore image convert` recorded images
+  std::string catalog_dir;       // where `offcore image convert` recorded images
   std::string backend = "auto";  // layered: auto, registry or gateway
   bool plain_http = false;
   std::string cache_dir, cache_size;  // for an image service the source starts

@@ -28,9 +28,9 @@ class GrpcSnapshotterServer final : public SnapshotterServer {
       return makeError("socket path " + socket_path + " is too long for a unix socket; pick a shorter one");
     struct stat st;
     if (::lstat(socket_path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode)) return makeError(socket_path + " exists and is not a socket; remove it or pick another path");
-      if (unixSocketAnswers(socket_path))
-        return makeError("another process serves " + socket_path + "; stop it first");
+      if (!S_ISSOCK(st.st_mode))
+        return makeError(socket_path + " exists and is not a socket; remove it or pick another path");
+      if (unixSocketAnswers(socket_path)) return makeError("another process serves " + socket_path + "; stop it first");
       if (::unlink(socket_path.c_str()) != 0) return errnoError("remove stale socket " + socket_path);
     }
     std::string dir = std::filesystem::path(socket_path).parent_path().string();

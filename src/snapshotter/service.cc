@@ -165,8 +165,10 @@ class SnapshotsService final : public pb::Snapshots::Service {
   // Expected outcomes (a missing key, the remote protocol's AlreadyExists)
   // are routine for containerd; only internal failures are warnings.
   static grpc::Status fail(const char* call, const std::string& key, const Error& e) {
-    if (e.code < 0) spdlog::info("{} {}: {}", call, key, e.message);
-    else spdlog::warn("{} {} failed: {}", call, key, e.message);
+    if (e.code < 0)
+      spdlog::info("{} {}: {}", call, key, e.message);
+    else
+      spdlog::warn("{} {} failed: {}", call, key, e.message);
     return toGrpcStatus(e);
   }
 

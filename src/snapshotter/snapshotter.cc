@@ -69,9 +69,9 @@ Result<std::vector<SnapshotMount>> Snapshotter::create(SnapshotKind kind, const 
   std::vector<SnapshotRecord> chain;
   if (!parent.empty()) {
     auto pc = meta_->chain(parent);
-    if (!pc.ok()) return pc.error().code == snap::kNotFound
-                             ? snap::notFound("parent snapshot " + parent + " does not exist")
-                             : pc.error();
+    if (!pc.ok())
+      return pc.error().code == snap::kNotFound ? snap::notFound("parent snapshot " + parent + " does not exist")
+                                                : pc.error();
     chain = std::move(*pc);
   }
   std::string tmp = root_ + "/snapshots/new-XXXXXX";

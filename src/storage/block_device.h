@@ -35,12 +35,12 @@ class BlockDevice {
 // Error codes a BlockDevice returns in Error::code, so transports can map
 // them to protocol statuses (NVMe: LBA out of range, capacity exceeded...).
 enum BlockErrno : int {
-  kBlockOutOfRange = 34,   // ERANGE: beyond the device's size
-  kBlockNoSpace = 28,      // ENOSPC: the thin pool is full
-  kBlockReadOnly = 30,     // EROFS: a snapshot
-  kBlockIo = 5,            // EIO: media or peer failure
-  kBlockInvalid = 22,      // EINVAL: misaligned or malformed request
-  kBlockTimedOut = 110,    // ETIMEDOUT: the back end did not answer in time
+  kBlockOutOfRange = 34,  // ERANGE: beyond the device's size
+  kBlockNoSpace = 28,     // ENOSPC: the thin pool is full
+  kBlockReadOnly = 30,    // EROFS: a snapshot
+  kBlockIo = 5,           // EIO: media or peer failure
+  kBlockInvalid = 22,     // EINVAL: misaligned or malformed request
+  kBlockTimedOut = 110,   // ETIMEDOUT: the back end did not answer in time
 };
 
 }  // namespace offcore

@@ -74,13 +74,32 @@ uint32_t loadU32(const char* p) {
 
 void encodePayload(const MetaRecord& r, Writer& w) {
   switch (r.type) {
-    case RecordType::kCreate: w.u64(r.new_id); w.str(r.name); w.u64(r.size); break;
+    case RecordType::kCreate:
+      w.u64(r.new_id);
+      w.str(r.name);
+      w.u64(r.size);
+      break;
     case RecordType::kDelete: w.u64(r.id); break;
-    case RecordType::kResize: w.u64(r.id); w.u64(r.size); break;
+    case RecordType::kResize:
+      w.u64(r.id);
+      w.u64(r.size);
+      break;
     case RecordType::kSnapshot:
-    case RecordType::kClone: w.u64(r.id); w.u64(r.new_id); w.str(r.name); break;
-    case RecordType::kMap: w.u64(r.id); w.u64(r.vcluster); w.u64(r.pcluster); break;
-    case RecordType::kUnmap: w.u64(r.id); w.u64(r.vcluster); w.u8(r.zero ? 1 : 0); break;
+    case RecordType::kClone:
+      w.u64(r.id);
+      w.u64(r.new_id);
+      w.str(r.name);
+      break;
+    case RecordType::kMap:
+      w.u64(r.id);
+      w.u64(r.vcluster);
+      w.u64(r.pcluster);
+      break;
+    case RecordType::kUnmap:
+      w.u64(r.id);
+      w.u64(r.vcluster);
+      w.u8(r.zero ? 1 : 0);
+      break;
     case RecordType::kSetHosts:
       w.u64(r.id);
       w.u32(static_cast<uint32_t>(r.hosts.size()));
@@ -95,12 +114,27 @@ Result<MetaRecord> decodePayload(uint16_t type, uint64_t seq, const char* p, siz
   r.seq = seq;
   Reader in(p, n);
   switch (r.type) {
-    case RecordType::kCreate: r.new_id = in.u64(); r.name = in.str(); r.size = in.u64(); break;
+    case RecordType::kCreate:
+      r.new_id = in.u64();
+      r.name = in.str();
+      r.size = in.u64();
+      break;
     case RecordType::kDelete: r.id = in.u64(); break;
-    case RecordType::kResize: r.id = in.u64(); r.size = in.u64(); break;
+    case RecordType::kResize:
+      r.id = in.u64();
+      r.size = in.u64();
+      break;
     case RecordType::kSnapshot:
-    case RecordType::kClone: r.id = in.u64(); r.new_id = in.u64(); r.name = in.str(); break;
-    case RecordType::kMap: r.id = in.u64(); r.vcluster = in.u64(); r.pcluster = in.u64(); break;
+    case RecordType::kClone:
+      r.id = in.u64();
+      r.new_id = in.u64();
+      r.name = in.str();
+      break;
+    case RecordType::kMap:
+      r.id = in.u64();
+      r.vcluster = in.u64();
+      r.pcluster = in.u64();
+      break;
     case RecordType::kUnmap: {
       r.id = in.u64();
       r.vcluster = in.u64();
@@ -116,8 +150,7 @@ Result<MetaRecord> decodePayload(uint16_t type, uint64_t seq, const char* p, siz
       for (uint32_t i = 0; i < count && in.ok(); ++i) r.hosts.push_back(in.str());
       break;
     }
-    default:
-      return makeError("unknown record type " + std::to_string(type), EINVAL);
+    default: return makeError("unknown record type " + std::to_string(type), EINVAL);
   }
   if (!in.done()) return makeError(std::string("malformed ") + recordTypeName(r.type) + " record", EINVAL);
   return r;
@@ -292,8 +325,8 @@ Result<uint64_t> replayJournal(MetaState& s, const JournalScan& scan) {
   uint64_t applied = 0;
   for (size_t i = 0; i < scan.entries.size(); ++i) {
     const JournalEntry& e = scan.entries[i];
-    const std::string where = "meta.journal: record seq " + std::to_string(e.record.seq) + " at offset " +
-                              std::to_string(e.offset);
+    const std::string where =
+        "meta.journal: record seq " + std::to_string(e.record.seq) + " at offset " + std::to_string(e.offset);
     if (i > 0 && e.record.seq != scan.entries[i - 1].record.seq + 1)
       return makeError(where + " follows seq " + std::to_string(scan.entries[i - 1].record.seq) +
                            ": records are missing; restore the store from a backup",

@@ -68,14 +68,14 @@ const char* recordTypeName(RecordType type) {
 Status validateVolumeName(const std::string& name) {
   bool ok = !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-';
   for (char c : name) {
-    bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                   c == '.' || c == '_' || c == '-';
+    bool allowed =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     ok = ok && allowed;
   }
   if (!ok)
-    return makeError("invalid volume name '" + name.substr(0, 80) +
-                         "': use 1-64 of [a-zA-Z0-9._-], not starting with '.' or '-'",
-                     EINVAL);
+    return makeError(
+        "invalid volume name '" + name.substr(0, 80) + "': use 1-64 of [a-zA-Z0-9._-], not starting with '.' or '-'",
+        EINVAL);
   return okStatus();
 }
 
@@ -114,9 +114,7 @@ void MetaState::rebuildDerived() {
 
 Status checkRecord(const MetaState& s, const MetaRecord& r) {
   switch (r.type) {
-    case RecordType::kCreate:
-      OC_TRY(checkNewVolume(s, r.new_id, r.name));
-      return checkSize(r.size);
+    case RecordType::kCreate: OC_TRY(checkNewVolume(s, r.new_id, r.name)); return checkSize(r.size);
     case RecordType::kDelete: {
       const VolumeRecord* v = s.find(r.id);
       if (!v) return makeError("no volume #" + std::to_string(r.id), ENOENT);
@@ -140,8 +138,7 @@ Status checkRecord(const MetaState& s, const MetaRecord& r) {
       return checkNewVolume(s, r.new_id, r.name);
     }
     case RecordType::kMap:
-    case RecordType::kUnmap:
-      return checkClusterRecord(s, r);
+    case RecordType::kUnmap: return checkClusterRecord(s, r);
     case RecordType::kSetHosts: {
       if (!s.find(r.id)) return makeError("no volume #" + std::to_string(r.id), ENOENT);
       if (r.hosts.size() > kMaxAllowedHosts) return makeError("too many allowed hosts", EINVAL);
@@ -185,9 +182,7 @@ Status applyRecord(MetaState& s, const MetaRecord& r, std::vector<uint64_t>* fre
       s.volumes.erase(r.id);
       break;
     }
-    case RecordType::kResize:
-      s.find(r.id)->size_bytes = r.size;
-      break;
+    case RecordType::kResize: s.find(r.id)->size_bytes = r.size; break;
     case RecordType::kSnapshot: {
       VolumeRecord* origin = s.find(r.id);
       VolumeRecord snap;
@@ -240,9 +235,7 @@ Status applyRecord(MetaState& s, const MetaRecord& r, std::vector<uint64_t>* fre
       }
       break;
     }
-    case RecordType::kSetHosts:
-      s.find(r.id)->allowed_hosts = r.hosts;
-      break;
+    case RecordType::kSetHosts: s.find(r.id)->allowed_hosts = r.hosts; break;
   }
   s.last_seq = r.seq;
   return okStatus();
@@ -291,7 +284,8 @@ std::vector<std::string> checkInvariants(const MetaState& s, std::optional<uint6
     for (const auto& [vc, pc] : v.map) {
       if (vc >= limit) problem(who + ": cluster " + std::to_string(vc) + " is beyond its size");
       if (pc == kZeroCluster) continue;
-      if (pc >= s.high_water) problem(who + ": physical cluster " + std::to_string(pc) + " is beyond the pool's high water mark");
+      if (pc >= s.high_water)
+        problem(who + ": physical cluster " + std::to_string(pc) + " is beyond the pool's high water mark");
       if (data_clusters && pc >= *data_clusters)
         problem(who + ": physical cluster " + std::to_string(pc) + " is beyond the end of data.img (" +
                 std::to_string(*data_clusters) + " clusters)");

@@ -35,7 +35,7 @@ struct VolumeRecord {
   std::string name;
   uint64_t size_bytes = 0;
   bool read_only = false;
-  uint64_t parent_id = 0;  // 0: no parent
+  uint64_t parent_id = 0;     // 0: no parent
   std::set<uint64_t> clones;  // ids whose parent_id is this volume (kept redundantly, fsck compares)
   std::vector<std::string> allowed_hosts;
   ClusterMap map;
@@ -68,13 +68,13 @@ struct MetaRecord {
 };
 
 struct MetaState {
-  uint64_t last_seq = 0;   // the last record reflected here
-  uint64_t next_id = 1;    // ids are never reused
-  uint64_t high_water = 0; // physical clusters handed out so far are [0, high_water)
-  ClusterSet free;         // within [0, high_water): the complement of all owned clusters
+  uint64_t last_seq = 0;    // the last record reflected here
+  uint64_t next_id = 1;     // ids are never reused
+  uint64_t high_water = 0;  // physical clusters handed out so far are [0, high_water)
+  ClusterSet free;          // within [0, high_water): the complement of all owned clusters
   std::map<uint64_t, VolumeRecord> volumes;
   std::map<std::string, uint64_t> by_name;  // derived
-  uint64_t owned = 0;      // derived: physical clusters owned by some volume
+  uint64_t owned = 0;                       // derived: physical clusters owned by some volume
 
   VolumeRecord* find(uint64_t id);
   const VolumeRecord* find(uint64_t id) const;

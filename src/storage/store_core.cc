@@ -85,9 +85,8 @@ Status StoreCore::load(const std::string& dir, uint64_t capacity_bytes) {
   if (::fstat(data_fd_, &st) != 0) return errnoError("stat data.img");
   auto problems = checkInvariants(meta_, static_cast<uint64_t>(st.st_size) / kClusterSize);
   if (!problems.empty())
-    return makeError("inconsistent metadata: " + problems[0] + " (" + std::to_string(problems.size()) +
-                         " problems; run fsck)",
-                     EIO);
+    return makeError(
+        "inconsistent metadata: " + problems[0] + " (" + std::to_string(problems.size()) + " problems; run fsck)", EIO);
   journal_fd_ = ::open(journal_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (journal_fd_ < 0) return errnoError("cannot open " + journal_path);
   journal_bytes_ = scan.valid_bytes;
@@ -122,8 +121,8 @@ void StoreCore::close() {
   if (!broken_) {
     Status st = checkpointLocked();
     if (!st.ok())
-      spdlog::warn("volume store {}: checkpoint at close failed: {}; the journal is replayed at the next open",
-                   dir_, st.error().message);
+      spdlog::warn("volume store {}: checkpoint at close failed: {}; the journal is replayed at the next open", dir_,
+                   st.error().message);
   }
   closed_.store(true, std::memory_order_release);
   ::close(journal_fd_);

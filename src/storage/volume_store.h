@@ -37,10 +37,10 @@ struct VolumeInfo {
   uint64_t id = 0;
   std::string name;
   uint64_t size_bytes = 0;
-  bool read_only = false;           // snapshots are read-only
-  std::optional<std::string> parent;  // the snapshot this volume reads through to
-  std::vector<std::string> clones;  // volumes whose parent is this one
-  uint64_t allocated_bytes = 0;     // clusters this volume owns * kClusterSize
+  bool read_only = false;                  // snapshots are read-only
+  std::optional<std::string> parent;       // the snapshot this volume reads through to
+  std::vector<std::string> clones;         // volumes whose parent is this one
+  uint64_t allocated_bytes = 0;            // clusters this volume owns * kClusterSize
   std::vector<std::string> allowed_hosts;  // host NQNs; empty = any host
 };
 

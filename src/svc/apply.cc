@@ -58,13 +58,13 @@ class Applier {
   // is a lookup rather than a scan of every Service (10k Services in one
   // apply would otherwise be 10^8 comparisons). Names sort as the state's
   // maps do, so errors name the same first claimant.
-  std::map<std::string, std::set<std::string>> cluster_ips_;  // "vpc/ip" -> Services
-  std::map<std::string, std::set<std::string>> eips_;         // eip -> Services
-  std::map<std::string, std::set<std::string>> probes_;       // backend -> NetworkProbes
-  std::map<std::string, std::set<std::string>> backend_ips_;  // "vpc/ip" -> non-pod Backends
-  std::map<std::string, std::set<std::string>> endpoint_ips_; // "vpc/ip" -> endpoint ids
-  std::map<std::string, std::string> kept_;                   // "vpc/ip" -> re-applied Service that held it
-  std::map<std::string, uint64_t> alloc_cursor_;              // VPC -> first address not known taken
+  std::map<std::string, std::set<std::string>> cluster_ips_;   // "vpc/ip" -> Services
+  std::map<std::string, std::set<std::string>> eips_;          // eip -> Services
+  std::map<std::string, std::set<std::string>> probes_;        // backend -> NetworkProbes
+  std::map<std::string, std::set<std::string>> backend_ips_;   // "vpc/ip" -> non-pod Backends
+  std::map<std::string, std::set<std::string>> endpoint_ips_;  // "vpc/ip" -> endpoint ids
+  std::map<std::string, std::string> kept_;                    // "vpc/ip" -> re-applied Service that held it
+  std::map<std::string, uint64_t> alloc_cursor_;               // VPC -> first address not known taken
 };
 
 void Applier::indexClaims() {
@@ -97,7 +97,8 @@ std::string Applier::claimedBy(const std::map<std::string, std::set<std::string>
 void Applier::checkVpc(const Resource& r, Vpc& v) {
   auto o = old_.vpcs.find(v.name);
   if (o == old_.vpcs.end()) return;
-  if (v.vni == 0) v.vni = o->second.vni;  // re-applied without a vni: keep it
+  if (v.vni == 0)
+    v.vni = o->second.vni;  // re-applied without a vni: keep it
   else if (v.vni != o->second.vni)
     error(r, "spec.vni",
           "is immutable (stored " + std::to_string(o->second.vni) + ", got " + std::to_string(v.vni) +
@@ -118,8 +119,9 @@ void Applier::checkSubnet(const Resource& r, const Subnet& s) {
     size_t users = 0;
     for (const auto& [id, e] : old_.endpoints) users += e.subnet == s.name;
     if (users > 0)
-      error(r, "spec", "cannot change vpc, cidr or gateway while " + std::to_string(users) +
-                           " endpoint(s) use the subnet; delete their pods first");
+      error(r, "spec",
+            "cannot change vpc, cidr or gateway while " + std::to_string(users) +
+                " endpoint(s) use the subnet; delete their pods first");
   }
   if (!vpcExists(r, s.vpc)) return;
   Cidr mine = *parseCidr(s.cidr);
@@ -141,8 +143,9 @@ void Applier::checkBackend(const Resource& r, const Backend& b) {
       error(r, "spec.ip", b.ip + " is already the address of Backend " + inQuotes(n) + " in VPC " + inQuotes(b.vpc));
   }
   for (const auto& id : endpoint_ips_[where]) {
-    error(r, "spec.ip", b.ip + " is already handed out to endpoint " + id + " (pod " +
-                            inQuotes(next_.endpoints.at(id).pod_name) + ")");
+    error(
+        r, "spec.ip",
+        b.ip + " is already handed out to endpoint " + id + " (pod " + inQuotes(next_.endpoints.at(id).pod_name) + ")");
   }
 }
 
@@ -170,12 +173,13 @@ void Applier::checkService(const Resource& r, Service& s, bool allocate) {
     if (!s.cluster_ip.empty()) {
       std::string other = takenBy(s.cluster_ip);
       if (!other.empty())
-        error(r, "spec.clusterIP", s.cluster_ip + " is already the clusterIP of Service " + inQuotes(other) + " in VPC " +
-                                       inQuotes(s.vpc));
+        error(r, "spec.clusterIP",
+              s.cluster_ip + " is already the clusterIP of Service " + inQuotes(other) + " in VPC " + inQuotes(s.vpc));
       auto cidr = parseCidr(service_cidr_);
       auto ip = parseIpv4(s.cluster_ip);
       if (cidr.ok() && ip && !cidr->contains(*ip)) {
-        error(r, "spec.clusterIP", s.cluster_ip + " is outside the service CIDR " + cidr->str() + " (config service_cidr)");
+        error(r, "spec.clusterIP",
+              s.cluster_ip + " is outside the service CIDR " + cidr->str() + " (config service_cidr)");
       } else if (std::string why = addressConflict(s.cluster_ip, s.vpc); !why.empty()) {
         error(r, "spec.clusterIP", s.cluster_ip + " " + why);
       }
@@ -225,12 +229,14 @@ std::string Applier::addressConflict(const std::string& ip, const std::string& v
     if ((vpc.empty() || e.vpc == vpc) && e.ip == ip) return "is the address of pod " + inQuotes(e.pod_name);
   }
   for (const auto& [n, b] : next_.backends) {
-    if (b.kind != "pod" && (vpc.empty() || b.vpc == vpc) && b.ip == ip) return "is the address of Backend " + inQuotes(n);
+    if (b.kind != "pod" && (vpc.empty() || b.vpc == vpc) && b.ip == ip)
+      return "is the address of Backend " + inQuotes(n);
   }
   for (const auto& [n, s] : next_.subnets) {
     if (!vpc.empty() && s.vpc != vpc) continue;
     auto c = parseCidr(s.cidr);
-    if (c.ok() && c->contains(*addr)) return "is inside Subnet " + inQuotes(n) + " (" + s.cidr + "), where pods get addresses";
+    if (c.ok() && c->contains(*addr))
+      return "is inside Subnet " + inQuotes(n) + " (" + s.cidr + "), where pods get addresses";
   }
   return "";
 }
@@ -242,8 +248,9 @@ void Applier::checkProbe(const Resource& r, const NetworkProbe& p) {
   }
   for (const auto& n : probes_[p.backend]) {
     if (n != p.name)
-      error(r, "spec.backend",
-            "Backend " + inQuotes(p.backend) + " already has NetworkProbe " + inQuotes(n) + " (at most one per backend)");
+      error(
+          r, "spec.backend",
+          "Backend " + inQuotes(p.backend) + " already has NetworkProbe " + inQuotes(n) + " (at most one per backend)");
   }
 }
 
@@ -286,10 +293,14 @@ Result<ApplyResult> Applier::run() {
   indexClaims();
   for (bool allocate : {false, true}) {
     for (const auto& r : docs_) {
-      if (auto* s = std::get_if<Subnet>(&r.value); s && !allocate) checkSubnet(r, *s);
-      else if (auto* b = std::get_if<Backend>(&r.value); b && !allocate) checkBackend(r, *b);
-      else if (auto* svc = std::get_if<Service>(&r.value)) checkService(r, next_.services[svc->name], allocate);
-      else if (auto* p = std::get_if<NetworkProbe>(&r.value); p && !allocate) checkProbe(r, *p);
+      if (auto* s = std::get_if<Subnet>(&r.value); s && !allocate)
+        checkSubnet(r, *s);
+      else if (auto* b = std::get_if<Backend>(&r.value); b && !allocate)
+        checkBackend(r, *b);
+      else if (auto* svc = std::get_if<Service>(&r.value))
+        checkService(r, next_.services[svc->name], allocate);
+      else if (auto* p = std::get_if<NetworkProbe>(&r.value); p && !allocate)
+        checkProbe(r, *p);
     }
   }
   if (!errors_.empty()) {
@@ -300,18 +311,26 @@ Result<ApplyResult> Applier::run() {
   ApplyResult out;
   auto classify = [&](const Resource& r, const auto& old_map, const auto& next_map) {
     auto o = old_map.find(r.name());
-    if (o == old_map.end()) out.created.push_back(key(r));
-    else if (o->second == next_map.at(r.name())) out.unchanged.push_back(key(r));
-    else out.updated.push_back(key(r));
+    if (o == old_map.end())
+      out.created.push_back(key(r));
+    else if (o->second == next_map.at(r.name()))
+      out.unchanged.push_back(key(r));
+    else
+      out.updated.push_back(key(r));
   };
   std::set<std::string> reported;
   for (const auto& r : docs_) {
     if (!reported.insert(key(r)).second) continue;
-    if (std::holds_alternative<Vpc>(r.value)) classify(r, old_.vpcs, next_.vpcs);
-    else if (std::holds_alternative<Subnet>(r.value)) classify(r, old_.subnets, next_.subnets);
-    else if (std::holds_alternative<Backend>(r.value)) classify(r, old_.backends, next_.backends);
-    else if (std::holds_alternative<Service>(r.value)) classify(r, old_.services, next_.services);
-    else classify(r, old_.probes, next_.probes);
+    if (std::holds_alternative<Vpc>(r.value))
+      classify(r, old_.vpcs, next_.vpcs);
+    else if (std::holds_alternative<Subnet>(r.value))
+      classify(r, old_.subnets, next_.subnets);
+    else if (std::holds_alternative<Backend>(r.value))
+      classify(r, old_.backends, next_.backends);
+    else if (std::holds_alternative<Service>(r.value))
+      classify(r, old_.services, next_.services);
+    else
+      classify(r, old_.probes, next_.probes);
   }
   return out;
 }

@@ -13,9 +13,18 @@ namespace {
 constexpr int kStateVersion = 1;
 
 json endpointJson(const Endpoint& e) {
-  return {{"id", e.id},         {"node", e.node}, {"containerId", e.container_id}, {"ifname", e.ifname},
-          {"podName", e.pod_name}, {"netns", e.netns}, {"vpc", e.vpc},          {"subnet", e.subnet},
-          {"ip", e.ip},         {"prefixLen", e.prefix_len}, {"mac", e.mac},    {"representor", e.representor}};
+  return {{"id", e.id},
+          {"node", e.node},
+          {"containerId", e.container_id},
+          {"ifname", e.ifname},
+          {"podName", e.pod_name},
+          {"netns", e.netns},
+          {"vpc", e.vpc},
+          {"subnet", e.subnet},
+          {"ip", e.ip},
+          {"prefixLen", e.prefix_len},
+          {"mac", e.mac},
+          {"representor", e.representor}};
 }
 
 Status readString(const json& j, const char* key, std::string& out, const std::string& where) {

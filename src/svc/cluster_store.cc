@@ -22,8 +22,7 @@ class SharedLock {
   explicit SharedLock(const std::string& path) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) return;  // no lock file: nobody has written yet
-    while (::flock(fd_, LOCK_SH) != 0 && errno == EINTR) {
-    }
+    while (::flock(fd_, LOCK_SH) != 0 && errno == EINTR) {}
   }
   ~SharedLock() {
     if (fd_ >= 0) ::close(fd_);
@@ -116,8 +115,8 @@ Result<Endpoint> ClusterStore::addEndpoint(const EndpointRequest& req) {
                        " does not exist; create it with `offcore svc apply -f`");
     const Subnet& subnet = sub->second;
     if (!req.vpc.empty() && req.vpc != subnet.vpc)
-      return makeError("endpoint " + id + ": Subnet " + inQuotes(req.subnet) + " belongs to VPC " + inQuotes(subnet.vpc) +
-                       ", not " + inQuotes(req.vpc) + "; fix the CNI network config");
+      return makeError("endpoint " + id + ": Subnet " + inQuotes(req.subnet) + " belongs to VPC " +
+                       inQuotes(subnet.vpc) + ", not " + inQuotes(req.vpc) + "; fix the CNI network config");
     if (auto e = s.endpoints.find(id); e != s.endpoints.end()) {
       if (e->second.subnet != req.subnet)
         return makeError("endpoint " + id + " already has an address in Subnet " + inQuotes(e->second.subnet) +
@@ -141,8 +140,10 @@ Result<Endpoint> ClusterStore::addEndpoint(const EndpointRequest& req) {
     }
     for (uint64_t ip = uint64_t{cidr->network} + 1; ip < cidr->broadcast(); ++ip) {
       if (used.count(static_cast<uint32_t>(ip))) continue;
-      out = Endpoint{id, req.node, req.container_id, req.ifname, req.pod_name, req.netns, subnet.vpc,
-                     subnet.name, formatIpv4(static_cast<uint32_t>(ip)), cidr->prefix, "", ""};
+      out = Endpoint{id,           req.node,     req.container_id,
+                     req.ifname,   req.pod_name, req.netns,
+                     subnet.vpc,   subnet.name,  formatIpv4(static_cast<uint32_t>(ip)),
+                     cidr->prefix, "",           ""};
       s.endpoints[id] = out;
       return okStatus();
     }

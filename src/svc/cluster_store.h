@@ -54,7 +54,7 @@ struct NodeHealth {
 };
 
 struct ClusterState {
-  uint64_t generation = 0;  // +1 on every change
+  uint64_t generation = 0;          // +1 on every change
   std::map<std::string, Vpc> vpcs;  // always holds the default VPC
   std::map<std::string, Subnet> subnets;
   std::map<std::string, Backend> backends;

@@ -97,7 +97,8 @@ Result<MaglevTable> MaglevTable::build(const std::vector<MaglevBackend>& backend
 
 namespace offcore {
 
-Result<MaglevTable> MaglevTable::update(const MaglevTable& previous, const std::vector<MaglevBackend>& previous_backends,
+Result<MaglevTable> MaglevTable::update(const MaglevTable& previous,
+                                        const std::vector<MaglevBackend>& previous_backends,
                                         const std::vector<MaglevBackend>& backends) {
   const uint32_t size = previous.size();
   if (size == 0) return build(backends);
@@ -126,7 +127,8 @@ Result<MaglevTable> MaglevTable::update(const MaglevTable& previous, const std::
     int32_t old = previous.slots_[s];
     if (old < 0 || static_cast<size_t>(old) >= previous_backends.size()) continue;
     auto it = index_of.find(previous_backends[static_cast<size_t>(old)].key);
-    if (it == index_of.end() || have[static_cast<size_t>(it->second)] >= target[static_cast<size_t>(it->second)]) continue;
+    if (it == index_of.end() || have[static_cast<size_t>(it->second)] >= target[static_cast<size_t>(it->second)])
+      continue;
     t.slots_[s] = it->second;
     ++have[static_cast<size_t>(it->second)];
   }

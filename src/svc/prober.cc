@@ -69,8 +69,8 @@ std::string probeOnce(const ProbeTask& task) {
   if (fd < 0) return std::string("socket: ") + std::strerror(errno);
   auto deadline = Clock::now() + std::chrono::milliseconds(task.probe.timeout_ms);
   std::string err;
-  if (!task.device.empty() &&
-      ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, task.device.c_str(), static_cast<socklen_t>(task.device.size())) != 0) {
+  if (!task.device.empty() && ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, task.device.c_str(),
+                                           static_cast<socklen_t>(task.device.size())) != 0) {
     err = "bind to " + task.device + ": " + std::strerror(errno);
   }
   if (err.empty()) err = connectWithin(fd, addr, deadline);

@@ -67,9 +67,10 @@ std::vector<ResolvedBackend> resolveService(const ClusterState& state, const Ser
   std::stable_sort(out.begin(), out.end(), [&](const ResolvedBackend& a, const ResolvedBackend& b) {
     return std::make_tuple(a.vpc, ipKey(a), a.name) < std::make_tuple(b.vpc, ipKey(b), b.name);
   });
-  out.erase(std::unique(out.begin(), out.end(),
-                        [](const ResolvedBackend& a, const ResolvedBackend& b) { return a.vpc == b.vpc && a.ip == b.ip; }),
-            out.end());
+  out.erase(
+      std::unique(out.begin(), out.end(),
+                  [](const ResolvedBackend& a, const ResolvedBackend& b) { return a.vpc == b.vpc && a.ip == b.ip; }),
+      out.end());
   return out;
 }
 

@@ -16,8 +16,8 @@ struct ResolvedBackend {
   std::string vpc;
   uint32_t vni = 0;
   std::string ip;
-  std::string node;         // "" = reached over the fabric
-  std::string endpoint_id;  // kind pod: the Endpoint it resolved to
+  std::string node;                    // "" = reached over the fabric
+  std::string endpoint_id;             // kind pod: the Endpoint it resolved to
   std::vector<uint16_t> target_ports;  // parallel to Service::ports
 };
 

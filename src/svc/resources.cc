@@ -54,7 +54,8 @@ std::optional<uint32_t> parseIpv4(const std::string& s) {
     }
     size_t start = i;
     uint32_t v = 0;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - start < 3) v = v * 10 + static_cast<uint32_t>(s[i++] - '0');
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+      v = v * 10 + static_cast<uint32_t>(s[i++] - '0');
     // No empty octets, no leading zeros (010 reads as octal elsewhere).
     if (i == start || v > 255 || (s[start] == '0' && i - start > 1)) return std::nullopt;
     ip = (ip << 8) | v;
@@ -79,7 +80,8 @@ Result<Cidr> parseCidr(const std::string& s) {
   Cidr c{*ip, std::stoi(len)};
   if (c.prefix > 32) return makeError("'" + s + "': prefix length must be 0-32");
   if ((c.network & ~c.mask()) != 0)
-    return makeError("'" + s + "' has host bits set (did you mean " + formatIpv4(c.network & c.mask()) + "/" + len + "?)");
+    return makeError("'" + s + "' has host bits set (did you mean " + formatIpv4(c.network & c.mask()) + "/" + len +
+                     "?)");
   return c;
 }
 
@@ -98,8 +100,14 @@ json toJson(const Service& s) {
   json ports = json::array();
   for (const auto& p : s.ports)
     ports.push_back({{"name", p.name}, {"port", p.port}, {"targetPort", p.target_port}, {"protocol", p.protocol}});
-  return {{"name", s.name},   {"type", s.type},         {"vpc", s.vpc},           {"scope", s.scope},
-          {"ports", ports},   {"selector", s.selector}, {"clusterIP", s.cluster_ip}, {"eip", s.eip}};
+  return {{"name", s.name},
+          {"type", s.type},
+          {"vpc", s.vpc},
+          {"scope", s.scope},
+          {"ports", ports},
+          {"selector", s.selector},
+          {"clusterIP", s.cluster_ip},
+          {"eip", s.eip}};
 }
 
 json toJson(const NetworkProbe& p) {

@@ -31,10 +31,13 @@ void parseSubnet(Fields& spec, Subnet& s, Doc& doc) {
   std::optional<Cidr> cidr;
   if (spec.str("cidr", cidr_text, true)) {
     auto c = parseCidr(cidr_text);
-    if (!c.ok()) doc.error(spec.lineOf("cidr"), "spec.cidr", c.error().message);
+    if (!c.ok())
+      doc.error(spec.lineOf("cidr"), "spec.cidr", c.error().message);
     else if (c->prefix < 8 || c->prefix > 30)
-      doc.error(spec.lineOf("cidr"), "spec.cidr", "prefix length must be 8-30 (got /" + std::to_string(c->prefix) + ")");
-    else cidr = *c, s.cidr = c->str();
+      doc.error(spec.lineOf("cidr"), "spec.cidr",
+                "prefix length must be 8-30 (got /" + std::to_string(c->prefix) + ")");
+    else
+      cidr = *c, s.cidr = c->str();
   }
   if (spec.ipv4("gateway", s.gateway, false) && cidr) {
     uint32_t gw = *parseIpv4(s.gateway);
@@ -49,7 +52,8 @@ void parseBackend(Fields& spec, Backend& b, Doc& doc) {
   spec.oneOf("kind", b.kind, {"pod", "vm", "baremetal", "ip"}, true);
   spec.name("vpc", b.vpc, false);
   bool pod = b.kind == "pod";
-  if (spec.str("pod", b.pod, pod) && !pod) doc.error(spec.lineOf("pod"), "spec.pod", "only a kind pod backend names a pod");
+  if (spec.str("pod", b.pod, pod) && !pod)
+    doc.error(spec.lineOf("pod"), "spec.pod", "only a kind pod backend names a pod");
   if (pod && !b.pod.empty() && !labelPart(b.pod, 253))
     doc.error(spec.lineOf("pod"), "spec.pod", "\"" + b.pod + "\" is not a valid pod name");
   if (spec.ipv4("ip", b.ip, !pod && !b.kind.empty()) && pod)
@@ -104,7 +108,8 @@ void parseProbe(Fields& spec, NetworkProbe& p, Doc& doc) {
   spec.oneOf("type", p.type, {"tcp", "http"}, true);
   if (spec.integer("port", v, 1, 65535, true)) p.port = static_cast<uint16_t>(v);
   if (spec.str("path", p.path, false)) {
-    if (p.type != "http") doc.error(spec.lineOf("path"), "spec.path", "only an http probe has a path");
+    if (p.type != "http")
+      doc.error(spec.lineOf("path"), "spec.path", "only an http probe has a path");
     else if (p.path.empty() || p.path[0] != '/' ||
              !std::all_of(p.path.begin(), p.path.end(), [](char c) { return c > ' ' && c < 127; }))
       doc.error(spec.lineOf("path"), "spec.path", "must be a URL path like /healthz (got \"" + p.path + "\")");
@@ -113,8 +118,9 @@ void parseProbe(Fields& spec, NetworkProbe& p, Doc& doc) {
   if (spec.integer("intervalMs", v, 100, 3600000, false)) p.interval_ms = static_cast<uint32_t>(v);
   if (spec.integer("timeoutMs", v, 1, 3600000, false)) p.timeout_ms = static_cast<uint32_t>(v);
   if (p.timeout_ms >= p.interval_ms)
-    doc.error(spec.lineOf("timeoutMs"), "spec.timeoutMs",
-              "must be less than intervalMs (" + std::to_string(p.timeout_ms) + " >= " + std::to_string(p.interval_ms) + ")");
+    doc.error(
+        spec.lineOf("timeoutMs"), "spec.timeoutMs",
+        "must be less than intervalMs (" + std::to_string(p.timeout_ms) + " >= " + std::to_string(p.interval_ms) + ")");
   if (spec.integer("successThreshold", v, 1, 100, false)) p.success_threshold = static_cast<uint32_t>(v);
   if (spec.integer("failureThreshold", v, 1, 100, false)) p.failure_threshold = static_cast<uint32_t>(v);
 }
@@ -198,11 +204,16 @@ void parseDocument(const YAML::Node& root, Doc& doc, std::vector<Resource>& out)
   Resource r;
   r.file = doc.file;
   r.line = top.line();
-  if (kind == "VPC") r.value = Vpc{};
-  else if (kind == "Subnet") r.value = Subnet{};
-  else if (kind == "Backend") r.value = Backend{};
-  else if (kind == "Service") r.value = Service{};
-  else if (kind == "NetworkProbe") r.value = NetworkProbe{};
+  if (kind == "VPC")
+    r.value = Vpc{};
+  else if (kind == "Subnet")
+    r.value = Subnet{};
+  else if (kind == "Backend")
+    r.value = Backend{};
+  else if (kind == "Service")
+    r.value = Service{};
+  else if (kind == "NetworkProbe")
+    r.value = NetworkProbe{};
   else {
     if (!kind.empty())
       doc.error(top.lineOf("kind"), "kind",
@@ -222,11 +233,16 @@ void parseDocument(const YAML::Node& root, Doc& doc, std::vector<Resource>& out)
   Fields spec(doc, spec_node ? *spec_node : YAML::Node(), "spec", top.keyLine("spec"));
   if (!spec.valid()) {
     // Nothing to check inside a spec that is not a mapping.
-  } else if (auto* v = std::get_if<Vpc>(&r.value)) parseVpc(spec, *v, doc);
-  else if (auto* s = std::get_if<Subnet>(&r.value)) parseSubnet(spec, *s, doc);
-  else if (auto* b = std::get_if<Backend>(&r.value)) b->labels = labels, parseBackend(spec, *b, doc);
-  else if (auto* svc = std::get_if<Service>(&r.value)) parseService(spec, *svc, doc);
-  else parseProbe(spec, std::get<NetworkProbe>(r.value), doc);
+  } else if (auto* v = std::get_if<Vpc>(&r.value))
+    parseVpc(spec, *v, doc);
+  else if (auto* s = std::get_if<Subnet>(&r.value))
+    parseSubnet(spec, *s, doc);
+  else if (auto* b = std::get_if<Backend>(&r.value))
+    b->labels = labels, parseBackend(spec, *b, doc);
+  else if (auto* svc = std::get_if<Service>(&r.value))
+    parseService(spec, *svc, doc);
+  else
+    parseProbe(spec, std::get<NetworkProbe>(r.value), doc);
   if (spec_node) spec.finish();
   top.finish();
   if (doc.errors->size() == errors_before) out.push_back(std::move(r));

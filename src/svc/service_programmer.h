@@ -21,7 +21,7 @@ namespace offcore::svc {
 
 struct NodeIdentity {
   std::string name;
-  uint32_t fabric_ip = 0;  // network order: SNAT source for the service gateway
+  uint32_t fabric_ip = 0;     // network order: SNAT source for the service gateway
   uint32_t host_ifindex = 0;  // the host-VF in the SoC (hvf0)
 };
 

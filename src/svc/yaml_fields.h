@@ -18,7 +18,6 @@ namespace offcore::svc::detail {
 
 inline constexpr size_t kMaxErrors = 50;  // per file; the rest would only be noise
 
-
 inline std::string describe(const YAML::Node& n) {
   switch (n.Type()) {
     case YAML::NodeType::Null: return "nothing";
@@ -36,7 +35,7 @@ inline std::string describe(const YAML::Node& n) {
 struct Doc {
   std::string file;
   std::vector<std::string>* errors;
-  std::string label;  // `Service "web": `
+  std::string label;    // `Service "web": `
   int line_offset = 0;  // of the document's text in the file
 
   // The 1-based line of n in the file.
@@ -55,7 +54,8 @@ struct Doc {
 class Fields {
  public:
   // line: where the section starts (its key), for missing-field errors.
-  Fields(Doc& doc, const YAML::Node& node, std::string path, int line) : doc_(doc), path_(std::move(path)), line_(line) {
+  Fields(Doc& doc, const YAML::Node& node, std::string path, int line)
+      : doc_(doc), path_(std::move(path)), line_(line) {
     if (node.IsNull()) return;  // an empty section: every field is absent
     if (!node.IsMap()) {
       doc_.error(line_, path_, "must be a mapping (got " + describe(node) + ")");
@@ -128,8 +128,7 @@ class Fields {
     }
     out = std::stoll(s);
     if (out < lo || out > hi) {
-      doc_.error(at, field(key),
-                 "must be " + std::to_string(lo) + "-" + std::to_string(hi) + " (got " + s + ")");
+      doc_.error(at, field(key), "must be " + std::to_string(lo) + "-" + std::to_string(hi) + " (got " + s + ")");
       return false;
     }
     return true;
@@ -214,7 +213,8 @@ inline void Fields::labels(const std::string& key, Labels& out, bool required) {
     auto slash = k.rfind('/');
     std::string prefix = slash == std::string::npos ? "" : k.substr(0, slash);
     std::string base = slash == std::string::npos ? k : k.substr(slash + 1);
-    if (base.empty() || !labelPart(base, 63) || !labelPart(prefix, 253) || (slash != std::string::npos && prefix.empty()))
+    if (base.empty() || !labelPart(base, 63) || !labelPart(prefix, 253) ||
+        (slash != std::string::npos && prefix.empty()))
       doc_.error(e.key_line, m.field(k), "not a valid label key (a-z, 0-9, '-', '_', '.', optional prefix/)");
     else if (!labelPart(value, 63))
       doc_.error(m.lineOf(k), m.field(k), "not a valid label value (up to 63 of a-z, 0-9, '-', '_', '.')");

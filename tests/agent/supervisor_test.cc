@@ -127,8 +127,8 @@ TEST_F(SupervisorHandoverTest, ANewSupervisorAdoptsTheRunningProcessAndWatchesIt
   EXPECT_EQ(second->get("keeper")->state, ServiceState::kRunning);
 
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
-  ASSERT_TRUE(runUntil([&] { return second->get("keeper")->restarts == 1 && second->get("keeper")->pid != 0; },
-                       3000ms));
+  ASSERT_TRUE(
+      runUntil([&] { return second->get("keeper")->restarts == 1 && second->get("keeper")->pid != 0; }, 3000ms));
   EXPECT_NE(second->get("keeper")->pid, pid);
   EXPECT_EQ(second->get("keeper")->state, ServiceState::kRunning);
 }
@@ -178,8 +178,8 @@ pid_t spawnOrphan(const char* seconds) {
 
 std::string recordEntry(const std::string& name, const std::string& seconds, bool restart, pid_t pid) {
   return R"({"name":")" + name + R"(","argv":["sleep",")" + seconds + R"("],"restart":)" +
-         (restart ? "true" : "false") + R"(,"state":"running","pid":)" + std::to_string(pid) +
-         R"(,"start_ticks":)" + std::to_string(processStartTicks(pid)) + "}";
+         (restart ? "true" : "false") + R"(,"state":"running","pid":)" + std::to_string(pid) + R"(,"start_ticks":)" +
+         std::to_string(processStartTicks(pid)) + "}";
 }
 
 TEST_F(SupervisorHandoverTest, AdoptedProcessesThatAreNotOurChildrenAreWatchedToo) {

@@ -23,9 +23,8 @@ class ApiServerTest : public ::testing::Test {
       return ApiResponse::json(200, "{\"who\":\"" + who + "\"}");
     });
     server_->route("POST", "/v1/echo", [](const ApiRequest& r) { return ApiResponse::json(201, r.body); });
-    server_->route("DELETE", "/v1/items/", [](const ApiRequest& r) {
-      return ApiResponse::json(200, "{\"deleted\":\"" + r.tail + "\"}");
-    });
+    server_->route("DELETE", "/v1/items/",
+                   [](const ApiRequest& r) { return ApiResponse::json(200, "{\"deleted\":\"" + r.tail + "\"}"); });
     ASSERT_TRUE(server_->listenUnix(socket_).ok());
     thread_ = std::thread([this] { (void)loop_.run(); });
   }

@@ -21,8 +21,7 @@ TEST(ConfigTest, OverridesFieldByField) {
 
 TEST(ConfigTest, BadInputNamesFileAndField) {
   EXPECT_EQ(parseConfig("[1]", "t.json").error().message, "t.json: not a JSON object");
-  EXPECT_EQ(parseConfig(R"({"run_root": 3})", "t.json").error().message,
-            "t.json: field 'run_root' must be a string");
+  EXPECT_EQ(parseConfig(R"({"run_root": 3})", "t.json").error().message, "t.json: field 'run_root' must be a string");
   EXPECT_EQ(parseConfig(R"({"typo": 1})", "t.json").error().message, "t.json: unknown field 'typo'");
   EXPECT_FALSE(parseConfig("{", "t.json").ok());
 }

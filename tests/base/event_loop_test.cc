@@ -15,7 +15,10 @@ TEST(EventLoopTest, TimersFireInDueOrder) {
   EventLoop loop;
   ASSERT_TRUE(loop.init().ok());
   std::vector<int> order;
-  loop.addTimer(30ms, [&] { order.push_back(3); loop.stop(); });
+  loop.addTimer(30ms, [&] {
+    order.push_back(3);
+    loop.stop();
+  });
   loop.addTimer(10ms, [&] { order.push_back(1); });
   loop.addTimer(20ms, [&] { order.push_back(2); });
   ASSERT_TRUE(loop.run().ok());
@@ -61,13 +64,15 @@ TEST(EventLoopTest, FdWatchSeesReadableData) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   std::string got;
-  ASSERT_TRUE(loop.watchFd(fds[0], EPOLLIN, [&](uint32_t) {
-                    char buf[16];
-                    ssize_t n = ::read(fds[0], buf, sizeof buf);
-                    got.assign(buf, static_cast<size_t>(n));
-                    loop.unwatchFd(fds[0]);
-                    loop.stop();
-                  }).ok());
+  ASSERT_TRUE(loop.watchFd(fds[0], EPOLLIN,
+                           [&](uint32_t) {
+                             char buf[16];
+                             ssize_t n = ::read(fds[0], buf, sizeof buf);
+                             got.assign(buf, static_cast<size_t>(n));
+                             loop.unwatchFd(fds[0]);
+                             loop.stop();
+                           })
+                  .ok());
   ASSERT_EQ(::write(fds[1], "ping", 4), 4);
   ASSERT_TRUE(loop.run().ok());
   EXPECT_EQ(got, "ping");
@@ -86,9 +91,15 @@ TEST(EventLoopTest, RunsAgainAfterAStop) {
   EventLoop loop;
   ASSERT_TRUE(loop.init().ok());
   int fired = 0;
-  loop.addTimer(1ms, [&] { ++fired; loop.stop(); });
+  loop.addTimer(1ms, [&] {
+    ++fired;
+    loop.stop();
+  });
   ASSERT_TRUE(loop.run().ok());
-  loop.addTimer(1ms, [&] { ++fired; loop.stop(); });
+  loop.addTimer(1ms, [&] {
+    ++fired;
+    loop.stop();
+  });
   ASSERT_TRUE(loop.run().ok());
   EXPECT_EQ(fired, 2);
 }

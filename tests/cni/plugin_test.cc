@@ -17,9 +17,8 @@ namespace {
 
 using json = nlohmann::json;
 
-const char* kReply =
-    R"({"ifname":"eth0","mac":"02:00:00:aa:bb:01","netns":"/var/run/netns/pod1","ip":"10.1.0.5/24",)"
-    R"("gateway":"169.254.1.1","representor":"pf0vf3","endpoint":"n1/abc123/eth0"})";
+const char* kReply = R"({"ifname":"eth0","mac":"02:00:00:aa:bb:01","netns":"/var/run/netns/pod1","ip":"10.1.0.5/24",)"
+                     R"("gateway":"169.254.1.1","representor":"pf0vf3","endpoint":"n1/abc123/eth0"})";
 
 // The agent as the plugin sees it: replies scripted per path, calls recorded.
 struct FakeAgent {
@@ -46,8 +45,7 @@ class FakeBackend : public CniBackend {
 
 class CniPluginTest : public ::testing::Test {
  protected:
-  CniOutcome run(const std::string& command, const std::string& config,
-                 std::map<std::string, std::string> extra = {}) {
+  CniOutcome run(const std::string& command, const std::string& config, std::map<std::string, std::string> extra = {}) {
     CniInput in;
     in.env = {{"CNI_COMMAND", command},
               {"CNI_CONTAINERID", "abc123"},
@@ -55,8 +53,10 @@ class CniPluginTest : public ::testing::Test {
               {"CNI_IFNAME", "eth0"},
               {"CNI_PATH", "/opt/cni/bin"}};
     for (auto& [k, v] : extra) {
-      if (v.empty()) in.env.erase(k);
-      else in.env[k] = v;
+      if (v.empty())
+        in.env.erase(k);
+      else
+        in.env[k] = v;
     }
     in.config = config;
     return runCniPlugin(in, [this](const std::string& socket) {
@@ -134,7 +134,8 @@ TEST_F(CniPluginTest, ChainedAddKeepsThePreviousResult) {
 }
 
 TEST_F(CniPluginTest, AddWithTheAgentDownIsTryAgainLater) {
-  agent_.replies.insert_or_assign("/v1/net/cni/add", makeError("cannot reach the agent at /run/offcore/n1/api.sock: refused"));
+  agent_.replies.insert_or_assign("/v1/net/cni/add",
+                                  makeError("cannot reach the agent at /run/offcore/n1/api.sock: refused"));
   auto e = errorOf(run("ADD", conf("0.4.0")));
   EXPECT_EQ(e["code"], kCniTryAgainLater);
   EXPECT_EQ(e["cniVersion"], "0.4.0");
@@ -151,7 +152,8 @@ TEST_F(CniPluginTest, AgentStatusesMapToCniCodes) {
   };
   for (Case c : {Case{400, kCniInvalidConfig}, Case{404, kCniUnknownContainer}, Case{409, kCniInvalidConfig},
                  Case{500, kCniIoFailure}, Case{503, kCniTryAgainLater}}) {
-    agent_.replies.insert_or_assign("/v1/net/cni/add", ApiReply{c.status, R"({"error":"unknown subnet 'sub1' in vpc 'vpc1'"})"});
+    agent_.replies.insert_or_assign("/v1/net/cni/add",
+                                    ApiReply{c.status, R"({"error":"unknown subnet 'sub1' in vpc 'vpc1'"})"});
     auto e = errorOf(run("ADD", conf()));
     EXPECT_EQ(e["code"], c.code) << c.status;
     EXPECT_NE(e["msg"].get<std::string>().find("unknown subnet 'sub1'"), std::string::npos) << e["msg"];
@@ -179,9 +181,10 @@ TEST_F(CniPluginTest, BadInputNeverReachesTheAgent) {
     std::string config;
     int code;
   };
-  for (const auto& c : {Case{"not json", kCniDecodeFailed}, Case{R"({"cniVersion":"1.0.0","name":"x","subnet":"s"})", kCniInvalidConfig},
-                        Case{conf("1.0.0", R"(,"mtu":"big")"), kCniInvalidConfig},
-                        Case{conf("0.1.0"), kCniIncompatibleVersion}}) {
+  for (const auto& c :
+       {Case{"not json", kCniDecodeFailed},
+        Case{R"({"cniVersion":"1.0.0","name":"x","subnet":"s"})", kCniInvalidConfig},
+        Case{conf("1.0.0", R"(,"mtu":"big")"), kCniInvalidConfig}, Case{conf("0.1.0"), kCniIncompatibleVersion}}) {
     auto o = run("ADD", c.config);
     auto e = errorOf(o);
     EXPECT_EQ(e["code"], c.code) << c.config;
@@ -208,7 +211,8 @@ TEST_F(CniPluginTest, DelSucceedsWhateverIsLeft) {
   EXPECT_EQ(run("DEL", conf()).exit_code, 0);
 
   // No agent: nothing can be held; a warning for the log, success for the runtime.
-  agent_.replies.insert_or_assign("/v1/net/cni/del", makeError("cannot reach the agent at /run/offcore/n1/api.sock: refused"));
+  agent_.replies.insert_or_assign("/v1/net/cni/del",
+                                  makeError("cannot reach the agent at /run/offcore/n1/api.sock: refused"));
   auto down = run("DEL", conf());
   EXPECT_EQ(down.exit_code, 0);
   EXPECT_EQ(down.out, "");
@@ -278,7 +282,9 @@ TEST(CniAgentBackendTest, TalksToAnApiServerAndReportsAMissingNode) {
   std::thread thread([&] { (void)loop.run(); });
 
   CniInput in;
-  in.env = {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "abc123"}, {"CNI_NETNS", "/proc/self/ns/net"},
+  in.env = {{"CNI_COMMAND", "ADD"},
+            {"CNI_CONTAINERID", "abc123"},
+            {"CNI_NETNS", "/proc/self/ns/net"},
             {"CNI_IFNAME", "eth0"}};
   in.config = R"({"cniVersion":"1.0.0","name":"ocnet","node":"n1","subnet":"sub1","runRoot":")" + root + "\"}";
   auto connect = [](const std::string& socket) { return makeAgentBackend(socket, 2000); };

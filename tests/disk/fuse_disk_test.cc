@@ -3,8 +3,8 @@
 #include "disk/fuse_disk.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <linux/falloc.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,8 +33,7 @@ constexpr uint32_t kBlock = 4096;
 struct TempDir {
   TempDir() {
     static std::atomic<int> n{0};
-    path = "/tmp/offcore-disk-test-" + std::to_string(::getpid()) + "-" +
-           std::to_string(n.fetch_add(1));
+    path = "/tmp/offcore-disk-test-" + std::to_string(::getpid()) + "-" + std::to_string(n.fetch_add(1));
     (void)removeTree(path);
     EXPECT_TRUE(makeDirs(path).ok());
   }
@@ -93,8 +92,14 @@ class WrappedDevice : public BlockDevice {
 class CountingDevice : public WrappedDevice {
  public:
   using WrappedDevice::WrappedDevice;
-  Status flush() override { ++flushes; return inner_->flush(); }
-  Status discard(uint64_t o, uint64_t n) override { ++discards; return inner_->discard(o, n); }
+  Status flush() override {
+    ++flushes;
+    return inner_->flush();
+  }
+  Status discard(uint64_t o, uint64_t n) override {
+    ++discards;
+    return inner_->discard(o, n);
+  }
   Status writeZeroes(uint64_t o, uint64_t n) override {
     ++zeroes;
     return inner_->writeZeroes(o, n);
@@ -262,8 +267,9 @@ TEST_F(FuseDiskTest, ServesTheDeviceByteExact) {
 
   // dd writes through the mount like any tool would (notrunc: size is fixed).
   ASSERT_TRUE(writeFileAtomic(dir_ + "/pattern", std::string(big.data(), kMiB)).ok());
-  EXPECT_EQ(run({"dd", "if=" + dir_ + "/pattern", "of=" + disk_path_, "bs=64k", "seek=320",
-                 "conv=notrunc,fsync", "status=none"}), "");
+  EXPECT_EQ(run({"dd", "if=" + dir_ + "/pattern", "of=" + disk_path_, "bs=64k", "seek=320", "conv=notrunc,fsync",
+                 "status=none"}),
+            "");
   EXPECT_EQ(backingBytes(20 * kMiB, kMiB), std::vector<char>(big.begin(), big.begin() + kMiB));
 
   // Small unaligned writes from several threads, each in its own MiB.
@@ -331,8 +337,7 @@ TEST_F(FuseDiskTest, Ext4OnALoopDeviceSurvivesRemount) {
 
   loop = attachLoop();
   ASSERT_FALSE(loop.empty());
-  ASSERT_EQ(::mount(loop.c_str(), mnt.c_str(), "ext4", MS_RDONLY, nullptr), 0)
-      << std::strerror(errno);
+  ASSERT_EQ(::mount(loop.c_str(), mnt.c_str(), "ext4", MS_RDONLY, nullptr), 0) << std::strerror(errno);
   fs_mounts_.push_back(mnt);
   auto big = readFile(mnt + "/big.bin");
   ASSERT_TRUE(big.ok());
@@ -362,13 +367,10 @@ TEST_F(FuseDiskTest, FsyncFlushesAndPunchHoleDiscards) {
   ::close(fd);
   EXPECT_EQ(counting->flushes.load(), 2) << "close is not a flush";
 
-  EXPECT_EQ(run({"fallocate", "--punch-hole", "--offset", "65536", "--length", "131072",
-                 disk_path_}),
-            "");
+  EXPECT_EQ(run({"fallocate", "--punch-hole", "--offset", "65536", "--length", "131072", disk_path_}), "");
   EXPECT_EQ(counting->discards.load(), 1);
   // Two whole blocks go to writeZeroes, the unaligned tail is merged.
-  EXPECT_EQ(run({"fallocate", "--zero-range", "--keep-size", "--offset", "299008", "--length",
-                 "12000", disk_path_}),
+  EXPECT_EQ(run({"fallocate", "--zero-range", "--keep-size", "--offset", "299008", "--length", "12000", disk_path_}),
             "");
   EXPECT_EQ(counting->zeroes.load(), 1);
   std::memset(data.data() + 65536, 0, 131072);

@@ -20,8 +20,7 @@ namespace {
 pid_t spawnBusy() {
   pid_t pid = ::fork();
   if (pid == 0) {
-    for (;;) {
-    }
+    for (;;) {}
   }
   return pid;
 }

@@ -48,8 +48,9 @@ TEST(VfValidationTest, PodNetnsPaths) {
 
 TEST(VfValidationTest, JsonListing) {
   Vf v{0, "pf0vf0", "pod1", "eth0", "10.1.0.5/24", "02:0c:00:00:00:01"};
-  EXPECT_EQ(vfsToJson({v}),
-            R"([{"ifname":"eth0","index":0,"ip":"10.1.0.5/24","mac":"02:0c:00:00:00:01","netns":"pod1","representor":"pf0vf0"}])");
+  EXPECT_EQ(
+      vfsToJson({v}),
+      R"([{"ifname":"eth0","index":0,"ip":"10.1.0.5/24","mac":"02:0c:00:00:00:01","netns":"pod1","representor":"pf0vf0"}])");
 }
 
 }  // namespace

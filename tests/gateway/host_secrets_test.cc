@@ -52,9 +52,8 @@ TEST(HostSecretsTest, NewHostsGetSecretsListedHostsKeepTheirs) {
 }
 
 TEST(HostSecretsTest, RequestsNameGivenNoneOrGenerate) {
-  auto r = parseCreateVolume(R"({"name":"v","size":"1G","allowed_hosts":[")" + kA +
-                             R"(",{"nqn":")" + kB + R"(","dhchap_secret":")" + kGiven +
-                             R"(","dhchap_ctrl_secret":"generate"}]})");
+  auto r = parseCreateVolume(R"({"name":"v","size":"1G","allowed_hosts":[")" + kA + R"(",{"nqn":")" + kB +
+                             R"(","dhchap_secret":")" + kGiven + R"(","dhchap_ctrl_secret":"generate"}]})");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(*r->allowed_hosts, (std::vector<std::string>{kA, kB}));
   ASSERT_EQ(r->host_auth.count(kB), 1u);
@@ -68,11 +67,10 @@ TEST(HostSecretsTest, RequestsNameGivenNoneOrGenerate) {
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(resolveHostSecrets(none->hosts, none->host_auth, {}, {}, nullptr)->empty());
 
-  for (const std::string& bad : std::vector<std::string>{R"({"nqn":")" + kA + R"(","dhchap_secret":"DHHC-1:01:xx:"})",
-                                R"({"nqn":")" + kA + R"(","dhchap_secret":5})",
-                                R"({"nqn":")" + kA + R"(","secret":"generate"})",
-                                R"({"dhchap_secret":"generate"})",
-                                R"({"nqn":")" + kA + R"(","dhchap_secret":"none","dhchap_ctrl_secret":"generate"})"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           R"({"nqn":")" + kA + R"(","dhchap_secret":"DHHC-1:01:xx:"})", R"({"nqn":")" + kA + R"(","dhchap_secret":5})",
+           R"({"nqn":")" + kA + R"(","secret":"generate"})", R"({"dhchap_secret":"generate"})",
+           R"({"nqn":")" + kA + R"(","dhchap_secret":"none","dhchap_ctrl_secret":"generate"})"}) {
     EXPECT_FALSE(parseHostsRequest(R"({"allowed_hosts":[)" + bad + "]}").ok()) << bad;
   }
 }

@@ -35,14 +35,15 @@ TEST(GatewayRequestsTest, CreateAndHostsRefuseTheSameBadLists) {
   std::string long_nqn = "nqn." + std::string(220, 'x');
   EXPECT_FALSE(parseHostsRequest(R"({"allowed_hosts":[")" + long_nqn + R"("]})").ok());
   std::string many = R"({"allowed_hosts":[)";
-  for (size_t i = 0; i <= kMaxAllowedHosts; ++i) many += std::string(i ? "," : "") + "\"nqn.x:" + std::to_string(i) + "\"";
+  for (size_t i = 0; i <= kMaxAllowedHosts; ++i)
+    many += std::string(i ? "," : "") + "\"nqn.x:" + std::to_string(i) + "\"";
   EXPECT_FALSE(parseHostsRequest(many + "]}").ok());
 }
 
 TEST(GatewayRequestsTest, BadBodiesGetOneLineErrors) {
-  for (const char* body : {"", "[]", "nope", R"({"size":"1G"})", R"({"name":"v","size":"-1"})",
-                           R"({"name":"v","size":-5})", R"({"name":"v","size":"99999999999999999999"})",
-                           R"({"name":7,"size":"1G"})"}) {
+  for (const char* body :
+       {"", "[]", "nope", R"({"size":"1G"})", R"({"name":"v","size":"-1"})", R"({"name":"v","size":-5})",
+        R"({"name":"v","size":"99999999999999999999"})", R"({"name":7,"size":"1G"})"}) {
     auto r = parseCreateVolume(body);
     ASSERT_FALSE(r.ok()) << body;
     EXPECT_EQ(r.error().message.find('\n'), std::string::npos);

@@ -26,8 +26,8 @@ class RunDirTest : public ::testing::Test {
   std::string dir(const std::string& name) { return root_ + "/targets/" + name; }
   void record(const std::string& name, pid_t pid, uint64_t ticks) {
     ASSERT_TRUE(makeDirs(dir(name)).ok());
-    ASSERT_TRUE(writeFileAtomic(dir(name) + "/target.json", "{\"pid\":" + std::to_string(pid) +
-                                                                 ",\"start_ticks\":" + std::to_string(ticks) + "}")
+    ASSERT_TRUE(writeFileAtomic(dir(name) + "/target.json",
+                                "{\"pid\":" + std::to_string(pid) + ",\"start_ticks\":" + std::to_string(ticks) + "}")
                     .ok());
   }
   // The pid of a process that has exited and been reaped.

@@ -52,8 +52,14 @@ TEST_F(CatalogTest, ArtifactsFromTwoConversionsMerge) {
 
 TEST_F(CatalogTest, ResolvesRealAndLazyChains) {
   Catalog c(dir_);
-  ImageRecord img{"reg/app:1", "reg/app:lazy", "sha256:m", {"sha256:d0", "sha256:d1"}, {"sha256:c0", "sha256:c1"},
-                  {"sha256:s0", "sha256:s1"}, true, false};
+  ImageRecord img{"reg/app:1",
+                  "reg/app:lazy",
+                  "sha256:m",
+                  {"sha256:d0", "sha256:d1"},
+                  {"sha256:c0", "sha256:c1"},
+                  {"sha256:s0", "sha256:s1"},
+                  true,
+                  false};
   ASSERT_TRUE(c.putImage(img).ok());
   auto real = c.resolveChain("sha256:c1");
   ASSERT_TRUE(real.ok() && real->has_value());

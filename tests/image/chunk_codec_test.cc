@@ -13,7 +13,8 @@ using ChunkCodecTest = ScratchDirTest;
 std::string mixedData(size_t n, uint32_t seed = 1) {
   std::mt19937 rng(seed);
   std::string s(n, '\0');
-  for (size_t i = 0; i < n; i++) s[i] = (i / 65536) % 2 == 0 ? static_cast<char>('a' + i % 7) : static_cast<char>(rng());
+  for (size_t i = 0; i < n; i++)
+    s[i] = (i / 65536) % 2 == 0 ? static_cast<char>('a' + i % 7) : static_cast<char>(rng());
   return s;
 }
 
@@ -23,12 +24,16 @@ TEST(ChunkSha256, KnownVectors) {
 }
 
 TEST_F(ChunkCodecTest, RoundTripsEveryCodec) {
-  struct Case { ChunkCodec codec; uint32_t chunk; size_t size; };
+  struct Case {
+    ChunkCodec codec;
+    uint32_t chunk;
+    size_t size;
+  };
   const Case cases[] = {
       {ChunkCodec::kZstd, 64 * 1024, 5 * 65536 + 777},  // last chunk partial
-      {ChunkCodec::kLz4, 64 * 1024, 4 * 65536},          // exact multiple
+      {ChunkCodec::kLz4, 64 * 1024, 4 * 65536},         // exact multiple
       {ChunkCodec::kRaw, 4096, 10000},
-      {ChunkCodec::kZstd, 256 * 1024, 0},                // empty input
+      {ChunkCodec::kZstd, 256 * 1024, 0},  // empty input
       {ChunkCodec::kLz4, 16 * 1024 * 1024, 100},
   };
   for (const Case& c : cases) {
@@ -36,9 +41,9 @@ TEST_F(ChunkCodecTest, RoundTripsEveryCodec) {
     std::string raw = mixedData(c.size);
     ASSERT_OK(writeFileAtomic(path("raw.img"), raw));
     uint64_t last_done = 0, last_total = 0, calls = 0;
-    auto idx = writeChunkedBlob(path("raw.img"), path("blob"),
-                                ChunkWriterOptions{.chunk_size = c.chunk, .codec = c.codec},
-                                [&](uint64_t done, uint64_t total) { last_done = done, last_total = total, calls++; });
+    auto idx =
+        writeChunkedBlob(path("raw.img"), path("blob"), ChunkWriterOptions{.chunk_size = c.chunk, .codec = c.codec},
+                         [&](uint64_t done, uint64_t total) { last_done = done, last_total = total, calls++; });
     ASSERT_OK(idx);
     EXPECT_EQ(idx->raw_size, c.size);
     EXPECT_EQ(idx->chunk_size, c.chunk);
@@ -119,7 +124,8 @@ TEST_F(ChunkCodecTest, RejectsBadOptionsAndInputs) {
   for (uint32_t cs : {0u, 1000u, 2048u, 3u * 4096u, 32u << 20})
     EXPECT_FALSE(writeChunkedBlob(path("raw.img"), path("blob"), ChunkWriterOptions{.chunk_size = cs}).ok()) << cs;
   EXPECT_FALSE(writeChunkedBlob(path("raw.img"), path("blob"), ChunkWriterOptions{.zstd_level = 1000}).ok());
-  EXPECT_FALSE(writeChunkedBlob(path("raw.img"), path("blob"), ChunkWriterOptions{.codec = static_cast<ChunkCodec>(9)}).ok());
+  EXPECT_FALSE(
+      writeChunkedBlob(path("raw.img"), path("blob"), ChunkWriterOptions{.codec = static_cast<ChunkCodec>(9)}).ok());
   EXPECT_FALSE(writeChunkedBlob(path("missing.img"), path("blob"), {}).ok());
   EXPECT_FALSE(writeChunkedBlob(path("raw.img"), path("no/such/dir/blob"), {}).ok());
 }

@@ -101,27 +101,50 @@ TEST(ChunkIndex, RejectsEveryViolation) {
   expectRejected([](std::string& s) { putU32(s, 24, 5); }, "chunk count");
   expectRejected([](std::string& s) { putU32(s, 28, 1); }, "reserved header");
   // Counts that promise more entries than the bytes hold (incl. huge ones).
-  expectRejected([](std::string& s) { putU64(s, 16, 0xffffffffULL * 4096); putU32(s, 12, 4096); putU32(s, 24, 0xffffffff); }, "does not fit");
+  expectRejected(
+      [](std::string& s) {
+        putU64(s, 16, 0xffffffffULL * 4096);
+        putU32(s, 12, 4096);
+        putU32(s, 24, 0xffffffff);
+      },
+      "does not fit");
   expectRejected([](std::string& s) { s.insert(s.size() - 4, std::string(kEnt, '\0')); }, "does not fit");
   expectRejected([](std::string& s) { s.erase(s.size() - 4 - kEnt, kEnt); }, "does not fit");
   expectRejected([](std::string& s) { s.push_back('\0'); }, "does not fit");
-  expectRejected([](std::string& s) { s[40] = 'A'; }, "digest");            // uppercase hex
-  expectRejected([](std::string& s) { s[32] = 'S'; }, "digest");            // "Sha256:"
-  expectRejected([](std::string& s) { s[102] = '\0'; }, "digest");          // 63 hex digits
-  expectRejected([](std::string& s) { s[103] = 'x'; }, "digest");           // padding not NUL
+  expectRejected([](std::string& s) { s[40] = 'A'; }, "digest");    // uppercase hex
+  expectRejected([](std::string& s) { s[32] = 'S'; }, "digest");    // "Sha256:"
+  expectRejected([](std::string& s) { s[102] = '\0'; }, "digest");  // 63 hex digits
+  expectRejected([](std::string& s) { s[103] = 'x'; }, "digest");   // padding not NUL
   expectRejected([](std::string& s) { std::memset(&s[32], 0, 72); }, "digest");
   const size_t e0 = kHdr, e1 = kHdr + kEnt, e2 = kHdr + 2 * kEnt, e3 = kHdr + 3 * kEnt;
   expectRejected([&](std::string& s) { s[e0 + 16] = 3; }, "unknown codec");
   expectRejected([&](std::string& s) { s[e2 + 20] = 1; }, "reserved bytes");
   expectRejected([&](std::string& s) { putU64(s, e0, 1); }, "offset");
-  expectRejected([&](std::string& s) { putU64(s, e2, 0); }, "offset");      // not contiguous
-  expectRejected([&](std::string& s) { putU32(s, e1 + 12, 4096); putU32(s, e1 + 8, 4096); }, "raw length");
+  expectRejected([&](std::string& s) { putU64(s, e2, 0); }, "offset");  // not contiguous
+  expectRejected(
+      [&](std::string& s) {
+        putU32(s, e1 + 12, 4096);
+        putU32(s, e1 + 8, 4096);
+      },
+      "raw length");
   expectRejected([&](std::string& s) { putU32(s, e3 + 12, 999); }, "raw length");  // last chunk
   expectRejected([&](std::string& s) { putU32(s, e3 + 12, 65536); }, "raw length");
-  expectRejected([&](std::string& s) { putU32(s, e0 + 8, 0); putU64(s, e1, 0); putU64(s, e2, 65536); putU64(s, e3, 65536 + 502); },
-                 "stored length");
+  expectRejected(
+      [&](std::string& s) {
+        putU32(s, e0 + 8, 0);
+        putU64(s, e1, 0);
+        putU64(s, e2, 65536);
+        putU64(s, e3, 65536 + 502);
+      },
+      "stored length");
   expectRejected([&](std::string& s) { putU32(s, e3 + 8, 0xfffffff0); }, "stored length");  // > compressBound
-  expectRejected([&](std::string& s) { putU32(s, e1 + 8, 100); putU64(s, e2, 600); putU64(s, e3, 1102); }, "stored length");
+  expectRejected(
+      [&](std::string& s) {
+        putU32(s, e1 + 8, 100);
+        putU64(s, e2, 600);
+        putU64(s, e3, 1102);
+      },
+      "stored length");
   expectRejected([](std::string& s) { s[kHdr + 30] ^= 1; }, "CRC32C", false);
   expectRejected([](std::string& s) { s[s.size() - 1] ^= 1; }, "CRC32C", false);
 }

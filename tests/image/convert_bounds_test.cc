@@ -178,7 +178,7 @@ TEST_F(ConvertBoundsTest, SweepRemovesOnlyScratchOfDeadConverters) {
   auto live = ScratchDir::create(dir_, false);
   ASSERT_OK(live);
   std::string dead = "run-" + std::to_string(child) + "-" + std::to_string(ticks) + "-aaaaaa";  // exited
-  std::string reused = "run-" + self + "-" + std::to_string(ticks - 1) + "-bbbbbb";  // our pid, not us
+  std::string reused = "run-" + self + "-" + std::to_string(ticks - 1) + "-bbbbbb";             // our pid, not us
   std::string locked = "run-" + self + "-" + std::to_string(ticks - 1) + "-cccccc";  // pid says dead, lock says alive
   for (const auto& d : {dead, reused, locked, std::string("run-abc123"), std::string("keep-me")}) {
     ASSERT_OK(makeDirs(path(d) + "/l.tree/etc"));

@@ -56,11 +56,27 @@ TEST_F(LayerApplyTest, UnpacksEveryTypeWithItsMetadata) {
   sparse.replace(1 << 20, 4, "data");
   TarBuilder b;
   b.add({.path = "./", .type = AE_IFDIR, .mode = 0700});
-  b.add({.path = "etc/", .type = AE_IFDIR, .mode = 0750, .uid = 5, .gid = 6, .mtime = 1500000000, .mtime_nsec = 42,
+  b.add({.path = "etc/",
+         .type = AE_IFDIR,
+         .mode = 0750,
+         .uid = 5,
+         .gid = 6,
+         .mtime = 1500000000,
+         .mtime_nsec = 42,
          .xattrs = {{"trusted.tag", "t"}}});
-  b.add({.path = "etc/motd", .mode = 0640, .uid = 1000, .gid = 1001, .mtime = 1600000000, .mtime_nsec = 999,
-         .content = "hello", .xattrs = {{"user.note", std::string("a\0b", 3)}}});
-  b.add({.path = "bin/ping", .mode = 04755, .uid = 0, .gid = 0, .content = "ELF",
+  b.add({.path = "etc/motd",
+         .mode = 0640,
+         .uid = 1000,
+         .gid = 1001,
+         .mtime = 1600000000,
+         .mtime_nsec = 999,
+         .content = "hello",
+         .xattrs = {{"user.note", std::string("a\0b", 3)}}});
+  b.add({.path = "bin/ping",
+         .mode = 04755,
+         .uid = 0,
+         .gid = 0,
+         .content = "ELF",
          .xattrs = {{"security.capability", cap}}});
   b.add({.path = "bin/su", .mode = 06755, .uid = 1000, .gid = 1000, .content = "su"});
   b.add({.path = "tmp/", .type = AE_IFDIR, .mode = 01777});

@@ -22,10 +22,10 @@ TEST(LayerBounds, LimitIsTheSmallerOfCapAndRatioWithAFloor) {
   EXPECT_EQ(d.max_bytes, 8 * kGiB);
   EXPECT_EQ(d.max_ratio, 100u);
   EXPECT_EQ(d.ratio_floor, 64 * kMiB);
-  EXPECT_EQ(ExpansionLimit(d, 10 << 10, "l").bytes(), 64 * kMiB);        // the floor: small layers pass
+  EXPECT_EQ(ExpansionLimit(d, 10 << 10, "l").bytes(), 64 * kMiB);  // the floor: small layers pass
   EXPECT_EQ(ExpansionLimit(d, 0, "l").bytes(), 64 * kMiB);
-  EXPECT_EQ(ExpansionLimit(d, 50 * kMiB, "l").bytes(), 5000 * kMiB);     // the ratio
-  EXPECT_EQ(ExpansionLimit(d, 1 * kGiB, "l").bytes(), 8 * kGiB);         // the cap
+  EXPECT_EQ(ExpansionLimit(d, 50 * kMiB, "l").bytes(), 5000 * kMiB);  // the ratio
+  EXPECT_EQ(ExpansionLimit(d, 1 * kGiB, "l").bytes(), 8 * kGiB);      // the cap
   EXPECT_EQ(ExpansionLimit(LayerBounds{.max_bytes = 0}, 1 * kGiB, "l").bytes(), 100 * kGiB);
   EXPECT_EQ(ExpansionLimit(LayerBounds{.max_ratio = 0}, 1, "l").bytes(), 8 * kGiB);
   EXPECT_EQ(ExpansionLimit(LayerBounds{.max_bytes = 32 * kMiB}, 1, "l").bytes(), 32 * kMiB);  // cap below the floor
@@ -40,8 +40,8 @@ TEST(LayerBounds, ErrorNamesTheLayerTheBoundAndTheOption) {
   Error ratio = ExpansionLimit(LayerBounds{}, 10 << 10, "sha256:feed").error(kTiB, "declared file sizes");
   EXPECT_EQ(ratio.code, EFBIG);
   EXPECT_EQ(ratio.message.find('\n'), std::string::npos);
-  for (const char* part : {"sha256:feed", "declared file sizes", "1.0 TiB", "64.0 MiB", "100x", "10.0 KiB",
-                           "--max-expansion-ratio"})
+  for (const char* part :
+       {"sha256:feed", "declared file sizes", "1.0 TiB", "64.0 MiB", "100x", "10.0 KiB", "--max-expansion-ratio"})
     EXPECT_NE(ratio.message.find(part), std::string::npos) << part << " in " << ratio.message;
   Error cap = ExpansionLimit(LayerBounds{.max_ratio = 0}, 1, "sha256:feed").error(9 * kGiB, "x");
   EXPECT_NE(cap.message.find("8.0 GiB"), std::string::npos) << cap.message;
@@ -214,8 +214,12 @@ TEST_F(LayerBoundsApply, LayersWithinTheBoundsUnpackAsBefore) {
     ASSERT_OK(removeTree(dest_));
     ASSERT_OK(makeDirs(dest_));
     TarBuilder b(f);
-    b.dir("d").file("d/data", data).add({.path = "d/sparse", .content = std::string(4096, 's'),
-                                         .sparse = {{0, 4096}}, .size = static_cast<int64_t>(kMiB / 2)});
+    b.dir("d")
+        .file("d/data", data)
+        .add({.path = "d/sparse",
+              .content = std::string(4096, 's'),
+              .sparse = {{0, 4096}},
+              .size = static_cast<int64_t>(kMiB / 2)});
     std::string blob = b.finish();
     auto stats = applyLayerMemory(blob.data(), blob.size(), dest_, WhiteoutMode::kOverlayForm, tight, "l");
     ASSERT_OK(stats);

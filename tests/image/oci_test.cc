@@ -48,9 +48,10 @@ TEST(OciReference, RejectsWithAHint) {
 
 TEST(OciManifest, ParsesAndRoundTrips) {
   std::string text = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-    "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" + kA + R"(","size":12},
-    "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" + kB +
-                     R"(","size":34,"annotations":{"k":"v"}}]})";
+    "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+                     kA + R"(","size":12},
+    "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+                     kB + R"(","size":34,"annotations":{"k":"v"}}]})";
   auto m = parseManifest(text);
   ASSERT_TRUE(m.ok()) << m.error().message;
   ASSERT_EQ(m->layers.size(), 1u);
@@ -63,11 +64,12 @@ TEST(OciManifest, ParsesAndRoundTrips) {
 }
 
 TEST(OciManifest, ErrorsNameTheField) {
-  auto bad_size = parseManifest(R"({"schemaVersion":2,"config":{"mediaType":"x","digest":")" + kA +
-                                R"(","size":-1},"layers":[]})");
+  auto bad_size =
+      parseManifest(R"({"schemaVersion":2,"config":{"mediaType":"x","digest":")" + kA + R"(","size":-1},"layers":[]})");
   ASSERT_FALSE(bad_size.ok());
   EXPECT_NE(bad_size.error().message.find("manifest.config"), std::string::npos);
-  auto bad_digest = parseManifest(R"({"schemaVersion":2,"config":{"mediaType":"x","digest":"md5:00","size":1},"layers":[]})");
+  auto bad_digest =
+      parseManifest(R"({"schemaVersion":2,"config":{"mediaType":"x","digest":"md5:00","size":1},"layers":[]})");
   ASSERT_FALSE(bad_digest.ok());
   EXPECT_NE(bad_digest.error().message.find("digest"), std::string::npos);
   EXPECT_FALSE(parseManifest(R"({"schemaVersion":1})").ok());
@@ -77,7 +79,8 @@ TEST(OciManifest, ErrorsNameTheField) {
 
 TEST(OciConfig, DiffIdsAndRuntimeFields) {
   auto c = parseConfig(R"({"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"]},
-                           "rootfs":{"type":"layers","diff_ids":[")" + kA + R"("]}})");
+                           "rootfs":{"type":"layers","diff_ids":[")" +
+                       kA + R"("]}})");
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_EQ(c->diff_ids, std::vector<std::string>{kA});
   EXPECT_EQ(c->env, std::vector<std::string>{"PATH=/bin"});
@@ -87,10 +90,11 @@ TEST(OciConfig, DiffIdsAndRuntimeFields) {
 
 TEST(OciIndex, PicksLinuxAmd64) {
   auto idx = parseIndex(R"({"schemaVersion":2,"manifests":[
-    {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + kA +
+    {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+                        kA +
                         R"(","size":1,"platform":{"os":"linux","architecture":"arm64"}},
-    {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + kB +
-                        R"(","size":1,"platform":{"os":"linux","architecture":"amd64"}}]})");
+    {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+                        kB + R"(","size":1,"platform":{"os":"linux","architecture":"amd64"}}]})");
   ASSERT_TRUE(idx.ok()) << idx.error().message;
   auto pick = pickPlatform(*idx);
   ASSERT_TRUE(pick.ok());

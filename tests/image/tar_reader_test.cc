@@ -29,8 +29,14 @@ Result<std::vector<std::pair<TarEntry, std::string>>> readAll(const std::string&
 
 TEST(TarReaderPath, Sanitize) {
   const std::map<std::string, std::string> ok = {
-      {"a", "a"},     {"/a/b", "a/b"}, {"./a/b/", "a/b"}, {"//a//./b", "a/b"},
-      {"./", "."},    {"/", "."},      {".", "."},         {"a/.wh..wh..opq", "a/.wh..wh..opq"},
+      {"a", "a"},
+      {"/a/b", "a/b"},
+      {"./a/b/", "a/b"},
+      {"//a//./b", "a/b"},
+      {"./", "."},
+      {"/", "."},
+      {".", "."},
+      {"a/.wh..wh..opq", "a/.wh..wh..opq"},
       {"..a/b..", "..a/b.."},
   };
   for (const auto& [in, want] : ok) {
@@ -38,7 +44,8 @@ TEST(TarReaderPath, Sanitize) {
     ASSERT_TRUE(got.ok()) << in << ": " << got.error().message;
     EXPECT_EQ(*got, want) << in;
   }
-  for (const std::string& bad : std::vector<std::string>{"", "..", "../x", "a/../../b", "/..", "a/..", std::string("a\0b", 3)})
+  for (const std::string& bad :
+       std::vector<std::string>{"", "..", "../x", "a/../../b", "/..", "a/..", std::string("a\0b", 3)})
     EXPECT_FALSE(sanitizeTarPath(bad).ok()) << bad;
 }
 
@@ -46,8 +53,19 @@ TEST(TarReader, ReadsEveryFieldOfEveryType) {
   std::string cap("\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 20);
   TarBuilder b;
   b.add({.path = "./", .type = AE_IFDIR, .mode = 0755});
-  b.add({.path = "./usr/bin/", .type = AE_IFDIR, .mode = 01777, .uid = 7, .gid = 8, .mtime = 1600000000, .mtime_nsec = 123456789});
-  b.add({.path = "./usr/bin/ping", .mode = 04755, .uid = 1000, .gid = 1001, .content = "ELF", .xattrs = {{"security.capability", cap}, {"user.k", "v"}}});
+  b.add({.path = "./usr/bin/",
+         .type = AE_IFDIR,
+         .mode = 01777,
+         .uid = 7,
+         .gid = 8,
+         .mtime = 1600000000,
+         .mtime_nsec = 123456789});
+  b.add({.path = "./usr/bin/ping",
+         .mode = 04755,
+         .uid = 1000,
+         .gid = 1001,
+         .content = "ELF",
+         .xattrs = {{"security.capability", cap}, {"user.k", "v"}}});
   b.add({.path = "/usr/bin/ping6", .hardlink = "./usr/bin/ping"});
   b.add({.path = "usr/bin/sh", .type = AE_IFLNK, .mode = 0777, .symlink = "/bin/dash"});
   b.add({.path = "dev/null", .type = AE_IFCHR, .mode = 0666, .rdev_major = 1, .rdev_minor = 3});
@@ -164,10 +182,13 @@ TEST(TarReader, RejectsOtherArchiveFormats) {
   struct archive* a = archive_write_new();
   archive_write_set_format_cpio_newc(a);
   std::string out;
-  archive_write_open(a, &out, nullptr, [](struct archive*, void* o, const void* p, size_t n) -> la_ssize_t {
-    static_cast<std::string*>(o)->append(static_cast<const char*>(p), n);
-    return static_cast<la_ssize_t>(n);
-  }, nullptr);
+  archive_write_open(
+      a, &out, nullptr,
+      [](struct archive*, void* o, const void* p, size_t n) -> la_ssize_t {
+        static_cast<std::string*>(o)->append(static_cast<const char*>(p), n);
+        return static_cast<la_ssize_t>(n);
+      },
+      nullptr);
   struct archive_entry* e = archive_entry_new();
   archive_entry_set_pathname(e, "x");
   archive_entry_set_filetype(e, AE_IFREG);

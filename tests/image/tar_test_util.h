@@ -171,7 +171,10 @@ inline std::string ustarHeader(const std::string& name, char type, uint64_t size
   std::snprintf(&h[136], 12, "%011o", 1700000000);
   h[156] = type;
   h.replace(157, std::min<size_t>(link.size(), 100), link.substr(0, 100));
-  h.replace(257, 8, std::string("ustar\0" "00", 8));
+  h.replace(257, 8,
+            std::string("ustar\0"
+                        "00",
+                        8));
   h.replace(148, 8, 8, ' ');
   unsigned sum = 0;
   for (unsigned char c : h) sum += c;

@@ -8,9 +8,9 @@
 #include <net/if.h>
 #include <sched.h>
 
+#include <gtest/gtest.h>
 #include <cstdlib>
 #include <cstring>
-#include <gtest/gtest.h>
 
 #include "net/bpf_dataplane.h"
 #include "packet_builder.h"
@@ -150,8 +150,14 @@ TEST_F(BpfDataplaneTest, ArpGoesToTheSocStackUnchanged) {
 }
 
 TEST_F(BpfDataplaneTest, GatewayAnswersPingFromAPod) {
-  FrameSpec req{.dst_mac = {0x02, 0, 0, 0, 0, 0x11}, .src_mac = kClientMac, .src = "10.1.0.2",
-                .dst = "169.254.1.1", .sport = 8 << 8, .dport = 0x0101, .proto = 1, .payload = "pingpong"};
+  FrameSpec req{.dst_mac = {0x02, 0, 0, 0, 0, 0x11},
+                .src_mac = kClientMac,
+                .src = "10.1.0.2",
+                .dst = "169.254.1.1",
+                .sport = 8 << 8,
+                .dport = 0x0101,
+                .proto = 1,
+                .payload = "pingpong"};
   auto out = run(buildFrame(req), rep1_);
   EXPECT_EQ(out.verdict, TC_ACT_REDIRECT);
   FrameSpec reply = req;
@@ -172,8 +178,9 @@ TEST_F(BpfDataplaneTest, ClusterIpTcpIsDnatedAndTheReplyReverseNated) {
   service(kVpc1, "10.96.0.10", 80, IPPROTO_TCP, {{kVpc1, ip("10.1.0.9"), be16(8080), 1}});
   FrameSpec in{.src = "10.1.0.2", .dst = "10.96.0.10", .sport = 40001, .dport = 80};
   auto out = run(buildFrame(in), rep1_);
-  EXPECT_EQ(out.verdict, TC_ACT_REDIRECT) << "malformed " << stat(OC_STAT_DROP_MALFORMED) << " nobackend "
-                                          << stat(OC_STAT_DROP_NO_BACKEND) << " noroute " << stat(OC_STAT_DROP_NO_ROUTE);
+  EXPECT_EQ(out.verdict, TC_ACT_REDIRECT)
+      << "malformed " << stat(OC_STAT_DROP_MALFORMED) << " nobackend " << stat(OC_STAT_DROP_NO_BACKEND) << " noroute "
+      << stat(OC_STAT_DROP_NO_ROUTE);
   FrameSpec dnat = in;
   dnat.dst = "10.1.0.9";
   dnat.dport = 8080;

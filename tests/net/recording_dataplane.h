@@ -17,8 +17,19 @@ namespace offcore::testing {
 
 class RecordingDataplane final : public Dataplane {
  public:
-  enum class Op { kConfig, kAttach, kDetach, kEndpoint, kRemoveEndpoint, kNode, kRemoveNode, kService, kRemoveService,
-                  kBackend, kRing };
+  enum class Op {
+    kConfig,
+    kAttach,
+    kDetach,
+    kEndpoint,
+    kRemoveEndpoint,
+    kNode,
+    kRemoveNode,
+    kService,
+    kRemoveService,
+    kBackend,
+    kRing
+  };
   struct Call {
     Op op;
     uint32_t a = 0, b = 0;  // kService: id, ring_offset; kRing: offset, count; kBackend: id; kNode: ip

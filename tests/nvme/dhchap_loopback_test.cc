@@ -90,7 +90,8 @@ TEST_F(DhchapLoopbackTest, WrongSecretIsRefusedClearly) {
       << host.error().message;
   EXPECT_EQ(host.error().message.find('\n'), std::string::npos);
   // The failed admin queue is closed by the target shortly after its Failure1.
-  for (int i = 0; i < 40 && !target_->controllers().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 40 && !target_->controllers().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(target_->controllers().empty());
 }
 
@@ -136,9 +137,9 @@ TEST_F(DhchapLoopbackTest, EveryHashAndDhGroupOnce) {
   struct Case {
     uint8_t hash, group;
   };
-  const Case cases[] = {{auth::kHashSha256, auth::kDhNull},       {auth::kHashSha384, auth::kDhFfdhe2048},
-                        {auth::kHashSha512, auth::kDhFfdhe3072},  {auth::kHashSha256, auth::kDhFfdhe4096},
-                        {auth::kHashSha384, auth::kDhFfdhe6144},  {auth::kHashSha512, auth::kDhFfdhe8192}};
+  const Case cases[] = {{auth::kHashSha256, auth::kDhNull},      {auth::kHashSha384, auth::kDhFfdhe2048},
+                        {auth::kHashSha512, auth::kDhFfdhe3072}, {auth::kHashSha256, auth::kDhFfdhe4096},
+                        {auth::kHashSha384, auth::kDhFfdhe6144}, {auth::kHashSha512, auth::kDhFfdhe8192}};
   for (const auto& c : cases) {
     // Different transform hashes for the secrets too (hh 00..03).
     auto hk = *auth::generateDhchapKey(static_cast<uint8_t>(c.group % 4));

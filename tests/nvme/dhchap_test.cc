@@ -49,14 +49,15 @@ TEST(DhchapKey, ParsesAndFormatsTheTextForm) {
 }
 
 TEST(DhchapKey, RefusesBadSecretsWithoutEchoingThem) {
-  const char* bad[] = {
-      "DHHC-1:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaS:",  // CRC off by one bit
-      "DHHC-1:04:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:",  // unknown hash
-      "DHHC-2:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:",
-      "DHHC-1:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR",   // no closing ':'
-      "DHHC-1:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGx*dHh+KfiaR:",  // bad character
-      "DHHC-1:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGx:",            // 16-byte secret
-      "", "DHHC-1:", "DHHC-1:01::"};
+  const char* bad[] = {"DHHC-1:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaS:",  // CRC off by one bit
+                       "DHHC-1:04:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:",  // unknown hash
+                       "DHHC-2:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:",
+                       "DHHC-1:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR",   // no closing ':'
+                       "DHHC-1:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGx*dHh+KfiaR:",  // bad character
+                       "DHHC-1:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGx:",            // 16-byte secret
+                       "",
+                       "DHHC-1:",
+                       "DHHC-1:01::"};
   for (const char* b : bad) {
     auto k = parseDhchapKey(b);
     EXPECT_FALSE(k.ok()) << b;
@@ -98,9 +99,10 @@ TEST(DhchapKey, TransformAndResponseMatchTheIndependentVector) {
   Bytes c2 = range(0x40, 32);
   c2.insert(c2.end(), c2.begin(), c2.end());
   ResponseInput cin{kHashSha512, &*ct, &c2, nullptr, 5, 7, kRoleController, kSub, kHost};
-  EXPECT_EQ(hex(*chapResponse(cin)),
-            "674b328b12a931ac81105e15a578f5d8b3a1ccc47384859a47c689ca507eeed4147d6444aa0791a839fdcb5f157d39b2727956b9a5d"
-            "30eac64030d8406644bf9");
+  EXPECT_EQ(
+      hex(*chapResponse(cin)),
+      "674b328b12a931ac81105e15a578f5d8b3a1ccc47384859a47c689ca507eeed4147d6444aa0791a839fdcb5f157d39b2727956b9a5d"
+      "30eac64030d8406644bf9");
 }
 
 TEST(DhchapCrypto, EveryGroupAgreesAndRefusesBadPeers) {
@@ -128,11 +130,11 @@ TEST(DhchapMessages, BuildersAndParsersAgreeByteForByte) {
   EXPECT_EQ(nb[0], 0x00);
   EXPECT_EQ(nb[1], 0x00);
   EXPECT_EQ(getLe16(nb.data() + 4), 0x1234);
-  EXPECT_EQ(nb[7], 1);      // NAPD
-  EXPECT_EQ(nb[8], 0x01);   // AUTHID DH-HMAC-CHAP
-  EXPECT_EQ(nb[10], 3);     // HALEN
-  EXPECT_EQ(nb[11], 3);     // DHLEN
-  EXPECT_EQ(nb[12], 1);     // first hash id
+  EXPECT_EQ(nb[7], 1);           // NAPD
+  EXPECT_EQ(nb[8], 0x01);        // AUTHID DH-HMAC-CHAP
+  EXPECT_EQ(nb[10], 3);          // HALEN
+  EXPECT_EQ(nb[11], 3);          // DHLEN
+  EXPECT_EQ(nb[12], 1);          // first hash id
   EXPECT_EQ(nb[8 + 34 + 2], 5);  // third DH group id
   auto pn = parseAuthMessage(nb.data(), nb.size(), true);
   ASSERT_TRUE(pn.ok());

@@ -21,10 +21,10 @@ TEST(Crc32cTest, KnownVectors) {
 TEST(PduTest, IcReqLayout) {
   auto p = buildIcReq(/*hpda=*/2, kHdgstEnable | kDdgstEnable, /*maxr2t=*/7);
   ASSERT_EQ(p.size(), 128u);
-  EXPECT_EQ(p[0], 0x00);  // PDU-type ICReq
-  EXPECT_EQ(p[1], 0x00);  // flags
-  EXPECT_EQ(p[2], 128);   // HLEN
-  EXPECT_EQ(p[3], 0);     // PDO
+  EXPECT_EQ(p[0], 0x00);                   // PDU-type ICReq
+  EXPECT_EQ(p[1], 0x00);                   // flags
+  EXPECT_EQ(p[2], 128);                    // HLEN
+  EXPECT_EQ(p[3], 0);                      // PDO
   EXPECT_EQ(getLe32(p.data() + 4), 128u);  // PLEN
   EXPECT_EQ(getLe16(p.data() + 8), 0u);    // PFV
   EXPECT_EQ(p[10], 2);                     // HPDA

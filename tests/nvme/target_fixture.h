@@ -26,7 +26,7 @@ inline const char* kHostnqn = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-333
 
 // An Authentication Send/Receive capsule: data in-capsule, or by transport SGL.
 inline std::vector<uint8_t> authCapsule(uint8_t fctype, uint16_t cid, const std::vector<uint8_t>& data, uint32_t len,
-                                 bool in_capsule) {
+                                        bool in_capsule) {
   Sqe s = fctype == kFctAuthSend ? auth::authSendSqe(len) : auth::authReceiveSqe(len);
   putLe16(s.b + 2, cid);
   putLe32(s.b + kSqeSgl + 8, len);
@@ -49,8 +49,8 @@ class TargetTest : public ::testing::Test {
     Namespace ns;
     ns.device = device_;
     ns.nguid = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-    registry_->add(std::make_shared<Subsystem>(kSubnqn, "SERIAL1", std::vector<Namespace>{ns},
-                                               std::vector<std::string>{}));
+    registry_->add(
+        std::make_shared<Subsystem>(kSubnqn, "SERIAL1", std::vector<Namespace>{ns}, std::vector<std::string>{}));
     TargetConfig cfg;
     cfg.listen_addr = "127.0.0.1";
     cfg.port = 0;

@@ -25,8 +25,8 @@ TEST_F(TargetTest, IcRespIsExact) {
   want[0] = 0x01;
   want[2] = 128;
   putLe32(want.data() + 4, 128);
-  want[10] = 0;     // CPDA
-  want[11] = 0x03;  // both digests granted
+  want[10] = 0;                       // CPDA
+  want[11] = 0x03;                    // both digests granted
   putLe32(want.data() + 12, 131072);  // MAXH2CDATA
   EXPECT_EQ(r, want);
   ::close(fd);
@@ -47,8 +47,8 @@ TEST_F(TargetTest, ConnectPropertiesAndIdentify) {
   auto r = readPdu(fd);
   ASSERT_EQ(statusOf(r), 0);
   uint64_t cap = getLe64(r.data() + 8);
-  EXPECT_EQ(cap & 0xFFFF, 127u);        // MQES
-  EXPECT_TRUE((cap >> 37) & 1);         // CSS NVM
+  EXPECT_EQ(cap & 0xFFFF, 127u);  // MQES
+  EXPECT_TRUE((cap >> 37) & 1);   // CSS NVM
   // CSTS.RDY after CC.EN.
   putLe16(sqe + 2, 4);
   sqe[40] = 0;
@@ -71,12 +71,12 @@ TEST_F(TargetTest, ConnectPropertiesAndIdentify) {
   EXPECT_EQ(getLe16(d.data() + 8), 5u);
   EXPECT_EQ(getLe32(d.data() + 16), 4096u);
   const uint8_t* ctrl = d.data() + d[3];
-  EXPECT_EQ(getLe16(ctrl + 78), cntlid);                   // CNTLID
-  EXPECT_EQ(getLe32(ctrl + 80), 0x00010300u);              // VER
-  EXPECT_EQ(ctrl[512], 0x66);                              // SQES
-  EXPECT_EQ(ctrl[513], 0x44);                              // CQES
+  EXPECT_EQ(getLe16(ctrl + 78), cntlid);       // CNTLID
+  EXPECT_EQ(getLe32(ctrl + 80), 0x00010300u);  // VER
+  EXPECT_EQ(ctrl[512], 0x66);                  // SQES
+  EXPECT_EQ(ctrl[513], 0x44);                  // CQES
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(ctrl + 768)), kSubnqn);
-  EXPECT_EQ(getLe32(ctrl + 1792), (64u + 16384) / 16);     // IOCCSZ
+  EXPECT_EQ(getLe32(ctrl + 1792), (64u + 16384) / 16);  // IOCCSZ
   auto resp = readPdu(fd);
   EXPECT_EQ(resp[0], 0x05);
   EXPECT_EQ(statusOf(resp), 0);
@@ -118,8 +118,8 @@ TEST_F(TargetTest, MalformedPduGetsTermReqAndOnlyThatConnectionCloses) {
   sendBytes(bad, junk);
   auto term = readPdu(bad);
   ASSERT_GE(term.size(), 24u);
-  EXPECT_EQ(term[0], 0x03);               // C2HTermReq
-  EXPECT_EQ(getLe16(term.data() + 8), 1u);  // FES: invalid header field
+  EXPECT_EQ(term[0], 0x03);                  // C2HTermReq
+  EXPECT_EQ(getLe16(term.data() + 8), 1u);   // FES: invalid header field
   EXPECT_EQ(getLe32(term.data() + 10), 2u);  // FEI: HLEN's offset
   EXPECT_TRUE(closedByPeer(bad));
   ::close(bad);
@@ -262,9 +262,9 @@ TEST_F(TargetTest, InitiatorReadWriteWithDigestsAndErrors) {
   EXPECT_EQ((*host)->sizeBytes(), 64u << 20);
   std::vector<uint8_t> w(1 << 20), r(1 << 20);
   for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(i * 7);
-  ASSERT_TRUE((*host)->write(4096, w.data(), w.size()).ok());      // R2T path
+  ASSERT_TRUE((*host)->write(4096, w.data(), w.size()).ok());  // R2T path
   std::vector<uint8_t> small(4096, 0x5A);
-  ASSERT_TRUE((*host)->write(8 << 20, small.data(), 4096).ok());   // in-capsule path
+  ASSERT_TRUE((*host)->write(8 << 20, small.data(), 4096).ok());  // in-capsule path
   ASSERT_TRUE((*host)->read(4096, r.data(), r.size()).ok());
   EXPECT_EQ(r, w);
   ASSERT_TRUE((*host)->flush().ok());

@@ -188,8 +188,7 @@ TEST_F(MetaStoreTest, SurvivesReopen) {
   EXPECT_EQ(store_->list()->size(), 2u);
 }
 
-SnapshotInfo info(const std::string& name, const std::string& parent, SnapshotKind kind,
-                  const SnapshotLabels& labels) {
+SnapshotInfo info(const std::string& name, const std::string& parent, SnapshotKind kind, const SnapshotLabels& labels) {
   SnapshotInfo i;
   i.name = name;
   i.parent = parent;

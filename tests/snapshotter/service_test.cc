@@ -94,7 +94,8 @@ class SnapshotServiceTest : public ::testing::Test {
     server_ = makeSnapshotterServer(std::move(*sn));
     auto st = server_->start(dir_ + "/sn.sock");
     ASSERT_TRUE(st.ok()) << st.error().message;
-    stub_ = pb::Snapshots::NewStub(grpc::CreateChannel("unix://" + dir_ + "/sn.sock", grpc::InsecureChannelCredentials()));
+    stub_ =
+        pb::Snapshots::NewStub(grpc::CreateChannel("unix://" + dir_ + "/sn.sock", grpc::InsecureChannelCredentials()));
   }
   void restart() {
     server_->shutdown();
@@ -161,8 +162,10 @@ class SnapshotServiceTest : public ::testing::Test {
     while (reader->Read(&resp))
       for (const auto& i : resp.info()) out.push_back(i);
     auto st = reader->Finish();
-    if (status) *status = st;
-    else EXPECT_TRUE(st.ok()) << st.error_message();
+    if (status)
+      *status = st;
+    else
+      EXPECT_TRUE(st.ok()) << st.error_message();
     return out;
   }
   static std::vector<std::string> opts(const containerd::types::Mount& m) {
@@ -269,7 +272,7 @@ TEST_F(SnapshotServiceTest, CleanupAndRestart) {
   ASSERT_TRUE(prepare("a", "", &p).ok());
   ASSERT_TRUE(commit("c1", "a").ok());
   ASSERT_TRUE(prepare("b", "c1", &p).ok());
-  ASSERT_TRUE(makeDirs(snap(77) + "/fs").ok());           // a crash after mkdir, before the row
+  ASSERT_TRUE(makeDirs(snap(77) + "/fs").ok());                // a crash after mkdir, before the row
   ASSERT_TRUE(makeDirs(dir_ + "/root/snapshots/new-x").ok());  // a crash mid-Prepare
   restart();
   pb::MountsResponse m;

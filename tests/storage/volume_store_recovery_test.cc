@@ -12,9 +12,9 @@
 #include <random>
 #include <thread>
 
+#include "base/crc32c.h"
 #include "base/files.h"
 #include "storage/cluster_set.h"
-#include "base/crc32c.h"
 #include "storage/journal.h"
 #include "storage/store_core.h"
 #include "volume_store_test_util.h"
@@ -237,7 +237,7 @@ TEST_F(VolumeStoreRecoveryTest, CorruptCheckpointIsDetected) {
 TEST_F(VolumeStoreRecoveryTest, CrashBetweenCheckpointRenameAndTruncateReplaysNothingTwice) {
   crashAfter(dir_, [](VolumeStore& s) { return s.create("a", 4 * kMiB).ok() && s.create("b", 4 * kMiB).ok(); });
   std::string stale = *readFile(dir_ + "/meta.journal");
-  { ASSERT_OK(openStore()->create("c", 4 * kMiB)); }  // checkpoints, truncates
+  { ASSERT_OK(openStore()->create("c", 4 * kMiB)); }          // checkpoints, truncates
   ASSERT_OK(writeFileAtomic(dir_ + "/meta.journal", stale));  // as if the truncate never happened
   auto r = fsck();
   EXPECT_TRUE(r.clean) << fsckText(r);
@@ -249,7 +249,8 @@ TEST_F(VolumeStoreRecoveryTest, JournalIsFoldedIntoACheckpointWhenLarge) {
   auto s = openStore();
   ASSERT_OK(s->create("v", 4 * kMiB));
   std::vector<std::string> hosts;
-  for (int i = 0; i < 200; ++i) hosts.push_back("nqn.2014-08.org.example:host-" + std::string(180, 'h') + std::to_string(i));
+  for (int i = 0; i < 200; ++i)
+    hosts.push_back("nqn.2014-08.org.example:host-" + std::string(180, 'h') + std::to_string(i));
   for (int i = 0; i < 150; ++i) ASSERT_OK(s->setAllowedHosts("v", hosts));  // ~5.5 MiB of records
   // Without a checkpoint the journal would hold all ~6 MiB.
   EXPECT_LT(readFile(dir_ + "/meta.journal")->size(), kJournalCheckpointBytes + 64 * 1024);

@@ -178,8 +178,8 @@ TEST_F(VolumeStoreTest, DiscardFreesClustersAndHidesTheParent) {
   EXPECT_EQ(get(*d, kMiB, kMiB), bytes(0, kMiB));
 
   ASSERT_OK(s->snapshot("v", "snap"));
-  ASSERT_OK(put(*d, 0, bytes('b')));  // v owns cluster 0
-  ASSERT_OK(d->discard(0, 2 * kMiB));  // owned over parent data, and a parent hole
+  ASSERT_OK(put(*d, 0, bytes('b')));             // v owns cluster 0
+  ASSERT_OK(d->discard(0, 2 * kMiB));            // owned over parent data, and a parent hole
   ASSERT_OK(d->discard(2 * kMiB + kBlk, kBlk));  // partial, over parent data
   EXPECT_EQ(get(*d, 0, 2 * kMiB), bytes(0, 2 * kMiB));
   EXPECT_EQ(get(*d, 2 * kMiB, 3 * kBlk), bytes('a') + bytes(0) + bytes('a'));

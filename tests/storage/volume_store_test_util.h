@@ -62,9 +62,9 @@ inline std::string get(BlockDevice& d, uint64_t off, size_t len = kBlk) {
   return out;
 }
 
-#define ASSERT_OK(expr)                                    \
-  do {                                                     \
-    auto&& st_ = (expr);                                   \
+#define ASSERT_OK(expr)                                            \
+  do {                                                             \
+    auto&& st_ = (expr);                                           \
     ASSERT_TRUE(st_.ok()) << #expr << ": " << st_.error().message; \
   } while (0)
 

@@ -102,8 +102,9 @@ spec: {vpc: green, ports: [{port: 80}], selector: {app: web}}
 )";
   auto bad = store.apply(file("mixed.yaml", yaml));
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.error().message, root_ + "/mixed.yaml:6: Service \"bad\": spec.vpc: VPC \"green\" does not exist; "
-                                         "apply it first or in the same file");
+  EXPECT_EQ(bad.error().message, root_ +
+                                     "/mixed.yaml:6: Service \"bad\": spec.vpc: VPC \"green\" does not exist; "
+                                     "apply it first or in the same file");
   EXPECT_EQ(state(), s1);
   // And a document that does not even parse never reaches the store.
   EXPECT_FALSE(parseResources(yaml + "---\nkind: [\n", "m.yaml").ok());
@@ -155,7 +156,8 @@ TEST_F(ClusterStoreTest, IpamHandsOutLowestFreeHostAddresses) {
   EXPECT_EQ(got, (std::vector<std::string>{"10.9.0.1", "10.9.0.2", "10.9.0.4", "10.9.0.5", "10.9.0.6"}));
   auto full = store.addEndpoint({"n1", "t9", "eth0", "p", "", "", "tiny"});
   ASSERT_FALSE(full.ok());
-  EXPECT_EQ(full.error().message, "Subnet \"tiny\" (10.9.0.0/29) has no free address; apply a larger subnet or delete pods");
+  EXPECT_EQ(full.error().message,
+            "Subnet \"tiny\" (10.9.0.0/29) has no free address; apply a larger subnet or delete pods");
   // A released address is the lowest free one again.
   ASSERT_TRUE(store.removeEndpoint("n1/t1/eth0").ok());
   ASSERT_TRUE(store.removeEndpoint("n1/t1/eth0").ok());  // absent is fine
@@ -204,7 +206,8 @@ TEST_F(ClusterStoreTest, ConcurrentAllocationFromTwoProcessesIsUnique) {
 TEST_F(ClusterStoreTest, RemoveRefusesWhileReferenced) {
   ClusterStore store(dir_);
   ASSERT_TRUE(store.apply(file("net.yaml", kNet)).ok());
-  ASSERT_TRUE(store.apply(file("b.yaml", R"(apiVersion: offcore.io/v1
+  ASSERT_TRUE(store
+                  .apply(file("b.yaml", R"(apiVersion: offcore.io/v1
 kind: Backend
 metadata: {name: db}
 spec: {kind: ip, vpc: red, ip: 10.1.0.50}
@@ -213,7 +216,8 @@ apiVersion: offcore.io/v1
 kind: NetworkProbe
 metadata: {name: db-probe}
 spec: {backend: db, type: tcp, port: 5432}
-)")).ok());
+)"))
+                  .ok());
   ASSERT_TRUE(store.addEndpoint({"n1", "c1", "eth0", "pod1", "", "", "red-a"}).ok());
 
   auto msg = [&](const std::string& kind, const std::string& name) {
@@ -221,12 +225,15 @@ spec: {backend: db, type: tcp, port: 5432}
     return st.ok() ? std::string("ok") : st.error().message;
   };
   EXPECT_EQ(msg("VPC", "default"), "cannot delete VPC \"default\": the default VPC always exists");
-  EXPECT_EQ(msg("VPC", "red"), "cannot delete VPC \"red\": VPC \"red\" is still used by Subnet/red-a, Subnet/tiny, "
-                               "Backend/db, Endpoint/n1/c1/eth0; delete those first");
-  EXPECT_EQ(msg("Subnet", "red-a"), "cannot delete Subnet \"red-a\": Subnet \"red-a\" still has endpoints n1/c1/eth0 "
-                                    "(pod \"pod1\"); delete those pods first (the CNI releases their addresses)");
-  EXPECT_EQ(msg("Backend", "db"), "cannot delete Backend \"db\": Backend \"db\" is probed by NetworkProbe "
-                                  "\"db-probe\"; delete the probe first");
+  EXPECT_EQ(msg("VPC", "red"),
+            "cannot delete VPC \"red\": VPC \"red\" is still used by Subnet/red-a, Subnet/tiny, "
+            "Backend/db, Endpoint/n1/c1/eth0; delete those first");
+  EXPECT_EQ(msg("Subnet", "red-a"),
+            "cannot delete Subnet \"red-a\": Subnet \"red-a\" still has endpoints n1/c1/eth0 "
+            "(pod \"pod1\"); delete those pods first (the CNI releases their addresses)");
+  EXPECT_EQ(msg("Backend", "db"),
+            "cannot delete Backend \"db\": Backend \"db\" is probed by NetworkProbe "
+            "\"db-probe\"; delete the probe first");
   EXPECT_EQ(msg("Service", "ghost"), "Service \"ghost\" not found (see `offcore svc list`)");
   // The IPAM skipped the backend's fixed address? It is above .2, so check directly.
   EXPECT_EQ(state().endpoints.at("n1/c1/eth0").ip, "10.1.0.2");
@@ -244,17 +251,22 @@ spec: {backend: db, type: tcp, port: 5432}
 TEST_F(ClusterStoreTest, IpamSkipsBackendAddressesAndSubnetChangesNeedNoEndpoints) {
   ClusterStore store(dir_);
   ASSERT_TRUE(store.apply(file("net.yaml", kNet)).ok());
-  ASSERT_TRUE(store.apply(file("b.yaml", "apiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: vm}\n"
-                                         "spec: {kind: vm, vpc: red, ip: 10.9.0.1}\n")).ok());
+  ASSERT_TRUE(store
+                  .apply(file("b.yaml",
+                              "apiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: vm}\n"
+                              "spec: {kind: vm, vpc: red, ip: 10.9.0.1}\n"))
+                  .ok());
   EXPECT_EQ(store.addEndpoint({"n1", "c1", "eth0", "p", "", "", "tiny"})->ip, "10.9.0.2");
-  auto changed = store.apply(file("s.yaml", "apiVersion: offcore.io/v1\nkind: Subnet\nmetadata: {name: tiny}\n"
-                                            "spec: {vpc: red, cidr: 10.9.0.0/28}\n"));
+  auto changed = store.apply(file("s.yaml",
+                                  "apiVersion: offcore.io/v1\nkind: Subnet\nmetadata: {name: tiny}\n"
+                                  "spec: {vpc: red, cidr: 10.9.0.0/28}\n"));
   ASSERT_FALSE(changed.ok());
   EXPECT_NE(changed.error().message.find("cannot change vpc, cidr or gateway while 1 endpoint(s) use the subnet"),
             std::string::npos);
   // A static backend may not take an address IPAM already handed out.
-  auto clash = store.apply(file("c.yaml", "apiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: vm2}\n"
-                                          "spec: {kind: vm, vpc: red, ip: 10.9.0.2}\n"));
+  auto clash = store.apply(file("c.yaml",
+                                "apiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: vm2}\n"
+                                "spec: {kind: vm, vpc: red, ip: 10.9.0.2}\n"));
   ASSERT_FALSE(clash.ok());
   EXPECT_NE(clash.error().message.find("10.9.0.2 is already handed out to endpoint n1/c1/eth0"), std::string::npos);
 }
@@ -288,7 +300,8 @@ TEST_F(ClusterStoreTest, NodesAndHealth) {
 TEST_F(ClusterStoreTest, ResolvesSelectorsAcrossKindsAndScopes) {
   ClusterStore store(dir_);
   ASSERT_TRUE(store.apply(file("net.yaml", kNet)).ok());
-  ASSERT_TRUE(store.apply(file("app.yaml", R"(apiVersion: offcore.io/v1
+  ASSERT_TRUE(store
+                  .apply(file("app.yaml", R"(apiVersion: offcore.io/v1
 kind: Backend
 metadata: {name: web-pod, labels: {app: web, tier: front}}
 spec: {kind: pod, vpc: red, pod: web-0}
@@ -326,7 +339,8 @@ spec:
   eip: 192.0.2.10
   ports: [{port: 80}]
   selector: {tier: front}
-)")).ok());
+)"))
+                  .ok());
   ClusterState s = state();
   const Service web = s.services.at("web");  // a copy: s is reassigned below
   auto r = resolveService(s, web);

@@ -114,8 +114,9 @@ TEST(ResourceParseTest, StrayTokensAndDocumentMarkers) {
 // Line 14 holds the bad port, as in the error message of the spec.
 TEST(ResourceParseTest, ErrorNamesFileLineResourceAndField) {
   std::string yaml = std::string(kGood).substr(0, std::string(kGood).find("apiVersion: offcore.io/v1\nkind: Subnet"));
-  yaml = "# web\n#\n#\n#\n#\n#\n#\n#\napiVersion: offcore.io/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports:\n"
-         "    - port: 70000\n  selector: {app: web}\n";
+  yaml =
+      "# web\n#\n#\n#\n#\n#\n#\n#\napiVersion: offcore.io/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports:\n"
+      "    - port: 70000\n  selector: {app: web}\n";
   auto r = parseResources(yaml, "web.yaml");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message, "web.yaml:14: Service \"web\": spec.ports[0].port: must be 1-65535 (got 70000)");
@@ -138,7 +139,8 @@ INSTANTIATE_TEST_SUITE_P(
     ResourceRules, ResourceValidationTest,
     ::testing::Values(
         BadCase{"kind: Gadget\nmetadata: {name: a}\n",
-                "f.yaml:2: Gadget \"a\": kind: unknown kind \"Gadget\" (use VPC, Subnet, Backend, Service or NetworkProbe)"},
+                "f.yaml:2: Gadget \"a\": kind: unknown kind \"Gadget\" (use VPC, Subnet, Backend, Service or "
+                "NetworkProbe)"},
         BadCase{"kind: VPC\nmetadata: {name: Bad_Name}\n",
                 "f.yaml:3: VPC \"Bad_Name\": metadata.name: not a valid name (1-63 of a-z, 0-9 and '-', starting and "
                 "ending alphanumeric)"},
@@ -148,8 +150,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "f.yaml:4: VPC \"default\": spec.vni: the default VPC's vni is always 1 (got 5)"},
         BadCase{"kind: VPC\nmetadata: {name: a}\nspec:\n  vni: \"7\"\n",
                 "f.yaml:5: VPC \"a\": spec.vni: must be an integer (got \"7\", quoted)"},
-        BadCase{"kind: VPC\nmetadata: {name: a}\nspec:\n  color: red\n", "f.yaml:5: VPC \"a\": spec.color: unknown field"},
-        BadCase{"kind: VPC\nmetadata: {name: a, namespace: x}\n", "f.yaml:3: VPC \"a\": metadata.namespace: unknown field"},
+        BadCase{"kind: VPC\nmetadata: {name: a}\nspec:\n  color: red\n",
+                "f.yaml:5: VPC \"a\": spec.color: unknown field"},
+        BadCase{"kind: VPC\nmetadata: {name: a, namespace: x}\n",
+                "f.yaml:3: VPC \"a\": metadata.namespace: unknown field"},
         BadCase{"kind: VPC\nmetadata:\n  name: a\n  name: b\n", "f.yaml:5: VPC \"a\": metadata.name: duplicate field"},
         BadCase{"kind: Subnet\nmetadata: {name: s}\nspec:\n  vpc: v\n",
                 "f.yaml:4: Subnet \"s\": spec.cidr: required field is missing"},
@@ -183,8 +187,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"kind: Service\nmetadata: {name: s}\nspec:\n  scope: cluster\n  ports: [{port: 80}]\n"
                 "  selector: {a: b}\n",
                 "f.yaml:5: Service \"s\": spec.scope: scope cluster needs type LoadBalancer (the service gateway)"},
-        BadCase{"kind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80, protocol: SCTP}]\n  selector: {a: b}\n",
-                "f.yaml:5: Service \"s\": spec.ports[0].protocol: must be TCP|UDP (got \"SCTP\")"},
+        BadCase{
+            "kind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80, protocol: SCTP}]\n  selector: {a: b}\n",
+            "f.yaml:5: Service \"s\": spec.ports[0].protocol: must be TCP|UDP (got \"SCTP\")"},
         BadCase{"kind: NetworkProbe\nmetadata: {name: p}\nspec: {backend: b, type: tcp, port: 80, path: /x}\n",
                 "f.yaml:4: NetworkProbe \"p\": spec.path: only an http probe has a path"},
         BadCase{"kind: NetworkProbe\nmetadata: {name: p}\nspec: {backend: b, type: tcp, port: 80, intervalMs: 200, "
@@ -198,7 +203,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "f.yaml:6: YAML syntax error: end of sequence flow not found"}));
 
 TEST(ResourceParseTest, WrongApiVersionAndMissingMetadata) {
-  auto r = parseResources("apiVersion: v1\nkind: VPC\nmetadata: {name: a}\n---\napiVersion: offcore.io/v1\nkind: VPC\n", "m.yaml");
+  auto r = parseResources("apiVersion: v1\nkind: VPC\nmetadata: {name: a}\n---\napiVersion: offcore.io/v1\nkind: VPC\n",
+                          "m.yaml");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message,
             "m.yaml:1: VPC \"a\": apiVersion: must be offcore.io/v1 (got \"v1\")\n"
@@ -251,15 +257,18 @@ TEST(ResourceApplyTest, AssignsVnisAndChecksReferences) {
   EXPECT_EQ(s.vpcs.at("b").vni, 7u);
   EXPECT_EQ(r->created, (std::vector<std::string>{"VPC/a", "VPC/b"}));
 
-  EXPECT_EQ(applyError(s, "apiVersion: offcore.io/v1\nkind: Subnet\nmetadata: {name: s}\nspec: {vpc: nope, cidr: 10.0.0.0/24}\n"),
-            "x.yaml:1: Subnet \"s\": spec.vpc: VPC \"nope\" does not exist; apply it first or in the same file");
+  EXPECT_EQ(
+      applyError(
+          s, "apiVersion: offcore.io/v1\nkind: Subnet\nmetadata: {name: s}\nspec: {vpc: nope, cidr: 10.0.0.0/24}\n"),
+      "x.yaml:1: Subnet \"s\": spec.vpc: VPC \"nope\" does not exist; apply it first or in the same file");
   EXPECT_EQ(applyError(s, "apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: c}\nspec: {vni: 7}\n"),
             "x.yaml:1: VPC \"c\": spec.vni: 7 is already the vni of VPC \"b\"");
   EXPECT_EQ(applyError(s, "apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: a}\nspec: {vni: 9}\n"),
             "x.yaml:1: VPC \"a\": spec.vni: is immutable (stored 2, got 9); delete the VPC and apply it again to "
             "change it");
-  EXPECT_EQ(applyError(s, "apiVersion: offcore.io/v1\nkind: NetworkProbe\nmetadata: {name: p}\n"
-                          "spec: {backend: ghost, type: tcp, port: 1}\n"),
+  EXPECT_EQ(applyError(s,
+                       "apiVersion: offcore.io/v1\nkind: NetworkProbe\nmetadata: {name: p}\n"
+                       "spec: {backend: ghost, type: tcp, port: 1}\n"),
             "x.yaml:1: NetworkProbe \"p\": spec.backend: Backend \"ghost\" does not exist; apply it first or in the "
             "same file");
   EXPECT_EQ(applyError(s, std::string(kVpcs) + "---\n" + kVpcs),
@@ -277,8 +286,10 @@ TEST(ResourceApplyTest, SubnetOverlapOnlyWithinAVpc) {
     y.replace(y.find("CIDR"), 4, cidr);
     return "---\n" + y;
   };
-  ASSERT_TRUE(applyToState(s, docs(std::string(kVpcs) + subnet("s1", "a", "10.1.0.0/24") + subnet("s2", "b", "10.1.0.0/24")),
-                           "10.96.0.0/16").ok());
+  ASSERT_TRUE(
+      applyToState(s, docs(std::string(kVpcs) + subnet("s1", "a", "10.1.0.0/24") + subnet("s2", "b", "10.1.0.0/24")),
+                   "10.96.0.0/16")
+          .ok());
   EXPECT_EQ(applyError(s, subnet("s3", "a", "10.1.0.128/25")),
             "x.yaml:2: Subnet \"s3\": spec.cidr: 10.1.0.128/25 overlaps Subnet \"s1\" (10.1.0.0/24) in VPC \"a\"; "
             "subnets of one VPC must not overlap");
@@ -306,7 +317,8 @@ TEST(ResourceApplyTest, ClusterIpsAreStableAndUniquePerVpc) {
   ClusterState s = ClusterState::empty();
   ASSERT_TRUE(applyToState(s, docs(kVpcs), "10.96.0.0/16").ok());
   ASSERT_TRUE(applyToState(s, docs(service("s1", "a") + "---\n" + service("s2", "a") + "---\n" + service("s3", "b")),
-                           "10.96.0.0/16").ok());
+                           "10.96.0.0/16")
+                  .ok());
   EXPECT_EQ(s.services.at("s1").cluster_ip, "10.96.0.1");
   EXPECT_EQ(s.services.at("s2").cluster_ip, "10.96.0.2");
   EXPECT_EQ(s.services.at("s3").cluster_ip, "10.96.0.1");  // another VPC, another address space
@@ -314,8 +326,9 @@ TEST(ResourceApplyTest, ClusterIpsAreStableAndUniquePerVpc) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->unchanged, std::vector<std::string>{"Service/s2"});
   EXPECT_EQ(s.services.at("s2").cluster_ip, "10.96.0.2");
-  EXPECT_EQ(applyError(s, service("s4", "a", "  clusterIP: 10.96.0.2\n")),
-            "x.yaml:1: Service \"s4\": spec.clusterIP: 10.96.0.2 is already the clusterIP of Service \"s2\" in VPC \"a\"");
+  EXPECT_EQ(
+      applyError(s, service("s4", "a", "  clusterIP: 10.96.0.2\n")),
+      "x.yaml:1: Service \"s4\": spec.clusterIP: 10.96.0.2 is already the clusterIP of Service \"s2\" in VPC \"a\"");
   EXPECT_EQ(applyError(s, service("s5", "a", "  clusterIP: 10.96.0.9\n") + "---\n" +
                               service("s6", "b", "  type: LoadBalancer\n  eip: 192.0.2.1\n") + "---\n" +
                               service("s7", "a", "  type: LoadBalancer\n  eip: 192.0.2.1\n")),
@@ -347,7 +360,7 @@ TEST(ResourceApplyTest, ABulkApplyAllocatesAroundFixedAddressesWithoutGaps) {
   EXPECT_EQ(s.services.at("s1").cluster_ip, "10.96.0.2");
   EXPECT_EQ(s.services.at("s2").cluster_ip, "10.96.0.9");  // .3-.8 are fixed by s7, s107, ... s507
   EXPECT_EQ(s.services.at("s7").cluster_ip, "10.96.0.3");
-  EXPECT_TRUE(seen.count("10.96.2.88"));   // 600 addresses: .1 to 2.88, no gaps
+  EXPECT_TRUE(seen.count("10.96.2.88"));  // 600 addresses: .1 to 2.88, no gaps
   EXPECT_FALSE(seen.count("10.96.2.89"));
   ClusterState before = s;
   auto again = applyToState(s, docs(yaml), "10.96.0.0/16");
@@ -360,7 +373,8 @@ TEST(ResourceApplyTest, ANewServiceBeforeAReappliedOneDoesNotTakeItsAddress) {
   ClusterState s = ClusterState::empty();
   ASSERT_TRUE(applyToState(s, docs(service("old", "default")), "10.96.0.0/16").ok());
   ASSERT_EQ(s.services.at("old").cluster_ip, "10.96.0.1");
-  ASSERT_TRUE(applyToState(s, docs(service("new", "default") + "---\n" + service("old", "default")), "10.96.0.0/16").ok());
+  ASSERT_TRUE(
+      applyToState(s, docs(service("new", "default") + "---\n" + service("old", "default")), "10.96.0.0/16").ok());
   EXPECT_EQ(s.services.at("old").cluster_ip, "10.96.0.1");
   EXPECT_EQ(s.services.at("new").cluster_ip, "10.96.0.2");
 }
@@ -372,15 +386,19 @@ TEST(ResourceApplyTest, OneProbePerBackendAndUniqueBackendAddresses) {
   b1.replace(b1.find("NAME"), 4, "b1");
   b2.replace(b2.find("NAME"), 4, "b2");
   ASSERT_TRUE(applyToState(s, docs(b1), "10.96.0.0/16").ok());
-  EXPECT_EQ(applyError(s, b2), "x.yaml:1: Backend \"b2\": spec.ip: 10.5.0.1 is already the address of Backend \"b1\" in "
-                               "VPC \"default\"");
-  std::string p = "apiVersion: offcore.io/v1\nkind: NetworkProbe\nmetadata: {name: NAME}\nspec: {backend: b1, type: tcp, port: 22}\n";
+  EXPECT_EQ(applyError(s, b2),
+            "x.yaml:1: Backend \"b2\": spec.ip: 10.5.0.1 is already the address of Backend \"b1\" in "
+            "VPC \"default\"");
+  std::string p =
+      "apiVersion: offcore.io/v1\nkind: NetworkProbe\nmetadata: {name: NAME}\nspec: {backend: b1, type: tcp, port: "
+      "22}\n";
   std::string p1 = p, p2 = p;
   p1.replace(p1.find("NAME"), 4, "p1");
   p2.replace(p2.find("NAME"), 4, "p2");
   ASSERT_TRUE(applyToState(s, docs(p1), "10.96.0.0/16").ok());
-  EXPECT_EQ(applyError(s, p2), "x.yaml:1: NetworkProbe \"p2\": spec.backend: Backend \"b1\" already has NetworkProbe "
-                               "\"p1\" (at most one per backend)");
+  EXPECT_EQ(applyError(s, p2),
+            "x.yaml:1: NetworkProbe \"p2\": spec.backend: Backend \"b1\" already has NetworkProbe "
+            "\"p1\" (at most one per backend)");
 }
 
 }  // namespace
@@ -393,8 +411,9 @@ namespace {
 // EIP equal to the storage gateway's fabric address took the node's disk.
 TEST(ResourceApplyTest, ServiceAddressesThatCollideAreRefused) {
   ClusterState s = ClusterState::empty();
-  ASSERT_TRUE(applyToState(s, docs(std::string(kVpcs) + "---\napiVersion: offcore.io/v1\nkind: Subnet\n"
-                                   "metadata: {name: s1}\nspec: {vpc: a, cidr: 10.1.0.0/24}\n"),
+  ASSERT_TRUE(applyToState(s,
+                           docs(std::string(kVpcs) + "---\napiVersion: offcore.io/v1\nkind: Subnet\n"
+                                                     "metadata: {name: s1}\nspec: {vpc: a, cidr: 10.1.0.0/24}\n"),
                            "10.96.0.0/16")
                   .ok());
   s.nodes["n1"] = NodeRecord{"n1", "10.77.0.10/16", "10.78.0.2/30", "02:00:00:00:00:01"};

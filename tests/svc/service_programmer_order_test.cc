@@ -53,8 +53,8 @@ void expectOrdered(const RecordingDataplane& dp) {
     if (c.op == Op::kRing) {
       for (uint32_t s = c.a; s < c.a + c.b; ++s) {
         uint32_t id = dp.ring()[s].backend_id;
-        ASSERT_TRUE(id == 0 || backends_written.count(id)) << "call " << i << ": slot " << s << " names backend " << id
-                                                          << " before its entry was written";
+        ASSERT_TRUE(id == 0 || backends_written.count(id))
+            << "call " << i << ": slot " << s << " names backend " << id << " before its entry was written";
       }
       ring_written[c.a] = c.b;
     }

@@ -33,7 +33,7 @@ Status ChunkCache::init() {
   for (const auto& layer : std::filesystem::directory_iterator(dir_, ec)) {
     if (!layer.is_directory()) continue;
     for (const auto& f : std::filesystem::directory_iterator(layer.path(), ec)) {
-      struct stat st{};
+      struct stat st {};
       if (::stat(f.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
       if (f.path().filename().string().find('.') != std::string::npos) {  // a torn write
         ::unlink(f.path().c_str());

@@ -70,8 +70,10 @@ Status LazyDevice::chunk(uint64_t index, std::string& out) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     inflight_.erase(index);
-    if (s.ok()) ++stats_.chunk_fetches;
-    else ++stats_.fetch_errors;
+    if (s.ok())
+      ++stats_.chunk_fetches;
+    else
+      ++stats_.fetch_errors;
     stats_.bytes_fetched = source_->bytesFetched();
   }
   {

@@ -38,7 +38,9 @@ class LazyDevice final : public BlockDevice {
   uint64_t sizeBytes() const override;
   uint32_t blockSize() const override { return 4096; }
   Status read(uint64_t offset, void* buf, size_t len) override;
-  Status write(uint64_t, const void*, size_t) override { return makeError("layer images are read-only", kBlockReadOnly); }
+  Status write(uint64_t, const void*, size_t) override {
+    return makeError("layer images are read-only", kBlockReadOnly);
+  }
   Status flush() override { return {}; }
   Status discard(uint64_t, uint64_t) override { return makeError("layer images are read-only", kBlockReadOnly); }
   Status writeZeroes(uint64_t, uint64_t) override { return makeError("layer images are read-only", kBlockReadOnly); }
@@ -54,7 +56,7 @@ class LazyDevice final : public BlockDevice {
 
  private:
   Status chunk(uint64_t index, std::string& out);  // whole chunk: cache or fetch
-  void touch(uint64_t index);                       // records a reader's first touch
+  void touch(uint64_t index);                      // records a reader's first touch
   uint64_t chunkLength(uint64_t index) const;
   struct Inflight;
 

@@ -29,10 +29,10 @@ enum DhGroupId : uint8_t {
 
 // Digest length in bytes, 0 for an unknown or "none" id.
 size_t hashLength(uint8_t hash);
-const char* hashName(uint8_t hash);        // "sha256", ... or nullptr
+const char* hashName(uint8_t hash);  // "sha256", ... or nullptr
 // Public value length in bytes (the group's prime size), 0 for null or unknown.
 size_t dhPublicLength(uint8_t group);
-const char* dhGroupName(uint8_t group);    // "null", "ffdhe2048", ... or nullptr
+const char* dhGroupName(uint8_t group);  // "null", "ffdhe2048", ... or nullptr
 bool knownDhGroup(uint8_t group);
 
 Status randomBytes(uint8_t* out, size_t len);

@@ -49,15 +49,15 @@ Result<HostAuthResult> authenticateQueue(AuthTransport& t, const HostAuthConfig&
   auto receiveMessage = [&](const char* what) -> Result<AuthMessage> {
     OC_ASSIGN_OR_RETURN(auto got, t.receive(kMaxAuthMessage));
     if (got.first != kScSuccess) {
-      return makeError(std::string("DH-HMAC-CHAP: the target failed our receive of ") + what +
-                       " with NVMe status " + statusText(got.first));
+      return makeError(std::string("DH-HMAC-CHAP: the target failed our receive of ") + what + " with NVMe status " +
+                       statusText(got.first));
     }
     auto m = parseAuthMessage(got.second.data(), got.second.size(), /*exact=*/false);
     if (!m.ok()) return abandon(static_cast<uint8_t>(m.error().code), m.error().message);
     if (auto* f = std::get_if<Failure>(&*m)) {
-      return makeError(std::string("DH-HMAC-CHAP: the target refused authentication (") + failureReasonText(f->reason) +
-                       (f->reason == kReasonFailed ? "; is the host secret the one the gateway gave for this host?" : "") +
-                       ")");
+      return makeError(
+          std::string("DH-HMAC-CHAP: the target refused authentication (") + failureReasonText(f->reason) +
+          (f->reason == kReasonFailed ? "; is the host secret the one the gateway gave for this host?" : "") + ")");
     }
     return m;
   };
@@ -69,7 +69,8 @@ Result<HostAuthResult> authenticateQueue(AuthTransport& t, const HostAuthConfig&
   if (!c) return abandon(kReasonIncorrectMessage, "expected a Challenge from the target");
   const size_t hl = hashLength(c->hash);
   if (c->tid != tid) return abandon(kReasonIncorrectPayload, "Challenge for another transaction");
-  if (hl == 0 || !contains(config.hashes, c->hash)) return abandon(kReasonHashUnusable, "the target chose a hash we did not offer");
+  if (hl == 0 || !contains(config.hashes, c->hash))
+    return abandon(kReasonHashUnusable, "the target chose a hash we did not offer");
   if (c->cval.size() != hl) return abandon(kReasonIncorrectPayload, "Challenge HL does not match its hash");
   if (!knownDhGroup(c->dhgroup) || !contains(config.dhgroups, c->dhgroup)) {
     return abandon(kReasonDhGroupUnusable, "the target chose a DH group we did not offer");
@@ -99,8 +100,8 @@ Result<HostAuthResult> authenticateQueue(AuthTransport& t, const HostAuthConfig&
       r.seqnum = getLe32(s);
     }
     OC_ASSIGN_OR_RETURN(Bytes ckey, transformKey(*config.ctrl, subnqn));
-    ResponseInput cin{c->hash, &ckey, &r.cval, secret ? &*secret : nullptr, r.seqnum, tid, kRoleController, subnqn,
-                      hostnqn};
+    ResponseInput cin{c->hash,         &ckey,  &r.cval, secret ? &*secret : nullptr, r.seqnum, tid,
+                      kRoleController, subnqn, hostnqn};
     OC_ASSIGN_OR_RETURN(expected_ctrl, chapResponse(cin));
   }
   OC_TRY(sendMessage(buildReply(r), "DH-HMAC-CHAP_Reply"));

@@ -49,14 +49,15 @@ Result<DhchapKey> parseDhchapKey(std::string_view text) {
   text.remove_suffix(1);
   if (text.empty() || text.size() % 4 != 0) return bad("the base64 part is not a multiple of 4 characters");
   for (char c : text) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-              c == '=';
+    bool ok =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=';
     if (!ok) return bad("invalid base64 character");
   }
   size_t pad = 0;
   while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
   Bytes raw(text.size() / 4 * 3);
-  int n = EVP_DecodeBlock(raw.data(), reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  int n =
+      EVP_DecodeBlock(raw.data(), reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
   if (n < 0 || static_cast<size_t>(n) < pad) return bad("invalid base64");
   raw.resize(static_cast<size_t>(n) - pad);
   if (raw.size() < 4 || !validSecretLength(raw.size() - 4)) {

@@ -34,15 +34,15 @@ inline constexpr std::string_view kRoleHost = "HostHost";
 inline constexpr std::string_view kRoleController = "Controller";
 
 struct ResponseInput {
-  uint8_t hash = kHashSha256;     // the negotiated hash
+  uint8_t hash = kHashSha256;  // the negotiated hash
   const Bytes* transformed_key = nullptr;
   const Bytes* challenge = nullptr;  // hashLength(hash) bytes
   const Bytes* dh_secret = nullptr;  // null with the NULL DH group
   uint32_t seqnum = 0;
   uint16_t tid = 0;
-  std::string_view role;          // kRoleHost or kRoleController
-  std::string_view nqn1;          // host: hostnqn; controller: subnqn
-  std::string_view nqn2;          // host: subnqn; controller: hostnqn
+  std::string_view role;  // kRoleHost or kRoleController
+  std::string_view nqn1;  // host: hostnqn; controller: subnqn
+  std::string_view nqn2;  // host: subnqn; controller: hostnqn
 };
 Result<Bytes> chapResponse(const ResponseInput& in);
 

@@ -7,7 +7,9 @@
 namespace offcore::nvme::auth {
 namespace {
 
-Error payload(const std::string& why) { return makeError("bad authentication message: " + why, kReasonIncorrectPayload); }
+Error payload(const std::string& why) {
+  return makeError("bad authentication message: " + why, kReasonIncorrectPayload);
+}
 Error unexpected(const std::string& why) {
   return makeError("unexpected authentication message: " + why, kReasonIncorrectMessage);
 }
@@ -31,8 +33,8 @@ Result<AuthMessage> parseNegotiate(const uint8_t* p, size_t len, bool exact) {
   if (napd == 0) return payload("AUTH_Negotiate lists no protocol (NAPD 0)");
   size_t want = 8 + napd * kNegotiateDescriptorSize;
   if (len < want || (exact && len != want)) {
-    return payload("AUTH_Negotiate is " + std::to_string(len) + " bytes, NAPD " + std::to_string(napd) +
-                   " makes it " + std::to_string(want));
+    return payload("AUTH_Negotiate is " + std::to_string(len) + " bytes, NAPD " + std::to_string(napd) + " makes it " +
+                   std::to_string(want));
   }
   for (uint8_t i = 0; i < napd; ++i) {
     const uint8_t* d = p + 8 + i * kNegotiateDescriptorSize;

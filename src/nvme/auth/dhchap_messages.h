@@ -30,9 +30,9 @@ enum AuthMessageId : uint8_t {
   kMsgFailure2 = 0xF0,
   kMsgFailure1 = 0xF1,
 };
-inline constexpr uint8_t kAuthIdDhchap = 0x01;      // protocol descriptor AUTHID for DH-HMAC-CHAP
-inline constexpr uint8_t kFailureRescode = 0x01;    // "authentication failure"
-enum FailureReason : uint8_t {                      // rescode explanations
+inline constexpr uint8_t kAuthIdDhchap = 0x01;    // protocol descriptor AUTHID for DH-HMAC-CHAP
+inline constexpr uint8_t kFailureRescode = 0x01;  // "authentication failure"
+enum FailureReason : uint8_t {                    // rescode explanations
   kReasonFailed = 0x01,
   kReasonProtocolUnusable = 0x02,
   kReasonScMismatch = 0x03,

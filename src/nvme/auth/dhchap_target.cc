@@ -19,7 +19,10 @@ bool validAuthSqe(const Sqe& sqe, uint32_t len) {
 
 TargetAuthSession::TargetAuthSession(DhchapSecrets secrets, std::string hostnqn, std::string subnqn,
                                      DhchapPolicy policy)
-    : secrets_(std::move(secrets)), hostnqn_(std::move(hostnqn)), subnqn_(std::move(subnqn)), policy_(std::move(policy)) {}
+    : secrets_(std::move(secrets)),
+      hostnqn_(std::move(hostnqn)),
+      subnqn_(std::move(subnqn)),
+      policy_(std::move(policy)) {}
 
 void TargetAuthSession::fail1(uint8_t reason, const std::string& why) {
   state_ = State::kFailure1;
@@ -114,11 +117,12 @@ void TargetAuthSession::onReply(const Reply& m) {
   }
   bidirectional_ = m.cvalid != 0;
   if (bidirectional_) {
-    if (!secrets_.ctrl) return fail1(kReasonFailed, "the host asks us to authenticate but we have no controller secret");
+    if (!secrets_.ctrl)
+      return fail1(kReasonFailed, "the host asks us to authenticate but we have no controller secret");
     auto ckey = transformKey(*secrets_.ctrl, subnqn_);
     if (!ckey.ok()) return fail1(kReasonFailed, ckey.error().message);
-    ResponseInput cin{hash_, &*ckey, &m.cval, secret ? &*secret : nullptr, m.seqnum, tid_, kRoleController, subnqn_,
-                      hostnqn_};
+    ResponseInput cin{hash_,           &*ckey,  &m.cval, secret ? &*secret : nullptr, m.seqnum, tid_,
+                      kRoleController, subnqn_, hostnqn_};
     auto r = chapResponse(cin);
     if (!r.ok()) return fail1(kReasonFailed, r.error().message);
     ctrl_response_ = std::move(*r);
@@ -171,7 +175,8 @@ TargetAuthSession::Received TargetAuthSession::receive(const Sqe& sqe) {
       return {kScSuccess, std::move(msg)};
     }
     case State::kSuccess1: {
-      Success1 s{tid_, static_cast<uint8_t>(hashLength(hash_)), bidirectional_, bidirectional_ ? ctrl_response_ : Bytes{}};
+      Success1 s{tid_, static_cast<uint8_t>(hashLength(hash_)), bidirectional_,
+                 bidirectional_ ? ctrl_response_ : Bytes{}};
       msg = buildSuccess1(s);
       if (msg.size() > al) {
         fail1(kReasonIncorrectPayload, "the host's AL is too small for Success1");

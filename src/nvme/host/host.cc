@@ -66,7 +66,8 @@ class QueueAuthTransport final : public auth::AuthTransport {
   }
   Result<std::pair<uint16_t, auth::Bytes>> receive(uint32_t al) override {
     auth::Bytes buf(al, 0);
-    OC_ASSIGN_OR_RETURN(HostCompletion c, q_.submit(auth::authReceiveSqe(al), nullptr, 0, buf.data(), buf.size(), timeout_));
+    OC_ASSIGN_OR_RETURN(HostCompletion c,
+                        q_.submit(auth::authReceiveSqe(al), nullptr, 0, buf.data(), buf.size(), timeout_));
     return std::make_pair(c.status(), std::move(buf));
   }
 
@@ -89,13 +90,15 @@ Status authenticateAfterConnect(HostQueue& q, const HostOptions& o, const std::s
   if (!(dw0 & kConnectAuthreqAtr)) {
     if (o.dhchap_ctrl_secret) {
       return makeError("the target did not ask for DH-HMAC-CHAP on " + where +
-                       " but a controller secret is configured: refusing an unauthenticated target", kBlockIo);
+                           " but a controller secret is configured: refusing an unauthenticated target",
+                       kBlockIo);
     }
     return okStatus();
   }
   if (!o.dhchap_secret) {
     return makeError("the target requires DH-HMAC-CHAP for host " + o.host_nqn + " on " + where +
-                     "; pass its secret (--dhchap-secret or --secret-file)", kBlockIo);
+                         "; pass its secret (--dhchap-secret or --secret-file)",
+                     kBlockIo);
   }
   auth::HostAuthConfig cfg{*o.dhchap_secret, o.dhchap_ctrl_secret, o.dhchap_hashes, o.dhchap_dhgroups};
   QueueAuthTransport t(q, o.command_timeout);
@@ -109,12 +112,12 @@ Status authenticateAfterConnect(HostQueue& q, const HostOptions& o, const std::s
 // Brings a fresh admin queue to CSTS.RDY: Connect, authentication, CC.EN=1, wait.
 Result<uint16_t> connectAdmin(HostQueue& q, const HostOptions& o, const std::string& subnqn, uint32_t kato) {
   auto data = connectData(o, kCntlidDynamic, subnqn);
-  OC_ASSIGN_OR_RETURN(HostCompletion c,
-                      q.submit(fabricsConnect(0, kAdminDepth - 1, kato), data.data(), data.size(), nullptr, 0,
-                               o.command_timeout));
+  OC_ASSIGN_OR_RETURN(HostCompletion c, q.submit(fabricsConnect(0, kAdminDepth - 1, kato), data.data(), data.size(),
+                                                 nullptr, 0, o.command_timeout));
   if (c.status() == kScConnectInvalidHost) {
-    return makeError("the target refused this host (" + o.host_nqn + ") for " + subnqn +
-                     "; add it to the volume's allowed hosts", kBlockIo);
+    return makeError(
+        "the target refused this host (" + o.host_nqn + ") for " + subnqn + "; add it to the volume's allowed hosts",
+        kBlockIo);
   }
   if (c.status() == kScConnectInvalidParameters) {
     return makeError("the target has no subsystem " + subnqn + " (see `offcore volume list`)", kBlockIo);
@@ -125,17 +128,17 @@ Result<uint16_t> connectAdmin(HostQueue& q, const HostOptions& o, const std::str
   if (c.status() != kScSuccess) return statusError("Connect", c.status());
   uint16_t cntlid = static_cast<uint16_t>(c.cqe.dw0() & 0xFFFF);
   OC_TRY(authenticateAfterConnect(q, o, subnqn, c.cqe.dw0(), 0));
-  OC_ASSIGN_OR_RETURN(HostCompletion cap, q.submit(property(kFctPropertyGet, kPropCap, 1), nullptr, 0, nullptr, 0,
-                                                   o.command_timeout));
+  OC_ASSIGN_OR_RETURN(HostCompletion cap,
+                      q.submit(property(kFctPropertyGet, kPropCap, 1), nullptr, 0, nullptr, 0, o.command_timeout));
   uint32_t timeout_ms = ((cap.cqe.dw0() >> 24) & 0xFF) * 500;
   uint32_t cc = kCcEnable | (6u << 16) | (4u << 20);
-  OC_ASSIGN_OR_RETURN(HostCompletion set, q.submit(property(kFctPropertySet, kPropCc, 0, cc), nullptr, 0, nullptr, 0,
-                                                   o.command_timeout));
+  OC_ASSIGN_OR_RETURN(HostCompletion set,
+                      q.submit(property(kFctPropertySet, kPropCc, 0, cc), nullptr, 0, nullptr, 0, o.command_timeout));
   if (set.status() != kScSuccess) return statusError("Property Set CC", set.status());
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 500u));
   for (;;) {
-    OC_ASSIGN_OR_RETURN(HostCompletion csts, q.submit(property(kFctPropertyGet, kPropCsts, 0), nullptr, 0, nullptr,
-                                                      0, o.command_timeout));
+    OC_ASSIGN_OR_RETURN(HostCompletion csts,
+                        q.submit(property(kFctPropertyGet, kPropCsts, 0), nullptr, 0, nullptr, 0, o.command_timeout));
     if (csts.cqe.dw0() & 2) return makeError("the controller reports a fatal status (CSTS.CFS)", kBlockIo);
     if (csts.cqe.dw0() & kCstsReady) break;
     if (std::chrono::steady_clock::now() > deadline) return makeError("the controller never became ready", kBlockIo);
@@ -158,8 +161,8 @@ Error blockErrorForStatus(uint16_t status, const std::string& what) {
 }
 
 Result<std::vector<DiscoveryRecord>> discover(const std::string& address, uint16_t port, const HostOptions& options) {
-  QueueOptions qo{address, port, options.header_digest, options.data_digest, kAdminDepth, kAdminInCapsule,
-                  options.connect_timeout};
+  QueueOptions qo{
+      address, port, options.header_digest, options.data_digest, kAdminDepth, kAdminInCapsule, options.connect_timeout};
   HostQueue q(qo);
   OC_TRY(q.open());
   OC_TRY(connectAdmin(q, options, kDiscoveryNqn, 0));
@@ -187,14 +190,19 @@ Result<std::vector<DiscoveryRecord>> discover(const std::string& address, uint16
   };
   for (uint64_t i = 0; i < numrec; ++i) {
     const uint8_t* e = page.data() + 1024 + i * kDiscoveryEntrySize;
-    out.push_back(DiscoveryRecord{field(e + 256, 256, false), field(e + 512, 256, true), field(e + 32, 32, true), e[2]});
+    out.push_back(
+        DiscoveryRecord{field(e + 256, 256, false), field(e + 512, 256, true), field(e + 32, 32, true), e[2]});
   }
   q.close();
   return out;
 }
 
 NvmeTcpHost::NvmeTcpHost(std::string address, uint16_t port, std::string subnqn, HostOptions options, uint32_t nsid)
-    : address_(std::move(address)), port_(port), subnqn_(std::move(subnqn)), options_(std::move(options)), nsid_(nsid) {}
+    : address_(std::move(address)),
+      port_(port),
+      subnqn_(std::move(subnqn)),
+      options_(std::move(options)),
+      nsid_(nsid) {}
 
 NvmeTcpHost::~NvmeTcpHost() { close(); }
 
@@ -210,8 +218,8 @@ Result<std::shared_ptr<NvmeTcpHost>> NvmeTcpHost::connect(const std::string& add
 }
 
 Status NvmeTcpHost::establish() {
-  QueueOptions qo{address_, port_, options_.header_digest, options_.data_digest, kAdminDepth, kAdminInCapsule,
-                  options_.connect_timeout};
+  QueueOptions qo{address_,    port_,           options_.header_digest,  options_.data_digest,
+                  kAdminDepth, kAdminInCapsule, options_.connect_timeout};
   auto admin = std::make_shared<HostQueue>(qo);
   OC_TRY(admin->open());
   OC_ASSIGN_OR_RETURN(uint16_t cntlid, connectAdmin(*admin, options_, subnqn_, options_.kato_ms));
@@ -219,7 +227,8 @@ Status NvmeTcpHost::establish() {
   std::vector<uint8_t> id(kIdentifySize);
   Sqe ident = adminSqe(kAdminIdentify);
   putLe32(ident.b + 40, kCnsController);
-  OC_ASSIGN_OR_RETURN(HostCompletion ic, admin->submit(ident, nullptr, 0, id.data(), id.size(), options_.command_timeout));
+  OC_ASSIGN_OR_RETURN(HostCompletion ic,
+                      admin->submit(ident, nullptr, 0, id.data(), id.size(), options_.command_timeout));
   if (ic.status() != kScSuccess) return statusError("Identify Controller", ic.status());
   uint8_t mdts = id[77];
   uint32_t ioccsz = getLe32(id.data() + 1792);
@@ -237,7 +246,8 @@ Status NvmeTcpHost::establish() {
 
   Sqe ns = adminSqe(kAdminIdentify, nsid_);
   putLe32(ns.b + 40, kCnsNamespace);
-  OC_ASSIGN_OR_RETURN(HostCompletion nsc, admin->submit(ns, nullptr, 0, id.data(), id.size(), options_.command_timeout));
+  OC_ASSIGN_OR_RETURN(HostCompletion nsc,
+                      admin->submit(ns, nullptr, 0, id.data(), id.size(), options_.command_timeout));
   if (nsc.status() != kScSuccess) return statusError("Identify Namespace", nsc.status());
   uint64_t nsze = getLe64(id.data());
   if (nsze == 0) return makeError("namespace " + std::to_string(nsid_) + " is not active on " + subnqn_, kBlockIo);
@@ -247,14 +257,19 @@ Status NvmeTcpHost::establish() {
 
   std::vector<std::shared_ptr<HostQueue>> io;
   for (uint32_t qid = 1; qid <= granted; ++qid) {
-    QueueOptions ioq{address_, port_, options_.header_digest, options_.data_digest, options_.queue_depth,
-                     in_capsule_, options_.connect_timeout};
+    QueueOptions ioq{address_,
+                     port_,
+                     options_.header_digest,
+                     options_.data_digest,
+                     options_.queue_depth,
+                     in_capsule_,
+                     options_.connect_timeout};
     auto q = std::make_shared<HostQueue>(ioq);
     OC_TRY(q->open());
     auto data = connectData(options_, cntlid, subnqn_);
-    OC_ASSIGN_OR_RETURN(HostCompletion c,
-                        q->submit(fabricsConnect(static_cast<uint16_t>(qid), static_cast<uint16_t>(options_.queue_depth - 1), 0),
-                                  data.data(), data.size(), nullptr, 0, options_.command_timeout));
+    OC_ASSIGN_OR_RETURN(HostCompletion c, q->submit(fabricsConnect(static_cast<uint16_t>(qid),
+                                                                   static_cast<uint16_t>(options_.queue_depth - 1), 0),
+                                                    data.data(), data.size(), nullptr, 0, options_.command_timeout));
     if (c.status() != kScSuccess) return statusError("Connect I/O queue " + std::to_string(qid), c.status());
     OC_TRY(authenticateAfterConnect(*q, options_, subnqn_, c.cqe.dw0(), static_cast<uint16_t>(qid)));
     io.push_back(std::move(q));
@@ -273,8 +288,8 @@ Status NvmeTcpHost::establish() {
     connected_ = true;
   }
   state_cv_.notify_all();
-  spdlog::info("nvme/tcp host: connected to {} at {}:{} as controller {} ({} I/O queues, {} bytes)", subnqn_,
-               address_, port_, cntlid, granted, size_bytes_);
+  spdlog::info("nvme/tcp host: connected to {} at {}:{} as controller {} ({} I/O queues, {} bytes)", subnqn_, address_,
+               port_, cntlid, granted, size_bytes_);
   return okStatus();
 }
 
@@ -348,8 +363,9 @@ void NvmeTcpHost::close() {
   if (admin_) {
     // A clean shutdown: CC.SHN normal, then drop the association. Its
     // result does not matter: the association ends either way.
-    (void)admin_->submit(property(kFctPropertySet, kPropCc, 0, kCcEnable | (1u << kCcShnShift) | (6u << 16) | (4u << 20)),
-                         nullptr, 0, nullptr, 0, std::chrono::milliseconds(1000));
+    (void)admin_->submit(
+        property(kFctPropertySet, kPropCc, 0, kCcEnable | (1u << kCcShnShift) | (6u << 16) | (4u << 20)), nullptr, 0,
+        nullptr, 0, std::chrono::milliseconds(1000));
     admin_->close();
   }
   for (auto& q : io_) q->close();
@@ -372,9 +388,9 @@ Status NvmeTcpHost::ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8
       if (!state_cv_.wait_until(lock, deadline, [&] { return connected_.load() || closing_.load(); }) || closing_) {
         std::lock_guard<std::mutex> s(stats_mutex_);
         stats_.errors++;
-        return makeError("no connection to " + subnqn_ + " within " + std::to_string(options_.io_timeout.count()) +
-                             " ms",
-                         kBlockTimedOut);
+        return makeError(
+            "no connection to " + subnqn_ + " within " + std::to_string(options_.io_timeout.count()) + " ms",
+            kBlockTimedOut);
       }
       q = io_[next_queue_++ % io_.size()];
     }

@@ -40,8 +40,8 @@ struct HostOptions {
   std::optional<auth::DhchapKey> dhchap_secret;
   std::optional<auth::DhchapKey> dhchap_ctrl_secret;
   std::vector<uint8_t> dhchap_hashes{auth::kHashSha256, auth::kHashSha384, auth::kHashSha512};
-  std::vector<uint8_t> dhchap_dhgroups{auth::kDhNull, auth::kDhFfdhe2048, auth::kDhFfdhe3072, auth::kDhFfdhe4096,
-                                       auth::kDhFfdhe6144, auth::kDhFfdhe8192};
+  std::vector<uint8_t> dhchap_dhgroups{auth::kDhNull,      auth::kDhFfdhe2048, auth::kDhFfdhe3072,
+                                       auth::kDhFfdhe4096, auth::kDhFfdhe6144, auth::kDhFfdhe8192};
 };
 
 struct DiscoveryRecord {

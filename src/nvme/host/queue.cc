@@ -1,9 +1,9 @@
 #include "nvme/host/queue.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -151,8 +151,8 @@ Result<HostCompletion> HostQueue::submit(Sqe sqe, const uint8_t* out, size_t out
     sqe.b[kSqeSgl + 15] = in_capsule ? kSglDataBlockOffset : kSglTransportDataBlock;
     sqe.b[1] = static_cast<uint8_t>((sqe.b[1] & 0x3F) | 0x40);  // PSDT: SGL
   }
-  Status sent = sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_,
-                                        ctrl_alignment_));
+  Status sent =
+      sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_, ctrl_alignment_));
   std::unique_lock<std::mutex> lock(mutex_);
   if (sent.ok()) pending.cv.wait_for(lock, timeout, [&] { return pending.done || !alive_; });
   pending_.erase(cid);
@@ -256,9 +256,7 @@ void HostQueue::handlePdu(const Pdu& pdu) {
       }
       return;
     }
-    case kC2HTermReq:
-      alive_ = false;
-      return;
+    case kC2HTermReq: alive_ = false; return;
     default: return;
   }
 }

@@ -159,12 +159,8 @@ void TargetConnection::handlePdu(Pdu& pdu) {
   switch (pdu.type) {
     case kCapsuleCmd: handleCapsule(pdu); return;
     case kH2CData: handleH2CData(pdu); return;
-    case kH2CTermReq:
-      close("host sent H2CTermReq, FES " + std::to_string(getLe16(pdu.header.data() + 8)));
-      return;
-    default:
-      terminate(FatalError{kFesPduSequenceError, 0, pdu.header, "unexpected PDU"});
-      return;
+    case kH2CTermReq: close("host sent H2CTermReq, FES " + std::to_string(getLe16(pdu.header.data() + 8))); return;
+    default: terminate(FatalError{kFesPduSequenceError, 0, pdu.header, "unexpected PDU"}); return;
   }
 }
 
@@ -421,8 +417,8 @@ void TargetConnection::handleAuth(Command& cmd) {
                  controller_->hostNqn(), qid_, controller_->cntlid(), auth::hashName(auth_->hash()),
                  auth::dhGroupName(auth_->dhgroup()));
   } else if (auth_->failed()) {
-    spdlog::warn("nvme/tcp: host {} failed DH-HMAC-CHAP on queue {} of controller {}: {}", controller_->hostNqn(),
-                 qid_, controller_->cntlid(), auth_->lastError());
+    spdlog::warn("nvme/tcp: host {} failed DH-HMAC-CHAP on queue {} of controller {}: {}", controller_->hostNqn(), qid_,
+                 controller_->cntlid(), auth_->lastError());
     // The queue stays unusable; it is closed shortly, after the host has
     // had the time to read its AUTH_Failure1.
     armAuthDeadline(1000, "authentication failed");
@@ -452,8 +448,8 @@ void TargetConnection::respond(uint16_t cid, const Completion& c, uint32_t trans
       size_t n = std::min(kC2HChunk, total - off);
       bool last = off + n == total;
       bool success = last && sq_flow_disabled_;
-      send(buildData(kC2HData, cid, 0, static_cast<uint32_t>(off), c.data.data() + off, n, last, success,
-                     digests(), host_alignment_),
+      send(buildData(kC2HData, cid, 0, static_cast<uint32_t>(off), c.data.data() + off, n, last, success, digests(),
+                     host_alignment_),
            success);
       sent_success = success;
     }

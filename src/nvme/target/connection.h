@@ -103,8 +103,8 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   size_t out_bytes_ = 0;
   uint32_t unsent_completions_ = 0;
   bool want_write_ = false;
-  bool paused_ = false;         // not reading: unsent output above the bound
-  uint32_t interest_ = 0;       // the epoll mask in force
+  bool paused_ = false;    // not reading: unsent output above the bound
+  uint32_t interest_ = 0;  // the epoll mask in force
   uint64_t keepalive_timer_ = 0;
   uint64_t connect_timer_ = 0;
   std::unique_ptr<auth::TargetAuthSession> auth_;  // set when the host must authenticate

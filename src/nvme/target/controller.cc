@@ -90,9 +90,9 @@ Completion Controller::propertyGet(const Sqe& sqe) {
     case kPropCap: {
       if (size != 1) return withStatus(kScInvalidField);
       uint64_t cap = (limits_.max_queue_entries - 1) & 0xFFFF;
-      cap |= 1ULL << 16;         // CQR: queues must be contiguous
-      cap |= 30ULL << 24;        // TO: 15 s, in 500 ms units
-      cap |= 1ULL << 37;         // CSS: NVM command set
+      cap |= 1ULL << 16;   // CQR: queues must be contiguous
+      cap |= 30ULL << 24;  // TO: 15 s, in 500 ms units
+      cap |= 1ULL << 37;   // CSS: NVM command set
       c.dw0 = static_cast<uint32_t>(cap);
       c.dw1 = static_cast<uint32_t>(cap >> 32);
       return c;
@@ -200,9 +200,7 @@ Completion Controller::setFeatures(const Command& cmd) {
     case kFeatTempThreshold:
     case kFeatErrorRecovery:
     case kFeatInterruptCoalescing:
-    case kFeatWriteAtomicity:
-      features_[fid] = cdw11;
-      return c;
+    case kFeatWriteAtomicity: features_[fid] = cdw11; return c;
     case kFeatHostIdentifier: return withStatus(kScCommandSequenceError);  // set by Connect on fabrics
     default: return withStatus(kScInvalidField);
   }
@@ -226,9 +224,7 @@ Completion Controller::getFeatures(const Command& cmd) {
     }
     case kFeatKeepAliveTimer: c.dw0 = kato_ms_.load(); return c;
     case kFeatAsyncEventConfig: c.dw0 = aec_; return c;
-    case kFeatHostIdentifier:
-      c.data.assign(host_id_.begin(), host_id_.end());
-      return c;
+    case kFeatHostIdentifier: c.data.assign(host_id_.begin(), host_id_.end()); return c;
     case kFeatVolatileWriteCache:
     case kFeatArbitration:
     case kFeatPowerManagement:

@@ -29,7 +29,7 @@ namespace offcore::nvme {
 
 inline constexpr uint32_t kLbaBytes = 4096;  // the one LBA format offered
 inline constexpr uint8_t kLbaShift = 12;
-inline constexpr uint8_t kAerLimit = 4;      // AERL + 1
+inline constexpr uint8_t kAerLimit = 4;  // AERL + 1
 
 struct Command {
   Sqe sqe;
@@ -57,13 +57,13 @@ struct TargetLimits {
   uint16_t max_io_queues = 8;
   uint32_t in_capsule_data = 16384;  // I/O queues (IOCCSZ)
   uint32_t max_h2c_data = 131072;
-  uint8_t mdts = 8;                  // 2^8 * 4 KiB = 1 MiB per command
+  uint8_t mdts = 8;  // 2^8 * 4 KiB = 1 MiB per command
   // Resource bounds against hostile hosts (docs/SECURITY.md).
-  uint32_t max_r2t_per_queue = 8;              // write buffers held for R2T at once (each <= MDTS)
-  size_t max_output_bytes = 4u << 20;          // stop reading a queue whose unsent replies pass this
-  uint32_t connect_timeout_ms = 10000;         // ICReq + Connect must complete within this
-  uint32_t max_connections = 1024;             // queues on the whole target
-  uint32_t max_connections_per_peer = 128;     // queues from one IP address
+  uint32_t max_r2t_per_queue = 8;           // write buffers held for R2T at once (each <= MDTS)
+  size_t max_output_bytes = 4u << 20;       // stop reading a queue whose unsent replies pass this
+  uint32_t connect_timeout_ms = 10000;      // ICReq + Connect must complete within this
+  uint32_t max_connections = 1024;          // queues on the whole target
+  uint32_t max_connections_per_peer = 128;  // queues from one IP address
   std::string model = "offcore volume";
   std::string firmware = "0.1.0";
 };

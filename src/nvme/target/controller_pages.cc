@@ -72,22 +72,22 @@ Completion Controller::identifyController() {
   putAscii(d + 4, 20, discovery_ ? "discovery" : subsystem_->serial().c_str());
   putAscii(d + 24, 40, discovery_ ? "offcore discovery" : limits_.model.c_str());
   putAscii(d + 64, 8, limits_.firmware.c_str());
-  d[72] = 6;                    // RAB
+  d[72] = 6;                      // RAB
   d[76] = discovery_ ? 0 : 0x02;  // CMIC: the subsystem may have several controllers
   d[77] = limits_.mdts;
   putLe16(d + 78, cntlid_);
-  putLe32(d + 80, 0x00010300);  // VER
-  putLe32(d + 92, discovery_ ? 0 : (1u << 8));  // OAES: namespace attribute notices
-  d[111] = discovery_ ? 2 : 1;  // CNTRLTYPE
-  putLe16(d + 256, 0);          // OACS
-  d[258] = 3;                   // ACL
-  d[259] = kAerLimit - 1;       // AERL
-  d[260] = 0x03;                // FRMW: slot 1 read-only, one slot
-  d[261] = 0x04;                // LPA: extended data (offsets) for Get Log Page
-  d[262] = 0;                   // ELPE: one error log entry
-  putLe16(d + 320, 10);         // KAS: 1 s granularity (100 ms units)
-  d[512] = 0x66;                // SQES
-  d[513] = 0x44;                // CQES
+  putLe32(d + 80, 0x00010300);                                         // VER
+  putLe32(d + 92, discovery_ ? 0 : (1u << 8));                         // OAES: namespace attribute notices
+  d[111] = discovery_ ? 2 : 1;                                         // CNTRLTYPE
+  putLe16(d + 256, 0);                                                 // OACS
+  d[258] = 3;                                                          // ACL
+  d[259] = kAerLimit - 1;                                              // AERL
+  d[260] = 0x03;                                                       // FRMW: slot 1 read-only, one slot
+  d[261] = 0x04;                                                       // LPA: extended data (offsets) for Get Log Page
+  d[262] = 0;                                                          // ELPE: one error log entry
+  putLe16(d + 320, 10);                                                // KAS: 1 s granularity (100 ms units)
+  d[512] = 0x66;                                                       // SQES
+  d[513] = 0x44;                                                       // CQES
   putLe16(d + 514, static_cast<uint16_t>(limits_.max_queue_entries));  // MAXCMD
   if (!discovery_) {
     auto list = subsystem_->namespaces();
@@ -102,10 +102,10 @@ Completion Controller::identifyController() {
   std::memcpy(d + 768, nqn.data(), std::min<size_t>(nqn.size(), 255));
   // Fabrics attributes.
   putLe32(d + 1792, (kSqeSize + limits_.in_capsule_data) / 16);  // IOCCSZ
-  putLe32(d + 1796, kCqeSize / 16);                                // IORCSZ
-  putLe16(d + 1800, 0);                                            // ICDOFF
-  d[1802] = 0;                                                     // FCATT: dynamic model
-  d[1803] = 1;                                                     // MSDBD
+  putLe32(d + 1796, kCqeSize / 16);                              // IORCSZ
+  putLe16(d + 1800, 0);                                          // ICDOFF
+  d[1802] = 0;                                                   // FCATT: dynamic model
+  d[1803] = 1;                                                   // MSDBD
   return c;
 }
 
@@ -129,16 +129,16 @@ Completion Controller::identifyNamespace(uint32_t nsid) {
   }
   uint8_t* d = c.data.data();
   uint64_t blocks = ns->device ? ns->device->sizeBytes() / kLbaBytes : 0;
-  putLe64(d + 0, blocks);   // NSZE
-  putLe64(d + 8, blocks);   // NCAP
-  putLe64(d + 16, blocks);  // NUSE
-  d[24] = 0x01;             // NSFEAT: thin provisioning
-  d[25] = 0;                // NLBAF: one format
-  d[26] = 0;                // FLBAS: format 0
-  d[30] = 0x01;             // NMIC: may be shared
-  d[33] = 0x09;             // DLFEAT: deallocated reads zero; Write Zeroes may deallocate
+  putLe64(d + 0, blocks);                      // NSZE
+  putLe64(d + 8, blocks);                      // NCAP
+  putLe64(d + 16, blocks);                     // NUSE
+  d[24] = 0x01;                                // NSFEAT: thin provisioning
+  d[25] = 0;                                   // NLBAF: one format
+  d[26] = 0;                                   // FLBAS: format 0
+  d[30] = 0x01;                                // NMIC: may be shared
+  d[33] = 0x09;                                // DLFEAT: deallocated reads zero; Write Zeroes may deallocate
   std::memcpy(d + 104, ns->nguid.data(), 16);  // NGUID
-  d[128 + 2] = kLbaShift;                    // LBAF0: 4096-byte blocks, no metadata
+  d[128 + 2] = kLbaShift;                      // LBAF0: 4096-byte blocks, no metadata
   if (ns->read_only) d[99] = 0;                // NSATTR would mark write protection (2.0); NVMe 1.3 has none
   return c;
 }
@@ -166,8 +166,8 @@ Completion Controller::getLogPage(const Command& cmd) {
       e[1] = kAdrfamIpv4;
       e[2] = entries[i].subtype;
       e[3] = kTreqNotRequired;
-      putLe16(e + 4, 1);       // PORTID
-      putLe16(e + 6, 0xFFFF);  // CNTLID: dynamic
+      putLe16(e + 4, 1);                                                 // PORTID
+      putLe16(e + 6, 0xFFFF);                                            // CNTLID: dynamic
       putLe16(e + 8, static_cast<uint16_t>(limits_.max_queue_entries));  // ASQSZ
       putAscii(e + 32, 32, entries[i].trsvcid.c_str());
       std::memcpy(e + 256, entries[i].subnqn.data(), std::min<size_t>(entries[i].subnqn.size(), 255));

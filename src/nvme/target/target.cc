@@ -35,7 +35,8 @@ NvmeTcpTarget::NvmeTcpTarget(TargetConfig config, std::shared_ptr<SubsystemRegis
 NvmeTcpTarget::~NvmeTcpTarget() { stop(); }
 
 Status NvmeTcpTarget::start() {
-  int n = config_.poll_groups > 0 ? config_.poll_groups : static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  int n =
+      config_.poll_groups > 0 ? config_.poll_groups : static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
   for (int i = 0; i < n; ++i) {
     auto g = std::make_unique<PollGroup>();
     OC_TRY(g->loop.init());
@@ -121,12 +122,14 @@ bool NvmeTcpTarget::admitConnection(const std::string& peer) {
   std::lock_guard<std::mutex> lock(conn_mutex_);
   const auto& l = config_.limits;
   if (total_connections_ >= l.max_connections) {
-    if (refused_++ % 1000 == 0) spdlog::warn("nvme/tcp: refusing {}: {} queues open (max_connections)", peer, total_connections_);
+    if (refused_++ % 1000 == 0)
+      spdlog::warn("nvme/tcp: refusing {}: {} queues open (max_connections)", peer, total_connections_);
     return false;
   }
   uint32_t& mine = peer_connections_[peer];
   if (mine >= l.max_connections_per_peer) {
-    if (refused_++ % 1000 == 0) spdlog::warn("nvme/tcp: refusing {}: {} queues from it (max_connections_per_peer)", peer, mine);
+    if (refused_++ % 1000 == 0)
+      spdlog::warn("nvme/tcp: refusing {}: {} queues from it (max_connections_per_peer)", peer, mine);
     return false;
   }
   ++mine;

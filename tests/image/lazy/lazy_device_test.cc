@@ -123,12 +123,14 @@ TEST_F(LazyDeviceTest, TraceRecordsReaderFirstTouchesAndPrefetchFollowsIt) {
   dev.resetTrace();
   EXPECT_TRUE(dev.trace().empty());
   dev.startPrefetch({12, 13}, /*fill=*/false);
-  for (int i = 0; i < 200 && dev.stats().prefetched < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && dev.stats().prefetched < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   dev.stopPrefetch();
   EXPECT_EQ(raw->fetches.load(), 5);
   EXPECT_TRUE(dev.trace().empty());  // prefetch is not a reader
   dev.startPrefetch({}, /*fill=*/true);
-  for (int i = 0; i < 200 && dev.stats().prefetched < 11; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && dev.stats().prefetched < 11; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   dev.stopPrefetch();
   EXPECT_EQ(raw->fetches.load(), 16);
 }
