@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (c.ok() && c->allowed_hosts && c->allowed_hosts->size() > offcore::gateway::kMaxAllowedHosts) __builtin_trap();
   auto h = offcore::gateway::parseHostsRequest(body);
   if (h.ok()) {
-    for (const auto& nqn : *h) {
+    for (const auto& nqn : h->hosts) {
       if (nqn.size() > offcore::gateway::kMaxNqnBytes || nqn.compare(0, 4, "nqn.") != 0) __builtin_trap();
     }
   }

@@ -19,7 +19,7 @@ build() {
 
 # The parts with threads of their own: the NVMe host and target (poll
 # groups), the event loop, LazyDevice, VolumeStore, the supervisor, FUSE.
-TSAN_FILTER='TargetTest.*:HostileTest.*:*Nvme*:EventLoop*:LazyDevice*:VolumeStore*:StoreDir*:Supervisor*:FuseDisk*:ChunkCache*'
+TSAN_FILTER='TargetTest.*:HostileTest.*:HostileAuthTest.*:Dhchap*:*Nvme*:EventLoop*:LazyDevice*:VolumeStore*:StoreDir*:Supervisor*:FuseDisk*:ChunkCache*'
 
 if [ "$what" = all ] || [ "$what" = asan ]; then
   build build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"

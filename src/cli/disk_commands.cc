@@ -4,12 +4,14 @@
 // /run/offcore/<node>/disks/<name> (the "NVMe disk the DPU presents").
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "api/api_client.h"
@@ -20,6 +22,7 @@
 #include "disk/fuse_disk.h"
 #include "dpu/mounts.h"
 #include "dpu/node.h"
+#include "nvme/auth/dhchap_key.h"
 #include "nvme/host/host.h"
 #include "nvme/host/host_identity.h"
 
@@ -64,6 +67,61 @@ Result<DiskUri> parseDiskUri(const std::string& uri) {
 std::string disksDir(const CliContext& ctx, const std::string& node) {
   return ctx.config.run_root + "/" + node + "/disks";
 }
+// The node keeps each disk's DH-HMAC-CHAP secrets here (0700 dir, 0600
+// files), never on a command line: argv is world-readable in /proc.
+std::string secretsDir(const CliContext& ctx, const std::string& node) {
+  return ctx.config.run_root + "/" + node + "/secrets";
+}
+
+struct DiskSecrets {
+  std::string secret;       // DHHC-1 text; empty: no authentication
+  std::string ctrl_secret;  // DHHC-1 text; empty: the target is not authenticated
+};
+
+// A secret file: "dhchap_secret=DHHC-1:..:" and optionally
+// "dhchap_ctrl_secret=DHHC-1:..:" lines, or a bare secret on the first line.
+// It must not be readable by group or others.
+Result<DiskSecrets> readSecretFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return errnoError("secret file " + path);
+  if (st.st_mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    return makeError("secret file " + path + " has mode " + mode + "; make it private first: chmod 600 " + path);
+  }
+  OC_ASSIGN_OR_RETURN(std::string text, readFile(path));
+  DiskSecrets out;
+  for (const auto& raw : splitLines(text)) {
+    std::string line = raw;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("dhchap_secret=", 0) == 0) {
+      out.secret = line.substr(14);
+    } else if (line.rfind("dhchap_ctrl_secret=", 0) == 0) {
+      out.ctrl_secret = line.substr(19);
+    } else if (line.rfind("DHHC-1:", 0) == 0 && out.secret.empty()) {
+      out.secret = line;
+    } else {
+      return makeError("secret file " + path + ": unknown line (use dhchap_secret=... and dhchap_ctrl_secret=...)");
+    }
+  }
+  if (out.secret.empty()) return makeError("secret file " + path + " holds no dhchap_secret");
+  return out;
+}
+
+// Parses both secrets, so a typo fails at attach rather than in the SoC.
+Status checkSecrets(const DiskSecrets& s) {
+  if (!s.secret.empty()) {
+    auto k = nvme::auth::parseDhchapKey(s.secret);
+    if (!k.ok()) return k.error().wrap("--dhchap-secret");
+  }
+  if (!s.ctrl_secret.empty()) {
+    if (s.secret.empty()) return makeError("--dhchap-ctrl-secret needs --dhchap-secret too");
+    auto k = nvme::auth::parseDhchapKey(s.ctrl_secret);
+    if (!k.ok()) return k.error().wrap("--dhchap-ctrl-secret");
+  }
+  return okStatus();
+}
 
 bool isMounted(const std::string& path) {
   for (const auto& m : mountsBelow(path)) {
@@ -73,9 +131,22 @@ bool isMounted(const std::string& path) {
 }
 
 int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& file, const std::string& node,
-              int queues, int depth, int io_timeout_s) {
+              int queues, int depth, int io_timeout_s, const std::string& secret_file) {
   auto d = parseDiskUri(uri);
   if (!d.ok()) return fail("disk serve", d.error());
+  std::optional<nvme::auth::DhchapKey> secret, ctrl_secret;
+  if (!secret_file.empty()) {
+    auto s = readSecretFile(secret_file);
+    if (!s.ok()) return fail("disk serve", s.error());
+    auto k = nvme::auth::parseDhchapKey(s->secret);
+    if (!k.ok()) return fail("disk serve", k.error().wrap(secret_file));
+    secret = std::move(*k);
+    if (!s->ctrl_secret.empty()) {
+      auto c = nvme::auth::parseDhchapKey(s->ctrl_secret);
+      if (!c.ok()) return fail("disk serve", c.error().wrap(secret_file));
+      ctrl_secret = std::move(*c);
+    }
+  }
   // Stop signals go to the signalfd only: block them before threads start.
   sigset_t mask;
   sigemptyset(&mask);
@@ -88,6 +159,8 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   o.io_queues = queues;
   o.queue_depth = static_cast<uint32_t>(depth);
   o.io_timeout = std::chrono::seconds(io_timeout_s);
+  o.dhchap_secret = secret;
+  o.dhchap_ctrl_secret = ctrl_secret;
   auto host = nvme::NvmeTcpHost::connect(d->address, d->port, d->nqn, o);
   if (!host.ok()) return fail("disk serve", host.error());
   // One FUSE worker per command the queues can carry, so a deep fio or a
@@ -102,7 +175,8 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
             {"size_bytes", (*host)->sizeBytes()},
             {"block_size", (*host)->blockSize()},
             {"host_nqn", o.host_nqn},
-            {"pid", ::getpid()}};
+            {"pid", ::getpid()},
+            {"auth", secret ? (ctrl_secret ? "DH-HMAC-CHAP (bidirectional)" : "DH-HMAC-CHAP") : "none"}};
   (void)writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n");
   std::printf("disk %s: %s (%llu bytes) via %s:%u\n", file.c_str(), d->nqn.c_str(),
               static_cast<unsigned long long>((*host)->sizeBytes()), d->address.c_str(), d->port);
@@ -122,7 +196,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   disk->require_subcommand(1);
 
   struct Opts {
-    std::string uri, node, name, file;
+    std::string uri, node, name, file, secret, ctrl_secret, secret_file;
     int queues = 2, depth = 32, io_timeout = 30;
     bool json = false;
   };
@@ -136,6 +210,12 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   attach->add_option("--io-timeout", a->io_timeout, "seconds I/O waits for a lost target before failing")
       ->capture_default_str();
   attach->add_flag("--json", a->json, "print the disk as JSON");
+  attach->add_option("--dhchap-secret", a->secret, "this node's DH-HMAC-CHAP secret for the volume (DHHC-1:..:..:)");
+  attach->add_option("--dhchap-ctrl-secret", a->ctrl_secret,
+                     "the gateway's controller secret: the node authenticates the gateway too");
+  attach->add_option(
+      "--secret-file", a->secret_file,
+      "a 0600 file with dhchap_secret=... [and dhchap_ctrl_secret=...] lines (keeps secrets off the command line)");
   attach->callback([&ctx, a] {
     ctx.action = [&ctx, a] {
       auto d = parseDiskUri(a->uri);
@@ -154,13 +234,35 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
         return fail("disk attach",
                     makeError("node " + a->node + " already has a disk '" + name + "' (see `offcore disk list`)"));
       }
+      DiskSecrets secrets{a->secret, a->ctrl_secret};
+      if (!a->secret_file.empty()) {
+        if (!a->secret.empty() || !a->ctrl_secret.empty()) {
+          return fail("disk attach",
+                      makeError("give the secrets either on the command line or in --secret-file, not both"));
+        }
+        auto fromFile = readSecretFile(a->secret_file);
+        if (!fromFile.ok()) return fail("disk attach", fromFile.error());
+        secrets = *fromFile;
+      }
+      if (auto s = checkSecrets(secrets); !s.ok()) return fail("disk attach", s.error());
       (void)makeDirs(disksDir(ctx, a->node));
+      std::vector<std::string> argv{selfExe(),       "disk",
+                                    "serve",         a->uri,
+                                    "--file",        file,
+                                    "--node",        a->node,
+                                    "--queues",      std::to_string(a->queues),
+                                    "--queue-depth", std::to_string(a->depth),
+                                    "--io-timeout",  std::to_string(a->io_timeout)};
+      std::string secret_path = secretsDir(ctx, a->node) + "/disk-" + name + ".secret";
+      if (!secrets.secret.empty()) {
+        if (auto s = makePrivateDir(secretsDir(ctx, a->node)); !s.ok()) return fail("disk attach", s.error());
+        std::string text = "dhchap_secret=" + secrets.secret + "\n";
+        if (!secrets.ctrl_secret.empty()) text += "dhchap_ctrl_secret=" + secrets.ctrl_secret + "\n";
+        if (auto s = writeFileAtomic(secret_path, text, 0600); !s.ok()) return fail("disk attach", s.error());
+        argv.insert(argv.end(), {"--secret-file", secret_path});
+      }
       ApiClient agent(nodes->layout(a->node).api_socket, 10000);
-      json body{{"name", "disk-" + name},
-                {"argv",
-                 {selfExe(), "disk", "serve", a->uri, "--file", file, "--node", a->node, "--queues",
-                  std::to_string(a->queues), "--queue-depth", std::to_string(a->depth), "--io-timeout",
-                  std::to_string(a->io_timeout)}}};
+      json body{{"name", "disk-" + name}, {"argv", argv}};
       auto added = agent.call("POST", "/v1/services", dumpJson(body));
       if (!added.ok()) return fail("disk attach", added.error());
       // Ready once the FUSE file answers; the service log says why if not.
@@ -180,6 +282,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
       (void)agent.call("DELETE", "/v1/services/disk-" + name);
+      std::remove(secret_path.c_str());
       auto lines = splitLines(readFile(log).valueOr(""));
       std::string why = lines.empty() ? "no output" : lines.back();
       return fail("disk attach", makeError("the disk did not come up: " + why));
@@ -194,8 +297,11 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   serve->add_option("--queues", s->queues, "I/O queues");
   serve->add_option("--queue-depth", s->depth, "commands per queue");
   serve->add_option("--io-timeout", s->io_timeout, "seconds");
+  serve->add_option("--secret-file", s->secret_file, "DH-HMAC-CHAP secrets (0600; written by `disk attach`)");
   serve->callback([&ctx, s] {
-    ctx.action = [&ctx, s] { return serveDisk(ctx, s->uri, s->file, s->node, s->queues, s->depth, s->io_timeout); };
+    ctx.action = [&ctx, s] {
+      return serveDisk(ctx, s->uri, s->file, s->node, s->queues, s->depth, s->io_timeout, s->secret_file);
+    };
   });
 
   auto dt = std::make_shared<Opts>();
@@ -220,6 +326,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       if (isMounted(file)) (void)unmountBelow(file);
       std::remove(file.c_str());
       std::remove((file + ".json").c_str());
+      std::remove((secretsDir(ctx, dt->node) + "/disk-" + dt->name + ".secret").c_str());
       std::printf("disk %s detached from node %s\n", dt->name.c_str(), dt->node.c_str());
       return 0;
     };

@@ -1,7 +1,9 @@
 // `offcore target ...` and `offcore volume ...`: the storage gateway and
 // the volumes it exports.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "api/api_client.h"
 #include "base/byte_size.h"
@@ -57,6 +59,39 @@ void printVolumes(const json& arr) {
   std::printf("%s", renderTable(rows).c_str());
 }
 
+// The secrets a create or allow just made: printed once, here, and never again.
+void printNewSecrets(const json& doc) {
+  if (!doc.is_object() || !doc.contains("new_secrets") || !doc["new_secrets"].is_array()) return;
+  std::printf(
+      "DH-HMAC-CHAP secrets (shown once; give each to its node with `offcore disk attach ... "
+      "--dhchap-secret` or --secret-file):\n");
+  for (const auto& e : doc["new_secrets"]) {
+    std::printf("  %s\n", e.value("nqn", "").c_str());
+    if (e.contains("dhchap_secret")) std::printf("    dhchap_secret      %s\n", e.value("dhchap_secret", "").c_str());
+    if (e.contains("dhchap_ctrl_secret")) {
+      std::printf("    dhchap_ctrl_secret %s\n", e.value("dhchap_ctrl_secret", "").c_str());
+    }
+  }
+}
+
+// `volume get`: the volume and, per allowed host, how it proves itself.
+void printVolumeDetail(const json& v) {
+  printVolumes(json::array({v}));
+  const auto& hosts = v.contains("hosts") && v["hosts"].is_array() ? v["hosts"] : json::array();
+  if (hosts.empty()) {
+    std::printf("access: any host (no allow-list; NQNs are not checked)\n");
+    return;
+  }
+  std::vector<std::vector<std::string>> rows{{"ALLOWED HOST", "ACCESS"}};
+  for (const auto& h : hosts) {
+    std::string auth = h.value("auth", "NQN only");
+    if (h.value("bidirectional", false)) auth += " (bidirectional)";
+    if (auth == "NQN only") auth += " (self-declared: any fabric host can claim this NQN)";
+    rows.push_back({h.value("nqn", ""), auth});
+  }
+  std::printf("%s", renderTable(rows).c_str());
+}
+
 int callAndPrint(const CliContext& ctx, const std::string& what, const std::string& target, const std::string& method,
                  const std::string& path, const json& payload, bool as_json) {
   auto client = gatewayClient(ctx, target);
@@ -70,6 +105,7 @@ int callAndPrint(const CliContext& ctx, const std::string& what, const std::stri
     printVolumes(doc);
   } else if (doc.is_object() && doc.contains("nqn")) {
     printVolumes(json::array({doc}));
+    printNewSecrets(doc);
   } else {
     std::printf("ok\n");
   }
@@ -184,8 +220,41 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   volume->require_subcommand(1);
   struct Opts {
     std::string name, size, target, other;
-    std::vector<std::string> hosts;
-    bool json = false, force = false;
+    std::vector<std::string> hosts, given_secrets;
+    bool json = false, force = false, nqn_only = false, bidirectional = false, rotate = false;
+  };
+  // The allowed_hosts entries: plain NQNs (a new host gets a generated
+  // secret), or objects when the command asks for something else.
+  auto hostEntries = [](const Opts& o) -> Result<json> {
+    std::map<std::string, std::string> given;
+    for (const auto& g : o.given_secrets) {
+      auto eq = g.find('=');
+      if (eq == std::string::npos)
+        return makeError("--host-secret takes NQN=DHHC-1:..., not '" + g.substr(0, 40) + "'");
+      given[g.substr(0, eq)] = g.substr(eq + 1);
+    }
+    json arr = json::array();
+    for (const auto& h : o.hosts) {
+      json e{{"nqn", h}};
+      if (o.nqn_only) e["dhchap_secret"] = "none";
+      if (o.rotate) e["dhchap_secret"] = "generate";
+      if (auto it = given.find(h); it != given.end()) e["dhchap_secret"] = it->second;
+      if (o.bidirectional) e["dhchap_ctrl_secret"] = "generate";
+      arr.push_back(e.size() == 1 ? json(h) : e);
+    }
+    for (const auto& [nqn, _] : given) {
+      if (std::find(o.hosts.begin(), o.hosts.end(), nqn) == o.hosts.end()) {
+        return makeError("--host-secret for " + nqn + " which is not an allowed host");
+      }
+    }
+    return arr;
+  };
+  auto addAuthOptions = [](CLI::App* cmd, Opts& o) {
+    cmd->add_flag("--nqn-only", o.nqn_only,
+                  "no DH-HMAC-CHAP secret for these hosts: access by (self-declared) NQN only");
+    cmd->add_flag("--bidirectional", o.bidirectional,
+                  "also make a controller secret per host, so the node can authenticate the gateway");
+    cmd->add_option("--host-secret", o.given_secrets, "NQN=DHHC-1:..: use this secret for a host instead of a new one");
   };
 
   auto c = std::make_shared<Opts>();
@@ -195,10 +264,13 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   create->add_option("--target", c->target, "gateway: name, ADDR:PORT or socket path");
   create->add_option("--allow-host", c->hosts, "host NQN allowed to connect (repeatable; default: any host)");
   create->add_flag("--json", c->json, "print the volume as JSON");
-  create->callback([&ctx, c] {
-    ctx.action = [&ctx, c] {
+  addAuthOptions(create, *c);
+  create->callback([&ctx, c, hostEntries] {
+    ctx.action = [&ctx, c, hostEntries] {
       json body{{"name", c->name}, {"size", c->size}};
-      if (!c->hosts.empty()) body["allowed_hosts"] = c->hosts;
+      auto entries = hostEntries(*c);
+      if (!entries.ok()) return fail("volume create", entries.error());
+      if (!c->hosts.empty()) body["allowed_hosts"] = *entries;
       return callAndPrint(ctx, "volume create", c->target, "POST", "/v1/volumes", body, c->json);
     };
   });
@@ -268,10 +340,36 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   hosts->add_option("name", h->name, "volume")->required();
   hosts->add_option("--host", h->hosts, "host NQN (repeatable)");
   hosts->add_option("--target", h->target, "gateway");
-  hosts->callback([&ctx, h] {
-    ctx.action = [&ctx, h] {
+  hosts->add_flag("--rotate", h->rotate, "new DH-HMAC-CHAP secrets for the listed hosts (connected queues stay)");
+  hosts->add_flag("--json", h->json, "print the volume as JSON");
+  addAuthOptions(hosts, *h);
+  hosts->callback([&ctx, h, hostEntries] {
+    ctx.action = [&ctx, h, hostEntries] {
+      auto entries = hostEntries(*h);
+      if (!entries.ok()) return fail("volume allow", entries.error());
       return callAndPrint(ctx, "volume allow", h->target, "POST", "/v1/volumes/" + h->name + "/hosts",
-                          json{{"allowed_hosts", h->hosts}}, false);
+                          json{{"allowed_hosts", *entries}}, h->json);
+    };
+  });
+
+  auto g = std::make_shared<Opts>();
+  auto* get = volume->add_subcommand("get", "one volume, with how each allowed host is authenticated");
+  get->add_option("name", g->name, "volume")->required();
+  get->add_option("--target", g->target, "gateway");
+  get->add_flag("--json", g->json, "machine-readable output");
+  get->callback([&ctx, g] {
+    ctx.action = [&ctx, g] {
+      auto client = gatewayClient(ctx, g->target);
+      if (!client.ok()) return fail("volume get", client.error());
+      auto reply = client->call("GET", "/v1/volumes/" + g->name);
+      if (!reply.ok()) return fail("volume get", reply.error());
+      auto doc = json::parse(*reply, nullptr, false);
+      if (g->json) {
+        std::printf("%s\n", dumpJson(doc, 2).c_str());
+      } else {
+        printVolumeDetail(doc);
+      }
+      return 0;
     };
   });
 }

@@ -40,6 +40,13 @@ Result<GatewayVolume> parseGatewayVolume(const std::string& body) {
     }
   }
   v.controllers = j.value("controllers", 0);
+  if (j.contains("new_secrets") && j["new_secrets"].is_array()) {
+    for (const auto& e : j["new_secrets"]) {
+      if (e.is_object() && e.contains("dhchap_secret") && e["dhchap_secret"].is_string()) {
+        v.new_secrets[e.value("nqn", "")] = e["dhchap_secret"].get<std::string>();
+      }
+    }
+  }
   v.json = dumpJson(j);
   return v;
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ struct GatewayVolume {
   std::vector<std::string> clones;
   std::vector<std::string> allowed_hosts;  // empty: any host
   int controllers = 0;
+  // DH-HMAC-CHAP secrets the request that returned this document generated,
+  // by host NQN (the only time the gateway shows them).
+  std::map<std::string, std::string> new_secrets;
   std::string json;  // the gateway's document, as sent
 };
 

@@ -118,8 +118,21 @@ Status StorageGateway::exportVolume(const std::string& name) {
   ns.device = std::move(dev);
   ns.nguid = nguidFor(nqn);
   ns.read_only = info.read_only;
-  registry_->add(
-      std::make_shared<nvme::Subsystem>(nqn, serialFor(nqn), std::vector<nvme::Namespace>{ns}, info.allowed_hosts));
+  auto sub =
+      std::make_shared<nvme::Subsystem>(nqn, serialFor(nqn), std::vector<nvme::Namespace>{ns}, info.allowed_hosts);
+  OC_ASSIGN_OR_RETURN(auto secrets, gateway::toTargetSecrets(secrets_->forVolume(name)));
+  sub->setHostSecrets(std::move(secrets));
+  registry_->add(std::move(sub));
+  return okStatus();
+}
+
+Status StorageGateway::applyHostAccess(const std::string& name, const std::vector<std::string>& hosts) {
+  OC_ASSIGN_OR_RETURN(auto secrets, gateway::toTargetSecrets(secrets_->forVolume(name)));
+  if (auto sub = registry_->find(volumeNqn(config_.name, name))) {
+    // Secrets first: a host newly required to authenticate is never let in by NQN alone.
+    sub->setHostSecrets(std::move(secrets));
+    sub->setAllowedHosts(hosts);
+  }
   return okStatus();
 }
 
@@ -129,8 +142,18 @@ void StorageGateway::unexportVolume(const std::string& name) {
   registry_->remove(nqn);
 }
 
-std::string StorageGateway::volumeJson(const VolumeInfo& v) const {
+std::string StorageGateway::volumeJson(const VolumeInfo& v, const std::vector<gateway::NewSecret>& created) const {
   std::string nqn = volumeNqn(config_.name, v.name);
+  // How each allowed host proves itself; never the secrets themselves.
+  json hosts = json::array();
+  auto secrets = secrets_->forVolume(v.name);
+  for (const auto& h : v.allowed_hosts) {
+    auto it = secrets.find(h);
+    bool chap = it != secrets.end();
+    hosts.push_back({{"nqn", h},
+                     {"auth", chap ? "DH-HMAC-CHAP" : "NQN only"},
+                     {"bidirectional", chap && !it->second.ctrl_secret.empty()}});
+  }
   json j{{"name", v.name},
          {"nqn", nqn},
          {"size_bytes", v.size_bytes},
@@ -139,8 +162,20 @@ std::string StorageGateway::volumeJson(const VolumeInfo& v) const {
          {"parent", v.parent ? json(*v.parent) : json(nullptr)},
          {"clones", v.clones},
          {"allowed_hosts", v.allowed_hosts},
+         {"hosts", hosts},
          {"controllers", target_->connectionsFor(nqn)},
          {"uri", "nvme-tcp://" + config_.listen_addr + ":" + std::to_string(target_->port()) + "/" + nqn}};
+  if (!created.empty()) {
+    // Shown once: the reply to the request that made them.
+    json shown = json::array();
+    for (const auto& c : created) {
+      json e{{"nqn", c.nqn}};
+      if (!c.secret.empty()) e["dhchap_secret"] = c.secret;
+      if (!c.ctrl_secret.empty()) e["dhchap_ctrl_secret"] = c.ctrl_secret;
+      shown.push_back(e);
+    }
+    j["new_secrets"] = shown;
+  }
   return dumpJson(j);
 }
 
@@ -180,19 +215,28 @@ void StorageGateway::registerRoutes() {
     // access list or export fails is removed again.
     auto r = gateway::parseCreateVolume(req.body);
     if (!r.ok()) return ApiResponse::error(400, r.error().message);
+    std::vector<gateway::NewSecret> created;
+    gateway::VolumeSecrets secrets;
+    if (r->allowed_hosts) {
+      auto resolved = gateway::resolveHostSecrets(*r->allowed_hosts, r->host_auth, {}, {}, &created);
+      if (!resolved.ok()) return ApiResponse::error(400, resolved.error().message);
+      secrets = std::move(*resolved);
+    }
     if (auto s = store_->create(r->name, r->size_bytes); !s.ok()) return errorFor(s.error());
     Status done = okStatus();
     if (r->allowed_hosts) done = store_->setAllowedHosts(r->name, *r->allowed_hosts);
+    if (done.ok()) done = secrets_->setVolume(r->name, secrets);
     if (done.ok()) done = exportVolume(r->name);
     if (!done.ok()) {
       unexportVolume(r->name);
+      (void)secrets_->setVolume(r->name, {});
       if (auto undo = store_->remove(r->name); !undo.ok()) {
         spdlog::error("gateway {}: volume {} half made and not removed: {}", config_.name, r->name,
                       undo.error().message);
       }
       return errorFor(done.error());
     }
-    return ApiResponse::json(201, volumeJson(*store_->info(r->name)) + "\n");
+    return ApiResponse::json(201, volumeJson(*store_->info(r->name), created) + "\n");
   });
   api_->route("DELETE", "/v1/volumes/", [this](const ApiRequest& req) {
     std::string name = req.tail;
@@ -216,6 +260,10 @@ void StorageGateway::registerRoutes() {
                       back.error().message);
       }
       return errorFor(s.error());
+    }
+    if (auto s = secrets_->setVolume(name, {}); !s.ok()) {
+      spdlog::warn("gateway {}: volume {} removed but its secrets stay in {}: {}", config_.name, name, secrets_->path(),
+                   s.error().message);
     }
     return ApiResponse::json(200, "{\"ok\":true}\n");
   });
@@ -250,9 +298,20 @@ void StorageGateway::registerRoutes() {
     if (action == "hosts") {
       auto hosts = gateway::parseHostsRequest(req.body);
       if (!hosts.ok()) return ApiResponse::error(400, hosts.error().message);
-      if (auto s = store_->setAllowedHosts(name, *hosts); !s.ok()) return errorFor(s.error());
-      if (auto sub = registry_->find(volumeNqn(config_.name, name))) sub->setAllowedHosts(*hosts);
-      return ApiResponse::json(200, volumeJson(*store_->info(name)) + "\n");
+      auto info = store_->info(name);
+      if (!info.ok()) return errorFor(info.error());
+      std::vector<gateway::NewSecret> created;
+      auto secrets = gateway::resolveHostSecrets(hosts->hosts, hosts->host_auth, info->allowed_hosts,
+                                                 secrets_->forVolume(name), &created);
+      if (!secrets.ok()) return ApiResponse::error(400, secrets.error().message);
+      auto before = secrets_->forVolume(name);
+      if (auto s = secrets_->setVolume(name, *secrets); !s.ok()) return errorFor(s.error());
+      if (auto s = store_->setAllowedHosts(name, hosts->hosts); !s.ok()) {
+        (void)secrets_->setVolume(name, before);
+        return errorFor(s.error());
+      }
+      if (auto s = applyHostAccess(name, hosts->hosts); !s.ok()) return errorFor(s.error());
+      return ApiResponse::json(200, volumeJson(*store_->info(name), created) + "\n");
     }
     return ApiResponse::error(404, "unknown volume action '" + action + "' (snapshot, clone, resize, hosts)");
   });
@@ -272,6 +331,8 @@ Status StorageGateway::start() {
   OC_TRY(sweepGatewayRunDirs(config_.run_root, config_.name));
   OC_TRY(makePrivateDir(config_.data_dir));
   OC_ASSIGN_OR_RETURN(store_, VolumeStore::open(config_.data_dir, config_.capacity_bytes));
+  secrets_ = std::make_unique<gateway::HostSecretFile>(config_.data_dir + "/dhchap-secrets.json");
+  OC_TRY(secrets_->load());
   registry_ = std::make_shared<nvme::SubsystemRegistry>();
   for (const auto& v : store_->list()) OC_TRY(exportVolume(v.name));
   nvme::TargetConfig tc;

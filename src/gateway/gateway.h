@@ -14,6 +14,7 @@
 #include "api/api_server.h"
 #include "base/event_loop.h"
 #include "gateway/client.h"
+#include "gateway/host_secrets.h"
 #include "nvme/target/target.h"
 #include "storage/volume_store.h"
 
@@ -48,11 +49,14 @@ class StorageGateway {
   void registerRoutes();
   Status exportVolume(const std::string& name);
   void unexportVolume(const std::string& name);
-  std::string volumeJson(const VolumeInfo& v) const;
+  std::string volumeJson(const VolumeInfo& v, const std::vector<gateway::NewSecret>& created = {}) const;
+  // Gives the volume's subsystem its allow-list and DH-HMAC-CHAP secrets.
+  Status applyHostAccess(const std::string& name, const std::vector<std::string>& hosts);
 
   GatewayConfig config_;
   EventLoop loop_;
   std::unique_ptr<VolumeStore> store_;
+  std::unique_ptr<gateway::HostSecretFile> secrets_;
   std::shared_ptr<nvme::SubsystemRegistry> registry_;
   std::unique_ptr<nvme::NvmeTcpTarget> target_;
   std::unique_ptr<ApiServer> api_;

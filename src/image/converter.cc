@@ -68,8 +68,11 @@ constexpr uint32_t kGatewayChunkSize = 256 * 1024;
 
 // Streams the image to the volume (as the converter, the only host the work
 // volume admits) and returns the per-chunk digests of what was written.
-Result<ChunkIndex> writeImageToVolume(const std::string& image_path, const std::string& uri) {
-  OC_ASSIGN_OR_RETURN(auto host, connectVolumeAsConverter(uri, std::chrono::seconds(30)));
+Result<ChunkIndex> writeImageToVolume(const std::string& image_path, const GatewayVolume& vol) {
+  const std::string& uri = vol.uri;
+  std::string secret;
+  if (auto it = vol.new_secrets.find(kConverterHostNqn); it != vol.new_secrets.end()) secret = it->second;
+  OC_ASSIGN_OR_RETURN(auto host, connectVolumeAsConverter(uri, std::chrono::seconds(30), secret));
   std::string padded;
   auto index = indexRawImage(image_path, kGatewayChunkSize, [&](uint64_t off, const char* data, size_t n) -> Status {
     if (n % 4096 == 0) return host->write(off, data, n);
@@ -257,7 +260,7 @@ class Converter {
     OC_TRY(gateway_->remove(name, false));
     uint64_t size = (layer.fs_bytes + (1 << 20) - 1) / (1 << 20) * (1 << 20);
     OC_ASSIGN_OR_RETURN(auto vol, gateway_->create(work, size, std::vector<std::string>{kConverterHostNqn}));
-    auto index = writeImageToVolume(fs, vol.uri);
+    auto index = writeImageToVolume(fs, vol);
     if (!index.ok()) {
       (void)gateway_->remove(work, true);  // best effort; the next run removes it too
       return index.error();

@@ -57,8 +57,11 @@ struct MountedVolume {
   ~MountedVolume() { (void)release(); }
 };
 
-Status mountVolume(const std::string& uri, const std::string& work_file, bool make_fs, MountedVolume& mv) {
-  OC_ASSIGN_OR_RETURN(mv.host, connectVolumeAsConverter(uri, std::chrono::seconds(30)));
+Status mountVolume(const GatewayVolume& vol, const std::string& work_file, bool make_fs, MountedVolume& mv) {
+  const std::string& uri = vol.uri;
+  std::string secret;
+  if (auto it = vol.new_secrets.find(kConverterHostNqn); it != vol.new_secrets.end()) secret = it->second;
+  OC_ASSIGN_OR_RETURN(mv.host, connectVolumeAsConverter(uri, std::chrono::seconds(30), secret));
   FuseDiskOptions fo;
   fo.allow_other = false;
   fo.max_threads = 16;
@@ -103,7 +106,7 @@ Result<ConvertedLayer> buildFlatLayer(const ConvertOptions& o, const FlatStep& s
   out.created.push_back("volume " + work);
   {
     MountedVolume mv;
-    OC_TRY(mountVolume(vol.uri, o.work_dir + "/" + work + ".img", step.parent_chain_id.empty(), mv));
+    OC_TRY(mountVolume(vol, o.work_dir + "/" + work + ".img", step.parent_chain_id.empty(), mv));
     auto applied = applyLayerFile(step.blob_path, mv.mountpoint, WhiteoutMode::kApplyInPlace, o.bounds, step.layer);
     if (!applied.ok()) return applied.error().wrap("apply layer " + step.chain_id);
     OC_TRY(mv.release());

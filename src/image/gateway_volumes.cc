@@ -1,5 +1,6 @@
 #include "image/gateway_volumes.h"
 
+#include "nvme/auth/dhchap_key.h"
 #include "nvme/host/host_identity.h"
 
 namespace offcore {
@@ -36,7 +37,8 @@ namespace {
 
 Result<std::shared_ptr<nvme::NvmeTcpHost>> connectAs(const std::string& uri, const std::string& host_nqn,
                                                      const std::array<uint8_t, 16>& host_id,
-                                                     std::chrono::milliseconds io_timeout) {
+                                                     std::chrono::milliseconds io_timeout,
+                                                     const std::string& dhchap_secret = "") {
   OC_ASSIGN_OR_RETURN(auto u, parseNvmeUri(uri));
   if (u.nqn.empty()) return makeError("bad URI '" + uri + "': no NQN");
   nvme::HostOptions o;
@@ -45,6 +47,10 @@ Result<std::shared_ptr<nvme::NvmeTcpHost>> connectAs(const std::string& uri, con
   o.io_queues = 2;
   o.queue_depth = 32;
   o.io_timeout = io_timeout;
+  if (!dhchap_secret.empty()) {
+    OC_ASSIGN_OR_RETURN(auto key, nvme::auth::parseDhchapKey(dhchap_secret));
+    o.dhchap_secret = std::move(key);
+  }
   return nvme::NvmeTcpHost::connect(u.address, u.port, u.nqn, o);
 }
 
@@ -56,8 +62,9 @@ Result<std::shared_ptr<nvme::NvmeTcpHost>> connectVolume(const std::string& uri,
 }
 
 Result<std::shared_ptr<nvme::NvmeTcpHost>> connectVolumeAsConverter(const std::string& uri,
-                                                                    std::chrono::milliseconds io_timeout) {
-  return connectAs(uri, kConverterHostNqn, nvme::nodeHostId(":converter"), io_timeout);
+                                                                    std::chrono::milliseconds io_timeout,
+                                                                    const std::string& dhchap_secret) {
+  return connectAs(uri, kConverterHostNqn, nvme::nodeHostId(":converter"), io_timeout, dhchap_secret);
 }
 
 }  // namespace offcore

@@ -20,9 +20,11 @@ std::string nodeHostsPattern();
 // Connects the node's initiator identity to a volume's NVMe/TCP URI.
 Result<std::shared_ptr<nvme::NvmeTcpHost>> connectVolume(const std::string& uri, const std::string& node,
                                                          std::chrono::milliseconds io_timeout);
-// The same with the converter's identity.
+// The same with the converter's identity, authenticating with the
+// DH-HMAC-CHAP secret the gateway generated for it (empty: NQN only).
 Result<std::shared_ptr<nvme::NvmeTcpHost>> connectVolumeAsConverter(const std::string& uri,
-                                                                    std::chrono::milliseconds io_timeout);
+                                                                    std::chrono::milliseconds io_timeout,
+                                                                    const std::string& dhchap_secret);
 
 struct NvmeUri {
   std::string address;

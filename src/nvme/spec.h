@@ -129,6 +129,7 @@ enum StatusCode : uint16_t {
   kScConnectInvalidParameters = 0x182,
   kScConnectRestartDiscovery = 0x183,
   kScConnectInvalidHost = 0x184,
+  kScAuthRequired = 0x191,  // Fabrics: the queue has not completed in-band authentication
   // media and data integrity (SCT 2)
   kScWriteFault = 0x280,
   kScUnrecoveredReadError = 0x281,
@@ -171,7 +172,19 @@ inline constexpr size_t kConnectDataHostnqn = 512;
 inline constexpr size_t kNqnFieldSize = 256;
 inline constexpr uint16_t kCntlidDynamic = 0xFFFF;
 inline constexpr uint8_t kCattrDisableSqFlow = 1 << 2;
+// Connect response dw0: cntlid(15:0), AUTHREQ(31:16) with ATR at bit 17 (an
+// authentication transaction is required) and ASCR at bit 18 (secure channel).
+inline constexpr uint32_t kConnectAuthreqAtr = 1u << 17;
+inline constexpr uint32_t kConnectAuthreqAscr = 1u << 18;
 // Property Get/Set SQE: attrib(40: size 2:0, 0 = 4 bytes, 1 = 8 bytes) ofst(44..47) value(48..55).
+// Authentication Send/Receive SQE (NVMe Base 2.0, 6.3/6.2): spsp0(41) spsp1(42)
+// secp(43) tl/al(44..47); the message is the command's data.
+inline constexpr size_t kAuthSqeSpsp0 = 41;
+inline constexpr size_t kAuthSqeSpsp1 = 42;
+inline constexpr size_t kAuthSqeSecp = 43;
+inline constexpr size_t kAuthSqeLength = 44;
+inline constexpr uint8_t kAuthSecpNvme = 0xE9;  // security protocol assigned to NVMe in-band authentication
+inline constexpr uint8_t kAuthSpspDhchap = 0x01;
 
 // Controller properties.
 enum Property : uint32_t { kPropCap = 0x00, kPropVs = 0x08, kPropCc = 0x14, kPropCsts = 0x1C, kPropNssr = 0x20 };

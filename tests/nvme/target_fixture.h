@@ -16,12 +16,30 @@
 #include <vector>
 
 #include "memory_device.h"
+#include "nvme/auth/dhchap_host.h"
 #include "nvme/target/target.h"
 
 namespace offcore::nvme::test {
 
 inline const char* kSubnqn = "nqn.2026-11.io.offcore:test:vol1";
 inline const char* kHostnqn = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555";
+
+// An Authentication Send/Receive capsule: data in-capsule, or by transport SGL.
+inline std::vector<uint8_t> authCapsule(uint8_t fctype, uint16_t cid, const std::vector<uint8_t>& data, uint32_t len,
+                                        bool in_capsule) {
+  Sqe s = fctype == kFctAuthSend ? auth::authSendSqe(len) : auth::authReceiveSqe(len);
+  putLe16(s.b + 2, cid);
+  putLe32(s.b + kSqeSgl + 8, len);
+  s.b[kSqeSgl + 15] = in_capsule ? kSglDataBlockOffset : kSglTransportDataBlock;
+  std::vector<uint8_t> p(72 + (in_capsule ? data.size() : 0), 0);
+  p[0] = kCapsuleCmd;
+  p[2] = 72;
+  p[3] = in_capsule && !data.empty() ? 72 : 0;
+  putLe32(p.data() + 4, static_cast<uint32_t>(p.size()));
+  std::memcpy(p.data() + 8, s.b, 64);
+  if (in_capsule) std::copy(data.begin(), data.end(), p.begin() + 72);
+  return p;
+}
 
 class TargetTest : public ::testing::Test {
  protected:
@@ -124,6 +142,7 @@ class TargetTest : public ::testing::Test {
     return p;
   }
   static uint16_t statusOf(const std::vector<uint8_t>& resp) { return (getLe16(resp.data() + 22) >> 1) & 0x7FF; }
+  static bool dnrOf(const std::vector<uint8_t>& resp) { return (getLe16(resp.data() + 22) >> 15) & 1; }
 
   // IC + admin Connect + CC.EN, by hand. Returns the socket.
   int adminUp(uint16_t& cntlid) {

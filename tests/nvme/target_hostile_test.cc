@@ -259,5 +259,111 @@ TEST_F(HostileTest, ConnectionsPerPeerAreCapped) {
   for (int fd : fds) ::close(fd);
 }
 
+// ---- DH-HMAC-CHAP: a host that must authenticate and does not play along ----
+
+class HostileAuthTest : public HostileTest {
+ protected:
+  void SetUp() override {
+    HostileTest::SetUp();
+    auto key = *auth::generateDhchapKey(auth::kHashSha256);
+    registry_->find(kSubnqn)->setHostSecrets({{kHostnqn, auth::DhchapSecrets{key, std::nullopt}}});
+  }
+  // IC + admin Connect that asks for authentication; returns the socket.
+  int connectNeedingAuth() {
+    int fd = dial();
+    sendBytes(fd, icreq());
+    EXPECT_EQ(readPdu(fd).size(), 128u);
+    sendBytes(fd, connectCapsule(1, 0, 31, 0xFFFF, kSubnqn, kHostnqn));
+    auto r = readPdu(fd);
+    EXPECT_EQ(statusOf(r), 0);
+    EXPECT_TRUE(getLe32(r.data() + 8) & kConnectAuthreqAtr);
+    return fd;
+  }
+};
+
+TEST_F(HostileAuthTest, HugeAuthSendsAllocateNothing) {
+  int fd = connectNeedingAuth();
+  size_t before = residentBytes();
+  // 30 Authentication Sends that each ask for 1 MiB by R2T, and one that
+  // claims MDTS in-capsule-sized TL: none may get a buffer or an R2T.
+  std::vector<uint8_t> burst;
+  for (uint16_t cid = 10; cid < 40; ++cid) {
+    auto c = test::authCapsule(kFctAuthSend, cid, {}, kMiB, false);
+    burst.insert(burst.end(), c.begin(), c.end());
+  }
+  sendBytes(fd, burst);
+  for (int i = 0; i < 30; ++i) {
+    auto r = readPdu(fd);
+    ASSERT_EQ(r[0], kCapsuleResp) << "no R2T for an oversized Authentication Send";
+    EXPECT_EQ(statusOf(r), kScInvalidField);
+  }
+  EXPECT_LT(growthMiB(before, residentBytes()), 16);
+  // Writes before authentication get Authentication Required, not an R2T.
+  sendBytes(fd, transportCapsule(kIoWrite, 50, kMiB));
+  auto w = readPdu(fd);
+  ASSERT_EQ(w[0], kCapsuleResp);
+  EXPECT_EQ(statusOf(w), kScAuthRequired);
+  expectOthersServed();
+  ::close(fd);
+}
+
+TEST_F(HostileAuthTest, GarbageMessagesGetAFailure1AndTheQueueCloses) {
+  int fd = connectNeedingAuth();
+  // A Reply before any Negotiate, with lengths that point past its end.
+  std::vector<uint8_t> junk(16, 0);
+  junk[0] = auth::kAuthTypeDhchap;
+  junk[1] = auth::kMsgReply;
+  junk[6] = 64;
+  putLe16(junk.data() + 10, 0xFFFF);
+  sendBytes(fd, test::authCapsule(kFctAuthSend, 5, junk, static_cast<uint32_t>(junk.size()), true));
+  EXPECT_EQ(statusOf(readPdu(fd)), 0) << "the spec answers a bad message with Failure1, not a status";
+  // The Receive returns AUTH_Failure1 (incorrect payload) even for a 1 MiB AL,
+  // and only the message's 8 bytes come back.
+  sendBytes(fd, test::authCapsule(kFctAuthReceive, 6, {}, kMiB, false));
+  auto data = readPdu(fd);
+  ASSERT_EQ(data[0], kC2HData);
+  ASSERT_EQ(getLe32(data.data() + 16), 8u) << "DATAL";
+  const uint8_t* m = data.data() + data[3];
+  EXPECT_EQ(m[0], auth::kAuthTypeCommon);
+  EXPECT_EQ(m[1], auth::kMsgFailure1);
+  EXPECT_EQ(m[6], auth::kFailureRescode);
+  EXPECT_EQ(m[7], auth::kReasonIncorrectPayload);
+  EXPECT_EQ(statusOf(readPdu(fd)), 0);
+  // The queue stays unusable, then is closed.
+  uint8_t sqe[64] = {};
+  sqe[0] = 0x7F;
+  putLe16(sqe + 2, 7);
+  sqe[4] = kFctPropertyGet;
+  sendBytes(fd, capsule(sqe));
+  EXPECT_EQ(statusOf(readPdu(fd)), kScAuthRequired);
+  EXPECT_TRUE(closedByPeer(fd)) << "a failed queue is closed";
+  ::close(fd);
+}
+
+TEST_F(HostileAuthTest, BadSecpAndLengthFieldsAreInvalidField) {
+  int fd = connectNeedingAuth();
+  auto neg = auth::buildNegotiate(auth::Negotiate{1, 0, true, {1}, {0}});
+  auto c = test::authCapsule(kFctAuthSend, 8, neg, static_cast<uint32_t>(neg.size()), true);
+  c[8 + kAuthSqeSecp] = 0x00;
+  sendBytes(fd, c);
+  EXPECT_EQ(statusOf(readPdu(fd)), kScInvalidField);
+  c = test::authCapsule(kFctAuthSend, 9, neg, static_cast<uint32_t>(neg.size()), true);
+  putLe32(c.data() + 8 + kAuthSqeLength, 4096);  // TL disagrees with the data
+  sendBytes(fd, c);
+  EXPECT_EQ(statusOf(readPdu(fd)), kScInvalidField);
+  c = test::authCapsule(kFctAuthReceive, 10, {}, 0, false);  // AL 0
+  sendBytes(fd, c);
+  EXPECT_EQ(statusOf(readPdu(fd)), kScInvalidField);
+  ::close(fd);
+}
+
+TEST_F(HostileAuthTest, AHostThatNeverAuthenticatesIsClosed) {
+  int fd = connectNeedingAuth();
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(closedByPeer(fd));  // connect_timeout_ms is 400 here
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  ::close(fd);
+}
+
 }  // namespace
 }  // namespace offcore::nvme

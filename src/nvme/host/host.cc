@@ -55,7 +55,61 @@ Error statusError(const std::string& what, uint16_t status) {
   return makeError(what + " failed with NVMe status " + buf, kBlockIo);
 }
 
-// Brings a fresh admin queue to CSTS.RDY: Connect, CC.EN=1, wait.
+// A queue's Authentication Send/Receive for the DH-HMAC-CHAP exchange.
+class QueueAuthTransport final : public auth::AuthTransport {
+ public:
+  QueueAuthTransport(HostQueue& q, std::chrono::milliseconds timeout) : q_(q), timeout_(timeout) {}
+  Result<uint16_t> send(const auth::Bytes& m) override {
+    OC_ASSIGN_OR_RETURN(HostCompletion c, q_.submit(auth::authSendSqe(static_cast<uint32_t>(m.size())), m.data(),
+                                                    m.size(), nullptr, 0, timeout_));
+    return c.status();
+  }
+  Result<std::pair<uint16_t, auth::Bytes>> receive(uint32_t al) override {
+    auth::Bytes buf(al, 0);
+    OC_ASSIGN_OR_RETURN(HostCompletion c,
+                        q_.submit(auth::authReceiveSqe(al), nullptr, 0, buf.data(), buf.size(), timeout_));
+    return std::make_pair(c.status(), std::move(buf));
+  }
+
+ private:
+  HostQueue& q_;
+  std::chrono::milliseconds timeout_;
+};
+
+std::atomic<uint16_t> g_auth_tid{1};
+
+// After a successful Connect: authenticates the queue when the target asks
+// (AUTHREQ.ATR), or refuses a target that does not ask while we hold a
+// controller secret (it could be anyone).
+Status authenticateAfterConnect(HostQueue& q, const HostOptions& o, const std::string& subnqn, uint32_t dw0,
+                                uint16_t qid) {
+  std::string where = subnqn + (qid ? " (I/O queue " + std::to_string(qid) + ")" : " (admin queue)");
+  if (dw0 & kConnectAuthreqAscr) {
+    return makeError("the target asks for a secure channel (TLS) on " + where + "; not supported", kBlockIo);
+  }
+  if (!(dw0 & kConnectAuthreqAtr)) {
+    if (o.dhchap_ctrl_secret) {
+      return makeError("the target did not ask for DH-HMAC-CHAP on " + where +
+                           " but a controller secret is configured: refusing an unauthenticated target",
+                       kBlockIo);
+    }
+    return okStatus();
+  }
+  if (!o.dhchap_secret) {
+    return makeError("the target requires DH-HMAC-CHAP for host " + o.host_nqn + " on " + where +
+                         "; pass its secret (--dhchap-secret or --secret-file)",
+                     kBlockIo);
+  }
+  auth::HostAuthConfig cfg{*o.dhchap_secret, o.dhchap_ctrl_secret, o.dhchap_hashes, o.dhchap_dhgroups};
+  QueueAuthTransport t(q, o.command_timeout);
+  auto r = auth::authenticateQueue(t, cfg, o.host_nqn, subnqn, g_auth_tid++);
+  if (!r.ok()) return makeError(r.error().message + " [" + where + "]", kBlockIo);
+  spdlog::debug("nvme/tcp host: authenticated {} ({}, {}{})", where, auth::hashName(r->hash),
+                auth::dhGroupName(r->dhgroup), r->bidirectional ? ", bidirectional" : "");
+  return okStatus();
+}
+
+// Brings a fresh admin queue to CSTS.RDY: Connect, authentication, CC.EN=1, wait.
 Result<uint16_t> connectAdmin(HostQueue& q, const HostOptions& o, const std::string& subnqn, uint32_t kato) {
   auto data = connectData(o, kCntlidDynamic, subnqn);
   OC_ASSIGN_OR_RETURN(HostCompletion c, q.submit(fabricsConnect(0, kAdminDepth - 1, kato), data.data(), data.size(),
@@ -68,8 +122,12 @@ Result<uint16_t> connectAdmin(HostQueue& q, const HostOptions& o, const std::str
   if (c.status() == kScConnectInvalidParameters) {
     return makeError("the target has no subsystem " + subnqn + " (see `offcore volume list`)", kBlockIo);
   }
+  if (c.status() == kScAuthRequired) {
+    return makeError("the target requires DH-HMAC-CHAP authentication for " + o.host_nqn, kBlockIo);
+  }
   if (c.status() != kScSuccess) return statusError("Connect", c.status());
   uint16_t cntlid = static_cast<uint16_t>(c.cqe.dw0() & 0xFFFF);
+  OC_TRY(authenticateAfterConnect(q, o, subnqn, c.cqe.dw0(), 0));
   OC_ASSIGN_OR_RETURN(HostCompletion cap,
                       q.submit(property(kFctPropertyGet, kPropCap, 1), nullptr, 0, nullptr, 0, o.command_timeout));
   uint32_t timeout_ms = ((cap.cqe.dw0() >> 24) & 0xFF) * 500;
@@ -213,6 +271,7 @@ Status NvmeTcpHost::establish() {
                                                                    static_cast<uint16_t>(options_.queue_depth - 1), 0),
                                                     data.data(), data.size(), nullptr, 0, options_.command_timeout));
     if (c.status() != kScSuccess) return statusError("Connect I/O queue " + std::to_string(qid), c.status());
+    OC_TRY(authenticateAfterConnect(*q, options_, subnqn_, c.cqe.dw0(), static_cast<uint16_t>(qid)));
     io.push_back(std::move(q));
   }
   {

@@ -12,11 +12,13 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "block/block_device.h"
+#include "nvme/auth/dhchap_host.h"
 #include "nvme/host/queue.h"
 
 namespace offcore::nvme {
@@ -32,6 +34,14 @@ struct HostOptions {
   std::chrono::milliseconds io_timeout{30000};      // an I/O fails only after this long
   std::chrono::milliseconds command_timeout{8000};  // one command on a live queue
   std::chrono::milliseconds connect_timeout{3000};
+  // DH-HMAC-CHAP: with a host secret, every queue (admin and I/O, also on
+  // reconnect) authenticates when the target asks; with a controller secret
+  // too, the target must prove itself and a target that does not ask is refused.
+  std::optional<auth::DhchapKey> dhchap_secret;
+  std::optional<auth::DhchapKey> dhchap_ctrl_secret;
+  std::vector<uint8_t> dhchap_hashes{auth::kHashSha256, auth::kHashSha384, auth::kHashSha512};
+  std::vector<uint8_t> dhchap_dhgroups{auth::kDhNull,      auth::kDhFfdhe2048, auth::kDhFfdhe3072,
+                                       auth::kDhFfdhe4096, auth::kDhFfdhe6144, auth::kDhFfdhe8192};
 };
 
 struct DiscoveryRecord {

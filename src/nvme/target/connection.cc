@@ -214,6 +214,18 @@ void TargetConnection::handleCapsule(Pdu& pdu) {
       return;
     }
   }
+  if (authPending()) {
+    // Until this queue authenticates only Authentication Send/Receive run
+    // (as SPDK does), and their data is bounded before anything is allocated.
+    bool auth_cmd = cmd.sqe.opcode() == kFabricsCommand &&
+                    (cmd.sqe.fctype() == kFctAuthSend || cmd.sqe.fctype() == kFctAuthReceive);
+    if (!auth_cmd) return respond(cid, withStatus(kScAuthRequired | kStatusDnr), 0);
+    // A Send's data is received before it is parsed: at most kMaxAuthMessage.
+    // A Receive's AL may be anything up to MDTS: only the message is allocated.
+    if (cmd.sqe.fctype() == kFctAuthSend && cmd.transfer_len > auth::kMaxAuthMessage) {
+      return respond(cid, withStatus(kScInvalidField | kStatusDnr), 0);
+    }
+  }
   if (pending_writes_.count(cid)) {
     respond(cid, withStatus(kScCidConflict), 0);
     return;
@@ -345,6 +357,11 @@ void TargetConnection::handleFabrics(Command& cmd) {
         ParserLimits limits = parser_.limits();
         limits.max_capsule_data = qid_ == 0 ? kAdminCapsuleData : target_.config().limits.in_capsule_data;
         parser_.setLimits(limits);
+        if (outcome.auth) {
+          auth_ = std::make_unique<auth::TargetAuthSession>(*outcome.auth, controller_->hostNqn(),
+                                                            controller_->subsystemNqn(), target_.config().dhchap);
+          armAuthDeadline(target_.config().limits.connect_timeout_ms, "no successful authentication in time");
+        }
         if (qid_ == 0) {
           std::weak_ptr<TargetConnection> weak = shared_from_this();
           PollGroup* group = &group_;
@@ -367,6 +384,8 @@ void TargetConnection::handleFabrics(Command& cmd) {
       if (qid_ != 0) return respond(cid, withStatus(kScInvalidField), 0);
       controller_->touch();
       return respond(cid, controller_->propertySet(cmd.sqe), 0);
+    case kFctAuthSend:
+    case kFctAuthReceive: return handleAuth(cmd);
     case kFctDisconnect: {
       respond(cid, Completion{}, 0);
       flushOutput();
@@ -375,6 +394,49 @@ void TargetConnection::handleFabrics(Command& cmd) {
     }
     default: return respond(cid, withStatus(kScInvalidOpcode), 0);
   }
+}
+
+void TargetConnection::handleAuth(Command& cmd) {
+  const uint16_t cid = cmd.sqe.cid();
+  // No secret for this host: nothing to authenticate against.
+  if (!auth_) return respond(cid, withStatus(kScInvalidField | kStatusDnr), 0);
+  const bool was = auth_->authenticated();
+  Completion c;
+  if (cmd.sqe.fctype() == kFctAuthSend) {
+    c.status = auth_->send(cmd.sqe, cmd.data);
+  } else {
+    auto r = auth_->receive(cmd.sqe);
+    c.status = r.status;
+    c.data = std::move(r.data);
+  }
+  respond(cid, c, cmd.transfer_len);
+  if (auth_->authenticated() && !was) {
+    if (auth_timer_) group_.loop.cancelTimer(auth_timer_);
+    auth_timer_ = 0;
+    spdlog::info("nvme/tcp: host {} authenticated queue {} of controller {} (DH-HMAC-CHAP, {}, {})",
+                 controller_->hostNqn(), qid_, controller_->cntlid(), auth::hashName(auth_->hash()),
+                 auth::dhGroupName(auth_->dhgroup()));
+  } else if (auth_->failed()) {
+    spdlog::warn("nvme/tcp: host {} failed DH-HMAC-CHAP on queue {} of controller {}: {}", controller_->hostNqn(), qid_,
+                 controller_->cntlid(), auth_->lastError());
+    // The queue stays unusable; it is closed shortly, after the host has
+    // had the time to read its AUTH_Failure1.
+    armAuthDeadline(1000, "authentication failed");
+  }
+}
+
+void TargetConnection::armAuthDeadline(uint32_t ms, const char* why) {
+  if (auth_timer_) group_.loop.cancelTimer(auth_timer_);
+  std::weak_ptr<TargetConnection> weak = shared_from_this();
+  std::string reason = why;
+  auth_timer_ = group_.loop.addTimer(std::chrono::milliseconds(ms), [weak, reason] {
+    auto self = weak.lock();
+    if (!self || self->state_ == State::kClosed) return;
+    self->auth_timer_ = 0;
+    if (!self->authPending()) return;
+    spdlog::warn("nvme/tcp: closing queue {} of {}: {}", self->qid_, self->peer_, reason);
+    self->close(reason);
+  });
 }
 
 void TargetConnection::respond(uint16_t cid, const Completion& c, uint32_t transfer_len) {
@@ -492,6 +554,7 @@ void TargetConnection::close(const std::string& why) {
   spdlog::debug("nvme/tcp: closing queue {} of controller {}: {}", qid_, controller_ ? controller_->cntlid() : 0, why);
   if (keepalive_timer_) group_.loop.cancelTimer(keepalive_timer_);
   if (connect_timer_) group_.loop.cancelTimer(connect_timer_);
+  if (auth_timer_) group_.loop.cancelTimer(auth_timer_);
   group_.loop.unwatchFd(fd_);
   ::close(fd_);
   if (connected_) target_.queueClosed(controller_->cntlid(), qid_);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "nvme/auth/dhchap_target.h"
 #include "nvme/pdu.h"
 #include "nvme/target/controller.h"
 
@@ -56,6 +57,10 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   void handleCapsule(Pdu& pdu);
   void handleH2CData(const Pdu& pdu);
   void handleFabrics(Command& cmd);
+  void handleAuth(Command& cmd);
+  // Connected, but the host still has to authenticate this queue.
+  bool authPending() const { return auth_ && !auth_->authenticated(); }
+  void armAuthDeadline(uint32_t ms, const char* why);
   void execute(Command cmd);
   void respond(uint16_t cid, const Completion& c, uint32_t transfer_len);
   void terminate(const FatalError& e);
@@ -102,6 +107,8 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   uint32_t interest_ = 0;  // the epoll mask in force
   uint64_t keepalive_timer_ = 0;
   uint64_t connect_timer_ = 0;
+  std::unique_ptr<auth::TargetAuthSession> auth_;  // set when the host must authenticate
+  uint64_t auth_timer_ = 0;
 };
 
 }  // namespace offcore::nvme

@@ -35,6 +35,18 @@ std::vector<std::string> Subsystem::allowedHosts() const {
   return allowed_hosts_;
 }
 
+void Subsystem::setHostSecrets(std::map<std::string, auth::DhchapSecrets> secrets) {
+  std::lock_guard<std::mutex> lock(hosts_mutex_);
+  host_secrets_ = std::move(secrets);
+}
+
+std::optional<auth::DhchapSecrets> Subsystem::secretsFor(const std::string& host_nqn) const {
+  std::lock_guard<std::mutex> lock(hosts_mutex_);
+  auto it = host_secrets_.find(host_nqn);
+  if (it == host_secrets_.end()) return std::nullopt;
+  return it->second;
+}
+
 void Subsystem::replaceNamespaces(std::vector<Namespace> namespaces) {
   std::atomic_store(&namespaces_, std::make_shared<const std::vector<Namespace>>(std::move(namespaces)));
 }

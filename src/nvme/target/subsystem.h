@@ -9,10 +9,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "block/block_device.h"
+#include "nvme/auth/dhchap_target.h"
 
 namespace offcore::nvme {
 
@@ -33,6 +35,10 @@ class Subsystem {
   bool allows(const std::string& host_nqn) const;
   void setAllowedHosts(std::vector<std::string> hosts);
   std::vector<std::string> allowedHosts() const;
+  // DH-HMAC-CHAP secrets by host NQN. A host with secrets must authenticate
+  // every queue after Connect; one without is admitted by its NQN alone.
+  void setHostSecrets(std::map<std::string, auth::DhchapSecrets> secrets);
+  std::optional<auth::DhchapSecrets> secretsFor(const std::string& host_nqn) const;
 
   // Lock-free snapshot for the I/O path.
   std::shared_ptr<const std::vector<Namespace>> namespaces() const { return std::atomic_load(&namespaces_); }
@@ -43,6 +49,7 @@ class Subsystem {
   std::string serial_;
   mutable std::mutex hosts_mutex_;
   std::vector<std::string> allowed_hosts_;
+  std::map<std::string, auth::DhchapSecrets> host_secrets_;
   std::shared_ptr<const std::vector<Namespace>> namespaces_;
 };
 

@@ -24,7 +24,7 @@ std::string fixedString(const uint8_t* p, size_t width) {
 ConnectOutcome invalidParameter(bool in_data, uint16_t offset) {
   Completion c = withStatus(kScConnectInvalidParameters);
   c.dw0 = (in_data ? (1u << 16) : 0u) | offset;  // IATTR, IPO
-  return ConnectOutcome{c, nullptr};
+  return ConnectOutcome{c, nullptr, std::nullopt};
 }
 
 }  // namespace
@@ -160,7 +160,7 @@ ConnectOutcome NvmeTcpTarget::connect(const Command& cmd, const std::string& loc
   const uint8_t* d = cmd.data.data();
   uint16_t recfmt = getLe16(s + 40), qid = getLe16(s + 42), sqsize = getLe16(s + 44);
   uint32_t kato = getLe32(s + 48);
-  if (recfmt != 0) return ConnectOutcome{withStatus(kScConnectIncompatibleFormat), nullptr};
+  if (recfmt != 0) return ConnectOutcome{withStatus(kScConnectIncompatibleFormat), nullptr, std::nullopt};
   std::array<uint8_t, 16> hostid{};
   std::copy(d, d + 16, hostid.begin());
   uint16_t cntlid = getLe16(d + 16);
@@ -179,12 +179,12 @@ ConnectOutcome NvmeTcpTarget::connect(const Command& cmd, const std::string& loc
       if (!sub) return invalidParameter(true, kConnectDataSubnqn);
       if (!sub->allows(hostnqn)) {
         spdlog::warn("nvme/tcp: host {} is not allowed on {}", hostnqn, subnqn);
-        return ConnectOutcome{withStatus(kScConnectInvalidHost), nullptr};
+        return ConnectOutcome{withStatus(kScConnectInvalidHost), nullptr, std::nullopt};
       }
     }
     std::lock_guard<std::mutex> lock(mutex_);
     uint16_t id = allocateCntlid();
-    if (id == 0) return ConnectOutcome{withStatus(kScConnectControllerBusy), nullptr};
+    if (id == 0) return ConnectOutcome{withStatus(kScConnectControllerBusy), nullptr, std::nullopt};
     std::shared_ptr<Controller> ctrl;
     if (discovery) {
       ctrl = Controller::makeDiscovery(
@@ -198,10 +198,11 @@ ConnectOutcome NvmeTcpTarget::connect(const Command& cmd, const std::string& loc
     a.controller = ctrl;
     a.queues[0] = {&group, conn};
     associations_[id] = std::move(a);
-    spdlog::info("nvme/tcp: controller {} for host {} on {}", id, hostnqn, subnqn);
-    Completion c;
-    c.dw0 = id;
-    return ConnectOutcome{c, ctrl};
+    ConnectOutcome out{Completion{}, ctrl, sub ? sub->secretsFor(hostnqn) : std::nullopt};
+    out.completion.dw0 = id | (out.auth ? kConnectAuthreqAtr : 0u);
+    spdlog::info("nvme/tcp: controller {} for host {} on {}{}", id, hostnqn, subnqn,
+                 out.auth ? " (DH-HMAC-CHAP required)" : "");
+    return out;
   }
 
   std::lock_guard<std::mutex> lock(mutex_);
@@ -211,12 +212,14 @@ ConnectOutcome NvmeTcpTarget::connect(const Command& cmd, const std::string& loc
   if (a.controller->subsystemNqn() != subnqn) return invalidParameter(true, kConnectDataSubnqn);
   if (a.controller->hostNqn() != hostnqn) return invalidParameter(true, kConnectDataHostnqn);
   if (a.controller->isDiscovery()) return invalidParameter(false, 42);
-  if (!a.controller->ready()) return ConnectOutcome{withStatus(kScCommandSequenceError), nullptr};
+  if (!a.controller->ready()) return ConnectOutcome{withStatus(kScCommandSequenceError), nullptr, std::nullopt};
   if (qid > a.controller->grantedIoQueues() || a.queues.count(qid)) return invalidParameter(false, 42);
   a.queues[qid] = {&group, conn};
-  Completion c;
-  c.dw0 = cntlid;
-  return ConnectOutcome{c, a.controller};
+  // Authentication is per queue: every I/O queue runs its own transaction
+  // (as Linux and SPDK hosts do).
+  ConnectOutcome out{Completion{}, a.controller, a.controller->subsystem()->secretsFor(hostnqn)};
+  out.completion.dw0 = cntlid | (out.auth ? kConnectAuthreqAtr : 0u);
+  return out;
 }
 
 void NvmeTcpTarget::closeQueues(const Association& a) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -32,6 +33,7 @@ struct TargetConfig {
   uint16_t port = 4420;
   int poll_groups = 0;  // 0: one per online cpu
   TargetLimits limits;
+  auth::DhchapPolicy dhchap;  // hashes and DH groups offered to authenticating hosts
 };
 
 struct PollGroup {
@@ -43,6 +45,8 @@ struct PollGroup {
 struct ConnectOutcome {
   Completion completion;
   std::shared_ptr<Controller> controller;
+  // Set when the host must authenticate this queue (AUTHREQ.ATR is in dw0).
+  std::optional<auth::DhchapSecrets> auth;
 };
 
 struct ControllerSummary {
