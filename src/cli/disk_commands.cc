@@ -177,7 +177,13 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
             {"host_nqn", o.host_nqn},
             {"pid", ::getpid()},
             {"auth", secret ? (ctrl_secret ? "DH-HMAC-CHAP (bidirectional)" : "DH-HMAC-CHAP") : "none"}};
-  (void)writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n");
+  // The record is how `disk list`, `disk detach` and the attaching CLI find
+  // this disk: a disk without one would be served but unmanageable.
+  if (auto rec = writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n"); !rec.ok()) {
+    disk->reset();
+    (*host)->close();
+    return fail("disk serve", rec.error().wrap("record the disk"));
+  }
   std::printf("disk %s: %s (%llu bytes) via %s:%u\n", file.c_str(), d->nqn.c_str(),
               static_cast<unsigned long long>((*host)->sizeBytes()), d->address.c_str(), d->port);
   std::fflush(stdout);

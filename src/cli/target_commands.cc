@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <map>
 
-#include "api/api_client.h"
 #include "base/byte_size.h"
 #include "base/files.h"
 #include "base/json.h"
@@ -28,24 +27,6 @@ Result<std::pair<std::string, uint16_t>> parseHostPort(const std::string& text) 
     return makeError("bad port in '" + text + "'");
   }
   return std::make_pair(text.substr(0, colon), static_cast<uint16_t>(std::stoi(port)));
-}
-
-// The gateway to talk to: --target, else the only one running.
-Result<ApiClient> gatewayClient(const CliContext& ctx, const std::string& target) {
-  if (!target.empty()) {
-    OC_ASSIGN_OR_RETURN(std::string sock, resolveGatewaySocket(ctx.config.run_root, target));
-    return ApiClient(sock, 30000);
-  }
-  std::vector<std::string> found;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(ctx.config.run_root + "/targets", ec)) {
-    // A gateway killed with SIGKILL leaves its socket behind: count only live ones.
-    std::string sock = e.path().string() + "/api.sock";
-    if (pathExists(sock) && ApiClient(sock, 1000).get("/v1/target").ok()) found.push_back(e.path().filename().string());
-  }
-  if (found.size() == 1) return ApiClient(gatewaySocketPath(ctx.config.run_root, found[0]), 30000);
-  if (found.empty()) return makeError("no gateway is running (start one with `offcore target serve`)");
-  return makeError("several gateways are running; name one with --target");
 }
 
 void printVolumes(const json& arr) {
@@ -92,24 +73,32 @@ void printVolumeDetail(const json& v) {
   std::printf("%s", renderTable(rows).c_str());
 }
 
-int callAndPrint(const CliContext& ctx, const std::string& what, const std::string& target, const std::string& method,
-                 const std::string& path, const json& payload, bool as_json) {
-  auto client = gatewayClient(ctx, target);
-  if (!client.ok()) return fail(what, client.error());
-  auto reply = client->call(method, path, payload.is_null() ? "" : dumpJson(payload));
-  if (!reply.ok()) return fail(what, reply.error());
-  auto doc = json::parse(*reply, nullptr, false);
+// Runs fn with the gateway --target names (or the only one running).
+template <typename Fn>
+int withGateway(const CliContext& ctx, const char* what, const std::string& target, Fn&& fn) {
+  auto gw = GatewayClient::open(ctx.config.run_root, target, 30000);
+  if (!gw.ok()) return fail(what, gw.error());
+  return fn(*gw);
+}
+
+json documentOf(const GatewayVolume& v) { return json::parse(v.json, nullptr, false); }
+
+int printVolume(const char* what, const Result<GatewayVolume>& v, bool as_json) {
+  if (!v.ok()) return fail(what, v.error());
+  json doc = documentOf(*v);
   if (as_json) {
     std::printf("%s\n", dumpJson(doc, 2).c_str());
-  } else if (doc.is_array()) {
-    printVolumes(doc);
-  } else if (doc.is_object() && doc.contains("nqn")) {
+  } else {
     printVolumes(json::array({doc}));
     printNewSecrets(doc);
-  } else {
-    std::printf("ok\n");
   }
   return 0;
+}
+
+Result<uint64_t> sizeOption(const std::string& text) {
+  auto size = parseByteSize(text);
+  if (!size.ok()) return size.error().wrap("--size");
+  return size;
 }
 
 }  // namespace
@@ -196,8 +185,9 @@ void registerTargetCommands(CLI::App& app, CliContext& ctx) {
       for (const auto& e : std::filesystem::directory_iterator(ctx.config.run_root + "/targets", ec)) {
         auto sock = e.path().string() + "/api.sock";
         if (!pathExists(sock)) continue;
-        auto reply = ApiClient(sock, 2000).call("GET", "/v1/target");
-        if (reply.ok()) arr.push_back(json::parse(*reply, nullptr, false));
+        auto gw = GatewayClient::open(ctx.config.run_root, sock, 2000);
+        auto info = gw.ok() ? gw->targetJson() : Result<std::string>(gw.error());
+        if (info.ok()) arr.push_back(json::parse(*info, nullptr, false));
       }
       if (*list_json) {
         std::printf("%s\n", dumpJson(arr, 2).c_str());
@@ -225,7 +215,7 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   };
   // The allowed_hosts entries: plain NQNs (a new host gets a generated
   // secret), or objects when the command asks for something else.
-  auto hostEntries = [](const Opts& o) -> Result<json> {
+  auto hostEntries = [](const Opts& o) -> Result<std::vector<HostAccess>> {
     std::map<std::string, std::string> given;
     for (const auto& g : o.given_secrets) {
       auto eq = g.find('=');
@@ -233,21 +223,21 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
         return makeError("--host-secret takes NQN=DHHC-1:..., not '" + g.substr(0, 40) + "'");
       given[g.substr(0, eq)] = g.substr(eq + 1);
     }
-    json arr = json::array();
+    std::vector<HostAccess> out;
     for (const auto& h : o.hosts) {
-      json e{{"nqn", h}};
-      if (o.nqn_only) e["dhchap_secret"] = "none";
-      if (o.rotate) e["dhchap_secret"] = "generate";
-      if (auto it = given.find(h); it != given.end()) e["dhchap_secret"] = it->second;
-      if (o.bidirectional) e["dhchap_ctrl_secret"] = "generate";
-      arr.push_back(e.size() == 1 ? json(h) : e);
+      HostAccess a{h, "", ""};
+      if (o.nqn_only) a.dhchap_secret = "none";
+      if (o.rotate) a.dhchap_secret = "generate";
+      if (auto it = given.find(h); it != given.end()) a.dhchap_secret = it->second;
+      if (o.bidirectional) a.dhchap_ctrl_secret = "generate";
+      out.push_back(std::move(a));
     }
     for (const auto& [nqn, _] : given) {
       if (std::find(o.hosts.begin(), o.hosts.end(), nqn) == o.hosts.end()) {
         return makeError("--host-secret for " + nqn + " which is not an allowed host");
       }
     }
-    return arr;
+    return out;
   };
   auto addAuthOptions = [](CLI::App* cmd, Opts& o) {
     cmd->add_flag("--nqn-only", o.nqn_only,
@@ -267,11 +257,13 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   addAuthOptions(create, *c);
   create->callback([&ctx, c, hostEntries] {
     ctx.action = [&ctx, c, hostEntries] {
-      json body{{"name", c->name}, {"size", c->size}};
       auto entries = hostEntries(*c);
       if (!entries.ok()) return fail("volume create", entries.error());
-      if (!c->hosts.empty()) body["allowed_hosts"] = *entries;
-      return callAndPrint(ctx, "volume create", c->target, "POST", "/v1/volumes", body, c->json);
+      auto size = sizeOption(c->size);
+      if (!size.ok()) return fail("volume create", size.error());
+      return withGateway(ctx, "volume create", c->target, [&](const GatewayClient& gw) {
+        return printVolume("volume create", gw.create(c->name, *size, *entries), c->json);
+      });
     };
   });
 
@@ -281,7 +273,18 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   list->add_flag("--json", l->json, "machine-readable output");
   list->callback([&ctx, l] {
     ctx.action = [&ctx, l] {
-      return callAndPrint(ctx, "volume list", l->target, "GET", "/v1/volumes", nullptr, l->json);
+      return withGateway(ctx, "volume list", l->target, [&](const GatewayClient& gw) {
+        auto vols = gw.list();
+        if (!vols.ok()) return fail("volume list", vols.error());
+        json arr = json::array();
+        for (const auto& v : *vols) arr.push_back(documentOf(v));
+        if (l->json) {
+          std::printf("%s\n", dumpJson(arr, 2).c_str());
+        } else {
+          printVolumes(arr);
+        }
+        return 0;
+      });
     };
   });
 
@@ -293,8 +296,9 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   snap->add_flag("--json", sn->json, "print the snapshot as JSON");
   snap->callback([&ctx, sn] {
     ctx.action = [&ctx, sn] {
-      return callAndPrint(ctx, "volume snapshot", sn->target, "POST", "/v1/volumes/" + sn->name + "/snapshot",
-                          json{{"name", sn->other}}, sn->json);
+      return withGateway(ctx, "volume snapshot", sn->target, [&](const GatewayClient& gw) {
+        return printVolume("volume snapshot", gw.snapshot(sn->name, sn->other), sn->json);
+      });
     };
   });
 
@@ -306,8 +310,9 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   clone->add_flag("--json", cl->json, "print the clone as JSON");
   clone->callback([&ctx, cl] {
     ctx.action = [&ctx, cl] {
-      return callAndPrint(ctx, "volume clone", cl->target, "POST", "/v1/volumes/" + cl->name + "/clone",
-                          json{{"name", cl->other}}, cl->json);
+      return withGateway(ctx, "volume clone", cl->target, [&](const GatewayClient& gw) {
+        return printVolume("volume clone", gw.clone(cl->name, cl->other), cl->json);
+      });
     };
   });
 
@@ -318,8 +323,11 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   resize->add_option("--target", rs->target, "gateway");
   resize->callback([&ctx, rs] {
     ctx.action = [&ctx, rs] {
-      return callAndPrint(ctx, "volume resize", rs->target, "POST", "/v1/volumes/" + rs->name + "/resize",
-                          json{{"size", rs->size}}, false);
+      auto size = sizeOption(rs->size);
+      if (!size.ok()) return fail("volume resize", size.error());
+      return withGateway(ctx, "volume resize", rs->target, [&](const GatewayClient& gw) {
+        return printVolume("volume resize", gw.resize(rs->name, *size), false);
+      });
     };
   });
 
@@ -330,8 +338,17 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   del->add_flag("--force", d->force, "also when hosts are attached (they see the namespace go away)");
   del->callback([&ctx, d] {
     ctx.action = [&ctx, d] {
-      return callAndPrint(ctx, "volume delete", d->target, "DELETE",
-                          "/v1/volumes/" + d->name + (d->force ? "?force=true" : ""), nullptr, false);
+      return withGateway(ctx, "volume delete", d->target, [&](const GatewayClient& gw) {
+        auto found = gw.find(d->name);
+        if (!found.ok()) return fail("volume delete", found.error());
+        if (!*found) {
+          return fail("volume delete", makeError("gateway " + gw.name() + " has no volume '" + d->name +
+                                                 "' (see `offcore volume list`)"));
+        }
+        if (auto s = gw.remove(d->name, d->force); !s.ok()) return fail("volume delete", s.error());
+        std::printf("ok\n");
+        return 0;
+      });
     };
   });
 
@@ -347,8 +364,9 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
     ctx.action = [&ctx, h, hostEntries] {
       auto entries = hostEntries(*h);
       if (!entries.ok()) return fail("volume allow", entries.error());
-      return callAndPrint(ctx, "volume allow", h->target, "POST", "/v1/volumes/" + h->name + "/hosts",
-                          json{{"allowed_hosts", *entries}}, h->json);
+      return withGateway(ctx, "volume allow", h->target, [&](const GatewayClient& gw) {
+        return printVolume("volume allow", gw.setHostAccess(h->name, *entries), h->json);
+      });
     };
   });
 
@@ -359,17 +377,20 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   get->add_flag("--json", g->json, "machine-readable output");
   get->callback([&ctx, g] {
     ctx.action = [&ctx, g] {
-      auto client = gatewayClient(ctx, g->target);
-      if (!client.ok()) return fail("volume get", client.error());
-      auto reply = client->call("GET", "/v1/volumes/" + g->name);
-      if (!reply.ok()) return fail("volume get", reply.error());
-      auto doc = json::parse(*reply, nullptr, false);
-      if (g->json) {
-        std::printf("%s\n", dumpJson(doc, 2).c_str());
-      } else {
-        printVolumeDetail(doc);
-      }
-      return 0;
+      return withGateway(ctx, "volume get", g->target, [&](const GatewayClient& gw) {
+        auto v = gw.find(g->name);
+        if (!v.ok()) return fail("volume get", v.error());
+        if (!*v) {
+          return fail("volume get", makeError("gateway " + gw.name() + " has no volume '" + g->name +
+                                              "' (see `offcore volume list`)"));
+        }
+        if (g->json) {
+          std::printf("%s\n", dumpJson(documentOf(**v), 2).c_str());
+        } else {
+          printVolumeDetail(documentOf(**v));
+        }
+        return 0;
+      });
     };
   });
 }

@@ -17,6 +17,30 @@ json hostsField(json body, const HostList& hosts) {
   return body;
 }
 
+json accessList(const std::vector<HostAccess>& hosts) {
+  json arr = json::array();
+  for (const auto& h : hosts) {
+    json e{{"nqn", h.nqn}};
+    if (!h.dhchap_secret.empty()) e["dhchap_secret"] = h.dhchap_secret;
+    if (!h.dhchap_ctrl_secret.empty()) e["dhchap_ctrl_secret"] = h.dhchap_ctrl_secret;
+    arr.push_back(e.size() == 1 ? json(h.nqn) : e);
+  }
+  return arr;
+}
+
+// The only live gateway on this machine (a SIGKILLed one leaves its socket).
+Result<std::string> onlyGatewaySocket(const std::string& run_root) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(run_root + "/targets", ec)) {
+    std::string sock = e.path().string() + "/api.sock";
+    if (pathExists(sock) && ApiClient(sock, 1000).get("/v1/target").ok()) found.push_back(sock);
+  }
+  if (found.size() == 1) return found[0];
+  if (found.empty()) return makeError("no gateway is running (start one with `offcore target serve`)");
+  return makeError("several gateways are running; name one with --target");
+}
+
 }  // namespace
 
 Result<GatewayVolume> parseGatewayVolume(const std::string& body) {
@@ -52,7 +76,12 @@ Result<GatewayVolume> parseGatewayVolume(const std::string& body) {
 }
 
 Result<GatewayClient> GatewayClient::open(const std::string& run_root, const std::string& target, long timeout_ms) {
-  OC_ASSIGN_OR_RETURN(std::string sock, resolveGatewaySocket(run_root, target));
+  std::string sock;
+  if (target.empty()) {
+    OC_ASSIGN_OR_RETURN(sock, onlyGatewaySocket(run_root));
+  } else {
+    OC_ASSIGN_OR_RETURN(sock, resolveGatewaySocket(run_root, target));
+  }
   ApiClient api(sock, timeout_ms);
   OC_ASSIGN_OR_RETURN(std::string info, api.call("GET", "/v1/target"));
   json j = json::parse(info, nullptr, false);
@@ -85,6 +114,21 @@ Result<std::optional<GatewayVolume>> GatewayClient::find(const std::string& name
 Result<GatewayVolume> GatewayClient::create(const std::string& name, uint64_t size_bytes, const HostList& hosts) const {
   json body = hostsField({{"name", name}, {"size", size_bytes}}, hosts);
   OC_ASSIGN_OR_RETURN(std::string reply, api_.call("POST", "/v1/volumes", dumpJson(body)));
+  return parseGatewayVolume(reply);
+}
+
+Result<GatewayVolume> GatewayClient::create(const std::string& name, uint64_t size_bytes,
+                                            const std::vector<HostAccess>& hosts) const {
+  json body{{"name", name}, {"size", size_bytes}};
+  if (!hosts.empty()) body["allowed_hosts"] = accessList(hosts);
+  OC_ASSIGN_OR_RETURN(std::string reply, api_.call("POST", "/v1/volumes", dumpJson(body)));
+  return parseGatewayVolume(reply);
+}
+
+Result<GatewayVolume> GatewayClient::setHostAccess(const std::string& name,
+                                                   const std::vector<HostAccess>& hosts) const {
+  OC_ASSIGN_OR_RETURN(std::string reply, api_.call("POST", "/v1/volumes/" + name + "/hosts",
+                                                   dumpJson(json{{"allowed_hosts", accessList(hosts)}})));
   return parseGatewayVolume(reply);
 }
 

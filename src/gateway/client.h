@@ -36,9 +36,20 @@ struct GatewayVolume {
 // Optional access list of a new volume: absent = any host.
 using HostList = std::optional<std::vector<std::string>>;
 
+// One allowed host with what to do about its DH-HMAC-CHAP secrets: each of
+// the two is "" (the gateway's default: a new host gets a host secret, a
+// listed host keeps its own; no controller secret), "generate", "none", or
+// a secret "DHHC-1:..:..:".
+struct HostAccess {
+  std::string nqn;
+  std::string dhchap_secret;
+  std::string dhchap_ctrl_secret;
+};
+
 class GatewayClient {
  public:
-  // target: a gateway name, ADDR:PORT of a running gateway, or its socket.
+  // target: a gateway name, ADDR:PORT of a running gateway, or its socket;
+  // empty: the only gateway running on this machine.
   static Result<GatewayClient> open(const std::string& run_root, const std::string& target, long timeout_ms = 60000);
 
   const std::string& name() const { return name_; }  // the gateway's name
@@ -48,10 +59,13 @@ class GatewayClient {
   Result<std::vector<GatewayVolume>> list() const;
   Result<std::optional<GatewayVolume>> find(const std::string& name) const;
   Result<GatewayVolume> create(const std::string& name, uint64_t size_bytes, const HostList& hosts = {}) const;
+  Result<GatewayVolume> create(const std::string& name, uint64_t size_bytes,
+                               const std::vector<HostAccess>& hosts) const;
   Result<GatewayVolume> snapshot(const std::string& source, const std::string& name, const HostList& hosts = {}) const;
   Result<GatewayVolume> clone(const std::string& snapshot, const std::string& name, const HostList& hosts = {}) const;
   Result<GatewayVolume> resize(const std::string& name, uint64_t size_bytes) const;
   Result<GatewayVolume> setHosts(const std::string& name, const std::vector<std::string>& hosts) const;
+  Result<GatewayVolume> setHostAccess(const std::string& name, const std::vector<HostAccess>& hosts) const;
   // Absent is success. Without force, a volume a host has attached is refused.
   Status remove(const std::string& name, bool force = false) const;
 

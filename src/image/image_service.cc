@@ -182,7 +182,11 @@ class ImageService {
   void saveState() {  // with mu_ held
     json st = json::object();
     for (const auto& [id, l] : layers_) st[id] = {{"diff_id", l.diff_id}, {"backend", l.backend}, {"file", l.file}};
-    (void)writeFileAtomic(statePath(), dumpJson(st) + "\n");
+    // Best effort by design: the state only lets a restarted service adopt
+    // the layers still mounted; losing it costs a re-attach, not data.
+    if (auto w = writeFileAtomic(statePath(), dumpJson(st) + "\n"); !w.ok()) {
+      spdlog::warn("image service: {}; attached layers will not be adopted after a restart", w.error().message);
+    }
   }
 
   void adoptSurvivors() {

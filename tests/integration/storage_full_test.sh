@@ -36,6 +36,9 @@ step "a host not on the allow-list is refused with Connect Invalid Host"
 oc volume create locked --size 16M --target "$H" --allow-host nqn.2026-11.io.offcore:node:someone-else >/dev/null
 expect_fail "refused this host" oc disk attach "nvme-tcp://$GW_IP:4420/nqn.2026-11.io.offcore:$H:locked" \
   --node "$N" --name locked
-oc volume allow locked --host "nqn.2026-11.io.offcore:node:$N" --target "$H" >/dev/null
-oc disk attach "nvme-tcp://$GW_IP:4420/nqn.2026-11.io.offcore:$H:locked" --node "$N" --name locked >/dev/null
+secret=$(oc volume allow locked --host "nqn.2026-11.io.offcore:node:$N" --target "$H" --json \
+  | jq -r '.new_secrets[0].dhchap_secret')
+[[ "$secret" == DHHC-1:* ]] || fail "allowing a host made no DH-HMAC-CHAP secret"
+oc disk attach "nvme-tcp://$GW_IP:4420/nqn.2026-11.io.offcore:$H:locked" --node "$N" --name locked \
+  --dhchap-secret "$secret" >/dev/null
 oc disk detach locked --node "$N" >/dev/null
