@@ -14,6 +14,7 @@
 #include "base/progress.h"
 #include "base/stats.h"
 #include "base/subprocess.h"
+#include "bench/fio.h"
 #include "bench/proc_stats.h"
 #include "bench/suite.h"
 #include "dpu/node.h"
@@ -27,26 +28,6 @@ struct FioCase {
   std::string name, rw, bs;
   int depth;
 };
-
-struct FioResult {
-  double iops = 0, bw_mib = 0, p50_us = 0, p99_us = 0, ios = 0;
-};
-
-Result<FioResult> parseFio(const std::string& text, bool read) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.contains("jobs") || j["jobs"].empty()) return makeError("fio gave no JSON result");
-  const auto& side = j["jobs"][0][read ? "read" : "write"];
-  FioResult r;
-  r.iops = side.value("iops", 0.0);
-  r.bw_mib = side.value("bw", 0.0) / 1024.0;
-  r.ios = side.value("total_ios", 0.0);
-  const auto& pct = side["clat_ns"]["percentile"];
-  if (pct.is_object()) {
-    r.p50_us = pct.value("50.000000", 0.0) / 1000.0;
-    r.p99_us = pct.value("99.000000", 0.0) / 1000.0;
-  }
-  return r;
-}
 
 class StorageSuite final : public BenchSuite {
  public:
@@ -132,7 +113,7 @@ class StorageSuite final : public BenchSuite {
     OC_ASSIGN_OR_RETURN(ProcessOutput out, runCapture(argv));
     if (out.exit_code != 0) return makeError("fio failed: " + trim(out.err));
     bool read = c.rw.find("read") != std::string::npos;
-    return parseFio(out.out, read);
+    return parseFioJson(out.out, read);
   }
 
   Result<json> nodeStatus() {

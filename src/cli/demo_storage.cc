@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
+#include "bench/fio.h"
 #include "cli/demo_common.h"
 
 namespace offcore::demo {
@@ -17,9 +18,7 @@ namespace {
 
 using nlohmann::json;
 
-struct Fio {
-  double iops = 0, p50_us = 0, p99_us = 0;
-};
+using Fio = FioResult;
 
 // 4K random reads, QD32, `seconds` long, on `file` (laid out first by fio).
 Result<Fio> fioRandRead(Context& ctx, const std::string& file, const std::string& out, int seconds) {
@@ -28,16 +27,8 @@ Result<Fio> fioRandRead(Context& ctx, const std::string& file, const std::string
               "--randrepeat=0", "--output-format=json", "--output=" + out},
              inDomain(ctx, Domain::kHost)));
   OC_ASSIGN_OR_RETURN(std::string text, readFile(out));
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.contains("jobs") || j["jobs"].empty()) return makeError("fio wrote no JSON to " + out);
-  const auto& r = j["jobs"][0]["read"];
-  Fio f;
-  f.iops = r.value("iops", 0.0);
-  const auto& pct = r["clat_ns"]["percentile"];
-  if (pct.is_object()) {
-    f.p50_us = pct.value("50.000000", 0.0) / 1000.0;
-    f.p99_us = pct.value("99.000000", 0.0) / 1000.0;
-  }
+  auto f = parseFioJson(text, true);
+  if (!f.ok()) return f.error().wrap(out);
   return f;
 }
 

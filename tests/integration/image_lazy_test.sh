@@ -89,16 +89,22 @@ out=$($CTR run --rm --snapshotter offcore-flat "$REG/fid:flat" run2$ID /bin/sh -
 root_opts=$($CTR run --rm --snapshotter offcore-flat "$REG/fid:flat" opts$ID /bin/cat /proc/mounts | awk '$2 == "/" {print $4}')
 [[ ",$root_opts," == *,nodev,* && ",$root_opts," == *,nosuid,* ]] || fail "flat rootfs mounted '$root_opts', without nodev,nosuid"
 
+# The lazy image gone and the offcore snapshotter, the image service and the
+# chunk cache stopped and emptied, so the next pull starts cold. The image
+# goes while its snapshotter still runs, with containerd's GC waited for
+# (--sync): a lazy GC left old snapshot records behind, and the next pull
+# then named parents the fresh snapshotter never had.
+lazy_image_cold() {
+  $CTR image rm --sync "$REG/fid:lazy" >/dev/null
+  snapshotter_stop offcore
+  umount_below "$SN_DIR/offcore"
+  oc dpu service del --name "$N" --service images >/dev/null
+  umount_below "/run/offcore/$N/images"
+  rm -rf "$SN_DIR/offcore" "/var/cache/offcore/$N"
+}
+
 step "layered (gateway back end)"
-# Remove the image while its snapshotter still runs, and wait for
-# containerd's GC (--sync): a lazy GC left old snapshot records behind, and
-# the next pull then named parents the fresh snapshotter never had.
-$CTR image rm --sync "$REG/fid:lazy" >/dev/null
-snapshotter_stop offcore
-umount_below "$SN_DIR/offcore"
-oc dpu service del --name "$N" --service images >/dev/null
-umount_below "/run/offcore/$N/images"
-rm -rf "$SN_DIR/offcore" "/var/cache/offcore/$N"
+lazy_image_cold
 snapshotter_start offcore --node "$N" --catalog "$CAT" --backend gateway
 $CTR image pull --plain-http --snapshotter offcore "$REG/fid:lazy" >/dev/null
 out=$($CTR run --rm --snapshotter offcore "$REG/fid:lazy" run3$ID /bin/cat /data/link-rel)
@@ -131,12 +137,7 @@ fi
 oc disk detach lx$ID --node "$N" >/dev/null
 
 step "a byte changed on the gateway's disk reads as an I/O error, never as content"
-$CTR image rm --sync "$REG/fid:lazy" >/dev/null
-snapshotter_stop offcore
-umount_below "$SN_DIR/offcore"
-oc dpu service del --name "$N" --service images >/dev/null
-umount_below "/run/offcore/$N/images"
-rm -rf "$SN_DIR/offcore" "/var/cache/offcore/$N"
+lazy_image_cold
 gateway_stop
 # Every copy of hello.sh's body in the pool: the layer volume's and the flat
 # snapshot's. What a fabric host with write access could have done.
