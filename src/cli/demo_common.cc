@@ -85,7 +85,7 @@ SpawnOptions inDomain(Context& ctx, Domain domain) {
   SpawnOptions o;
   auto st = ctx.nodes.state(ctx.node);
   if (!st.ok()) {
-    Error e = st.error();
+    const Error& e = st.error();
     o.in_child = [e] { return Status(e); };
     return o;
   }
