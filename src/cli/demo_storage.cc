@@ -58,23 +58,37 @@ Status runStorage(Context& ctx) {
     OC_TRY(checkInterrupted());
     return makeError("the storage gateway did not start; see " + dir + "/gateway.log");
   }
-  OC_TRY(run({self, "volume", "create", vol, "--size", "1G", "--target", host}));
+  // Only this node may attach the volume, and it must prove it: the gateway
+  // makes a DH-HMAC-CHAP secret for the node, handed to the SoC in a 0600 file.
+  const std::string node_nqn = "nqn.2026-11.io.offcore:node:" + node;
+  OC_ASSIGN_OR_RETURN(std::string created, output({self, "volume", "create", vol, "--size", "1G", "--target", host,
+                                                   "--allow-host", node_nqn, "--json"}));
+  auto created_doc = json::parse(created, nullptr, false);
+  std::string secret;
+  if (!created_doc.is_discarded() && created_doc.contains("new_secrets") && created_doc["new_secrets"].is_array() &&
+      !created_doc["new_secrets"].empty()) {
+    secret = created_doc["new_secrets"][0].value("dhchap_secret", "");
+  }
+  if (secret.empty()) return makeError("the gateway made no DH-HMAC-CHAP secret for " + node_nqn);
+  const std::string secret_file = dir + "/node.secret";
+  OC_TRY(writeFileAtomic(secret_file, "dhchap_secret=" + secret + "\n", 0600));
   undo.add("volume", [self, vol, host] { (void)runCapture({self, "volume", "delete", vol, "--target", host}); });
   std::printf("storage host %s (%s) serves NVMe/TCP on :4420 (gateway pid %d); volume %s, 1 GiB thin (%.1f s)\n",
               host.c_str(), ip.c_str(), gw, vol.c_str(), secondsSince(t));
 
   t = Clock::now();
   std::string uri = "nvme-tcp://" + ip + ":4420/nqn.2026-11.io.offcore:" + host + ":" + vol;
-  OC_TRY(run({self, "disk", "attach", uri, "--node", node, "--name", disk, "--queues", "2", "--queue-depth", "64"}));
+  OC_TRY(run({self, "disk", "attach", uri, "--node", node, "--name", disk, "--queues", "2", "--queue-depth", "64",
+              "--secret-file", secret_file}));
   undo.add("disk", [self, disk, node] { (void)runCapture({self, "disk", "detach", disk, "--node", node}); });
   std::string file = run_root + "/" + node + "/disks/" + disk;
   OC_ASSIGN_OR_RETURN(std::string loop_out, output({"losetup", "--find", "--show", "--direct-io=on", file}));
   std::string loop = trim(loop_out);
   undo.add("loop device", [loop] { (void)runCapture({"losetup", "-d", loop}); });
   std::printf(
-      "disk attach in the SoC: the host sees %s (FUSE file served by the SoC's initiator), loop %s "
-      "(%.1f s)\n",
-      file.c_str(), loop.c_str(), secondsSince(t));
+      "disk attach in the SoC, authenticated with DH-HMAC-CHAP as %s: the host sees %s (FUSE file served by the "
+      "SoC's initiator), loop %s (%.1f s)\n",
+      node_nqn.c_str(), file.c_str(), loop.c_str(), secondsSince(t));
 
   t = Clock::now();
   const std::string mnt = dir + "/mnt";

@@ -3,6 +3,9 @@
 // the specification's byte layouts) and reads the exact replies.
 #pragma once
 
+#include <chrono>
+#include <thread>
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -62,6 +65,23 @@ class TargetTest : public ::testing::Test {
   void TearDown() override { target_->stop(); }
   // A test fixture that needs other limits overrides this.
   virtual void configure(TargetConfig&) {}
+
+  // Stops the target now and starts a new one on the same port after
+  // `down` (what a gateway restart looks like to a connected host); join the
+  // returned thread before checking what the host saw.
+  std::thread restartTargetAfter(std::chrono::milliseconds down) {
+    uint16_t port = target_->port();
+    target_->stop();
+    return std::thread([this, port, down] {
+      std::this_thread::sleep_for(down);
+      TargetConfig cfg;
+      cfg.listen_addr = "127.0.0.1";
+      cfg.port = port;
+      configure(cfg);
+      target_ = std::make_unique<NvmeTcpTarget>(cfg, registry_);
+      ASSERT_TRUE(target_->start().ok());
+    });
+  }
 
   int dial() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -319,16 +319,7 @@ TEST_F(TargetTest, ReconnectsAfterTheTargetRestarts) {
   o.kato_ms = 1000;
   auto host = NvmeTcpHost::connect("127.0.0.1", target_->port(), kSubnqn, o);
   ASSERT_TRUE(host.ok());
-  uint16_t port = target_->port();
-  target_->stop();
-  std::thread restarter([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    TargetConfig cfg;
-    cfg.listen_addr = "127.0.0.1";
-    cfg.port = port;
-    target_ = std::make_unique<NvmeTcpTarget>(cfg, registry_);
-    ASSERT_TRUE(target_->start().ok());
-  });
+  std::thread restarter = restartTargetAfter(std::chrono::milliseconds(1500));
   std::vector<uint8_t> buf(4096, 0x33);
   auto t0 = std::chrono::steady_clock::now();
   auto s = (*host)->write(0, buf.data(), buf.size());  // stalls, then succeeds
