@@ -1,8 +1,10 @@
 // `offcore agent --name N`: the SoC agent. Started by `dpu up` inside the
-// SoC domain; not meant to be run by hand.
+// SoC domain; not meant to be run by hand. `offcore watchdog --name N`: the
+// agent's watchdog, likewise.
 #include "agent/agent.h"
 #include "base/log.h"
 #include "cli/common.h"
+#include "dpu/agent_watchdog.h"
 
 namespace offcore {
 
@@ -19,6 +21,17 @@ void registerAgentCommand(CLI::App& app, CliContext& ctx) {
       Agent agent(ctx.config, *state, std::move(*nodes));
       auto ran = agent.run();
       if (!ran.ok()) return fail("agent", ran.error());
+      return 0;
+    };
+  });
+
+  auto watched = std::make_shared<std::string>();
+  auto* dog = app.add_subcommand("watchdog", "restart a node's agent when it dies (started by `dpu up`)");
+  dog->add_option("--name", *watched, "node name")->required();
+  dog->callback([&ctx, watched] {
+    ctx.action = [&ctx, watched]() -> int {
+      if (auto s = validateName("node", *watched); !s.ok()) return fail("watchdog", s.error());
+      if (auto s = runAgentWatchdog(ctx.config, *watched); !s.ok()) return fail("watchdog", s.error());
       return 0;
     };
   });

@@ -237,6 +237,29 @@ Status foundationFabric(CliContext& ctx, NodeManager& nodes, const std::string& 
   return okStatus();
 }
 
+// The agent itself crashes: its watchdog (the SoC's init) starts a new one,
+// which adopts the running services.
+Status foundationAgentCrash(NodeManager& nodes, const std::string& name, pid_t svc_pid) {
+  OC_ASSIGN_OR_RETURN(NodeState before, nodes.state(name));
+  NodeLayout l = nodes.layout(name);
+  std::printf("killing the agent (pid %d) with SIGKILL\n", before.agent_pid);
+  auto t0 = Clock::now();
+  if (::kill(before.agent_pid, SIGKILL) != 0) return errnoError("kill the agent");
+  ApiClient agent(l.api_socket, 200);
+  for (int i = 0; i < 100 && !demo::interrupted(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto now = nodes.state(name);
+    if (!now.ok() || now->agent_pid == before.agent_pid) continue;
+    auto svc = json::parse(agent.call("GET", "/v1/services/demo-svc").valueOr("{}"), nullptr, false);
+    if (svc.value("state", "") != "running") continue;
+    std::printf("its watchdog started agent pid %d, answering %.0f ms after the kill; demo-svc %s pid %d\n",
+                now->agent_pid, secondsSince(t0) * 1000, svc.value("pid", 0) == svc_pid ? "kept" : "CHANGED to",
+                svc.value("pid", 0));
+    return okStatus();
+  }
+  return makeError("no new agent 2 s after killing the old one; see " + l.agent_log);
+}
+
 Status foundationRestart(NodeManager& nodes, const std::string& name) {
   NodeLayout l = nodes.layout(name);
   ApiClient agent(l.api_socket);
@@ -253,6 +276,7 @@ Status foundationRestart(NodeManager& nodes, const std::string& name) {
   }
   std::printf("demo-svc state %s, restarts %d, new pid %d\n", svc.value("state", "?").c_str(), svc.value("restarts", 0),
               svc.value("pid", 0));
+  OC_TRY(foundationAgentCrash(nodes, name, svc.value("pid", 0)));
   (void)agent.call("DELETE", "/v1/services/demo-svc");
   auto final_status = fetchNodeStatus(nodes, name);
   if (final_status.ok()) {
@@ -312,7 +336,7 @@ int runDemo(CliContext& ctx, const std::string& name, const std::string& only) {
       [&] { return foundationAccounting(nodes, name); });
   add("foundation", "fabric", "the host reaches the fabric only through its SoC",
       [&] { return foundationFabric(ctx, nodes, name, ext); });
-  add("foundation", "agent restart", "the agent supervises SoC services and restarts a crashed one",
+  add("foundation", "agent restart", "the agent restarts a crashed SoC service; its watchdog restarts a crashed agent",
       [&] { return foundationRestart(nodes, name); });
   add("storage", "storage",
       "storage: a volume on a fabric storage host, attached by the SoC over NVMe/TCP; mkfs, checksum, fio",

@@ -34,9 +34,17 @@ void printStatus(const json& s) {
   const auto& hv = s["network"]["host_vf"];
   std::printf("uplink %s  host-VF %s -> %s (%s)\n", s["network"]["uplink"].value("ip", "").c_str(),
               hv.value("host_ip", "").c_str(), hv.value("soc_ip", "").c_str(), hv.value("mode", "").c_str());
+  bool watched = s["watchdog"].value("state", "") == "running";
   if (s["agent"].value("state", "") == "unreachable") {
-    std::printf("the agent does not answer; start a new one with `offcore dpu agent restart --name %s`\n",
+    std::printf("the agent does not answer%s; start a new one with `offcore dpu agent restart --name %s`\n",
+                watched ? " (its watchdog replaces a dead one within a second)" : "",
                 s["name"].get<std::string>().c_str());
+  }
+  if (!watched) {
+    std::printf(
+        "the agent's watchdog is gone: a crashed agent stays down; `offcore dpu agent restart --name %s` "
+        "starts both\n",
+        s["name"].get<std::string>().c_str());
   }
   if (!s["services"].empty()) {
     std::vector<std::vector<std::string>> srows{{"SERVICE", "STATE", "RESTARTS", "PID"}};

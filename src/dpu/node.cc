@@ -18,6 +18,7 @@
 #include "base/files.h"
 #include "base/log.h"
 #include "base/subprocess.h"
+#include "dpu/agent_watchdog.h"
 #include "dpu/fabric.h"
 #include "dpu/mounts.h"
 #include "dpu/netns.h"
@@ -103,7 +104,10 @@ Result<NodeState> NodeManager::state(const std::string& name) const {
   if (!pathExists(l.state_file)) {
     return makeError("no node '" + name + "' (start one with `offcore dpu up --name " + name + "`)");
   }
-  return loadNodeState(l.state_file);
+  OC_ASSIGN_OR_RETURN(NodeState s, loadNodeState(l.state_file));
+  // The watchdog replaces a dead agent without touching node.json.
+  if (pid_t pid = recordedAgentPid(l); pid > 0) s.agent_pid = pid;
+  return s;
 }
 
 Result<NodeState> NodeManager::plan(const NodeSpec& spec) const {
@@ -246,6 +250,7 @@ Status NodeManager::build(NodeState& s) {
   OC_TRY(runInNetns(l.soc_netns, {"nft", "-f", "-"}, nft));
 
   OC_TRY(startAgent(s));
+  OC_TRY(startWatchdog(s));
   s.phase = "up";
   return saveNodeState(l.state_file, s);
 }
@@ -258,6 +263,7 @@ Status NodeManager::startAgent(NodeState& s) {
   opts.in_child = [this, &s]() { return enterDomain(s, Domain::kSoc); };
   OC_ASSIGN_OR_RETURN(pid_t pid, spawn({selfExe(), "agent", "--name", s.name}, opts));
   s.agent_pid = pid;
+  OC_TRY(writeAgentPid(l, pid));
   OC_TRY(saveNodeState(l.state_file, s));
 
   ApiClient client(l.api_socket, 200);
@@ -299,8 +305,13 @@ Result<NodeState> NodeManager::restartAgent(const std::string& name) {
                      "`offcore dpu down --name " +
                      name + "` and bring it up again");
   }
+  // The watchdog goes first (it would replace the agent we stop), and comes
+  // back from this binary: a restart is also how both are upgraded.
+  stopWatchdog(s);
   OC_TRY(stopAgentKeepingServices(s));
   OC_TRY(startAgent(s));
+  OC_TRY(startWatchdog(s));
+  OC_TRY(saveNodeState(layout(name).state_file, s));
   return s;
 }
 
@@ -308,10 +319,7 @@ Status NodeManager::stopAgentKeepingServices(const NodeState& s) {
   NodeLayout l = layout(s.name);
   // The recorded pid is only ours if that process is still `offcore agent
   // --name NAME`: after a crash the pid may belong to anything.
-  auto cmdline = readFile("/proc/" + std::to_string(s.agent_pid) + "/cmdline").valueOr("");
-  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-  bool ours = s.agent_pid > 0 && cmdline.find(" agent --name " + s.name + " ") != std::string::npos;
-  if (!ours) return okStatus();
+  if (!isNodeProcess(s.agent_pid, "agent", s.name)) return okStatus();
 
   ApiClient client(l.api_socket, 2000);
   auto reply = client.post("/v1/shutdown", "{\"keep_services\":true}");
@@ -361,8 +369,10 @@ Result<int> NodeManager::execInDomain(const std::string& name, Domain domain, co
 
 void NodeManager::teardown(const std::string& name) {
   NodeLayout l = layout(name);
-  auto st = loadNodeState(l.state_file);
+  auto st = state(name);
 
+  // No watchdog may replace the agent we stop.
+  if (st.ok()) stopWatchdog(*st);
   // Let the agent stop its services cleanly; then make sure with SIGKILL.
   if (pathExists(l.api_socket)) {
     ApiClient client(l.api_socket, 1000);
@@ -448,6 +458,8 @@ Result<std::string> NodeManager::statusJson(const std::string& name, const std::
       {"phase", s.phase},
       {"cgroup_version", s.cgroup_version},
       {"agent", {{"pid", s.agent_pid}, {"state", agent_state}, {"socket", l.api_socket}}},
+      {"watchdog",
+       {{"pid", s.watchdog_pid}, {"state", isNodeProcess(s.watchdog_pid, "watchdog", name) ? "running" : "gone"}}},
       {"domains",
        {{"soc", domain(s.soc_cpus, soc, l.soc_netns, l.cg_soc)},
         {"host", domain(s.host_cpus, host, s.host_netns.empty() ? "root" : s.host_netns, l.cg_host)}}},

@@ -70,6 +70,9 @@ class NodeManager {
   Status build(NodeState& state);
   Status startAgent(NodeState& state);
   Status stopAgentKeepingServices(const NodeState& state);
+  // The agent's watchdog (dpu/agent_watchdog.h), in the SoC domain.
+  Status startWatchdog(NodeState& state);
+  void stopWatchdog(const NodeState& state);
   void teardown(const std::string& name);
 
   Config config_;

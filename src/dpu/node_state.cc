@@ -22,6 +22,7 @@ std::string NodeState::toJson() const {
          {"hostvf_host_ip", hostvf_host_ip},
          {"cgroup_version", cgroup_version},
          {"agent_pid", agent_pid},
+         {"watchdog_pid", watchdog_pid},
          {"phase", phase}};
   if (soc_memory_limit) j["soc_memory_limit"] = *soc_memory_limit;
   return dumpJson(j, 2) + "\n";
@@ -43,6 +44,7 @@ Result<NodeState> NodeState::fromJson(const std::string& text, const std::string
     s.hostvf_host_ip = j.value("hostvf_host_ip", "");
     s.cgroup_version = j.value("cgroup_version", "");
     s.agent_pid = j.value("agent_pid", 0);
+    s.watchdog_pid = j.value("watchdog_pid", 0);
     s.phase = j.value("phase", "");
     if (j.contains("soc_memory_limit")) s.soc_memory_limit = j["soc_memory_limit"].get<uint64_t>();
   } catch (const json::exception& e) {

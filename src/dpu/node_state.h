@@ -25,8 +25,9 @@ struct NodeState {
   std::string hostvf_soc_ip;   // CIDR on hvf0
   std::string hostvf_host_ip;  // CIDR on och-<name>
   std::string cgroup_version;
-  pid_t agent_pid = 0;
-  std::string phase;  // "creating" until the agent answers, then "up"
+  pid_t agent_pid = 0;     // overlaid from <run_dir>/agent.pid by NodeManager::state()
+  pid_t watchdog_pid = 0;  // the agent's watchdog (dpu/agent_watchdog.h)
+  std::string phase;       // "creating" until the agent answers, then "up"
 
   std::string toJson() const;
   static Result<NodeState> fromJson(const std::string& text, const std::string& origin);

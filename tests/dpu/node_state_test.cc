@@ -16,6 +16,7 @@ TEST(NodeStateTest, RoundTripsThroughJson) {
   s.fabric_index = 3;
   s.uplink_ip = "10.77.0.13/16";
   s.agent_pid = 42;
+  s.watchdog_pid = 41;
   s.phase = "up";
   auto back = NodeState::fromJson(s.toJson(), "node.json");
   ASSERT_TRUE(back.ok()) << back.error().message;
@@ -25,6 +26,7 @@ TEST(NodeStateTest, RoundTripsThroughJson) {
   EXPECT_TRUE(back->created_host_netns);
   EXPECT_EQ(back->fabric_index, 3);
   EXPECT_EQ(back->agent_pid, 42);
+  EXPECT_EQ(back->watchdog_pid, 41);
 }
 
 TEST(NodeStateTest, MalformedStateIsAnErrorNotACrash) {

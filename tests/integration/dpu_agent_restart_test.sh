@@ -78,7 +78,12 @@ done
 every_request_answers 6
 since_before=$(dd_since)
 
-step "kill -9 of the agent: the dataplane keeps forwarding"
+step "kill -9 of the agent (its watchdog stopped too): the dataplane keeps forwarding"
+# The watchdog would bring the agent back within a second
+# (dpu_watchdog_test); stopped, it shows what runs without any agent.
+dog=$(status_field "$N" .watchdog.pid)
+kill -STOP "$dog"
+cleanup "kill -CONT $dog 2>/dev/null"
 agent=$(status_field "$N" .agent.pid)
 kill -9 "$agent"
 for _ in $(seq 50); do alive "$agent" || break; sleep 0.05; done
@@ -98,6 +103,9 @@ every_request_answers 12
 agent2=$(status_field "$N" .agent.pid)
 [ "$agent2" != "$agent" ] && alive "$agent2" || fail "no new agent"
 [ "$(status_field "$N" .agent.state)" = running ] || fail "the new agent does not answer"
+dog2=$(status_field "$N" .watchdog.pid)
+[ "$dog2" != "$dog" ] && alive "$dog2" || fail "the restart did not replace the stopped watchdog"
+! alive "$dog" || fail "the stopped watchdog $dog survived the restart"
 [ "$(svc_pid keeper)" = "$keeper" ] || fail "keeper should be adopted with pid $keeper, got $(svc_pid keeper)"
 [ "$(svc_field keeper .state)" = running ] || fail "keeper state: $(svc_field keeper .state)"
 [ "$(dd_health)" = unhealthy ] || fail "dd came back healthy after the restart"

@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 N=k9$ID
 netns_add "h$N"
 
-step "kill -9 of the agent, then down"
+step "kill -9 of the agent and its watchdog (the whole SoC control plane), then down"
 node_up "$N" --host-netns "h$N"
 oc dpu service add --name "$N" --service orphan -- sleep 3600
 svc_pid=$(oc dpu service list --name "$N" --json | jq -r '.[0].pid')
@@ -13,13 +13,15 @@ mkdir -p "/run/offcore/$N/disks/d0"
 mount -t tmpfs "oc-test-$ID" "/run/offcore/$N/disks/d0"
 cleanup "umount -l /run/offcore/$N/disks/d0"
 agent=$(status_field "$N" .agent.pid)
-kill -9 "$agent"
+dog=$(status_field "$N" .watchdog.pid)
+kill -9 "$dog" "$agent"
 sleep 0.2
 [ "$(status_field "$N" .agent.state)" = unreachable ] || fail "status should report the agent unreachable"
 oc dpu down --name "$N"
 assert_node_gone "$N"
 ! alive "$svc_pid" || fail "service process $svc_pid survived down"
 ! alive "$agent" || fail "agent survived"
+! alive "$dog" || fail "watchdog survived"
 
 step "an up that fails half way rolls back"
 # A stale host-VF name in the host namespace makes up fail after the
