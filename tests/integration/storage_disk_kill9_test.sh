@@ -57,7 +57,7 @@ sum_before=$(md5sum < "$work/before")
 kmsg_before=$(dmesg | wc -l)
 step "fio writes with crc32c verify; the disk service is killed twice mid-run"
 fio --name=kill9 --filename="$work/mnt/fio.dat" --rw=randwrite --bs=16k --size=192M --ioengine=libaio \
-  --iodepth=16 --direct=1 --verify=crc32c --verify_fatal=1 --randrepeat=0 \
+  --iodepth=16 --direct=1 --verify=crc32c --verify_fatal=1 --verify_state_save=0 --randrepeat=0 \
   --output-format=json --output="$work/fio.json" > "$work/fio.out" 2>&1 &
 fio_pid=$!
 cleanup "kill $fio_pid"
