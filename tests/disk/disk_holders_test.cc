@@ -54,8 +54,8 @@ TEST(DiskHoldersTest, NamesLoopsMountsAndProcesses) {
   fs::create_symlink(disk, root + "/proc/79/fd/5");  // the caller itself
 
   HostView view{root + "/proc", root + "/sys", 79};
-  EXPECT_EQ(diskHolders(disk, view),
-            (std::vector<std::string>{"/dev/loop3 (mounted on /mnt/x, /mnt/x2)", "mounted on /mnt/ro", "pid 77 (p77)"}));
+  EXPECT_EQ(diskHolders(disk, view), (std::vector<std::string>{"/dev/loop3 (mounted on /mnt/x, /mnt/x2)",
+                                                               "mounted on /mnt/ro", "pid 77 (p77)"}));
   EXPECT_TRUE(diskHolders("/run/offcore/n1/disks/unused", view).empty());
   EXPECT_EQ(joinHolders({"a", "b"}), "a, b");
   (void)removeTree(root);
