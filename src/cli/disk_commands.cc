@@ -212,6 +212,7 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   // The record is how `disk list`, `disk detach` and the attaching CLI find
   // this disk: a disk without one would be served but unmanageable.
   if (auto rec = writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n"); !rec.ok()) {
+    releaseKept(keeper, keptName(file));
     disk->reset();
     (*host)->close();
     return fail("disk serve", rec.error().wrap("record the disk"));
