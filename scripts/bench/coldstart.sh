@@ -78,7 +78,7 @@ stop_stack() {
   snapshotter_stop offcore; snapshotter_stop offcore-flat
   umount_below "$SN_DIR"
   for d in /run/offcore/$N/disks/c-*.json; do
-    [ -e "$d" ] && oc disk detach "$(basename "${d%.json}")" --node "$N" >/dev/null 2>&1 || true
+    [ -e "$d" ] && oc disk detach "$(basename "${d%.json}")" --node "$N" --force >/dev/null 2>&1 || true
   done
   oc dpu service del --name "$N" --service images >/dev/null 2>&1 || true
   umount_below "/run/offcore/$N/images"

@@ -20,8 +20,10 @@ Result<FioResult> parseFioJson(const std::string& text, bool read) {
   r.iops = side->value("iops", 0.0);
   r.bw_mib = side->value("bw", 0.0) / 1024.0;
   r.ios = side->value("total_ios", 0.0);
+  r.error = (*jobs)[0].value("error", 0);
   auto clat = side->find("clat_ns");
   if (clat != side->end() && clat->is_object()) {
+    r.max_us = clat->value("max", 0.0) / 1000.0;
     auto pct = clat->find("percentile");
     if (pct != clat->end() && pct->is_object()) {
       r.p50_us = pct->value("50.000000", 0.0) / 1000.0;

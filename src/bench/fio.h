@@ -10,6 +10,8 @@ namespace offcore {
 
 struct FioResult {
   double iops = 0, bw_mib = 0, p50_us = 0, p99_us = 0, ios = 0;
+  double max_us = 0;  // the worst completion latency
+  int error = 0;      // the job's error (errno; 0: none, verify included)
 };
 
 // A one-line error when the text holds no job result.

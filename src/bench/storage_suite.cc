@@ -83,7 +83,7 @@ class StorageSuite final : public BenchSuite {
   }
 
   void tearDown() {
-    (void)runCapture({oc(), "disk", "detach", "bench", "--node", node_});
+    (void)runCapture({oc(), "disk", "detach", "bench", "--node", node_, "--force"});
     (void)runCapture({oc(), "dpu", "down", "--name", node_});
     (void)runCapture({"ip", "netns", "delete", "h" + node_});
     if (gateway_ > 0) {

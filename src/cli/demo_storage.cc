@@ -2,10 +2,16 @@
 // serve`; a volume is attached as a disk by the node's SoC; the host makes
 // a filesystem on it, writes a checksummed file and reads it back after a
 // remount with cold caches, then fio measures 4K random reads on the disk
-// beside the same job on a local file.
+// beside the same job on a local file. In between, the SoC's disk service is
+// killed (SIGKILL) under a running verified write: the agent restarts it, the
+// new process takes over the same FUSE connection, and the host only pauses.
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
@@ -35,6 +41,83 @@ Result<Fio> fioRandRead(Context& ctx, const std::string& file, const std::string
 Result<std::string> md5Of(Context& ctx, const std::string& file) {
   OC_ASSIGN_OR_RETURN(std::string out, output({"md5sum", file}, inDomain(ctx, Domain::kHost)));
   return out.substr(0, out.find(' '));
+}
+
+// The pid the node's agent reports for a running service, 0 if none.
+pid_t servicePid(Context& ctx, const std::string& service) {
+  auto out = output({ctx.self, "dpu", "service", "list", "--name", ctx.node, "--json"});
+  auto j = json::parse(out.valueOr("[]"), nullptr, false);
+  if (!j.is_array()) return 0;
+  for (const auto& s : j) {
+    if (s.is_object() && s.value("name", "") == service && s.value("state", "") == "running") return s.value("pid", 0);
+  }
+  return 0;
+}
+
+// fio writes 192 MiB (rate-limited, so it runs ~3 s) with crc32c verify on
+// the mounted disk; 1 s in, the disk service gets SIGKILL.
+Status crashUnderWrite(Context& ctx, Cleanup& undo, const std::string& disk, const std::string& file,
+                       const std::string& mnt, const std::string& dir) {
+  const std::string service = "disk-" + disk;
+  pid_t before = servicePid(ctx, service);
+  if (before <= 0) return makeError("the agent reports no running " + service + " service");
+  const std::string result = dir + "/fio-crash.json";
+  SpawnOptions host = inDomain(ctx, Domain::kHost);
+  host.output_file = dir + "/fio-crash.log";
+  host.new_session = true;  // stopped by the undo stack, in order
+  OC_ASSIGN_OR_RETURN(pid_t fio, spawn({"fio", "--name=crash", "--filename=" + mnt + "/crash.dat", "--rw=write",
+                                        "--bs=64k", "--size=192M", "--rate=64m", "--ioengine=libaio", "--iodepth=8",
+                                        "--direct=1", "--verify=crc32c", "--verify_fatal=1", "--verify_state_save=0",
+                                        "--output-format=json", "--output=" + result},
+                                       host));
+  auto running = std::make_shared<pid_t>(fio);
+  undo.add("fio writer", [running] {
+    if (*running > 0) stopDaemon(*running, 0);
+  });
+  int status = 0;
+  auto finished = [&] { return ::waitpid(fio, &status, WNOHANG) == fio; };
+  auto t = Clock::now();
+  if (waitFor(finished, 1000)) return makeError("fio ended before the kill; see " + dir + "/fio-crash.log");
+  OC_TRY(checkInterrupted());
+  ::kill(before, SIGKILL);
+  double killed_at = secondsSince(t);
+  pid_t after = 0;
+  bool took_over = waitFor(
+      [&] {
+        after = servicePid(ctx, service);
+        auto rec = json::parse(readFile(file + ".json").valueOr("{}"), nullptr, false);
+        return after > 0 && after != before && rec.is_object() && rec.value("pid", 0) == after &&
+               rec.value("adopted", false);
+      },
+      10000);
+  OC_TRY(checkInterrupted());
+  if (!took_over) {
+    return makeError("the disk service did not come back and take over its connection; see " + ctx.cli.config.run_root +
+                     "/" + ctx.node + "/" + service + ".log");
+  }
+  double back_at = secondsSince(t);
+  if (!waitFor(finished, 120000)) {
+    OC_TRY(checkInterrupted());
+    return makeError("fio did not finish within 2 minutes of the kill; see " + dir + "/fio-crash.log");
+  }
+  *running = 0;
+  double took = secondsSince(t);
+  OC_ASSIGN_OR_RETURN(std::string text, readFile(result));
+  OC_ASSIGN_OR_RETURN(Fio w, parseFioJson(text, false));
+  OC_ASSIGN_OR_RETURN(Fio r, parseFioJson(text, true));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || w.error != 0) {
+    return makeError("fio failed after the disk service was killed (error " + std::to_string(w.error) + "); see " +
+                     dir + "/fio-crash.log");
+  }
+  std::printf(
+      "disk service %s (pid %d) killed with SIGKILL %.1f s into a 192 MiB write with crc32c verify; the agent "
+      "restarted it as pid %d, which took over the same FUSE connection %.1f s later\n",
+      service.c_str(), before, killed_at, after, back_at - killed_at);
+  std::printf(
+      "the host never noticed: fio finished in %.1f s with 0 errors, %.0f writes verified by %.0f reads; worst "
+      "latency (the pause) %.0f ms\n",
+      took, w.ios, r.ios, std::max(w.max_us, r.max_us) / 1000.0);
+  return okStatus();
 }
 
 }  // namespace
@@ -80,7 +163,7 @@ Status runStorage(Context& ctx) {
   std::string uri = "nvme-tcp://" + ip + ":4420/nqn.2026-11.io.offcore:" + host + ":" + vol;
   OC_TRY(run({self, "disk", "attach", uri, "--node", node, "--name", disk, "--queues", "2", "--queue-depth", "64",
               "--secret-file", secret_file}));
-  undo.add("disk", [self, disk, node] { (void)runCapture({self, "disk", "detach", disk, "--node", node}); });
+  undo.add("disk", [self, disk, node] { (void)runCapture({self, "disk", "detach", disk, "--node", node, "--force"}); });
   std::string file = run_root + "/" + node + "/disks/" + disk;
   OC_ASSIGN_OR_RETURN(std::string loop_out, output({"losetup", "--find", "--show", "--direct-io=on", file}));
   std::string loop = trim(loop_out);
@@ -112,6 +195,12 @@ Status runStorage(Context& ctx) {
   if (read != written) return makeError("checksum mismatch on the disk: wrote " + written + ", read " + read);
   std::printf("32 MiB written, md5 %s (%.1f s); read back after remount with cold caches: %s (%.1f s) -> match\n",
               written.c_str(), write_s, read.c_str(), read_s);
+
+  OC_TRY(crashUnderWrite(ctx, undo, disk, file, mnt, dir));
+  (void)writeKernelFile("/proc/sys/vm/drop_caches", "3");
+  OC_ASSIGN_OR_RETURN(std::string again, md5Of(ctx, mnt + "/data"));
+  if (again != written) return makeError("the file written before the crash changed: " + again);
+  std::printf("the file written before the crash still reads md5 %s\n", again.c_str());
 
   const int seconds = 4;
   std::printf("fio 4K random reads, QD32, O_DIRECT, %d s each, 256 MiB file (laid out first) ...\n", seconds);

@@ -19,7 +19,10 @@
 #include "base/json.h"
 #include "base/subprocess.h"
 #include "cli/common.h"
+#include "disk/disk_holders.h"
+#include "disk/fd_keeper.h"
 #include "disk/fuse_disk.h"
+#include "disk/kept_disk.h"
 #include "dpu/mounts.h"
 #include "dpu/node.h"
 #include "nvme/auth/dhchap_key.h"
@@ -123,6 +126,30 @@ Status checkSecrets(const DiskSecrets& s) {
   return okStatus();
 }
 
+// The node's keeper of disk FUSE connections (agent service "disks-fds").
+std::string diskKeeper(const CliContext& ctx, const std::string& node) {
+  return fdKeeperSocket(ctx.config.run_root, node, "disks");
+}
+std::string keptName(const std::string& file) { return "disk-" + file.substr(file.rfind('/') + 1); }
+
+// Starts the node's disk fd keeper unless it runs: it must outlive every
+// restart of the disk services, so it is a service of its own.
+Status ensureDiskKeeper(const CliContext& ctx, ApiClient& agent, const std::string& node) {
+  std::string keeper = diskKeeper(ctx, node);
+  if (fdKeeperAnswers(keeper)) return okStatus();
+  json body{{"name", "disks-fds"}, {"argv", {selfExe(), "disk", "fd-keeper", "--socket", keeper}}};
+  auto added = agent.post("/v1/services", dumpJson(body));
+  if (!added.ok()) return added.error().wrap("start the disk fd keeper");
+  for (int i = 0; i < 100 && !fdKeeperAnswers(keeper); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!fdKeeperAnswers(keeper)) {
+    return makeError("the disk fd keeper of node " + node + " did not come up (see /run/offcore/" + node +
+                     "/disks-fds.log)");
+  }
+  return okStatus();
+}
+
 bool isMounted(const std::string& path) {
   for (const auto& m : mountsBelow(path)) {
     if (m == path) return true;
@@ -167,8 +194,12 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   // loop device with --direct-io=on keeps every queue slot busy.
   FuseDiskOptions fo;
   fo.max_threads = static_cast<unsigned>(std::clamp(queues * depth, 4, 64));
-  auto disk = FuseDisk::mount(file, *host, fo);
-  if (!disk.ok()) return fail("disk serve", disk.error());
+  // The connection is parked in the node's fd keeper: after a crash of this
+  // process, the agent's restart adopts it and the host sees a pause.
+  const std::string keeper = diskKeeper(ctx, node);
+  auto kept = mountKept(keeper, keptName(file), file, *host, fo);
+  if (!kept.ok()) return fail("disk serve", kept.error());
+  auto* disk = &kept->disk;
   json info{{"uri", uri},
             {"nqn", d->nqn},
             {"file", file},
@@ -176,20 +207,24 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
             {"block_size", (*host)->blockSize()},
             {"host_nqn", o.host_nqn},
             {"pid", ::getpid()},
+            {"adopted", kept->adopted},
             {"auth", secret ? (ctrl_secret ? "DH-HMAC-CHAP (bidirectional)" : "DH-HMAC-CHAP") : "none"}};
   // The record is how `disk list`, `disk detach` and the attaching CLI find
   // this disk: a disk without one would be served but unmanageable.
   if (auto rec = writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n"); !rec.ok()) {
+    releaseKept(keeper, keptName(file));
     disk->reset();
     (*host)->close();
     return fail("disk serve", rec.error().wrap("record the disk"));
   }
-  std::printf("disk %s: %s (%llu bytes) via %s:%u\n", file.c_str(), d->nqn.c_str(),
-              static_cast<unsigned long long>((*host)->sizeBytes()), d->address.c_str(), d->port);
+  std::printf("disk %s: %s (%llu bytes) via %s:%u%s\n", file.c_str(), d->nqn.c_str(),
+              static_cast<unsigned long long>((*host)->sizeBytes()), d->address.c_str(), d->port,
+              kept->adopted ? ", took over the connection of the previous process" : "");
   std::fflush(stdout);
   int sig = 0;
   sigwait(&mask, &sig);
-  disk->reset();  // unmount first, then drop the association
+  releaseKept(keeper, keptName(file));  // stopped on purpose: the connection ends with us
+  disk->reset();                        // unmount first, then drop the association
   (*host)->close();
   std::remove((file + ".json").c_str());
   return 0;
@@ -204,7 +239,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   struct Opts {
     std::string uri, node, name, file, secret, ctrl_secret, secret_file;
     int queues = 2, depth = 32, io_timeout = 30;
-    bool json = false;
+    bool json = false, force = false;
   };
   auto a = std::make_shared<Opts>();
   auto* attach = disk->add_subcommand("attach", "attach nvme-tcp://ADDR:PORT/NQN as /run/offcore/NODE/disks/NAME");
@@ -268,6 +303,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
         argv.insert(argv.end(), {"--secret-file", secret_path});
       }
       ApiClient agent(nodes->layout(a->node).api_socket, 10000);
+      if (auto k = ensureDiskKeeper(ctx, agent, a->node); !k.ok()) return fail("disk attach", k.error());
       json body{{"name", "disk-" + name}, {"argv", argv}};
       auto added = agent.call("POST", "/v1/services", dumpJson(body));
       if (!added.ok()) return fail("disk attach", added.error());
@@ -310,10 +346,17 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
     };
   });
 
+  auto keeper = std::make_shared<std::string>();
+  auto* fdk = disk->add_subcommand("fd-keeper", "hold the disk services' FUSE connections across their restarts");
+  fdk->add_option("--socket", *keeper, "unix socket to serve")->required();
+  fdk->callback([&ctx, keeper] { ctx.action = [keeper] { return runFdKeeper(*keeper); }; });
+
   auto dt = std::make_shared<Opts>();
   auto* detach = disk->add_subcommand("detach", "unmount and detach a disk");
   detach->add_option("name", dt->name, "disk name")->required();
   detach->add_option("--node", dt->node, "node")->required();
+  detach->add_flag("--force", dt->force,
+                   "detach even while loop devices, mounts or processes use it (their I/O then fails)");
   detach->callback([&ctx, dt] {
     ctx.action = [&ctx, dt] {
       auto nodes = NodeManager::create(ctx.config);
@@ -321,6 +364,24 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       auto st = nodes->state(dt->node);
       if (!st.ok()) return fail("disk detach", st.error());
       std::string file = disksDir(ctx, dt->node) + "/" + dt->name;
+      // Detaching cuts every user of the file off (ECONNABORTED, then EIO):
+      // refuse while anything holds it, as `volume delete` does.
+      if (!dt->force && isMounted(file)) {
+        HostView view;
+        view.self = ::getpid();
+        // A loop device lets go of its file asynchronously after `losetup -d`:
+        // give a just-released holder a moment before calling the disk busy.
+        auto holders = diskHolders(file, view);
+        for (int i = 0; i < 10 && !holders.empty(); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          holders = diskHolders(file, view);
+        }
+        if (!holders.empty()) {
+          return fail("disk detach", makeError("disk " + dt->name + " is busy: " + joinHolders(holders) +
+                                                   "; unmount/detach them or pass --force",
+                                               EBUSY));
+        }
+      }
       ApiClient agent(nodes->layout(dt->node).api_socket, 15000);
       auto r = agent.call("DELETE", "/v1/services/disk-" + dt->name);
       if (!r.ok() && !isMounted(file)) return fail("disk detach", r.error());
@@ -330,6 +391,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
         if (isMounted(file)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       if (isMounted(file)) (void)unmountBelow(file);
+      releaseKept(diskKeeper(ctx, dt->node), keptName(file));  // a service that died leaves it there
       std::remove(file.c_str());
       std::remove((file + ".json").c_str());
       std::remove((secretsDir(ctx, dt->node) + "/disk-" + dt->name + ".secret").c_str());

@@ -15,10 +15,10 @@
 #include "base/files.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "disk/fd_keeper.h"
 #include "disk/fuse_disk.h"
 #include "image/catalog.h"
 #include "image/converter.h"
-#include "image/fd_keeper.h"
 #include "image/gateway_volumes.h"
 #include "image/lazy/chunk_cache.h"
 #include "image/lazy/lazy_device.h"
@@ -169,7 +169,7 @@ class ImageService {
   // Survival across restarts: the keeper holds each connection's fd, and
   // state.json says which layer each file serves.
   std::string statePath() const { return imageServiceDir(o_.run_root, o_.node) + "/state.json"; }
-  std::string keeper() const { return fdKeeperSocket(o_.run_root, o_.node); }
+  std::string keeper() const { return fdKeeperSocket(o_.run_root, o_.node, "images"); }
 
   void keep(const AttachedLayer& l) {
     int fd = ::dup(l.disk->connectionFd());

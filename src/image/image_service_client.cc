@@ -8,7 +8,7 @@
 #include "base/files.h"
 #include "base/json.h"
 #include "base/subprocess.h"
-#include "image/fd_keeper.h"
+#include "disk/fd_keeper.h"
 #include "image/image_service.h"
 
 namespace offcore {
@@ -41,7 +41,7 @@ Status ImageServiceClient::ensureRunning(const ImageServiceLaunch& l) const {
   if (l.plain_http) argv.push_back("--plain-http");
   ApiClient agent(agent_sock, 10000);
   // The fd keeper first: it must outlive every restart of the service.
-  std::string keeper = fdKeeperSocket(run_root_, node_);
+  std::string keeper = fdKeeperSocket(run_root_, node_, "images");
   if (!pathExists(keeper)) {
     auto k = agent.post(
         "/v1/services",

@@ -6,14 +6,17 @@ namespace offcore {
 namespace {
 
 TEST(FioTest, ReadsTheFirstJobsSide) {
-  const char* text = R"({"jobs":[{"read":{"iops":1234.5,"bw":2048,"total_ios":99,
-    "clat_ns":{"percentile":{"50.000000":150000,"99.000000":900000}}},"write":{"iops":7}}]})";
+  const char* text = R"({"jobs":[{"error":0,"read":{"iops":1234.5,"bw":2048,"total_ios":99,
+    "clat_ns":{"max":2500000,"percentile":{"50.000000":150000,"99.000000":900000}}},"write":{"iops":7}}]})";
   auto r = parseFioJson(text, true);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_DOUBLE_EQ(r->iops, 1234.5);
   EXPECT_DOUBLE_EQ(r->bw_mib, 2.0);
   EXPECT_DOUBLE_EQ(r->p50_us, 150.0);
   EXPECT_DOUBLE_EQ(r->p99_us, 900.0);
+  EXPECT_DOUBLE_EQ(r->max_us, 2500.0);
+  EXPECT_EQ(r->error, 0);
+  EXPECT_EQ(parseFioJson(R"({"jobs":[{"error":84,"write":{"iops":1}}]})", false)->error, 84);
   EXPECT_DOUBLE_EQ(parseFioJson(text, false)->iops, 7.0);
 }
 

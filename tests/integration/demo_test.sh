@@ -2,7 +2,8 @@
 # `offcore demo` end to end (the README's first command):
 #  1. every part runs and succeeds; its output carries the figures measured
 #     in the run (4K randread IOPS on the disk and on a local file, pull
-#     times and bytes for overlayfs and offcore, the failover time, the CPU
+#     times and bytes for overlayfs and offcore, the failover time, a kill -9
+#     of the disk service under a verified write with 0 errors, the CPU
 #     table and each step's duration), within the 5-minute budget;
 #  2. SIGINT in the middle of the storage step (during fio) ends the demo
 #     with 130 and removes everything it made;
@@ -60,6 +61,12 @@ echo "IOPS: disk ${disk:-?} local ${local_iops:-?}"
 assert_cmp "${disk:-0}" ">" 0 "disk IOPS"
 assert_cmp "${local_iops:-0}" ">" 0 "local-file IOPS"
 grep -q -- "-> match" "$out/demo.log" || fail "no checksum match line"
+grep -qE "^disk service disk-[a-z0-9]+ \(pid [0-9]+\) killed with SIGKILL .* restarted it as pid [0-9]+, which took over" \
+  "$out/demo.log" || fail "no disk-service crash line"
+pause=$(figure 's/.*the host never noticed: fio finished in [0-9.]+ s with 0 errors, .* worst latency \(the pause\) ([0-9]+) ms.*/\1/p' demo.log)
+echo "disk service crash: worst latency ${pause:-?} ms"
+[ -n "$pause" ] || fail "no 0-error line after the disk service crash"
+grep -q "the file written before the crash still reads md5" "$out/demo.log" || fail "no re-read after the crash"
 ov_pull=$(figure 's/.*overlayfs \(containerd.s own, full pull\): pull ([0-9.]+) s.*/\1/p' demo.log)
 oc_pull=$(figure 's/.*offcore lazy \(layers served by the SoC\): +pull ([0-9.]+) s.*/\1/p' demo.log)
 echo "pull: overlayfs ${ov_pull:-?} s, offcore ${oc_pull:-?} s"

@@ -129,7 +129,7 @@ jq -e '[.[] | select(.name | test("^(lw|fw)-"))] | length == 0' "$work/vols.json
 step "a node cannot write a layer volume"
 l1=$(jq -r '[.[] | select(.name | startswith("l-"))][0].uri' "$work/vols.json")
 oc disk attach "$l1" --node "$N" --name lx$ID >/dev/null
-cleanup "\"$OFFCORE\" disk detach lx$ID --node $N"
+cleanup "\"$OFFCORE\" disk detach lx$ID --node $N --force"
 dd if=/run/offcore/$N/disks/lx$ID of=/dev/null bs=4096 count=1 iflag=direct status=none || fail "a node cannot read a layer volume"
 if dd if=/dev/zero of=/run/offcore/$N/disks/lx$ID bs=4096 count=1 conv=notrunc oflag=direct status=none 2>/dev/null; then
   fail "a node overwrote a block of a layer volume"

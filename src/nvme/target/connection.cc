@@ -513,7 +513,12 @@ void TargetConnection::flushOutput() {
       iov[n].iov_base = it->bytes.data() + (n == 0 ? first_off : 0);
       iov[n].iov_len = it->bytes.size() - (n == 0 ? first_off : 0);
     }
-    ssize_t w = ::writev(fd_, iov, n);
+    // MSG_NOSIGNAL: an initiator that died (kill -9 of a node's disk
+    // service) must cost its connection, not the gateway (SIGPIPE).
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n);
+    ssize_t w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {

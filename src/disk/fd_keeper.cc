@@ -1,4 +1,4 @@
-#include "image/fd_keeper.h"
+#include "disk/fd_keeper.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -98,8 +98,8 @@ Result<std::string> request(const std::string& path, const std::string& text, in
 
 }  // namespace
 
-std::string fdKeeperSocket(const std::string& run_root, const std::string& node) {
-  return run_root + "/" + node + "/images-fds.sock";
+std::string fdKeeperSocket(const std::string& run_root, const std::string& node, const std::string& owner) {
+  return run_root + "/" + node + "/" + owner + "-fds.sock";
 }
 
 int runFdKeeper(const std::string& path) {
@@ -187,6 +187,8 @@ Result<int> fdKeeperGet(const std::string& path, const std::string& name) {
   if (reply != "OK" || fd < 0) return makeError("fd keeper: GET " + name + ": " + reply);
   return fd;
 }
+
+bool fdKeeperAnswers(const std::string& path) { return request(path, "GET ", -1, nullptr).ok(); }
 
 Status fdKeeperDel(const std::string& path, const std::string& name) {
   OC_ASSIGN_OR_RETURN(std::string reply, request(path, "DEL " + name, -1, nullptr));
