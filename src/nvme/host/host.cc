@@ -360,7 +360,9 @@ void NvmeTcpHost::reconnectLoop() {
       backoff = std::chrono::milliseconds(100);
     } else {
       spdlog::debug("nvme/tcp host: reconnect failed: {}", s.error().message);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      // At most a second between attempts: a returning gateway is found well
+      // within the default fast-io-fail (5 s), so a restart stays a stall.
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
     }
   }
 }
