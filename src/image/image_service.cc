@@ -257,9 +257,11 @@ class ImageService {
 
   json describe(const AttachedLayer& l) const {
     auto s = l.device->stats();
+    const auto* ff = dynamic_cast<const FailFastSource*>(&l.device->source());
     return json{{"id", l.id},
                 {"diff_id", l.diff_id},
                 {"backend", l.backend},
+                {"backend_state", ff && ff->health().down() ? "down" : "up"},
                 {"file", l.file},
                 {"source", l.device->source().describe()},
                 {"size_bytes", l.device->sizeBytes()},

@@ -78,6 +78,8 @@ for backend in registry gateway; do
     [[ "$r" == *"Input/output error"* ]] || fail "$backend down: $f did not fail with EIO: $r"
     assert_cmp "${r##* }" "<" 1 "a read from a back end known down waited"
   done
+  [ "$(oc image layers --node "$N" --json | jq -r '[.layers[].backend_state] | unique | join(",")')" = down ] \
+    || fail "image layers does not show every layer's back end down: $(oc image layers --node "$N" --json)"
 
   step "$backend: reads recover once it returns"
   if [ "$backend" = registry ]; then registry_start "$REG_HOST" "$REG_DIR"
@@ -90,6 +92,8 @@ for backend in registry gateway; do
     sleep 1
   done
   [ -n "$ok" ] || fail "$backend back: reads did not recover: $r"
+  [ "$(oc image layers --node "$N" --json | jq -r '[.layers[].backend_state] | unique | join(",")')" = up ] \
+    || fail "image layers still shows a back end down after recovery"
   [ "$(echo "$r" | awk '{print $2}')" = "$want" ] || fail "$backend back: wrong content"
 done
 
