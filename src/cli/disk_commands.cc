@@ -17,6 +17,7 @@
 #include "api/api_client.h"
 #include "base/files.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/subprocess.h"
 #include "cli/common.h"
 #include "disk/disk_holders.h"
@@ -157,8 +158,24 @@ bool isMounted(const std::string& path) {
   return false;
 }
 
+// How long a disk waits for a lost gateway: io_timeout bounds one request,
+// fast_io_fail (after the loss) makes waiting and new I/O fail at once,
+// ctrl_loss ends reconnecting. Seconds; -1: off.
+struct DiskTimeouts {
+  int io = 30, fast_io_fail = 5, ctrl_loss = 600;
+};
+
+Status checkTimeouts(const DiskTimeouts& t) {
+  if (t.io < 1) return makeError("--io-timeout must be at least 1 second");
+  if (t.fast_io_fail < -1) return makeError("--fast-io-fail is seconds, or -1 for off");
+  if (t.ctrl_loss < -1) return makeError("--ctrl-loss-timeout is seconds, or -1 to reconnect for ever");
+  return okStatus();
+}
+
+std::chrono::milliseconds secondsOrOff(int s) { return std::chrono::milliseconds(s < 0 ? -1 : s * 1000LL); }
+
 int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& file, const std::string& node,
-              int queues, int depth, int io_timeout_s, const std::string& secret_file) {
+              int queues, int depth, const DiskTimeouts& timeouts, const std::string& secret_file) {
   auto d = parseDiskUri(uri);
   if (!d.ok()) return fail("disk serve", d.error());
   std::optional<nvme::auth::DhchapKey> secret, ctrl_secret;
@@ -185,7 +202,9 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   o.host_id = nvme::nodeHostId(node);
   o.io_queues = queues;
   o.queue_depth = static_cast<uint32_t>(depth);
-  o.io_timeout = std::chrono::seconds(io_timeout_s);
+  o.io_timeout = std::chrono::seconds(timeouts.io);
+  o.fast_io_fail = secondsOrOff(timeouts.fast_io_fail);
+  o.ctrl_loss_timeout = secondsOrOff(timeouts.ctrl_loss);
   o.dhchap_secret = secret;
   o.dhchap_ctrl_secret = ctrl_secret;
   auto host = nvme::NvmeTcpHost::connect(d->address, d->port, d->nqn, o);
@@ -208,6 +227,10 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
             {"host_nqn", o.host_nqn},
             {"pid", ::getpid()},
             {"adopted", kept->adopted},
+            {"io_timeout_s", timeouts.io},
+            {"fast_io_fail_s", timeouts.fast_io_fail},
+            {"ctrl_loss_timeout_s", timeouts.ctrl_loss},
+            {"state", nvme::hostStateName((*host)->state())},
             {"auth", secret ? (ctrl_secret ? "DH-HMAC-CHAP (bidirectional)" : "DH-HMAC-CHAP") : "none"}};
   // The record is how `disk list`, `disk detach` and the attaching CLI find
   // this disk: a disk without one would be served but unmanageable.
@@ -221,8 +244,18 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
               static_cast<unsigned long long>((*host)->sizeBytes()), d->address.c_str(), d->port,
               kept->adopted ? ", took over the connection of the previous process" : "");
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&mask, &sig);
+  // Until stopped, the record follows the initiator's state (live,
+  // reconnecting, failed), so `disk list` shows a lost path.
+  auto state = (*host)->state();
+  const timespec tick{0, 250 * 1000 * 1000};
+  while (::sigtimedwait(&mask, nullptr, &tick) < 0) {
+    if ((*host)->state() == state) continue;
+    state = (*host)->state();
+    info["state"] = nvme::hostStateName(state);
+    if (auto w = writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n"); !w.ok()) {
+      spdlog::warn("disk {}: {}", file, w.error().message);
+    }
+  }
   releaseKept(keeper, keptName(file));  // stopped on purpose: the connection ends with us
   disk->reset();                        // unmount first, then drop the association
   (*host)->close();
@@ -238,7 +271,8 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
 
   struct Opts {
     std::string uri, node, name, file, secret, ctrl_secret, secret_file;
-    int queues = 2, depth = 32, io_timeout = 30;
+    int queues = 2, depth = 32;
+    DiskTimeouts timeouts;
     bool json = false, force = false;
   };
   auto a = std::make_shared<Opts>();
@@ -248,7 +282,15 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   attach->add_option("--name", a->name, "disk name (default: the volume name)");
   attach->add_option("--queues", a->queues, "I/O queues")->capture_default_str();
   attach->add_option("--queue-depth", a->depth, "commands per queue")->capture_default_str();
-  attach->add_option("--io-timeout", a->io_timeout, "seconds I/O waits for a lost target before failing")
+  attach->add_option("--io-timeout", a->timeouts.io, "seconds I/O waits for a lost target before failing")
+      ->capture_default_str();
+  attach
+      ->add_option("--fast-io-fail", a->timeouts.fast_io_fail,
+                   "seconds after the path is lost from which I/O fails at once until it returns (-1: off)")
+      ->capture_default_str();
+  attach
+      ->add_option("--ctrl-loss-timeout", a->timeouts.ctrl_loss,
+                   "seconds after the path is lost at which reconnecting stops and the disk is failed (-1: never)")
       ->capture_default_str();
   attach->add_flag("--json", a->json, "print the disk as JSON");
   attach->add_option("--dhchap-secret", a->secret, "this node's DH-HMAC-CHAP secret for the volume (DHHC-1:..:..:)");
@@ -286,6 +328,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
         secrets = *fromFile;
       }
       if (auto s = checkSecrets(secrets); !s.ok()) return fail("disk attach", s.error());
+      if (auto s = checkTimeouts(a->timeouts); !s.ok()) return fail("disk attach", s.error());
       (void)makeDirs(disksDir(ctx, a->node));
       std::vector<std::string> argv{selfExe(),       "disk",
                                     "serve",         a->uri,
@@ -293,7 +336,10 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
                                     "--node",        a->node,
                                     "--queues",      std::to_string(a->queues),
                                     "--queue-depth", std::to_string(a->depth),
-                                    "--io-timeout",  std::to_string(a->io_timeout)};
+                                    "--io-timeout",  std::to_string(a->timeouts.io)};
+      // In the service's argv, so the agent restarts the disk with the same bounds.
+      argv.insert(argv.end(), {"--fast-io-fail", std::to_string(a->timeouts.fast_io_fail), "--ctrl-loss-timeout",
+                               std::to_string(a->timeouts.ctrl_loss)});
       std::string secret_path = secretsDir(ctx, a->node) + "/disk-" + name + ".secret";
       if (!secrets.secret.empty()) {
         if (auto s = makePrivateDir(secretsDir(ctx, a->node)); !s.ok()) return fail("disk attach", s.error());
@@ -338,11 +384,14 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   serve->add_option("--node", s->node, "node name (for the host NQN)")->required();
   serve->add_option("--queues", s->queues, "I/O queues");
   serve->add_option("--queue-depth", s->depth, "commands per queue");
-  serve->add_option("--io-timeout", s->io_timeout, "seconds");
+  serve->add_option("--io-timeout", s->timeouts.io, "seconds");
+  serve->add_option("--fast-io-fail", s->timeouts.fast_io_fail, "seconds (-1: off)");
+  serve->add_option("--ctrl-loss-timeout", s->timeouts.ctrl_loss, "seconds (-1: never)");
   serve->add_option("--secret-file", s->secret_file, "DH-HMAC-CHAP secrets (0600; written by `disk attach`)");
   serve->callback([&ctx, s] {
     ctx.action = [&ctx, s] {
-      return serveDisk(ctx, s->uri, s->file, s->node, s->queues, s->depth, s->io_timeout, s->secret_file);
+      if (auto st = checkTimeouts(s->timeouts); !st.ok()) return fail("disk serve", st.error());
+      return serveDisk(ctx, s->uri, s->file, s->node, s->queues, s->depth, s->timeouts, s->secret_file);
     };
   });
 
@@ -426,10 +475,10 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
         std::printf("%s\n", dumpJson(arr, 2).c_str());
         return 0;
       }
-      std::vector<std::vector<std::string>> rows{{"NODE", "DISK", "SIZE", "FILE", "NQN"}};
+      std::vector<std::vector<std::string>> rows{{"NODE", "DISK", "SIZE", "STATE", "FILE", "NQN"}};
       for (const auto& d : arr) {
         rows.push_back({d.value("node", ""), d.value("name", ""), humanBytes(d.value("size_bytes", 0ULL)),
-                        d.value("file", ""), d.value("nqn", "")});
+                        d.value("state", "-"), d.value("file", ""), d.value("nqn", "")});
       }
       std::printf("%s", renderTable(rows).c_str());
       return 0;

@@ -21,6 +21,7 @@
 #include "image/converter.h"
 #include "image/gateway_volumes.h"
 #include "image/lazy/chunk_cache.h"
+#include "image/lazy/fail_fast_source.h"
 #include "image/lazy/lazy_device.h"
 #include "image/lazy/sources.h"
 
@@ -94,7 +95,7 @@ class ImageService {
       }
       OC_ASSIGN_OR_RETURN(auto host, connectVolume(rec.gateway->uri, o_.node, o_.fetch_timeout));
       OC_ASSIGN_OR_RETURN(auto src, VolumeChunkSource::open(host, std::move(index), rec.gateway->uri));
-      return std::unique_ptr<ChunkSource>(std::move(src));
+      return failFast(std::move(src), "gateway " + gatewayOf(rec.gateway->uri));
     }
     if (registry_ok) {
       backend = "registry";
@@ -105,10 +106,24 @@ class ImageService {
       ro.timeout_ms = static_cast<long>(o_.fetch_timeout.count());  // the index fetch blocks the API loop
       auto client = clientFor(r.registry, ro);
       OC_ASSIGN_OR_RETURN(auto src, RegistryChunkSource::open(client, r.repository, r.chunk_index, o_.fetch_timeout));
-      return std::unique_ptr<ChunkSource>(std::move(src));
+      return failFast(std::move(src), "registry " + r.registry);
     }
     return makeError("layer " + rec.diff_id + " has no " + (want == "auto" ? "" : want + " ") +
                      "artifact; convert it with --to " + (want == "gateway" ? "nvme-tcp://ADDR:PORT" : "registry"));
+  }
+
+  // Every layer of one back end shares its health: once a read found it down,
+  // reads of every layer from it fail at once until a probe gets through.
+  std::unique_ptr<ChunkSource> failFast(std::unique_ptr<ChunkSource> src, const std::string& backend) {
+    auto& h = health_[backend];
+    if (!h) h = std::make_shared<BackendHealth>(backend);
+    return std::make_unique<FailFastSource>(std::move(src), h);
+  }
+  // nvme-tcp://ADDR:PORT/NQN -> ADDR:PORT
+  static std::string gatewayOf(const std::string& uri) {
+    const std::string scheme = "nvme-tcp://";
+    std::string rest = uri.rfind(scheme, 0) == 0 ? uri.substr(scheme.size()) : uri;
+    return rest.substr(0, rest.find('/'));
   }
 
   std::shared_ptr<oci::RegistryClient> clientFor(const std::string& registry, const oci::RegistryOptions& ro) {
@@ -242,9 +257,11 @@ class ImageService {
 
   json describe(const AttachedLayer& l) const {
     auto s = l.device->stats();
+    const auto* ff = dynamic_cast<const FailFastSource*>(&l.device->source());
     return json{{"id", l.id},
                 {"diff_id", l.diff_id},
                 {"backend", l.backend},
+                {"backend_state", ff && ff->health().down() ? "down" : "up"},
                 {"file", l.file},
                 {"source", l.device->source().describe()},
                 {"size_bytes", l.device->sizeBytes()},
@@ -340,6 +357,7 @@ class ImageService {
   std::mutex mu_;
   std::map<std::string, AttachedLayer> layers_;
   std::map<std::string, std::shared_ptr<oci::RegistryClient>> clients_;
+  std::map<std::string, std::shared_ptr<BackendHealth>> health_;  // by back end
 };
 
 }  // namespace

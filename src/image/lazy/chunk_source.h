@@ -4,7 +4,9 @@
 //
 // fetch() blocks; it is called from FUSE worker threads and the prefetch
 // thread, concurrently for different chunks. A returned chunk is verified
-// (registry: sha256 of the chunk); an Error carries EIO or ETIMEDOUT.
+// (registry: sha256 of the chunk); an Error carries ETIMEDOUT when the back
+// end could not be reached within its fetch timeout (FailFastSource then
+// treats it as down), EIO when it answered wrongly (a corrupt chunk).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,6 @@
 #include "image/lazy/sources.h"
 
+#include <cerrno>
 #include <thread>
 
 #include "base/log.h"
@@ -42,7 +43,9 @@ Status RegistryChunkSource::fetch(uint64_t index, std::string& out) {
       continue;
     }
     if (std::chrono::steady_clock::now() + backoff > deadline) {
-      return makeError("chunk " + std::to_string(index) + " of " + describe() + ": " + stored.error().message, 5);
+      // Unreachable, not wrong: ETIMEDOUT (FailFastSource marks the registry down).
+      return makeError("chunk " + std::to_string(index) + " of " + describe() + ": " + stored.error().message,
+                       ETIMEDOUT);
     }
     spdlog::warn("chunk {} of {}: {}; retrying", index, describe(), stored.error().message);
     std::this_thread::sleep_for(backoff);
@@ -74,7 +77,11 @@ Status VolumeChunkSource::fetch(uint64_t index, std::string& out) {
   uint64_t aligned = (uint64_t{e.raw_len} + bs - 1) / bs * bs;
   out.resize(aligned);
   Status s = device_->read(e.offset, out.data(), aligned);
-  if (!s.ok()) return makeError("chunk " + std::to_string(index) + " of " + uri_ + ": " + s.error().message, EIO);
+  // The initiator gave up (io_timeout, or the gateway answers nothing but
+  // errors): unreachable, ETIMEDOUT. A wrong chunk below is EIO.
+  if (!s.ok()) {
+    return makeError("chunk " + std::to_string(index) + " of " + uri_ + ": " + s.error().message, ETIMEDOUT);
+  }
   out.resize(e.raw_len);
   fetched_ += aligned;
   if (auto v = verifyRawChunk(e, index, out.data(), out.size()); !v.ok()) {

@@ -294,10 +294,34 @@ Status NvmeTcpHost::establish() {
 }
 
 void NvmeTcpHost::markBroken() {
-  if (connected_.exchange(false)) {
-    spdlog::warn("nvme/tcp host: lost {} at {}:{}; reconnecting", subnqn_, address_, port_);
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    if (connected_.exchange(false)) {
+      lost_at_ = std::chrono::steady_clock::now();
+      spdlog::warn("nvme/tcp host: lost {} at {}:{}; reconnecting", subnqn_, address_, port_);
+    }
   }
   state_cv_.notify_all();
+}
+
+HostState NvmeTcpHost::state() const {
+  if (failed_) return HostState::kFailed;
+  return connected_ ? HostState::kLive : HostState::kReconnecting;
+}
+
+const char* hostStateName(HostState s) {
+  switch (s) {
+    case HostState::kLive: return "live";
+    case HostState::kReconnecting: return "reconnecting";
+    case HostState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+Error NvmeTcpHost::failNow(const std::string& why, int code) {
+  std::lock_guard<std::mutex> s(stats_mutex_);
+  stats_.errors++;
+  return makeError(why, code);
 }
 
 void NvmeTcpHost::reconnectLoop() {
@@ -307,6 +331,18 @@ void NvmeTcpHost::reconnectLoop() {
       std::unique_lock<std::mutex> lock(state_mutex_);
       state_cv_.wait(lock, [&] { return closing_ || !connected_; });
       if (closing_) return;
+      if (options_.ctrl_loss_timeout.count() >= 0 &&
+          std::chrono::steady_clock::now() - lost_at_ >= options_.ctrl_loss_timeout) {
+        failed_ = true;
+        spdlog::error(
+            "nvme/tcp host: {} at {}:{} lost for longer than the controller loss timeout ({} ms); "
+            "giving up, I/O fails until the disk is attached again",
+            subnqn_, address_, port_, options_.ctrl_loss_timeout.count());
+      }
+    }
+    if (failed_) {
+      state_cv_.notify_all();
+      break;
     }
     std::shared_ptr<HostQueue> admin;
     std::vector<std::shared_ptr<HostQueue>> io;
@@ -324,7 +360,9 @@ void NvmeTcpHost::reconnectLoop() {
       backoff = std::chrono::milliseconds(100);
     } else {
       spdlog::debug("nvme/tcp host: reconnect failed: {}", s.error().message);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      // At most a second between attempts: a returning gateway is found well
+      // within the default fast-io-fail (5 s), so a restart stays a stall.
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
     }
   }
 }
@@ -385,12 +423,36 @@ Status NvmeTcpHost::ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8
     std::shared_ptr<HostQueue> q;
     {
       std::unique_lock<std::mutex> lock(state_mutex_);
-      if (!state_cv_.wait_until(lock, deadline, [&] { return connected_.load() || closing_.load(); }) || closing_) {
-        std::lock_guard<std::mutex> s(stats_mutex_);
-        stats_.errors++;
-        return makeError(
-            "no connection to " + subnqn_ + " within " + std::to_string(options_.io_timeout.count()) + " ms",
-            kBlockTimedOut);
+      // Wait for the association, but no longer than io_timeout, nor past
+      // fast_io_fail after the loss (lost_at_ moves if it comes and goes).
+      bool fast_failed = false;
+      while (!connected_ && !closing_ && !failed_) {
+        auto limit = deadline;
+        if (options_.fast_io_fail.count() >= 0) limit = std::min(limit, lost_at_ + options_.fast_io_fail);
+        if (std::chrono::steady_clock::now() >= limit) {
+          fast_failed = limit < deadline;
+          break;
+        }
+        state_cv_.wait_until(lock, limit);
+      }
+      if (failed_) {
+        return failNow(subnqn_ + " at " + address_ + ":" + std::to_string(port_) +
+                           " is failed (lost for longer than the controller loss timeout); detach and attach it again",
+                       kBlockIo);
+      }
+      if (closing_) return failNow(subnqn_ + ": the initiator is closing", kBlockIo);
+      if (fast_failed) {
+        {
+          std::lock_guard<std::mutex> s(stats_mutex_);
+          stats_.fast_failed++;
+        }
+        return failNow("no connection to " + subnqn_ + " for " + std::to_string(options_.fast_io_fail.count()) +
+                           " ms (fast-io-fail): I/O fails at once until the target is back",
+                       kBlockIo);
+      }
+      if (!connected_) {
+        return failNow("no connection to " + subnqn_ + " within " + std::to_string(options_.io_timeout.count()) + " ms",
+                       kBlockTimedOut);
       }
       q = io_[next_queue_++ % io_.size()];
     }
@@ -405,11 +467,7 @@ Status NvmeTcpHost::ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8
     }
     // Transport trouble: the association is gone or stuck. Retry on the next one.
     markBroken();
-    if (std::chrono::steady_clock::now() >= deadline) {
-      std::lock_guard<std::mutex> s(stats_mutex_);
-      stats_.errors++;
-      return makeError(r.error().message, kBlockTimedOut);
-    }
+    if (std::chrono::steady_clock::now() >= deadline) return failNow(r.error().message, kBlockTimedOut);
   }
 }
 

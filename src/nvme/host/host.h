@@ -3,7 +3,10 @@
 // the namespace as a BlockDevice. When the target goes away it reconnects
 // with backoff; I/O issued meanwhile waits (up to io_timeout) and is retried
 // on the new association, so a target restart shows up as a stall, not an
-// error.
+// error. Like Linux's nvme-fabrics, two bounds limit the stall once the
+// association is lost: fast_io_fail (waiting and new I/O fail at once from
+// then on, until it returns) and ctrl_loss_timeout (reconnecting stops, the
+// host is failed for good and every I/O fails at once).
 #pragma once
 
 #include <array>
@@ -34,6 +37,14 @@ struct HostOptions {
   std::chrono::milliseconds io_timeout{30000};      // an I/O fails only after this long
   std::chrono::milliseconds command_timeout{8000};  // one command on a live queue
   std::chrono::milliseconds connect_timeout{3000};
+  // Linux's fast_io_fail_tmo: this long after the association was lost, I/O
+  // still waiting for it fails with EIO and new I/O fails at once, until a
+  // reconnect succeeds. Negative: off (I/O waits up to io_timeout).
+  std::chrono::milliseconds fast_io_fail{-1};
+  // Linux's ctrl_loss_tmo: this long after the loss the host gives up
+  // reconnecting and is failed (state() == kFailed); every I/O fails at once.
+  // Negative: reconnect for ever.
+  std::chrono::milliseconds ctrl_loss_timeout{-1};
   // DH-HMAC-CHAP: with a host secret, every queue (admin and I/O, also on
   // reconnect) authenticates when the target asks; with a controller secret
   // too, the target must prove itself and a target that does not ask is refused.
@@ -55,7 +66,13 @@ Result<std::vector<DiscoveryRecord>> discover(const std::string& address, uint16
 
 struct HostStats {
   uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, reconnects = 0, errors = 0;
+  uint64_t fast_failed = 0;  // I/O failed at once because the path was known lost
 };
+
+// live: an association is up; reconnecting: lost, trying again; failed:
+// lost for longer than ctrl_loss_timeout, no more attempts.
+enum class HostState { kLive, kReconnecting, kFailed };
+const char* hostStateName(HostState s);
 
 class NvmeTcpHost final : public BlockDevice {
  public:
@@ -74,6 +91,7 @@ class NvmeTcpHost final : public BlockDevice {
 
   void close();
   bool connected() const { return connected_.load(); }
+  HostState state() const;
   uint16_t cntlid() const { return cntlid_; }
   HostStats stats() const;
   const std::string& subnqn() const { return subnqn_; }
@@ -88,6 +106,7 @@ class NvmeTcpHost final : public BlockDevice {
   void keepAliveLoop();
   void reconnectLoop();
   void markBroken();
+  Error failNow(const std::string& why, int code);  // counts the error
 
   const std::string address_;
   const uint16_t port_;
@@ -106,6 +125,8 @@ class NvmeTcpHost final : public BlockDevice {
   std::vector<std::shared_ptr<HostQueue>> io_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> closing_{false};
+  std::atomic<bool> failed_{false};                // ctrl_loss_timeout passed
+  std::chrono::steady_clock::time_point lost_at_;  // under state_mutex_: when connected_ last fell
   std::atomic<uint64_t> generation_{0};
   std::atomic<uint64_t> next_queue_{0};
   std::thread keepalive_;

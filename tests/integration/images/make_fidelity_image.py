@@ -3,7 +3,8 @@
 layer applier can get wrong: whiteouts, opaque directories (marker before and
 after the entries), hard links, symlinks, xattrs, devices, FIFOs, setuid bits,
 owners, mtimes, a directory replaced by a file. Layers are tar+gzip, plain
-tar and tar+zstd. Usage: make_fidelity_image.py OUT_DIR TAG"""
+tar and tar+zstd. Usage: make_fidelity_image.py OUT_DIR TAG [--with-big-files]
+(adds /data/big1 and /data/big2, 512 KiB each; `--big-file NAME` prints one)."""
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile, time
 
 MTIME = 1700000000
@@ -65,7 +66,15 @@ def layer1(tf):
     entry(tf, "data/hello.sh", data=b"#!/bin/sh\necho hello from offcore\n", mode=0o755)
 
 
-def layer2(tf):
+def big_file(name):
+    """512 KiB of incompressible bytes, the same on every run (8 chunks of 64K)."""
+    return b"".join(hashlib.sha256(f"{name}-{i}".encode()).digest() for i in range(16384))
+
+
+def layer2(tf, big=False):
+    if big:  # files no container start reads: uncached until a test reads them
+        entry(tf, "data/big1", data=big_file("big1"))
+        entry(tf, "data/big2", data=big_file("big2"))
     d(tf, "data/opq2")
     entry(tf, "data/opq2/fresh", data=b"fresh\n")
     entry(tf, "data/opq2/.wh..wh..opq")
@@ -93,10 +102,14 @@ def put_blob(out, data):
 
 
 def main():
+    if sys.argv[1] == "--big-file":  # its bytes, for a test's expected digest
+        sys.stdout.buffer.write(big_file(sys.argv[2]))
+        return
     out, tag = sys.argv[1], sys.argv[2]
+    big = "--with-big-files" in sys.argv[3:]
     os.makedirs(out, exist_ok=True)
     layers, diff_ids = [], []
-    for build, comp in [(layer0, "gzip"), (layer1, "none"), (layer2, "zstd")]:
+    for build, comp in [(layer0, "gzip"), (layer1, "none"), (lambda tf: layer2(tf, big), "zstd")]:
         raw = tar_bytes(build)
         diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
         if comp == "gzip":
