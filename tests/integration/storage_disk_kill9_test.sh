@@ -56,7 +56,9 @@ sum_before=$(md5sum < "$work/before")
 
 kmsg_before=$(dmesg | wc -l)
 step "fio writes with crc32c verify; the disk service is killed twice mid-run"
-fio --name=kill9 --filename="$work/mnt/fio.dat" --rw=randwrite --bs=16k --size=192M --ioengine=libaio \
+# Rate-limited (about 6 s of writes) so both kills land mid-run on a fast
+# machine too; a slow one only takes longer.
+fio --name=kill9 --filename="$work/mnt/fio.dat" --rw=randwrite --bs=16k --size=192M --rate=32m --ioengine=libaio \
   --iodepth=16 --direct=1 --verify=crc32c --verify_fatal=1 --verify_state_save=0 --randrepeat=0 \
   --output-format=json --output="$work/fio.json" > "$work/fio.out" 2>&1 &
 fio_pid=$!
@@ -69,7 +71,7 @@ if alive "$fio_pid"; then
   pid2=$(kill_disk_service)
   echo "disk service killed again, restarted as pid $pid2"
 else
-  fail "fio finished before the second kill; make its job longer"
+  fail "fio finished before the second kill; make its job longer: $(tail -5 "$work/fio.out") $(jq -c '.jobs[0] | {error, w: .write.io_kbytes, r: .read.io_kbytes}' "$work/fio.json" 2>/dev/null)"
 fi
 rc=0
 wait "$fio_pid" || rc=$?
