@@ -49,6 +49,9 @@ routes=$(ip route show 10.77.0.0/16)
 t0=$(ms)
 ! out=$(curl -s --max-time 5 "http://$ip2:9/" 2>&1) || fail "curl reached $ip2 from the root namespace"
 (( $(ms) - t0 < 1000 )) || fail "curl to a fabric address waited $(( $(ms) - t0 )) ms instead of failing at once"
+out=$(oc image convert --to registry --plain-http --catalog "$SVC_T/catalog" --work-dir "$SVC_T/work" \
+  "$ip2:5000/none:1" 2>&1) && fail "image convert from an unroutable fabric registry succeeded"
+[[ $out == *"no route to fabric address $ip2:5000: start a node"* ]] || fail "image convert said: $out"
 
 step "nodes: $A (root namespace) and $B"
 node_up "$A"
