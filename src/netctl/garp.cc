@@ -52,8 +52,7 @@ Status sendGratuitousArp(const std::string& ifname, const std::string& ip) {
   to.sll_ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
   to.sll_halen = 6;
   std::memset(to.sll_addr, 0xff, 6);
-  ssize_t n = to.sll_ifindex == 0 ? -1
-                                  : ::sendto(fd, &p, sizeof p, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  ssize_t n = to.sll_ifindex == 0 ? -1 : ::sendto(fd, &p, sizeof p, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
   int err = errno;
   ::close(fd);
   if (n != static_cast<ssize_t>(sizeof p)) return errnoError("gratuitous ARP for " + ip + " on " + ifname, err);
