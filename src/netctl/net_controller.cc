@@ -197,7 +197,15 @@ void NetController::onHeartbeatTimer() {
   }
   // A node that `dpu down` unregistered stops beating (its agent is going).
   if (!state->nodes.count(node_.name)) return;
-  if (auto s = store_.heartbeat(node_.name, nowMs()); !s.ok()) spdlog::warn("net: heartbeat: {}", s.error().message);
+  uint64_t now = nowMs();
+  if (auto s = store_.heartbeat(node_.name, now); !s.ok()) spdlog::warn("net: heartbeat: {}", s.error().message);
+  if (last_beat_ms_ != 0 && now - last_beat_ms_ >= static_cast<uint64_t>(config_.node_expiry_ms)) {
+    spdlog::warn("net: no heartbeat for {} ms (this agent was stopped?); announcing this node's EIPs again",
+                 now - last_beat_ms_);
+    resumed_ = true;
+    scheduleReconcile();
+  }
+  last_beat_ms_ = now;
   // Expiries produce no file event: notice them here.
   if (currentLiveNodes(*state) != live_) scheduleReconcile();
 }
@@ -236,8 +244,10 @@ Status NetController::reconcile() {
   if (live != live_) {
     spdlog::info("net: live nodes: {}", live.empty() ? std::string("none") : joinArgv({live.begin(), live.end()}));
   }
+  bool announce = live != live_ || resumed_;
+  resumed_ = false;
   live_ = live;
-  syncEips(state, live);
+  syncEips(state, live, announce);
   syncProbes(state, live);
   if (programmed_generation_ != state.generation && state.nodes.count(node_.name)) {
     programmed_generation_ = state.generation;
@@ -281,7 +291,7 @@ void NetController::syncHostRoutes(const svc::ClusterState& state) {
   }
 }
 
-void NetController::syncEips(const svc::ClusterState& state, const std::set<std::string>& live) {
+void NetController::syncEips(const svc::ClusterState& state, const std::set<std::string>& live, bool announce) {
   // One live node answers ARP for an EIP on the fabric (rendezvous hash of
   // the EIP over the live nodes). Its dataplane DNATs (and, for scope
   // cluster, SNATs) it.
@@ -292,7 +302,13 @@ void NetController::syncEips(const svc::ClusterState& state, const std::set<std:
     }
   }
   for (const auto& eip : want) {
-    if (eips_.count(eip)) continue;
+    if (eips_.count(eip)) {
+      // Owners changed around us: clients may hold another node's MAC.
+      if (announce) {
+        if (auto g = sendGratuitousArp(layout_.uplink_soc_if, eip); !g.ok()) spdlog::warn("net: {}", g.error().message);
+      }
+      continue;
+    }
     if (auto s = ipCmd("", {"addr", "replace", eip + "/32", "dev", layout_.uplink_soc_if}); s.ok()) {
       eips_.insert(eip);
       spdlog::info("net: this node now answers for EIP {}", eip);

@@ -50,7 +50,8 @@ class NetController {
   void scheduleReconcile();
   Status reconcile();
   void syncHostRoutes(const svc::ClusterState& state);
-  void syncEips(const svc::ClusterState& state, const std::set<std::string>& live);
+  // announce: send a gratuitous ARP for every EIP we own, not only new ones.
+  void syncEips(const svc::ClusterState& state, const std::set<std::string>& live, bool announce);
   void syncProbes(const svc::ClusterState& state, const std::set<std::string>& live);
   // Beats, and reconciles when the set of live nodes changed.
   void onHeartbeatTimer();
@@ -83,6 +84,10 @@ class NetController {
   std::set<std::string> live_;  // the live nodes of the last reconcile
   EventLoop::TimerId heartbeat_timer_{};
   bool heartbeat_armed_ = false;
+  uint64_t last_beat_ms_ = 0;
+  // We missed beats long enough to have expired (stopped, starved): the
+  // others moved our EIPs away and clients learnt their MACs.
+  bool resumed_ = false;
   std::map<std::string, uint64_t> counters_;
 };
 

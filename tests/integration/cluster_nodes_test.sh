@@ -158,6 +158,19 @@ done
 kill -CONT "$pid"
 for _ in $(seq 50); do [ "$(node_json "$O" | jq -r .live)" = true ] && break; sleep 0.1; done
 [ "$(node_json "$O" | jq -r .live)" = true ] || fail "$O did not come back live after SIGCONT"
+# It owns the EIP again (its hash); clients must follow it there, not keep X's MAC.
+for _ in $(seq 50); do
+  if [ "$(eip_owner)" = "$O" ] && ! has_eip "$X"; then break; fi
+  sleep 0.1
+done
+! has_eip "$X" || fail "$X kept $EIP after $O came back"
+t0=$(ms)
+ok=
+while (( $(ms) - t0 < 2000 )); do
+  if r=$(oc fabric exec "$FC" -- curl -s --max-time 0.5 "http://$EIP/") && [ -n "$r" ]; then ok=1; break; fi
+  sleep 0.1
+done
+[ -n "$ok" ] || fail "no answer from $EIP within 2 s of $O taking it back"
 
 step "5. the unreachable route goes with the fabric"
 oc dpu down --name "$A" >/dev/null
