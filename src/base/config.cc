@@ -28,15 +28,22 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   OC_TRY(readString("cluster_dir", cfg.cluster_dir));
   OC_TRY(readString("service_cidr", cfg.service_cidr));
   OC_TRY(readString("eip_pool", cfg.eip_pool));
-  if (doc.contains("agent_ready_timeout_ms")) {
-    if (!doc["agent_ready_timeout_ms"].is_number_integer())
-      return makeError(origin + ": field 'agent_ready_timeout_ms' must be an integer");
-    cfg.agent_ready_timeout_ms = doc["agent_ready_timeout_ms"].get<int>();
-  }
+  auto readMs = [&](const char* key, int& into) -> Status {
+    if (!doc.contains(key)) return okStatus();
+    if (!doc[key].is_number_integer() || doc[key].get<int64_t>() <= 0 || doc[key].get<int64_t>() > 3600000)
+      return makeError(origin + ": field '" + key + "' must be a positive integer (milliseconds)");
+    into = doc[key].get<int>();
+    return okStatus();
+  };
+  OC_TRY(readMs("agent_ready_timeout_ms", cfg.agent_ready_timeout_ms));
+  OC_TRY(readMs("heartbeat_interval_ms", cfg.heartbeat_interval_ms));
+  OC_TRY(readMs("node_expiry_ms", cfg.node_expiry_ms));
+  if (cfg.node_expiry_ms <= cfg.heartbeat_interval_ms)
+    return makeError(origin + ": node_expiry_ms must exceed heartbeat_interval_ms (a few beats, e.g. 5000 and 1000)");
   for (auto it = doc.begin(); it != doc.end(); ++it) {
     static const char* known[] = {"run_root",         "cgroup_root", "fabric_netns",           "fabric_prefix",
                                   "host_link_prefix", "log_level",   "agent_ready_timeout_ms", "cluster_dir",
-                                  "service_cidr",     "eip_pool"};
+                                  "service_cidr",     "eip_pool",    "heartbeat_interval_ms",  "node_expiry_ms"};
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
     if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");

@@ -26,6 +26,11 @@ struct Config {
   // away from nodes (.0.x) and fabric hosts (.1.x).
   std::string eip_pool;
   int agent_ready_timeout_ms = 2000;
+  // Node liveness: each agent beats every heartbeat_interval_ms; a node whose
+  // last beat is node_expiry_ms old owns no EIP and leads no probe
+  // (src/svc/liveness.h). An agent restart is far shorter than the expiry.
+  int heartbeat_interval_ms = 1000;
+  int node_expiry_ms = 5000;
   std::string log_level = "info";
 };
 

@@ -108,6 +108,8 @@ Status usePrivateConfig(CliContext& ctx, const std::string& work) {
          {"service_cidr", c.service_cidr},
          {"eip_pool", c.eip_pool},
          {"agent_ready_timeout_ms", c.agent_ready_timeout_ms},
+         {"heartbeat_interval_ms", c.heartbeat_interval_ms},
+         {"node_expiry_ms", c.node_expiry_ms},
          {"log_level", c.log_level}};
   OC_TRY(writeFileAtomic(work + "/config.json", dumpJson(j, 2) + "\n", 0644));
   ::setenv("OFFCORE_CONFIG", (work + "/config.json").c_str(), 1);

@@ -8,6 +8,7 @@
 #include "base/subprocess.h"
 #include "cli/common.h"
 #include "dpu/node.h"
+#include "svc/cluster_store.h"
 
 namespace offcore {
 
@@ -109,8 +110,15 @@ void registerUpDown(CLI::App* dpu, CliContext& ctx) {
   down->callback([&ctx, name] {
     ctx.action = [&ctx, name] {
       return withNodes(ctx, "dpu down", [&](NodeManager& nodes) {
+        // The node leaves the cluster first, so its EIPs and probes move to
+        // live nodes at once; again after, in case its dying agent wrote.
+        svc::ClusterStore store(ctx.config.cluster_dir);
+        auto left = store.unregisterNode(*name);
         auto s = nodes.down(*name);
+        if (left.ok()) left = store.unregisterNode(*name);
         if (!s.ok()) return fail("dpu down", s.error());
+        if (!left.ok())
+          return fail("dpu down", left.error().wrap("node " + *name + " is down but still in the cluster state"));
         std::printf("node %s down\n", name->c_str());
         return 0;
       });

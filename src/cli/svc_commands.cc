@@ -3,13 +3,17 @@
 // cluster store (src/svc/cluster_store.h) that every node's agent follows.
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/files.h"
 #include "base/json.h"
 #include "cli/common.h"
 #include "svc/cluster_store.h"
+#include "svc/liveness.h"
 #include "svc/resolve.h"
 
 namespace offcore {
@@ -75,8 +79,23 @@ std::string portsText(const Service& s) {
   return out;
 }
 
+std::map<std::string, Liveness> livenessOf(const CliContext& ctx, const ClusterStore& store, const ClusterState& s) {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+  return nodeLiveness(s, store.loadHeartbeats(), static_cast<uint64_t>(now.count()),
+                      static_cast<uint64_t>(ctx.config.node_expiry_ms));
+}
+
+std::string livenessText(const Liveness& l) {
+  if (l.heartbeat_ms == 0) return "expired (never beat)";
+  char age[32];
+  std::snprintf(age, sizeof age, "%.1f s", static_cast<double>(l.age_ms) / 1000.0);
+  return std::string(l.live ? "live (beat " : "expired (last beat ") + age + " ago)";
+}
+
 // One row per resource: KIND NAME VPC DETAILS, plus a JSON object.
-void listRows(const ClusterState& s, const std::string& kind, std::vector<std::vector<std::string>>& rows, json& arr) {
+void listRows(const ClusterState& s, const std::map<std::string, Liveness>& liveness, const std::string& kind,
+              std::vector<std::vector<std::string>>& rows, json& arr) {
+  std::set<std::string> live = liveNodes(liveness);
   auto want = [&](const char* k) { return kind.empty() || kind == k; };
   auto add = [&](const char* k, const std::string& name, const std::string& vpc, const std::string& details, json j) {
     rows.push_back({k, name, vpc.empty() ? "-" : vpc, details});
@@ -98,11 +117,16 @@ void listRows(const ClusterState& s, const std::string& kind, std::vector<std::v
               joinLabels(b.labels),
           toJson(b));
   if (want("Service"))
-    for (const auto& [n, v] : s.services)
+    for (const auto& [n, v] : s.services) {
+      std::string owner = v.eip.empty() ? "" : ownerOf(v.eip, live);
+      json j = toJson(v);
+      if (!v.eip.empty()) j["eipOwner"] = owner;
       add("Service", n, v.vpc,
-          v.type + " " + v.cluster_ip + (v.eip.empty() ? "" : " eip " + v.eip) + " " + portsText(v) + " -> " +
-              joinLabels(v.selector) + (v.scope == "cluster" ? " (any VPC)" : ""),
-          toJson(v));
+          v.type + " " + v.cluster_ip +
+              (v.eip.empty() ? "" : " eip " + v.eip + " on " + (owner.empty() ? "no live node" : owner)) + " " +
+              portsText(v) + " -> " + joinLabels(v.selector) + (v.scope == "cluster" ? " (any VPC)" : ""),
+          j);
+    }
   if (want("NetworkProbe"))
     for (const auto& [n, p] : s.probes)
       add("NetworkProbe", n, "",
@@ -120,9 +144,17 @@ void listRows(const ClusterState& s, const std::string& kind, std::vector<std::v
            {"mac", e.mac},
            {"representor", e.representor}});
   if (want("Node"))
-    for (const auto& [n, node] : s.nodes)
-      add("Node", n, "", "fabric " + node.fabric_ip + " host " + node.host_ip,
-          {{"name", n}, {"fabricIp", node.fabric_ip}, {"hostIp", node.host_ip}, {"hostMac", node.host_mac}});
+    for (const auto& [n, node] : s.nodes) {
+      Liveness l = liveness.count(n) ? liveness.at(n) : Liveness{};
+      add("Node", n, "", "fabric " + node.fabric_ip + " host " + node.host_ip + ", " + livenessText(l),
+          {{"name", n},
+           {"fabricIp", node.fabric_ip},
+           {"hostIp", node.host_ip},
+           {"hostMac", node.host_mac},
+           {"live", l.live},
+           {"heartbeatMs", l.heartbeat_ms},
+           {"heartbeatAgeMs", l.age_ms}});
+    }
 }
 
 // The health of a backend: the freshest report of any node.
@@ -227,11 +259,12 @@ int runList(const CliContext& ctx, const SvcOpts& o) {
     else
       kind = *k;
   }
-  auto state = storeFor(ctx, o).load();
+  auto store = storeFor(ctx, o);
+  auto state = store.load();
   if (!state.ok()) return fail("svc list", state.error());
   std::vector<std::vector<std::string>> rows = {{"KIND", "NAME", "VPC", "DETAILS"}};
   json arr = json::array();
-  listRows(*state, kind, rows, arr);
+  listRows(*state, livenessOf(ctx, store, *state), kind, rows, arr);
   if (o.json)
     std::printf("%s\n", dumpJson(arr, 2).c_str());
   else
@@ -251,7 +284,7 @@ int runGet(const CliContext& ctx, const SvcOpts& o) {
   if (!state.ok()) return fail("svc get", state.error());
   json arr = json::array();
   std::vector<std::vector<std::string>> rows;
-  listRows(*state, kind, rows, arr);
+  listRows(*state, livenessOf(ctx, store, *state), kind, rows, arr);
   auto it = std::find_if(arr.begin(), arr.end(), [&](const json& j) { return j["name"] == name; });
   if (it == arr.end())
     return fail("svc get",
@@ -260,7 +293,9 @@ int runGet(const CliContext& ctx, const SvcOpts& o) {
   if (kind == "Service") {
     auto health = store.loadHealth();
     if (!health.ok()) return fail("svc get", health.error());
+    json owner = it->value("eipOwner", json());
     doc = serviceDetails(*state, state->services.at(name), *health);
+    if (!owner.is_null()) doc["eipOwner"] = owner;
     if (!o.json) {
       printService(doc);
       return 0;

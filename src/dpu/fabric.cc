@@ -11,6 +11,11 @@ namespace offcore {
 
 using nlohmann::json;
 
+namespace {
+constexpr int kMaxNodes = 240;   // <prefix>.0.10 .. .249
+constexpr int kHostSlots = 240;  // <prefix>.1.10 .. .249
+}  // namespace
+
 Fabric::Fabric(const Config& config) : config_(config) {}
 
 Result<FileLock> Fabric::lock() const {
@@ -37,11 +42,14 @@ Fabric::Registry Fabric::load() const {
     if (!v.is_object()) continue;
     r.hosts[k] = FabricHost{k, v.value("netns", ""), v.value("ifname", ""), v.value("ip", "")};
   }
+  if (doc.contains("next_node") && doc["next_node"].is_number_integer()) r.next_node = doc["next_node"].get<int>();
+  if (doc.contains("next_host") && doc["next_host"].is_number_integer()) r.next_host = doc["next_host"].get<int>();
   return r;
 }
 
 Status Fabric::save(const Registry& r) const {
-  json doc{{"nodes", json::object()}, {"hosts", json::object()}};
+  json doc{
+      {"nodes", json::object()}, {"hosts", json::object()}, {"next_node", r.next_node}, {"next_host", r.next_host}};
   for (auto& [k, v] : r.nodes) doc["nodes"][k] = v;
   for (auto& [k, h] : r.hosts) doc["hosts"][k] = {{"netns", h.netns}, {"ifname", h.ifname}, {"ip", h.ip}};
   return writeFileAtomic(dir() + "/state.json", dumpJson(doc, 2) + "\n");
@@ -55,6 +63,8 @@ Status Fabric::ensure() {
   }
   OC_TRY(ipCmd(ns, {"link", "set", "lo", "up"}));
   OC_TRY(ipCmd(ns, {"link", "set", bridge(), "up"}));
+  // Never out through the default route (see the header).
+  OC_TRY(ipCmd("", {"route", "replace", "unreachable", subnet(), "metric", std::to_string(kUnreachableMetric)}));
   return okStatus();
 }
 
@@ -62,8 +72,22 @@ Status Fabric::removeIfUnused() {
   Registry r = load();
   if (!r.nodes.empty() || !r.hosts.empty()) return okStatus();
   OC_TRY(netnsDelete(netns()));
-  std::remove((dir() + "/state.json").c_str());
+  auto routes = ipOutput("", {"route", "show", subnet(), "type", "unreachable"});
+  if (routes.ok() && !trim(*routes).empty()) {
+    OC_TRY(ipCmd("", {"route", "del", "unreachable", subnet(), "metric", std::to_string(kUnreachableMetric)}));
+  }
+  // The registry stays: its cursors must outlive the fabric.
   return okStatus();
+}
+
+void Fabric::forgetNeighbour(const Registry& r, const std::string& ip) const {
+  for (const auto& [node, _] : r.nodes) {
+    std::string ns = NodeLayout::forNode(config_, node).soc_netns;
+    if (netnsExists(ns)) (void)ipCmd(ns, {"neigh", "flush", "to", ip});
+  }
+  for (const auto& [_, h] : r.hosts) {
+    if (netnsExists(h.netns)) (void)ipCmd(h.netns, {"neigh", "flush", "to", ip});
+  }
 }
 
 Result<int> Fabric::allocateNode(const std::string& node) {
@@ -71,12 +95,14 @@ Result<int> Fabric::allocateNode(const std::string& node) {
   if (auto it = r.nodes.find(node); it != r.nodes.end()) return it->second;
   std::set<int> used;
   for (auto& [_, i] : r.nodes) used.insert(i);
-  for (int i = 0; i < 240; ++i) {
-    if (!used.count(i)) {
-      r.nodes[node] = i;
-      OC_TRY(save(r));
-      return i;
-    }
+  for (int n = 0; n < kMaxNodes; ++n) {
+    int i = (r.next_node + n) % kMaxNodes;
+    if (used.count(i)) continue;
+    r.nodes[node] = i;
+    r.next_node = (i + 1) % kMaxNodes;
+    OC_TRY(save(r));
+    forgetNeighbour(r, nodeUplinkIp(i).substr(0, nodeUplinkIp(i).find('/')));
+    return i;
   }
   return makeError("the fabric is full (240 nodes); remove one with `offcore dpu down`");
 }
@@ -115,9 +141,12 @@ Result<FabricHost> Fabric::addHost(const std::string& name, const std::string& c
   std::set<std::string> used_ips;
   for (auto& [_, other] : r.hosts) used_ips.insert(other.ip.substr(0, other.ip.find('/')));
   if (h.ip.empty()) {
-    for (int k = 10; k < 250 && h.ip.empty(); ++k) {
-      std::string candidate = ipv4(config_.fabric_prefix, 1, k);
-      if (!used_ips.count(candidate)) h.ip = candidate + "/16";
+    for (int n = 0; n < kHostSlots && h.ip.empty(); ++n) {
+      int k = (r.next_host + n) % kHostSlots;
+      std::string candidate = ipv4(config_.fabric_prefix, 1, 10 + k);
+      if (used_ips.count(candidate)) continue;
+      h.ip = candidate + "/16";
+      r.next_host = (k + 1) % kHostSlots;
     }
     if (h.ip.empty()) return makeError("no free fabric host address; pass --ip");
   } else {
@@ -144,6 +173,7 @@ Result<FabricHost> Fabric::addHost(const std::string& name, const std::string& c
   }
   r.hosts[name] = h;
   if (auto s = save(r); !s.ok()) return rollback(s.error());
+  forgetNeighbour(r, h.ip.substr(0, h.ip.find('/')));
   return h;
 }
 

@@ -159,7 +159,8 @@ Result<NodeState> NodeManager::plan(const NodeSpec& spec) const {
   // A host namespace has one route to the fabric; a second node needs its own.
   if (s.host_netns.empty() || netnsExists(s.host_netns)) {
     Fabric fabric(config_);
-    auto routes = ipOutput(s.host_netns, {"route", "show", fabric.subnet()});
+    // Unicast only: the fabric's unreachable route (fabric.h) is no node's.
+    auto routes = ipOutput(s.host_netns, {"route", "show", fabric.subnet(), "type", "unicast"});
     if (routes.ok() && !trim(*routes).empty()) {
       return makeError("host namespace '" + (s.host_netns.empty() ? std::string("root") : s.host_netns) +
                        "' already routes the fabric through another node; give this node its own with "

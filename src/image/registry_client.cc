@@ -201,6 +201,8 @@ Result<RegistryClient::Response> RegistryClient::perform(const std::string& meth
     }
   }
   CURLcode rc = curl_easy_perform(c);
+  long os_errno = 0;
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
   if (upload_fd >= 0) ::close(upload_fd);
   curl_slist_free_all(list);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
@@ -209,6 +211,12 @@ Result<RegistryClient::Response> RegistryClient::perform(const std::string& meth
   if (sink.overflow)
     return makeError(method + " " + url + ": response larger than " + std::to_string(max_body) + " bytes");
   if (sink.write_failed) return errnoError(method + " " + url + ": writing the download");
+  if (rc == CURLE_COULDNT_CONNECT && (os_errno == ENETUNREACH || os_errno == EHOSTUNREACH)) {
+    // The fabric's unreachable route (docs/NETWORK.md) answers here.
+    return makeError(method + " " + url + ": no route to fabric address " + registry_ +
+                         ": start a node (`offcore dpu up`) or run from a fabric host's namespace",
+                     static_cast<int>(os_errno));
+  }
   if (rc != CURLE_OK) {
     return makeError(method + " " + url + ": " + curl_easy_strerror(rc) +
                          (rc == CURLE_COULDNT_CONNECT ? " (is the registry running and reachable?)" : ""),

@@ -16,6 +16,8 @@
 #include "base/subprocess.h"
 #include "dpu/netns.h"
 #include "net/bpf_dataplane.h"
+#include "netctl/garp.h"
+#include "svc/liveness.h"
 #include "svc/resolve.h"
 
 namespace offcore {
@@ -69,6 +71,7 @@ NetController::NetController(EventLoop& loop, Config config, NodeState node, Nod
 }
 
 NetController::~NetController() {
+  if (heartbeat_armed_) loop_.cancelTimer(heartbeat_timer_);
   prober_.reset();
   if (inotify_fd_ >= 0) {
     loop_.unwatchFd(inotify_fd_);
@@ -154,10 +157,57 @@ Status NetController::start() {
     health_.backends = previous->at(node_.name).backends;
   }
   OC_TRY(registerNode());
+  OC_TRY(store_.heartbeat(node_.name, nowMs()));
+  adoptEips();
   OC_TRY(watchClusterDir());
   ready_ = true;
   scheduleReconcile();
+  heartbeat_timer_ =
+      loop_.addTimer(std::chrono::milliseconds(config_.heartbeat_interval_ms), [this] { onHeartbeatTimer(); });
+  heartbeat_armed_ = true;
   return okStatus();
+}
+
+void NetController::adoptEips() {
+  // EIPs a previous agent of this node configured: ours to keep or drop.
+  auto out = runCapture({"ip", "-o", "-4", "addr", "show", "dev", layout_.uplink_soc_if});
+  if (!out.ok() || out->exit_code != 0) return;
+  for (const auto& line : splitLines(out->out)) {
+    auto pos = line.find(" inet ");
+    if (pos == std::string::npos) continue;
+    std::string cidr = line.substr(pos + 6, line.find(' ', pos + 6) - pos - 6);
+    if (cidr.size() > 3 && cidr.compare(cidr.size() - 3, 3, "/32") == 0) eips_.insert(stripPrefix(cidr));
+  }
+}
+
+std::set<std::string> NetController::currentLiveNodes(const svc::ClusterState& state) const {
+  auto beats = store_.loadHeartbeats();
+  uint64_t now = nowMs();
+  beats[node_.name] = now;  // this agent runs, so its node is live (when registered)
+  return svc::liveNodes(svc::nodeLiveness(state, beats, now, static_cast<uint64_t>(config_.node_expiry_ms)));
+}
+
+void NetController::onHeartbeatTimer() {
+  heartbeat_timer_ =
+      loop_.addTimer(std::chrono::milliseconds(config_.heartbeat_interval_ms), [this] { onHeartbeatTimer(); });
+  auto state = store_.load();
+  if (!state.ok()) {
+    spdlog::warn("net: heartbeat: {}", state.error().message);
+    return;
+  }
+  // A node that `dpu down` unregistered stops beating (its agent is going).
+  if (!state->nodes.count(node_.name)) return;
+  uint64_t now = nowMs();
+  if (auto s = store_.heartbeat(node_.name, now); !s.ok()) spdlog::warn("net: heartbeat: {}", s.error().message);
+  if (last_beat_ms_ != 0 && now - last_beat_ms_ >= static_cast<uint64_t>(config_.node_expiry_ms)) {
+    spdlog::warn("net: no heartbeat for {} ms (this agent was stopped?); announcing this node's EIPs again",
+                 now - last_beat_ms_);
+    resumed_ = true;
+    scheduleReconcile();
+  }
+  last_beat_ms_ = now;
+  // Expiries produce no file event: notice them here.
+  if (currentLiveNodes(*state) != live_) scheduleReconcile();
 }
 
 void NetController::failed(const Error& error) {
@@ -190,9 +240,16 @@ Status NetController::reconcile() {
   counters_["reconciles"]++;
   counters_["map_writes"] += stats.writes;
   syncHostRoutes(state);
-  syncEips(state);
-  syncProbes(state);
-  if (programmed_generation_ != state.generation) {
+  std::set<std::string> live = currentLiveNodes(state);
+  if (live != live_) {
+    spdlog::info("net: live nodes: {}", live.empty() ? std::string("none") : joinArgv({live.begin(), live.end()}));
+  }
+  bool announce = live != live_ || resumed_;
+  resumed_ = false;
+  live_ = live;
+  syncEips(state, live, announce);
+  syncProbes(state, live);
+  if (programmed_generation_ != state.generation && state.nodes.count(node_.name)) {
     programmed_generation_ = state.generation;
     OC_TRY(writeHealth());
   }
@@ -234,20 +291,29 @@ void NetController::syncHostRoutes(const svc::ClusterState& state) {
   }
 }
 
-void NetController::syncEips(const svc::ClusterState& state) {
-  // One node answers ARP for an EIP on the fabric: the first by name. Its
-  // dataplane DNATs (and, for scope cluster, SNATs) it.
+void NetController::syncEips(const svc::ClusterState& state, const std::set<std::string>& live, bool announce) {
+  // One live node answers ARP for an EIP on the fabric (rendezvous hash of
+  // the EIP over the live nodes). Its dataplane DNATs (and, for scope
+  // cluster, SNATs) it.
   std::set<std::string> want;
-  bool owner = !state.nodes.empty() && state.nodes.begin()->first == node_.name;
-  if (owner) {
-    for (const auto& [name, svc] : state.services) {
-      if (svc.type == "LoadBalancer" && !svc.eip.empty()) want.insert(svc.eip);
+  for (const auto& [name, svc] : state.services) {
+    if (svc.type == "LoadBalancer" && !svc.eip.empty() && svc::ownerOf(svc.eip, live) == node_.name) {
+      want.insert(svc.eip);
     }
   }
   for (const auto& eip : want) {
-    if (eips_.count(eip)) continue;
+    if (eips_.count(eip)) {
+      // Owners changed around us: clients may hold another node's MAC.
+      if (announce) {
+        if (auto g = sendGratuitousArp(layout_.uplink_soc_if, eip); !g.ok()) spdlog::warn("net: {}", g.error().message);
+      }
+      continue;
+    }
     if (auto s = ipCmd("", {"addr", "replace", eip + "/32", "dev", layout_.uplink_soc_if}); s.ok()) {
       eips_.insert(eip);
+      spdlog::info("net: this node now answers for EIP {}", eip);
+      // Clients still hold the MAC of the previous owner.
+      if (auto g = sendGratuitousArp(layout_.uplink_soc_if, eip); !g.ok()) spdlog::warn("net: {}", g.error().message);
     } else {
       spdlog::warn("net: EIP {}: {}", eip, s.error().message);
     }
@@ -262,10 +328,10 @@ void NetController::syncEips(const svc::ClusterState& state) {
   }
 }
 
-void NetController::syncProbes(const svc::ClusterState& state) {
+void NetController::syncProbes(const svc::ClusterState& state, const std::set<std::string>& live) {
   // A probe runs on the node hosting its backend (pods: where the pod is;
-  // other kinds: spec.node; fabric-only backends: the first node by name).
-  std::string leader = state.nodes.empty() ? node_.name : state.nodes.begin()->first;
+  // other kinds: spec.node; fabric-only backends: one live node, by
+  // rendezvous hash of the backend's name).
   std::map<std::string, svc::ProbeTask> tasks;
   for (const auto& [name, probe] : state.probes) {
     auto b = state.backends.find(probe.backend);
@@ -283,7 +349,7 @@ void NetController::syncProbes(const svc::ClusterState& state) {
       }
     } else {
       task.address = b->second.ip;
-      host = b->second.node.empty() ? leader : b->second.node;
+      host = b->second.node.empty() ? svc::ownerOf(b->first, live) : b->second.node;
       for (const auto& [id, ep] : state.endpoints) {
         if (ep.ip == b->second.ip && ep.vpc == b->second.vpc && ep.node == node_.name) task.device = ep.representor;
       }

@@ -5,7 +5,10 @@
 //  - answers the CNI plugin (/v1/net/cni/add|del|check): IPAM from the
 //    cluster store, a VF into the pod, the endpoint into the dataplane;
 //  - reprograms the dataplane whenever the cluster state or any node's
-//    probe health changes (inotify), and runs this node's probes.
+//    probe health changes (inotify), and runs this node's probes;
+//  - beats the node's heartbeat and re-checks which nodes are live on a
+//    timer, so EIPs and probes leave a node that vanished without `dpu
+//    down` within Config::node_expiry_ms (svc/liveness.h).
 // docs/NETWORK.md has the packet paths; docs/CONCURRENCY.md the threads.
 #pragma once
 
@@ -47,8 +50,13 @@ class NetController {
   void scheduleReconcile();
   Status reconcile();
   void syncHostRoutes(const svc::ClusterState& state);
-  void syncEips(const svc::ClusterState& state);
-  void syncProbes(const svc::ClusterState& state);
+  // announce: send a gratuitous ARP for every EIP we own, not only new ones.
+  void syncEips(const svc::ClusterState& state, const std::set<std::string>& live, bool announce);
+  void syncProbes(const svc::ClusterState& state, const std::set<std::string>& live);
+  // Beats, and reconciles when the set of live nodes changed.
+  void onHeartbeatTimer();
+  std::set<std::string> currentLiveNodes(const svc::ClusterState& state) const;
+  void adoptEips();
   void onProbeResult(const svc::ProbeResult& result);
   Status writeHealth();
 
@@ -73,6 +81,13 @@ class NetController {
   bool reconcile_pending_ = false;
   bool ready_ = false;  // start() finished: the dataplane is attached and registered
   std::set<std::string> host_routes_, eips_;
+  std::set<std::string> live_;  // the live nodes of the last reconcile
+  EventLoop::TimerId heartbeat_timer_{};
+  bool heartbeat_armed_ = false;
+  uint64_t last_beat_ms_ = 0;
+  // We missed beats long enough to have expired (stopped, starved): the
+  // others moved our EIPs away and clients learnt their MACs.
+  bool resumed_ = false;
   std::map<std::string, uint64_t> counters_;
 };
 

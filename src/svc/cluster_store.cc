@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <set>
 
 #include "base/files.h"
@@ -176,6 +177,50 @@ Status ClusterStore::registerNode(const NodeRecord& node) {
     s.nodes[node.name] = node;
     return okStatus();
   });
+}
+
+Status ClusterStore::unregisterNode(const std::string& name) {
+  if (!plainName(name)) return makeError("unregister node: bad node name '" + name + "'");
+  OC_TRY(modify([&](ClusterState& s) -> Status {
+    s.nodes.erase(name);
+    for (auto it = s.endpoints.begin(); it != s.endpoints.end();) {
+      it = it->second.node == name ? s.endpoints.erase(it) : std::next(it);
+    }
+    return okStatus();
+  }));
+  for (const std::string& path : {dir_ + "/health/" + name + ".json", dir_ + "/heartbeat/" + name}) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errnoError("remove " + path);
+  }
+  return okStatus();
+}
+
+Status ClusterStore::heartbeat(const std::string& node, uint64_t now_ms) {
+  if (!plainName(node)) return makeError("heartbeat: bad node name '" + node + "'");
+  std::string dir = dir_ + "/heartbeat";
+  OC_TRY(makePrivateDir(dir));
+  return writeFileAtomic(dir + "/" + node, std::to_string(now_ms) + "\n");
+}
+
+std::map<std::string, uint64_t> ClusterStore::loadHeartbeats() const {
+  std::map<std::string, uint64_t> out;
+  std::string dir = dir_ + "/heartbeat";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  std::vector<std::string> names;
+  while (dirent* ent = ::readdir(d)) {
+    std::string name = ent->d_name;
+    bool temp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;  // writeFileAtomic's
+    if (plainName(name) && !temp) names.push_back(name);
+  }
+  ::closedir(d);
+  for (const auto& name : names) {
+    auto text = readFile(dir + "/" + name);
+    if (!text.ok()) continue;
+    char* end = nullptr;
+    unsigned long long ms = std::strtoull(text->c_str(), &end, 10);
+    if (end != text->c_str()) out[name] = ms;
+  }
+  return out;
 }
 
 Status ClusterStore::writeHealth(const NodeHealth& health) {

@@ -5,7 +5,8 @@
 // written only by that node's agent, so health never contends for the lock.
 // Agents watch dir() with inotify (IN_MOVED_TO of state.json: the file is
 // replaced by rename, so a watch on the file itself goes stale) and
-// reprogram when `generation` moves.
+// reprogram when `generation` moves. Agents also beat a heartbeat file,
+// <dir>/heartbeat/<node>, which makes a node live (svc/liveness.h).
 #pragma once
 
 #include <cstdint>
@@ -119,6 +120,16 @@ class ClusterStore {
   Status setEndpointDetails(const std::string& id, const std::string& mac, const std::string& representor);
   Status removeEndpoint(const std::string& id);  // ok when absent
   Status registerNode(const NodeRecord& node);
+  // A node leaves (`dpu down`): its record, its endpoints (its pods went
+  // with it), its health and heartbeat files. Ok when it was not there.
+  Status unregisterNode(const std::string& name);
+
+  // Liveness: <dir>/heartbeat/<node> holds the wall-clock ms of the agent's
+  // last beat. Not watched by inotify (agents re-check on a timer), so a
+  // beat costs nobody a reconcile.
+  Status heartbeat(const std::string& node, uint64_t now_ms);
+  // By node; unreadable files count as never heard from.
+  std::map<std::string, uint64_t> loadHeartbeats() const;
 
   // Health needs no lock: each file has one writer and is replaced atomically.
   Status writeHealth(const NodeHealth& health);

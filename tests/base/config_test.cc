@@ -26,5 +26,15 @@ TEST(ConfigTest, BadInputNamesFileAndField) {
   EXPECT_FALSE(parseConfig("{", "t.json").ok());
 }
 
+TEST(ConfigTest, LivenessTimesArePositiveAndTheExpiryOutlastsABeat) {
+  auto c = parseConfig(R"({"heartbeat_interval_ms": 200, "node_expiry_ms": 1000})", "t.json");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->heartbeat_interval_ms, 200);
+  EXPECT_EQ(c->node_expiry_ms, 1000);
+  EXPECT_EQ(parseConfig(R"({"node_expiry_ms": 0})", "t.json").error().message,
+            "t.json: field 'node_expiry_ms' must be a positive integer (milliseconds)");
+  EXPECT_FALSE(parseConfig(R"({"heartbeat_interval_ms": 1000, "node_expiry_ms": 1000})", "t.json").ok());
+}
+
 }  // namespace
 }  // namespace offcore

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 N=hn$ID
 H=fh$ID
-if ip route show 10.77.0.0/16 | grep -q .; then
+if ip route show 10.77.0.0/16 type unicast | grep -q .; then
   fail "the root namespace already routes the fabric (another node is up); run \`offcore dpu list\`"
 fi
 node_up "$N"

@@ -9,7 +9,7 @@ source "$(dirname "$0")/svc_lib.sh"
 A=xa$ID
 B=xb$ID
 F=xf$ID
-if ip route show 10.77.0.0/16 | grep -q .; then
+if ip route show 10.77.0.0/16 type unicast | grep -q .; then
   fail "the root namespace already routes the fabric (another node is up); run \`offcore dpu list\`"
 fi
 node_up "$A"

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/svc_lib.sh"
 command -v wrk >/dev/null || fail "wrk is not installed (scripts/setup.sh installs it)"
 A=fa$ID
-if ip route show 10.77.0.0/16 | grep -q .; then
+if ip route show 10.77.0.0/16 type unicast | grep -q .; then
   fail "the root namespace already routes the fabric (another node is up); run \`offcore dpu list\`"
 fi
 node_up "$A"

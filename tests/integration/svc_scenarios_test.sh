@@ -14,7 +14,7 @@ source "$(dirname "$0")/svc_lib.sh"
 A=sa$ID
 B=sb$ID
 FC=sc$ID
-if ip route show 10.77.0.0/16 | grep -q .; then
+if ip route show 10.77.0.0/16 type unicast | grep -q .; then
   fail "the root namespace already routes the fabric (another node is up); run \`offcore dpu list\`"
 fi
 node_up "$A"
@@ -170,7 +170,9 @@ r=$(oc fabric exec "$FC" -- curl -s --max-time 2 "http://$EIP1/")
 [ "$r" = "$W3 $fc_ip" ] || fail "EIP $EIP1 -> w3 with the client's own address: '$r'"
 
 step "4. LoadBalancer EIP into several VPCs through the service gateway (DNAT + SNAT)"
-gw_ip=$(status_field "$A" .network.uplink.ip); gw_ip=${gw_ip%/*}
+# The gateway is the EIP's owner: one live node, by hash of the EIP.
+gw_node=$(oc svc list --kind Service --json | jq -r '.[] | select(.name=="lbx") | .eipOwner')
+gw_ip=$(status_field "$gw_node" .network.uplink.ip); gw_ip=${gw_ip%/*}
 seen=""
 for _ in $(seq 16); do seen+=$(oc fabric exec "$FC" -- curl -s --max-time 2 "http://$EIP2/")$'\n'; done
 echo "$seen" | grep -q "^$W1 $gw_ip$" || fail "lbx never reached w1 (vpc1) from the gateway address $gw_ip: $seen"

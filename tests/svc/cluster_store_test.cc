@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/files.h"
+#include "svc/liveness.h"
 #include "svc/resolve.h"
 
 namespace offcore::svc {
@@ -293,6 +294,73 @@ TEST_F(ClusterStoreTest, NodesAndHealth) {
   EXPECT_EQ(back.backends.at("db").last_error, "connect: refused");
   EXPECT_FALSE(back.backends.at("db").healthy);
   EXPECT_EQ(state().generation, 1u);  // health never touches state.json
+}
+
+TEST_F(ClusterStoreTest, UnregisterTakesTheRecordEndpointsHealthAndHeartbeat) {
+  ClusterStore store(dir_);
+  ASSERT_TRUE(store.apply(file("net.yaml", kNet)).ok());
+  ASSERT_TRUE(store.registerNode({"n1", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:0a"}).ok());
+  ASSERT_TRUE(store.registerNode({"n2", "10.77.0.11", "10.78.1.2", "02:00:00:00:00:0b"}).ok());
+  ASSERT_TRUE(store.addEndpoint({"n1", "c1", "eth0", "pod1", "", "", "red-a"}).ok());
+  ASSERT_TRUE(store.addEndpoint({"n2", "c2", "eth0", "pod2", "", "", "red-a"}).ok());
+  ASSERT_TRUE(store.heartbeat("n1", 1000).ok());
+  ASSERT_TRUE(store.heartbeat("n2", 2000).ok());
+  NodeHealth h;
+  h.node = "n1";
+  ASSERT_TRUE(store.writeHealth(h).ok());
+  EXPECT_EQ(store.loadHeartbeats(), (std::map<std::string, uint64_t>{{"n1", 1000}, {"n2", 2000}}));
+
+  ASSERT_TRUE(store.unregisterNode("n1").ok());
+  ClusterState s = state();
+  EXPECT_EQ(s.nodes.count("n1"), 0u);
+  EXPECT_EQ(s.nodes.count("n2"), 1u);
+  ASSERT_EQ(s.endpoints.size(), 1u);
+  EXPECT_EQ(s.endpoints.begin()->second.node, "n2");
+  EXPECT_EQ(store.loadHeartbeats(), (std::map<std::string, uint64_t>{{"n2", 2000}}));
+  EXPECT_EQ(store.loadHealth()->count("n1"), 0u);
+  EXPECT_TRUE(store.unregisterNode("n1").ok());  // already gone: fine
+  EXPECT_FALSE(store.unregisterNode("../x").ok());
+}
+
+TEST(LivenessTest, OnlyRegisteredNodesWithAFreshBeatAreLive) {
+  ClusterState s = ClusterState::empty();
+  s.nodes["a"] = {"a", "10.77.0.10", "", ""};
+  s.nodes["b"] = {"b", "10.77.0.11", "", ""};
+  s.nodes["c"] = {"c", "10.77.0.12", "", ""};
+  // b beat 6 s ago, c never; "gone" beats but is not registered.
+  auto l = nodeLiveness(s, {{"a", 9000}, {"b", 4000}, {"gone", 9999}}, 10000, 5000);
+  ASSERT_EQ(l.size(), 3u);
+  EXPECT_TRUE(l["a"].live);
+  EXPECT_EQ(l["a"].age_ms, 1000u);
+  EXPECT_FALSE(l["b"].live);
+  EXPECT_EQ(l["b"].age_ms, 6000u);
+  EXPECT_FALSE(l["c"].live);
+  EXPECT_EQ(l["c"].heartbeat_ms, 0u);
+  EXPECT_EQ(liveNodes(l), (std::set<std::string>{"a"}));
+  // A beat from the future (clock stepped back) is fresh, not expired.
+  EXPECT_TRUE(nodeLiveness(s, {{"a", 20000}}, 10000, 5000)["a"].live);
+}
+
+TEST(LivenessTest, OwnersAreLiveDeterministicAndOnlyTheLeaversKeysMove) {
+  EXPECT_EQ(ownerOf("10.77.200.1", {}), "");
+  std::set<std::string> all{"n1", "n2", "n3"};
+  std::map<std::string, std::string> before;
+  std::set<std::string> owners;
+  for (int i = 0; i < 64; ++i) {
+    std::string eip = "10.77.200." + std::to_string(i);
+    before[eip] = ownerOf(eip, all);
+    EXPECT_EQ(ownerOf(eip, all), before[eip]);
+    owners.insert(before[eip]);
+  }
+  EXPECT_EQ(owners, all);  // spread over every node
+  std::set<std::string> without_n2{"n1", "n3"};
+  for (const auto& [eip, owner] : before) {
+    std::string now = ownerOf(eip, without_n2);
+    EXPECT_NE(now, "n2");
+    if (owner != "n2") {
+      EXPECT_EQ(now, owner) << eip;  // nothing else moves
+    }
+  }
 }
 
 // --- resolution -------------------------------------------------------------
