@@ -258,11 +258,7 @@ Status NodeManager::build(NodeState& s) {
 
 Status NodeManager::startAgent(NodeState& s) {
   NodeLayout l = layout(s.name);
-  SpawnOptions opts;
-  opts.new_session = true;
-  opts.output_file = l.agent_log;
-  opts.in_child = [this, &s]() { return enterDomain(s, Domain::kSoc); };
-  OC_ASSIGN_OR_RETURN(pid_t pid, spawn({selfExe(), "agent", "--name", s.name}, opts));
+  OC_ASSIGN_OR_RETURN(pid_t pid, spawnInSoc(s, "agent"));
   s.agent_pid = pid;
   OC_TRY(writeAgentPid(l, pid));
   OC_TRY(saveNodeState(l.state_file, s));

@@ -70,6 +70,9 @@ class NodeManager {
   Status build(NodeState& state);
   Status startAgent(NodeState& state);
   Status stopAgentKeepingServices(const NodeState& state);
+  // Starts `offcore ROLE --name NODE` (agent, watchdog) in the SoC domain,
+  // in its own session, logging to the agent log.
+  Result<pid_t> spawnInSoc(const NodeState& state, const std::string& role);
   // The agent's watchdog (dpu/agent_watchdog.h), in the SoC domain.
   Status startWatchdog(NodeState& state);
   void stopWatchdog(const NodeState& state);

@@ -13,13 +13,17 @@
 
 namespace offcore {
 
-Status NodeManager::startWatchdog(NodeState& s) {
-  NodeLayout l = layout(s.name);
+Result<pid_t> NodeManager::spawnInSoc(const NodeState& s, const std::string& role) {
   SpawnOptions opts;
   opts.new_session = true;
-  opts.output_file = l.agent_log;
+  opts.output_file = layout(s.name).agent_log;
   opts.in_child = [this, &s]() { return enterDomain(s, Domain::kSoc); };
-  OC_ASSIGN_OR_RETURN(pid_t pid, spawn({selfExe(), "watchdog", "--name", s.name}, opts));
+  return spawn({selfExe(), role, "--name", s.name}, opts);
+}
+
+Status NodeManager::startWatchdog(NodeState& s) {
+  NodeLayout l = layout(s.name);
+  OC_ASSIGN_OR_RETURN(pid_t pid, spawnInSoc(s, "watchdog"));
   s.watchdog_pid = pid;
   // It must be watching before we return: a crash right after `up` counts.
   for (int i = 0; i < 200; ++i) {

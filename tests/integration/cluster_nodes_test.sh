@@ -92,16 +92,21 @@ echo "EIP $EIP owned by $O; answered: $r"
 [ "$(node_json "$A" | jq -r .live)" = true ] && [ "$(node_json "$B" | jq -r .live)" = true ] ||
   fail "both nodes must be live: $(oc svc list --kind Node)"
 
+# Polls the EIP from the fabric client until the ms deadline $1 (curl
+# timeout $2 s); the answer is left in $r.
+eip_answers_by() {
+  while (( $(ms) < $1 )); do
+    if r=$(oc fabric exec "$FC" -- curl -s --max-time "$2" "http://$EIP/") && [ -n "$r" ]; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
 step "2. dpu down of the EIP owner ($O): $X takes the EIP within 5 s"
 old_fabric_ip=$(node_json "$O" | jq -r .fabricIp)
 t0=$(ms)
 oc dpu down --name "$O" >/dev/null
-ok=
-while (( $(ms) - t0 < 5000 )); do
-  if r=$(oc fabric exec "$FC" -- curl -s --max-time 1 "http://$EIP/") && [ -n "$r" ]; then ok=1; break; fi
-  sleep 0.1
-done
-[ -n "$ok" ] || fail "no answer from $EIP within 5 s of \`dpu down $O\`"
+eip_answers_by $((t0 + 5000)) 1 || fail "no answer from $EIP within 5 s of \`dpu down $O\`"
 echo "answered after $(( $(ms) - t0 )) ms (dpu down included): $r"
 [ "${r%% *}" = "$PB" ] || [ "${r%% *}" = "$PA" ] || fail "unexpected answer '$r'"
 has_eip "$X" || fail "$X does not answer for $EIP"
@@ -164,13 +169,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 ! has_eip "$X" || fail "$X kept $EIP after $O came back"
-t0=$(ms)
-ok=
-while (( $(ms) - t0 < 2000 )); do
-  if r=$(oc fabric exec "$FC" -- curl -s --max-time 0.5 "http://$EIP/") && [ -n "$r" ]; then ok=1; break; fi
-  sleep 0.1
-done
-[ -n "$ok" ] || fail "no answer from $EIP within 2 s of $O taking it back"
+eip_answers_by $(($(ms) + 2000)) 0.5 || fail "no answer from $EIP within 2 s of $O taking it back"
 
 step "5. the unreachable route goes with the fabric"
 oc dpu down --name "$A" >/dev/null
