@@ -1,0 +1,101 @@
+#include "cli/disk_common.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "base/files.h"
+#include "disk/fd_keeper.h"
+#include "nvme/auth/dhchap_key.h"
+
+namespace offcore {
+
+Result<DiskUri> parseDiskUri(const std::string& uri) {
+  const std::string scheme = "nvme-tcp://";
+  auto bad = [&](const std::string& why) {
+    return makeError("bad disk URI '" + uri + "': " + why + " (use nvme-tcp://ADDR:PORT/NQN)");
+  };
+  if (uri.rfind(scheme, 0) != 0) return bad("it must start with nvme-tcp://");
+  std::string rest = uri.substr(scheme.size());
+  auto slash = rest.find('/');
+  if (slash == std::string::npos || slash + 1 >= rest.size()) return bad("no NQN after the address");
+  DiskUri d;
+  std::string hostport = rest.substr(0, slash);
+  d.nqn = rest.substr(slash + 1);
+  auto colon = hostport.rfind(':');
+  d.address = colon == std::string::npos ? hostport : hostport.substr(0, colon);
+  if (colon != std::string::npos) {
+    std::string port = hostport.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) > 65535) {
+      return bad("bad port");
+    }
+    d.port = static_cast<uint16_t>(std::stoi(port));
+  }
+  if (d.nqn.size() > 223) return bad("the NQN is longer than 223 bytes");
+  return d;
+}
+
+std::string disksDir(const CliContext& ctx, const std::string& node) {
+  return ctx.config.run_root + "/" + node + "/disks";
+}
+std::string secretsDir(const CliContext& ctx, const std::string& node) {
+  return ctx.config.run_root + "/" + node + "/secrets";
+}
+
+
+Result<DiskSecrets> readSecretFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return errnoError("secret file " + path);
+  if (st.st_mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    return makeError("secret file " + path + " has mode " + mode + "; make it private first: chmod 600 " + path);
+  }
+  OC_ASSIGN_OR_RETURN(std::string text, readFile(path));
+  DiskSecrets out;
+  for (const auto& raw : splitLines(text)) {
+    std::string line = raw;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("dhchap_secret=", 0) == 0) {
+      out.secret = line.substr(14);
+    } else if (line.rfind("dhchap_ctrl_secret=", 0) == 0) {
+      out.ctrl_secret = line.substr(19);
+    } else if (line.rfind("DHHC-1:", 0) == 0 && out.secret.empty()) {
+      out.secret = line;
+    } else {
+      return makeError("secret file " + path + ": unknown line (use dhchap_secret=... and dhchap_ctrl_secret=...)");
+    }
+  }
+  if (out.secret.empty()) return makeError("secret file " + path + " holds no dhchap_secret");
+  return out;
+}
+
+Status checkSecrets(const DiskSecrets& s) {
+  if (!s.secret.empty()) {
+    auto k = nvme::auth::parseDhchapKey(s.secret);
+    if (!k.ok()) return k.error().wrap("--dhchap-secret");
+  }
+  if (!s.ctrl_secret.empty()) {
+    if (s.secret.empty()) return makeError("--dhchap-ctrl-secret needs --dhchap-secret too");
+    auto k = nvme::auth::parseDhchapKey(s.ctrl_secret);
+    if (!k.ok()) return k.error().wrap("--dhchap-ctrl-secret");
+  }
+  return okStatus();
+}
+
+std::string diskKeeper(const CliContext& ctx, const std::string& node) {
+  return fdKeeperSocket(ctx.config.run_root, node, "disks");
+}
+std::string keptName(const std::string& file) { return "disk-" + file.substr(file.rfind('/') + 1); }
+
+
+Status checkTimeouts(const DiskTimeouts& t) {
+  if (t.io < 1) return makeError("--io-timeout must be at least 1 second");
+  if (t.fast_io_fail < -1) return makeError("--fast-io-fail is seconds, or -1 for off");
+  if (t.ctrl_loss < -1) return makeError("--ctrl-loss-timeout is seconds, or -1 to reconnect for ever");
+  return okStatus();
+}
+
+}  // namespace offcore

@@ -1,0 +1,57 @@
+// Shared by the disk commands (disk_commands.cc) and the SoC side that
+// serves a disk (disk_serve.cc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/result.h"
+#include "cli/common.h"
+
+namespace offcore {
+
+struct DiskUri {
+  std::string address;
+  uint16_t port = 4420;
+  std::string nqn;
+};
+
+// nvme-tcp://ADDR[:PORT]/NQN
+Result<DiskUri> parseDiskUri(const std::string& uri);
+
+std::string disksDir(const CliContext& ctx, const std::string& node);
+// The node keeps each disk's DH-HMAC-CHAP secrets here (0700 dir, 0600
+// files), never on a command line: argv is world-readable in /proc.
+std::string secretsDir(const CliContext& ctx, const std::string& node);
+
+struct DiskSecrets {
+  std::string secret;       // DHHC-1 text; empty: no authentication
+  std::string ctrl_secret;  // DHHC-1 text; empty: the target is not authenticated
+};
+
+// A secret file: "dhchap_secret=DHHC-1:..:" and optionally
+// "dhchap_ctrl_secret=DHHC-1:..:" lines, or a bare secret on the first line.
+// It must not be readable by group or others.
+Result<DiskSecrets> readSecretFile(const std::string& path);
+// Parses both secrets, so a typo fails at attach rather than in the SoC.
+Status checkSecrets(const DiskSecrets& s);
+
+// The node's keeper of disk FUSE connections (agent service "disks-fds"),
+// and the name a disk's connection is kept under.
+std::string diskKeeper(const CliContext& ctx, const std::string& node);
+std::string keptName(const std::string& file);
+
+// How long a disk waits for a lost gateway: io_timeout bounds one request,
+// fast_io_fail (after the loss) makes waiting and new I/O fail at once,
+// ctrl_loss ends reconnecting. Seconds; -1: off.
+struct DiskTimeouts {
+  int io = 30, fast_io_fail = 5, ctrl_loss = 600;
+};
+
+Status checkTimeouts(const DiskTimeouts& t);
+
+// `disk serve`: the SoC side of one disk, until SIGTERM/SIGINT.
+int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& file, const std::string& node,
+              int queues, int depth, const DiskTimeouts& timeouts, const std::string& secret_file);
+
+}  // namespace offcore
