@@ -10,30 +10,11 @@
 
 namespace offcore {
 
-Result<DiskUri> parseDiskUri(const std::string& uri) {
-  const std::string scheme = "nvme-tcp://";
-  auto bad = [&](const std::string& why) {
-    return makeError("bad disk URI '" + uri + "': " + why + " (use nvme-tcp://ADDR:PORT/NQN)");
-  };
-  if (uri.rfind(scheme, 0) != 0) return bad("it must start with nvme-tcp://");
-  std::string rest = uri.substr(scheme.size());
-  auto slash = rest.find('/');
-  if (slash == std::string::npos || slash + 1 >= rest.size()) return bad("no NQN after the address");
-  DiskUri d;
-  std::string hostport = rest.substr(0, slash);
-  d.nqn = rest.substr(slash + 1);
-  auto colon = hostport.rfind(':');
-  d.address = colon == std::string::npos ? hostport : hostport.substr(0, colon);
-  if (colon != std::string::npos) {
-    std::string port = hostport.substr(colon + 1);
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) > 65535) {
-      return bad("bad port");
-    }
-    d.port = static_cast<uint16_t>(std::stoi(port));
-  }
-  if (d.nqn.size() > 223) return bad("the NQN is longer than 223 bytes");
-  return d;
+Result<nvme::NvmeUri> parseDiskUri(const std::string& uri) {
+  OC_ASSIGN_OR_RETURN(auto u, nvme::parseNvmeUri(uri));
+  if (u.nqn.empty())
+    return makeError("bad disk URI '" + uri + "': no NQN after the address (use nvme-tcp://ADDR:PORT/NQN)");
+  return u;
 }
 
 std::string disksDir(const CliContext& ctx, const std::string& node) {
@@ -42,7 +23,6 @@ std::string disksDir(const CliContext& ctx, const std::string& node) {
 std::string secretsDir(const CliContext& ctx, const std::string& node) {
   return ctx.config.run_root + "/" + node + "/secrets";
 }
-
 
 Result<DiskSecrets> readSecretFile(const std::string& path) {
   struct stat st {};
@@ -89,7 +69,6 @@ std::string diskKeeper(const CliContext& ctx, const std::string& node) {
   return fdKeeperSocket(ctx.config.run_root, node, "disks");
 }
 std::string keptName(const std::string& file) { return "disk-" + file.substr(file.rfind('/') + 1); }
-
 
 Status checkTimeouts(const DiskTimeouts& t) {
   if (t.io < 1) return makeError("--io-timeout must be at least 1 second");

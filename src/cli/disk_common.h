@@ -7,17 +7,12 @@
 
 #include "base/result.h"
 #include "cli/common.h"
+#include "nvme/host/nvme_uri.h"
 
 namespace offcore {
 
-struct DiskUri {
-  std::string address;
-  uint16_t port = 4420;
-  std::string nqn;
-};
-
-// nvme-tcp://ADDR[:PORT]/NQN
-Result<DiskUri> parseDiskUri(const std::string& uri);
+// nvme-tcp://ADDR[:PORT]/NQN; a disk needs the NQN.
+Result<nvme::NvmeUri> parseDiskUri(const std::string& uri);
 
 std::string disksDir(const CliContext& ctx, const std::string& node);
 // The node keeps each disk's DH-HMAC-CHAP secrets here (0700 dir, 0600

@@ -26,11 +26,4 @@ Result<std::shared_ptr<nvme::NvmeTcpHost>> connectVolumeAsConverter(const std::s
                                                                     std::chrono::milliseconds io_timeout,
                                                                     const std::string& dhchap_secret);
 
-struct NvmeUri {
-  std::string address;
-  uint16_t port = 4420;
-  std::string nqn;
-};
-Result<NvmeUri> parseNvmeUri(const std::string& uri);
-
 }  // namespace offcore
