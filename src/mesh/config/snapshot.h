@@ -1,0 +1,51 @@
+// What one proxy runs with at a moment: the Istio-shaped config plus the
+// Services and endpoints it applies to. Built from offcore's cluster state
+// (`offcore mesh apply` + svc resources) or from an xDS server; the proxy
+// swaps whole snapshots, never edits one in place.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mesh/config/model.h"
+
+namespace offcore::mesh {
+
+struct MeshEndpoint {
+  std::string ip;
+  uint16_t port = 0;       // 0 = the service port's target_port
+  std::string node;        // hosting node; "" = off-mesh (fabric)
+  std::string node_ip;     // that node's fabric address (HBONE peer)
+  Labels labels;           // the Backend's labels (subsets select on them)
+  bool mesh = false;       // in the mesh (reached through HBONE when remote)
+  std::string identity;    // SPIFFE ID, mesh only
+  bool healthy = true;
+  bool operator==(const MeshEndpoint&) const = default;
+};
+
+struct MeshServicePort {
+  std::string name;
+  uint16_t port = 0;
+  uint16_t target_port = 0;
+  // Kubernetes appProtocol: "http", "http2", "grpc", "tcp"; "" = sniff.
+  std::string app_protocol;
+  bool operator==(const MeshServicePort&) const = default;
+};
+
+struct MeshService {
+  std::string name;  // canonical host
+  std::string vip;   // ClusterIP
+  std::vector<MeshServicePort> ports;
+  std::vector<MeshEndpoint> endpoints;
+  bool operator==(const MeshService&) const = default;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  MeshConfig config;
+  std::vector<MeshService> services;
+  std::string trust_domain = "cluster.local";
+};
+
+}  // namespace offcore::mesh
