@@ -155,6 +155,15 @@ Result<CniEnv> parseCniEnv(const std::map<std::string, std::string>& env) {
   if (!plainName(out.pod_namespace, 253)) {
     return envError("CNI_ARGS: K8S_POD_NAMESPACE is not a name (1-253 printable bytes)");
   }
+  if (auto sa = kv.find("OFFCORE_SERVICE_ACCOUNT"); sa != kv.end() && !sa->second.empty()) {
+    out.service_account = sa->second;
+    if (!plainName(out.service_account, 253) || out.service_account.find('/') != std::string::npos) {
+      return envError("CNI_ARGS: OFFCORE_SERVICE_ACCOUNT is not a name (1-253 printable bytes, no '/')");
+    }
+  }
+  if (out.pod_namespace.find('/') != std::string::npos) {
+    return envError("CNI_ARGS: K8S_POD_NAMESPACE must not contain '/'");
+  }
   return out;
 }
 
@@ -224,6 +233,11 @@ Result<CniNetConf> parseCniNetConf(const std::string& text, const std::string& d
       return confError("network configuration: field 'mtu' is " + std::to_string(mtu) + ", must be 576..9000");
     }
     c.mtu = static_cast<int>(mtu);
+  }
+
+  if (auto m = doc.find("mesh"); m != doc.end()) {
+    if (!m->is_boolean()) return confError("network configuration: field 'mesh' must be true or false");
+    c.mesh = m->get<bool>();
   }
 
   c.run_root = default_run_root;

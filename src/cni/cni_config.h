@@ -47,6 +47,9 @@ struct CniEnv {
   std::string ifname;         // CNI_IFNAME
   std::string pod_name;       // K8S_POD_NAME from CNI_ARGS, else the container id
   std::string pod_namespace;  // K8S_POD_NAMESPACE from CNI_ARGS, else "default"
+  // OFFCORE_SERVICE_ACCOUNT from CNI_ARGS, else "default": the pod's mesh
+  // identity (Kubernetes passes no service account to CNI plugins).
+  std::string service_account = "default";
 };
 
 // The fields of our network configuration; see src/cni/README.md.
@@ -57,6 +60,7 @@ struct CniNetConf {
   std::string vpc = "default";
   std::string subnet;
   int mtu = 1450;
+  bool mesh = false;                   // the pod joins the node's service mesh (docs/MESH.md)
   std::string run_root;                // where <node>/api.sock lives
   nlohmann::ordered_json prev_result;  // null when the runtime sent none
 

@@ -51,6 +51,8 @@ class Run {
                  {"subnet", conf_.subnet},
                  {"podName", env_.pod_name},
                  {"podNamespace", env_.pod_namespace},
+                 {"serviceAccount", env_.service_account},
+                 {"mesh", conf_.mesh},
                  {"mtu", conf_.mtu}};
     auto reply = backend_.call("/v1/net/cni/add", dump(body));
     if (!reply.ok()) return notRunning(reply.error());

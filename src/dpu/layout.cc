@@ -24,6 +24,7 @@ NodeLayout NodeLayout::forNode(const Config& config, const std::string& name) {
   l.api_socket = l.run_dir + "/api.sock";
   l.state_file = l.run_dir + "/node.json";
   l.agent_log = l.run_dir + "/agent.log";
+  l.mesh_file = l.run_dir + "/mesh.json";
   l.soc_netns = "oc-" + name + "-soc";
   l.cg_node = config.cgroup_root + "/" + name;
   l.cg_soc = l.cg_node + "/soc";

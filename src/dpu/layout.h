@@ -20,6 +20,7 @@ struct NodeLayout {
   std::string api_socket;  // the API channel
   std::string state_file;  // node.json
   std::string agent_log;
+  std::string mesh_file;         // mesh.json: present while the node runs the service mesh (src/mesh)
   std::string soc_netns;         // oc-<name>-soc
   std::string cg_node;           // offcore/<name>
   std::string cg_soc;            // offcore/<name>/soc: every offloaded service

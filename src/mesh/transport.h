@@ -54,13 +54,13 @@ class Transport {
 
 // Where an upstream connection goes and how.
 struct ConnectTarget {
-  std::string ip;            // the destination pod / endpoint
+  std::string ip;  // the destination pod / endpoint
   uint16_t port = 0;
-  std::string source_ip;     // connect from this address (IP_TRANSPARENT); "" = the SoC's own
+  std::string source_ip;  // connect from this address (IP_TRANSPARENT); "" = the SoC's own
   // Set when the destination is a mesh pod on another node: tunnel through
   // that node's proxy (HBONE) at node_ip, and require its identity.
   std::string node_ip;
-  std::string peer_identity;  // the destination workload's SPIFFE ID
+  std::string peer_identity;    // the destination workload's SPIFFE ID
   std::string source_identity;  // the client workload's SPIFFE ID (picks our certificate)
 };
 

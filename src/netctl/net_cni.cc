@@ -72,6 +72,13 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
   er.vpc = str(*doc, "vpc");
   er.subnet = str(*doc, "subnet");
   int mtu = doc->value("mtu", kPodMtu);
+  er.mesh = doc->value("mesh", false);
+  er.ns = str(*doc, "podNamespace", "default");
+  er.service_account = str(*doc, "serviceAccount", "default");
+  if (er.mesh && ::access(layout_.mesh_file.c_str(), F_OK) != 0) {
+    return ApiResponse::error(409, "the pod asks for the service mesh, which node " + node_.name +
+                                       " does not run: start it with `offcore mesh up --node " + node_.name + "`");
+  }
   if (er.netns.empty()) return ApiResponse::error(400, "field 'netns' is required: the pod's network namespace path");
   if (::access(er.netns.c_str(), F_OK) != 0) {
     return ApiResponse::error(404, "network namespace " + er.netns + " does not exist");
@@ -113,7 +120,8 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
   uint32_t vni = state->vpcs.count(ep->vpc) ? state->vpcs.at(ep->vpc).vni : 0;
   in_addr a{};
   ::inet_pton(AF_INET, ep->ip.c_str(), &a);
-  if (auto s = dp_->attach(ep->representor, {vni, a.s_addr, OC_IF_POD}); !s.ok()) {
+  uint32_t role = ep->mesh ? (OC_IF_POD | OC_IF_MESH) : OC_IF_POD;
+  if (auto s = dp_->attach(ep->representor, {vni, a.s_addr, role}); !s.ok()) {
     return ApiResponse::error(500, s.error().message);
   }
   // Program before answering: the pod may send its first packet right away.
@@ -173,9 +181,10 @@ ApiResponse NetController::status() {
            {"last_error", last_error_},
            {"counters", counters_}};
   if (dp_) {
-    static const char* names[] = {
-        "rx",      "local",      "tunnel",        "uplink",          "stack",          "dnat",       "ct_hit",
-        "rev_nat", "drop_spoof", "drop_no_route", "drop_no_backend", "drop_malformed", "drop_tunnel"};
+    static const char* names[] = {"rx",          "local",         "tunnel",          "uplink",
+                                  "stack",       "dnat",          "ct_hit",          "rev_nat",
+                                  "drop_spoof",  "drop_no_route", "drop_no_backend", "drop_malformed",
+                                  "drop_tunnel", "mesh_out",      "mesh_in"};
     if (auto st = dp_->stats(); st.ok()) {
       json d;
       for (size_t i = 0; i < std::size(names); ++i) d[names[i]] = (*st)[i];

@@ -111,7 +111,8 @@ Status NetController::setUpSoc() {
   for (const auto& [id, ep] : stored.endpoints) {
     if (ep.node != node_.name || ep.representor.empty() || !linkExists("", ep.representor)) continue;
     uint32_t vni = stored.vpcs.count(ep.vpc) ? stored.vpcs.at(ep.vpc).vni : 0;
-    if (auto s = dp_->attach(ep.representor, {vni, ipNet(ep.ip), OC_IF_POD}); !s.ok()) {
+    uint32_t role = ep.mesh ? (OC_IF_POD | OC_IF_MESH) : OC_IF_POD;
+    if (auto s = dp_->attach(ep.representor, {vni, ipNet(ep.ip), role}); !s.ok()) {
       spdlog::warn("re-attach {}: {}", ep.representor, s.error().message);
     }
   }

@@ -24,7 +24,10 @@ json endpointJson(const Endpoint& e) {
           {"ip", e.ip},
           {"prefixLen", e.prefix_len},
           {"mac", e.mac},
-          {"representor", e.representor}};
+          {"representor", e.representor},
+          {"mesh", e.mesh},
+          {"namespace", e.ns},
+          {"serviceAccount", e.service_account}};
 }
 
 Status readString(const json& j, const char* key, std::string& out, const std::string& where) {
@@ -52,6 +55,13 @@ Result<Endpoint> endpointFromJson(const json& j, const std::string& where) {
   if (p == j.end() || !p->is_number_integer() || p->get<int64_t>() < 0 || p->get<int64_t>() > 32)
     return makeError(where + ".prefixLen: expected 0-32");
   e.prefix_len = static_cast<int>(p->get<int64_t>());
+  // Mesh fields came later: absent = not in the mesh.
+  if (auto m = j.find("mesh"); m != j.end()) {
+    if (!m->is_boolean()) return makeError(where + ".mesh: expected true or false");
+    e.mesh = m->get<bool>();
+  }
+  if (j.contains("namespace")) OC_TRY(readString(j, "namespace", e.ns, where));
+  if (j.contains("serviceAccount")) OC_TRY(readString(j, "serviceAccount", e.service_account, where));
   if (!parseIpv4(e.ip)) return makeError(where + ".ip: not an IPv4 address");
   return e;
 }

@@ -145,6 +145,9 @@ Result<Endpoint> ClusterStore::addEndpoint(const EndpointRequest& req) {
                      req.ifname,   req.pod_name, req.netns,
                      subnet.vpc,   subnet.name,  formatIpv4(static_cast<uint32_t>(ip)),
                      cidr->prefix, "",           ""};
+      out.mesh = req.mesh;
+      out.ns = req.ns;
+      out.service_account = req.service_account;
       s.endpoints[id] = out;
       return okStatus();
     }

@@ -26,6 +26,10 @@ struct Endpoint {
   std::string ip;  // no prefix
   int prefix_len = 0;
   std::string mac, representor;  // filled in by the agent once the VF is set up
+  // The service mesh (src/mesh): the pod's traffic goes through its node's
+  // proxy under the identity spiffe://<td>/ns/<ns>/sa/<service_account>.
+  bool mesh = false;
+  std::string ns = "default", service_account = "default";
   bool operator==(const Endpoint&) const = default;
 };
 
@@ -33,6 +37,8 @@ struct EndpointRequest {
   std::string node, container_id, ifname, pod_name, netns;
   std::string vpc;  // "" = the subnet's VPC; otherwise it must be the subnet's VPC
   std::string subnet;
+  bool mesh = false;
+  std::string ns = "default", service_account = "default";
 };
 
 struct NodeRecord {

@@ -162,6 +162,7 @@ Status ServiceProgrammer::programEndpoints(const ClusterState& state, ProgramSta
       if (v.node_ip == 0) continue;
       v.flags = OC_EP_REMOTE;
     }
+    if (ep.mesh) v.flags |= OC_EP_MESH;
     want[k] = v;
   }
   // Every node's host domain is an endpoint of the default VPC.

@@ -32,11 +32,11 @@ struct StringMatch {
 
 // HTTPMatchRequest: every given condition must hold.
 struct HttpMatch {
-  std::optional<StringMatch> uri;        // the path, without the query
+  std::optional<StringMatch> uri;  // the path, without the query
   std::optional<StringMatch> method;
-  std::optional<StringMatch> authority;  // Host / :authority
+  std::optional<StringMatch> authority;        // Host / :authority
   std::map<std::string, StringMatch> headers;  // lower-case header name -> match
-  uint16_t port = 0;                     // 0 = any
+  uint16_t port = 0;                           // 0 = any
   bool operator==(const HttpMatch&) const = default;
 };
 
@@ -131,7 +131,7 @@ struct TrafficPolicy {
 };
 struct Subset {
   std::string name;
-  Labels labels;  // matched against the Backend's labels
+  Labels labels;                                // matched against the Backend's labels
   std::optional<TrafficPolicy> traffic_policy;  // overrides the rule's, field by field
   bool operator==(const Subset&) const = default;
 };
@@ -155,7 +155,7 @@ struct PeerAuthentication {
 
 // AuthorizationPolicy: ALLOW / DENY rules.
 struct AuthzSource {
-  std::vector<std::string> principals;      // "<td>/ns/<ns>/sa/<sa>", "*" and prefix/suffix "*" allowed
+  std::vector<std::string> principals;  // "<td>/ns/<ns>/sa/<sa>", "*" and prefix/suffix "*" allowed
   std::vector<std::string> not_principals;
   std::vector<std::string> namespaces;
   std::vector<std::string> not_namespaces;

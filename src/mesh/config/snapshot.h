@@ -14,12 +14,12 @@ namespace offcore::mesh {
 
 struct MeshEndpoint {
   std::string ip;
-  uint16_t port = 0;       // 0 = the service port's target_port
-  std::string node;        // hosting node; "" = off-mesh (fabric)
-  std::string node_ip;     // that node's fabric address (HBONE peer)
-  Labels labels;           // the Backend's labels (subsets select on them)
-  bool mesh = false;       // in the mesh (reached through HBONE when remote)
-  std::string identity;    // SPIFFE ID, mesh only
+  uint16_t port = 0;     // 0 = the service port's target_port
+  std::string node;      // hosting node; "" = off-mesh (fabric)
+  std::string node_ip;   // that node's fabric address (HBONE peer)
+  Labels labels;         // the Backend's labels (subsets select on them)
+  bool mesh = false;     // in the mesh (reached through HBONE when remote)
+  std::string identity;  // SPIFFE ID, mesh only
   bool healthy = true;
   bool operator==(const MeshEndpoint&) const = default;
 };
@@ -41,10 +41,25 @@ struct MeshService {
   bool operator==(const MeshService&) const = default;
 };
 
+// A pod of the cluster, whether or not a Service selects it: who a source
+// address is (identity, namespace) and how to reach a destination address.
+struct MeshWorkload {
+  std::string ip;
+  std::string name;           // the pod name
+  std::string node, node_ip;  // hosting node and its fabric address
+  std::string ns = "default", service_account = "default";
+  std::string identity;     // SPIFFE ID (mesh pods)
+  std::string representor;  // pods of this node: the SoC side of its VF
+  Labels labels;            // its Backend's labels, if one names it
+  bool mesh = false;
+  bool operator==(const MeshWorkload&) const = default;
+};
+
 struct Snapshot {
   uint64_t version = 0;
   MeshConfig config;
   std::vector<MeshService> services;
+  std::vector<MeshWorkload> workloads;
   std::string trust_domain = "cluster.local";
 };
 

@@ -332,13 +332,37 @@ static __always_inline void learn_return_path(struct packet *p, __u32 from_node)
   bpf_map_update_elem(&oc_return_path, &reply, &rv, BPF_ANY);
 }
 
+/* Hands a packet to the SoC's stack for the mesh's nftables rules. */
+static __always_inline int to_mesh(struct __sk_buff *skb, __u32 mark, __u32 stat) {
+  skb->mark = mark;
+  count(stat);
+  return TC_ACT_OK;
+}
+
+/* A mesh pod's TCP goes to the node proxy when it is for a Service, a local
+ * pod, or a mesh pod elsewhere (tunnelled by the proxies). A plain pod on
+ * another node is reached directly, as without the mesh. */
+static __always_inline int mesh_outbound(struct packet *p) {
+  if (p->flow.proto != IPPROTO_TCP || !p->l4_off) return 0;
+  struct oc_svc_key sk = {.vpc = p->flow.vpc, .vip = p->flow.daddr, .port = p->flow.dport, .proto = IPPROTO_TCP};
+  if (bpf_map_lookup_elem(&oc_services, &sk)) return 1;
+  struct oc_ep_key dst = {.vpc = p->flow.vpc, .ip = p->flow.daddr};
+  struct oc_ep_val *ep = bpf_map_lookup_elem(&oc_endpoints, &dst);
+  return ep && (ep->flags & (OC_EP_LOCAL | OC_EP_MESH));
+}
+
 static __always_inline int route(struct __sk_buff *skb, struct packet *p, __u32 in_flags, __u32 from_node,
-                                 const struct oc_config *cfg) {
+                                 const struct oc_config *cfg, int translated) {
   struct oc_ep_key dst = {.vpc = p->flow.vpc, .ip = p->flow.daddr};
   struct oc_ep_val *ep = bpf_map_lookup_elem(&oc_endpoints, &dst);
   if (ep) {
     struct oc_ep_val e = *ep;
     if (e.flags & OC_EP_LOCAL) {
+      /* Untranslated TCP from a local pod to a local mesh pod: the node
+       * proxy's inbound side (or a reply to one of its upstream sockets). */
+      if ((e.flags & OC_EP_MESH) && (in_flags & OC_IF_POD) && !translated && p->flow.proto == IPPROTO_TCP &&
+          p->l4_off)
+        return to_mesh(skb, OC_MARK_MESH_IN, OC_STAT_MESH_IN);
       if (in_flags & OC_IF_TUNNEL) learn_return_path(p, from_node);
       return to_local(skb, &e);
     }
@@ -413,10 +437,14 @@ int oc_ingress(struct __sk_buff *skb) {
 
   int r = reverse_nat(skb, &p);
   if (r < 0) return drop(OC_STAT_DROP_MALFORMED);
+  int translated = r;
+  /* A mesh pod's TCP, unless it is the reply of a flow NATed here. */
+  if (r == 0 && (in.flags & OC_IF_MESH) && mesh_outbound(&p)) return to_mesh(skb, OC_MARK_MESH_OUT, OC_STAT_MESH_OUT);
   if (r == 0) {
     r = service_nat(skb, &p);
     if (r == -2) return drop(OC_STAT_DROP_NO_BACKEND);
     if (r < 0) return drop(OC_STAT_DROP_MALFORMED);
+    translated = r;
     /* A new connection that is no Service's may reuse the 5-tuple of an
      * old NATed one whose reverse entry outlived it (LRU, no TCP state):
      * drop that entry, or the reply would be rewritten to the old VIP. */
@@ -435,5 +463,5 @@ int oc_ingress(struct __sk_buff *skb) {
       }
     }
   }
-  return route(skb, &p, in.flags, from_node, &cfg);
+  return route(skb, &p, in.flags, from_node, &cfg, translated);
 }

@@ -31,10 +31,20 @@
 #define OC_IF_HOST 0x2    /* the host-VF: the node's host domain */
 #define OC_IF_UPLINK 0x4  /* up0: the fabric (EIP traffic) */
 #define OC_IF_TUNNEL 0x8  /* the VXLAN device: other nodes' SoCs */
+#define OC_IF_MESH 0x10   /* with OC_IF_POD: the pod is in the service mesh */
 
 /* oc_ep_val.flags */
 #define OC_EP_LOCAL 0x1   /* deliver with bpf_redirect to ifindex */
 #define OC_EP_REMOTE 0x2  /* VXLAN to node_ip, VNI = VPC */
+#define OC_EP_MESH 0x4    /* the endpoint is a mesh pod (reached through its node's proxy) */
+
+/* Service mesh interception (src/mesh, docs/MESH.md). The program hands a
+ * mesh pod's TCP to the SoC's stack with skb->mark set; the mesh's nftables
+ * rules turn the marks into TPROXY (new connections) or local delivery to
+ * the proxy's transparent sockets (packets of proxied connections). */
+#define OC_MARK_MESH_OUT 0x4f430001u /* from a mesh pod: outbound capture */
+#define OC_MARK_MESH_IN 0x4f430002u  /* to a local mesh pod from a local pod: inbound capture */
+#define OC_MARK_MESH_LOCAL 0x4f430010u /* set by nftables: route to the proxy (policy routing) */
 
 /* oc_svc_val.flags */
 #define OC_SVC_SNAT 0x1   /* service gateway: SNAT to snat_ip (scope cluster) */
@@ -57,6 +67,8 @@ enum oc_stat {
   OC_STAT_DROP_NO_BACKEND = 10,
   OC_STAT_DROP_MALFORMED = 11,
   OC_STAT_DROP_TUNNEL = 12,  /* VXLAN from no node of the cluster, or a forged inner source */
+  OC_STAT_MESH_OUT = 13,     /* a mesh pod's TCP handed to the node proxy */
+  OC_STAT_MESH_IN = 14,      /* TCP to a local mesh pod handed to the node proxy */
 };
 
 struct oc_iface_val {

@@ -1,0 +1,23 @@
+// The mesh's node-side commands (`mesh up/down/status/serve`), shared by the
+// `mesh` noun's registration and the proxy process.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "cli/common.h"
+
+namespace offcore {
+
+// <run_dir>/mesh.json, written by `mesh up`.
+struct MeshNodeSettings {
+  std::string trust_domain = "cluster.local";
+};
+Result<MeshNodeSettings> readMeshSettings(const std::string& path);
+
+int serveMesh(const CliContext& ctx, const std::string& node);
+
+// up, down, status, serve under `mesh`.
+void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx);
+
+}  // namespace offcore

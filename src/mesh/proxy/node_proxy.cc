@@ -1,0 +1,253 @@
+#include "mesh/proxy/node_proxy.h"
+
+#include <spdlog/spdlog.h>
+
+#include "mesh/net/tcp_transport.h"
+#include "mesh/proxy/peer_auth.h"
+#include "mesh/proxy/workloads.h"
+
+namespace offcore::mesh {
+
+namespace {
+
+using json = nlohmann::json;
+
+// "ip:port" -> (ip, port); port 0 when malformed.
+std::pair<std::string, uint16_t> splitHostPort(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) return {s, 0};
+  int port = std::atoi(s.c_str() + colon + 1);
+  return {s.substr(0, colon), static_cast<uint16_t>(port > 0 && port < 65536 ? port : 0)};
+}
+
+const char* kOpened = "offcore_mesh_tcp_connections_opened_total";
+const char* kClosed = "offcore_mesh_tcp_connections_closed_total";
+const char* kSent = "offcore_mesh_tcp_sent_bytes_total";
+const char* kReceived = "offcore_mesh_tcp_received_bytes_total";
+const char* kRefused = "offcore_mesh_tcp_connections_refused_total";
+
+}  // namespace
+
+NodeProxy::NodeProxy(EventLoop& loop, NodeProxyOptions options, Connector& upstream)
+    : loop_(loop), options_(std::move(options)), upstream_(upstream) {
+  metrics_.describe(kOpened, "counter", "TCP connections the node proxy opened, by source and destination");
+  metrics_.describe(kClosed, "counter", "TCP connections that ended (reset=true when not by two FINs)");
+  metrics_.describe(kSent, "counter", "Bytes from the source workload to the destination");
+  metrics_.describe(kReceived, "counter", "Bytes from the destination back to the source workload");
+  metrics_.describe(kRefused, "counter", "Connections the proxy refused, by reason");
+}
+
+NodeProxy::~NodeProxy() { *alive_ = false; }
+
+Status NodeProxy::start(const std::map<std::string, int>& inherited) {
+  TcpListenOptions opts;
+  opts.transparent = true;
+  auto open = [&](const std::string& name, uint16_t port,
+                  TcpListener::OnAccept on_accept) -> Result<std::unique_ptr<TcpListener>> {
+    if (auto it = inherited.find(name); it != inherited.end()) return TcpListener::fromFd(loop_, it->second, on_accept);
+    return TcpListener::listen(loop_, "0.0.0.0", port, opts, on_accept);
+  };
+  OC_ASSIGN_OR_RETURN(outbound_, open("outbound", options_.ports.outbound,
+                                      [this](std::unique_ptr<Transport> t) { onOutbound(std::move(t)); }));
+  OC_ASSIGN_OR_RETURN(inbound_, open("inbound", options_.ports.inbound,
+                                     [this](std::unique_ptr<Transport> t) { onInbound(std::move(t)); }));
+  return okStatus();
+}
+
+std::map<std::string, int> NodeProxy::listenerFds() const {
+  std::map<std::string, int> fds;
+  if (outbound_) fds["outbound"] = outbound_->fd();
+  if (inbound_) fds["inbound"] = inbound_->fd();
+  return fds;
+}
+
+void NodeProxy::stopAccepting() {
+  if (outbound_) outbound_->pause(true);
+  if (inbound_) inbound_->pause(true);
+}
+
+void NodeProxy::abortAll() {
+  // abort() reports through done(), which erases: walk a copy of the ids.
+  std::vector<uint64_t> ids;
+  for (const auto& [id, p] : pumps_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    if (auto it = pumps_.find(id); it != pumps_.end()) it->second->abort();
+  }
+}
+
+void NodeProxy::setSnapshot(std::shared_ptr<const Snapshot> snapshot) { snapshot_ = std::move(snapshot); }
+
+bool NodeProxy::overLimit(const std::string& kind) {
+  if (pumps_.size() + connecting_ < options_.max_connections) return false;
+  metrics_.add(kRefused, {{"listener", kind}, {"reason", "overload"}}, 1);
+  return true;
+}
+
+void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
+  auto [dst_ip, dst_port] = splitHostPort(down->localAddress());
+  auto [src_ip, src_port] = splitHostPort(down->remoteAddress());
+  auto snap = snapshot_;
+  auto refuse = [&](const char* reason) {
+    metrics_.add(kRefused, {{"listener", "outbound"}, {"reason", reason}}, 1);
+    spdlog::debug("outbound {} -> {}:{} refused: {}", src_ip, dst_ip, dst_port, reason);
+    down->reset();
+  };
+  if (overLimit("outbound")) return down->reset();
+  if (!snap) return refuse("no_config");
+  const MeshWorkload* client = findWorkload(snap->workloads, src_ip);
+  if (!client || !client->mesh || client->node != options_.node) return refuse("unknown_source");
+
+  ConnectTarget target;
+  target.source_ip = src_ip;
+  target.source_identity = client->identity;
+  std::string dest_name;
+  const MeshService* service = nullptr;
+  const MeshServicePort* sport = nullptr;
+  for (const auto& s : snap->services) {
+    if (s.vip != dst_ip) continue;
+    for (const auto& p : s.ports) {
+      if (p.port == dst_port) {
+        service = &s;
+        sport = &p;
+      }
+    }
+  }
+  if (service) {
+    std::vector<const MeshEndpoint*> healthy;
+    for (const auto& e : service->endpoints) {
+      if (e.healthy) healthy.push_back(&e);
+    }
+    if (healthy.empty()) return refuse("no_healthy_endpoint");
+    uint64_t& cursor = rr_[service->name + ":" + std::to_string(dst_port)];
+    const MeshEndpoint* e = healthy[cursor++ % healthy.size()];
+    target.ip = e->ip;
+    target.port = e->port ? e->port : sport->target_port;
+    if (e->node != options_.node) {
+      if (!e->mesh) return refuse("remote_endpoint_not_in_mesh");
+      target.node_ip = e->node_ip;
+      target.peer_identity = e->identity;
+    }
+    dest_name = service->name;
+  } else {
+    const MeshWorkload* w = findWorkload(snap->workloads, dst_ip);
+    if (!w) return refuse("unknown_destination");
+    target.ip = w->ip;
+    target.port = dst_port;
+    if (w->node != options_.node) {
+      if (!w->mesh) return refuse("remote_endpoint_not_in_mesh");
+      target.node_ip = w->node_ip;
+      target.peer_identity = w->identity;
+    }
+    dest_name = w->name;
+  }
+  connectAndPump(std::move(down), target, "outbound",
+                 {{"source_workload", client->name}, {"destination", dest_name}, {"listener", "outbound"}});
+}
+
+void NodeProxy::onInbound(std::unique_ptr<Transport> down) {
+  auto [dst_ip, dst_port] = splitHostPort(down->localAddress());
+  auto [src_ip, src_port] = splitHostPort(down->remoteAddress());
+  auto snap = snapshot_;
+  auto refuse = [&](const char* reason) {
+    metrics_.add(kRefused, {{"listener", "inbound"}, {"reason", reason}}, 1);
+    spdlog::debug("inbound {} -> {}:{} refused: {}", src_ip, dst_ip, dst_port, reason);
+    down->reset();
+  };
+  if (overLimit("inbound")) return down->reset();
+  if (!snap) return refuse("no_config");
+  const MeshWorkload* server = findWorkload(snap->workloads, dst_ip);
+  if (!server || !server->mesh || server->node != options_.node) return refuse("unknown_destination");
+  // Plain text from a pod outside the mesh.
+  if (mtlsModeFor(snap->config, *server, dst_port) == MtlsMode::kStrict) return refuse("plaintext_strict");
+  const MeshWorkload* client = findWorkload(snap->workloads, src_ip);
+  ConnectTarget target{server->ip, dst_port, src_ip, "", "", ""};
+  connectAndPump(std::move(down), target, "inbound",
+                 {{"source_workload", client ? client->name : "unknown"},
+                  {"destination", server->name},
+                  {"listener", "inbound"}});
+}
+
+Status NodeProxy::acceptTunnel(const TunnelRequest& req, std::unique_ptr<Transport>& stream) {
+  auto snap = snapshot_;
+  if (!snap) return makeError("no configuration yet");
+  if (overLimit("hbone")) return makeError("overloaded", 503);
+  const MeshWorkload* server = findWorkload(snap->workloads, req.target_ip);
+  if (!server || !server->mesh || server->node != options_.node) {
+    metrics_.add(kRefused, {{"listener", "hbone"}, {"reason", "unknown_destination"}}, 1);
+    return makeError(req.target_ip + " is no mesh pod of node " + options_.node);
+  }
+  // The peer proves an identity with its certificate; the source address it
+  // claims must be a pod with that identity, or it could spoof any pod.
+  const MeshWorkload* client = findWorkload(snap->workloads, req.source_ip);
+  if (!client || !client->mesh || client->identity != req.peer_identity) {
+    metrics_.add(kRefused, {{"listener", "hbone"}, {"reason", "source_identity_mismatch"}}, 1);
+    return makeError("source " + req.source_ip + " is not a pod of " + req.peer_identity);
+  }
+  ConnectTarget target{server->ip, req.target_port, req.source_ip, "", "", ""};
+  connectAndPump(std::move(stream), target, "hbone",
+                 {{"source_workload", client->name}, {"destination", server->name}, {"listener", "hbone"}});
+  return okStatus();
+}
+
+void NodeProxy::connectAndPump(std::unique_ptr<Transport> down, const ConnectTarget& target, const std::string& kind,
+                               const MetricsRegistry::Labels& labels) {
+  ++connecting_;
+  // The downstream waits, unread, until the upstream exists.
+  down->pauseReading(true);
+  auto held = std::make_shared<std::unique_ptr<Transport>>(std::move(down));
+  std::weak_ptr<bool> alive = alive_;
+  upstream_.connect(target, options_.connect_timeout,
+                    [this, alive, held, kind, labels, target](Result<std::unique_ptr<Transport>> up) {
+                      if (alive.expired()) return;
+                      --connecting_;
+                      if (!up.ok()) {
+                        spdlog::info("{}: connect {}:{} failed: {}", kind, target.ip, target.port,
+                                     up.error().message);
+                        metrics_.add(kRefused, {{"listener", kind}, {"reason", "upstream_connect_failed"}}, 1);
+                        (*held)->reset();
+                        return;
+                      }
+                      metrics_.add(kOpened, labels, 1);
+                      uint64_t id = next_id_++;
+                      auto done = [this, alive, id, labels](const PumpStats& st) {
+                        metrics_.add(kSent, labels, static_cast<double>(st.bytes_up));
+                        metrics_.add(kReceived, labels, static_cast<double>(st.bytes_down));
+                        auto l = labels;
+                        l.emplace_back("reset", st.reset ? "true" : "false");
+                        metrics_.add(kClosed, l, 1);
+                        loop_.post([this, alive, id] {
+                          if (!alive.expired()) pumps_.erase(id);
+                        });
+                      };
+                      auto down_t = std::move(*held);
+                      down_t->pauseReading(false);
+                      pumps_.emplace(id, std::make_unique<Pump>(std::move(down_t), std::move(*up), done));
+                    });
+}
+
+json NodeProxy::statusJson() const {
+  json j;
+  j["node"] = options_.node;
+  j["listeners"] = json::array();
+  if (outbound_) j["listeners"].push_back({{"name", "outbound"}, {"port", outbound_->port()}});
+  if (inbound_) j["listeners"].push_back({{"name", "inbound"}, {"port", inbound_->port()}});
+  j["connections"] = {{"active", pumps_.size()}, {"connecting", connecting_}, {"max", options_.max_connections}};
+  auto snap = snapshot_;
+  j["configVersion"] = snap ? snap->version : 0;
+  j["services"] = json::array();
+  if (snap) {
+    for (const auto& s : snap->services) {
+      json ports = json::array(), eps = json::array();
+      for (const auto& p : s.ports) {
+        ports.push_back({{"port", p.port}, {"targetPort", p.target_port}, {"appProtocol", p.app_protocol}});
+      }
+      for (const auto& e : s.endpoints) {
+        eps.push_back({{"ip", e.ip}, {"node", e.node}, {"mesh", e.mesh}, {"healthy", e.healthy}, {"identity", e.identity}});
+      }
+      j["services"].push_back({{"name", s.name}, {"vip", s.vip}, {"ports", ports}, {"endpoints", eps}});
+    }
+  }
+  return j;
+}
+
+}  // namespace offcore::mesh

@@ -1,0 +1,44 @@
+#include "mesh/proxy/workloads.h"
+
+#include <algorithm>
+
+namespace offcore::mesh {
+
+std::string spiffeId(const std::string& trust_domain, const std::string& ns, const std::string& sa) {
+  return "spiffe://" + trust_domain + "/ns/" + ns + "/sa/" + sa;
+}
+
+std::vector<MeshWorkload> buildWorkloads(const svc::ClusterState& state, const std::string& self_node,
+                                         const std::string& trust_domain) {
+  std::vector<MeshWorkload> out;
+  out.reserve(state.endpoints.size());
+  for (const auto& [id, ep] : state.endpoints) {
+    MeshWorkload w;
+    w.ip = ep.ip;
+    w.name = ep.pod_name;
+    w.node = ep.node;
+    if (auto n = state.nodes.find(ep.node); n != state.nodes.end()) w.node_ip = n->second.fabric_ip;
+    w.ns = ep.ns;
+    w.service_account = ep.service_account;
+    w.mesh = ep.mesh;
+    if (ep.mesh) w.identity = spiffeId(trust_domain, ep.ns, ep.service_account);
+    if (ep.node == self_node) w.representor = ep.representor;
+    for (const auto& [name, b] : state.backends) {
+      if (b.kind == "pod" && b.pod == ep.pod_name && b.vpc == ep.vpc) {
+        w.labels = b.labels;
+        break;
+      }
+    }
+    out.push_back(std::move(w));
+  }
+  std::sort(out.begin(), out.end(), [](const MeshWorkload& a, const MeshWorkload& b) { return a.ip < b.ip; });
+  return out;
+}
+
+const MeshWorkload* findWorkload(const std::vector<MeshWorkload>& workloads, const std::string& ip) {
+  auto it = std::lower_bound(workloads.begin(), workloads.end(), ip,
+                             [](const MeshWorkload& w, const std::string& key) { return w.ip < key; });
+  return it != workloads.end() && it->ip == ip ? &*it : nullptr;
+}
+
+}  // namespace offcore::mesh

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The service mesh's node proxies on two software DPUs, with real clients
+# (curl, a raw TCP client) in pod namespaces the CNI plugin wired:
+#  - a mesh pod's connections (to a pod, to a Service) go through its node's
+#    proxy in the SoC, which connects from the client's own address: the
+#    server sees the real source IP;
+#  - a plain pod's connection to a mesh pod is captured on the inbound side;
+#  - nothing is installed in any pod's namespace;
+#  - a pod asking for the mesh on a node without it is refused.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/svc_lib.sh"
+source "$(dirname "$0")/mesh_lib.sh"
+A=ma$ID
+B=mb$ID
+if ip route show 10.77.0.0/16 type unicast | grep -q .; then
+  fail "the root namespace already routes the fabric (another node is up); run \`offcore dpu list\`"
+fi
+node_up "$A"
+node_up "$B" --host-netns "mh$ID"
+
+cat > "$SVC_T/net.yaml" <<EOF2
+apiVersion: offcore.io/v1
+kind: Subnet
+metadata: {name: sm}
+spec: {vpc: default, cidr: 10.64.0.0/24}
+EOF2
+oc svc apply -f "$SVC_T/net.yaml"
+
+step "a mesh pod on a node without the mesh is refused, saying what to do"
+netns_add "x$ID"
+out=$(printf '{"cniVersion":"1.0.0","name":"t","type":"offcore-cni","node":"%s","subnet":"sm","mesh":true}' "$A" |
+  CNI_COMMAND=ADD CNI_CONTAINERID=x$ID CNI_NETNS=/var/run/netns/x$ID CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin "$CNI") &&
+  fail "CNI ADD of a mesh pod succeeded on a node without the mesh: $out"
+echo "$out" | grep -q "offcore mesh up --node $A" || fail "the refusal does not say what to do: $out"
+
+step "node proxies up"
+mesh_up "$A"
+mesh_up "$B"
+oc dpu status --name "$A" --json | jq -e '.services[] | select(.name == "mesh") | .state == "running"' >/dev/null ||
+  fail "the mesh proxy is not a running agent service of $A"
+
+step "pods: client and server in the mesh on node a, a plain pod beside them"
+C=mc$ID S1=ms1$ID P=mp$ID
+mesh_pod_add "$A" "$C" sm frontend; ip_c=$POD_IP
+mesh_pod_add "$A" "$S1" sm web; ip_s1=$POD_IP
+pod_add "$A" "$P" sm default; ip_p=$POD_IP
+serve "$S1" 8080
+echo_serve "$S1" 9000
+echo "client $ip_c, server $ip_s1, plain $ip_p"
+
+step "mesh pod -> mesh pod: through the proxy, with the client's own address"
+out0=$(mesh_counter "$A" mesh_out)
+[ "$(get "$C" "http://$ip_s1:8080/")" = "$S1 $ip_c" ] || fail "c -> s1 through the mesh: $(get "$C" "http://$ip_s1:8080/")"
+[ "$(mesh_counter "$A" mesh_out)" -gt "$out0" ] || fail "the dataplane handed nothing to the proxy (mesh_out)"
+oc mesh status --node "$A" --json | jq -e '.listeners | length == 2' >/dev/null || fail "mesh status lists no listeners"
+
+step "a raw TCP protocol (not HTTP), L4 passthrough"
+got=$(echo_get "$C" "$ip_s1" 9000 "hello-mesh")
+[ "$got" = "$ip_c hello-mesh" ] || fail "raw TCP through the mesh: '$got'"
+
+step "a Service: ClusterIP from a mesh pod goes through the proxy's load balancer"
+cat > "$SVC_T/svc.yaml" <<EOF2
+apiVersion: offcore.io/v1
+kind: Backend
+metadata: {name: web1-$ID, labels: {app: web}}
+spec: {kind: pod, pod: $S1}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  clusterIP: 10.96.64.10
+  ports: [{port: 80, targetPort: 8080}]
+EOF2
+oc svc apply -f "$SVC_T/svc.yaml"
+vip=10.96.64.10
+for _ in $(seq 50); do
+  oc mesh status --node "$A" --json | jq -e '.services[] | select(.name == "web") | .endpoints | length == 1' >/dev/null && break
+  sleep 0.1
+done
+[ "$(get "$C" "http://$vip/")" = "$S1 $ip_c" ] || fail "c -> Service web ($vip): $(get "$C" "http://$vip/")"
+curl -s --unix-socket "/run/offcore/$A/mesh.sock" http://x/metrics | grep -Eq 'offcore_mesh_tcp_connections_opened_total\{[^}]*destination="web"' ||
+  fail "the proxy's metrics have no connection to web"
+
+step "plain pod -> mesh pod: the inbound side, still the real source address"
+in0=$(mesh_counter "$A" mesh_in)
+[ "$(get "$P" "http://$ip_s1:8080/")" = "$S1 $ip_p" ] || fail "p -> s1 (inbound capture): $(get "$P" "http://$ip_s1:8080/")"
+[ "$(mesh_counter "$A" mesh_in)" -gt "$in0" ] || fail "the dataplane captured nothing inbound (mesh_in)"
+
+step "nothing of the mesh in any pod's namespace"
+for p in "$C" "$S1" "$P"; do assert_pod_untouched "$p"; done
+
+echo "PASS"
