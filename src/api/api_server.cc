@@ -75,7 +75,12 @@ ApiServer::~ApiServer() {
   if (epoll_fd_ >= 0) loop_.unwatchFd(epoll_fd_);
   if (daemon_) MHD_stop_daemon(daemon_);
   if (listen_fd_ >= 0) ::close(listen_fd_);
-  if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
+  // A successor (an agent or proxy restarted in place) may have bound the
+  // same path since: remove only the socket that is still ours.
+  struct stat st {};
+  if (!socket_path_.empty() && ::stat(socket_path_.c_str(), &st) == 0 && st.st_ino == socket_ino_) {
+    ::unlink(socket_path_.c_str());
+  }
 }
 
 void ApiServer::route(const std::string& method, const std::string& path, ApiHandler handler) {
@@ -111,6 +116,8 @@ Status ApiServer::listenUnix(const std::string& socket_path) {
     return errnoError("bind " + socket_path);
   }
   ::chmod(socket_path.c_str(), 0600);  // the API channel is root's only
+  struct stat st {};
+  if (::stat(socket_path.c_str(), &st) == 0) socket_ino_ = st.st_ino;
   if (::listen(listen_fd_, 64) != 0) return errnoError("listen " + socket_path);
   socket_path_ = socket_path;
 

@@ -47,6 +47,7 @@ class ApiServer {
   int epoll_fd_ = -1;
   EventLoop::TimerId timer_ = 0;
   std::string socket_path_;
+  unsigned long socket_ino_ = 0;  // the inode we bound, so we never unlink a successor's
 };
 
 }  // namespace offcore

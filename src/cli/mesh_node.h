@@ -15,7 +15,10 @@ struct MeshNodeSettings {
 };
 Result<MeshNodeSettings> readMeshSettings(const std::string& path);
 
+// The keeper (`mesh serve`, the agent's service) and one proxy epoch
+// (`mesh worker`, the keeper's child).
 int serveMesh(const CliContext& ctx, const std::string& node);
+int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, const std::string& fds);
 
 // up, down, status, serve under `mesh`.
 void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx);

@@ -1,4 +1,5 @@
 // `offcore mesh up|down|status|serve`: the node proxy's lifecycle.
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -84,6 +85,33 @@ int down(CliContext& ctx, const std::string& node, bool force) {
   return 0;
 }
 
+// Hot restart / upgrade: the keeper starts a new epoch from the binary now on
+// disk; the old one drains. Returns once the new epoch answers.
+int restart(CliContext& ctx, const std::string& node) {
+  NodeLayout l = NodeLayout::forNode(ctx.config, node);
+  auto before = proxyStatus(l);
+  if (!before.ok()) {
+    return fail("mesh restart", before.error().wrap("node " + node + " runs no mesh proxy (`offcore mesh up --node " + node + "`)"));
+  }
+  int old_epoch = before->value("epoch", 0);
+  ApiClient agent(l.api_socket, 5000);
+  auto svc = json::parse(agent.call("GET", std::string("/v1/services/") + kService).valueOr("{}"), nullptr, false);
+  pid_t keeper = svc.is_discarded() ? 0 : svc.value("pid", 0);
+  if (keeper <= 0 || ::kill(keeper, SIGHUP) != 0) {
+    return fail("mesh restart", makeError("the mesh service of node " + node + " has no running keeper; see `offcore dpu status --name " + node + "`"));
+  }
+  for (int i = 0; i < 200; ++i) {
+    auto now = proxyStatus(l, 500);
+    if (now.ok() && now->value("epoch", 0) > old_epoch) {
+      std::printf("mesh proxy of node %s: epoch %d took over from epoch %d (which drains %d connections)\n", node.c_str(),
+                  now->value("epoch", 0), old_epoch, (*before)["connections"].value("active", 0));
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return fail("mesh restart", makeError("the new proxy epoch did not come up: " + lastLogLine(l.run_dir + "/mesh.log")));
+}
+
 int status(CliContext& ctx, const std::string& node, bool as_json) {
   NodeLayout l = NodeLayout::forNode(ctx.config, node);
   auto st = proxyStatus(l);
@@ -98,7 +126,8 @@ int status(CliContext& ctx, const std::string& node, bool as_json) {
   for (const auto& li : (*st)["listeners"]) rows.push_back({li.value("name", ""), std::to_string(li.value("port", 0))});
   std::printf("%s", renderTable(rows).c_str());
   const auto& c = (*st)["connections"];
-  std::printf("connections: %d active, %d connecting (max %d); config version %llu\n", c.value("active", 0),
+  std::printf("epoch %d; connections: %d active, %d connecting (max %d); config version %llu\n", st->value("epoch", 0),
+              c.value("active", 0),
               c.value("connecting", 0), c.value("max", 0),
               static_cast<unsigned long long>(st->value("configVersion", 0ULL)));
   std::vector<std::vector<std::string>> srows{{"SERVICE", "VIP", "ENDPOINTS"}};
@@ -137,9 +166,24 @@ void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
   st->add_flag("--json", o->json, "machine-readable");
   st->callback([&ctx, o] { ctx.action = [&ctx, o] { return status(ctx, o->node, o->json); }; });
 
-  auto* serve = mesh.add_subcommand("serve", "run the node proxy (started by `mesh up`)");
+  auto* rs = mesh.add_subcommand("restart", "hot restart (or upgrade to the binary now on disk) without dropping connections");
+  rs->add_option("--node", o->node, "the node")->required();
+  rs->callback([&ctx, o] { ctx.action = [&ctx, o] { return restart(ctx, o->node); }; });
+
+  auto* serve = mesh.add_subcommand("serve", "run the node's mesh keeper (the agent's service, started by `mesh up`)");
   serve->add_option("--node", o->node, "the node")->required();
   serve->callback([&ctx, o] { ctx.action = [&ctx, o] { return serveMesh(ctx, o->node); }; });
+
+  struct WorkerOpts {
+    std::string node, fds;
+    int epoch = 1;
+  };
+  auto w = std::make_shared<WorkerOpts>();
+  auto* worker = mesh.add_subcommand("worker", "one proxy epoch (started by the keeper)");
+  worker->add_option("--node", w->node, "the node")->required();
+  worker->add_option("--epoch", w->epoch, "this epoch's number")->required();
+  worker->add_option("--fds", w->fds, "inherited listeners, NAME=FD,...")->required();
+  worker->callback([&ctx, w] { ctx.action = [&ctx, w] { return runMeshWorker(ctx, w->node, w->epoch, w->fds); }; });
 }
 
 // TEMPORARY until the mesh config commands land (they own the noun).

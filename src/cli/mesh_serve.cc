@@ -1,5 +1,6 @@
-// `offcore mesh serve --node N`: the node's mesh proxy, run by the agent as
-// the supervised service "mesh" in the SoC domain (`offcore mesh up`).
+// `offcore mesh worker`: one epoch of the node's mesh proxy, started by the
+// node's mesh keeper (`offcore mesh serve`, mesh_keeper.cc) with the
+// listening sockets it inherits.
 #include "cli/mesh_node.h"
 
 #include <signal.h>
@@ -41,7 +42,25 @@ Result<MeshNodeSettings> readMeshSettings(const std::string& path) {
   return s;
 }
 
-int serveMesh(const CliContext& ctx, const std::string& node) {
+Result<std::map<std::string, int>> parseInheritedFds(const std::string& text) {
+  std::map<std::string, int> fds;
+  std::vector<std::string> items;
+  for (size_t at = 0; at <= text.size();) {
+    size_t comma = text.find(',', at);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > at) items.push_back(text.substr(at, comma - at));
+    at = comma + 1;
+  }
+  for (const auto& item : items) {
+    auto eq = item.find('=');
+    int fd = eq == std::string::npos ? -1 : std::atoi(item.c_str() + eq + 1);
+    if (fd < 3) return makeError("--fds: expected NAME=FD,... (got '" + item + "')");
+    fds[item.substr(0, eq)] = fd;
+  }
+  return fds;
+}
+
+int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, const std::string& fds_text) {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -50,22 +69,21 @@ int serveMesh(const CliContext& ctx, const std::string& node) {
 
   NodeLayout l = NodeLayout::forNode(ctx.config, node);
   auto state = loadNodeState(l.state_file);
-  if (!state.ok()) return fail("mesh serve", state.error());
+  if (!state.ok()) return fail("mesh worker", state.error());
   auto settings = readMeshSettings(l.mesh_file);
-  if (!settings.ok()) return fail("mesh serve", settings.error());
+  if (!settings.ok()) return fail("mesh worker", settings.error());
 
   mesh::NodeProxyOptions opts;
   opts.node = node;
   opts.node_ip = stripPrefix(state->uplink_ip);
-  if (auto s = mesh::installInterception("", opts.ports, l.uplink_soc_if); !s.ok()) {
-    return fail("mesh serve", s.error().wrap("interception"));
-  }
+  auto inherited = parseInheritedFds(fds_text);
+  if (!inherited.ok()) return fail("mesh worker", inherited.error());
 
   EventLoop loop;
-  if (auto s = loop.init(); !s.ok()) return fail("mesh serve", s.error());
+  if (auto s = loop.init(); !s.ok()) return fail("mesh worker", s.error());
   mesh::TcpConnector tcp(loop);
   mesh::NodeProxy proxy(loop, opts, tcp);
-  if (auto s = proxy.start(); !s.ok()) return fail("mesh serve", s.error());
+  if (auto s = proxy.start(*inherited); !s.ok()) return fail("mesh worker", s.error());
 
   mesh::ClusterSnapshotSource source(loop, ctx.config.cluster_dir, node, settings->trust_domain);
   auto on_snapshot = [&](std::shared_ptr<const mesh::Snapshot> snap) {
@@ -78,17 +96,20 @@ int serveMesh(const CliContext& ctx, const std::string& node) {
                  snap->workloads.size());
     proxy.setSnapshot(std::move(snap));
   };
-  if (auto s = source.start(on_snapshot); !s.ok()) return fail("mesh serve", s.error());
+  if (auto s = source.start(on_snapshot); !s.ok()) return fail("mesh worker", s.error());
 
   ApiServer api(loop);
   api.route("GET", "/v1/mesh/status", [&](const ApiRequest&) {
-    return ApiResponse::json(200, dumpJson(proxy.statusJson()) + "\n");
+    auto j = proxy.statusJson();
+    j["epoch"] = epoch;
+    j["pid"] = ::getpid();
+    return ApiResponse::json(200, dumpJson(j) + "\n");
   });
   api.route("GET", "/metrics", [&](const ApiRequest&) { return ApiResponse::text(200, proxy.metrics().renderText()); });
-  if (auto s = api.listenUnix(l.run_dir + "/mesh.sock"); !s.ok()) return fail("mesh serve", s.error());
+  if (auto s = api.listenUnix(l.run_dir + "/mesh.sock"); !s.ok()) return fail("mesh worker", s.error());
 
   int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sfd < 0) return fail("mesh serve", errnoError("signalfd"));
+  if (sfd < 0) return fail("mesh worker", errnoError("signalfd"));
   bool draining = false;
   auto deadline = std::chrono::steady_clock::now();
   std::function<void()> check_drained = [&] {
@@ -110,12 +131,12 @@ int serveMesh(const CliContext& ctx, const std::string& node) {
       check_drained();
     }
   });
-  std::printf("mesh proxy of node %s: outbound :%u, inbound :%u\n", node.c_str(), opts.ports.outbound,
-              opts.ports.inbound);
+  std::printf("mesh proxy of node %s, epoch %d (pid %d): outbound :%u, inbound :%u\n", node.c_str(), epoch,
+              static_cast<int>(::getpid()), opts.ports.outbound, opts.ports.inbound);
   std::fflush(stdout);
   auto ran = loop.run();
   ::close(sfd);
-  if (!ran.ok()) return fail("mesh serve", ran.error());
+  if (!ran.ok()) return fail("mesh worker", ran.error());
   return 0;
 }
 

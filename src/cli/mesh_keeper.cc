@@ -1,0 +1,219 @@
+// `offcore mesh serve --node N`: the node's mesh keeper, the agent's
+// supervised service "mesh" in the SoC domain (`offcore mesh up`). It owns
+// what must outlive one proxy process: the interception rules and the
+// listening sockets. The proxy itself runs as a child, one epoch at a time
+// (`offcore mesh worker`, mesh_serve.cc), inheriting the sockets:
+//   - a worker that dies is replaced at once (new connections work again
+//     within milliseconds; the dead one's connections are lost);
+//   - SIGHUP (`offcore mesh restart`) is a hot restart or upgrade: a new
+//     epoch, from the binary now on disk, starts on the same sockets; once
+//     it answers, the old one stops accepting, drains its connections and
+//     exits. The kernel's accept queue is shared, so no connection is
+//     refused or reset in between;
+//   - SIGTERM stops the worker (it drains) and then the keeper.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "api/api_client.h"
+#include "base/event_loop.h"
+#include "base/json.h"
+#include "base/subprocess.h"
+#include "cli/mesh_node.h"
+#include "dpu/layout.h"
+#include "mesh/proxy/interception.h"
+
+namespace offcore {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::chrono::milliseconds kReadyTimeout{10000};
+
+// A bound, listening, IP_TRANSPARENT socket on 0.0.0.0:port (CLOEXEC: only
+// the worker's copy is made inheritable, in the child).
+Result<int> listenTransparent(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return errnoError("socket");
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0) {
+    ::close(fd);
+    return errnoError("IP_TRANSPARENT (needs CAP_NET_ADMIN)");
+  }
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4096) != 0) {
+    Error e = errnoError("listen on :" + std::to_string(port));
+    ::close(fd);
+    return e;
+  }
+  return fd;
+}
+
+class Keeper {
+ public:
+  Keeper(const CliContext& ctx, std::string node) : ctx_(ctx), node_(std::move(node)), exe_(selfExe()) {
+    layout_ = NodeLayout::forNode(ctx.config, node_);
+  }
+
+  int run() {
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
+    ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+    // The binary path now, so an upgrade (a new file at the same path) runs the new one.
+    if (exe_.size() > 10 && exe_.substr(exe_.size() - 10) == " (deleted)") exe_.resize(exe_.size() - 10);
+
+    mesh::InterceptionPorts ports;
+    if (auto s = mesh::installInterception("", ports, layout_.uplink_soc_if); !s.ok()) {
+      return fail("mesh serve", s.error().wrap("interception"));
+    }
+    for (auto [name, port] : {std::pair{"outbound", ports.outbound}, std::pair{"inbound", ports.inbound}}) {
+      auto fd = listenTransparent(port);
+      if (!fd.ok()) return fail("mesh serve", fd.error());
+      fds_[name] = *fd;
+    }
+    if (auto s = loop_.init(); !s.ok()) return fail("mesh serve", s.error());
+    int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) return fail("mesh serve", errnoError("signalfd"));
+    (void)loop_.watchFd(sfd, EPOLLIN, [this, sfd](uint32_t) {
+      signalfd_siginfo info;
+      while (::read(sfd, &info, sizeof info) == sizeof info) onSignal(static_cast<int>(info.ssi_signo));
+    });
+    if (auto s = startEpoch(); !s.ok()) return fail("mesh serve", s.error());
+    auto ran = loop_.run();
+    ::close(sfd);
+    for (auto& [name, fd] : fds_) ::close(fd);
+    return ran.ok() ? 0 : fail("mesh serve", ran.error());
+  }
+
+ private:
+  struct Worker {
+    int epoch = 0;
+    int pidfd = -1;
+  };
+
+  Status startEpoch() {
+    int epoch = ++epoch_;
+    std::string fd_arg;
+    for (const auto& [name, fd] : fds_) fd_arg += (fd_arg.empty() ? "" : ",") + name + "=" + std::to_string(fd);
+    SpawnOptions o;
+    o.output_file = layout_.run_dir + "/mesh.log";
+    std::vector<int> keep;
+    for (const auto& [name, fd] : fds_) keep.push_back(fd);
+    o.in_child = [keep]() -> Status {
+      // The proxy never outlives its keeper: a new keeper must be able to bind.
+      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return errnoError("PR_SET_PDEATHSIG");
+      for (int fd : keep) {
+        if (::fcntl(fd, F_SETFD, 0) != 0) return errnoError("keep listener fd");
+      }
+      return okStatus();
+    };
+    OC_ASSIGN_OR_RETURN(pid_t pid, spawn({exe_, "mesh", "worker", "--node", node_, "--epoch", std::to_string(epoch),
+                                          "--fds", fd_arg},
+                                         o));
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) return errnoError("pidfd_open");
+    workers_[pid] = Worker{epoch, pidfd};
+    OC_TRY(loop_.watchFd(pidfd, EPOLLIN, [this, pid](uint32_t) { reaped(pid); }));
+    spdlog::info("mesh epoch {} started (pid {})", epoch, pid);
+    return okStatus();
+  }
+
+  void reaped(pid_t pid) {
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) return;
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    loop_.unwatchFd(it->second.pidfd);
+    ::close(it->second.pidfd);
+    int epoch = it->second.epoch;
+    workers_.erase(it);
+    spdlog::info("mesh epoch {} (pid {}) exited with status {}", epoch, pid, status);
+    if (stopping_) {
+      if (workers_.empty()) loop_.stop();
+      return;
+    }
+    // The current epoch died on its own: replace it now (a restart loop is
+    // slowed down, not stopped; the agent sees the keeper alive).
+    if (epoch == epoch_) {
+      auto since = std::chrono::steady_clock::now() - last_crash_;
+      last_crash_ = std::chrono::steady_clock::now();
+      auto delay = since < std::chrono::seconds(1) ? std::chrono::milliseconds(500) : std::chrono::milliseconds(0);
+      loop_.addTimer(delay, [this] {
+        if (auto s = startEpoch(); !s.ok()) spdlog::error("mesh: restart failed: {}", s.error().message);
+      });
+    }
+  }
+
+  void onSignal(int sig) {
+    if (sig == SIGHUP) return hotRestart();
+    spdlog::info("signal {}: stopping {} proxy epoch(s)", sig, workers_.size());
+    stopping_ = true;
+    for (const auto& [pid, w] : workers_) ::kill(pid, SIGTERM);
+    if (workers_.empty()) loop_.stop();
+  }
+
+  // New epoch first; the old ones stop accepting only once it answers.
+  void hotRestart() {
+    if (stopping_) return;
+    std::vector<pid_t> old;
+    for (const auto& [pid, w] : workers_) old.push_back(pid);
+    if (auto s = startEpoch(); !s.ok()) {
+      spdlog::error("mesh: hot restart failed, keeping epoch {}: {}", epoch_ - 1, s.error().message);
+      return;
+    }
+    auto deadline = std::chrono::steady_clock::now() + kReadyTimeout;
+    waitReady(epoch_, old, deadline);
+  }
+
+  void waitReady(int epoch, std::vector<pid_t> old, std::chrono::steady_clock::time_point deadline) {
+    ApiClient proxy(layout_.run_dir + "/mesh.sock", 200);
+    auto body = proxy.call("GET", "/v1/mesh/status");
+    auto j = json::parse(body.valueOr("{}"), nullptr, false);
+    if (!j.is_discarded() && j.value("epoch", 0) == epoch) {
+      for (pid_t pid : old) {
+        if (workers_.count(pid)) ::kill(pid, SIGTERM);  // it drains and exits
+      }
+      spdlog::info("mesh epoch {} ready; {} old epoch(s) draining", epoch, old.size());
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::error("mesh epoch {} did not answer in time; keeping the old one", epoch);
+      for (const auto& [pid, w] : workers_) {
+        if (w.epoch == epoch) ::kill(pid, SIGKILL);
+      }
+      return;
+    }
+    loop_.addTimer(std::chrono::milliseconds(20), [this, epoch, old, deadline] { waitReady(epoch, old, deadline); });
+  }
+
+  const CliContext& ctx_;
+  std::string node_, exe_;
+  NodeLayout layout_;
+  EventLoop loop_;
+  std::map<std::string, int> fds_;
+  std::map<pid_t, Worker> workers_;
+  int epoch_ = 0;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point last_crash_{};
+};
+
+}  // namespace
+
+int serveMesh(const CliContext& ctx, const std::string& node) { return Keeper(ctx, node).run(); }
+
+}  // namespace offcore
