@@ -3,6 +3,7 @@
 
 #include "base/log.h"
 #include "cli/common.h"
+#include "cli/mesh_xds.h"
 
 int main(int argc, char** argv) {
   using namespace offcore;
@@ -28,6 +29,10 @@ int main(int argc, char** argv) {
   registerSnapshotterCommand(app, ctx);
   registerSvcCommands(app, ctx);
   registerNetCommands(app, ctx);
+  // Temporary `mesh` noun until cli/mesh_commands.cc provides it.
+  auto* mesh = app.add_subcommand("mesh", "the service mesh");
+  mesh->require_subcommand(1);
+  addMeshXdsCommands(*mesh);
 
   try {
     app.parse(argc, argv);
