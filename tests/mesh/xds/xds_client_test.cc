@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 #include "xds_test_util.h"
@@ -141,7 +142,12 @@ TEST(XdsClient, UpdatesAcksAndReconnects) {
     return r.type_url() == kClusterType && r.response_nonce().rfind("2-", 0) == 0 && r.version_info() == "1" &&
            r.error_detail().message().find("STATIC is not supported") != std::string::npos;
   }));
+  // The NACK event follows the write the server saw.
   auto stats = client.stats();
+  for (int i = 0; i < 500 && stats.nacks == 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    stats = client.stats();
+  }
   EXPECT_GE(stats.connects, 2u);
   EXPECT_EQ(stats.nacks, 1u);
   EXPECT_NE(stats.last_nack.find("cds version 2"), std::string::npos) << stats.last_nack;
