@@ -119,6 +119,7 @@ std::string XdsClient::runStream(AdsState& state) {
         std::lock_guard lock(mu_);
         stats_.updates++;
       }
+      out.update->snapshot.trust_domain = options_.trust_domain;
       on_update_(std::move(*out.update));
     }
     bool written = true;

@@ -104,8 +104,7 @@ TEST(XdsClient, UpdatesAcksAndReconnects) {
   auto srv = serve(ads);
   ASSERT_TRUE(srv.server);
   Updates updates;
-  XdsClientOptions opts{
-      "127.0.0.1:" + std::to_string(srv.port), "node-t", "", "cluster.local", Millis(50), Millis(200)};
+  XdsClientOptions opts{"127.0.0.1:" + std::to_string(srv.port), "node-t", "", "td.example", Millis(50), Millis(200)};
   XdsClient client(opts, [&](XdsUpdate u) {
     std::lock_guard lock(updates.mu);
     updates.got.push_back(std::move(u));
@@ -116,6 +115,7 @@ TEST(XdsClient, UpdatesAcksAndReconnects) {
   {
     std::lock_guard lock(updates.mu);
     EXPECT_EQ(updates.got[0].snapshot.services.size(), 1u);
+    EXPECT_EQ(updates.got[0].snapshot.trust_domain, "td.example");
     EXPECT_EQ(updates.got[0].snapshot.services[0].endpoints.size(), 2u);
   }
   // Every response was ACKed: version 1 with the nonce it came with.
