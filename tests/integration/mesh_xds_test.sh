@@ -64,7 +64,8 @@ grep -q "ACK node=xds-$ID type=rds version=1" "$T/server.log" || fail "the serve
 echo "ok: $(jq -c "[$S.services[].name, ($S.virtualServices|length), ($S.destinationRules|length)]" "$T/dump1.json")"
 
 step "a watching client; the file changes -> version 2 seen"
-oc mesh xds-dump --server 127.0.0.1:$PORT --node-id watch-$ID --watch --json --timeout 0 > "$T/watch.jsonl" 2> "$T/watch.err" &
+# "$OFFCORE" itself, not the oc function: $! must be the client, not a subshell.
+"$OFFCORE" mesh xds-dump --server 127.0.0.1:$PORT --node-id watch-$ID --watch --json --timeout 0 > "$T/watch.jsonl" 2> "$T/watch.err" &
 WATCH=$!
 cleanup "kill $WATCH"
 wait_for "$T/watch.jsonl" '"lds":"1"' 20 "the watcher got no first snapshot"

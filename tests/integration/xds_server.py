@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import queue
+import shutil
 import signal
 import sys
 import tempfile
@@ -309,8 +310,9 @@ def main():
     ap.add_argument("--address", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
-    compile_protos()
+    gen = compile_protos()
     pb = Protos()
+    shutil.rmtree(gen)  # every module is imported by now
     import grpc
     server_state = Server(pb, args.config)
     if server_state.config is None:
