@@ -11,6 +11,7 @@
 #include "base/json.h"
 #include "base/subprocess.h"
 #include "cli/mesh_node.h"
+#include "cli/mesh_xds.h"
 #include "dpu/node.h"
 #include "mesh/proxy/interception.h"
 #include "svc/cluster_store.h"
@@ -191,6 +192,7 @@ void registerMeshCommands(CLI::App& app, CliContext& ctx) {
   auto* mesh = app.add_subcommand("mesh", "the service mesh: one proxy per node in its SoC");
   mesh->require_subcommand(1);
   addMeshNodeCommands(*mesh, ctx);
+  addMeshXdsCommands(*mesh);
 }
 
 }  // namespace offcore
