@@ -11,14 +11,14 @@
 //     exits. The kernel's accept queue is shared, so no connection is
 //     refused or reset in between;
 //   - SIGTERM stops the worker (it drains) and then the keeper.
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -122,9 +122,9 @@ class Keeper {
       }
       return okStatus();
     };
-    OC_ASSIGN_OR_RETURN(pid_t pid, spawn({exe_, "mesh", "worker", "--node", node_, "--epoch", std::to_string(epoch),
-                                          "--fds", fd_arg},
-                                         o));
+    OC_ASSIGN_OR_RETURN(
+        pid_t pid,
+        spawn({exe_, "mesh", "worker", "--node", node_, "--epoch", std::to_string(epoch), "--fds", fd_arg}, o));
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (pidfd < 0) return errnoError("pidfd_open");
     workers_[pid] = Worker{epoch, pidfd};

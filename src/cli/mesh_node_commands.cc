@@ -41,11 +41,13 @@ int up(CliContext& ctx, const std::string& node, const std::string& trust_domain
   auto nodes = NodeManager::create(ctx.config);
   if (!nodes.ok()) return fail("mesh up", nodes.error());
   if (!nodes->state(node).ok()) {
-    return fail("mesh up", makeError("node " + node + " is not up; start it with `offcore dpu up --name " + node + "`"));
+    return fail("mesh up",
+                makeError("node " + node + " is not up; start it with `offcore dpu up --name " + node + "`"));
   }
   NodeLayout l = nodes->layout(node);
   json settings{{"trustDomain", trust_domain}};
-  if (auto s = writeFileAtomic(l.mesh_file, dumpJson(settings) + "\n", 0600); !s.ok()) return fail("mesh up", s.error());
+  if (auto s = writeFileAtomic(l.mesh_file, dumpJson(settings) + "\n", 0600); !s.ok())
+    return fail("mesh up", s.error());
   ApiClient agent(l.api_socket, 10000);
   if (!agent.call("GET", std::string("/v1/services/") + kService).ok()) {
     json body{{"name", kService}, {"argv", {selfExe(), "mesh", "serve", "--node", node}}};
@@ -92,32 +94,37 @@ int restart(CliContext& ctx, const std::string& node) {
   NodeLayout l = NodeLayout::forNode(ctx.config, node);
   auto before = proxyStatus(l);
   if (!before.ok()) {
-    return fail("mesh restart", before.error().wrap("node " + node + " runs no mesh proxy (`offcore mesh up --node " + node + "`)"));
+    return fail("mesh restart",
+                before.error().wrap("node " + node + " runs no mesh proxy (`offcore mesh up --node " + node + "`)"));
   }
   int old_epoch = before->value("epoch", 0);
   ApiClient agent(l.api_socket, 5000);
   auto svc = json::parse(agent.call("GET", std::string("/v1/services/") + kService).valueOr("{}"), nullptr, false);
   pid_t keeper = svc.is_discarded() ? 0 : svc.value("pid", 0);
   if (keeper <= 0 || ::kill(keeper, SIGHUP) != 0) {
-    return fail("mesh restart", makeError("the mesh service of node " + node + " has no running keeper; see `offcore dpu status --name " + node + "`"));
+    return fail("mesh restart", makeError("the mesh service of node " + node +
+                                          " has no running keeper; see `offcore dpu status --name " + node + "`"));
   }
   for (int i = 0; i < 200; ++i) {
     auto now = proxyStatus(l, 500);
     if (now.ok() && now->value("epoch", 0) > old_epoch) {
-      std::printf("mesh proxy of node %s: epoch %d took over from epoch %d (which drains %d connections)\n", node.c_str(),
-                  now->value("epoch", 0), old_epoch, (*before)["connections"].value("active", 0));
+      std::printf("mesh proxy of node %s: epoch %d took over from epoch %d (which drains %d connections)\n",
+                  node.c_str(), now->value("epoch", 0), old_epoch, (*before)["connections"].value("active", 0));
       return 0;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return fail("mesh restart", makeError("the new proxy epoch did not come up: " + lastLogLine(l.run_dir + "/mesh.log")));
+  return fail("mesh restart",
+              makeError("the new proxy epoch did not come up: " + lastLogLine(l.run_dir + "/mesh.log")));
 }
 
 int status(CliContext& ctx, const std::string& node, bool as_json) {
   NodeLayout l = NodeLayout::forNode(ctx.config, node);
   auto st = proxyStatus(l);
   if (!st.ok()) {
-    return fail("mesh status", st.error().wrap("node " + node + " runs no mesh proxy (start it with `offcore mesh up --node " + node + "`)"));
+    return fail(
+        "mesh status",
+        st.error().wrap("node " + node + " runs no mesh proxy (start it with `offcore mesh up --node " + node + "`)"));
   }
   if (as_json) {
     std::printf("%s\n", dumpJson(*st, 2).c_str());
@@ -128,8 +135,7 @@ int status(CliContext& ctx, const std::string& node, bool as_json) {
   std::printf("%s", renderTable(rows).c_str());
   const auto& c = (*st)["connections"];
   std::printf("epoch %d; connections: %d active, %d connecting (max %d); config version %llu\n", st->value("epoch", 0),
-              c.value("active", 0),
-              c.value("connecting", 0), c.value("max", 0),
+              c.value("active", 0), c.value("connecting", 0), c.value("max", 0),
               static_cast<unsigned long long>(st->value("configVersion", 0ULL)));
   std::vector<std::vector<std::string>> srows{{"SERVICE", "VIP", "ENDPOINTS"}};
   for (const auto& s : (*st)["services"]) {
@@ -152,7 +158,8 @@ void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
     bool force = false, json = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* upc = mesh.add_subcommand("up", "start the node's mesh proxy in its SoC (pods join with \"mesh\": true in their CNI config)");
+  auto* upc = mesh.add_subcommand(
+      "up", "start the node's mesh proxy in its SoC (pods join with \"mesh\": true in their CNI config)");
   upc->add_option("--node", o->node, "the node")->required();
   upc->add_option("--trust-domain", o->trust_domain, "SPIFFE trust domain of the identities")->capture_default_str();
   upc->callback([&ctx, o] { ctx.action = [&ctx, o] { return up(ctx, o->node, o->trust_domain); }; });
@@ -167,7 +174,8 @@ void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
   st->add_flag("--json", o->json, "machine-readable");
   st->callback([&ctx, o] { ctx.action = [&ctx, o] { return status(ctx, o->node, o->json); }; });
 
-  auto* rs = mesh.add_subcommand("restart", "hot restart (or upgrade to the binary now on disk) without dropping connections");
+  auto* rs =
+      mesh.add_subcommand("restart", "hot restart (or upgrade to the binary now on disk) without dropping connections");
   rs->add_option("--node", o->node, "the node")->required();
   rs->callback([&ctx, o] { ctx.action = [&ctx, o] { return restart(ctx, o->node); }; });
 

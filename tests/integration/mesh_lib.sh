@@ -70,3 +70,41 @@ assert_pod_untouched() {
   [ -z "$rules" ] || fail "pod $pod has nftables rules: $rules"
   [ "$(ip netns exec "$pod" ip rule show | wc -l)" = 3 ] || fail "pod $pod has policy routing: $(ip netns exec "$pod" ip rule show)"
 }
+
+# nginx_serve POD PORT: nginx answering "POD" on every path (keep-alive).
+nginx_serve() {
+  local pod=$1 port=$2 d
+  d=$(mktemp -d "/tmp/ocnginx.$pod.XXXXXX"); mkdir -p "$d/tmp"
+  cleanup "rm -rf $d"
+  cat > "$d/nginx.conf" <<EOF2
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  client_body_temp_path $d/tmp/body; proxy_temp_path $d/tmp/proxy; fastcgi_temp_path $d/tmp/fcgi;
+  uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;
+  server { listen $port backlog=4096; default_type text/plain; location / { return 200 "$pod\n"; } }
+}
+EOF2
+  ip netns exec "$pod" nginx -p "$d/" -e "$d/error.log" -c "$d/nginx.conf" &
+  cleanup "kill $!"
+  for _ in $(seq 100); do
+    ip netns exec "$pod" curl -sf -o /dev/null "http://127.0.0.1:$port/" && return 0
+    sleep 0.05
+  done
+  fail "nginx in $pod did not start: $(tail -3 "$d/error.log")"
+}
+
+# wrk_errors WRK_OUTPUT: socket errors + non-2xx responses wrk reported.
+wrk_errors() {
+  local out=$1 sock non2xx
+  sock=$(echo "$out" | sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p')
+  non2xx=$(echo "$out" | sed -n 's/.*Non-2xx or 3xx responses: \([0-9]*\).*/\1/p')
+  local n=0
+  for v in $sock ${non2xx:-0}; do n=$((n + v)); done
+  echo "$n"
+}

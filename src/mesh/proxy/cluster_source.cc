@@ -94,8 +94,7 @@ Status ClusterSnapshotSource::start(OnSnapshot on_snapshot) {
 
 void ClusterSnapshotSource::onEvents() {
   alignas(inotify_event) char buf[4096];
-  while (::read(inotify_fd_, buf, sizeof buf) > 0) {
-  }
+  while (::read(inotify_fd_, buf, sizeof buf) > 0) {}
   if (pending_) return;
   pending_ = true;
   loop_.addTimer(kDebounce, [this] { rebuild(); });

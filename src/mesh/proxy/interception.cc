@@ -64,10 +64,12 @@ std::string interceptionRuleset(const InterceptionPorts& ports) {
   // A packet of a connection the proxy holds (its accepted socket, or an
   // upstream socket bound to the client's address).
   s += "    meta l4proto tcp socket transparent 1 meta mark set " + local + " accept\n";
-  s += "    meta mark " + hex(OC_MARK_MESH_OUT) + " tcp flags & (syn | ack) == syn tproxy to :" +
-       std::to_string(ports.outbound) + " meta mark set " + local + " accept\n";
-  s += "    meta mark " + hex(OC_MARK_MESH_IN) + " tcp flags & (syn | ack) == syn tproxy to :" +
-       std::to_string(ports.inbound) + " meta mark set " + local + " accept\n";
+  s += "    meta mark " + hex(OC_MARK_MESH_OUT) +
+       " tcp flags & (syn | ack) == syn tproxy to :" + std::to_string(ports.outbound) + " meta mark set " + local +
+       " accept\n";
+  s += "    meta mark " + hex(OC_MARK_MESH_IN) +
+       " tcp flags & (syn | ack) == syn tproxy to :" + std::to_string(ports.inbound) + " meta mark set " + local +
+       " accept\n";
   // The rest (a connection whose proxy is gone) is forwarded as it is: the
   // pod answers with a reset, so the client fails fast instead of hanging.
   s += "  }\n";
@@ -79,7 +81,7 @@ Status installInterception(const std::string& netns, const InterceptionPorts& po
   // Replace our table as a whole (add + delete + add makes the script
   // idempotent).
   OC_TRY(nft(netns, "add table ip " + std::string(kTable) + "\ndelete table ip " + kTable + "\n" +
-             interceptionRuleset(ports)));
+                        interceptionRuleset(ports)));
   // The SoC's input chain drops by default: let in what the proxy owns.
   OC_ASSIGN_OR_RETURN(auto handles, inputRuleHandles(netns));
   if (handles.empty()) {

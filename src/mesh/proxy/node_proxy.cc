@@ -161,10 +161,9 @@ void NodeProxy::onInbound(std::unique_ptr<Transport> down) {
   if (mtlsModeFor(snap->config, *server, dst_port) == MtlsMode::kStrict) return refuse("plaintext_strict");
   const MeshWorkload* client = findWorkload(snap->workloads, src_ip);
   ConnectTarget target{server->ip, dst_port, src_ip, "", "", ""};
-  connectAndPump(std::move(down), target, "inbound",
-                 {{"source_workload", client ? client->name : "unknown"},
-                  {"destination", server->name},
-                  {"listener", "inbound"}});
+  connectAndPump(
+      std::move(down), target, "inbound",
+      {{"source_workload", client ? client->name : "unknown"}, {"destination", server->name}, {"listener", "inbound"}});
 }
 
 Status NodeProxy::acceptTunnel(const TunnelRequest& req, std::unique_ptr<Transport>& stream) {
@@ -201,8 +200,7 @@ void NodeProxy::connectAndPump(std::unique_ptr<Transport> down, const ConnectTar
                       if (alive.expired()) return;
                       --connecting_;
                       if (!up.ok()) {
-                        spdlog::info("{}: connect {}:{} failed: {}", kind, target.ip, target.port,
-                                     up.error().message);
+                        spdlog::info("{}: connect {}:{} failed: {}", kind, target.ip, target.port, up.error().message);
                         metrics_.add(kRefused, {{"listener", kind}, {"reason", "upstream_connect_failed"}}, 1);
                         (*held)->reset();
                         return;
@@ -242,7 +240,8 @@ json NodeProxy::statusJson() const {
         ports.push_back({{"port", p.port}, {"targetPort", p.target_port}, {"appProtocol", p.app_protocol}});
       }
       for (const auto& e : s.endpoints) {
-        eps.push_back({{"ip", e.ip}, {"node", e.node}, {"mesh", e.mesh}, {"healthy", e.healthy}, {"identity", e.identity}});
+        eps.push_back(
+            {{"ip", e.ip}, {"node", e.node}, {"mesh", e.mesh}, {"healthy", e.healthy}, {"identity", e.identity}});
       }
       j["services"].push_back({{"name", s.name}, {"vip", s.vip}, {"ports", ports}, {"endpoints", eps}});
     }

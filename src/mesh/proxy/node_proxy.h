@@ -17,13 +17,13 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include "base/event_loop.h"
 #include "base/metrics.h"
 #include "mesh/config/snapshot.h"
 #include "mesh/proxy/interception.h"
 #include "mesh/proxy/pump.h"
 #include "mesh/transport.h"
-#include <nlohmann/json.hpp>
 
 namespace offcore::mesh {
 
