@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   registerSnapshotterCommand(app, ctx);
   registerSvcCommands(app, ctx);
   registerNetCommands(app, ctx);
+  registerMeshCommands(app, ctx);
 
   try {
     app.parse(argc, argv);
