@@ -79,8 +79,12 @@ class In {
     return v ? v->get<std::string>() : std::string();
   }
   uint64_t num(const char* k, uint64_t max, uint64_t dflt = 0) {
-    auto* v = at(k, &json::is_number_unsigned, "an unsigned integer");
+    auto* v = at(k, &json::is_number_integer, "an unsigned integer");
     if (!v) return dflt;
+    if (v->is_number_integer() && !v->is_number_unsigned() && v->get<int64_t>() < 0) {
+      bad(k, "must not be negative");
+      return dflt;
+    }
     if (v->get<uint64_t>() > max) bad(k, "must be <= " + std::to_string(max));
     return std::min(v->get<uint64_t>(), max);
   }
@@ -198,7 +202,8 @@ MtlsMode modeFrom(const std::string& s) {
 std::vector<uint16_t> portsFrom(In& in, const char* k) {
   std::vector<uint16_t> out;
   for (const auto& p : in.arr(k)) {
-    if (!p.is_number_unsigned() || p.get<uint64_t>() > 65535) return in.bad(k, "expected ports"), out;
+    if (!p.is_number_integer() || p.get<int64_t>() < 0 || p.get<int64_t>() > 65535)
+      return in.bad(k, "expected ports"), out;
     out.push_back(static_cast<uint16_t>(p.get<uint64_t>()));
   }
   return out;

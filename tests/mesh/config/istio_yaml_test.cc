@@ -145,6 +145,11 @@ TEST(IstioYamlTest, JsonRoundTripsTheWholeModel) {
   auto back = meshConfigFromJson(nlohmann::json::parse(toJson(*r).dump()), "config");
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(*back, *r);
+  auto direct = meshConfigFromJson(toJson(*r), "config");  // signed integers before a dump
+  ASSERT_TRUE(direct.ok()) << direct.error().message;
+  EXPECT_EQ(*direct, *r);
+  EXPECT_FALSE(
+      meshConfigFromJson(nlohmann::json::parse(R"({"virtualServices": [{"http": [{"timeoutMs": -1}]}]})"), "c").ok());
   EXPECT_FALSE(meshConfigFromJson(nlohmann::json::parse(R"({"virtualServices": [{"hosts": 5}]})"), "c").ok());
   EXPECT_FALSE(meshConfigFromJson(nlohmann::json::parse("[1]"), "c").ok());
   EXPECT_TRUE(meshConfigFromJson(nlohmann::json::object(), "c").ok());
@@ -224,6 +229,13 @@ TEST(IstioYamlTest, TypesAndRangesAreChecked) {
       vsError("  hosts: [web]\n  http:\n  - match: [{uri: {regex: '(('}}]\n    route: [{destination: {host: a}}]\n")
           .find("not a valid ECMAScript regular expression"),
       std::string::npos);
+  EXPECT_NE(vsError("  hosts: [web]\n  http:\n  - match: [{uri: {regex: '((a{1000}){1000})'}}]\n"
+                    "    route: [{destination: {host: a}}]\n")
+                .find("repetition counts multiply"),
+            std::string::npos);
+  EXPECT_EQ(vsError("  hosts: [web]\n  http:\n  - match: [{uri: {regex: '^/v[0-9]{1,3}/x{2}'}}]\n"
+                    "    route: [{destination: {host: a}}]\n"),
+            "");
   EXPECT_NE(vsError("  hosts: [web]\n  hosts: [db]\n  http:\n  - route: [{destination: {host: a}}]\n")
                 .find("v.yaml:6: VirtualService \"v\": spec.hosts: duplicate field"),
             std::string::npos);
