@@ -11,7 +11,6 @@
 #include "base/json.h"
 #include "base/subprocess.h"
 #include "cli/mesh_node.h"
-#include "cli/mesh_xds.h"
 #include "dpu/node.h"
 #include "mesh/proxy/interception.h"
 #include "svc/cluster_store.h"
@@ -193,14 +192,6 @@ void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
   worker->add_option("--epoch", w->epoch, "this epoch's number")->required();
   worker->add_option("--fds", w->fds, "inherited listeners, NAME=FD,...")->required();
   worker->callback([&ctx, w] { ctx.action = [&ctx, w] { return runMeshWorker(ctx, w->node, w->epoch, w->fds); }; });
-}
-
-// TEMPORARY until the mesh config commands land (they own the noun).
-void registerMeshCommands(CLI::App& app, CliContext& ctx) {
-  auto* mesh = app.add_subcommand("mesh", "the service mesh: one proxy per node in its SoC");
-  mesh->require_subcommand(1);
-  addMeshNodeCommands(*mesh, ctx);
-  addMeshXdsCommands(*mesh);
 }
 
 }  // namespace offcore

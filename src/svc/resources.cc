@@ -98,8 +98,11 @@ json toJson(const Backend& b) {
 
 json toJson(const Service& s) {
   json ports = json::array();
-  for (const auto& p : s.ports)
-    ports.push_back({{"name", p.name}, {"port", p.port}, {"targetPort", p.target_port}, {"protocol", p.protocol}});
+  for (const auto& p : s.ports) {
+    json pj = {{"name", p.name}, {"port", p.port}, {"targetPort", p.target_port}, {"protocol", p.protocol}};
+    if (!p.app_protocol.empty()) pj["appProtocol"] = p.app_protocol;
+    ports.push_back(std::move(pj));
+  }
   return {{"name", s.name},
           {"type", s.type},
           {"vpc", s.vpc},
@@ -221,6 +224,7 @@ Result<Service> serviceFromJson(const json& j, const std::string& where) {
     OC_TRY(pr.uint("port", p.port, 65535));
     OC_TRY(pr.uint("targetPort", p.target_port, 65535));
     OC_TRY(pr.str("protocol", p.protocol));
+    if ((*ports)[i].contains("appProtocol")) OC_TRY(pr.str("appProtocol", p.app_protocol));  // absent = sniff
     s.ports.push_back(p);
   }
   return s;

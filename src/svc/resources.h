@@ -54,6 +54,9 @@ struct ServicePort {
   uint16_t port = 0;
   uint16_t target_port = 0;
   std::string protocol = "TCP";  // TCP | UDP
+  // Kubernetes appProtocol, what the mesh speaks on it: http | http2 | grpc
+  // | tcp; "" = sniff. TCP ports only.
+  std::string app_protocol;
   bool operator==(const ServicePort&) const = default;
 };
 

@@ -458,3 +458,40 @@ TEST(ResourceApplyTest, ServiceAddressesThatCollideAreRefused) {
 
 }  // namespace
 }  // namespace offcore::svc
+
+namespace offcore::svc {
+namespace {
+
+TEST(ResourceParseTest, AppProtocolIsParsedCheckedAndStored) {
+  const std::string head =
+      "apiVersion: offcore.io/v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n";
+  auto r = parseResources(head +
+                              "  ports:\n  - {port: 80, appProtocol: http}\n  - {port: 81, appProtocol: grpc}\n"
+                              "  - {port: 82}\n",
+                          "a.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& s = std::get<Service>((*r)[0].value);
+  EXPECT_EQ(s.ports[0].app_protocol, "http");
+  EXPECT_EQ(s.ports[1].app_protocol, "grpc");
+  EXPECT_EQ(s.ports[2].app_protocol, "") << "absent = sniff";
+  auto back = serviceFromJson(toJson(s), "s");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(*back, s);
+  // A state.json written before appProtocol existed still reads.
+  auto j = toJson(s);
+  j["ports"][0].erase("appProtocol");
+  auto old = serviceFromJson(j, "s");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->ports[0].app_protocol, "");
+
+  auto bad = parseResources(head + "  ports:\n  - {port: 80, appProtocol: HTTP/1.1}\n", "b.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message,
+            "b.yaml:7: Service \"web\": spec.ports[0].appProtocol: must be http|http2|grpc|tcp (got \"HTTP/1.1\")");
+  auto udp = parseResources(head + "  ports:\n  - {port: 53, protocol: UDP, appProtocol: tcp}\n", "u.yaml");
+  ASSERT_FALSE(udp.ok());
+  EXPECT_NE(udp.error().message.find("only a TCP port has an appProtocol"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace offcore::svc

@@ -35,7 +35,7 @@ ClusterState withBackends(int n) {
     svc.name = "web" + std::to_string(p);
     svc.vpc = "v1";
     svc.cluster_ip = "10.96.0." + std::to_string(10 + p);
-    svc.ports = {ServicePort{"http", static_cast<uint16_t>(80 + p), 8080, "TCP"}};
+    svc.ports = {ServicePort{"http", static_cast<uint16_t>(80 + p), 8080, "TCP", ""}};
     svc.selector = {{"app", "web"}};
     s.services[svc.name] = svc;
   }

@@ -58,7 +58,7 @@ ClusterState stateWith(int backends, int skip = -1) {
   svc.name = "web";
   svc.vpc = "v1";
   svc.cluster_ip = "10.96.0.10";
-  svc.ports = {ServicePort{"http", 80, 8080, "TCP"}};
+  svc.ports = {ServicePort{"http", 80, 8080, "TCP", ""}};
   svc.selector = {{"app", "web"}};
   s.services["web"] = svc;
   return s;

@@ -7,46 +7,14 @@
 
 #include "base/files.h"
 #include "mesh/proxy/workloads.h"
-#include "svc/resolve.h"
-#include "svc/service_programmer.h"
+#include "mesh/config/from_cluster.h"
+#include "mesh/config/mesh_store.h"
 
 namespace offcore::mesh {
 
 namespace {
 
 constexpr std::chrono::milliseconds kDebounce{20};
-
-// TEMPORARY until the mesh config store lands: Services and their endpoints.
-std::vector<MeshService> buildServices(const svc::ClusterState& state,
-                                       const std::map<std::string, svc::NodeHealth>& health,
-                                       const std::vector<MeshWorkload>& workloads) {
-  std::vector<MeshService> out;
-  for (const auto& [name, s] : state.services) {
-    MeshService ms;
-    ms.name = name;
-    ms.vip = s.cluster_ip;
-    for (const auto& p : s.ports) {
-      if (p.protocol != "TCP") continue;
-      ms.ports.push_back({p.name, p.port, p.target_port, ""});
-    }
-    for (const auto& rb : svc::resolveService(state, s)) {
-      MeshEndpoint e;
-      e.ip = rb.ip;
-      e.node = rb.node;
-      if (auto n = state.nodes.find(rb.node); n != state.nodes.end()) e.node_ip = n->second.fabric_ip;
-      if (auto b = state.backends.find(rb.name); b != state.backends.end()) e.labels = b->second.labels;
-      if (const MeshWorkload* w = findWorkload(workloads, rb.ip)) {
-        e.mesh = w->mesh;
-        e.identity = w->identity;
-      }
-      e.healthy = svc::backendHealthy(health, rb.name);
-      if (!rb.target_ports.empty()) e.port = rb.target_ports.front();
-      ms.endpoints.push_back(std::move(e));
-    }
-    out.push_back(std::move(ms));
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -69,9 +37,9 @@ Result<std::shared_ptr<Snapshot>> ClusterSnapshotSource::build() const {
   OC_ASSIGN_OR_RETURN(auto state, store_.load());
   OC_ASSIGN_OR_RETURN(auto health, store_.loadHealth());
   auto snap = std::make_shared<Snapshot>();
-  snap->trust_domain = trust_domain_;
+  OC_ASSIGN_OR_RETURN(auto mesh, MeshStore(cluster_dir_).load());
+  *snap = buildSnapshot(state, health, mesh.config, trust_domain_);
   snap->workloads = buildWorkloads(state, node_, trust_domain_);
-  snap->services = buildServices(state, health, snap->workloads);
   return snap;
 }
 

@@ -2,11 +2,9 @@
 
 #include <algorithm>
 
-namespace offcore::mesh {
+#include "mesh/config/from_cluster.h"
 
-std::string spiffeId(const std::string& trust_domain, const std::string& ns, const std::string& sa) {
-  return "spiffe://" + trust_domain + "/ns/" + ns + "/sa/" + sa;
-}
+namespace offcore::mesh {
 
 std::vector<MeshWorkload> buildWorkloads(const svc::ClusterState& state, const std::string& self_node,
                                          const std::string& trust_domain) {
@@ -18,10 +16,11 @@ std::vector<MeshWorkload> buildWorkloads(const svc::ClusterState& state, const s
     w.name = ep.pod_name;
     w.node = ep.node;
     if (auto n = state.nodes.find(ep.node); n != state.nodes.end()) w.node_ip = n->second.fabric_ip;
-    w.ns = ep.ns;
-    w.service_account = ep.service_account;
-    w.mesh = ep.mesh;
-    if (ep.mesh) w.identity = spiffeId(trust_domain, ep.ns, ep.service_account);
+    Membership m = endpointMembership(ep);
+    w.ns = m.ns;
+    w.service_account = m.service_account;
+    w.mesh = m.mesh;
+    if (m.mesh) w.identity = spiffeId(trust_domain, m.ns, m.service_account);
     if (ep.node == self_node) w.representor = ep.representor;
     for (const auto& [name, b] : state.backends) {
       if (b.kind == "pod" && b.pod == ep.pod_name && b.vpc == ep.vpc) {

@@ -10,9 +10,6 @@
 
 namespace offcore::mesh {
 
-// spiffe://<trust_domain>/ns/<ns>/sa/<sa>
-std::string spiffeId(const std::string& trust_domain, const std::string& ns, const std::string& sa);
-
 // Every endpoint of the state, sorted by address; the representor is kept
 // for `self_node`'s pods only; labels come from the pod's Backend (kind pod,
 // same VPC), if one names it.

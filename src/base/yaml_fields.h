@@ -1,20 +1,24 @@
-// Internal to resources_yaml.cc: walking one YAML mapping with error
-// collection. Every lookup marks its key as known, finish() reports the
-// rest as unknown fields, and every error carries file:line, the resource
-// and the field path. Maps are walked by hand instead of node[key], which
-// would accept duplicate keys silently and could throw on a non-map.
+// Walking user-written YAML with error collection, shared by every parser
+// of Kubernetes-shaped documents (svc resources, mesh config). Every lookup
+// marks its key as known, finish() reports the rest as unknown fields, and
+// every error carries file:line, the resource and the field path. Maps are
+// walked by hand instead of node[key], which would accept duplicate keys
+// silently and could throw on a non-map. yaml-cpp throws; forEachDocument()
+// keeps every exception inside.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
-#include "svc/resources.h"
+namespace offcore::yaml {
 
-namespace offcore::svc::detail {
+using Labels = std::map<std::string, std::string>;
 
 inline constexpr size_t kMaxErrors = 50;  // per file; the rest would only be noise
 
@@ -37,6 +41,8 @@ struct Doc {
   std::vector<std::string>* errors;
   std::string label;    // `Service "web": `
   int line_offset = 0;  // of the document's text in the file
+  // What finish() says about a field nobody asked for.
+  std::string unknown_field = "unknown field";
 
   // The 1-based line of n in the file.
   int lineOf(const YAML::Node& n, int fallback) const {
@@ -74,6 +80,9 @@ class Fields {
   }
 
   int line() const { return line_; }
+  const std::string& path() const { return path_; }
+  // Whether key is present at all (valid or not); marks nothing.
+  bool has(const std::string& key) const { return entries_.count(key) != 0; }
   bool valid() const { return valid_; }
   int keyLine(const std::string& key) const {
     auto it = entries_.find(key);
@@ -150,34 +159,33 @@ class Fields {
     return false;
   }
 
-  bool ipv4(const std::string& key, std::string& out, bool required) {
+  // A string that `problem` accepts: it returns "" for a good value, else
+  // the whole error text (e.g. `must be an IPv4 address (got "x")`).
+  bool checked(const std::string& key, std::string& out, bool required,
+               const std::function<std::string(const std::string&)>& problem) {
     std::string v;
     if (!str(key, v, required)) return false;
-    if (!parseIpv4(v)) {
-      doc_.error(lineOf(key), field(key), "must be an IPv4 address like 10.1.0.5 (got \"" + v + "\")");
+    std::string why = problem(v);
+    if (!why.empty()) {
+      doc_.error(lineOf(key), field(key), why);
       return false;
     }
     out = v;
     return true;
   }
 
-  bool name(const std::string& key, std::string& out, bool required) {
-    std::string v;
-    if (!str(key, v, required)) return false;
-    if (!isDnsLabel(v)) {
-      doc_.error(lineOf(key), field(key),
-                 "\"" + v + "\" is not a valid name (1-63 of a-z, 0-9 and '-', starting and ending alphanumeric)");
-      return false;
-    }
-    out = v;
-    return true;
+  // Every key with the line it is on, sorted by key.
+  std::vector<std::pair<std::string, int>> keys() const {
+    std::vector<std::pair<std::string, int>> out;
+    for (const auto& [k, e] : entries_) out.emplace_back(k, e.key_line);
+    return out;
   }
 
   void labels(const std::string& key, Labels& out, bool required);
 
   void finish() {
     for (const auto& [k, e] : entries_) {
-      if (!e.used) doc_.error(e.key_line, field(k), "unknown field");
+      if (!e.used) doc_.error(e.key_line, field(k), doc_.unknown_field);
     }
   }
 
@@ -224,4 +232,20 @@ inline void Fields::labels(const std::string& key, Labels& out, bool required) {
   if (required && out.empty() && m.entries_.empty()) doc_.error(m.line(), field(key), "must not be empty");
 }
 
-}  // namespace offcore::svc::detail
+// Multi-document text, split and loaded one document at a time: fn(root,
+// doc) for each non-empty document, with doc's file, errors and line
+// offset set. Syntax errors (and any exception of yaml-cpp or fn) become
+// `file:line: YAML syntax error: ...` entries in errors. Stops adding
+// after kMaxErrors.
+void forEachDocument(const std::string& text, const std::string& file, std::vector<std::string>& errors,
+                     const std::function<void(const YAML::Node&, Doc&)>& fn);
+
+// The first value of key in a mapping, without marking anything.
+YAML::Node peekNode(const YAML::Node& map, const std::string& key);
+// The scalar at key, "" when absent or not a scalar.
+std::string peek(const YAML::Node& map, const std::string& key);
+
+// Errors, one per line.
+std::string joinErrors(const std::vector<std::string>& errors);
+
+}  // namespace offcore::yaml

@@ -1,0 +1,240 @@
+#include "mesh/config/mesh_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/files.h"
+#include "base/json.h"
+
+namespace offcore::mesh {
+
+namespace {
+
+std::string q(const std::string& s) { return "\"" + s + "\""; }
+
+// A shared flock for readers; FileLock (base/files.h) is the exclusive one.
+class SharedLock {
+ public:
+  explicit SharedLock(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return;  // no lock file: nobody has written yet
+    while (::flock(fd_, LOCK_SH) != 0 && errno == EINTR) {}
+  }
+  ~SharedLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  SharedLock(const SharedLock&) = delete;
+  SharedLock& operator=(const SharedLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+template <typename T>
+auto findNamed(std::vector<T>& v, const std::string& ns, const std::string& name) {
+  return std::find_if(v.begin(), v.end(), [&](const T& x) { return x.ns == ns && x.name == name; });
+}
+
+// Puts item into v by (ns, name); says which of created/configured/unchanged.
+template <typename T>
+int put(std::vector<T>& v, const T& item) {
+  auto it = findNamed(v, item.ns, item.name);
+  if (it == v.end()) {
+    v.push_back(item);
+    return 0;
+  }
+  if (*it == item) return 2;
+  *it = item;
+  return 1;
+}
+
+const DestinationRule* ruleFor(const MeshConfig& c, const std::string& host) {
+  for (const auto& d : c.destination_rules)
+    if (d.host == host) return &d;
+  return nullptr;
+}
+
+bool definesSubset(const DestinationRule* dr, const std::string& subset) {
+  if (!dr) return false;
+  return std::any_of(dr->subsets.begin(), dr->subsets.end(), [&](const Subset& s) { return s.name == subset; });
+}
+
+// Every (field path, destination) of a VirtualService's routes.
+std::vector<std::pair<std::string, const Destination*>> destinations(const VirtualService& vs) {
+  std::vector<std::pair<std::string, const Destination*>> out;
+  for (size_t i = 0; i < vs.http.size(); ++i)
+    for (size_t j = 0; j < vs.http[i].route.size(); ++j)
+      out.emplace_back("spec.http[" + std::to_string(i) + "].route[" + std::to_string(j) + "].destination",
+                       &vs.http[i].route[j].destination);
+  for (size_t i = 0; i < vs.tcp.size(); ++i)
+    for (size_t j = 0; j < vs.tcp[i].route.size(); ++j)
+      out.emplace_back("spec.tcp[" + std::to_string(i) + "].route[" + std::to_string(j) + "].destination",
+                       &vs.tcp[i].route[j].destination);
+  return out;
+}
+
+std::string noService(const std::string& host) {
+  return "Service " + q(host) + " does not exist; create it with `offcore svc apply -f` first (see `offcore svc list`)";
+}
+
+// The checks against the cluster state and the merged config.
+void check(const MeshConfig& merged, const ParsedMesh& parsed, const svc::ClusterState& cluster,
+           std::vector<std::string>& errors) {
+  for (const auto& d : parsed.documents) {
+    if (d.kind == kVirtualService) {
+      const VirtualService& vs = parsed.config.virtual_services[d.index];
+      for (size_t i = 0; i < vs.hosts.size(); ++i) {
+        std::string f = "spec.hosts[" + std::to_string(i) + "]";
+        if (!cluster.services.count(vs.hosts[i])) errors.push_back(d.where(f) + noService(vs.hosts[i]));
+      }
+      for (const auto& [path, dest] : destinations(vs)) {
+        if (!cluster.services.count(dest->host)) {
+          errors.push_back(d.where(path + ".host") + noService(dest->host));
+          continue;
+        }
+        if (!dest->subset.empty() && !definesSubset(ruleFor(merged, dest->host), dest->subset))
+          errors.push_back(d.where(path + ".subset") + "subset " + q(dest->subset) + " of host " + q(dest->host) +
+                           " is not defined by any DestinationRule; define it in the DestinationRule of " +
+                           q(dest->host) + " (this apply or an earlier one)");
+      }
+    } else if (d.kind == kDestinationRule) {
+      const DestinationRule& dr = parsed.config.destination_rules[d.index];
+      if (!cluster.services.count(dr.host)) errors.push_back(d.where("spec.host") + noService(dr.host));
+      for (const auto& other : merged.destination_rules)
+        if (other.host == dr.host && (other.ns != dr.ns || other.name != dr.name))
+          errors.push_back(d.where("spec.host") + "host " + q(dr.host) + " already has DestinationRule " +
+                           q(other.ns + "/" + other.name) + "; offcore takes one DestinationRule per host: merge them");
+    }
+  }
+  // Stored VirtualServices whose subsets this apply took away.
+  for (const auto& vs : merged.virtual_services) {
+    bool in_apply = std::any_of(parsed.documents.begin(), parsed.documents.end(), [&](const MeshDocument& d) {
+      return d.kind == kVirtualService && d.ns == vs.ns && d.name == vs.name;
+    });
+    if (in_apply) continue;
+    for (const auto& [path, dest] : destinations(vs))
+      if (!dest->subset.empty() && !definesSubset(ruleFor(merged, dest->host), dest->subset))
+        errors.push_back("VirtualService " + q(vs.ns + "/" + vs.name) + " (applied earlier): " + path +
+                         ".subset: subset " + q(dest->subset) + " of " + q(dest->host) +
+                         " would no longer be defined; keep it in the DestinationRule or change that VirtualService");
+  }
+}
+
+}  // namespace
+
+Result<MeshApplyResult> applyToMesh(MeshConfig& config, const ParsedMesh& parsed, const svc::ClusterState& cluster) {
+  MeshConfig merged = config;
+  MeshApplyResult out;
+  for (const auto& d : parsed.documents) {
+    int r = 0;
+    if (d.kind == kVirtualService)
+      r = put(merged.virtual_services, parsed.config.virtual_services.at(d.index));
+    else if (d.kind == kDestinationRule)
+      r = put(merged.destination_rules, parsed.config.destination_rules.at(d.index));
+    else if (d.kind == kPeerAuthentication)
+      r = put(merged.peer_authentications, parsed.config.peer_authentications.at(d.index));
+    else
+      r = put(merged.authorization_policies, parsed.config.authorization_policies.at(d.index));
+    std::string id = lowerKind(d.kind) + "/" + d.name;
+    (r == 0 ? out.created : r == 1 ? out.configured : out.unchanged).push_back(id);
+  }
+  std::vector<std::string> errors;
+  check(merged, parsed, cluster, errors);
+  if (!errors.empty()) {
+    std::string msg;
+    for (const auto& e : errors) msg += (msg.empty() ? "" : "\n") + e;
+    return makeError(msg);
+  }
+  config = std::move(merged);
+  return out;
+}
+
+Status removeFromMesh(MeshConfig& config, const std::string& kind, const std::string& ns, const std::string& name) {
+  auto notFound = [&] {
+    return makeError(kind + " " + q(ns + "/" + name) + " not found (see `offcore mesh get " + lowerKind(kind) + "`)",
+                     ENOENT);
+  };
+  auto erase = [&](auto& v) -> Status {
+    auto it = findNamed(v, ns, name);
+    if (it == v.end()) return notFound();
+    v.erase(it);
+    return okStatus();
+  };
+  if (kind == kVirtualService) return erase(config.virtual_services);
+  if (kind == kPeerAuthentication) return erase(config.peer_authentications);
+  if (kind == kAuthorizationPolicy) return erase(config.authorization_policies);
+  if (kind != kDestinationRule) return makeError("unknown mesh kind " + q(kind));
+  auto it = findNamed(config.destination_rules, ns, name);
+  if (it == config.destination_rules.end()) return notFound();
+  for (const auto& vs : config.virtual_services)
+    for (const auto& [path, dest] : destinations(vs))
+      if (dest->host == it->host && !dest->subset.empty())
+        return makeError("cannot delete DestinationRule " + q(ns + "/" + name) + ": VirtualService " +
+                         q(vs.ns + "/" + vs.name) + " routes to its subset " + q(dest->subset) +
+                         "; delete or change that VirtualService first");
+  config.destination_rules.erase(it);
+  return okStatus();
+}
+
+MeshStore::MeshStore(std::string cluster_dir) : cluster_dir_(std::move(cluster_dir)) {}
+
+Result<StoredMesh> MeshStore::read() const {
+  auto text = readFile(configFile());
+  if (!text.ok()) {
+    if (text.error().code == ENOENT) return StoredMesh{};
+    return text.error();
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("generation") || !j["generation"].is_number_unsigned())
+    return makeError(configFile() + ": not a mesh config document (damaged? move it away and re-apply your YAML)");
+  StoredMesh out;
+  out.generation = j["generation"].get<uint64_t>();
+  OC_ASSIGN_OR_RETURN(
+      out.config, meshConfigFromJson(j.contains("config") ? j["config"] : nlohmann::json(), configFile() + ": config"));
+  return out;
+}
+
+Result<StoredMesh> MeshStore::load() const {
+  SharedLock lock(dir() + "/.lock");
+  return read();
+}
+
+template <typename Fn>
+Status MeshStore::modify(Fn&& fn, uint64_t* generation) {
+  auto made = makePrivateDir(cluster_dir_);
+  if (made.ok()) made = makePrivateDir(dir());
+  if (!made.ok()) return made.error().wrap("mesh store (run as root or pass --cluster-dir)");
+  auto lock = FileLock::acquire(dir() + "/.lock");
+  if (!lock.ok()) return lock.error().wrap("mesh store (run as root or pass --cluster-dir)");
+  OC_ASSIGN_OR_RETURN(StoredMesh before, read());
+  MeshConfig after = before.config;
+  OC_TRY(fn(after));
+  if (generation) *generation = before.generation;
+  if (after == before.config) return okStatus();
+  nlohmann::json doc = {{"generation", before.generation + 1}, {"config", toJson(after)}};
+  OC_TRY(writeFileAtomic(configFile(), dumpJson(doc, 2) + "\n", 0600));
+  if (generation) *generation = before.generation + 1;
+  return okStatus();
+}
+
+Result<MeshApplyResult> MeshStore::apply(const ParsedMesh& parsed) {
+  MeshApplyResult out;
+  OC_TRY(modify(
+      [&](MeshConfig& c) -> Status {
+        OC_ASSIGN_OR_RETURN(svc::ClusterState cluster, svc::ClusterStore(cluster_dir_).load());
+        OC_ASSIGN_OR_RETURN(out, applyToMesh(c, parsed, cluster));
+        return okStatus();
+      },
+      &out.generation));
+  return out;
+}
+
+Status MeshStore::remove(const std::string& kind, const std::string& ns, const std::string& name) {
+  return modify([&](MeshConfig& c) { return removeFromMesh(c, kind, ns, name); }, nullptr);
+}
+
+}  // namespace offcore::mesh
