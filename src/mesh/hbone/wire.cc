@@ -8,6 +8,8 @@ namespace offcore::mesh::hbone {
 namespace {
 
 bool isIp(const std::string& s, bool v6) {
+  // inet_pton reads a C string: an embedded NUL would hide a tail (fuzzer).
+  if (s.empty() || s.size() >= INET6_ADDRSTRLEN || s.find('\0') != std::string::npos) return false;
   unsigned char buf[sizeof(in6_addr)];
   return ::inet_pton(v6 ? AF_INET6 : AF_INET, s.c_str(), buf) == 1;
 }

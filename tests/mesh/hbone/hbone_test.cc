@@ -139,6 +139,39 @@ TEST_F(HboneTest, ResetReachesThePeer) {
   EXPECT_FALSE(sink.close_status.ok());
 }
 
+TEST_F(HboneTest, PeerGoneClosesOpenStreamsWithAnError) {
+  makeCerts();
+  startServer(*server_certs_);
+  connector_ = makeConnector(*client_certs_);
+  auto stream = connectNow(*connector_, target());
+  ASSERT_TRUE(stream.ok()) << stream.error().message;
+  Sink sink;
+  (*stream)->setCallbacks(&sink);
+  echoes_.clear();
+  server_.reset();
+  ASSERT_TRUE(runUntil([&] { return sink.closed; }));
+  EXPECT_FALSE(sink.close_status.ok());
+  ASSERT_TRUE(runUntil([&] { return connector_->connectionCount() == 0; }));
+  // Nobody listens any more: a new connect fails, naming the node.
+  auto again = connectNow(*connector_, target());
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.error().message.find("127.0.0.1"), std::string::npos) << again.error().message;
+}
+
+TEST_F(HboneTest, IdleConnectionsAreClosed) {
+  makeCerts();
+  HboneServer::Options options;
+  options.h2.idle_timeout = 200ms;
+  startServer(*server_certs_, options);
+  connector_ = makeConnector(*client_certs_);
+  auto stream = connectNow(*connector_, target());
+  ASSERT_TRUE(stream.ok()) << stream.error().message;
+  runUntil([] { return false; }, 400ms);
+  EXPECT_EQ(server_->connectionCount(), 1u) << "a connection with an open stream is not idle";
+  stream->reset();  // drops the stream (RST_STREAM): the connection has none left
+  ASSERT_TRUE(runUntil([&] { return server_->connectionCount() == 0 && connector_->connectionCount() == 0; }, 3s));
+}
+
 TEST_F(HboneTest, UnansweredHandshakeIsClosedAfterTheTimeout) {
   makeCerts();
   HboneServer::Options options;

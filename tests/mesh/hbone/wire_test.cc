@@ -17,6 +17,7 @@ TEST(HboneWireTest, Authority) {
        {"web:80", "10.1.2.3", "10.1.2.3:", "10.1.2.3:0", "10.1.2.3:70000", "10.1.2.3:8x", ":80", "fd00::5:80"}) {
     EXPECT_FALSE(parseAuthority(bad).ok()) << bad;
   }
+  EXPECT_FALSE(parseAuthority(std::string("10.1.2.3\0junk:80", 16)).ok());
   EXPECT_EQ(formatAuthority("fd00::5", 80), "[fd00::5]:80");
 }
 
