@@ -138,7 +138,6 @@ void H2Conn::doHandshake() {
     return;
   }
   state_ = State::kOpen;
-  for (auto& [handle, open] : opens_) submitOpen(handle, open);
   armIdle();
   readSome();
   if (!closed_) flush();
@@ -182,11 +181,22 @@ uint64_t H2Conn::open(const std::string& authority, const std::string& forwarded
   open.done = std::move(done);
   if (idle_timer_) loop_.cancelTimer(idle_timer_);
   idle_timer_ = 0;
-  if (state_ == State::kOpen) {
+  if (state_ == State::kOpen && peer_settings_) {
     submitOpen(handle, open);
     kick();
   }
   return handle;
+}
+
+void H2Conn::submitQueuedOpens() {
+  std::vector<uint64_t> handles;
+  for (auto& [handle, open] : opens_) {
+    if (open.stream_id < 0) handles.push_back(handle);
+  }
+  for (uint64_t h : handles) {
+    auto it = opens_.find(h);
+    if (it != opens_.end()) submitOpen(h, it->second);
+  }
 }
 
 void H2Conn::submitOpen(uint64_t handle, Open& open) {

@@ -109,6 +109,7 @@ class H2Conn : public std::enable_shared_from_this<H2Conn> {
     int32_t stream_id = -1;
     std::unique_ptr<HboneStream> stream;
     std::string status;
+    int refused = 0;  // REFUSED_STREAM answers so far (retried: the peer did not process it)
   };
   struct Incoming {
     std::string method, authority, forwarded;
@@ -118,6 +119,7 @@ class H2Conn : public std::enable_shared_from_this<H2Conn> {
   void doHandshake();
   Status setupSession();
   void submitOpen(uint64_t handle, Open& open);
+  void submitQueuedOpens();
   void readSome();
   void flush();
   void updateInterest();
@@ -141,6 +143,9 @@ class H2Conn : public std::enable_shared_from_this<H2Conn> {
   size_t out_off_ = 0;
   uint32_t interest_ = 0;
   bool kick_posted_ = false;
+  // Client: opens wait for the peer's SETTINGS (its stream limit), so the
+  // first burst does not overrun max_concurrent_streams.
+  bool peer_settings_ = false;
   EventLoop::TimerId handshake_timer_ = 0;
   EventLoop::TimerId idle_timer_ = 0;
   std::function<void(const Status&)> on_closed_;

@@ -80,6 +80,10 @@ int H2Conn::onHeader(const nghttp2_frame* frame, std::string_view name, std::str
 
 int H2Conn::onFrameRecv(const nghttp2_frame* frame) {
   int32_t id = frame->hd.stream_id;
+  if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK) && !peer_settings_) {
+    peer_settings_ = true;
+    if (role_ == Role::kClient) submitQueuedOpens();
+  }
   if (frame->hd.type == NGHTTP2_HEADERS) {
     if (role_ == Role::kServer && frame->headers.cat == NGHTTP2_HCAT_REQUEST) handleConnect(id);
     if (role_ == Role::kClient && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) handleResponse(id);
@@ -110,6 +114,16 @@ int H2Conn::onStreamClose(int32_t stream_id, uint32_t error_code) {
     open_by_stream_.erase(h);
     auto it = opens_.find(handle);
     streams_.erase(stream_id);
+    if (it != opens_.end() && error_code == NGHTTP2_REFUSED_STREAM && ++it->second.refused <= 3) {
+      // Not processed by the peer (over its stream limit): ask again.
+      it->second.stream->forgetConn();
+      it->second.stream.reset();
+      it->second.stream_id = -1;
+      it->second.status.clear();
+      submitOpen(handle, it->second);
+      armIdle();
+      return 0;
+    }
     if (it != opens_.end()) {
       OpenDone done = std::move(it->second.done);
       std::string authority = it->second.authority;

@@ -65,6 +65,26 @@ TEST_F(HboneTest, ServerFromAnotherCaIsRefused) {
   EXPECT_NE(r.error().message.find("certificate"), std::string::npos) << r.error().message;
 }
 
+TEST_F(HboneTest, ClientWithoutCertificateIsRefused) {
+  makeCerts();
+  startServer(*server_certs_);
+  // A client that trusts the CA but presents no certificate at all.
+  class NoCert : public tls::TlsContextSource {
+   public:
+    explicit NoCert(std::shared_ptr<tls::TlsContext> ctx) : ctx_(std::move(ctx)) {}
+    Result<std::shared_ptr<tls::TlsContext>> contextFor(const std::string&) override { return ctx_; }
+    std::shared_ptr<tls::TlsContext> acceptContext() override { return ctx_; }
+    std::shared_ptr<tls::TlsContext> ctx_;
+  };
+  auto bare = tls::TlsContext::createAcceptor(ca_->caPem(), "cluster.local", nullptr);
+  ASSERT_TRUE(bare.ok());
+  NoCert source(*bare);
+  connector_ = makeConnector(source);
+  auto r = connectNow(*connector_, target());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(requests_.empty());
+}
+
 TEST_F(HboneTest, ExpiredClientCertificateIsRefused) {
   makeCerts();
   startServer(*server_certs_);

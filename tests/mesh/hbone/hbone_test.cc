@@ -111,6 +111,36 @@ TEST_F(HboneTest, LargeTransferHonoursFlowControl) {
   EXPECT_LE(max_pending, (1u << 20) + kChunk);
 }
 
+TEST_F(HboneTest, StreamsBeyondThePeersLimitWaitTheirTurn) {
+  makeCerts();
+  HboneServer::Options options;
+  options.h2.max_concurrent_streams = 4;
+  startServer(*server_certs_, options);
+  connector_ = makeConnector(*client_certs_);
+  constexpr int kStreams = 16;
+  std::vector<std::unique_ptr<Transport>> streams(kStreams);
+  std::vector<Sink> sinks(kStreams);
+  int max_open = 0;
+  for (int i = 0; i < kStreams; ++i) {
+    connector_->connect(target(), 5000ms, [&, i](Result<std::unique_ptr<Transport>> r) {
+      ASSERT_TRUE(r.ok()) << r.error().message;
+      streams[i] = std::move(*r);
+      streams[i]->setCallbacks(&sinks[i]);
+      streams[i]->write("x");
+      streams[i]->endWrite();
+    });
+  }
+  ASSERT_TRUE(runUntil([&] {
+    int open = 0, done = 0;
+    for (auto& e : echoes_) open += !e->closed;
+    max_open = std::max(max_open, open);
+    for (auto& s : sinks) done += s.closed;
+    return done == kStreams;
+  }));
+  EXPECT_LE(max_open, 4);
+  EXPECT_EQ(requests_.size(), static_cast<size_t>(kStreams));
+}
+
 TEST_F(HboneTest, ConnectDeniedByTheHandlerIsAnErrorAtTheClient) {
   makeCerts();
   startServer(*server_certs_);
