@@ -202,6 +202,28 @@ TEST_F(HboneTest, IdleConnectionsAreClosed) {
   ASSERT_TRUE(runUntil([&] { return server_->connectionCount() == 0 && connector_->connectionCount() == 0; }, 3s));
 }
 
+TEST_F(HboneTest, ConnectToASilentPeerTimesOut) {
+  makeCerts();
+  // Listens but never speaks TLS.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
+  HboneConnector connector(loop_, *client_certs_, HboneConnector::Options{ntohs(addr.sin_port), "127.0.0.1", {}});
+  std::optional<Result<std::unique_ptr<Transport>>> out;
+  auto start = std::chrono::steady_clock::now();
+  connector.connect(target(), 300ms, [&](Result<std::unique_ptr<Transport>> r) { out.emplace(std::move(r)); });
+  ASSERT_TRUE(runUntil([&] { return out.has_value(); }, 3s));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+  ASSERT_FALSE(out->ok());
+  EXPECT_NE(out->error().message.find("timed out"), std::string::npos) << out->error().message;
+  ::close(lfd);
+}
+
 TEST_F(HboneTest, UnansweredHandshakeIsClosedAfterTheTimeout) {
   makeCerts();
   HboneServer::Options options;
