@@ -57,12 +57,13 @@ Status randomSerial(X509* cert) {
 }
 
 // A certificate skeleton: version 3, random serial, validity, subject O=td.
-Result<X509Ptr> newCert(EVP_PKEY* key, const std::string& trust_domain, const std::string& cn, Seconds ttl) {
+Result<X509Ptr> newCert(EVP_PKEY* key, const std::string& trust_domain, const std::string& cn, Seconds ttl,
+                        std::time_t now) {
   X509Ptr cert(X509_new());
   if (!cert || !X509_set_version(cert.get(), 2)) return makeError("x509: " + opensslError());
   OC_TRY(randomSerial(cert.get()));
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(ttl.count()));
+  X509_time_adj(X509_getm_notBefore(cert.get()), -60, &now);
+  X509_time_adj(X509_getm_notAfter(cert.get()), static_cast<long>(ttl.count()), &now);
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(trust_domain.c_str()), -1,
                              -1, 0);
@@ -148,7 +149,8 @@ Result<std::unique_ptr<Ca>> Ca::loadOrCreate(const std::string& dir, const std::
   }
   keys->key.reset(EVP_EC_gen("P-256"));
   if (!keys->key) return makeError("mesh CA key: " + opensslError());
-  OC_ASSIGN_OR_RETURN(keys->cert, newCert(keys->key.get(), trust_domain, "offcore mesh CA", kCaLifetime));
+  OC_ASSIGN_OR_RETURN(keys->cert,
+                      newCert(keys->key.get(), trust_domain, "offcore mesh CA", kCaLifetime, std::time(nullptr)));
   X509* c = keys->cert.get();
   X509_set_issuer_name(c, X509_get_subject_name(c));
   OC_TRY(addExt(c, c, NID_basic_constraints, "critical,CA:TRUE"));
@@ -171,11 +173,13 @@ Result<IssuedCert> Ca::issue(const std::string& spiffe_id, Seconds ttl) {
     return makeError("mesh CA: " + spiffe_id + " is outside trust domain " + trust_domain_);
   }
   if (ttl < Seconds(1)) return makeError("mesh CA: certificate lifetime must be at least 1 s");
-  auto now = std::chrono::system_clock::now();
+  // Whole seconds, as the certificate's times are: notAfter - issued_at is ttl.
+  auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
   if (now + ttl > not_after_) return makeError("mesh CA: it expires before the certificate would; renew the CA");
   PkeyPtr key(EVP_EC_gen("P-256"));
   if (!key) return makeError("workload key: " + opensslError());
-  OC_ASSIGN_OR_RETURN(X509Ptr cert, newCert(key.get(), trust_domain_, "", ttl));
+  OC_ASSIGN_OR_RETURN(X509Ptr cert,
+                      newCert(key.get(), trust_domain_, "", ttl, std::chrono::system_clock::to_time_t(now)));
   X509* c = cert.get();
   X509_set_issuer_name(c, X509_get_subject_name(keys_->cert.get()));
   OC_TRY(addExt(c, keys_->cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
