@@ -1,0 +1,202 @@
+#include "mesh/tls/ca.h"
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <cctype>
+#include <ctime>
+
+#include "base/files.h"
+#include "mesh/tls/ossl.h"
+#include "mesh/tls/x509_util.h"
+
+namespace offcore::mesh::tls {
+
+namespace {
+
+bool isLabel(const std::string& s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+  for (char c : s) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool isDnsName(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t start = 0;
+  while (true) {
+    size_t dot = s.find('.', start);
+    if (!isLabel(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start))) return false;
+    if (dot == std::string::npos) return true;
+    start = dot + 1;
+  }
+}
+
+Status addExt(X509* cert, X509* issuer, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+  if (!ext) return makeError("x509 extension " + value + ": " + opensslError());
+  int ok = X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+  if (!ok) return makeError("x509 add extension: " + opensslError());
+  return okStatus();
+}
+
+Status randomSerial(X509* cert) {
+  BnPtr bn(BN_new());
+  if (!bn || !BN_rand(bn.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY))
+    return makeError("serial: " + opensslError());
+  if (!BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert))) return makeError("serial: " + opensslError());
+  return okStatus();
+}
+
+// A certificate skeleton: version 3, random serial, validity, subject O=td.
+Result<X509Ptr> newCert(EVP_PKEY* key, const std::string& trust_domain, const std::string& cn, Seconds ttl,
+                        std::time_t now) {
+  X509Ptr cert(X509_new());
+  if (!cert || !X509_set_version(cert.get(), 2)) return makeError("x509: " + opensslError());
+  OC_TRY(randomSerial(cert.get()));
+  X509_time_adj(X509_getm_notBefore(cert.get()), -60, &now);
+  X509_time_adj(X509_getm_notAfter(cert.get()), static_cast<long>(ttl.count()), &now);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(trust_domain.c_str()), -1,
+                             -1, 0);
+  if (!cn.empty()) {
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
+                               0);
+  }
+  if (!X509_set_pubkey(cert.get(), key)) return makeError("x509 pubkey: " + opensslError());
+  return cert;
+}
+
+Result<std::string> keyPem(EVP_PKEY* key) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) {
+    return makeError("key pem: " + opensslError());
+  }
+  return bioString(bio.get());
+}
+
+}  // namespace
+
+Result<SpiffeId> parseSpiffeId(const std::string& id) {
+  static const std::string kScheme = "spiffe://";
+  auto bad = [&](const std::string& why) {
+    return makeError("'" + id + "' is not a workload SPIFFE ID (" + why +
+                     "); write spiffe://<trust-domain>/ns/<ns>/sa/<sa>");
+  };
+  if (id.rfind(kScheme, 0) != 0) return bad("no spiffe:// scheme");
+  std::string rest = id.substr(kScheme.size());
+  size_t slash = rest.find('/');
+  if (slash == std::string::npos) return bad("no path");
+  SpiffeId out;
+  out.trust_domain = rest.substr(0, slash);
+  if (!isDnsName(out.trust_domain)) return bad("trust domain must be a lower-case DNS name");
+  std::string path = rest.substr(slash);
+  if (path.rfind("/ns/", 0) != 0) return bad("path must start with /ns/");
+  size_t sa = path.find("/sa/", 4);
+  if (sa == std::string::npos) return bad("no /sa/");
+  out.ns = path.substr(4, sa - 4);
+  out.sa = path.substr(sa + 4);
+  if (!isLabel(out.ns) || !isLabel(out.sa)) return bad("ns and sa must be DNS labels");
+  return out;
+}
+
+struct Ca::Keys {
+  PkeyPtr key;
+  X509Ptr cert;
+};
+
+Ca::Ca(std::string trust_domain, std::string ca_pem, std::unique_ptr<Keys> keys, SystemTime not_after)
+    : trust_domain_(std::move(trust_domain)),
+      ca_pem_(std::move(ca_pem)),
+      keys_(std::move(keys)),
+      not_after_(not_after) {}
+
+Ca::~Ca() = default;
+
+Result<std::unique_ptr<Ca>> Ca::loadOrCreate(const std::string& dir, const std::string& trust_domain) {
+  if (!isDnsName(trust_domain)) return makeError("mesh CA: trust domain '" + trust_domain + "' is not a DNS name");
+  OC_TRY(makePrivateDir(dir));
+  // Two proxies starting at once must end up with one CA.
+  OC_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(dir + "/.lock"));
+  auto keys = std::make_unique<Keys>();
+  std::string key_path = dir + "/ca.key", cert_path = dir + "/ca.crt", td_path = dir + "/trust_domain";
+  if (pathExists(cert_path)) {
+    OC_ASSIGN_OR_RETURN(std::string td, readFile(td_path));
+    if (trim(td) != trust_domain) {
+      return makeError("mesh CA in " + dir + " is for trust domain '" + trim(td) + "', not '" + trust_domain +
+                       "'; use another directory or the same trust domain");
+    }
+    OC_ASSIGN_OR_RETURN(std::string key_pem, readFile(key_path));
+    OC_ASSIGN_OR_RETURN(std::string cert_pem, readFile(cert_path));
+    OC_ASSIGN_OR_RETURN(keys->key, parseKey(key_pem));
+    OC_ASSIGN_OR_RETURN(keys->cert, parseCert(cert_pem));
+    if (X509_check_private_key(keys->cert.get(), keys->key.get()) != 1) {
+      return makeError("mesh CA in " + dir + ": ca.key does not match ca.crt; restore both or remove both");
+    }
+    SystemTime not_after = asn1Time(X509_get0_notAfter(keys->cert.get()));
+    if (not_after <= std::chrono::system_clock::now()) {
+      return makeError("mesh CA in " + dir + " expired; remove ca.key and ca.crt to create a new one");
+    }
+    return std::unique_ptr<Ca>(new Ca(trust_domain, cert_pem, std::move(keys), not_after));
+  }
+  keys->key.reset(EVP_EC_gen("P-256"));
+  if (!keys->key) return makeError("mesh CA key: " + opensslError());
+  OC_ASSIGN_OR_RETURN(keys->cert,
+                      newCert(keys->key.get(), trust_domain, "offcore mesh CA", kCaLifetime, std::time(nullptr)));
+  X509* c = keys->cert.get();
+  X509_set_issuer_name(c, X509_get_subject_name(c));
+  OC_TRY(addExt(c, c, NID_basic_constraints, "critical,CA:TRUE"));
+  OC_TRY(addExt(c, c, NID_key_usage, "critical,keyCertSign,cRLSign"));
+  OC_TRY(addExt(c, c, NID_subject_key_identifier, "hash"));
+  if (!X509_sign(c, keys->key.get(), EVP_sha256())) return makeError("mesh CA sign: " + opensslError());
+  OC_ASSIGN_OR_RETURN(std::string key_pem, keyPem(keys->key.get()));
+  OC_ASSIGN_OR_RETURN(std::string cert_pem, certPem(c));
+  OC_TRY(writeFileAtomic(key_path, key_pem, 0600));
+  OC_TRY(writeFileAtomic(td_path, trust_domain + "\n", 0644));
+  // The certificate last: its presence means the CA is complete.
+  OC_TRY(writeFileAtomic(cert_path, cert_pem, 0644));
+  SystemTime not_after = asn1Time(X509_get0_notAfter(c));
+  return std::unique_ptr<Ca>(new Ca(trust_domain, cert_pem, std::move(keys), not_after));
+}
+
+Result<IssuedCert> Ca::issue(const std::string& spiffe_id, Seconds ttl) {
+  OC_ASSIGN_OR_RETURN(SpiffeId id, parseSpiffeId(spiffe_id));
+  if (id.trust_domain != trust_domain_) {
+    return makeError("mesh CA: " + spiffe_id + " is outside trust domain " + trust_domain_);
+  }
+  if (ttl < Seconds(1)) return makeError("mesh CA: certificate lifetime must be at least 1 s");
+  // Whole seconds, as the certificate's times are: notAfter - issued_at is ttl.
+  auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+  if (now + ttl > not_after_) return makeError("mesh CA: it expires before the certificate would; renew the CA");
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  if (!key) return makeError("workload key: " + opensslError());
+  OC_ASSIGN_OR_RETURN(X509Ptr cert,
+                      newCert(key.get(), trust_domain_, "", ttl, std::chrono::system_clock::to_time_t(now)));
+  X509* c = cert.get();
+  X509_set_issuer_name(c, X509_get_subject_name(keys_->cert.get()));
+  OC_TRY(addExt(c, keys_->cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
+  OC_TRY(addExt(c, keys_->cert.get(), NID_key_usage, "critical,digitalSignature,keyAgreement"));
+  OC_TRY(addExt(c, keys_->cert.get(), NID_ext_key_usage, "serverAuth,clientAuth"));
+  OC_TRY(addExt(c, keys_->cert.get(), NID_subject_alt_name, "critical,URI:" + id.str()));
+  OC_TRY(addExt(c, keys_->cert.get(), NID_authority_key_identifier, "keyid:always"));
+  if (!X509_sign(c, keys_->key.get(), EVP_sha256())) return makeError("workload cert sign: " + opensslError());
+  IssuedCert out;
+  out.spiffe_id = id.str();
+  OC_ASSIGN_OR_RETURN(out.key_pem, keyPem(key.get()));
+  OC_ASSIGN_OR_RETURN(out.cert_pem, certPem(c));
+  out.serial = serialHex(c);
+  out.issued_at = now;
+  out.not_before = asn1Time(X509_get0_notBefore(c));
+  out.not_after = asn1Time(X509_get0_notAfter(c));
+  return out;
+}
+
+}  // namespace offcore::mesh::tls
