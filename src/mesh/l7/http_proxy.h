@@ -22,7 +22,6 @@
 #include "mesh/l7/stats.h"
 #include "mesh/l7/upstream_pool.h"
 #include "mesh/route/cluster.h"
-#include "mesh/route/policy.h"
 #include "mesh/route/router.h"
 #include "mesh/transport.h"
 
@@ -32,6 +31,9 @@ struct HttpProxyOptions {
   std::string local_node;             // endpoints on other nodes that are mesh go through HBONE
   size_t max_request_body = 1 << 20;  // buffered for retries; larger -> 413
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};  // upstream keep-alive
+  // A downstream connection with no request in progress (or a head that
+  // does not complete) is closed after this.
+  std::chrono::milliseconds downstream_idle_timeout{std::chrono::seconds(60)};
 };
 
 class HttpProxyContext {
@@ -84,6 +86,10 @@ struct SessionInfo {
   uint16_t dst_port = 0;
 };
 
+class Exchange;
+
+// One downstream HTTP/1.1 connection. Requests are served one at a time, in
+// order (pipelined ones wait in the parser).
 class HttpSession : public Transport::Callbacks, public http::Http1Parser::Callbacks {
  public:
   // on_done runs once when the session is over; destroy it after that
@@ -106,23 +112,9 @@ class HttpSession : public Transport::Callbacks, public http::Http1Parser::Callb
   void onError(int status, const std::string& why) override;
 
  private:
-  struct Upstream;
-  struct Request;
-  void dispatch();
-  void startAttempt();
-  void onConnected(uint64_t attempt, Result<std::unique_ptr<Transport>> r);
-  void sendRequest();
-  void attemptFailed(route::AttemptOutcome outcome, const std::string& why);
-  void onUpstreamHead(http::MessageHead&& head);
-  void onUpstreamBody(std::string_view bytes);
-  void onUpstreamComplete();
-  void respondLocal(int status, const std::string& body, const std::string& flag, const http::Headers& extra = {});
-  void finishRequest(int status);
-  void releaseUpstream(bool reusable);
-  void releaseRuntime(Request* r = nullptr);
-  void cancelTimers(Request* r = nullptr);
-  void acquire();
-  void afterFault();
+  class Sink;
+  void exchangeDone(Exchange* x);
+  void armIdle();
   void closeDownstream(bool reset);
   void done();
 
@@ -131,11 +123,11 @@ class HttpSession : public Transport::Callbacks, public http::Http1Parser::Callb
   SessionInfo info_;
   std::function<void(HttpSession*)> on_done_;
   http::Http1Parser parser_;
-  std::unique_ptr<Request> req_;
-  std::unique_ptr<Upstream> up_;
+  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<Exchange> ex_;
   uint64_t served_ = 0;
-  uint64_t attempt_seq_ = 0;
-  EventLoop::TimerId linger_timer_ = 0;
+  bool chunked_ = false;  // the current response is sent chunked
+  EventLoop::TimerId linger_timer_ = 0, idle_timer_ = 0;
   bool down_ended_ = false;
   bool closing_ = false;
   bool finished_ = false;
