@@ -183,7 +183,9 @@ void Exchange::startAttempt() {
 // (bounded by http1_max_pending_requests) for one of those.
 void Exchange::acquire() {
   uint64_t id = ++attempt_seq_;
+  reused_ = false;
   if (auto conn = ctx_.pool().take(pool_key_)) {
+    reused_ = true;
     if (counted_pending_) --cluster_->counters().pending, counted_pending_ = false;
     up_ = std::make_unique<Upstream>(this, id);
     up_->conn = std::move(conn);
@@ -255,6 +257,18 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
   if (finished_) return;
   if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
   releaseUpstream(false);
+  using K = AttemptOutcome::Kind;
+  // An idle keep-alive connection the upstream closed as we reused it: the
+  // request never got there. Try once more on a fresh connection (idempotent
+  // methods only), without blaming the endpoint.
+  bool idempotent = head_.method == "GET" || head_.method == "HEAD" || head_.method == "OPTIONS" ||
+                    head_.method == "PUT" || head_.method == "DELETE";
+  if (outcome.kind == K::kReset && reused_ && !response_started_ && !stale_retried_ && idempotent) {
+    stale_retried_ = true;
+    if (endpoint_started_) cluster_->requestFinished(endpoint_key_), endpoint_started_ = false;
+    --attempts_;
+    return startAttempt();
+  }
   outlierResult(true);
   if (response_started_) {  // mid-body: nothing to retry, abort the response
     rec_.flags = "UR";
@@ -266,7 +280,6 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
     ++rec_.retries;
     return startAttempt();
   }
-  using K = AttemptOutcome::Kind;
   switch (outcome.kind) {
     case K::kTimeout: return respondLocal(504, "upstream per-try timeout\n", "UT");
     case K::kConnectFailure: return respondLocal(503, "upstream connect error: " + why + "\n", "UF");

@@ -88,6 +88,8 @@ class Exchange {
   bool endpoint_started_ = false;
   ConnectTarget target_;
   std::string pool_key_;
+  bool reused_ = false;         // the attempt runs on a pooled connection
+  bool stale_retried_ = false;  // one free retry after a pooled connection died under us
   bool response_started_ = false;
   bool response_keep_alive_ = true;
   bool finished_ = false;

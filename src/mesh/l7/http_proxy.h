@@ -36,6 +36,8 @@ struct HttpProxyOptions {
   std::chrono::milliseconds downstream_idle_timeout{std::chrono::seconds(60)};
 };
 
+// Destroy it after its sessions, once the loop has run the tasks they
+// posted (objects released during a callback are destroyed from the loop).
 class HttpProxyContext {
  public:
   using Now = std::function<route::TimePoint()>;
@@ -67,9 +69,10 @@ class HttpProxyContext {
   HttpStats stats_;
   route::Random& random_;
   HttpProxyOptions options_;
+  // Before pool_: pooled connections count against their cluster until the end.
+  std::map<std::string, route::ClusterRuntime> clusters_;
   UpstreamPool pool_;
   std::shared_ptr<const route::RouteTable> routes_;
-  std::map<std::string, route::ClusterRuntime> clusters_;
   AccessLog access_log_;
   Now now_;
 };

@@ -43,6 +43,8 @@ class Http2Test : public ProxyTest {
   }
   void TearDown() override {
     h2.clear();
+    runUntil(
+        loop, [] { return false; }, Millis(5));
     ProxyTest::TearDown();
   }
   std::string url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(h2_listener->port()) + path; }

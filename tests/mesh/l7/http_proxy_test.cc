@@ -98,6 +98,22 @@ TEST_F(ProxyTest, RetriesA503ThenSucceeds) {
   EXPECT_EQ(c->request("/").status, 503);
 }
 
+TEST_F(ProxyTest, APooledConnectionClosedUnderUsIsRetriedOnceForGet) {
+  auto& v1 = server("10.1.0.1", 8080, "web-v1", [](const http::MessageHead&, int hit) {
+    Reply r;
+    r.drop = hit == 2;  // the upstream gives up on the kept-alive connection
+    return r;
+  });
+  Snapshot s = baseSnapshot();
+  s.config.virtual_services = {webVs({routeTo({dest("web", "v1")})})};
+  apply(s);
+  auto c = client();
+  EXPECT_EQ(c->request("/").status, 200);
+  EXPECT_EQ(ctx->pool().idle(), 1u);
+  EXPECT_EQ(c->request("/").status, 200);  // no retry policy: the free retry did it
+  EXPECT_EQ(v1.hits, 3);
+}
+
 TEST_F(ProxyTest, PerTryTimeoutRetriesAndRouteTimeoutIs504) {
   server("10.1.0.1", 8080, "web-v1", [](const http::MessageHead&, int hit) {
     return hit == 1 ? Reply{200, "slow", 400} : Reply{200, "fast"};

@@ -25,6 +25,7 @@ struct Reply {
   int status = 200;
   std::string body;
   int delay_ms = 0;
+  bool drop = false;  // close the connection instead of answering
 };
 
 // An upstream: answers each request with handler(head, hit number).
@@ -62,6 +63,10 @@ class FakeServer {
     void onComplete() override {
       int hit = ++server->hits;
       Reply r = server->handler_ ? server->handler_(head, hit) : Reply{};
+      if (r.drop) {
+        t->endWrite();
+        return;
+      }
       if (r.body.empty()) r.body = server->name_;
       std::string out = http::simpleResponse(r.status, r.body, {{"x-server", server->name_}});
       auto send = [this, out] {
@@ -187,7 +192,11 @@ class ProxyTest : public ::testing::Test {
   }
   void TearDown() override {
     sessions.clear();
+    runUntil(
+        loop, [] { return false; }, Millis(5));  // what the sessions posted
     ctx.reset();
+    runUntil(
+        loop, [] { return false; }, Millis(5));
   }
   // A server for endpoint ip:port of the snapshot.
   FakeServer& server(const std::string& ip, uint16_t port, std::string name, FakeServer::Handler h = nullptr) {
