@@ -312,15 +312,17 @@ std::string serializeRequestHead(const MessageHead& head, const Headers& extra) 
   return out;
 }
 
-std::string serializeResponseHead(const MessageHead& head, const Headers& extra) {
+std::string serializeResponseHead(const MessageHead& head, const Headers& extra, bool close_delimited) {
   std::string out = "HTTP/1.1 " + std::to_string(head.status) + " " +
                     (head.reason.empty() ? std::string(reasonPhrase(head.status)) : head.reason) + "\r\n";
   appendHeaders(out, head, extra);
-  if (head.chunked || head.until_close)
+  if ((head.chunked || head.until_close) && close_delimited) {
+    // No framing header: the body ends when we close.
+  } else if (head.chunked || head.until_close) {
     out += "transfer-encoding: chunked\r\n";
-  else if (head.content_length)
+  } else if (head.content_length) {
     out += "content-length: " + std::to_string(*head.content_length) + "\r\n";
-  else if (head.status / 100 != 1 && head.status != 204 && head.status != 304 && !findHeader(extra, "content-length"))
+  } else if (head.status / 100 != 1 && head.status != 204 && head.status != 304 && !findHeader(extra, "content-length"))
     out += "content-length: 0\r\n";
   out += "\r\n";
   return out;

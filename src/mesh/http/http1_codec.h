@@ -110,7 +110,9 @@ bool isHopByHop(std::string_view lower_name, const Headers& headers);
 // Serializes a head for forwarding: hop-by-hop headers dropped, our own
 // framing (Content-Length when known, else chunked) and keep-alive set.
 std::string serializeRequestHead(const MessageHead& head, const Headers& extra = {});
-std::string serializeResponseHead(const MessageHead& head, const Headers& extra = {});
+// close_delimited: an HTTP/1.0 client gets an until-close body as is (it
+// knows no chunked encoding); the caller then closes after the body.
+std::string serializeResponseHead(const MessageHead& head, const Headers& extra = {}, bool close_delimited = false);
 // Body framing for a chunked message we send.
 std::string encodeChunk(std::string_view bytes);
 std::string_view lastChunk();

@@ -27,11 +27,15 @@ class HttpSession::Sink : public Exchange::Sink {
  public:
   explicit Sink(HttpSession* s) : s_(s) {}
   void onResponseHead(MessageHead& head, bool no_body) override {
+    if (no_body) head.until_close = head.chunked = false;
+    bool unframed = head.chunked || head.until_close;
+    // HTTP/1.0 clients know no chunked encoding: the body ends with the connection.
+    bool http10 = s_->ex_ && s_->ex_->head().version_minor == 0;
+    if (unframed && http10) s_->closing_ = true;
+    s_->chunked_ = unframed && !http10;
     http::Headers extra;
     if (s_->closing_) extra.emplace_back("connection", "close");
-    if (no_body) head.until_close = head.chunked = false;
-    s_->chunked_ = !no_body && (head.chunked || head.until_close);
-    if (s_->down_) s_->down_->write(http::serializeResponseHead(head, extra));
+    if (s_->down_) s_->down_->write(http::serializeResponseHead(head, extra, http10));
   }
   void onResponseBody(std::string_view bytes) override {
     if (!s_->down_ || bytes.empty()) return;

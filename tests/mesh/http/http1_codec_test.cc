@@ -167,6 +167,7 @@ TEST(Http1Codec, SerializeDropsHopByHopAndReframes) {
   r.status = 200;
   r.until_close = true;
   EXPECT_EQ(serializeResponseHead(r), "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+  EXPECT_EQ(serializeResponseHead(r, {{"connection", "close"}}, true), "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
   r.until_close = false;
   r.content_length = 3;
   EXPECT_EQ(serializeResponseHead(r), "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n");

@@ -287,6 +287,17 @@ TEST_F(ProxyTest, PipelinedInOrderChunkedBodiesAndConfigSwap) {
   EXPECT_FALSE(c->closed);
 }
 
+TEST_F(ProxyTest, Http10ClientGetsItsAnswerAndAClose) {
+  server("10.1.0.1", 8080, "web-v1");
+  apply(baseSnapshot());
+  auto c = client();
+  c->send("GET / HTTP/1.0\r\nHost: web\r\n\r\n");
+  ASSERT_TRUE(c->waitFor(1));
+  EXPECT_EQ(c->responses[0].status, 200);
+  EXPECT_EQ(header(c->responses[0], "connection"), "close");
+  EXPECT_TRUE(runUntil(loop, [&] { return c->closed; }));
+}
+
 TEST_F(ProxyTest, StatsAccessLogAndConnectTarget) {
   server("10.1.0.1", 8080, "web-v1");
   Snapshot s = baseSnapshot();
