@@ -287,6 +287,26 @@ TEST_F(ProxyTest, PipelinedInOrderChunkedBodiesAndConfigSwap) {
   EXPECT_FALSE(c->closed);
 }
 
+TEST_F(ProxyTest, ASlowClientPausesTheUpstreamInsteadOfGrowingMemory) {
+  const size_t size = 32u << 20;
+  auto& v1 = server("10.1.0.1", 8080, "web-v1", [size](const http::MessageHead&, int) {
+    return Reply{200, std::string(size, 'x')};
+  });
+  apply(baseSnapshot());
+  auto c = client();
+  c->pause(true);
+  c->get("/big");
+  runUntil(
+      loop, [] { return false; }, Millis(2000));  // without backpressure the proxy takes it all by then
+  // The proxy holds at most ~1 MiB plus what the socket buffers take (up to
+  // ~12 MiB on loopback here); the rest waits at the server. Without
+  // backpressure the proxy reads all 32 MiB within the 2 s.
+  EXPECT_GT(v1.pendingOut(), size / 4);
+  c->pause(false);
+  ASSERT_TRUE(c->waitFor(1, Millis(20000)));
+  EXPECT_EQ(c->responses[0].body.size(), size);
+}
+
 TEST_F(ProxyTest, Http10ClientGetsItsAnswerAndAClose) {
   server("10.1.0.1", 8080, "web-v1");
   apply(baseSnapshot());

@@ -41,6 +41,13 @@ class FakeServer {
     listener_ = std::move(*l);
   }
   uint16_t port() const { return listener_->port(); }
+  // Response bytes this server could not hand to the kernel yet.
+  size_t pendingOut() const {
+    size_t n = 0;
+    for (const auto& c : conns_)
+      if (!c->closed) n += c->t->pendingWrite();
+    return n;
+  }
   int hits = 0;
   std::vector<std::string> sources;  // remote addresses seen
 
@@ -133,6 +140,7 @@ class Client : public Transport::Callbacks, public http::Http1Parser::Callbacks 
     if (t_) t_->setCallbacks(this);
   }
   bool connected() const { return t_ != nullptr; }
+  void pause(bool paused) { t_->pauseReading(paused); }
   void send(const std::string& raw) { t_->write(raw); }
   void get(const std::string& path, const std::string& host = "web", const std::string& extra = "") {
     send("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra + "\r\n");
