@@ -53,7 +53,7 @@ class HttpSession::Sink : public Exchange::Sink {
 };
 
 HttpSession::HttpSession(HttpProxyContext& ctx, std::unique_ptr<Transport> downstream, SessionInfo info,
-                         std::function<void(HttpSession*)> on_done)
+                         std::function<void(HttpSession*)> on_done, std::string_view already_read)
     : ctx_(ctx),
       down_(std::move(downstream)),
       info_(std::move(info)),
@@ -63,6 +63,7 @@ HttpSession::HttpSession(HttpProxyContext& ctx, std::unique_ptr<Transport> downs
   if (info_.source_namespace.empty()) info_.source_namespace = route::namespaceOf(info_.source_identity);
   down_->setCallbacks(this);
   armIdle();
+  if (!already_read.empty()) onData(already_read);
 }
 
 HttpSession::~HttpSession() {

@@ -96,9 +96,10 @@ class Exchange;
 class HttpSession : public Transport::Callbacks, public http::Http1Parser::Callbacks {
  public:
   // on_done runs once when the session is over; destroy it after that
-  // (e.g. from a posted task), not inside the callback.
+  // (e.g. from a posted task), not inside the callback. `already_read` is
+  // what a protocol sniffer took off the transport before handing it over.
   HttpSession(HttpProxyContext& ctx, std::unique_ptr<Transport> downstream, SessionInfo info,
-              std::function<void(HttpSession*)> on_done);
+              std::function<void(HttpSession*)> on_done, std::string_view already_read = {});
   ~HttpSession() override;
 
   uint64_t requestsServed() const { return served_; }

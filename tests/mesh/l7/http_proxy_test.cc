@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mesh/l7/http2_session.h"
 #include "proxy_fixture.h"
 
 namespace offcore::mesh::l7::testing {
@@ -316,6 +317,26 @@ TEST_F(ProxyTest, Http10ClientGetsItsAnswerAndAClose) {
   EXPECT_EQ(c->responses[0].status, 200);
   EXPECT_EQ(header(c->responses[0], "connection"), "close");
   EXPECT_TRUE(runUntil(loop, [&] { return c->closed; }));
+}
+
+TEST_F(ProxyTest, BytesASnifferAlreadyReadAreParsedFirst) {
+  server("10.1.0.1", 8080, "web-v1");
+  apply(baseSnapshot());
+  // A sniffer took "GET / HT" off the connection before choosing HTTP/1.1.
+  std::unique_ptr<TcpListener> sniffing;
+  auto l = TcpListener::listen(loop, "127.0.0.1", 0, {}, [this](std::unique_ptr<Transport> t) {
+    auto s = std::make_unique<HttpSession>(
+        *ctx, std::move(t), info, [this](HttpSession* done) { loop.post([this, done] { sessions.erase(done); }); },
+        "GET / HT");
+    sessions[s.get()] = std::move(s);
+  });
+  ASSERT_TRUE(l.ok());
+  Client c(loop, (*l)->port());
+  c.send("TP/1.1\r\nHost: web\r\n\r\n");
+  ASSERT_TRUE(c.waitFor(1));
+  EXPECT_EQ(c.responses[0].status, 200);
+  EXPECT_EQ(looksLikeHttp2("PRI * HTTP/2.0\r\n"), true);
+  EXPECT_EQ(looksLikeHttp2("GET / HTTP/1.1\r\n"), false);
 }
 
 TEST_F(ProxyTest, StatsAccessLogAndConnectTarget) {
