@@ -289,8 +289,8 @@ TEST_F(ProxyTest, PipelinedInOrderChunkedBodiesAndConfigSwap) {
 }
 
 TEST_F(ProxyTest, ASlowClientPausesTheUpstreamInsteadOfGrowingMemory) {
-  const size_t size = 32u << 20;
-  auto& v1 = server("10.1.0.1", 8080, "web-v1", [size](const http::MessageHead&, int) {
+  constexpr size_t size = 32u << 20;
+  auto& v1 = server("10.1.0.1", 8080, "web-v1", [](const http::MessageHead&, int) {
     return Reply{200, std::string(size, 'x')};
   });
   apply(baseSnapshot());
