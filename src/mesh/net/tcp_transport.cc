@@ -128,6 +128,8 @@ void TcpTransport::updateInterest() {
 
 void TcpTransport::onEvents(uint32_t events) {
   if (closed_) return;
+  // A callback may destroy us (the owner reacting to onData/onDrained).
+  auto alive = alive_;
   if (events & EPOLLERR) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -137,10 +139,11 @@ void TcpTransport::onEvents(uint32_t events) {
   }
   if (events & EPOLLOUT) {
     flush();
-    if (closed_) return;
+    if (!*alive || closed_) return;
   }
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) && !paused_ && !read_eof_) readSome();
-  if (!closed_ && (events & EPOLLHUP) && pendingWrite() > 0) flush();
+  if (!*alive || closed_) return;
+  if ((events & EPOLLHUP) && pendingWrite() > 0) flush();
 }
 
 void TcpTransport::readSome() {

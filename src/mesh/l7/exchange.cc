@@ -1,0 +1,396 @@
+#include "mesh/l7/exchange.h"
+
+namespace offcore::mesh::l7 {
+
+using http::MessageHead;
+using route::AttemptOutcome;
+using route::RouteResult;
+
+namespace {
+constexpr size_t kBacklogHigh = 1 << 20;  // pause the upstream above this much unsent response
+constexpr std::chrono::milliseconds kPendingPoll{5};
+}  // namespace
+
+// The upstream side of the current attempt.
+struct Exchange::Upstream : Transport::Callbacks, http::Http1Parser::Callbacks {
+  Upstream(Exchange* exchange, uint64_t id) : x(exchange), attempt(id) {}
+  Exchange* x;  // nullptr once released
+  uint64_t attempt;
+  std::unique_ptr<UpstreamConn> conn;
+  http::Http1Parser parser{http::Http1Parser::Kind::kResponse, this};
+  bool informational = false;
+  bool complete = false;
+
+  void onData(std::string_view bytes) override {
+    if (x) parser.feed(bytes);
+  }
+  void onEnd() override {
+    if (!x) return;
+    parser.finish();  // ends a read-until-close body
+    if (x && !complete) x->attemptFailed({AttemptOutcome::Kind::kReset, 0}, "upstream closed early");
+  }
+  void onClosed(const Status& why) override {
+    if (x && !complete)
+      x->attemptFailed({AttemptOutcome::Kind::kReset, 0},
+                       why.ok() ? "upstream closed" : "upstream: " + why.error().message);
+  }
+  void onHead(MessageHead&& head) override {
+    if (x) x->onUpstreamHead(std::move(head));
+  }
+  void onBody(std::string_view bytes) override {
+    if (x) x->onUpstreamBody(bytes);
+  }
+  void onComplete() override {
+    if (x) x->onUpstreamComplete();
+  }
+  void onError(int, const std::string& why) override {
+    if (x) x->attemptFailed({AttemptOutcome::Kind::kReset, 0}, "bad response from upstream: " + why);
+  }
+};
+
+Exchange::Exchange(HttpProxyContext& ctx, const SessionInfo& info, Sink* sink)
+    : ctx_(ctx), info_(info), sink_(sink), start_(ctx.now()) {
+  rec_.start = std::chrono::system_clock::now();
+  rec_.source_workload = info_.source_workload;
+}
+
+Exchange::~Exchange() {
+  *alive_ = false;
+  cancelTimers();
+  releaseRuntime();
+  releaseUpstream(false);
+}
+
+void Exchange::begin(MessageHead&& head) {
+  start_ = ctx_.now();
+  rec_.start = std::chrono::system_clock::now();
+  rec_.method = head.method;
+  rec_.path = head.path;
+  if (const std::string* h = http::findHeader(head.headers, "host")) rec_.authority = *h;
+  head_ = std::move(head);
+}
+
+void Exchange::addBody(std::string_view bytes) {
+  rec_.request_bytes += bytes.size();
+  if (too_large_) return;
+  if (body_.size() + bytes.size() > ctx_.options().max_request_body) {
+    too_large_ = true;
+    std::string().swap(body_);
+    return;
+  }
+  body_.append(bytes);
+}
+
+void Exchange::dispatch() {
+  if (too_large_)
+    return respondLocal(413, "request body larger than " + std::to_string(ctx_.options().max_request_body) + " bytes\n",
+                        "DPE");
+  routes_ = ctx_.routes();
+  if (!routes_) return respondLocal(503, "no mesh configuration yet\n", "NC");
+  route::RequestAttrs attrs{rec_.authority, info_.dst_ip, info_.dst_port, head_.method, head_.path, &head_.headers};
+  route_ = routes_->match(attrs, ctx_.random());
+  switch (route_.kind) {
+    case RouteResult::Kind::kNoRoute: return respondLocal(404, route_.why + "\n", "NR");
+    case RouteResult::Kind::kPassthrough:
+      rec_.route = "passthrough";
+      rec_.cluster = "passthrough";
+      rec_.destination_workload = info_.dst_ip;
+      break;
+    case RouteResult::Kind::kRoute:
+      rec_.route = route_.route_name;
+      rec_.cluster = route_.cluster.str();
+      rec_.destination_workload = route_.cluster.service;
+      policy_ = routes_->policy(route_.cluster);
+      break;
+  }
+  limits_ = policy_.connection_pool.value_or(ConnectionPool{});
+  cluster_ = &ctx_.cluster(rec_.cluster);
+  if (route_.route) fault_ = route::decideFault(*route_.route, ctx_.random());
+  if (fault_.delay.count() > 0) {
+    delay_timer_ = ctx_.loop().addTimer(fault_.delay, [this] {
+      delay_timer_ = 0;
+      afterFault();
+    });
+    return;
+  }
+  afterFault();
+}
+
+void Exchange::afterFault() {
+  if (fault_.abort) return respondLocal(fault_.abort, "fault filter abort\n", "FI");
+  if (!cluster_->requestAllowed(limits_)) {
+    ++cluster_->counters().overflows;
+    ctx_.stats().overflow(rec_.cluster);
+    return respondLocal(503, "upstream overloaded (max requests)\n", "UO", {{"x-offcore-overloaded", "true"}});
+  }
+  ++cluster_->counters().active_requests;
+  counted_active_ = true;
+  if (route_.route && route_.route->timeout.count() > 0) {
+    route_timer_ = ctx_.loop().addTimer(route_.route->timeout, [this] {
+      route_timer_ = 0;
+      respondLocal(504, "upstream request timeout\n", "UT");
+    });
+  }
+  startAttempt();
+}
+
+void Exchange::startAttempt() {
+  ++attempts_;
+  if (route_.kind == RouteResult::Kind::kPassthrough) {
+    endpoint_ = MeshEndpoint{};
+    endpoint_.ip = info_.dst_ip;
+    endpoint_.port = info_.dst_port;
+  } else {
+    auto eps = routes_->endpoints(route_.cluster);
+    LoadBalancer lb = policy_.load_balancer.value_or(LoadBalancer{});
+    const std::string* hash = lb.hash_header.empty() ? nullptr : http::findHeader(head_.headers, lb.hash_header);
+    auto idx = eps.empty() ? std::nullopt : cluster_->pick(eps, lb, hash, ctx_.random(), ctx_.now());
+    if (!idx) return respondLocal(503, "no healthy upstream for " + rec_.cluster + "\n", "UH");
+    endpoint_ = eps[*idx];
+    const auto& policies = routes_->snapshot().config.authorization_policies;
+    if (!policies.empty()) {
+      route::AuthzRequest a{info_.source_identity, info_.source_namespace, head_.method, head_.path, endpoint_.port};
+      auto d = route::authorize(policies, route::namespaceOf(endpoint_.identity), endpoint_.labels, a);
+      if (!d.allowed) return respondLocal(403, "RBAC: access denied\n", "RBAC");
+    }
+  }
+  endpoint_key_ = route::endpointKey(endpoint_);
+  rec_.upstream_host = endpoint_key_;
+  cluster_->requestStarted(endpoint_key_);
+  endpoint_started_ = true;
+  target_ = ConnectTarget{};
+  target_.ip = endpoint_.ip;
+  target_.port = endpoint_.port;
+  target_.source_ip = info_.source_ip;
+  target_.source_identity = info_.source_identity;
+  bool remote = !endpoint_.node.empty() && endpoint_.node != ctx_.options().local_node;
+  if (endpoint_.mesh && remote) {
+    target_.node_ip = endpoint_.node_ip;
+    target_.peer_identity = endpoint_.identity;
+  }
+  pool_key_ = poolKey(target_);
+  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
+  if (retries && retries->per_try_timeout.count() > 0) {
+    try_timer_ = ctx_.loop().addTimer(retries->per_try_timeout, [this] {
+      try_timer_ = 0;
+      attemptFailed({AttemptOutcome::Kind::kTimeout, 0}, "per-try timeout");
+    });
+  }
+  acquire();
+}
+
+// An idle pooled connection, a new one within max_connections, or a wait
+// (bounded by http1_max_pending_requests) for one of those.
+void Exchange::acquire() {
+  uint64_t id = ++attempt_seq_;
+  reused_ = false;
+  if (auto conn = ctx_.pool().take(pool_key_)) {
+    reused_ = true;
+    if (counted_pending_) --cluster_->counters().pending, counted_pending_ = false;
+    up_ = std::make_unique<Upstream>(this, id);
+    up_->conn = std::move(conn);
+    return sendRequest();
+  }
+  if (!cluster_->connectAllowed(limits_)) {
+    if (!counted_pending_) {
+      if (!cluster_->queueAllowed(limits_)) {
+        ++cluster_->counters().overflows;
+        ctx_.stats().overflow(rec_.cluster);
+        return respondLocal(503, "upstream overloaded (max connections, max pending)\n", "UO",
+                            {{"x-offcore-overloaded", "true"}});
+      }
+      ++cluster_->counters().pending;
+      counted_pending_ = true;
+    }
+    wait_timer_ = ctx_.loop().addTimer(kPendingPoll, [this] {
+      wait_timer_ = 0;
+      acquire();
+    });
+    return;
+  }
+  if (counted_pending_) --cluster_->counters().pending, counted_pending_ = false;
+  ++cluster_->counters().connections;  // counted while connecting
+  route::ClusterRuntime* cluster = cluster_;
+  std::weak_ptr<bool> weak = alive_;
+  up_ = std::make_unique<Upstream>(this, id);
+  ctx_.connector().connect(target_, limits_.connect_timeout,
+                           [this, weak, id, cluster](Result<std::unique_ptr<Transport>> res) {
+                             auto a = weak.lock();
+                             bool current = a && *a && up_ && up_->attempt == id && !up_->conn;
+                             if (!res.ok()) {
+                               --cluster->counters().connections;
+                               if (current)
+                                 attemptFailed({AttemptOutcome::Kind::kConnectFailure, 0}, res.error().message);
+                               return;
+                             }
+                             auto conn = std::make_unique<UpstreamConn>(std::move(*res), cluster, true);
+                             if (!current) return;  // abandoned: the connection is closed
+                             up_->conn = std::move(conn);
+                             sendRequest();
+                           });
+}
+
+void Exchange::sendRequest() {
+  Transport& t = up_->conn->transport();
+  t.setCallbacks(up_.get());
+  t.pauseReading(false);
+  up_->parser.expectNoBody(head_.method == "HEAD");
+  MessageHead h = head_;
+  h.chunked = false;
+  // Our framing: the buffered body's length (HTTP/2 requests have none of their own).
+  if (head_.chunked || head_.content_length || !body_.empty()) h.content_length = body_.size();
+  ++up_->conn->requests;
+  t.write(http::serializeRequestHead(h));
+  if (!body_.empty()) t.write(body_);
+}
+
+void Exchange::outlierResult(bool server_error) {
+  if (!endpoint_started_) return;
+  cluster_->requestFinished(endpoint_key_);
+  endpoint_started_ = false;
+  const auto od = policy_.outlier_detection.value_or(OutlierDetection{});
+  size_t n = route_.kind == RouteResult::Kind::kRoute ? routes_->endpoints(route_.cluster).size() : 1;
+  if (cluster_->onResult(endpoint_key_, server_error, od, n, ctx_.now())) ctx_.stats().ejection(rec_.cluster);
+}
+
+void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
+  if (finished_) return;
+  if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
+  releaseUpstream(false);
+  using K = AttemptOutcome::Kind;
+  // An idle keep-alive connection the upstream closed as we reused it: the
+  // request never got there. Try once more on a fresh connection (idempotent
+  // methods only), without blaming the endpoint.
+  bool idempotent = head_.method == "GET" || head_.method == "HEAD" || head_.method == "OPTIONS" ||
+                    head_.method == "PUT" || head_.method == "DELETE";
+  if (outcome.kind == K::kReset && reused_ && !response_started_ && !stale_retried_ && idempotent) {
+    stale_retried_ = true;
+    if (endpoint_started_) cluster_->requestFinished(endpoint_key_), endpoint_started_ = false;
+    --attempts_;
+    return startAttempt();
+  }
+  outlierResult(true);
+  if (response_started_) {  // mid-body: nothing to retry, abort the response
+    rec_.flags = "UR";
+    sink_->onResponseAbort();
+    return finish(rec_.status);
+  }
+  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
+  if (retries && route::shouldRetry(*retries, attempts_, outcome)) {
+    ++rec_.retries;
+    return startAttempt();
+  }
+  switch (outcome.kind) {
+    case K::kTimeout: return respondLocal(504, "upstream per-try timeout\n", "UT");
+    case K::kConnectFailure: return respondLocal(503, "upstream connect error: " + why + "\n", "UF");
+    default: return respondLocal(503, "upstream reset: " + why + "\n", "UR");
+  }
+}
+
+void Exchange::onUpstreamHead(MessageHead&& head) {
+  if (head.status / 100 == 1) {
+    up_->informational = true;  // 100 Continue and friends: not forwarded
+    return;
+  }
+  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
+  if (retries && route::shouldRetry(*retries, attempts_, {AttemptOutcome::Kind::kResponse, head.status}))
+    return attemptFailed({AttemptOutcome::Kind::kResponse, head.status}, "retriable status");
+  if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
+  response_started_ = true;
+  rec_.status = head.status;
+  response_keep_alive_ = head.keep_alive;
+  bool no_body = head_.method == "HEAD" || head.status == 204 || head.status == 304;
+  sink_->onResponseHead(head, no_body);
+}
+
+void Exchange::onUpstreamBody(std::string_view bytes) {
+  rec_.response_bytes += bytes.size();
+  sink_->onResponseBody(bytes);
+  if (sink_->responseBacklog() > kBacklogHigh && up_ && up_->conn) up_->conn->transport().pauseReading(true);
+}
+
+void Exchange::resumeUpstream() {
+  if (up_ && up_->conn) up_->conn->transport().pauseReading(false);
+}
+
+void Exchange::onUpstreamComplete() {
+  if (up_->informational) {
+    up_->informational = false;
+    up_->parser.resume();
+    return;
+  }
+  up_->complete = true;
+  outlierResult(rec_.status >= 500);
+  uint32_t max_per_conn = limits_.max_requests_per_connection;
+  bool reusable = response_keep_alive_ && (max_per_conn == 0 || up_->conn->requests < max_per_conn);
+  releaseUpstream(reusable);
+  sink_->onResponseEnd();
+  finish(rec_.status);
+}
+
+void Exchange::respondLocal(int status, const std::string& body, const std::string& flag, const http::Headers& extra) {
+  if (finished_) return;
+  releaseUpstream(false);
+  rec_.flags = flag;
+  if (response_started_) {
+    sink_->onResponseAbort();
+    return finish(status);
+  }
+  response_started_ = true;
+  MessageHead h;
+  h.status = status;
+  h.reason = http::reasonPhrase(status);
+  h.headers = extra;
+  h.headers.emplace_back("content-type", "text/plain");
+  h.content_length = body.size();
+  sink_->onResponseHead(h, false);
+  sink_->onResponseBody(body);
+  sink_->onResponseEnd();
+  finish(status);
+}
+
+void Exchange::cancel() {
+  if (finished_) return;
+  if (rec_.flags.empty()) rec_.flags = "DC";  // the downstream went away
+  finish(rec_.status);
+}
+
+void Exchange::finish(int status) {
+  if (finished_) return;
+  finished_ = true;
+  releaseUpstream(false);
+  cancelTimers();
+  releaseRuntime();
+  rec_.status = status;
+  rec_.duration_ms = std::chrono::duration<double, std::milli>(ctx_.now() - start_).count();
+  ctx_.log(rec_);
+  sink_->onExchangeDone(this);
+}
+
+void Exchange::releaseUpstream(bool reusable) {
+  if (!up_) return;
+  std::unique_ptr<Upstream> up = std::move(up_);
+  up->x = nullptr;
+  if (up->conn) {
+    up->conn->transport().setCallbacks(nullptr);
+    if (reusable) ctx_.pool().put(pool_key_, std::move(up->conn));
+  }
+  // We may be inside this upstream's own callback: destroy it later.
+  destroyLater(ctx_.loop(), std::move(up));
+}
+
+void Exchange::releaseRuntime() {
+  if (!cluster_) return;
+  if (counted_active_) --cluster_->counters().active_requests, counted_active_ = false;
+  if (counted_pending_) --cluster_->counters().pending, counted_pending_ = false;
+  if (endpoint_started_) cluster_->requestFinished(endpoint_key_), endpoint_started_ = false;
+}
+
+void Exchange::cancelTimers() {
+  for (EventLoop::TimerId* t : {&route_timer_, &try_timer_, &delay_timer_, &wait_timer_}) {
+    if (*t) ctx_.loop().cancelTimer(*t);
+    *t = 0;
+  }
+}
+
+}  // namespace offcore::mesh::l7

@@ -1,0 +1,101 @@
+// One HTTP request's way through the proxy, whatever the downstream
+// protocol: route, fault, circuit breaker, endpoint pick, authorization,
+// pooled HTTP/1.1 upstream, retries and timeouts, the response handed to a
+// Sink (the HTTP/1.1 or HTTP/2 downstream session), one access-log record.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "mesh/http/http1_codec.h"
+#include "mesh/l7/http_proxy.h"
+#include "mesh/route/policy.h"
+
+namespace offcore::mesh::l7 {
+
+class Exchange {
+ public:
+  class Sink {
+   public:
+    virtual ~Sink() = default;
+    // The response head: status, end-to-end headers, and the upstream's
+    // framing (content_length / chunked / until_close). no_body: HEAD, 204, 304.
+    virtual void onResponseHead(http::MessageHead& head, bool no_body) = 0;
+    virtual void onResponseBody(std::string_view bytes) = 0;
+    virtual void onResponseEnd() = 0;
+    // Failed after the head went out: abort the response (RST).
+    virtual void onResponseAbort() = 0;
+    // Over, the record is logged. Last call; destroy the exchange later.
+    virtual void onExchangeDone(Exchange* exchange) = 0;
+    // Response bytes not yet sent downstream (above 1 MiB the upstream is paused).
+    virtual size_t responseBacklog() const = 0;
+  };
+
+  Exchange(HttpProxyContext& ctx, const SessionInfo& info, Sink* sink);
+  ~Exchange();
+
+  // The request head arrived (starts the clock).
+  void begin(http::MessageHead&& head);
+  void addBody(std::string_view bytes);
+  // The request is complete: route and forward it.
+  void dispatch();
+  // Answers without an upstream (bad request, ...).
+  void respondLocal(int status, const std::string& body, const std::string& flag, const http::Headers& extra = {});
+  // The downstream went away: stop everything, log.
+  void cancel();
+  // The downstream drained: resume reading the upstream.
+  void resumeUpstream();
+
+  const http::MessageHead& head() const { return head_; }
+  const RequestRecord& record() const { return rec_; }
+
+ private:
+  struct Upstream;
+  void afterFault();
+  void startAttempt();
+  void acquire();
+  void sendRequest();
+  void attemptFailed(route::AttemptOutcome outcome, const std::string& why);
+  void onUpstreamHead(http::MessageHead&& head);
+  void onUpstreamBody(std::string_view bytes);
+  void onUpstreamComplete();
+  void releaseUpstream(bool reusable);
+  void finish(int status);
+  void releaseRuntime();
+  void cancelTimers();
+  void outlierResult(bool server_error);
+
+  HttpProxyContext& ctx_;
+  const SessionInfo& info_;
+  Sink* sink_;
+  http::MessageHead head_;
+  std::string body_;
+  bool too_large_ = false;
+  route::TimePoint start_;
+  RequestRecord rec_;
+  std::shared_ptr<const route::RouteTable> routes_;
+  route::RouteResult route_;
+  TrafficPolicy policy_;
+  ConnectionPool limits_;
+  route::ClusterRuntime* cluster_ = nullptr;
+  bool counted_active_ = false;
+  bool counted_pending_ = false;
+  route::FaultDecision fault_;
+  uint32_t attempts_ = 0;
+  uint64_t attempt_seq_ = 0;
+  MeshEndpoint endpoint_;
+  std::string endpoint_key_;
+  bool endpoint_started_ = false;
+  ConnectTarget target_;
+  std::string pool_key_;
+  bool reused_ = false;         // the attempt runs on a pooled connection
+  bool stale_retried_ = false;  // one free retry after a pooled connection died under us
+  bool response_started_ = false;
+  bool response_keep_alive_ = true;
+  bool finished_ = false;
+  std::unique_ptr<Upstream> up_;
+  EventLoop::TimerId route_timer_ = 0, try_timer_ = 0, delay_timer_ = 0, wait_timer_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace offcore::mesh::l7

@@ -1,0 +1,52 @@
+// What the L7 proxy records per request: Prometheus series in a
+// MetricsRegistry (counters and a latency histogram by route, cluster,
+// source/destination workload and response code) and one JSON access-log
+// line.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "base/metrics.h"
+
+namespace offcore::mesh::l7 {
+
+struct RequestRecord {
+  std::chrono::system_clock::time_point start;
+  double duration_ms = 0;
+  std::string source_workload, destination_workload;
+  std::string method, path, authority;
+  int status = 0;
+  uint64_t request_bytes = 0, response_bytes = 0;  // bodies
+  std::string upstream_host;                       // "ip:port", "" when none was reached
+  uint32_t retries = 0;
+  std::string route, cluster;
+  std::string flags;  // why the proxy answered itself: "UO" overflow, "UH" no healthy, "UT" timeout,
+                      // "UF" connect failure, "UR" upstream reset, "FI" fault abort, "RBAC" denied,
+                      // "NR" no route, "DPE" bad request
+};
+
+using AccessLog = std::function<void(const RequestRecord&)>;
+
+// One JSON object, no newline.
+std::string accessLogJson(const RequestRecord& r);
+
+// Histogram bucket bounds (ms) of offcore_mesh_request_duration_ms.
+inline constexpr double kLatencyBucketsMs[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+
+class HttpStats {
+ public:
+  explicit HttpStats(MetricsRegistry& registry);
+  void record(const RequestRecord& r);
+  // Also counted: circuit-breaker overflows and outlier ejections by cluster.
+  void overflow(const std::string& cluster);
+  void ejection(const std::string& cluster);
+  MetricsRegistry& registry() { return registry_; }
+
+ private:
+  MetricsRegistry& registry_;
+};
+
+}  // namespace offcore::mesh::l7

@@ -1,0 +1,89 @@
+#include "mesh/route/cluster.h"
+
+#include <algorithm>
+
+namespace offcore::mesh::route {
+
+std::string endpointKey(const MeshEndpoint& ep) { return ep.ip + ":" + std::to_string(ep.port); }
+
+std::optional<size_t> ClusterRuntime::pick(const std::vector<MeshEndpoint>& eps, const LoadBalancer& lb,
+                                           const std::string* hash_value, Random& random, TimePoint now) {
+  std::vector<size_t> live;
+  live.reserve(eps.size());
+  for (size_t i = 0; i < eps.size(); ++i)
+    if (!ejected(endpointKey(eps[i]), now)) live.push_back(i);
+  if (live.empty()) return std::nullopt;
+  if (!lb.hash_header.empty() && hash_value) {
+    // Rendezvous (highest random weight) hashing: the same key keeps its
+    // endpoint, and only keys of a removed endpoint move.
+    size_t best = live[0];
+    uint64_t best_score = 0;
+    for (size_t i : live) {
+      std::string k = endpointKey(eps[i]);
+      uint64_t s = fnv1a(k.data(), k.size(), fnv1a(hash_value->data(), hash_value->size()));
+      s ^= s >> 33;
+      s *= 0xff51afd7ed558ccdULL;
+      s ^= s >> 33;
+      if (i == live[0] || s > best_score) {
+        best = i;
+        best_score = s;
+      }
+    }
+    return best;
+  }
+  switch (lb.simple) {
+    case LoadBalancer::Simple::kRoundRobin: return live[rr_next_++ % live.size()];
+    case LoadBalancer::Simple::kRandom: return live[random.below(live.size())];
+    case LoadBalancer::Simple::kLeastRequest: {
+      // Power of two choices.
+      size_t a = live[random.below(live.size())];
+      size_t b = live[random.below(live.size())];
+      return activeRequests(endpointKey(eps[b])) < activeRequests(endpointKey(eps[a])) ? b : a;
+    }
+  }
+  return live[0];
+}
+
+bool ClusterRuntime::onResult(const std::string& endpoint, bool server_error, const OutlierDetection& od,
+                              size_t endpoint_count, TimePoint now) {
+  Host& h = hosts_[endpoint];
+  if (!server_error) {
+    h.consecutive_errors = 0;
+    return false;
+  }
+  ++h.consecutive_errors;
+  if (od.consecutive_5xx_errors == 0 || h.consecutive_errors < od.consecutive_5xx_errors) return false;
+  if (ejected(endpoint, now)) return false;
+  // Envoy's rule: eject while under max_ejection_percent, and at least one.
+  size_t max = std::max<size_t>(1, endpoint_count * od.max_ejection_percent / 100);
+  if (ejectedCount(now) >= max) return false;
+  ++h.times_ejected;
+  h.ejected_until = now + od.base_ejection_time * h.times_ejected;
+  h.consecutive_errors = 0;
+  ++counters_.ejections;
+  return true;
+}
+
+bool ClusterRuntime::ejected(const std::string& endpoint, TimePoint now) const {
+  auto it = hosts_.find(endpoint);
+  return it != hosts_.end() && it->second.ejected_until && now < *it->second.ejected_until;
+}
+
+size_t ClusterRuntime::ejectedCount(TimePoint now) const {
+  size_t n = 0;
+  for (const auto& [k, h] : hosts_)
+    if (h.ejected_until && now < *h.ejected_until) ++n;
+  return n;
+}
+
+void ClusterRuntime::requestFinished(const std::string& endpoint) {
+  auto it = hosts_.find(endpoint);
+  if (it != hosts_.end() && it->second.active > 0) --it->second.active;
+}
+
+uint32_t ClusterRuntime::activeRequests(const std::string& endpoint) const {
+  auto it = hosts_.find(endpoint);
+  return it == hosts_.end() ? 0 : it->second.active;
+}
+
+}  // namespace offcore::mesh::route
