@@ -11,6 +11,7 @@
 //     exits. The kernel's accept queue is shared, so no connection is
 //     refused or reset in between;
 //   - SIGTERM stops the worker (it drains) and then the keeper.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -31,6 +32,7 @@
 #include "base/subprocess.h"
 #include "cli/mesh_node.h"
 #include "dpu/layout.h"
+#include "dpu/node_state.h"
 #include "mesh/proxy/interception.h"
 
 namespace offcore {
@@ -41,22 +43,26 @@ using nlohmann::json;
 
 constexpr std::chrono::milliseconds kReadyTimeout{10000};
 
-// A bound, listening, IP_TRANSPARENT socket on 0.0.0.0:port (CLOEXEC: only
-// the worker's copy is made inheritable, in the child).
-Result<int> listenTransparent(uint16_t port) {
+// A bound, listening socket on ip:port, IP_TRANSPARENT for TPROXY targets
+// (CLOEXEC: only the worker's copy is made inheritable, in the child).
+Result<int> listenOn(const std::string& ip, uint16_t port, bool transparent) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return errnoError("socket");
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0) {
+  if (transparent && ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0) {
     ::close(fd);
     return errnoError("IP_TRANSPARENT (needs CAP_NET_ADMIN)");
   }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
+  if (::inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) {
+    ::close(fd);
+    return makeError("not an IPv4 address: " + ip);
+  }
   if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4096) != 0) {
-    Error e = errnoError("listen on :" + std::to_string(port));
+    Error e = errnoError("listen on " + ip + ":" + std::to_string(port));
     ::close(fd);
     return e;
   }
@@ -82,10 +88,17 @@ class Keeper {
       return fail("mesh serve", s.error().wrap("interception"));
     }
     for (auto [name, port] : {std::pair{"outbound", ports.outbound}, std::pair{"inbound", ports.inbound}}) {
-      auto fd = listenTransparent(port);
+      auto fd = listenOn("0.0.0.0", port, true);
       if (!fd.ok()) return fail("mesh serve", fd.error());
       fds_[name] = *fd;
     }
+    // HBONE: on the node's fabric address only.
+    auto state = loadNodeState(layout_.state_file);
+    if (!state.ok()) return fail("mesh serve", state.error());
+    std::string fabric_ip = state->uplink_ip.substr(0, state->uplink_ip.find('/'));
+    auto hfd = listenOn(fabric_ip, ports.hbone, false);
+    if (!hfd.ok()) return fail("mesh serve", hfd.error());
+    fds_["hbone"] = *hfd;
     if (auto s = loop_.init(); !s.ok()) return fail("mesh serve", s.error());
     int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) return fail("mesh serve", errnoError("signalfd"));

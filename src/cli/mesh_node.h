@@ -12,6 +12,7 @@ namespace offcore {
 // <run_dir>/mesh.json, written by `mesh up`.
 struct MeshNodeSettings {
   std::string trust_domain = "cluster.local";
+  int cert_ttl_s = 3600;  // workload certificates' lifetime (rotated at half)
 };
 Result<MeshNodeSettings> readMeshSettings(const std::string& path);
 

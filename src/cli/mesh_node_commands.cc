@@ -36,7 +36,7 @@ std::string lastLogLine(const std::string& path) {
   return lines.empty() ? "no output" : lines.back();
 }
 
-int up(CliContext& ctx, const std::string& node, const std::string& trust_domain) {
+int up(CliContext& ctx, const std::string& node, const std::string& trust_domain, int cert_ttl_s) {
   auto nodes = NodeManager::create(ctx.config);
   if (!nodes.ok()) return fail("mesh up", nodes.error());
   if (!nodes->state(node).ok()) {
@@ -44,7 +44,8 @@ int up(CliContext& ctx, const std::string& node, const std::string& trust_domain
                 makeError("node " + node + " is not up; start it with `offcore dpu up --name " + node + "`"));
   }
   NodeLayout l = nodes->layout(node);
-  json settings{{"trustDomain", trust_domain}};
+  if (cert_ttl_s < 2) return fail("mesh up", makeError("--cert-ttl must be at least 2 seconds"));
+  json settings{{"trustDomain", trust_domain}, {"certTtlSeconds", cert_ttl_s}};
   if (auto s = writeFileAtomic(l.mesh_file, dumpJson(settings) + "\n", 0600); !s.ok())
     return fail("mesh up", s.error());
   ApiClient agent(l.api_socket, 10000);
@@ -154,6 +155,7 @@ int status(CliContext& ctx, const std::string& node, bool as_json) {
 void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
   struct Opts {
     std::string node, trust_domain = "cluster.local";
+    int cert_ttl_s = 3600;
     bool force = false, json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -161,7 +163,9 @@ void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
       "up", "start the node's mesh proxy in its SoC (pods join with \"mesh\": true in their CNI config)");
   upc->add_option("--node", o->node, "the node")->required();
   upc->add_option("--trust-domain", o->trust_domain, "SPIFFE trust domain of the identities")->capture_default_str();
-  upc->callback([&ctx, o] { ctx.action = [&ctx, o] { return up(ctx, o->node, o->trust_domain); }; });
+  upc->add_option("--cert-ttl", o->cert_ttl_s, "lifetime of workload certificates in seconds (rotated at half)")
+      ->capture_default_str();
+  upc->callback([&ctx, o] { ctx.action = [&ctx, o] { return up(ctx, o->node, o->trust_domain, o->cert_ttl_s); }; });
 
   auto* downc = mesh.add_subcommand("down", "stop the node's mesh proxy and remove its interception");
   downc->add_option("--node", o->node, "the node")->required();

@@ -9,16 +9,23 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 #include "api/api_server.h"
 #include "base/event_loop.h"
 #include "base/files.h"
 #include "base/json.h"
 #include "dpu/layout.h"
 #include "dpu/node_state.h"
+#include "mesh/hbone/connector.h"
+#include "mesh/hbone/server.h"
 #include "mesh/net/tcp_transport.h"
 #include "mesh/proxy/cluster_source.h"
 #include "mesh/proxy/interception.h"
 #include "mesh/proxy/node_proxy.h"
+#include "mesh/proxy/routing_connector.h"
+#include "mesh/tls/ca.h"
+#include "mesh/tls/cert_manager.h"
 
 namespace offcore {
 
@@ -39,6 +46,7 @@ Result<MeshNodeSettings> readMeshSettings(const std::string& path) {
   if (j.is_discarded() || !j.is_object()) return makeError(path + " is not a JSON object; run `offcore mesh up` again");
   MeshNodeSettings s;
   s.trust_domain = j.value("trustDomain", s.trust_domain);
+  s.cert_ttl_s = j.value("certTtlSeconds", s.cert_ttl_s);
   return s;
 }
 
@@ -81,9 +89,30 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
 
   EventLoop loop;
   if (auto s = loop.init(); !s.ok()) return fail("mesh worker", s.error());
+  // Identities: the cluster's CA issues this node's pods' certificates
+  // (short-lived, rotated at half life).
+  auto ca = mesh::tls::Ca::loadOrCreate(ctx.config.cluster_dir + "/mesh/ca", settings->trust_domain);
+  if (!ca.ok()) return fail("mesh worker", ca.error());
+  mesh::tls::CertManager::Options co;
+  co.ttl = mesh::tls::Seconds(settings->cert_ttl_s);
+  mesh::tls::CertManager certs(loop, **ca, co);
+  if (auto s = certs.init(); !s.ok()) return fail("mesh worker", s.error());
   mesh::TcpConnector tcp(loop);
-  mesh::NodeProxy proxy(loop, opts, tcp);
+  mesh::hbone::HboneConnector hbone(loop, certs, {opts.ports.hbone, opts.node_ip, {}});
+  mesh::RoutingConnector upstream(tcp, hbone);
+  mesh::NodeProxy proxy(loop, opts, upstream);
   if (auto s = proxy.start(*inherited); !s.ok()) return fail("mesh worker", s.error());
+  mesh::hbone::HboneServer::Options ho;
+  ho.ip = opts.node_ip;
+  ho.port = opts.ports.hbone;
+  if (auto it = inherited->find("hbone"); it != inherited->end()) ho.listen_fd = it->second;
+  mesh::hbone::HboneServer tunnels(
+      loop, certs, ho, [&](mesh::hbone::TunnelRequest r, std::unique_ptr<mesh::Transport> t) {
+        mesh::TunnelRequest req{r.target_ip, r.target_port, r.source_ip, r.peer_identity, r.local_identity};
+        return proxy.acceptTunnel(req, t);
+      });
+  if (auto s = tunnels.start(); !s.ok()) return fail("mesh worker", s.error());
+  std::set<std::string> held_identities;
 
   mesh::ClusterSnapshotSource source(loop, ctx.config.cluster_dir, node, settings->trust_domain);
   auto on_snapshot = [&](std::shared_ptr<const mesh::Snapshot> snap) {
@@ -92,6 +121,27 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
       if (w.node == node && !w.representor.empty()) routes[w.ip] = w.representor;
     }
     if (auto s = mesh::syncPodRoutes(routes); !s.ok()) spdlog::warn("pod routes: {}", s.error().message);
+    // Certificates for the identities of this node's mesh pods, no others.
+    std::set<std::string> want;
+    for (const auto& w : snap->workloads) {
+      if (w.node == node && w.mesh) want.insert(w.identity);
+    }
+    for (const auto& id : want) {
+      if (held_identities.count(id)) continue;
+      if (auto s = certs.add(id); !s.ok()) {
+        spdlog::error("certificate for {}: {}", id, s.error().message);
+        continue;
+      }
+      held_identities.insert(id);
+    }
+    for (auto it = held_identities.begin(); it != held_identities.end();) {
+      if (want.count(*it)) {
+        ++it;
+        continue;
+      }
+      certs.remove(*it);
+      it = held_identities.erase(it);
+    }
     spdlog::info("config version {}: {} services, {} pods", snap->version, snap->services.size(),
                  snap->workloads.size());
     proxy.setSnapshot(std::move(snap));
@@ -102,6 +152,22 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
   api.route("GET", "/v1/mesh/status", [&](const ApiRequest&) {
     auto j = proxy.statusJson();
     j["epoch"] = epoch;
+    j["trustDomain"] = settings->trust_domain;
+    j["listeners"].push_back({{"name", "hbone"}, {"port", tunnels.port()}, {"address", opts.node_ip}});
+    j["hbone"] = {{"connections", tunnels.connectionCount()}, {"refused", tunnels.refusedConnections()}};
+    json certs_j = json::array();
+    for (const auto& c : certs.status()) {
+      auto secs = [](auto tp) {
+        return std::chrono::duration_cast<std::chrono::seconds>(tp.time_since_epoch()).count();
+      };
+      certs_j.push_back({{"identity", c.identity},
+                         {"serial", c.serial},
+                         {"notBefore", secs(c.not_before)},
+                         {"notAfter", secs(c.not_after)},
+                         {"nextRotation", secs(c.next_rotation)},
+                         {"rotations", c.rotations}});
+    }
+    j["certificates"] = certs_j;
     j["pid"] = ::getpid();
     return ApiResponse::json(200, dumpJson(j) + "\n");
   });
@@ -127,6 +193,7 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
       draining = true;
       spdlog::info("signal {}: draining {} connections", info.ssi_signo, proxy.activeConnections());
       proxy.stopAccepting();
+      tunnels.stopAccepting();
       deadline = std::chrono::steady_clock::now() + kDrainTimeout;
       check_drained();
     }

@@ -1,5 +1,7 @@
 #include "mesh/hbone/server.h"
 
+#include <fcntl.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,6 +30,16 @@ HboneServer::~HboneServer() {
 }
 
 Status HboneServer::start() {
+  if (options_.listen_fd >= 0) {
+    listen_fd_ = options_.listen_fd;
+    int flags = ::fcntl(listen_fd_, F_GETFL);
+    if (flags >= 0) ::fcntl(listen_fd_, F_SETFL, flags | O_NONBLOCK);
+    sockaddr_in bound{};
+    socklen_t blen = sizeof bound;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &blen);
+    port_ = ntohs(bound.sin_port);
+    return loop_.watchFd(listen_fd_, EPOLLIN, [this](uint32_t) { onAccept(); });
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(options_.port);
@@ -47,6 +59,13 @@ Status HboneServer::start() {
   ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   port_ = ntohs(addr.sin_port);
   return loop_.watchFd(listen_fd_, EPOLLIN, [this](uint32_t) { onAccept(); });
+}
+
+void HboneServer::stopAccepting() {
+  if (listen_fd_ < 0) return;
+  loop_.unwatchFd(listen_fd_);
+  ::close(listen_fd_);
+  listen_fd_ = -1;
 }
 
 void HboneServer::onAccept() {

@@ -26,6 +26,9 @@ class HboneServer {
     uint16_t port = 15008;  // 0 = any (tests)
     size_t max_connections = 1024;
     H2Options h2;
+    // >= 0: a bound, listening socket to adopt instead of binding ip:port
+    // (hot restart: the mesh keeper owns it).
+    int listen_fd = -1;
   };
   using Handler = H2Conn::RequestHandler;
 
@@ -36,6 +39,8 @@ class HboneServer {
   HboneServer& operator=(const HboneServer&) = delete;
 
   Status start();
+  // Stop accepting new connections (a successor took over); open ones go on.
+  void stopAccepting();
   uint16_t port() const { return port_; }
   size_t connectionCount() const { return conns_.size(); }
   uint64_t refusedConnections() const { return refused_; }

@@ -6,9 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include "base/files.h"
-#include "mesh/proxy/workloads.h"
 #include "mesh/config/from_cluster.h"
 #include "mesh/config/mesh_store.h"
+#include "mesh/proxy/workloads.h"
 
 namespace offcore::mesh {
 

@@ -2,9 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <random>
+
 #include "mesh/net/tcp_transport.h"
 #include "mesh/proxy/peer_auth.h"
+#include "mesh/proxy/sniff.h"
 #include "mesh/proxy/workloads.h"
+#include "mesh/route/policy.h"
+#include "mesh/route/router.h"
 
 namespace offcore::mesh {
 
@@ -28,8 +34,35 @@ const char* kRefused = "offcore_mesh_tcp_connections_refused_total";
 
 }  // namespace
 
+// A connection whose first bytes decide L7 or L4.
+struct NodeProxy::Sniffing : Transport::Callbacks {
+  NodeProxy& proxy;
+  uint64_t id;
+  std::unique_ptr<Transport> down;
+  l7::SessionInfo info;
+  ConnectTarget l4;
+  MetricsRegistry::Labels labels;
+  std::string bytes;
+  EventLoop::TimerId timer = 0;
+  bool closed = false;
+
+  Sniffing(NodeProxy& p, uint64_t i) : proxy(p), id(i) {}
+  void onData(std::string_view b) override {
+    bytes.append(b);
+    if (sniffProtocol(bytes) != Sniffed::kNeedMore) proxy.sniffed(id, false);
+  }
+  void onEnd() override { proxy.sniffed(id, false); }
+  void onClosed(const Status&) override {
+    closed = true;
+    proxy.sniffed(id, false);
+  }
+};
+
 NodeProxy::NodeProxy(EventLoop& loop, NodeProxyOptions options, Connector& upstream)
-    : loop_(loop), options_(std::move(options)), upstream_(upstream) {
+    : loop_(loop), options_(std::move(options)), upstream_(upstream), random_(std::random_device{}()) {
+  l7::HttpProxyOptions ho;
+  ho.local_node = options_.node;
+  http_ = std::make_unique<l7::HttpProxyContext>(loop_, upstream_, metrics_, random_, ho);
   metrics_.describe(kOpened, "counter", "TCP connections the node proxy opened, by source and destination");
   metrics_.describe(kClosed, "counter", "TCP connections that ended (reset=true when not by two FINs)");
   metrics_.describe(kSent, "counter", "Bytes from the source workload to the destination");
@@ -37,7 +70,19 @@ NodeProxy::NodeProxy(EventLoop& loop, NodeProxyOptions options, Connector& upstr
   metrics_.describe(kRefused, "counter", "Connections the proxy refused, by reason");
 }
 
-NodeProxy::~NodeProxy() { *alive_ = false; }
+NodeProxy::~NodeProxy() {
+  *alive_ = false;
+  for (auto& [id, sn] : sniffing_) {
+    if (sn->timer) loop_.cancelTimer(sn->timer);
+    if (sn->down) sn->down->setCallbacks(nullptr);
+  }
+  // Sessions before the context they use.
+  h1_.clear();
+  h2_.clear();
+  pumps_.clear();
+}
+
+void NodeProxy::setAccessLog(l7::AccessLog log) { http_->setAccessLog(std::move(log)); }
 
 Status NodeProxy::start(const std::map<std::string, int>& inherited) {
   TcpListenOptions opts;
@@ -73,12 +118,60 @@ void NodeProxy::abortAll() {
   for (uint64_t id : ids) {
     if (auto it = pumps_.find(id); it != pumps_.end()) it->second->abort();
   }
+  h1_.clear();
+  h2_.clear();
 }
 
-void NodeProxy::setSnapshot(std::shared_ptr<const Snapshot> snapshot) { snapshot_ = std::move(snapshot); }
+void NodeProxy::setSnapshot(std::shared_ptr<const Snapshot> snapshot) {
+  snapshot_ = std::move(snapshot);
+  http_->setRoutes(route::RouteTable::build(snapshot_));
+}
+
+bool NodeProxy::authorized(const MeshWorkload& server, const std::string& source_identity, uint16_t port,
+                           const char* listener) {
+  route::AuthzRequest req;
+  req.source_principal = source_identity;
+  req.source_namespace = route::namespaceOf(source_identity);
+  req.port = port;
+  auto d = route::authorize(snapshot_->config.authorization_policies, server.ns, server.labels, req);
+  if (d.allowed) return true;
+  metrics_.add(kRefused, {{"listener", listener}, {"reason", "authorization"}, {"policy", d.policy}}, 1);
+  return false;
+}
+
+const MeshEndpoint* NodeProxy::pickL4(const MeshService& service, uint16_t port) {
+  route::ClusterKey key{service.name, "", port};
+  // The first VirtualService TCP route for this host and port decides.
+  for (const auto& vs : snapshot_->config.virtual_services) {
+    if (std::find(vs.hosts.begin(), vs.hosts.end(), service.name) == vs.hosts.end()) continue;
+    for (const auto& tr : vs.tcp) {
+      if (tr.port != 0 && tr.port != port) continue;
+      if (const RouteDestination* d = route::pickWeighted(tr.route, random_)) {
+        key = {d->destination.host, d->destination.subset, d->destination.port ? d->destination.port : port};
+      }
+      goto picked;
+    }
+  }
+picked:
+  auto routes = http_->routes();
+  if (!routes) return nullptr;
+  auto eps = routes->endpoints(key);
+  const MeshService* target = routes->service(key.service);
+  if (eps.empty() || !target) return nullptr;
+  uint64_t& cursor = rr_[key.str()];
+  const MeshEndpoint& chosen = eps[cursor++ % eps.size()];
+  // endpoints() returns copies with the target port: find the snapshot's own.
+  for (const auto& e : target->endpoints) {
+    if (e.ip == chosen.ip) {
+      picked_port_ = chosen.port;
+      return &e;
+    }
+  }
+  return nullptr;
+}
 
 bool NodeProxy::overLimit(const std::string& kind) {
-  if (pumps_.size() + connecting_ < options_.max_connections) return false;
+  if (activeConnections() + connecting_ < options_.max_connections) return false;
   metrics_.add(kRefused, {{"listener", kind}, {"reason", "overload"}}, 1);
   return true;
 }
@@ -113,21 +206,27 @@ void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
     }
   }
   if (service) {
-    std::vector<const MeshEndpoint*> healthy;
-    for (const auto& e : service->endpoints) {
-      if (e.healthy) healthy.push_back(&e);
-    }
-    if (healthy.empty()) return refuse("no_healthy_endpoint");
-    uint64_t& cursor = rr_[service->name + ":" + std::to_string(dst_port)];
-    const MeshEndpoint* e = healthy[cursor++ % healthy.size()];
+    const std::string& proto = sport->app_protocol;
+    l7::SessionInfo info{src_ip, client->identity, client->ns, client->name, dst_ip, dst_port};
+    if (proto == "http" || proto == "http2") return startHttp(std::move(down), info, proto == "http2", {});
+    const MeshEndpoint* e = pickL4(*service, dst_port);
+    if (!e) return refuse("no_healthy_endpoint");
     target.ip = e->ip;
-    target.port = e->port ? e->port : sport->target_port;
+    target.port = picked_port_ ? picked_port_ : (e->port ? e->port : sport->target_port);
     if (e->node != options_.node) {
       if (!e->mesh) return refuse("remote_endpoint_not_in_mesh");
       target.node_ip = e->node_ip;
       target.peer_identity = e->identity;
+    } else if (const MeshWorkload* sw = findWorkload(snap->workloads, e->ip);
+               sw && sw->mesh && !authorized(*sw, client->identity, target.port, "outbound")) {
+      return refuse("authorization");
     }
     dest_name = service->name;
+    MetricsRegistry::Labels labels{
+        {"source_workload", client->name}, {"destination", dest_name}, {"listener", "outbound"}};
+    // No declared protocol: the first bytes decide (a gRPC or TCP port says so).
+    if (proto.empty()) return startSniff(std::move(down), info, target, labels);
+    return connectAndPump(std::move(down), target, "outbound", labels);
   } else {
     const MeshWorkload* w = findWorkload(snap->workloads, dst_ip);
     if (!w) return refuse("unknown_destination");
@@ -137,6 +236,8 @@ void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
       if (!w->mesh) return refuse("remote_endpoint_not_in_mesh");
       target.node_ip = w->node_ip;
       target.peer_identity = w->identity;
+    } else if (w->mesh && !authorized(*w, client->identity, dst_port, "outbound")) {
+      return refuse("authorization");
     }
     dest_name = w->name;
   }
@@ -159,6 +260,7 @@ void NodeProxy::onInbound(std::unique_ptr<Transport> down) {
   if (!server || !server->mesh || server->node != options_.node) return refuse("unknown_destination");
   // Plain text from a pod outside the mesh.
   if (mtlsModeFor(snap->config, *server, dst_port) == MtlsMode::kStrict) return refuse("plaintext_strict");
+  if (!authorized(*server, "", dst_port, "inbound")) return refuse("authorization");
   const MeshWorkload* client = findWorkload(snap->workloads, src_ip);
   ConnectTarget target{server->ip, dst_port, src_ip, "", "", ""};
   connectAndPump(
@@ -173,14 +275,24 @@ Status NodeProxy::acceptTunnel(const TunnelRequest& req, std::unique_ptr<Transpo
   const MeshWorkload* server = findWorkload(snap->workloads, req.target_ip);
   if (!server || !server->mesh || server->node != options_.node) {
     metrics_.add(kRefused, {{"listener", "hbone"}, {"reason", "unknown_destination"}}, 1);
-    return makeError(req.target_ip + " is no mesh pod of node " + options_.node);
+    return makeError(req.target_ip + " is no mesh pod of node " + options_.node, EACCES);
+  }
+  // The client asked for the target's identity (SNI) and verified it: the
+  // tunnel must lead to that workload and no other.
+  if (!req.local_identity.empty() && req.local_identity != server->identity) {
+    metrics_.add(kRefused, {{"listener", "hbone"}, {"reason", "target_identity_mismatch"}}, 1);
+    return makeError(req.target_ip + " is " + server->identity + ", not " + req.local_identity, EACCES);
   }
   // The peer proves an identity with its certificate; the source address it
   // claims must be a pod with that identity, or it could spoof any pod.
   const MeshWorkload* client = findWorkload(snap->workloads, req.source_ip);
   if (!client || !client->mesh || client->identity != req.peer_identity) {
     metrics_.add(kRefused, {{"listener", "hbone"}, {"reason", "source_identity_mismatch"}}, 1);
-    return makeError("source " + req.source_ip + " is not a pod of " + req.peer_identity);
+    return makeError("source " + req.source_ip + " is not a pod of " + req.peer_identity, EACCES);
+  }
+  if (!authorized(*server, req.peer_identity, req.target_port, "hbone")) {
+    return makeError(req.peer_identity + " may not reach " + server->name + ":" + std::to_string(req.target_port),
+                     EACCES);
   }
   ConnectTarget target{server->ip, req.target_port, req.source_ip, "", "", ""};
   connectAndPump(std::move(stream), target, "hbone",
@@ -188,15 +300,74 @@ Status NodeProxy::acceptTunnel(const TunnelRequest& req, std::unique_ptr<Transpo
   return okStatus();
 }
 
+void NodeProxy::startHttp(std::unique_ptr<Transport> down, const l7::SessionInfo& info, bool http2,
+                          std::string_view already_read) {
+  uint64_t id = next_id_++;
+  std::weak_ptr<bool> alive = alive_;
+  if (http2) {
+    auto done = [this, alive, id](l7::Http2Session*) {
+      loop_.post([this, alive, id] {
+        if (!alive.expired()) h2_.erase(id);
+      });
+    };
+    h2_.emplace(id, std::make_unique<l7::Http2Session>(*http_, std::move(down), info, done, already_read));
+  } else {
+    auto done = [this, alive, id](l7::HttpSession*) {
+      loop_.post([this, alive, id] {
+        if (!alive.expired()) h1_.erase(id);
+      });
+    };
+    h1_.emplace(id, std::make_unique<l7::HttpSession>(*http_, std::move(down), info, done, already_read));
+  }
+}
+
+void NodeProxy::startSniff(std::unique_ptr<Transport> down, const l7::SessionInfo& info, ConnectTarget l4,
+                           MetricsRegistry::Labels labels) {
+  uint64_t id = next_id_++;
+  auto sn = std::make_unique<Sniffing>(*this, id);
+  sn->info = info;
+  sn->l4 = std::move(l4);
+  sn->labels = std::move(labels);
+  sn->down = std::move(down);
+  sn->down->setCallbacks(sn.get());
+  std::weak_ptr<bool> alive = alive_;
+  sn->timer = loop_.addTimer(kSniffTimeout, [this, alive, id] {
+    if (!alive.expired()) sniffed(id, true);
+  });
+  sniffing_.emplace(id, std::move(sn));
+}
+
+void NodeProxy::sniffed(uint64_t id, bool timed_out) {
+  auto it = sniffing_.find(id);
+  if (it == sniffing_.end()) return;
+  std::shared_ptr<Sniffing> sn(std::move(it->second));
+  sniffing_.erase(it);
+  if (!timed_out && sn->timer) loop_.cancelTimer(sn->timer);
+  sn->down->setCallbacks(nullptr);
+  std::unique_ptr<Transport> down = std::move(sn->down);
+  // Its callbacks may still be on the stack: the holder goes from the loop.
+  loop_.post([sn] {});
+  if (sn->closed) {
+    loop_.post([gone = std::shared_ptr<Transport>(std::move(down))] {});
+    return;
+  }
+  Sniffed kind = sniffProtocol(sn->bytes);
+  if (kind == Sniffed::kHttp1 || kind == Sniffed::kHttp2) {
+    return startHttp(std::move(down), sn->info, kind == Sniffed::kHttp2, sn->bytes);
+  }
+  connectAndPump(std::move(down), sn->l4, "outbound", sn->labels, sn->bytes);
+}
+
 void NodeProxy::connectAndPump(std::unique_ptr<Transport> down, const ConnectTarget& target, const std::string& kind,
-                               const MetricsRegistry::Labels& labels) {
+                               const MetricsRegistry::Labels& labels, std::string already_read) {
   ++connecting_;
   // The downstream waits, unread, until the upstream exists.
   down->pauseReading(true);
   auto held = std::make_shared<std::unique_ptr<Transport>>(std::move(down));
   std::weak_ptr<bool> alive = alive_;
   upstream_.connect(target, options_.connect_timeout,
-                    [this, alive, held, kind, labels, target](Result<std::unique_ptr<Transport>> up) {
+                    [this, alive, held, kind, labels, target,
+                     first = std::move(already_read)](Result<std::unique_ptr<Transport>> up) {
                       if (alive.expired()) return;
                       --connecting_;
                       if (!up.ok()) {
@@ -218,6 +389,8 @@ void NodeProxy::connectAndPump(std::unique_ptr<Transport> down, const ConnectTar
                         });
                       };
                       auto down_t = std::move(*held);
+                      // What a protocol sniffer already took off the client goes first.
+                      if (!first.empty()) (*up)->write(first);
                       down_t->pauseReading(false);
                       pumps_.emplace(id, std::make_unique<Pump>(std::move(down_t), std::move(*up), done));
                     });
@@ -229,7 +402,8 @@ json NodeProxy::statusJson() const {
   j["listeners"] = json::array();
   if (outbound_) j["listeners"].push_back({{"name", "outbound"}, {"port", outbound_->port()}});
   if (inbound_) j["listeners"].push_back({{"name", "inbound"}, {"port", inbound_->port()}});
-  j["connections"] = {{"active", pumps_.size()}, {"connecting", connecting_}, {"max", options_.max_connections}};
+  j["connections"] = {{"active", activeConnections()}, {"l4", pumps_.size()},       {"http1", h1_.size()},
+                      {"http2", h2_.size()},           {"connecting", connecting_}, {"max", options_.max_connections}};
   auto snap = snapshot_;
   j["configVersion"] = snap ? snap->version : 0;
   j["services"] = json::array();

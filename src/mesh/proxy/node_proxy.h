@@ -21,8 +21,11 @@
 #include "base/event_loop.h"
 #include "base/metrics.h"
 #include "mesh/config/snapshot.h"
+#include "mesh/l7/http2_session.h"
+#include "mesh/l7/http_proxy.h"
 #include "mesh/proxy/interception.h"
 #include "mesh/proxy/pump.h"
+#include "mesh/route/random.h"
 #include "mesh/transport.h"
 
 namespace offcore::mesh {
@@ -41,8 +44,9 @@ struct NodeProxyOptions {
 struct TunnelRequest {
   std::string target_ip;
   uint16_t target_port = 0;
-  std::string source_ip;      // the client pod's address (Forwarded: for=)
-  std::string peer_identity;  // the peer proxy's certificate: the client workload's SPIFFE ID
+  std::string source_ip;       // the client pod's address (Forwarded: for=)
+  std::string peer_identity;   // the peer proxy's certificate: the client workload's SPIFFE ID
+  std::string local_identity;  // the identity we presented (the client asked for it): the target's
 };
 
 class NodeProxy {
@@ -58,7 +62,7 @@ class NodeProxy {
   std::map<std::string, int> listenerFds() const;
   // Stop accepting (a successor took over); established connections go on.
   void stopAccepting();
-  size_t activeConnections() const { return pumps_.size(); }
+  size_t activeConnections() const { return pumps_.size() + h1_.size() + h2_.size() + sniffing_.size(); }
   // Resets every connection still open.
   void abortAll();
 
@@ -66,18 +70,31 @@ class NodeProxy {
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_; }
 
   // A tunnel from another node's proxy (HBONE): checks and connects it.
-  // Returns an error (-> 403/503 to the peer) or takes the stream.
+  // Returns an error (EACCES -> 403, else 503 to the peer) or takes the stream.
   Status acceptTunnel(const TunnelRequest& request, std::unique_ptr<Transport>& stream);
+  // The access log (JSON lines) of L7 requests.
+  void setAccessLog(l7::AccessLog log);
 
   nlohmann::json statusJson() const;
   MetricsRegistry& metrics() { return metrics_; }
 
  private:
+  struct Sniffing;
   void onOutbound(std::unique_ptr<Transport> down);
   void onInbound(std::unique_ptr<Transport> down);
+  // L7 for a Service port: HTTP/1.1 or HTTP/2 by declaration or by sniffing.
+  void startHttp(std::unique_ptr<Transport> down, const l7::SessionInfo& info, bool http2,
+                 std::string_view already_read);
+  void startSniff(std::unique_ptr<Transport> down, const l7::SessionInfo& info, ConnectTarget l4,
+                  MetricsRegistry::Labels labels);
+  void sniffed(uint64_t id, bool timed_out);
+  // Which endpoint an L4 connection to a Service port goes to (TCP routes,
+  // subsets, round robin over healthy endpoints); nullptr if none.
+  const MeshEndpoint* pickL4(const MeshService& service, uint16_t port);
+  bool authorized(const MeshWorkload& server, const std::string& source_identity, uint16_t port, const char* listener);
   // Connects `target` and pumps `down` to it; labels name the pair in metrics.
   void connectAndPump(std::unique_ptr<Transport> down, const ConnectTarget& target, const std::string& kind,
-                      const MetricsRegistry::Labels& labels);
+                      const MetricsRegistry::Labels& labels, std::string already_read = {});
   bool overLimit(const std::string& kind);
 
   EventLoop& loop_;
@@ -86,9 +103,15 @@ class NodeProxy {
   std::unique_ptr<TcpListener> outbound_, inbound_;
   std::shared_ptr<const Snapshot> snapshot_;
   std::map<uint64_t, std::unique_ptr<Pump>> pumps_;
+  route::SplitMixRandom random_;
+  std::unique_ptr<l7::HttpProxyContext> http_;
+  std::map<uint64_t, std::unique_ptr<l7::HttpSession>> h1_;
+  std::map<uint64_t, std::unique_ptr<l7::Http2Session>> h2_;
+  std::map<uint64_t, std::unique_ptr<Sniffing>> sniffing_;
   uint64_t next_id_ = 1;
   size_t connecting_ = 0;
-  std::map<std::string, uint64_t> rr_;  // round-robin cursors by service:port
+  std::map<std::string, uint64_t> rr_;  // round-robin cursors by cluster
+  uint16_t picked_port_ = 0;            // pickL4's target port of the endpoint it returned
   MetricsRegistry metrics_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -39,24 +39,37 @@ mesh_up "$B"
 oc dpu status --name "$A" --json | jq -e '.services[] | select(.name == "mesh") | .state == "running"' >/dev/null ||
   fail "the mesh proxy is not a running agent service of $A"
 
-step "pods: client and server in the mesh on node a, a plain pod beside them"
-C=mc$ID S1=ms1$ID P=mp$ID
+step "pods: client and server in the mesh on node a, a plain pod beside them, a server on node b"
+C=mc$ID S1=ms1$ID P=mp$ID S2=ms2$ID
 mesh_pod_add "$A" "$C" sm frontend; ip_c=$POD_IP
 mesh_pod_add "$A" "$S1" sm web; ip_s1=$POD_IP
 pod_add "$A" "$P" sm default; ip_p=$POD_IP
+mesh_pod_add "$B" "$S2" sm web; ip_s2=$POD_IP
 serve "$S1" 8080
 echo_serve "$S1" 9000
-echo "client $ip_c, server $ip_s1, plain $ip_p"
+serve "$S2" 8080
+echo_serve "$S2" 9000
+echo "client $ip_c, server $ip_s1, plain $ip_p (node a); server $ip_s2 (node b)"
 
 step "mesh pod -> mesh pod: through the proxy, with the client's own address"
 out0=$(mesh_counter "$A" mesh_out)
 [ "$(get "$C" "http://$ip_s1:8080/")" = "$S1 $ip_c" ] || fail "c -> s1 through the mesh: $(get "$C" "http://$ip_s1:8080/")"
 [ "$(mesh_counter "$A" mesh_out)" -gt "$out0" ] || fail "the dataplane handed nothing to the proxy (mesh_out)"
-oc mesh status --node "$A" --json | jq -e '.listeners | length == 2' >/dev/null || fail "mesh status lists no listeners"
+oc mesh status --node "$A" --json | jq -e '[.listeners[].name] | sort == ["hbone", "inbound", "outbound"]' >/dev/null ||
+  fail "mesh status does not list the outbound, inbound and HBONE listeners: $(oc mesh status --node "$A" --json | jq -c .listeners)"
 
 step "a raw TCP protocol (not HTTP), L4 passthrough"
 got=$(echo_get "$C" "$ip_s1" 9000 "hello-mesh")
 [ "$got" = "$ip_c hello-mesh" ] || fail "raw TCP through the mesh: '$got'"
+
+step "across nodes: HBONE (HTTP/2 CONNECT over mTLS) between the proxies, source address kept"
+[ "$(get "$C" "http://$ip_s2:8080/")" = "$S2 $ip_c" ] || fail "c (node a) -> s2 (node b): $(get "$C" "http://$ip_s2:8080/")"
+got=$(echo_get "$C" "$ip_s2" 9000 "over-hbone")
+[ "$got" = "$ip_c over-hbone" ] || fail "raw TCP across nodes: '$got'"
+oc mesh status --node "$B" --json | jq -e '.certificates[] | select(.identity == "spiffe://cluster.local/ns/default/sa/web")' >/dev/null ||
+  fail "node b holds no certificate for its pod's identity: $(oc mesh status --node "$B" --json | jq -c .certificates)"
+oc mesh status --node "$A" --json | jq -e '[.certificates[].identity] | index("spiffe://cluster.local/ns/default/sa/frontend")' >/dev/null ||
+  fail "node a holds no certificate for the client's identity"
 
 step "a Service: ClusterIP from a mesh pod goes through the proxy's load balancer"
 cat > "$SVC_T/svc.yaml" <<EOF2
@@ -64,6 +77,11 @@ apiVersion: offcore.io/v1
 kind: Backend
 metadata: {name: web1-$ID, labels: {app: web}}
 spec: {kind: pod, pod: $S1}
+---
+apiVersion: offcore.io/v1
+kind: Backend
+metadata: {name: web2-$ID, labels: {app: web}}
+spec: {kind: pod, pod: $S2}
 ---
 apiVersion: offcore.io/v1
 kind: Service
@@ -76,12 +94,21 @@ EOF2
 oc svc apply -f "$SVC_T/svc.yaml"
 vip=10.96.64.10
 for _ in $(seq 50); do
-  oc mesh status --node "$A" --json | jq -e '.services[] | select(.name == "web") | .endpoints | length == 1' >/dev/null && break
+  oc mesh status --node "$A" --json | jq -e '.services[] | select(.name == "web") | .endpoints | length == 2' >/dev/null && break
   sleep 0.1
 done
-[ "$(get "$C" "http://$vip/")" = "$S1 $ip_c" ] || fail "c -> Service web ($vip): $(get "$C" "http://$vip/")"
-curl -s --unix-socket "/run/offcore/$A/mesh.sock" http://x/metrics | grep -Eq 'offcore_mesh_tcp_connections_opened_total\{[^}]*destination="web"' ||
-  fail "the proxy's metrics have no connection to web"
+seen=""
+for _ in $(seq 8); do
+  r=$(get "$C" "http://$vip/")
+  case "$r" in
+    "$S1 $ip_c"|"$S2 $ip_c") seen="$seen ${r%% *}" ;;
+    *) fail "c -> Service web ($vip): '$r'" ;;
+  esac
+done
+echo "$seen" | grep -q "$S1" && echo "$seen" | grep -q "$S2" || fail "the Service's two endpoints did not both answer: $seen"
+# No appProtocol on the port: the proxy sniffed HTTP and served it at L7.
+curl -s --unix-socket "/run/offcore/$A/mesh.sock" http://x/metrics | grep -Eq 'offcore_mesh_requests_total\{[^}]*cluster="web:80"[^}]*response_code="200"' ||
+  fail "the proxy's metrics have no HTTP request to web: $(curl -s --unix-socket "/run/offcore/$A/mesh.sock" http://x/metrics | grep requests_total)"
 
 step "plain pod -> mesh pod: the inbound side, still the real source address"
 in0=$(mesh_counter "$A" mesh_in)
