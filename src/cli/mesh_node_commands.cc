@@ -36,7 +36,8 @@ std::string lastLogLine(const std::string& path) {
   return lines.empty() ? "no output" : lines.back();
 }
 
-int up(CliContext& ctx, const std::string& node, const std::string& trust_domain, int cert_ttl_s) {
+int up(CliContext& ctx, const std::string& node, const std::string& trust_domain, int cert_ttl_s,
+       const std::string& xds_server) {
   auto nodes = NodeManager::create(ctx.config);
   if (!nodes.ok()) return fail("mesh up", nodes.error());
   if (!nodes->state(node).ok()) {
@@ -46,6 +47,12 @@ int up(CliContext& ctx, const std::string& node, const std::string& trust_domain
   NodeLayout l = nodes->layout(node);
   if (cert_ttl_s < 2) return fail("mesh up", makeError("--cert-ttl must be at least 2 seconds"));
   json settings{{"trustDomain", trust_domain}, {"certTtlSeconds", cert_ttl_s}};
+  if (!xds_server.empty()) {
+    if (xds_server.find(':') == std::string::npos) {
+      return fail("mesh up", makeError("--xds wants HOST:PORT of an ADS server, got '" + xds_server + "'"));
+    }
+    settings["xdsServer"] = xds_server;
+  }
   if (auto s = writeFileAtomic(l.mesh_file, dumpJson(settings) + "\n", 0600); !s.ok())
     return fail("mesh up", s.error());
   ApiClient agent(l.api_socket, 10000);
@@ -154,7 +161,7 @@ int status(CliContext& ctx, const std::string& node, bool as_json) {
 
 void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
   struct Opts {
-    std::string node, trust_domain = "cluster.local";
+    std::string node, trust_domain = "cluster.local", xds;
     int cert_ttl_s = 3600;
     bool force = false, json = false;
   };
@@ -165,7 +172,9 @@ void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
   upc->add_option("--trust-domain", o->trust_domain, "SPIFFE trust domain of the identities")->capture_default_str();
   upc->add_option("--cert-ttl", o->cert_ttl_s, "lifetime of workload certificates in seconds (rotated at half)")
       ->capture_default_str();
-  upc->callback([&ctx, o] { ctx.action = [&ctx, o] { return up(ctx, o->node, o->trust_domain, o->cert_ttl_s); }; });
+  upc->add_option("--xds", o->xds, "HOST:PORT of an xDS (ADS v3) server to take Services and routes from");
+  upc->callback(
+      [&ctx, o] { ctx.action = [&ctx, o] { return up(ctx, o->node, o->trust_domain, o->cert_ttl_s, o->xds); }; });
 
   auto* downc = mesh.add_subcommand("down", "stop the node's mesh proxy and remove its interception");
   downc->add_option("--node", o->node, "the node")->required();

@@ -24,8 +24,10 @@
 #include "mesh/proxy/interception.h"
 #include "mesh/proxy/node_proxy.h"
 #include "mesh/proxy/routing_connector.h"
+#include "mesh/proxy/xds_merge.h"
 #include "mesh/tls/ca.h"
 #include "mesh/tls/cert_manager.h"
+#include "mesh/xds/xds_client.h"
 
 namespace offcore {
 
@@ -47,6 +49,7 @@ Result<MeshNodeSettings> readMeshSettings(const std::string& path) {
   MeshNodeSettings s;
   s.trust_domain = j.value("trustDomain", s.trust_domain);
   s.cert_ttl_s = j.value("certTtlSeconds", s.cert_ttl_s);
+  s.xds_server = j.value("xdsServer", s.xds_server);
   return s;
 }
 
@@ -115,6 +118,16 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
   std::set<std::string> held_identities;
 
   mesh::ClusterSnapshotSource source(loop, ctx.config.cluster_dir, node, settings->trust_domain);
+  // With an xDS server, Services, endpoints and routes come from it; the
+  // cluster state still says who each pod is (xds_merge.h).
+  std::shared_ptr<const mesh::Snapshot> from_cluster, from_xds;
+  std::unique_ptr<mesh::xds::XdsClient> xds;
+  auto publish = [&] {
+    if (!from_cluster) return;
+    if (settings->xds_server.empty()) return proxy.setSnapshot(from_cluster);
+    if (!from_xds) return;  // no routes until the control plane has spoken
+    proxy.setSnapshot(std::make_shared<mesh::Snapshot>(mesh::mergeXdsSnapshot(*from_xds, *from_cluster)));
+  };
   auto on_snapshot = [&](std::shared_ptr<const mesh::Snapshot> snap) {
     std::map<std::string, std::string> routes;
     for (const auto& w : snap->workloads) {
@@ -142,17 +155,46 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
       certs.remove(*it);
       it = held_identities.erase(it);
     }
-    spdlog::info("config version {}: {} services, {} pods", snap->version, snap->services.size(),
+    spdlog::info("cluster config version {}: {} services, {} pods", snap->version, snap->services.size(),
                  snap->workloads.size());
-    proxy.setSnapshot(std::move(snap));
+    from_cluster = std::move(snap);
+    publish();
   };
   if (auto s = source.start(on_snapshot); !s.ok()) return fail("mesh worker", s.error());
+  if (!settings->xds_server.empty()) {
+    mesh::xds::XdsClientOptions xo;
+    xo.server = settings->xds_server;
+    xo.node_id = "offcore~" + opts.node_ip + "~" + node;
+    xo.node_cluster = node;
+    xo.trust_domain = settings->trust_domain;
+    xds = std::make_unique<mesh::xds::XdsClient>(xo, [&loop, &from_xds, &publish](mesh::xds::XdsUpdate u) {
+      // On the xDS thread: hand the snapshot to the proxy's loop.
+      auto snap = std::make_shared<mesh::Snapshot>(std::move(u.snapshot));
+      loop.post([&from_xds, &publish, snap] {
+        spdlog::info("xDS config version {}: {} services", snap->version, snap->services.size());
+        from_xds = snap;
+        publish();
+      });
+    });
+    if (auto s = xds->start(); !s.ok()) return fail("mesh worker", s.error());
+  }
 
   ApiServer api(loop);
   api.route("GET", "/v1/mesh/status", [&](const ApiRequest&) {
     auto j = proxy.statusJson();
     j["epoch"] = epoch;
     j["trustDomain"] = settings->trust_domain;
+    if (xds) {
+      auto st = xds->stats();
+      j["configSource"] = {{"xds", settings->xds_server},
+                           {"connected", st.connected},
+                           {"updates", st.updates},
+                           {"acks", st.acks},
+                           {"nacks", st.nacks},
+                           {"lastNack", st.last_nack}};
+    } else {
+      j["configSource"] = {{"cluster", ctx.config.cluster_dir}};
+    }
     j["listeners"].push_back({{"name", "hbone"}, {"port", tunnels.port()}, {"address", opts.node_ip}});
     j["hbone"] = {{"connections", tunnels.connectionCount()}, {"refused", tunnels.refusedConnections()}};
     json certs_j = json::array();
@@ -202,6 +244,7 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
               static_cast<int>(::getpid()), opts.ports.outbound, opts.ports.inbound);
   std::fflush(stdout);
   auto ran = loop.run();
+  if (xds) xds->stop();  // no callback may post into a loop that is going away
   ::close(sfd);
   if (!ran.ok()) return fail("mesh worker", ran.error());
   return 0;
