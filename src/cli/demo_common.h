@@ -90,5 +90,6 @@ void heading(const std::string& text);
 Status runStorage(Context& ctx);
 Status runImages(Context& ctx);
 Status runSvc(Context& ctx);
+Status runMesh(Context& ctx);
 
 }  // namespace offcore::demo
