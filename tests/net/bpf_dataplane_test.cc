@@ -308,6 +308,54 @@ TEST_F(BpfDataplaneTest, HostReachesADefaultVpcClusterIp) {
   EXPECT_EQ(out.frame, buildFrame(dnat));
 }
 
+// The service mesh: a mesh pod's TCP goes to the SoC's stack untranslated,
+// marked for the proxy's TPROXY rules; UDP and plain remote pods do not.
+TEST_F(BpfDataplaneTest, MeshPodTcpToAServiceGoesToTheProxyUntranslated) {
+  attach("rep1", {kVpc1, ip("10.1.0.2"), OC_IF_POD | OC_IF_MESH});
+  service(kVpc1, "10.96.0.10", 80, IPPROTO_TCP, {{kVpc1, ip("10.1.0.9"), be16(8080), 1}});
+  FrameSpec in{.src = "10.1.0.2", .dst = "10.96.0.10", .dport = 80};
+  uint64_t before = stat(OC_STAT_MESH_OUT);
+  auto out = run(buildFrame(in), rep1_);
+  EXPECT_EQ(out.verdict, TC_ACT_OK);
+  EXPECT_EQ(out.mark, OC_MARK_MESH_OUT);
+  EXPECT_EQ(out.frame, buildFrame(in)) << "the proxy must see the VIP, not a DNATed backend";
+  EXPECT_EQ(stat(OC_STAT_MESH_OUT), before + 1);
+}
+
+TEST_F(BpfDataplaneTest, MeshPodTcpToARemotePlainPodIsNotCaptured) {
+  attach("rep1", {kVpc1, ip("10.1.0.2"), OC_IF_POD | OC_IF_MESH});
+  FrameSpec in{.src = "10.1.0.2", .dst = "10.1.0.20", .dport = 80};
+  auto out = run(buildFrame(in), rep1_);
+  EXPECT_NE(out.mark, OC_MARK_MESH_OUT);
+  EXPECT_EQ(out.verdict, TC_ACT_REDIRECT);  // VXLAN, as without the mesh
+}
+
+TEST_F(BpfDataplaneTest, MeshPodUdpIsNotCaptured) {
+  attach("rep1", {kVpc1, ip("10.1.0.2"), OC_IF_POD | OC_IF_MESH});
+  FrameSpec in{.src = "10.1.0.2", .dst = "10.1.0.3", .dport = 53, .proto = 17};
+  auto out = run(buildFrame(in), rep1_);
+  EXPECT_EQ(out.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(out.mark, 0u);
+}
+
+TEST_F(BpfDataplaneTest, PlainPodTcpToALocalMeshPodIsCapturedInbound) {
+  oc_ep_val v{};
+  v.ifindex = rep2_;
+  std::memcpy(v.mac, kPod2Mac.data(), 6);
+  v.flags = OC_EP_LOCAL | OC_EP_MESH;
+  ASSERT_TRUE(dp_->upsertEndpoint({kVpc1, ip("10.1.0.3")}, v).ok());
+  FrameSpec in{.src = "10.1.0.9", .dst = "10.1.0.3", .dport = 8080};
+  auto out = run(buildFrame(in), rep4_);
+  EXPECT_EQ(out.verdict, TC_ACT_OK);
+  EXPECT_EQ(out.mark, OC_MARK_MESH_IN);
+  // Through a Service (DNATed here) it is not: the reply must be reverse-NATed.
+  service(kVpc1, "10.96.0.11", 80, IPPROTO_TCP, {{kVpc1, ip("10.1.0.3"), be16(8080), 1}});
+  FrameSpec via_vip{.src = "10.1.0.9", .dst = "10.96.0.11", .dport = 80};
+  auto dnat = run(buildFrame(via_vip), rep4_);
+  EXPECT_EQ(dnat.verdict, TC_ACT_REDIRECT);
+  EXPECT_NE(dnat.mark, OC_MARK_MESH_IN);
+}
+
 }  // namespace
 }  // namespace offcore
 
