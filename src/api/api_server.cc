@@ -87,6 +87,23 @@ void ApiServer::route(const std::string& method, const std::string& path, ApiHan
   routes_.push_back(Route{method, path, std::move(handler)});
 }
 
+Status ApiServer::listenFd(int fd) {
+  listen_fd_ = fd;
+  return startDaemon("fd " + std::to_string(fd));
+}
+
+Status ApiServer::startDaemon(const std::string& what) {
+  daemon_ = MHD_start_daemon(MHD_USE_EPOLL, 0, nullptr, nullptr, &handleRequest, this, MHD_OPTION_LISTEN_SOCKET,
+                             listen_fd_, MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(30), MHD_OPTION_END);
+  if (!daemon_) return makeError("libmicrohttpd refused to start on " + what);
+  const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
+  if (!info) return makeError("libmicrohttpd has no epoll fd");
+  epoll_fd_ = info->epoll_fd;
+  OC_TRY(loop_.watchFd(epoll_fd_, EPOLLIN, [this](uint32_t) { pump(); }));
+  pump();
+  return okStatus();
+}
+
 ApiResponse ApiServer::dispatch(const ApiRequest& request) const {
   bool path_known = false;
   for (const auto& r : routes_) {
@@ -121,15 +138,7 @@ Status ApiServer::listenUnix(const std::string& socket_path) {
   if (::listen(listen_fd_, 64) != 0) return errnoError("listen " + socket_path);
   socket_path_ = socket_path;
 
-  daemon_ = MHD_start_daemon(MHD_USE_EPOLL, 0, nullptr, nullptr, &handleRequest, this, MHD_OPTION_LISTEN_SOCKET,
-                             listen_fd_, MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(30), MHD_OPTION_END);
-  if (!daemon_) return makeError("libmicrohttpd refused to start on " + socket_path);
-  const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
-  if (!info) return makeError("libmicrohttpd has no epoll fd");
-  epoll_fd_ = info->epoll_fd;
-  OC_TRY(loop_.watchFd(epoll_fd_, EPOLLIN, [this](uint32_t) { pump(); }));
-  pump();
-  return okStatus();
+  return startDaemon(socket_path);
 }
 
 // Runs MHD's work and re-arms its timeout (connection timeouts, keep-alive).

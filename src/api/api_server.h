@@ -28,6 +28,9 @@ class ApiServer {
 
   // Binds a unix socket at socket_path (replacing a stale one), mode 0600.
   Status listenUnix(const std::string& socket_path);
+  // Serves on an already bound, listening socket (e.g. TCP), which it owns
+  // from now on.
+  Status listenFd(int fd);
 
   // Dispatches without HTTP, for tests of handlers and for the fuzzer.
   ApiResponse dispatch(const ApiRequest& request) const;
@@ -39,6 +42,7 @@ class ApiServer {
     ApiHandler handler;
   };
   void pump();
+  Status startDaemon(const std::string& what);
 
   EventLoop& loop_;
   std::vector<Route> routes_;

@@ -99,6 +99,10 @@ class Keeper {
     auto hfd = listenOn(fabric_ip, ports.hbone, false);
     if (!hfd.ok()) return fail("mesh serve", hfd.error());
     fds_["hbone"] = *hfd;
+    // Prometheus metrics, SoC-local.
+    auto mfd = listenOn("127.0.0.1", ports.metrics, false);
+    if (!mfd.ok()) return fail("mesh serve", mfd.error());
+    fds_["metrics"] = *mfd;
     if (auto s = loop_.init(); !s.ok()) return fail("mesh serve", s.error());
     int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) return fail("mesh serve", errnoError("signalfd"));

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -38,7 +39,8 @@ namespace {
 std::string stripPrefix(const std::string& cidr) { return cidr.substr(0, cidr.find('/')); }
 
 // How long a stopping proxy lets its connections finish before resetting them.
-constexpr std::chrono::milliseconds kDrainTimeout{10000};
+constexpr std::chrono::milliseconds kDrainTimeout{30000};
+constexpr size_t kAccessLogMax = 64u << 20;
 
 }  // namespace
 
@@ -215,6 +217,39 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
   });
   api.route("GET", "/metrics", [&](const ApiRequest&) { return ApiResponse::text(200, proxy.metrics().renderText()); });
   if (auto s = api.listenUnix(l.run_dir + "/mesh.sock"); !s.ok()) return fail("mesh worker", s.error());
+  // The same metrics on the SoC-local port, for a Prometheus in the SoC.
+  ApiServer metrics_api(loop);
+  metrics_api.route("GET", "/metrics",
+                    [&](const ApiRequest&) { return ApiResponse::text(200, proxy.metrics().renderText()); });
+  if (auto it = inherited->find("metrics"); it != inherited->end()) {
+    if (auto s = metrics_api.listenFd(it->second); !s.ok()) return fail("mesh worker", s.error());
+  }
+  // Access log: one JSON line per L7 request, 0600, next to the service
+  // log; at kAccessLogMax it moves to .1 (one old file kept), so a flood of
+  // requests cannot fill the SoC's disk.
+  const std::string access_path = l.run_dir + "/mesh-access.log";
+  std::FILE* access = nullptr;
+  size_t access_bytes = 0;
+  auto open_access = [&] {
+    access = std::fopen(access_path.c_str(), "a");
+    if (!access) return;
+    ::fchmod(::fileno(access), 0600);
+    struct stat st {};
+    access_bytes = ::fstat(::fileno(access), &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
+  };
+  open_access();
+  proxy.setAccessLog([&](const mesh::l7::RequestRecord& r) {
+    if (!access) return;
+    std::string line = mesh::l7::accessLogJson(r) + "\n";
+    std::fwrite(line.data(), 1, line.size(), access);
+    std::fflush(access);
+    access_bytes += line.size();
+    if (access_bytes >= kAccessLogMax) {
+      std::fclose(access);
+      std::rename(access_path.c_str(), (access_path + ".1").c_str());
+      open_access();
+    }
+  });
 
   int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) return fail("mesh worker", errnoError("signalfd"));
@@ -245,6 +280,7 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
   std::fflush(stdout);
   auto ran = loop.run();
   if (xds) xds->stop();  // no callback may post into a loop that is going away
+  if (access) std::fclose(access);
   ::close(sfd);
   if (!ran.ok()) return fail("mesh worker", ran.error());
   return 0;

@@ -157,7 +157,12 @@ oc mesh apply -f "$SVC_T/pa.yaml"
 sleep 0.5
 [ "$(get "$P" "http://$ip_v1:8080/")" = "$V1 $ip_p" ] || fail "PERMISSIVE refused the plain pod"
 
-step "the access log and the per-route counters"
-curl -s --unix-socket "/run/offcore/$A/mesh.sock" http://x/metrics | grep -Eq 'offcore_mesh_requests_total\{[^}]*route="web/split"' ||
-  fail "no per-route counter for web/split"
+step "metrics on the SoC-local port, and the access log"
+ip netns exec "oc-$A-soc" curl -s --max-time 2 http://127.0.0.1:15020/metrics > "$SVC_T/metrics.txt"
+grep -Eq 'offcore_mesh_requests_total\{[^}]*route="web/split"' "$SVC_T/metrics.txt" ||
+  fail "no per-route counter for web/split on 127.0.0.1:15020 in the SoC"
+grep -q 'offcore_mesh_request_duration_ms_bucket' "$SVC_T/metrics.txt" || fail "no request duration histogram"
+log=/run/offcore/$A/mesh-access.log
+[ "$(stat -c %a "$log")" = 600 ] || fail "the access log is not 0600"
+jq -c 'select(.path == "/admin/x")' "$log" | grep -q . || fail "the denied request is not in the access log"
 echo "PASS"

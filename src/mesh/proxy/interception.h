@@ -24,6 +24,7 @@ struct InterceptionPorts {
   uint16_t outbound = 15001;
   uint16_t inbound = 15006;
   uint16_t hbone = 15008;
+  uint16_t metrics = 15020;  // Prometheus text, 127.0.0.1 in the SoC
 };
 
 inline constexpr uint32_t kMeshRouteTable = 4243;
