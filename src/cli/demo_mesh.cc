@@ -71,17 +71,16 @@ Status runMesh(Context& ctx) {
   struct Pod {
     std::string name, node, sa, ip;
   };
-  std::vector<Pod> pods{{"dmc-" + ctx.id, node, "frontend", ""},
-                        {"dm1-" + ctx.id, node, "web", ""},
-                        {"dm2-" + ctx.id, node2, "web", ""}};
+  std::vector<Pod> pods{
+      {"dmc-" + ctx.id, node, "frontend", ""}, {"dm1-" + ctx.id, node, "web", ""}, {"dm2-" + ctx.id, node2, "web", ""}};
   for (auto& pod : pods) {
     OC_TRY(checkInterrupted());
     auto cniCall = [=](const std::string& cmd) {
       SpawnOptions o;
       o.stdin_data = R"({"cniVersion":"1.0.0","name":"demo","type":"offcore-cni","mesh":true,"node":")" + pod.node +
                      R"(","subnet":")" + subnet + R"("})";
-      return runCapture({"env", "CNI_COMMAND=" + cmd, "CNI_CONTAINERID=" + pod.name, "CNI_NETNS=/var/run/netns/" + pod.name,
-                         "CNI_IFNAME=eth0", "CNI_PATH=/opt/cni/bin",
+      return runCapture({"env", "CNI_COMMAND=" + cmd, "CNI_CONTAINERID=" + pod.name,
+                         "CNI_NETNS=/var/run/netns/" + pod.name, "CNI_IFNAME=eth0", "CNI_PATH=/opt/cni/bin",
                          "CNI_ARGS=K8S_POD_NAME=" + pod.name + ";OFFCORE_SERVICE_ACCOUNT=" + pod.sa, cni},
                         o);
     };
@@ -114,11 +113,12 @@ Status runMesh(Context& ctx) {
   }
   const std::string svc_name = "dmweb" + ctx.id;
   std::string svc = "apiVersion: offcore.io/v1\nkind: Service\nmetadata: {name: " + svc_name +
-                    "}\nspec: {clusterIP: " + vip + ", ports: [{port: 80, targetPort: 8080}], selector: {app: " +
-                    svc_name + "}}\n";
+                    "}\nspec: {clusterIP: " + vip +
+                    ", ports: [{port: 80, targetPort: 8080}], selector: {app: " + svc_name + "}}\n";
   for (size_t i = 1; i < pods.size(); ++i) {
-    svc += "---\napiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: " + pods[i].name + ", labels: {app: " +
-           svc_name + ", version: v" + std::to_string(i) + "}}\nspec: {kind: pod, pod: " + pods[i].name + "}\n";
+    svc += "---\napiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: " + pods[i].name +
+           ", labels: {app: " + svc_name + ", version: v" + std::to_string(i) +
+           "}}\nspec: {kind: pod, pod: " + pods[i].name + "}\n";
   }
   OC_TRY(writeFileAtomic(dir + "/svc.yaml", svc));
   undo.add("Service", [self, dir] { (void)runCapture({self, "svc", "delete", "-f", dir + "/svc.yaml"}); });
@@ -155,9 +155,9 @@ Status runMesh(Context& ctx) {
 
   const int n = 2000;
   CpuSample before = sampleCpu(ctx);
-  OC_ASSIGN_OR_RETURN(std::string out, output({"ip", "netns", "exec", pods[0].name, "python3", "-c", kClient, vip,
-                                               std::to_string(n)},
-                                              inDomain(ctx, Domain::kHost)));
+  OC_ASSIGN_OR_RETURN(std::string out,
+                      output({"ip", "netns", "exec", pods[0].name, "python3", "-c", kClient, vip, std::to_string(n)},
+                             inDomain(ctx, Domain::kHost)));
   CpuSample after = sampleCpu(ctx);
   auto j = json::parse(out.substr(std::min(out.find('{'), out.size())), nullptr, false);
   if (!j.is_object() || !j["answers"].is_object()) return makeError("the client gave no result: " + trim(out));
@@ -165,18 +165,22 @@ Status runMesh(Context& ctx) {
   for (const auto& [answer, count] : j["answers"].items()) {
     int c = count.get<int>();
     bool from_client = answer.find(" " + pods[0].ip) != std::string::npos;
-    if (answer.rfind(pods[1].name, 0) == 0 && from_client) v1 += c;
-    else if (answer.rfind(pods[2].name, 0) == 0 && from_client) v2 += c;
-    else other += c;
+    if (answer.rfind(pods[1].name, 0) == 0 && from_client)
+      v1 += c;
+    else if (answer.rfind(pods[2].name, 0) == 0 && from_client)
+      v2 += c;
+    else
+      other += c;
   }
   double secs = j.value("seconds", 0.0);
-  std::printf("%d requests in %.2f s (%.0f req/s) on one keep-alive connection: v1 %d (%.0f%%), v2 %d (%.0f%%)%s\n",
-              n, secs, secs > 0 ? n / secs : 0, v1, 100.0 * v1 / n, v2, 100.0 * v2 / n,
+  std::printf("%d requests in %.2f s (%.0f req/s) on one keep-alive connection: v1 %d (%.0f%%), v2 %d (%.0f%%)%s\n", n,
+              secs, secs > 0 ? n / secs : 0, v1, 100.0 * v1 / n, v2, 100.0 * v2 / n,
               other ? (", " + std::to_string(other) + " unexpected").c_str() : "");
   std::printf("every server saw the client's own address %s (the proxy connects from it)\n", pods[0].ip.c_str());
-  std::printf("CPU during the requests: host domain %.2f s (client + v1 server), SoC %.2f s (node proxy); "
-              "the host runs no mesh code\n",
-              after.host - before.host, after.soc - before.soc);
+  std::printf(
+      "CPU during the requests: host domain %.2f s (client + v1 server), SoC %.2f s (node proxy); "
+      "the host runs no mesh code\n",
+      after.host - before.host, after.soc - before.soc);
   auto st = runCapture({self, "mesh", "status", "--node", node2, "--json"});
   auto sj = json::parse(st.ok() ? st->out : "", nullptr, false);
   if (sj.is_object()) {
@@ -186,7 +190,8 @@ Status runMesh(Context& ctx) {
                   static_cast<long long>(c.value("notAfter", 0LL) - static_cast<long long>(std::time(nullptr))));
     }
   }
-  if (other != 0 || v1 == 0 || v2 == 0) return makeError("the split did not reach both subsets from the client's address");
+  if (other != 0 || v1 == 0 || v2 == 0)
+    return makeError("the split did not reach both subsets from the client's address");
   return okStatus();
 }
 

@@ -12,7 +12,7 @@ namespace offcore {
 // <run_dir>/mesh.json, written by `mesh up`.
 struct MeshNodeSettings {
   std::string trust_domain = "cluster.local";
-  int cert_ttl_s = 3600;  // workload certificates' lifetime (rotated at half)
+  int cert_ttl_s = 3600;   // workload certificates' lifetime (rotated at half)
   std::string xds_server;  // host:port of an ADS server; "" = config from the cluster state
 };
 Result<MeshNodeSettings> readMeshSettings(const std::string& path);

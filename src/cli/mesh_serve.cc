@@ -188,12 +188,9 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
     j["trustDomain"] = settings->trust_domain;
     if (xds) {
       auto st = xds->stats();
-      j["configSource"] = {{"xds", settings->xds_server},
-                           {"connected", st.connected},
-                           {"updates", st.updates},
-                           {"acks", st.acks},
-                           {"nacks", st.nacks},
-                           {"lastNack", st.last_nack}};
+      j["configSource"] = {{"xds", settings->xds_server}, {"connected", st.connected},
+                           {"updates", st.updates},       {"acks", st.acks},
+                           {"nacks", st.nacks},           {"lastNack", st.last_nack}};
     } else {
       j["configSource"] = {{"cluster", ctx.config.cluster_dir}};
     }

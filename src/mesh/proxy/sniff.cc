@@ -7,7 +7,7 @@ namespace offcore::mesh {
 namespace {
 
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-constexpr std::array<std::string_view, 9> kMethods = {"GET ",    "HEAD ",    "POST ",  "PUT ",  "DELETE ",
+constexpr std::array<std::string_view, 9> kMethods = {"GET ",     "HEAD ",  "POST ",  "PUT ",    "DELETE ",
                                                       "OPTIONS ", "PATCH ", "TRACE ", "CONNECT "};
 
 }  // namespace

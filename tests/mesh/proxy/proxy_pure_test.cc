@@ -38,7 +38,8 @@ TEST(PeerAuth, WorkloadBeatsNamespaceBeatsMeshAndPortLevelBeatsAll) {
   EXPECT_EQ(mtlsModeFor(c, w, 80), MtlsMode::kPermissive);
   c.peer_authentications.push_back({"other", "shop", {{"app", "db"}}, MtlsMode::kStrict, {}});
   EXPECT_EQ(mtlsModeFor(c, w, 80), MtlsMode::kPermissive) << "a selector that does not match";
-  c.peer_authentications.push_back({"web", "shop", {{"app", "web"}}, MtlsMode::kStrict, {{8080, MtlsMode::kPermissive}}});
+  c.peer_authentications.push_back(
+      {"web", "shop", {{"app", "web"}}, MtlsMode::kStrict, {{8080, MtlsMode::kPermissive}}});
   EXPECT_EQ(mtlsModeFor(c, w, 80), MtlsMode::kStrict);
   EXPECT_EQ(mtlsModeFor(c, w, 8080), MtlsMode::kPermissive);
   // Unset in the workload's policy: inherited from the namespace's.
