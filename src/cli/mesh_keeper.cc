@@ -71,7 +71,7 @@ Result<int> listenOn(const std::string& ip, uint16_t port, bool transparent) {
 
 class Keeper {
  public:
-  Keeper(const CliContext& ctx, std::string node) : ctx_(ctx), node_(std::move(node)), exe_(selfExe()) {
+  Keeper(const CliContext& ctx, std::string node) : node_(std::move(node)), exe_(selfExe()) {
     layout_ = NodeLayout::forNode(ctx.config, node_);
   }
 
@@ -218,7 +218,6 @@ class Keeper {
     loop_.addTimer(std::chrono::milliseconds(20), [this, epoch, old, deadline] { waitReady(epoch, old, deadline); });
   }
 
-  const CliContext& ctx_;
   std::string node_, exe_;
   NodeLayout layout_;
   EventLoop loop_;

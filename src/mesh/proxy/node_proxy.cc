@@ -177,8 +177,11 @@ bool NodeProxy::overLimit(const std::string& kind) {
 }
 
 void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
-  auto [dst_ip, dst_port] = splitHostPort(down->localAddress());
-  auto [src_ip, src_port] = splitHostPort(down->remoteAddress());
+  // Plain variables, not structured bindings: the lambdas below capture them.
+  const auto dst = splitHostPort(down->localAddress());
+  const std::string src_ip = splitHostPort(down->remoteAddress()).first;
+  const std::string& dst_ip = dst.first;
+  const uint16_t dst_port = dst.second;
   auto snap = snapshot_;
   auto refuse = [&](const char* reason) {
     metrics_.add(kRefused, {{"listener", "outbound"}, {"reason", reason}}, 1);
@@ -246,8 +249,11 @@ void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
 }
 
 void NodeProxy::onInbound(std::unique_ptr<Transport> down) {
-  auto [dst_ip, dst_port] = splitHostPort(down->localAddress());
-  auto [src_ip, src_port] = splitHostPort(down->remoteAddress());
+  // Plain variables, not structured bindings: the lambdas below capture them.
+  const auto dst = splitHostPort(down->localAddress());
+  const std::string src_ip = splitHostPort(down->remoteAddress()).first;
+  const std::string& dst_ip = dst.first;
+  const uint16_t dst_port = dst.second;
   auto snap = snapshot_;
   auto refuse = [&](const char* reason) {
     metrics_.add(kRefused, {{"listener", "inbound"}, {"reason", reason}}, 1);
