@@ -134,9 +134,11 @@ for _ in $(seq 5); do hget -H 'x-canary: 1' "http://$VIP/secret-path" >/dev/null
 [ "$(hget "http://$ip_v2:8080/secret-direct")" = "$V2" ] || fail "c -> v2 by pod address across nodes"
 sleep 1
 kill "$tcpd"; wait "$tcpd" 2>/dev/null || true
-tcpdump -r "$cap" -nn 2>/dev/null | grep -q "\.15008" || fail "no HBONE (port 15008) traffic on the fabric"
-! tcpdump -r "$cap" -nn 2>/dev/null | grep -q "\.8080[: ]" || fail "plaintext to port 8080 crossed the fabric"
-! tcpdump -r "$cap" -A 2>/dev/null | grep -q "secret-" || fail "an HTTP path crossed the fabric in clear text"
+tcpdump -r "$cap" -nn > "$SVC_T/fabric.txt" 2>/dev/null
+tcpdump -r "$cap" -A > "$SVC_T/fabric.ascii" 2>/dev/null
+grep -q "\.15008" "$SVC_T/fabric.txt" || fail "no HBONE (port 15008) traffic on the fabric"
+! grep -q "\.8080[: ]" "$SVC_T/fabric.txt" || fail "plaintext to port 8080 crossed the fabric"
+! grep -q "secret-" "$SVC_T/fabric.ascii" || fail "an HTTP path crossed the fabric in clear text"
 
 step "PeerAuthentication: STRICT refuses a plain pod, PERMISSIVE accepts it"
 [ "$(get "$P" "http://$ip_v1:8080/")" = "$V1 $ip_p" ] || fail "plain pod -> v1 under the default (PERMISSIVE)"

@@ -107,8 +107,14 @@ for _ in $(seq 8); do
 done
 echo "$seen" | grep -q "$S1" && echo "$seen" | grep -q "$S2" || fail "the Service's two endpoints did not both answer: $seen"
 # No appProtocol on the port: the proxy sniffed HTTP and served it at L7.
-curl -s --unix-socket "/run/offcore/$A/mesh.sock" http://x/metrics | grep -Eq 'offcore_mesh_requests_total\{[^}]*cluster="web:80"[^}]*response_code="200"' ||
-  fail "the proxy's metrics have no HTTP request to web: $(curl -s --unix-socket "/run/offcore/$A/mesh.sock" http://x/metrics | grep requests_total)"
+metrics() { curl -s --max-time 2 --unix-socket "/run/offcore/$A/mesh.sock" http://x/metrics; }
+want='offcore_mesh_requests_total\{[^}]*cluster="web:80"[^}]*response_code="200"'
+for _ in $(seq 20); do
+  m=$(metrics)
+  grep -Eq "$want" <<<"$m" && break
+  sleep 0.1
+done
+grep -Eq "$want" <<<"$m" || fail "the proxy's metrics have no HTTP request to web: $(grep requests_total <<<"$m")"
 
 step "plain pod -> mesh pod: the inbound side, still the real source address"
 in0=$(mesh_counter "$A" mesh_in)
