@@ -213,5 +213,29 @@ TEST(CniConfTest, VersionOrder) {
   EXPECT_FALSE(cniVersionAtLeast("1.0.0x", "0.4.0"));
 }
 
+TEST(CniMeshTest, MeshSwitchAndIdentityFromCniArgs) {
+  auto c =
+      parseCniNetConf(R"({"cniVersion":"1.0.0","name":"oc","node":"n1","subnet":"s","mesh":true})", "/run/offcore");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->mesh);
+  EXPECT_FALSE(parseCniNetConf(kConf, "/run/offcore")->mesh);
+  auto bad = parseCniNetConf(R"({"cniVersion":"1.0.0","name":"oc","node":"n1","subnet":"s","mesh":"yes"})", "/r");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("'mesh' must be true or false"), std::string::npos);
+
+  auto e = addEnv();
+  e["CNI_ARGS"] = "K8S_POD_NAMESPACE=shop;OFFCORE_SERVICE_ACCOUNT=frontend";
+  auto env = parseCniEnv(e);
+  ASSERT_TRUE(env.ok()) << env.error().message;
+  EXPECT_EQ(env->pod_namespace, "shop");
+  EXPECT_EQ(env->service_account, "frontend");
+  EXPECT_EQ(parseCniEnv(addEnv())->service_account, "default");
+  // A '/' would forge another SPIFFE path (spiffe://td/ns/<ns>/sa/<sa>).
+  e["CNI_ARGS"] = "OFFCORE_SERVICE_ACCOUNT=a/ns/kube-system";
+  EXPECT_FALSE(parseCniEnv(e).ok());
+  e["CNI_ARGS"] = "K8S_POD_NAMESPACE=x/sa/admin";
+  EXPECT_FALSE(parseCniEnv(e).ok());
+}
+
 }  // namespace
 }  // namespace offcore

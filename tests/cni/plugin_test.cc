@@ -93,7 +93,8 @@ TEST_F(CniPluginTest, AddForwardsToTheAgentAndRendersA100Result) {
   ASSERT_EQ(agent_.calls.size(), 1u);
   EXPECT_EQ(agent_.calls[0].first, "/v1/net/cni/add");
   EXPECT_EQ(agent_.calls[0].second, json::parse(R"({"containerId":"abc123","netns":"/var/run/netns/pod1",
-      "ifname":"eth0","vpc":"vpc1","subnet":"sub1","podName":"web-0","podNamespace":"prod","mtu":1400})"));
+      "ifname":"eth0","vpc":"vpc1","subnet":"sub1","podName":"web-0","podNamespace":"prod","mtu":1400,
+      "mesh":false,"serviceAccount":"default"})"));
   EXPECT_EQ(json::parse(o.out), json::parse(R"({"cniVersion":"1.0.0",
       "interfaces":[{"name":"eth0","mac":"02:00:00:aa:bb:01","sandbox":"/var/run/netns/pod1"}],
       "ips":[{"address":"10.1.0.5/24","gateway":"169.254.1.1","interface":0}],
