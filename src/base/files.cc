@@ -1,4 +1,5 @@
 #include "base/files.h"
+#include "base/shared_file_lock.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -156,6 +157,16 @@ Result<FileLock> FileLock::acquire(const std::string& path) {
 }
 
 FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+SharedFileLock::SharedFileLock(const std::string& path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) return;
+  while (::flock(fd_, LOCK_SH) != 0 && errno == EINTR) {}
+}
+
+SharedFileLock::~SharedFileLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 

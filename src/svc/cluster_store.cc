@@ -10,30 +10,13 @@
 
 #include "base/files.h"
 #include "base/log.h"
+#include "base/shared_file_lock.h"
 
 namespace offcore::svc {
 
 namespace {
 
 std::string inQuotes(const std::string& s) { return "\"" + s + "\""; }
-
-// A shared flock for readers; FileLock (base/files.h) is the exclusive one.
-class SharedLock {
- public:
-  explicit SharedLock(const std::string& path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) return;  // no lock file: nobody has written yet
-    while (::flock(fd_, LOCK_SH) != 0 && errno == EINTR) {}
-  }
-  ~SharedLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  SharedLock(const SharedLock&) = delete;
-  SharedLock& operator=(const SharedLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
 
 bool plainName(const std::string& s) { return !s.empty() && s.find('/') == std::string::npos && s != "." && s != ".."; }
 
@@ -51,7 +34,7 @@ Result<ClusterState> ClusterStore::readState() const {
 }
 
 Result<ClusterState> ClusterStore::load() const {
-  SharedLock lock(dir_ + "/.lock");
+  SharedFileLock lock(dir_ + "/.lock");
   return readState();
 }
 

@@ -9,30 +9,13 @@
 
 #include "base/files.h"
 #include "base/json.h"
+#include "base/shared_file_lock.h"
 
 namespace offcore::mesh {
 
 namespace {
 
 std::string q(const std::string& s) { return "\"" + s + "\""; }
-
-// A shared flock for readers; FileLock (base/files.h) is the exclusive one.
-class SharedLock {
- public:
-  explicit SharedLock(const std::string& path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) return;  // no lock file: nobody has written yet
-    while (::flock(fd_, LOCK_SH) != 0 && errno == EINTR) {}
-  }
-  ~SharedLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  SharedLock(const SharedLock&) = delete;
-  SharedLock& operator=(const SharedLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
 
 template <typename T>
 auto findNamed(std::vector<T>& v, const std::string& ns, const std::string& name) {
@@ -199,7 +182,7 @@ Result<StoredMesh> MeshStore::read() const {
 }
 
 Result<StoredMesh> MeshStore::load() const {
-  SharedLock lock(dir() + "/.lock");
+  SharedFileLock lock(dir() + "/.lock");
   return read();
 }
 

@@ -170,6 +170,17 @@ picked:
   return nullptr;
 }
 
+NodeProxy::Accepted NodeProxy::accepted(const Transport& t) {
+  auto dst = splitHostPort(t.localAddress());
+  return {splitHostPort(t.remoteAddress()).first, dst.first, dst.second};
+}
+
+void NodeProxy::refuseConnection(Transport& down, const char* listener, const Accepted& a, const char* reason) {
+  metrics_.add(kRefused, {{"listener", listener}, {"reason", reason}}, 1);
+  spdlog::debug("{} {} -> {}:{} refused: {}", listener, a.src_ip, a.dst_ip, a.dst_port, reason);
+  down.reset();
+}
+
 bool NodeProxy::overLimit(const std::string& kind) {
   if (activeConnections() + connecting_ < options_.max_connections) return false;
   metrics_.add(kRefused, {{"listener", kind}, {"reason", "overload"}}, 1);
@@ -177,17 +188,12 @@ bool NodeProxy::overLimit(const std::string& kind) {
 }
 
 void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
-  // Plain variables, not structured bindings: the lambdas below capture them.
-  const auto dst = splitHostPort(down->localAddress());
-  const std::string src_ip = splitHostPort(down->remoteAddress()).first;
-  const std::string& dst_ip = dst.first;
-  const uint16_t dst_port = dst.second;
+  const Accepted a = accepted(*down);
+  const std::string& src_ip = a.src_ip;
+  const std::string& dst_ip = a.dst_ip;
+  const uint16_t dst_port = a.dst_port;
   auto snap = snapshot_;
-  auto refuse = [&](const char* reason) {
-    metrics_.add(kRefused, {{"listener", "outbound"}, {"reason", reason}}, 1);
-    spdlog::debug("outbound {} -> {}:{} refused: {}", src_ip, dst_ip, dst_port, reason);
-    down->reset();
-  };
+  auto refuse = [&](const char* reason) { refuseConnection(*down, "outbound", a, reason); };
   if (overLimit("outbound")) return down->reset();
   if (!snap) return refuse("no_config");
   const MeshWorkload* client = findWorkload(snap->workloads, src_ip);
@@ -249,17 +255,12 @@ void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
 }
 
 void NodeProxy::onInbound(std::unique_ptr<Transport> down) {
-  // Plain variables, not structured bindings: the lambdas below capture them.
-  const auto dst = splitHostPort(down->localAddress());
-  const std::string src_ip = splitHostPort(down->remoteAddress()).first;
-  const std::string& dst_ip = dst.first;
-  const uint16_t dst_port = dst.second;
+  const Accepted a = accepted(*down);
+  const std::string& src_ip = a.src_ip;
+  const std::string& dst_ip = a.dst_ip;
+  const uint16_t dst_port = a.dst_port;
   auto snap = snapshot_;
-  auto refuse = [&](const char* reason) {
-    metrics_.add(kRefused, {{"listener", "inbound"}, {"reason", reason}}, 1);
-    spdlog::debug("inbound {} -> {}:{} refused: {}", src_ip, dst_ip, dst_port, reason);
-    down->reset();
-  };
+  auto refuse = [&](const char* reason) { refuseConnection(*down, "inbound", a, reason); };
   if (overLimit("inbound")) return down->reset();
   if (!snap) return refuse("no_config");
   const MeshWorkload* server = findWorkload(snap->workloads, dst_ip);

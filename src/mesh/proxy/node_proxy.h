@@ -80,6 +80,13 @@ class NodeProxy {
 
  private:
   struct Sniffing;
+  // Who an accepted (TPROXY) connection is from and what it dialled.
+  struct Accepted {
+    std::string src_ip, dst_ip;
+    uint16_t dst_port = 0;
+  };
+  static Accepted accepted(const Transport& t);
+  void refuseConnection(Transport& down, const char* listener, const Accepted& a, const char* reason);
   void onOutbound(std::unique_ptr<Transport> down);
   void onInbound(std::unique_ptr<Transport> down);
   // L7 for a Service port: HTTP/1.1 or HTTP/2 by declaration or by sniffing.
