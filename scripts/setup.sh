@@ -21,7 +21,7 @@ packages=(
   libxxhash-dev libbpf-dev bpftool libyaml-cpp-dev linux-libc-dev
   containerd runc docker-registry skopeo umoci busybox-static debootstrap
   # the service mesh (src/mesh)
-  libhttp-parser-dev libnghttp2-dev nghttp2-client haproxy tcpdump python3-grpcio python3-grpc-tools
+  libhttp-parser-dev libnghttp2-dev nghttp2-client haproxy openssl tcpdump python3-grpcio python3-grpc-tools
   # tests, benchmarks and the demo
   jq curl gnuplot-nox python3 fio e2fsprogs wrk nginx-light
 )

@@ -56,6 +56,10 @@ void MetricsRegistry::add(const std::string& name, const Labels& labels, double 
   families_[name].samples[renderLabels(labels)] += delta;
 }
 
+double* MetricsRegistry::series(const std::string& name, const Labels& labels) {
+  return &families_[name].samples[renderLabels(labels)];  // std::map: nodes never move
+}
+
 double MetricsRegistry::get(const std::string& name, const Labels& labels) const {
   auto f = families_.find(name);
   if (f == families_.end()) return 0;

@@ -18,6 +18,10 @@ class MetricsRegistry {
   void set(const std::string& name, const Labels& labels, double value);
   void add(const std::string& name, const Labels& labels, double delta);
   double get(const std::string& name, const Labels& labels) const;
+  // The series' value itself (created at 0), for a hot path that bumps the
+  // same series on every event: resolve once, then increment the pointer.
+  // Valid for the registry's life (series are never removed).
+  double* series(const std::string& name, const Labels& labels);
 
   std::string renderText() const;
 

@@ -17,6 +17,7 @@ void registerBuiltinSuites(SuiteRegistry& registry, const Config& config) {
   registry.add(makeStorageSuite(config));
   registry.add(makeColdstartSuite(config));
   registry.add(makeSvcSuite(config));
+  registry.add(makeMeshSuite(config));
 }
 
 }  // namespace offcore

@@ -14,7 +14,7 @@ void registerBenchCommands(CLI::App& app, CliContext& ctx) {
   };
   auto o = std::make_shared<Opts>();
   auto* bench = app.add_subcommand("bench", "benchmarks: offcore against its baseline, as a Markdown report");
-  bench->add_option("suite", o->suite, "suite name (dpu)");
+  bench->add_option("suite", o->suite, "suite name (see --list)");
   bench->add_option("--runs", o->options.runs, "repetitions; reports quote medians")->capture_default_str();
   bench->add_option("--out", o->options.out_dir, "report directory")->capture_default_str();
   bench->add_flag("--quick", o->options.quick, "short runs, for smoke tests");

@@ -84,7 +84,11 @@ Status checkTools(const std::set<std::string>& parts) {
                              {"curl", "curl"}});
   }
   if (parts.count("svc") || parts.count("mesh")) need.push_back({"python3", "python3"});
-  if (parts.count("mesh")) need.push_back({"nft", "nftables"});
+  if (parts.count("mesh")) {
+    need.push_back({"nft", "nftables"});
+    need.push_back({"haproxy", "haproxy"});  // the sidecar baseline
+    need.push_back({"openssl", "openssl"});
+  }
   for (const auto& [tool, pkg] : need) {
     auto r = runCapture({"sh", "-c", "command -v " + tool});
     if (!r.ok() || r->exit_code != 0) {

@@ -197,9 +197,35 @@ Result<std::string> addFabricHost(Context& ctx, Cleanup& undo, const std::string
   return ip;
 }
 
-CpuSample sampleCpu(Context& ctx) {
+Result<std::string> addCniPod(Context& ctx, Cleanup& undo, const CniPod& pod) {
+  auto call = [cni = ctx.cni, pod](const std::string& cmd) {
+    SpawnOptions o;
+    o.stdin_data = R"({"cniVersion":"1.0.0","name":"demo","type":"offcore-cni","mesh":)" +
+                   std::string(pod.mesh ? "true" : "false") + R"(,"node":")" + pod.node + R"(","subnet":")" +
+                   pod.subnet + R"("})";
+    return runCapture({"env", "CNI_COMMAND=" + cmd, "CNI_CONTAINERID=" + pod.name,
+                       "CNI_NETNS=/var/run/netns/" + pod.name, "CNI_IFNAME=eth0", "CNI_PATH=/opt/cni/bin",
+                       "CNI_ARGS=K8S_POD_NAME=" + pod.name + ";OFFCORE_SERVICE_ACCOUNT=" + pod.service_account, cni},
+                      o);
+  };
+  OC_TRY(run({"ip", "netns", "add", pod.name}));
+  undo.add("pod " + pod.name, [name = pod.name] { (void)runCapture({"ip", "netns", "delete", name}); });
+  undo.add("CNI DEL " + pod.name, [call] { (void)call("DEL"); });
+  auto r = call("ADD");
+  if (!r.ok()) return r.error();
+  auto j = nlohmann::json::parse(r->out, nullptr, false);
+  if (r->exit_code != 0 || !j.is_object() || !j.contains("ips") || !j["ips"].is_array() || j["ips"].empty()) {
+    return makeError("CNI ADD for pod " + pod.name + " failed: " + trim(r->out + " " + r->err));
+  }
+  std::string ip = j["ips"][0].value("address", "");
+  return ip.substr(0, ip.find('/'));
+}
+
+CpuSample sampleCpu(Context& ctx) { return sampleCpu(ctx, ctx.node); }
+
+CpuSample sampleCpu(Context& ctx, const std::string& node) {
   CpuSample s;
-  auto st = fetchNodeStatus(ctx.nodes, ctx.node);
+  auto st = fetchNodeStatus(ctx.nodes, node);
   if (!st.ok()) return s;
   const auto& j = *st;
   s.host = j["domains"]["host"].value("cpu_seconds", 0.0);

@@ -78,6 +78,16 @@ struct CpuSample {
   double host = 0, infra = 0, soc = 0;  // cumulative cpu-seconds per cgroup
 };
 CpuSample sampleCpu(Context& ctx);
+CpuSample sampleCpu(Context& ctx, const std::string& node);
+
+// A pod (a network namespace) wired by offcore-cni; its removal (CNI DEL,
+// netns delete) goes on `undo`. Returns its address.
+struct CniPod {
+  std::string name, node, subnet;
+  bool mesh = false;
+  std::string service_account = "default";
+};
+Result<std::string> addCniPod(Context& ctx, Cleanup& undo, const CniPod& pod);
 
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t0);

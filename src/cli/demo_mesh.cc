@@ -2,14 +2,17 @@
 // mesh pods (a client and v1 beside it, v2 on the other node). An Istio
 // VirtualService splits web 80/20 between v1 and v2; the client sends 2000
 // requests on one keep-alive connection. Cross-node requests travel in mTLS
-// HBONE tunnels between the SoCs; the host runs no mesh code. The step's
-// CPU line (host vs SoC) is in the demo's closing table.
+// HBONE tunnels between the SoCs; the host runs no mesh code. Then the same
+// pods as plain pods with a haproxy sidecar each (demo_sidecar.h) serve the
+// same requests, and the step prints both deployments' host and SoC CPU.
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/files.h"
 #include "cli/demo_common.h"
+#include "cli/demo_sidecar.h"
 
 namespace offcore::demo {
 
@@ -45,6 +48,44 @@ for _ in range(int(sys.argv[2])):
 print(json.dumps({"seconds": time.time() - t0, "answers": n}))
 )";
 
+constexpr int kRequests = 2000;
+
+// One client run against the split: answers by server, the peer addresses
+// the servers saw, and both nodes' host and SoC CPU over the run.
+struct Split {
+  int v1 = 0, v2 = 0, other = 0;
+  double seconds = 0, host = 0, soc = 0;
+  std::set<std::string> peers;
+  std::string peerList() const {
+    std::string out;
+    for (const auto& p : peers) out += (out.empty() ? "" : ", ") + p;
+    return out;
+  }
+};
+
+Result<Split> measureSplit(Context& ctx, const std::string& node2, const std::string& client, const std::string& vip,
+                           const std::string& v1, const std::string& v2) {
+  CpuSample a0 = sampleCpu(ctx), b0 = sampleCpu(ctx, node2);
+  OC_ASSIGN_OR_RETURN(std::string out,
+                      output({"ip", "netns", "exec", client, "python3", "-c", kClient, vip, std::to_string(kRequests)},
+                             inDomain(ctx, Domain::kHost)));
+  CpuSample a1 = sampleCpu(ctx), b1 = sampleCpu(ctx, node2);
+  auto j = json::parse(out.substr(std::min(out.find('{'), out.size())), nullptr, false);
+  if (!j.is_object() || !j["answers"].is_object()) return makeError("the client gave no result: " + trim(out));
+  Split s;
+  for (const auto& [answer, count] : j["answers"].items()) {
+    int c = count.get<int>();
+    auto space = answer.find(' ');
+    std::string name = answer.substr(0, space);
+    if (space != std::string::npos) s.peers.insert(answer.substr(space + 1));
+    (name == v1 ? s.v1 : name == v2 ? s.v2 : s.other) += c;
+  }
+  s.seconds = std::max(j.value("seconds", 0.0), 1e-3);
+  s.host = (a1.host - a0.host) + (b1.host - b0.host);
+  s.soc = (a1.soc - a0.soc) + (b1.soc - b0.soc);
+  return s;
+}
+
 }  // namespace
 
 Status runMesh(Context& ctx) {
@@ -75,26 +116,7 @@ Status runMesh(Context& ctx) {
       {"dmc-" + ctx.id, node, "frontend", ""}, {"dm1-" + ctx.id, node, "web", ""}, {"dm2-" + ctx.id, node2, "web", ""}};
   for (auto& pod : pods) {
     OC_TRY(checkInterrupted());
-    auto cniCall = [=](const std::string& cmd) {
-      SpawnOptions o;
-      o.stdin_data = R"({"cniVersion":"1.0.0","name":"demo","type":"offcore-cni","mesh":true,"node":")" + pod.node +
-                     R"(","subnet":")" + subnet + R"("})";
-      return runCapture({"env", "CNI_COMMAND=" + cmd, "CNI_CONTAINERID=" + pod.name,
-                         "CNI_NETNS=/var/run/netns/" + pod.name, "CNI_IFNAME=eth0", "CNI_PATH=/opt/cni/bin",
-                         "CNI_ARGS=K8S_POD_NAME=" + pod.name + ";OFFCORE_SERVICE_ACCOUNT=" + pod.sa, cni},
-                        o);
-    };
-    OC_TRY(run({"ip", "netns", "add", pod.name}));
-    undo.add("pod " + pod.name, [name = pod.name] { (void)runCapture({"ip", "netns", "delete", name}); });
-    undo.add("CNI DEL " + pod.name, [cniCall] { (void)cniCall("DEL"); });
-    auto r = cniCall("ADD");
-    if (!r.ok()) return r.error();
-    auto j = json::parse(r->out, nullptr, false);
-    if (r->exit_code != 0 || !j.is_object() || !j.contains("ips") || j["ips"].empty()) {
-      return makeError("CNI ADD for mesh pod " + pod.name + " failed: " + trim(r->out + " " + r->err));
-    }
-    std::string ip = j["ips"][0].value("address", "");
-    pod.ip = ip.substr(0, ip.find('/'));
+    OC_ASSIGN_OR_RETURN(pod.ip, addCniPod(ctx, undo, {pod.name, pod.node, subnet, true, pod.sa}));
   }
   for (size_t i = 1; i < pods.size(); ++i) {
     const std::string& pod = pods[i].name;
@@ -153,34 +175,15 @@ Status runMesh(Context& ctx) {
               pods[0].name.c_str(), pods[0].ip.c_str(), pods[1].name.c_str(), pods[1].ip.c_str(), node.c_str(),
               pods[2].name.c_str(), pods[2].ip.c_str(), node2.c_str());
 
-  const int n = 2000;
-  CpuSample before = sampleCpu(ctx);
-  OC_ASSIGN_OR_RETURN(std::string out,
-                      output({"ip", "netns", "exec", pods[0].name, "python3", "-c", kClient, vip, std::to_string(n)},
-                             inDomain(ctx, Domain::kHost)));
-  CpuSample after = sampleCpu(ctx);
-  auto j = json::parse(out.substr(std::min(out.find('{'), out.size())), nullptr, false);
-  if (!j.is_object() || !j["answers"].is_object()) return makeError("the client gave no result: " + trim(out));
-  int v1 = 0, v2 = 0, other = 0;
-  for (const auto& [answer, count] : j["answers"].items()) {
-    int c = count.get<int>();
-    bool from_client = answer.find(" " + pods[0].ip) != std::string::npos;
-    if (answer.rfind(pods[1].name, 0) == 0 && from_client)
-      v1 += c;
-    else if (answer.rfind(pods[2].name, 0) == 0 && from_client)
-      v2 += c;
-    else
-      other += c;
-  }
-  double secs = j.value("seconds", 0.0);
-  std::printf("%d requests in %.2f s (%.0f req/s) on one keep-alive connection: v1 %d (%.0f%%), v2 %d (%.0f%%)%s\n", n,
-              secs, secs > 0 ? n / secs : 0, v1, 100.0 * v1 / n, v2, 100.0 * v2 / n,
-              other ? (", " + std::to_string(other) + " unexpected").c_str() : "");
-  std::printf("every server saw the client's own address %s (the proxy connects from it)\n", pods[0].ip.c_str());
-  std::printf(
-      "CPU during the requests: host domain %.2f s (client + v1 server), SoC %.2f s (node proxy); "
-      "the host runs no mesh code\n",
-      after.host - before.host, after.soc - before.soc);
+  OC_ASSIGN_OR_RETURN(Split mesh_run, measureSplit(ctx, node2, pods[0].name, vip, pods[1].name, pods[2].name));
+  std::printf("%d requests in %.2f s (%.0f req/s) on one keep-alive connection: v1 %d (%.0f%%), v2 %d (%.0f%%)%s\n",
+              kRequests, mesh_run.seconds, kRequests / mesh_run.seconds, mesh_run.v1, 100.0 * mesh_run.v1 / kRequests,
+              mesh_run.v2, 100.0 * mesh_run.v2 / kRequests,
+              mesh_run.other ? (", " + std::to_string(mesh_run.other) + " unexpected").c_str() : "");
+  bool own_ip = mesh_run.peers.size() == 1 && *mesh_run.peers.begin() == pods[0].ip;
+  std::printf("the servers saw %s\n",
+              own_ip ? ("the client's own address " + pods[0].ip + " (the proxy connects from it)").c_str()
+                     : ("peer addresses other than the client's: " + mesh_run.peerList()).c_str());
   auto st = runCapture({self, "mesh", "status", "--node", node2, "--json"});
   auto sj = json::parse(st.ok() ? st->out : "", nullptr, false);
   if (sj.is_object()) {
@@ -190,8 +193,33 @@ Status runMesh(Context& ctx) {
                   static_cast<long long>(c.value("notAfter", 0LL) - static_cast<long long>(std::time(nullptr))));
     }
   }
-  if (other != 0 || v1 == 0 || v2 == 0)
+  if (mesh_run.other != 0 || mesh_run.v1 == 0 || mesh_run.v2 == 0 || !own_ip)
     return makeError("the split did not reach both subsets from the client's address");
+
+  std::printf(
+      "\nthe same pods as Istio's sidecar mode would run them: a haproxy sidecar in each (mTLS between "
+      "sidecars, nftables REDIRECT in the pod, the same 80/20 split)\n");
+  SidecarSpec sc{dir + "/sidecar",
+                 subnet,
+                 "10.96.68.11",
+                 kServer,
+                 {{"dsc-" + ctx.id, node, "", 0}, {"ds1-" + ctx.id, node, "", 80}, {"ds2-" + ctx.id, node2, "", 20}}};
+  OC_TRY(makeDirs(sc.dir));
+  OC_TRY(deploySidecars(ctx, undo, sc));
+  OC_ASSIGN_OR_RETURN(Split sc_run,
+                      measureSplit(ctx, node2, sc.pods[0].name, sc.vip, sc.pods[1].name, sc.pods[2].name));
+  std::printf("%d requests in %.2f s (%.0f req/s): v1 %d, v2 %d; the servers saw %s\n", kRequests, sc_run.seconds,
+              kRequests / sc_run.seconds, sc_run.v1, sc_run.v2, sc_run.peerList().c_str());
+  std::printf("\n  %-28s %10s %12s %12s %12s\n", "CPU for 2000 requests", "req/s", "host domain", "SoC", "per request");
+  for (const auto& [label, r] : {std::pair<const char*, const Split&>{"offcore node proxies", mesh_run},
+                                 std::pair<const char*, const Split&>{"haproxy sidecars (3)", sc_run}}) {
+    std::printf("  %-28s %10.0f %10.2f s %10.2f s %9.0f us\n", label, kRequests / r.seconds, r.host, r.soc,
+                1e6 * (r.host + r.soc) / kRequests);
+  }
+  std::printf(
+      "  (both nodes; host = clients, servers and sidecars; SoC = node proxies. The host runs no mesh code "
+      "with offcore.)\n");
+  if (sc_run.v1 + sc_run.v2 != kRequests) return makeError("the sidecar deployment lost requests");
   return okStatus();
 }
 

@@ -7,7 +7,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <string>
+#include <unordered_map>
 
 #include "base/metrics.h"
 
@@ -46,7 +49,22 @@ class HttpStats {
   MetricsRegistry& registry() { return registry_; }
 
  private:
+  // The series of one (route, cluster, source, destination), resolved on its
+  // first request: later requests bump pointers instead of rendering labels.
+  struct Series {
+    MetricsRegistry::Labels labels;
+    double* request_bytes = nullptr;
+    double* response_bytes = nullptr;
+    double* retries = nullptr;  // created by the first retry
+    double* buckets[std::size(kLatencyBucketsMs) + 1] = {};
+    double* sum = nullptr;
+    double* count = nullptr;
+    std::map<int, double*> by_code;
+  };
+  Series& seriesFor(const RequestRecord& r);
+
   MetricsRegistry& registry_;
+  std::unordered_map<std::string, Series> series_;
 };
 
 }  // namespace offcore::mesh::l7

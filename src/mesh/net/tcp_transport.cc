@@ -60,6 +60,7 @@ TcpTransport::TcpTransport(EventLoop& loop, int fd, TcpWatermarks marks) : loop_
 TcpTransport::~TcpTransport() {
   *alive_ = false;
   if (fd_ >= 0) {
+    sendNow();  // written this turn, not yet sent: close() delivers it before the FIN
     loop_.unwatchFd(fd_);
     ::close(fd_);
   }
@@ -67,25 +68,33 @@ TcpTransport::~TcpTransport() {
 
 void TcpTransport::setCallbacks(Callbacks* callbacks) { callbacks_ = callbacks; }
 
+// Writes are coalesced per loop turn: a response head and its body, or the
+// several frames one read produced, leave in one send (and wake the peer
+// once) at the end of the turn instead of one send each.
 void TcpTransport::write(std::string_view bytes) {
   if (closed_ || end_requested_ || bytes.empty()) return;
-  if (pendingWrite() == 0) {
+  bool idle = pendingWrite() == 0;
+  if (idle) {
     out_.clear();
     out_off_ = 0;
-    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        finish(errnoError("tcp send to " + remote_), true);
-        return;
-      }
-      n = 0;
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
-    if (bytes.empty()) return;
   }
   out_.append(bytes);
   if (pendingWrite() >= marks_.high) above_high_ = true;
-  updateInterest();
+  if (!idle || flush_posted_) return;  // a send is already due (EPOLLOUT or this turn's)
+  flush_posted_ = true;
+  std::weak_ptr<bool> weak = alive_;
+  loop_.post([this, weak] {
+    auto alive = weak.lock();
+    if (!alive || !*alive) return;
+    flush_posted_ = false;
+    if (!closed_) flush();
+  });
+}
+
+void TcpTransport::sendNow() {
+  if (fd_ < 0 || pendingWrite() == 0) return;
+  ssize_t n = ::send(fd_, out_.data() + out_off_, pendingWrite(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n > 0) out_off_ += static_cast<size_t>(n);
 }
 
 void TcpTransport::pauseReading(bool paused) {
@@ -106,6 +115,7 @@ void TcpTransport::endWrite() {
 
 void TcpTransport::reset() {
   if (closed_) return;
+  sendNow();  // what the owner wrote this turn, as an immediate send would have
   linger lg{1, 0};
   ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   loop_.unwatchFd(fd_);

@@ -48,6 +48,7 @@ class TcpTransport : public Transport {
   void onEvents(uint32_t events);
   void readSome();
   void flush();
+  void sendNow();  // one best-effort send of what is queued (close, reset)
   void updateInterest();
   // Closes the socket and reports `why` (from the loop, never from inside a
   // caller's write/endWrite).
@@ -68,6 +69,7 @@ class TcpTransport : public Transport {
   bool write_shut_ = false;
   bool above_high_ = false;
   bool closed_ = false;
+  bool flush_posted_ = false;  // writes of this loop turn wait for one send at its end
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
