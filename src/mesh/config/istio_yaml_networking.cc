@@ -164,11 +164,14 @@ void retries(Fields& r, HttpRoute& route, Ctx& c) {
         while (!cond.empty() && cond.back() == ' ') cond.pop_back();
         bool known = false;
         for (const auto& k : retryConditions()) known = known || k == cond;
+        // Istio also takes HTTP status codes ("503"): Envoy's retriable-status-codes.
+        known = known || (cond.size() == 3 && std::all_of(cond.begin(), cond.end(), ::isdigit) && cond >= "100" &&
+                          cond <= "599");
         if (!known)
           c.doc.error(f.lineOf("retryOn"), f.field("retryOn"),
                       "\"" + cond +
                           "\" is not supported by offcore (use 5xx, gateway-error, connect-failure, reset, "
-                          "retriable-4xx or refused-stream, comma-separated)");
+                          "retriable-4xx, refused-stream or a status code such as 503, comma-separated)");
         else
           p.retry_on.push_back(cond);
         if (comma == std::string::npos) break;

@@ -219,6 +219,14 @@ TEST(IstioYamlTest, TypesAndRangesAreChecked) {
                     "    retries: {attempts: 2, retryOn: \"5xx,bogus\"}\n")
                 .find("\"bogus\" is not supported by offcore"),
             std::string::npos);
+  // Status codes are retry conditions too (Istio: "503,connect-failure"), within 100-599.
+  EXPECT_EQ(vsError("  hosts: [web]\n  http:\n  - route: [{destination: {host: a}}]\n"
+                    "    retries: {attempts: 2, retryOn: \"503, connect-failure\"}\n"),
+            "");
+  EXPECT_NE(vsError("  hosts: [web]\n  http:\n  - route: [{destination: {host: a}}]\n"
+                    "    retries: {attempts: 2, retryOn: \"5xx,99\"}\n")
+                .find("\"99\" is not supported by offcore"),
+            std::string::npos);
   EXPECT_NE(vsError("  hosts: ['*.example.com']\n  http:\n  - route: [{destination: {host: a}}]\n").find("wildcard"),
             std::string::npos);
   EXPECT_NE(vsError("  hosts: [web]\n  http:\n  - match: [{uri: {prefix: /a, exact: /b}}]\n"
