@@ -16,8 +16,8 @@ namespace {
 Status makeCertificates(const std::string& pki) {
   OC_TRY(makeDirs(pki));
   ::chmod(pki.c_str(), 0700);
-  OC_TRY(run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days",
-              "1", "-subj", "/O=offcore-demo-sidecar-ca", "-keyout", pki + "/ca.key", "-out", pki + "/ca.pem"}));
+  OC_TRY(run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+              "-subj", "/O=offcore-demo-sidecar-ca", "-keyout", pki + "/ca.key", "-out", pki + "/ca.pem"}));
   for (const std::string role : {"client", "server"}) {
     const std::string base = pki + "/" + role;
     OC_TRY(run({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj",
@@ -44,8 +44,7 @@ std::string haproxyConfig(const SidecarSpec& spec, const std::string& pki) {
          "  option http-keep-alive\n  http-reuse safe\n"
          "frontend outbound\n  bind 0.0.0.0:15001\n  default_backend web\n"
          "backend web\n  balance roundrobin\n" +
-         servers +
-         "frontend inbound\n  bind 0.0.0.0:15006 ssl crt " + pki + "/server.pem ca-file " + pki +
+         servers + "frontend inbound\n  bind 0.0.0.0:15006 ssl crt " + pki + "/server.pem ca-file " + pki +
          "/ca.pem verify required\n  default_backend local\n"
          "backend local\n  server app 127.0.0.1:8080\n";
 }
@@ -75,16 +74,15 @@ Status deploySidecars(Context& ctx, Cleanup& undo, SidecarSpec& spec) {
     OC_TRY(checkInterrupted());
     const std::string log = spec.dir + "/" + pod.name + ".log";
     if (pod.weight > 0) {
-      OC_ASSIGN_OR_RETURN(pid_t app, startDaemon({"ip", "netns", "exec", pod.name, "python3", "-c", spec.server,
-                                                  pod.name},
-                                                 log, inDomain(ctx, Domain::kHost)));
+      OC_ASSIGN_OR_RETURN(pid_t app,
+                          startDaemon({"ip", "netns", "exec", pod.name, "python3", "-c", spec.server, pod.name}, log,
+                                      inDomain(ctx, Domain::kHost)));
       undo.add("server in " + pod.name, [app] { stopDaemon(app, 1000); });
     }
     OC_TRY(run({"ip", "netns", "exec", pod.name, "nft", "-f", spec.dir + "/rules.nft"}));
-    OC_ASSIGN_OR_RETURN(pid_t sidecar, startDaemon({"ip", "netns", "exec", pod.name, "haproxy", "-db", "-f",
-                                                    spec.dir + "/haproxy.cfg"},
-                                                   spec.dir + "/" + pod.name + ".sidecar.log",
-                                                   inDomain(ctx, Domain::kHost)));
+    OC_ASSIGN_OR_RETURN(
+        pid_t sidecar, startDaemon({"ip", "netns", "exec", pod.name, "haproxy", "-db", "-f", spec.dir + "/haproxy.cfg"},
+                                   spec.dir + "/" + pod.name + ".sidecar.log", inDomain(ctx, Domain::kHost)));
     undo.add("sidecar in " + pod.name, [sidecar] { stopDaemon(sidecar, 1000); });
   }
   // Ready when the client reaches a server through both sidecars.

@@ -47,8 +47,10 @@ TEST(HttpStatsTest, SeriesAccumulateAcrossRequests) {
   stats.record(record(200, 0.5));
   stats.record(record(200, 7));
   stats.record(record(503, 20000));
-  MetricsRegistry::Labels base = {
-      {"route", "web/default"}, {"cluster", "web:80"}, {"source_workload", "frontend"}, {"destination_workload", "web"}};
+  MetricsRegistry::Labels base = {{"route", "web/default"},
+                                  {"cluster", "web:80"},
+                                  {"source_workload", "frontend"},
+                                  {"destination_workload", "web"}};
   auto with = [&](const char* k, const char* v) {
     auto l = base;
     l.emplace_back(k, v);
