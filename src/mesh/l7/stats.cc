@@ -30,6 +30,7 @@ std::string accessLogJson(const RequestRecord& r) {
                       {"route", r.route},
                       {"cluster", r.cluster},
                       {"flags", r.flags}};
+  if (!r.grpc_status.empty()) j["grpc_status"] = r.grpc_status;
   return dumpJson(j);
 }
 
@@ -41,6 +42,10 @@ HttpStats::HttpStats(MetricsRegistry& registry) : registry_(registry) {
   registry_.describe("offcore_mesh_retries_total", "counter", "upstream retries");
   registry_.describe("offcore_mesh_overflow_total", "counter", "requests refused by a circuit breaker");
   registry_.describe("offcore_mesh_ejections_total", "counter", "outlier ejections");
+  registry_.describe("offcore_mesh_upstream_h2_connections_total", "counter", "HTTP/2 upstream connections opened");
+  registry_.describe("offcore_mesh_upstream_h2_streams_total", "counter", "streams on HTTP/2 upstream connections");
+  registry_.describe("offcore_mesh_upstream_h2_peak_streams", "gauge",
+                     "most concurrent streams seen on one HTTP/2 upstream connection");
 }
 
 void HttpStats::record(const RequestRecord& r) {
@@ -50,6 +55,7 @@ void HttpStats::record(const RequestRecord& r) {
                                   {"destination_workload", r.destination_workload}};
   auto with_code = base;
   with_code.emplace_back("response_code", std::to_string(r.status));
+  if (!r.grpc_status.empty()) with_code.emplace_back("grpc_status", r.grpc_status);
   registry_.add("offcore_mesh_requests_total", with_code, 1);
   registry_.add("offcore_mesh_request_bytes_total", base, static_cast<double>(r.request_bytes));
   registry_.add("offcore_mesh_response_bytes_total", base, static_cast<double>(r.response_bytes));
@@ -71,6 +77,14 @@ void HttpStats::record(const RequestRecord& r) {
 
 void HttpStats::overflow(const std::string& cluster) {
   registry_.add("offcore_mesh_overflow_total", {{"cluster", cluster}}, 1);
+}
+
+void HttpStats::upstreamH2Stream(const std::string& cluster, size_t active, bool new_conn) {
+  MetricsRegistry::Labels l = {{"cluster", cluster}};
+  if (new_conn) registry_.add("offcore_mesh_upstream_h2_connections_total", l, 1);
+  registry_.add("offcore_mesh_upstream_h2_streams_total", l, 1);
+  if (static_cast<double>(active) > registry_.get("offcore_mesh_upstream_h2_peak_streams", l))
+    registry_.set("offcore_mesh_upstream_h2_peak_streams", l, static_cast<double>(active));
 }
 
 void HttpStats::ejection(const std::string& cluster) {

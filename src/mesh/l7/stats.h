@@ -22,6 +22,7 @@ struct RequestRecord {
   uint64_t request_bytes = 0, response_bytes = 0;  // bodies
   std::string upstream_host;                       // "ip:port", "" when none was reached
   uint32_t retries = 0;
+  std::string grpc_status;  // gRPC requests: the grpc-status answered ("" otherwise)
   std::string route, cluster;
   std::string flags;  // why the proxy answered itself: "UO" overflow, "UH" no healthy, "UT" timeout,
                       // "UF" connect failure, "UR" upstream reset, "FI" fault abort, "RBAC" denied,
@@ -43,6 +44,9 @@ class HttpStats {
   // Also counted: circuit-breaker overflows and outlier ejections by cluster.
   void overflow(const std::string& cluster);
   void ejection(const std::string& cluster);
+  // A stream started on an HTTP/2 upstream connection with `active` streams
+  // (this one included); new_conn: the connection's first stream.
+  void upstreamH2Stream(const std::string& cluster, size_t active, bool new_conn);
   MetricsRegistry& registry() { return registry_; }
 
  private:
