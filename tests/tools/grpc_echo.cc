@@ -2,6 +2,7 @@
 // See README.md for the command line and the JSON the client prints.
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,8 +32,10 @@ std::string peerIp(const std::string& peer) {
 
 class EchoService final : public offcore::test::Echo::Service {
  public:
-  explicit EchoService(std::string name) : name_(std::move(name)) {}
+  EchoService(std::string name, int fail_every) : name_(std::move(name)), fail_every_(fail_every) {}
   grpc::Status Echo(grpc::ServerContext* ctx, const EchoRequest* req, EchoReply* reply) override {
+    if (fail_every_ > 0 && ++calls_ % fail_every_ == 0)
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "every " + std::to_string(fail_every_) + "th call fails");
     reply->set_text(req->text());
     reply->set_server(name_);
     reply->set_peer(peerIp(ctx->peer()));
@@ -53,18 +56,20 @@ class EchoService final : public offcore::test::Echo::Service {
 
  private:
   std::string name_;
+  int fail_every_;
+  std::atomic<int> calls_{0};
 };
 
 int usage() {
   std::fprintf(stderr,
-               "usage: offcore-grpc-echo serve --port P --name N\n"
+               "usage: offcore-grpc-echo serve --port P --name N [--fail-every K]\n"
                "       offcore-grpc-echo call --target IP:PORT [--n N] [--stream K [--delay-ms D]]\n"
                "                              [--header k=v]... [--deadline-ms MS] [--expect-code CODE]\n");
   return 2;
 }
 
-int serve(int port, const std::string& name) {
-  EchoService service(name);
+int serve(int port, const std::string& name, int fail_every) {
+  EchoService service(name, fail_every);
   grpc::ServerBuilder b;
   b.AddListeningPort("0.0.0.0:" + std::to_string(port), grpc::InsecureServerCredentials());
   b.RegisterService(&service);
@@ -165,7 +170,7 @@ int main(int argc, char** argv) {
   if (argc < 2) return usage();
   std::string cmd = argv[1];
   CallOptions o;
-  int port = 0;
+  int port = 0, fail_every = 0;
   std::string name = "echo";
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
@@ -175,6 +180,8 @@ int main(int argc, char** argv) {
       port = std::atoi(v.c_str());
     else if (a == "--name")
       name = v;
+    else if (a == "--fail-every")
+      fail_every = std::atoi(v.c_str());
     else if (a == "--target")
       o.target = v;
     else if (a == "--n")
@@ -192,7 +199,7 @@ int main(int argc, char** argv) {
     else
       return usage();
   }
-  if (cmd == "serve" && port > 0) return serve(port, name);
+  if (cmd == "serve" && port > 0) return serve(port, name, fail_every);
   if (cmd == "call" && !o.target.empty()) return call(o);
   return usage();
 }

@@ -321,8 +321,10 @@ void Exchange::onUpstreamHead(MessageHead&& head, bool end_stream) {
     return;
   }
   const auto& retries = route_.route ? route_.route->retries : std::nullopt;
-  if (retries && route::shouldRetry(*retries, attempts_, {AttemptOutcome::Kind::kResponse, head.status}))
-    return attemptFailed({AttemptOutcome::Kind::kResponse, head.status}, "retriable status");
+  // gRPC retry_on conditions read the grpc-status of a trailers-only response.
+  const std::string* g = grpc_ && end_stream ? http::findHeader(head.headers, "grpc-status") : nullptr;
+  AttemptOutcome outcome{AttemptOutcome::Kind::kResponse, head.status, g ? std::atoi(g->c_str()) : -1};
+  if (retries && route::shouldRetry(*retries, attempts_, outcome)) return attemptFailed(outcome, "retriable status");
   if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
   response_started_ = true;
   rec_.status = head.status;

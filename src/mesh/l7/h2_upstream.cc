@@ -206,7 +206,8 @@ Result<int32_t> H2Conn::submit(const http::MessageHead& head, const std::string&
     }
     return static_cast<ssize_t>(n);
   };
-  int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), body.empty() ? nullptr : &prd, st.get());
+  int32_t id =
+      nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), body.empty() ? nullptr : &prd, st.get());
   if (id < 0) return makeError(std::string("cannot start an HTTP/2 stream upstream: ") + nghttp2_strerror(id));
   st->id = id;
   streams_[id] = std::move(st);

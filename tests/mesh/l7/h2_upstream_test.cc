@@ -55,18 +55,19 @@ struct Server {
     nghttp2_session_callbacks* cbs = nullptr;
     nghttp2_session_callbacks_new(&cbs);
     nghttp2_session_callbacks_set_on_header_callback(
-        cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl,
-                uint8_t, void* u) -> int {
+        cbs,
+        [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl, uint8_t,
+           void* u) -> int {
           if (std::string(reinterpret_cast<const char*>(n), nl) == ":path")
             static_cast<Server*>(u)->paths[f->hd.stream_id] = std::string(reinterpret_cast<const char*>(v), vl);
           return 0;
         });
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, [](nghttp2_session*, const nghttp2_frame* f,
-                                                                 void* u) -> int {
-      if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
-        static_cast<Server*>(u)->requests.push_back(f->hd.stream_id);
-      return 0;
-    });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) -> int {
+          if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            static_cast<Server*>(u)->requests.push_back(f->hd.stream_id);
+          return 0;
+        });
     nghttp2_session_server_new(&s, cbs, this);
     nghttp2_session_callbacks_del(cbs);
     nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams}};
@@ -137,12 +138,13 @@ class H2UpstreamTest : public ::testing::Test {
     auto t = std::make_unique<PipeTransport>();
     pipe = t.get();
     conn = std::make_unique<H2Conn>(loop, std::make_unique<UpstreamConn>(std::move(t), nullptr), 0,
-                                     [this](H2Conn*) { gone = true; });
+                                    [this](H2Conn*) { gone = true; });
   }
   // Moves bytes both ways (and runs posted flushes) until nothing moves.
   void pump(bool answer = true) {
     for (int i = 0; i < 50; ++i) {
-      mesh::testing::runUntil(loop, [] { return false; }, std::chrono::milliseconds(1));
+      mesh::testing::runUntil(
+          loop, [] { return false; }, std::chrono::milliseconds(1));
       bool moved = false;
       if (!pipe->out.empty()) {
         std::string b = std::move(pipe->out);
