@@ -328,7 +328,7 @@ void Exchange::onUpstreamHead(MessageHead&& head, bool end_stream) {
   if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
   response_started_ = true;
   rec_.status = head.status;
-  if (const std::string* g = grpc_ ? http::findHeader(head.headers, "grpc-status") : nullptr) rec_.grpc_status = *g;
+  if (const std::string* gs = grpc_ ? http::findHeader(head.headers, "grpc-status") : nullptr) rec_.grpc_status = *gs;
   response_keep_alive_ = head.keep_alive;
   bool no_body = head_.method == "HEAD" || head.status == 204 || head.status == 304 || end_stream;
   sink_->onResponseHead(head, no_body);

@@ -387,7 +387,7 @@ void H2Pool::connect(const std::string& key, Connector& connector, const Connect
     std::vector<Ready> waiters = std::move(raw->waiters);
     if (!res.ok()) {
       --cluster->counters().connections;
-      Error err = res.error();
+      const Error& err = res.error();
       gone(raw);
       for (auto& w : waiters) w(err);
       return;
