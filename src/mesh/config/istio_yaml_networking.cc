@@ -143,8 +143,9 @@ void routeDestinations(Fields& f, std::vector<RouteDestination>& out, Ctx& c) {
 }
 
 const std::vector<std::string>& retryConditions() {
-  static const std::vector<std::string> k = {"5xx",   "gateway-error", "connect-failure",
-                                             "reset", "retriable-4xx", "refused-stream"};
+  static const std::vector<std::string> k = {
+      "5xx",       "gateway-error",     "connect-failure",    "reset",      "retriable-4xx", "refused-stream",
+      "cancelled", "deadline-exceeded", "resource-exhausted", "unavailable"};
   return k;
 }
 
@@ -171,7 +172,8 @@ void retries(Fields& r, HttpRoute& route, Ctx& c) {
           c.doc.error(f.lineOf("retryOn"), f.field("retryOn"),
                       "\"" + cond +
                           "\" is not supported by offcore (use 5xx, gateway-error, connect-failure, reset, "
-                          "retriable-4xx, refused-stream or a status code such as 503, comma-separated)");
+                          "retriable-4xx, refused-stream, a status code such as 503, or for gRPC cancelled, "
+                          "deadline-exceeded, resource-exhausted, unavailable; comma-separated)");
         else
           p.retry_on.push_back(cond);
         if (comma == std::string::npos) break;

@@ -55,7 +55,9 @@ struct RouteDestination {
 };
 
 // HTTPRetry. retry_on uses Envoy's names: 5xx, gateway-error,
-// connect-failure, reset, retriable-4xx, refused-stream.
+// connect-failure, reset, retriable-4xx, refused-stream; for gRPC
+// requests cancelled, deadline-exceeded, resource-exhausted, unavailable
+// (the grpc-status of a trailers-only response).
 struct RetryPolicy {
   uint32_t attempts = 0;
   Millis per_try_timeout{0};  // 0 = none (the route timeout still applies)

@@ -67,6 +67,8 @@ void Exchange::begin(MessageHead&& head) {
   rec_.method = head.method;
   rec_.path = head.path;
   if (const std::string* h = http::findHeader(head.headers, "host")) rec_.authority = *h;
+  const std::string* ct = http::findHeader(head.headers, "content-type");
+  grpc_ = ct && ct->rfind("application/grpc", 0) == 0;
   head_ = std::move(head);
 }
 
@@ -104,6 +106,7 @@ void Exchange::dispatch() {
       break;
   }
   limits_ = policy_.connection_pool.value_or(ConnectionPool{});
+  h2_upstream_ = upstreamSpeaksH2();
   cluster_ = &ctx_.cluster(rec_.cluster);
   if (route_.route) fault_ = route::decideFault(*route_.route, ctx_.random());
   if (fault_.delay.count() > 0) {
@@ -184,7 +187,19 @@ void Exchange::startAttempt() {
 void Exchange::acquire() {
   uint64_t id = ++attempt_seq_;
   reused_ = false;
-  if (auto conn = ctx_.pool().take(pool_key_)) {
+  std::weak_ptr<bool> weak = alive_;
+  auto h2_ready = [this, weak, id](Result<H2Conn*> c) {
+    if (auto a = weak.lock(); a && *a) h2Ready(id, std::move(c));
+  };
+  if (h2_upstream_) {
+    H2Conn* c = ctx_.h2pool().find(pool_key_);
+    if (c || ctx_.h2pool().join(pool_key_, h2_ready)) {
+      if (counted_pending_) --cluster_->counters().pending, counted_pending_ = false;
+      if (c) return sendH2(c, id);
+      h2_wait_ = id;  // a connection being made takes us too
+      return;
+    }
+  } else if (auto conn = ctx_.pool().take(pool_key_)) {
     reused_ = true;
     if (counted_pending_) --cluster_->counters().pending, counted_pending_ = false;
     up_ = std::make_unique<Upstream>(this, id);
@@ -211,7 +226,11 @@ void Exchange::acquire() {
   if (counted_pending_) --cluster_->counters().pending, counted_pending_ = false;
   ++cluster_->counters().connections;  // counted while connecting
   route::ClusterRuntime* cluster = cluster_;
-  std::weak_ptr<bool> weak = alive_;
+  if (h2_upstream_) {
+    h2_wait_ = id;
+    return ctx_.h2pool().connect(pool_key_, ctx_.connector(), target_, limits_.connect_timeout, cluster,
+                                 limits_.max_requests_per_connection, h2_ready);
+  }
   up_ = std::make_unique<Upstream>(this, id);
   ctx_.connector().connect(target_, limits_.connect_timeout,
                            [this, weak, id, cluster](Result<std::unique_ptr<Transport>> res) {
@@ -258,6 +277,15 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
   if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
   releaseUpstream(false);
   using K = AttemptOutcome::Kind;
+  // Refused by an HTTP/2 upstream (REFUSED_STREAM, GOAWAY): never processed,
+  // so retried at once, whatever the method, without blaming the endpoint.
+  bool refused = std::exchange(refused_, false);
+  if (refused && !response_started_ && refused_retries_ < 3) {
+    ++refused_retries_;
+    if (endpoint_started_) cluster_->requestFinished(endpoint_key_), endpoint_started_ = false;
+    --attempts_;
+    return startAttempt();
+  }
   // An idle keep-alive connection the upstream closed as we reused it: the
   // request never got there. Try once more on a fresh connection (idempotent
   // methods only), without blaming the endpoint.
@@ -287,33 +315,49 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
   }
 }
 
-void Exchange::onUpstreamHead(MessageHead&& head) {
-  if (head.status / 100 == 1) {
+void Exchange::onUpstreamHead(MessageHead&& head, bool end_stream) {
+  if (up_ && head.status / 100 == 1) {
     up_->informational = true;  // 100 Continue and friends: not forwarded
     return;
   }
   const auto& retries = route_.route ? route_.route->retries : std::nullopt;
-  if (retries && route::shouldRetry(*retries, attempts_, {AttemptOutcome::Kind::kResponse, head.status}))
-    return attemptFailed({AttemptOutcome::Kind::kResponse, head.status}, "retriable status");
+  // gRPC retry_on conditions read the grpc-status of a trailers-only response.
+  const std::string* g = grpc_ && end_stream ? http::findHeader(head.headers, "grpc-status") : nullptr;
+  AttemptOutcome outcome{AttemptOutcome::Kind::kResponse, head.status, g ? std::atoi(g->c_str()) : -1};
+  if (retries && route::shouldRetry(*retries, attempts_, outcome)) return attemptFailed(outcome, "retriable status");
   if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
   response_started_ = true;
   rec_.status = head.status;
+  if (const std::string* gs = grpc_ ? http::findHeader(head.headers, "grpc-status") : nullptr) rec_.grpc_status = *gs;
   response_keep_alive_ = head.keep_alive;
-  bool no_body = head_.method == "HEAD" || head.status == 204 || head.status == 304;
+  bool no_body = head_.method == "HEAD" || head.status == 204 || head.status == 304 || end_stream;
   sink_->onResponseHead(head, no_body);
 }
 
 void Exchange::onUpstreamBody(std::string_view bytes) {
   rec_.response_bytes += bytes.size();
   sink_->onResponseBody(bytes);
-  if (sink_->responseBacklog() > kBacklogHigh && up_ && up_->conn) up_->conn->transport().pauseReading(true);
+  bool backlog = sink_->responseBacklog() > kBacklogHigh;
+  if (backlog && up_ && up_->conn) up_->conn->transport().pauseReading(true);
+  if (h2_) {  // HTTP/2: hold the stream's window closed instead
+    h2_unconsumed_ += bytes.size();
+    if (!backlog) resumeUpstream();
+  }
 }
 
 void Exchange::resumeUpstream() {
   if (up_ && up_->conn) up_->conn->transport().pauseReading(false);
+  if (h2_ && h2_->conn && h2_unconsumed_ && sink_->responseBacklog() <= kBacklogHigh)
+    h2_->conn->consume(h2_->stream, std::exchange(h2_unconsumed_, 0));
 }
 
 void Exchange::onUpstreamComplete() {
+  if (h2_) {
+    outlierResult(rec_.status >= 500);
+    releaseUpstream(false);
+    sink_->onResponseEnd();
+    return finish(rec_.status);
+  }
   if (up_->informational) {
     up_->informational = false;
     up_->parser.resume();
@@ -337,6 +381,7 @@ void Exchange::respondLocal(int status, const std::string& body, const std::stri
     return finish(status);
   }
   response_started_ = true;
+  if (grpc_) return respondGrpc(status, body, extra);
   MessageHead h;
   h.status = status;
   h.reason = http::reasonPhrase(status);
@@ -368,6 +413,8 @@ void Exchange::finish(int status) {
 }
 
 void Exchange::releaseUpstream(bool reusable) {
+  h2_wait_ = 0;
+  if (h2_) releaseH2();
   if (!up_) return;
   std::unique_ptr<Upstream> up = std::move(up_);
   up->x = nullptr;

@@ -1,6 +1,6 @@
 // One HTTP request's way through the proxy, whatever the downstream
 // protocol: route, fault, circuit breaker, endpoint pick, authorization,
-// pooled HTTP/1.1 upstream, retries and timeouts, the response handed to a
+// pooled HTTP/1.1 or multiplexed HTTP/2 upstream, retries and timeouts, the response handed to a
 // Sink (the HTTP/1.1 or HTTP/2 downstream session), one access-log record.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <string>
 
 #include "mesh/http/http1_codec.h"
+#include "mesh/l7/h2_upstream.h"
 #include "mesh/l7/http_proxy.h"
 #include "mesh/route/policy.h"
 
@@ -22,6 +23,8 @@ class Exchange {
     // framing (content_length / chunked / until_close). no_body: HEAD, 204, 304.
     virtual void onResponseHead(http::MessageHead& head, bool no_body) = 0;
     virtual void onResponseBody(std::string_view bytes) = 0;
+    // Response trailers (gRPC's grpc-status, grpc-message), before onResponseEnd.
+    virtual void onResponseTrailers(const http::Headers& trailers) = 0;
     virtual void onResponseEnd() = 0;
     // Failed after the head went out: abort the response (RST).
     virtual void onResponseAbort() = 0;
@@ -51,13 +54,20 @@ class Exchange {
 
  private:
   struct Upstream;
+  struct H2Attempt;
+  bool upstreamSpeaksH2() const;
   void afterFault();
   void startAttempt();
   void acquire();
   void sendRequest();
+  void h2Ready(uint64_t id, Result<H2Conn*> conn);
+  void sendH2(H2Conn* conn, uint64_t id);
+  void releaseH2();
   void attemptFailed(route::AttemptOutcome outcome, const std::string& why);
-  void onUpstreamHead(http::MessageHead&& head);
+  void onUpstreamHead(http::MessageHead&& head, bool end_stream = false);
   void onUpstreamBody(std::string_view bytes);
+  void onUpstreamTrailers(const http::Headers& trailers);
+  void respondGrpc(int status, const std::string& message, const http::Headers& extra);
   void onUpstreamComplete();
   void releaseUpstream(bool reusable);
   void finish(int status);
@@ -94,8 +104,34 @@ class Exchange {
   bool response_keep_alive_ = true;
   bool finished_ = false;
   std::unique_ptr<Upstream> up_;
+  bool grpc_ = false;         // content-type application/grpc*
+  bool h2_upstream_ = false;  // the cluster's port speaks HTTP/2 (appProtocol grpc, http2, h2c)
+  std::unique_ptr<H2Attempt> h2_;
+  uint64_t h2_wait_ = 0;  // the attempt waiting for an HTTP/2 connection
+  size_t h2_unconsumed_ = 0;
+  bool refused_ = false;  // the failing attempt was refused (never processed)
+  uint32_t refused_retries_ = 0;
   EventLoop::TimerId route_timer_ = 0, try_timer_ = 0, delay_timer_ = 0, wait_timer_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
+
+// The current attempt's stream on an HTTP/2 upstream (exchange_h2.cc).
+struct Exchange::H2Attempt : H2StreamHandler {
+  H2Attempt(Exchange* exchange, uint64_t id) : x(exchange), attempt(id) {}
+  Exchange* x;  // nullptr once released
+  uint64_t attempt;
+  H2Conn* conn = nullptr;  // while the stream is open
+  int32_t stream = 0;
+  void onH2Head(http::MessageHead&& head, bool end_stream) override;
+  void onH2Data(std::string_view bytes) override;
+  void onH2Trailers(http::Headers&& trailers) override;
+  void onH2End() override;
+  void onH2Reset(bool refused, const std::string& why) override;
+};
+
+// gRPC status code for a local reply's HTTP status, as Envoy maps them
+// (503/429/502 -> UNAVAILABLE, 403 -> PERMISSION_DENIED, 404 ->
+// UNIMPLEMENTED, 504 -> DEADLINE_EXCEEDED, ... other -> UNKNOWN).
+int grpcStatusForHttp(int status);
 
 }  // namespace offcore::mesh::l7

@@ -24,6 +24,7 @@ struct Http2Session::Stream : Exchange::Sink {
   size_t out_off = 0;
   bool eof = false;
   bool deferred = false;
+  std::vector<std::pair<std::string, std::string>> trailers;
 
   void onResponseHead(http::MessageHead& h, bool no_body) override {
     std::vector<std::pair<std::string, std::string>> kv;
@@ -41,7 +42,7 @@ struct Http2Session::Stream : Exchange::Sink {
                      NGHTTP2_NV_FLAG_NONE});
     nghttp2_data_provider prd{};
     prd.source.ptr = this;
-    prd.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+    prd.read_callback = [](nghttp2_session* session, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
                            nghttp2_data_source* source, void*) -> ssize_t {
       auto* st = static_cast<Stream*>(source->ptr);
       size_t avail = st->out.size() - st->out_off;
@@ -56,6 +57,14 @@ struct Http2Session::Stream : Exchange::Sink {
         st->out.clear();
         st->out_off = 0;
         if (st->eof) *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->eof && !st->trailers.empty()) {  // the stream ends with the trailers' HEADERS
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          std::vector<nghttp2_nv> nva;
+          for (auto& [k, v] : st->trailers)
+            nva.push_back({reinterpret_cast<uint8_t*>(k.data()), reinterpret_cast<uint8_t*>(v.data()), k.size(),
+                           v.size(), NGHTTP2_NV_FLAG_NONE});
+          nghttp2_submit_trailer(session, st->id, nva.data(), nva.size());
+        }
       }
       return static_cast<ssize_t>(n);
     };
@@ -72,6 +81,13 @@ struct Http2Session::Stream : Exchange::Sink {
   void onResponseBody(std::string_view bytes) override {
     out.append(bytes);
     resume();
+  }
+  void onResponseTrailers(const http::Headers& t) override {
+    for (const auto& [k, v] : t) {
+      std::string name = k;
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (!http::isHopByHop(name, t)) trailers.emplace_back(std::move(name), v);
+    }
   }
   void onResponseEnd() override {
     eof = true;

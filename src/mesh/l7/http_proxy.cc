@@ -15,6 +15,7 @@ HttpProxyContext::HttpProxyContext(EventLoop& loop, Connector& connector, Metric
       random_(random),
       options_(std::move(options)),
       pool_(loop, options_.idle_timeout),
+      h2_pool_(loop, options_.idle_timeout),
       now_([] { return std::chrono::steady_clock::now(); }) {}
 
 void HttpProxyContext::log(const RequestRecord& r) {
@@ -41,8 +42,14 @@ class HttpSession::Sink : public Exchange::Sink {
     if (!s_->down_ || bytes.empty()) return;
     s_->down_->write(s_->chunked_ ? http::encodeChunk(bytes) : std::string(bytes));
   }
+  // HTTP/1.1 carries trailers only after a chunked body; otherwise they are dropped.
+  void onResponseTrailers(const http::Headers& trailers) override {
+    for (const auto& [k, v] : trailers) trailers_ += k + ": " + v + "\r\n";
+  }
   void onResponseEnd() override {
-    if (s_->chunked_ && s_->down_) s_->down_->write(http::lastChunk());
+    if (s_->chunked_ && s_->down_)
+      s_->down_->write(trailers_.empty() ? std::string(http::lastChunk()) : "0\r\n" + trailers_ + "\r\n");
+    trailers_.clear();
   }
   void onResponseAbort() override { s_->closeDownstream(true); }
   void onExchangeDone(Exchange* x) override { s_->exchangeDone(x); }
@@ -50,6 +57,7 @@ class HttpSession::Sink : public Exchange::Sink {
 
  private:
   HttpSession* s_;
+  std::string trailers_;
 };
 
 HttpSession::HttpSession(HttpProxyContext& ctx, std::unique_ptr<Transport> downstream, SessionInfo info,

@@ -19,6 +19,7 @@
 
 #include "base/event_loop.h"
 #include "mesh/http/http1_codec.h"
+#include "mesh/l7/h2_upstream.h"
 #include "mesh/l7/stats.h"
 #include "mesh/l7/upstream_pool.h"
 #include "mesh/route/cluster.h"
@@ -57,6 +58,7 @@ class HttpProxyContext {
   EventLoop& loop() { return loop_; }
   Connector& connector() { return connector_; }
   UpstreamPool& pool() { return pool_; }
+  H2Pool& h2pool() { return h2_pool_; }
   HttpStats& stats() { return stats_; }
   route::Random& random() { return random_; }
   const HttpProxyOptions& options() const { return options_; }
@@ -72,6 +74,7 @@ class HttpProxyContext {
   // Before pool_: pooled connections count against their cluster until the end.
   std::map<std::string, route::ClusterRuntime> clusters_;
   UpstreamPool pool_;
+  H2Pool h2_pool_;
   std::shared_ptr<const route::RouteTable> routes_;
   AccessLog access_log_;
   Now now_;

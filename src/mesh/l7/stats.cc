@@ -97,6 +97,7 @@ std::string accessLogJson(const RequestRecord& r) {
   field("route", r.route);
   field("cluster", r.cluster);
   field("flags", r.flags);
+  if (!r.grpc_status.empty()) field("grpc_status", r.grpc_status);
   out += '}';
   return out;
 }
@@ -109,6 +110,10 @@ HttpStats::HttpStats(MetricsRegistry& registry) : registry_(registry) {
   registry_.describe("offcore_mesh_retries_total", "counter", "upstream retries");
   registry_.describe("offcore_mesh_overflow_total", "counter", "requests refused by a circuit breaker");
   registry_.describe("offcore_mesh_ejections_total", "counter", "outlier ejections");
+  registry_.describe("offcore_mesh_upstream_h2_connections_total", "counter", "HTTP/2 upstream connections opened");
+  registry_.describe("offcore_mesh_upstream_h2_streams_total", "counter", "streams on HTTP/2 upstream connections");
+  registry_.describe("offcore_mesh_upstream_h2_peak_streams", "gauge",
+                     "most concurrent streams seen on one HTTP/2 upstream connection");
 }
 
 HttpStats::Series& HttpStats::seriesFor(const RequestRecord& r) {
@@ -137,10 +142,11 @@ HttpStats::Series& HttpStats::seriesFor(const RequestRecord& r) {
 
 void HttpStats::record(const RequestRecord& r) {
   Series& s = seriesFor(r);
-  double*& by_code = s.by_code[r.status];
+  double*& by_code = s.by_code[{r.status, r.grpc_status}];
   if (!by_code) {
     auto l = s.labels;
     l.emplace_back("response_code", std::to_string(r.status));
+    if (!r.grpc_status.empty()) l.emplace_back("grpc_status", r.grpc_status);
     by_code = registry_.series("offcore_mesh_requests_total", l);
   }
   *by_code += 1;
@@ -160,6 +166,14 @@ void HttpStats::record(const RequestRecord& r) {
 
 void HttpStats::overflow(const std::string& cluster) {
   registry_.add("offcore_mesh_overflow_total", {{"cluster", cluster}}, 1);
+}
+
+void HttpStats::upstreamH2Stream(const std::string& cluster, size_t active, bool new_conn) {
+  MetricsRegistry::Labels l = {{"cluster", cluster}};
+  if (new_conn) registry_.add("offcore_mesh_upstream_h2_connections_total", l, 1);
+  registry_.add("offcore_mesh_upstream_h2_streams_total", l, 1);
+  if (static_cast<double>(active) > registry_.get("offcore_mesh_upstream_h2_peak_streams", l))
+    registry_.set("offcore_mesh_upstream_h2_peak_streams", l, static_cast<double>(active));
 }
 
 void HttpStats::ejection(const std::string& cluster) {

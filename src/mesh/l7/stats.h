@@ -25,6 +25,7 @@ struct RequestRecord {
   uint64_t request_bytes = 0, response_bytes = 0;  // bodies
   std::string upstream_host;                       // "ip:port", "" when none was reached
   uint32_t retries = 0;
+  std::string grpc_status;  // gRPC requests: the grpc-status answered ("" otherwise)
   std::string route, cluster;
   std::string flags;  // why the proxy answered itself: "UO" overflow, "UH" no healthy, "UT" timeout,
                       // "UF" connect failure, "UR" upstream reset, "FI" fault abort, "RBAC" denied,
@@ -46,6 +47,9 @@ class HttpStats {
   // Also counted: circuit-breaker overflows and outlier ejections by cluster.
   void overflow(const std::string& cluster);
   void ejection(const std::string& cluster);
+  // A stream started on an HTTP/2 upstream connection with `active` streams
+  // (this one included); new_conn: the connection's first stream.
+  void upstreamH2Stream(const std::string& cluster, size_t active, bool new_conn);
   MetricsRegistry& registry() { return registry_; }
 
  private:
@@ -59,7 +63,7 @@ class HttpStats {
     double* buckets[std::size(kLatencyBucketsMs) + 1] = {};
     double* sum = nullptr;
     double* count = nullptr;
-    std::map<int, double*> by_code;
+    std::map<std::pair<int, std::string>, double*> by_code;  // (status, grpc-status)
   };
   Series& seriesFor(const RequestRecord& r);
 

@@ -217,7 +217,9 @@ void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
   if (service) {
     const std::string& proto = sport->app_protocol;
     l7::SessionInfo info{src_ip, client->identity, client->ns, client->name, dst_ip, dst_port};
-    if (proto == "http" || proto == "http2") return startHttp(std::move(down), info, proto == "http2", {});
+    // HTTP/2 (h2c prior knowledge) from the client: appProtocol http2, grpc, h2c.
+    bool h2 = proto == "http2" || proto == "grpc" || proto == "h2c" || proto == "kubernetes.io/h2c";
+    if (proto == "http" || h2) return startHttp(std::move(down), info, h2, {});
     const MeshEndpoint* e = pickL4(*service, dst_port);
     if (!e) return refuse("no_healthy_endpoint");
     target.ip = e->ip;

@@ -26,6 +26,10 @@ bool shouldRetry(const RetryPolicy& policy, uint32_t attempts_done, const Attemp
     if (c == "connect-failure" && o.kind == K::kConnectFailure) return true;
     if ((c == "reset" || c == "refused-stream") && o.kind == K::kReset) return true;
     if (c == "retriable-4xx" && o.kind == K::kResponse && o.status == 409) return true;
+    if (o.kind == K::kResponse && o.grpc_status >= 0 &&
+        ((c == "cancelled" && o.grpc_status == 1) || (c == "deadline-exceeded" && o.grpc_status == 4) ||
+         (c == "resource-exhausted" && o.grpc_status == 8) || (c == "unavailable" && o.grpc_status == 14)))
+      return true;
     if (!c.empty() && std::all_of(c.begin(), c.end(), ::isdigit) && o.kind == K::kResponse && o.status == std::stoi(c))
       return true;
   }

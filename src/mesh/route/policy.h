@@ -20,7 +20,8 @@ FaultDecision decideFault(const HttpRoute& route, Random& random);
 // What happened to one upstream attempt.
 struct AttemptOutcome {
   enum class Kind { kResponse, kConnectFailure, kReset, kTimeout } kind = Kind::kResponse;
-  int status = 0;  // kResponse
+  int status = 0;        // kResponse
+  int grpc_status = -1;  // kResponse to a gRPC request: grpc-status of a trailers-only response (-1: none)
 };
 // Whether attempt number `attempts_done` (1 = the first try) may be retried.
 // Empty retry_on means Istio's default: connect-failure, refused-stream, 503.

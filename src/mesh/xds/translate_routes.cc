@@ -78,8 +78,9 @@ Result<RetryPolicy> translateRetry(const route::RetryPolicy& r, const std::strin
   RetryPolicy out;
   out.attempts = r.has_num_retries() ? r.num_retries().value() : 1;  // Envoy's default
   if (r.has_per_try_timeout()) out.per_try_timeout = toMillis(r.per_try_timeout());
-  static const std::set<std::string> known = {"5xx",   "gateway-error", "connect-failure",
-                                              "reset", "retriable-4xx", "refused-stream"};
+  static const std::set<std::string> known = {
+      "5xx",       "gateway-error",     "connect-failure",    "reset",      "retriable-4xx", "refused-stream",
+      "cancelled", "deadline-exceeded", "resource-exhausted", "unavailable"};
   std::string cur;
   auto flush = [&]() -> Status {
     if (cur.empty()) return okStatus();

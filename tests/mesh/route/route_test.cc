@@ -225,6 +225,11 @@ TEST(Policy, RetryDecisions) {
   EXPECT_TRUE(shouldRetry(p, 1, {K::kConnectFailure, 0}));
   EXPECT_TRUE(shouldRetry(p, 1, {K::kResponse, 409}));
   EXPECT_FALSE(shouldRetry(p, 1, {K::kReset, 0}));
+  p.retry_on = {"unavailable", "deadline-exceeded"};
+  EXPECT_TRUE(shouldRetry(p, 1, {K::kResponse, 200, 14}));
+  EXPECT_TRUE(shouldRetry(p, 1, {K::kResponse, 200, 4}));
+  EXPECT_FALSE(shouldRetry(p, 1, {K::kResponse, 200, 7}));
+  EXPECT_FALSE(shouldRetry(p, 1, {K::kResponse, 503}));  // no grpc-status
   p.retry_on = {};
   EXPECT_TRUE(shouldRetry(p, 1, {K::kResponse, 503}));
   EXPECT_FALSE(shouldRetry(p, 1, {K::kResponse, 500}));
