@@ -1,5 +1,7 @@
 #include "mesh/l7/exchange.h"
 
+#include <utility>
+
 namespace offcore::mesh::l7 {
 
 using http::MessageHead;
@@ -275,8 +277,7 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
     sink_->onResponseAbort();
     return finish(rec_.status);
   }
-  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
-  if (retries && route::shouldRetry(*retries, attempts_, outcome)) {
+  if (std::exchange(retry_granted_, false) || mayRetry(outcome)) {
     ++rec_.retries;
     return startAttempt();
   }
@@ -287,14 +288,28 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
   }
 }
 
+bool Exchange::mayRetry(const AttemptOutcome& outcome) {
+  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
+  if (!retries || !route::shouldRetry(*retries, attempts_, outcome)) return false;
+  if (retry_slot_) cluster_->retryFinished(), retry_slot_ = false;  // the retried attempt is over
+  if (!cluster_->startRetry(limits_, policy_.retry_budget)) {
+    ctx_.stats().retryOverflow(rec_.cluster);
+    return false;
+  }
+  retry_slot_ = true;
+  return true;
+}
+
 void Exchange::onUpstreamHead(MessageHead&& head) {
   if (head.status / 100 == 1) {
     up_->informational = true;  // 100 Continue and friends: not forwarded
     return;
   }
-  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
-  if (retries && route::shouldRetry(*retries, attempts_, {AttemptOutcome::Kind::kResponse, head.status}))
+  // Over the retry budget, the retriable response itself goes to the client.
+  if (mayRetry({AttemptOutcome::Kind::kResponse, head.status})) {
+    retry_granted_ = true;
     return attemptFailed({AttemptOutcome::Kind::kResponse, head.status}, "retriable status");
+  }
   if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
   response_started_ = true;
   rec_.status = head.status;
@@ -384,6 +399,7 @@ void Exchange::releaseRuntime() {
   if (counted_active_) --cluster_->counters().active_requests, counted_active_ = false;
   if (counted_pending_) --cluster_->counters().pending, counted_pending_ = false;
   if (endpoint_started_) cluster_->requestFinished(endpoint_key_), endpoint_started_ = false;
+  if (retry_slot_) cluster_->retryFinished(), retry_slot_ = false;
 }
 
 void Exchange::cancelTimers() {

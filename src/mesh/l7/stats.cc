@@ -41,6 +41,7 @@ HttpStats::HttpStats(MetricsRegistry& registry) : registry_(registry) {
   registry_.describe("offcore_mesh_retries_total", "counter", "upstream retries");
   registry_.describe("offcore_mesh_overflow_total", "counter", "requests refused by a circuit breaker");
   registry_.describe("offcore_mesh_ejections_total", "counter", "outlier ejections");
+  registry_.describe("offcore_mesh_retry_overflow_total", "counter", "retries refused by the retry budget");
 }
 
 void HttpStats::record(const RequestRecord& r) {
@@ -75,6 +76,10 @@ void HttpStats::overflow(const std::string& cluster) {
 
 void HttpStats::ejection(const std::string& cluster) {
   registry_.add("offcore_mesh_ejections_total", {{"cluster", cluster}}, 1);
+}
+
+void HttpStats::retryOverflow(const std::string& cluster) {
+  registry_.add("offcore_mesh_retry_overflow_total", {{"cluster", cluster}}, 1);
 }
 
 }  // namespace offcore::mesh::l7

@@ -43,6 +43,8 @@ class HttpStats {
   // Also counted: circuit-breaker overflows and outlier ejections by cluster.
   void overflow(const std::string& cluster);
   void ejection(const std::string& cluster);
+  // A retry the cluster's retry budget refused (Envoy's upstream_rq_retry_overflow).
+  void retryOverflow(const std::string& cluster);
   MetricsRegistry& registry() { return registry_; }
 
  private:
