@@ -51,6 +51,7 @@ PROTOS = [
     "google/rpc/status.proto",
     "envoy/config/core/v3/base.proto",
     "envoy/type/matcher/v3/matcher.proto",
+    "envoy/type/v3/percent.proto",
     "envoy/config/listener/v3/listener.proto",
     "envoy/config/route/v3/route.proto",
     "envoy/config/cluster/v3/cluster.proto",

@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <tuple>
@@ -67,6 +68,25 @@ bool percentage(Fields& f, const std::string& key, double& out, Doc& doc, bool r
     });
   });
   return found;
+}
+
+bool number(Fields& f, const std::string& key, double& out, double lo, double hi, Doc& doc, bool required) {
+  const YAML::Node* v = f.get(key, required);
+  if (!v) return false;
+  std::string text = v->IsScalar() && v->Tag() == "?" ? v->Scalar() : "";
+  bool plain = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789.") == std::string::npos;
+  char* end = nullptr;
+  double d = plain ? std::strtod(text.c_str(), &end) : NAN;
+  if (std::isnan(d) || end != text.c_str() + text.size() || d < lo || d > hi) {
+    char range[64];
+    std::snprintf(range, sizeof range, "%g-%g", lo, hi);
+    std::string got =
+        v->IsScalar() ? "\"" + v->Scalar() + "\"" + (v->Tag() == "?" ? "" : ", quoted") : yaml::describe(*v);
+    doc.error(f.lineOf(key), f.field(key), std::string("must be a number ") + range + " (got " + got + ")");
+    return false;
+  }
+  out = d;
+  return true;
 }
 
 bool section(Fields& f, const std::string& key, bool required, Doc& doc, const std::function<void(Fields&)>& fn) {

@@ -31,6 +31,8 @@ void strList(Fields& f, const std::string& key, std::vector<std::string>& out, D
 bool duration(Fields& f, const std::string& key, Millis& out, Millis min, bool required);
 // `key: {value: 0-100}` (Istio's Percent).
 bool percentage(Fields& f, const std::string& key, double& out, Doc& doc, bool required);
+// A plain (unquoted) decimal number in [lo, hi] (a protobuf double / DoubleValue).
+bool number(Fields& f, const std::string& key, double& out, double lo, double hi, Doc& doc, bool required);
 // A section at key, walked by fn and then finished; false when absent.
 bool section(Fields& f, const std::string& key, bool required, Doc& doc, const std::function<void(Fields&)>& fn);
 // `selector: {matchLabels: {...}}`.

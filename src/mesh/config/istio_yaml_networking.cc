@@ -270,8 +270,21 @@ void trafficPolicy(Fields& f, TrafficPolicy& tp, Ctx& c) {
       if (h.integer("http2MaxRequests", v, 1, 1000000000, false)) out.http2_max_requests = static_cast<uint32_t>(v);
       if (h.integer("maxRequestsPerConnection", v, 0, 1000000000, false))
         out.max_requests_per_connection = static_cast<uint32_t>(v);
+      // Istio's int32; 0 means its default (2^32-1, no limit), as in Istio.
+      if (h.integer("maxRetries", v, 0, INT32_MAX, false) && v > 0) out.max_retries = static_cast<uint32_t>(v);
     });
     tp.connection_pool = out;
+  });
+  // Istio 1.27+ TrafficPolicy.retryBudget (Envoy's cluster retry_budget).
+  // budgetInterval is not implemented (an unknown field, refused).
+  section(f, "retryBudget", false, c.doc, [&](Fields& rb) {
+    RetryBudget out;
+    number(rb, "percent", out.percent, 0, 100, c.doc, false);
+    int64_t v = 0;
+    // uint32; 0 means the default (3), as in Istio.
+    if (rb.integer("minRetryConcurrency", v, 0, UINT32_MAX, false) && v > 0)
+      out.min_retry_concurrency = static_cast<uint32_t>(v);
+    tp.retry_budget = out;
   });
   section(f, "outlierDetection", false, c.doc, [&](Fields& o) {
     OutlierDetection out;

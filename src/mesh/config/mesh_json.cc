@@ -41,8 +41,12 @@ json policyJson(const TrafficPolicy& p) {
                            {"connectTimeoutMs", c.connect_timeout.count()},
                            {"http1MaxPendingRequests", c.http1_max_pending_requests},
                            {"http2MaxRequests", c.http2_max_requests},
-                           {"maxRequestsPerConnection", c.max_requests_per_connection}};
+                           {"maxRequestsPerConnection", c.max_requests_per_connection},
+                           {"maxRetries", c.max_retries}};
   }
+  if (p.retry_budget)
+    j["retryBudget"] = {{"percent", p.retry_budget->percent},
+                        {"minRetryConcurrency", p.retry_budget->min_retry_concurrency}};
   if (p.outlier_detection) {
     const auto& o = *p.outlier_detection;
     j["outlierDetection"] = {{"consecutive5xxErrors", o.consecutive_5xx_errors},
@@ -178,7 +182,15 @@ TrafficPolicy policyFrom(const json& j, const std::string& where, std::string* e
         static_cast<uint32_t>(cp.num("http1MaxPendingRequests", UINT32_MAX, c.http1_max_pending_requests));
     c.http2_max_requests = static_cast<uint32_t>(cp.num("http2MaxRequests", UINT32_MAX, c.http2_max_requests));
     c.max_requests_per_connection = static_cast<uint32_t>(cp.num("maxRequestsPerConnection", UINT32_MAX, 0));
+    c.max_retries = static_cast<uint32_t>(cp.num("maxRetries", UINT32_MAX, c.max_retries));
     p.connection_pool = c;
+  }
+  if (in.has("retryBudget")) {
+    In rb(in.obj("retryBudget"), in.path("retryBudget"), err);
+    RetryBudget b;
+    if (rb.has("percent")) b.percent = rb.dbl("percent");
+    b.min_retry_concurrency = static_cast<uint32_t>(rb.num("minRetryConcurrency", UINT32_MAX, b.min_retry_concurrency));
+    p.retry_budget = b;
   }
   if (in.has("outlierDetection")) {
     In od(in.obj("outlierDetection"), in.path("outlierDetection"), err);

@@ -110,12 +110,21 @@ struct LoadBalancer {
   std::string hash_header;  // consistentHash.httpHeaderName; set = ring hash on it
   bool operator==(const LoadBalancer&) const = default;
 };
+// Envoy's retry budget (CDS circuit_breakers.thresholds[].retry_budget;
+// Istio DestinationRule trafficPolicy.retryBudget): outstanding retries are
+// limited to max(min_retry_concurrency, percent% of the requests in flight).
+struct RetryBudget {
+  double percent = 20;                 // 0..100
+  uint32_t min_retry_concurrency = 3;  // the limit never goes below this
+  bool operator==(const RetryBudget&) const = default;
+};
 struct ConnectionPool {
   uint32_t max_connections = 1024;             // tcp.maxConnections
   Millis connect_timeout{10000};               // tcp.connectTimeout
   uint32_t http1_max_pending_requests = 1024;  // http.http1MaxPendingRequests
   uint32_t http2_max_requests = 1024;          // http.http2MaxRequests (max active requests)
   uint32_t max_requests_per_connection = 0;    // http.maxRequestsPerConnection, 0 = unlimited
+  uint32_t max_retries = UINT32_MAX;           // http.maxRetries: outstanding retries (Istio: 2^32-1)
   bool operator==(const ConnectionPool&) const = default;
 };
 struct OutlierDetection {
@@ -129,6 +138,7 @@ struct TrafficPolicy {
   std::optional<LoadBalancer> load_balancer;
   std::optional<ConnectionPool> connection_pool;
   std::optional<OutlierDetection> outlier_detection;
+  std::optional<RetryBudget> retry_budget;  // set: replaces connection_pool.max_retries (as in Envoy)
   bool operator==(const TrafficPolicy&) const = default;
 };
 struct Subset {

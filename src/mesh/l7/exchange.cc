@@ -1,5 +1,7 @@
 #include "mesh/l7/exchange.h"
 
+#include <utility>
+
 namespace offcore::mesh::l7 {
 
 using http::MessageHead;
@@ -303,8 +305,7 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
     sink_->onResponseAbort();
     return finish(rec_.status);
   }
-  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
-  if (retries && route::shouldRetry(*retries, attempts_, outcome)) {
+  if (std::exchange(retry_granted_, false) || mayRetry(outcome)) {
     ++rec_.retries;
     return startAttempt();
   }
@@ -315,16 +316,31 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
   }
 }
 
+bool Exchange::mayRetry(const AttemptOutcome& outcome) {
+  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
+  if (!retries || !route::shouldRetry(*retries, attempts_, outcome)) return false;
+  if (retry_slot_) cluster_->retryFinished(), retry_slot_ = false;  // the retried attempt is over
+  if (!cluster_->startRetry(limits_, policy_.retry_budget)) {
+    ctx_.stats().retryOverflow(rec_.cluster);
+    return false;
+  }
+  retry_slot_ = true;
+  return true;
+}
+
 void Exchange::onUpstreamHead(MessageHead&& head, bool end_stream) {
   if (up_ && head.status / 100 == 1) {
     up_->informational = true;  // 100 Continue and friends: not forwarded
     return;
   }
-  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
   // gRPC retry_on conditions read the grpc-status of a trailers-only response.
   const std::string* g = grpc_ && end_stream ? http::findHeader(head.headers, "grpc-status") : nullptr;
   AttemptOutcome outcome{AttemptOutcome::Kind::kResponse, head.status, g ? std::atoi(g->c_str()) : -1};
-  if (retries && route::shouldRetry(*retries, attempts_, outcome)) return attemptFailed(outcome, "retriable status");
+  // Over the retry budget, the retriable response itself goes to the client.
+  if (mayRetry(outcome)) {
+    retry_granted_ = true;
+    return attemptFailed(outcome, "retriable status");
+  }
   if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
   response_started_ = true;
   rec_.status = head.status;
@@ -431,6 +447,7 @@ void Exchange::releaseRuntime() {
   if (counted_active_) --cluster_->counters().active_requests, counted_active_ = false;
   if (counted_pending_) --cluster_->counters().pending, counted_pending_ = false;
   if (endpoint_started_) cluster_->requestFinished(endpoint_key_), endpoint_started_ = false;
+  if (retry_slot_) cluster_->retryFinished(), retry_slot_ = false;
 }
 
 void Exchange::cancelTimers() {

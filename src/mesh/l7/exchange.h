@@ -64,6 +64,9 @@ class Exchange {
   void sendH2(H2Conn* conn, uint64_t id);
   void releaseH2();
   void attemptFailed(route::AttemptOutcome outcome, const std::string& why);
+  // Whether the failed attempt is retried: the route's retry policy, then
+  // the cluster's retry budget (takes a slot; over it, counts an overflow).
+  bool mayRetry(const route::AttemptOutcome& outcome);
   void onUpstreamHead(http::MessageHead&& head, bool end_stream = false);
   void onUpstreamBody(std::string_view bytes);
   void onUpstreamTrailers(const http::Headers& trailers);
@@ -100,6 +103,8 @@ class Exchange {
   std::string pool_key_;
   bool reused_ = false;         // the attempt runs on a pooled connection
   bool stale_retried_ = false;  // one free retry after a pooled connection died under us
+  bool retry_slot_ = false;     // the current attempt is a retry holding a cluster retry slot
+  bool retry_granted_ = false;  // onUpstreamHead already decided to retry (slot taken)
   bool response_started_ = false;
   bool response_keep_alive_ = true;
   bool finished_ = false;

@@ -114,6 +114,7 @@ HttpStats::HttpStats(MetricsRegistry& registry) : registry_(registry) {
   registry_.describe("offcore_mesh_upstream_h2_streams_total", "counter", "streams on HTTP/2 upstream connections");
   registry_.describe("offcore_mesh_upstream_h2_peak_streams", "gauge",
                      "most concurrent streams seen on one HTTP/2 upstream connection");
+  registry_.describe("offcore_mesh_retry_overflow_total", "counter", "retries refused by the retry budget");
 }
 
 HttpStats::Series& HttpStats::seriesFor(const RequestRecord& r) {
@@ -178,6 +179,10 @@ void HttpStats::upstreamH2Stream(const std::string& cluster, size_t active, bool
 
 void HttpStats::ejection(const std::string& cluster) {
   registry_.add("offcore_mesh_ejections_total", {{"cluster", cluster}}, 1);
+}
+
+void HttpStats::retryOverflow(const std::string& cluster) {
+  registry_.add("offcore_mesh_retry_overflow_total", {{"cluster", cluster}}, 1);
 }
 
 }  // namespace offcore::mesh::l7

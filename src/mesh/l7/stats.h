@@ -50,6 +50,8 @@ class HttpStats {
   // A stream started on an HTTP/2 upstream connection with `active` streams
   // (this one included); new_conn: the connection's first stream.
   void upstreamH2Stream(const std::string& cluster, size_t active, bool new_conn);
+  // A retry the cluster's retry budget refused (Envoy's upstream_rq_retry_overflow).
+  void retryOverflow(const std::string& cluster);
   MetricsRegistry& registry() { return registry_; }
 
  private:

@@ -2,9 +2,31 @@
 
 #include <algorithm>
 
+#include "base/assert.h"
+
 namespace offcore::mesh::route {
 
 std::string endpointKey(const MeshEndpoint& ep) { return ep.ip + ":" + std::to_string(ep.port); }
+
+uint64_t retryLimit(const ConnectionPool& pool, const std::optional<RetryBudget>& budget, uint64_t requests_in_flight) {
+  if (!budget) return pool.max_retries;
+  double share = std::clamp(budget->percent, 0.0, 100.0) / 100.0 * static_cast<double>(requests_in_flight);
+  return std::max<uint64_t>(static_cast<uint64_t>(share), budget->min_retry_concurrency);
+}
+
+bool ClusterRuntime::startRetry(const ConnectionPool& pool, const std::optional<RetryBudget>& budget) {
+  if (counters_.active_retries >= retryLimit(pool, budget, counters_.active_requests)) {
+    ++counters_.retry_overflows;
+    return false;
+  }
+  ++counters_.active_retries;
+  return true;
+}
+
+void ClusterRuntime::retryFinished() {
+  OC_ASSERT(counters_.active_retries > 0, "a retry finished that never started");
+  --counters_.active_retries;
+}
 
 std::optional<size_t> ClusterRuntime::pick(const std::vector<MeshEndpoint>& eps, const LoadBalancer& lb,
                                            const std::string* hash_value, Random& random, TimePoint now) {

@@ -20,6 +20,11 @@ using TimePoint = std::chrono::steady_clock::time_point;
 
 std::string endpointKey(const MeshEndpoint& ep);  // "ip:port"
 
+// The most retries a cluster may have outstanding at once (Envoy's retries
+// circuit breaker): with a retry budget, max(min_retry_concurrency,
+// percent% of the requests in flight), else the pool's max_retries.
+uint64_t retryLimit(const ConnectionPool& pool, const std::optional<RetryBudget>& budget, uint64_t requests_in_flight);
+
 class ClusterRuntime {
  public:
   // An endpoint among `eps` per the policy, skipping ejected ones (when all
@@ -48,12 +53,22 @@ class ClusterRuntime {
     uint32_t active_requests = 0;  // requests in flight
     uint64_t overflows = 0;        // requests refused by a limit
     uint64_t ejections = 0;
+    uint32_t active_retries = 0;   // retried attempts in flight
+    uint64_t retry_overflows = 0;  // retries refused by the retry budget
   };
   Counters& counters() { return counters_; }
   const Counters& counters() const { return counters_; }
   bool requestAllowed(const ConnectionPool& pool) const { return counters_.active_requests < pool.http2_max_requests; }
   bool connectAllowed(const ConnectionPool& pool) const { return counters_.connections < pool.max_connections; }
   bool queueAllowed(const ConnectionPool& pool) const { return counters_.pending < pool.http1_max_pending_requests; }
+
+  // Retry budget: a retry holds a slot for the duration of its attempt
+  // (startRetry ... retryFinished). Over the limit, startRetry counts an
+  // overflow and returns false: no retry, the failure goes to the client.
+  // The requests in flight are counters().active_requests (which includes
+  // the ones waiting for a connection).
+  bool startRetry(const ConnectionPool& pool, const std::optional<RetryBudget>& budget);
+  void retryFinished();
 
  private:
   struct Host {

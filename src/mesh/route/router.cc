@@ -37,6 +37,7 @@ void overlay(TrafficPolicy& base, const TrafficPolicy& over) {
   if (over.load_balancer) base.load_balancer = over.load_balancer;
   if (over.connection_pool) base.connection_pool = over.connection_pool;
   if (over.outlier_detection) base.outlier_detection = over.outlier_detection;
+  if (over.retry_budget) base.retry_budget = over.retry_budget;
 }
 
 }  // namespace

@@ -32,8 +32,12 @@ json policy(const TrafficPolicy& tp) {
     j["connectionPool"] = {{"maxConnections", p.max_connections},
                            {"connectTimeoutMs", p.connect_timeout.count()},
                            {"http1MaxPendingRequests", p.http1_max_pending_requests},
-                           {"http2MaxRequests", p.http2_max_requests}};
+                           {"http2MaxRequests", p.http2_max_requests},
+                           {"maxRetries", p.max_retries}};
   }
+  if (tp.retry_budget)
+    j["retryBudget"] = {{"percent", tp.retry_budget->percent},
+                        {"minRetryConcurrency", tp.retry_budget->min_retry_concurrency}};
   if (tp.outlier_detection) {
     const auto& o = *tp.outlier_detection;
     j["outlierDetection"] = {{"consecutive5xxErrors", o.consecutive_5xx_errors},

@@ -144,12 +144,28 @@ Result<TrafficPolicy> translateCluster(const cluster::Cluster& c) {
   tp.load_balancer = lb;
   if (c.has_circuit_breakers() || c.has_connect_timeout()) {
     ConnectionPool pool;
+    pool.max_retries = 3;  // Envoy's default
     if (c.has_connect_timeout()) pool.connect_timeout = toMillis(c.connect_timeout());
     for (const auto& t : c.circuit_breakers().thresholds()) {
       if (t.priority() != envoy::config::core::v3::DEFAULT) continue;  // offcore has one priority
       if (t.has_max_connections()) pool.max_connections = t.max_connections().value();
       if (t.has_max_pending_requests()) pool.http1_max_pending_requests = t.max_pending_requests().value();
       if (t.has_max_requests()) pool.http2_max_requests = t.max_requests().value();
+      if (t.has_max_retries()) pool.max_retries = t.max_retries().value();
+      if (t.has_retry_budget()) {
+        const auto& b = t.retry_budget();
+        const auto& bi = b.budget_interval();
+        if (bi.seconds() != 0 || bi.nanos() != 0)
+          return makeError(where + ": retry_budget.budget_interval is not supported (only requests in flight count)");
+        RetryBudget budget;  // Envoy's defaults: 20%, 3
+        if (b.has_budget_percent()) {
+          double v = b.budget_percent().value();
+          if (!(v >= 0 && v <= 100)) return makeError(where + ": retry_budget.budget_percent must be 0-100");
+          budget.percent = v;
+        }
+        if (b.has_min_retry_concurrency()) budget.min_retry_concurrency = b.min_retry_concurrency().value();
+        tp.retry_budget = budget;
+      }
     }
     tp.connection_pool = pool;
   }

@@ -252,5 +252,51 @@ TEST(XdsTranslate, ContradictoryEndpointPortsAreAnError) {
   EXPECT_FALSE(buildSnapshot(r).ok());
 }
 
+TEST(XdsTranslate, RetryCircuitBreakerAndRetryBudget) {
+  auto c = edsCluster(kAll);
+  c.mutable_circuit_breakers()->add_thresholds()->mutable_max_connections()->set_value(5);
+  auto tp = translateCluster(c);
+  ASSERT_TRUE(tp.ok()) << tp.error().message;
+  EXPECT_EQ(tp->connection_pool->max_retries, 3u);  // Envoy's default
+  EXPECT_FALSE(tp->retry_budget);
+
+  auto* t = c.mutable_circuit_breakers()->mutable_thresholds(0);
+  t->mutable_max_retries()->set_value(1);
+  auto* high = c.mutable_circuit_breakers()->add_thresholds();
+  high->set_priority(envoy::config::core::v3::HIGH);
+  high->mutable_max_retries()->set_value(99);
+  high->mutable_retry_budget();
+  tp = translateCluster(c);
+  ASSERT_TRUE(tp.ok()) << tp.error().message;
+  EXPECT_EQ(tp->connection_pool->max_retries, 1u);
+  EXPECT_FALSE(tp->retry_budget);  // HIGH priority thresholds are not used
+
+  t->mutable_retry_budget();  // present, empty: Envoy's defaults
+  tp = translateCluster(c);
+  ASSERT_TRUE(tp.ok()) << tp.error().message;
+  EXPECT_EQ(tp->retry_budget, (RetryBudget{20, 3}));
+  t->mutable_retry_budget()->mutable_budget_percent()->set_value(37.5);
+  t->mutable_retry_budget()->mutable_min_retry_concurrency()->set_value(0);
+  tp = translateCluster(c);
+  ASSERT_TRUE(tp.ok()) << tp.error().message;
+  EXPECT_EQ(tp->retry_budget, (RetryBudget{37.5, 0}));
+
+  // Envoy's field numbers on the wire: Thresholds.retry_budget = 8,
+  // RetryBudget.budget_percent = 1, Percent.value = 1 (a double).
+  envoy::config::cluster::v3::CircuitBreakers::Thresholds only;
+  only.mutable_retry_budget()->mutable_budget_percent()->set_value(37.5);
+  std::string wire = only.SerializeAsString();
+  ASSERT_EQ(wire.size(), 13u);
+  EXPECT_EQ(wire.substr(0, 5), std::string("\x42\x0b\x0a\x09\x09", 5));
+
+  t->mutable_retry_budget()->mutable_budget_interval()->set_seconds(10);
+  auto r = translateCluster(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("budget_interval is not supported"), std::string::npos) << r.error().message;
+  t->mutable_retry_budget()->clear_budget_interval();
+  t->mutable_retry_budget()->mutable_budget_percent()->set_value(150);
+  EXPECT_FALSE(translateCluster(c).ok());
+}
+
 }  // namespace
 }  // namespace offcore::mesh::xds
