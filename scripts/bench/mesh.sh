@@ -26,11 +26,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../../tests/integration/lib.sh"
-trap - EXIT
-trap 'for (( i=${#CLEANUPS[@]}-1; i>=0; i-- )); do eval "${CLEANUPS[$i]}" >/dev/null 2>&1 || true; done' EXIT
-set -E
-trap 'echo "mesh.sh: line $LINENO: \"$BASH_COMMAND\" exited $? at $(date +%T)" >&2' ERR
-trap 'echo "mesh.sh: SIGTERM at $(date +%T)" >&2; exit 143' TERM
+source "$HERE/lib.sh"
+bench_traps mesh.sh
 
 RUNS=3 QUICK=0 PODS="10 30 60" RATE=1000 DURATION= OUT=
 while [ $# -gt 0 ]; do
@@ -65,20 +62,7 @@ fi
 work=$(mktemp -d /var/tmp/ocbm-mesh-XXXX); cleanup "rm -rf $work"
 NODES=(ocbma ocbmb)
 VIP_PLAIN=10.96.89.10 VIP_L4=10.96.89.11 VIP_L7=10.96.89.12
-CG=/sys/fs/cgroup
 
-join_cg() {  # join_cg CGPATH: move this (sub)shell into CGPATH of every hierarchy that has it
-  local h
-  for h in cpuset cpuacct cpu memory pids; do
-    if [ -d "$CG/$h/$1" ]; then echo "$BASHPID" > "$CG/$h/$1/cgroup.procs"; fi
-  done
-}
-cg_cpu() {  # seconds summed over the cgroups given
-  local s=0 c
-  for c in "$@"; do s=$(( s + $(cat "$CG/cpuacct/$c/cpuacct.usage") )); done
-  awk -v s="$s" 'BEGIN { printf "%.6f", s / 1e9 }'
-}
-now() { date +%s.%N; }
 pss_kib() {  # summed PSS of the pids given
   local s=0 p v
   for p in "$@"; do

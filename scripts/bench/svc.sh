@@ -26,12 +26,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../../tests/integration/lib.sh"
-trap - EXIT
-trap 'for (( i=${#CLEANUPS[@]}-1; i>=0; i-- )); do eval "${CLEANUPS[$i]}" >/dev/null 2>&1 || true; done' EXIT
-# Name the command that ends the run (e.g. a tool killed from outside: 143).
-set -E
-trap 'echo "svc.sh: line $LINENO: \"$BASH_COMMAND\" exited $? at $(date +%T)" >&2' ERR
-trap 'echo "svc.sh: SIGTERM at $(date +%T)" >&2; exit 143' TERM
+source "$HERE/lib.sh"
+bench_traps svc.sh
 
 RUNS=3 QUICK=0 ONLY=${SVC_BENCH_ONLY:-all} DURATION=5 SIZES="1000 10000" OUT=
 while [ $# -gt 0 ]; do
@@ -63,24 +59,11 @@ for n in ocbsa ocbsb; do [ ! -e "/run/offcore/$n" ] || leftover+=" node:$n"; don
 work=$(mktemp -d /var/tmp/ocbs-svc-XXXX); cleanup "rm -rf $work"
 NODE_A=ocbsa NODE_B=ocbsb
 VIP_OC=10.96.88.10 VIP_NFT=10.97.0.10
-CG=/sys/fs/cgroup
 HZ=$(getconf CLK_TCK)
 
 # --- tenant cgroups and CPU accounting -----------------------------------
 
-join_cg() {  # join_cg CGPATH: move this (sub)shell into CGPATH of every hierarchy that has it
-  local h
-  for h in cpuset cpuacct cpu memory pids; do
-    if [ -d "$CG/$h/$1" ]; then echo "$BASHPID" > "$CG/$h/$1/cgroup.procs"; fi
-  done
-}
-cg_cpu() {  # seconds summed over the cgroups given
-  local s=0 c
-  for c in "$@"; do s=$(( s + $(cat "$CG/cpuacct/$c/cpuacct.usage") )); done
-  awk -v s="$s" 'BEGIN { printf "%.6f", s / 1e9 }'
-}
 machine_cpu() { awk -v hz="$HZ" '/^cpu / { printf "%.4f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
-now() { date +%s.%N; }
 rusage_s() { awk '{ printf "%.3f", $1 + $2 }' "$work/rusage"; }  # user + sys of the last /usr/bin/time
 
 # Client ports: ClusterIP runs take the lower half, every other path the

@@ -14,6 +14,7 @@
 #include "base/files.h"
 #include "base/stats.h"
 #include "base/subprocess.h"
+#include "bench/driver.h"
 #include "bench/suite.h"
 
 #ifndef OFFCORE_SOURCE_DIR
@@ -52,8 +53,6 @@ class ColdstartSuite final : public BenchSuite {
   Result<BenchReport> run(const BenchOptions& options) override {
     std::string src = OFFCORE_SOURCE_DIR;
     std::string images_script = src + "/scripts/bench-images.sh";
-    std::string driver = src + "/scripts/bench/coldstart.sh";
-    if (!pathExists(driver)) return makeError("the driver " + driver + " is missing (run from a source checkout)");
     std::vector<std::string> images =
         options.quick ? std::vector<std::string>{"small"} : std::vector<std::string>{"small", "python", "gcc"};
     if (!options.quick) {
@@ -63,21 +62,12 @@ class ColdstartSuite final : public BenchSuite {
       OC_TRY(runChecked({"env", "ONLY=small", "bash", images_script}));
     }
     // The driver shows its progress on our stderr and writes results to a file.
-    std::string results = "/var/tmp/offcore-coldstart-" + std::to_string(::getpid()) + ".jsonl";
-    std::vector<std::string> argv{
-        "env", "OFFCORE=" + selfExe(), "bash", driver, results, std::to_string(options.quick ? 1 : options.runs)};
-    argv.insert(argv.end(), images.begin(), images.end());
-    OC_ASSIGN_OR_RETURN(pid_t pid, spawn(argv));
-    OC_ASSIGN_OR_RETURN(int rc, waitExit(pid));
-    auto text = readFile(results);
-    std::remove(results.c_str());
-    if (rc != 0)
-      return makeError("the cold-start driver failed (exit " + std::to_string(rc) + "); see its output above");
-    if (!text.ok()) return text.error();
+    std::vector<std::string> args{std::to_string(options.quick ? 1 : options.runs)};
+    args.insert(args.end(), images.begin(), images.end());
+    OC_ASSIGN_OR_RETURN(auto lines, runBenchDriver({"scripts/bench/coldstart.sh", "cold-start driver",
+                                                    "offcore-coldstart", args, /*out_flag=*/false}));
     std::map<std::pair<std::string, std::string>, Samples> samples;
-    for (const auto& line : splitLines(*text)) {
-      json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) continue;
+    for (const json& j : lines) {
       samples[{j.value("image", ""), j.value("variant", "")}].add(j);
     }
     return buildReport(images, samples, options);

@@ -7,8 +7,6 @@
 // into the report (medians over --runs, the mesh's cost paired with the
 // direct run of the same round) and a chart of the mesh's CPU and memory
 // against the pod count.
-#include <unistd.h>
-
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -17,11 +15,8 @@
 #include "base/files.h"
 #include "base/stats.h"
 #include "base/subprocess.h"
+#include "bench/driver.h"
 #include "bench/suite.h"
-
-#ifndef OFFCORE_SOURCE_DIR
-#define OFFCORE_SOURCE_DIR "."
-#endif
 
 namespace offcore {
 namespace {
@@ -89,25 +84,12 @@ class MeshSuite final : public BenchSuite {
   }
 
   Result<BenchReport> run(const BenchOptions& options) override {
-    std::string driver = std::string(OFFCORE_SOURCE_DIR) + "/scripts/bench/mesh.sh";
-    if (!pathExists(driver)) return makeError("the driver " + driver + " is missing (run from a source checkout)");
+    std::vector<std::string> args{"--runs", std::to_string(options.quick ? 1 : options.runs)};
+    if (options.quick) args.push_back("--quick");
     // ocbm-: the prefix every name of this bench carries (see scripts/bench/mesh.sh).
-    std::string results = "/var/tmp/ocbm-mesh-results-" + std::to_string(::getpid()) + ".jsonl";
-    std::vector<std::string> argv{"env",    "OFFCORE=" + selfExe(),
-                                  "bash",   driver,
-                                  "--out",  results,
-                                  "--runs", std::to_string(options.quick ? 1 : options.runs)};
-    if (options.quick) argv.push_back("--quick");
-    OC_ASSIGN_OR_RETURN(pid_t pid, spawn(argv));
-    OC_ASSIGN_OR_RETURN(int rc, waitExit(pid));
-    auto text = readFile(results);
-    std::remove(results.c_str());
-    if (rc != 0) return makeError("the mesh driver failed (exit " + std::to_string(rc) + "); see its output above");
-    if (!text.ok()) return text.error();
+    OC_ASSIGN_OR_RETURN(auto lines, runBenchDriver({"scripts/bench/mesh.sh", "mesh driver", "ocbm-mesh", args}));
     Data d;
-    for (const auto& line : splitLines(*text)) {
-      json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) continue;
+    for (const json& j : lines) {
       int pods = j.value("pods", 0);
       if (j.value("case", "") == "memory") {
         d.pss[{pods, j.value("mode", "")}].push_back(j.value("pss_kib", 0.0));

@@ -19,6 +19,7 @@
 #include "base/files.h"
 #include "base/stats.h"
 #include "base/subprocess.h"
+#include "bench/driver.h"
 #include "bench/suite.h"
 
 #ifndef OFFCORE_SOURCE_DIR
@@ -118,25 +119,12 @@ class SvcSuite final : public BenchSuite {
   }
 
   Result<BenchReport> run(const BenchOptions& options) override {
-    std::string driver = std::string(OFFCORE_SOURCE_DIR) + "/scripts/bench/svc.sh";
-    if (!pathExists(driver)) return makeError("the driver " + driver + " is missing (run from a source checkout)");
+    std::vector<std::string> args{"--runs", std::to_string(options.quick ? 1 : options.runs)};
+    if (options.quick) args.push_back("--quick");
     // ocbs-: the prefix every name of this bench carries (see scripts/bench/svc.sh).
-    std::string results = "/var/tmp/ocbs-svc-results-" + std::to_string(::getpid()) + ".jsonl";
-    std::vector<std::string> argv{"env",    "OFFCORE=" + selfExe(),
-                                  "bash",   driver,
-                                  "--out",  results,
-                                  "--runs", std::to_string(options.quick ? 1 : options.runs)};
-    if (options.quick) argv.push_back("--quick");
-    OC_ASSIGN_OR_RETURN(pid_t pid, spawn(argv));
-    OC_ASSIGN_OR_RETURN(int rc, waitExit(pid));
-    auto text = readFile(results);
-    std::remove(results.c_str());
-    if (rc != 0) return makeError("the svc driver failed (exit " + std::to_string(rc) + "); see its output above");
-    if (!text.ok()) return text.error();
+    OC_ASSIGN_OR_RETURN(auto lines, runBenchDriver({"scripts/bench/svc.sh", "svc driver", "ocbs-svc", args}));
     Data d;
-    for (const auto& line : splitLines(*text)) {
-      json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) continue;
+    for (const json& j : lines) {
       std::string c = j.value("case", "");
       if (c == "check")
         d.checks.push_back(j);

@@ -1,0 +1,29 @@
+# Shared pieces of the bench drivers (sourced after tests/integration/lib.sh):
+# the traps a driver runs under, and the cgroup CPU accounting.
+
+# bench_traps NAME: cleanups on any exit (without lib.sh's PASS/FAIL line),
+# and the command that ends a run named on stderr (a tool killed from
+# outside: 143).
+bench_traps() {
+  trap - EXIT
+  trap 'for (( i=${#CLEANUPS[@]}-1; i>=0; i-- )); do eval "${CLEANUPS[$i]}" >/dev/null 2>&1 || true; done' EXIT
+  set -E
+  # shellcheck disable=SC2064  # the name is fixed now, the rest at trap time
+  trap "echo \"$1: line \$LINENO: \\\"\$BASH_COMMAND\\\" exited \$? at \$(date +%T)\" >&2" ERR
+  trap "echo \"$1: SIGTERM at \$(date +%T)\" >&2; exit 143" TERM
+}
+
+CG=/sys/fs/cgroup
+
+join_cg() {  # join_cg CGPATH: move this (sub)shell into CGPATH of every hierarchy that has it
+  local h
+  for h in cpuset cpuacct cpu memory pids; do
+    if [ -d "$CG/$h/$1" ]; then echo "$BASHPID" > "$CG/$h/$1/cgroup.procs"; fi
+  done
+}
+cg_cpu() {  # seconds summed over the cgroups given
+  local s=0 c
+  for c in "$@"; do s=$(( s + $(cat "$CG/cpuacct/$c/cpuacct.usage") )); done
+  awk -v s="$s" 'BEGIN { printf "%.6f", s / 1e9 }'
+}
+now() { date +%s.%N; }
