@@ -19,6 +19,10 @@
 
 namespace offcore::mesh {
 
+// Istio's root namespace: PeerAuthentication and AuthorizationPolicy placed
+// there apply mesh-wide (Istio's default `rootNamespace`).
+inline constexpr const char* kMeshRootNamespace = "istio-system";
+
 using Labels = std::map<std::string, std::string>;
 using Millis = std::chrono::milliseconds;
 

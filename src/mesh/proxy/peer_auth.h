@@ -13,8 +13,6 @@
 
 namespace offcore::mesh {
 
-inline constexpr const char* kMeshRootNamespace = "istio-system";
-
 MtlsMode mtlsModeFor(const MeshConfig& config, const MeshWorkload& workload, uint16_t port);
 
 const char* toString(MtlsMode mode);

@@ -88,8 +88,10 @@ bool ruleMatches(const AuthzRule& rule, const AuthzRequest& r) {
   return from && to;
 }
 
+// A policy in the workload's namespace, or in the root namespace (mesh-wide;
+// its selector then picks workloads in every namespace), as Istio applies them.
 bool applies(const AuthorizationPolicy& p, const std::string& ns, const Labels& labels) {
-  if (p.ns != ns) return false;
+  if (p.ns != ns && p.ns != kMeshRootNamespace) return false;
   for (const auto& [k, v] : p.selector) {
     auto it = labels.find(k);
     if (it == labels.end() || it->second != v) return false;

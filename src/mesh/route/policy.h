@@ -37,8 +37,9 @@ struct AuthzDecision {
   bool allowed = true;
   std::string policy;  // the deciding policy ("ns/name"), "" when none
 };
-// Policies that apply to a workload in `ns` with `labels`: DENY first, then
-// if any ALLOW applies, one of them must match.
+// Policies that apply to a workload in `ns` with `labels` (those of its
+// namespace and of the root namespace, kMeshRootNamespace): DENY first,
+// then if any ALLOW applies, one of them must match.
 AuthzDecision authorize(const std::vector<AuthorizationPolicy>& policies, const std::string& ns, const Labels& labels,
                         const AuthzRequest& req);
 // "spiffe://td/ns/<ns>/sa/<sa>" -> "<ns>" ("" when not that shape).

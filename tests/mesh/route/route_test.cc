@@ -297,5 +297,33 @@ TEST(Policy, AuthorizationDenyFirstThenAllow) {
   EXPECT_EQ(namespaceOf("spiffe://cluster.local/ns/shop/sa/web"), "shop");
 }
 
+TEST(Policy, RootNamespacePoliciesApplyMeshWide) {
+  // Istio: a policy in the root namespace applies to every namespace; its
+  // selector picks workloads anywhere.
+  AuthorizationPolicy deny;
+  deny.name = "no-debug";
+  deny.ns = kMeshRootNamespace;
+  deny.action = AuthorizationPolicy::Action::kDeny;
+  AuthzRule rule;
+  AuthzOperation op;
+  op.paths = {"/debug*"};
+  rule.to = {op};
+  deny.rules = {rule};
+  AuthzRequest r{"spiffe://cluster.local/ns/a/sa/x", "a", "GET", "/debug/pprof", 80};
+  auto d = authorize({deny}, "shop", {{"app", "web"}}, r);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.policy, std::string(kMeshRootNamespace) + "/no-debug");
+  EXPECT_FALSE(authorize({deny}, "other", {}, r).allowed);
+  r.path = "/ok";
+  EXPECT_TRUE(authorize({deny}, "shop", {}, r).allowed);
+  deny.selector = {{"app", "web"}};
+  r.path = "/debug";
+  EXPECT_FALSE(authorize({deny}, "other", {{"app", "web"}}, r).allowed);
+  EXPECT_TRUE(authorize({deny}, "other", {{"app", "db"}}, r).allowed);
+  // A policy in an ordinary namespace stays there.
+  deny.ns = "shop";
+  EXPECT_TRUE(authorize({deny}, "other", {{"app", "web"}}, r).allowed);
+}
+
 }  // namespace
 }  // namespace offcore::mesh::route
