@@ -180,14 +180,31 @@ Http2Session::Http2Session(HttpProxyContext& ctx, std::unique_ptr<Transport> dow
                                  {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 60 << 10}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
   down_->setCallbacks(this);
+  armIdle();
   if (!already_read.empty())
     onData(already_read);
   else
     flush();
 }
 
+void Http2Session::armIdle() {
+  auto idle = ctx_.options().downstream_idle_timeout;
+  auto due = last_active_ + idle - std::chrono::steady_clock::now();
+  auto wait = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(due), std::chrono::milliseconds(1));
+  idle_timer_ = ctx_.loop().addTimer(wait, [this] {
+    idle_timer_ = 0;
+    if (finished_) return;
+    if (!streams_.empty() || std::chrono::steady_clock::now() - last_active_ < ctx_.options().downstream_idle_timeout)
+      return armIdle();  // busy, or active since: look again when it could be idle
+    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+    flush();
+    close(false);
+  });
+}
+
 Http2Session::~Http2Session() {
   *alive_ = false;
+  if (idle_timer_) ctx_.loop().cancelTimer(idle_timer_);
   for (auto& [id, st] : streams_) st->ex.reset();
   streams_.clear();
   if (session_) nghttp2_session_del(session_);
@@ -205,6 +222,7 @@ void Http2Session::requestReady(Stream& st) {
 
 void Http2Session::onData(std::string_view bytes) {
   if (finished_) return;
+  last_active_ = std::chrono::steady_clock::now();
   in_recv_ = true;
   ssize_t n = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   in_recv_ = false;

@@ -4,6 +4,7 @@
 // response comes back on the stream. Streams run concurrently (up to 100).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -47,6 +48,9 @@ class Http2Session : public Transport::Callbacks {
   void scheduleFlush();
   void close(bool reset);
   void done();
+  // downstream_idle_timeout with no open stream: GOAWAY and close, as the
+  // HTTP/1.1 session does between requests.
+  void armIdle();
 
   HttpProxyContext& ctx_;
   std::unique_ptr<Transport> down_;
@@ -57,6 +61,8 @@ class Http2Session : public Transport::Callbacks {
   bool in_recv_ = false;
   bool flush_posted_ = false;
   bool finished_ = false;
+  EventLoop::TimerId idle_timer_ = 0;
+  std::chrono::steady_clock::time_point last_active_ = std::chrono::steady_clock::now();
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <thread>
 
@@ -88,6 +94,50 @@ TEST_F(Http2Test, StreamsAreRoutedLikeHttp1) {
   ASSERT_GE(log.size(), 5u);
   EXPECT_EQ(log.back().request_bytes, 5u);
   EXPECT_EQ(log.back().method, "POST");
+}
+
+// A client that opens the connection and then sends nothing: after the
+// idle timeout the session says GOAWAY and closes, as HTTP/1.1 sessions do.
+TEST_F(Http2Test, IdleConnectionGetsGoawayAndIsClosed) {
+  HttpProxyOptions opts;
+  opts.downstream_idle_timeout = Millis(150);
+  ctx = std::make_unique<HttpProxyContext>(loop, connector, metrics, random, opts);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(h2_listener->port());
+  ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::string hello(kHttp2Preface);
+  hello += std::string("\0\0\0\x04\0\0\0\0\0", 9);  // an empty SETTINGS frame
+  ASSERT_EQ(::send(fd, hello.data(), hello.size(), 0), static_cast<ssize_t>(hello.size()));
+  std::string got;
+  bool eof = false;
+  auto t0 = std::chrono::steady_clock::now();
+  runUntil(
+      loop,
+      [&] {
+        char buf[512];
+        ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) got.append(buf, static_cast<size_t>(n));
+        eof = n == 0;
+        return eof;
+      },
+      Millis(3000));
+  auto waited = std::chrono::steady_clock::now() - t0;
+  ::close(fd);
+  ASSERT_TRUE(eof) << "the idle connection was not closed";
+  EXPECT_GE(waited, Millis(100));
+  // Frames: 9-byte headers; find a GOAWAY (type 7).
+  bool goaway = false;
+  for (size_t off = 0; off + 9 <= got.size();) {
+    size_t len = (static_cast<unsigned char>(got[off]) << 16) | (static_cast<unsigned char>(got[off + 1]) << 8) |
+                 static_cast<unsigned char>(got[off + 2]);
+    goaway = goaway || got[off + 3] == 7;
+    off += 9 + len;
+  }
+  EXPECT_TRUE(goaway) << got.size() << " bytes, no GOAWAY";
 }
 
 }  // namespace
