@@ -35,4 +35,15 @@ Result<std::vector<nlohmann::json>> runBenchDriver(const DriverRun& run) {
   return out;
 }
 
+void plotChart(const std::string& script, const std::string& data_file, const std::string& caption,
+               const std::string& png, BenchReport& report) {
+  SpawnOptions opts;
+  opts.stdin_data = script;
+  auto ran = runCapture({"gnuplot"}, opts);
+  std::remove(data_file.c_str());
+  bool ok = ran.ok() && ran->exit_code == 0;
+  report.notes.insert(report.notes.begin(), ok ? "Chart: ![" + caption + "](" + png + ")"
+                                               : std::string("gnuplot failed; no chart this run."));
+}
+
 }  // namespace offcore

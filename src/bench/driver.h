@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "bench/report.h"
 
 namespace offcore {
 
@@ -24,5 +25,11 @@ struct DriverRun {
   bool out_flag = true;
 };
 Result<std::vector<nlohmann::json>> runBenchDriver(const DriverRun& run);
+
+// A suite's own chart: runs the gnuplot `script` (which reads `data_file`,
+// removed afterwards) and puts "Chart: ![caption](png)" first in the
+// report's notes, or says that gnuplot failed.
+void plotChart(const std::string& script, const std::string& data_file, const std::string& caption,
+               const std::string& png, BenchReport& report);
 
 }  // namespace offcore

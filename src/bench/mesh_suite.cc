@@ -250,13 +250,7 @@ class MeshSuite final : public BenchSuite {
         data_file +
         "' using 1:5 with linespoints lw 2 title 'haproxy sidecars', '' using 1:6 with linespoints lw 2 title "
         "'offcore node proxies'\nunset multiplot\n";
-    SpawnOptions opts;
-    opts.stdin_data = script;
-    auto ran = runCapture({"gnuplot"}, opts);
-    std::remove(data_file.c_str());
-    bool ok = ran.ok() && ran->exit_code == 0;
-    r.notes.insert(r.notes.begin(),
-                   ok ? "Chart: ![mesh CPU and memory against pods](mesh.png)" : "gnuplot failed; no chart this run.");
+    plotChart(script, data_file, "mesh CPU and memory against pods", "mesh.png", r);
   }
 
   Config config_;

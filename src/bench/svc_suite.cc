@@ -392,13 +392,7 @@ class SvcSuite final : public BenchSuite {
         "' using 2:xtic(1) title 'direct (pod network)' lc rgb '#808080', "
         "'' using 3 title 'direct via router' lc rgb '#c0c0c0', '' using 4 title 'offcore ClusterIP' lc rgb '#4060c0', "
         "'' using 5 title 'nftables DNAT VIP' lc rgb '#d08030'\n";
-    SpawnOptions opts;
-    opts.stdin_data = script;
-    auto ran = runCapture({"gnuplot"}, opts);
-    std::remove(data_file.c_str());
-    bool ok = ran.ok() && ran->exit_code == 0;
-    r.notes.insert(r.notes.begin(),
-                   ok ? "Chart: ![req/s per path and mode](svc.png)" : "gnuplot failed; no chart this run.");
+    plotChart(script, data_file, "req/s per path and mode", "svc.png", r);
   }
 
   Config config_;
