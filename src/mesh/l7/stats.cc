@@ -1,5 +1,6 @@
 #include "mesh/l7/stats.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -170,11 +171,17 @@ void HttpStats::overflow(const std::string& cluster) {
 }
 
 void HttpStats::upstreamH2Stream(const std::string& cluster, size_t active, bool new_conn) {
-  MetricsRegistry::Labels l = {{"cluster", cluster}};
-  if (new_conn) registry_.add("offcore_mesh_upstream_h2_connections_total", l, 1);
-  registry_.add("offcore_mesh_upstream_h2_streams_total", l, 1);
-  if (static_cast<double>(active) > registry_.get("offcore_mesh_upstream_h2_peak_streams", l))
-    registry_.set("offcore_mesh_upstream_h2_peak_streams", l, static_cast<double>(active));
+  auto [it, fresh] = h2_series_.try_emplace(cluster);
+  H2Series& h = it->second;
+  if (fresh) {
+    MetricsRegistry::Labels l = {{"cluster", cluster}};
+    h.connections = registry_.series("offcore_mesh_upstream_h2_connections_total", l);
+    h.streams = registry_.series("offcore_mesh_upstream_h2_streams_total", l);
+    h.peak = registry_.series("offcore_mesh_upstream_h2_peak_streams", l);
+  }
+  if (new_conn) *h.connections += 1;
+  *h.streams += 1;
+  *h.peak = std::max(*h.peak, static_cast<double>(active));
 }
 
 void HttpStats::ejection(const std::string& cluster) {

@@ -71,6 +71,13 @@ class HttpStats {
 
   MetricsRegistry& registry_;
   std::unordered_map<std::string, Series> series_;
+  // Per cluster: HTTP/2 upstream connections, streams, peak concurrent streams.
+  struct H2Series {
+    double* connections = nullptr;
+    double* streams = nullptr;
+    double* peak = nullptr;
+  };
+  std::unordered_map<std::string, H2Series> h2_series_;
 };
 
 }  // namespace offcore::mesh::l7
