@@ -1,0 +1,85 @@
+// VirtQueue: one split virtqueue (virtio 1.1 §2.6) in guest memory, as the
+// device side walks it. Pure logic over GuestMemory: no sockets, no threads.
+//
+// The guest is hostile: every descriptor address and length is checked
+// through GuestMemory, a chain that loops, is longer than the queue, nests
+// indirect tables, or carries more than maxChainBytes is an error, and after
+// an error the queue is broken (pop() keeps failing) until it is set up
+// again. The back end never reads or writes outside the guest's regions.
+//
+// Owner: one queue thread (docs/CONCURRENCY.md "vhost-user").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "base/result.h"
+#include "virt/vhost/dirty_log.h"
+#include "virt/vhost/guest_memory.h"
+
+namespace offcore::virt {
+
+// SET_VRING_ADDR: ring addresses are front-end virtual addresses; the log
+// address is guest-physical (used when VHOST_VRING_F_LOG is set in flags).
+struct VringAddresses {
+  uint64_t descUserAddr = 0;
+  uint64_t availUserAddr = 0;
+  uint64_t usedUserAddr = 0;
+  uint64_t logGuestAddr = 0;
+  uint32_t flags = 0;
+};
+
+// One buffer of a chain, already translated and bounds-checked.
+struct Segment {
+  uint8_t* data = nullptr;
+  uint32_t len = 0;
+  bool deviceWritable = false;
+  uint64_t gpa = 0;  // for dirty logging
+};
+
+struct Chain {
+  uint16_t head = 0;  // the head descriptor's index, what push() returns
+  std::vector<Segment> segments;
+};
+
+struct VirtQueueConfig {
+  uint16_t size = 0;        // SET_VRING_NUM, a power of two <= 32768
+  VringAddresses addrs;     // SET_VRING_ADDR
+  uint16_t lastAvailIdx = 0;  // SET_VRING_BASE
+  bool eventIdx = false;    // VIRTIO_RING_F_EVENT_IDX negotiated
+  bool indirect = false;    // VIRTIO_RING_F_INDIRECT_DESC negotiated
+  uint64_t maxChainBytes = 128ull << 20;
+};
+
+class VirtQueue {
+ public:
+  virtual ~VirtQueue() = default;
+
+  // Checks the rings lie in guest memory (sizes from cfg.size) and starts
+  // from cfg.lastAvailIdx. mem and log (nullable: logging off) must outlive
+  // the queue; they are swapped only through setup() again.
+  static Result<std::unique_ptr<VirtQueue>> create(const GuestMemory& mem, const VirtQueueConfig& cfg,
+                                                   DirtyLog* log);
+
+  // The next available chain, nullopt when the guest has posted nothing new,
+  // or an error when the guest broke the ring (see above).
+  virtual Result<std::optional<Chain>> pop() = 0;
+  // Returns a chain to the guest with `written` bytes written into its
+  // device-writable segments (logged dirty when logging is on, as is the
+  // used ring entry and index).
+  virtual void push(const Chain& chain, uint32_t written) = 0;
+  // Whether the guest wants an interrupt now (EVENT_IDX used_event, or
+  // VRING_AVAIL_F_NO_INTERRUPT), given what was pushed since the last call.
+  virtual bool shouldNotify() = 0;
+  // Turn guest kicks off while draining and back on (VRING_USED_F_NO_NOTIFY
+  // or avail_event); after enabling, callers pop() once more to close the race.
+  virtual void setKicksEnabled(bool enabled) = 0;
+
+  // GET_VRING_BASE: the next avail index the device will read.
+  virtual uint16_t lastAvailIdx() const = 0;
+  virtual void setDirtyLog(DirtyLog* log) = 0;
+};
+
+}  // namespace offcore::virt
