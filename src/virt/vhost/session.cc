@@ -79,10 +79,11 @@ Result<std::vector<uint8_t>> Session::dispatch(Message& msg) {
       const uint64_t offered = device_.deviceFeatures() | transportFeatures();
       if (msg.u64 & ~offered) return makeError("the front end acked features that were not offered");
       stopAll();
+      if (msg.u64 != features_) {
+        spdlog::info("vhost-user: features 0x{:x}{}", msg.u64,
+                     (msg.u64 & bit(VHOST_F_LOG_ALL)) ? " (dirty logging on)" : "");
+      }
       features_ = msg.u64;
-      featuresSet_ = true;
-      spdlog::info("vhost-user: features 0x{:x}{}", features_,
-                   (features_ & bit(VHOST_F_LOG_ALL)) ? " (dirty logging on)" : "");
       OC_TRY(startAllReady());
       return noReply();
     }
@@ -98,7 +99,6 @@ Result<std::vector<uint8_t>> Session::dispatch(Message& msg) {
     case Request::kResetDevice:
       for (auto& q : vrings_) q->reset();
       features_ = 0;
-      featuresSet_ = false;
       log_.reset();
       return noReply();
     case Request::kSetMemTable: return setMemTable(msg);

@@ -52,7 +52,6 @@ class Session {
 
   VhostDevice& device_;
   uint64_t features_ = 0;
-  bool featuresSet_ = false;
   uint64_t protocolFeatures_ = 0;
   std::unique_ptr<GuestMemory> memory_;
   std::unique_ptr<DirtyLog> log_;
