@@ -4,6 +4,7 @@
 #include "virt/vhost/server.h"
 
 #include <gtest/gtest.h>
+#include <linux/vhost_types.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
@@ -18,6 +19,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "virt/vhost/dirty_log.h"
 #include "virt/vhost/protocol.h"
 
 namespace offcore::virt {
@@ -283,6 +285,34 @@ TEST_F(VhostServerTest, ServesARequestPostedInTheRingAndSignalsTheCallFd) {
   ASSERT_EQ(::write(kick, &one, 8), 8);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(device_.handled.load(), 1);
+  ::close(kick);
+  ::close(call);
+}
+
+TEST_F(VhostServerTest, LogsThePagesItWritesWhileMigrating) {
+  FrontEnd fe(path_);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  // QEMU's order when a migration starts: the log, then LOG_ALL.
+  int logFd = ::memfd_create("oc-vhost-test-log", MFD_CLOEXEC);
+  ASSERT_EQ(::ftruncate(logFd, 4096), 0);
+  uint64_t area[2] = {kRamSize / kLogPageSize / 8, 0};
+  fe.send(Request::kSetLogBase, FrontEnd::bytes(area, sizeof(area)), {logFd});
+  EXPECT_EQ(fe.replyU64(Request::kSetLogBase), 0u);
+  fe.sendU64(Request::kSetFeatures, (1ull << VIRTIO_F_VERSION_1) | (1ull << kFProtocolFeatures) |
+                                        (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VHOST_F_LOG_ALL));
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  auto* bits = static_cast<uint8_t*>(::mmap(nullptr, 4096, PROT_READ, MAP_SHARED, logFd, 0));
+  ASSERT_NE(bits, MAP_FAILED);
+  postRequest(0);
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  ASSERT_TRUE(fired(call));
+  auto dirty = [&](uint64_t gpa) { return (bits[gpa / kLogPageSize / 8] >> (gpa / kLogPageSize % 8)) & 1; };
+  EXPECT_TRUE(dirty(kInBuf)) << "the page the device wrote is not in the dirty log";
+  EXPECT_FALSE(dirty(kOutBuf)) << "a page the device only read is in the dirty log";
+  ::munmap(bits, 4096);
+  ::close(logFd);
   ::close(kick);
   ::close(call);
 }
