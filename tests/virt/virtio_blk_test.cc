@@ -352,6 +352,36 @@ TEST_F(VirtioBlkTest, DeviceErrorsBecomeIoErr) {
   EXPECT_EQ(*st, VIRTIO_BLK_S_IOERR);
 }
 
+TEST_F(VirtioBlkTest, GetIdIntoAShortBufferWritesWhatFits) {
+  Request r;
+  r.header(VIRTIO_BLK_T_GET_ID, 0);
+  uint8_t* id = r.add(4, true);
+  uint8_t* st = r.status();
+  EXPECT_EQ(handle(r), 5u);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(id), 4), "offc");
+  EXPECT_EQ(*st, VIRTIO_BLK_S_OK);
+}
+
+TEST_F(VirtioBlkTest, AnEmptyReadSucceedsAndTouchesNothing) {
+  Request r;
+  r.header(VIRTIO_BLK_T_IN, 8);
+  uint8_t* st = r.status();
+  EXPECT_EQ(handle(r), 1u);
+  EXPECT_EQ(*st, VIRTIO_BLK_S_OK);
+}
+
+TEST_F(VirtioBlkTest, WritableBytesBeforeTheStatusOfAWriteAreIgnored) {
+  Request r;
+  r.header(VIRTIO_BLK_T_OUT, 8);
+  std::memset(r.add(4096, false), 0x77, 4096);
+  uint8_t* spare = r.add(511, true);
+  uint8_t* st = r.status();
+  EXPECT_EQ(handle(r), 512u);  // every writable byte, as QEMU reports it
+  EXPECT_EQ(*st, VIRTIO_BLK_S_OK);
+  EXPECT_EQ(spare[0], 0xee);
+  EXPECT_EQ(deviceBytes(4096, 4096), std::vector<uint8_t>(4096, 0x77));
+}
+
 // Through a real split ring: what the guest sees in the used ring.
 TEST_F(VirtioBlkTest, ServesRequestsPoppedFromAVirtQueue) {
   test::GuestDriver g(16);

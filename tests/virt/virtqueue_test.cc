@@ -388,5 +388,99 @@ TEST(VirtQueue, ADescriptorRewrittenAfterPopChangesNothing) {
   EXPECT_EQ(c.segments[0].len, 16u);
 }
 
+TEST(VirtQueue, AvailIdxMovingBackwardsBreaksTheQueue) {
+  GuestDriver g(8);
+  auto q = makeQueue(g, g.config());
+  uint64_t b = g.alloc(16);
+  g.post({{b, 16, true}});
+  g.post({{b, 16, true}});
+  popOne(*q);
+  popOne(*q);
+  g.setAvailIdx(1);  // 65535 entries "ahead"
+  expectBroken(*q, "ahead");
+}
+
+TEST(VirtQueue, NextOutsideAnIndirectTableBreaksTheQueue) {
+  GuestDriver g(8);
+  auto q = makeQueue(g, g.config(false, true));
+  uint64_t table = g.alloc(32, 16), b = g.alloc(16);
+  g.setDesc(table, 0, b, 16, VRING_DESC_F_NEXT, 2);  // the table has 2 entries
+  g.setDesc(0, table, 32, VRING_DESC_F_INDIRECT, 0);
+  g.publish(0);
+  expectBroken(*q, "outside a table of 2");
+}
+
+TEST(VirtQueue, AnIndirectTableMayFollowDirectDescriptors) {
+  GuestDriver g(8);
+  auto q = makeQueue(g, g.config(false, true));
+  uint64_t hdr = g.alloc(16), table = g.alloc(32, 16), d = g.alloc(512), st = g.alloc(1);
+  g.setDesc(table, 0, d, 512, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+  g.setDesc(table, 1, st, 1, VRING_DESC_F_WRITE, 0);
+  g.setDesc(5, hdr, 16, VRING_DESC_F_NEXT, 6);
+  g.setDesc(6, table, 32, VRING_DESC_F_INDIRECT, 0);
+  g.publish(5);
+  Chain c = popOne(*q);
+  ASSERT_EQ(c.segments.size(), 3u);
+  EXPECT_EQ(c.segments[0].gpa, hdr);
+  EXPECT_EQ(c.segments[2].gpa, st);
+}
+
+TEST(VirtQueue, ZeroLengthBuffersAreKeptButStillChecked) {
+  GuestDriver g(8);
+  auto q = makeQueue(g, g.config());
+  uint64_t b = g.alloc(16);
+  g.post({{b, 0, false}, {b, 16, true}});
+  EXPECT_EQ(popOne(*q).segments.size(), 2u);
+  g.post({{0x10, 0, false}});  // not a mapped address, even for 0 bytes
+  expectBroken(*q, "outside");
+}
+
+TEST(VirtQueue, CompletionsMayComeBackOutOfOrder) {
+  GuestDriver g(8);
+  auto q = makeQueue(g, g.config());
+  uint64_t b = g.alloc(64);
+  uint16_t h0 = g.post({{b, 16, true}});
+  uint16_t h1 = g.post({{b, 32, true}, {b, 32, true}});
+  Chain c0 = popOne(*q), c1 = popOne(*q);
+  q->push(c1, 64);
+  q->push(c0, 16);
+  EXPECT_EQ(g.usedIdx(), 2);
+  EXPECT_EQ(g.used(0).id, h1);
+  EXPECT_EQ(g.used(0).len, 64u);
+  EXPECT_EQ(g.used(1).id, h0);
+}
+
+TEST(VirtQueue, StartsFromTheUsedIdxInTheRingAndTheGivenLastAvailIdx) {
+  GuestDriver g(8);
+  g.put16(g.usedGpa + 2, 7);
+  g.setAvailIdx(7);
+  auto cfg = g.config();
+  cfg.lastAvailIdx = 7;
+  auto q = makeQueue(g, cfg);
+  auto none = q->pop();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  uint64_t b = g.alloc(16);
+  uint16_t head = g.post({{b, 16, true}});
+  q->push(popOne(*q), 1);
+  EXPECT_EQ(g.usedIdx(), 8);
+  EXPECT_EQ(g.used(7).id, head);
+  EXPECT_EQ(q->lastAvailIdx(), 8);
+}
+
+TEST(VirtQueue, TheSmallestAndLargestQueuesWork) {
+  for (uint16_t n : {uint16_t{1}, uint16_t{32768}}) {
+    SCOPED_TRACE(n);
+    GuestDriver g(n, 2 << 20);
+    auto q = makeQueue(g, g.config(true, true));
+    uint64_t b = g.alloc(16);
+    for (int i = 0; i < 3; i++) {
+      g.post({{b, 16, true}});
+      q->push(popOne(*q), 16);
+    }
+    EXPECT_EQ(g.usedIdx(), 3);
+  }
+}
+
 }  // namespace
 }  // namespace offcore::virt

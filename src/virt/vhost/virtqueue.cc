@@ -86,6 +86,7 @@ class SplitQueue final : public VirtQueue {
     uint16_t head = load16(avail_ + kRingOffset + 2ull * (lastAvail_ % cfg_.size));
     Chain chain;
     chain.head = head;
+    chain.segments.reserve(4);  // header, data, status: one allocation per chain
     OC_TRY(walk(head, chain));
     lastAvail_++;
     if (cfg_.eventIdx && kicksEnabled_) writeAvailEvent();
