@@ -34,5 +34,7 @@ std::vector<std::string> blkServeArgv(const virt::VmSpec& spec, const virt::VmPa
 Status enterVmHostDomain(NodeManager& nodes, const NodeState& node);
 
 void registerVmLifecycle(CLI::App& vm, CliContext& ctx);
+// `vm blk-serve` (vm_blk_serve.cc).
+void registerVmBlkServe(CLI::App& vm, CliContext& ctx);
 
 }  // namespace offcore

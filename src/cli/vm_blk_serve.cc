@@ -1,0 +1,130 @@
+// `offcore vm blk-serve`: a vhost-user-blk back end in the SoC. QEMU on the
+// host keeps the vCPUs and connects its vhost-user-blk-pci device to the
+// socket; the virtqueues are served here, from a file or an NVMe/TCP
+// namespace. `vm start` runs it as an agent service (blkServeArgv).
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "base/log.h"
+#include "block/block_device.h"
+#include "cli/common.h"
+#include "cli/disk_common.h"
+#include "cli/vm_common.h"
+#include "disk/file_block_device.h"
+#include "nvme/host/host.h"
+#include "nvme/host/host_identity.h"
+#include "virt/blk/virtio_blk.h"
+#include "virt/vhost/server.h"
+
+namespace offcore {
+namespace {
+
+struct BlkServeOpts {
+  std::string socket, file, volume, serial = "offcore", node;
+  int queues = 1;
+  bool readOnly = false;
+};
+
+// The block device behind the disk, and what closes it.
+struct Backing {
+  std::shared_ptr<BlockDevice> dev;
+  std::shared_ptr<nvme::NvmeTcpHost> host;  // set for --volume
+  std::string describe;
+};
+
+Result<Backing> openBacking(const BlkServeOpts& o) {
+  Backing b;
+  if (!o.file.empty()) {
+    OC_ASSIGN_OR_RETURN(auto f, FileBlockDevice::open(o.file, 512));
+    if (f->readOnly() && !o.readOnly) {
+      return makeError(o.file + " is not writable; fix its permissions or pass --read-only");
+    }
+    b.dev = f;
+    b.describe = o.file;
+    return b;
+  }
+  OC_ASSIGN_OR_RETURN(auto uri, parseDiskUri(o.volume));
+  nvme::HostOptions ho;
+  // The node's host NQN and ID, as `disk serve` uses: a volume's allow list
+  // names nodes.
+  if (!o.node.empty()) {
+    ho.host_nqn = nvme::nodeHostNqn(o.node);
+    ho.host_id = nvme::nodeHostId(o.node);
+  }
+  ho.io_queues = o.queues;
+  OC_ASSIGN_OR_RETURN(auto host, nvme::NvmeTcpHost::connect(uri.address, uri.port, uri.nqn, ho));
+  b.dev = host;
+  b.host = host;
+  b.describe = o.volume;
+  return b;
+}
+
+int blkServe(const BlkServeOpts& o) {
+  const char* what = "vm blk-serve";
+  if (o.file.empty() == o.volume.empty()) return fail(what, makeError("give exactly one of --file and --volume"));
+  if (o.queues < 1 || o.queues > 64) return fail(what, makeError("--queues must be 1..64"));
+  if (o.serial.size() > 20) return fail(what, makeError("--serial is at most 20 bytes (virtio-blk GET_ID)"));
+  // Stop signals go to sigtimedwait only: block them before threads start.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+
+  auto backing = openBacking(o);
+  if (!backing.ok()) return fail(what, backing.error());
+  virt::VirtioBlkOptions bo;
+  bo.serial = o.serial;
+  bo.numQueues = static_cast<uint16_t>(o.queues);
+  bo.readOnly = o.readOnly;
+  auto device = virt::makeVirtioBlk(*backing->dev, bo);
+  auto server = virt::VhostUserServer::listen(o.socket, *device);
+  if (!server.ok()) {
+    if (backing->host) backing->host->close();
+    return fail(what, server.error());
+  }
+  std::printf("vhost-user-blk on %s: %s (%llu bytes, %d queue%s%s)\n", o.socket.c_str(), backing->describe.c_str(),
+              static_cast<unsigned long long>(backing->dev->sizeBytes()), o.queues, o.queues == 1 ? "" : "s",
+              o.readOnly ? ", read-only" : "");
+  std::fflush(stdout);
+
+  Status ran;
+  std::thread serving([&] { ran = (*server)->run(); });
+  // Wait for a stop signal, or for the server to fail on its own.
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    serving.join();
+    done = true;
+    ::kill(::getpid(), SIGTERM);  // wakes sigtimedwait below
+  });
+  int sig = 0;
+  while (::sigwait(&mask, &sig) != 0) {}
+  if (!done) spdlog::info("vm blk-serve: signal {}, stopping", sig);
+  (*server)->stop();  // ends the connection: queues finish the request in hand, then stop
+  watcher.join();
+  server->reset();  // removes the socket file
+  if (backing->host) backing->host->close();
+  if (!ran.ok()) return fail(what, ran.error());
+  return 0;
+}
+
+}  // namespace
+
+void registerVmBlkServe(CLI::App& vm, CliContext& ctx) {
+  auto o = std::make_shared<BlkServeOpts>();
+  auto* blk = vm.add_subcommand("blk-serve", "serve a virtio-blk disk to QEMU over a vhost-user socket");
+  blk->add_option("--socket", o->socket, "unix socket QEMU connects to (-chardev socket,path=...)")->required();
+  blk->add_option("--file", o->file, "a file or block device to serve");
+  blk->add_option("--volume", o->volume, "an NVMe/TCP namespace to serve: nvme-tcp://ADDR[:PORT]/NQN");
+  blk->add_option("--node", o->node, "the node whose host NQN --volume connects with (the volume's allow list)");
+  blk->add_option("--queues", o->queues, "virtqueues offered (QEMU's num-queues may be lower)");
+  blk->add_flag("--read-only", o->readOnly, "offer a read-only disk (VIRTIO_BLK_F_RO)");
+  blk->add_option("--serial", o->serial, "the disk's serial (GET_ID, at most 20 bytes)");
+  blk->callback([&ctx, o] { ctx.action = [o] { return blkServe(*o); }; });
+}
+
+}  // namespace offcore

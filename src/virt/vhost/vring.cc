@@ -1,0 +1,136 @@
+// The queue thread of one vring (see vring.h).
+#include "virt/vhost/vring.h"
+
+#include <linux/virtio_ring.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/log.h"
+
+namespace offcore::virt {
+namespace {
+
+// Chains served before the guest is told, so a deep queue still gets
+// completions while the thread keeps draining.
+constexpr int kNotifyBatch = 32;
+
+void signalFd(int fd) {
+  if (fd < 0) return;
+  const uint64_t one = 1;
+  // An eventfd write fails only when the counter would overflow, which
+  // already means "signalled".
+  [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof(one));
+}
+
+}  // namespace
+
+Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
+  if (running()) return okStatus();
+  VirtQueueConfig cfg;
+  cfg.size = static_cast<uint16_t>(num);
+  cfg.addrs = addrs;
+  cfg.lastAvailIdx = base;
+  cfg.eventIdx = (features >> VIRTIO_RING_F_EVENT_IDX) & 1;
+  cfg.indirect = (features >> VIRTIO_RING_F_INDIRECT_DESC) & 1;
+  auto vq = VirtQueue::create(mem, cfg, log);
+  if (!vq.ok()) return vq.error().wrap("queue " + std::to_string(index_));
+  vq_ = std::move(*vq);
+  int sfd = ::eventfd(0, EFD_CLOEXEC);
+  if (sfd < 0) {
+    vq_.reset();
+    return errnoError("queue " + std::to_string(index_) + ": eventfd");
+  }
+  stopFd_.reset(sfd);
+  thread_ = std::thread([this, sfd] { loop(sfd); });
+  spdlog::info("vhost-user: queue {} started (size {}, avail index {})", index_, num, base);
+  return okStatus();
+}
+
+void Vring::stop() {
+  if (!running()) return;
+  signalFd(stopFd_.get());
+  thread_.join();
+  stopFd_.reset();
+  base = vq_->lastAvailIdx();
+  vq_.reset();
+  spdlog::info("vhost-user: queue {} stopped at avail index {}", index_, base);
+}
+
+void Vring::reset() {
+  stop();
+  num = 0;
+  addrs = {};
+  hasAddrs = false;
+  base = 0;
+  kick.reset();
+  call.reset();
+  err.reset();
+  started = false;
+  enabled = false;
+}
+
+void Vring::loop(int stopFd) {
+  bool broken = false;
+  // Serve what the guest posted before the kick fd was handed to us.
+  if (!drain()) broken = true;
+  for (;;) {
+    pollfd fds[2] = {{stopFd, POLLIN, 0}, {kick.get(), POLLIN, 0}};
+    // A broken ring waits for the front end to set it up again: kicks are
+    // no longer read, so a hostile guest cannot make this thread spin.
+    int n = ::poll(fds, broken ? 1 : 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      spdlog::error("vhost-user: queue {}: poll: errno {}; the queue stops serving", index_, errno);
+      return;
+    }
+    if (fds[0].revents) return;
+    if (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      spdlog::error("vhost-user: queue {}: kick fd failed; the queue stops serving", index_);
+      broken = true;
+      continue;
+    }
+    if (fds[1].revents & POLLIN) {
+      uint64_t count;
+      [[maybe_unused]] ssize_t r = ::read(kick.get(), &count, sizeof(count));
+      if (!drain()) broken = true;
+    }
+  }
+}
+
+bool Vring::drain() {
+  vq_->setKicksEnabled(false);
+  int sinceNotify = 0;
+  for (;;) {
+    auto chain = vq_->pop();
+    if (chain.ok() && !chain->has_value()) {
+      // Empty: take kicks again, then look once more so a chain posted in
+      // between is not left waiting for a kick the guest will not send.
+      if (sinceNotify > 0 && vq_->shouldNotify()) notify();
+      sinceNotify = 0;
+      vq_->setKicksEnabled(true);
+      chain = vq_->pop();
+      if (chain.ok() && !chain->has_value()) return true;
+      vq_->setKicksEnabled(false);
+    }
+    if (!chain.ok()) {
+      spdlog::error("vhost-user: queue {}: {}; the queue stops until the front end sets it up again", index_,
+                    chain.error().message);
+      signalFd(err.get());
+      return false;
+    }
+    const Chain& c = **chain;
+    uint32_t written = device_.handle(index_, c);
+    vq_->push(c, written);
+    if (++sinceNotify >= kNotifyBatch) {
+      if (vq_->shouldNotify()) notify();
+      sinceNotify = 0;
+    }
+  }
+}
+
+void Vring::notify() { signalFd(call.get()); }
+
+}  // namespace offcore::virt

@@ -1,0 +1,64 @@
+// Vring: one queue of a vhost-user back end as the server drives it — the
+// state the front end configured (SET_VRING_*), and while running, one thread
+// that waits on the kick eventfd and serves the VirtQueue through the device.
+//
+// Threading (docs/CONCURRENCY.md "vhost-user"): the control thread owns every
+// field and calls stop() before changing any of them or the memory table;
+// while running, the queue thread alone touches the VirtQueue.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "base/result.h"
+#include "virt/vhost/device.h"
+#include "virt/vhost/dirty_log.h"
+#include "virt/vhost/guest_memory.h"
+#include "virt/vhost/unique_fd.h"
+#include "virt/vhost/virtqueue.h"
+
+namespace offcore::virt {
+
+class Vring {
+ public:
+  Vring(uint16_t index, VhostDevice& device) : index_(index), device_(device) {}
+  ~Vring() { stop(); }
+  Vring(const Vring&) = delete;
+  Vring& operator=(const Vring&) = delete;
+
+  // Front-end configuration; change only while stopped.
+  uint32_t num = 0;
+  VringAddresses addrs;
+  bool hasAddrs = false;
+  uint16_t base = 0;  // the next avail index to read (saved by stop())
+  UniqueFd kick, call, err;
+  bool started = false;  // SET_VRING_KICK seen since the last GET_VRING_BASE
+  bool enabled = false;  // SET_VRING_ENABLE
+
+  // Everything a start needs is there (memory is checked by the caller).
+  bool configured() const { return started && hasAddrs && num != 0 && kick.valid(); }
+  bool running() const { return thread_.joinable(); }
+
+  // Builds the VirtQueue from the saved state and starts the queue thread.
+  // Fails when the rings lie outside guest memory.
+  Status start(const GuestMemory& mem, DirtyLog* log, uint64_t features);
+  // Stops the thread (it finishes the chain in hand), saves the avail index.
+  void stop();
+  // Back to the state of a new connection.
+  void reset();
+
+ private:
+  void loop(int stopFd);
+  // Serves chains until the ring is empty; false when the guest broke it.
+  bool drain();
+  void notify();
+
+  const uint16_t index_;
+  VhostDevice& device_;
+  std::unique_ptr<VirtQueue> vq_;
+  UniqueFd stopFd_;
+  std::thread thread_;
+};
+
+}  // namespace offcore::virt

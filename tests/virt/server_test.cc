@@ -1,0 +1,401 @@
+// VhostUserServer against a fake front end: the test speaks the protocol the
+// way QEMU does, over a real unix socket, with a memfd as guest RAM, and lays
+// out requests in the ring itself.
+#include "virt/vhost/server.h"
+
+#include <gtest/gtest.h>
+#include <linux/vhost_types.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "virt/vhost/dirty_log.h"
+#include "virt/vhost/protocol.h"
+
+namespace offcore::virt {
+namespace {
+
+constexpr uint64_t kRamSize = 1 << 20;
+constexpr uint64_t kUva = 0x7f0000000000;  // where the "front end" says it mapped RAM
+constexpr uint64_t kDesc = 0x1000, kAvail = 0x2000, kUsed = 0x3000;
+constexpr uint16_t kQueueSize = 16;
+constexpr uint64_t kOutBuf = 0x10000, kInBuf = 0x11000;
+constexpr uint32_t kInLen = 64;
+
+// Writes 0xab into every device-writable byte of the chain.
+class FakeDevice : public VhostDevice {
+ public:
+  uint64_t deviceFeatures() const override { return 0; }
+  uint16_t maxQueues() const override { return 2; }
+  std::vector<uint8_t> configSpace(uint16_t) const override { return {1, 2, 3, 4, 5, 6, 7, 8}; }
+  uint32_t handle(uint16_t queue, const Chain& chain) override {
+    uint32_t written = 0;
+    for (const auto& s : chain.segments) {
+      if (s.deviceWritable) {
+        std::memset(s.data, 0xab, s.len);
+        written += s.len;
+      } else {
+        readable += s.len;
+      }
+    }
+    ++handled;
+    return written;
+  }
+  std::atomic<int> handled{0};
+  std::atomic<uint32_t> readable{0};
+};
+
+class FrontEnd {
+ public:
+  explicit FrontEnd(const std::string& path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+    connected = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  }
+  ~FrontEnd() { ::close(fd_); }
+
+  void send(Request r, std::vector<uint8_t> payload, std::vector<int> fds = {}, uint32_t flags = kVersion) {
+    std::vector<uint8_t> msg(12);
+    uint32_t h[3] = {static_cast<uint32_t>(r), flags, static_cast<uint32_t>(payload.size())};
+    std::memcpy(msg.data(), h, 12);
+    msg.insert(msg.end(), payload.begin(), payload.end());
+    iovec iov{msg.data(), msg.size()};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)] = {};
+    if (!fds.empty()) {
+      mh.msg_control = control;
+      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+      cmsghdr* c = CMSG_FIRSTHDR(&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    ASSERT_EQ(::sendmsg(fd_, &mh, MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
+  }
+  void sendU64(Request r, uint64_t v, std::vector<int> fds = {}) { send(r, bytes(&v, 8), std::move(fds)); }
+  void sendState(Request r, uint32_t index, uint32_t num) {
+    uint32_t s[2] = {index, num};
+    send(r, bytes(s, 8));
+  }
+
+  // The payload of the next reply, checked against the request it answers.
+  std::vector<uint8_t> reply(Request r) {
+    uint32_t h[3] = {};
+    if (!readAll(h, 12)) return {};
+    EXPECT_EQ(h[0], static_cast<uint32_t>(r));
+    EXPECT_EQ(h[1], kVersion | kFlagReply);
+    std::vector<uint8_t> p(h[2]);
+    if (!readAll(p.data(), p.size())) return {};
+    return p;
+  }
+  uint64_t replyU64(Request r) {
+    auto p = reply(r);
+    uint64_t v = ~0ull;
+    if (p.size() == 8) std::memcpy(&v, p.data(), 8);
+    return v;
+  }
+  // True when the server closed the connection (within 5 s).
+  bool closedByServer() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) return false;
+    char c;
+    return ::recv(fd_, &c, 1, 0) == 0;
+  }
+
+  static std::vector<uint8_t> bytes(const void* p, size_t n) {
+    auto* b = static_cast<const uint8_t*>(p);
+    return {b, b + n};
+  }
+
+  bool connected = false;
+
+ private:
+  bool readAll(void* buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 5000) != 1) return false;
+      ssize_t r = ::recv(fd_, static_cast<char*>(buf) + got, n - got, 0);
+      if (r <= 0) return false;
+      got += static_cast<size_t>(r);
+    }
+    return true;
+  }
+  int fd_ = -1;
+};
+
+class VhostServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = std::filesystem::temp_directory_path() / ("oc-vhost-" + std::to_string(::getpid()) + ".sock");
+    auto s = VhostUserServer::listen(path_, device_);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    server_ = std::move(*s);
+    thread_ = std::thread([this] { ran_ = server_->run(); });
+    ramFd_ = ::memfd_create("oc-vhost-test-ram", MFD_CLOEXEC);
+    ASSERT_EQ(::ftruncate(ramFd_, kRamSize), 0);
+    ram_ = static_cast<uint8_t*>(::mmap(nullptr, kRamSize, PROT_READ | PROT_WRITE, MAP_SHARED, ramFd_, 0));
+    ASSERT_NE(ram_, MAP_FAILED);
+  }
+  void TearDown() override {
+    server_->stop();
+    thread_.join();
+    EXPECT_TRUE(ran_.ok()) << ran_.error().message;
+    server_.reset();
+    EXPECT_FALSE(std::filesystem::exists(path_)) << "socket file left behind";
+    ::munmap(ram_, kRamSize);
+    ::close(ramFd_);
+  }
+
+  std::vector<uint8_t> memTable(uint64_t size) {
+    std::vector<uint8_t> p(8 + 32, 0);
+    uint32_t n = 1;
+    std::memcpy(p.data(), &n, 4);
+    uint64_t r[4] = {0, size, kUva, 0};
+    std::memcpy(p.data() + 8, r, 32);
+    return p;
+  }
+
+  // QEMU's set-up of one queue, up to SET_VRING_CALL (the ring is then
+  // enabled by the caller).
+  void setUpQueue(FrontEnd& fe, int kick, int call, uint64_t descUva = kUva + kDesc) {
+    fe.send(Request::kGetFeatures, {});
+    uint64_t offered = fe.replyU64(Request::kGetFeatures);
+    ASSERT_TRUE(offered & (1ull << VIRTIO_F_VERSION_1));
+    ASSERT_TRUE(offered & (1ull << kFProtocolFeatures));
+    fe.send(Request::kGetProtocolFeatures, {});
+    uint64_t proto = fe.replyU64(Request::kGetProtocolFeatures);
+    ASSERT_TRUE(proto & (1ull << kProtoReplyAck));
+    ASSERT_FALSE(proto & (1ull << kProtoConfigureMemSlots));
+    fe.sendU64(Request::kSetProtocolFeatures, proto & ((1ull << kProtoReplyAck) | (1ull << kProtoConfig) |
+                                                       (1ull << kProtoMq) | (1ull << kProtoLogShmfd)));
+    fe.send(Request::kGetQueueNum, {});
+    EXPECT_EQ(fe.replyU64(Request::kGetQueueNum), 2u);
+    std::vector<uint8_t> cfg(12 + 4, 0);
+    uint32_t off = 2, size = 4;
+    std::memcpy(cfg.data(), &off, 4);
+    std::memcpy(cfg.data() + 4, &size, 4);
+    fe.send(Request::kGetConfig, cfg);
+    auto got = fe.reply(Request::kGetConfig);
+    ASSERT_EQ(got.size(), 16u);
+    EXPECT_EQ(got[12], 3);
+    EXPECT_EQ(got[15], 6);
+    fe.send(Request::kSetOwner, {});
+    fe.sendU64(Request::kSetFeatures,
+               (1ull << VIRTIO_F_VERSION_1) | (1ull << kFProtocolFeatures) | (1ull << VIRTIO_RING_F_EVENT_IDX));
+    fe.send(Request::kSetMemTable, memTable(kRamSize), {ramFd_}, kVersion | kFlagNeedReply);
+    EXPECT_EQ(fe.replyU64(Request::kSetMemTable), 0u);
+    fe.sendState(Request::kSetVringNum, 0, kQueueSize);
+    fe.sendState(Request::kSetVringBase, 0, 0);
+    vhost_vring_addr a{};
+    a.index = 0;
+    a.desc_user_addr = descUva;
+    a.used_user_addr = kUva + kUsed;
+    a.avail_user_addr = kUva + kAvail;
+    fe.send(Request::kSetVringAddr, FrontEnd::bytes(&a, sizeof(a)));
+    fe.sendU64(Request::kSetVringKick, 0, {kick});
+    fe.sendU64(Request::kSetVringCall, 0, {call});
+  }
+
+  // One request: a 16-byte readable buffer, then a kInLen writable one.
+  void postRequest(uint16_t availIdx) {
+    auto* desc = reinterpret_cast<vring_desc*>(ram_ + kDesc);
+    desc[0] = {kOutBuf, 16, VRING_DESC_F_NEXT, 1};
+    desc[1] = {kInBuf, kInLen, VRING_DESC_F_WRITE, 0};
+    auto* avail = reinterpret_cast<vring_avail*>(ram_ + kAvail);
+    avail->ring[availIdx % kQueueSize] = 0;
+    std::atomic_thread_fence(std::memory_order_release);
+    avail->idx = static_cast<uint16_t>(availIdx + 1);
+  }
+
+  const vring_used* used() const { return reinterpret_cast<const vring_used*>(ram_ + kUsed); }
+
+  static bool fired(int efd) {
+    pollfd p{efd, POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) return false;
+    uint64_t v;
+    return ::read(efd, &v, 8) == 8;
+  }
+
+  // A new connection still gets answers.
+  void expectServing() {
+    FrontEnd fe(path_);
+    ASSERT_TRUE(fe.connected);
+    fe.send(Request::kGetFeatures, {});
+    EXPECT_NE(fe.replyU64(Request::kGetFeatures), ~0ull) << "the server stopped serving after a bad front end";
+  }
+
+  FakeDevice device_;
+  std::string path_;
+  std::unique_ptr<VhostUserServer> server_;
+  std::thread thread_;
+  Status ran_;
+  int ramFd_ = -1;
+  uint8_t* ram_ = nullptr;
+};
+
+TEST_F(VhostServerTest, ServesARequestPostedInTheRingAndSignalsTheCallFd) {
+  FrontEnd fe(path_);
+  ASSERT_TRUE(fe.connected);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  // Round trip, so every message above has been applied.
+  fe.send(Request::kGetFeatures, {});
+  fe.replyU64(Request::kGetFeatures);
+
+  postRequest(0);
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  ASSERT_TRUE(fired(call)) << "no interrupt for a completed request";
+  std::atomic_thread_fence(std::memory_order_acquire);
+  EXPECT_EQ(used()->idx, 1);
+  EXPECT_EQ(used()->ring[0].id, 0u);
+  EXPECT_EQ(used()->ring[0].len, kInLen);
+  EXPECT_EQ(ram_[kInBuf], 0xab);
+  EXPECT_EQ(ram_[kInBuf + kInLen - 1], 0xab);
+  EXPECT_EQ(ram_[kInBuf + kInLen], 0) << "wrote past the writable buffer";
+  EXPECT_EQ(device_.readable.load(), 16u);
+
+  // GET_VRING_BASE stops the ring and says where to resume.
+  fe.sendState(Request::kGetVringBase, 0, 0);
+  auto base = fe.reply(Request::kGetVringBase);
+  ASSERT_EQ(base.size(), 8u);
+  uint32_t st[2];
+  std::memcpy(st, base.data(), 8);
+  EXPECT_EQ(st[0], 0u);
+  EXPECT_EQ(st[1], 1u);
+  // A stopped ring serves nothing.
+  postRequest(1);
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(device_.handled.load(), 1);
+  ::close(kick);
+  ::close(call);
+}
+
+TEST_F(VhostServerTest, LogsThePagesItWritesWhileMigrating) {
+  FrontEnd fe(path_);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  // QEMU's order when a migration starts: the log, then LOG_ALL.
+  int logFd = ::memfd_create("oc-vhost-test-log", MFD_CLOEXEC);
+  ASSERT_EQ(::ftruncate(logFd, 4096), 0);
+  uint64_t area[2] = {kRamSize / kLogPageSize / 8, 0};
+  fe.send(Request::kSetLogBase, FrontEnd::bytes(area, sizeof(area)), {logFd});
+  EXPECT_EQ(fe.replyU64(Request::kSetLogBase), 0u);
+  fe.sendU64(Request::kSetFeatures, (1ull << VIRTIO_F_VERSION_1) | (1ull << kFProtocolFeatures) |
+                                        (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VHOST_F_LOG_ALL));
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  auto* bits = static_cast<uint8_t*>(::mmap(nullptr, 4096, PROT_READ, MAP_SHARED, logFd, 0));
+  ASSERT_NE(bits, MAP_FAILED);
+  postRequest(0);
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  ASSERT_TRUE(fired(call));
+  auto dirty = [&](uint64_t gpa) { return (bits[gpa / kLogPageSize / 8] >> (gpa / kLogPageSize % 8)) & 1; };
+  EXPECT_TRUE(dirty(kInBuf)) << "the page the device wrote is not in the dirty log";
+  EXPECT_FALSE(dirty(kOutBuf)) << "a page the device only read is in the dirty log";
+  ::munmap(bits, 4096);
+  ::close(logFd);
+  ::close(kick);
+  ::close(call);
+}
+
+TEST_F(VhostServerTest, ADisabledRingWaitsForSetVringEnable) {
+  FrontEnd fe(path_);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  postRequest(0);
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(device_.handled.load(), 0) << "served a ring the front end had not enabled";
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  ASSERT_TRUE(fired(call));  // what was posted before the enable is served
+  EXPECT_EQ(used()->idx, 1);
+  ::close(kick);
+  ::close(call);
+}
+
+TEST_F(VhostServerTest, DropsAFrontEndThatSendsAWrongPayloadSize) {
+  FrontEnd fe(path_);
+  fe.send(Request::kSetVringNum, {0, 0, 0, 0});
+  EXPECT_TRUE(fe.closedByServer());
+  expectServing();
+}
+
+TEST_F(VhostServerTest, DropsAFrontEndThatSendsTooManyRegions) {
+  FrontEnd fe(path_);
+  std::vector<uint8_t> p(8 + 9 * 32, 0);
+  p[0] = 9;
+  fe.send(Request::kSetMemTable, p, {ramFd_, ramFd_, ramFd_, ramFd_, ramFd_, ramFd_, ramFd_, ramFd_});
+  EXPECT_TRUE(fe.closedByServer());
+  expectServing();
+}
+
+TEST_F(VhostServerTest, DropsAFrontEndWhoseRegionIsLargerThanItsMemory) {
+  FrontEnd fe(path_);
+  fe.send(Request::kSetMemTable, memTable(kRamSize * 4), {ramFd_});
+  EXPECT_TRUE(fe.closedByServer());
+  expectServing();
+}
+
+TEST_F(VhostServerTest, DropsAFrontEndWhoseRingLiesOutsideGuestMemory) {
+  FrontEnd fe(path_);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call, kUva + kRamSize - 0x80);  // the 256-byte descriptor table runs past the end
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  EXPECT_TRUE(fe.closedByServer());
+  EXPECT_EQ(device_.handled.load(), 0);
+  expectServing();
+  ::close(kick);
+  ::close(call);
+}
+
+TEST_F(VhostServerTest, DropsAFrontEndThatSendsAnUnknownRequest) {
+  FrontEnd fe(path_);
+  fe.send(static_cast<Request>(99), {});
+  EXPECT_TRUE(fe.closedByServer());
+  expectServing();
+}
+
+TEST_F(VhostServerTest, ASecondFrontEndWaitsForTheFirst) {
+  auto first = std::make_unique<FrontEnd>(path_);
+  first->send(Request::kGetFeatures, {});
+  first->replyU64(Request::kGetFeatures);
+  FrontEnd second(path_);
+  ASSERT_TRUE(second.connected);  // queued in the backlog
+  second.send(Request::kGetFeatures, {});
+  first.reset();  // the first one leaves: the second is served
+  EXPECT_NE(second.replyU64(Request::kGetFeatures), ~0ull);
+}
+
+TEST(VhostServerListenTest, RefusesASocketAnotherServerAnswersOn) {
+  FakeDevice dev;
+  std::string path = std::filesystem::temp_directory_path() / ("oc-vhost-dup-" + std::to_string(::getpid()) + ".sock");
+  auto a = VhostUserServer::listen(path, dev);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  auto b = VhostUserServer::listen(path, dev);
+  EXPECT_FALSE(b.ok());
+  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+}  // namespace
+}  // namespace offcore::virt
