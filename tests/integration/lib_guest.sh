@@ -9,6 +9,8 @@
 #     --drive FILE       QEMU's own virtio-blk on a raw file (reference)
 #     --fio              add fio to the guest (and 512M of memory)
 #     --mem SIZE         guest memory (256M by default)
+#     --in-domain NODE DOMAIN  run QEMU in a software DPU's soc or host
+#                        domain (`offcore dpu exec`, same PID)
 #     -- ARGS...         more QEMU arguments
 #   guest_wait NAME [TIMEOUT_S]       wait for the script's end; returns its
 #                                     exit status; fails on timeout
@@ -17,6 +19,7 @@
 #   guest_value NAME KEY              the last "KEY=value" line it printed
 #   guest_qmp NAME JSON               one QMP command, prints the reply
 #   guest_kill NAME                   stop QEMU now
+#   guest_pid NAME                    QEMU's PID (empty once it has ended)
 #   qsd_start SOCK FILE               qemu-storage-daemon serving FILE as
 #                                     vhost-user-blk on SOCK (the reference
 #                                     back end); sets QSD_PID
@@ -56,7 +59,7 @@ _guest_initrd() {
 
 guest_boot() {
   local name=$1; shift
-  local mem=256M fio=0 disk=() extra=()
+  local mem=256M fio=0 disk=() extra=() wrap=()
   while [ $# -gt 0 ]; do
     case $1 in
       --vhost-blk) disk+=(-chardev "socket,id=vub${#disk[@]},path=$2"
@@ -64,6 +67,7 @@ guest_boot() {
       --drive) disk+=(-drive "file=$2,format=raw,if=virtio,cache=none,aio=threads"); shift 2 ;;
       --fio) fio=1; mem=512M; shift ;;
       --mem) mem=$2; shift 2 ;;
+      --in-domain) wrap=("$OFFCORE" dpu exec --name "$2" --domain "$3" --); shift 3 ;;
       --) shift; extra=("$@"); break ;;
       *) fail "guest_boot: unknown option $1" ;;
     esac
@@ -75,7 +79,7 @@ guest_boot() {
   : >"$log"
   # Shared memfd guest memory: a vhost-user back end maps it from another
   # process. -no-reboot: the guest's poweroff (or a panic) ends QEMU.
-  qemu-system-x86_64 -accel tcg -m "$mem" -smp 1 -nodefaults -display none -no-reboot \
+  "${wrap[@]}" qemu-system-x86_64 -accel tcg -m "$mem" -smp 1 -nodefaults -display none -no-reboot \
     -object "memory-backend-memfd,id=mem,size=$mem,share=on" -numa node,memdev=mem \
     -kernel "$GUEST_KIT/kernel" -initrd "$GUEST_DIR/$name.initrd" \
     -append "console=ttyS0 panic=-1 quiet" \
@@ -84,6 +88,8 @@ guest_boot() {
   GUEST_PIDS[$name]=$!
   cleanup "guest_kill $name"
 }
+
+guest_pid() { echo "${GUEST_PIDS[$1]:-}"; }
 
 guest_kill() {
   local pid=${GUEST_PIDS[$1]:-}
