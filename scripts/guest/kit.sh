@@ -55,38 +55,57 @@ pick_kernel() {
     [ -n "$ver" ] && { echo "$pkg $ver"; return; }
   fi
   local deb
-  deb=$(ls "$cache"/linux-image-6.1.0-*-amd64_*.deb 2>/dev/null | sort -V | tail -1)
+  deb=$(ls "$cache"/linux-image-6.1.0-*-amd64_*.deb 2>/dev/null | sort -V | tail -1 || true)
   [ -n "$deb" ] || die "no linux-image-6.1.0-*-amd64 in apt and none cached in $cache: run apt-get update, or set OFFCORE_GUEST_CACHE to a cache that has one"
   deb=$(basename "$deb" .deb)
   echo "${deb%%_*} $(echo "$deb" | cut -d_ -f2)"
 }
 
-read -r kpkg kver < <(pick_kernel)
+picked=$(pick_kernel)
+read -r kpkg kver <<<"$picked"
 deb="$cache/${kpkg}_${kver}.deb"
 
 # Everything the result depends on: rebuild when the kernel, this script or
 # the host tools change.
-stamp=$( { echo "$kpkg $kver"; sha256sum "$here/kit.sh" "$here/init.sh"; \
-  ls -l "$(command -v busybox)" "$(command -v fio)" "$(command -v mke2fs)"; } | sha256sum | cut -c1-16)
-if [ -f "$out/kit.stamp" ] && [ "$(cat "$out/kit.stamp")" = "$stamp" ] &&
-  [ -s "$out/kernel" ] && [ -s "$out/base.cpio.gz" ] && [ -s "$out/fio.cpio.gz" ]; then
-  exit 0
-fi
+kit_stamp() {
+  { echo "$kpkg $kver"; sha256sum "$here/kit.sh" "$here/init.sh"
+    ls -l "$(command -v busybox)" "$(command -v fio)" "$(command -v mke2fs)"; } | sha256sum | cut -c1-16
+}
+kit_current() {
+  [ -f "$out/kit.stamp" ] && [ "$(cat "$out/kit.stamp")" = "$(kit_stamp)" ] &&
+    [ -s "$out/kernel" ] && [ -s "$out/base.cpio.gz" ] && [ -s "$out/fio.cpio.gz" ]
+}
+kit_current && exit 0
 
 if [ -f "$deb" ] && ! dpkg-deb --info "$deb" >/dev/null 2>&1; then
   say "cached $deb is damaged, downloading it again"
   rm -f "$deb"
 fi
+download() {
+  local dl f
+  dl=$(mktemp -d "$cache/dl.XXXXXX")
+  if (cd "$dl" && apt-get download -q "$kpkg=$kver" >/dev/null 2>&1) && f=$(ls "$dl"/*.deb) &&
+    dpkg-deb --info "$f" >/dev/null 2>&1; then
+    mv "$f" "$deb"
+  fi
+  rm -rf "$dl"
+  [ -f "$deb" ]
+}
 if [ ! -f "$deb" ]; then
   say "downloading $kpkg $kver"
-  dl=$(mktemp -d "$cache/dl.XXXXXX")
-  (cd "$dl" && apt-get download -q "$kpkg=$kver" >/dev/null 2>&1) ||
-    { rm -rf "$dl"; die "apt-get download $kpkg=$kver failed: check the network and apt sources"; }
-  f=$(ls "$dl"/*.deb)
-  dpkg-deb --info "$f" >/dev/null || { rm -rf "$dl"; die "downloaded $f is not a valid .deb"; }
-  mv "$f" "$deb"
-  rm -rf "$dl"
+  if ! download; then
+    # Offline with an older kernel cached: use that one.
+    old=$(ls "$cache"/linux-image-6.1.0-*-amd64_*.deb 2>/dev/null | sort -V | tail -1 || true)
+    [ -n "$old" ] && dpkg-deb --info "$old" >/dev/null 2>&1 ||
+      die "apt-get download $kpkg=$kver failed and nothing is cached in $cache: check the network and apt sources"
+    deb=$old
+    old=$(basename "$old" .deb)
+    kpkg=${old%%_*} kver=${old#*_}
+    say "apt-get download failed; using the cached $kpkg $kver"
+    kit_current && exit 0
+  fi
 fi
+stamp=$(kit_stamp)
 
 work=$(mktemp -d "$out/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -97,7 +116,8 @@ dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work" --wildcards './boot/vmlinuz-*
   './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/drivers/block/*' \
   './lib/modules/*/kernel/drivers/net/*' './lib/modules/*/kernel/net/core/*' \
   './lib/modules/*/kernel/fs/ext4/*' './lib/modules/*/kernel/fs/jbd2/*' './lib/modules/*/kernel/fs/mbcache.ko' \
-  './lib/modules/*/kernel/lib/*' './lib/modules/*/kernel/crypto/*'
+  './lib/modules/*/kernel/lib/*' './lib/modules/*/kernel/crypto/*' ||
+  { rm -f "$deb"; die "$deb did not unpack (truncated?): removed it, run kit.sh again to download it"; }
 krel=$(ls "$work/lib/modules")
 moddir="$work/lib/modules/$krel/kernel"
 vmlinuz=$(ls "$work"/boot/vmlinuz-*)
