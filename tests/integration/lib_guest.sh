@@ -9,6 +9,8 @@
 #     --drive FILE       QEMU's own virtio-blk on a raw file (reference)
 #     --fio              add fio to the guest (and 512M of memory)
 #     --mem SIZE         guest memory (256M by default)
+#     --incoming PORT    wait for a migration on 127.0.0.1:PORT (same other
+#                        options as the source guest; see guest_migrate)
 #     --in-domain NODE DOMAIN  run QEMU in a software DPU's soc or host
 #                        domain (`offcore dpu exec`, same PID)
 #     -- ARGS...         more QEMU arguments
@@ -18,12 +20,16 @@
 #   guest_output NAME                 what the script printed
 #   guest_value NAME KEY              the last "KEY=value" line it printed
 #   guest_qmp NAME JSON               one QMP command, prints the reply
+#   guest_migrate SRC PORT [TIMEOUT_S]  live-migrate SRC to the guest waiting
+#                                     on PORT (guest_boot --incoming); prints
+#                                     query-migrate's final reply, stops SRC
+#   guest_free_port                   a free TCP port on 127.0.0.1
 #   guest_kill NAME                   stop QEMU now
 #   guest_pid NAME                    QEMU's PID (empty once it has ended)
 #   qsd_start SOCK FILE               qemu-storage-daemon serving FILE as
 #                                     vhost-user-blk on SOCK (the reference
-#                                     back end); sets QSD_PID
-#   qsd_stop
+#                                     back end; one QEMU per socket)
+#   qsd_stop                          stop all of them
 #
 # Everything lives in $GUEST_DIR (one per test, removed on exit); QEMU and
 # the daemons are stopped by PID on exit.
@@ -34,6 +40,7 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-120}
 mkdir -p "$GUEST_DIR"
 cleanup "rm -rf $GUEST_DIR"
 declare -A GUEST_PIDS=()
+QSD_PIDS=()
 
 guest_kit() {
   [ -n "${GUEST_KIT_READY:-}" ] && return 0
@@ -59,7 +66,7 @@ _guest_initrd() {
 
 guest_boot() {
   local name=$1; shift
-  local mem=256M fio=0 disk=() extra=() wrap=()
+  local mem=256M fio=0 disk=() extra=() wrap=() extra_in=()
   while [ $# -gt 0 ]; do
     case $1 in
       --vhost-blk) disk+=(-chardev "socket,id=vub${#disk[@]},path=$2"
@@ -67,6 +74,7 @@ guest_boot() {
       --drive) disk+=(-drive "file=$2,format=raw,if=virtio,cache=none,aio=threads"); shift 2 ;;
       --fio) fio=1; mem=512M; shift ;;
       --mem) mem=$2; shift 2 ;;
+      --incoming) extra_in=(-incoming "tcp:127.0.0.1:$2"); shift 2 ;;
       --in-domain) wrap=("$OFFCORE" dpu exec --name "$2" --domain "$3" --); shift 3 ;;
       --) shift; extra=("$@"); break ;;
       *) fail "guest_boot: unknown option $1" ;;
@@ -84,7 +92,7 @@ guest_boot() {
     -kernel "$GUEST_KIT/kernel" -initrd "$GUEST_DIR/$name.initrd" \
     -append "console=ttyS0 panic=-1 quiet" \
     -serial "file:$log" -qmp "unix:$GUEST_DIR/$name.qmp,server=on,wait=off" \
-    "${disk[@]}" "${extra[@]}" >"$GUEST_DIR/$name.qemu.err" 2>&1 &
+    "${disk[@]}" "${extra_in[@]}" "${extra[@]}" >"$GUEST_DIR/$name.qemu.err" 2>&1 &
   GUEST_PIDS[$name]=$!
   cleanup "guest_kill $name"
 }
@@ -127,8 +135,15 @@ guest_run() {
   guest_wait "$name"
 }
 
+# A migrated guest's console continues in the destination's log, which has
+# no KIT-BOOTED line: then everything up to KIT-RESULT is output.
 guest_output() {
-  sed -n '/^KIT-BOOTED/,/^KIT-RESULT/p' "$GUEST_DIR/$1.log" | tr -d '\r' | sed '1d;$d'
+  local log="$GUEST_DIR/$1.log"
+  if grep -q '^KIT-BOOTED' "$log"; then
+    sed -n '/^KIT-BOOTED/,/^KIT-RESULT/p' "$log" | sed '1d'
+  else
+    sed -n '1,/^KIT-RESULT/p' "$log"
+  fi | tr -d '\r' | grep -v '^KIT-RESULT'
 }
 
 guest_value() {
@@ -153,20 +168,45 @@ print(json.dumps(call(sys.argv[2])))
 EOF
 }
 
+guest_free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+guest_migrate() {
+  local src=$1 port=$2 timeout=${3:-60} r i
+  r=$(guest_qmp "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:127.0.0.1:$port\"}}")
+  [[ "$r" == *'"return"'* ]] || fail "migrate $src to port $port refused: $r"
+  for (( i = 0; i < timeout * 4; i++ )); do
+    r=$(guest_qmp "$src" '{"execute":"query-migrate"}')
+    case $r in
+      *'"status": "completed"'*) guest_kill "$src"; echo "$r"; return 0 ;;
+      *'"status": "failed"'* | *'"status": "cancelled"'*)
+        fail "migration of $src failed: $r; QEMU: $(tail -3 "$GUEST_DIR/$src.qemu.err")" ;;
+    esac
+    sleep 0.25
+  done
+  fail "migration of $src not done after ${timeout}s: $r"
+}
+
+# locking=off: during a migration the source's and the destination's daemons
+# open the same file (a vhost-user-blk export serves one QEMU at a time).
 qsd_start() {
-  local sock=$1 file=$2 i
+  local sock=$1 file=$2 i pid
   rm -f "$sock"
-  qemu-storage-daemon --blockdev "driver=file,node-name=f0,filename=$file,cache.direct=off" \
+  qemu-storage-daemon --blockdev "driver=file,node-name=f0,filename=$file,locking=off" \
     --blockdev driver=raw,node-name=d0,file=f0 \
     --export "type=vhost-user-blk,id=e0,node-name=d0,addr.type=unix,addr.path=$sock,writable=on" \
     >>"$GUEST_DIR/qsd.log" 2>&1 &
-  QSD_PID=$!
-  cleanup "qsd_stop"
+  pid=$!
+  QSD_PIDS+=("$pid")
+  cleanup "kill $pid; wait $pid"
   for (( i = 0; i < 100; i++ )); do [ -S "$sock" ] && return 0; sleep 0.05; done
   fail "qemu-storage-daemon did not listen on $sock: $(tail -3 "$GUEST_DIR/qsd.log")"
 }
 
+# Stops every qemu-storage-daemon this test started.
 qsd_stop() {
-  [ -n "${QSD_PID:-}" ] && kill "$QSD_PID" 2>/dev/null && wait "$QSD_PID" 2>/dev/null || true
-  QSD_PID=
+  local pid
+  for pid in "${QSD_PIDS[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
+  QSD_PIDS=()
 }
