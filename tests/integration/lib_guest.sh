@@ -6,6 +6,9 @@
 #   guest_boot NAME [opts] <SCRIPT    start QEMU in the background, SCRIPT
 #                                     (stdin) runs as the guest's /test.sh
 #     --vhost-blk SOCK   vhost-user-blk disk (/dev/vda) on a back end's socket
+#     --reconnect S      QEMU reconnects to the vhost-user sockets every S s
+#                        when the back end goes away (give it before
+#                        --vhost-blk)
 #     --drive FILE       QEMU's own virtio-blk on a raw file (reference)
 #     --fio              add fio to the guest (and 512M of memory)
 #     --mem SIZE         guest memory (256M by default)
@@ -37,6 +40,8 @@
 GUEST_KIT=${OFFCORE_GUEST_KIT:-/var/tmp/offcore-guest-kit}
 GUEST_DIR=/tmp/oc-guest-$ID
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-120}
+# Drop "quiet" to see the kernel's messages in the console log.
+GUEST_CMDLINE=${GUEST_CMDLINE:-console=ttyS0 panic=-1 quiet}
 mkdir -p "$GUEST_DIR"
 cleanup "rm -rf $GUEST_DIR"
 declare -A GUEST_PIDS=()
@@ -66,10 +71,11 @@ _guest_initrd() {
 
 guest_boot() {
   local name=$1; shift
-  local mem=256M fio=0 disk=() extra=() wrap=() extra_in=()
+  local mem=256M fio=0 disk=() extra=() wrap=() extra_in=() reconnect=
   while [ $# -gt 0 ]; do
     case $1 in
-      --vhost-blk) disk+=(-chardev "socket,id=vub${#disk[@]},path=$2"
+      --reconnect) reconnect=",reconnect=$2"; shift 2 ;;
+      --vhost-blk) disk+=(-chardev "socket,id=vub${#disk[@]},path=$2$reconnect"
                           -device "vhost-user-blk-pci,chardev=vub${#disk[@]}"); shift 2 ;;
       --drive) disk+=(-drive "file=$2,format=raw,if=virtio,cache=none,aio=threads"); shift 2 ;;
       --fio) fio=1; mem=512M; shift ;;
@@ -90,7 +96,7 @@ guest_boot() {
   "${wrap[@]}" qemu-system-x86_64 -accel tcg -m "$mem" -smp 1 -nodefaults -display none -no-reboot \
     -object "memory-backend-memfd,id=mem,size=$mem,share=on" -numa node,memdev=mem \
     -kernel "$GUEST_KIT/kernel" -initrd "$GUEST_DIR/$name.initrd" \
-    -append "console=ttyS0 panic=-1 quiet" \
+    -append "$GUEST_CMDLINE" \
     -serial "file:$log" -qmp "unix:$GUEST_DIR/$name.qmp,server=on,wait=off" \
     "${disk[@]}" "${extra_in[@]}" "${extra[@]}" >"$GUEST_DIR/$name.qemu.err" 2>&1 &
   GUEST_PIDS[$name]=$!
