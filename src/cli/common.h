@@ -49,6 +49,7 @@ void registerSnapshotterCommand(CLI::App& app, CliContext& ctx);
 void registerSvcCommands(CLI::App& app, CliContext& ctx);
 void registerNetCommands(CLI::App& app, CliContext& ctx);
 void registerMeshCommands(CLI::App& app, CliContext& ctx);
+void registerVmCommands(CLI::App& app, CliContext& ctx);
 
 // `dpu top`; in its own file because of the terminal handling.
 int runTop(NodeManager& nodes, const std::vector<std::string>& names, double interval_s, int iterations);

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   registerSvcCommands(app, ctx);
   registerNetCommands(app, ctx);
   registerMeshCommands(app, ctx);
+  registerVmCommands(app, ctx);
 
   try {
     app.parse(argc, argv);

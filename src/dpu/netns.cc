@@ -110,6 +110,16 @@ Status enterNetns(const std::string& name) {
   return okStatus();
 }
 
+Status enterInitNetns() {
+  int fd = ::open("/proc/1/ns/net", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errnoError("cannot open the root network namespace (/proc/1/ns/net)");
+  int rc = ::setns(fd, CLONE_NEWNET);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return errnoError("setns to the root network namespace", err);
+  return okStatus();
+}
+
 Result<LinkCounters> linkCounters(const std::string& netns, const std::string& ifname) {
   OC_ASSIGN_OR_RETURN(std::string text, ipOutput(netns, {"-s", "-j", "link", "show", "dev", ifname}));
   auto doc = nlohmann::json::parse(text, nullptr, false);

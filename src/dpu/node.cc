@@ -343,7 +343,13 @@ Status NodeManager::enterDomain(const NodeState& node, Domain domain) {
     case Domain::kSoc: OC_TRY(enterNetns(l.soc_netns)); return cgroups_->attach(l.cg_soc, ::getpid());
     case Domain::kHost:
     case Domain::kHostInfra:
-      if (!node.host_netns.empty()) OC_TRY(enterNetns(node.host_netns));
+      // From the SoC (an agent service starting host work) the root namespace
+      // is not ours: join it explicitly.
+      if (node.host_netns.empty()) {
+        OC_TRY(enterInitNetns());
+      } else {
+        OC_TRY(enterNetns(node.host_netns));
+      }
       return cgroups_->attach(domain == Domain::kHost ? l.cg_host : l.cg_host_infra, ::getpid());
   }
   return okStatus();

@@ -45,11 +45,11 @@ struct Chain {
 };
 
 struct VirtQueueConfig {
-  uint16_t size = 0;        // SET_VRING_NUM, a power of two <= 32768
-  VringAddresses addrs;     // SET_VRING_ADDR
+  uint16_t size = 0;          // SET_VRING_NUM, a power of two <= 32768
+  VringAddresses addrs;       // SET_VRING_ADDR
   uint16_t lastAvailIdx = 0;  // SET_VRING_BASE
-  bool eventIdx = false;    // VIRTIO_RING_F_EVENT_IDX negotiated
-  bool indirect = false;    // VIRTIO_RING_F_INDIRECT_DESC negotiated
+  bool eventIdx = false;      // VIRTIO_RING_F_EVENT_IDX negotiated
+  bool indirect = false;      // VIRTIO_RING_F_INDIRECT_DESC negotiated
   uint64_t maxChainBytes = 128ull << 20;
 };
 
@@ -60,8 +60,7 @@ class VirtQueue {
   // Checks the rings lie in guest memory (sizes from cfg.size) and starts
   // from cfg.lastAvailIdx. mem and log (nullable: logging off) must outlive
   // the queue; they are swapped only through setup() again.
-  static Result<std::unique_ptr<VirtQueue>> create(const GuestMemory& mem, const VirtQueueConfig& cfg,
-                                                   DirtyLog* log);
+  static Result<std::unique_ptr<VirtQueue>> create(const GuestMemory& mem, const VirtQueueConfig& cfg, DirtyLog* log);
 
   // The next available chain, nullopt when the guest has posted nothing new,
   // or an error when the guest broke the ring (see above).

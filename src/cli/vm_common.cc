@@ -1,0 +1,78 @@
+#include "cli/vm_common.h"
+
+#include <filesystem>
+
+#include "base/files.h"
+#include "base/subprocess.h"
+#include "dpu/node.h"
+
+namespace offcore {
+
+namespace {
+
+std::string vmDir(const CliContext& ctx) { return ctx.config.cluster_dir + "/vms"; }
+std::string vmRecord(const CliContext& ctx, const std::string& name) { return vmDir(ctx) + "/" + name + ".json"; }
+
+}  // namespace
+
+Status saveNewVm(const CliContext& ctx, const virt::VmSpec& spec) {
+  OC_TRY(virt::validateVmSpec(spec));
+  if (pathExists(vmRecord(ctx, spec.name))) {
+    return makeError("VM " + spec.name + " exists (`offcore vm delete " + spec.name + "` first)");
+  }
+  return saveVm(ctx, spec);
+}
+
+Status saveVm(const CliContext& ctx, const virt::VmSpec& spec) {
+  OC_TRY(virt::validateVmSpec(spec));
+  OC_TRY(makePrivateDir(vmDir(ctx)));
+  return writeFileAtomic(vmRecord(ctx, spec.name), virt::vmSpecToJson(spec).dump(2) + "\n", 0600);
+}
+
+Result<virt::VmSpec> loadVm(const CliContext& ctx, const std::string& name) {
+  auto text = readFile(vmRecord(ctx, name));
+  if (!text.ok()) return makeError("no VM named '" + name + "' (see `offcore vm list`)");
+  auto doc = nlohmann::json::parse(*text, nullptr, false);
+  auto spec = virt::vmSpecFromJson(doc);
+  if (!spec.ok()) return spec.error().wrap(vmRecord(ctx, name));
+  if (spec->name != name) return makeError(vmRecord(ctx, name) + ": records VM '" + spec->name + "'");
+  return spec;
+}
+
+Result<std::vector<std::string>> listVmNames(const CliContext& ctx) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  if (!std::filesystem::exists(vmDir(ctx), ec)) return names;
+  for (const auto& e : std::filesystem::directory_iterator(vmDir(ctx), ec)) {
+    auto p = e.path();
+    if (p.extension() == ".json") names.push_back(p.stem().string());
+  }
+  if (ec) return makeError("cannot list " + vmDir(ctx) + ": " + ec.message());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Status removeVmRecord(const CliContext& ctx, const std::string& name) {
+  if (std::remove(vmRecord(ctx, name).c_str()) != 0) return errnoError("remove " + vmRecord(ctx, name));
+  return okStatus();
+}
+
+virt::VmPaths vmPathsFor(const CliContext& ctx, const virt::VmSpec& spec) {
+  return virt::vmPaths(ctx.config.run_root, spec.node, spec.name);
+}
+
+std::vector<std::string> blkServeArgv(const virt::VmSpec& spec, const virt::VmPaths& paths) {
+  int queues = spec.disk_queues > 0 ? spec.disk_queues : spec.cpus;
+  std::vector<std::string> argv{selfExe(), "vm", "blk-serve", "--socket", paths.blk_socket};
+  if (spec.disk.rfind("nvme-tcp://", 0) == 0) {
+    argv.insert(argv.end(), {"--volume", spec.disk, "--node", spec.node});
+  } else {
+    argv.insert(argv.end(), {"--file", spec.disk});
+  }
+  argv.insert(argv.end(), {"--queues", std::to_string(queues), "--serial", spec.name});
+  return argv;
+}
+
+Status enterVmHostDomain(NodeManager& nodes, const NodeState& node) { return nodes.enterDomain(node, Domain::kHost); }
+
+}  // namespace offcore
