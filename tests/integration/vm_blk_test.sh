@@ -91,8 +91,4 @@ offcore_stop() {
 
 guest_kit
 run_backend qsd qsd_start qsd_stop
-if [ -n "${VM_BLK_REFERENCE_ONLY:-}" ]; then
-  echo "VM_BLK_REFERENCE_ONLY set: skipping offcore's back end"
-  exit 0
-fi
 run_backend offcore offcore_start offcore_stop
