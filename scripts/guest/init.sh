@@ -7,15 +7,17 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
-for m in $(cat /lib/modules/load.order); do
+while read -r m; do
   insmod "/lib/modules/$m.ko" || echo "KIT: insmod $m failed"
-done
-# Let the drivers bind their devices before the test looks for /dev/vda.
-for _ in $(seq 50); do
-  [ -e /dev/vda ] || [ -e /sys/class/net/eth0 ] && break
-  ls /sys/bus/virtio/devices/ 2>/dev/null | grep -q . || break
-  sleep 0.1
-done
+done </lib/modules/load.order
+# Give the virtio drivers a moment to bind (vda or eth0 appear), when there
+# is a virtio device at all.
+if [ -n "$(find /sys/bus/virtio/devices -mindepth 1 -maxdepth 1 2>/dev/null)" ]; then
+  for _ in $(seq 50); do
+    if [ -e /dev/vda ] || [ -e /sys/class/net/eth0 ]; then break; fi
+    sleep 0.1
+  done
+fi
 echo "KIT-BOOTED $(cat /etc/kit-release)"
 if [ -x /test.sh ]; then
   /test.sh

@@ -96,8 +96,9 @@ if [ ! -f "$deb" ]; then
   if ! download; then
     # Offline with an older kernel cached: use that one.
     old=$(ls "$cache"/linux-image-6.1.0-*-amd64_*.deb 2>/dev/null | sort -V | tail -1 || true)
-    [ -n "$old" ] && dpkg-deb --info "$old" >/dev/null 2>&1 ||
+    if [ -z "$old" ] || ! dpkg-deb --info "$old" >/dev/null 2>&1; then
       die "apt-get download $kpkg=$kver failed and nothing is cached in $cache: check the network and apt sources"
+    fi
     deb=$old
     old=$(basename "$old" .deb)
     kpkg=${old%%_*} kver=${old#*_}

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the VM tests: boot a small Linux guest under QEMU (TCG) with a
 # vhost-user-blk disk or a plain file, run a script in it and read what it
 # printed. Source after lib.sh (it uses ID, cleanup, fail, step).
@@ -213,6 +214,9 @@ qsd_start() {
 # Stops every qemu-storage-daemon this test started.
 qsd_stop() {
   local pid
-  for pid in "${QSD_PIDS[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
+  for pid in "${QSD_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   QSD_PIDS=()
 }

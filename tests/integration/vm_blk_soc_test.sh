@@ -24,7 +24,7 @@ BS=$!
 cleanup "kill $BS; wait $BS"
 for _ in $(seq 100); do [ -S "$sock" ] && break; alive "$BS" || break; sleep 0.05; done
 [ -S "$sock" ] || fail "blk-serve did not listen on $sock: $(tail -3 "$GUEST_DIR/blk-serve.log")"
-in_cgroup "$BS" soc || fail "the back end is not in the SoC cgroup: $(grep cpuacct /proc/$BS/cgroup)"
+in_cgroup "$BS" soc || fail "the back end is not in the SoC cgroup: $(grep cpuacct "/proc/$BS/cgroup")"
 
 soc0=$(cpu soc); host0=$(cpu host); bs0=$(proc_cpu "$BS")
 
@@ -43,7 +43,7 @@ done
 G
 QPID=$(guest_pid g)
 for _ in $(seq 50); do in_cgroup "$QPID" host && break; sleep 0.1; done
-in_cgroup "$QPID" host || fail "QEMU is not in the host cgroup: $(grep cpuacct /proc/$QPID/cgroup)"
+in_cgroup "$QPID" host || fail "QEMU is not in the host cgroup: $(grep cpuacct "/proc/$QPID/cgroup")"
 guest_wait g || { guest_output g | tail; fail "the guest failed"; }
 
 sha=$(guest_value g SHA)
