@@ -197,8 +197,10 @@ int attachConsole(const CliContext& ctx, const std::string& name) {
     }
     if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
       ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) done = true;
-      else if (::write(1, buf, static_cast<size_t>(n)) != n) break;
+      if (n <= 0)
+        done = true;
+      else if (::write(1, buf, static_cast<size_t>(n)) != n)
+        break;
     }
   }
   if (tty) ::tcsetattr(0, TCSANOW, &saved);
@@ -251,7 +253,8 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
   auto* stop = vm.add_subcommand("stop", "ACPI power-down, then QEMU quit after --timeout");
   stop->add_option("name", *name, "VM name")->required();
   stop->add_option("--timeout", *timeout, "seconds the guest gets to power off")->capture_default_str();
-  stop->callback([&ctx, name, timeout] { ctx.action = [&ctx, name, timeout] { return stopVm(ctx, *name, *timeout); }; });
+  stop->callback(
+      [&ctx, name, timeout] { ctx.action = [&ctx, name, timeout] { return stopVm(ctx, *name, *timeout); }; });
 
   auto as_json = std::make_shared<bool>(false);
   auto* list = vm.add_subcommand("list", "VMs and their state");
@@ -275,7 +278,8 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
       if (nodes->state(spec->node).ok()) {
         ApiClient agent(nodes->layout(spec->node).api_socket, 5000);
         if (serviceState(agent, qemuService(*name)) == "running") {
-          if (!*force) return fail("vm delete", makeError("VM " + *name + " runs; `offcore vm stop " + *name + "` first"));
+          if (!*force)
+            return fail("vm delete", makeError("VM " + *name + " runs; `offcore vm stop " + *name + "` first"));
           if (int rc = stopVm(ctx, *name, 5); rc != 0) return rc;
         }
         (void)agent.del("/v1/services/" + blkService(*name));

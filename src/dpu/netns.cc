@@ -110,13 +110,13 @@ Status enterNetns(const std::string& name) {
   return okStatus();
 }
 
-Status enterInitNetns() {
-  int fd = ::open("/proc/1/ns/net", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errnoError("cannot open the root network namespace (/proc/1/ns/net)");
+Status enterNetnsAt(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errnoError("cannot open the network namespace handle " + path);
   int rc = ::setns(fd, CLONE_NEWNET);
   int err = errno;
   ::close(fd);
-  if (rc != 0) return errnoError("setns to the root network namespace", err);
+  if (rc != 0) return errnoError("setns " + path, err);
   return okStatus();
 }
 

@@ -34,9 +34,8 @@ Status linkDelete(const std::string& netns, const std::string& ifname);
 
 // For SpawnOptions::in_child: setns into a named namespace.
 Status enterNetns(const std::string& name);
-// Joins init's network namespace (the root one), e.g. from a SoC service
-// that starts host-domain work.
-Status enterInitNetns();
+// Joins the network namespace a handle (an nsfs bind mount) pins.
+Status enterNetnsAt(const std::string& path);
 
 struct LinkCounters {
   uint64_t rx_packets = 0, tx_packets = 0, rx_bytes = 0, tx_bytes = 0;

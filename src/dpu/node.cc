@@ -344,9 +344,9 @@ Status NodeManager::enterDomain(const NodeState& node, Domain domain) {
     case Domain::kHost:
     case Domain::kHostInfra:
       // From the SoC (an agent service starting host work) the root namespace
-      // is not ours: join it explicitly.
+      // is not ours: join it through the handle build() pinned.
       if (node.host_netns.empty()) {
-        OC_TRY(enterInitNetns());
+        OC_TRY(enterNetnsAt(l.run_dir + "/host-netns"));
       } else {
         OC_TRY(enterNetns(node.host_netns));
       }

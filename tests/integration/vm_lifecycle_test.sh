@@ -31,7 +31,7 @@ initrd=$GUEST_DIR/$VM.initrd
 
 step "bad input is refused before anything starts"
 expect_fail "must be 1-32 of" oc vm create "Bad_Name" --node "$N" --disk "$disk"
-expect_fail "multiple of 2M" oc vm create "$VM" --node "$N" --disk "$disk" --mem 100M
+expect_fail "multiple of 2M" oc vm create "$VM" --node "$N" --disk "$disk" --mem 99M
 expect_fail "not there yet" oc vm create "$VM" --node "$N" --disk "$disk" --net vpc1/sub1
 expect_fail "no VM named" oc vm start "nosuch$ID"
 
@@ -50,8 +50,8 @@ qpid=$(svc_pid "vm-$VM-qemu") bpid=$(svc_pid "vm-$VM-blk")
 [ -n "$qpid" ] && [ "$qpid" != null ] || fail "no QEMU service"
 grep -q "/offcore/$N/host\$" "/proc/$qpid/cgroup" || fail "QEMU is not in the host cgroup: $(cat /proc/$qpid/cgroup)"
 grep -q "/offcore/$N/soc\$" "/proc/$bpid/cgroup" || fail "the back end is not in the SoC cgroup"
-[ "$(readlink /proc/$qpid/ns/net)" = "$(readlink /proc/1/ns/net)" ] || fail "QEMU is not in the root network namespace"
-[ "$(readlink /proc/$bpid/ns/net)" = "$(readlink /proc/1/ns/net)" ] && fail "the back end left the SoC namespace"
+[ "$(readlink /proc/$qpid/ns/net)" = "$(readlink /proc/$$/ns/net)" ] || fail "QEMU is not in the root network namespace"
+[ "$(readlink /proc/$bpid/ns/net)" = "$(readlink /proc/$$/ns/net)" ] && fail "the back end left the SoC namespace"
 tr '\0' ' ' <"/proc/$qpid/cmdline" | grep -q "vhost-user-blk-pci" || fail "QEMU has no vhost-user disk"
 tr '\0' ' ' <"/proc/$qpid/cmdline" | grep -q "if=virtio" && fail "QEMU serves a disk itself"
 state=$(oc vm list --json | jq -r --arg v "$VM" '.[] | select(.name == $v) | .state')

@@ -46,7 +46,8 @@ class FakeQmp {
   void serve() {
     int fd = ::accept(listen_fd_, nullptr, nullptr);
     if (fd < 0) return;
-    send(fd, R"({"QMP": {"version": {}, "capabilities": []}})" "\r\n");
+    send(fd, R"({"QMP": {"version": {}, "capabilities": []}})"
+             "\r\n");
     std::string buf;
     char chunk[1024];
     while (true) {
@@ -76,9 +77,7 @@ class FakeQmp {
   std::thread thread_;
 };
 
-std::string reply(const json& req, const json& ret) {
-  return json{{"return", ret}, {"id", req["id"]}}.dump() + "\r\n";
-}
+std::string reply(const json& req, const json& ret) { return json{{"return", ret}, {"id", req["id"]}}.dump() + "\r\n"; }
 
 TEST(QmpClient, NegotiatesRunsCommandsAndKeepsEventsThatArriveMeanwhile) {
   FakeQmp peer([](const json& req) -> std::string {
@@ -86,7 +85,8 @@ TEST(QmpClient, NegotiatesRunsCommandsAndKeepsEventsThatArriveMeanwhile) {
     if (cmd == "qmp_capabilities") return reply(req, json::object());
     if (cmd == "query-status") {
       // An event arrives before the reply; the client must keep it.
-      return R"({"event": "STOP", "data": {}, "timestamp": {}})" "\r\n" +
+      return R"({"event": "STOP", "data": {}, "timestamp": {}})"
+             "\r\n" +
              reply(req, json{{"status", "running"}, {"running", true}});
     }
     if (cmd == "migrate") {

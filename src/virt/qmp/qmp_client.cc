@@ -92,8 +92,7 @@ Result<json> QmpClient::readMessage(Clock::time_point deadline) {
   }
 }
 
-Result<json> QmpClient::execute(const std::string& command, const json& arguments,
-                                std::chrono::milliseconds timeout) {
+Result<json> QmpClient::execute(const std::string& command, const json& arguments, std::chrono::milliseconds timeout) {
   uint64_t id = next_id_++;
   json req{{"execute", command}, {"id", id}};
   if (!arguments.is_null()) req["arguments"] = arguments;

@@ -23,8 +23,7 @@ class QmpClient {
   static constexpr size_t kMaxLineBytes = 1 << 20;
 
   // Connects, reads the greeting and leaves capabilities negotiation mode.
-  static Result<std::unique_ptr<QmpClient>> connect(const std::string& socket_path,
-                                                    std::chrono::milliseconds timeout);
+  static Result<std::unique_ptr<QmpClient>> connect(const std::string& socket_path, std::chrono::milliseconds timeout);
   ~QmpClient();
   QmpClient(const QmpClient&) = delete;
   QmpClient& operator=(const QmpClient&) = delete;

@@ -10,7 +10,8 @@ namespace {
 
 bool validName(const std::string& s) {
   if (s.empty() || s.size() > 32 || s.front() == '-') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
 bool noComma(const std::string& s) { return s.find(',') == std::string::npos; }
@@ -43,9 +44,11 @@ Status validateVmSpec(const VmSpec& s) {
 }
 
 json vmSpecToJson(const VmSpec& s) {
-  return json{{"name", s.name},     {"node", s.node},     {"cpus", s.cpus},     {"mem_bytes", s.mem_bytes},
-              {"disk", s.disk},     {"disk_queues", s.disk_queues},           {"net", s.net},
-              {"kernel", s.kernel}, {"initrd", s.initrd}, {"append", s.append}};
+  return json{{"name", s.name},     {"node", s.node},
+              {"cpus", s.cpus},     {"mem_bytes", s.mem_bytes},
+              {"disk", s.disk},     {"disk_queues", s.disk_queues},
+              {"net", s.net},       {"kernel", s.kernel},
+              {"initrd", s.initrd}, {"append", s.append}};
 }
 
 Result<VmSpec> vmSpecFromJson(const json& doc) {
@@ -93,36 +96,16 @@ VmPaths vmPaths(const std::string& run_root, const std::string& node, const std:
 std::vector<std::string> qemuArgv(const VmSpec& s, const VmPaths& p, const QemuLaunch& launch) {
   std::string mem = std::to_string(s.mem_bytes >> 20) + "M";
   int queues = s.disk_queues > 0 ? s.disk_queues : s.cpus;
-  std::vector<std::string> a{launch.binary,
-                             "-name",
-                             s.name,
-                             "-machine",
-                             "pc,accel=kvm:tcg",
-                             "-smp",
-                             std::to_string(s.cpus),
-                             "-m",
-                             mem,
-                             // The back ends map guest RAM: it must be a shared memfd.
-                             "-object",
-                             "memory-backend-memfd,id=mem0,size=" + mem + ",share=on",
-                             "-numa",
-                             "node,memdev=mem0",
-                             "-nodefaults",
-                             "-no-user-config",
-                             "-display",
-                             "none",
-                             // reconnect: a restarted back end is picked up again (INFLIGHT_FD resumes).
-                             "-chardev",
-                             "socket,id=blk0,path=" + p.blk_socket + ",reconnect=1",
-                             "-device",
-                             "vhost-user-blk-pci,chardev=blk0,num-queues=" + std::to_string(queues) +
-                                 (s.kernel.empty() ? ",bootindex=1" : ""),
-                             "-chardev",
-                             "socket,id=con0,path=" + p.console_socket + ",server=on,wait=off,logfile=" + p.console_log,
-                             "-serial",
-                             "chardev:con0",
-                             "-qmp",
-                             "unix:" + p.qmp_socket + ",server=on,wait=off"};
+  std::vector<std::string> a{
+      launch.binary, "-name", s.name, "-machine", "pc,accel=kvm:tcg", "-smp", std::to_string(s.cpus), "-m", mem,
+      // The back ends map guest RAM: it must be a shared memfd.
+      "-object", "memory-backend-memfd,id=mem0,size=" + mem + ",share=on", "-numa", "node,memdev=mem0", "-nodefaults",
+      "-no-user-config", "-display", "none",
+      // reconnect: a restarted back end is picked up again (INFLIGHT_FD resumes).
+      "-chardev", "socket,id=blk0,path=" + p.blk_socket + ",reconnect=1", "-device",
+      "vhost-user-blk-pci,chardev=blk0,num-queues=" + std::to_string(queues) + (s.kernel.empty() ? ",bootindex=1" : ""),
+      "-chardev", "socket,id=con0,path=" + p.console_socket + ",server=on,wait=off,logfile=" + p.console_log, "-serial",
+      "chardev:con0", "-qmp", "unix:" + p.qmp_socket + ",server=on,wait=off"};
   if (!s.kernel.empty()) {
     a.insert(a.end(), {"-kernel", s.kernel});
     if (!s.initrd.empty()) a.insert(a.end(), {"-initrd", s.initrd});

@@ -18,10 +18,10 @@ struct VmSpec {
   std::string node;  // the node whose SoC owns it
   int cpus = 1;
   uint64_t mem_bytes = 256ull << 20;
-  std::string disk;    // nvme-tcp://ADDR:PORT/NQN, or an absolute path of a file
+  std::string disk;     // nvme-tcp://ADDR:PORT/NQN, or an absolute path of a file
   int disk_queues = 0;  // 0: one per vCPU
-  std::string net;     // VPC/SUBNET, or "" for none
-  std::string kernel;  // direct kernel boot; "" boots from the disk (bootindex)
+  std::string net;      // VPC/SUBNET, or "" for none
+  std::string kernel;   // direct kernel boot; "" boots from the disk (bootindex)
   std::string initrd;
   std::string append;
 };
