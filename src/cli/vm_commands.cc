@@ -8,6 +8,7 @@ void registerVmCommands(CLI::App& app, CliContext& ctx) {
   auto* vm = app.add_subcommand("vm", "VMs whose disks and NICs the SoC serves over vhost-user");
   vm->require_subcommand(1);
   registerVmLifecycle(*vm, ctx);
+  registerVmMigrate(*vm, ctx);
   registerVmBlkServe(*vm, ctx);
 }
 

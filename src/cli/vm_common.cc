@@ -1,12 +1,19 @@
 #include "cli/vm_common.h"
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <thread>
 
+#include "api/api_client.h"
 #include "base/files.h"
+#include "base/json.h"
 #include "base/subprocess.h"
 #include "dpu/node.h"
 
 namespace offcore {
+
+using nlohmann::json;
 
 namespace {
 
@@ -71,6 +78,53 @@ std::vector<std::string> blkServeArgv(const virt::VmSpec& spec, const virt::VmPa
   }
   argv.insert(argv.end(), {"--queues", std::to_string(queues), "--serial", spec.name});
   return argv;
+}
+
+// Waits until the agent reports the service gone or exited.
+bool waitVmServiceEnded(ApiClient& agent, const std::string& service, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = agent.get("/v1/services/" + service);
+    if (!r.ok()) return false;
+    if (r->status == 404) return true;
+    auto j = json::parse(r->body, nullptr, false);
+    if (!j.is_discarded() && (j.value("state", "") == "exited" || j.value("state", "") == "failed")) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+std::string vmServiceState(ApiClient& agent, const std::string& service) {
+  auto r = agent.get("/v1/services/" + service);
+  if (!r.ok()) return "unknown (agent unreachable)";
+  if (r->status == 404) return "stopped";
+  auto j = json::parse(r->body, nullptr, false);
+  return j.is_discarded() ? "unknown" : j.value("state", "unknown");
+}
+
+Status startVmBackend(const CliContext& ctx, ApiClient& agent, const virt::VmSpec& spec, const virt::VmPaths& paths) {
+  OC_TRY(makePrivateDir(paths.dir));
+  std::remove(paths.blk_socket.c_str());
+  (void)agent.del("/v1/services/" + blkService(spec.name));
+  nlohmann::json blk{{"name", blkService(spec.name)}, {"argv", blkServeArgv(spec, paths)}};
+  OC_TRY(agent.call("POST", "/v1/services", dumpJson(blk)));
+  for (int i = 0; i < 200 && !unixSocketAnswers(paths.blk_socket); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  if (unixSocketAnswers(paths.blk_socket)) return okStatus();
+  (void)agent.del("/v1/services/" + blkService(spec.name));
+  return makeError("the disk back end did not come up (see " + ctx.config.run_root + "/" + spec.node + "/" +
+                   blkService(spec.name) + ".log)");
+}
+
+Status startVmQemu(ApiClient& agent, const std::string& name, const std::vector<std::string>& extra) {
+  (void)agent.del("/v1/services/" + qemuService(name));
+  std::vector<std::string> argv{selfExe(), "vm", "qemu-exec", name};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  // restart=false: a guest that powers off ends the service; a crash is retried.
+  nlohmann::json qemu{{"name", qemuService(name)}, {"argv", argv}, {"restart", false}};
+  OC_TRY(agent.call("POST", "/v1/services", dumpJson(qemu)));
+  return okStatus();
 }
 
 Status enterVmHostDomain(NodeManager& nodes, const NodeState& node) { return nodes.enterDomain(node, Domain::kHost); }

@@ -2,6 +2,7 @@
 // the agent service names, and the back end's command line.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 
 namespace offcore {
 
+class ApiClient;
 class NodeManager;
 struct NodeState;
 
@@ -29,11 +31,21 @@ inline std::string qemuService(const std::string& vm) { return "vm-" + vm + "-qe
 // `offcore vm blk-serve ...` for the VM's disk.
 std::vector<std::string> blkServeArgv(const virt::VmSpec& spec, const virt::VmPaths& paths);
 
+// A service's state as the node's agent reports it ("stopped" when unknown
+// to it), and a wait for it to end.
+std::string vmServiceState(ApiClient& agent, const std::string& service);
+bool waitVmServiceEnded(ApiClient& agent, const std::string& service, std::chrono::milliseconds timeout);
+// Starts the VM's disk back end on spec.node and waits for its socket.
+Status startVmBackend(const CliContext& ctx, ApiClient& agent, const virt::VmSpec& spec, const virt::VmPaths& paths);
+// Starts QEMU (`vm qemu-exec NAME EXTRA...`) as the agent's service.
+Status startVmQemu(ApiClient& agent, const std::string& name, const std::vector<std::string>& extra);
+
 // The host domain of node, and the root network namespace when the node's
 // host is the root one (the caller is an agent service in the SoC's).
 Status enterVmHostDomain(NodeManager& nodes, const NodeState& node);
 
 void registerVmLifecycle(CLI::App& vm, CliContext& ctx);
+void registerVmMigrate(CLI::App& vm, CliContext& ctx);
 // `vm blk-serve` (vm_blk_serve.cc).
 void registerVmBlkServe(CLI::App& vm, CliContext& ctx);
 

@@ -34,28 +34,6 @@ using virt::VmSpec;
 
 namespace {
 
-// Waits until the agent reports the service gone or exited.
-bool waitServiceEnded(ApiClient& agent, const std::string& service, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto r = agent.get("/v1/services/" + service);
-    if (!r.ok()) return false;
-    if (r->status == 404) return true;
-    auto j = json::parse(r->body, nullptr, false);
-    if (!j.is_discarded() && (j.value("state", "") == "exited" || j.value("state", "") == "failed")) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
-}
-
-std::string serviceState(ApiClient& agent, const std::string& service) {
-  auto r = agent.get("/v1/services/" + service);
-  if (!r.ok()) return "unknown (agent unreachable)";
-  if (r->status == 404) return "stopped";
-  auto j = json::parse(r->body, nullptr, false);
-  return j.is_discarded() ? "unknown" : j.value("state", "unknown");
-}
-
 int startVm(const CliContext& ctx, const std::string& name) {
   auto spec = loadVm(ctx, name);
   if (!spec.ok()) return fail("vm start", spec.error());
@@ -63,7 +41,7 @@ int startVm(const CliContext& ctx, const std::string& name) {
   if (!nodes.ok()) return fail("vm start", nodes.error());
   if (auto st = nodes->state(spec->node); !st.ok()) return fail("vm start", st.error());
   ApiClient agent(nodes->layout(spec->node).api_socket, 10000);
-  if (serviceState(agent, qemuService(name)) == "running") {
+  if (vmServiceState(agent, qemuService(name)) == "running") {
     return fail("vm start", makeError("VM " + name + " is already running (`offcore vm stop " + name + "` first)"));
   }
   auto paths = vmPathsFor(ctx, *spec);
@@ -72,19 +50,8 @@ int startVm(const CliContext& ctx, const std::string& name) {
   (void)agent.del("/v1/services/" + blkService(name));
   (void)agent.del("/v1/services/" + qemuService(name));
 
-  json blk{{"name", blkService(name)}, {"argv", blkServeArgv(*spec, paths)}};
-  if (auto r = agent.call("POST", "/v1/services", dumpJson(blk)); !r.ok()) return fail("vm start", r.error());
-  for (int i = 0; i < 200 && !unixSocketAnswers(paths.blk_socket); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  if (!unixSocketAnswers(paths.blk_socket)) {
-    (void)agent.del("/v1/services/" + blkService(name));
-    return fail("vm start", makeError("the disk back end did not come up (see " + ctx.config.run_root + "/" +
-                                      spec->node + "/" + blkService(name) + ".log)"));
-  }
-  // restart=false: a guest that powers off ends the service; a crash is retried.
-  json qemu{{"name", qemuService(name)}, {"argv", {selfExe(), "vm", "qemu-exec", name}}, {"restart", false}};
-  if (auto r = agent.call("POST", "/v1/services", dumpJson(qemu)); !r.ok()) return fail("vm start", r.error());
+  if (auto b = startVmBackend(ctx, agent, *spec, paths); !b.ok()) return fail("vm start", b.error());
+  if (auto q = startVmQemu(agent, name, {}); !q.ok()) return fail("vm start", q.error());
   auto qmp = virt::QmpClient::connect(paths.qmp_socket, std::chrono::seconds(20));
   if (!qmp.ok()) {
     return fail("vm start", qmp.error().wrap("QEMU did not come up (see " + ctx.config.run_root + "/" + spec->node +
@@ -102,16 +69,16 @@ int stopVm(const CliContext& ctx, const std::string& name, int timeout_s) {
   if (!nodes.ok()) return fail("vm stop", nodes.error());
   ApiClient agent(nodes->layout(spec->node).api_socket, 15000);
   auto paths = vmPathsFor(ctx, *spec);
-  bool ended = serviceState(agent, qemuService(name)) != "running";
+  bool ended = vmServiceState(agent, qemuService(name)) != "running";
   if (!ended) {
     // ACPI first, as a guest with acpid expects; then QEMU's own quit.
     if (auto qmp = virt::QmpClient::connect(paths.qmp_socket, std::chrono::seconds(2)); qmp.ok()) {
       (void)(*qmp)->execute("system_powerdown");
-      ended = waitServiceEnded(agent, qemuService(name), std::chrono::seconds(timeout_s));
+      ended = waitVmServiceEnded(agent, qemuService(name), std::chrono::seconds(timeout_s));
       if (!ended) {
         std::fprintf(stderr, "VM %s ignored the ACPI power-down for %d s; stopping QEMU\n", name.c_str(), timeout_s);
         (void)(*qmp)->execute("quit");
-        ended = waitServiceEnded(agent, qemuService(name), std::chrono::seconds(5));
+        ended = waitVmServiceEnded(agent, qemuService(name), std::chrono::seconds(5));
       }
     }
   }
@@ -139,7 +106,7 @@ int listVms(const CliContext& ctx, bool as_json) {
     std::string state = "stopped";
     if (auto st = nodes->state(spec->node); st.ok()) {
       ApiClient agent(nodes->layout(spec->node).api_socket, 3000);
-      state = serviceState(agent, qemuService(n));
+      state = vmServiceState(agent, qemuService(n));
       if (state == "exited" || state == "failed") state = "stopped (" + state + ")";
       if (state == "running") {
         auto paths = vmPathsFor(ctx, *spec);
@@ -277,7 +244,7 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
       if (!nodes.ok()) return fail("vm delete", nodes.error());
       if (nodes->state(spec->node).ok()) {
         ApiClient agent(nodes->layout(spec->node).api_socket, 5000);
-        if (serviceState(agent, qemuService(*name)) == "running") {
+        if (vmServiceState(agent, qemuService(*name)) == "running") {
           if (!*force)
             return fail("vm delete", makeError("VM " + *name + " runs; `offcore vm stop " + *name + "` first"));
           if (int rc = stopVm(ctx, *name, 5); rc != 0) return rc;
@@ -292,19 +259,29 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
     };
   });
 
+  struct QemuExecOpts {
+    std::string name, node;
+    bool incoming = false;
+  };
+  auto q = std::make_shared<QemuExecOpts>();
   auto* qexec = vm.add_subcommand("qemu-exec", "(internal) enter the host domain and exec the VM's QEMU");
   qexec->group("");
-  qexec->add_option("name", *name, "VM name")->required();
-  qexec->callback([&ctx, name] {
-    ctx.action = [&ctx, name] {
-      auto spec = loadVm(ctx, *name);
+  qexec->add_option("name", q->name, "VM name")->required();
+  qexec->add_option("--node", q->node, "run on this node instead of the recorded one (a migration's destination)");
+  qexec->add_flag("--incoming", q->incoming, "wait for a migration stream (QMP migrate-incoming)");
+  qexec->callback([&ctx, q] {
+    ctx.action = [&ctx, q] {
+      auto spec = loadVm(ctx, q->name);
       if (!spec.ok()) return fail("vm qemu-exec", spec.error());
+      if (!q->node.empty()) spec->node = q->node;
       auto nodes = NodeManager::create(ctx.config);
       if (!nodes.ok()) return fail("vm qemu-exec", nodes.error());
       auto st = nodes->state(spec->node);
       if (!st.ok()) return fail("vm qemu-exec", st.error());
       if (auto s = enterVmHostDomain(*nodes, *st); !s.ok()) return fail("vm qemu-exec", s.error());
-      auto argv = virt::qemuArgv(*spec, vmPathsFor(ctx, *spec), virt::QemuLaunch{});
+      virt::QemuLaunch launch;
+      launch.incoming = q->incoming;
+      auto argv = virt::qemuArgv(*spec, vmPathsFor(ctx, *spec), launch);
       Error e = execInPlace(argv, SpawnOptions{});
       return fail("vm qemu-exec", e.wrap("is qemu-system-x86 installed? (scripts/setup.sh installs it)"));
     };
