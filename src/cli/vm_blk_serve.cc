@@ -15,6 +15,7 @@
 #include "cli/disk_common.h"
 #include "cli/vm_common.h"
 #include "disk/file_block_device.h"
+#include "nvme/auth/dhchap_key.h"
 #include "nvme/host/host.h"
 #include "nvme/host/host_identity.h"
 #include "virt/blk/virtio_blk.h"
@@ -24,7 +25,7 @@ namespace offcore {
 namespace {
 
 struct BlkServeOpts {
-  std::string socket, file, volume, serial = "offcore", node;
+  std::string socket, file, volume, serial = "offcore", node, secretFile;
   int queues = 1;
   bool readOnly = false;
 };
@@ -56,6 +57,17 @@ Result<Backing> openBacking(const BlkServeOpts& o) {
     ho.host_id = nvme::nodeHostId(o.node);
   }
   ho.io_queues = o.queues;
+  if (!o.secretFile.empty()) {
+    OC_ASSIGN_OR_RETURN(auto secrets, readSecretFile(o.secretFile));
+    auto key = nvme::auth::parseDhchapKey(secrets.secret);
+    if (!key.ok()) return key.error().wrap(o.secretFile);
+    ho.dhchap_secret = std::move(*key);
+    if (!secrets.ctrl_secret.empty()) {
+      auto ctrl = nvme::auth::parseDhchapKey(secrets.ctrl_secret);
+      if (!ctrl.ok()) return ctrl.error().wrap(o.secretFile);
+      ho.dhchap_ctrl_secret = std::move(*ctrl);
+    }
+  }
   OC_ASSIGN_OR_RETURN(auto host, nvme::NvmeTcpHost::connect(uri.address, uri.port, uri.nqn, ho));
   b.dev = host;
   b.host = host;
@@ -120,6 +132,8 @@ void registerVmBlkServe(CLI::App& vm, CliContext& ctx) {
   blk->add_option("--socket", o->socket, "unix socket QEMU connects to (-chardev socket,path=...)")->required();
   blk->add_option("--file", o->file, "a file or block device to serve");
   blk->add_option("--volume", o->volume, "an NVMe/TCP namespace to serve: nvme-tcp://ADDR[:PORT]/NQN");
+  blk->add_option("--secret-file", o->secretFile,
+                  "DH-HMAC-CHAP secrets for --volume (0600; as `disk serve` reads them)");
   blk->add_option("--node", o->node, "the node whose host NQN --volume connects with (the volume's allow list)");
   blk->add_option("--queues", o->queues, "virtqueues offered (QEMU's num-queues may be lower)");
   blk->add_flag("--read-only", o->readOnly, "offer a read-only disk (VIRTIO_BLK_F_RO)");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A VM's disk is an NVMe/TCP volume: `offcore vm blk-serve --volume` runs in
-# a software DPU's SoC domain, connects to a storage gateway on the fabric,
+# A VM's disk is an NVMe/TCP volume: `offcore vm blk-serve --volume --node`
+# runs in a software DPU's SoC domain, connects to a storage gateway on the
+# fabric with the node's host NQN (the volume's allow list names it),
 # and serves the volume to QEMU (host domain) over vhost-user. A guest
 # writes 64 MiB; the back end is stopped with SIGTERM (it must exit 0 and
 # remove its socket) and started again; a second guest reads the same data
@@ -14,20 +15,34 @@ netns_add "h$N"
 gateway_up "$H" "$work/data"
 node_up "$N" --host-netns "h$N" >/dev/null
 guest_kit
-oc volume create vmdisk --size 128M --target "$H" >/dev/null
+# Only this node may connect: blk-serve --node must present its host NQN,
+# and prove it with the DH-HMAC-CHAP secret the gateway made for it.
+secret=$(oc volume create vmdisk --size 128M --allow-host "nqn.2026-11.io.offcore:node:$N" --target "$H" --json |
+  jq -r '.new_secrets[0].dhchap_secret')
+[[ $secret == DHHC-1:* ]] || fail "volume create made no DH-HMAC-CHAP secret"
+(umask 077; echo "dhchap_secret=$secret" >"$work/secret")
 uri="nvme-tcp://$GW_IP:4420/nqn.2026-11.io.offcore:$H:vmdisk"
 sock=$GUEST_DIR/vol.sock
 BS=
 
 serve_start() {
   "$OFFCORE" dpu exec --name "$N" --domain soc -- \
-    "$OFFCORE" vm blk-serve --socket "$sock" --volume "$uri" --serial "vol$ID" >>"$work/blk-serve.log" 2>&1 &
+    "$OFFCORE" vm blk-serve --socket "$sock" --volume "$uri" --node "$N" \
+      --secret-file "$work/secret" --serial "vol$ID" >>"$work/blk-serve.log" 2>&1 &
   BS=$!
   for _ in $(seq 100); do [ -S "$sock" ] && return 0; alive "$BS" || break; sleep 0.05; done
   fail "blk-serve --volume did not listen on $sock: $(tail -3 "$work/blk-serve.log")"
 }
 serve_kill() { [ -n "$BS" ] && kill "$BS" 2>/dev/null; wait "$BS" 2>/dev/null || true; BS=; }
 cleanup "serve_kill"
+
+step "a host not on the volume's allow list is refused"
+if "$OFFCORE" dpu exec --name "$N" --domain soc -- "$OFFCORE" vm blk-serve --socket "$sock" --volume "$uri" \
+     --node "other$ID" --secret-file "$work/secret" >"$work/refused.log" 2>&1; then
+  fail "blk-serve served a volume to a host the allow list does not name"
+fi
+[ ! -e "$sock" ] || fail "a refused blk-serve left a socket behind"
+echo "refused: $(tail -1 "$work/refused.log")"
 
 step "blk-serve --volume in the SoC: a guest writes 64 MiB"
 serve_start
