@@ -73,6 +73,7 @@ std::vector<std::string> blkServeArgv(const virt::VmSpec& spec, const virt::VmPa
   std::vector<std::string> argv{selfExe(), "vm", "blk-serve", "--socket", paths.blk_socket};
   if (spec.disk.rfind("nvme-tcp://", 0) == 0) {
     argv.insert(argv.end(), {"--volume", spec.disk, "--node", spec.node});
+    if (!spec.disk_secret_file.empty()) argv.insert(argv.end(), {"--secret-file", spec.disk_secret_file});
   } else {
     argv.insert(argv.end(), {"--file", spec.disk});
   }

@@ -29,6 +29,9 @@ Status validateVmSpec(const VmSpec& s) {
   if (s.disk.rfind("nvme-tcp://", 0) != 0 && s.disk.front() != '/') {
     return makeError("VM " + s.name + ": --disk must be nvme-tcp://ADDR:PORT/NQN or an absolute file path");
   }
+  if (!s.disk_secret_file.empty() && (s.disk_secret_file.front() != '/' || s.disk.rfind("nvme-tcp://", 0) != 0)) {
+    return makeError("VM " + s.name + ": --disk-secret-file must be an absolute path, for an nvme-tcp:// disk");
+  }
   if (s.disk_queues < 0 || s.disk_queues > 64) return makeError("VM " + s.name + ": disk queues must be 0..64");
   if (!s.net.empty() && std::count(s.net.begin(), s.net.end(), '/') != 1) {
     return makeError("VM " + s.name + ": --net must be VPC/SUBNET");
@@ -46,7 +49,7 @@ Status validateVmSpec(const VmSpec& s) {
 json vmSpecToJson(const VmSpec& s) {
   return json{{"name", s.name},     {"node", s.node},
               {"cpus", s.cpus},     {"mem_bytes", s.mem_bytes},
-              {"disk", s.disk},     {"disk_queues", s.disk_queues},
+              {"disk", s.disk},     {"disk_queues", s.disk_queues}, {"disk_secret_file", s.disk_secret_file},
               {"net", s.net},       {"kernel", s.kernel},
               {"initrd", s.initrd}, {"append", s.append}};
 }
@@ -75,6 +78,7 @@ Result<VmSpec> vmSpecFromJson(const json& doc) {
   OC_TRY(num("mem_bytes", s.mem_bytes));
   OC_TRY(str("disk", s.disk));
   OC_TRY(num("disk_queues", s.disk_queues));
+  OC_TRY(str("disk_secret_file", s.disk_secret_file));
   OC_TRY(str("net", s.net));
   OC_TRY(str("kernel", s.kernel));
   OC_TRY(str("initrd", s.initrd));
