@@ -51,7 +51,7 @@ Result<std::vector<std::string>> listVmNames(const CliContext& ctx) {
   std::error_code ec;
   if (!std::filesystem::exists(vmDir(ctx), ec)) return names;
   for (const auto& e : std::filesystem::directory_iterator(vmDir(ctx), ec)) {
-    auto p = e.path();
+    const auto& p = e.path();
     if (p.extension() == ".json") names.push_back(p.stem().string());
   }
   if (ec) return makeError("cannot list " + vmDir(ctx) + ": " + ec.message());
