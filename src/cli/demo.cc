@@ -389,9 +389,10 @@ void registerDemoCommand(CLI::App& app, CliContext& ctx) {
   auto only = std::make_shared<std::string>();
   auto* demo = app.add_subcommand("demo", "a guided tour of the software DPU (needs root)");
   demo->add_option("--name", *name, "node name for the tour")->capture_default_str();
-  demo->add_option("--only", *only,
-                   "parts to run, comma-separated: foundation, storage, images, svc, mesh, vm (default: all; the node is "
-                   "always brought up and removed)");
+  demo->add_option(
+      "--only", *only,
+      "parts to run, comma-separated: foundation, storage, images, svc, mesh, vm (default: all; the node is "
+      "always brought up and removed)");
   demo->callback([&ctx, name, only] { ctx.action = [&ctx, name, only] { return runDemo(ctx, *name, *only); }; });
 }
 

@@ -64,9 +64,10 @@ Result<std::string> buildInitrd(Context& ctx, const std::string& dir, std::strin
   OC_TRY(makeDirs(layer));
   OC_TRY(writeFileAtomic(layer + "/test.sh", kGuestScript, 0755));
   const std::string initrd = dir + "/initrd";
-  OC_TRY(run({"sh", "-c",
-              "cd '" + layer + "' && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 > ../script.cpio.gz && cat '" +
-                  kit + "/base.cpio.gz' ../script.cpio.gz > '" + initrd + "'"}));
+  OC_TRY(
+      run({"sh", "-c",
+           "cd '" + layer + "' && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 > ../script.cpio.gz && cat '" +
+               kit + "/base.cpio.gz' ../script.cpio.gz > '" + initrd + "'"}));
   return initrd;
 }
 
@@ -106,9 +107,26 @@ Status runVm(Context& ctx) {
   const std::string raw = dir + "/local.raw";
   OC_TRY(run({"truncate", "-s", "64M", raw}));
   CpuSample b0 = sampleCpu(ctx);
-  OC_TRY(run({"qemu-system-x86_64", "-accel", "tcg", "-m", "256M", "-smp", "1", "-nodefaults", "-display", "none",
-              "-no-reboot", "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet oc.quick",
-              "-serial", "file:" + dir + "/baseline.log", "-drive",
+  OC_TRY(run({"qemu-system-x86_64",
+              "-accel",
+              "tcg",
+              "-m",
+              "256M",
+              "-smp",
+              "1",
+              "-nodefaults",
+              "-display",
+              "none",
+              "-no-reboot",
+              "-kernel",
+              kernel,
+              "-initrd",
+              initrd,
+              "-append",
+              "console=ttyS0 panic=-1 quiet oc.quick",
+              "-serial",
+              "file:" + dir + "/baseline.log",
+              "-drive",
               "file=" + raw + ",format=raw,if=virtio,cache=none,aio=threads"},
              inDomain(ctx, Domain::kHost)));
   CpuSample b1 = sampleCpu(ctx);

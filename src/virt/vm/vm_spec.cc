@@ -21,6 +21,8 @@ bool noComma(const std::string& s) { return s.find(',') == std::string::npos; }
 Status validateVmSpec(const VmSpec& s) {
   if (!validName(s.name)) return makeError("VM name '" + s.name + "' must be 1-32 of [a-z0-9-]");
   if (s.node.empty()) return makeError("VM " + s.name + ": --node is required");
+  // The node names paths that reach QEMU's options: same charset as VM names.
+  if (!validName(s.node) || s.node.size() > 10) return makeError("VM " + s.name + ": bad node name '" + s.node + "'");
   if (s.cpus < 1 || s.cpus > 64) return makeError("VM " + s.name + ": --cpus must be 1..64");
   if (s.mem_bytes < (64ull << 20) || s.mem_bytes > (64ull << 30) || s.mem_bytes % (2ull << 20) != 0) {
     return makeError("VM " + s.name + ": --mem must be a multiple of 2M between 64M and 64G");
@@ -47,11 +49,17 @@ Status validateVmSpec(const VmSpec& s) {
 }
 
 json vmSpecToJson(const VmSpec& s) {
-  return json{{"name", s.name},     {"node", s.node},
-              {"cpus", s.cpus},     {"mem_bytes", s.mem_bytes},
-              {"disk", s.disk},     {"disk_queues", s.disk_queues}, {"disk_secret_file", s.disk_secret_file},
-              {"net", s.net},       {"kernel", s.kernel},
-              {"initrd", s.initrd}, {"append", s.append}};
+  return json{{"name", s.name},
+              {"node", s.node},
+              {"cpus", s.cpus},
+              {"mem_bytes", s.mem_bytes},
+              {"disk", s.disk},
+              {"disk_queues", s.disk_queues},
+              {"disk_secret_file", s.disk_secret_file},
+              {"net", s.net},
+              {"kernel", s.kernel},
+              {"initrd", s.initrd},
+              {"append", s.append}};
 }
 
 Result<VmSpec> vmSpecFromJson(const json& doc) {

@@ -23,8 +23,8 @@ struct VmSpec {
   // A 0600 file with dhchap_secret=... for a volume that demands DH-HMAC-CHAP
   // (every node the VM may run on must be allowed with this secret).
   std::string disk_secret_file;
-  std::string net;      // VPC/SUBNET, or "" for none
-  std::string kernel;   // direct kernel boot; "" boots from the disk (bootindex)
+  std::string net;     // VPC/SUBNET, or "" for none
+  std::string kernel;  // direct kernel boot; "" boots from the disk (bootindex)
   std::string initrd;
   std::string append;
 };
