@@ -9,9 +9,17 @@ using nlohmann::json;
 
 json fio(int run, const std::string& mode, const std::string& job, double ios, double runtime_ms, double host,
          double soc) {
-  return {{"case", "fio"}, {"run", run},           {"mode", mode},     {"job", job},    {"bs_kib", 4},
-          {"ios", ios},    {"kib", ios * 4},       {"runtime_ms", runtime_ms},          {"host_cpu_s", host},
-          {"soc_cpu_s", soc}, {"wall_s", runtime_ms / 1000 + 1}};
+  return {{"case", "fio"},
+          {"run", run},
+          {"mode", mode},
+          {"job", job},
+          {"bs_kib", 4},
+          {"ios", ios},
+          {"kib", ios * 4},
+          {"runtime_ms", runtime_ms},
+          {"host_cpu_s", host},
+          {"soc_cpu_s", soc},
+          {"wall_s", runtime_ms / 1000 + 1}};
 }
 
 TEST(VmResults, TakesFioLinesAndSkipsTheRest) {
