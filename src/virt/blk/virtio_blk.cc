@@ -19,6 +19,7 @@ namespace {
 
 constexpr uint64_t kSector = 512;
 constexpr uint32_t kMaxDiscardSectors = 1u << 22;  // 2 GiB per request
+constexpr uint64_t kGatherMax = 1u << 20;          // requests up to this go through one copy
 
 // Calls fn(ptr, len) for the bytes [from, to) of the chain's readable or
 // writable stream (segments of that direction, in order). Stops early when fn
@@ -153,6 +154,19 @@ class VirtioBlk final : public VhostDevice {
     uint32_t bs = dev_.blockSize();
     bool aligned = forEachPiece(chain, toGuest, from, from + len, [&](uint8_t*, uint64_t n) { return n % bs == 0; });
     if (!aligned) return bounce(chain, *offset, from, len, toGuest);
+    // Guest pages are rarely host-contiguous: a 128 KiB request is often 32
+    // runs. Up to kGatherMax, one copy and one device call beat a call per
+    // run (a syscall, or a command on the wire, each).
+    if (len <= kGatherMax) {
+      int runs = 0;
+      uint8_t* end = nullptr;
+      forEachPiece(chain, toGuest, from, from + len, [&](uint8_t* p, uint64_t n) {
+        if (p != end) ++runs;
+        end = p + n;
+        return runs < 2;
+      });
+      if (runs > 1) return bounce(chain, *offset, from, len, toGuest);
+    }
     // One device call per run of host-contiguous pieces.
     uint64_t off = *offset;
     uint8_t* run = nullptr;
@@ -181,14 +195,25 @@ class VirtioBlk final : public VhostDevice {
 
   // Segments that are not whole device blocks go through one buffer.
   uint8_t bounce(const Chain& chain, uint64_t offset, uint64_t from, uint64_t len, bool toGuest) {
-    std::vector<uint8_t> buf(len);
+    // Up to kGatherMax the buffer is kept per queue thread; a larger
+    // (unaligned) request gets its own, so no thread keeps a huge one.
+    thread_local std::vector<uint8_t> kept;
+    std::vector<uint8_t> own;
+    uint8_t* buf;
+    if (len <= kGatherMax) {
+      if (kept.size() < len) kept.resize(kGatherMax);
+      buf = kept.data();
+    } else {
+      own.resize(len);
+      buf = own.data();
+    }
     if (toGuest) {
-      if (!dev_.read(offset, buf.data(), len).ok()) return VIRTIO_BLK_S_IOERR;
-      scatter(chain, from, buf.data(), len);
+      if (!dev_.read(offset, buf, len).ok()) return VIRTIO_BLK_S_IOERR;
+      scatter(chain, from, buf, len);
       return VIRTIO_BLK_S_OK;
     }
-    gather(chain, from, len, buf.data());
-    return dev_.write(offset, buf.data(), len).ok() ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+    gather(chain, from, len, buf);
+    return dev_.write(offset, buf, len).ok() ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
   }
 
   uint8_t zeroRange(const Chain& chain, bool discard, uint64_t outLen) {
