@@ -71,7 +71,8 @@ EOF
   unshare -m --propagation private sh "$LV/start.sh" >"$LV/libvirtd.log" 2>&1 &
 LVD=$!
 cleanup "kill $LVD; wait $LVD"
-virsh() { command virsh -q -c "qemu:///system?socket=$LV/sock/libvirt-sock" "$@"; }
+LV_URI="qemu:///system?socket=$LV/sock/libvirt-sock"
+virsh() { command virsh -q -c "$LV_URI" "$@"; }
 for _ in $(seq 100); do virsh version >/dev/null 2>&1 && break; alive "$LVD" || break; sleep 0.1; done
 virsh version >/dev/null 2>&1 || fail "libvirtd did not answer on $LV/sock: $(tail -5 "$LV/libvirtd.log")"
 in_cgroup "$LVD" host || fail "libvirtd is not in the host cgroup: $(grep cpuacct "/proc/$LVD/cgroup")"
@@ -132,7 +133,10 @@ cleanup "virsh undefine $DOM"
 # Backstop if libvirtd is gone: QEMU by the PID libvirt recorded.
 cleanup "kill \$(cat $LV/run/qemu/$DOM.pid)"
 cleanup "virsh destroy $DOM"
-virsh start "$DOM" >/dev/null || fail "virsh start $DOM failed: $(tail -5 "$LV/log/qemu/$DOM.log")"
+# With <reconnect>, a socket QEMU cannot connect to makes `virsh start` hang
+# rather than fail (docs/VM.md): bound it.
+timeout 60 virsh -q -c "$LV_URI" start "$DOM" >/dev/null ||
+  fail "virsh start $DOM failed or hung: $(tail -3 "$LV/log/qemu/$DOM.log")"
 QPID=$(cat "$LV/run/qemu/$DOM.pid")
 in_cgroup "$QPID" host || fail "libvirt's QEMU is not in the host cgroup: $(grep cpuacct "/proc/$QPID/cgroup")"
 grep -q 'vhost-user-blk-pci' "/proc/$QPID/cmdline" ||
