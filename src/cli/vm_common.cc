@@ -77,7 +77,8 @@ std::vector<std::string> blkServeArgv(const virt::VmSpec& spec, const virt::VmPa
   } else {
     argv.insert(argv.end(), {"--file", spec.disk});
   }
-  argv.insert(argv.end(), {"--queues", std::to_string(queues), "--serial", spec.name});
+  // virtio-blk's GET_ID carries at most 20 bytes; VM names go up to 32.
+  argv.insert(argv.end(), {"--queues", std::to_string(queues), "--serial", spec.name.substr(0, 20)});
   return argv;
 }
 

@@ -195,25 +195,23 @@ class VirtioBlk final : public VhostDevice {
 
   // Segments that are not whole device blocks go through one buffer.
   uint8_t bounce(const Chain& chain, uint64_t offset, uint64_t from, uint64_t len, bool toGuest) {
-    // Up to kGatherMax the buffer is kept per queue thread; a larger
-    // (unaligned) request gets its own, so no thread keeps a huge one.
-    thread_local std::vector<uint8_t> kept;
-    std::vector<uint8_t> own;
-    uint8_t* buf;
-    if (len <= kGatherMax) {
-      if (kept.size() < len) kept.resize(kGatherMax);
-      buf = kept.data();
-    } else {
-      own.resize(len);
-      buf = own.data();
+    // One buffer per queue thread, at most kGatherMax: a larger request
+    // goes through it in pieces (whole blocks: kGatherMax is a multiple of
+    // any block size), so no guest can make a thread hold more.
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < std::min(len, kGatherMax)) buf.resize(kGatherMax);
+    for (uint64_t done = 0; done < len;) {
+      uint64_t n = std::min(len - done, kGatherMax);
+      if (toGuest) {
+        if (!dev_.read(offset + done, buf.data(), n).ok()) return VIRTIO_BLK_S_IOERR;
+        scatter(chain, from + done, buf.data(), n);
+      } else {
+        gather(chain, from + done, n, buf.data());
+        if (!dev_.write(offset + done, buf.data(), n).ok()) return VIRTIO_BLK_S_IOERR;
+      }
+      done += n;
     }
-    if (toGuest) {
-      if (!dev_.read(offset, buf, len).ok()) return VIRTIO_BLK_S_IOERR;
-      scatter(chain, from, buf, len);
-      return VIRTIO_BLK_S_OK;
-    }
-    gather(chain, from, len, buf);
-    return dev_.write(offset, buf, len).ok() ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+    return VIRTIO_BLK_S_OK;
   }
 
   uint8_t zeroRange(const Chain& chain, bool discard, uint64_t outLen) {
