@@ -152,21 +152,22 @@ class VirtioBlk final : public VhostDevice {
     if (!offset) return VIRTIO_BLK_S_IOERR;
     if (len == 0) return VIRTIO_BLK_S_OK;
     uint32_t bs = dev_.blockSize();
-    bool aligned = forEachPiece(chain, toGuest, from, from + len, [&](uint8_t*, uint64_t n) { return n % bs == 0; });
-    if (!aligned) return bounce(chain, *offset, from, len, toGuest);
-    // Guest pages are rarely host-contiguous: a 128 KiB request is often 32
-    // runs. Up to kGatherMax, one copy and one device call beat a call per
-    // run (a syscall, or a command on the wire, each).
-    if (len <= kGatherMax) {
-      int runs = 0;
-      uint8_t* end = nullptr;
-      forEachPiece(chain, toGuest, from, from + len, [&](uint8_t* p, uint64_t n) {
-        if (p != end) ++runs;
-        end = p + n;
-        return runs < 2;
-      });
-      if (runs > 1) return bounce(chain, *offset, from, len, toGuest);
-    }
+    // One look at the pieces: are they whole blocks, and how many
+    // host-contiguous runs do they make? Guest pages are rarely
+    // host-contiguous (a 128 KiB request is often 32 runs); up to
+    // kGatherMax, one copy and one device call beat a call per run (a
+    // syscall, or a command on the wire, each). Pieces that are not whole
+    // blocks always go through the buffer.
+    bool aligned = true;
+    int runs = 0;
+    uint8_t* end = nullptr;
+    forEachPiece(chain, toGuest, from, from + len, [&](uint8_t* p, uint64_t n) {
+      aligned = aligned && n % bs == 0;
+      if (p != end) ++runs;
+      end = p + n;
+      return aligned;
+    });
+    if (!aligned || (runs > 1 && len <= kGatherMax)) return bounce(chain, *offset, from, len, toGuest);
     // One device call per run of host-contiguous pieces.
     uint64_t off = *offset;
     uint8_t* run = nullptr;
