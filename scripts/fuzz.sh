@@ -20,8 +20,18 @@ for target in $(ls fuzz/*_fuzz.cc | xargs -n1 basename | sed 's/\.cc$//'); do
   echo "fuzz: $target for ${seconds}s"
   # New inputs go to a scratch dir; the repo corpus is only read, so CI
   # leaves the checkout clean. Long local runs merge them in afterwards.
+  log=build-fuzz/crashes/$target.log
+  rc=0
   build-fuzz/fuzz/$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix=build-fuzz/crashes/ -print_final_stats=1 "$work" "$corpus" 2>&1 | tail -4
+    -artifact_prefix=build-fuzz/crashes/ -print_final_stats=1 "$work" "$corpus" >"$log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    # libFuzzer exits 70 on a slow unit, 71 on out-of-memory, 1 or 77 on a crash.
+    echo "fuzz: $target failed (exit $rc); its report:"
+    grep -v -E '^(#[0-9]+|INFO:|\s*$|"|###)' "$log" | tail -60
+    rm -rf "$work"
+    exit "$rc"
+  fi
+  tail -4 "$log"
   if [ "$seconds" -gt 20 ]; then
     build-fuzz/fuzz/$target -merge=1 "$corpus" "$work" >/dev/null 2>&1 || true
   fi

@@ -7,7 +7,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev clang-format clang-tidy
   # libraries
-  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libmicrohttpd-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libmicrohttpd-dev libre2-dev
   libcurl4-openssl-dev libisal-dev libgtest-dev libgmock-dev libbenchmark-dev
   # what the software DPU drives at run time
   iproute2 nftables iputils-ping procps util-linux

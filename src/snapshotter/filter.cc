@@ -81,11 +81,9 @@ class Parser {
       return err(op.empty() ? "expected an operator (==, != or ~=)" : "unsupported operator " + op);
     OC_ASSIGN_OR_RETURN(sel.value, value(sel.op == Op::kMatches));
     if (sel.op == Op::kMatches) {
-      try {  // std::regex reports a bad pattern only by throwing
-        sel.re = std::regex(sel.value, std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        return err(std::string("bad regular expression: ") + e.what());
-      }
+      auto re = Regex::compile(sel.value);
+      if (!re.ok()) return err(re.error().message);
+      sel.re = std::make_shared<const Regex>(std::move(*re));
     }
     return sel;
   }
@@ -226,13 +224,7 @@ bool SnapshotFilter::matches(const SnapshotInfo& info) const {
         case Op::kPresent: ok = present; break;
         case Op::kEqual: ok = present && v == sel.value; break;
         case Op::kNotEqual: ok = v != sel.value; break;
-        case Op::kMatches:
-          try {  // libstdc++ throws when a match gets too complex
-            ok = present && std::regex_search(v, sel.re);
-          } catch (const std::regex_error&) {
-            ok = false;
-          }
-          break;
+        case Op::kMatches: ok = present && sel.re && sel.re->partialMatch(v); break;
       }
       if (!ok) break;
     }

@@ -6,16 +6,20 @@
 //   fieldpath := field ("." field)*            field: [A-Za-z0-9_]+ or "quoted"
 //   value     := "quoted" | [^\s,]+            ~= also takes /re/ and |re|
 //
+// ~= patterns are RE2 (containerd compiles them with Go's regexp, the same
+// syntax), matched in linear time, so a hostile pattern cannot stall List.
+//
 // A request's filters are OR-ed. Fields: name, parent, kind (active, view,
 // committed), labels.KEY; unknown fields are absent, as in containerd.
 // containerd's own unpacker sends e.g.
 //   labels."containerd.io/snapshot.ref"==sha256:...,parent=="default/3/sha256:..."
 #pragma once
 
-#include <regex>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "base/regex.h"
 #include "base/result.h"
 #include "snapshotter/metastore.h"
 
@@ -32,7 +36,7 @@ class SnapshotFilter {
     std::vector<std::string> fieldpath;
     Op op = Op::kPresent;
     std::string value;
-    std::regex re;  // for kMatches
+    std::shared_ptr<const Regex> re;  // for kMatches (RE2: Go regexp syntax, as containerd)
   };
 
  private:

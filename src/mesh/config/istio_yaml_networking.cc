@@ -2,9 +2,9 @@
 // fields offcore implements, with Istio's names and meanings.
 #include <algorithm>
 #include <cctype>
-#include <regex>
 #include <set>
 
+#include "base/regex.h"
 #include "mesh/config/istio_yaml_detail.h"
 
 namespace offcore::mesh::detail {
@@ -44,25 +44,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-// std::regex expands counted repetitions into copies of the automaton, so
-// nested counts multiply: `((a{1000}){1000}){1000}` would not fit in
-// memory. The product of all counts is capped.
-bool repetitionsTooLarge(const std::string& r) {
-  double product = 1;
-  for (size_t i = 0; i < r.size(); ++i) {
-    if (r[i] != '{' || (i > 0 && r[i - 1] == '\\')) continue;
-    double largest = 0, n = 0;  // of the bounds in {n}, {n,} and {n,m}
-    size_t j = i + 1;
-    for (; j < r.size() && (std::isdigit(static_cast<unsigned char>(r[j])) || r[j] == ','); ++j) {
-      n = r[j] == ',' ? 0 : std::min(n * 10 + (r[j] - '0'), 1e9);
-      largest = std::max(largest, n);
-    }
-    if (j < r.size() && r[j] == '}') product *= std::max(largest, 1.0);
-    if (product > 10000) return true;
-  }
-  return false;
-}
-
 // StringMatch: exactly one of exact, prefix, regex.
 void stringMatch(const YAML::Node& n, const std::string& path, int line, StringMatch& out, Doc& doc) {
   Fields m(doc, n, path, line);
@@ -73,13 +54,8 @@ void stringMatch(const YAML::Node& n, const std::string& path, int line, StringM
   if (m.str("prefix", v, false)) out = {StringMatch::Kind::kPrefix, v}, ++set;
   if (m.checked("regex", v, false, [](const std::string& r) -> std::string {
         if (r.size() > 256) return "a regex of at most 256 characters, please";
-        if (repetitionsTooLarge(r)) return "repetition counts multiply beyond 10000; simplify the regex";
-        try {
-          std::regex re(r, std::regex::ECMAScript);
-        } catch (const std::regex_error& e) {
-          return "not a valid ECMAScript regular expression (" + std::string(e.what()) + ")";
-        }
-        return "";
+        auto re = Regex::compile(r);  // RE2, as Istio and Envoy's safe_regex
+        return re.ok() ? "" : re.error().message;
       }))
     out = {StringMatch::Kind::kRegex, v}, ++set;
   if (set != 1) doc.error(line, path, "needs exactly one of exact, prefix or regex");

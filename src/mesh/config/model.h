@@ -26,7 +26,8 @@ inline constexpr const char* kMeshRootNamespace = "istio-system";
 using Labels = std::map<std::string, std::string>;
 using Millis = std::chrono::milliseconds;
 
-// Istio StringMatch: exactly one of exact / prefix / regex (ECMAScript).
+// Istio StringMatch: exactly one of exact / prefix / regex (RE2 syntax, as
+// Istio and Envoy's safe_regex; base/regex.h).
 struct StringMatch {
   enum class Kind { kExact, kPrefix, kRegex };
   Kind kind = Kind::kExact;

@@ -72,12 +72,9 @@ std::shared_ptr<const RouteTable> RouteTable::build(std::shared_ptr<const Snapsh
         for (const auto& [k, v] : m.headers) all.push_back(&v);
         for (const StringMatch* sm : all) {
           if (!sm || sm->kind != StringMatch::Kind::kRegex) continue;
-          try {
-            t->regexes_.emplace(sm, std::regex(sm->value, std::regex::ECMAScript | std::regex::optimize));
-          } catch (const std::regex_error&) {
-            // Left out: an invalid regex never matches (the YAML parser
-            // reports it to the user).
-          }
+          // Left out when it does not compile: it never matches (the YAML
+          // parser and the xDS translation report it to the user).
+          if (auto re = Regex::compile(sm->value); re.ok()) t->regexes_.emplace(sm, std::move(*re));
         }
       }
     }
@@ -97,7 +94,7 @@ bool RouteTable::matchString(const StringMatch& m, const std::string& value) con
     case StringMatch::Kind::kPrefix: return value.compare(0, m.value.size(), m.value) == 0;
     case StringMatch::Kind::kRegex: {
       auto it = regexes_.find(&m);
-      return it != regexes_.end() && std::regex_match(value, it->second);
+      return it != regexes_.end() && it->second.fullMatch(value);
     }
   }
   return false;

@@ -6,11 +6,11 @@
 
 #include <map>
 #include <memory>
-#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "base/regex.h"
 #include "mesh/config/snapshot.h"
 #include "mesh/route/random.h"
 
@@ -71,7 +71,7 @@ class RouteTable {
   std::map<std::string, const MeshService*> by_name_, by_vip_;
   std::map<std::string, std::vector<const VirtualService*>> vs_by_host_;
   std::map<std::string, const DestinationRule*> dr_by_host_;
-  std::map<const StringMatch*, std::regex> regexes_;
+  std::map<const StringMatch*, Regex> regexes_;
 };
 
 // Picks one of the weighted destinations (weights need not sum to 100).

@@ -1,6 +1,7 @@
 // RouteConfiguration -> VirtualServices (see translate.h).
 #include <set>
 
+#include "base/regex.h"
 #include "mesh/xds/translate.h"
 
 namespace offcore::mesh::xds {
@@ -21,12 +22,19 @@ Status refuseUnknown(const google::protobuf::Message& m, const std::string& wher
   return okStatus();
 }
 
+// A safe_regex that RE2 refuses is refused with the route (NACK), not
+// left to never match.
+Result<StringMatch> regexMatch(const std::string& pattern, const std::string& where) {
+  if (auto re = Regex::compile(pattern); !re.ok()) return makeError(where + ": " + re.error().message);
+  return StringMatch{StringMatch::Kind::kRegex, pattern};
+}
+
 Result<StringMatch> stringMatch(const matcher::StringMatcher& m, const std::string& where) {
   if (m.ignore_case()) return makeError(where + ": ignore_case is not supported");
   switch (m.match_pattern_case()) {
     case matcher::StringMatcher::kExact: return StringMatch{StringMatch::Kind::kExact, m.exact()};
     case matcher::StringMatcher::kPrefix: return StringMatch{StringMatch::Kind::kPrefix, m.prefix()};
-    case matcher::StringMatcher::kSafeRegex: return StringMatch{StringMatch::Kind::kRegex, m.safe_regex().regex()};
+    case matcher::StringMatcher::kSafeRegex: return regexMatch(m.safe_regex().regex(), where);
     default: return makeError(where + ": only exact, prefix and safe_regex string matches are supported");
   }
 }
@@ -37,8 +45,7 @@ Result<StringMatch> headerMatch(const route::HeaderMatcher& h, const std::string
   switch (h.header_match_specifier_case()) {
     case route::HeaderMatcher::kExactMatch: return StringMatch{StringMatch::Kind::kExact, h.exact_match()};
     case route::HeaderMatcher::kPrefixMatch: return StringMatch{StringMatch::Kind::kPrefix, h.prefix_match()};
-    case route::HeaderMatcher::kSafeRegexMatch:
-      return StringMatch{StringMatch::Kind::kRegex, h.safe_regex_match().regex()};
+    case route::HeaderMatcher::kSafeRegexMatch: return regexMatch(h.safe_regex_match().regex(), where);
     case route::HeaderMatcher::kStringMatch: return stringMatch(h.string_match(), where);
     default: return makeError(where + ": only exact, prefix, safe_regex and string_match header matches are supported");
   }
@@ -54,7 +61,11 @@ Result<HttpMatch> translateMatch(const route::RouteMatch& m, const std::string& 
       if (!m.prefix().empty() && m.prefix() != "/") out.uri = StringMatch{StringMatch::Kind::kPrefix, m.prefix()};
       break;
     case route::RouteMatch::kPath: out.uri = StringMatch{StringMatch::Kind::kExact, m.path()}; break;
-    case route::RouteMatch::kSafeRegex: out.uri = StringMatch{StringMatch::Kind::kRegex, m.safe_regex().regex()}; break;
+    case route::RouteMatch::kSafeRegex: {
+      OC_ASSIGN_OR_RETURN(auto sm, regexMatch(m.safe_regex().regex(), where));
+      out.uri = std::move(sm);
+      break;
+    }
     default: return makeError(where + ": the match needs prefix, path or safe_regex");
   }
   for (const auto& h : m.headers()) {
