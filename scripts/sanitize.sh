@@ -18,8 +18,9 @@ build() {
 }
 
 # The parts with threads of their own: the NVMe host and target (poll
-# groups), the event loop, LazyDevice, VolumeStore, the supervisor, FUSE.
-TSAN_FILTER='TargetTest.*:HostileTest.*:HostileAuthTest.*:Dhchap*:*Nvme*:EventLoop*:LazyDevice*:VolumeStore*:StoreDir*:Supervisor*:FuseDisk*:ChunkCache*'
+# groups), the event loop, LazyDevice, VolumeStore, the supervisor, FUSE,
+# the vhost-user server (a control thread and one thread per queue).
+TSAN_FILTER='TargetTest.*:HostileTest.*:HostileAuthTest.*:Dhchap*:*Nvme*:EventLoop*:LazyDevice*:VolumeStore*:StoreDir*:Supervisor*:FuseDisk*:ChunkCache*:VhostServer*'
 
 if [ "$what" = all ] || [ "$what" = asan ]; then
   build build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"

@@ -5,10 +5,14 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
 
 #include "agent/requests.h"
 #include "base/log.h"
+#include "base/subprocess.h"
 
 namespace offcore {
 
@@ -28,16 +32,44 @@ Agent::~Agent() {
   if (signal_fd_ >= 0) ::close(signal_fd_);
 }
 
-std::string Agent::servicesJson() const {
-  json arr = json::array();
-  for (const auto& s : supervisor_->list()) {
-    arr.push_back({{"name", s.name},
-                   {"state", toString(s.state)},
-                   {"restarts", s.restarts},
-                   {"pid", s.pid},
-                   {"last_exit", s.last_exit},
-                   {"argv", s.argv}});
+namespace {
+
+// CPU time of a service's process and of its reaped children, from
+// /proc/PID/stat fields 14-17 (utime, stime, cutime, cstime), in seconds.
+double processCpuSeconds(pid_t pid) {
+  auto f = procStatFields(pid);
+  if (!f.ok() || f->size() < 15) return 0;
+  double ticks = 0;
+  for (size_t i = 11; i <= 14; ++i) ticks += std::strtod((*f)[i].c_str(), nullptr);
+  long hz = ::sysconf(_SC_CLK_TCK);
+  return hz > 0 ? ticks / static_cast<double>(hz) : 0;
+}
+
+}  // namespace
+
+json Agent::serviceJson(const ServiceStatus& s) {
+  json doc{{"name", s.name},           {"state", toString(s.state)},
+           {"restarts", s.restarts},   {"pid", s.pid},
+           {"last_exit", s.last_exit}, {"argv", s.argv},
+           {"cpu_seconds", 0.0},       {"domain", ""}};
+  if (s.state != ServiceState::kRunning || s.pid <= 0) return doc;
+  doc["cpu_seconds"] = processCpuSeconds(s.pid);
+  // Where its CPU is charged: a service may move itself into the host
+  // domain (a VM's QEMU does).
+  for (auto [domain, cg] : {std::pair{"soc", layout_.cg_soc}, std::pair{"host", layout_.cg_host},
+                            std::pair{"host-infra", layout_.cg_host_infra}}) {
+    auto pids = nodes_.cgroups().processes(cg);
+    if (std::find(pids.begin(), pids.end(), s.pid) != pids.end()) {
+      doc["domain"] = domain;
+      break;
+    }
   }
+  return doc;
+}
+
+std::string Agent::servicesJson() {
+  json arr = json::array();
+  for (const auto& s : supervisor_->list()) arr.push_back(serviceJson(s));
   return dumpJson(arr);
 }
 
@@ -74,8 +106,7 @@ void Agent::registerServiceRoutes() {
   api_->route("GET", "/v1/services/", [this](const ApiRequest& req) {
     auto s = supervisor_->get(req.tail);
     if (!s.ok()) return ApiResponse::error(404, s.error().message);
-    json body{{"name", s->name}, {"state", toString(s->state)}, {"restarts", s->restarts}, {"pid", s->pid}};
-    return ApiResponse::json(200, dumpJson(body) + "\n");
+    return ApiResponse::json(200, dumpJson(serviceJson(*s)) + "\n");
   });
   api_->route("POST", "/v1/services", [this](const ApiRequest& req) {
     auto spec = parseServiceRequest(req.body);

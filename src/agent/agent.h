@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/supervisor.h"
 #include "api/api_server.h"
 #include "base/config.h"
@@ -33,7 +35,9 @@ class Agent {
   void registerCoreRoutes();
   void registerServiceRoutes();
   void registerVfRoutes();
-  std::string servicesJson() const;
+  std::string servicesJson();
+  // One service with its CPU seconds and the domain its process is charged to.
+  nlohmann::json serviceJson(const ServiceStatus& s);
   std::string renderMetrics();
 
   Config config_;

@@ -1,5 +1,6 @@
 // `offcore dpu ...`: node lifecycle, status, exec, VFs and services.
 #include <cstdio>
+#include <map>
 
 #include <curl/curl.h>
 
@@ -15,6 +16,24 @@ namespace offcore {
 using nlohmann::json;
 
 namespace {
+
+// A VM is the agent services vm-NAME-qemu (host domain: the vCPUs) and
+// vm-NAME-<device> (SoC: the back ends); one line per VM with both sums.
+void printVmSplit(const json& services) {
+  std::map<std::string, std::pair<double, double>> vms;  // name -> host, soc seconds
+  for (const auto& sv : services) {
+    std::string name = sv.value("name", "");
+    size_t dash = name.rfind('-');
+    if (name.rfind("vm-", 0) != 0 || dash == std::string::npos || dash <= 3) continue;
+    auto& [host, soc] = vms[name.substr(3, dash - 3)];
+    std::string domain = sv.value("domain", "");
+    (domain == "soc" ? soc : host) += sv.value("cpu_seconds", 0.0);
+  }
+  for (const auto& [vm, cpu] : vms) {
+    std::printf("vm %s: host domain %.2f cpu-s (QEMU vCPUs), SoC %.2f cpu-s (device back ends)\n", vm.c_str(),
+                cpu.first, cpu.second);
+  }
+}
 
 void printStatus(const json& s) {
   std::printf("node %s  phase %s  agent %s (pid %d)  cgroup %s\n", s["name"].get<std::string>().c_str(),
@@ -48,12 +67,17 @@ void printStatus(const json& s) {
         s["name"].get<std::string>().c_str());
   }
   if (!s["services"].empty()) {
-    std::vector<std::vector<std::string>> srows{{"SERVICE", "STATE", "RESTARTS", "PID"}};
+    // DOMAIN is where the process's CPU is charged: a VM's QEMU runs in the
+    // host domain, its device back ends in the SoC.
+    std::vector<std::vector<std::string>> srows{{"SERVICE", "STATE", "RESTARTS", "PID", "DOMAIN", "CPU-SECONDS"}};
     for (const auto& sv : s["services"]) {
+      char cpu[32];
+      std::snprintf(cpu, sizeof cpu, "%.2f", sv.value("cpu_seconds", 0.0));
       srows.push_back({sv.value("name", ""), sv.value("state", ""), std::to_string(sv.value("restarts", 0)),
-                       std::to_string(sv.value("pid", 0))});
+                       std::to_string(sv.value("pid", 0)), sv.value("domain", ""), cpu});
     }
     std::printf("%s", renderTable(srows).c_str());
+    printVmSplit(s["services"]);
   }
   if (!s["vfs"].empty()) {
     std::vector<std::vector<std::string>> vrows{{"REPRESENTOR", "NETNS", "IFNAME", "IP", "MAC"}};
@@ -400,12 +424,15 @@ void registerServices(CLI::App* dpu, CliContext& ctx) {
           std::printf("%s\n", dumpJson(arr, 2).c_str());
           return 0;
         }
-        std::vector<std::vector<std::string>> rows{{"SERVICE", "STATE", "RESTARTS", "PID", "COMMAND"}};
+        std::vector<std::vector<std::string>> rows{
+            {"SERVICE", "STATE", "RESTARTS", "PID", "DOMAIN", "CPU-SECONDS", "COMMAND"}};
         for (const auto& s : arr) {
           std::string cmd;
           for (const auto& p : s["argv"]) cmd += (cmd.empty() ? "" : " ") + p.get<std::string>();
+          char cpu[32];
+          std::snprintf(cpu, sizeof cpu, "%.2f", s.value("cpu_seconds", 0.0));
           rows.push_back({s.value("name", ""), s.value("state", ""), std::to_string(s.value("restarts", 0)),
-                          std::to_string(s.value("pid", 0)), cmd});
+                          std::to_string(s.value("pid", 0)), s.value("domain", ""), cpu, cmd});
         }
         std::printf("%s", renderTable(rows).c_str());
         return 0;

@@ -57,6 +57,13 @@ tr '\0' ' ' <"/proc/$qpid/cmdline" | grep -q "if=virtio" && fail "QEMU serves a 
 state=$(oc vm list --json | jq -r --arg v "$VM" '.[] | select(.name == $v) | .state')
 [ "$state" = running ] || fail "vm list says $state"
 oc vm list | grep -q "^$VM " || fail "vm list has no row for $VM"
+# dpu status charges each service to the domain its process is in.
+qdom=$(oc dpu service list --name "$N" --json | jq -r --arg s "vm-$VM-qemu" '.[] | select(.name == $s) | .domain')
+bdom=$(oc dpu service list --name "$N" --json | jq -r --arg s "vm-$VM-blk" '.[] | select(.name == $s) | .domain')
+[ "$qdom/$bdom" = host/soc ] || fail "services charged to $qdom/$bdom, not host/soc"
+split=$(oc dpu status --name "$N" | grep "^vm $VM: ") || fail "dpu status has no cpu line for $VM"
+host_s=$(echo "$split" | sed -E 's/.*host domain ([0-9.]+) cpu-s.*/\1/')
+awk -v h="$host_s" 'BEGIN { exit !(h > 0) }' || fail "the guest's vCPUs were charged nothing: $split"
 
 step "the console attaches (one client at a time)"
 rc=0; timeout 2 "$OFFCORE" vm console "$VM" </dev/null >/dev/null 2>&1 || rc=$?
