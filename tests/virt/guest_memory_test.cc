@@ -10,11 +10,25 @@
 namespace offcore::virt {
 namespace {
 
-int memfd(size_t size) {
-  int fd = ::memfd_create("oc-guest-mem-test", MFD_CLOEXEC);
+// Sealed the way QEMU seals its memory-backend-memfd (seal=on).
+int memfd(size_t size, bool sealed = true) {
+  int fd = ::memfd_create("oc-guest-mem-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   EXPECT_GE(fd, 0);
   EXPECT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
+  if (sealed) {
+    EXPECT_EQ(::fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), 0);
+  }
   return fd;
+}
+
+TEST(GuestMemoryTest, RefusesAMemfdItsSenderCouldShrink) {
+  std::vector<MemoryRegionDesc> regions = {{0x0, 0x10000, 0x7f0000000000, 0, memfd(0x10000, false)}};
+  auto mem = GuestMemory::map(regions);
+  ASSERT_FALSE(mem.ok());
+  EXPECT_NE(mem.error().message.find("F_SEAL_SHRINK"), std::string::npos) << mem.error().message;
+  auto log = DirtyLog::map(memfd(4096, false), 4096, 0);
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.error().message.find("dirty log"), std::string::npos) << log.error().message;
 }
 
 TEST(GuestMemoryTest, TranslatesInsideRegionsAndRefusesEverythingElse) {

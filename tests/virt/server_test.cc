@@ -3,6 +3,7 @@
 // out requests in the ring itself.
 #include "virt/vhost/server.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/vhost_types.h>
 #include <linux/virtio_config.h>
@@ -24,6 +25,17 @@
 
 namespace offcore::virt {
 namespace {
+
+// Guest RAM and the dirty log as QEMU makes them: memfds sealed against
+// shrinking (the back end refuses unsealed ones).
+int sealedMemfd(const char* name, off_t size) {
+  int fd = ::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0 || ::ftruncate(fd, size) != 0 ||
+      ::fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+    ADD_FAILURE() << "memfd " << name << ": " << std::strerror(errno);
+  }
+  return fd;
+}
 
 constexpr uint64_t kRamSize = 1 << 20;
 constexpr uint64_t kUva = 0x7f0000000000;  // where the "front end" says it mapped RAM
@@ -147,8 +159,7 @@ class VhostServerTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.error().message;
     server_ = std::move(*s);
     thread_ = std::thread([this] { ran_ = server_->run(); });
-    ramFd_ = ::memfd_create("oc-vhost-test-ram", MFD_CLOEXEC);
-    ASSERT_EQ(::ftruncate(ramFd_, kRamSize), 0);
+    ramFd_ = sealedMemfd("oc-vhost-test-ram", kRamSize);
     ram_ = static_cast<uint8_t*>(::mmap(nullptr, kRamSize, PROT_READ | PROT_WRITE, MAP_SHARED, ramFd_, 0));
     ASSERT_NE(ram_, MAP_FAILED);
   }
@@ -294,8 +305,7 @@ TEST_F(VhostServerTest, LogsThePagesItWritesWhileMigrating) {
   int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
   setUpQueue(fe, kick, call);
   // QEMU's order when a migration starts: the log, then LOG_ALL.
-  int logFd = ::memfd_create("oc-vhost-test-log", MFD_CLOEXEC);
-  ASSERT_EQ(::ftruncate(logFd, 4096), 0);
+  int logFd = sealedMemfd("oc-vhost-test-log", 4096);
   uint64_t area[2] = {kRamSize / kLogPageSize / 8, 0};
   fe.send(Request::kSetLogBase, FrontEnd::bytes(area, sizeof(area)), {logFd});
   EXPECT_EQ(fe.replyU64(Request::kSetLogBase), 0u);
@@ -387,8 +397,7 @@ TEST_F(VhostServerTest, DropsAFrontEndWhoseDirtyLogRunsPastItsFile) {
   FrontEnd fe(path_);
   int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
   setUpQueue(fe, kick, call);
-  int logFd = ::memfd_create("oc-vhost-test-log", MFD_CLOEXEC);
-  ASSERT_EQ(::ftruncate(logFd, 4096), 0);
+  int logFd = sealedMemfd("oc-vhost-test-log", 4096);
   uint64_t area[2] = {1 << 20, 0};
   fe.send(Request::kSetLogBase, FrontEnd::bytes(area, sizeof(area)), {logFd});
   EXPECT_TRUE(fe.closedByServer());

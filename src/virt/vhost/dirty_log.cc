@@ -8,6 +8,8 @@
 #include <atomic>
 #include <string>
 
+#include "virt/vhost/guest_memory.h"
+
 namespace offcore::virt {
 namespace {
 
@@ -54,6 +56,10 @@ Result<std::unique_ptr<DirtyLog>> DirtyLog::map(int fd, uint64_t size, uint64_t 
     ::close(fd);
     return makeError("dirty log of " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
                      " runs past the end of its file; the front end sent a bad SET_LOG_BASE");
+  }
+  if (auto sealed = requireShrinkSealed(fd, "the dirty log"); !sealed.ok()) {
+    ::close(fd);
+    return sealed.error();
   }
   // mmap wants a page-aligned offset: map from the page below and skip ahead.
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));

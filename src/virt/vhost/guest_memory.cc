@@ -1,6 +1,7 @@
 // GuestMemory over mmap(MAP_SHARED) of the front end's memory fds.
 #include "virt/vhost/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -148,6 +149,11 @@ Result<std::unique_ptr<GuestMemory>> GuestMemory::map(std::vector<MemoryRegionDe
                        hex(r.mmapOffset) + ") runs past the end of its " + std::to_string(st.st_size) +
                        "-byte memory file");
     }
+    if (auto sealed = requireShrinkSealed(r.fd, "memory region " + std::to_string(i)); !sealed.ok()) {
+      unmapAll();
+      closeAll();
+      return sealed.error();
+    }
     void* p = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, r.fd,
                      static_cast<off_t>(r.mmapOffset));
     if (p == MAP_FAILED) {
@@ -161,6 +167,15 @@ Result<std::unique_ptr<GuestMemory>> GuestMemory::map(std::vector<MemoryRegionDe
   }
   closeAll();  // a mapping keeps the memory; the fds are no longer needed
   return std::unique_ptr<GuestMemory>(new MappedGuestMemory(std::move(mapped)));
+}
+
+Status requireShrinkSealed(int fd, const std::string& what) {
+  int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0) return okStatus();  // not a memfd: nothing can be sealed
+  if ((seals & F_SEAL_SHRINK) != 0) return okStatus();
+  return makeError(what +
+                   " is a memfd its sender can still shrink (no F_SEAL_SHRINK), which would crash this "
+                   "back end; give QEMU memory-backend-memfd with seal=on (its default)");
 }
 
 }  // namespace offcore::virt

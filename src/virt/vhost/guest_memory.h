@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/result.h"
@@ -49,5 +50,13 @@ class GuestMemory {
   virtual size_t regionCount() const = 0;
   virtual uint64_t totalBytes() const = 0;
 };
+
+// A memfd shared with the front end must carry F_SEAL_SHRINK: shrinking it
+// under a mapping would kill this process with SIGBUS on the next access.
+// QEMU seals its memfds (memory-backend-memfd seal=on, the vhost log and
+// inflight areas) by default. Files that cannot be sealed (hugetlbfs,
+// /dev/shm files) are accepted: their owner is trusted not to truncate them
+// (docs/VM.md). `what` names the area in the error.
+Status requireShrinkSealed(int fd, const std::string& what);
 
 }  // namespace offcore::virt
