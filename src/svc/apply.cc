@@ -143,6 +143,8 @@ void Applier::checkBackend(const Resource& r, const Backend& b) {
       error(r, "spec.ip", b.ip + " is already the address of Backend " + inQuotes(n) + " in VPC " + inQuotes(b.vpc));
   }
   for (const auto& id : endpoint_ips_[where]) {
+    // A Backend of kind vm stands for the VM whose NIC holds the address.
+    if (b.kind == "vm" && !next_.endpoints.at(id).vm.empty()) continue;
     error(
         r, "spec.ip",
         b.ip + " is already handed out to endpoint " + id + " (pod " + inQuotes(next_.endpoints.at(id).pod_name) + ")");

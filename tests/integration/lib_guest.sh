@@ -17,6 +17,9 @@
 #                        options as the source guest; see guest_migrate)
 #     --in-domain NODE DOMAIN  run QEMU in a software DPU's soc or host
 #                        domain (`offcore dpu exec`, same PID)
+#     --tap IFNAME MAC   QEMU's own virtio-net on an existing (persistent)
+#                        tap in QEMU's network namespace, e.g. a VM NIC's
+#                        tap in the SoC (with --in-domain NODE soc)
 #     -- ARGS...         more QEMU arguments
 #   guest_wait NAME [TIMEOUT_S]       wait for the script's end; returns its
 #                                     exit status; fails on timeout
@@ -83,6 +86,8 @@ guest_boot() {
       --mem) mem=$2; shift 2 ;;
       --incoming) extra_in=(-incoming "tcp:127.0.0.1:$2"); shift 2 ;;
       --in-domain) wrap=("$OFFCORE" dpu exec --name "$2" --domain "$3" --); shift 3 ;;
+      --tap) disk+=(-netdev "tap,id=tn${#disk[@]},ifname=$2,script=no,downscript=no,vhost=off"
+                    -device "virtio-net-pci,netdev=tn${#disk[@]},mac=$3"); shift 3 ;;
       --) shift; extra=("$@"); break ;;
       *) fail "guest_boot: unknown option $1" ;;
     esac
