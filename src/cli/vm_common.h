@@ -66,5 +66,7 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx);
 void registerVmMigrate(CLI::App& vm, CliContext& ctx);
 // `vm blk-serve` (vm_blk_serve.cc).
 void registerVmBlkServe(CLI::App& vm, CliContext& ctx);
+// `vm net-serve` (vm_net_serve.cc).
+void registerVmNetServe(CLI::App& vm, CliContext& ctx);
 
 }  // namespace offcore
