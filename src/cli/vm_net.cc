@@ -44,7 +44,9 @@ Result<std::string> attachVmNic(ApiClient& agent, virt::VmSpec& spec, NicPhase p
 Status releaseVmNic(ApiClient& agent, const virt::VmSpec& spec, bool tap_only) {
   json req = nicRequest(spec);
   if (tap_only) req["prepare"] = true;
-  return agent.call("POST", "/v1/net/vm/del", dumpJson(req)).status();
+  auto r = agent.call("POST", "/v1/net/vm/del", dumpJson(req));
+  if (!r.ok()) return r.error();
+  return okStatus();
 }
 
 Status startVmNetBackend(const CliContext& ctx, ApiClient& agent, const virt::VmSpec& spec, const virt::VmPaths& paths,
