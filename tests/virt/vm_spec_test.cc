@@ -102,9 +102,12 @@ TEST(VmSpec, ANicIsVhostUserNetWithItsAddressOnTheKernelCommandLine) {
   old.erase("net_ip");
   old.erase("net_mac");
   EXPECT_TRUE(vmSpecFromJson(old).ok()) << "records from before NICs load";
-  EXPECT_FALSE(bad([](VmSpec& v) { v.net_mac = "02:0d:aa:bb:cc"; }).ok());
-  EXPECT_FALSE(bad([](VmSpec& v) { v.net_ip = "10.0.0.1/32 init=/bin/sh"; }).ok())
-      << "nothing else reaches the cmdline";
+  VmSpec v = s;
+  v.net_mac = "02:0d:aa:bb:cc";
+  EXPECT_FALSE(validateVmSpec(v).ok());
+  v = s;
+  v.net_ip = "10.0.0.1/32 init=/bin/sh";
+  EXPECT_FALSE(validateVmSpec(v).ok()) << "nothing else reaches the kernel command line";
 }
 
 }  // namespace
