@@ -144,10 +144,11 @@ void Applier::checkBackend(const Resource& r, const Backend& b) {
   }
   for (const auto& id : endpoint_ips_[where]) {
     // A Backend of kind vm stands for the VM whose NIC holds the address.
-    if (b.kind == "vm" && !next_.endpoints.at(id).vm.empty()) continue;
-    error(
-        r, "spec.ip",
-        b.ip + " is already handed out to endpoint " + id + " (pod " + inQuotes(next_.endpoints.at(id).pod_name) + ")");
+    const Endpoint& e = next_.endpoints.at(id);
+    if (b.kind == "vm" && !e.vm.empty()) continue;
+    error(r, "spec.ip",
+          b.ip + " is already handed out to endpoint " + id +
+              (e.vm.empty() ? " (pod " + inQuotes(e.pod_name) + ")" : " (VM " + inQuotes(e.vm) + "; use kind: vm)"));
   }
 }
 
@@ -228,7 +229,9 @@ std::string Applier::addressConflict(const std::string& ip, const std::string& v
     if (cut(node.host_ip) == ip) return "is node " + inQuotes(n) + "'s host address";
   }
   for (const auto& [id, e] : next_.endpoints) {
-    if ((vpc.empty() || e.vpc == vpc) && e.ip == ip) return "is the address of pod " + inQuotes(e.pod_name);
+    if ((vpc.empty() || e.vpc == vpc) && e.ip == ip)
+      return "is the address of " + std::string(e.vm.empty() ? "pod " : "VM ") +
+             inQuotes(e.vm.empty() ? e.pod_name : e.vm);
   }
   for (const auto& [n, b] : next_.backends) {
     if (b.kind != "pod" && (vpc.empty() || b.vpc == vpc) && b.ip == ip)
