@@ -23,6 +23,16 @@ json nicRequest(const virt::VmSpec& spec) {
   return {{"vm", spec.name}, {"vpc", spec.net.substr(0, slash)}, {"subnet", spec.net.substr(slash + 1)}};
 }
 
+// The last non-empty line of a service's log, or "" when there is none.
+std::string lastLine(const std::string& path) {
+  auto text = readFile(path);
+  if (!text.ok()) return "";
+  std::string t = *text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+  auto nl = t.rfind('\n');
+  return nl == std::string::npos ? t : t.substr(nl + 1);
+}
+
 }  // namespace
 
 Result<std::string> attachVmNic(ApiClient& agent, virt::VmSpec& spec, NicPhase phase) {
@@ -62,8 +72,8 @@ Status startVmNetBackend(const CliContext& ctx, ApiClient& agent, const virt::Vm
   }
   if (unixSocketAnswers(paths.net_socket)) return okStatus();
   (void)agent.del("/v1/services/" + netService(spec.name));
-  return makeError("the network back end did not come up (see " + ctx.config.run_root + "/" + spec.node + "/" +
-                   netService(spec.name) + ".log)");
+  std::string log = ctx.config.run_root + "/" + spec.node + "/" + netService(spec.name) + ".log";
+  return makeError("the network back end did not come up: " + lastLine(log) + " (see " + log + ")");
 }
 
 }  // namespace offcore

@@ -27,7 +27,7 @@ POD=vp$ID
 API=/run/offcore/$N/api.sock
 MODE=${OFFCORE_VM_NET:-}
 if [ -z "$MODE" ]; then
-  if "$OFFCORE" vm net-serve --help >/dev/null 2>&1; then MODE=vhost-user; else MODE=tap; fi
+  if "$OFFCORE" vm --help | grep -q "^ *net-serve "; then MODE=vhost-user; else MODE=tap; fi
 fi
 echo "NIC back end: $MODE"
 node_up "$N" >/dev/null
