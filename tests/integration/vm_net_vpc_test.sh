@@ -184,7 +184,7 @@ spec: {type: ClusterIP, vpc: vpcvm, clusterIP: 10.96.63.10, ports: [{port: 80, t
 apiVersion: offcore.io/v1
 kind: NetworkProbe
 metadata: {name: vmprobe}
-spec: {backend: vmb, type: tcp, port: 9000, intervalMs: 250, timeoutMs: 500, failureThreshold: 2, successThreshold: 1}
+spec: {backend: vmb, type: tcp, port: 9000, intervalMs: 500, timeoutMs: 400, failureThreshold: 2, successThreshold: 1}
 EOF
 oc svc apply -f "$SVC_T/svc.yaml"
 wait_programmed vmsvc
