@@ -135,9 +135,12 @@ void listRows(const ClusterState& s, const std::map<std::string, Liveness>& live
           toJson(p));
   if (want("Endpoint"))
     for (const auto& [id, e] : s.endpoints)
-      add("Endpoint", id, e.vpc, e.ip + "/" + std::to_string(e.prefix_len) + " pod " + e.pod_name + " " + e.mac,
+      add("Endpoint", id, e.vpc,
+          e.ip + "/" + std::to_string(e.prefix_len) + (e.vm.empty() ? " pod " + e.pod_name : " vm " + e.vm) + " " +
+              e.mac,
           {{"id", id},
            {"pod", e.pod_name},
+           {"vm", e.vm},
            {"ip", e.ip},
            {"subnet", e.subnet},
            {"node", e.node},

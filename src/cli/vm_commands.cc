@@ -10,6 +10,7 @@ void registerVmCommands(CLI::App& app, CliContext& ctx) {
   registerVmLifecycle(*vm, ctx);
   registerVmMigrate(*vm, ctx);
   registerVmBlkServe(*vm, ctx);
+  registerVmNetServe(*vm, ctx);
 }
 
 }  // namespace offcore

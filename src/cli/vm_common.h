@@ -27,6 +27,7 @@ Status removeVmRecord(const CliContext& ctx, const std::string& name);
 virt::VmPaths vmPathsFor(const CliContext& ctx, const virt::VmSpec& spec);
 inline std::string blkService(const std::string& vm) { return "vm-" + vm + "-blk"; }
 inline std::string qemuService(const std::string& vm) { return "vm-" + vm + "-qemu"; }
+inline std::string netService(const std::string& vm) { return "vm-" + vm + "-net"; }
 
 // `offcore vm blk-serve ...` for the VM's disk.
 std::vector<std::string> blkServeArgv(const virt::VmSpec& spec, const virt::VmPaths& paths);
@@ -40,6 +41,23 @@ Status startVmBackend(const CliContext& ctx, ApiClient& agent, const virt::VmSpe
 // Starts QEMU (`vm qemu-exec NAME EXTRA...`) as the agent's service.
 Status startVmQemu(ApiClient& agent, const std::string& name, const std::vector<std::string>& extra);
 
+// The NIC (vm_net.cc), for a VM created with --net VPC/SUBNET.
+enum class NicPhase {
+  // An address in the subnet (the one it had, if any), the tap, the
+  // dataplane; a NIC on another node (a migration) moves here with its
+  // address and MAC: the VM record says where the VM runs.
+  kAttach,
+  kPrepare,  // a migration's destination: only the tap
+};
+// Asks spec.node's agent (through agent); fills spec.net_ip and net_mac
+// (except kPrepare) and returns the tap's name.
+Result<std::string> attachVmNic(ApiClient& agent, virt::VmSpec& spec, NicPhase phase);
+// Deletes the tap and, unless tap_only, gives the address back.
+Status releaseVmNic(ApiClient& agent, const virt::VmSpec& spec, bool tap_only);
+// Starts `vm net-serve` on tap as the agent's service and waits for its socket.
+Status startVmNetBackend(const CliContext& ctx, ApiClient& agent, const virt::VmSpec& spec, const virt::VmPaths& paths,
+                         const std::string& tap);
+
 // The host domain of node, and the root network namespace when the node's
 // host is the root one (the caller is an agent service in the SoC's).
 Status enterVmHostDomain(NodeManager& nodes, const NodeState& node);
@@ -48,5 +66,7 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx);
 void registerVmMigrate(CLI::App& vm, CliContext& ctx);
 // `vm blk-serve` (vm_blk_serve.cc).
 void registerVmBlkServe(CLI::App& vm, CliContext& ctx);
+// `vm net-serve` (vm_net_serve.cc).
+void registerVmNetServe(CLI::App& vm, CliContext& ctx);
 
 }  // namespace offcore

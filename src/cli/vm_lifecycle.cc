@@ -2,7 +2,8 @@
 // SoC. The record lives in the cluster directory (<cluster_dir>/vms/NAME.json,
 // 0600); a running VM is two services of its node's agent: the vhost-user-blk
 // back end in the SoC domain, and QEMU, which `vm qemu-exec` moves into the
-// host domain before exec, so the host runs only the vCPUs.
+// host domain before exec, so the host runs only the vCPUs. A VM with --net
+// has a third, the vhost-user-net back end on its NIC's tap (vm_net.cc).
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -51,6 +52,22 @@ int startVm(const CliContext& ctx, const std::string& name) {
   (void)agent.del("/v1/services/" + qemuService(name));
 
   if (auto b = startVmBackend(ctx, agent, *spec, paths); !b.ok()) return fail("vm start", b.error());
+  if (!spec->net.empty()) {
+    // The NIC keeps its address across stops; the record carries it to QEMU.
+    auto undo = [&](const Error& e) {
+      (void)agent.del("/v1/services/" + netService(name));
+      (void)agent.del("/v1/services/" + blkService(name));
+      return fail("vm start", e);
+    };
+    (void)agent.del("/v1/services/" + netService(name));
+    std::string had_ip = spec->net_ip, had_mac = spec->net_mac;
+    auto tap = attachVmNic(agent, *spec, NicPhase::kAttach);
+    if (!tap.ok()) return undo(tap.error().wrap("the VM's NIC in " + spec->net));
+    if (spec->net_ip != had_ip || spec->net_mac != had_mac) {
+      if (auto s = saveVm(ctx, *spec); !s.ok()) return undo(s.error());
+    }
+    if (auto n = startVmNetBackend(ctx, agent, *spec, paths, *tap); !n.ok()) return undo(n.error());
+  }
   if (auto q = startVmQemu(agent, name, {}); !q.ok()) return fail("vm start", q.error());
   auto qmp = virt::QmpClient::connect(paths.qmp_socket, std::chrono::seconds(20));
   if (!qmp.ok()) {
@@ -86,6 +103,8 @@ int stopVm(const CliContext& ctx, const std::string& name, int timeout_s) {
   // so the back end never goes away under a running guest.
   if (auto r = agent.del("/v1/services/" + qemuService(name)); !r.ok()) return fail("vm stop", r.error());
   if (auto r = agent.del("/v1/services/" + blkService(name)); !r.ok()) return fail("vm stop", r.error());
+  // The NIC (address, tap) stays until `vm delete`: a restarted VM keeps its address.
+  if (auto r = agent.del("/v1/services/" + netService(name)); !r.ok()) return fail("vm stop", r.error());
   std::printf("stopped VM %s%s\n", name.c_str(), ended ? "" : " (forced)");
   return 0;
 }
@@ -96,11 +115,11 @@ int listVms(const CliContext& ctx, bool as_json) {
   auto nodes = NodeManager::create(ctx.config);
   if (!nodes.ok()) return fail("vm list", nodes.error());
   json out = json::array();
-  std::vector<std::vector<std::string>> rows{{"NAME", "NODE", "STATE", "CPUS", "MEM", "DISK"}};
+  std::vector<std::vector<std::string>> rows{{"NAME", "NODE", "STATE", "CPUS", "MEM", "DISK", "IP"}};
   for (const auto& n : *names) {
     auto spec = loadVm(ctx, n);
     if (!spec.ok()) {
-      rows.push_back({n, "?", "bad record: " + spec.error().message, "", "", ""});
+      rows.push_back({n, "?", "bad record: " + spec.error().message, "", "", "", ""});
       continue;
     }
     std::string state = "stopped";
@@ -120,7 +139,8 @@ int listVms(const CliContext& ctx, bool as_json) {
     json j = virt::vmSpecToJson(*spec);
     j["state"] = state;
     out.push_back(j);
-    rows.push_back({n, spec->node, state, std::to_string(spec->cpus), humanBytes(spec->mem_bytes), spec->disk});
+    std::string ip = spec->net.empty() ? "-" : (spec->net_ip.empty() ? spec->net + " (not started)" : spec->net_ip);
+    rows.push_back({n, spec->node, state, std::to_string(spec->cpus), humanBytes(spec->mem_bytes), spec->disk, ip});
   }
   if (as_json)
     std::printf("%s\n", out.dump(2).c_str());
@@ -190,7 +210,8 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
   create->add_option("--disk-secret-file", c->disk_secret_file,
                      "0600 file with dhchap_secret=... for a volume that demands DH-HMAC-CHAP (the same secret must "
                      "be allowed for every node the VM may run on)");
-  create->add_option("--net", c->net, "VPC/SUBNET for a vhost-user-net NIC");
+  create->add_option("--net", c->net,
+                     "VPC/SUBNET: a vhost-user-net NIC with an address in that subnet (kept until `vm delete`)");
   create->add_option("--kernel", c->kernel, "kernel for direct boot (else the disk boots)");
   create->add_option("--initrd", c->initrd, "initramfs for --kernel");
   create->add_option("--append", c->append, "kernel command line (default console=ttyS0)");
@@ -200,10 +221,6 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
       if (!bytes.ok()) return fail("vm create", bytes.error());
       VmSpec spec = *c;
       spec.mem_bytes = *bytes;
-      if (!spec.net.empty()) {
-        return fail("vm create", makeError("--net: the vhost-user-net back end is not there yet; create the VM "
-                                           "without --net"));
-      }
       for (auto* p : {&spec.disk, &spec.kernel, &spec.initrd, &spec.disk_secret_file}) {
         if (!p->empty() && p->rfind("nvme-tcp://", 0) != 0) *p = std::filesystem::absolute(*p).string();
       }
@@ -254,6 +271,11 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
         }
         (void)agent.del("/v1/services/" + blkService(*name));
         (void)agent.del("/v1/services/" + qemuService(*name));
+        (void)agent.del("/v1/services/" + netService(*name));
+        if (!spec->net.empty()) {
+          if (auto s = releaseVmNic(agent, *spec, false); !s.ok())
+            return fail("vm delete", s.error().wrap("releasing the NIC (retry `offcore vm delete " + *name + "`)"));
+        }
       }
       (void)removeTree(vmPathsFor(ctx, *spec).dir);
       if (auto s = removeVmRecord(ctx, *name); !s.ok()) return fail("vm delete", s.error());

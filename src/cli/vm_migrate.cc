@@ -5,7 +5,9 @@
 // stops the back end's rings after the final sync, and the destination
 // resumes. The stream goes over a unix socket in the destination's run
 // directory: both host domains share this machine's filesystem, whichever
-// network namespace they have.
+// network namespace they have. A NIC moves with the VM: the destination
+// gets the tap and back end first, and the store's endpoint (same address,
+// same MAC) moves to it once it runs.
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -49,6 +51,10 @@ int migrateVm(const CliContext& ctx, const MigrateOpts& o) {
   auto undo = [&](const Error& e) {
     (void)dst.del("/v1/services/" + qemuService(o.name));
     (void)dst.del("/v1/services/" + blkService(o.name));
+    if (!dest.net.empty()) {
+      (void)dst.del("/v1/services/" + netService(o.name));
+      (void)releaseVmNic(dst, dest, true);
+    }
     (void)removeTree(dst_paths.dir);
     return fail("vm migrate", e);
   };
@@ -56,6 +62,13 @@ int migrateVm(const CliContext& ctx, const MigrateOpts& o) {
 
   // 1. The destination: back end on the same disk, QEMU waiting for the stream.
   if (auto b = startVmBackend(ctx, dst, dest, dst_paths); !b.ok()) return undo(b.error());
+  if (!dest.net.empty()) {
+    // The NIC's tap and back end are there before QEMU; the address moves
+    // only once the destination runs (step 3).
+    auto tap = attachVmNic(dst, dest, NicPhase::kPrepare);
+    if (!tap.ok()) return undo(tap.error().wrap("the NIC's tap on " + o.to));
+    if (auto n = startVmNetBackend(ctx, dst, dest, dst_paths, *tap); !n.ok()) return undo(n.error());
+  }
   if (auto q = startVmQemu(dst, o.name, {"--node", o.to, "--incoming"}); !q.ok()) return undo(q.error());
   auto dq = virt::QmpClient::connect(dst_paths.qmp_socket, std::chrono::seconds(20));
   if (!dq.ok()) return undo(dq.error().wrap("the destination QEMU did not come up"));
@@ -103,10 +116,24 @@ int migrateVm(const CliContext& ctx, const MigrateOpts& o) {
                                         spec->node + " (`offcore vm list`)"));
   }
   if (auto s = saveVm(ctx, dest); !s.ok()) return fail("vm migrate", s.error());
+  if (!dest.net.empty()) {
+    // The same address and MAC, now on the destination: the store's endpoint
+    // moves, and every node's dataplane sends the VM's traffic there.
+    if (auto m = attachVmNic(dst, dest, NicPhase::kAttach); !m.ok()) {
+      std::fprintf(stderr,
+                   "VM %s runs on %s but its NIC did not move there (%s); `offcore vm stop %s && offcore vm start %s` "
+                   "moves it\n",
+                   o.name.c_str(), o.to.c_str(), m.error().message.c_str(), o.name.c_str(), o.name.c_str());
+    }
+  }
   (void)(*sq)->execute("quit");
   (void)waitVmServiceEnded(src, qemuService(o.name), std::chrono::seconds(10));
   (void)src.del("/v1/services/" + qemuService(o.name));
   (void)src.del("/v1/services/" + blkService(o.name));
+  if (!spec->net.empty()) {
+    (void)src.del("/v1/services/" + netService(o.name));
+    (void)releaseVmNic(src, *spec, true);  // the source's tap; the address now belongs to o.to
+  }
   // The source's sockets go; its console log stays, the guest's history up
   // to the switch (the destination's log goes on from there).
   for (const auto* f : {&src_paths.blk_socket, &src_paths.qmp_socket, &src_paths.console_socket}) {

@@ -203,6 +203,9 @@ void NetController::registerRoutes(ApiServer& api) {
   api.route("POST", "/v1/net/cni/add", [this](const ApiRequest& r) { return cniAdd(r); });
   api.route("POST", "/v1/net/cni/del", [this](const ApiRequest& r) { return cniDel(r); });
   api.route("POST", "/v1/net/cni/check", [this](const ApiRequest& r) { return cniCheck(r); });
+  api.route("POST", "/v1/net/vm/add", [this](const ApiRequest& r) { return vmAdd(r); });
+  api.route("POST", "/v1/net/vm/del", [this](const ApiRequest& r) { return vmDel(r); });
+  api.route("POST", "/v1/net/vm/check", [this](const ApiRequest& r) { return vmCheck(r); });
   api.route("GET", "/v1/net/status", [this](const ApiRequest&) { return status(); });
 }
 

@@ -4,6 +4,8 @@
 //    the dataplane on the host-VF, the uplink and the tunnel;
 //  - answers the CNI plugin (/v1/net/cni/add|del|check): IPAM from the
 //    cluster store, a VF into the pod, the endpoint into the dataplane;
+//  - answers `offcore vm` (/v1/net/vm/add|del|check): a VM's NIC, a
+//    persistent tap as its representor (net_vm.cc);
 //  - reprograms the dataplane whenever the cluster state or any node's
 //    probe health changes (inotify), and runs this node's probes;
 //  - beats the node's heartbeat and re-checks which nodes are live on a
@@ -63,6 +65,10 @@ class NetController {
   ApiResponse cniAdd(const ApiRequest& req);
   ApiResponse cniDel(const ApiRequest& req);
   ApiResponse cniCheck(const ApiRequest& req);
+  // A VM's NIC (net_vm.cc): /v1/net/vm/add|del|check.
+  ApiResponse vmAdd(const ApiRequest& req);
+  ApiResponse vmDel(const ApiRequest& req);
+  ApiResponse vmCheck(const ApiRequest& req);
   ApiResponse status();
 
   EventLoop& loop_;

@@ -143,9 +143,12 @@ void Applier::checkBackend(const Resource& r, const Backend& b) {
       error(r, "spec.ip", b.ip + " is already the address of Backend " + inQuotes(n) + " in VPC " + inQuotes(b.vpc));
   }
   for (const auto& id : endpoint_ips_[where]) {
-    error(
-        r, "spec.ip",
-        b.ip + " is already handed out to endpoint " + id + " (pod " + inQuotes(next_.endpoints.at(id).pod_name) + ")");
+    // A Backend of kind vm stands for the VM whose NIC holds the address.
+    const Endpoint& e = next_.endpoints.at(id);
+    if (b.kind == "vm" && !e.vm.empty()) continue;
+    error(r, "spec.ip",
+          b.ip + " is already handed out to endpoint " + id +
+              (e.vm.empty() ? " (pod " + inQuotes(e.pod_name) + ")" : " (VM " + inQuotes(e.vm) + "; use kind: vm)"));
   }
 }
 
@@ -226,7 +229,9 @@ std::string Applier::addressConflict(const std::string& ip, const std::string& v
     if (cut(node.host_ip) == ip) return "is node " + inQuotes(n) + "'s host address";
   }
   for (const auto& [id, e] : next_.endpoints) {
-    if ((vpc.empty() || e.vpc == vpc) && e.ip == ip) return "is the address of pod " + inQuotes(e.pod_name);
+    if ((vpc.empty() || e.vpc == vpc) && e.ip == ip)
+      return "is the address of " + std::string(e.vm.empty() ? "pod " : "VM ") +
+             inQuotes(e.vm.empty() ? e.pod_name : e.vm);
   }
   for (const auto& [n, b] : next_.backends) {
     if (b.kind != "pod" && (vpc.empty() || b.vpc == vpc) && b.ip == ip)

@@ -27,7 +27,8 @@ json endpointJson(const Endpoint& e) {
           {"representor", e.representor},
           {"mesh", e.mesh},
           {"namespace", e.ns},
-          {"serviceAccount", e.service_account}};
+          {"serviceAccount", e.service_account},
+          {"vm", e.vm}};
 }
 
 Status readString(const json& j, const char* key, std::string& out, const std::string& where) {
@@ -62,6 +63,8 @@ Result<Endpoint> endpointFromJson(const json& j, const std::string& where) {
   }
   if (j.contains("namespace")) OC_TRY(readString(j, "namespace", e.ns, where));
   if (j.contains("serviceAccount")) OC_TRY(readString(j, "serviceAccount", e.service_account, where));
+  // VM NICs came later: absent = a pod.
+  if (j.contains("vm")) OC_TRY(readString(j, "vm", e.vm, where));
   if (!parseIpv4(e.ip)) return makeError(where + ".ip: not an IPv4 address");
   return e;
 }

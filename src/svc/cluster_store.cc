@@ -124,13 +124,21 @@ Result<Endpoint> ClusterStore::addEndpoint(const EndpointRequest& req) {
     }
     for (uint64_t ip = uint64_t{cidr->network} + 1; ip < cidr->broadcast(); ++ip) {
       if (used.count(static_cast<uint32_t>(ip))) continue;
-      out = Endpoint{id,           req.node,     req.container_id,
-                     req.ifname,   req.pod_name, req.netns,
-                     subnet.vpc,   subnet.name,  formatIpv4(static_cast<uint32_t>(ip)),
-                     cidr->prefix, "",           ""};
+      out = Endpoint{};
+      out.id = id;
+      out.node = req.node;
+      out.container_id = req.container_id;
+      out.ifname = req.ifname;
+      out.pod_name = req.pod_name;
+      out.netns = req.netns;
+      out.vpc = subnet.vpc;
+      out.subnet = subnet.name;
+      out.ip = formatIpv4(static_cast<uint32_t>(ip));
+      out.prefix_len = cidr->prefix;
       out.mesh = req.mesh;
       out.ns = req.ns;
       out.service_account = req.service_account;
+      out.vm = req.vm;
       s.endpoints[id] = out;
       return okStatus();
     }
@@ -155,6 +163,23 @@ Status ClusterStore::removeEndpoint(const std::string& id) {
     s.endpoints.erase(id);
     return okStatus();
   });
+}
+
+Result<Endpoint> ClusterStore::moveEndpoint(const std::string& id, const std::string& node) {
+  if (!plainName(node)) return makeError("move endpoint: bad node name '" + node + "'");
+  Endpoint out;
+  OC_TRY(modify([&](ClusterState& s) -> Status {
+    auto e = s.endpoints.find(id);
+    if (e == s.endpoints.end()) return makeError("no endpoint " + id + " to move (was it released?)");
+    out = e->second;
+    s.endpoints.erase(e);
+    out.node = node;
+    out.id = node + "/" + out.container_id + "/" + out.ifname;
+    out.representor.clear();
+    s.endpoints[out.id] = out;
+    return okStatus();
+  }));
+  return out;
 }
 
 Status ClusterStore::registerNode(const NodeRecord& node) {

@@ -30,6 +30,9 @@ struct Endpoint {
   // proxy under the identity spiffe://<td>/ns/<ns>/sa/<service_account>.
   bool mesh = false;
   std::string ns = "default", service_account = "default";
+  // A VM's NIC (`offcore vm create --net`): the VM's name; "" = a pod. Its
+  // representor is a tap in the SoC; a Backend of kind vm may name its ip.
+  std::string vm{};
   bool operator==(const Endpoint&) const = default;
 };
 
@@ -39,6 +42,7 @@ struct EndpointRequest {
   std::string subnet;
   bool mesh = false;
   std::string ns = "default", service_account = "default";
+  std::string vm{};  // a VM's NIC: the VM's name
 };
 
 struct NodeRecord {
@@ -125,6 +129,10 @@ class ClusterStore {
   Result<Endpoint> addEndpoint(const EndpointRequest& req);
   Status setEndpointDetails(const std::string& id, const std::string& mac, const std::string& representor);
   Status removeEndpoint(const std::string& id);  // ok when absent
+  // A migrated VM's NIC: the endpoint id (on another node) becomes the same
+  // NIC on node, keeping its address and MAC; the representor is cleared
+  // for the new node to fill in. Returns the moved endpoint.
+  Result<Endpoint> moveEndpoint(const std::string& id, const std::string& node);
   Status registerNode(const NodeRecord& node);
   // A node leaves (`dpu down`): its record, its endpoints (its pods went
   // with it), its health and heartbeat files. Ok when it was not there.

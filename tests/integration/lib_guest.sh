@@ -11,12 +11,19 @@
 #                        when the back end goes away (give it before
 #                        --vhost-blk)
 #     --drive FILE       QEMU's own virtio-blk on a raw file (reference)
+#     --vhost-net SOCK[,queues=N]  virtio-net NIC (eth0) on a vhost-user-net
+#                        back end's socket, N queue pairs (mq=on when N > 1;
+#                        the guest uses min(N, vCPUs) of them)
+#     --smp N            vCPUs (1 by default)
 #     --fio              add fio to the guest (and 512M of memory)
 #     --mem SIZE         guest memory (256M by default)
 #     --incoming PORT    wait for a migration on 127.0.0.1:PORT (same other
 #                        options as the source guest; see guest_migrate)
 #     --in-domain NODE DOMAIN  run QEMU in a software DPU's soc or host
 #                        domain (`offcore dpu exec`, same PID)
+#     --tap IFNAME MAC   QEMU's own virtio-net on an existing (persistent)
+#                        tap in QEMU's network namespace, e.g. a VM NIC's
+#                        tap in the SoC (with --in-domain NODE soc)
 #     -- ARGS...         more QEMU arguments
 #   guest_wait NAME [TIMEOUT_S]       wait for the script's end; returns its
 #                                     exit status; fails on timeout
@@ -72,17 +79,28 @@ _guest_initrd() {
 
 guest_boot() {
   local name=$1; shift
-  local mem=256M fio=0 disk=() extra=() wrap=() extra_in=() reconnect=
+  local mem=256M fio=0 disk=() extra=() wrap=() extra_in=() reconnect= smp=1 nq k mq
   while [ $# -gt 0 ]; do
     case $1 in
       --reconnect) reconnect=",reconnect=$2"; shift 2 ;;
       --vhost-blk) disk+=(-chardev "socket,id=vub${#disk[@]},path=$2$reconnect"
                           -device "vhost-user-blk-pci,chardev=vub${#disk[@]}"); shift 2 ;;
       --drive) disk+=(-drive "file=$2,format=raw,if=virtio,cache=none,aio=threads"); shift 2 ;;
+      --vhost-net)
+        # vectors=0: QEMU 7.2's vhost-user-net crashes with MSI-X (PLATFORM.md).
+        nq=1; [[ "$2" == *,queues=* ]] && nq=${2##*,queues=}
+        k=${#disk[@]} mq=; [ "$nq" -gt 1 ] && mq=,mq=on
+        disk+=(-chardev "socket,id=vun$k,path=${2%%,*}$reconnect"
+               -netdev "vhost-user,id=net$k,chardev=vun$k,queues=$nq"
+               -device "virtio-net-pci,netdev=net$k,mac=52:54:00:4f:43:$(printf %02x $(( k % 256 ))),vectors=0$mq")
+        shift 2 ;;
+      --smp) smp=$2; shift 2 ;;
       --fio) fio=1; mem=512M; shift ;;
       --mem) mem=$2; shift 2 ;;
       --incoming) extra_in=(-incoming "tcp:127.0.0.1:$2"); shift 2 ;;
       --in-domain) wrap=("$OFFCORE" dpu exec --name "$2" --domain "$3" --); shift 3 ;;
+      --tap) disk+=(-netdev "tap,id=tn${#disk[@]},ifname=$2,script=no,downscript=no,vhost=off"
+                    -device "virtio-net-pci,netdev=tn${#disk[@]},mac=$3"); shift 3 ;;
       --) shift; extra=("$@"); break ;;
       *) fail "guest_boot: unknown option $1" ;;
     esac
@@ -94,7 +112,7 @@ guest_boot() {
   : >"$log"
   # Shared memfd guest memory: a vhost-user back end maps it from another
   # process. -no-reboot: the guest's poweroff (or a panic) ends QEMU.
-  "${wrap[@]}" qemu-system-x86_64 -accel tcg -m "$mem" -smp 1 -nodefaults -display none -no-reboot \
+  "${wrap[@]}" qemu-system-x86_64 -accel tcg -m "$mem" -smp "$smp" -nodefaults -display none -no-reboot \
     -object "memory-backend-memfd,id=mem,size=$mem,share=on" -numa node,memdev=mem \
     -kernel "$GUEST_KIT/kernel" -initrd "$GUEST_DIR/$name.initrd" \
     -append "$GUEST_CMDLINE" \

@@ -32,7 +32,7 @@ initrd=$GUEST_DIR/$VM.initrd
 step "bad input is refused before anything starts"
 expect_fail "must be 1-32 of" oc vm create "Bad_Name" --node "$N" --disk "$disk"
 expect_fail "multiple of 2M" oc vm create "$VM" --node "$N" --disk "$disk" --mem 99M
-expect_fail "not there yet" oc vm create "$VM" --node "$N" --disk "$disk" --net vpc1/sub1
+expect_fail "VPC/SUBNET" oc vm create "$VM" --node "$N" --disk "$disk" --net novpc
 expect_fail "no VM named" oc vm start "nosuch$ID"
 
 step "create and start: back end in the SoC, QEMU in the host domain"

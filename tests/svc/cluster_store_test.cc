@@ -272,6 +272,41 @@ TEST_F(ClusterStoreTest, IpamSkipsBackendAddressesAndSubnetChangesNeedNoEndpoint
   EXPECT_NE(clash.error().message.find("10.9.0.2 is already handed out to endpoint n1/c1/eth0"), std::string::npos);
 }
 
+TEST_F(ClusterStoreTest, AVmNicIsABackendOfKindVmAndMovesWithItsVm) {
+  ClusterStore store(dir_);
+  ASSERT_TRUE(store.apply(file("net.yaml", kNet)).ok());
+  EndpointRequest req{"n1", "vm-web", "eth0", "", "", "red", "red-a"};
+  req.vm = "web";
+  auto ep = store.addEndpoint(req);
+  ASSERT_TRUE(ep.ok()) << ep.error().message;
+  EXPECT_EQ(ep->vm, "web");
+  ASSERT_TRUE(store.setEndpointDetails(ep->id, "02:0d:00:00:00:01", "ocvm1").ok());
+  // A Backend of kind vm may name the NIC's address; other kinds may not.
+  std::string vmb =
+      "apiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: web}\nspec: {kind: vm, vpc: red, ip: " + ep->ip +
+      ", node: n1}\n";
+  auto ok = store.apply(file("vmb.yaml", vmb));
+  EXPECT_TRUE(ok.ok()) << ok.error().message;
+  std::string ipb =
+      "apiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: bare}\nspec: {kind: baremetal, vpc: red, "
+      "ip: " +
+      ep->ip + "}\n";
+  EXPECT_FALSE(store.apply(file("ipb.yaml", ipb)).ok());
+  EXPECT_EQ(state().endpoints.at(ep->id).vm, "web") << "the marker survives the JSON round trip";
+
+  // A migration: same address and MAC on the new node, representor to fill in.
+  auto moved = store.moveEndpoint(ep->id, "n2");
+  ASSERT_TRUE(moved.ok()) << moved.error().message;
+  EXPECT_EQ(moved->id, "n2/vm-web/eth0");
+  EXPECT_EQ(moved->ip, ep->ip);
+  EXPECT_EQ(moved->mac, "02:0d:00:00:00:01");
+  EXPECT_TRUE(moved->representor.empty());
+  auto s = state();
+  EXPECT_EQ(s.endpoints.count(ep->id), 0u);
+  EXPECT_EQ(s.endpoints.at("n2/vm-web/eth0").node, "n2");
+  EXPECT_FALSE(store.moveEndpoint(ep->id, "n3").ok()) << "nothing left to move";
+}
+
 TEST_F(ClusterStoreTest, NodesAndHealth) {
   ClusterStore store(dir_);
   ASSERT_TRUE(store.registerNode({"n1", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:0a"}).ok());

@@ -76,5 +76,39 @@ TEST(VmSpec, QemuGetsSharedMemoryAndOnlyVhostUserDevices) {
   EXPECT_FALSE(has(argv, "-kernel"));
 }
 
+TEST(VmSpec, ANicIsVhostUserNetWithItsAddressOnTheKernelCommandLine) {
+  VmSpec s = good();
+  auto p = vmPaths("/run/offcore", "a", "vm1");
+  s.net = "vpc1/sub1";
+  auto argv = qemuArgv(s, p, QemuLaunch{});
+  EXPECT_FALSE(has(argv, "vhost-user,id=net0,chardev=net0c")) << "no NIC before the agent gave it a MAC";
+  s.net_ip = "10.61.1.5/32";
+  s.net_mac = "02:0d:aa:bb:cc:dd";
+  ASSERT_TRUE(validateVmSpec(s).ok());
+  argv = qemuArgv(s, p, QemuLaunch{});
+  EXPECT_TRUE(has(argv, "socket,id=net0c,path=/run/offcore/a/vms/vm1/net.sock,reconnect=1"));
+  EXPECT_TRUE(has(argv, "vhost-user,id=net0,chardev=net0c"));
+  EXPECT_TRUE(has(argv, "virtio-net-pci,netdev=net0,mac=02:0d:aa:bb:cc:dd,vectors=0")) << "QEMU 7.2: no MSI-X";
+  bool cmdline = false;
+  for (const auto& a : argv)
+    cmdline |= a.find("offcore.ip=10.61.1.5/32 offcore.gw=169.254.1.1 offcore.mtu=1450") != std::string::npos;
+  EXPECT_TRUE(cmdline);
+
+  auto back = vmSpecFromJson(vmSpecToJson(s));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->net_mac, s.net_mac);
+  EXPECT_EQ(back->net_ip, s.net_ip);
+  auto old = vmSpecToJson(good());
+  old.erase("net_ip");
+  old.erase("net_mac");
+  EXPECT_TRUE(vmSpecFromJson(old).ok()) << "records from before NICs load";
+  VmSpec v = s;
+  v.net_mac = "02:0d:aa:bb:cc";
+  EXPECT_FALSE(validateVmSpec(v).ok());
+  v = s;
+  v.net_ip = "10.0.0.1/32 init=/bin/sh";
+  EXPECT_FALSE(validateVmSpec(v).ok()) << "nothing else reaches the kernel command line";
+}
+
 }  // namespace
 }  // namespace offcore::virt

@@ -28,6 +28,41 @@ class VhostDevice {
   // answered per the device spec (VIRTIO_BLK_S_IOERR / UNSUPP), never by
   // failing the queue.
   virtual uint32_t handle(uint16_t queue, const Chain& chain) = 0;
+
+  // SET_FEATURES: the features the front end acked, while every queue is
+  // stopped (virtio-net sizes its header and the tap's offloads here). An
+  // error drops the connection.
+  virtual Status setFeatures(uint64_t features) {
+    (void)features;
+    return okStatus();
+  }
+
+  // Device-driven queues (virtio-net receive: the device has frames, the
+  // guest has posted buffers). sourceFd() is -1 for a request/response queue
+  // (the default: its thread pops chains and calls handle()). Otherwise the
+  // queue's thread polls that fd beside the kick and calls fill() when the fd
+  // is readable, the guest kicked, or the queue started; handle() is never
+  // called for it. The fd is the device's and stays open while it lives.
+  virtual int sourceFd(uint16_t queue) const {
+    (void)queue;
+    return -1;
+  }
+  enum class Fill {
+    kIdle,          // the source is drained: wait for it (and kicks)
+    kNoBuffers,     // the source has more but the guest has no buffers:
+                    // kicks are enabled, wait for a kick only (never spin)
+    kMore,          // a budget was used up: call again (after notifying)
+    kBroken,        // the guest broke the ring: wait for a new setup
+    kSourceFailed,  // the source fd failed: stop polling it
+  };
+  // Moves what the source has into chains of `vq`, on that queue's thread,
+  // within a bounded budget so stop() is never held long. The thread
+  // notifies the guest after it returns.
+  virtual Fill fill(uint16_t queue, VirtQueue& vq) {
+    (void)queue;
+    (void)vq;
+    return Fill::kIdle;
+  }
 };
 
 }  // namespace offcore::virt

@@ -88,6 +88,7 @@ Result<std::vector<uint8_t>> Session::dispatch(Message& msg) {
                      (msg.u64 & bit(VHOST_F_LOG_ALL)) ? " (dirty logging on)" : "");
       }
       features_ = msg.u64;
+      OC_TRY(device_.setFeatures(features_));
       OC_TRY(startAllReady());
       return noReply();
     }

@@ -71,12 +71,14 @@ class SplitQueue final : public VirtQueue {
         used_(used),
         usedGpa_(usedGpa),
         lastAvail_(cfg.lastAvailIdx),
+        availSeen_(cfg.lastAvailIdx),
         usedIdx_(load16(used + kIdxOffset)),
         signalledUsed_(usedIdx_) {}
 
   Result<std::optional<Chain>> pop() override {
     if (broken_) return makeError("virtqueue is broken by an earlier guest error; reset the device or the queue");
     uint16_t availIdx = loadAcquire16(avail_ + kIdxOffset);
+    availSeen_ = availIdx;
     uint16_t pending = static_cast<uint16_t>(availIdx - lastAvail_);
     if (pending == 0) return std::optional<Chain>{};
     if (pending > cfg_.size) {
@@ -89,21 +91,27 @@ class SplitQueue final : public VirtQueue {
     chain.segments.reserve(4);  // header, data, status: one allocation per chain
     OC_TRY(walk(head, chain));
     lastAvail_++;
-    if (cfg_.eventIdx && kicksEnabled_) writeAvailEvent();
+    popsSincePush_++;
+    if (cfg_.eventIdx && kicksEnabled_) writeAvailEvent(lastAvail_);
     return std::optional<Chain>(std::move(chain));
   }
 
   void push(const Chain& chain, uint32_t written) override {
-    OC_ASSERT(chain.head < cfg_.size, "push() of a chain this queue did not pop");
-    if (log_ != nullptr) logWritten(chain, written);
-    uint16_t slot = usedIdx_ % cfg_.size;
-    uint8_t* elem = used_ + kRingOffset + kUsedElemBytes * slot;
-    vring_used_elem e{htole32(chain.head), htole32(written)};
-    std::memcpy(elem, &e, sizeof e);
-    logUsed(kRingOffset + kUsedElemBytes * slot, kUsedElemBytes);
-    usedIdx_++;
-    storeRelease16(used_ + kIdxOffset, usedIdx_);
-    logUsed(kIdxOffset, 2);
+    writeUsed(chain, written);
+    publishUsed();
+  }
+
+  void pushMany(std::span<const Chain> chains, std::span<const uint32_t> written) override {
+    OC_ASSERT(chains.size() == written.size(), "pushMany() needs one length per chain");
+    if (chains.empty()) return;
+    for (size_t i = 0; i < chains.size(); ++i) writeUsed(chains[i], written[i]);
+    publishUsed();
+  }
+
+  void unpop(uint16_t n) override {
+    OC_ASSERT(n <= popsSincePush_, "unpop() of chains this queue did not pop or already pushed");
+    lastAvail_ = static_cast<uint16_t>(lastAvail_ - n);
+    popsSincePush_ -= n;
   }
 
   bool shouldNotify() override {
@@ -123,7 +131,9 @@ class SplitQueue final : public VirtQueue {
   void setKicksEnabled(bool enabled) override {
     kicksEnabled_ = enabled;
     if (cfg_.eventIdx) {
-      if (enabled) writeAvailEvent();
+      // Everything up to the avail idx last read is known (maybe given back
+      // by unpop()): a kick is wanted for what comes after it.
+      if (enabled) writeAvailEvent(availSeen_);
     } else {
       uint16_t flags = load16(used_);
       flags = enabled ? (flags & ~VRING_USED_F_NO_NOTIFY) : (flags | VRING_USED_F_NO_NOTIFY);
@@ -195,9 +205,26 @@ class SplitQueue final : public VirtQueue {
     }
   }
 
-  void writeAvailEvent() {
-    store16(used_ + kRingOffset + kUsedElemBytes * cfg_.size, lastAvail_);
+  void writeAvailEvent(uint16_t idx) {
+    store16(used_ + kRingOffset + kUsedElemBytes * cfg_.size, idx);
     logUsed(kRingOffset + kUsedElemBytes * cfg_.size, 2);
+  }
+
+  void writeUsed(const Chain& chain, uint32_t written) {
+    OC_ASSERT(chain.head < cfg_.size, "push() of a chain this queue did not pop");
+    if (log_ != nullptr) logWritten(chain, written);
+    uint16_t slot = usedIdx_ % cfg_.size;
+    uint8_t* elem = used_ + kRingOffset + kUsedElemBytes * slot;
+    vring_used_elem e{htole32(chain.head), htole32(written)};
+    std::memcpy(elem, &e, sizeof e);
+    logUsed(kRingOffset + kUsedElemBytes * slot, kUsedElemBytes);
+    usedIdx_++;
+  }
+
+  void publishUsed() {
+    popsSincePush_ = 0;
+    storeRelease16(used_ + kIdxOffset, usedIdx_);
+    logUsed(kIdxOffset, 2);
   }
 
   void logUsed(uint64_t offset, uint64_t len) {
@@ -223,8 +250,10 @@ class SplitQueue final : public VirtQueue {
   uint8_t* used_;
   std::optional<uint64_t> usedGpa_;  // nullopt: the used ring cannot be logged
   uint16_t lastAvail_;
+  uint16_t availSeen_;  // the avail idx pop() read last
   uint16_t usedIdx_;
   uint16_t signalledUsed_;
+  uint32_t popsSincePush_ = 0;  // what unpop() may give back
   bool kicksEnabled_ = true;
   bool broken_ = false;
 };

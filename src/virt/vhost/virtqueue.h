@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "base/result.h"
@@ -69,11 +70,20 @@ class VirtQueue {
   // device-writable segments (logged dirty when logging is on, as is the
   // used ring entry and index).
   virtual void push(const Chain& chain, uint32_t written) = 0;
+  // Returns several chains as one unit: every used entry is written before
+  // the used idx moves once, so the guest never sees part of them (a merged
+  // receive buffer, VIRTIO_NET_F_MRG_RXBUF). written[i] belongs to chains[i].
+  virtual void pushMany(std::span<const Chain> chains, std::span<const uint32_t> written) = 0;
+  // Gives back the last n chains popped and not pushed: the next pop()
+  // returns them again (a receive that found too few buffers).
+  virtual void unpop(uint16_t n) = 0;
   // Whether the guest wants an interrupt now (EVENT_IDX used_event, or
   // VRING_AVAIL_F_NO_INTERRUPT), given what was pushed since the last call.
   virtual bool shouldNotify() = 0;
   // Turn guest kicks off while draining and back on (VRING_USED_F_NO_NOTIFY
   // or avail_event); after enabling, callers pop() once more to close the race.
+  // With EVENT_IDX, enabling asks for a kick on any chain past the last avail
+  // idx read, also when chains were given back with unpop().
   virtual void setKicksEnabled(bool enabled) = 0;
 
   // GET_VRING_BASE: the next avail index the device will read.

@@ -75,6 +75,11 @@ void Vring::reset() {
 }
 
 void Vring::loop(int stopFd) {
+  const int source = device_.sourceFd(index_);
+  if (source >= 0) {
+    driveLoop(stopFd, source);
+    return;
+  }
   bool broken = false;
   // Serve what the guest posted before the kick fd was handed to us.
   if (!drain()) broken = true;
@@ -135,6 +140,66 @@ bool Vring::drain() {
       if (vq_->shouldNotify()) notify();
       sinceNotify = 0;
     }
+  }
+}
+
+// A device-driven queue (device.h, sourceFd): the device fills the guest's
+// chains from its source. Polls the source only while the device can take
+// from it, so a full source and an empty ring never make the thread spin.
+void Vring::driveLoop(int stopFd, int source) {
+  using Fill = VhostDevice::Fill;
+  Fill state = fillRound();
+  for (;;) {
+    pollfd fds[3] = {{stopFd, POLLIN, 0}, {kick.get(), POLLIN, 0}, {source, POLLIN, 0}};
+    nfds_t n = 1;  // a broken ring waits for a new setup
+    if (state != Fill::kBroken) n = state == Fill::kIdle ? 3 : 2;
+    int r = ::poll(fds, n, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      spdlog::error("vhost-user: queue {}: poll: errno {}; the queue stops serving", index_, errno);
+      return;
+    }
+    if (fds[0].revents) return;
+    if (n >= 2 && (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+      spdlog::error("vhost-user: queue {}: kick fd failed; the queue stops serving", index_);
+      state = Fill::kBroken;
+      continue;
+    }
+    bool wake = false;
+    if (n >= 2 && (fds[1].revents & POLLIN)) {
+      uint64_t count;
+      [[maybe_unused]] ssize_t k = ::read(kick.get(), &count, sizeof(count));
+      wake = true;
+    }
+    if (n >= 3 && (fds[2].revents & (POLLERR | POLLHUP | POLLNVAL)) && !(fds[2].revents & POLLIN)) {
+      spdlog::error("vhost-user: queue {}: its source fd failed; the queue only serves kicks now", index_);
+      state = Fill::kSourceFailed;
+    } else if (n >= 3 && fds[2].revents) {
+      wake = true;
+    }
+    if (wake) state = fillRound();
+  }
+}
+
+VhostDevice::Fill Vring::fillRound() {
+  using Fill = VhostDevice::Fill;
+  for (;;) {
+    Fill r = device_.fill(index_, *vq_);
+    if (vq_->shouldNotify()) notify();
+    if (r == Fill::kBroken) {
+      spdlog::error(
+          "vhost-user: queue {}: the guest broke the ring; the queue stops until the front end sets it up again",
+          index_);
+      signalFd(err.get());
+      return r;
+    }
+    if (r == Fill::kSourceFailed) {
+      spdlog::error("vhost-user: queue {}: its source failed; the queue only serves kicks now", index_);
+      return r;
+    }
+    if (r != Fill::kMore) return r;
+    // Stop after the budget in hand; the rest waits for the next start.
+    if (stopRequested_.load(std::memory_order_relaxed)) return Fill::kIdle;
   }
 }
 

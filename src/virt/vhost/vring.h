@@ -1,6 +1,9 @@
 // Vring: one queue of a vhost-user back end as the server drives it — the
 // state the front end configured (SET_VRING_*), and while running, one thread
-// that waits on the kick eventfd and serves the VirtQueue through the device.
+// that waits on the kick eventfd and serves the VirtQueue through the device:
+// request/response queues pop, handle() and push; a device-driven queue
+// (VhostDevice::sourceFd, virtio-net receive) also waits on the device's
+// source fd and lets the device fill() the ring.
 //
 // Threading (docs/CONCURRENCY.md "vhost-user"): the control thread owns every
 // field and calls stop() before changing any of them or the memory table;
@@ -51,6 +54,10 @@ class Vring {
 
  private:
   void loop(int stopFd);
+  // A device-driven queue (VhostDevice::sourceFd): polls kick and source.
+  void driveLoop(int stopFd, int source);
+  // Calls fill() until it is not kMore (or stop() asks), notifying between.
+  VhostDevice::Fill fillRound();
   // Serves chains until the ring is empty; false when the guest broke it.
   bool drain();
   void notify();

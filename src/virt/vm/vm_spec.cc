@@ -1,6 +1,7 @@
 #include "virt/vm/vm_spec.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace offcore::virt {
 
@@ -15,6 +16,23 @@ bool validName(const std::string& s) {
 }
 
 bool noComma(const std::string& s) { return s.find(',') == std::string::npos; }
+
+bool validMac(const std::string& s) {
+  if (s.size() != 17) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool colon = i % 3 == 2;
+    if (colon != (s[i] == ':')) return false;
+    if (!colon && !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+// a.b.c.d/n: digits, dots and one slash (it reaches the kernel command line).
+bool validCidr(const std::string& s) {
+  if (s.empty() || s.size() > 18 || std::count(s.begin(), s.end(), '/') != 1) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '/'; });
+}
 
 }  // namespace
 
@@ -38,6 +56,10 @@ Status validateVmSpec(const VmSpec& s) {
   if (!s.net.empty() && std::count(s.net.begin(), s.net.end(), '/') != 1) {
     return makeError("VM " + s.name + ": --net must be VPC/SUBNET");
   }
+  if (!s.net_mac.empty() && !validMac(s.net_mac))
+    return makeError("VM " + s.name + ": bad NIC MAC '" + s.net_mac + "'");
+  if (!s.net_ip.empty() && !validCidr(s.net_ip))
+    return makeError("VM " + s.name + ": bad NIC address '" + s.net_ip + "'");
   if (s.kernel.empty() && (!s.initrd.empty() || !s.append.empty())) {
     return makeError("VM " + s.name + ": --initrd and --append need --kernel");
   }
@@ -57,6 +79,8 @@ json vmSpecToJson(const VmSpec& s) {
               {"disk_queues", s.disk_queues},
               {"disk_secret_file", s.disk_secret_file},
               {"net", s.net},
+              {"net_ip", s.net_ip},
+              {"net_mac", s.net_mac},
               {"kernel", s.kernel},
               {"initrd", s.initrd},
               {"append", s.append}};
@@ -88,6 +112,8 @@ Result<VmSpec> vmSpecFromJson(const json& doc) {
   OC_TRY(num("disk_queues", s.disk_queues));
   OC_TRY(str("disk_secret_file", s.disk_secret_file));
   OC_TRY(str("net", s.net));
+  OC_TRY(str("net_ip", s.net_ip));
+  OC_TRY(str("net_mac", s.net_mac));
   OC_TRY(str("kernel", s.kernel));
   OC_TRY(str("initrd", s.initrd));
   OC_TRY(str("append", s.append));
@@ -99,6 +125,7 @@ VmPaths vmPaths(const std::string& run_root, const std::string& node, const std:
   VmPaths p;
   p.dir = run_root + "/" + node + "/vms/" + name;
   p.blk_socket = p.dir + "/blk.sock";
+  p.net_socket = p.dir + "/net.sock";
   p.qmp_socket = p.dir + "/qmp.sock";
   p.console_socket = p.dir + "/console.sock";
   p.console_log = p.dir + "/console.log";
@@ -118,10 +145,22 @@ std::vector<std::string> qemuArgv(const VmSpec& s, const VmPaths& p, const QemuL
       "vhost-user-blk-pci,chardev=blk0,num-queues=" + std::to_string(queues) + (s.kernel.empty() ? ",bootindex=1" : ""),
       "-chardev", "socket,id=con0,path=" + p.console_socket + ",server=on,wait=off,logfile=" + p.console_log, "-serial",
       "chardev:con0", "-qmp", "unix:" + p.qmp_socket + ",server=on,wait=off"};
+  bool nic = !s.net.empty() && !s.net_mac.empty();
+  if (nic) {
+    // vectors=0: QEMU 7.2's vhost-user-net crashes with MSI-X under TCG.
+    a.insert(a.end(), {"-chardev", "socket,id=net0c,path=" + p.net_socket + ",reconnect=1", "-netdev",
+                       "vhost-user,id=net0,chardev=net0c", "-device",
+                       "virtio-net-pci,netdev=net0,mac=" + s.net_mac + ",vectors=0"});
+  }
   if (!s.kernel.empty()) {
     a.insert(a.end(), {"-kernel", s.kernel});
     if (!s.initrd.empty()) a.insert(a.end(), {"-initrd", s.initrd});
-    a.insert(a.end(), {"-append", s.append.empty() ? "console=ttyS0" : s.append});
+    std::string append = s.append.empty() ? "console=ttyS0" : s.append;
+    if (nic && !s.net_ip.empty()) {
+      append += std::string(" offcore.ip=") + s.net_ip + " offcore.gw=" + kVmNetGateway +
+                " offcore.mtu=" + std::to_string(kVmNetMtu);
+    }
+    a.insert(a.end(), {"-append", append});
   }
   if (launch.incoming) a.insert(a.end(), {"-incoming", "defer"});
   return a;

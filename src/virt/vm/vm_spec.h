@@ -23,7 +23,10 @@ struct VmSpec {
   // A 0600 file with dhchap_secret=... for a volume that demands DH-HMAC-CHAP
   // (every node the VM may run on must be allowed with this secret).
   std::string disk_secret_file;
-  std::string net;     // VPC/SUBNET, or "" for none
+  std::string net;  // VPC/SUBNET, or "" for none
+  // The NIC's address (IP/32) and MAC, from the node's agent on the first
+  // `vm start` (a VM keeps them until `vm delete`, across migrations).
+  std::string net_ip, net_mac;
   std::string kernel;  // direct kernel boot; "" boots from the disk (bootindex)
   std::string initrd;
   std::string append;
@@ -38,6 +41,7 @@ Result<VmSpec> vmSpecFromJson(const nlohmann::json& doc);
 struct VmPaths {
   std::string dir;
   std::string blk_socket;      // the vhost-user-blk back end listens here
+  std::string net_socket;      // the vhost-user-net back end listens here
   std::string qmp_socket;      // QEMU's monitor
   std::string console_socket;  // the serial console (server, one client)
   std::string console_log;     // everything the guest printed
@@ -49,7 +53,15 @@ struct QemuLaunch {
   bool incoming = false;  // wait for a migration stream (-incoming defer)
 };
 
-// The QEMU argv for spec, with its sockets in paths.
+// The pod gateway every NIC routes through (the tap in the SoC answers ARP
+// for it), and the MTU that leaves room for VXLAN.
+inline constexpr const char* kVmNetGateway = "169.254.1.1";
+inline constexpr int kVmNetMtu = 1450;
+
+// The QEMU argv for spec, with its sockets in paths. A VM with a NIC gets a
+// vhost-user virtio-net device, and with --kernel the kernel command line
+// carries offcore.ip=IP/32 offcore.gw=GW offcore.mtu=N for the guest to
+// configure eth0 from (scripts/guest: test scripts read /proc/cmdline).
 std::vector<std::string> qemuArgv(const VmSpec& spec, const VmPaths& paths, const QemuLaunch& launch);
 
 }  // namespace offcore::virt
