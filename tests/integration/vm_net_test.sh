@@ -114,3 +114,8 @@ run_case() {
 
 run_case one 1 201
 run_case two 2 202
+
+step "a tap without multi_queue is refused for 2 queue pairs, in one line"
+ip -n "$NS" tuntap add dev "vnt${ID}sq" mode tap
+expect_fail "multi_queue" ip netns exec "$NS" "$OFFCORE" vm net-serve --socket "$D/sq.sock" --tap "vnt${ID}sq" --queues 2
+[ ! -e "$D/sq.sock" ] || fail "a refused net-serve left its socket"

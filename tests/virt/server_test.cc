@@ -53,13 +53,13 @@ class FakeDevice : public VhostDevice {
   }
   // With `source` set, queue 0 is device-driven: each count on that eventfd
   // is one "frame", written as 0xcd into one chain.
-  int sourceFd(uint16_t queue) const override { return queue == 0 ? source : -1; }
+  int sourceFd(uint16_t queue) const override { return queue == 0 ? source.load() : -1; }
   Fill fill(uint16_t queue, VirtQueue& vq) override {
     vq.setKicksEnabled(false);
     for (;;) {
       if (pending == 0) {
         uint64_t n = 0;
-        if (::read(source, &n, 8) != 8) return Fill::kIdle;
+        if (::read(source.load(), &n, 8) != 8) return Fill::kIdle;
         pending = n;
       }
       auto c = vq.pop();
@@ -83,8 +83,8 @@ class FakeDevice : public VhostDevice {
   }
   std::atomic<int> handled{0};
   std::atomic<uint32_t> readable{0};
-  int source = -1;
-  uint64_t pending = 0;  // the queue thread's
+  std::atomic<int> source{-1};  // set by the test before the queue starts
+  uint64_t pending = 0;         // the queue thread's
   std::atomic<int> filled{0};
 };
 
