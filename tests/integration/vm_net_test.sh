@@ -6,7 +6,9 @@
 # virtio_net, TCG) configures eth0 with busybox, pings the tap's address,
 # fetches 8 MiB of random data over TCP from the netns and sends it back;
 # the SHA-256 must match on both sides. Once with one queue pair, once with
-# two (multi_queue tap, mq=on, 2 vCPUs so the guest uses both pairs).
+# two (multi_queue tap, mq=on, 2 vCPUs so the guest uses both pairs). Then
+# net-serve is killed -9 under a running guest and started again: the guest's
+# pings come back (QEMU reconnects).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_guest.sh"
 
@@ -112,5 +114,55 @@ run_case() {
   ip -n "$NS" link del "$tap"
 }
 
+# restart_case: kill -9 net-serve under a running guest (as an agent's
+# service can die), start it again: QEMU (reconnect=1) sets the rings up from
+# the used index and the guest's traffic flows again.
+restart_case() {
+  local tap=vnt${ID}rs sock=$D/rs.sock log=$D/rs.serve.log peer=10.203.0.1 me=10.203.0.2 i serve
+  step "restart: net-serve killed -9 under a running guest and started again"
+  ip -n "$NS" tuntap add dev "$tap" mode tap
+  ip -n "$NS" addr add "$peer/24" dev "$tap"
+  ip -n "$NS" link set "$tap" up
+  ip netns exec "$NS" "$OFFCORE" vm net-serve --socket "$sock" --tap "$tap" >>"$log" 2>&1 &
+  serve=$!
+  cleanup "kill $serve"
+  for (( i = 0; i < 100; i++ )); do [ -S "$sock" ] && break; sleep 0.1; done
+  # The guest pings until a ping is lost (the back end is gone), then until
+  # one comes back.
+  guest_boot rs --reconnect 1 --vhost-net "$sock" <<EOF
+#!/bin/sh
+ip link set eth0 up
+ip addr add $me/24 dev eth0
+ping -c 2 -W 5 $peer >/dev/null && echo BEFORE=ok
+echo READY=1
+n=0; while [ \$n -lt 120 ] && ping -c 1 -W 1 $peer >/dev/null; do n=\$((n + 1)); sleep 1; done
+echo LOST=\$n
+n=0; until [ \$n -ge 120 ] || ping -c 1 -W 1 $peer >/dev/null; do n=\$((n + 1)); done
+[ \$n -lt 120 ] && echo AFTER=ok
+exit 0
+EOF
+  for (( i = 0; i < 1200; i++ )); do grep -q '^READY=1' "$GUEST_DIR/rs.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^READY=1' "$GUEST_DIR/rs.log" || { guest_kill rs; fail "restart: the guest did not come up"; }
+  kill -9 "$serve"
+  wait "$serve" 2>/dev/null || true
+  sleep 3
+  ip netns exec "$NS" "$OFFCORE" vm net-serve --socket "$sock" --tap "$tap" >>"$log" 2>&1 &
+  serve=$!
+  cleanup "kill $serve"
+  guest_wait rs || { guest_output rs | tail; fail "restart: the guest failed"; }
+  [ "$(guest_value rs BEFORE)" = ok ] || fail "restart: no ping before the kill"
+  local lost
+  lost=$(guest_value rs LOST)
+  [ -n "$lost" ] && [ "$lost" -lt 120 ] || fail "restart: the guest never saw the back end go (LOST=$lost)"
+  [ "$(guest_value rs AFTER)" = ok ] || fail "restart: no ping after net-serve came back: $(tail -3 "$log")"
+  echo "the guest pinged $peer again after the restart"
+}
+
 run_case one 1 201
 run_case two 2 202
+restart_case
+
+step "a tap without multi_queue is refused for 2 queue pairs, in one line"
+ip -n "$NS" tuntap add dev "vnt${ID}sq" mode tap
+expect_fail "multi_queue" ip netns exec "$NS" "$OFFCORE" vm net-serve --socket "$D/sq.sock" --tap "vnt${ID}sq" --queues 2
+[ ! -e "$D/sq.sock" ] || fail "a refused net-serve left its socket"

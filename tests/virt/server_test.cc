@@ -63,8 +63,41 @@ class FakeDevice : public VhostDevice {
     ++handled;
     return written;
   }
+  // With `source` set, queue 0 is device-driven: each count on that eventfd
+  // is one "frame", written as 0xcd into one chain.
+  int sourceFd(uint16_t queue) const override { return queue == 0 ? source.load() : -1; }
+  Fill fill(uint16_t queue, VirtQueue& vq) override {
+    vq.setKicksEnabled(false);
+    for (;;) {
+      if (pending == 0) {
+        uint64_t n = 0;
+        if (::read(source.load(), &n, 8) != 8) return Fill::kIdle;
+        pending = n;
+      }
+      auto c = vq.pop();
+      if (c.ok() && !c->has_value()) {
+        vq.setKicksEnabled(true);
+        c = vq.pop();
+        if (c.ok() && !c->has_value()) return Fill::kNoBuffers;
+        vq.setKicksEnabled(false);
+      }
+      if (!c.ok()) return Fill::kBroken;
+      uint32_t written = 0;
+      for (const auto& s : (*c)->segments) {
+        if (!s.deviceWritable) continue;
+        std::memset(s.data, 0xcd, s.len);
+        written += s.len;
+      }
+      vq.push(**c, written);
+      --pending;
+      ++filled;
+    }
+  }
   std::atomic<int> handled{0};
   std::atomic<uint32_t> readable{0};
+  std::atomic<int> source{-1};  // set by the test before the queue starts
+  uint64_t pending = 0;         // the queue thread's
+  std::atomic<int> filled{0};
 };
 
 class FrontEnd {
@@ -166,6 +199,7 @@ class VhostServerTest : public ::testing::Test {
   void TearDown() override {
     server_->stop();
     thread_.join();
+    if (device_.source >= 0) ::close(device_.source);
     EXPECT_TRUE(ran_.ok()) << ran_.error().message;
     server_.reset();
     EXPECT_FALSE(std::filesystem::exists(path_)) << "socket file left behind";
@@ -296,6 +330,50 @@ TEST_F(VhostServerTest, ServesARequestPostedInTheRingAndSignalsTheCallFd) {
   ASSERT_EQ(::write(kick, &one, 8), 8);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(device_.handled.load(), 1);
+  ::close(kick);
+  ::close(call);
+}
+
+TEST_F(VhostServerTest, ADeviceDrivenQueueFillsFromItsSourceAndWaitsForAKickWithoutBuffers) {
+  device_.source = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  FrontEnd fe(path_);
+  ASSERT_TRUE(fe.connected);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  fe.send(Request::kGetFeatures, {});
+  fe.replyU64(Request::kGetFeatures);
+
+  // A frame and no buffer: nothing happens until the guest posts and kicks.
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(device_.source, &one, 8), 8);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(device_.filled.load(), 0);
+  postRequest(0);
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  ASSERT_TRUE(fired(call)) << "no interrupt for a filled buffer";
+  std::atomic_thread_fence(std::memory_order_acquire);
+  EXPECT_EQ(used()->idx, 1);
+  EXPECT_EQ(used()->ring[0].len, kInLen);
+  EXPECT_EQ(ram_[kInBuf], 0xcd);
+
+  // A buffer waiting and a new frame: the source alone wakes the queue.
+  // (EVENT_IDX: the guest asks for an interrupt past the entry it has seen.)
+  reinterpret_cast<vring_avail*>(ram_ + kAvail)->ring[kQueueSize] = 1;
+  postRequest(1);
+  ASSERT_EQ(::write(device_.source, &one, 8), 8);
+  ASSERT_TRUE(fired(call)) << "the source did not wake the queue";
+  std::atomic_thread_fence(std::memory_order_acquire);
+  EXPECT_EQ(used()->idx, 2);
+  EXPECT_EQ(device_.filled.load(), 2);
+  EXPECT_EQ(device_.handled.load(), 0) << "handle() on a device-driven queue";
+
+  fe.sendState(Request::kGetVringBase, 0, 0);
+  auto base = fe.reply(Request::kGetVringBase);
+  ASSERT_EQ(base.size(), 8u);
+  uint32_t st[2];
+  std::memcpy(st, base.data(), 8);
+  EXPECT_EQ(st[1], 2u);
   ::close(kick);
   ::close(call);
 }
