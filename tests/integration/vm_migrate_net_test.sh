@@ -59,7 +59,7 @@ oc vm start "$VM" >/dev/null
 logA=/run/offcore/$A/vms/$VM/console.log logB=/run/offcore/$B/vms/$VM/console.log
 pongs() { grep -c '^PONG=' "$1" 2>/dev/null || true; }
 ip_before=$(oc vm list --json | jq -r --arg v "$VM" '.[] | select(.name == $v) | .net_ip')
-mac_guest=$(for _ in $(seq 900); do sed -n 's/^MAC=//p' "$logA" 2>/dev/null | head -1 | grep . && break; sleep 0.1; done)
+mac_guest=$(for _ in $(seq 900); do tr -d '\r' <"$logA" 2>/dev/null | sed -n 's/^MAC=//p' | head -1 | grep . && break; sleep 0.1; done)
 
 step "the guest pings the pod from node $A"
 for _ in $(seq 900); do [ "$(pongs "$logA")" -ge 10 ] && break; sleep 0.1; done
@@ -77,16 +77,18 @@ after=$(pongs "$logB")
 step "same address and MAC on node $B; the source gave up its NIC"
 ip_after=$(oc vm list --json | jq -r --arg v "$VM" '.[] | select(.name == $v) | .net_ip')
 [ -n "$ip_before" ] && [ "$ip_before" = "$ip_after" ] || fail "the address moved from $ip_before to $ip_after"
-[ -n "$mac_guest" ] || fail "the guest printed no MAC"
+mac_rec=$(oc vm list --json | jq -r --arg v "$VM" '.[] | select(.name == $v) | .net_mac')
+[ -n "$mac_guest" ] && [ "$mac_guest" = "$mac_rec" ] || fail "the guest's MAC $mac_guest is not the record's $mac_rec"
 [ -z "$(oc dpu service list --name "$A" --json | jq -r '.[].name' | grep "vm-$VM-")" ] ||
   fail "node $A still runs the VM's services"
 oc dpu service list --name "$B" --json | jq -r '.[].name' | grep -qx "vm-$VM-net" || fail "node $B runs no vm-$VM-net"
 
 # Sequence numbers seen on either side: the lost ones are the gap the
 # switch made (busybox ping counts from 0; the log of A may end mid-line).
-seen=$(cat "$logA" "$logB" | sed -n 's/^PONG=\([0-9]*\)$/\1/p' | sort -n | uniq)
+seen=$(cat "$logA" "$logB" | tr -d '\r' | sed -n 's/^PONG=\([0-9]*\)$/\1/p' | sort -n | uniq)
 first=$(echo "$seen" | head -1) last=$(echo "$seen" | tail -1) got=$(echo "$seen" | wc -l)
 lost=$((last - first + 1 - got))
+[ "$got" -ge 35 ] || fail "only $got distinct replies: the sequence numbers were not read from the consoles"
 echo "pings: $got answered of $((last - first + 1)) sent, $lost lost across a downtime of ${down} ms"
 # 200 ms apart: 5 s of loss is 25 pings. The dataplane on node B learns the
 # VM's endpoint when the store moves it, a little after QEMU resumes.
