@@ -75,8 +75,9 @@ int migrateVm(const CliContext& ctx, const MigrateOpts& o) {
     std::string status = info.value("status", "");
     if (status == "completed") break;
     if (status == "failed" || status == "cancelled") {
-      return undo(makeError("the migration " + status + ": " + info.value("error-desc", std::string("no reason given")) +
-                            "; the VM keeps running on " + spec->node));
+      return undo(makeError("the migration " + status + ": " +
+                            info.value("error-desc", std::string("no reason given")) + "; the VM keeps running on " +
+                            spec->node));
     }
     if (Clock::now() > deadline) {
       (void)(*sq)->execute("migrate_cancel");
@@ -96,8 +97,10 @@ int migrateVm(const CliContext& ctx, const MigrateOpts& o) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   if (dstate != "running") {
-    return fail("vm migrate", makeError("the destination QEMU is " + dstate + " after the migration; the source is "
-                                        "paused on " + spec->node + " (`offcore vm list`)"));
+    return fail("vm migrate", makeError("the destination QEMU is " + dstate +
+                                        " after the migration; the source is "
+                                        "paused on " +
+                                        spec->node + " (`offcore vm list`)"));
   }
   if (auto s = saveVm(ctx, dest); !s.ok()) return fail("vm migrate", s.error());
   (void)(*sq)->execute("quit");
@@ -121,8 +124,8 @@ int migrateVm(const CliContext& ctx, const MigrateOpts& o) {
   if (o.json) {
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("migrated VM %s from %s to %s: downtime %lld ms, memory copy %lld ms, total %lld ms\n",
-                o.name.c_str(), spec->node.c_str(), o.to.c_str(), static_cast<long long>(out["downtime_ms"]),
+    std::printf("migrated VM %s from %s to %s: downtime %lld ms, memory copy %lld ms, total %lld ms\n", o.name.c_str(),
+                spec->node.c_str(), o.to.c_str(), static_cast<long long>(out["downtime_ms"]),
                 static_cast<long long>(out["qemu_total_ms"]), static_cast<long long>(total_ms));
   }
   return 0;

@@ -12,9 +12,11 @@
 
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <string>
 
 #include "base/assert.h"
+#include "virt/vhost/inflight.h"
 #include "virt/vhost/virtqueue.h"
 
 namespace offcore::virt {
@@ -72,10 +74,27 @@ class SplitQueue final : public VirtQueue {
         usedGpa_(usedGpa),
         lastAvail_(cfg.lastAvailIdx),
         usedIdx_(load16(used + kIdxOffset)),
-        signalledUsed_(usedIdx_) {}
+        signalledUsed_(usedIdx_) {
+    if (cfg.inflight != nullptr) {
+      inflight_.emplace(cfg.inflight, cfg.size);
+      std::vector<uint16_t> heads = inflight_->recover(usedIdx_);
+      // Heads are taken in avail order and returned in the same order, so
+      // the ones in flight are the avail entries right after used idx.
+      if (!heads.empty()) lastAvail_ = static_cast<uint16_t>(usedIdx_ + heads.size());
+      resubmit_.assign(heads.begin(), heads.end());
+      resubmitted_ = static_cast<uint16_t>(heads.size());
+    }
+  }
 
   Result<std::optional<Chain>> pop() override {
     if (broken_) return makeError("virtqueue is broken by an earlier guest error; reset the device or the queue");
+    if (!resubmit_.empty()) {
+      Chain chain;
+      chain.head = resubmit_.front();
+      OC_TRY(walk(chain.head, chain));
+      resubmit_.pop_front();
+      return std::optional<Chain>(std::move(chain));
+    }
     uint16_t availIdx = loadAcquire16(avail_ + kIdxOffset);
     uint16_t pending = static_cast<uint16_t>(availIdx - lastAvail_);
     if (pending == 0) return std::optional<Chain>{};
@@ -88,6 +107,7 @@ class SplitQueue final : public VirtQueue {
     chain.head = head;
     chain.segments.reserve(4);  // header, data, status: one allocation per chain
     OC_TRY(walk(head, chain));
+    if (inflight_) inflight_->begin(head);
     lastAvail_++;
     if (cfg_.eventIdx && kicksEnabled_) writeAvailEvent();
     return std::optional<Chain>(std::move(chain));
@@ -101,9 +121,11 @@ class SplitQueue final : public VirtQueue {
     vring_used_elem e{htole32(chain.head), htole32(written)};
     std::memcpy(elem, &e, sizeof e);
     logUsed(kRingOffset + kUsedElemBytes * slot, kUsedElemBytes);
+    if (inflight_) inflight_->linkBatch(chain.head);
     usedIdx_++;
     storeRelease16(used_ + kIdxOffset, usedIdx_);
     logUsed(kIdxOffset, 2);
+    if (inflight_) inflight_->finish(chain.head, usedIdx_);
   }
 
   bool shouldNotify() override {
@@ -136,6 +158,7 @@ class SplitQueue final : public VirtQueue {
   }
 
   uint16_t lastAvailIdx() const override { return lastAvail_; }
+  uint16_t resubmitted() const override { return resubmitted_; }
   void setDirtyLog(DirtyLog* log) override { log_ = log; }
 
  private:
@@ -227,6 +250,9 @@ class SplitQueue final : public VirtQueue {
   uint16_t signalledUsed_;
   bool kicksEnabled_ = true;
   bool broken_ = false;
+  std::optional<InflightRing> inflight_;
+  std::deque<uint16_t> resubmit_;  // heads recovered from the region, oldest first
+  uint16_t resubmitted_ = 0;
 };
 
 }  // namespace

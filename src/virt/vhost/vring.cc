@@ -35,9 +35,21 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   cfg.lastAvailIdx = base;
   cfg.eventIdx = (features >> VIRTIO_RING_F_EVENT_IDX) & 1;
   cfg.indirect = (features >> VIRTIO_RING_F_INDIRECT_DESC) & 1;
+  if (inflight != nullptr && num == inflightQueueSize) {
+    cfg.inflight = inflight;
+  } else if (inflight != nullptr) {
+    spdlog::warn(
+        "vhost-user: queue {} has {} descriptors but its inflight region {}; in-flight requests are not "
+        "tracked",
+        index_, num, inflightQueueSize);
+  }
   auto vq = VirtQueue::create(mem, cfg, log);
   if (!vq.ok()) return vq.error().wrap("queue " + std::to_string(index_));
   vq_ = std::move(*vq);
+  if (vq_->resubmitted() > 0) {
+    spdlog::warn("vhost-user: queue {} resubmits {} in-flight requests left by the previous back end", index_,
+                 vq_->resubmitted());
+  }
   int sfd = ::eventfd(0, EFD_CLOEXEC);
   if (sfd < 0) {
     vq_.reset();
@@ -45,7 +57,8 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   }
   stopFd_.reset(sfd);
   thread_ = std::thread([this, sfd] { loop(sfd); });
-  spdlog::info("vhost-user: queue {} started (size {}, avail index {})", index_, num, base);
+  spdlog::info("vhost-user: queue {} started (size {}, avail index {}{})", index_, num, vq_->lastAvailIdx(),
+               cfg.inflight != nullptr ? ", inflight tracked" : "");
   return okStatus();
 }
 
@@ -68,6 +81,8 @@ void Vring::reset() {
   kick.reset();
   call.reset();
   err.reset();
+  inflight = nullptr;
+  inflightQueueSize = 0;
   started = false;
   enabled = false;
 }
