@@ -91,6 +91,11 @@ void Vring::loop(int stopFd) {
   bool broken = false;
   // Serve what the guest posted before the kick fd was handed to us.
   if (!drain()) broken = true;
+  // One interrupt at every start: a back end killed between a push and its
+  // call (or a call written to an fd the front end has since replaced)
+  // leaves completions the guest was never told about. A spurious
+  // interrupt only makes the guest look at the used ring.
+  if (!broken) notify();
   for (;;) {
     pollfd fds[2] = {{stopFd, POLLIN, 0}, {kick.get(), POLLIN, 0}};
     // A broken ring waits for the front end to set it up again: kicks are
