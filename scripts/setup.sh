@@ -27,6 +27,9 @@ packages=(
   # VM device offload (src/virt): TCG guests and the reference back end;
   # scripts/guest/kit.sh builds the guest from busybox-static, xz and apt
   qemu-system-x86 qemu-system-common qemu-utils xz-utils
+  # libvirt/virsh driving a VM on offcore's vhost-user sockets (docs/VM.md);
+  # tests start their own libvirtd, no systemd unit is needed
+  libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
 )
 
 if [ "$(id -u)" -ne 0 ]; then

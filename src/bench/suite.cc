@@ -18,6 +18,7 @@ void registerBuiltinSuites(SuiteRegistry& registry, const Config& config) {
   registry.add(makeColdstartSuite(config));
   registry.add(makeSvcSuite(config));
   registry.add(makeMeshSuite(config));
+  registry.add(makeVmSuite(config));
 }
 
 }  // namespace offcore

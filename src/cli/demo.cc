@@ -42,7 +42,7 @@ using demo::CpuSample;
 using demo::heading;
 using demo::secondsSince;
 
-const std::vector<std::string> kParts{"foundation", "storage", "images", "svc", "mesh"};
+const std::vector<std::string> kParts{"foundation", "storage", "images", "svc", "mesh", "vm"};
 
 // A CPU-bound loop of `seconds`, run inside a domain.
 std::vector<std::string> busyLoop(int seconds) {
@@ -61,7 +61,7 @@ Result<std::set<std::string>> parseOnly(const std::string& only) {
     } else if (std::find(kParts.begin(), kParts.end(), p) != kParts.end()) {
       parts.insert(p);
     } else if (!p.empty()) {
-      return makeError("unknown part '" + p + "'; pass --only with foundation, storage, images, svc and/or mesh");
+      return makeError("unknown part '" + p + "'; pass --only with foundation, storage, images, svc, mesh and/or vm");
     }
   }
   if (parts.empty()) return makeError("--only named no part; use foundation, storage, images and/or svc");
@@ -84,6 +84,9 @@ Status checkTools(const std::set<std::string>& parts) {
                              {"curl", "curl"}});
   }
   if (parts.count("svc") || parts.count("mesh")) need.push_back({"python3", "python3"});
+  if (parts.count("vm")) {
+    need.insert(need.end(), {{"qemu-system-x86_64", "qemu-system-x86"}, {"busybox", "busybox-static"}});
+  }
   if (parts.count("mesh")) {
     need.push_back({"nft", "nftables"});
     need.push_back({"haproxy", "haproxy"});  // the sidecar baseline
@@ -355,6 +358,9 @@ int runDemo(CliContext& ctx, const std::string& name, const std::string& only) {
   add("mesh", "mesh",
       "mesh: one proxy per node in the SoC; mTLS between nodes and an 80/20 split, no sidecar, nothing on the host",
       [&] { return demo::runMesh(dctx); });
+  add("vm", "vm",
+      "vm: a VM's disk served by the SoC over vhost-user from an offcore volume; live migration to a second node",
+      [&] { return demo::runVm(dctx); });
   if (!result.ok()) std::printf("\nstep failed: %s\n", result.error().message.c_str());
   steps.table();
 
@@ -383,9 +389,10 @@ void registerDemoCommand(CLI::App& app, CliContext& ctx) {
   auto only = std::make_shared<std::string>();
   auto* demo = app.add_subcommand("demo", "a guided tour of the software DPU (needs root)");
   demo->add_option("--name", *name, "node name for the tour")->capture_default_str();
-  demo->add_option("--only", *only,
-                   "parts to run, comma-separated: foundation, storage, images, svc, mesh (default: all; the node is "
-                   "always brought up and removed)");
+  demo->add_option(
+      "--only", *only,
+      "parts to run, comma-separated: foundation, storage, images, svc, mesh, vm (default: all; the node is "
+      "always brought up and removed)");
   demo->callback([&ctx, name, only] { ctx.action = [&ctx, name, only] { return runDemo(ctx, *name, *only); }; });
 }
 

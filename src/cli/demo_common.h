@@ -89,6 +89,14 @@ struct CniPod {
 };
 Result<std::string> addCniPod(Context& ctx, Cleanup& undo, const CniPod& pod);
 
+// A fabric host running `offcore target serve` on :4420 (data under dir);
+// its removal goes on `undo`.
+struct StorageHost {
+  std::string ip;
+  pid_t gateway_pid = 0;
+};
+Result<StorageHost> startStorageHost(Context& ctx, Cleanup& undo, const std::string& host, const std::string& dir);
+
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t0);
 
@@ -101,5 +109,6 @@ Status runStorage(Context& ctx);
 Status runImages(Context& ctx);
 Status runSvc(Context& ctx);
 Status runMesh(Context& ctx);
+Status runVm(Context& ctx);
 
 }  // namespace offcore::demo

@@ -122,14 +122,8 @@ Status crashUnderWrite(Context& ctx, Cleanup& undo, const std::string& disk, con
 
 }  // namespace
 
-Status runStorage(Context& ctx) {
-  Cleanup undo("storage");
-  const std::string host = "ds" + ctx.id, dir = ctx.work + "/storage", vol = "v" + ctx.id, disk = "dd" + ctx.id;
-  const std::string self = ctx.self, node = ctx.node, run_root = ctx.cli.config.run_root;
-  OC_TRY(makeDirs(dir));
-  undo.add("scratch dir", [dir] { (void)removeTree(dir); });
-
-  auto t = Clock::now();
+Result<StorageHost> startStorageHost(Context& ctx, Cleanup& undo, const std::string& host, const std::string& dir) {
+  const std::string self = ctx.self, run_root = ctx.cli.config.run_root;
   OC_ASSIGN_OR_RETURN(std::string ip, addFabricHost(ctx, undo, host));
   undo.add("gateway run dir", [run_root, host] { (void)removeTree(run_root + "/targets/" + host); });
   OC_ASSIGN_OR_RETURN(pid_t gw, startDaemon({self, "fabric", "exec", host, "--", self, "target", "serve", "--listen",
@@ -141,6 +135,20 @@ Status runStorage(Context& ctx) {
     OC_TRY(checkInterrupted());
     return makeError("the storage gateway did not start; see " + dir + "/gateway.log");
   }
+  return StorageHost{ip, gw};
+}
+
+Status runStorage(Context& ctx) {
+  Cleanup undo("storage");
+  const std::string host = "ds" + ctx.id, dir = ctx.work + "/storage", vol = "v" + ctx.id, disk = "dd" + ctx.id;
+  const std::string self = ctx.self, node = ctx.node, run_root = ctx.cli.config.run_root;
+  OC_TRY(makeDirs(dir));
+  undo.add("scratch dir", [dir] { (void)removeTree(dir); });
+
+  auto t = Clock::now();
+  OC_ASSIGN_OR_RETURN(StorageHost sh, startStorageHost(ctx, undo, host, dir));
+  const std::string ip = sh.ip;
+  const pid_t gw = sh.gateway_pid;
   // Only this node may attach the volume, and it must prove it: the gateway
   // makes a DH-HMAC-CHAP secret for the node, handed to the SoC in a 0600 file.
   const std::string node_nqn = "nqn.2026-11.io.offcore:node:" + node;

@@ -52,6 +52,19 @@ Result<DiskSecrets> readSecretFile(const std::string& path) {
   return out;
 }
 
+Status loadHostSecrets(const std::string& path, nvme::HostOptions& options) {
+  OC_ASSIGN_OR_RETURN(DiskSecrets s, readSecretFile(path));
+  auto key = nvme::auth::parseDhchapKey(s.secret);
+  if (!key.ok()) return key.error().wrap(path);
+  options.dhchap_secret = std::move(*key);
+  if (!s.ctrl_secret.empty()) {
+    auto ctrl = nvme::auth::parseDhchapKey(s.ctrl_secret);
+    if (!ctrl.ok()) return ctrl.error().wrap(path);
+    options.dhchap_ctrl_secret = std::move(*ctrl);
+  }
+  return okStatus();
+}
+
 Status checkSecrets(const DiskSecrets& s) {
   if (!s.secret.empty()) {
     auto k = nvme::auth::parseDhchapKey(s.secret);

@@ -7,6 +7,7 @@
 
 #include "base/result.h"
 #include "cli/common.h"
+#include "nvme/host/host.h"
 #include "nvme/host/nvme_uri.h"
 
 namespace offcore {
@@ -28,6 +29,9 @@ struct DiskSecrets {
 // "dhchap_ctrl_secret=DHHC-1:..:" lines, or a bare secret on the first line.
 // It must not be readable by group or others.
 Result<DiskSecrets> readSecretFile(const std::string& path);
+// Reads a secret file (readSecretFile) into an initiator's DH-HMAC-CHAP
+// keys; errors name the file.
+Status loadHostSecrets(const std::string& path, nvme::HostOptions& options);
 // Parses both secrets, so a typo fails at attach rather than in the SoC.
 Status checkSecrets(const DiskSecrets& s);
 

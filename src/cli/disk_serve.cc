@@ -32,18 +32,9 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
               int queues, int depth, const DiskTimeouts& timeouts, const std::string& secret_file) {
   auto d = parseDiskUri(uri);
   if (!d.ok()) return fail("disk serve", d.error());
-  std::optional<nvme::auth::DhchapKey> secret, ctrl_secret;
+  nvme::HostOptions o;
   if (!secret_file.empty()) {
-    auto s = readSecretFile(secret_file);
-    if (!s.ok()) return fail("disk serve", s.error());
-    auto k = nvme::auth::parseDhchapKey(s->secret);
-    if (!k.ok()) return fail("disk serve", k.error().wrap(secret_file));
-    secret = std::move(*k);
-    if (!s->ctrl_secret.empty()) {
-      auto c = nvme::auth::parseDhchapKey(s->ctrl_secret);
-      if (!c.ok()) return fail("disk serve", c.error().wrap(secret_file));
-      ctrl_secret = std::move(*c);
-    }
+    if (auto s = loadHostSecrets(secret_file, o); !s.ok()) return fail("disk serve", s.error());
   }
   // Stop signals go to the signalfd only: block them before threads start.
   sigset_t mask;
@@ -51,7 +42,6 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-  nvme::HostOptions o;
   o.host_nqn = nvme::nodeHostNqn(node);
   o.host_id = nvme::nodeHostId(node);
   o.io_queues = queues;
@@ -59,8 +49,6 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   o.io_timeout = std::chrono::seconds(timeouts.io);
   o.fast_io_fail = secondsOrOff(timeouts.fast_io_fail);
   o.ctrl_loss_timeout = secondsOrOff(timeouts.ctrl_loss);
-  o.dhchap_secret = secret;
-  o.dhchap_ctrl_secret = ctrl_secret;
   auto host = nvme::NvmeTcpHost::connect(d->address, d->port, d->nqn, o);
   if (!host.ok()) return fail("disk serve", host.error());
   // One FUSE worker per command the queues can carry, so a deep fio or a
@@ -73,19 +61,20 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   auto kept = mountKept(keeper, keptName(file), file, *host, fo);
   if (!kept.ok()) return fail("disk serve", kept.error());
   auto* disk = &kept->disk;
-  json info{{"uri", uri},
-            {"nqn", d->nqn},
-            {"file", file},
-            {"size_bytes", (*host)->sizeBytes()},
-            {"block_size", (*host)->blockSize()},
-            {"host_nqn", o.host_nqn},
-            {"pid", ::getpid()},
-            {"adopted", kept->adopted},
-            {"io_timeout_s", timeouts.io},
-            {"fast_io_fail_s", timeouts.fast_io_fail},
-            {"ctrl_loss_timeout_s", timeouts.ctrl_loss},
-            {"state", nvme::hostStateName((*host)->state())},
-            {"auth", secret ? (ctrl_secret ? "DH-HMAC-CHAP (bidirectional)" : "DH-HMAC-CHAP") : "none"}};
+  json info{
+      {"uri", uri},
+      {"nqn", d->nqn},
+      {"file", file},
+      {"size_bytes", (*host)->sizeBytes()},
+      {"block_size", (*host)->blockSize()},
+      {"host_nqn", o.host_nqn},
+      {"pid", ::getpid()},
+      {"adopted", kept->adopted},
+      {"io_timeout_s", timeouts.io},
+      {"fast_io_fail_s", timeouts.fast_io_fail},
+      {"ctrl_loss_timeout_s", timeouts.ctrl_loss},
+      {"state", nvme::hostStateName((*host)->state())},
+      {"auth", o.dhchap_secret ? (o.dhchap_ctrl_secret ? "DH-HMAC-CHAP (bidirectional)" : "DH-HMAC-CHAP") : "none"}};
   // The record is how `disk list`, `disk detach` and the attaching CLI find
   // this disk: a disk without one would be served but unmanageable.
   if (auto rec = writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n"); !rec.ok()) {

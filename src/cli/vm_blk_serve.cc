@@ -57,17 +57,7 @@ Result<Backing> openBacking(const BlkServeOpts& o) {
     ho.host_id = nvme::nodeHostId(o.node);
   }
   ho.io_queues = o.queues;
-  if (!o.secretFile.empty()) {
-    OC_ASSIGN_OR_RETURN(auto secrets, readSecretFile(o.secretFile));
-    auto key = nvme::auth::parseDhchapKey(secrets.secret);
-    if (!key.ok()) return key.error().wrap(o.secretFile);
-    ho.dhchap_secret = std::move(*key);
-    if (!secrets.ctrl_secret.empty()) {
-      auto ctrl = nvme::auth::parseDhchapKey(secrets.ctrl_secret);
-      if (!ctrl.ok()) return ctrl.error().wrap(o.secretFile);
-      ho.dhchap_ctrl_secret = std::move(*ctrl);
-    }
-  }
+  if (!o.secretFile.empty()) OC_TRY(loadHostSecrets(o.secretFile, ho));
   OC_ASSIGN_OR_RETURN(auto host, nvme::NvmeTcpHost::connect(uri.address, uri.port, uri.nqn, ho));
   b.dev = host;
   b.host = host;

@@ -51,7 +51,7 @@ Result<std::vector<std::string>> listVmNames(const CliContext& ctx) {
   std::error_code ec;
   if (!std::filesystem::exists(vmDir(ctx), ec)) return names;
   for (const auto& e : std::filesystem::directory_iterator(vmDir(ctx), ec)) {
-    auto p = e.path();
+    const auto& p = e.path();
     if (p.extension() == ".json") names.push_back(p.stem().string());
   }
   if (ec) return makeError("cannot list " + vmDir(ctx) + ": " + ec.message());
@@ -73,10 +73,12 @@ std::vector<std::string> blkServeArgv(const virt::VmSpec& spec, const virt::VmPa
   std::vector<std::string> argv{selfExe(), "vm", "blk-serve", "--socket", paths.blk_socket};
   if (spec.disk.rfind("nvme-tcp://", 0) == 0) {
     argv.insert(argv.end(), {"--volume", spec.disk, "--node", spec.node});
+    if (!spec.disk_secret_file.empty()) argv.insert(argv.end(), {"--secret-file", spec.disk_secret_file});
   } else {
     argv.insert(argv.end(), {"--file", spec.disk});
   }
-  argv.insert(argv.end(), {"--queues", std::to_string(queues), "--serial", spec.name});
+  // virtio-blk's GET_ID carries at most 20 bytes; VM names go up to 32.
+  argv.insert(argv.end(), {"--queues", std::to_string(queues), "--serial", spec.name.substr(0, 20)});
   return argv;
 }
 

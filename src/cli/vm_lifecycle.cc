@@ -187,6 +187,9 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
   create->add_option("--mem", *mem, "memory (256M, 1G)")->capture_default_str();
   create->add_option("--disk", c->disk, "nvme-tcp://ADDR:PORT/NQN (an offcore volume) or a file path")->required();
   create->add_option("--disk-queues", c->disk_queues, "virtqueues of the disk (default: one per vCPU)");
+  create->add_option("--disk-secret-file", c->disk_secret_file,
+                     "0600 file with dhchap_secret=... for a volume that demands DH-HMAC-CHAP (the same secret must "
+                     "be allowed for every node the VM may run on)");
   create->add_option("--net", c->net, "VPC/SUBNET for a vhost-user-net NIC");
   create->add_option("--kernel", c->kernel, "kernel for direct boot (else the disk boots)");
   create->add_option("--initrd", c->initrd, "initramfs for --kernel");
@@ -201,7 +204,7 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
         return fail("vm create", makeError("--net: the vhost-user-net back end is not there yet; create the VM "
                                            "without --net"));
       }
-      for (auto* p : {&spec.disk, &spec.kernel, &spec.initrd}) {
+      for (auto* p : {&spec.disk, &spec.kernel, &spec.initrd, &spec.disk_secret_file}) {
         if (!p->empty() && p->rfind("nvme-tcp://", 0) != 0) *p = std::filesystem::absolute(*p).string();
       }
       if (auto s = saveNewVm(ctx, spec); !s.ok()) return fail("vm create", s.error());

@@ -80,7 +80,9 @@ echo "failover: ${failover:-?} s"
 assert_cmp "$failover" "<=" 2.0 "failover seconds"
 grep -q "every request after that was answered" "$out/demo.log" || fail "requests still failed at the end of the loop"
 grep -q "CPU seconds by domain, per step" "$out/demo.log" || fail "no CPU table"
-for s in "node up" accounting fabric "agent restart" storage images svc total; do
+grep -qE "^migrated to node .* downtime [0-9]+ ms, .* all 3000 acknowledged blocks read back and sha256 matches" \
+  "$out/demo.log" || fail "no VM migration line"
+for s in "node up" accounting fabric "agent restart" storage images svc mesh vm total; do
   grep -qE "^$s +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9]+%" "$out/demo.log" || fail "CPU table has no row for '$s'"
   [ "$s" = total ] || grep -qE "^-- step $s: done in [0-9.]+ s" "$out/demo.log" || fail "no duration for step '$s'"
 done

@@ -368,6 +368,36 @@ TEST_F(VhostServerTest, DropsAFrontEndWhoseRingLiesOutsideGuestMemory) {
   ::close(call);
 }
 
+TEST_F(VhostServerTest, DropsAFrontEndWhoseCallFdIsNotAnEventfd) {
+  // A pipe nobody reads would block the queue thread's notify for good.
+  FrontEnd fe(path_);
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  int kick = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, p[1]);
+  EXPECT_TRUE(fe.closedByServer());
+  expectServing();
+  ::close(p[0]);
+  ::close(p[1]);
+  ::close(kick);
+}
+
+TEST_F(VhostServerTest, DropsAFrontEndWhoseDirtyLogRunsPastItsFile) {
+  // Marking a page past the end of the log's file would SIGBUS the back end.
+  FrontEnd fe(path_);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  int logFd = ::memfd_create("oc-vhost-test-log", MFD_CLOEXEC);
+  ASSERT_EQ(::ftruncate(logFd, 4096), 0);
+  uint64_t area[2] = {1 << 20, 0};
+  fe.send(Request::kSetLogBase, FrontEnd::bytes(area, sizeof(area)), {logFd});
+  EXPECT_TRUE(fe.closedByServer());
+  expectServing();
+  ::close(logFd);
+  ::close(kick);
+  ::close(call);
+}
+
 TEST_F(VhostServerTest, DropsAFrontEndThatSendsAnUnknownRequest) {
   FrontEnd fe(path_);
   fe.send(static_cast<Request>(99), {});

@@ -36,6 +36,7 @@ TEST(VmSpec, ValidatesNamesSizesAndDisks) {
   EXPECT_FALSE(bad([](VmSpec& s) { s.mem_bytes = 100ull << 20 | 1; }).ok());
   EXPECT_FALSE(bad([](VmSpec& s) { s.disk = "relative.raw"; }).ok());
   EXPECT_FALSE(bad([](VmSpec& s) { s.disk = "/a,b.raw"; }).ok()) << "a comma would split QEMU's option";
+  EXPECT_FALSE(bad([](VmSpec& s) { s.node = "a,server=on"; }).ok()) << "the node names the socket paths";
   EXPECT_FALSE(bad([](VmSpec& s) { s.kernel.clear(); }).ok()) << "--initrd without --kernel";
   EXPECT_TRUE(bad([](VmSpec& s) { s.disk = "nvme-tcp://10.77.1.2:4420/nqn.x:vol"; }).ok());
 }

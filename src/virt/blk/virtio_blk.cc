@@ -19,6 +19,7 @@ namespace {
 
 constexpr uint64_t kSector = 512;
 constexpr uint32_t kMaxDiscardSectors = 1u << 22;  // 2 GiB per request
+constexpr uint64_t kGatherMax = 1u << 20;          // requests up to this go through one copy
 
 // Calls fn(ptr, len) for the bytes [from, to) of the chain's readable or
 // writable stream (segments of that direction, in order). Stops early when fn
@@ -151,8 +152,22 @@ class VirtioBlk final : public VhostDevice {
     if (!offset) return VIRTIO_BLK_S_IOERR;
     if (len == 0) return VIRTIO_BLK_S_OK;
     uint32_t bs = dev_.blockSize();
-    bool aligned = forEachPiece(chain, toGuest, from, from + len, [&](uint8_t*, uint64_t n) { return n % bs == 0; });
-    if (!aligned) return bounce(chain, *offset, from, len, toGuest);
+    // One look at the pieces: are they whole blocks, and how many
+    // host-contiguous runs do they make? Guest pages are rarely
+    // host-contiguous (a 128 KiB request is often 32 runs); up to
+    // kGatherMax, one copy and one device call beat a call per run (a
+    // syscall, or a command on the wire, each). Pieces that are not whole
+    // blocks always go through the buffer.
+    bool aligned = true;
+    int runs = 0;
+    uint8_t* end = nullptr;
+    forEachPiece(chain, toGuest, from, from + len, [&](uint8_t* p, uint64_t n) {
+      aligned = aligned && n % bs == 0;
+      if (p != end) ++runs;
+      end = p + n;
+      return aligned;
+    });
+    if (!aligned || (runs > 1 && len <= kGatherMax)) return bounce(chain, *offset, from, len, toGuest);
     // One device call per run of host-contiguous pieces.
     uint64_t off = *offset;
     uint8_t* run = nullptr;
@@ -181,14 +196,23 @@ class VirtioBlk final : public VhostDevice {
 
   // Segments that are not whole device blocks go through one buffer.
   uint8_t bounce(const Chain& chain, uint64_t offset, uint64_t from, uint64_t len, bool toGuest) {
-    std::vector<uint8_t> buf(len);
-    if (toGuest) {
-      if (!dev_.read(offset, buf.data(), len).ok()) return VIRTIO_BLK_S_IOERR;
-      scatter(chain, from, buf.data(), len);
-      return VIRTIO_BLK_S_OK;
+    // One buffer per queue thread, at most kGatherMax: a larger request
+    // goes through it in pieces (whole blocks: kGatherMax is a multiple of
+    // any block size), so no guest can make a thread hold more.
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < std::min(len, kGatherMax)) buf.resize(kGatherMax);
+    for (uint64_t done = 0; done < len;) {
+      uint64_t n = std::min(len - done, kGatherMax);
+      if (toGuest) {
+        if (!dev_.read(offset + done, buf.data(), n).ok()) return VIRTIO_BLK_S_IOERR;
+        scatter(chain, from + done, buf.data(), n);
+      } else {
+        gather(chain, from + done, n, buf.data());
+        if (!dev_.write(offset + done, buf.data(), n).ok()) return VIRTIO_BLK_S_IOERR;
+      }
+      done += n;
     }
-    gather(chain, from, len, buf.data());
-    return dev_.write(offset, buf.data(), len).ok() ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
+    return VIRTIO_BLK_S_OK;
   }
 
   uint8_t zeroRange(const Chain& chain, bool discard, uint64_t outLen) {

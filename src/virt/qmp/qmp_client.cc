@@ -51,6 +51,11 @@ Result<std::unique_ptr<QmpClient>> QmpClient::connect(const std::string& socket_
   return client;
 }
 
+void QmpClient::keepEvent(json event) {
+  if (events_.size() >= 256) events_.pop_front();  // bounded: nobody waits for old ones
+  events_.push_back(std::move(event));
+}
+
 QmpClient::~QmpClient() {
   if (fd_ >= 0) ::close(fd_);
 }
@@ -101,8 +106,7 @@ Result<json> QmpClient::execute(const std::string& command, const json& argument
   while (true) {
     OC_ASSIGN_OR_RETURN(json msg, readMessage(deadline));
     if (msg.contains("event")) {
-      if (events_.size() >= 256) events_.pop_front();  // bounded: nobody waits for old ones
-      events_.push_back(std::move(msg));
+      keepEvent(std::move(msg));
       continue;
     }
     auto rid = msg.find("id");
@@ -129,10 +133,7 @@ Result<json> QmpClient::waitEvent(const std::string& name, std::chrono::millisec
     }
     auto msg = readMessage(deadline);
     if (!msg.ok()) return msg.error().wrap("waiting for QMP event " + name);
-    if (msg->contains("event")) {
-      if (events_.size() >= 256) events_.pop_front();
-      events_.push_back(std::move(*msg));
-    }
+    if (msg->contains("event")) keepEvent(std::move(*msg));
   }
 }
 

@@ -43,6 +43,7 @@ class QmpClient {
   // The next JSON object from the socket, within deadline.
   Result<nlohmann::json> readMessage(std::chrono::steady_clock::time_point deadline);
   Status sendLine(const std::string& line);
+  void keepEvent(nlohmann::json event);
 
   int fd_ = -1;
   std::string buffer_;

@@ -2,6 +2,7 @@
 #include "virt/vhost/dirty_log.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -46,6 +47,13 @@ Result<std::unique_ptr<DirtyLog>> DirtyLog::map(int fd, uint64_t size, uint64_t 
     ::close(fd);
     return makeError("dirty log of " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
                      " is not mappable; the front end sent a bad SET_LOG_BASE");
+  }
+  // A log that ends past its file would SIGBUS on the first mark().
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<uint64_t>(st.st_size) < offset + size) {
+    ::close(fd);
+    return makeError("dirty log of " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
+                     " runs past the end of its file; the front end sent a bad SET_LOG_BASE");
   }
   // mmap wants a page-aligned offset: map from the page below and skip ahead.
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));

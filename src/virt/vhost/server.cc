@@ -90,7 +90,7 @@ Result<ReadEnd> Server::readFull(int conn, uint8_t* buf, size_t len, std::vector
         fds.emplace_back(fd);
       }
     }
-    if (mh.msg_flags & MSG_CTRUNC) {
+    if ((mh.msg_flags & MSG_CTRUNC) || fds.size() > kMaxFds) {
       return makeError("the front end sent more than " + std::to_string(kMaxFds) + " fds with one message");
     }
     if (n == 0) {

@@ -6,8 +6,10 @@
 #include <linux/virtio_ring.h>
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <string>
 
 #include "base/log.h"
 
@@ -195,6 +197,22 @@ std::vector<uint8_t> inflightPayload(uint64_t size, uint16_t numQueues, uint16_t
   return p;
 }
 
+// Kick, call and err fds must be eventfds, and we use them non-blocking: a
+// front end's blocking eventfd with a full counter, or a pipe nobody reads,
+// would otherwise park a queue thread in write() for good (and stop() with
+// it); a regular file would make poll() spin.
+Status checkEventFd(int fd) {
+  char target[64] = {};
+  std::string link = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
+  if (n < 0 || std::strcmp(target, "anon_inode:[eventfd]") != 0) {
+    return makeError("a vring kick/call/err fd that is not an eventfd");
+  }
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return errnoError("make the vring fd non-blocking");
+  return okStatus();
+}
+
 }  // namespace
 
 Result<std::vector<uint8_t>> Session::getInflightFd(const Message& msg) {
@@ -237,6 +255,7 @@ Result<std::vector<uint8_t>> Session::setVringFd(Message& msg) {
   OC_ASSIGN_OR_RETURN(Vring * q, vring(msg.vringIndex));
   const bool noFd = (msg.u64 & kVringNoFd) != 0;
   UniqueFd fd = noFd ? UniqueFd() : std::move(msg.fds[0]);
+  if (!noFd) OC_TRY(checkEventFd(fd.get()));
   q->stop();
   switch (msg.request) {
     case Request::kSetVringKick:

@@ -20,8 +20,8 @@ constexpr int kNotifyBatch = 32;
 void signalFd(int fd) {
   if (fd < 0) return;
   const uint64_t one = 1;
-  // An eventfd write fails only when the counter would overflow, which
-  // already means "signalled".
+  // The fd is non-blocking (Session::setVringFd): EAGAIN means the counter
+  // is full, which already means "signalled".
   [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof(one));
 }
 
@@ -56,6 +56,7 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
     return errnoError("queue " + std::to_string(index_) + ": eventfd");
   }
   stopFd_.reset(sfd);
+  stopRequested_.store(false);
   thread_ = std::thread([this, sfd] { loop(sfd); });
   spdlog::info("vhost-user: queue {} started (size {}, avail index {}{})", index_, num, vq_->lastAvailIdx(),
                cfg.inflight != nullptr ? ", inflight tracked" : "");
@@ -64,6 +65,7 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
 
 void Vring::stop() {
   if (!running()) return;
+  stopRequested_.store(true);
   signalFd(stopFd_.get());
   thread_.join();
   stopFd_.reset();
@@ -144,6 +146,11 @@ bool Vring::drain() {
     const Chain& c = **chain;
     uint32_t written = device_.handle(index_, c);
     vq_->push(c, written);
+    if (stopRequested_.load(std::memory_order_relaxed)) {
+      // The rest stays in the ring for the next start (from lastAvailIdx).
+      if (vq_->shouldNotify()) notify();
+      return true;
+    }
     if (++sinceNotify >= kNotifyBatch) {
       if (vq_->shouldNotify()) notify();
       sinceNotify = 0;

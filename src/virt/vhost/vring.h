@@ -7,6 +7,7 @@
 // while running, the queue thread alone touches the VirtQueue.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -62,6 +63,9 @@ class Vring {
   VhostDevice& device_;
   std::unique_ptr<VirtQueue> vq_;
   UniqueFd stopFd_;
+  // Set by stop() before it signals: drain() returns after the chain in
+  // hand, so a guest that never lets its ring empty cannot hold stop().
+  std::atomic<bool> stopRequested_{false};
   std::thread thread_;
 };
 

@@ -21,6 +21,8 @@ bool noComma(const std::string& s) { return s.find(',') == std::string::npos; }
 Status validateVmSpec(const VmSpec& s) {
   if (!validName(s.name)) return makeError("VM name '" + s.name + "' must be 1-32 of [a-z0-9-]");
   if (s.node.empty()) return makeError("VM " + s.name + ": --node is required");
+  // The node names paths that reach QEMU's options: same charset as VM names.
+  if (!validName(s.node) || s.node.size() > 10) return makeError("VM " + s.name + ": bad node name '" + s.node + "'");
   if (s.cpus < 1 || s.cpus > 64) return makeError("VM " + s.name + ": --cpus must be 1..64");
   if (s.mem_bytes < (64ull << 20) || s.mem_bytes > (64ull << 30) || s.mem_bytes % (2ull << 20) != 0) {
     return makeError("VM " + s.name + ": --mem must be a multiple of 2M between 64M and 64G");
@@ -28,6 +30,9 @@ Status validateVmSpec(const VmSpec& s) {
   if (s.disk.empty()) return makeError("VM " + s.name + ": --disk is required (nvme-tcp://... or a file path)");
   if (s.disk.rfind("nvme-tcp://", 0) != 0 && s.disk.front() != '/') {
     return makeError("VM " + s.name + ": --disk must be nvme-tcp://ADDR:PORT/NQN or an absolute file path");
+  }
+  if (!s.disk_secret_file.empty() && (s.disk_secret_file.front() != '/' || s.disk.rfind("nvme-tcp://", 0) != 0)) {
+    return makeError("VM " + s.name + ": --disk-secret-file must be an absolute path, for an nvme-tcp:// disk");
   }
   if (s.disk_queues < 0 || s.disk_queues > 64) return makeError("VM " + s.name + ": disk queues must be 0..64");
   if (!s.net.empty() && std::count(s.net.begin(), s.net.end(), '/') != 1) {
@@ -44,11 +49,17 @@ Status validateVmSpec(const VmSpec& s) {
 }
 
 json vmSpecToJson(const VmSpec& s) {
-  return json{{"name", s.name},     {"node", s.node},
-              {"cpus", s.cpus},     {"mem_bytes", s.mem_bytes},
-              {"disk", s.disk},     {"disk_queues", s.disk_queues},
-              {"net", s.net},       {"kernel", s.kernel},
-              {"initrd", s.initrd}, {"append", s.append}};
+  return json{{"name", s.name},
+              {"node", s.node},
+              {"cpus", s.cpus},
+              {"mem_bytes", s.mem_bytes},
+              {"disk", s.disk},
+              {"disk_queues", s.disk_queues},
+              {"disk_secret_file", s.disk_secret_file},
+              {"net", s.net},
+              {"kernel", s.kernel},
+              {"initrd", s.initrd},
+              {"append", s.append}};
 }
 
 Result<VmSpec> vmSpecFromJson(const json& doc) {
@@ -75,6 +86,7 @@ Result<VmSpec> vmSpecFromJson(const json& doc) {
   OC_TRY(num("mem_bytes", s.mem_bytes));
   OC_TRY(str("disk", s.disk));
   OC_TRY(num("disk_queues", s.disk_queues));
+  OC_TRY(str("disk_secret_file", s.disk_secret_file));
   OC_TRY(str("net", s.net));
   OC_TRY(str("kernel", s.kernel));
   OC_TRY(str("initrd", s.initrd));
@@ -101,7 +113,7 @@ std::vector<std::string> qemuArgv(const VmSpec& s, const VmPaths& p, const QemuL
       // The back ends map guest RAM: it must be a shared memfd.
       "-object", "memory-backend-memfd,id=mem0,size=" + mem + ",share=on", "-numa", "node,memdev=mem0", "-nodefaults",
       "-no-user-config", "-display", "none",
-      // reconnect: a restarted back end is picked up again (INFLIGHT_FD resumes).
+      // reconnect: a restarted back end is picked up again (QEMU restarts the rings from the used index).
       "-chardev", "socket,id=blk0,path=" + p.blk_socket + ",reconnect=1", "-device",
       "vhost-user-blk-pci,chardev=blk0,num-queues=" + std::to_string(queues) + (s.kernel.empty() ? ",bootindex=1" : ""),
       "-chardev", "socket,id=con0,path=" + p.console_socket + ",server=on,wait=off,logfile=" + p.console_log, "-serial",

@@ -20,8 +20,11 @@ struct VmSpec {
   uint64_t mem_bytes = 256ull << 20;
   std::string disk;     // nvme-tcp://ADDR:PORT/NQN, or an absolute path of a file
   int disk_queues = 0;  // 0: one per vCPU
-  std::string net;      // VPC/SUBNET, or "" for none
-  std::string kernel;   // direct kernel boot; "" boots from the disk (bootindex)
+  // A 0600 file with dhchap_secret=... for a volume that demands DH-HMAC-CHAP
+  // (every node the VM may run on must be allowed with this secret).
+  std::string disk_secret_file;
+  std::string net;     // VPC/SUBNET, or "" for none
+  std::string kernel;  // direct kernel boot; "" boots from the disk (bootindex)
   std::string initrd;
   std::string append;
 };
