@@ -46,7 +46,7 @@ class Server final : public VhostUserServer {
   // Reads exactly len bytes, collecting SCM_RIGHTS fds. kClosed on EOF
   // before the first byte when eofOk.
   Result<ReadEnd> readFull(int conn, uint8_t* buf, size_t len, std::vector<UniqueFd>& fds, bool eofOk);
-  Status writeFull(int conn, const std::vector<uint8_t>& bytes);
+  Status writeFull(int conn, const std::vector<uint8_t>& bytes, int fd = -1);
 
   const std::string path_;
   UniqueFd listen_;
@@ -102,8 +102,29 @@ Result<ReadEnd> Server::readFull(int conn, uint8_t* buf, size_t len, std::vector
   return ReadEnd::kMessage;
 }
 
-Status Server::writeFull(int conn, const std::vector<uint8_t>& bytes) {
+Status Server::writeFull(int conn, const std::vector<uint8_t>& bytes, int fd) {
   size_t sent = 0;
+  if (fd >= 0) {
+    // The fd rides on the first bytes of the reply (SCM_RIGHTS).
+    iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof(control);
+    cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    ssize_t n;
+    do {
+      n = ::sendmsg(conn, &mh, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return errnoError("reply to the front end (with an fd)");
+    sent = static_cast<size_t>(n);
+  }
   while (sent < bytes.size()) {
     ssize_t n = ::send(conn, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
@@ -127,7 +148,8 @@ Result<ReadEnd> Server::serve(int conn) {
     OC_ASSIGN_OR_RETURN(Message msg, parseMessage(h, std::span<const uint8_t>(payload, h.size), std::move(fds)));
     spdlog::debug("vhost-user: {}", requestName(h.request));
     OC_ASSIGN_OR_RETURN(std::vector<uint8_t> reply, session.handle(std::move(msg)));
-    if (!reply.empty()) OC_TRY(writeFull(conn, reply));
+    UniqueFd replyFd = session.takeReplyFd();
+    if (!reply.empty()) OC_TRY(writeFull(conn, reply, replyFd.get()));
   }
 }
 

@@ -29,7 +29,7 @@ uint64_t transportFeatures() {
 }
 
 uint64_t offeredProtocolFeatures() {
-  return bit(kProtoMq) | bit(kProtoLogShmfd) | bit(kProtoReplyAck) | bit(kProtoConfig);
+  return bit(kProtoMq) | bit(kProtoLogShmfd) | bit(kProtoReplyAck) | bit(kProtoConfig) | bit(kProtoInflightShmfd);
 }
 
 Session::Session(VhostDevice& device) : device_(device) {
@@ -105,6 +105,7 @@ Result<std::vector<uint8_t>> Session::dispatch(Message& msg) {
       for (auto& q : vrings_) q->reset();
       features_ = 0;
       log_.reset();
+      inflight_.reset();
       return noReply();
     case Request::kSetMemTable: return setMemTable(msg);
     case Request::kSetLogBase: return setLogBase(msg);
@@ -114,6 +115,8 @@ Result<std::vector<uint8_t>> Session::dispatch(Message& msg) {
     case Request::kSetConfig:
       // virtio-blk's writable config (writeback cache mode) is not offered.
       return noReply();
+    case Request::kGetInflightFd: return getInflightFd(msg);
+    case Request::kSetInflightFd: return setInflightFd(msg);
     case Request::kSetVringKick:
     case Request::kSetVringCall:
     case Request::kSetVringErr: return setVringFd(msg);
@@ -185,6 +188,16 @@ Result<std::vector<uint8_t>> Session::setLogBase(Message& msg) {
 
 namespace {
 
+std::vector<uint8_t> inflightPayload(uint64_t size, uint16_t numQueues, uint16_t queueSize) {
+  std::vector<uint8_t> p(24, 0);
+  const uint64_t offset = 0;
+  std::memcpy(p.data(), &size, 8);
+  std::memcpy(p.data() + 8, &offset, 8);
+  std::memcpy(p.data() + 16, &numQueues, 2);
+  std::memcpy(p.data() + 18, &queueSize, 2);
+  return p;
+}
+
 // Kick, call and err fds must be eventfds, and we use them non-blocking: a
 // front end's blocking eventfd with a full counter, or a pipe nobody reads,
 // would otherwise park a queue thread in write() for good (and stop() with
@@ -202,6 +215,42 @@ Status checkEventFd(int fd) {
 }
 
 }  // namespace
+
+Result<std::vector<uint8_t>> Session::getInflightFd(const Message& msg) {
+  if (!(protocolFeatures_ & bit(kProtoInflightShmfd))) {
+    return makeError("GET_INFLIGHT_FD without INFLIGHT_SHMFD negotiated");
+  }
+  OC_ASSIGN_OR_RETURN(auto area, InflightArea::create(msg.inflight.numQueues, msg.inflight.queueSize));
+  int dup = ::fcntl(area->fd(), F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return errnoError("dup the inflight fd");
+  replyFd_.reset(dup);
+  // The front end keeps the memfd and hands it back with SET_INFLIGHT_FD,
+  // now and after every reconnect: that is the mapping the queues use.
+  auto payload = inflightPayload(area->size(), area->numQueues(), area->queueSize());
+  return encodeReply(static_cast<uint32_t>(msg.request), payload);
+}
+
+Result<std::vector<uint8_t>> Session::setInflightFd(Message& msg) {
+  if (!(protocolFeatures_ & bit(kProtoInflightShmfd))) {
+    return makeError("SET_INFLIGHT_FD without INFLIGHT_SHMFD negotiated");
+  }
+  OC_ASSIGN_OR_RETURN(auto area, InflightArea::map(msg.fds[0].release(), msg.inflight.mmapSize, msg.inflight.mmapOffset,
+                                                   msg.inflight.numQueues, msg.inflight.queueSize));
+  stopAll();  // queues hold pointers into the old area
+  inflight_ = std::move(area);
+  attachInflight();
+  spdlog::info("vhost-user: inflight area of {} queues x {} descriptors mapped", inflight_->numQueues(),
+               inflight_->queueSize());
+  OC_TRY(startAllReady());
+  return noReply();
+}
+
+void Session::attachInflight() {
+  for (size_t i = 0; i < vrings_.size(); ++i) {
+    vrings_[i]->inflight = inflight_ ? inflight_->queue(static_cast<uint16_t>(i)) : nullptr;
+    vrings_[i]->inflightQueueSize = inflight_ ? inflight_->queueSize() : 0;
+  }
+}
 
 Result<std::vector<uint8_t>> Session::setVringFd(Message& msg) {
   OC_ASSIGN_OR_RETURN(Vring * q, vring(msg.vringIndex));

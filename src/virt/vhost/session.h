@@ -15,6 +15,7 @@
 #include "virt/vhost/device.h"
 #include "virt/vhost/dirty_log.h"
 #include "virt/vhost/guest_memory.h"
+#include "virt/vhost/inflight.h"
 #include "virt/vhost/protocol.h"
 #include "virt/vhost/vring.h"
 
@@ -39,6 +40,10 @@ class Session {
   // Stops every queue (each finishes the chain in hand); used on shutdown.
   void stopAll();
 
+  // The fd to send with the reply handle() just returned (GET_INFLIGHT_FD),
+  // invalid for every other request.
+  UniqueFd takeReplyFd() { return std::move(replyFd_); }
+
  private:
   Result<std::vector<uint8_t>> dispatch(Message& msg);
   Result<Vring*> vring(uint32_t index);
@@ -49,12 +54,17 @@ class Session {
   Result<std::vector<uint8_t>> setLogBase(Message& msg);
   Result<std::vector<uint8_t>> setVringFd(Message& msg);
   Result<std::vector<uint8_t>> getConfig(const Message& msg);
+  Result<std::vector<uint8_t>> getInflightFd(const Message& msg);
+  Result<std::vector<uint8_t>> setInflightFd(Message& msg);
+  void attachInflight();
 
   VhostDevice& device_;
   uint64_t features_ = 0;
   uint64_t protocolFeatures_ = 0;
   std::unique_ptr<GuestMemory> memory_;
   std::unique_ptr<DirtyLog> log_;
+  std::unique_ptr<InflightArea> inflight_;
+  UniqueFd replyFd_;
   std::vector<std::unique_ptr<Vring>> vrings_;
 };
 

@@ -12,9 +12,11 @@
 
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <string>
 
 #include "base/assert.h"
+#include "virt/vhost/inflight.h"
 #include "virt/vhost/virtqueue.h"
 
 namespace offcore::virt {
@@ -73,10 +75,28 @@ class SplitQueue final : public VirtQueue {
         lastAvail_(cfg.lastAvailIdx),
         availSeen_(cfg.lastAvailIdx),
         usedIdx_(load16(used + kIdxOffset)),
-        signalledUsed_(usedIdx_) {}
+        signalledUsed_(usedIdx_) {
+    if (cfg.inflight != nullptr) {
+      inflight_.emplace(cfg.inflight, cfg.size);
+      std::vector<uint16_t> heads = inflight_->recover(usedIdx_);
+      // Heads are taken in avail order and returned in the same order, so
+      // the ones in flight are the avail entries right after used idx.
+      if (!heads.empty()) lastAvail_ = static_cast<uint16_t>(usedIdx_ + heads.size());
+      resubmit_.assign(heads.begin(), heads.end());
+      resubmitted_ = static_cast<uint16_t>(heads.size());
+    }
+  }
 
   Result<std::optional<Chain>> pop() override {
     if (broken_) return makeError("virtqueue is broken by an earlier guest error; reset the device or the queue");
+    if (!resubmit_.empty()) {
+      Chain chain;
+      chain.head = resubmit_.front();
+      OC_TRY(walk(chain.head, chain));
+      resubmit_.pop_front();
+      popped_.push_back({chain.head, true});
+      return std::optional<Chain>(std::move(chain));
+    }
     uint16_t availIdx = loadAcquire16(avail_ + kIdxOffset);
     availSeen_ = availIdx;
     uint16_t pending = static_cast<uint16_t>(availIdx - lastAvail_);
@@ -90,8 +110,9 @@ class SplitQueue final : public VirtQueue {
     chain.head = head;
     chain.segments.reserve(4);  // header, data, status: one allocation per chain
     OC_TRY(walk(head, chain));
+    if (inflight_) inflight_->begin(head);
     lastAvail_++;
-    popsSincePush_++;
+    popped_.push_back({head, false});
     if (cfg_.eventIdx && kicksEnabled_) writeAvailEvent(lastAvail_);
     return std::optional<Chain>(std::move(chain));
   }
@@ -99,6 +120,7 @@ class SplitQueue final : public VirtQueue {
   void push(const Chain& chain, uint32_t written) override {
     writeUsed(chain, written);
     publishUsed();
+    if (inflight_) inflight_->finish(chain.head, usedIdx_);
   }
 
   void pushMany(std::span<const Chain> chains, std::span<const uint32_t> written) override {
@@ -106,12 +128,26 @@ class SplitQueue final : public VirtQueue {
     if (chains.empty()) return;
     for (size_t i = 0; i < chains.size(); ++i) writeUsed(chains[i], written[i]);
     publishUsed();
+    if (inflight_) {
+      for (const Chain& c : chains) inflight_->finish(c.head, usedIdx_);
+    }
   }
 
+  // Gives back the last n chains: a resubmitted one goes back to the
+  // resubmission list, one from the avail ring back to the ring (and is no
+  // longer in flight).
   void unpop(uint16_t n) override {
-    OC_ASSERT(n <= popsSincePush_, "unpop() of chains this queue did not pop or already pushed");
-    lastAvail_ = static_cast<uint16_t>(lastAvail_ - n);
-    popsSincePush_ -= n;
+    OC_ASSERT(n <= popped_.size(), "unpop() of chains this queue did not pop or already pushed");
+    for (uint16_t i = 0; i < n; ++i) {
+      auto [head, resubmitted] = popped_.back();
+      popped_.pop_back();
+      if (resubmitted) {
+        resubmit_.push_front(head);
+        continue;
+      }
+      lastAvail_ = static_cast<uint16_t>(lastAvail_ - 1);
+      if (inflight_) inflight_->finish(head, usedIdx_);
+    }
   }
 
   bool shouldNotify() override {
@@ -146,6 +182,7 @@ class SplitQueue final : public VirtQueue {
   }
 
   uint16_t lastAvailIdx() const override { return lastAvail_; }
+  uint16_t resubmitted() const override { return resubmitted_; }
   void setDirtyLog(DirtyLog* log) override { log_ = log; }
 
  private:
@@ -218,11 +255,12 @@ class SplitQueue final : public VirtQueue {
     vring_used_elem e{htole32(chain.head), htole32(written)};
     std::memcpy(elem, &e, sizeof e);
     logUsed(kRingOffset + kUsedElemBytes * slot, kUsedElemBytes);
+    if (inflight_) inflight_->linkBatch(chain.head);
     usedIdx_++;
   }
 
   void publishUsed() {
-    popsSincePush_ = 0;
+    popped_.clear();
     storeRelease16(used_ + kIdxOffset, usedIdx_);
     logUsed(kIdxOffset, 2);
   }
@@ -253,9 +291,12 @@ class SplitQueue final : public VirtQueue {
   uint16_t availSeen_;  // the avail idx pop() read last
   uint16_t usedIdx_;
   uint16_t signalledUsed_;
-  uint32_t popsSincePush_ = 0;  // what unpop() may give back
+  std::vector<std::pair<uint16_t, bool>> popped_;  // since the last push: head, resubmitted; what unpop() gives back
   bool kicksEnabled_ = true;
   bool broken_ = false;
+  std::optional<InflightRing> inflight_;
+  std::deque<uint16_t> resubmit_;  // heads recovered from the region, oldest first
+  uint16_t resubmitted_ = 0;
 };
 
 }  // namespace

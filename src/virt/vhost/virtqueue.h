@@ -52,6 +52,11 @@ struct VirtQueueConfig {
   bool eventIdx = false;      // VIRTIO_RING_F_EVENT_IDX negotiated
   bool indirect = false;      // VIRTIO_RING_F_INDIRECT_DESC negotiated
   uint64_t maxChainBytes = 128ull << 20;
+  // INFLIGHT_SHMFD: this queue's region (inflight.h), nullptr when not
+  // negotiated. With it, create() resubmits what an earlier back end left in
+  // flight: pop() returns those chains first, oldest first, then continues
+  // from used idx + their count (lastAvailIdx is superseded when any are).
+  uint8_t* inflight = nullptr;
 };
 
 class VirtQueue {
@@ -88,6 +93,8 @@ class VirtQueue {
 
   // GET_VRING_BASE: the next avail index the device will read.
   virtual uint16_t lastAvailIdx() const = 0;
+  // How many chains create() found in flight and pop() resubmits first.
+  virtual uint16_t resubmitted() const = 0;
   virtual void setDirtyLog(DirtyLog* log) = 0;
 };
 

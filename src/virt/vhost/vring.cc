@@ -35,9 +35,21 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   cfg.lastAvailIdx = base;
   cfg.eventIdx = (features >> VIRTIO_RING_F_EVENT_IDX) & 1;
   cfg.indirect = (features >> VIRTIO_RING_F_INDIRECT_DESC) & 1;
+  if (inflight != nullptr && num == inflightQueueSize) {
+    cfg.inflight = inflight;
+  } else if (inflight != nullptr) {
+    spdlog::warn(
+        "vhost-user: queue {} has {} descriptors but its inflight region {}; in-flight requests are not "
+        "tracked",
+        index_, num, inflightQueueSize);
+  }
   auto vq = VirtQueue::create(mem, cfg, log);
   if (!vq.ok()) return vq.error().wrap("queue " + std::to_string(index_));
   vq_ = std::move(*vq);
+  if (vq_->resubmitted() > 0) {
+    spdlog::warn("vhost-user: queue {} resubmits {} in-flight requests left by the previous back end", index_,
+                 vq_->resubmitted());
+  }
   int sfd = ::eventfd(0, EFD_CLOEXEC);
   if (sfd < 0) {
     vq_.reset();
@@ -46,7 +58,8 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   stopFd_.reset(sfd);
   stopRequested_.store(false);
   thread_ = std::thread([this, sfd] { loop(sfd); });
-  spdlog::info("vhost-user: queue {} started (size {}, avail index {})", index_, num, base);
+  spdlog::info("vhost-user: queue {} started (size {}, avail index {}{})", index_, num, vq_->lastAvailIdx(),
+               cfg.inflight != nullptr ? ", inflight tracked" : "");
   return okStatus();
 }
 
@@ -70,6 +83,8 @@ void Vring::reset() {
   kick.reset();
   call.reset();
   err.reset();
+  inflight = nullptr;
+  inflightQueueSize = 0;
   started = false;
   enabled = false;
 }
@@ -83,6 +98,11 @@ void Vring::loop(int stopFd) {
   bool broken = false;
   // Serve what the guest posted before the kick fd was handed to us.
   if (!drain()) broken = true;
+  // One interrupt at every start: a back end killed between a push and its
+  // call (or a call written to an fd the front end has since replaced)
+  // leaves completions the guest was never told about. A spurious
+  // interrupt only makes the guest look at the used ring.
+  if (!broken) notify();
   for (;;) {
     pollfd fds[2] = {{stopFd, POLLIN, 0}, {kick.get(), POLLIN, 0}};
     // A broken ring waits for the front end to set it up again: kicks are

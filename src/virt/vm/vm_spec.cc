@@ -140,7 +140,7 @@ std::vector<std::string> qemuArgv(const VmSpec& s, const VmPaths& p, const QemuL
       // The back ends map guest RAM: it must be a shared memfd.
       "-object", "memory-backend-memfd,id=mem0,size=" + mem + ",share=on", "-numa", "node,memdev=mem0", "-nodefaults",
       "-no-user-config", "-display", "none",
-      // reconnect: a restarted back end is picked up again (QEMU restarts the rings from the used index).
+      // reconnect: a restarted back end is picked up again (it resubmits what was in flight: INFLIGHT_SHMFD).
       "-chardev", "socket,id=blk0,path=" + p.blk_socket + ",reconnect=1", "-device",
       "vhost-user-blk-pci,chardev=blk0,num-queues=" + std::to_string(queues) + (s.kernel.empty() ? ",bootindex=1" : ""),
       "-chardev", "socket,id=con0,path=" + p.console_socket + ",server=on,wait=off,logfile=" + p.console_log, "-serial",

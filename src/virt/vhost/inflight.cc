@@ -1,0 +1,144 @@
+// Inflight regions: the memfd and the split-queue steps (see inflight.h).
+#include "virt/vhost/inflight.h"
+
+#include <endian.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+
+namespace offcore::virt {
+namespace {
+
+constexpr uint64_t kAlign = 64;
+constexpr uint16_t kVersion = 1;
+// Header fields.
+constexpr size_t kVersionAt = 8, kDescNumAt = 10, kLastBatchHeadAt = 12, kUsedIdxAt = 14;
+// DescStateSplit fields.
+constexpr size_t kInflightAt = 0, kNextAt = 6, kCounterAt = 8;
+
+// Release stores: a back end killed between two steps leaves the earlier
+// ones in the region, never a later one without an earlier one.
+template <typename T>
+void put(uint8_t* p, T v) {
+  if constexpr (sizeof(T) == 8) v = htole64(v);
+  if constexpr (sizeof(T) == 2) v = htole16(v);
+  std::atomic_ref<T>(*reinterpret_cast<T*>(p)).store(v, std::memory_order_release);
+}
+
+template <typename T>
+T get(const uint8_t* p) {
+  T v = std::atomic_ref<T>(*const_cast<T*>(reinterpret_cast<const T*>(p))).load(std::memory_order_acquire);
+  if constexpr (sizeof(T) == 8) v = le64toh(v);
+  if constexpr (sizeof(T) == 2) v = le16toh(v);
+  return v;
+}
+
+}  // namespace
+
+uint64_t inflightQueueBytes(uint16_t queueSize) { return (16 + 16ull * queueSize + kAlign - 1) & ~(kAlign - 1); }
+
+Result<std::unique_ptr<InflightArea>> InflightArea::create(uint16_t numQueues, uint16_t queueSize) {
+  if (numQueues == 0 || queueSize == 0) {
+    return makeError("GET_INFLIGHT_FD for " + std::to_string(numQueues) + " queues of " + std::to_string(queueSize) +
+                     " descriptors; the front end must ask for at least one queue");
+  }
+  const uint64_t size = inflightQueueBytes(queueSize) * numQueues;
+  int fd = ::memfd_create("offcore-vhost-inflight", MFD_CLOEXEC);
+  if (fd < 0) return errnoError("memfd for the inflight area");
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    Error e = errnoError("size the inflight area to " + std::to_string(size) + " bytes");
+    ::close(fd);
+    return e;
+  }
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    Error e = errnoError("map the inflight area");
+    ::close(fd);
+    return e;
+  }
+  return std::unique_ptr<InflightArea>(
+      new InflightArea(fd, p, size, static_cast<uint8_t*>(p), size, numQueues, queueSize));
+}
+
+Result<std::unique_ptr<InflightArea>> InflightArea::map(int fd, uint64_t size, uint64_t offset, uint16_t numQueues,
+                                                        uint16_t queueSize) {
+  if (numQueues == 0 || queueSize == 0 || size < inflightQueueBytes(queueSize) * numQueues || size > SIZE_MAX ||
+      offset + size < offset) {
+    ::close(fd);
+    return makeError("inflight area of " + std::to_string(size) + " bytes cannot hold " + std::to_string(numQueues) +
+                     " queues of " + std::to_string(queueSize) + "; the front end sent a bad SET_INFLIGHT_FD");
+  }
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t slack = offset % page;
+  const size_t mapLen = static_cast<size_t>(size + slack);
+  void* p = ::mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset - slack));
+  Error e = p == MAP_FAILED ? errnoError("map the inflight area (" + std::to_string(size) + " bytes)") : Error{};
+  ::close(fd);
+  if (p == MAP_FAILED) return e;
+  return std::unique_ptr<InflightArea>(
+      new InflightArea(-1, p, mapLen, static_cast<uint8_t*>(p) + slack, size, numQueues, queueSize));
+}
+
+InflightArea::~InflightArea() {
+  ::munmap(map_, mapLen_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+uint8_t* InflightArea::queue(uint16_t i) const {
+  return i < numQueues_ ? base_ + inflightQueueBytes(queueSize_) * i : nullptr;
+}
+
+std::vector<uint16_t> InflightRing::recover(uint16_t ringUsedIdx) {
+  if (get<uint16_t>(r_ + kVersionAt) != kVersion || get<uint16_t>(r_ + kDescNumAt) != size_) {
+    std::fill(r_, r_ + 16 + 16ull * size_, 0);
+    put<uint16_t>(r_ + kDescNumAt, size_);
+    put<uint16_t>(r_ + kUsedIdxAt, ringUsedIdx);
+    put<uint16_t>(r_ + kVersionAt, kVersion);
+    counter_ = 1;
+    return {};
+  }
+  // The used idx was published but not recorded: the last batch is done.
+  const uint16_t recorded = get<uint16_t>(r_ + kUsedIdxAt);
+  uint16_t batch = static_cast<uint16_t>(ringUsedIdx - recorded);
+  uint16_t i = get<uint16_t>(r_ + kLastBatchHeadAt);
+  for (uint16_t k = 0; k < batch && k < size_ && i < size_; ++k) {
+    put<uint8_t>(desc(i) + kInflightAt, 0);
+    i = get<uint16_t>(desc(i) + kNextAt);
+  }
+  put<uint16_t>(r_ + kUsedIdxAt, ringUsedIdx);
+
+  std::vector<std::pair<uint64_t, uint16_t>> found;
+  uint64_t maxCounter = 0;
+  for (uint32_t h = 0; h < size_; ++h) {
+    const auto head = static_cast<uint16_t>(h);
+    const uint64_t c = get<uint64_t>(desc(head) + kCounterAt);
+    maxCounter = std::max(maxCounter, c);
+    if (get<uint8_t>(desc(head) + kInflightAt) != 0) found.emplace_back(c, head);
+  }
+  counter_ = maxCounter + 1;
+  std::sort(found.begin(), found.end());
+  std::vector<uint16_t> heads;
+  heads.reserve(found.size());
+  for (auto [c, head] : found) heads.push_back(head);
+  return heads;
+}
+
+void InflightRing::begin(uint16_t head) {
+  put<uint64_t>(desc(head) + kCounterAt, counter_++);
+  put<uint8_t>(desc(head) + kInflightAt, 1);
+}
+
+void InflightRing::linkBatch(uint16_t head) {
+  put<uint16_t>(desc(head) + kNextAt, get<uint16_t>(r_ + kLastBatchHeadAt));
+  put<uint16_t>(r_ + kLastBatchHeadAt, head);
+}
+
+void InflightRing::finish(uint16_t head, uint16_t usedIdx) {
+  put<uint8_t>(desc(head) + kInflightAt, 0);
+  put<uint16_t>(r_ + kUsedIdxAt, usedIdx);
+}
+
+}  // namespace offcore::virt
