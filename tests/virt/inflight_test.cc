@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -147,6 +148,14 @@ TEST(Inflight, AreaMemfdIsSharedWithItsMappedCopy) {
   EXPECT_EQ((*b)->fd(), -1);
   EXPECT_FALSE(InflightArea::map(::dup((*a)->fd()), 16, 0, 2, kSize).ok());
   EXPECT_FALSE(InflightArea::create(0, kSize).ok());
+  // An area past the end of its file, or one its sender could shrink, would
+  // SIGBUS the back end: both refused.
+  EXPECT_FALSE(InflightArea::map(::dup((*a)->fd()), (*a)->size(), 4096, 2, kSize).ok());
+  int unsealed = ::memfd_create("oc-inflight-unsealed", MFD_CLOEXEC);
+  ASSERT_EQ(::ftruncate(unsealed, static_cast<off_t>((*a)->size())), 0);
+  auto c = InflightArea::map(unsealed, (*a)->size(), 0, 2, kSize);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find("F_SEAL_SHRINK"), std::string::npos) << c.error().message;
 }
 
 }  // namespace

@@ -2,12 +2,16 @@
 #include "virt/vhost/inflight.h"
 
 #include <endian.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <string>
+
+#include "virt/vhost/guest_memory.h"
 
 namespace offcore::virt {
 namespace {
@@ -46,10 +50,13 @@ Result<std::unique_ptr<InflightArea>> InflightArea::create(uint16_t numQueues, u
                      " descriptors; the front end must ask for at least one queue");
   }
   const uint64_t size = inflightQueueBytes(queueSize) * numQueues;
-  int fd = ::memfd_create("offcore-vhost-inflight", MFD_CLOEXEC);
+  int fd = ::memfd_create("offcore-vhost-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return errnoError("memfd for the inflight area");
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    Error e = errnoError("size the inflight area to " + std::to_string(size) + " bytes");
+  // Sealed before QEMU sees it: the back end that maps it again after a
+  // restart refuses an area that could shrink under it (SIGBUS).
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0 ||
+      ::fcntl(fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+    Error e = errnoError("size and seal the inflight area of " + std::to_string(size) + " bytes");
     ::close(fd);
     return e;
   }
@@ -70,6 +77,16 @@ Result<std::unique_ptr<InflightArea>> InflightArea::map(int fd, uint64_t size, u
     ::close(fd);
     return makeError("inflight area of " + std::to_string(size) + " bytes cannot hold " + std::to_string(numQueues) +
                      " queues of " + std::to_string(queueSize) + "; the front end sent a bad SET_INFLIGHT_FD");
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<uint64_t>(st.st_size) < offset + size) {
+    ::close(fd);
+    return makeError("inflight area of " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
+                     " runs past the end of its file; the front end sent a bad SET_INFLIGHT_FD");
+  }
+  if (auto sealed = requireShrinkSealed(fd, "the inflight area"); !sealed.ok()) {
+    ::close(fd);
+    return sealed.error();
   }
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   const uint64_t slack = offset % page;
