@@ -1,9 +1,11 @@
 // `offcore demo`, vm: a VM whose disk is an offcore volume served over
 // vhost-user from the SoC (QEMU on the host keeps only the vCPUs), beside the
 // same guest work with QEMU's own virtio-blk; then a live migration to a
-// second node under guest writes, with the checksum and the downtime.
+// second node under guest writes, with the checksum and the downtime, while
+// the VM's NIC (vhost-user-net in a VPC) pings its gateway.
 #include <cstdio>
 #include <fstream>
+#include <set>
 
 #include "base/files.h"
 #include "base/json.h"
@@ -29,6 +31,21 @@ dd if=/tmp/r of=/dev/vda bs=1M conv=fsync 2>/dev/null
 echo "SHA=$(sha256sum /tmp/r | cut -d' ' -f1)"
 rm /tmp/r
 grep -q oc.quick /proc/cmdline && exit 0
+# The NIC (offcore.ip/gw/mtu on the command line): ping the gateway, the
+# SoC behind the VM's tap, every 500 ms while the VM writes and migrates.
+for kv in $(cat /proc/cmdline); do
+  case "$kv" in
+    offcore.ip=*) IP=${kv#*=} ;;
+    offcore.gw=*) GW=${kv#*=} ;;
+    offcore.mtu=*) MTU=${kv#*=} ;;
+  esac
+done
+if [ -n "$IP" ]; then
+  ip link set eth0 mtu "${MTU:-1450}" up
+  ip addr add "$IP" dev eth0
+  ip route add "$GW" dev eth0
+  ping -i 0.5 -W 1 "$GW" 2>/dev/null | sed -n 's/.*seq=\([0-9]*\).*/PONG=\1/p' &
+fi
 i=1
 while [ $i -le 3000 ]; do
   printf 'offcore-seq-%08d\n' $i >/tmp/b
@@ -137,11 +154,19 @@ Status runVm(Context& ctx) {
   std::printf("baseline, QEMU's own virtio-blk: boot + 16 MiB write in %.1f s; host %.2f cpu-s, SoC %.2f cpu-s\n",
               secondsSince(t), base_host, base_soc);
 
+  // Its NIC: a VPC subnet; the VM's tap in the SoC is its representor.
+  const std::string vpc = "dvm" + id, subnet = "dvs" + id;
+  OC_TRY(writeFileAtomic(dir + "/net.yaml", "apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: " + vpc +
+                                                "}\n---\napiVersion: offcore.io/v1\nkind: Subnet\nmetadata: {name: " +
+                                                subnet + "}\nspec: {vpc: " + vpc + ", cidr: 10.64.0.0/24}\n"));
+  undo.add("VPC and subnet", [self, dir] { (void)runCapture({self, "svc", "delete", "-f", dir + "/net.yaml"}); });
+  OC_TRY(run({self, "svc", "apply", "-f", dir + "/net.yaml"}));
+
   // offcore: the SoC owns the VM; its disk is the volume over vhost-user.
   t = Clock::now();
   undo.add("VM " + vm, [self, vm] { (void)runCapture({self, "vm", "delete", vm, "--force"}); });
-  OC_TRY(run({self, "vm", "create", vm, "--node", node, "--disk", uri, "--disk-secret-file", secret_file, "--kernel",
-              kernel, "--initrd", initrd, "--append", "console=ttyS0 panic=-1 quiet"}));
+  OC_TRY(run({self, "vm", "create", vm, "--node", node, "--disk", uri, "--disk-secret-file", secret_file, "--net",
+              vpc + "/" + subnet, "--kernel", kernel, "--initrd", initrd, "--append", "console=ttyS0 panic=-1 quiet"}));
   CpuSample a0 = sampleCpu(ctx);
   OC_TRY(run({self, "vm", "start", vm}));
   const std::string log_a = run_root + "/" + node + "/vms/" + vm + "/console.log";
@@ -154,7 +179,8 @@ Status runVm(Context& ctx) {
   const std::string sha = lastValue(log_a, "SHA");
   std::printf(
       "offcore: VM %s on node %s, disk = volume over NVMe/TCP, served by vhost-user from the SoC: boot + 16 MiB "
-      "write in %.1f s; host %.2f cpu-s (vCPUs only), SoC %.2f cpu-s (virtio-blk + NVMe/TCP initiator)\n",
+      "write in %.1f s; host %.2f cpu-s (vCPUs only), SoC %.2f cpu-s (virtio-blk + NVMe/TCP initiator, "
+      "virtio-net)\n",
       vm.c_str(), node.c_str(), secondsSince(t), a1.host - a0.host, a1.soc - a0.soc);
   std::printf("  sha256 %s\n", sha.c_str());
 
@@ -163,6 +189,16 @@ Status runVm(Context& ctx) {
     OC_TRY(checkInterrupted());
     return makeError("the guest's writer did not start; see " + log_a);
   }
+  auto vmIp = [&]() -> std::string {
+    auto out = output({self, "vm", "list", "--json"});
+    auto doc = out.ok() ? json::parse(*out, nullptr, false) : json();
+    if (!doc.is_array()) return "";
+    for (const auto& v : doc) {
+      if (v.value("name", "") == vm) return v.value("net_ip", "");
+    }
+    return "";
+  };
+  const std::string ip_before = vmIp();
   OC_ASSIGN_OR_RETURN(std::string mig, output({self, "vm", "migrate", vm, "--to", node2, "--json"}));
   auto m = json::parse(mig, nullptr, false);
   if (m.is_discarded()) return makeError("vm migrate printed no figures: " + mig);
@@ -179,6 +215,26 @@ Status runVm(Context& ctx) {
       "total %d ms; after the switch all 3000 acknowledged blocks read back and sha256 matches\n",
       node2.c_str(), switched_at.c_str(), m.value("downtime_ms", -1), m.value("qemu_total_ms", -1),
       m.value("total_ms", -1));
+  // The NIC's flow across the switch: ping sequence numbers seen on either
+  // side; the ones missing are what the migration cost it.
+  std::set<int> seqs;
+  for (const auto& log : {log_a, log_b}) {
+    std::ifstream in(log);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("PONG=", 0) == 0) seqs.insert(std::atoi(line.c_str() + 5));
+    }
+  }
+  if (seqs.size() < 2) return makeError("the VM's NIC answered no pings; see " + log_a + " and " + log_b);
+  const std::string ip_after = vmIp();
+  if (ip_before.empty() || ip_after != ip_before) {
+    return makeError("the VM's address changed across the migration: " + ip_before + " -> " + ip_after);
+  }
+  const int sent = *seqs.rbegin() - *seqs.begin() + 1;
+  std::printf(
+      "its NIC (vhost-user-net from the SoC, VPC %s): %zu of %d pings to its gateway answered across the "
+      "migration; address %s on node %s as on node %s\n",
+      vpc.c_str(), seqs.size(), sent, ip_after.c_str(), node2.c_str(), node.c_str());
   std::printf("(QEMU runs TCG here: the host's cpu-seconds are mostly instruction emulation, the same either way)\n");
   return okStatus();
 }

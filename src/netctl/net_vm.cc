@@ -71,10 +71,17 @@ json vmReply(const svc::Endpoint& ep) {
           {"subnet", ep.subnet}};
 }
 
-// The tap up, with the gateway address the guest ARPs for.
+// The gateway's MAC as every VM sees it, the same on every node's tap (as a
+// fabric's anycast router MAC): a migrated guest keeps its ARP entry for the
+// gateway, so frames it sends to the SoC itself are not dropped as another
+// host's while the entry ages out.
+constexpr const char* kVmGatewayMac = "02:0c:0f:ff:ff:01";
+
+// The tap up, with the gateway address and MAC the guest ARPs for.
 Status ensureTap(const std::string& tap, int queues) {
   if (!linkExists("", tap)) OC_TRY(createPersistentTap(tap, queues));
-  OC_TRY(ipCmd("", {"link", "set", tap, "mtu", std::to_string(NetController::kPodMtu), "up"}));
+  OC_TRY(
+      ipCmd("", {"link", "set", tap, "address", kVmGatewayMac, "mtu", std::to_string(NetController::kPodMtu), "up"}));
   return ipCmd("", {"addr", "replace", std::string(VfManager::kPodGateway) + "/32", "dev", tap});
 }
 
