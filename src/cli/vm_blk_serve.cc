@@ -94,20 +94,7 @@ int blkServe(const BlkServeOpts& o) {
               o.readOnly ? ", read-only" : "");
   std::fflush(stdout);
 
-  Status ran;
-  std::thread serving([&] { ran = (*server)->run(); });
-  // Wait for a stop signal, or for the server to fail on its own.
-  std::atomic<bool> done{false};
-  std::thread watcher([&] {
-    serving.join();
-    done = true;
-    ::kill(::getpid(), SIGTERM);  // wakes sigtimedwait below
-  });
-  int sig = 0;
-  while (::sigwait(&mask, &sig) != 0) {}
-  if (!done) spdlog::info("vm blk-serve: signal {}, stopping", sig);
-  (*server)->stop();  // ends the connection: queues finish the request in hand, then stop
-  watcher.join();
+  Status ran = serveUntilSignal(**server, mask, "vm blk-serve");
   server->reset();  // removes the socket file
   if (backing->host) backing->host->close();
   if (!ran.ok()) return fail(what, ran.error());

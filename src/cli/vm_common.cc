@@ -1,5 +1,6 @@
 #include "cli/vm_common.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -8,8 +9,10 @@
 #include "api/api_client.h"
 #include "base/files.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/subprocess.h"
 #include "dpu/node.h"
+#include "virt/vhost/server.h"
 
 namespace offcore {
 
@@ -130,5 +133,22 @@ Status startVmQemu(ApiClient& agent, const std::string& name, const std::vector<
 }
 
 Status enterVmHostDomain(NodeManager& nodes, const NodeState& node) { return nodes.enterDomain(node, Domain::kHost); }
+
+Status serveUntilSignal(virt::VhostUserServer& server, const sigset_t& mask, const std::string& what) {
+  Status ran;
+  std::thread serving([&] { ran = server.run(); });
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    serving.join();
+    done = true;
+    ::kill(::getpid(), SIGTERM);  // wakes sigwait below
+  });
+  int sig = 0;
+  while (::sigwait(&mask, &sig) != 0) {}
+  if (!done) spdlog::info("{}: signal {}, stopping", what, sig);
+  server.stop();  // ends the connection: queues finish what they hold, then stop
+  watcher.join();
+  return ran;
+}
 
 }  // namespace offcore

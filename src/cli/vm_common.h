@@ -2,6 +2,8 @@
 // the agent service names, and the back end's command line.
 #pragma once
 
+#include <signal.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -9,6 +11,10 @@
 #include "base/result.h"
 #include "cli/common.h"
 #include "virt/vm/vm_spec.h"
+
+namespace offcore::virt {
+class VhostUserServer;
+}
 
 namespace offcore {
 
@@ -61,6 +67,13 @@ Status startVmNetBackend(const CliContext& ctx, ApiClient& agent, const virt::Vm
 // The host domain of node, and the root network namespace when the node's
 // host is the root one (the caller is an agent service in the SoC's).
 Status enterVmHostDomain(NodeManager& nodes, const NodeState& node);
+
+// `vm blk-serve` / `vm net-serve`: runs the server until a signal in mask
+// (blocked by the caller before any thread starts) or until it fails on its
+// own, then stops it (each queue finishes what it holds) and returns run()'s
+// status. `what` names the command in the log. The socket file goes with the
+// server object.
+Status serveUntilSignal(virt::VhostUserServer& server, const sigset_t& mask, const std::string& what);
 
 void registerVmLifecycle(CLI::App& vm, CliContext& ctx);
 void registerVmMigrate(CLI::App& vm, CliContext& ctx);

@@ -43,20 +43,7 @@ int netServe(const NetServeOpts& o) {
               o.queues == 1 ? "" : "s");
   std::fflush(stdout);
 
-  Status ran;
-  std::thread serving([&] { ran = (*server)->run(); });
-  // Wait for a stop signal, or for the server to fail on its own.
-  std::atomic<bool> done{false};
-  std::thread watcher([&] {
-    serving.join();
-    done = true;
-    ::kill(::getpid(), SIGTERM);  // wakes sigwait below
-  });
-  int sig = 0;
-  while (::sigwait(&mask, &sig) != 0) {}
-  if (!done) spdlog::info("vm net-serve: signal {}, stopping", sig);
-  (*server)->stop();  // ends the connection: queues finish the frame in hand, then stop
-  watcher.join();
+  Status ran = serveUntilSignal(**server, mask, "vm net-serve");
   server->reset();  // removes the socket file
   virt::VirtioNetStats s = device->stats();
   std::printf(

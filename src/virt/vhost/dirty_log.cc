@@ -50,26 +50,9 @@ Result<std::unique_ptr<DirtyLog>> DirtyLog::map(int fd, uint64_t size, uint64_t 
     return makeError("dirty log of " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
                      " is not mappable; the front end sent a bad SET_LOG_BASE");
   }
-  // A log that ends past its file would SIGBUS on the first mark().
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<uint64_t>(st.st_size) < offset + size) {
-    ::close(fd);
-    return makeError("dirty log of " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
-                     " runs past the end of its file; the front end sent a bad SET_LOG_BASE");
-  }
-  if (auto sealed = requireShrinkSealed(fd, "the dirty log"); !sealed.ok()) {
-    ::close(fd);
-    return sealed.error();
-  }
-  // mmap wants a page-aligned offset: map from the page below and skip ahead.
-  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  const uint64_t slack = offset % page;
-  const size_t mapLen = static_cast<size_t>(size + slack);
-  void* p = ::mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset - slack));
-  Error e = p == MAP_FAILED ? errnoError("map the dirty log (" + std::to_string(size) + " bytes)") : Error{};
-  ::close(fd);
-  if (p == MAP_FAILED) return e;
-  return std::unique_ptr<DirtyLog>(new MappedDirtyLog(p, mapLen, static_cast<uint8_t*>(p) + slack, size));
+  // A log past its file, or one that can shrink, would SIGBUS on a mark().
+  OC_ASSIGN_OR_RETURN(SharedArea m, mapFrontEndArea(fd, size, offset, "the dirty log", "SET_LOG_BASE"));
+  return std::unique_ptr<DirtyLog>(new MappedDirtyLog(m.map, m.mapLen, m.data, size));
 }
 
 }  // namespace offcore::virt

@@ -178,4 +178,27 @@ Status requireShrinkSealed(int fd, const std::string& what) {
                    "back end; give QEMU memory-backend-memfd with seal=on (its default)");
 }
 
+Result<SharedArea> mapFrontEndArea(int fd, uint64_t size, uint64_t offset, const std::string& what,
+                                   const std::string& request) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<uint64_t>(st.st_size) < offset + size) {
+    ::close(fd);
+    return makeError(what + " of " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
+                     " runs past the end of its file; the front end sent a bad " + request);
+  }
+  if (auto sealed = requireShrinkSealed(fd, what); !sealed.ok()) {
+    ::close(fd);
+    return sealed.error();
+  }
+  // mmap wants a page-aligned offset: map from the page below and skip ahead.
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t slack = offset % page;
+  const size_t mapLen = static_cast<size_t>(size + slack);
+  void* p = ::mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset - slack));
+  Error e = p == MAP_FAILED ? errnoError("map " + what + " (" + std::to_string(size) + " bytes)") : Error{};
+  ::close(fd);
+  if (p == MAP_FAILED) return e;
+  return SharedArea{p, mapLen, static_cast<uint8_t*>(p) + slack};
+}
+
 }  // namespace offcore::virt

@@ -51,6 +51,21 @@ class GuestMemory {
   virtual uint64_t totalBytes() const = 0;
 };
 
+// A front end's area (the dirty log, the inflight area) mapped MAP_SHARED:
+// `data` is `size` bytes at `offset` of the fd; munmap(map, mapLen) frees
+// it.
+struct SharedArea {
+  void* map = nullptr;
+  size_t mapLen = 0;
+  uint8_t* data = nullptr;
+};
+
+// Maps it after checking it lies inside its file and is sealed against
+// shrinking (either would SIGBUS this process later). Always closes fd.
+// `what` names the area, `request` the message that sent it, in errors.
+Result<SharedArea> mapFrontEndArea(int fd, uint64_t size, uint64_t offset, const std::string& what,
+                                   const std::string& request);
+
 // A memfd shared with the front end must carry F_SEAL_SHRINK: shrinking it
 // under a mapping would kill this process with SIGBUS on the next access.
 // QEMU seals its memfds (memory-backend-memfd seal=on, the vhost log and

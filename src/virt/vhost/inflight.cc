@@ -78,25 +78,8 @@ Result<std::unique_ptr<InflightArea>> InflightArea::map(int fd, uint64_t size, u
     return makeError("inflight area of " + std::to_string(size) + " bytes cannot hold " + std::to_string(numQueues) +
                      " queues of " + std::to_string(queueSize) + "; the front end sent a bad SET_INFLIGHT_FD");
   }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<uint64_t>(st.st_size) < offset + size) {
-    ::close(fd);
-    return makeError("inflight area of " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
-                     " runs past the end of its file; the front end sent a bad SET_INFLIGHT_FD");
-  }
-  if (auto sealed = requireShrinkSealed(fd, "the inflight area"); !sealed.ok()) {
-    ::close(fd);
-    return sealed.error();
-  }
-  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  const uint64_t slack = offset % page;
-  const size_t mapLen = static_cast<size_t>(size + slack);
-  void* p = ::mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset - slack));
-  Error e = p == MAP_FAILED ? errnoError("map the inflight area (" + std::to_string(size) + " bytes)") : Error{};
-  ::close(fd);
-  if (p == MAP_FAILED) return e;
-  return std::unique_ptr<InflightArea>(
-      new InflightArea(-1, p, mapLen, static_cast<uint8_t*>(p) + slack, size, numQueues, queueSize));
+  OC_ASSIGN_OR_RETURN(SharedArea m, mapFrontEndArea(fd, size, offset, "the inflight area", "SET_INFLIGHT_FD"));
+  return std::unique_ptr<InflightArea>(new InflightArea(-1, m.map, m.mapLen, m.data, size, numQueues, queueSize));
 }
 
 InflightArea::~InflightArea() {
