@@ -31,20 +31,11 @@ dd if=/tmp/r of=/dev/vda bs=1M conv=fsync 2>/dev/null
 echo "SHA=$(sha256sum /tmp/r | cut -d' ' -f1)"
 rm /tmp/r
 grep -q oc.quick /proc/cmdline && exit 0
-# The NIC (offcore.ip/gw/mtu on the command line): ping the gateway, the
-# SoC behind the VM's tap, every 500 ms while the VM writes and migrates.
-for kv in $(cat /proc/cmdline); do
-  case "$kv" in
-    offcore.ip=*) IP=${kv#*=} ;;
-    offcore.gw=*) GW=${kv#*=} ;;
-    offcore.mtu=*) MTU=${kv#*=} ;;
-  esac
-done
-if [ -n "$IP" ]; then
-  ip link set eth0 mtu "${MTU:-1450}" up
-  ip addr add "$IP" dev eth0
-  ip route add "$GW" dev eth0
-  ping -i 0.5 -W 1 "$GW" 2>/dev/null | sed -n 's/.*seq=\([0-9]*\).*/PONG=\1/p' &
+# The NIC (the kit's /init set eth0 up from offcore.ip/gw): ping the
+# gateway, the SoC behind the VM's tap, every 500 ms while the VM writes
+# and migrates.
+if [ -n "$OC_GW" ]; then
+  ping -i 0.5 -W 1 "$OC_GW" 2>/dev/null | sed -n 's/.*seq=\([0-9]*\).*/PONG=\1/p' &
 fi
 i=1
 while [ $i -le 3000 ]; do

@@ -33,22 +33,12 @@ oc svc apply -f "$SVC_T/net.yaml"
 pod_add "$A" "$POD" snmig vpcmig
 pod_ip=$POD_IP
 
-# The guest: eth0 from the kernel command line, then ping the pod until
-# powered off; every reply is one console line with its sequence number.
+# The guest (eth0 set up by the kit's /init from the kernel command line)
+# pings the pod until powered off; every reply is one console line with its
+# sequence number.
 sed "s/@POD@/$pod_ip/g" <<'G' | _guest_initrd "$VM" 0
 #!/bin/sh
-for kv in $(cat /proc/cmdline); do
-  case "$kv" in
-    offcore.ip=*) IP=${kv#*=} ;;
-    offcore.gw=*) GW=${kv#*=} ;;
-    offcore.mtu=*) MTU=${kv#*=} ;;
-  esac
-done
-ip link set lo up
-ip link set eth0 mtu "${MTU:-1450}" up
-ip addr add "$IP" dev eth0
-ip route add "$GW" dev eth0
-ip route add default via "$GW" dev eth0
+[ -n "$OC_IP" ] || { echo "no offcore.ip on the command line"; exit 2; }
 echo "MAC=$(cat /sys/class/net/eth0/address)"
 ping -i 0.2 -W 1 @POD@ | sed -n 's/.*seq=\([0-9]*\).*/PONG=\1/p'
 G

@@ -59,23 +59,12 @@ cleanup "kill $ctl_pid"
 # serve "vm-hello" on 9000 until the test says stop, and end when it says end.
 sed "s/@POD@/$pod_ip/g" <<'G' | _guest_initrd "$VM" 0
 #!/bin/sh
-for kv in $(cat /proc/cmdline); do
-  case "$kv" in
-    offcore.ip=*) IP=${kv#*=} ;;
-    offcore.gw=*) GW=${kv#*=} ;;
-    offcore.mtu=*) MTU=${kv#*=} ;;
-  esac
-done
-echo "CFG=$IP $GW $MTU"
+# eth0 is set up by the kit's /init from offcore.ip/gw/mtu.
+echo "CFG=$OC_IP $OC_GW $OC_MTU"
 # HTTP/1.0 over busybox nc (the kit's static busybox wget crashes looking up
 # the "http" service without NSS); prints the body.
 get() { printf 'GET %s HTTP/1.0\r\n\r\n' "$3" | nc -w 3 "$1" "$2" 2>/dev/null | tr -d '\r' | sed '1,/^$/d'; }
-[ -n "$IP" ] && [ -n "$GW" ] || { echo "no offcore.ip/offcore.gw on the command line"; exit 2; }
-ip link set lo up
-ip link set eth0 mtu "${MTU:-1450}" up
-ip addr add "$IP" dev eth0
-ip route add "$GW" dev eth0
-ip route add default via "$GW" dev eth0
+[ -n "$OC_IP" ] && [ -n "$OC_GW" ] || { echo "no offcore.ip/offcore.gw on the command line"; exit 2; }
 if ping -c 3 -W 3 @POD@ >/dev/null; then echo PING=ok; else echo PING=fail; fi
 echo "GET=$(get @POD@ 8080 /)"
 mkdir -p /www && echo vm-hello >/www/index.html
