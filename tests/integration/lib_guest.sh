@@ -7,6 +7,8 @@
 #   guest_boot NAME [opts] <SCRIPT    start QEMU in the background, SCRIPT
 #                                     (stdin) runs as the guest's /test.sh
 #     --vhost-blk SOCK   vhost-user-blk disk (/dev/vda) on a back end's socket
+#     --packed           the following --vhost-blk disks use a packed
+#                        virtqueue (packed=on; give it before --vhost-blk)
 #     --reconnect S      QEMU reconnects to the vhost-user sockets every S s
 #                        when the back end goes away (give it before
 #                        --vhost-blk)
@@ -79,12 +81,13 @@ _guest_initrd() {
 
 guest_boot() {
   local name=$1; shift
-  local mem=256M fio=0 disk=() extra=() wrap=() extra_in=() reconnect= smp=1 nq k mq
+  local mem=256M fio=0 disk=() extra=() wrap=() extra_in=() reconnect= smp=1 nq k mq packed=
   while [ $# -gt 0 ]; do
     case $1 in
       --reconnect) reconnect=",reconnect=$2"; shift 2 ;;
+      --packed) packed=",packed=on"; shift ;;
       --vhost-blk) disk+=(-chardev "socket,id=vub${#disk[@]},path=$2$reconnect"
-                          -device "vhost-user-blk-pci,chardev=vub${#disk[@]}"); shift 2 ;;
+                          -device "vhost-user-blk-pci,chardev=vub${#disk[@]}$packed"); shift 2 ;;
       --drive) disk+=(-drive "file=$2,format=raw,if=virtio,cache=none,aio=threads"); shift 2 ;;
       --vhost-net)
         # vectors=0: QEMU 7.2's vhost-user-net crashes with MSI-X (PLATFORM.md).

@@ -32,6 +32,12 @@ uint64_t offeredProtocolFeatures() {
   return bit(kProtoMq) | bit(kProtoLogShmfd) | bit(kProtoReplyAck) | bit(kProtoConfig) | bit(kProtoInflightShmfd);
 }
 
+uint64_t Session::offeredFeatures() const {
+  uint64_t f = device_.deviceFeatures() | transportFeatures();
+  if (device_.packedRing()) f |= bit(VIRTIO_F_RING_PACKED);
+  return f;
+}
+
 Session::Session(VhostDevice& device) : device_(device) {
   for (uint16_t i = 0; i < device.maxQueues(); ++i) vrings_.push_back(std::make_unique<Vring>(i, device));
 }
@@ -78,9 +84,9 @@ Result<std::vector<uint8_t>> Session::handle(Message msg) {
 Result<std::vector<uint8_t>> Session::dispatch(Message& msg) {
   const auto request = static_cast<uint32_t>(msg.request);
   switch (msg.request) {
-    case Request::kGetFeatures: return encodeU64Reply(request, device_.deviceFeatures() | transportFeatures());
+    case Request::kGetFeatures: return encodeU64Reply(request, offeredFeatures());
     case Request::kSetFeatures: {
-      const uint64_t offered = device_.deviceFeatures() | transportFeatures();
+      const uint64_t offered = offeredFeatures();
       if (msg.u64 & ~offered) return makeError("the front end acked features that were not offered");
       stopAll();
       if (msg.u64 != features_) {
@@ -126,7 +132,9 @@ Result<std::vector<uint8_t>> Session::dispatch(Message& msg) {
   OC_ASSIGN_OR_RETURN(Vring * q, vring(msg.request == Request::kSetVringAddr ? msg.addr.index : msg.state.index));
   switch (msg.request) {
     case Request::kSetVringNum:
-      if (msg.state.num == 0 || msg.state.num > kMaxVringSize || (msg.state.num & (msg.state.num - 1)) != 0) {
+      // A packed ring may have any size up to 32768 (virtio 1.1 §2.7).
+      if (msg.state.num == 0 || msg.state.num > kMaxVringSize ||
+          (!(features_ & bit(VIRTIO_F_RING_PACKED)) && (msg.state.num & (msg.state.num - 1)) != 0)) {
         return makeError("queue size " + std::to_string(msg.state.num) + " is not a power of two <= 32768");
       }
       q->stop();

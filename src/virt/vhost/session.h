@@ -50,6 +50,9 @@ class Session {
   Status startIfReady(Vring& q);
   Status startAllReady();
   DirtyLog* activeLog() const;
+  // GET_FEATURES: the device's, the transport's, and RING_PACKED when the
+  // device takes packed rings.
+  uint64_t offeredFeatures() const;
   Result<std::vector<uint8_t>> setMemTable(Message& msg);
   Result<std::vector<uint8_t>> setLogBase(Message& msg);
   Result<std::vector<uint8_t>> setVringFd(Message& msg);

@@ -17,6 +17,7 @@
 
 #include "base/assert.h"
 #include "virt/vhost/inflight.h"
+#include "virt/vhost/packed_virtqueue.h"
 #include "virt/vhost/virtqueue.h"
 
 namespace offcore::virt {
@@ -303,6 +304,7 @@ class SplitQueue final : public VirtQueue {
 
 Result<std::unique_ptr<VirtQueue>> VirtQueue::create(const GuestMemory& mem, const VirtQueueConfig& cfg,
                                                      DirtyLog* log) {
+  if (cfg.packed) return createPackedQueue(mem, cfg, log);
   uint32_t n = cfg.size;
   if (n == 0 || n > kMaxQueueSize || (n & (n - 1)) != 0) {
     return makeError("vring size " + std::to_string(n) + " is not a power of two in 1..32768; fix SET_VRING_NUM");

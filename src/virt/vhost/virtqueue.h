@@ -1,5 +1,5 @@
-// VirtQueue: one split virtqueue (virtio 1.1 §2.6) in guest memory, as the
-// device side walks it. Pure logic over GuestMemory: no sockets, no threads.
+// VirtQueue: one virtqueue in guest memory, split (virtio 1.1 §2.6) or packed
+// (§2.7, packed_virtqueue.cc), as the device side walks it. Pure logic over GuestMemory: no sockets, no threads.
 //
 // The guest is hostile: every descriptor address and length is checked
 // through GuestMemory, a chain that loops, is longer than the queue, nests
@@ -41,19 +41,26 @@ struct Segment {
 };
 
 struct Chain {
-  uint16_t head = 0;  // the head descriptor's index, what push() returns
+  // Split: the head descriptor's index; packed: the buffer id. What push()
+  // returns to the guest.
+  uint16_t head = 0;
+  // Packed: the ring slots the chain took (1 for an indirect table), how far
+  // push() moves the used position. Unused by the split queue.
+  uint16_t descs = 1;
   std::vector<Segment> segments;
 };
 
 struct VirtQueueConfig {
-  uint16_t size = 0;          // SET_VRING_NUM, a power of two <= 32768
-  VringAddresses addrs;       // SET_VRING_ADDR
-  uint16_t lastAvailIdx = 0;  // SET_VRING_BASE
-  bool eventIdx = false;      // VIRTIO_RING_F_EVENT_IDX negotiated
-  bool indirect = false;      // VIRTIO_RING_F_INDIRECT_DESC negotiated
+  uint16_t size = 0;     // SET_VRING_NUM: split, a power of two <= 32768; packed, 1..32768
+  VringAddresses addrs;  // SET_VRING_ADDR; packed: desc ring, driver and device event areas
+  // SET_VRING_BASE; packed: the avail index | (avail wrap counter << 15).
+  uint16_t lastAvailIdx = 0;
+  bool packed = false;    // VIRTIO_F_RING_PACKED negotiated
+  bool eventIdx = false;  // VIRTIO_RING_F_EVENT_IDX negotiated
+  bool indirect = false;  // VIRTIO_RING_F_INDIRECT_DESC negotiated
   uint64_t maxChainBytes = 128ull << 20;
   // INFLIGHT_SHMFD: this queue's region (inflight.h), nullptr when not
-  // negotiated. With it, create() resubmits what an earlier back end left in
+  // negotiated; split only (create() refuses it with packed). With it, create() resubmits what an earlier back end left in
   // flight: pop() returns those chains first, oldest first, then continues
   // from used idx + their count (lastAvailIdx is superseded when any are).
   uint8_t* inflight = nullptr;
@@ -91,7 +98,8 @@ class VirtQueue {
   // idx read, also when chains were given back with unpop().
   virtual void setKicksEnabled(bool enabled) = 0;
 
-  // GET_VRING_BASE: the next avail index the device will read.
+  // GET_VRING_BASE: the next avail index the device will read (packed: with
+  // the avail wrap counter in bit 15).
   virtual uint16_t lastAvailIdx() const = 0;
   // How many chains create() found in flight and pop() resubmits first.
   virtual uint16_t resubmitted() const = 0;

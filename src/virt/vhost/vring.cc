@@ -1,6 +1,7 @@
 // The queue thread of one vring (see vring.h).
 #include "virt/vhost/vring.h"
 
+#include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -35,7 +36,15 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   cfg.lastAvailIdx = base;
   cfg.eventIdx = (features >> VIRTIO_RING_F_EVENT_IDX) & 1;
   cfg.indirect = (features >> VIRTIO_RING_F_INDIRECT_DESC) & 1;
-  if (inflight != nullptr && num == inflightQueueSize) {
+  cfg.packed = (features >> VIRTIO_F_RING_PACKED) & 1;
+  if (inflight != nullptr && cfg.packed) {
+    // The packed inflight format is not implemented: the area stays mapped
+    // (the front end owns it) but this queue does not write it.
+    spdlog::warn(
+        "vhost-user: queue {} is packed; its in-flight requests are not tracked, so a back-end restart may lose "
+        "them (use a split ring, packed=off, for reconnect)",
+        index_);
+  } else if (inflight != nullptr && num == inflightQueueSize) {
     cfg.inflight = inflight;
   } else if (inflight != nullptr) {
     spdlog::warn(
