@@ -46,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.packed = true;
   cfg.eventIdx = data[0] & 16;
   cfg.indirect = data[0] & 32;
-  cfg.lastAvailIdx = static_cast<uint16_t>(((data[1] & 0x7f) % n) | ((data[1] & 0x80) << 8));
+  uint32_t pos = ((data[1] & 0x7f) % n) | ((data[1] & 0x80) << 8);
+  cfg.lastAvailIdx = pos | pos << 16;  // everything used, as after GET_VRING_BASE
   cfg.maxChainBytes = 64 << 10;
   cfg.addrs = {mem.uva(0), mem.uva(16ull * n), mem.uva(16ull * n + 4), 0, 0};
   CheckingLog log;
@@ -61,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto c = (*q)->pop();
     if (!c.ok() || !c->has_value()) break;
     if ((data[2] >> (i % 8)) & 1) {
-      uint16_t before = (*q)->lastAvailIdx();
+      uint32_t before = (*q)->lastAvailIdx();
       (*q)->unpop(1);
       auto again = (*q)->pop();
       // The same chain comes back from the same bytes.

@@ -43,7 +43,8 @@ class PackedDriver {
     c.addrs.descUserAddr = mem.uva(descGpa);
     c.addrs.availUserAddr = mem.uva(driverGpa);
     c.addrs.usedUserAddr = mem.uva(deviceGpa);
-    c.lastAvailIdx = static_cast<uint16_t>(next_ | (wrap_ ? 0x8000 : 0));
+    // As QEMU sends it: avail position, used position above it.
+    c.lastAvailIdx = uint32_t(next_ | (wrap_ ? 0x8000 : 0)) | uint32_t(usedNext_ | (usedWrap_ ? 0x8000 : 0)) << 16;
     c.eventIdx = eventIdx;
     c.indirect = indirect;
     return c;

@@ -63,7 +63,9 @@ TEST(PackedVirtQueue, CreateChecksSizeAlignmentBaseAndAreas) {
   cfg.addrs.descUserAddr = g.mem.uva(g.mem.base() + g.mem.totalBytes() - 64);
   EXPECT_FALSE(VirtQueue::create(g.mem, cfg, nullptr).ok());
   cfg = g.config();
-  cfg.lastAvailIdx = 8 | 0x8000;  // index past the ring
+  cfg.lastAvailIdx = 8 | 0x8000;  // avail index past the ring
+  EXPECT_FALSE(VirtQueue::create(g.mem, cfg, nullptr).ok());
+  cfg.lastAvailIdx = 0x8000 | (9u | 0x8000) << 16;  // used index past the ring
   EXPECT_FALSE(VirtQueue::create(g.mem, cfg, nullptr).ok());
   cfg = g.config();
   uint8_t region[64];
@@ -98,7 +100,7 @@ TEST(PackedVirtQueue, PopsAChainAndWritesTheUsedDescriptorBack) {
   ASSERT_TRUE(u.has_value());
   EXPECT_EQ(u->id, 5);
   EXPECT_EQ(u->len, 513u);
-  EXPECT_EQ(q->lastAvailIdx(), 3 | 0x8000);
+  EXPECT_EQ(q->lastAvailIdx(), (3u | 0x8000) | (3u | 0x8000) << 16);  // avail and used
 }
 
 TEST(PackedVirtQueue, AHeadWithTheWrongWrapBitsIsNotAvailable) {
@@ -132,7 +134,8 @@ TEST(PackedVirtQueue, WrapsAroundOverManyLapsWithChainsAcrossTheEnd) {
       EXPECT_EQ(u->id, i);
       EXPECT_EQ(u->len, 7u);
       EXPECT_TRUE(popsNothing(*q));
-      EXPECT_EQ(q->lastAvailIdx(), g.next() | (g.wrap() ? 0x8000 : 0));
+      EXPECT_EQ(q->lastAvailIdx() & 0xffff, g.next() | (g.wrap() ? 0x8000 : 0));
+      EXPECT_EQ(q->lastAvailIdx() >> 16, q->lastAvailIdx() & 0xffff);  // all used
     }
   }
 }
@@ -146,8 +149,8 @@ TEST(PackedVirtQueue, ANewQueueResumesFromTheBaseWithItsWrapCounter) {
     q->push(popOne(*q), 1);
     ASSERT_TRUE(g.takeUsed(1).has_value());
   }
-  uint16_t base = q->lastAvailIdx();
-  EXPECT_EQ(base, 1);  // index 1 of the second lap: wrap counter 0
+  uint32_t base = q->lastAvailIdx();
+  EXPECT_EQ(base, 1u | 1u << 16);  // index 1 of the second lap (wrap counter 0), all used
   auto cfg = g.config();
   cfg.lastAvailIdx = base;
   q = makeQueue(g, cfg);
@@ -273,7 +276,7 @@ TEST(PackedVirtQueue, UnpopGivesChainsBackInOrder) {
   q->unpop(1);
   EXPECT_EQ(popOne(*q).head, 2);
   q->unpop(2);
-  EXPECT_EQ(q->lastAvailIdx(), 0x8000);
+  EXPECT_EQ(q->lastAvailIdx() & 0xffff, 0x8000u);
   Chain first = popOne(*q);
   EXPECT_EQ(first.head, 1);
   Chain second = popOne(*q);
@@ -307,7 +310,7 @@ TEST(PackedVirtQueue, CompletionsMayComeBackOutOfOrder) {
   u = g.takeUsed(2);
   ASSERT_TRUE(u.has_value());
   EXPECT_EQ(u->id, 4);
-  EXPECT_EQ(q->lastAvailIdx(), 0x8000 | 3);
+  EXPECT_EQ(q->lastAvailIdx(), (0x8000u | 3) | (0x8000u | 3) << 16);
 }
 
 TEST(PackedVirtQueue, DriverEventFlagsEnableAndDisableInterrupts) {

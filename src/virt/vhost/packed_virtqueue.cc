@@ -17,6 +17,9 @@
 // counter} at the used position, flags last with a release store, and moves
 // the used position by the slots the chain took.
 //
+// The vring base (SET/GET_VRING_BASE) carries both positions, as QEMU 7.2
+// does: avail | avail wrap << 15 | (used | used wrap << 15) << 16.
+//
 // As in the split queue, every descriptor is copied out once and checked,
 // every address goes through GuestMemory, and an error breaks the queue.
 #include <endian.h>
@@ -24,6 +27,7 @@
 #include <linux/virtio_ring.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -40,6 +44,12 @@ constexpr uint64_t kFlagsOffset = offsetof(vring_packed_desc, flags);
 constexpr uint16_t kAvail = 1u << VRING_PACKED_DESC_F_AVAIL;
 constexpr uint16_t kUsed = 1u << VRING_PACKED_DESC_F_USED;
 constexpr uint16_t kWrapBit = 1u << VRING_PACKED_EVENT_F_WRAP_CTR;
+
+std::string hex(uint32_t v) {
+  char buf[9];
+  snprintf(buf, sizeof buf, "%x", v);
+  return buf;
+}
 
 uint16_t loadAcquire16(const uint8_t* p) {
   return le16toh(
@@ -80,6 +90,10 @@ struct Pos {
   bool wrap = true;
 };
 
+// The vring base's halves: index in bits 0-14, wrap counter in bit 15.
+Pos toPos(uint16_t v) { return Pos{static_cast<uint16_t>(v & ~kWrapBit), (v & kWrapBit) != 0}; }
+uint16_t fromPos(Pos p) { return static_cast<uint16_t>(p.idx | (p.wrap ? kWrapBit : 0)); }
+
 class PackedQueue final : public VirtQueue {
  public:
   PackedQueue(const GuestMemory& mem, const VirtQueueConfig& cfg, DirtyLog* log, uint8_t* desc, uint8_t* driverArea,
@@ -92,10 +106,8 @@ class PackedQueue final : public VirtQueue {
         device_(deviceArea),
         descGpa_(descGpa),
         deviceGpa_(deviceGpa) {
-    // The front end starts (and resumes after GET_VRING_BASE) with
-    // everything used: the used position is the avail position.
-    avail_ = Pos{static_cast<uint16_t>(cfg.lastAvailIdx & ~kWrapBit), (cfg.lastAvailIdx & kWrapBit) != 0};
-    used_ = avail_;
+    avail_ = toPos(static_cast<uint16_t>(cfg.lastAvailIdx));
+    used_ = toPos(static_cast<uint16_t>(cfg.lastAvailIdx >> 16));
     signalled_ = used_;
   }
 
@@ -177,7 +189,7 @@ class PackedQueue final : public VirtQueue {
     std::atomic_thread_fence(std::memory_order_seq_cst);
   }
 
-  uint16_t lastAvailIdx() const override { return static_cast<uint16_t>(avail_.idx | (avail_.wrap ? kWrapBit : 0)); }
+  uint32_t lastAvailIdx() const override { return uint32_t{fromPos(avail_)} | uint32_t{fromPos(used_)} << 16; }
   uint16_t resubmitted() const override { return 0; }
   void setDirtyLog(DirtyLog* log) override { log_ = log; }
 
@@ -319,9 +331,9 @@ Result<std::unique_ptr<VirtQueue>> createPackedQueue(const GuestMemory& mem, con
   if (cfg.inflight != nullptr) {
     return makeError("inflight tracking of a packed ring is not supported; do not pass an inflight region with it");
   }
-  if ((cfg.lastAvailIdx & ~kWrapBit) >= n) {
-    return makeError("packed vring base " + std::to_string(cfg.lastAvailIdx & ~kWrapBit) + " is outside a ring of " +
-                     std::to_string(n) + "; fix SET_VRING_BASE");
+  if ((cfg.lastAvailIdx & 0x7fff) >= n || ((cfg.lastAvailIdx >> 16) & 0x7fff) >= n) {
+    return makeError("packed vring base 0x" + hex(cfg.lastAvailIdx) +
+                     " puts the avail or used index outside a ring of " + std::to_string(n) + "; fix SET_VRING_BASE");
   }
   const VringAddresses& a = cfg.addrs;
   if (a.descUserAddr % 16 || a.availUserAddr % 4 || a.usedUserAddr % 4) {

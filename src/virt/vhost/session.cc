@@ -142,9 +142,12 @@ Result<std::vector<uint8_t>> Session::dispatch(Message& msg) {
       OC_TRY(startIfReady(*q));
       return noReply();
     case Request::kSetVringBase:
-      if (msg.state.num > 0xffff) return makeError("avail index " + std::to_string(msg.state.num) + " > 65535");
+      // Packed: avail and used positions with their wrap counters, 16 bits each.
+      if (!(features_ & bit(VIRTIO_F_RING_PACKED)) && msg.state.num > 0xffff) {
+        return makeError("avail index " + std::to_string(msg.state.num) + " > 65535");
+      }
       q->stop();
-      q->base = static_cast<uint16_t>(msg.state.num);
+      q->base = msg.state.num;
       OC_TRY(startIfReady(*q));
       return noReply();
     case Request::kSetVringAddr:

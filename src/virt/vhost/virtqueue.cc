@@ -73,8 +73,8 @@ class SplitQueue final : public VirtQueue {
         avail_(avail),
         used_(used),
         usedGpa_(usedGpa),
-        lastAvail_(cfg.lastAvailIdx),
-        availSeen_(cfg.lastAvailIdx),
+        lastAvail_(static_cast<uint16_t>(cfg.lastAvailIdx)),
+        availSeen_(static_cast<uint16_t>(cfg.lastAvailIdx)),
         usedIdx_(load16(used + kIdxOffset)),
         signalledUsed_(usedIdx_) {
     if (cfg.inflight != nullptr) {
@@ -182,7 +182,7 @@ class SplitQueue final : public VirtQueue {
     std::atomic_thread_fence(std::memory_order_seq_cst);
   }
 
-  uint16_t lastAvailIdx() const override { return lastAvail_; }
+  uint32_t lastAvailIdx() const override { return lastAvail_; }
   uint16_t resubmitted() const override { return resubmitted_; }
   void setDirtyLog(DirtyLog* log) override { log_ = log; }
 

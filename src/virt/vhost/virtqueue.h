@@ -53,8 +53,10 @@ struct Chain {
 struct VirtQueueConfig {
   uint16_t size = 0;     // SET_VRING_NUM: split, a power of two <= 32768; packed, 1..32768
   VringAddresses addrs;  // SET_VRING_ADDR; packed: desc ring, driver and device event areas
-  // SET_VRING_BASE; packed: the avail index | (avail wrap counter << 15).
-  uint16_t lastAvailIdx = 0;
+  // SET_VRING_BASE. Split: the next avail index. Packed (as QEMU 7.2 sends
+  // it): bits 0-14 the avail index, bit 15 the avail wrap counter, bits
+  // 16-30 the used index, bit 31 the used wrap counter.
+  uint32_t lastAvailIdx = 0;
   bool packed = false;    // VIRTIO_F_RING_PACKED negotiated
   bool eventIdx = false;  // VIRTIO_RING_F_EVENT_IDX negotiated
   bool indirect = false;  // VIRTIO_RING_F_INDIRECT_DESC negotiated
@@ -100,7 +102,7 @@ class VirtQueue {
 
   // GET_VRING_BASE: the next avail index the device will read (packed: with
   // the avail wrap counter in bit 15).
-  virtual uint16_t lastAvailIdx() const = 0;
+  virtual uint32_t lastAvailIdx() const = 0;
   // How many chains create() found in flight and pop() resubmits first.
   virtual uint16_t resubmitted() const = 0;
   virtual void setDirtyLog(DirtyLog* log) = 0;

@@ -35,7 +35,7 @@ class Vring {
   uint32_t num = 0;
   VringAddresses addrs;
   bool hasAddrs = false;
-  uint16_t base = 0;  // the next avail index to read (saved by stop())
+  uint32_t base = 0;  // SET/GET_VRING_BASE (VirtQueueConfig::lastAvailIdx), saved by stop()
   UniqueFd kick, call, err;
   bool started = false;  // SET_VRING_KICK seen since the last GET_VRING_BASE
   bool enabled = false;  // SET_VRING_ENABLE
