@@ -49,6 +49,7 @@ class FakeDevice : public VhostDevice {
  public:
   uint64_t deviceFeatures() const override { return 0; }
   uint16_t maxQueues() const override { return 2; }
+  bool packedRing() const override { return packed.load(); }
   std::vector<uint8_t> configSpace(uint16_t) const override { return {1, 2, 3, 4, 5, 6, 7, 8}; }
   uint32_t handle(uint16_t queue, const Chain& chain) override {
     uint32_t written = 0;
@@ -94,6 +95,7 @@ class FakeDevice : public VhostDevice {
     }
   }
   std::atomic<int> handled{0};
+  std::atomic<bool> packed{false};
   std::atomic<uint32_t> readable{0};
   std::atomic<int> source{-1};  // set by the test before the queue starts
   uint64_t pending = 0;         // the queue thread's
@@ -342,6 +344,64 @@ TEST_F(VhostServerTest, ServesARequestPostedInTheRingAndSignalsTheCallFd) {
   ASSERT_EQ(::write(kick, &one, 8), 8);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(device_.handled.load(), 1);
+  ::close(kick);
+  ::close(call);
+}
+
+// A packed ring as QEMU 7.2 sets one up: RING_PACKED offered only when the
+// device takes it, any ring size, and a 32-bit vring base with the used
+// position in the upper half (both ways).
+TEST_F(VhostServerTest, OffersAndServesAPackedRingWithQemusVringBase) {
+  constexpr uint16_t kAvailF = 1u << VRING_PACKED_DESC_F_AVAIL, kUsedF = 1u << VRING_PACKED_DESC_F_USED;
+  FrontEnd fe(path_);
+  ASSERT_TRUE(fe.connected);
+  fe.send(Request::kGetFeatures, {});
+  EXPECT_FALSE(fe.replyU64(Request::kGetFeatures) & (1ull << VIRTIO_F_RING_PACKED));
+  device_.packed = true;
+  fe.send(Request::kGetFeatures, {});
+  ASSERT_TRUE(fe.replyU64(Request::kGetFeatures) & (1ull << VIRTIO_F_RING_PACKED));
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  fe.send(Request::kSetOwner, {});
+  fe.sendU64(Request::kSetFeatures, (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_RING_PACKED));
+  fe.send(Request::kSetMemTable, memTable(kRamSize), {ramFd_});
+  fe.sendState(Request::kSetVringNum, 0, 6);  // not a power of two
+  // avail index 5 and used index 5, both in the first lap (wrap counter 1).
+  fe.sendState(Request::kSetVringBase, 0, 0x80058005u);
+  vhost_vring_addr a{};
+  a.desc_user_addr = kUva + kDesc;
+  a.avail_user_addr = kUva + kAvail;  // driver event area
+  a.used_user_addr = kUva + kUsed;    // device event area
+  fe.send(Request::kSetVringAddr, FrontEnd::bytes(&a, sizeof(a)));
+  fe.sendU64(Request::kSetVringKick, 0, {kick});
+  fe.sendU64(Request::kSetVringCall, 0, {call});
+  fe.send(Request::kGetFeatures, {});  // round trip: all of the above applied
+  fe.replyU64(Request::kGetFeatures);
+
+  // A chain over the ring's end: slot 5 (lap 1), then slot 0 (lap 2), id 3.
+  auto* desc = reinterpret_cast<vring_packed_desc*>(ram_ + kDesc);
+  desc[0] = {kInBuf, kInLen, 3, static_cast<uint16_t>(VRING_DESC_F_WRITE | kUsedF)};
+  desc[5] = {kOutBuf, 16, 3, 0};
+  std::atomic_ref<uint16_t>(desc[5].flags).store(VRING_DESC_F_NEXT | kAvailF, std::memory_order_release);
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  bool done = false;
+  for (int i = 0; i < 10 && !done; ++i) {
+    if (!fired(call)) break;
+    done = std::atomic_ref<uint16_t>(desc[5].flags).load(std::memory_order_acquire) & kUsedF;
+  }
+  ASSERT_TRUE(done) << "no used descriptor written back";
+  EXPECT_EQ(desc[5].id, 3);
+  EXPECT_EQ(desc[5].len, kInLen);
+  EXPECT_EQ(desc[5].flags & (kAvailF | kUsedF), kAvailF | kUsedF);  // used in lap 1
+  EXPECT_EQ(ram_[kInBuf], 0xab);
+
+  // Both positions moved two slots, into lap 2 (wrap counter 0).
+  fe.sendState(Request::kGetVringBase, 0, 0);
+  auto base = fe.reply(Request::kGetVringBase);
+  ASSERT_EQ(base.size(), 8u);
+  uint32_t st[2];
+  std::memcpy(st, base.data(), 8);
+  EXPECT_EQ(st[1], 0x00010001u);
   ::close(kick);
   ::close(call);
 }
