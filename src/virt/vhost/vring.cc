@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string>
 
 #include "base/log.h"
 
@@ -24,6 +25,14 @@ void signalFd(int fd) {
   // The fd is non-blocking (Session::setVringFd): EAGAIN means the counter
   // is full, which already means "signalled".
   [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof(one));
+}
+
+// A vring base for the log: split, the avail index; packed, both positions
+// with their wrap counters.
+std::string describeBase(uint32_t base, bool packed) {
+  if (!packed) return fmt::format("avail index {}", base);
+  return fmt::format("avail {} wrap {}, used {} wrap {}", base & 0x7fff, (base >> 15) & 1, (base >> 16) & 0x7fff,
+                     base >> 31);
 }
 
 }  // namespace
@@ -67,8 +76,8 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   stopFd_.reset(sfd);
   stopRequested_.store(false);
   thread_ = std::thread([this, sfd] { loop(sfd); });
-  spdlog::info("vhost-user: queue {} started (size {}, avail index {}{})", index_, num, vq_->lastAvailIdx(),
-               cfg.inflight != nullptr ? ", inflight tracked" : "");
+  spdlog::info("vhost-user: queue {} started ({}size {}, {}{})", index_, cfg.packed ? "packed, " : "", num,
+               describeBase(vq_->lastAvailIdx(), cfg.packed), cfg.inflight != nullptr ? ", inflight tracked" : "");
   return okStatus();
 }
 
@@ -80,7 +89,7 @@ void Vring::stop() {
   stopFd_.reset();
   base = vq_->lastAvailIdx();
   vq_.reset();
-  spdlog::info("vhost-user: queue {} stopped at avail index {}", index_, base);
+  spdlog::info("vhost-user: queue {} stopped at {}", index_, describeBase(base, base > 0xffff));
 }
 
 void Vring::reset() {
