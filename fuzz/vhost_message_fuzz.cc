@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace offcore::virt;
   if (size < 1 + kHeaderSize) return 0;
   std::vector<UniqueFd> fds;
-  for (int i = 0; i < data[0] % (kMaxFds + 2); ++i) fds.emplace_back(::eventfd(0, EFD_CLOEXEC));
+  for (size_t i = 0; i < data[0] % (kMaxFds + 2); ++i) fds.emplace_back(::eventfd(0, EFD_CLOEXEC));
   auto h = parseHeader(std::span<const uint8_t>(data + 1, kHeaderSize));
   if (!h.ok()) return 0;
   std::span<const uint8_t> payload(data + 1 + kHeaderSize, size - 1 - kHeaderSize);
