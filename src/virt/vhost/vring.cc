@@ -75,9 +75,11 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   }
   stopFd_.reset(sfd);
   stopRequested_.store(false);
+  // Read before the thread starts: from then on the queue is its thread's.
+  const uint32_t startedAt = vq_->lastAvailIdx();
   thread_ = std::thread([this, sfd] { loop(sfd); });
   spdlog::info("vhost-user: queue {} started ({}size {}, {}{})", index_, cfg.packed ? "packed, " : "", num,
-               describeBase(vq_->lastAvailIdx(), cfg.packed), cfg.inflight != nullptr ? ", inflight tracked" : "");
+               describeBase(startedAt, cfg.packed), cfg.inflight != nullptr ? ", inflight tracked" : "");
   return okStatus();
 }
 
