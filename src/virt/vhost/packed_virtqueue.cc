@@ -278,7 +278,7 @@ class PackedQueue final : public VirtQueue {
   // returns the flags for the caller to store (last).
   uint16_t writeUsed(const Chain& chain, uint32_t written) {
     OC_ASSERT(chain.descs >= 1 && chain.descs <= cfg_.size, "push() of a chain this queue did not pop");
-    if (log_ != nullptr) logWritten(chain, written);
+    if (log_ != nullptr) markWritten(*log_, chain, written);
     uint8_t* d = desc_ + kDescBytes * used_.idx;
     uint32_t len = htole32(written);
     uint16_t id = htole16(chain.head);
@@ -292,17 +292,6 @@ class PackedQueue final : public VirtQueue {
 
   void logDesc(uint16_t idx, uint16_t n) {
     if (log_ != nullptr && descGpa_) log_->mark(*descGpa_ + kDescBytes * idx, kDescBytes * n);
-  }
-
-  void logWritten(const Chain& chain, uint32_t written) {
-    uint64_t left = written;
-    for (const Segment& s : chain.segments) {
-      if (left == 0) break;
-      if (!s.deviceWritable) continue;
-      uint64_t n = std::min<uint64_t>(left, s.len);
-      if (n > 0) log_->mark(s.gpa, n);
-      left -= n;
-    }
   }
 
   const GuestMemory& mem_;

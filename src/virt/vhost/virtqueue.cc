@@ -250,7 +250,7 @@ class SplitQueue final : public VirtQueue {
 
   void writeUsed(const Chain& chain, uint32_t written) {
     OC_ASSERT(chain.head < cfg_.size, "push() of a chain this queue did not pop");
-    if (log_ != nullptr) logWritten(chain, written);
+    if (log_ != nullptr) markWritten(*log_, chain, written);
     uint16_t slot = usedIdx_ % cfg_.size;
     uint8_t* elem = used_ + kRingOffset + kUsedElemBytes * slot;
     vring_used_elem e{htole32(chain.head), htole32(written)};
@@ -268,17 +268,6 @@ class SplitQueue final : public VirtQueue {
 
   void logUsed(uint64_t offset, uint64_t len) {
     if (log_ != nullptr && usedGpa_) log_->mark(*usedGpa_ + offset, len);
-  }
-
-  void logWritten(const Chain& chain, uint32_t written) {
-    uint64_t left = written;
-    for (const Segment& s : chain.segments) {
-      if (left == 0) break;
-      if (!s.deviceWritable) continue;
-      uint64_t n = std::min<uint64_t>(left, s.len);
-      if (n > 0) log_->mark(s.gpa, n);
-      left -= n;
-    }
   }
 
   const GuestMemory& mem_;
@@ -301,6 +290,17 @@ class SplitQueue final : public VirtQueue {
 };
 
 }  // namespace
+
+void markWritten(DirtyLog& log, const Chain& chain, uint32_t written) {
+  uint64_t left = written;
+  for (const Segment& s : chain.segments) {
+    if (left == 0) break;
+    if (!s.deviceWritable) continue;
+    uint64_t n = std::min<uint64_t>(left, s.len);
+    if (n > 0) log.mark(s.gpa, n);
+    left -= n;
+  }
+}
 
 Result<std::unique_ptr<VirtQueue>> VirtQueue::create(const GuestMemory& mem, const VirtQueueConfig& cfg,
                                                      DirtyLog* log) {

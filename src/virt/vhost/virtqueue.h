@@ -68,6 +68,11 @@ struct VirtQueueConfig {
   uint8_t* inflight = nullptr;
 };
 
+// Marks in the dirty log the first `written` bytes of the chain's
+// device-writable segments, in order: what a push() reports it wrote. Both
+// ring layouts use it.
+void markWritten(DirtyLog& log, const Chain& chain, uint32_t written);
+
 class VirtQueue {
  public:
   virtual ~VirtQueue() = default;
