@@ -75,6 +75,8 @@ TEST(GuestMemoryTest, RefusesBadTablesAndClosesTheirFds) {
   refused({{0, 0, 0, 0, memfd(4096)}}, "zero-sized region");
   refused({{0, 0x2000, 0, 0, memfd(0x1000)}}, "region past the end of its file");
   refused({{0, 0x1000, 0, 100, memfd(0x2000)}}, "misaligned mmap offset");
+  // A ring's atomics would be misaligned in our mapping of such a region.
+  refused({{0, 0x1000, 0x7f0000000002, 0, memfd(0x1000)}}, "front-end address not page aligned");
   refused({{UINT64_MAX - 0xfff, 0x2000, 0, 0, memfd(0x2000)}}, "wrapping guest address");
   refused({{0, 0x2000, 0x10000, 0, memfd(0x2000)}, {0x1000, 0x1000, 0x20000, 0, memfd(0x1000)}},
           "overlapping guest addresses");

@@ -98,6 +98,13 @@ Status checkTable(const std::vector<MemoryRegionDesc>& regions) {
         r.mmapOffset + r.size < r.mmapOffset) {
       return makeError(name + " wraps the 64-bit address space");
     }
+    // The rings' indexes are read and written atomically through host
+    // pointers; with the region's front-end address page aligned (QEMU maps
+    // RAM in pages), a ring address aligned in the front end is aligned here.
+    if (r.userAddr % page != 0) {
+      return makeError(name + " starts at front-end address " + hex(r.userAddr) +
+                       ", not page aligned; the front end must map page-aligned memory");
+    }
     if (r.mmapOffset % page != 0) {
       return makeError(name + " starts at fd offset " + hex(r.mmapOffset) +
                        ", not page aligned; the front end must map page-aligned memory");

@@ -140,6 +140,20 @@ Status parseBody(const Header& h, std::span<const uint8_t> p, Message& m) {
 
 }  // namespace
 
+bool repliesItself(Request request) {
+  switch (request) {
+    case Request::kGetFeatures:
+    case Request::kGetProtocolFeatures:
+    case Request::kGetQueueNum:
+    case Request::kGetVringBase:
+    case Request::kGetConfig:
+    case Request::kGetInflightFd:
+    case Request::kGetMaxMemSlots:
+    case Request::kGetStatus: return true;
+    default: return false;
+  }
+}
+
 const char* requestName(uint32_t request) {
   switch (static_cast<Request>(request)) {
     case Request::kGetFeatures: return "GET_FEATURES";

@@ -59,6 +59,9 @@ enum class Request : uint32_t {
 };
 
 const char* requestName(uint32_t request);
+// Requests whose reply carries their answer (GET_*): REPLY_ACK does not
+// apply to them, so a failure cannot be answered with a u64 status.
+bool repliesItself(Request request);
 
 // Header flags.
 inline constexpr uint32_t kVersionMask = 0x3;

@@ -21,6 +21,9 @@
 namespace offcore::virt {
 namespace {
 
+// How long a reply may wait for the front end to make room in the socket.
+constexpr int kReplyTimeoutMs = 5000;
+
 // What reading one message found: a message, a clean end, or stop().
 enum class ReadEnd { kMessage, kClosed, kStopped };
 
@@ -47,6 +50,7 @@ class Server final : public VhostUserServer {
   // before the first byte when eofOk.
   Result<ReadEnd> readFull(int conn, uint8_t* buf, size_t len, std::vector<UniqueFd>& fds, bool eofOk);
   Status writeFull(int conn, const std::vector<uint8_t>& bytes, int fd = -1);
+  Status waitWritable(int conn);
 
   const std::string path_;
   UniqueFd listen_;
@@ -119,19 +123,43 @@ Status Server::writeFull(int conn, const std::vector<uint8_t>& bytes, int fd) {
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(cm), &fd, sizeof(int));
     ssize_t n;
-    do {
-      n = ::sendmsg(conn, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) return errnoError("reply to the front end (with an fd)");
+    for (;;) {
+      n = ::sendmsg(conn, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) break;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) return errnoError("reply to the front end (with an fd)");
+      OC_TRY(waitWritable(conn));
+    }
     sent = static_cast<size_t>(n);
   }
   while (sent < bytes.size()) {
-    ssize_t n = ::send(conn, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    ssize_t n = ::send(conn, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      OC_TRY(waitWritable(conn));
+      continue;
+    }
     if (n < 0) return errnoError("reply to the front end");
     sent += static_cast<size_t>(n);
   }
   return okStatus();
+}
+
+// A front end that stops reading its replies (its socket buffer full) must
+// not park the control thread: stop() and the next front end wait on it.
+Status Server::waitWritable(int conn) {
+  for (;;) {
+    pollfd fds[2] = {{stop_.get(), POLLIN, 0}, {conn, POLLOUT, 0}};
+    int n = ::poll(fds, 2, kReplyTimeoutMs);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errnoError("poll");
+    if (n == 0) {
+      return makeError("the front end has not read its replies for " + std::to_string(kReplyTimeoutMs / 1000) + " s");
+    }
+    if (fds[0].revents) return makeError("stopped while replying to the front end");
+    if (fds[1].revents & (POLLERR | POLLHUP)) return makeError("the front end closed the connection");
+    return okStatus();
+  }
 }
 
 Result<ReadEnd> Server::serve(int conn) {

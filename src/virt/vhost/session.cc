@@ -75,6 +75,15 @@ Result<std::vector<uint8_t>> Session::handle(Message msg) {
   const auto request = static_cast<uint32_t>(msg.request);
   const bool ack = msg.needReply() && (protocolFeatures_ & bit(kProtoReplyAck));
   auto reply = dispatch(msg);
+  if (!reply.ok() && ack && !repliesItself(msg.request)) {
+    // REPLY_ACK: the front end asked to hear about a failure, so it gets a
+    // non-zero answer and decides (QEMU fails the operation; it may reset
+    // the device or reconnect). Whatever the request changed before it
+    // failed is safe to keep: at worst the queues it touched stay stopped.
+    spdlog::warn("vhost-user: {} failed: {}; answered the front end with an error", requestName(request),
+                 reply.error().message);
+    return encodeU64Reply(request, 1);
+  }
   if (!reply.ok()) return reply.error().wrap(requestName(request));
   // REPLY_ACK: requests without a reply of their own confirm with a u64 0.
   if (ack && reply->empty()) return encodeU64Reply(request, 0);
@@ -268,6 +277,10 @@ Result<std::vector<uint8_t>> Session::setVringFd(Message& msg) {
   const bool noFd = (msg.u64 & kVringNoFd) != 0;
   UniqueFd fd = noFd ? UniqueFd() : std::move(msg.fds[0]);
   if (!noFd) OC_TRY(checkEventFd(fd.get()));
+  if (msg.request == Request::kSetVringCall) {
+    q->setCall(std::move(fd));
+    return noReply();
+  }
   q->stop();
   switch (msg.request) {
     case Request::kSetVringKick:
@@ -275,7 +288,6 @@ Result<std::vector<uint8_t>> Session::setVringFd(Message& msg) {
       q->kick = std::move(fd);
       q->started = true;
       break;
-    case Request::kSetVringCall: q->call = std::move(fd); break;
     default: q->err = std::move(fd); break;
   }
   OC_TRY(startIfReady(*q));
