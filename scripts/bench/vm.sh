@@ -3,7 +3,11 @@
 # it and turns its output into the report). One JSON object per measurement
 # goes to stdout (or --out FILE); progress goes to stderr.
 #
-#   vm.sh [--runs N] [--quick] [--duration S] [--out FILE]
+#   vm.sh [--runs N] [--quick] [--duration S] [--out FILE] [--offcore-args "ARGS"] [--modes "M..."]
+#
+# --modes "offcore qemu": a subset of the back ends (the report needs all three).
+# --offcore-args: extra `vm blk-serve` arguments for the offcore back end
+# (to compare its settings, e.g. "--coalesce-us 0").
 #
 # One software DPU (ocbv). A guest (scripts/guest/kit.sh with the fio layer,
 # one vCPU, TCG) runs in the node's host domain and its disk is a raw file
@@ -24,13 +28,15 @@ source "$HERE/lib.sh"
 bench_traps vm.sh
 GUEST_KIT_LIB="$HERE/../../tests/integration/lib_guest.sh"
 
-RUNS=3 QUICK=0 DURATION="" OUT=""
+RUNS=3 QUICK=0 DURATION="" OUT="" OFFCORE_ARGS="" MODES_ARG=""
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --duration) DURATION=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --offcore-args) OFFCORE_ARGS=$2; shift 2 ;;
+    --modes) MODES_ARG=$2; shift 2 ;;
     *) fail "unknown argument $1 (see the header of $0)" ;;
   esac
 done
@@ -109,7 +115,7 @@ wait_line() {
 start_offcore() {
   rm -f "$1"
   "$OFFCORE" dpu exec --name "$N" --domain soc -- \
-    "$OFFCORE" vm blk-serve --socket "$1" --file "$disk" >>"$work/blk-serve.log" 2>&1 &
+    "$OFFCORE" vm blk-serve --socket "$1" --file "$disk" $OFFCORE_ARGS >>"$work/blk-serve.log" 2>&1 &
   BACKEND=$!
 }
 start_qsd() {
@@ -171,6 +177,7 @@ measure() {
 }
 
 MODES=(offcore qsd qemu)
+[ -z "$MODES_ARG" ] || read -r -a MODES <<<"$MODES_ARG"
 for (( r = 1; r <= RUNS; r++ )); do
   # Rotate the order between runs: no mode always goes first (cold cache).
   for (( k = 0; k < ${#MODES[@]}; k++ )); do

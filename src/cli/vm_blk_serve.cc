@@ -28,6 +28,7 @@ struct BlkServeOpts {
   std::string socket, file, volume, serial = "offcore", node, secretFile;
   int queues = 1;
   bool readOnly = false;
+  uint32_t coalesceUs = 0, coalesceIops = 0;
 };
 
 // The block device behind the disk, and what closes it.
@@ -83,6 +84,7 @@ int blkServe(const BlkServeOpts& o) {
   bo.serial = o.serial;
   bo.numQueues = static_cast<uint16_t>(o.queues);
   bo.readOnly = o.readOnly;
+  bo.coalescing = {o.coalesceUs, o.coalesceIops};
   auto device = virt::makeVirtioBlk(*backing->dev, bo);
   auto server = virt::VhostUserServer::listen(o.socket, *device);
   if (!server.ok()) {
@@ -115,6 +117,13 @@ void registerVmBlkServe(CLI::App& vm, CliContext& ctx) {
   blk->add_option("--queues", o->queues, "virtqueues offered (QEMU's num-queues may be lower)");
   blk->add_flag("--read-only", o->readOnly, "offer a read-only disk (VIRTIO_BLK_F_RO)");
   blk->add_option("--serial", o->serial, "the disk's serial (GET_ID, at most 20 bytes)");
+  blk->add_option("--coalesce-us", o->coalesceUs,
+                  "interrupt coalescing: hold a queue's interrupt up to this many microseconds after its ring ran "
+                  "empty, so one interrupt covers the requests the guest posts meanwhile (0: off)")
+      ->check(CLI::Range(0, 1000));
+  blk->add_option("--coalesce-iops", o->coalesceIops,
+                  "coalesce only while a queue completes at least this many requests per second (measured over "
+                  "10 ms), so a guest waiting on each request is never delayed");
   blk->callback([&ctx, o] { ctx.action = [o] { return blkServe(*o); }; });
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -51,6 +52,7 @@ class FakeDevice : public VhostDevice {
   uint16_t maxQueues() const override { return 2; }
   bool packedRing() const override { return packed.load(); }
   std::vector<uint8_t> configSpace(uint16_t) const override { return {1, 2, 3, 4, 5, 6, 7, 8}; }
+  Coalescing coalescing() const override { return {coalesceUs.load(), coalesceIops.load()}; }
   uint32_t handle(uint16_t queue, const Chain& chain) override {
     uint32_t written = 0;
     for (const auto& s : chain.segments) {
@@ -96,6 +98,7 @@ class FakeDevice : public VhostDevice {
   }
   std::atomic<int> handled{0};
   std::atomic<bool> packed{false};
+  std::atomic<uint32_t> coalesceUs{0}, coalesceIops{0};
   std::atomic<uint32_t> readable{0};
   std::atomic<int> source{-1};  // set by the test before the queue starts
   uint64_t pending = 0;         // the queue thread's
@@ -155,6 +158,29 @@ class FrontEnd {
     uint64_t v = ~0ull;
     if (p.size() == 8) std::memcpy(&v, p.data(), 8);
     return v;
+  }
+  // A request without payload, non-blocking: false when the socket is full.
+  bool trySend(Request r) {
+    uint32_t h[3] = {static_cast<uint32_t>(r), kVersion, 0};
+    return ::send(fd_, h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(sizeof h);
+  }
+  bool writableWithin(int timeoutMs) {
+    pollfd p{fd_, POLLOUT, 0};
+    return ::poll(&p, 1, timeoutMs) == 1;
+  }
+  // Reads (and discards) until the server closes, for at most timeoutMs.
+  bool drainedToEof(int timeoutMs) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    // Give the server its reply timeout; reading early would make room.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5500));
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 1000) != 1) continue;
+      ssize_t r = ::recv(fd_, buf, sizeof buf, 0);
+      if (r <= 0) return r == 0 || errno == ECONNRESET;
+    }
+    return false;
   }
   // True when the server closed the connection (within 5 s).
   bool closedByServer() {
@@ -491,6 +517,120 @@ TEST_F(VhostServerTest, ADisabledRingWaitsForSetVringEnable) {
   EXPECT_EQ(used()->idx, 1);
   ::close(kick);
   ::close(call);
+}
+
+// QEMU swaps the call fd whenever the guest masks the queue's vector: the
+// queue keeps running (a restart would signal the new fd at once) and the
+// next completion goes to the new fd.
+TEST_F(VhostServerTest, SwapsTheCallFdWithoutRestartingTheQueue) {
+  FrontEnd fe(path_);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  postRequest(0);
+  const uint64_t one = 1;
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  ASSERT_TRUE(completedTo(call, 1));
+
+  int call2 = ::eventfd(0, EFD_CLOEXEC);
+  fe.sendU64(Request::kSetVringCall, 0, {call2});
+  fe.send(Request::kGetFeatures, {});  // round trip: the swap is applied
+  fe.replyU64(Request::kGetFeatures);
+  pollfd p{call2, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 200), 0) << "the queue restarted (a start signals its call fd)";
+  // EVENT_IDX: the guest asks for an interrupt past the entry it has seen.
+  reinterpret_cast<vring_avail*>(ram_ + kAvail)->ring[kQueueSize] = 1;
+  postRequest(1);
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  ASSERT_TRUE(fired(call2)) << "no interrupt on the new call fd";
+  std::atomic_thread_fence(std::memory_order_acquire);
+  EXPECT_EQ(used()->idx, 2);
+  p = {call, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "the old call fd was signalled after the swap";
+  ::close(kick);
+  ::close(call);
+  ::close(call2);
+}
+
+// Coalescing: above the rate threshold (0: always), a completion's
+// interrupt waits up to the delay, and what the guest posts meanwhile is
+// served and covered by the same interrupt.
+TEST_F(VhostServerTest, HoldsAnInterruptForTheDelayAndCoversLaterCompletions) {
+  device_.coalesceUs = 300000;  // long enough to observe
+  device_.coalesceIops = 0;
+  FrontEnd fe(path_);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  ASSERT_TRUE(fired(call)) << "no interrupt at the queue's start";
+  const uint64_t one = 1;
+  postRequest(0);
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::atomic_thread_fence(std::memory_order_acquire);
+  EXPECT_EQ(used()->idx, 1) << "the request was not served at once";
+  pollfd p{call, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "the interrupt was not held";
+  postRequest(1);
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  ASSERT_EQ(::poll(&p, 1, 2000), 1) << "the held interrupt never came";
+  uint64_t count = 0;
+  ASSERT_EQ(::read(call, &count, 8), 8);
+  EXPECT_EQ(count, 1u) << "two interrupts for two completions";
+  std::atomic_thread_fence(std::memory_order_acquire);
+  EXPECT_EQ(used()->idx, 2);
+  ::close(kick);
+  ::close(call);
+}
+
+TEST_F(VhostServerTest, DoesNotHoldAnInterruptBelowTheRateThreshold) {
+  device_.coalesceUs = 300000;
+  device_.coalesceIops = 1000000000;
+  FrontEnd fe(path_);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  ASSERT_TRUE(fired(call));
+  const uint64_t one = 1;
+  postRequest(0);
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  pollfd p{call, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 100), 1) << "a slow queue's interrupt was held";
+  ::close(kick);
+  ::close(call);
+}
+
+// REPLY_ACK: a request that fails with NEED_REPLY set is answered with a
+// non-zero status, and the connection goes on.
+TEST_F(VhostServerTest, AnswersAFailedRequestThatAskedForAReply) {
+  FrontEnd fe(path_);
+  fe.sendU64(Request::kSetProtocolFeatures, 1ull << kProtoReplyAck);
+  fe.send(Request::kSetMemTable, memTable(kRamSize * 4), {ramFd_}, kVersion | kFlagNeedReply);
+  EXPECT_NE(fe.replyU64(Request::kSetMemTable), 0u);
+  fe.send(Request::kSetMemTable, memTable(kRamSize), {ramFd_}, kVersion | kFlagNeedReply);
+  EXPECT_EQ(fe.replyU64(Request::kSetMemTable), 0u) << "the connection did not survive the failed request";
+}
+
+// A front end that sends requests and never reads the replies fills its
+// socket: the server drops it (within its 5 s reply timeout) instead of
+// blocking for good, and serves the next one.
+TEST_F(VhostServerTest, DropsAFrontEndThatNeverReadsItsReplies) {
+  FrontEnd fe(path_);
+  const auto start = std::chrono::steady_clock::now();
+  // Send until the server stops reading (its own replies have filled its
+  // socket): then our socket stays full for a second.
+  int sent = 0;
+  while (sent < 200000) {
+    if (fe.trySend(Request::kGetFeatures)) {
+      ++sent;
+    } else if (!fe.writableWithin(1000)) {
+      break;
+    }
+  }
+  ASSERT_LT(sent, 200000) << "the server kept reading without its replies being read";
+  EXPECT_TRUE(fe.drainedToEof(15000)) << "the server kept a front end that does not read";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  expectServing();
 }
 
 TEST_F(VhostServerTest, DropsAFrontEndThatSendsAWrongPayloadSize) {

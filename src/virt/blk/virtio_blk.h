@@ -19,6 +19,7 @@ struct VirtioBlkOptions {
   uint16_t numQueues = 1;
   uint32_t segMax = 126;
   bool readOnly = false;
+  VhostDevice::Coalescing coalescing;  // interrupt coalescing (device.h); off by default
 };
 
 std::unique_ptr<VhostDevice> makeVirtioBlk(BlockDevice& dev, const VirtioBlkOptions& opts);

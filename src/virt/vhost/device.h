@@ -22,6 +22,18 @@ class VhostDevice {
   // Whether the server offers VIRTIO_F_RING_PACKED for this device. A packed
   // ring's in-flight requests are not tracked (INFLIGHT_SHMFD is split only).
   virtual bool packedRing() const { return false; }
+  // Interrupt coalescing for the request/response queues, as SPDK's vhost
+  // target does it (delay_base_us, iops_threshold): while a queue completes
+  // at least iopsThreshold requests per second (measured over 10 ms), its
+  // interrupt waits up to delayUs after the ring ran empty, so chains the
+  // guest posts meanwhile are served and announced by the same interrupt.
+  // Below the threshold (a guest waiting on each request) nothing waits.
+  // delayUs 0: off.
+  struct Coalescing {
+    uint32_t delayUs = 0;
+    uint32_t iopsThreshold = 0;
+  };
+  virtual Coalescing coalescing() const { return {}; }
   // GET_CONFIG: the device config space (virtio_blk_config...), whole.
   virtual std::vector<uint8_t> configSpace(uint16_t numQueues) const = 0;
 

@@ -5,6 +5,7 @@
 #include <linux/virtio_ring.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,7 +18,7 @@ namespace {
 
 // Chains served before the guest is told, so a deep queue still gets
 // completions while the thread keeps draining.
-constexpr int kNotifyBatch = 32;
+constexpr uint32_t kNotifyBatch = 32;
 
 void signalFd(int fd) {
   if (fd < 0) return;
@@ -75,6 +76,12 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   }
   stopFd_.reset(sfd);
   stopRequested_.store(false);
+  coalesce_ = device_.coalescing();
+  unsignalled_ = 0;
+  pending_ = false;
+  deferring_ = coalesce_.iopsThreshold == 0;  // no threshold: always
+  windowPushed_ = 0;
+  windowStart_ = std::chrono::steady_clock::now();
   // Read before the thread starts: from then on the queue is its thread's.
   const uint32_t startedAt = vq_->lastAvailIdx();
   thread_ = std::thread([this, sfd] { loop(sfd); });
@@ -101,7 +108,7 @@ void Vring::reset() {
   hasAddrs = false;
   base = 0;
   kick.reset();
-  call.reset();
+  setCall(UniqueFd());
   err.reset();
   inflight = nullptr;
   inflightQueueSize = 0;
@@ -115,6 +122,9 @@ void Vring::loop(int stopFd) {
     driveLoop(stopFd, source);
     return;
   }
+  // A coalescing wait is tens of microseconds: the default 50 us timer
+  // slack would double it.
+  if (coalesce_.delayUs > 0) ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   bool broken = false;
   // Serve what the guest posted before the kick fd was handed to us.
   if (!drain()) broken = true;
@@ -122,18 +132,35 @@ void Vring::loop(int stopFd) {
   // call (or a call written to an fd the front end has since replaced)
   // leaves completions the guest was never told about. A spurious
   // interrupt only makes the guest look at the used ring.
-  if (!broken) notify();
+  if (!broken) {
+    notify();
+    unsignalled_ = 0;
+    pending_ = false;
+  }
   for (;;) {
     pollfd fds[2] = {{stopFd, POLLIN, 0}, {kick.get(), POLLIN, 0}};
+    timespec wait{};
+    timespec* timeout = nullptr;
+    if (pending_) {
+      std::chrono::nanoseconds left{};
+      if (pendingDue(&left)) {
+        notifyPushed();
+        continue;
+      }
+      wait.tv_sec = static_cast<time_t>(left.count() / 1000000000);
+      wait.tv_nsec = static_cast<long>(left.count() % 1000000000);
+      timeout = &wait;
+    }
     // A broken ring waits for the front end to set it up again: kicks are
     // no longer read, so a hostile guest cannot make this thread spin.
-    int n = ::poll(fds, broken ? 1 : 2, -1);
+    int n = ::ppoll(fds, broken ? 1 : 2, timeout, nullptr);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       spdlog::error("vhost-user: queue {}: poll: errno {}; the queue stops serving", index_, errno);
-      return;
+      break;
     }
-    if (fds[0].revents) return;
+    if (n == 0) continue;  // the pending interrupt is due
+    if (fds[0].revents) break;
     if (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL)) {
       spdlog::error("vhost-user: queue {}: kick fd failed; the queue stops serving", index_);
       broken = true;
@@ -145,18 +172,18 @@ void Vring::loop(int stopFd) {
       if (!drain()) broken = true;
     }
   }
+  // Nothing pushed stays unannounced when the queue stops.
+  if (pending_) notifyPushed();
 }
 
 bool Vring::drain() {
   vq_->setKicksEnabled(false);
-  int sinceNotify = 0;
   for (;;) {
     auto chain = vq_->pop();
     if (chain.ok() && !chain->has_value()) {
       // Empty: take kicks again, then look once more so a chain posted in
       // between is not left waiting for a kick the guest will not send.
-      if (sinceNotify > 0 && vq_->shouldNotify()) notify();
-      sinceNotify = 0;
+      settlePushed();
       vq_->setKicksEnabled(true);
       chain = vq_->pop();
       if (chain.ok() && !chain->has_value()) return true;
@@ -165,22 +192,60 @@ bool Vring::drain() {
     if (!chain.ok()) {
       spdlog::error("vhost-user: queue {}: {}; the queue stops until the front end sets it up again", index_,
                     chain.error().message);
+      notifyPushed();
       signalFd(err.get());
       return false;
     }
     const Chain& c = **chain;
     uint32_t written = device_.handle(index_, c);
     vq_->push(c, written);
+    ++unsignalled_;
+    ++windowPushed_;
     if (stopRequested_.load(std::memory_order_relaxed)) {
       // The rest stays in the ring for the next start (from lastAvailIdx).
-      if (vq_->shouldNotify()) notify();
+      notifyPushed();
       return true;
     }
-    if (++sinceNotify >= kNotifyBatch) {
-      if (vq_->shouldNotify()) notify();
-      sinceNotify = 0;
-    }
+    if (unsignalled_ >= kNotifyBatch) notifyPushed();
   }
+}
+
+void Vring::notifyPushed() {
+  if (unsignalled_ > 0 && vq_->shouldNotify()) notify();
+  unsignalled_ = 0;
+  pending_ = false;
+}
+
+void Vring::settlePushed() {
+  if (unsignalled_ == 0) return;
+  if (coalesce_.delayUs == 0) {
+    notifyPushed();
+    return;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  const auto window = now - windowStart_;
+  if (window >= std::chrono::milliseconds(10)) {
+    const double rate = static_cast<double>(windowPushed_) / std::chrono::duration<double>(window).count();
+    deferring_ = rate >= static_cast<double>(coalesce_.iopsThreshold);
+    windowPushed_ = 0;
+    windowStart_ = now;
+  }
+  if (!deferring_) {
+    notifyPushed();
+    return;
+  }
+  if (!pending_) {
+    pending_ = true;
+    pendingSince_ = now;
+  }
+}
+
+bool Vring::pendingDue(std::chrono::nanoseconds* left) const {
+  const auto due = pendingSince_ + std::chrono::microseconds(coalesce_.delayUs);
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= due) return true;
+  *left = due - now;
+  return false;
 }
 
 // A device-driven queue (device.h, sourceFd): the device fills the guest's
@@ -243,6 +308,19 @@ VhostDevice::Fill Vring::fillRound() {
   }
 }
 
-void Vring::notify() { signalFd(call.get()); }
+void Vring::setCall(UniqueFd fd) {
+  std::lock_guard<std::mutex> lock(callMu_);
+  call_ = std::move(fd);
+}
+
+bool Vring::hasCall() const {
+  std::lock_guard<std::mutex> lock(callMu_);
+  return call_.valid();
+}
+
+void Vring::notify() {
+  std::lock_guard<std::mutex> lock(callMu_);
+  signalFd(call_.get());
+}
 
 }  // namespace offcore::virt

@@ -6,13 +6,16 @@
 // source fd and lets the device fill() the ring.
 //
 // Threading (docs/CONCURRENCY.md "vhost-user"): the control thread owns every
-// field and calls stop() before changing any of them or the memory table;
-// while running, the queue thread alone touches the VirtQueue.
+// field and calls stop() before changing any of them or the memory table,
+// except the call fd (setCall(), under a mutex); while running, the queue
+// thread alone touches the VirtQueue.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "base/result.h"
@@ -36,7 +39,7 @@ class Vring {
   VringAddresses addrs;
   bool hasAddrs = false;
   uint32_t base = 0;  // SET/GET_VRING_BASE (VirtQueueConfig::lastAvailIdx), saved by stop()
-  UniqueFd kick, call, err;
+  UniqueFd kick, err;
   bool started = false;  // SET_VRING_KICK seen since the last GET_VRING_BASE
   bool enabled = false;  // SET_VRING_ENABLE
   // SET_INFLIGHT_FD: this queue's region and the queue size it was laid out
@@ -55,6 +58,12 @@ class Vring {
   void stop();
   // Back to the state of a new connection.
   void reset();
+  // SET_VRING_CALL, also while running: QEMU swaps the call fd whenever the
+  // guest masks or unmasks the queue's vector, so this must not restart the
+  // thread. The next interrupt goes to the new fd; QEMU itself looks at the
+  // old one when it swaps back.
+  void setCall(UniqueFd fd);
+  bool hasCall() const;
 
  private:
   void loop(int stopFd);
@@ -63,7 +72,14 @@ class Vring {
   // Calls fill() until it is not kMore (or stop() asks), notifying between.
   VhostDevice::Fill fillRound();
   // Serves chains until the ring is empty; false when the guest broke it.
+  // Leaves the interrupt for what it pushed pending when coalescing.
   bool drain();
+  // The interrupt for everything pushed so far, if the guest wants one.
+  void notifyPushed();
+  // At the end of a drain: per the measured rate, wait or signal now.
+  void settlePushed();
+  // A pending interrupt's deadline has passed (or comes in `left`).
+  bool pendingDue(std::chrono::nanoseconds* left) const;
   void notify();
 
   const uint16_t index_;
@@ -73,6 +89,17 @@ class Vring {
   // Set by stop() before it signals: drain() returns after the chain in
   // hand, so a guest that never lets its ring empty cannot hold stop().
   std::atomic<bool> stopRequested_{false};
+  // Coalescing (VhostDevice::coalescing), the queue thread's.
+  VhostDevice::Coalescing coalesce_;
+  uint32_t unsignalled_ = 0;  // chains pushed since the last notifyPushed()
+  bool pending_ = false;      // an interrupt waits for pendingSince_ + delay
+  std::chrono::steady_clock::time_point pendingSince_;
+  bool deferring_ = false;  // the last window's rate was above the threshold
+  uint64_t windowPushed_ = 0;
+  std::chrono::steady_clock::time_point windowStart_;
+  // The one field the control thread changes under a running queue.
+  mutable std::mutex callMu_;
+  UniqueFd call_;
   std::thread thread_;
 };
 
