@@ -88,7 +88,9 @@ TEST(VmSpec, APackedDiskRingIsRecordedAndAskedOfQemuOnlyForTheDisk) {
   auto argv = qemuArgv(s, p, QemuLaunch{});
   EXPECT_TRUE(has(argv, "vhost-user-blk-pci,chardev=blk0,num-queues=2,packed=on"));
   for (const auto& a : argv) {
-    if (a.rfind("virtio-net-pci", 0) == 0) EXPECT_EQ(a.find("packed"), std::string::npos) << a;
+    if (a.rfind("virtio-net-pci", 0) == 0) {
+      EXPECT_EQ(a.find("packed"), std::string::npos) << a;
+    }
   }
   auto back = vmSpecFromJson(vmSpecToJson(s));
   ASSERT_TRUE(back.ok()) << back.error().message;
