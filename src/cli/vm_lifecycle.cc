@@ -207,6 +207,13 @@ void registerVmLifecycle(CLI::App& vm, CliContext& ctx) {
   create->add_option("--mem", *mem, "memory (256M, 1G)")->capture_default_str();
   create->add_option("--disk", c->disk, "nvme-tcp://ADDR:PORT/NQN (an offcore volume) or a file path")->required();
   create->add_option("--disk-queues", c->disk_queues, "virtqueues of the disk (default: one per vCPU)");
+  create
+      ->add_option("--disk-ring", c->disk_ring,
+                   "virtqueue layout of the disk: split or packed (VIRTIO_F_RING_PACKED); in-flight requests are "
+                   "tracked across a back-end restart with either. The NIC stays split (vhost-user-net offers no "
+                   "packed ring yet)")
+      ->check(CLI::IsMember({"split", "packed"}))
+      ->capture_default_str();
   create->add_option("--disk-secret-file", c->disk_secret_file,
                      "0600 file with dhchap_secret=... for a volume that demands DH-HMAC-CHAP (the same secret must "
                      "be allowed for every node the VM may run on)");

@@ -15,9 +15,22 @@
 # write and a FLUSH, an fdatasync of the disk file in the back end), a slow
 # device: with 16 requests queued the back end is mostly inside one. The restarted back end must then say it resubmits
 # that many requests (one fewer when it was stopped between publishing a
-# used idx and recording it: the spec's last-batch repair).
+# used idx and recording it: the spec's last-batch repair; for a packed ring
+# also when it was stopped half-way through taking a chain, which recovery
+# undoes).
+#
+# OC_DISK_RING=packed (vm_blk_kill_packed_test.sh) runs the same with the
+# disk on a packed virtqueue (vm create --disk-ring packed): the guest must
+# report VIRTIO_F_RING_PACKED (its feature bit 34) and the region is read in
+# the packed layout.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_guest.sh"
+RING=${OC_DISK_RING:-split}
+case $RING in
+  split) want_packed=0 header=16 entry=16 ;;
+  packed) want_packed=1 header=32 entry=32 ;;
+  *) fail "OC_DISK_RING must be split or packed, not '$RING'" ;;
+esac
 N=vk$ID
 VM=kl$ID
 KILLS=3
@@ -34,6 +47,7 @@ _guest_initrd "$VM" 1 <<G
 #!/bin/sh
 end=\$((\$(date +%s) + $WINDOW))
 runs=0
+echo "PACKED=\$(cut -c35 /sys/block/vda/device/features)"
 echo FIO-START
 while [ \$(date +%s) -lt \$end ]; do
   runs=\$((runs + 1))
@@ -53,12 +67,18 @@ diag() {
   echo "--- guest console (tail):" >&2; tail -30 "$console" >&2
 }
 
-step "a VM with fio in its initramfs, disk served by vm-$VM-blk in the SoC"
-oc vm create "$VM" --node "$N" --cpus 1 --mem 512M --disk "$disk" --kernel "$GUEST_KIT/kernel" \
+step "a VM with fio in its initramfs, disk ($RING ring) served by vm-$VM-blk in the SoC"
+oc vm create "$VM" --node "$N" --cpus 1 --mem 512M --disk "$disk" --disk-ring "$RING" --kernel "$GUEST_KIT/kernel" \
   --initrd "$GUEST_DIR/$VM.initrd" --append "console=ttyS0 panic=-1 quiet"
 oc vm start "$VM"
 for _ in $(seq 1200); do grep -q '^FIO-START' "$console" 2>/dev/null && break; sleep 0.1; done
 grep -q '^FIO-START' "$console" || { diag; fail "the guest did not start fio"; }
+packed=$(sed -n 's/^PACKED=//p' "$console" | tr -d '\r' | head -1)
+[ "$packed" = "$want_packed" ] ||
+  { diag; fail "the guest's disk has feature bit 34 (RING_PACKED) = '$packed', want $want_packed for a $RING ring"; }
+if [ "$RING" = packed ]; then
+  grep -q 'queue 0 started (packed' "$blklog" || { diag; fail "the back end did not start queue 0 as a packed ring"; }
+fi
 
 svc_pid() { oc dpu service list --name "$N" --json | jq -r --arg s "$1" '.[] | select(.name == $s) | .pid'; }
 qpid=$(svc_pid "vm-$VM-qemu")
@@ -76,10 +96,12 @@ region=$(region_fd) || fail "QEMU holds no inflight memfd from the back end (GET
 qsize=$(od -An -tu2 -j10 -N2 "$region" | tr -d ' ')
 [ "$qsize" -gt 0 ] || fail "queue 0's inflight region has no descriptors"
 
-# Descriptors queue 0's region marks in flight (u8 at 16 + 16*i).
+# Requests queue 0's region marks in flight: the u8 at the start of each
+# entry (split: 16 + 16*i, a head descriptor; packed: 32 + 32*i, a chain's
+# head entry).
 in_flight() {
   region=$(region_fd) || { echo "QEMU's fds: $(ls -l /proc/"$qpid"/fd)" >&2; return 1; }
-  od -An -v -tu1 -w16 -j16 -N $((16 * qsize)) "$region" | awk '$1 == 1 { n++ } END { print n + 0 }'
+  od -An -v -tu1 -w$entry -j$header -N $((entry * qsize)) "$region" | awk '$1 == 1 { n++ } END { print n + 0 }'
 }
 all_stopped() {
   local t
@@ -125,7 +147,7 @@ for (( i = 0; i < (WINDOW + 240) * 10; i++ )); do grep -q '^KIT-RESULT' "$consol
 grep -q '^KIT-RESULT' "$console" || { diag; fail "the guest's fio did not end (hung after a restart?)"; }
 grep -q '^KIT-RESULT rc=0' "$console" || { diag; fail "fio failed in the guest after $KILLS kills"; }
 runs=$(sed -n 's/^RUNS=//p' "$console" | tr -d '\r') ioerr=$(sed -n 's/^IOERRORS=//p' "$console" | tr -d '\r')
-echo "$KILLS kills, $total in-flight requests resubmitted, $runs fio write+verify runs, $ioerr guest I/O errors"
+echo "$RING ring: $KILLS kills, $total in-flight requests resubmitted, $runs fio write+verify runs, $ioerr guest I/O errors"
 [ -n "$runs" ] && [ "$runs" -ge 1 ] || fail "the guest reported no fio run"
 [ "$ioerr" = 0 ] || fail "the guest kernel logged $ioerr I/O errors"
 echo "PASS"

@@ -22,6 +22,8 @@
 #include <thread>
 
 #include "virt/vhost/dirty_log.h"
+#include "virt/vhost/inflight.h"
+#include "virt/vhost/packed_inflight.h"
 #include "virt/vhost/protocol.h"
 
 namespace offcore::virt {
@@ -430,6 +432,30 @@ TEST_F(VhostServerTest, OffersAndServesAPackedRingWithQemusVringBase) {
   EXPECT_EQ(st[1], 0x00010001u);
   ::close(kick);
   ::close(call);
+}
+
+// QEMU sets the features before GET_INFLIGHT_FD, so the area it gets back
+// is laid out (and sized) for the ring type the guest picked.
+TEST_F(VhostServerTest, GetInflightFdSizesTheAreaForTheNegotiatedRingType) {
+  device_.packed = true;
+  FrontEnd fe(path_);
+  ASSERT_TRUE(fe.connected);
+  fe.send(Request::kGetFeatures, {});
+  fe.replyU64(Request::kGetFeatures);
+  fe.sendU64(Request::kSetProtocolFeatures, 1ull << kProtoInflightShmfd);
+  for (bool packed : {false, true}) {
+    fe.sendU64(Request::kSetFeatures, (1ull << VIRTIO_F_VERSION_1) | (packed ? 1ull << VIRTIO_F_RING_PACKED : 0));
+    uint8_t req[24] = {};
+    const uint16_t queues = 2, size = 128;
+    std::memcpy(req + 16, &queues, 2);
+    std::memcpy(req + 18, &size, 2);
+    fe.send(Request::kGetInflightFd, FrontEnd::bytes(req, sizeof req));
+    auto p = fe.reply(Request::kGetInflightFd);
+    ASSERT_EQ(p.size(), 24u);
+    uint64_t mmapSize;
+    std::memcpy(&mmapSize, p.data(), 8);
+    EXPECT_EQ(mmapSize, 2 * (packed ? packedInflightQueueBytes(size) : inflightQueueBytes(size))) << packed;
+  }
 }
 
 TEST_F(VhostServerTest, ADeviceDrivenQueueFillsFromItsSourceAndWaitsForAKickWithoutBuffers) {

@@ -76,6 +76,37 @@ TEST(VmSpec, QemuGetsSharedMemoryAndOnlyVhostUserDevices) {
   EXPECT_FALSE(has(argv, "-kernel"));
 }
 
+TEST(VmSpec, APackedDiskRingIsRecordedAndAskedOfQemuOnlyForTheDisk) {
+  VmSpec s = good();
+  EXPECT_EQ(s.disk_ring, "split");
+  auto p = vmPaths("/run/offcore", "a", "vm1");
+  EXPECT_TRUE(has(qemuArgv(s, p, QemuLaunch{}), "vhost-user-blk-pci,chardev=blk0,num-queues=2"));
+  s.disk_ring = "packed";
+  s.net = "vpc/sub";
+  s.net_mac = "52:54:00:12:34:56";
+  ASSERT_TRUE(validateVmSpec(s).ok());
+  auto argv = qemuArgv(s, p, QemuLaunch{});
+  EXPECT_TRUE(has(argv, "vhost-user-blk-pci,chardev=blk0,num-queues=2,packed=on"));
+  for (const auto& a : argv) {
+    if (a.rfind("virtio-net-pci", 0) == 0) {
+      EXPECT_EQ(a.find("packed"), std::string::npos) << a;
+    }
+  }
+  auto back = vmSpecFromJson(vmSpecToJson(s));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->disk_ring, "packed");
+  // A record written before the field existed is split.
+  auto doc = vmSpecToJson(good());
+  doc.erase("disk_ring");
+  back = vmSpecFromJson(doc);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->disk_ring, "split");
+  s.disk_ring = "ring";
+  EXPECT_FALSE(validateVmSpec(s).ok());
+  doc["disk_ring"] = 1;
+  EXPECT_FALSE(vmSpecFromJson(doc).ok());
+}
+
 TEST(VmSpec, ANicIsVhostUserNetWithItsAddressOnTheKernelCommandLine) {
   VmSpec s = good();
   auto p = vmPaths("/run/offcore", "a", "vm1");

@@ -19,8 +19,8 @@ class VhostDevice {
   // transport ones (VERSION_1, rings, LOG_ALL, PROTOCOL_FEATURES).
   virtual uint64_t deviceFeatures() const = 0;
   virtual uint16_t maxQueues() const = 0;
-  // Whether the server offers VIRTIO_F_RING_PACKED for this device. A packed
-  // ring's in-flight requests are not tracked (INFLIGHT_SHMFD is split only).
+  // Whether the server offers VIRTIO_F_RING_PACKED for this device (its
+  // in-flight requests are tracked as a split ring's: packed_inflight.h).
   virtual bool packedRing() const { return false; }
   // Interrupt coalescing for the request/response queues, as SPDK's vhost
   // target does it (delay_base_us, iops_threshold): while a queue completes

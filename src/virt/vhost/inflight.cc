@@ -1,20 +1,23 @@
 // Inflight regions: the memfd and the split-queue steps (see inflight.h).
 #include "virt/vhost/inflight.h"
 
-#include <endian.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <string>
 
 #include "virt/vhost/guest_memory.h"
+#include "virt/vhost/inflight_bytes.h"
+#include "virt/vhost/packed_inflight.h"
 
 namespace offcore::virt {
 namespace {
+
+using inflight_bytes::get;
+using inflight_bytes::put;
 
 constexpr uint64_t kAlign = 64;
 constexpr uint16_t kVersion = 1;
@@ -23,33 +26,20 @@ constexpr size_t kVersionAt = 8, kDescNumAt = 10, kLastBatchHeadAt = 12, kUsedId
 // DescStateSplit fields.
 constexpr size_t kInflightAt = 0, kNextAt = 6, kCounterAt = 8;
 
-// Release stores: a back end killed between two steps leaves the earlier
-// ones in the region, never a later one without an earlier one.
-template <typename T>
-void put(uint8_t* p, T v) {
-  if constexpr (sizeof(T) == 8) v = htole64(v);
-  if constexpr (sizeof(T) == 2) v = htole16(v);
-  std::atomic_ref<T>(*reinterpret_cast<T*>(p)).store(v, std::memory_order_release);
-}
-
-template <typename T>
-T get(const uint8_t* p) {
-  T v = std::atomic_ref<T>(*const_cast<T*>(reinterpret_cast<const T*>(p))).load(std::memory_order_acquire);
-  if constexpr (sizeof(T) == 8) v = le64toh(v);
-  if constexpr (sizeof(T) == 2) v = le16toh(v);
-  return v;
-}
-
 }  // namespace
 
 uint64_t inflightQueueBytes(uint16_t queueSize) { return (16 + 16ull * queueSize + kAlign - 1) & ~(kAlign - 1); }
 
-Result<std::unique_ptr<InflightArea>> InflightArea::create(uint16_t numQueues, uint16_t queueSize) {
+uint64_t inflightQueueBytes(uint16_t queueSize, bool packed) {
+  return packed ? packedInflightQueueBytes(queueSize) : inflightQueueBytes(queueSize);
+}
+
+Result<std::unique_ptr<InflightArea>> InflightArea::create(uint16_t numQueues, uint16_t queueSize, bool packed) {
   if (numQueues == 0 || queueSize == 0) {
     return makeError("GET_INFLIGHT_FD for " + std::to_string(numQueues) + " queues of " + std::to_string(queueSize) +
                      " descriptors; the front end must ask for at least one queue");
   }
-  const uint64_t size = inflightQueueBytes(queueSize) * numQueues;
+  const uint64_t size = inflightQueueBytes(queueSize, packed) * numQueues;
   int fd = ::memfd_create("offcore-vhost-inflight", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return errnoError("memfd for the inflight area");
   // Sealed before QEMU sees it: the back end that maps it again after a
@@ -67,19 +57,21 @@ Result<std::unique_ptr<InflightArea>> InflightArea::create(uint16_t numQueues, u
     return e;
   }
   return std::unique_ptr<InflightArea>(
-      new InflightArea(fd, p, size, static_cast<uint8_t*>(p), size, numQueues, queueSize));
+      new InflightArea(fd, p, size, static_cast<uint8_t*>(p), size, numQueues, queueSize, packed));
 }
 
 Result<std::unique_ptr<InflightArea>> InflightArea::map(int fd, uint64_t size, uint64_t offset, uint16_t numQueues,
-                                                        uint16_t queueSize) {
-  if (numQueues == 0 || queueSize == 0 || size < inflightQueueBytes(queueSize) * numQueues || size > SIZE_MAX ||
+                                                        uint16_t queueSize, bool packed) {
+  if (numQueues == 0 || queueSize == 0 || size < inflightQueueBytes(queueSize, packed) * numQueues || size > SIZE_MAX ||
       offset + size < offset) {
     ::close(fd);
     return makeError("inflight area of " + std::to_string(size) + " bytes cannot hold " + std::to_string(numQueues) +
-                     " queues of " + std::to_string(queueSize) + "; the front end sent a bad SET_INFLIGHT_FD");
+                     " queues of " + std::to_string(queueSize) + (packed ? " (packed layout)" : "") +
+                     "; the front end sent a bad SET_INFLIGHT_FD");
   }
   OC_ASSIGN_OR_RETURN(SharedArea m, mapFrontEndArea(fd, size, offset, "the inflight area", "SET_INFLIGHT_FD"));
-  return std::unique_ptr<InflightArea>(new InflightArea(-1, m.map, m.mapLen, m.data, size, numQueues, queueSize));
+  return std::unique_ptr<InflightArea>(
+      new InflightArea(-1, m.map, m.mapLen, m.data, size, numQueues, queueSize, packed));
 }
 
 InflightArea::~InflightArea() {
@@ -88,7 +80,7 @@ InflightArea::~InflightArea() {
 }
 
 uint8_t* InflightArea::queue(uint16_t i) const {
-  return i < numQueues_ ? base_ + inflightQueueBytes(queueSize_) * i : nullptr;
+  return i < numQueues_ ? base_ + inflightQueueBytes(queueSize_, packed_) * i : nullptr;
 }
 
 std::vector<uint16_t> InflightRing::recover(uint16_t ringUsedIdx) {

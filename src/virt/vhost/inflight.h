@@ -1,14 +1,16 @@
-// Inflight I/O tracking (vhost-user spec, "Inflight I/O tracking", split
-// virtqueues): a shared-memory record of which heads the back end took and
+// Inflight I/O tracking (vhost-user spec, "Inflight I/O tracking"): a shared-memory record of which heads the back end took and
 // has not yet returned, so a back end killed with -9 and started again
 // resubmits exactly those requests instead of losing or repeating them.
 //
 //   InflightArea: the memfd (GET_INFLIGHT_FD) or the front end's copy of it
-//                 (SET_INFLIGHT_FD), mapped, one region per queue.
+//                 (SET_INFLIGHT_FD), mapped, one region per queue, laid out
+//                 for split or for packed rings (the negotiated
+//                 VIRTIO_F_RING_PACKED: QEMU sets the features first).
 //   InflightRing: the split layout of one queue's region and the spec's
 //                 steps on it; pure logic over bytes, used by VirtQueue.
+//                 The packed layout is PackedInflightRing (packed_inflight.h).
 //
-// Region layout (little-endian, as libvhost-user and QEMU lay it out):
+// Split region layout (little-endian, as libvhost-user and QEMU lay it out):
 //   u64 features, u16 version, u16 desc_num, u16 last_batch_head, u16 used_idx,
 //   then desc_num x {u8 inflight, u8 padding[5], u16 next, u64 counter}.
 //
@@ -25,16 +27,18 @@
 
 namespace offcore::virt {
 
-// Bytes of one queue's region for `queueSize` descriptors (64-aligned).
+// Bytes of one queue's split region for `queueSize` descriptors (64-aligned).
 uint64_t inflightQueueBytes(uint16_t queueSize);
+// Bytes of one queue's region in the given layout.
+uint64_t inflightQueueBytes(uint16_t queueSize, bool packed);
 
 class InflightArea {
  public:
   // A zeroed memfd for numQueues regions of queueSize descriptors, mapped.
-  static Result<std::unique_ptr<InflightArea>> create(uint16_t numQueues, uint16_t queueSize);
+  static Result<std::unique_ptr<InflightArea>> create(uint16_t numQueues, uint16_t queueSize, bool packed = false);
   // Maps the area the front end hands back (takes fd; closes it after mmap).
   static Result<std::unique_ptr<InflightArea>> map(int fd, uint64_t size, uint64_t offset, uint16_t numQueues,
-                                                   uint16_t queueSize);
+                                                   uint16_t queueSize, bool packed = false);
   ~InflightArea();
   InflightArea(const InflightArea&) = delete;
   InflightArea& operator=(const InflightArea&) = delete;
@@ -44,12 +48,22 @@ class InflightArea {
   uint64_t size() const { return size_; }
   uint16_t numQueues() const { return numQueues_; }
   uint16_t queueSize() const { return queueSize_; }
+  // The regions are laid out for packed rings (else split).
+  bool packed() const { return packed_; }
   // Queue i's region, nullptr when i >= numQueues().
   uint8_t* queue(uint16_t i) const;
 
  private:
-  InflightArea(int fd, void* map, size_t mapLen, uint8_t* base, uint64_t size, uint16_t numQueues, uint16_t queueSize)
-      : fd_(fd), map_(map), mapLen_(mapLen), base_(base), size_(size), numQueues_(numQueues), queueSize_(queueSize) {}
+  InflightArea(int fd, void* map, size_t mapLen, uint8_t* base, uint64_t size, uint16_t numQueues, uint16_t queueSize,
+               bool packed)
+      : fd_(fd),
+        map_(map),
+        mapLen_(mapLen),
+        base_(base),
+        size_(size),
+        numQueues_(numQueues),
+        queueSize_(queueSize),
+        packed_(packed) {}
   int fd_;
   void* map_;
   size_t mapLen_;
@@ -57,6 +71,7 @@ class InflightArea {
   uint64_t size_;
   uint16_t numQueues_;
   uint16_t queueSize_;
+  bool packed_;
 };
 
 class InflightRing {

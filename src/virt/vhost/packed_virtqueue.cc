@@ -22,6 +22,13 @@
 //
 // As in the split queue, every descriptor is copied out once and checked,
 // every address goes through GuestMemory, and an error breaks the queue.
+//
+// Inflight tracking (INFLIGHT_SHMFD, packed_inflight.h): a popped chain's
+// ring descriptors are recorded in the region before it is served, and a
+// push releases them around the publishing store in the spec's order. A
+// queue over a region in use resumes where the region says: chains still in
+// flight are walked again from their recorded descriptors (the same checks)
+// and served first.
 #include <endian.h>
 #include <linux/vhost_types.h>
 #include <linux/virtio_ring.h>
@@ -29,9 +36,11 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <string>
 
 #include "base/assert.h"
+#include "virt/vhost/packed_inflight.h"
 #include "virt/vhost/packed_virtqueue.h"
 
 namespace offcore::virt {
@@ -71,12 +80,7 @@ void store16(uint8_t* p, uint16_t v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-struct Desc {
-  uint64_t addr;
-  uint32_t len;
-  uint16_t id;
-  uint16_t flags;
-};
+using Desc = PackedDesc;
 
 Desc loadDesc(const uint8_t* table, uint32_t i) {
   vring_packed_desc raw;
@@ -108,18 +112,62 @@ class PackedQueue final : public VirtQueue {
         deviceGpa_(deviceGpa) {
     avail_ = toPos(static_cast<uint16_t>(cfg.lastAvailIdx));
     used_ = toPos(static_cast<uint16_t>(cfg.lastAvailIdx >> 16));
+    if (cfg.inflight != nullptr) {
+      inflight_.emplace(cfg.inflight, cfg.size);
+      PackedRecovery rec = inflight_->recover(desc_, used_.idx, used_.wrap);
+      if (!rec.reset) {
+        used_ = Pos{rec.usedIdx, rec.usedWrap};
+        avail_ = used_;
+        for (const auto& c : rec.chains) inFlight_ += static_cast<uint32_t>(c.descs.size());
+        advance(avail_, static_cast<uint16_t>(inFlight_));
+      }
+      resubmitted_ = static_cast<uint16_t>(rec.chains.size());
+      resubmit_.assign(std::make_move_iterator(rec.chains.begin()), std::make_move_iterator(rec.chains.end()));
+    }
     signalled_ = used_;
   }
 
   Result<std::optional<Chain>> pop() override {
     if (broken_) return makeError("virtqueue is broken by an earlier guest error; reset the device or the queue");
-    uint16_t headFlags = loadAcquire16(desc_ + kDescBytes * avail_.idx + kFlagsOffset);
-    if (!isAvail(headFlags, avail_.wrap)) return std::optional<Chain>{};
     Chain chain;
     chain.segments.reserve(4);
+    if (!resubmit_.empty()) {
+      PackedInflightChain& r = resubmit_.front();
+      size_t k = 0;
+      OC_TRY(walk(
+          [&](Desc& d) {
+            if (k == r.descs.size()) return false;
+            d = r.descs[k++];
+            return true;
+          },
+          chain));
+      if (k != r.descs.size()) return fail("an in-flight chain in the inflight region ends before its last descriptor");
+      chain.inflightEntry = r.entry;
+      popped_.push_back(Popped{{}, true, std::move(r)});
+      resubmit_.pop_front();
+      return std::optional<Chain>(std::move(chain));
+    }
+    uint16_t headFlags = loadAcquire16(desc_ + kDescBytes * avail_.idx + kFlagsOffset);
+    if (!isAvail(headFlags, avail_.wrap)) return std::optional<Chain>{};
     Pos pos = avail_;
-    OC_TRY(walk(pos, chain));
-    popped_.push_back(avail_);
+    taken_.clear();
+    OC_TRY(walk(
+        [&](Desc& d) {
+          d = loadDesc(desc_, pos.idx);
+          advance(pos, 1);
+          if (inflight_) taken_.push_back(d);
+          return true;
+        },
+        chain));
+    if (inflight_) {
+      if (inFlight_ + chain.descs > cfg_.size) {
+        return fail("more descriptors in flight than the ring's " + std::to_string(cfg_.size) +
+                    " (the driver made taken slots available again)");
+      }
+      chain.inflightEntry = inflight_->begin(taken_);
+      inFlight_ += chain.descs;
+    }
+    popped_.push_back(Popped{avail_, false, {chain.inflightEntry, {}}, chain.descs});
     avail_ = pos;
     return std::optional<Chain>(std::move(chain));
   }
@@ -127,8 +175,17 @@ class PackedQueue final : public VirtQueue {
   void push(const Chain& chain, uint32_t written) override {
     Pos at = used_;
     uint16_t flags = writeUsed(chain, written);
+    if (inflight_) {
+      inflight_->release(chain.inflightEntry);
+      inflight_->setUsed(used_.idx, used_.wrap);
+    }
     storeRelease16(desc_ + kDescBytes * at.idx + kFlagsOffset, flags);
     logDesc(at.idx, 1);
+    if (inflight_) {
+      inflight_->done(chain.inflightEntry);
+      inflight_->commit();
+      inFlight_ -= chain.descs;
+    }
     popped_.clear();
   }
 
@@ -145,16 +202,40 @@ class PackedQueue final : public VirtQueue {
       store16(desc_ + kDescBytes * at.idx + kFlagsOffset, flags);
       logDesc(at.idx, 1);
     }
+    if (inflight_) {
+      for (const Chain& c : chains) inflight_->release(c.inflightEntry);
+      inflight_->setUsed(used_.idx, used_.wrap);
+    }
     storeRelease16(desc_ + kDescBytes * first.idx + kFlagsOffset, firstFlags);
     logDesc(first.idx, 1);
+    if (inflight_) {
+      for (const Chain& c : chains) {
+        inflight_->done(c.inflightEntry);
+        inFlight_ -= c.descs;
+      }
+      inflight_->commit();
+    }
     popped_.clear();
   }
 
+  // Gives back the last n chains: a resubmitted one goes back to the
+  // resubmission list (still in flight), one from the ring back to the ring
+  // (and out of the region).
   void unpop(uint16_t n) override {
     OC_ASSERT(n <= popped_.size(), "unpop() of chains this queue did not pop or already pushed");
-    if (n == 0) return;
-    avail_ = popped_[popped_.size() - n];
-    popped_.resize(popped_.size() - n);
+    for (uint16_t i = 0; i < n; ++i) {
+      Popped& p = popped_.back();
+      if (p.resubmitted) {
+        resubmit_.push_front(std::move(p.recovered));
+      } else {
+        avail_ = p.start;
+        if (inflight_) {
+          inflight_->abandon(p.recovered.entry);
+          inFlight_ -= p.slots;
+        }
+      }
+      popped_.pop_back();
+    }
   }
 
   bool shouldNotify() override {
@@ -190,7 +271,7 @@ class PackedQueue final : public VirtQueue {
   }
 
   uint32_t lastAvailIdx() const override { return uint32_t{fromPos(avail_)} | uint32_t{fromPos(used_)} << 16; }
-  uint16_t resubmitted() const override { return 0; }
+  uint16_t resubmitted() const override { return resubmitted_; }
   void setDirtyLog(DirtyLog* log) override { log_ = log; }
 
  private:
@@ -212,8 +293,11 @@ class PackedQueue final : public VirtQueue {
     return makeError("guest broke packed virtqueue: " + what + "; the queue stops until it is set up again");
   }
 
-  // Walks the chain starting at pos into chain and leaves pos after it.
-  Status walk(Pos& pos, Chain& chain) {
+  // Walks one chain into `chain`: next(d) gives its ring descriptors in
+  // turn (from the ring, or recorded in the inflight region) and false when
+  // there are no more.
+  template <typename Next>
+  Status walk(Next next, Chain& chain) {
     uint16_t slots = 0;
     uint64_t total = 0;
     bool sawWritable = false;
@@ -222,8 +306,8 @@ class PackedQueue final : public VirtQueue {
         return fail("chain at " + std::to_string(avail_.idx) + " is longer than the queue size " +
                     std::to_string(cfg_.size));
       }
-      Desc d = loadDesc(desc_, pos.idx);
-      advance(pos, 1);
+      Desc d;
+      if (!next(d)) return fail("an in-flight chain in the inflight region has no last descriptor");
       if (d.flags & VRING_DESC_F_INDIRECT) {
         if (!cfg_.indirect) return fail("INDIRECT descriptor without VIRTIO_RING_F_INDIRECT_DESC");
         if (d.flags & VRING_DESC_F_NEXT) return fail("INDIRECT descriptor with NEXT");
@@ -233,7 +317,7 @@ class PackedQueue final : public VirtQueue {
         chain.descs = 1;
         return okStatus();
       }
-      OC_TRY(addSegment(d, chain, total, sawWritable, "descriptor " + std::to_string(pos.idx)));
+      OC_TRY(addSegment(d, chain, total, sawWritable, "descriptor " + std::to_string(slots - 1) + " of a chain"));
       if (!(d.flags & VRING_DESC_F_NEXT)) {
         chain.head = d.id;  // the buffer id is the last descriptor's
         chain.descs = slots;
@@ -302,11 +386,25 @@ class PackedQueue final : public VirtQueue {
   uint8_t* device_;
   std::optional<uint64_t> descGpa_;    // nullopt: the ring cannot be logged
   std::optional<uint64_t> deviceGpa_;  // nullopt: the device area cannot be logged
+  // A chain popped since the last push, for unpop(): where it started in the
+  // ring, or the recovered chain it was resubmitted from.
+  struct Popped {
+    Pos start;
+    bool resubmitted = false;
+    PackedInflightChain recovered;  // entry only, for a chain from the ring
+    uint16_t slots = 0;
+  };
+
   Pos avail_;
   Pos used_;
-  Pos signalled_;            // used_ at the last shouldNotify()
-  std::vector<Pos> popped_;  // start of each chain popped since the last push
+  Pos signalled_;               // used_ at the last shouldNotify()
+  std::vector<Popped> popped_;  // since the last push
   bool broken_ = false;
+  std::optional<PackedInflightRing> inflight_;
+  std::deque<PackedInflightChain> resubmit_;  // chains the region had in flight, oldest first
+  uint16_t resubmitted_ = 0;
+  uint32_t inFlight_ = 0;    // ring descriptors the region holds in flight
+  std::vector<Desc> taken_;  // the chain pop() is walking, for the region
 };
 
 }  // namespace
@@ -316,9 +414,6 @@ Result<std::unique_ptr<VirtQueue>> createPackedQueue(const GuestMemory& mem, con
   uint32_t n = cfg.size;
   if (n == 0 || n > kMaxQueueSize) {
     return makeError("packed vring size " + std::to_string(n) + " is not in 1..32768; fix SET_VRING_NUM");
-  }
-  if (cfg.inflight != nullptr) {
-    return makeError("inflight tracking of a packed ring is not supported; do not pass an inflight region with it");
   }
   if ((cfg.lastAvailIdx & 0x7fff) >= n || ((cfg.lastAvailIdx >> 16) & 0x7fff) >= n) {
     return makeError("packed vring base 0x" + hex(cfg.lastAvailIdx) +

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "base/log.h"
+#include "virt/vhost/packed_inflight.h"
 
 namespace offcore::virt {
 namespace {
@@ -240,7 +241,10 @@ Result<std::vector<uint8_t>> Session::getInflightFd(const Message& msg) {
   if (!(protocolFeatures_ & bit(kProtoInflightShmfd))) {
     return makeError("GET_INFLIGHT_FD without INFLIGHT_SHMFD negotiated");
   }
-  OC_ASSIGN_OR_RETURN(auto area, InflightArea::create(msg.inflight.numQueues, msg.inflight.queueSize));
+  // QEMU (5.2 and later) sets the features before it asks, so the layout
+  // follows the ring type the guest picked.
+  const bool packed = (features_ & bit(VIRTIO_F_RING_PACKED)) != 0;
+  OC_ASSIGN_OR_RETURN(auto area, InflightArea::create(msg.inflight.numQueues, msg.inflight.queueSize, packed));
   int dup = ::fcntl(area->fd(), F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return errnoError("dup the inflight fd");
   replyFd_.reset(dup);
@@ -254,13 +258,19 @@ Result<std::vector<uint8_t>> Session::setInflightFd(Message& msg) {
   if (!(protocolFeatures_ & bit(kProtoInflightShmfd))) {
     return makeError("SET_INFLIGHT_FD without INFLIGHT_SHMFD negotiated");
   }
+  // The layout of the ring type now negotiated, unless the area is too small
+  // for it: one handed out before the features were set is split-sized, and
+  // the queues then leave it alone (Vring::start).
+  bool packed = (features_ & bit(VIRTIO_F_RING_PACKED)) != 0;
+  const uint64_t numQueues = msg.inflight.numQueues;
+  if (packed && msg.inflight.mmapSize < packedInflightQueueBytes(msg.inflight.queueSize) * numQueues) packed = false;
   OC_ASSIGN_OR_RETURN(auto area, InflightArea::map(msg.fds[0].release(), msg.inflight.mmapSize, msg.inflight.mmapOffset,
-                                                   msg.inflight.numQueues, msg.inflight.queueSize));
+                                                   msg.inflight.numQueues, msg.inflight.queueSize, packed));
   stopAll();  // queues hold pointers into the old area
   inflight_ = std::move(area);
   attachInflight();
-  spdlog::info("vhost-user: inflight area of {} queues x {} descriptors mapped", inflight_->numQueues(),
-               inflight_->queueSize());
+  spdlog::info("vhost-user: inflight area of {} queues x {} descriptors mapped ({} layout)", inflight_->numQueues(),
+               inflight_->queueSize(), inflight_->packed() ? "packed" : "split");
   OC_TRY(startAllReady());
   return noReply();
 }
@@ -269,6 +279,7 @@ void Session::attachInflight() {
   for (size_t i = 0; i < vrings_.size(); ++i) {
     vrings_[i]->inflight = inflight_ ? inflight_->queue(static_cast<uint16_t>(i)) : nullptr;
     vrings_[i]->inflightQueueSize = inflight_ ? inflight_->queueSize() : 0;
+    vrings_[i]->inflightPacked = inflight_ && inflight_->packed();
   }
 }
 

@@ -47,6 +47,9 @@ struct Chain {
   // Packed: the ring slots the chain took (1 for an indirect table), how far
   // push() moves the used position. Unused by the split queue.
   uint16_t descs = 1;
+  // Packed with inflight tracking: the chain's head entry in the region
+  // (packed_inflight.h), what push() releases. Unused otherwise.
+  uint16_t inflightEntry = 0;
   std::vector<Segment> segments;
 };
 
@@ -61,10 +64,14 @@ struct VirtQueueConfig {
   bool eventIdx = false;  // VIRTIO_RING_F_EVENT_IDX negotiated
   bool indirect = false;  // VIRTIO_RING_F_INDIRECT_DESC negotiated
   uint64_t maxChainBytes = 128ull << 20;
-  // INFLIGHT_SHMFD: this queue's region (inflight.h), nullptr when not
-  // negotiated; split only (create() refuses it with packed). With it, create() resubmits what an earlier back end left in
-  // flight: pop() returns those chains first, oldest first, then continues
-  // from used idx + their count (lastAvailIdx is superseded when any are).
+  // INFLIGHT_SHMFD: this queue's region, nullptr when not negotiated; laid
+  // out for the ring's type (split: inflight.h, packed: packed_inflight.h).
+  // With it, create() resubmits what an earlier back end left in flight:
+  // pop() returns those chains first, oldest first, then continues after
+  // them. Split: from used idx + their count (lastAvailIdx is superseded when
+  // any are). Packed: both positions come from a region in use (QEMU 7.2
+  // cannot restore a packed base after a crash and sends a stale one): used
+  // from the region, avail used + their descriptors.
   uint8_t* inflight = nullptr;
 };
 

@@ -47,13 +47,14 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   cfg.eventIdx = (features >> VIRTIO_RING_F_EVENT_IDX) & 1;
   cfg.indirect = (features >> VIRTIO_RING_F_INDIRECT_DESC) & 1;
   cfg.packed = (features >> VIRTIO_F_RING_PACKED) & 1;
-  if (inflight != nullptr && cfg.packed) {
-    // The packed inflight format is not implemented: the area stays mapped
-    // (the front end owns it) but this queue does not write it.
+  if (inflight != nullptr && cfg.packed != inflightPacked) {
+    // The area was sized before the ring type was known (a front end that
+    // asks GET_INFLIGHT_FD before SET_FEATURES): it stays mapped (the front
+    // end owns it) but this queue does not write it.
     spdlog::warn(
-        "vhost-user: queue {} is packed; its in-flight requests are not tracked, so a back-end restart may lose "
-        "them (use a split ring, packed=off, for reconnect)",
-        index_);
+        "vhost-user: queue {} is {} but its inflight region is laid out for {} rings; in-flight requests are not "
+        "tracked, so a back-end restart may lose them",
+        index_, cfg.packed ? "packed" : "split", inflightPacked ? "packed" : "split");
   } else if (inflight != nullptr && num == inflightQueueSize) {
     cfg.inflight = inflight;
   } else if (inflight != nullptr) {
@@ -112,6 +113,7 @@ void Vring::reset() {
   err.reset();
   inflight = nullptr;
   inflightQueueSize = 0;
+  inflightPacked = false;
   started = false;
   enabled = false;
 }

@@ -42,10 +42,11 @@ class Vring {
   UniqueFd kick, err;
   bool started = false;  // SET_VRING_KICK seen since the last GET_VRING_BASE
   bool enabled = false;  // SET_VRING_ENABLE
-  // SET_INFLIGHT_FD: this queue's region and the queue size it was laid out
-  // for (nullptr: no inflight tracking). Owned by the session.
+  // SET_INFLIGHT_FD: this queue's region, the queue size and the ring type
+  // it was laid out for (nullptr: no inflight tracking). Owned by the session.
   uint8_t* inflight = nullptr;
   uint16_t inflightQueueSize = 0;
+  bool inflightPacked = false;
 
   // Everything a start needs is there (memory is checked by the caller).
   bool configured() const { return started && hasAddrs && num != 0 && kick.valid(); }

@@ -53,6 +53,9 @@ Status validateVmSpec(const VmSpec& s) {
     return makeError("VM " + s.name + ": --disk-secret-file must be an absolute path, for an nvme-tcp:// disk");
   }
   if (s.disk_queues < 0 || s.disk_queues > 64) return makeError("VM " + s.name + ": disk queues must be 0..64");
+  if (s.disk_ring != "split" && s.disk_ring != "packed") {
+    return makeError("VM " + s.name + ": --disk-ring must be split or packed, not '" + s.disk_ring + "'");
+  }
   if (!s.net.empty() && std::count(s.net.begin(), s.net.end(), '/') != 1) {
     return makeError("VM " + s.name + ": --net must be VPC/SUBNET");
   }
@@ -77,6 +80,7 @@ json vmSpecToJson(const VmSpec& s) {
               {"mem_bytes", s.mem_bytes},
               {"disk", s.disk},
               {"disk_queues", s.disk_queues},
+              {"disk_ring", s.disk_ring},
               {"disk_secret_file", s.disk_secret_file},
               {"net", s.net},
               {"net_ip", s.net_ip},
@@ -110,6 +114,7 @@ Result<VmSpec> vmSpecFromJson(const json& doc) {
   OC_TRY(num("mem_bytes", s.mem_bytes));
   OC_TRY(str("disk", s.disk));
   OC_TRY(num("disk_queues", s.disk_queues));
+  OC_TRY(str("disk_ring", s.disk_ring));  // records from before it: split
   OC_TRY(str("disk_secret_file", s.disk_secret_file));
   OC_TRY(str("net", s.net));
   OC_TRY(str("net_ip", s.net_ip));
@@ -142,7 +147,8 @@ std::vector<std::string> qemuArgv(const VmSpec& s, const VmPaths& p, const QemuL
       "-no-user-config", "-display", "none",
       // reconnect: a restarted back end is picked up again (it resubmits what was in flight: INFLIGHT_SHMFD).
       "-chardev", "socket,id=blk0,path=" + p.blk_socket + ",reconnect=1", "-device",
-      "vhost-user-blk-pci,chardev=blk0,num-queues=" + std::to_string(queues) + (s.kernel.empty() ? ",bootindex=1" : ""),
+      "vhost-user-blk-pci,chardev=blk0,num-queues=" + std::to_string(queues) +
+          (s.disk_ring == "packed" ? ",packed=on" : "") + (s.kernel.empty() ? ",bootindex=1" : ""),
       "-chardev", "socket,id=con0,path=" + p.console_socket + ",server=on,wait=off,logfile=" + p.console_log, "-serial",
       "chardev:con0", "-qmp", "unix:" + p.qmp_socket + ",server=on,wait=off"};
   bool nic = !s.net.empty() && !s.net_mac.empty();

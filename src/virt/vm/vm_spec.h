@@ -20,6 +20,10 @@ struct VmSpec {
   uint64_t mem_bytes = 256ull << 20;
   std::string disk;     // nvme-tcp://ADDR:PORT/NQN, or an absolute path of a file
   int disk_queues = 0;  // 0: one per vCPU
+  // The disk's virtqueue layout: "split" or "packed" (QEMU's packed=on,
+  // VIRTIO_F_RING_PACKED). The NIC stays split (vhost-user-net offers no
+  // packed ring yet).
+  std::string disk_ring = "split";
   // A 0600 file with dhchap_secret=... for a volume that demands DH-HMAC-CHAP
   // (every node the VM may run on must be allowed with this secret).
   std::string disk_secret_file;
