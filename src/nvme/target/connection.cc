@@ -34,6 +34,15 @@ TargetConnection::TargetConnection(int fd, PollGroup& group, NvmeTcpTarget& targ
     ::inet_ntop(AF_INET, &addr.sin_addr, buf, sizeof buf);
     local_addr_ = buf;
   }
+  // The host's address and port, for the log lines that must identify it.
+  len = sizeof addr;
+  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &addr.sin_addr, buf, sizeof buf);
+    remote_ = std::string(buf) + ":" + std::to_string(ntohs(addr.sin_port));
+  } else {
+    remote_ = peer_;
+  }
   // Until Connect, only the admin capsule size: a Connect carries 1024 bytes.
   ParserLimits limits;
   limits.max_capsule_data = kAdminCapsuleData;
@@ -347,7 +356,7 @@ void TargetConnection::handleFabrics(Command& cmd) {
     case kFctConnect: {
       if (connected_) return respond(cid, withStatus(kScCommandSequenceError), 0);
       if (cmd.data.size() != kConnectDataSize) return respond(cid, withStatus(kScSglDataLengthInvalid), 0);
-      auto outcome = target_.connect(cmd, local_addr_, group_, shared_from_this());
+      auto outcome = target_.connect(cmd, local_addr_, remote_, group_, shared_from_this());
       if (outcome.controller) {
         controller_ = outcome.controller;
         qid_ = getLe16(cmd.sqe.b + 42);

@@ -88,6 +88,7 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   bool sq_flow_disabled_ = false;
   std::string local_addr_;
   std::string peer_;
+  std::string remote_;  // address:port of the host, for logs
 
   std::map<uint16_t, PendingWrite> pending_writes_;  // by CID
   std::deque<uint16_t> r2t_queue_;                   // CIDs of writes waiting for an R2T slot

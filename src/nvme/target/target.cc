@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "base/assert.h"
@@ -21,6 +22,22 @@ std::string fixedString(const uint8_t* p, size_t width) {
   size_t n = 0;
   while (n < width && p[n] != 0) ++n;
   return std::string(reinterpret_cast<const char*>(p), n);
+}
+
+// NQNs come from the host: control bytes are escaped so that one log line
+// stays one line.
+std::string printableNqn(const std::string& nqn) {
+  std::string out;
+  for (unsigned char ch : nqn) {
+    if (ch < 0x20 || ch == 0x7F || ch == '\\') {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", ch);
+      out += buf;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out;
 }
 
 ConnectOutcome invalidParameter(bool in_data, uint16_t offset) {
@@ -189,37 +206,56 @@ uint16_t NvmeTcpTarget::allocateCntlid() {
   return 0;
 }
 
-ConnectOutcome NvmeTcpTarget::connect(const Command& cmd, const std::string& local_addr, PollGroup& group,
-                                      const std::shared_ptr<TargetConnection>& conn) {
+ConnectOutcome NvmeTcpTarget::connect(const Command& cmd, const std::string& local_addr, const std::string& remote,
+                                      PollGroup& group, const std::shared_ptr<TargetConnection>& conn) {
   const uint8_t* s = cmd.sqe.b;
   const uint8_t* d = cmd.data.data();
   uint16_t recfmt = getLe16(s + 40), qid = getLe16(s + 42), sqsize = getLe16(s + 44);
   uint32_t kato = getLe32(s + 48);
-  if (recfmt != 0) return ConnectOutcome{withStatus(kScConnectIncompatibleFormat), nullptr, std::nullopt};
   std::array<uint8_t, 16> hostid{};
   std::copy(d, d + 16, hostid.begin());
   uint16_t cntlid = getLe16(d + 16);
   std::string subnqn = fixedString(d + kConnectDataSubnqn, kNqnFieldSize);
   std::string hostnqn = fixedString(d + kConnectDataHostnqn, kNqnFieldSize);
-  if (sqsize == 0 || sqsize + 1u > config_.limits.max_queue_entries) return invalidParameter(false, 44);
-  if (qid == 0 && sqsize < 31) return invalidParameter(false, 44);
-  if (hostnqn.empty()) return invalidParameter(true, kConnectDataHostnqn);
+  // Every refusal leaves one line with what an operator needs to find the
+  // host and fix its configuration (or the subsystem's allow-list).
+  auto refuse = [&](ConnectOutcome out, const char* reason) {
+    spdlog::warn("nvme/tcp: refused Connect from {} (queue {}, status {:#x}): {}; subnqn '{}', hostnqn '{}'", remote,
+                 qid, out.completion.status, reason, printableNqn(subnqn), printableNqn(hostnqn));
+    return out;
+  };
+  if (recfmt != 0) {
+    return refuse(ConnectOutcome{withStatus(kScConnectIncompatibleFormat), nullptr, std::nullopt}, "unknown RECFMT");
+  }
+  if (sqsize == 0 || sqsize + 1u > config_.limits.max_queue_entries) {
+    return refuse(invalidParameter(false, 44), "SQSIZE out of range");
+  }
+  if (qid == 0 && sqsize < 31) return refuse(invalidParameter(false, 44), "admin SQSIZE below 32 entries");
 
   if (qid == 0) {
-    if (cntlid != kCntlidDynamic) return invalidParameter(true, 16);
+    if (cntlid != kCntlidDynamic) return refuse(invalidParameter(true, 16), "admin queue without the dynamic CNTLID");
     std::shared_ptr<Subsystem> sub;
     bool discovery = subnqn == kDiscoveryNqn;
     if (!discovery) {
       sub = registry_->find(subnqn);
-      if (!sub) return invalidParameter(true, kConnectDataSubnqn);
+      if (!sub) return refuse(invalidParameter(true, kConnectDataSubnqn), "no such subsystem");
+      // An empty host NQN (fio's SPDK plugin sends one by default) names no
+      // host: it passes only where any host may connect.
       if (!sub->allows(hostnqn)) {
-        spdlog::warn("nvme/tcp: host {} is not allowed on {}", hostnqn, subnqn);
-        return ConnectOutcome{withStatus(kScConnectInvalidHost), nullptr, std::nullopt};
+        if (hostnqn.empty()) {
+          return refuse(invalidParameter(true, kConnectDataHostnqn),
+                        "empty host NQN on a subsystem with an allow-list");
+        }
+        return refuse(ConnectOutcome{withStatus(kScConnectInvalidHost), nullptr, std::nullopt},
+                      "host not on the subsystem's allow-list");
       }
     }
     std::lock_guard<std::mutex> lock(mutex_);
     uint16_t id = allocateCntlid();
-    if (id == 0) return ConnectOutcome{withStatus(kScConnectControllerBusy), nullptr, std::nullopt};
+    if (id == 0) {
+      return refuse(ConnectOutcome{withStatus(kScConnectControllerBusy), nullptr, std::nullopt},
+                    "no controller ID left");
+    }
     std::shared_ptr<Controller> ctrl;
     if (discovery) {
       ctrl = Controller::makeDiscovery(
@@ -235,20 +271,29 @@ ConnectOutcome NvmeTcpTarget::connect(const Command& cmd, const std::string& loc
     associations_[id] = std::move(a);
     ConnectOutcome out{Completion{}, ctrl, sub ? sub->secretsFor(hostnqn) : std::nullopt};
     out.completion.dw0 = id | (out.auth ? kConnectAuthreqAtr : 0u);
-    spdlog::info("nvme/tcp: controller {} for host {} on {}{}", id, hostnqn, subnqn,
+    spdlog::info("nvme/tcp: controller {} for host '{}' from {} on {}{}", id, printableNqn(hostnqn), remote, subnqn,
                  out.auth ? " (DH-HMAC-CHAP required)" : "");
     return out;
   }
 
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = associations_.find(cntlid);
-  if (it == associations_.end()) return invalidParameter(true, 16);
+  if (it == associations_.end()) return refuse(invalidParameter(true, 16), "no controller with this CNTLID");
   Association& a = it->second;
-  if (a.controller->subsystemNqn() != subnqn) return invalidParameter(true, kConnectDataSubnqn);
-  if (a.controller->hostNqn() != hostnqn) return invalidParameter(true, kConnectDataHostnqn);
-  if (a.controller->isDiscovery()) return invalidParameter(false, 42);
-  if (!a.controller->ready()) return ConnectOutcome{withStatus(kScCommandSequenceError), nullptr, std::nullopt};
-  if (qid > a.controller->grantedIoQueues() || a.queues.count(qid)) return invalidParameter(false, 42);
+  if (a.controller->subsystemNqn() != subnqn) {
+    return refuse(invalidParameter(true, kConnectDataSubnqn), "subsystem differs from the admin queue's");
+  }
+  if (a.controller->hostNqn() != hostnqn) {
+    return refuse(invalidParameter(true, kConnectDataHostnqn), "host NQN differs from the admin queue's");
+  }
+  if (a.controller->isDiscovery()) return refuse(invalidParameter(false, 42), "I/O queue on a discovery controller");
+  if (!a.controller->ready()) {
+    return refuse(ConnectOutcome{withStatus(kScCommandSequenceError), nullptr, std::nullopt},
+                  "I/O queue before the controller is enabled");
+  }
+  if (qid > a.controller->grantedIoQueues() || a.queues.count(qid)) {
+    return refuse(invalidParameter(false, 42), "queue ID not granted or already connected");
+  }
   a.queues[qid] = {&group, conn};
   // Authentication is per queue: every I/O queue runs its own transaction
   // (as Linux and SPDK hosts do).

@@ -75,7 +75,8 @@ class NvmeTcpTarget {
   SubsystemRegistry& registry() { return *registry_; }
 
   // ---- called by connections, on their own group's thread ----
-  ConnectOutcome connect(const Command& cmd, const std::string& local_addr, PollGroup& group,
+  // remote: the host's address:port, named in the log line of a refusal.
+  ConnectOutcome connect(const Command& cmd, const std::string& local_addr, const std::string& remote, PollGroup& group,
                          const std::shared_ptr<TargetConnection>& conn);
   void queueClosed(uint16_t cntlid, uint16_t qid);
   // Every accepted connection calls this once when it closes.
