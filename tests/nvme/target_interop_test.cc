@@ -22,7 +22,9 @@ using test::kSubnqn;
 using test::TargetTest;
 
 // Makes spdlog's default logger write into a ring as well, for the life of
-// the object; the old logger stays in place for everything else.
+// the object. Swapping the default logger races with threads that log, so
+// the fixture does it only while no target runs (before SetUp starts one,
+// after TearDown joined its threads).
 class LogCapture {
  public:
   LogCapture() : old_(spdlog::default_logger()), ring_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256)) {
@@ -52,6 +54,16 @@ class LogCapture {
 
 class InteropTest : public TargetTest {
  protected:
+  void SetUp() override {
+    log_ = std::make_unique<LogCapture>();
+    TargetTest::SetUp();
+  }
+  void TearDown() override {
+    TargetTest::TearDown();
+    log_.reset();
+  }
+  const LogCapture& log() const { return *log_; }
+
   // IC and an admin Connect with `hostnqn`; returns the Connect's response.
   std::vector<uint8_t> connectAdmin(int fd, const std::string& subnqn, const std::string& hostnqn) {
     sendBytes(fd, icreq());
@@ -86,10 +98,11 @@ class InteropTest : public TargetTest {
     EXPECT_EQ(statusOf(readPdu(fd)), 0);  // the CapsuleResp
     return page;
   }
+
+  std::unique_ptr<LogCapture> log_;
 };
 
 TEST_F(InteropTest, EmptyHostNqnIsAcceptedWhereAnyHostMayConnect) {
-  LogCapture log;
   int fd = dial();
   auto r = connectAdmin(fd, kSubnqn, "");
   ASSERT_EQ(statusOf(r), 0);
@@ -118,8 +131,8 @@ TEST_F(InteropTest, EmptyHostNqnIsAcceptedWhereAnyHostMayConnect) {
   auto refused = readPdu(other);
   EXPECT_EQ(statusOf(refused), 0x182);
   EXPECT_EQ(getLe32(refused.data() + 8), (1u << 16) | 512u);  // IATTR=data, IPO=HOSTNQN
-  EXPECT_EQ(log.linesWith({"refused Connect from 127.0.0.1:", "host NQN differs", kHostnqn}).size(), 1u);
-  EXPECT_TRUE(log.linesWith({"refused Connect", "hostnqn ''"}).empty());
+  EXPECT_EQ(log().linesWith({"refused Connect from 127.0.0.1:", "host NQN differs", kHostnqn}).size(), 1u);
+  EXPECT_TRUE(log().linesWith({"refused Connect", "hostnqn ''"}).empty());
   ::close(other);
   ::close(io);
   ::close(fd);
@@ -127,7 +140,6 @@ TEST_F(InteropTest, EmptyHostNqnIsAcceptedWhereAnyHostMayConnect) {
 
 TEST_F(InteropTest, EmptyHostNqnIsRefusedByAnAllowListAndTheRefusalLogged) {
   registry_->find(kSubnqn)->setAllowedHosts({kHostnqn});
-  LogCapture log;
   int fd = dial();
   sockaddr_in mine{};
   socklen_t len = sizeof mine;
@@ -137,8 +149,8 @@ TEST_F(InteropTest, EmptyHostNqnIsRefusedByAnAllowListAndTheRefusalLogged) {
   EXPECT_EQ(getLe32(r.data() + 8), (1u << 16) | 512u);  // IATTR=data, IPO=HOSTNQN
   // One line: the reason, the host's address and port, both NQNs.
   std::string from = "127.0.0.1:" + std::to_string(ntohs(mine.sin_port));
-  auto lines = log.linesWith({"warning", "refused Connect from " + from, "empty host NQN",
-                              std::string("subnqn '") + kSubnqn + "'", "hostnqn ''"});
+  auto lines = log().linesWith({"warning", "refused Connect from " + from, "empty host NQN",
+                                std::string("subnqn '") + kSubnqn + "'", "hostnqn ''"});
   EXPECT_EQ(lines.size(), 1u);
   // The listed host still gets in; an unlisted one is refused and logged too.
   ::close(fd);
@@ -147,12 +159,13 @@ TEST_F(InteropTest, EmptyHostNqnIsRefusedByAnAllowListAndTheRefusalLogged) {
   ::close(fd);
   fd = dial();
   EXPECT_EQ(statusOf(connectAdmin(fd, kSubnqn, "nqn.2026-11.io.offcore:node:other\n")), 0x184);
-  EXPECT_EQ(log.linesWith({"refused Connect", "allow-list", "hostnqn 'nqn.2026-11.io.offcore:node:other\\x0a'"}).size(),
-            1u);
+  EXPECT_EQ(
+      log().linesWith({"refused Connect", "allow-list", "hostnqn 'nqn.2026-11.io.offcore:node:other\\x0a'"}).size(),
+      1u);
   ::close(fd);
   fd = dial();
   EXPECT_EQ(statusOf(connectAdmin(fd, "nqn.2026-11.io.offcore:test:nope", kHostnqn)), 0x182);
-  EXPECT_EQ(log.linesWith({"refused Connect", "no such subsystem", "nqn.2026-11.io.offcore:test:nope"}).size(), 1u);
+  EXPECT_EQ(log().linesWith({"refused Connect", "no such subsystem", "nqn.2026-11.io.offcore:test:nope"}).size(), 1u);
   ::close(fd);
 }
 
