@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "base/result.h"
 
@@ -30,6 +31,10 @@ class BlockDevice {
   // Deallocate: later reads of the range return zeroes.
   virtual Status discard(uint64_t offset, uint64_t len) = 0;
   virtual Status writeZeroes(uint64_t offset, uint64_t len) = 0;
+  // Bytes backed by storage now (a thin device's allocation; NVMe reports it
+  // as NUSE). nullopt: the device cannot tell, and counts as fully allocated.
+  // Cheap: called on every Identify Namespace.
+  virtual std::optional<uint64_t> allocatedBytes() const { return std::nullopt; }
 };
 
 // Error codes a BlockDevice returns in Error::code, so transports can map

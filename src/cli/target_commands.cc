@@ -117,7 +117,10 @@ void registerTargetCommands(CLI::App& app, CliContext& ctx) {
   serve->add_option("--data", s->data, "the store's directory")->required();
   serve->add_option("--name", s->name, "gateway name (NQNs and the API socket use it)")->capture_default_str();
   serve->add_option("--capacity", s->capacity, "thin pool limit, e.g. 20G (default: the filesystem's)");
-  serve->add_option("--poll-groups", s->poll_groups, "I/O threads (default: one per cpu)");
+  serve->add_option("--poll-groups", s->poll_groups,
+                    "I/O threads, each pinned to one allowed cpu (default 0: one per cpu in this process's "
+                    "affinity mask). Choose the cpus with taskset or a cpuset, e.g. `taskset -c 2,3 offcore "
+                    "target serve ...` runs 2 groups on cpus 2 and 3; more groups than cpus only take turns");
   serve->callback([&ctx, s] {
     ctx.action = [&ctx, s] {
       auto hp = parseHostPort(s->listen);

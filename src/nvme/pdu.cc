@@ -196,6 +196,8 @@ std::optional<Pdu> PduParser::next(std::optional<FatalError>& error) {
   } else if (plen > p.hlen + (hd ? kDigestSize : 0u) && p.pdo != 0) {
     const uint32_t dd = (p.flags & kFlagDdgst) ? kDigestSize : 0;
     const uint32_t len = plen - p.pdo - dd;
+    p.data = std::move(spare_);  // assign() reuses its capacity
+    spare_.clear();
     p.data.assign(h + p.pdo, h + p.pdo + len);
     if (dd) p.data_digest_ok = offcore::crc32c(0, h + p.pdo, len) == getLe32(h + p.pdo + len);
   }

@@ -81,6 +81,10 @@ class PduParser {
   // A FatalError is sticky: the connection must be terminated.
   std::optional<Pdu> next(std::optional<FatalError>& error);
   size_t buffered() const { return buf_.size() - pos_; }
+  // Hands back a finished PDU's data buffer: the next data PDU is copied into
+  // it instead of a fresh allocation (one buffer kept, at most the largest
+  // data PDU the limits admit).
+  void recycle(std::vector<uint8_t>&& data) { spare_ = std::move(data); }
 
  private:
   std::optional<FatalError> checkHeader(const uint8_t* h) const;
@@ -88,6 +92,7 @@ class PduParser {
   ParserLimits limits_;
   std::vector<uint8_t> buf_;
   size_t pos_ = 0;
+  std::vector<uint8_t> spare_;  // see recycle()
 };
 
 // ---- builders: each returns the complete wire bytes of one PDU ----------------

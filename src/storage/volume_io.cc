@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -59,6 +60,12 @@ class VolumeHandle final : public BlockDevice {
 
   Status discard(uint64_t offset, uint64_t len) override { return zeroRange(offset, len); }
   Status writeZeroes(uint64_t offset, uint64_t len) override { return zeroRange(offset, len); }
+  // The clusters this volume owns (not its parents'): what writing to it and
+  // discarding from it change. O(1): the count is kept with the map.
+  std::optional<uint64_t> allocatedBytes() const override {
+    std::shared_lock lk(v_->map_mutex);
+    return std::min(v_->rec->owned * kClusterSize, v_->rec->size_bytes);
+  }
 
  private:
   static Error closedError() { return makeError("volume store is closed; reopen it and the volume", kBlockIo); }

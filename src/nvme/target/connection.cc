@@ -34,6 +34,15 @@ TargetConnection::TargetConnection(int fd, PollGroup& group, NvmeTcpTarget& targ
     ::inet_ntop(AF_INET, &addr.sin_addr, buf, sizeof buf);
     local_addr_ = buf;
   }
+  // The host's address and port, for the log lines that must identify it.
+  len = sizeof addr;
+  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &addr.sin_addr, buf, sizeof buf);
+    remote_ = std::string(buf) + ":" + std::to_string(ntohs(addr.sin_port));
+  } else {
+    remote_ = peer_;
+  }
   // Until Connect, only the admin capsule size: a Connect carries 1024 bytes.
   ParserLimits limits;
   limits.max_capsule_data = kAdminCapsuleData;
@@ -249,7 +258,7 @@ void TargetConnection::handleCapsule(Pdu& pdu) {
       if (cmd.sqe.sglAddress() != 0) return respond(cid, withStatus(kScSglOffsetInvalid), 0);
       if (pdu.data.size() != cmd.transfer_len) return respond(cid, withStatus(kScSglDataLengthInvalid), 0);
       cmd.data = std::move(pdu.data);  // in-capsule write data: no second copy
-      execute(std::move(cmd));
+      execute(cmd);
       return;
     }
     if (cmd.sqe.sglId() != kSglTransportDataBlock) return respond(cid, withStatus(kScSglInvalidDescriptorType), 0);
@@ -269,7 +278,7 @@ void TargetConnection::handleCapsule(Pdu& pdu) {
     respond(cid, withStatus(kScSglInvalidDescriptorType), 0);
     return;
   }
-  execute(std::move(cmd));
+  execute(cmd);
 }
 
 // Gives waiting writes their buffer and R2T while fewer than
@@ -282,14 +291,14 @@ void TargetConnection::sendNextR2Ts() {
     auto it = pending_writes_.find(cid);
     if (it == pending_writes_.end()) continue;
     PendingWrite& pw = it->second;
-    pw.cmd.data.resize(pw.cmd.transfer_len);
+    pw.cmd.data = takeWriteBuffer(pw.cmd.transfer_len);
     pw.r2t_sent = true;
     ++r2t_in_flight_;
     send(buildR2T(cid, pw.ttag, 0, pw.cmd.transfer_len, digests()));
   }
 }
 
-void TargetConnection::handleH2CData(const Pdu& pdu) {
+void TargetConnection::handleH2CData(Pdu& pdu) {
   const uint8_t* h = pdu.header.data();
   uint16_t cccid = getLe16(h + 8), ttag = getLe16(h + 10);
   uint32_t datao = getLe32(h + 12), datal = getLe32(h + 16);
@@ -318,6 +327,7 @@ void TargetConnection::handleH2CData(const Pdu& pdu) {
   std::copy(pdu.data.begin(), pdu.data.end(), pw.cmd.data.begin() + datao);
   pw.received += datal;
   bool digest_bad = !pdu.data_digest_ok;
+  parser_.recycle(std::move(pdu.data));
   if (pw.received < pw.cmd.transfer_len && !digest_bad) return;
   Command cmd = std::move(pw.cmd);
   pending_writes_.erase(it);
@@ -325,12 +335,36 @@ void TargetConnection::handleH2CData(const Pdu& pdu) {
   sendNextR2Ts();
   if (digest_bad) {
     respond(cmd.sqe.cid(), withStatus(kScDataTransferError), 0);
-    return;
+  } else {
+    execute(cmd);
   }
-  execute(std::move(cmd));
+  recycleWriteBuffer(std::move(cmd.data));
 }
 
-void TargetConnection::execute(Command cmd) {
+// Write buffers are reused: a fresh std::vector per command meant malloc
+// (mmap above glibc's threshold), a zero fill, page faults and, when freed,
+// munmap or an arena trim (madvise) for every large write.
+std::vector<uint8_t> TargetConnection::takeWriteBuffer(uint32_t len) {
+  std::vector<uint8_t> b;
+  while (!spare_buffers_.empty() && b.capacity() < len) {
+    b = std::move(spare_buffers_.back());
+    spare_buffers_.pop_back();
+  }
+  // Within the capacity resize() allocates nothing, and it only zero-fills
+  // the part above the buffer's last size, which H2CData overwrites anyway.
+  b.resize(len);
+  return b;
+}
+
+// Keeps at most max_r2t_per_queue buffers: no more than the R2T bound
+// already lets this queue hold (docs/SECURITY.md).
+void TargetConnection::recycleWriteBuffer(std::vector<uint8_t>&& buffer) {
+  if (state_ == State::kClosed || buffer.capacity() == 0) return;
+  if (spare_buffers_.size() >= std::max<uint32_t>(1, target_.config().limits.max_r2t_per_queue)) return;
+  spare_buffers_.push_back(std::move(buffer));
+}
+
+void TargetConnection::execute(Command& cmd) {
   const uint16_t cid = cmd.sqe.cid();
   if (cmd.sqe.opcode() == kFabricsCommand) {
     handleFabrics(cmd);
@@ -347,7 +381,7 @@ void TargetConnection::handleFabrics(Command& cmd) {
     case kFctConnect: {
       if (connected_) return respond(cid, withStatus(kScCommandSequenceError), 0);
       if (cmd.data.size() != kConnectDataSize) return respond(cid, withStatus(kScSglDataLengthInvalid), 0);
-      auto outcome = target_.connect(cmd, local_addr_, group_, shared_from_this());
+      auto outcome = target_.connect(cmd, local_addr_, remote_, group_, shared_from_this());
       if (outcome.controller) {
         controller_ = outcome.controller;
         qid_ = getLe16(cmd.sqe.b + 42);

@@ -55,13 +55,15 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   void handlePdu(Pdu& pdu);
   void handleIcReq(const Pdu& pdu);
   void handleCapsule(Pdu& pdu);
-  void handleH2CData(const Pdu& pdu);
+  void handleH2CData(Pdu& pdu);
+  std::vector<uint8_t> takeWriteBuffer(uint32_t len);
+  void recycleWriteBuffer(std::vector<uint8_t>&& buffer);
   void handleFabrics(Command& cmd);
   void handleAuth(Command& cmd);
   // Connected, but the host still has to authenticate this queue.
   bool authPending() const { return auth_ && !auth_->authenticated(); }
   void armAuthDeadline(uint32_t ms, const char* why);
-  void execute(Command cmd);
+  void execute(Command& cmd);
   void respond(uint16_t cid, const Completion& c, uint32_t transfer_len);
   void terminate(const FatalError& e);
   // completion: the PDU that completes a command (CapsuleResp, or the last
@@ -88,11 +90,13 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   bool sq_flow_disabled_ = false;
   std::string local_addr_;
   std::string peer_;
+  std::string remote_;  // address:port of the host, for logs
 
   std::map<uint16_t, PendingWrite> pending_writes_;  // by CID
   std::deque<uint16_t> r2t_queue_;                   // CIDs of writes waiting for an R2T slot
   uint32_t r2t_in_flight_ = 0;
   uint16_t next_ttag_ = 0;
+  std::vector<std::vector<uint8_t>> spare_buffers_;  // finished writes' buffers, for the next R2Ts
 
   struct OutPdu {
     std::vector<uint8_t> bytes;

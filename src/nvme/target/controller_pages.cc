@@ -2,6 +2,7 @@
 // Split from controller.cc to keep each file readable in one sitting.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "nvme/target/controller.h"
 
@@ -129,9 +130,13 @@ Completion Controller::identifyNamespace(uint32_t nsid) {
   }
   uint8_t* d = c.data.data();
   uint64_t blocks = ns->device ? ns->device->sizeBytes() / kLbaBytes : 0;
+  // NUSE: the blocks allocated now, so a host sees what thin provisioning
+  // saves; a device that cannot tell counts as full.
+  std::optional<uint64_t> allocated = ns->device ? ns->device->allocatedBytes() : std::nullopt;
+  uint64_t used = allocated ? std::min(blocks, (*allocated + kLbaBytes - 1) / kLbaBytes) : blocks;
   putLe64(d + 0, blocks);                      // NSZE
   putLe64(d + 8, blocks);                      // NCAP
-  putLe64(d + 16, blocks);                     // NUSE
+  putLe64(d + 16, used);                       // NUSE
   d[24] = 0x01;                                // NSFEAT: thin provisioning
   d[25] = 0;                                   // NLBAF: one format
   d[26] = 0;                                   // FLBAS: format 0

@@ -1,7 +1,7 @@
 // NvmeTcpTarget: the NVMe/TCP listener, its poll groups, and the table of
 // live controllers (associations).
 //
-// Threading (docs/CONCURRENCY.md): one poll group per core, each a thread
+// Threading (docs/CONCURRENCY.md): one poll group per allowed CPU, each a thread pinned to it
 // with its own EventLoop. The acceptor runs on group 0 and hands each new
 // socket to the next group; a connection (= one NVMe queue) lives on that
 // group for its whole life. Block I/O runs inline on the group's thread. The
@@ -28,10 +28,15 @@ namespace offcore::nvme {
 
 class TargetConnection;
 
+// The CPUs the calling thread may run on (what new threads inherit), in order.
+std::vector<int> allowedCpus();
+
 struct TargetConfig {
   std::string listen_addr = "0.0.0.0";
   uint16_t port = 4420;
-  int poll_groups = 0;  // 0: one per online cpu
+  // 0: one per CPU this process may run on (sched_getaffinity: taskset, a
+  // cpuset), each pinned to its CPU.
+  int poll_groups = 0;
   TargetLimits limits;
   auth::DhchapPolicy dhchap;  // hashes and DH groups offered to authenticating hosts
 };
@@ -65,10 +70,13 @@ class NvmeTcpTarget {
   void stop();
   uint16_t port() const { return bound_port_; }
   const TargetConfig& config() const { return config_; }
+  // The CPU each poll group is pinned to (-1: not pinned); set by start().
+  const std::vector<int>& pollGroupCpus() const { return group_cpus_; }
   SubsystemRegistry& registry() { return *registry_; }
 
   // ---- called by connections, on their own group's thread ----
-  ConnectOutcome connect(const Command& cmd, const std::string& local_addr, PollGroup& group,
+  // remote: the host's address:port, named in the log line of a refusal.
+  ConnectOutcome connect(const Command& cmd, const std::string& local_addr, const std::string& remote, PollGroup& group,
                          const std::shared_ptr<TargetConnection>& conn);
   void queueClosed(uint16_t cntlid, uint16_t qid);
   // Every accepted connection calls this once when it closes.
@@ -97,6 +105,7 @@ class NvmeTcpTarget {
   TargetConfig config_;
   std::shared_ptr<SubsystemRegistry> registry_;
   std::vector<std::unique_ptr<PollGroup>> groups_;
+  std::vector<int> group_cpus_;
   int listen_fd_ = -1;
   uint16_t bound_port_ = 0;
   std::atomic<size_t> next_group_{0};
