@@ -73,7 +73,12 @@ ApiServer::ApiServer(EventLoop& loop) : loop_(loop) {}
 ApiServer::~ApiServer() {
   if (timer_) loop_.cancelTimer(timer_);
   if (epoll_fd_ >= 0) loop_.unwatchFd(epoll_fd_);
-  if (daemon_) MHD_stop_daemon(daemon_);
+  if (daemon_) {
+    // libmicrohttpd closes the listen socket it was given: closing it again
+    // here could close an fd another thread has just been handed.
+    MHD_stop_daemon(daemon_);
+    listen_fd_ = -1;
+  }
   if (listen_fd_ >= 0) ::close(listen_fd_);
   // A successor (an agent or proxy restarted in place) may have bound the
   // same path since: remove only the socket that is still ours.
