@@ -85,6 +85,12 @@ TEST(GuestMemoryTest, RefusesBadTablesAndClosesTheirFds) {
   refused(many, "too many regions");
 }
 
+TEST(DirtyLogTest, RefusesAnAreaAtAMisalignedOrWrappingOffset) {
+  EXPECT_FALSE(DirtyLog::map(memfd(8192), 16, 3).ok());
+  EXPECT_FALSE(DirtyLog::map(memfd(8192), 16, UINT64_MAX - 7).ok());
+  EXPECT_TRUE(DirtyLog::map(memfd(8192), 16, 4096).ok());
+}
+
 TEST(DirtyLogTest, MarksEveryTouchedPageAndNothingBeyondTheLog) {
   int fd = memfd(4096);
   int mine = ::dup(fd);

@@ -187,6 +187,12 @@ Status requireShrinkSealed(int fd, const std::string& what) {
 
 Result<SharedArea> mapFrontEndArea(int fd, uint64_t size, uint64_t offset, const std::string& what,
                                    const std::string& request) {
+  // The areas' fields are read and written atomically: keep them aligned.
+  if (offset % 8 != 0 || size > UINT64_MAX - offset) {
+    ::close(fd);
+    return makeError(what + " at offset " + std::to_string(offset) +
+                     " is not 8-byte aligned or wraps; the front end sent a bad " + request);
+  }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || st.st_size < 0 || static_cast<uint64_t>(st.st_size) < offset + size) {
     ::close(fd);

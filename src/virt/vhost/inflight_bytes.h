@@ -12,6 +12,11 @@
 
 namespace offcore::virt::inflight_bytes {
 
+// Both layouts (split and packed): each queue's region is 64-byte aligned,
+// and the header's version field holds 1.
+inline constexpr uint64_t kAlign = 64;
+inline constexpr uint16_t kVersion = 1;
+
 template <typename T>
 void put(uint8_t* p, T v) {
   if constexpr (sizeof(T) == 8) v = htole64(v);

@@ -12,10 +12,9 @@ namespace offcore::virt {
 namespace {
 
 using inflight_bytes::get;
+using inflight_bytes::kAlign;
+using inflight_bytes::kVersion;
 using inflight_bytes::put;
-
-constexpr uint64_t kAlign = 64;
-constexpr uint16_t kVersion = 1;
 // Header fields.
 constexpr size_t kVersionAt = 8, kDescNumAt = 10, kFreeHeadAt = 12, kOldFreeHeadAt = 14, kUsedIdxAt = 16,
                  kOldUsedIdxAt = 18, kUsedWrapAt = 20, kOldUsedWrapAt = 21, kEntriesAt = 32;
