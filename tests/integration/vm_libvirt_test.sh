@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# A libvirt user drives a VM whose disk is offcore's vhost-user-blk back end:
-# `offcore vm blk-serve` runs in a software DPU's SoC domain, Debian's
-# libvirtd (started here, private config and state, see docs/VM.md
-# "libvirt") runs in the node's host domain, and `virsh define/start` boots
-# the domain XML of docs/VM.md. The guest writes and reads /dev/vda; the
-# back end's file must hold what the guest wrote.
+# A libvirt user drives a VM whose disk and NIC are offcore's vhost-user back
+# ends: `offcore vm blk-serve` and `offcore vm net-serve` (on a tap with an
+# address) run in a software DPU's SoC domain, Debian's libvirtd (started
+# here, private config and state, see docs/VM.md "libvirt") runs in the
+# node's host domain, and `virsh define/start` boots the domain XML of
+# docs/VM.md. The guest writes and reads /dev/vda; the back end's file must
+# hold what the guest wrote. The guest's eth0 (set up by the kit's /init from
+# offcore.ip/offcore.gw in the domain's <cmdline>) must have the domain's
+# MAC, ping the tap's address and fetch 4 MiB over TCP from a server in the
+# SoC, unchanged.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_guest.sh"
 if ! command -v libvirtd >/dev/null || ! command -v virsh >/dev/null; then
@@ -27,6 +31,60 @@ BS=$!
 cleanup "kill $BS; wait $BS"
 for _ in $(seq 100); do [ -S "$sock" ] && break; alive "$BS" || break; sleep 0.05; done
 [ -S "$sock" ] || fail "blk-serve did not listen on $sock: $(tail -3 "$GUEST_DIR/blk-serve.log")"
+
+step "offcore vm net-serve on a tap in the SoC domain"
+# The tap is the VM's representor in the SoC netns; its address is the
+# guest's gateway.
+SOC_NS=oc-$N-soc tap=vlt$ID nsock=$GUEST_DIR/lv-net.sock
+GW=10.204.0.1 VM_IP=10.204.0.2 MAC=52:54:00:4f:43:4c PORT=5000
+ip -n "$SOC_NS" tuntap add dev "$tap" mode tap
+cleanup "ip -n $SOC_NS link del $tap"
+ip -n "$SOC_NS" addr add "$GW/24" dev "$tap"
+ip -n "$SOC_NS" link set "$tap" up
+"$OFFCORE" dpu exec --name "$N" --domain soc -- \
+  "$OFFCORE" vm net-serve --socket "$nsock" --tap "$tap" >"$GUEST_DIR/net-serve.log" 2>&1 &
+NS_PID=$!
+cleanup "kill $NS_PID; wait $NS_PID"
+for _ in $(seq 100); do [ -S "$nsock" ] && break; alive "$NS_PID" || break; sleep 0.05; done
+[ -S "$nsock" ] || fail "net-serve did not listen on $nsock: $(tail -3 "$GUEST_DIR/net-serve.log")"
+in_cgroup "$NS_PID" soc || fail "net-serve is not in the SoC cgroup: $(grep cpuacct "/proc/$NS_PID/cgroup")"
+# The SoC's firewall drops new connections to its own addresses (ICMP
+# passes), so the SoC is the TCP client: from the SoC, fetch what the guest
+# serves on VM_IP:PORT (the guest's tx), then send a file to VM_IP:PORT+1
+# (the guest's rx). Connects are retried until the guest listens.
+head -c $((4 << 20)) /dev/urandom >"$GUEST_DIR/net.to-guest"
+TO_GUEST=$(sha256sum "$GUEST_DIR/net.to-guest" | cut -d' ' -f1)
+cat >"$GUEST_DIR/client.py" <<'EOF'
+import socket, sys, time
+addr, port, out, src = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def connect(port):
+    deadline = time.time() + 300
+    while True:
+        try:
+            c = socket.create_connection((addr, port), timeout=5)
+            c.settimeout(120)
+            return c
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+c = connect(port)
+with open(out, "wb") as f:
+    while True:
+        b = c.recv(1 << 16)
+        if not b:
+            break
+        f.write(b)
+c.close()
+c = connect(port + 1)
+with open(src, "rb") as f:
+    c.sendall(f.read())
+c.close()
+EOF
+"$OFFCORE" dpu exec --name "$N" --domain soc -- /usr/bin/python3 "$GUEST_DIR/client.py" \
+  "$VM_IP" "$PORT" "$GUEST_DIR/net.from-guest" "$GUEST_DIR/net.to-guest" >"$GUEST_DIR/client.log" 2>&1 &
+CLI=$!
+cleanup "kill $CLI"
 
 step "a private libvirtd in the host domain"
 # Its own /etc/libvirt, /var/lib/libvirt, /var/log/libvirt,
@@ -77,10 +135,22 @@ for _ in $(seq 100); do virsh version >/dev/null 2>&1 && break; alive "$LVD" || 
 virsh version >/dev/null 2>&1 || fail "libvirtd did not answer on $LV/sock: $(tail -5 "$LV/libvirtd.log")"
 in_cgroup "$LVD" host || fail "libvirtd is not in the host cgroup: $(grep cpuacct "/proc/$LVD/cgroup")"
 
-step "virsh define + start: the guest writes 32 MiB to /dev/vda and reads it back"
+step "virsh define + start: the guest writes 32 MiB to /dev/vda and reads it back, moves 4 MiB each way over eth0"
 _guest_initrd g 0 <<'G'
 #!/bin/sh
 set -e
+# eth0 is set up by the kit's /init from offcore.ip/offcore.gw.
+[ -n "$OC_IP" ] && [ -n "$OC_GW" ] || { echo "no offcore.ip/offcore.gw on the command line"; exit 2; }
+echo "MAC=$(cat /sys/class/net/eth0/address)"
+ping -c 3 -W 5 "$OC_GW" >/tmp/ping && echo PING=ok || { cat /tmp/ping; echo PING=failed; }
+# The SoC fetches /tmp/out from port 5000, then sends 4 MiB to port 5001.
+head -c 4194304 /dev/urandom >/tmp/out
+echo "NET_OUT=$(sha256sum /tmp/out | cut -d' ' -f1)"
+nc -l -p 5000 </tmp/out
+nc -l -p 5001 >/tmp/in
+echo "NET_IN_SIZE=$(stat -c %s /tmp/in)"
+echo "NET_IN=$(sha256sum /tmp/in | cut -d' ' -f1)"
+rm /tmp/out /tmp/in
 dd if=/dev/urandom of=/tmp/r bs=1M count=32 2>/dev/null
 echo "SHA=$(sha256sum /tmp/r | cut -d' ' -f1)"
 dd if=/tmp/r of=/dev/vda bs=1M conv=fsync 2>/dev/null
@@ -91,7 +161,7 @@ G
 log=$GUEST_DIR/g.log
 # The template of docs/VM.md "libvirt", with this test's paths.
 cat >"$LV/$DOM.xml" <<EOF
-<domain type='qemu'>
+<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>$DOM</name>
   <memory unit='MiB'>256</memory>
   <vcpu>1</vcpu>
@@ -103,7 +173,7 @@ cat >"$LV/$DOM.xml" <<EOF
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$GUEST_KIT/kernel</kernel>
     <initrd>$GUEST_DIR/g.initrd</initrd>
-    <cmdline>$GUEST_CMDLINE</cmdline>
+    <cmdline>$GUEST_CMDLINE offcore.ip=$VM_IP/32 offcore.gw=$GW</cmdline>
   </os>
   <features>
     <acpi/>
@@ -120,12 +190,28 @@ cat >"$LV/$DOM.xml" <<EOF
       </source>
       <target dev='vda' bus='virtio'/>
     </disk>
+    <interface type='vhostuser'>
+      <mac address='$MAC'/>
+      <source type='unix' path='$nsock' mode='client'>
+        <reconnect enabled='yes' timeout='1'/>
+      </source>
+      <model type='virtio'/>
+      <alias name='ua-net0'/>
+    </interface>
     <serial type='file'>
       <source path='$log'/>
       <target port='0'/>
     </serial>
     <memballoon model='none'/>
   </devices>
+  <!-- vectors=0: QEMU 7.2's vhost-user-net crashes with MSI-X -->
+  <qemu:override>
+    <qemu:device alias='ua-net0'>
+      <qemu:frontend>
+        <qemu:property name='vectors' type='unsigned' value='0'/>
+      </qemu:frontend>
+    </qemu:device>
+  </qemu:override>
 </domain>
 EOF
 virsh define "$LV/$DOM.xml" >/dev/null || fail "virsh define refused $LV/$DOM.xml"
@@ -141,6 +227,8 @@ QPID=$(cat "$LV/run/qemu/$DOM.pid")
 in_cgroup "$QPID" host || fail "libvirt's QEMU is not in the host cgroup: $(grep cpuacct "/proc/$QPID/cgroup")"
 grep -q 'vhost-user-blk-pci' "/proc/$QPID/cmdline" ||
   fail "libvirt did not give QEMU a vhost-user-blk-pci device: $(tr '\0' ' ' <"/proc/$QPID/cmdline")"
+grep -q '"driver":"virtio-net-pci".*"vectors":0' "/proc/$QPID/cmdline" ||
+  fail "libvirt did not give QEMU a virtio-net-pci device with vectors=0: $(tr '\0' ' ' <"/proc/$QPID/cmdline")"
 
 # The guest powers off after its script (ACPI); on_poweroff=destroy ends
 # the domain.
@@ -163,6 +251,16 @@ h=$(head -c 32M "$img" | sha256sum | cut -d' ' -f1)
 [ "$h" = "$sha" ] || fail "the back end's file holds sha256 $h, the guest wrote $sha"
 echo "guest under libvirt wrote and read back 32 MiB, sha256 $sha; the back end's file matches"
 alive "$BS" || fail "blk-serve died: $(tail -3 "$GUEST_DIR/blk-serve.log")"
+
+[ "$(guest_value g MAC)" = "$MAC" ] || fail "the guest's eth0 has MAC $(guest_value g MAC), the domain gave $MAC"
+[ "$(guest_value g PING)" = ok ] || fail "the guest could not ping the tap's address $GW"
+wait "$CLI" || fail "the TCP client in the SoC failed: $(tail -3 "$GUEST_DIR/client.log")"
+out=$(guest_value g NET_OUT) got=$(sha256sum "$GUEST_DIR/net.from-guest" | cut -d' ' -f1)
+[ -n "$out" ] && [ "$got" = "$out" ] || fail "the SoC fetched sha256 $got from the guest, the guest sent ${out:-nothing}"
+[ "$(guest_value g NET_IN_SIZE)" = $((4 << 20)) ] || fail "the guest got $(guest_value g NET_IN_SIZE) bytes over TCP, expected $((4 << 20))"
+[ "$(guest_value g NET_IN)" = "$TO_GUEST" ] || fail "the bytes the SoC sent to the guest changed (guest: sha256 $(guest_value g NET_IN), sent $TO_GUEST)"
+echo "guest under libvirt (MAC $MAC) pinged $GW and moved 4 MiB each way over TCP through vhost-user-net, sha256 intact"
+alive "$NS_PID" || fail "net-serve died: $(tail -3 "$GUEST_DIR/net-serve.log")"
 
 step "virsh undefine; libvirtd stops"
 virsh undefine "$DOM" >/dev/null || fail "virsh undefine $DOM failed"
