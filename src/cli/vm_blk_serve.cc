@@ -28,7 +28,7 @@ struct BlkServeOpts {
   std::string socket, file, volume, serial = "offcore", node, secretFile;
   int queues = 1;
   bool readOnly = false;
-  uint32_t coalesceUs = 0, coalesceIops = 0;
+  uint32_t coalesceUs = 0, coalesceIops = 0, pollUs = 0;
 };
 
 // The block device behind the disk, and what closes it.
@@ -85,6 +85,7 @@ int blkServe(const BlkServeOpts& o) {
   bo.numQueues = static_cast<uint16_t>(o.queues);
   bo.readOnly = o.readOnly;
   bo.coalescing = {o.coalesceUs, o.coalesceIops};
+  bo.pollUs = o.pollUs;
   auto device = virt::makeVirtioBlk(*backing->dev, bo);
   auto server = virt::VhostUserServer::listen(o.socket, *device);
   if (!server.ok()) {
@@ -120,6 +121,11 @@ void registerVmBlkServe(CLI::App& vm, CliContext& ctx) {
   blk->add_option("--coalesce-us", o->coalesceUs,
                   "interrupt coalescing: hold a queue's interrupt up to this many microseconds after its ring ran "
                   "empty, so one interrupt covers the requests the guest posts meanwhile (0: off)")
+      ->check(CLI::Range(0, 1000));
+  blk->add_option("--poll-us", o->pollUs,
+                  "adaptive polling: after a queue's ring runs empty, keep looking at it this many microseconds "
+                  "(guest kicks stay off, so a guest posting within the window pays no VM exit) before sleeping; "
+                  "the window's CPU is the SoC's (0: sleep at once)")
       ->check(CLI::Range(0, 1000));
   blk->add_option("--coalesce-iops", o->coalesceIops,
                   "coalesce only while a queue completes at least this many requests per second (measured over "

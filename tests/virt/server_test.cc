@@ -55,6 +55,7 @@ class FakeDevice : public VhostDevice {
   bool packedRing() const override { return packed.load(); }
   std::vector<uint8_t> configSpace(uint16_t) const override { return {1, 2, 3, 4, 5, 6, 7, 8}; }
   Coalescing coalescing() const override { return {coalesceUs.load(), coalesceIops.load()}; }
+  uint32_t pollUs() const override { return poll.load(); }
   uint32_t handle(uint16_t queue, const Chain& chain) override {
     uint32_t written = 0;
     for (const auto& s : chain.segments) {
@@ -100,7 +101,7 @@ class FakeDevice : public VhostDevice {
   }
   std::atomic<int> handled{0};
   std::atomic<bool> packed{false};
-  std::atomic<uint32_t> coalesceUs{0}, coalesceIops{0};
+  std::atomic<uint32_t> coalesceUs{0}, coalesceIops{0}, poll{0};
   std::atomic<uint32_t> readable{0};
   std::atomic<int> source{-1};  // set by the test before the queue starts
   uint64_t pending = 0;         // the queue thread's
@@ -613,6 +614,30 @@ TEST_F(VhostServerTest, HoldsAnInterruptForTheDelayAndCoversLaterCompletions) {
   EXPECT_EQ(count, 1u) << "two interrupts for two completions";
   std::atomic_thread_fence(std::memory_order_acquire);
   EXPECT_EQ(used()->idx, 2);
+  ::close(kick);
+  ::close(call);
+}
+
+// Polling: right after the ring ran empty the queue keeps looking at it
+// with kicks off, so a chain posted within the window needs no kick.
+TEST_F(VhostServerTest, PollsTheRingAfterItRunsEmptySoAChainNeedsNoKick) {
+  device_.poll = 500000;  // half a second, to observe it
+  FrontEnd fe(path_);
+  int kick = ::eventfd(0, EFD_CLOEXEC), call = ::eventfd(0, EFD_CLOEXEC);
+  setUpQueue(fe, kick, call);
+  fe.sendState(Request::kSetVringEnable, 0, 1);
+  const uint64_t one = 1;
+  postRequest(0);
+  ASSERT_EQ(::write(kick, &one, 8), 8);
+  ASSERT_TRUE(completedTo(call, 1));
+  postRequest(1);  // no kick
+  bool served = false;
+  for (int i = 0; i < 40 && !served; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::atomic_thread_fence(std::memory_order_acquire);
+    served = used()->idx == 2;
+  }
+  EXPECT_TRUE(served) << "a chain posted inside the polling window waited for a kick";
   ::close(kick);
   ::close(call);
 }

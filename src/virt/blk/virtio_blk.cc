@@ -71,6 +71,7 @@ class VirtioBlk final : public VhostDevice {
 
   uint16_t maxQueues() const override { return std::max<uint16_t>(opts_.numQueues, 1); }
   Coalescing coalescing() const override { return opts_.coalescing; }
+  uint32_t pollUs() const override { return opts_.pollUs; }
   bool packedRing() const override { return true; }
 
   std::vector<uint8_t> configSpace(uint16_t numQueues) const override {

@@ -20,6 +20,7 @@ struct VirtioBlkOptions {
   uint32_t segMax = 126;
   bool readOnly = false;
   VhostDevice::Coalescing coalescing;  // interrupt coalescing (device.h); off by default
+  uint32_t pollUs = 0;                 // adaptive polling window (device.h pollUs())
 };
 
 std::unique_ptr<VhostDevice> makeVirtioBlk(BlockDevice& dev, const VirtioBlkOptions& opts);

@@ -34,6 +34,13 @@ class VhostDevice {
     uint32_t iopsThreshold = 0;
   };
   virtual Coalescing coalescing() const { return {}; }
+  // Adaptive polling, like QEMU's iothread poll-max-ns: when a
+  // request/response queue's ring runs empty, its thread keeps looking at
+  // the ring for up to this many microseconds, with guest kicks still off,
+  // before it sleeps on the kick fd. A guest that posts within the window
+  // pays no kick (a VM exit) and no wakeup; the window's CPU is the SoC's.
+  // 0: sleep at once.
+  virtual uint32_t pollUs() const { return 0; }
   // GET_CONFIG: the device config space (virtio_blk_config...), whole.
   virtual std::vector<uint8_t> configSpace(uint16_t numQueues) const = 0;
 

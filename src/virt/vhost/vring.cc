@@ -78,6 +78,7 @@ Status Vring::start(const GuestMemory& mem, DirtyLog* log, uint64_t features) {
   stopFd_.reset(sfd);
   stopRequested_.store(false);
   coalesce_ = device_.coalescing();
+  pollUs_ = device_.pollUs();
   unsignalled_ = 0;
   pending_ = false;
   deferring_ = coalesce_.iopsThreshold == 0;  // no threshold: always
@@ -186,6 +187,9 @@ bool Vring::drain() {
       // Empty: take kicks again, then look once more so a chain posted in
       // between is not left waiting for a kick the guest will not send.
       settlePushed();
+      chain = pollRing();
+    }
+    if (chain.ok() && !chain->has_value()) {
       vq_->setKicksEnabled(true);
       chain = vq_->pop();
       if (chain.ok() && !chain->has_value()) return true;
@@ -209,6 +213,17 @@ bool Vring::drain() {
       return true;
     }
     if (unsignalled_ >= kNotifyBatch) notifyPushed();
+  }
+}
+
+Result<std::optional<Chain>> Vring::pollRing() {
+  if (pollUs_ == 0) return std::optional<Chain>{};
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(pollUs_);
+  for (;;) {
+    __builtin_ia32_pause();
+    auto chain = vq_->pop();
+    if (!chain.ok() || chain->has_value()) return chain;
+    if (stopRequested_.load(std::memory_order_relaxed) || std::chrono::steady_clock::now() >= until) return chain;
   }
 }
 

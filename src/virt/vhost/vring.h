@@ -75,6 +75,8 @@ class Vring {
   // Serves chains until the ring is empty; false when the guest broke it.
   // Leaves the interrupt for what it pushed pending when coalescing.
   bool drain();
+  // The ring ran empty: looks again for up to pollUs_ (device.h pollUs()).
+  Result<std::optional<Chain>> pollRing();
   // The interrupt for everything pushed so far, if the guest wants one.
   void notifyPushed();
   // At the end of a drain: per the measured rate, wait or signal now.
@@ -92,6 +94,7 @@ class Vring {
   std::atomic<bool> stopRequested_{false};
   // Coalescing (VhostDevice::coalescing), the queue thread's.
   VhostDevice::Coalescing coalesce_;
+  uint32_t pollUs_ = 0;
   uint32_t unsignalled_ = 0;  // chains pushed since the last notifyPushed()
   bool pending_ = false;      // an interrupt waits for pendingSince_ + delay
   std::chrono::steady_clock::time_point pendingSince_;
