@@ -23,7 +23,7 @@ Agent::Agent(Config config, NodeState node, NodeManager nodes)
       node_(std::move(node)),
       nodes_(std::move(nodes)),
       layout_(NodeLayout::forNode(config_, node_.name)),
-      vfs_(layout_.run_dir + "/vfs.json", node_.fabric_index) {}
+      vfs_(layout_.run_dir + "/vfs.json", node_.fabric_index, node_.soc_cpus, node_.host_cpus) {}
 
 Agent::~Agent() {
   net_.reset();

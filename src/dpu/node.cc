@@ -1,5 +1,6 @@
 #include "dpu/node.h"
 #include "base/byte_size.h"
+#include "base/cpu_times.h"
 #include "base/json.h"
 
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "dpu/fabric.h"
 #include "dpu/mounts.h"
 #include "dpu/netns.h"
+#include "dpu/rx_steering.h"
 
 namespace offcore {
 
@@ -240,6 +242,11 @@ Status NodeManager::build(NodeState& s) {
   OC_TRY(ipCmd(s.host_netns, {"link", "set", l.hostvf_host_if, "up"}));
   OC_TRY(ipCmd(l.soc_netns, {"addr", "add", s.hostvf_soc_ip, "dev", l.hostvf_soc_if}));
   OC_TRY(ipCmd(l.soc_netns, {"link", "set", l.hostvf_soc_if, "up"}));
+  // Receive work lands where a card does it (rx_steering.h): the SoC's
+  // ends on the SoC's cpus, the host's end of the host-VF on the host's.
+  OC_TRY(steerRx(netnsPath(l.soc_netns), l.uplink_soc_if, s.soc_cpus));
+  OC_TRY(steerRx(netnsPath(l.soc_netns), l.hostvf_soc_if, s.soc_cpus));
+  OC_TRY(steerRx(s.host_netns.empty() ? "" : netnsPath(s.host_netns), l.hostvf_host_if, s.host_cpus));
   std::string soc_gw = s.hostvf_soc_ip.substr(0, s.hostvf_soc_ip.find('/'));
   OC_TRY(ipCmd(s.host_netns, {"route", "add", fabric.subnet(), "via", soc_gw, "dev", l.hostvf_host_if}));
 
@@ -446,9 +453,13 @@ Result<std::string> NodeManager::statusJson(const std::string& name, const std::
   NodeLayout l = layout(name);
   auto usageOf = [&](const std::string& cg) -> CgroupUsage { return cgroups_->usage(cg).valueOr(CgroupUsage{}); };
   CgroupUsage soc = usageOf(l.cg_soc), host = usageOf(l.cg_host), infra = usageOf(l.cg_host_infra);
-  auto domain = [](const CpuSet& cpus, const CgroupUsage& u, const std::string& netns, const std::string& cg) {
+  // Softirq time is nobody's cgroup's: read it where it ran (cpu_times.h).
+  auto cpu_times = readCpuTimes();
+  auto domain = [&cpu_times](const CpuSet& cpus, const CgroupUsage& u, const std::string& netns,
+                             const std::string& cg) {
     return json{{"cpus", formatCpuList(cpus)},
                 {"cpu_seconds", u.cpu_seconds},
+                {"cpus_softirq_seconds", cpu_times.ok() ? sumCpuTimes(*cpu_times, cpus).softirq : 0.0},
                 {"memory_bytes", u.memory_bytes},
                 {"memory_peak_bytes", u.memory_peak_bytes},
                 {"pids", u.pids},

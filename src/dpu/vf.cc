@@ -10,6 +10,7 @@
 
 #include "base/files.h"
 #include "dpu/netns.h"
+#include "dpu/rx_steering.h"
 
 namespace offcore {
 
@@ -98,8 +99,11 @@ std::string vfsToJson(const std::vector<Vf>& vfs) {
   return dumpJson(arr);
 }
 
-VfManager::VfManager(std::string state_path, int node_index)
-    : state_path_(std::move(state_path)), node_index_(node_index) {}
+VfManager::VfManager(std::string state_path, int node_index, CpuSet soc_cpus, CpuSet host_cpus)
+    : state_path_(std::move(state_path)),
+      node_index_(node_index),
+      soc_cpus_(std::move(soc_cpus)),
+      host_cpus_(std::move(host_cpus)) {}
 
 Status VfManager::load() {
   vfs_.clear();
@@ -173,6 +177,14 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
     if (auto s = podIp(vf.netns, step); !s.ok()) return rollback(s.error());
   }
   if (auto s = ipCmd("", {"link", "set", vf.representor, "up"}); !s.ok()) return rollback(s.error());
+  // What the pod sends is received (BPF dataplane included) on the SoC's
+  // cpus, what the SoC sends the pod on the host's, as with a card.
+  if (!soc_cpus_.empty()) {
+    if (auto s = steerRx("", vf.representor, soc_cpus_); !s.ok()) return rollback(s.error());
+  }
+  if (!host_cpus_.empty()) {
+    if (auto s = steerRx(netnsFsPath(vf.netns), vf.ifname, host_cpus_); !s.ok()) return rollback(s.error());
+  }
   if (!vf.ip.empty()) {
     // The pod's gateway is a link-local address (169.254.1.1) reached on-link;
     // a pod that has no default route yet gets one through it.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/cpu_list.h"
 #include "base/result.h"
 
 namespace offcore {
@@ -40,8 +41,10 @@ std::string vfsToJson(const std::vector<Vf>& vfs);
 
 class VfManager {
  public:
-  // node_index keeps MACs unique across nodes on one fabric.
-  VfManager(std::string state_path, int node_index);
+  // node_index keeps MACs unique across nodes on one fabric. A VF's
+  // receive work is steered (rx_steering.h): the representor's to
+  // soc_cpus, the pod end's to host_cpus; empty sets leave RPS off.
+  VfManager(std::string state_path, int node_index, CpuSet soc_cpus = {}, CpuSet host_cpus = {});
 
   // Reloads vfs.json and drops entries whose representor is gone.
   Status load();
@@ -56,6 +59,7 @@ class VfManager {
   Status save() const;
   std::string state_path_;
   int node_index_;
+  CpuSet soc_cpus_, host_cpus_;
   std::vector<Vf> vfs_;
 };
 
