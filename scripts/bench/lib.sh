@@ -26,4 +26,18 @@ cg_cpu() {  # seconds summed over the cgroups given
   for c in "$@"; do s=$(( s + $(cat "$CG/cpuacct/$c/cpuacct.usage") )); done
   awk -v s="$s" 'BEGIN { printf "%.6f", s / 1e9 }'
 }
+# cpus_busy "0 1": seconds the cpus were busy (/proc/stat user+nice+system+
+# irq+softirq), whoever the work was charged to. Softirq work (the BPF
+# dataplane, packet receive) that runs on an idle cpu is in no cgroup, and
+# receive steering makes that the common case on the SoC's cpus.
+cpus_busy() {
+  awk -v want=" $1 " -v hz="$(getconf CLK_TCK)" '
+    /^cpu[0-9]/ { c = substr($1, 4); if (index(want, " " c " ")) s += $2 + $3 + $4 + $7 + $8 }
+    END { printf "%.3f", s / hz }' /proc/stat
+}
+cpus_softirq() {  # cpus_softirq "1": the softirq column alone, seconds
+  awk -v want=" $1 " -v hz="$(getconf CLK_TCK)" '
+    /^cpu[0-9]/ { c = substr($1, 4); if (index(want, " " c " ")) s += $8 }
+    END { printf "%.3f", s / hz }' /proc/stat
+}
 now() { date +%s.%N; }

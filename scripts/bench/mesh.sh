@@ -86,6 +86,17 @@ for n in "${NODES[@]}"; do
   cleanup "\"$OFFCORE\" mesh down --node $n --force"
   oc mesh up --node "$n" >/dev/null
 done
+# The cpus each domain runs on (both nodes; on a 2-cpu machine they share
+# them): CPU is measured per cpu, where the work ran (lib.sh cpus_busy).
+HOST_CPUS= SOC_CPUS=
+for n in "${NODES[@]}"; do
+  HOST_CPUS+=" $(oc dpu status --name "$n" --json | jq -r .domains.host.cpus)"
+  SOC_CPUS+=" $(oc dpu status --name "$n" --json | jq -r .domains.soc.cpus)"
+done
+expand_cpus() { tr ' ,' '\n\n' | awk -F- 'NF { for (c = $1; c <= ($2 == "" ? $1 : $2); c++) print c }' | sort -un | tr '\n' ' '; }
+HOST_CPUS=$(expand_cpus <<<"$HOST_CPUS") SOC_CPUS=$(expand_cpus <<<"$SOC_CPUS")
+for c in $HOST_CPUS; do [[ " $SOC_CPUS " != *" $c "* ]] || fail "cpu $c is both a host and a SoC cpu; give the nodes disjoint --soc-cpus"; done
+echo "host cpus: $HOST_CPUS; SoC cpus: $SOC_CPUS"
 printf 'apiVersion: offcore.io/v1\nkind: Subnet\nmetadata: {name: bench}\nspec: {vpc: default, cidr: 10.89.0.0/23}\n' > "$work/subnet.yaml"
 oc svc apply -f "$work/subnet.yaml" >/dev/null || fail "svc apply of the Subnet failed (see above)"
 cat > "$work/svc.yaml" <<EOF
@@ -309,9 +320,10 @@ measure() {
   local mode=$1 set=p vip=$VIP_PLAIN i name node clients=$(( HAVE / 2 )) per pids=() logs=() rc=0
   case $mode in sidecar) ;; direct) ;; l4) set=m vip=$VIP_L4 ;; l7) set=m vip=$VIP_L7 ;; esac
   per=$(awk -v r="$RATE" -v c="$clients" 'BEGIN { printf "%d", (r / c) + 0.5 }')
-  local h0 s0 t0 h1 s1 t1
+  local h0 s0 t0 h1 s1 t1 q0 q1 gh0 gs0 gh1 gs1
   rm -f "$work"/h2l-*.log "$work"/h2l-*.out
-  h0=$(cg_cpu $HOST_CGS) s0=$(cg_cpu $SOC_CGS) t0=$(now)
+  h0=$(cpus_busy "$HOST_CPUS") s0=$(cpus_busy "$SOC_CPUS") q0=$(cpus_softirq "$SOC_CPUS")
+  gh0=$(cg_cpu $HOST_CGS) gs0=$(cg_cpu $SOC_CGS) t0=$(now)
   for (( i = 1; i < HAVE; i += 2 )); do
     name=ocbm-$set$i node=$(node_of "$i")
     ( join_cg "offcore/$node/host"
@@ -320,7 +332,8 @@ measure() {
     pids+=("$!"); logs+=("$work/h2l-$i.log")
   done
   for p in "${pids[@]}"; do wait "$p" || rc=$?; done
-  h1=$(cg_cpu $HOST_CGS) s1=$(cg_cpu $SOC_CGS) t1=$(now)
+  h1=$(cpus_busy "$HOST_CPUS") s1=$(cpus_busy "$SOC_CPUS") q1=$(cpus_softirq "$SOC_CPUS")
+  gh1=$(cg_cpu $HOST_CGS) gs1=$(cg_cpu $SOC_CGS) t1=$(now)
   local ok=0 failed=0 errored=0 o
   for (( i = 1; i < HAVE; i += 2 )); do
     o=$(grep '^requests:' "$work/h2l-$i.out" || true)
@@ -345,11 +358,14 @@ measure() {
     --argjson errored "$errored" --argjson non2xx "$non2xx" --argjson n "$samples" --argjson run "$RUN" \
     --argjson p50 "$p50" --argjson p90 "$p90" --argjson p99 "$p99" \
     --argjson host "$(echo "$h1 - $h0" | bc)" --argjson soc "$(echo "$s1 - $s0" | bc)" \
+    --argjson cghost "$(echo "$gh1 - $gh0" | bc)" --argjson cgsoc "$(echo "$gs1 - $gs0" | bc)" \
+    --argjson socsirq "$(echo "$q1 - $q0" | bc)" \
     --argjson wall "$(echo "$t1 - $t0" | bc)" \
     '{case: "paced", mode: $mode, pods: $pods, clients: $clients, run: $run, rate: $rate, rate_per_client: $per,
       duration_s: $dur, requests: $ok, failed: $failed, errored: $errored, non2xx: $non2xx, latency_samples: $n,
       rps: ($ok / $dur), p50_ms: $p50, p90_ms: $p90, p99_ms: $p99,
-      host_cpu_s: $host, soc_cpu_s: $soc, wall_s: $wall}')
+      host_cpu_s: $host, soc_cpu_s: $soc, cg_host_cpu_s: $cghost, cg_soc_cpu_s: $cgsoc,
+      soc_softirq_s: $socsirq, wall_s: $wall}')
   echo "$line" >&3
   jq -r '"    \(.rps | floor) req/s, p50 \(.p50_ms * 1000 | floor) us, p99 \(.p99_ms * 1000 | floor) us, failed \(.failed + .errored + .non2xx), host \(.host_cpu_s) s, soc \(.soc_cpu_s) s"' <<<"$line"
 }

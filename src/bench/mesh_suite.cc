@@ -127,9 +127,12 @@ class MeshSuite final : public BenchSuite {
         "between sidecars with P-256 certificates and TLS 1.3) and nftables REDIRECT in its own namespace, outbound "
         "VIP:80 to 15001, inbound :80 to 15006, as Istio's sidecar mode does; l4 / l7 = the mesh pods through the "
         "node proxies in the SoCs (appProtocol tcp / http with a VirtualService carrying a timeout and retries; "
-        "HBONE mTLS between nodes). CPU: both nodes' host and SoC cgroups (cpuacct) over the run, in millicores per "
-        "1,000 req/s served; the mesh's share is the run minus the direct run of the same round (clients, servers "
-        "and the pod network are the same). Latency: every request's time from the h2load log. Memory: PSS of the "
+        "HBONE mTLS between nodes). CPU: busy time (/proc/stat user+nice+system+irq+softirq) of the host cpus and "
+        "of the SoC cpus over the run, where the work ran: receive steering (RPS) runs the pod network's receive "
+        "work on the SoC's cpus, often while they are idle, which no cgroup is charged for (the cgroup figures are "
+        "in the driver's JSON lines as cg_host_cpu_s / cg_soc_cpu_s). In millicores per 1,000 req/s served; the "
+        "mesh's share is the run minus the direct run of the same round (clients, servers and the pod network are "
+        "the same). Latency: every request's time from the h2load log. Memory: PSS of the "
         "sidecars, or of the node proxies (keeper + worker, both nodes), after the run. Medians over " +
         std::to_string(runs) + " run(s); modes alternate order between runs.";
     for (int pods : d.pods) {
@@ -211,10 +214,9 @@ class MeshSuite final : public BenchSuite {
                         "only with connections and config"});
     }
     r.notes.push_back(
-        "Host-domain CPU added by offcore's mesh is the pod network's, not the proxy's: the proxy runs in the SoC "
-        "cgroup, but the kernel charges the softirq work of a packet (the BPF redirect to the representor and the "
-        "SoC side's TCP receive) to the CPU and task that sent it, a host CPU for the client's and server's packets. "
-        "Steering the representors' receive side to the SoC CPUs (issue 16) moves it.");
+        "What is left of the host-domain CPU added by offcore's mesh is the pod network's, not the proxy's: a veth "
+        "hands a packet over in the sender's context, and with receive steering the sending host cpu still queues "
+        "it and sends the IPI that wakes the SoC's cpu (src/dpu/rx_steering.h).");
     r.notes.push_back("CPU, memory rows: lower is better; a ratio under 1 favours offcore.");
     return r;
   }
