@@ -4,7 +4,11 @@
 # goes to stdout (or --out FILE); progress goes to stderr.
 #
 #   mesh.sh [--runs N] [--quick] [--pods "10 30 60"] [--rate RPS]
-#           [--duration S] [--out FILE]
+#           [--duration S] [--out FILE] [--keep-logs DIR] [--no-rx-steering]
+#
+# --no-rx-steering brings the nodes up without receive steering (config
+# rx_steering: false), for a before/after. --keep-logs DIR keeps every run's per-request h2load logs there
+# (DIR/<pods>-<mode>-<run>/h2l-<client>.log: start us, status, duration us).
 #
 # Two software DPUs (ocbma, ocbmb). At each pod count N, two sets of N pods
 # (half nginx servers, half clients, alternating over the two nodes): plain
@@ -29,7 +33,7 @@ source "$HERE/../../tests/integration/lib.sh"
 source "$HERE/lib.sh"
 bench_traps mesh.sh
 
-RUNS=3 QUICK=0 PODS="10 30 60" RATE=1000 DURATION= OUT=
+RUNS=3 QUICK=0 PODS="10 30 60" RATE=1000 DURATION= OUT= KEEP_LOGS= RX_STEERING=true
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -38,6 +42,8 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --keep-logs) KEEP_LOGS=$2; shift 2 ;;
+    --no-rx-steering) RX_STEERING=false; shift ;;
     *) fail "unknown argument $1 (see the header of $0)" ;;
   esac
 done
@@ -76,7 +82,7 @@ HOST_CGS="offcore/ocbma/host offcore/ocbmb/host" SOC_CGS="offcore/ocbma/soc offc
 # --- nodes and node proxies -------------------------------------------------
 
 export OFFCORE_CONFIG=$work/config.json
-echo "{\"cluster_dir\": \"$work/cluster\"}" > "$OFFCORE_CONFIG"
+echo "{\"cluster_dir\": \"$work/cluster\", \"rx_steering\": $RX_STEERING}" > "$OFFCORE_CONFIG"
 CNI=$(dirname "$OFFCORE")/offcore-cni
 [ -x "$CNI" ] || fail "the CNI plugin $CNI is missing; build it (ninja offcore-cni)"
 step "nodes ${NODES[*]} and their mesh proxies"
@@ -348,6 +354,9 @@ measure() {
     awk '{ v[NR] = $1 } END { if (NR == 0) { print "0 0 0 0"; exit }
       printf "%d %.3f %.3f %.3f\n", NR, v[int(NR * 0.5) + (NR * 0.5 > int(NR * 0.5))] / 1000,
         v[int(NR * 0.9) + (NR * 0.9 > int(NR * 0.9))] / 1000, v[int(NR * 0.99) + (NR * 0.99 > int(NR * 0.99))] / 1000 }')
+  if [ -n "$KEEP_LOGS" ]; then
+    mkdir -p "$KEEP_LOGS/$HAVE-$mode-$RUN" && cp "${logs[@]}" "$KEEP_LOGS/$HAVE-$mode-$RUN/" 2>/dev/null || true
+  fi
   local non2xx
   non2xx=$(cat "${logs[@]}" 2>/dev/null | awk -F'\t' '$2 < 200 || $2 >= 300' | wc -l)
   local samples p50 p90 p99
@@ -359,13 +368,13 @@ measure() {
     --argjson p50 "$p50" --argjson p90 "$p90" --argjson p99 "$p99" \
     --argjson host "$(echo "$h1 - $h0" | bc)" --argjson soc "$(echo "$s1 - $s0" | bc)" \
     --argjson cghost "$(echo "$gh1 - $gh0" | bc)" --argjson cgsoc "$(echo "$gs1 - $gs0" | bc)" \
-    --argjson socsirq "$(echo "$q1 - $q0" | bc)" \
+    --argjson socsirq "$(echo "$q1 - $q0" | bc)" --argjson rxs "$RX_STEERING" \
     --argjson wall "$(echo "$t1 - $t0" | bc)" \
     '{case: "paced", mode: $mode, pods: $pods, clients: $clients, run: $run, rate: $rate, rate_per_client: $per,
       duration_s: $dur, requests: $ok, failed: $failed, errored: $errored, non2xx: $non2xx, latency_samples: $n,
       rps: ($ok / $dur), p50_ms: $p50, p90_ms: $p90, p99_ms: $p99,
       host_cpu_s: $host, soc_cpu_s: $soc, cg_host_cpu_s: $cghost, cg_soc_cpu_s: $cgsoc,
-      soc_softirq_s: $socsirq, wall_s: $wall}')
+      soc_softirq_s: $socsirq, rx_steering: $rxs, wall_s: $wall}')
   echo "$line" >&3
   jq -r '"    \(.rps | floor) req/s, p50 \(.p50_ms * 1000 | floor) us, p99 \(.p99_ms * 1000 | floor) us, failed \(.failed + .errored + .non2xx), host \(.host_cpu_s) s, soc \(.soc_cpu_s) s"' <<<"$line"
 }

@@ -23,7 +23,8 @@ Agent::Agent(Config config, NodeState node, NodeManager nodes)
       node_(std::move(node)),
       nodes_(std::move(nodes)),
       layout_(NodeLayout::forNode(config_, node_.name)),
-      vfs_(layout_.run_dir + "/vfs.json", node_.fabric_index, node_.soc_cpus, node_.host_cpus) {}
+      vfs_(layout_.run_dir + "/vfs.json", node_.fabric_index, config_.rx_steering ? node_.soc_cpus : CpuSet{},
+           config_.rx_steering ? node_.host_cpus : CpuSet{}) {}
 
 Agent::~Agent() {
   net_.reset();

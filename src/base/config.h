@@ -31,6 +31,10 @@ struct Config {
   // (src/svc/liveness.h). An agent restart is far shorter than the expiry.
   int heartbeat_interval_ms = 1000;
   int node_expiry_ms = 5000;
+  // Receive steering (src/dpu/rx_steering.h): a pod's packets are received
+  // on the SoC's cpus, as on a card. false keeps the kernel's default (the
+  // sending cpu), for comparisons.
+  bool rx_steering = true;
   std::string log_level = "info";
 };
 

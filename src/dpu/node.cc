@@ -244,9 +244,11 @@ Status NodeManager::build(NodeState& s) {
   OC_TRY(ipCmd(l.soc_netns, {"link", "set", l.hostvf_soc_if, "up"}));
   // Receive work lands where a card does it (rx_steering.h): the SoC's
   // ends on the SoC's cpus, the host's end of the host-VF on the host's.
-  OC_TRY(steerRx(netnsPath(l.soc_netns), l.uplink_soc_if, s.soc_cpus));
-  OC_TRY(steerRx(netnsPath(l.soc_netns), l.hostvf_soc_if, s.soc_cpus));
-  OC_TRY(steerRx(s.host_netns.empty() ? "" : netnsPath(s.host_netns), l.hostvf_host_if, s.host_cpus));
+  if (config_.rx_steering) {
+    OC_TRY(steerRx(netnsPath(l.soc_netns), l.uplink_soc_if, s.soc_cpus));
+    OC_TRY(steerRx(netnsPath(l.soc_netns), l.hostvf_soc_if, s.soc_cpus));
+    OC_TRY(steerRx(s.host_netns.empty() ? "" : netnsPath(s.host_netns), l.hostvf_host_if, s.host_cpus));
+  }
   std::string soc_gw = s.hostvf_soc_ip.substr(0, s.hostvf_soc_ip.find('/'));
   OC_TRY(ipCmd(s.host_netns, {"route", "add", fabric.subnet(), "via", soc_gw, "dev", l.hostvf_host_if}));
 

@@ -34,6 +34,9 @@ TEST(ConfigTest, LivenessTimesArePositiveAndTheExpiryOutlastsABeat) {
   EXPECT_EQ(parseConfig(R"({"node_expiry_ms": 0})", "t.json").error().message,
             "t.json: field 'node_expiry_ms' must be a positive integer (milliseconds)");
   EXPECT_FALSE(parseConfig(R"({"heartbeat_interval_ms": 1000, "node_expiry_ms": 1000})", "t.json").ok());
+  EXPECT_TRUE(parseConfig("{}", "t.json")->rx_steering);
+  EXPECT_FALSE(parseConfig(R"({"rx_steering": false})", "t.json")->rx_steering);
+  EXPECT_FALSE(parseConfig(R"({"rx_steering": "no"})", "t.json").ok());
 }
 
 }  // namespace
