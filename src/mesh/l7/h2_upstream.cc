@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace offcore::mesh::l7 {
 
@@ -25,9 +26,12 @@ nghttp2_nv nv(const std::string& k, const std::string& v) {
 struct H2Conn::Stream {
   int32_t id = 0;
   H2StreamHandler* handler = nullptr;
-  std::string body;
+  std::string body;  // submit(): the whole body; submitStreaming(): the handler reads it
   size_t body_off = 0;
-  http::MessageHead head;  // the response head being received
+  bool streaming = false;
+  bool deferred = false;      // readBody had nothing: waits for resumeBody
+  bool request_done = false;  // our END_STREAM went out (or is about to)
+  http::MessageHead head;     // the response head being received
   bool head_done = false;
   http::Headers trailers;
   bool ended = false;
@@ -89,6 +93,7 @@ struct H2Conn::Callbacks {
       }
     }
     if (end && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) st->ended = true;
+    if (st->ended && !st->request_done) c->earlyEnd(f->hd.stream_id);
     return 0;
   }
   static int dataChunk(nghttp2_session* s, uint8_t, int32_t id, const uint8_t* data, size_t len, void* u) {
@@ -99,6 +104,38 @@ struct H2Conn::Callbacks {
     }
     st->handler->onH2Data(std::string_view(reinterpret_cast<const char*>(data), len));
     return 0;
+  }
+  // The DATA source of a request stream: the whole body, or the handler's stream.
+  static ssize_t readBody(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+                          nghttp2_data_source* source, void*) {
+    auto* s = static_cast<Stream*>(source->ptr);
+    size_t n = 0;
+    bool eof = false;
+    if (!s->streaming) {
+      n = std::min(length, s->body.size() - s->body_off);
+      std::memcpy(buf, s->body.data() + s->body_off, n);
+      s->body_off += n;
+      eof = s->body_off == s->body.size();
+    } else if (s->handler) {
+      n = s->handler->readBody(buf, length, eof);
+    }
+    if (n == 0 && !eof) {  // nothing yet (or cancelled: the RST_STREAM is on its way)
+      s->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    if (!eof) return static_cast<ssize_t>(n);
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    s->request_done = true;
+    std::string().swap(s->body);
+    s->body_off = 0;
+    http::Headers trailers = s->streaming && s->handler ? s->handler->requestTrailers() : http::Headers{};
+    if (!trailers.empty()) {  // the stream ends with the trailers' HEADERS (nghttp2 copies them)
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      std::vector<nghttp2_nv> nva;
+      for (const auto& [k, v] : trailers) nva.push_back(nv(k, v));
+      nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+    }
+    return static_cast<ssize_t>(n);
   }
   static int streamClose(nghttp2_session*, int32_t id, uint32_t code, void* u) {
     H2Conn* c = self(u);
@@ -169,6 +206,24 @@ bool H2Conn::available() const {
 }
 
 Result<int32_t> H2Conn::submit(const http::MessageHead& head, const std::string& body, H2StreamHandler* handler) {
+  auto st = std::make_unique<Stream>();
+  st->handler = handler;
+  st->body = body;
+  std::optional<uint64_t> length;
+  if (head.content_length || !body.empty()) length = body.size();
+  return start(head, length, !body.empty(), std::move(st));
+}
+
+Result<int32_t> H2Conn::submitStreaming(const http::MessageHead& head, std::optional<uint64_t> content_length,
+                                        bool has_body, H2StreamHandler* handler) {
+  auto st = std::make_unique<Stream>();
+  st->handler = handler;
+  st->streaming = true;
+  return start(head, content_length, has_body, std::move(st));
+}
+
+Result<int32_t> H2Conn::start(const http::MessageHead& head, std::optional<uint64_t> content_length, bool has_body,
+                              std::unique_ptr<Stream> st) {
   if (gone_ || !conn_) return makeError("the upstream HTTP/2 connection is closed; retry on a new one");
   std::vector<std::pair<std::string, std::string>> kv;
   const std::string* host = http::findHeader(head.headers, "host");
@@ -184,30 +239,15 @@ Result<int32_t> H2Conn::submit(const http::MessageHead& head, const std::string&
     kv.emplace_back(std::move(name), v);
   }
   if (trailers) kv.emplace_back("te", "trailers");  // the one TE value HTTP/2 allows (gRPC needs it)
-  if (head.content_length || !body.empty()) kv.emplace_back("content-length", std::to_string(body.size()));
+  if (content_length) kv.emplace_back("content-length", std::to_string(*content_length));
   std::vector<nghttp2_nv> nva;
   nva.reserve(kv.size());
   for (const auto& [k, v] : kv) nva.push_back(nv(k, v));
-  auto st = std::make_unique<Stream>();
-  st->handler = handler;
-  st->body = body;
   nghttp2_data_provider prd{};
   prd.source.ptr = st.get();
-  prd.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                         nghttp2_data_source* source, void*) -> ssize_t {
-    auto* s = static_cast<Stream*>(source->ptr);
-    size_t n = std::min(length, s->body.size() - s->body_off);
-    std::memcpy(buf, s->body.data() + s->body_off, n);
-    s->body_off += n;
-    if (s->body_off == s->body.size()) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      std::string().swap(s->body);
-      s->body_off = 0;
-    }
-    return static_cast<ssize_t>(n);
-  };
-  int32_t id =
-      nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), body.empty() ? nullptr : &prd, st.get());
+  prd.read_callback = &Callbacks::readBody;
+  st->request_done = !has_body;
+  int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), has_body ? &prd : nullptr, st.get());
   if (id < 0) return makeError(std::string("cannot start an HTTP/2 stream upstream: ") + nghttp2_strerror(id));
   st->id = id;
   streams_[id] = std::move(st);
@@ -216,6 +256,28 @@ Result<int32_t> H2Conn::submit(const http::MessageHead& head, const std::string&
   if (max_requests_ && started_ >= max_requests_) shutdown();
   scheduleFlush();
   return id;
+}
+
+void H2Conn::resumeBody(int32_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end() || !it->second->deferred || !session_ || gone_) return;
+  it->second->deferred = false;
+  nghttp2_session_resume_data(session_, id);
+  scheduleFlush();
+}
+
+// The response ended while our request body still had bytes to go: the
+// exchange is over; tell the server we stop (RST_STREAM NO_ERROR).
+void H2Conn::earlyEnd(int32_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  std::shared_ptr<Stream> st(std::move(it->second));
+  streams_.erase(it);
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+  H2StreamHandler* h = std::exchange(st->handler, nullptr);
+  loop_.post([st] {});  // nghttp2 may still ask its data source for bytes
+  if (h) h->onH2End();
+  checkDone();
 }
 
 void H2Conn::cancel(int32_t id) {
