@@ -2,7 +2,8 @@
 // malformed or hostile bytes (smuggling attempts, oversized headers, bad
 // chunk sizes) must end in onError with a 4xx/5xx status, never a crash,
 // and whatever is accepted must re-serialize into a head the parser reads
-// back with the same method, target and framing.
+// back with the same method, target and framing; chunked trailers that are
+// accepted are well-formed fields.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,12 @@ struct Sink : Http1Parser::Callbacks {
   int status = 0;
   void onHead(MessageHead&& h) override { heads.push_back(std::move(h)); }
   void onBody(std::string_view b) override { body += b.size(); }
+  // Trailers are forwarded like header fields: the same validation holds.
+  void onTrailers(offcore::mesh::http::Headers&& t) override {
+    for (const auto& [k, v] : t)
+      if (k.empty() || k.find_first_of(":\r\n ") != std::string::npos || v.find_first_of("\r\n") != std::string::npos)
+        __builtin_trap();
+  }
   void onComplete() override { complete = true; }
   void onError(int s, const std::string&) override {
     if (s != 400 && s != 431 && s != 501) __builtin_trap();

@@ -4,6 +4,9 @@
 # in mesh pods, HTTP/2 end to end (h2c upstream multiplexed, trailers):
 #  - unary calls across nodes; the server sees the client pod's own address;
 #  - a server-streaming call arrives message by message, not buffered whole;
+#  - client streaming of 8 MiB (over the proxy's 1 MiB request buffer) arrives
+#    whole (the server checks size and hash); a bidi call where each message
+#    waits for the reply to the previous one (needs a streamed request);
 #  - a VirtualService route by header (x-version) to a subset;
 #  - local replies are gRPC-shaped: AuthorizationPolicy DENY -> PERMISSION_DENIED (7),
 #    fault abort 503 -> UNAVAILABLE (14);
@@ -159,6 +162,19 @@ echo "$out"
 # The server sends message 0 at once and message 3 after 1.8 s.
 assert_cmp "$(echo "$out" | jq -r .first_ms)" "<" 900 "first message (ms): the response was buffered"
 assert_cmp "$(echo "$out" | jq -r .last_ms)" ">=" 1700 "last message (ms)"
+
+step "client streaming across nodes: 8 MiB in 64 KiB messages reaches the server whole"
+out=$(gcall --upload-mib 8 --deadline-ms 60000) || fail "the client-streaming call failed: $out"
+echo "$out"
+[ "$(echo "$out" | jq -r .bytes)" = 8388608 ] || fail "the server did not receive 8 MiB: $out"
+[ "$(echo "$out" | jq -r .server)" = "$G2" ] || fail "the upload did not reach v2 ($G2): $out"
+out=$(gcall --upload-mib 8 --deadline-ms 60000 --header x-version=v1) || fail "the client-streaming call to v1 failed: $out"
+echo "same node: $out"
+
+step "bidi across nodes: 50 messages, each sent after the reply to the previous one"
+out=$(gcall --chat 50 --deadline-ms 10000) || fail "the bidi call failed (a proxy waiting for the end of the request deadlocks it): $out"
+echo "$out"
+[ "$(echo "$out" | jq -r .messages)" = 50 ] || fail "expected 50 replies in order: $out"
 
 step "fault abort 503 reaches the gRPC client as UNAVAILABLE (14)"
 out=$(gcall --n 3 --header x-fault=1 --expect-code 14) || fail "expected grpc-status 14 from the injected fault: $out"

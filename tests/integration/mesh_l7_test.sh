@@ -6,7 +6,11 @@
 #    injection, AuthorizationPolicy deny, HTTP/2 (h2c) through the mesh;
 #  - between nodes the fabric carries only TLS (a capture on the fabric
 #    bridge sees HBONE on 15008 and no plaintext HTTP);
-#  - PeerAuthentication STRICT refuses a plain pod, PERMISSIVE accepts it.
+#  - PeerAuthentication STRICT refuses a plain pod, PERMISSIVE accepts it;
+#  - 16 MiB HTTP/1.1 uploads (curl, Content-Length and chunked) stream through
+#    the proxies (over the 1 MiB request buffer) to a server that answers the
+#    sha256 of what it received, on the same node and across nodes; upload
+#    speed through the mesh vs direct, and the proxy's peak RSS meanwhile.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/svc_lib.sh"
 source "$(dirname "$0")/mesh_lib.sh"
@@ -29,7 +33,51 @@ mesh_pod_add "$B" "$V2" sl web; ip_v2=$POD_IP
 pod_add "$A" "$P" sl default; ip_p=$POD_IP
 serve "$V1" 8080
 nginx_serve "$V2" 8080
+# sha_serve POD PORT: answers a PUT/POST with "<sha256> <size>" of its body
+# (Content-Length or chunked).
+sha_serve() {
+  ip netns exec "$1" python3 -c '
+import hashlib, http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def body(self):
+        h, n = hashlib.sha256(), 0
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b""): pass
+                    return h, n
+                left = size
+                while left:
+                    d = self.rfile.read(min(left, 1 << 16)); h.update(d); n += len(d); left -= len(d)
+                self.rfile.readline()
+        left = int(self.headers.get("Content-Length", "0"))
+        while left:
+            d = self.rfile.read(min(left, 1 << 16))
+            if not d: break
+            h.update(d); n += len(d); left -= len(d)
+        return h, n
+    def do_PUT(self):
+        h, n = self.body()
+        out = ("%s %d\n" % (h.hexdigest(), n)).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers()
+        self.wfile.write(out)
+    do_POST = do_PUT
+http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()' "$2" >/dev/null 2>&1 &
+  cleanup "kill $!"
+  for _ in $(seq 100); do
+    ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+    sleep 0.05
+  done
+  fail "the sha256 server in $1 did not listen on $2"
+}
+sha_serve "$V1" 8081
+sha_serve "$V2" 8081
 VIP=10.96.66.10
+UPA=10.96.66.11
+UPB=10.96.66.12
 cat > "$SVC_T/svc.yaml" <<EOF2
 apiVersion: offcore.io/v1
 kind: Backend
@@ -45,6 +93,16 @@ apiVersion: offcore.io/v1
 kind: Service
 metadata: {name: web}
 spec: {selector: {app: web}, clusterIP: $VIP, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: upload-a}
+spec: {selector: {app: web, version: v1}, clusterIP: $UPA, ports: [{port: 80, targetPort: 8081, appProtocol: http}]}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: upload-b}
+spec: {selector: {app: web, version: v2}, clusterIP: $UPB, ports: [{port: 80, targetPort: 8081, appProtocol: http}]}
 EOF2
 oc svc apply -f "$SVC_T/svc.yaml"
 cat > "$SVC_T/mesh.yaml" <<EOF2
@@ -123,6 +181,34 @@ step "HTTP/2 (h2c) through the mesh: nghttp and h2load"
 ip netns exec "$C" nghttp -n -s "http://$VIP/" > "$SVC_T/nghttp.out" 2>&1 || fail "nghttp failed: $(cat "$SVC_T/nghttp.out")"
 ip netns exec "$C" h2load -n 400 -c 4 -m 8 "http://$VIP/" > "$SVC_T/h2load.out" 2>&1 || fail "h2load failed: $(cat "$SVC_T/h2load.out")"
 grep -q "400 succeeded, 0 failed" "$SVC_T/h2load.out" || fail "h2load through the mesh: $(grep -E 'requests:|status codes' "$SVC_T/h2load.out")"
+
+step "16 MiB uploads stream through the mesh: PUT (Content-Length) and chunked POST, same node and across nodes"
+blob=$SVC_T/blob
+head -c 16M /dev/urandom > "$blob"
+want="$(sha256sum "$blob" | cut -d' ' -f1) 16777216"
+worker=$(pgrep -f "mesh worker --node $A " | head -1)
+[ -n "$worker" ] || fail "no mesh worker process for node $A"
+rss_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$worker/status"; }
+echo "proxy (node $A) RSS before the uploads: $(rss_kib VmRSS) KiB"
+echo 5 > "/proc/$worker/clear_refs"  # resets VmHWM: the peak from here on
+for target in "$UPA" "$UPB"; do
+  for mode in length chunked; do
+    if [ "$mode" = length ]; then args=(-T "$blob"); else args=(-H 'Transfer-Encoding: chunked' --data-binary "@$blob"); fi
+    out=$(ip netns exec "$C" curl -sS --max-time 120 "${args[@]}" -w '%{http_code} %{speed_upload}' "http://$target/up") ||
+      fail "upload ($mode) to $target failed: $out"
+    got=$(echo "$out" | head -1) res=$(echo "$out" | tail -1)
+    [ "$got" = "$want" ] || fail "upload ($mode) to $target: the server received '$got', want '$want'"
+    [ "${res%% *}" = 200 ] || fail "upload ($mode) to $target: HTTP ${res%% *}"
+    echo "upload $mode -> $target: $(awk -v b="${res##* }" 'BEGIN {printf "%.1f", b / 1048576}') MiB/s through the mesh"
+  done
+done
+peak=$(rss_kib VmHWM)
+echo "proxy (node $A) peak RSS during the uploads: $peak KiB"
+out=$(ip netns exec "$V1" curl -sS --max-time 60 -T "$blob" -w '%{speed_upload}' "http://127.0.0.1:8081/up")
+echo "upload direct (in v1's pod, no proxy): $(awk -v b="$(echo "$out" | tail -1)" 'BEGIN {printf "%.1f", b / 1048576}') MiB/s"
+m=$(ip netns exec "oc-$A-soc" curl -s --max-time 2 http://127.0.0.1:15020/metrics)
+echo "$m" | grep -Eq 'offcore_mesh_request_bytes_total\{[^}]*cluster="upload-b:80"[^}]*\} [0-9]' ||
+  fail "no request bytes counted for upload-b: $(echo "$m" | grep request_bytes)"
 
 step "only TLS on the fabric between the node proxies"
 cap=$SVC_T/fabric.pcap

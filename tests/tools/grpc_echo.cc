@@ -16,9 +16,17 @@
 
 namespace {
 
+using offcore::test::Chunk;
 using offcore::test::CountRequest;
 using offcore::test::EchoReply;
 using offcore::test::EchoRequest;
+using offcore::test::SumReply;
+
+uint64_t fnv(uint64_t h, const std::string& bytes) {
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+constexpr uint64_t kFnvSeed = 14695981039346656037ull;
 
 // "ipv4:10.0.0.1:5000" / "ipv6:[fd00::1]:5000" -> the address alone.
 std::string peerIp(const std::string& peer) {
@@ -53,6 +61,34 @@ class EchoService final : public offcore::test::Echo::Service {
     }
     return grpc::Status::OK;
   }
+  grpc::Status Sum(grpc::ServerContext*, grpc::ServerReader<Chunk>* r, SumReply* reply) override {
+    Chunk c;
+    uint64_t h = kFnvSeed;
+    int64_t bytes = 0, messages = 0;
+    while (r->Read(&c)) {
+      h = fnv(h, c.data());
+      bytes += static_cast<int64_t>(c.data().size());
+      ++messages;
+    }
+    reply->set_bytes(bytes);
+    reply->set_messages(messages);
+    reply->set_fnv(h);
+    reply->set_server(name_);
+    return grpc::Status::OK;
+  }
+  grpc::Status Chat(grpc::ServerContext* ctx, grpc::ServerReaderWriter<EchoReply, EchoRequest>* rw) override {
+    EchoRequest req;
+    int seq = 0;
+    while (rw->Read(&req)) {
+      EchoReply r;
+      r.set_text(req.text());
+      r.set_server(name_);
+      r.set_peer(peerIp(ctx->peer()));
+      r.set_seq(seq++);
+      if (!rw->Write(r)) return grpc::Status::CANCELLED;
+    }
+    return grpc::Status::OK;
+  }
 
  private:
   std::string name_;
@@ -64,6 +100,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: offcore-grpc-echo serve --port P --name N [--fail-every K]\n"
                "       offcore-grpc-echo call --target IP:PORT [--n N] [--stream K [--delay-ms D]]\n"
+               "                              [--upload-mib M] [--chat K]\n"
                "                              [--header k=v]... [--deadline-ms MS] [--expect-code CODE]\n");
   return 2;
 }
@@ -85,7 +122,9 @@ int serve(int port, const std::string& name, int fail_every) {
 struct CallOptions {
   std::string target;
   int n = 1;
-  int stream = 0;  // > 0: one Count call of this many messages
+  int stream = 0;      // > 0: one Count call of this many messages
+  int upload_mib = 0;  // > 0: one Sum call sending this many MiB in 64 KiB messages
+  int chat = 0;        // > 0: one Chat call, K messages, each sent after the reply to the previous
   int delay_ms = 0;
   int deadline_ms = 5000;
   int expect_code = 0;
@@ -115,7 +154,63 @@ int call(const CallOptions& o) {
       message = st.error_message();
     }
   };
-  if (o.stream > 0) {
+  if (o.upload_mib > 0) {
+    grpc::ClientContext ctx;
+    prepare(ctx);
+    SumReply reply;
+    auto start = std::chrono::steady_clock::now();
+    auto writer = stub->Sum(&ctx, &reply);
+    std::string data(64 << 10, '\0');
+    uint64_t x = 0x9e3779b97f4a7c15ull, h = kFnvSeed;
+    int64_t bytes = 0;
+    for (int i = 0; i < o.upload_mib * 16; ++i) {
+      for (auto& ch : data) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ch = static_cast<char>(x);
+      }
+      h = fnv(h, data);
+      bytes += static_cast<int64_t>(data.size());
+      Chunk c;
+      c.set_data(data);
+      if (!writer->Write(c)) break;
+    }
+    writer->WritesDone();
+    grpc::Status st = writer->Finish();
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (st.ok() && (reply.bytes() != bytes || reply.fnv() != h))
+      st = grpc::Status(grpc::StatusCode::DATA_LOSS, "the server received " + std::to_string(reply.bytes()) +
+                                                         " bytes (hash " + std::to_string(reply.fnv()) + "), sent " +
+                                                         std::to_string(bytes) + " (hash " + std::to_string(h) + ")");
+    account(st);
+    server = reply.server();
+    out["bytes"] = reply.bytes();
+    out["sent"] = bytes;
+    out["ms"] = ms;
+    out["mib_s"] = ms > 0 ? static_cast<double>(bytes) / (1 << 20) / (ms / 1000) : 0;
+  } else if (o.chat > 0) {
+    grpc::ClientContext ctx;
+    prepare(ctx);
+    auto rw = stub->Chat(&ctx);
+    int replies = 0;
+    for (int i = 0; i < o.chat; ++i) {
+      EchoRequest req;
+      req.set_text("ping " + std::to_string(i));
+      if (!rw->Write(req)) break;
+      // The reply to message i before message i + 1: a proxy that waits for
+      // the end of the request deadlocks here (until the deadline).
+      EchoReply r;
+      if (!rw->Read(&r) || r.text() != req.text() || r.seq() != i) break;
+      ++replies;
+      server = r.server();
+      peer = r.peer();
+    }
+    rw->WritesDone();
+    grpc::Status st = rw->Finish();
+    if (st.ok() && replies != o.chat)
+      st = grpc::Status(grpc::StatusCode::DATA_LOSS, "got " + std::to_string(replies) + " replies in order");
+    account(st);
+    out["messages"] = replies;
+  } else if (o.stream > 0) {
     grpc::ClientContext ctx;
     prepare(ctx);
     CountRequest req;
@@ -188,6 +283,10 @@ int main(int argc, char** argv) {
       o.n = std::atoi(v.c_str());
     else if (a == "--stream")
       o.stream = std::atoi(v.c_str());
+    else if (a == "--upload-mib")
+      o.upload_mib = std::atoi(v.c_str());
+    else if (a == "--chat")
+      o.chat = std::atoi(v.c_str());
     else if (a == "--delay-ms")
       o.delay_ms = std::atoi(v.c_str());
     else if (a == "--deadline-ms")

@@ -60,7 +60,8 @@ struct Http1Parser::Impl {
   MessageHead head;
   std::string field, value;
   bool in_value = false;
-  size_t header_bytes = 0;  // bytes of the current header section so far
+  size_t header_bytes = 0;   // bytes of the current header section so far (trailers included)
+  bool in_trailers = false;  // after the head: header fields are a chunked body's trailers
   int error_status = 0;
   std::string error;
 
@@ -121,6 +122,7 @@ struct Http1Parser::Impl {
     i->field.clear();
     i->value.clear();
     i->in_value = false;
+    i->in_trailers = false;
     i->header_bytes = 0;
     return 0;
   }
@@ -173,7 +175,9 @@ struct Http1Parser::Impl {
       }
     }
     i->self->in_message_ = true;
+    i->in_trailers = true;
     i->self->callbacks_->onHead(std::move(h));
+    i->head.headers.clear();  // moved from: trailers collect here
     if (i->self->kind_ == Kind::kResponse && (i->self->no_body_ || p->status_code / 100 == 1)) return 1;
     return 0;
   }
@@ -183,6 +187,8 @@ struct Http1Parser::Impl {
   }
   static int onMessageComplete(http_parser* p) {
     Impl* i = of(p);
+    if (i->in_trailers && i->commitHeader() != 0) return -1;
+    if (i->in_trailers && !i->head.headers.empty()) i->self->callbacks_->onTrailers(std::move(i->head.headers));
     i->self->in_message_ = false;
     i->self->paused_ = true;
     http_parser_pause(p, 1);

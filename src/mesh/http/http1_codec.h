@@ -57,6 +57,9 @@ class Http1Parser {
     virtual ~Callbacks() = default;
     virtual void onHead(MessageHead&& head) = 0;
     virtual void onBody(std::string_view bytes) = 0;
+    // A chunked body's trailer fields (validated like header fields), just
+    // before onComplete.
+    virtual void onTrailers(Headers&& /*trailers*/) {}
     // The message ended; the parser is paused until resume().
     virtual void onComplete() = 0;
     // Malformed input: the status to answer (400, 431, 501) and why. The

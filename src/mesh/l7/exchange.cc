@@ -1,5 +1,7 @@
 #include "mesh/l7/exchange.h"
 
+#include "mesh/l7/exchange_h1.h"
+
 #include <utility>
 
 namespace offcore::mesh::l7 {
@@ -13,45 +15,8 @@ constexpr size_t kBacklogHigh = 1 << 20;  // pause the upstream above this much 
 constexpr std::chrono::milliseconds kPendingPoll{5};
 }  // namespace
 
-// The upstream side of the current attempt.
-struct Exchange::Upstream : Transport::Callbacks, http::Http1Parser::Callbacks {
-  Upstream(Exchange* exchange, uint64_t id) : x(exchange), attempt(id) {}
-  Exchange* x;  // nullptr once released
-  uint64_t attempt;
-  std::unique_ptr<UpstreamConn> conn;
-  http::Http1Parser parser{http::Http1Parser::Kind::kResponse, this};
-  bool informational = false;
-  bool complete = false;
-
-  void onData(std::string_view bytes) override {
-    if (x) parser.feed(bytes);
-  }
-  void onEnd() override {
-    if (!x) return;
-    parser.finish();  // ends a read-until-close body
-    if (x && !complete) x->attemptFailed({AttemptOutcome::Kind::kReset, 0}, "upstream closed early");
-  }
-  void onClosed(const Status& why) override {
-    if (x && !complete)
-      x->attemptFailed({AttemptOutcome::Kind::kReset, 0},
-                       why.ok() ? "upstream closed" : "upstream: " + why.error().message);
-  }
-  void onHead(MessageHead&& head) override {
-    if (x) x->onUpstreamHead(std::move(head));
-  }
-  void onBody(std::string_view bytes) override {
-    if (x) x->onUpstreamBody(bytes);
-  }
-  void onComplete() override {
-    if (x) x->onUpstreamComplete();
-  }
-  void onError(int, const std::string& why) override {
-    if (x) x->attemptFailed({AttemptOutcome::Kind::kReset, 0}, "bad response from upstream: " + why);
-  }
-};
-
 Exchange::Exchange(HttpProxyContext& ctx, const SessionInfo& info, Sink* sink)
-    : ctx_(ctx), info_(info), sink_(sink), start_(ctx.now()) {
+    : ctx_(ctx), info_(info), sink_(sink), body_(ctx.options().request_buffer_limit), start_(ctx.now()) {
   rec_.start = std::chrono::system_clock::now();
   rec_.source_workload = info_.source_workload;
 }
@@ -74,21 +39,9 @@ void Exchange::begin(MessageHead&& head) {
   head_ = std::move(head);
 }
 
-void Exchange::addBody(std::string_view bytes) {
-  rec_.request_bytes += bytes.size();
-  if (too_large_) return;
-  if (body_.size() + bytes.size() > ctx_.options().max_request_body) {
-    too_large_ = true;
-    std::string().swap(body_);
-    return;
-  }
-  body_.append(bytes);
-}
-
 void Exchange::dispatch() {
-  if (too_large_)
-    return respondLocal(413, "request body larger than " + std::to_string(ctx_.options().max_request_body) + " bytes\n",
-                        "DPE");
+  if (dispatched_ || finished_) return;
+  dispatched_ = true;
   routes_ = ctx_.routes();
   if (!routes_) return respondLocal(503, "no mesh configuration yet\n", "NC");
   route::RequestAttrs attrs{rec_.authority, info_.dst_ip, info_.dst_port, head_.method, head_.path, &head_.headers};
@@ -130,12 +83,7 @@ void Exchange::afterFault() {
   }
   ++cluster_->counters().active_requests;
   counted_active_ = true;
-  if (route_.route && route_.route->timeout.count() > 0) {
-    route_timer_ = ctx_.loop().addTimer(route_.route->timeout, [this] {
-      route_timer_ = 0;
-      respondLocal(504, "upstream request timeout\n", "UT");
-    });
-  }
+  armRouteTimer();
   startAttempt();
 }
 
@@ -174,13 +122,8 @@ void Exchange::startAttempt() {
     target_.peer_identity = endpoint_.identity;
   }
   pool_key_ = poolKey(target_);
-  const auto& retries = route_.route ? route_.route->retries : std::nullopt;
-  if (retries && retries->per_try_timeout.count() > 0) {
-    try_timer_ = ctx_.loop().addTimer(retries->per_try_timeout, [this] {
-      try_timer_ = 0;
-      attemptFailed({AttemptOutcome::Kind::kTimeout, 0}, "per-try timeout");
-    });
-  }
+  try_wanted_ = true;
+  armTryTimer();
   acquire();
 }
 
@@ -256,13 +199,24 @@ void Exchange::sendRequest() {
   t.setCallbacks(up_.get());
   t.pauseReading(false);
   up_->parser.expectNoBody(head_.method == "HEAD");
+  body_.rewind();  // a retry starts only while the body is whole (replayBody)
   MessageHead h = head_;
   h.chunked = false;
-  // Our framing: the buffered body's length (HTTP/2 requests have none of their own).
-  if (head_.chunked || head_.content_length || !body_.empty()) h.content_length = body_.size();
+  h.content_length.reset();
+  // Our framing: the client's Content-Length; the whole body's length when
+  // it is already here (HTTP/2 requests need not declare one); else chunked,
+  // which also carries trailers (HTTP/1.1 has no other place for them).
+  bool whole = body_.complete() && body_.trailers().empty();
+  if (head_.content_length)
+    h.content_length = head_.content_length;
+  else if (whole && (head_.chunked || body_.received() > 0))
+    h.content_length = body_.received();
+  else if (!whole)
+    h.chunked = up_->chunked = true;
   ++up_->conn->requests;
   t.write(http::serializeRequestHead(h));
-  if (!body_.empty()) t.write(body_);
+  up_->sending = true;
+  pumpH1();
 }
 
 void Exchange::outlierResult(bool server_error) {
@@ -277,12 +231,13 @@ void Exchange::outlierResult(bool server_error) {
 void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
   if (finished_) return;
   if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
+  try_wanted_ = false;
   releaseUpstream(false);
   using K = AttemptOutcome::Kind;
   // Refused by an HTTP/2 upstream (REFUSED_STREAM, GOAWAY): never processed,
   // so retried at once, whatever the method, without blaming the endpoint.
   bool refused = std::exchange(refused_, false);
-  if (refused && !response_started_ && refused_retries_ < 3) {
+  if (refused && !response_started_ && refused_retries_ < 3 && canReplayBody()) {
     ++refused_retries_;
     if (endpoint_started_) cluster_->requestFinished(endpoint_key_), endpoint_started_ = false;
     --attempts_;
@@ -293,7 +248,7 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
   // methods only), without blaming the endpoint.
   bool idempotent = head_.method == "GET" || head_.method == "HEAD" || head_.method == "OPTIONS" ||
                     head_.method == "PUT" || head_.method == "DELETE";
-  if (outcome.kind == K::kReset && reused_ && !response_started_ && !stale_retried_ && idempotent) {
+  if (outcome.kind == K::kReset && reused_ && !response_started_ && !stale_retried_ && idempotent && canReplayBody()) {
     stale_retried_ = true;
     if (endpoint_started_) cluster_->requestFinished(endpoint_key_), endpoint_started_ = false;
     --attempts_;
@@ -319,6 +274,7 @@ void Exchange::attemptFailed(AttemptOutcome outcome, const std::string& why) {
 bool Exchange::mayRetry(const AttemptOutcome& outcome) {
   const auto& retries = route_.route ? route_.route->retries : std::nullopt;
   if (!retries || !route::shouldRetry(*retries, attempts_, outcome)) return false;
+  if (!canReplayBody()) return false;  // more than request_buffer_limit already went upstream
   if (retry_slot_) cluster_->retryFinished(), retry_slot_ = false;  // the retried attempt is over
   if (!cluster_->startRetry(limits_, policy_.retry_budget)) {
     ctx_.stats().retryOverflow(rec_.cluster);
@@ -342,6 +298,7 @@ void Exchange::onUpstreamHead(MessageHead&& head, bool end_stream) {
     return attemptFailed(outcome, "retriable status");
   }
   if (try_timer_) ctx_.loop().cancelTimer(try_timer_), try_timer_ = 0;
+  try_wanted_ = false;
   response_started_ = true;
   rec_.status = head.status;
   if (const std::string* gs = grpc_ ? http::findHeader(head.headers, "grpc-status") : nullptr) rec_.grpc_status = *gs;
@@ -382,7 +339,8 @@ void Exchange::onUpstreamComplete() {
   up_->complete = true;
   outlierResult(rec_.status >= 500);
   uint32_t max_per_conn = limits_.max_requests_per_connection;
-  bool reusable = response_keep_alive_ && (max_per_conn == 0 || up_->conn->requests < max_per_conn);
+  // A response that came before the end of our request: the connection is mid-request.
+  bool reusable = response_keep_alive_ && up_->body_done && (max_per_conn == 0 || up_->conn->requests < max_per_conn);
   releaseUpstream(reusable);
   sink_->onResponseEnd();
   finish(rec_.status);
@@ -420,6 +378,7 @@ void Exchange::finish(int status) {
   if (finished_) return;
   finished_ = true;
   releaseUpstream(false);
+  body_.clear();
   cancelTimers();
   releaseRuntime();
   rec_.status = status;

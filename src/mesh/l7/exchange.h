@@ -10,6 +10,7 @@
 #include "mesh/http/http1_codec.h"
 #include "mesh/l7/h2_upstream.h"
 #include "mesh/l7/http_proxy.h"
+#include "mesh/l7/request_body.h"
 #include "mesh/route/policy.h"
 
 namespace offcore::mesh::l7 {
@@ -32,6 +33,9 @@ class Exchange {
     virtual void onExchangeDone(Exchange* exchange) = 0;
     // Response bytes not yet sent downstream (above 1 MiB the upstream is paused).
     virtual size_t responseBacklog() const = 0;
+    // The request body backlog went back down (requestPaused() turned
+    // false): resume reading the request.
+    virtual void onRequestDrained() {}
   };
 
   Exchange(HttpProxyContext& ctx, const SessionInfo& info, Sink* sink);
@@ -39,9 +43,17 @@ class Exchange {
 
   // The request head arrived (starts the clock).
   void begin(http::MessageHead&& head);
+  // Request body bytes, streamed to the upstream as they come (exchange_body.cc).
   void addBody(std::string_view bytes);
-  // The request is complete: route and forward it.
+  // The request is complete (trailers: HTTP/2 or chunked trailers). Starts
+  // the route timeout, as Envoy does.
+  void endBody(http::Headers trailers = {});
+  // Route and forward the request (once; at the head, or after endBody for
+  // a request without a body). The body streams behind it.
   void dispatch();
+  // More than request_buffer_limit of the body waits for the upstream: stop
+  // reading the request until Sink::onRequestDrained.
+  bool requestPaused() const { return request_paused_; }
   // Answers without an upstream (bad request, ...).
   void respondLocal(int status, const std::string& body, const std::string& flag, const http::Headers& extra = {});
   // The downstream went away: stop everything, log.
@@ -60,6 +72,15 @@ class Exchange {
   void startAttempt();
   void acquire();
   void sendRequest();
+  // Moves request body bytes to the current attempt (exchange_body.cc).
+  void pumpBody();
+  void pumpH1();
+  size_t readBodyH2(uint8_t* buf, size_t len, bool& eof);
+  // Starts a new attempt from the body's first byte; false (and counted)
+  // when the body is no longer held whole.
+  bool canReplayBody();
+  void armRouteTimer();
+  void armTryTimer();
   void h2Ready(uint64_t id, Result<H2Conn*> conn);
   void sendH2(H2Conn* conn, uint64_t id);
   void releaseH2();
@@ -82,8 +103,10 @@ class Exchange {
   const SessionInfo& info_;
   Sink* sink_;
   http::MessageHead head_;
-  std::string body_;
-  bool too_large_ = false;
+  RequestBody body_;
+  bool dispatched_ = false;
+  bool request_paused_ = false;
+  bool try_wanted_ = false;  // the attempt waits for the request's end to arm its per-try timeout
   route::TimePoint start_;
   RequestRecord rec_;
   std::shared_ptr<const route::RouteTable> routes_;
@@ -132,6 +155,8 @@ struct Exchange::H2Attempt : H2StreamHandler {
   void onH2Trailers(http::Headers&& trailers) override;
   void onH2End() override;
   void onH2Reset(bool refused, const std::string& why) override;
+  size_t readBody(uint8_t* buf, size_t len, bool& eof) override;
+  http::Headers requestTrailers() override;
 };
 
 // gRPC status code for a local reply's HTTP status, as Envoy maps them

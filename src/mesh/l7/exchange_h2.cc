@@ -88,7 +88,12 @@ void Exchange::h2Ready(uint64_t id, Result<H2Conn*> conn) {
 void Exchange::sendH2(H2Conn* conn, uint64_t id) {
   h2_ = std::make_unique<H2Attempt>(this, id);
   h2_unconsumed_ = 0;
-  auto stream = conn->submit(head_, body_, h2_.get());
+  body_.rewind();  // a retry starts only while the body is whole (canReplayBody)
+  // Length: the client's, or the whole body's when it is already here.
+  std::optional<uint64_t> length = head_.content_length;
+  if (!length && body_.complete() && body_.received() > 0) length = body_.received();
+  bool has_body = !body_.complete() || body_.received() > 0 || !body_.trailers().empty();
+  auto stream = conn->submitStreaming(head_, length, has_body, h2_.get());
   if (!stream.ok()) return attemptFailed({AttemptOutcome::Kind::kReset, 0}, stream.error().message);
   h2_->conn = conn;
   h2_->stream = *stream;

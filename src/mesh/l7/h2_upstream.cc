@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace offcore::mesh::l7 {
 
 namespace {
 constexpr size_t kWriteHigh = 1 << 20;  // stop producing frames above this much unsent
-constexpr size_t kMaxWaiters = 100;     // requests waiting on one connection being made
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -25,9 +25,12 @@ nghttp2_nv nv(const std::string& k, const std::string& v) {
 struct H2Conn::Stream {
   int32_t id = 0;
   H2StreamHandler* handler = nullptr;
-  std::string body;
+  std::string body;  // submit(): the whole body; submitStreaming(): the handler reads it
   size_t body_off = 0;
-  http::MessageHead head;  // the response head being received
+  bool streaming = false;
+  bool deferred = false;      // readBody had nothing: waits for resumeBody
+  bool request_done = false;  // our END_STREAM went out (or is about to)
+  http::MessageHead head;     // the response head being received
   bool head_done = false;
   http::Headers trailers;
   bool ended = false;
@@ -89,6 +92,7 @@ struct H2Conn::Callbacks {
       }
     }
     if (end && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) st->ended = true;
+    if (st->ended && !st->request_done) c->earlyEnd(f->hd.stream_id);
     return 0;
   }
   static int dataChunk(nghttp2_session* s, uint8_t, int32_t id, const uint8_t* data, size_t len, void* u) {
@@ -99,6 +103,38 @@ struct H2Conn::Callbacks {
     }
     st->handler->onH2Data(std::string_view(reinterpret_cast<const char*>(data), len));
     return 0;
+  }
+  // The DATA source of a request stream: the whole body, or the handler's stream.
+  static ssize_t readBody(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+                          nghttp2_data_source* source, void*) {
+    auto* s = static_cast<Stream*>(source->ptr);
+    size_t n = 0;
+    bool eof = false;
+    if (!s->streaming) {
+      n = std::min(length, s->body.size() - s->body_off);
+      std::memcpy(buf, s->body.data() + s->body_off, n);
+      s->body_off += n;
+      eof = s->body_off == s->body.size();
+    } else if (s->handler) {
+      n = s->handler->readBody(buf, length, eof);
+    }
+    if (n == 0 && !eof) {  // nothing yet (or cancelled: the RST_STREAM is on its way)
+      s->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    if (!eof) return static_cast<ssize_t>(n);
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    s->request_done = true;
+    std::string().swap(s->body);
+    s->body_off = 0;
+    http::Headers trailers = s->streaming && s->handler ? s->handler->requestTrailers() : http::Headers{};
+    if (!trailers.empty()) {  // the stream ends with the trailers' HEADERS (nghttp2 copies them)
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      std::vector<nghttp2_nv> nva;
+      for (const auto& [k, v] : trailers) nva.push_back(nv(k, v));
+      nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+    }
+    return static_cast<ssize_t>(n);
   }
   static int streamClose(nghttp2_session*, int32_t id, uint32_t code, void* u) {
     H2Conn* c = self(u);
@@ -169,6 +205,24 @@ bool H2Conn::available() const {
 }
 
 Result<int32_t> H2Conn::submit(const http::MessageHead& head, const std::string& body, H2StreamHandler* handler) {
+  auto st = std::make_unique<Stream>();
+  st->handler = handler;
+  st->body = body;
+  std::optional<uint64_t> length;
+  if (head.content_length || !body.empty()) length = body.size();
+  return start(head, length, !body.empty(), std::move(st));
+}
+
+Result<int32_t> H2Conn::submitStreaming(const http::MessageHead& head, std::optional<uint64_t> content_length,
+                                        bool has_body, H2StreamHandler* handler) {
+  auto st = std::make_unique<Stream>();
+  st->handler = handler;
+  st->streaming = true;
+  return start(head, content_length, has_body, std::move(st));
+}
+
+Result<int32_t> H2Conn::start(const http::MessageHead& head, std::optional<uint64_t> content_length, bool has_body,
+                              std::unique_ptr<Stream> st) {
   if (gone_ || !conn_) return makeError("the upstream HTTP/2 connection is closed; retry on a new one");
   std::vector<std::pair<std::string, std::string>> kv;
   const std::string* host = http::findHeader(head.headers, "host");
@@ -184,30 +238,15 @@ Result<int32_t> H2Conn::submit(const http::MessageHead& head, const std::string&
     kv.emplace_back(std::move(name), v);
   }
   if (trailers) kv.emplace_back("te", "trailers");  // the one TE value HTTP/2 allows (gRPC needs it)
-  if (head.content_length || !body.empty()) kv.emplace_back("content-length", std::to_string(body.size()));
+  if (content_length) kv.emplace_back("content-length", std::to_string(*content_length));
   std::vector<nghttp2_nv> nva;
   nva.reserve(kv.size());
   for (const auto& [k, v] : kv) nva.push_back(nv(k, v));
-  auto st = std::make_unique<Stream>();
-  st->handler = handler;
-  st->body = body;
   nghttp2_data_provider prd{};
   prd.source.ptr = st.get();
-  prd.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                         nghttp2_data_source* source, void*) -> ssize_t {
-    auto* s = static_cast<Stream*>(source->ptr);
-    size_t n = std::min(length, s->body.size() - s->body_off);
-    std::memcpy(buf, s->body.data() + s->body_off, n);
-    s->body_off += n;
-    if (s->body_off == s->body.size()) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      std::string().swap(s->body);
-      s->body_off = 0;
-    }
-    return static_cast<ssize_t>(n);
-  };
-  int32_t id =
-      nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), body.empty() ? nullptr : &prd, st.get());
+  prd.read_callback = &Callbacks::readBody;
+  st->request_done = !has_body;
+  int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), has_body ? &prd : nullptr, st.get());
   if (id < 0) return makeError(std::string("cannot start an HTTP/2 stream upstream: ") + nghttp2_strerror(id));
   st->id = id;
   streams_[id] = std::move(st);
@@ -216,6 +255,28 @@ Result<int32_t> H2Conn::submit(const http::MessageHead& head, const std::string&
   if (max_requests_ && started_ >= max_requests_) shutdown();
   scheduleFlush();
   return id;
+}
+
+void H2Conn::resumeBody(int32_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end() || !it->second->deferred || !session_ || gone_) return;
+  it->second->deferred = false;
+  nghttp2_session_resume_data(session_, id);
+  scheduleFlush();
+}
+
+// The response ended while our request body still had bytes to go: the
+// exchange is over; tell the server we stop (RST_STREAM NO_ERROR).
+void H2Conn::earlyEnd(int32_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  std::shared_ptr<Stream> st(std::move(it->second));
+  streams_.erase(it);
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+  H2StreamHandler* h = std::exchange(st->handler, nullptr);
+  loop_.post([st] {});  // nghttp2 may still ask its data source for bytes
+  if (h) h->onH2End();
+  checkDone();
 }
 
 void H2Conn::cancel(int32_t id) {
@@ -329,109 +390,6 @@ void H2Conn::finish() {
   gone_ = true;
   if (conn_) conn_->transport().setCallbacks(nullptr);
   if (on_gone_) on_gone_(this);
-}
-
-// ---- H2Pool
-
-struct H2Pool::Entry {
-  std::string key;
-  std::unique_ptr<H2Conn> conn;  // nullptr while connecting
-  std::vector<Ready> waiters;
-  EventLoop::TimerId idle_timer = 0;
-  uint64_t started_at_check = 0;
-};
-
-H2Pool::H2Pool(EventLoop& loop, std::chrono::milliseconds idle_timeout) : loop_(loop), idle_timeout_(idle_timeout) {}
-
-H2Pool::~H2Pool() {
-  *alive_ = false;
-  for (auto& [k, l] : entries_)
-    for (auto& e : l)
-      if (e->idle_timer) loop_.cancelTimer(e->idle_timer);
-}
-
-H2Conn* H2Pool::find(const std::string& key) {
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return nullptr;
-  for (auto& e : it->second)
-    if (e->conn && e->conn->available()) return e->conn.get();
-  return nullptr;
-}
-
-bool H2Pool::join(const std::string& key, Ready ready) {
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return false;
-  for (auto& e : it->second) {
-    if (!e->conn && e->waiters.size() < kMaxWaiters) {
-      e->waiters.push_back(std::move(ready));
-      return true;
-    }
-  }
-  return false;
-}
-
-void H2Pool::connect(const std::string& key, Connector& connector, const ConnectTarget& target,
-                     std::chrono::milliseconds timeout, route::ClusterRuntime* cluster, uint32_t max_requests,
-                     Ready ready) {
-  auto e = std::make_unique<Entry>();
-  e->key = key;
-  e->waiters.push_back(std::move(ready));
-  Entry* raw = e.get();
-  entries_[key].push_back(std::move(e));
-  std::weak_ptr<bool> weak = alive_;
-  connector.connect(target, timeout, [this, weak, raw, cluster, max_requests](Result<std::unique_ptr<Transport>> res) {
-    if (weak.expired()) {
-      if (cluster) --cluster->counters().connections;
-      return;
-    }
-    std::vector<Ready> waiters = std::move(raw->waiters);
-    if (!res.ok()) {
-      --cluster->counters().connections;
-      const Error& err = res.error();
-      gone(raw);
-      for (auto& w : waiters) w(err);
-      return;
-    }
-    ++opened_;
-    auto conn = std::make_unique<UpstreamConn>(std::move(*res), cluster, true);
-    raw->conn = std::make_unique<H2Conn>(loop_, std::move(conn), max_requests, [this, raw](H2Conn*) { gone(raw); });
-    armIdle(raw);
-    H2Conn* c = raw->conn.get();
-    for (auto& w : waiters) w(c);
-  });
-}
-
-void H2Pool::armIdle(Entry* e) {
-  e->idle_timer = loop_.addTimer(idle_timeout_, [this, e] {
-    e->idle_timer = 0;
-    if (!e->conn) return;
-    if (e->conn->active() == 0 && e->conn->started() == e->started_at_check) {
-      e->conn->shutdown();  // idle for a whole period
-      return;
-    }
-    e->started_at_check = e->conn->started();
-    armIdle(e);
-  });
-}
-
-void H2Pool::gone(Entry* e) {
-  auto it = entries_.find(e->key);
-  if (it == entries_.end()) return;
-  for (auto l = it->second.begin(); l != it->second.end(); ++l) {
-    if (l->get() != e) continue;
-    std::shared_ptr<Entry> owned(std::move(*l));
-    it->second.erase(l);
-    if (it->second.empty()) entries_.erase(it);
-    if (owned->idle_timer) loop_.cancelTimer(owned->idle_timer), owned->idle_timer = 0;
-    loop_.post([owned] {});  // we may be inside its connection's callback
-    return;
-  }
-}
-
-size_t H2Pool::connections() const {
-  size_t n = 0;
-  for (const auto& [k, l] : entries_) n += l.size();
-  return n;
 }
 
 }  // namespace offcore::mesh::l7

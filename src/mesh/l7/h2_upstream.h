@@ -18,6 +18,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,16 @@ class H2StreamHandler {
   // The stream failed. refused: the server did not process the request
   // (REFUSED_STREAM, or above a GOAWAY's last_stream_id): retrying is safe.
   virtual void onH2Reset(bool refused, const std::string& why) = 0;
+  // A streamed request body (submitStreaming): copies up to len bytes;
+  // eof with the last ones. 0 bytes and !eof: none yet, H2Conn::resumeBody
+  // once there are.
+  virtual size_t readBody(uint8_t* /*buf*/, size_t /*len*/, bool& eof) {
+    eof = true;
+    return 0;
+  }
+  // Asked at the end of a streamed body: request trailers (lower-case
+  // names); empty: the last DATA frame ends the stream.
+  virtual http::Headers requestTrailers() { return {}; }
 };
 
 class H2Conn : public Transport::Callbacks {
@@ -62,6 +73,15 @@ class H2Conn : public Transport::Callbacks {
   bool available() const;
   // Starts a request (head + the whole body, end of stream after it).
   Result<int32_t> submit(const http::MessageHead& head, const std::string& body, H2StreamHandler* handler);
+  // Starts a request whose body the handler streams (readBody) under the
+  // stream's flow control; content_length when known; !has_body: the
+  // HEADERS frame ends the stream. A response that ends before the request
+  // body does completes the stream (onH2End) and stops the body with
+  // RST_STREAM(NO_ERROR), as RFC 9113 8.1 allows.
+  Result<int32_t> submitStreaming(const http::MessageHead& head, std::optional<uint64_t> content_length, bool has_body,
+                                  H2StreamHandler* handler);
+  // More body (or its end) for a stream whose readBody had none.
+  void resumeBody(int32_t id);
   // The exchange gives the stream up: RST_STREAM(CANCEL), no more callbacks.
   void cancel(int32_t id);
   // Response bytes passed on downstream: reopen the flow-control window.
@@ -83,9 +103,12 @@ class H2Conn : public Transport::Callbacks {
   struct Stream;
   struct Callbacks;
   friend struct Callbacks;
+  Result<int32_t> start(const http::MessageHead& head, std::optional<uint64_t> content_length, bool has_body,
+                        std::unique_ptr<Stream> st);
   void flush();
   void scheduleFlush();
   void failAll(const std::string& why);
+  void earlyEnd(int32_t id);
   void checkDone();
   void finish();
 

@@ -3,12 +3,21 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "mesh/l7/exchange.h"
 #include "mesh/route/policy.h"
 
 namespace offcore::mesh::l7 {
+
+namespace {
+// Request flow control: a stream's window, and the connection's (shared by
+// up to 100 streams).
+constexpr int32_t kRequestStreamWindow = 256 << 10;
+constexpr int32_t kRequestConnWindow = 16 << 20;
+}  // namespace
 
 bool looksLikeHttp2(std::string_view first) {
   size_t n = std::min(first.size(), kHttp2Preface.size());
@@ -25,6 +34,8 @@ struct Http2Session::Stream : Exchange::Sink {
   bool eof = false;
   bool deferred = false;
   std::vector<std::pair<std::string, std::string>> trailers;
+  http::Headers request_trailers;
+  size_t unconsumed = 0;  // request DATA bytes whose window is held back (the exchange is paused)
 
   void onResponseHead(http::MessageHead& h, bool no_body) override {
     std::vector<std::pair<std::string, std::string>> kv;
@@ -99,6 +110,12 @@ struct Http2Session::Stream : Exchange::Sink {
   }
   void onExchangeDone(Exchange* x) override {
     if (ex.get() == x) destroyLater(s->ctx_.loop(), std::move(ex));
+    onRequestDrained();  // what is left of the request is read and dropped
+  }
+  void onRequestDrained() override {
+    if (unconsumed == 0) return;
+    nghttp2_session_consume(s->session_, id, std::exchange(unconsumed, 0));
+    s->scheduleFlush();
   }
   size_t responseBacklog() const override { return out.size() - out_off + (s->down_ ? s->down_->pendingWrite() : 0); }
 };
@@ -119,6 +136,10 @@ struct Http2Session::Callbacks {
     Stream* st = self(u)->stream(f->hd.stream_id);
     if (!st) return 0;
     std::string k(reinterpret_cast<const char*>(name), nlen), v(reinterpret_cast<const char*>(value), vlen);
+    if (f->headers.cat == NGHTTP2_HCAT_HEADERS) {  // request trailers (nghttp2 refuses pseudo-headers there)
+      st->request_trailers.emplace_back(std::move(k), std::move(v));
+      return 0;
+    }
     if (k == ":method")
       st->head.method = v;
     else if (k == ":path")
@@ -134,27 +155,41 @@ struct Http2Session::Callbacks {
   static int frameRecv(nghttp2_session*, const nghttp2_frame* f, void* u) {
     Stream* st = self(u)->stream(f->hd.stream_id);
     if (!st) return 0;
+    bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
       st->head.path = st->head.target.substr(0, st->head.target.find_first_of("?#"));
+      // nghttp2 checked content-length against the DATA received: it is the body's framing.
+      if (const std::string* cl = http::findHeader(st->head.headers, "content-length")) {
+        st->head.content_length = std::strtoull(cl->c_str(), nullptr, 10);
+        http::removeHeader(st->head.headers, "content-length");
+      }
       st->ex = std::make_unique<Exchange>(self(u)->ctx_, self(u)->info_, st);
       http::MessageHead h = st->head;
       st->ex->begin(std::move(h));
+      // The request goes upstream now; its DATA streams behind it.
+      if (!end) st->ex->dispatch();
     }
-    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
-      self(u)->requestReady(*st);
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && end) self(u)->requestReady(*st);
     return 0;
   }
-  static int dataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* u) {
+  // Flow control is ours: a DATA chunk's window is given back at once, or
+  // once the exchange's body backlog went down (onRequestDrained).
+  static int dataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t len, void* u) {
     Stream* st = self(u)->stream(id);
     if (st && st->ex) st->ex->addBody(std::string_view(reinterpret_cast<const char*>(data), len));
+    if (st && st->ex && st->ex->requestPaused())
+      st->unconsumed += len;
+    else
+      nghttp2_session_consume(session, id, len);
     return 0;
   }
-  static int streamClose(nghttp2_session*, int32_t id, uint32_t, void* u) {
+  static int streamClose(nghttp2_session* session, int32_t id, uint32_t, void* u) {
     auto& streams = self(u)->streams_;
     auto it = streams.find(id);
     if (it == streams.end()) return 0;
     std::unique_ptr<Stream> st = std::move(it->second);
     streams.erase(it);
+    if (st->unconsumed) nghttp2_session_consume_connection(session, std::exchange(st->unconsumed, 0));
     if (st->ex) st->ex->cancel();  // the client reset it, or it is simply over
     if (st->ex) destroyLater(self(u)->ctx_.loop(), std::move(st->ex));
     std::shared_ptr<Stream> later(std::move(st));
@@ -174,11 +209,17 @@ Http2Session::Http2Session(HttpProxyContext& ctx, std::unique_ptr<Transport> dow
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Callbacks::frameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Callbacks::dataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Callbacks::streamClose);
-  nghttp2_session_server_new(&session_, cbs, this);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // request bodies: see dataChunk
+  nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100},
-                                 {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 60 << 10}};
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
+                                 {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 60 << 10},
+                                 {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kRequestStreamWindow}};
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 3);
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kRequestConnWindow);
   down_->setCallbacks(this);
   armIdle();
   if (!already_read.empty())
@@ -217,6 +258,7 @@ Http2Session::Stream* Http2Session::stream(int32_t id) {
 }
 
 void Http2Session::requestReady(Stream& st) {
+  if (st.ex) st.ex->endBody(std::move(st.request_trailers));
   if (st.ex) st.ex->dispatch();
 }
 

@@ -29,6 +29,9 @@ class HttpSession::Sink : public Exchange::Sink {
   explicit Sink(HttpSession* s) : s_(s) {}
   void onResponseHead(MessageHead& head, bool no_body) override {
     if (no_body) head.until_close = head.chunked = false;
+    // Answered before the request body is all here: the rest of it is read
+    // and dropped, and the connection closes after this response.
+    if (s_->parser_.inMessage()) s_->closing_ = true;
     bool unframed = head.chunked || head.until_close;
     // HTTP/1.0 clients know no chunked encoding: the body ends with the connection.
     bool http10 = s_->ex_ && s_->ex_->head().version_minor == 0;
@@ -54,6 +57,9 @@ class HttpSession::Sink : public Exchange::Sink {
   void onResponseAbort() override { s_->closeDownstream(true); }
   void onExchangeDone(Exchange* x) override { s_->exchangeDone(x); }
   size_t responseBacklog() const override { return s_->down_ ? s_->down_->pendingWrite() : 0; }
+  void onRequestDrained() override {
+    if (s_->down_) s_->down_->pauseReading(false);
+  }
 
  private:
   HttpSession* s_;
@@ -94,11 +100,17 @@ void HttpSession::onData(std::string_view bytes) {
   if (closing_ && !ex_) return;  // after an error answer: ignore the rest
   parser_.feed(bytes);
   // Pipelined requests wait in the parser; do not let them pile up.
-  if (parser_.buffered() > ctx_.options().max_request_body && down_) down_->pauseReading(true);
+  if (parser_.buffered() > ctx_.options().request_buffer_limit && down_) down_->pauseReading(true);
 }
 
 void HttpSession::onEnd() {
   down_ended_ = true;
+  if (parser_.inMessage()) {
+    // The client stopped mid-body: a request in flight fails (400, or an
+    // aborted response); one answered already just closes.
+    if (ex_) return parser_.finish();
+    return closeDownstream(false);
+  }
   if (ex_ || (parser_.paused() && parser_.buffered() > 0)) return;  // exchangeDone goes on from there
   parser_.finish();
   if (!ex_ && !finished_) closeDownstream(false);
@@ -124,14 +136,24 @@ void HttpSession::onHead(MessageHead&& head) {
     if (*e == "100-continue" || *e == "100-Continue") down_->write("HTTP/1.1 100 Continue\r\n\r\n");
     http::removeHeader(head.headers, "expect");
   }
+  bool body = head.hasBody();
+  trailers_.clear();
   ex_->begin(std::move(head));
+  // With a body, the request goes upstream now and the body streams behind
+  // it; without, at onComplete (a local answer then keeps the connection).
+  if (body) ex_->dispatch();
 }
 
 void HttpSession::onBody(std::string_view bytes) {
-  if (ex_) ex_->addBody(bytes);
+  if (!ex_) return;  // answered already: dropped
+  ex_->addBody(bytes);
+  if (ex_ && ex_->requestPaused() && down_) down_->pauseReading(true);
 }
 
+void HttpSession::onTrailers(http::Headers&& trailers) { trailers_ = std::move(trailers); }
+
 void HttpSession::onComplete() {
+  if (ex_) ex_->endBody(std::move(trailers_));
   if (ex_) ex_->dispatch();
 }
 
@@ -147,6 +169,7 @@ void HttpSession::exchangeDone(Exchange* x) {
   ++served_;
   if (finished_ || !down_) return;
   if (closing_ || (down_ended_ && parser_.buffered() == 0)) {
+    down_->pauseReading(false);  // the rest of an unfinished request is read and dropped
     closeDownstream(false);
     return;
   }

@@ -29,8 +29,11 @@
 namespace offcore::mesh::l7 {
 
 struct HttpProxyOptions {
-  std::string local_node;             // endpoints on other nodes that are mesh go through HBONE
-  size_t max_request_body = 1 << 20;  // buffered for retries; larger -> 413
+  std::string local_node;  // endpoints on other nodes that are mesh go through HBONE
+  // Request bodies stream upstream; per request the proxy holds at most
+  // this much unsent (then it stops reading the client), and keeps a copy
+  // for retries only while the body read so far fits in it.
+  size_t request_buffer_limit = 1 << 20;
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};  // upstream keep-alive
   // A downstream connection with no request in progress (or a head that
   // does not complete) is closed after this.
@@ -115,6 +118,7 @@ class HttpSession : public Transport::Callbacks, public http::Http1Parser::Callb
   // Request parser callbacks.
   void onHead(http::MessageHead&& head) override;
   void onBody(std::string_view bytes) override;
+  void onTrailers(http::Headers&& trailers) override;
   void onComplete() override;
   void onError(int status, const std::string& why) override;
 
@@ -133,7 +137,8 @@ class HttpSession : public Transport::Callbacks, public http::Http1Parser::Callb
   std::unique_ptr<Sink> sink_;
   std::unique_ptr<Exchange> ex_;
   uint64_t served_ = 0;
-  bool chunked_ = false;  // the current response is sent chunked
+  bool chunked_ = false;    // the current response is sent chunked
+  http::Headers trailers_;  // of the chunked request being read
   EventLoop::TimerId linger_timer_ = 0, idle_timer_ = 0;
   bool down_ended_ = false;
   bool closing_ = false;

@@ -99,6 +99,7 @@ std::string accessLogJson(const RequestRecord& r) {
   field("cluster", r.cluster);
   field("flags", r.flags);
   if (!r.grpc_status.empty()) field("grpc_status", r.grpc_status);
+  if (r.retry_abandoned) out += ",\"retry_abandoned\":true";
   out += '}';
   return out;
 }
@@ -116,6 +117,8 @@ HttpStats::HttpStats(MetricsRegistry& registry) : registry_(registry) {
   registry_.describe("offcore_mesh_upstream_h2_peak_streams", "gauge",
                      "most concurrent streams seen on one HTTP/2 upstream connection");
   registry_.describe("offcore_mesh_retry_overflow_total", "counter", "retries refused by the retry budget");
+  registry_.describe("offcore_mesh_retry_abandoned_total", "counter",
+                     "retries not attempted: more than request_buffer_limit of the body had gone upstream");
 }
 
 HttpStats::Series& HttpStats::seriesFor(const RequestRecord& r) {
@@ -190,6 +193,10 @@ void HttpStats::ejection(const std::string& cluster) {
 
 void HttpStats::retryOverflow(const std::string& cluster) {
   registry_.add("offcore_mesh_retry_overflow_total", {{"cluster", cluster}}, 1);
+}
+
+void HttpStats::retryAbandoned(const std::string& cluster) {
+  registry_.add("offcore_mesh_retry_abandoned_total", {{"cluster", cluster}}, 1);
 }
 
 }  // namespace offcore::mesh::l7

@@ -27,9 +27,13 @@ struct RequestRecord {
   uint32_t retries = 0;
   std::string grpc_status;  // gRPC requests: the grpc-status answered ("" otherwise)
   std::string route, cluster;
-  std::string flags;  // why the proxy answered itself: "UO" overflow, "UH" no healthy, "UT" timeout,
-                      // "UF" connect failure, "UR" upstream reset, "FI" fault abort, "RBAC" denied,
-                      // "NR" no route, "DPE" bad request
+  // The retry policy asked for a retry but more than request_buffer_limit
+  // of the body had gone upstream already (Envoy's retry_or_shadow_abandoned).
+  bool retry_abandoned = false;
+  uint64_t request_buffer_peak = 0;  // request body bytes the proxy held at most
+  std::string flags;                 // why the proxy answered itself: "UO" overflow, "UH" no healthy, "UT" timeout,
+                                     // "UF" connect failure, "UR" upstream reset, "FI" fault abort, "RBAC" denied,
+                                     // "NR" no route, "DPE" bad request
 };
 
 using AccessLog = std::function<void(const RequestRecord&)>;
@@ -52,6 +56,8 @@ class HttpStats {
   void upstreamH2Stream(const std::string& cluster, size_t active, bool new_conn);
   // A retry the cluster's retry budget refused (Envoy's upstream_rq_retry_overflow).
   void retryOverflow(const std::string& cluster);
+  // A retry not attempted because the request body was no longer held whole.
+  void retryAbandoned(const std::string& cluster);
   MetricsRegistry& registry() { return registry_; }
 
  private:

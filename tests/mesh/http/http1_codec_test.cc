@@ -19,7 +19,9 @@ struct Sink : Http1Parser::Callbacks {
     bodies.emplace_back();
   }
   void onBody(std::string_view b) override { bodies.back().append(b); }
+  void onTrailers(Headers&& t) override { trailers.push_back(std::move(t)); }
   void onComplete() override { ++complete; }
+  std::vector<Headers> trailers;
   void onError(int status, const std::string& why) override {
     error_status = status;
     error = why;
@@ -52,6 +54,34 @@ TEST(Http1Codec, ChunkedBodyByteByByte) {
   EXPECT_TRUE(s.heads[0].chunked);
   EXPECT_EQ(s.bodies[0], "hello, world");
   EXPECT_EQ(s.complete, 1);
+}
+
+// Chunked trailers come out once, before onComplete, and do not leak into
+// the next message's head; a bad trailer field is a bad request.
+TEST(Http1Codec, ChunkedTrailersByteByByte) {
+  Sink s;
+  Http1Parser p(Http1Parser::Kind::kRequest, &s);
+  std::string msg =
+      "POST /up HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nX-Sum: 42\r\nX-Other: a b \r\n\r\n";
+  for (char c : msg) p.feed(std::string_view(&c, 1));
+  ASSERT_EQ(s.complete, 1);
+  EXPECT_EQ(s.bodies[0], "hello");
+  ASSERT_EQ(s.trailers.size(), 1u);
+  ASSERT_EQ(s.trailers[0].size(), 2u);
+  EXPECT_EQ(*findHeader(s.trailers[0], "x-sum"), "42");
+  EXPECT_EQ(*findHeader(s.trailers[0], "x-other"), "a b");
+  p.resume();
+  p.feed("POST /b HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  ASSERT_EQ(s.complete, 2);
+  EXPECT_EQ(s.trailers.size(), 1u);  // none this time
+  EXPECT_EQ(s.heads[1].headers.size(), 2u);
+
+  Sink bad;
+  Http1Parser q(Http1Parser::Kind::kRequest, &bad);
+  q.feed("POST /up HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad Name: x\r\n\r\n");
+  EXPECT_EQ(bad.error_status, 400);
+  EXPECT_EQ(bad.complete, 0);
 }
 
 TEST(Http1Codec, PipelinedRequestsWaitForResume) {

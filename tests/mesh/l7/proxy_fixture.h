@@ -21,6 +21,20 @@ namespace offcore::mesh::l7::testing {
 
 using mesh::testing::runUntil;
 
+// FNV-1a over a body, piece by piece (what a server received vs what was sent).
+inline uint64_t fnv(uint64_t h, std::string_view bytes) {
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+inline constexpr uint64_t kFnvSeed = 14695981039346656037ull;
+
+// A request body a server received: its size, hash and trailers.
+struct ReceivedBody {
+  uint64_t size = 0;
+  uint64_t hash = kFnvSeed;
+  http::Headers trailers;
+};
+
 struct Reply {
   int status = 200;
   std::string body;
@@ -48,26 +62,45 @@ class FakeServer {
       if (!c->closed) n += c->t->pendingWrite();
     return n;
   }
+  // Stops (or resumes) reading requests on every connection, new ones included.
+  void pauseReading(bool paused) {
+    read_paused_ = paused;
+    for (const auto& c : conns_)
+      if (!c->closed) c->t->pauseReading(paused);
+  }
   int hits = 0;
   std::vector<std::string> sources;  // remote addresses seen
+  std::vector<ReceivedBody> bodies;  // of the complete requests, in order
+  uint64_t reset_after = 0;          // > 0: reset the connection once a body reached this size
 
  private:
   struct Conn : Transport::Callbacks, http::Http1Parser::Callbacks {
     Conn(FakeServer* s, std::unique_ptr<Transport> t) : server(s), t(std::move(t)) {
       this->t->setCallbacks(this);
       server->sources.push_back(this->t->remoteAddress());
+      if (server->read_paused_) this->t->pauseReading(true);
     }
     FakeServer* server;
     std::unique_ptr<Transport> t;
     http::Http1Parser parser{http::Http1Parser::Kind::kRequest, this};
     http::MessageHead head;
+    ReceivedBody body;
     bool closed = false;
     void onData(std::string_view b) override { parser.feed(b); }
     void onEnd() override { t->endWrite(); }
     void onClosed(const Status&) override { closed = true; }
-    void onHead(http::MessageHead&& h) override { head = std::move(h); }
-    void onBody(std::string_view) override {}
+    void onHead(http::MessageHead&& h) override {
+      head = std::move(h);
+      body = ReceivedBody{};
+    }
+    void onBody(std::string_view b) override {
+      body.size += b.size();
+      body.hash = fnv(body.hash, b);
+      if (server->reset_after && body.size >= server->reset_after && !closed) t->reset();
+    }
+    void onTrailers(http::Headers&& t) override { body.trailers = std::move(t); }
     void onComplete() override {
+      server->bodies.push_back(body);
       int hit = ++server->hits;
       Reply r = server->handler_ ? server->handler_(head, hit) : Reply{};
       if (r.drop) {
@@ -91,6 +124,7 @@ class FakeServer {
   EventLoop& loop_;
   std::string name_;
   Handler handler_;
+  bool read_paused_ = false;
   std::unique_ptr<TcpListener> listener_;
   std::vector<std::unique_ptr<Conn>> conns_;
 };
@@ -141,6 +175,8 @@ class Client : public Transport::Callbacks, public http::Http1Parser::Callbacks 
   }
   bool connected() const { return t_ != nullptr; }
   void pause(bool paused) { t_->pauseReading(paused); }
+  // Request bytes not yet taken by the kernel (the proxy stopped reading).
+  size_t pendingOut() const { return t_ ? t_->pendingWrite() : 0; }
   void send(const std::string& raw) { t_->write(raw); }
   void get(const std::string& path, const std::string& host = "web", const std::string& extra = "") {
     send("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + extra + "\r\n");
