@@ -5,8 +5,10 @@
 #
 #   mesh.sh [--runs N] [--quick] [--pods "10 30 60"] [--rate RPS]
 #           [--duration S] [--out FILE] [--keep-logs DIR] [--no-rx-steering]
+#           [--rt-priority N]
 #
-# --no-rx-steering brings the nodes up without receive steering (config
+# --rt-priority N runs the node proxies at SCHED_FIFO priority N (`mesh up
+# --rt-priority`). --no-rx-steering brings the nodes up without receive steering (config
 # rx_steering: false), for a before/after. --keep-logs DIR keeps every run's per-request h2load logs there
 # (DIR/<pods>-<mode>-<run>/h2l-<client>.log: start us, status, duration us).
 #
@@ -33,7 +35,7 @@ source "$HERE/../../tests/integration/lib.sh"
 source "$HERE/lib.sh"
 bench_traps mesh.sh
 
-RUNS=3 QUICK=0 PODS="10 30 60" RATE=1000 DURATION= OUT= KEEP_LOGS= RX_STEERING=true
+RUNS=3 QUICK=0 PODS="10 30 60" RATE=1000 DURATION= OUT= KEEP_LOGS= RX_STEERING=true RT_PRIO=0
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --keep-logs) KEEP_LOGS=$2; shift 2 ;;
     --no-rx-steering) RX_STEERING=false; shift ;;
+    --rt-priority) RT_PRIO=$2; shift 2 ;;
     *) fail "unknown argument $1 (see the header of $0)" ;;
   esac
 done
@@ -90,7 +93,7 @@ for n in "${NODES[@]}"; do
   cleanup "ip netns delete ocbm-h${n#ocbm}"
   node_up "$n" --host-netns "ocbm-h${n#ocbm}" >/dev/null
   cleanup "\"$OFFCORE\" mesh down --node $n --force"
-  oc mesh up --node "$n" >/dev/null
+  oc mesh up --node "$n" --rt-priority "$RT_PRIO" >/dev/null
 done
 # The cpus each domain runs on (both nodes; on a 2-cpu machine they share
 # them): CPU is measured per cpu, where the work ran (lib.sh cpus_busy).
@@ -368,13 +371,13 @@ measure() {
     --argjson p50 "$p50" --argjson p90 "$p90" --argjson p99 "$p99" \
     --argjson host "$(echo "$h1 - $h0" | bc)" --argjson soc "$(echo "$s1 - $s0" | bc)" \
     --argjson cghost "$(echo "$gh1 - $gh0" | bc)" --argjson cgsoc "$(echo "$gs1 - $gs0" | bc)" \
-    --argjson socsirq "$(echo "$q1 - $q0" | bc)" --argjson rxs "$RX_STEERING" \
+    --argjson socsirq "$(echo "$q1 - $q0" | bc)" --argjson rxs "$RX_STEERING" --argjson rt "$RT_PRIO" \
     --argjson wall "$(echo "$t1 - $t0" | bc)" \
     '{case: "paced", mode: $mode, pods: $pods, clients: $clients, run: $run, rate: $rate, rate_per_client: $per,
       duration_s: $dur, requests: $ok, failed: $failed, errored: $errored, non2xx: $non2xx, latency_samples: $n,
       rps: ($ok / $dur), p50_ms: $p50, p90_ms: $p90, p99_ms: $p99,
       host_cpu_s: $host, soc_cpu_s: $soc, cg_host_cpu_s: $cghost, cg_soc_cpu_s: $cgsoc,
-      soc_softirq_s: $socsirq, rx_steering: $rxs, wall_s: $wall}')
+      soc_softirq_s: $socsirq, rx_steering: $rxs, rt_priority: $rt, wall_s: $wall}')
   echo "$line" >&3
   jq -r '"    \(.rps | floor) req/s, p50 \(.p50_ms * 1000 | floor) us, p99 \(.p99_ms * 1000 | floor) us, failed \(.failed + .errored + .non2xx), host \(.host_cpu_s) s, soc \(.soc_cpu_s) s"' <<<"$line"
 }

@@ -14,6 +14,10 @@ struct MeshNodeSettings {
   std::string trust_domain = "cluster.local";
   int cert_ttl_s = 3600;   // workload certificates' lifetime (rotated at half)
   std::string xds_server;  // host:port of an ADS server; "" = config from the cluster state
+  // SCHED_FIFO priority of the proxy's threads (1-99; 0 = the normal
+  // scheduler): the data path preempts the SoC's housekeeping at once
+  // instead of waiting out its time slice (docs/MESH.md, "Latency").
+  int rt_priority = 0;
 };
 Result<MeshNodeSettings> readMeshSettings(const std::string& path);
 

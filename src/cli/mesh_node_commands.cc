@@ -37,7 +37,7 @@ std::string lastLogLine(const std::string& path) {
 }
 
 int up(CliContext& ctx, const std::string& node, const std::string& trust_domain, int cert_ttl_s,
-       const std::string& xds_server) {
+       const std::string& xds_server, int rt_priority) {
   auto nodes = NodeManager::create(ctx.config);
   if (!nodes.ok()) return fail("mesh up", nodes.error());
   if (!nodes->state(node).ok()) {
@@ -46,7 +46,8 @@ int up(CliContext& ctx, const std::string& node, const std::string& trust_domain
   }
   NodeLayout l = nodes->layout(node);
   if (cert_ttl_s < 2) return fail("mesh up", makeError("--cert-ttl must be at least 2 seconds"));
-  json settings{{"trustDomain", trust_domain}, {"certTtlSeconds", cert_ttl_s}};
+  if (rt_priority < 0 || rt_priority > 99) return fail("mesh up", makeError("--rt-priority takes 0 (off) to 99"));
+  json settings{{"trustDomain", trust_domain}, {"certTtlSeconds", cert_ttl_s}, {"rtPriority", rt_priority}};
   if (!xds_server.empty()) {
     if (xds_server.find(':') == std::string::npos) {
       return fail("mesh up", makeError("--xds wants HOST:PORT of an ADS server, got '" + xds_server + "'"));
@@ -162,7 +163,7 @@ int status(CliContext& ctx, const std::string& node, bool as_json) {
 void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
   struct Opts {
     std::string node, trust_domain = "cluster.local", xds;
-    int cert_ttl_s = 3600;
+    int cert_ttl_s = 3600, rt_priority = 0;
     bool force = false, json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -173,8 +174,13 @@ void addMeshNodeCommands(CLI::App& mesh, CliContext& ctx) {
   upc->add_option("--cert-ttl", o->cert_ttl_s, "lifetime of workload certificates in seconds (rotated at half)")
       ->capture_default_str();
   upc->add_option("--xds", o->xds, "HOST:PORT of an xDS (ADS v3) server to take Services and routes from");
-  upc->callback(
-      [&ctx, o] { ctx.action = [&ctx, o] { return up(ctx, o->node, o->trust_domain, o->cert_ttl_s, o->xds); }; });
+  upc->add_option("--rt-priority", o->rt_priority,
+                  "SCHED_FIFO priority of the proxy (1-99, 0 = normal scheduler): its wakeups preempt the SoC's "
+                  "other work")
+      ->capture_default_str();
+  upc->callback([&ctx, o] {
+    ctx.action = [&ctx, o] { return up(ctx, o->node, o->trust_domain, o->cert_ttl_s, o->xds, o->rt_priority); };
+  });
 
   auto* downc = mesh.add_subcommand("down", "stop the node's mesh proxy and remove its interception");
   downc->add_option("--node", o->node, "the node")->required();
