@@ -18,6 +18,7 @@
 #include "base/files.h"
 #include "base/json.h"
 #include "dpu/layout.h"
+#include "dpu/netns.h"
 #include "dpu/node_state.h"
 #include "mesh/hbone/connector.h"
 #include "mesh/hbone/server.h"
@@ -30,6 +31,7 @@
 #include "mesh/tls/ca.h"
 #include "mesh/tls/cert_manager.h"
 #include "mesh/xds/xds_client.h"
+#include "net/dataplane.h"
 
 namespace offcore {
 
@@ -132,10 +134,8 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
     proxy.setSnapshot(std::make_shared<mesh::Snapshot>(mesh::mergeXdsSnapshot(*from_xds, *from_cluster)));
   };
   auto on_snapshot = [&](std::shared_ptr<const mesh::Snapshot> snap) {
-    std::map<std::string, std::string> routes;
-    for (const auto& w : snap->workloads) {
-      if (w.node == node && !w.representor.empty()) routes[w.ip] = w.representor;
-    }
+    auto routes =
+        mesh::podRouteTargets(snap->workloads, node, [](uint32_t vni) { return linkExists("", meshReturnLink(vni)); });
     if (auto s = mesh::syncPodRoutes(routes); !s.ok()) spdlog::warn("pod routes: {}", s.error().message);
     // Certificates for the identities of this node's mesh pods, no others.
     std::set<std::string> want;
