@@ -145,14 +145,17 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 # attempt POD IP PORT: one connection; prints what came back, or "closed"
-# (reset, or EOF without data) or "failed" (no connection at all).
+# (reset, or EOF without data) or "failed: why" (no connection at all). A
+# reset can beat connect()'s return (the proxy resets as it accepts).
 attempt() {
   ip netns exec "$1" python3 -c '
 import socket, sys
 try:
     c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
-except OSError:
-    print("failed"); sys.exit()
+except ConnectionResetError:
+    print("closed"); sys.exit()
+except OSError as e:
+    print("failed:", e); sys.exit()
 try:
     c.sendall(b"x"); d = c.recv(100)
 except OSError:
