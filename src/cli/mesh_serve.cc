@@ -137,6 +137,11 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
     auto routes =
         mesh::podRouteTargets(snap->workloads, node, [](uint32_t vni) { return linkExists("", meshReturnLink(vni)); });
     if (auto s = mesh::syncPodRoutes(routes); !s.ok()) spdlog::warn("pod routes: {}", s.error().message);
+    std::set<std::string> routed_remote;
+    for (const auto& w : snap->workloads) {
+      if (w.node != node && routes.count(w.ip)) routed_remote.insert(w.ip);
+    }
+    proxy.setRoutedRemotePods(std::move(routed_remote));
     // Certificates for the identities of this node's mesh pods, no others.
     std::set<std::string> want;
     for (const auto& w : snap->workloads) {

@@ -7,7 +7,8 @@
 #  - a plain pod's connection to a mesh pod is captured on the inbound side,
 #    from the same node and from another node (over VXLAN), where STRICT
 #    refuses it and PERMISSIVE proxies it with the plain pod's address;
-#  - a mesh pod's own connection to a plain pod elsewhere stays direct;
+#  - a mesh pod's own connection to a plain pod elsewhere stays direct, and
+#    a Service endpoint that is a plain pod elsewhere is reached (L4, L7);
 #  - nothing is installed in any pod's namespace;
 #  - a pod asking for the mesh on a node without it is refused.
 source "$(dirname "$0")/lib.sh"
@@ -202,6 +203,34 @@ sleep 0.5
 got=$(attempt "$Q" "$ip_s1" 9100)
 [ "$got" = "seen $ip_q" ] || fail "PERMISSIVE: plain pod q -> mesh pod s1: '$got'"
 grep -qx "$ip_q" "$accepts" || fail "PERMISSIVE: the server did not log q's address: $(cat "$accepts")"
+
+step "a Service whose endpoint is a plain pod on node b, from a mesh pod: L4 and L7, the client's own address"
+serve "$Q" 8080
+cat > "$SVC_T/plain.yaml" <<EOF2
+apiVersion: offcore.io/v1
+kind: Backend
+metadata: {name: plain-$ID, labels: {app: plain}}
+spec: {kind: pod, pod: $Q}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: plain}
+spec:
+  selector: {app: plain}
+  clusterIP: 10.96.64.11
+  ports: [{name: echo, port: 9000, targetPort: 9000}, {name: http, port: 80, targetPort: 8080}]
+EOF2
+oc svc apply -f "$SVC_T/plain.yaml"
+for _ in $(seq 50); do
+  oc mesh status --node "$A" --json | jq -e '.services[] | select(.name == "plain") | .endpoints | length == 1' \
+    >/dev/null && break
+  sleep 0.1
+done
+got=$(echo_get "$C" 10.96.64.11 9000 "via-service")
+[ "$got" = "$ip_c via-service" ] || fail "mesh pod c -> Service plain (L4) -> plain pod q on node b: '$got'"
+[ "$(get "$C" "http://10.96.64.11/")" = "$Q $ip_c" ] ||
+  fail "mesh pod c -> Service plain (L7) -> plain pod q on node b: $(get "$C" "http://10.96.64.11/")"
+! metrics | grep -q 'reason="remote_endpoint_not_in_mesh"' || fail "the proxy still refuses a remote plain endpoint"
 
 step "nothing of the mesh in any pod's namespace"
 for p in "$C" "$S1" "$P" "$Q"; do assert_pod_untouched "$p"; done
