@@ -20,6 +20,7 @@
 #include "base/files.h"
 #include "base/json.h"
 #include "dpu/layout.h"
+#include "dpu/netns.h"
 #include "dpu/node_state.h"
 #include "mesh/hbone/connector.h"
 #include "mesh/hbone/server.h"
@@ -32,6 +33,7 @@
 #include "mesh/tls/ca.h"
 #include "mesh/tls/cert_manager.h"
 #include "mesh/xds/xds_client.h"
+#include "net/dataplane.h"
 
 namespace offcore {
 
@@ -147,11 +149,14 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
     proxy.setSnapshot(std::make_shared<mesh::Snapshot>(mesh::mergeXdsSnapshot(*from_xds, *from_cluster)));
   };
   auto on_snapshot = [&](std::shared_ptr<const mesh::Snapshot> snap) {
-    std::map<std::string, std::string> routes;
-    for (const auto& w : snap->workloads) {
-      if (w.node == node && !w.representor.empty()) routes[w.ip] = w.representor;
-    }
+    auto routes =
+        mesh::podRouteTargets(snap->workloads, node, [](uint32_t vni) { return linkExists("", meshReturnLink(vni)); });
     if (auto s = mesh::syncPodRoutes(routes); !s.ok()) spdlog::warn("pod routes: {}", s.error().message);
+    std::set<std::string> routed_remote;
+    for (const auto& w : snap->workloads) {
+      if (w.node != node && routes.count(w.ip)) routed_remote.insert(w.ip);
+    }
+    proxy.setRoutedRemotePods(std::move(routed_remote));
     // Certificates for the identities of this node's mesh pods, no others.
     std::set<std::string> want;
     for (const auto& w : snap->workloads) {

@@ -14,6 +14,12 @@
 
 namespace offcore {
 
+// The mesh return link of a VPC (OC_IF_PROXY), a veth pair in the SoC: the
+// node proxy routes plain pods of other nodes into this end (and only its
+// own packets go there: the mesh's nft table drops forwarding into it); the
+// program on the peer, meshReturnLink(vni) + "p", tunnels them.
+inline std::string meshReturnLink(uint32_t vni) { return "ocm" + std::to_string(vni); }
+
 class Dataplane {
  public:
   virtual ~Dataplane() = default;

@@ -59,6 +59,19 @@ const Vf* findVf(const VfManager& vfs, const std::string& representor) {
 
 }  // namespace
 
+Status NetController::ensureMeshReturnLink(uint32_t vni) {
+  const std::string link = meshReturnLink(vni), peer = link + "p";
+  const std::string mtu = std::to_string(kPodMtu);  // the tunnel's, as the pods'
+  if (!linkExists("", link)) {
+    OC_TRY(ipCmd("", {"link", "add", link, "mtu", mtu, "type", "veth", "peer", "name", peer, "mtu", mtu}));
+  }
+  // No ARP: the SoC's stack addresses frames to the link's own MAC, and the
+  // program on the peer takes every one of them.
+  OC_TRY(ipCmd("", {"link", "set", link, "arp", "off", "up"}));
+  OC_TRY(ipCmd("", {"link", "set", peer, "arp", "off", "up"}));
+  return dp_->attach(peer, {vni, 0, OC_IF_PROXY});
+}
+
 ApiResponse NetController::cniAdd(const ApiRequest& req) {
   auto doc = parseCniBody(req.body);
   if (!doc.ok()) return ApiResponse::error(400, doc.error().message);
@@ -123,6 +136,9 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
   uint32_t role = ep->mesh ? (OC_IF_POD | OC_IF_MESH) : OC_IF_POD;
   if (auto s = dp_->attach(ep->representor, {vni, a.s_addr, role}); !s.ok()) {
     return ApiResponse::error(500, s.error().message);
+  }
+  if (ep->mesh) {
+    if (auto s = ensureMeshReturnLink(vni); !s.ok()) return ApiResponse::error(500, s.error().message);
   }
   // Program before answering: the pod may send its first packet right away.
   if (auto s = reconcile(); !s.ok()) return ApiResponse::error(500, "programming the dataplane: " + s.error().message);

@@ -115,6 +115,9 @@ Status NetController::setUpSoc() {
     if (auto s = dp_->attach(ep.representor, {vni, ipNet(ep.ip), role}); !s.ok()) {
       spdlog::warn("re-attach {}: {}", ep.representor, s.error().message);
     }
+    if (auto s = ep.mesh ? ensureMeshReturnLink(vni) : okStatus(); !s.ok()) {
+      spdlog::warn("mesh return link of VNI {}: {}", vni, s.error().message);
+    }
   }
 
   svc::NodeIdentity self{node_.name, cfg.node_ip,

@@ -47,6 +47,9 @@ class NetController {
 
  private:
   Status setUpSoc();
+  // The VPC's mesh return link (net/dataplane.h), created once, when a mesh
+  // pod of the VPC is attached here (net_cni.cc).
+  Status ensureMeshReturnLink(uint32_t vni);
   Status registerNode();
   Status watchClusterDir();
   void scheduleReconcile();

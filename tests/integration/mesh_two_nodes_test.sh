@@ -4,7 +4,11 @@
 #  - a mesh pod's connections (to a pod, to a Service) go through its node's
 #    proxy in the SoC, which connects from the client's own address: the
 #    server sees the real source IP;
-#  - a plain pod's connection to a mesh pod is captured on the inbound side;
+#  - a plain pod's connection to a mesh pod is captured on the inbound side,
+#    from the same node and from another node (over VXLAN), where STRICT
+#    refuses it and PERMISSIVE proxies it with the plain pod's address;
+#  - a mesh pod's own connection to a plain pod elsewhere stays direct, and
+#    a Service endpoint that is a plain pod elsewhere is reached (L4, L7);
 #  - nothing is installed in any pod's namespace;
 #  - a pod asking for the mesh on a node without it is refused.
 source "$(dirname "$0")/lib.sh"
@@ -121,7 +125,114 @@ in0=$(mesh_counter "$A" mesh_in)
 [ "$(get "$P" "http://$ip_s1:8080/")" = "$S1 $ip_p" ] || fail "p -> s1 (inbound capture): $(get "$P" "http://$ip_s1:8080/")"
 [ "$(mesh_counter "$A" mesh_in)" -gt "$in0" ] || fail "the dataplane captured nothing inbound (mesh_in)"
 
+step "a plain pod on node b -> a mesh pod on node a: captured over VXLAN, STRICT refuses, PERMISSIVE proxies"
+Q=mq$ID
+pod_add "$B" "$Q" sm default; ip_q=$POD_IP
+echo_serve "$Q" 9000
+# A server in s1 that logs every connection it accepts (peer address).
+accepts=$SVC_T/s1-accepts.log
+: > "$accepts"
+ip netns exec "$S1" python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9100)); s.listen(16)
+while True:
+    c, peer = s.accept()
+    with open(sys.argv[1], "a") as f: f.write(peer[0] + "\n")
+    c.recv(100); c.sendall(("seen " + peer[0]).encode()); c.close()' "$accepts" >/dev/null 2>&1 &
+cleanup "kill $!"
+for _ in $(seq 100); do
+  ip netns exec "$S1" ss -Hltn "sport = :9100" | grep -q . && break
+  sleep 0.05
+done
+# attempt POD IP PORT: one connection; prints what came back, or "closed"
+# (reset, or EOF without data) or "failed: why" (no connection at all). A
+# reset can beat connect()'s return (the proxy resets as it accepts).
+attempt() {
+  ip netns exec "$1" python3 -c '
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+except ConnectionResetError:
+    print("closed"); sys.exit()
+except OSError as e:
+    print("failed:", e); sys.exit()
+try:
+    c.sendall(b"x"); d = c.recv(100)
+except OSError:
+    d = b""
+print(d.decode() if d else "closed")' "$2" "$3"
+}
+refused_strict() {
+  metrics | awk '/^offcore_mesh_tcp_connections_refused_total\{/ && /listener="inbound"/ &&
+    /reason="plaintext_strict"/ {n += $2} END {print n + 0}'
+}
+# The mesh pod's own connection to a plain pod elsewhere stays direct, both ways.
+got=$(echo_get "$C" "$ip_q" 9000 "direct")
+[ "$got" = "$ip_c direct" ] || fail "mesh pod c -> plain pod q on node b (direct): '$got'"
+# No PeerAuthentication (PERMISSIVE): through node a's proxy, q's own address kept.
+in0=$(mesh_counter "$A" mesh_in)
+got=$(attempt "$Q" "$ip_s1" 9100)
+[ "$got" = "seen $ip_q" ] || fail "plain pod q (node b) -> mesh pod s1 (node a) under PERMISSIVE: '$got'"
+[ "$(mesh_counter "$A" mesh_in)" -gt "$in0" ] || fail "node a captured nothing from node b's plain pod (mesh_in)"
+got=$(echo_get "$Q" "$ip_s1" 9000 "permissive")
+[ "$got" = "$ip_q permissive" ] || fail "raw TCP q -> s1 under PERMISSIVE: '$got'"
+cat > "$SVC_T/pa.yaml" <<EOF2
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: web-strict}
+spec:
+  selector: {matchLabels: {app: web}}
+  mtls: {mode: STRICT}
+EOF2
+oc mesh apply -f "$SVC_T/pa.yaml"
+sleep 0.5
+r0=$(refused_strict)
+: > "$accepts"
+got=$(attempt "$Q" "$ip_s1" 9100)
+[ "$got" = "closed" ] || fail "STRICT: plain pod q (node b) -> mesh pod s1 got '$got', want a close without data"
+sleep 0.2
+[ ! -s "$accepts" ] || fail "STRICT: the server pod saw the refused connection: $(cat "$accepts")"
+[ "$(refused_strict)" -gt "$r0" ] || fail "STRICT: no plaintext_strict refusal in node a's metrics"
+[ "$(get "$C" "http://$ip_s1:8080/")" = "$S1 $ip_c" ] || fail "STRICT refused the mesh client c"
+got=$(echo_get "$C" "$ip_q" 9000 "still-direct")
+[ "$got" = "$ip_c still-direct" ] || fail "under STRICT, mesh pod c -> plain pod q (direct): '$got'"
+sed -i 's/STRICT/PERMISSIVE/' "$SVC_T/pa.yaml"
+oc mesh apply -f "$SVC_T/pa.yaml"
+sleep 0.5
+got=$(attempt "$Q" "$ip_s1" 9100)
+[ "$got" = "seen $ip_q" ] || fail "PERMISSIVE: plain pod q -> mesh pod s1: '$got'"
+grep -qx "$ip_q" "$accepts" || fail "PERMISSIVE: the server did not log q's address: $(cat "$accepts")"
+
+step "a Service whose endpoint is a plain pod on node b, from a mesh pod: L4 and L7, the client's own address"
+serve "$Q" 8080
+cat > "$SVC_T/plain.yaml" <<EOF2
+apiVersion: offcore.io/v1
+kind: Backend
+metadata: {name: plain-$ID, labels: {app: plain}}
+spec: {kind: pod, pod: $Q}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: plain}
+spec:
+  selector: {app: plain}
+  clusterIP: 10.96.64.11
+  ports: [{name: echo, port: 9000, targetPort: 9000}, {name: http, port: 80, targetPort: 8080}]
+EOF2
+oc svc apply -f "$SVC_T/plain.yaml"
+for _ in $(seq 50); do
+  oc mesh status --node "$A" --json | jq -e '.services[] | select(.name == "plain") | .endpoints | length == 1' \
+    >/dev/null && break
+  sleep 0.1
+done
+got=$(echo_get "$C" 10.96.64.11 9000 "via-service")
+[ "$got" = "$ip_c via-service" ] || fail "mesh pod c -> Service plain (L4) -> plain pod q on node b: '$got'"
+[ "$(get "$C" "http://10.96.64.11/")" = "$Q $ip_c" ] ||
+  fail "mesh pod c -> Service plain (L7) -> plain pod q on node b: $(get "$C" "http://10.96.64.11/")"
+! metrics | grep -q 'reason="remote_endpoint_not_in_mesh"' || fail "the proxy still refuses a remote plain endpoint"
+
 step "nothing of the mesh in any pod's namespace"
-for p in "$C" "$S1" "$P"; do assert_pod_untouched "$p"; done
+for p in "$C" "$S1" "$P" "$Q"; do assert_pod_untouched "$p"; done
 
 echo "PASS"

@@ -6,9 +6,13 @@
 // creates the veths whose ifindexes the program classifies by.
 #include <linux/pkt_cls.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -72,6 +76,7 @@ class BpfDataplaneTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    for (int fd : sockets_) ::close(fd);
     for (const char* ifname : {"rep1", "rep2", "rep3", "rep4", "upl0", "hvf0"}) (void)dp_->detach(ifname);
   }
 
@@ -109,6 +114,42 @@ class BpfDataplaneTest : public ::testing::Test {
     return r.ok() ? *r : testing::PacketRunResult{};
   }
 
+  // A socket of the "proxy" (the test's namespace stands for the SoC's):
+  // bound to `local`, an address no interface here has (IP_TRANSPARENT, as
+  // the proxy's upstream sockets), connecting to `remote`. Nothing answers,
+  // so it stays in SYN_SENT, hashed like any connection. listen = true: a
+  // listener on 0.0.0.0:lport instead. Closed at TearDown.
+  void holdSocket(const char* local, uint16_t lport, const char* remote, uint16_t rport, bool listen = false) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockets_.push_back(fd);
+    int one = 1;
+    ASSERT_EQ(::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one), 0) << std::strerror(errno);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(lport);
+    a.sin_addr.s_addr = listen ? INADDR_ANY : ip(local);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+    if (listen) {
+      ASSERT_EQ(::listen(fd, 4), 0);
+      return;
+    }
+    sockaddr_in r{};
+    r.sin_family = AF_INET;
+    r.sin_port = htons(rport);
+    r.sin_addr.s_addr = ip(remote);
+    ASSERT_NE(::connect(fd, reinterpret_cast<sockaddr*>(&r), sizeof r), 0);
+    ASSERT_EQ(errno, EINPROGRESS) << std::strerror(errno);
+  }
+
+  void meshEndpoint(uint32_t vpc, const char* addr, uint32_t ifindex, const Mac& mac) {
+    oc_ep_val v{};
+    v.ifindex = ifindex;
+    std::memcpy(v.mac, mac.data(), 6);
+    v.flags = OC_EP_LOCAL | OC_EP_MESH;
+    ASSERT_TRUE(dp_->upsertEndpoint({vpc, ip(addr)}, v).ok());
+  }
+
   uint64_t stat(oc_stat s) {
     auto st = dp_->stats();
     return st.ok() ? (*st)[s] : 0;
@@ -117,6 +158,7 @@ class BpfDataplaneTest : public ::testing::Test {
   std::unique_ptr<Dataplane> dp_;
   uint32_t rep1_ = 0, rep2_ = 0, rep3_ = 0, rep4_ = 0, uplink_ = 0, host_ = 0;
   uint32_t next_backend_ = 1, next_ring_ = 0;
+  std::vector<int> sockets_;
 };
 
 TEST_F(BpfDataplaneTest, PodToPodInOneVpcIsRedirectedWithTheDestinationMac) {
@@ -356,6 +398,97 @@ TEST_F(BpfDataplaneTest, PlainPodTcpToALocalMeshPodIsCapturedInbound) {
   EXPECT_NE(dnat.mark, OC_MARK_MESH_IN);
 }
 
+// A plain pod on another node connects to a local mesh pod (captured over
+// the tunnel, not runnable here: BPF_PROG_TEST_RUN carries no tunnel key);
+// the proxy connects to the mesh pod from that plain pod's address. The mesh
+// pod's replies go to the proxy only for a connection the proxy holds.
+TEST_F(BpfDataplaneTest, MeshPodReplyToTheProxysUpstreamSocketGoesToTheProxy) {
+  attach("rep1", {kVpc1, ip("10.1.0.2"), OC_IF_POD | OC_IF_MESH});
+  holdSocket("10.1.0.20", 41000, "10.1.0.2", 8080);
+  FrameSpec reply{.src = "10.1.0.2", .dst = "10.1.0.20", .sport = 8080, .dport = 41000, .tcp_flags = 0x12};
+  uint64_t before = stat(OC_STAT_MESH_OUT);
+  auto out = run(buildFrame(reply), rep1_);
+  EXPECT_EQ(out.verdict, TC_ACT_OK);
+  EXPECT_EQ(out.mark, OC_MARK_MESH_OUT);
+  EXPECT_EQ(out.frame, buildFrame(reply));
+  EXPECT_EQ(stat(OC_STAT_MESH_OUT), before + 1);
+}
+
+TEST_F(BpfDataplaneTest, MeshPodsOwnConnectionToARemotePlainPodStaysDirect) {
+  attach("rep1", {kVpc1, ip("10.1.0.2"), OC_IF_POD | OC_IF_MESH});
+  holdSocket("10.1.0.20", 41000, "10.1.0.2", 8080);
+  // Another connection of the same pair: no socket of the proxy's.
+  FrameSpec ack{.src = "10.1.0.2", .dst = "10.1.0.20", .sport = 8080, .dport = 41001, .tcp_flags = 0x10};
+  auto out = run(buildFrame(ack), rep1_);
+  EXPECT_EQ(out.verdict, TC_ACT_REDIRECT);  // VXLAN
+  EXPECT_EQ(out.mark, 0u);
+  // A listener on the destination port holds no connection.
+  holdSocket("0.0.0.0", 41002, nullptr, 0, true);
+  FrameSpec to_listener = ack;
+  to_listener.dport = 41002;
+  auto l = run(buildFrame(to_listener), rep1_);
+  EXPECT_EQ(l.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(l.mark, 0u);
+  // The pod's own new connection with the tuple of a held one is still its
+  // own (a SYN is never a reply): no lookup, not captured.
+  FrameSpec syn{.src = "10.1.0.2", .dst = "10.1.0.20", .sport = 8080, .dport = 41000};
+  auto s = run(buildFrame(syn), rep1_);
+  EXPECT_EQ(s.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(s.mark, 0u);
+}
+
+TEST_F(BpfDataplaneTest, InboundCaptureIsNewConnectionsAndTheProxysOwn) {
+  meshEndpoint(kVpc1, "10.1.0.3", rep2_, kPod2Mac);
+  // An ACK of a connection the proxy does not hold goes to the pod (which
+  // resets it), not through the SoC's stack.
+  FrameSpec ack{.src = "10.1.0.9", .dst = "10.1.0.3", .sport = 42000, .dport = 8080, .tcp_flags = 0x10};
+  auto direct = run(buildFrame(ack), rep4_);
+  EXPECT_EQ(direct.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(direct.mark, 0u);
+  // The proxy's accepted socket (TPROXY keeps the pod's address as local).
+  holdSocket("10.1.0.3", 8080, "10.1.0.9", 42000);
+  auto held = run(buildFrame(ack), rep4_);
+  EXPECT_EQ(held.verdict, TC_ACT_OK);
+  EXPECT_EQ(held.mark, OC_MARK_MESH_IN);
+  EXPECT_EQ(held.frame, buildFrame(ack));
+}
+
+// The mesh return link: what the proxy's sockets send to a plain pod on
+// another node enters the dataplane there and is tunnelled; nothing else.
+TEST_F(BpfDataplaneTest, ProxyReturnLinkTunnelsOnlyTheProxysTcpToRemotePlainPods) {
+  uint32_t prx = ::if_nametoindex("prx1");
+  ASSERT_NE(prx, 0u);
+  attach("prx1", {kVpc1, 0, OC_IF_PROXY});
+  meshEndpoint(kVpc1, "10.1.0.3", rep2_, kPod2Mac);
+  oc_ep_val remote_mesh{};
+  remote_mesh.node_ip = ip("10.77.0.11");
+  remote_mesh.flags = OC_EP_REMOTE | OC_EP_MESH;
+  ASSERT_TRUE(dp_->upsertEndpoint({kVpc1, ip("10.1.0.21")}, remote_mesh).ok());
+
+  FrameSpec synack{.src = "10.1.0.3", .dst = "10.1.0.20", .sport = 8080, .dport = 41000, .tcp_flags = 0x12};
+  uint64_t tunnelled = stat(OC_STAT_TUNNEL);
+  auto out = run(buildFrame(synack), prx);
+  EXPECT_EQ(out.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(out.frame, buildFrame(synack)) << "the inner frame travels unchanged";
+  EXPECT_EQ(stat(OC_STAT_TUNNEL), tunnelled + 1);
+
+  uint64_t spoof = stat(OC_STAT_DROP_SPOOF);
+  FrameSpec from_plain = synack;  // 10.1.0.9 is a plain local pod
+  from_plain.src = "10.1.0.9";
+  EXPECT_EQ(run(buildFrame(from_plain), prx).verdict, TC_ACT_SHOT);
+  FrameSpec udp = synack;
+  udp.proto = 17;
+  EXPECT_EQ(run(buildFrame(udp), prx).verdict, TC_ACT_SHOT);
+  EXPECT_EQ(stat(OC_STAT_DROP_SPOOF), spoof + 2);
+  FrameSpec to_mesh = synack;  // mesh pods elsewhere are HBONE's
+  to_mesh.dst = "10.1.0.21";
+  EXPECT_EQ(run(buildFrame(to_mesh), prx).verdict, TC_ACT_SHOT);
+  FrameSpec to_local = synack;
+  to_local.dst = "10.1.0.9";
+  EXPECT_EQ(run(buildFrame(to_local), prx).verdict, TC_ACT_SHOT);
+  (void)dp_->detach("prx1");
+}
+
 }  // namespace
 }  // namespace offcore
 
@@ -373,7 +506,12 @@ int main(int argc, char** argv) {
   const char* setup =
       "ip link add rep1 type veth peer name pod1 && ip link add rep2 type veth peer name pod2 && "
       "ip link add rep3 type veth peer name pod3 && ip link add rep4 type veth peer name pod4 && "
-      "ip link add upl0 type veth peer name fab0 && ip link add hvf0 type veth peer name hst0";
+      "ip link add upl0 type veth peer name fab0 && ip link add hvf0 type veth peer name hst0 && "
+      "ip link add prx0 type veth peer name prx1 && "
+      // A route for the held sockets' SYNs (no one answers on sk1); without
+      // lo up, connect() drops a transparent socket's bound address.
+      "ip link set lo up && ip link add sk0 type veth peer name sk1 && ip link set sk0 up && ip link set sk1 up && "
+      "ip route add 10.1.0.0/24 dev sk0";
   if (std::system(setup) != 0) {
     std::fprintf(stderr, "could not create the test veths\n");
     return 1;

@@ -22,6 +22,7 @@ struct FrameSpec {
   uint16_t sport = 40000, dport = 80;
   uint8_t proto = 6;  // 6 TCP, 17 UDP, 1 ICMP
   std::string payload = "hello";
+  uint8_t tcp_flags = 0x02;  // SYN; 0x12 SYN-ACK, 0x10 ACK
 };
 
 inline uint32_t ip(const std::string& s) {
@@ -80,7 +81,7 @@ inline std::vector<uint8_t> buildFrame(const FrameSpec& f) {
   l4[3] = f.dport & 0xff;
   if (f.proto == 6) {
     l4[12] = 5 << 4;
-    l4[13] = 0x02;  // SYN
+    l4[13] = f.tcp_flags;
     l4[14] = 0xff;
     l4[15] = 0xff;
   } else {

@@ -50,6 +50,7 @@ struct MeshWorkload {
   std::string ns = "default", service_account = "default";
   std::string identity;     // SPIFFE ID (mesh pods)
   std::string representor;  // pods of this node: the SoC side of its VF
+  uint32_t vni = 0;         // its VPC's (routes to plain pods elsewhere: meshReturnLink)
   Labels labels;            // its Backend's labels, if one names it
   bool mesh = false;
   bool operator==(const MeshWorkload&) const = default;

@@ -7,6 +7,7 @@
 #include "base/subprocess.h"
 #include "dpu/netns.h"
 #include "net/bpf/dataplane_abi.h"
+#include "net/dataplane.h"
 
 namespace offcore::mesh {
 
@@ -14,6 +15,7 @@ namespace {
 
 constexpr const char* kTable = "offcore_mesh";
 constexpr const char* kInputComment = "offcore-mesh";
+constexpr const char* kReturnLinkGlob = "ocm*";  // meshReturnLink(vni) and its peer
 
 std::string hex(uint32_t v) {
   std::ostringstream o;
@@ -73,6 +75,13 @@ std::string interceptionRuleset(const InterceptionPorts& ports) {
   // The rest (a connection whose proxy is gone) is forwarded as it is: the
   // pod answers with a reset, so the client fails fast instead of hanging.
   s += "  }\n";
+  // The mesh return links (net/dataplane.h) tunnel whatever enters them as
+  // a mesh pod's: only the proxy's own sockets may send there, nothing the
+  // SoC forwards (a packet from the fabric or the host with a forged source).
+  s += "  chain forward {\n";
+  s += "    type filter hook forward priority filter; policy accept;\n";
+  s += "    oifname \"" + std::string(kReturnLinkGlob) + "\" counter drop\n";
+  s += "  }\n";
   s += "}\n";
   return s;
 }
@@ -115,6 +124,25 @@ Status removeInterception(const std::string& netns) {
   (void)ipCmd(netns, {"route", "flush", "table", table});
   (void)ipCmd(netns, {"route", "flush", "proto", std::to_string(kMeshRouteProto)});
   return okStatus();
+}
+
+std::map<std::string, std::string> podRouteTargets(const std::vector<MeshWorkload>& workloads,
+                                                   const std::string& self_node,
+                                                   const std::function<bool(uint32_t vni)>& has_link) {
+  std::map<std::string, std::string> want;
+  std::map<uint32_t, bool> links;  // one check per VPC
+  for (const auto& w : workloads) {
+    if (w.node == self_node) {
+      if (!w.representor.empty()) want[w.ip] = w.representor;
+      continue;
+    }
+    // Mesh pods elsewhere are HBONE's; a VPC with no mesh pod here has no link.
+    if (w.mesh || w.vni == 0) continue;
+    auto [it, fresh] = links.try_emplace(w.vni, false);
+    if (fresh) it->second = has_link(w.vni);
+    if (it->second) want[w.ip] = meshReturnLink(w.vni);
+  }
+  return want;
 }
 
 Status syncPodRoutes(const std::map<std::string, std::string>& want) {

@@ -13,10 +13,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
+#include "mesh/config/snapshot.h"
 
 namespace offcore::mesh {
 
@@ -41,9 +44,18 @@ Status installInterception(const std::string& netns, const InterceptionPorts& po
 Status removeInterception(const std::string& netns);
 
 // The SoC's stack routes each local pod's /32 to its representor (the proxy
-// talks to pods from their peers' addresses, so it needs a route back);
-// `want` is address -> representor. Extra routes of ours are removed. In the
-// calling process's namespace.
+// talks to pods from their peers' addresses, so it needs a route back), and
+// each plain pod of another node to its VPC's mesh return link (the proxy
+// answers a plain pod that came over the tunnel, from the mesh pod's
+// address; the dataplane tunnels it). has_link: whether a VPC's return link
+// exists (the agent makes it with the VPC's first mesh pod here). Pure.
+std::map<std::string, std::string> podRouteTargets(const std::vector<MeshWorkload>& workloads,
+                                                   const std::string& self_node,
+                                                   const std::function<bool(uint32_t vni)>& has_link);
+
+// Makes the SoC's proto-243 routes `want` (address -> device, from
+// podRouteTargets); extra routes of ours are removed. In the calling
+// process's namespace.
 Status syncPodRoutes(const std::map<std::string, std::string>& want);
 
 }  // namespace offcore::mesh

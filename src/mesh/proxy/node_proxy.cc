@@ -224,10 +224,11 @@ void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
     if (!e) return refuse("no_healthy_endpoint");
     target.ip = e->ip;
     target.port = picked_port_ ? picked_port_ : (e->port ? e->port : sport->target_port);
-    if (e->node != options_.node) {
-      if (!e->mesh) return refuse("remote_endpoint_not_in_mesh");
+    if (e->node != options_.node && e->mesh) {
       target.node_ip = e->node_ip;
       target.peer_identity = e->identity;
+    } else if (e->node != options_.node) {
+      if (!routed_remote_.count(e->ip)) return refuse("remote_endpoint_not_in_mesh");
     } else if (const MeshWorkload* sw = findWorkload(snap->workloads, e->ip);
                sw && sw->mesh && !authorized(*sw, client->identity, target.port, "outbound")) {
       return refuse("authorization");
@@ -243,10 +244,11 @@ void NodeProxy::onOutbound(std::unique_ptr<Transport> down) {
     if (!w) return refuse("unknown_destination");
     target.ip = w->ip;
     target.port = dst_port;
-    if (w->node != options_.node) {
-      if (!w->mesh) return refuse("remote_endpoint_not_in_mesh");
+    if (w->node != options_.node && w->mesh) {
       target.node_ip = w->node_ip;
       target.peer_identity = w->identity;
+    } else if (w->node != options_.node) {
+      if (!routed_remote_.count(w->ip)) return refuse("remote_endpoint_not_in_mesh");
     } else if (w->mesh && !authorized(*w, client->identity, dst_port, "outbound")) {
       return refuse("authorization");
     }

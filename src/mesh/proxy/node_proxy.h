@@ -10,11 +10,14 @@
 // and load balancing, or the L7 router); a pod address -> that pod. A local
 // destination is reached directly from the client's own address
 // (IP_TRANSPARENT), a mesh pod on another node through that node's proxy
-// (HBONE, mTLS), a plain pod elsewhere is not intercepted at all.
+// (HBONE, mTLS); a plain pod elsewhere is not intercepted when dialled by
+// address, and as a Service's endpoint is connected like a local pod (its
+// VPC's mesh return link takes the packets to the tunnel).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -68,6 +71,10 @@ class NodeProxy {
 
   void setSnapshot(std::shared_ptr<const Snapshot> snapshot);
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_; }
+  // Plain pods of other nodes the SoC routes to a mesh return link
+  // (podRouteTargets): reached directly, from the client's address, like
+  // local pods (the dataplane tunnels them). Others are refused.
+  void setRoutedRemotePods(std::set<std::string> ips) { routed_remote_ = std::move(ips); }
 
   // A tunnel from another node's proxy (HBONE): checks and connects it.
   // Returns an error (EACCES -> 403, else 503 to the peer) or takes the stream.
@@ -109,6 +116,7 @@ class NodeProxy {
   Connector& upstream_;
   std::unique_ptr<TcpListener> outbound_, inbound_;
   std::shared_ptr<const Snapshot> snapshot_;
+  std::set<std::string> routed_remote_;
   std::map<uint64_t, std::unique_ptr<Pump>> pumps_;
   route::SplitMixRandom random_;
   std::unique_ptr<l7::HttpProxyContext> http_;

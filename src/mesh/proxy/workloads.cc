@@ -22,6 +22,7 @@ std::vector<MeshWorkload> buildWorkloads(const svc::ClusterState& state, const s
     w.mesh = m.mesh;
     if (m.mesh) w.identity = spiffeId(trust_domain, m.ns, m.service_account);
     if (ep.node == self_node) w.representor = ep.representor;
+    if (auto v = state.vpcs.find(ep.vpc); v != state.vpcs.end()) w.vni = v->second.vni;
     for (const auto& [name, b] : state.backends) {
       if (b.kind == "pod" && b.pod == ep.pod_name && b.vpc == ep.vpc) {
         w.labels = b.labels;

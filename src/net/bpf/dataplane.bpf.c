@@ -15,6 +15,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
@@ -120,6 +121,7 @@ struct packet {
   __u32 icmp_off;          /* ICMP header offset, 0 = not ICMP */
   int udp;
   int tcp_syn;             /* a TCP SYN without ACK: a new connection */
+  int from_plain_remote;   /* over the tunnel, from a plain pod of the sending node */
 };
 
 static __always_inline void count(__u32 stat) {
@@ -332,23 +334,78 @@ static __always_inline void learn_return_path(struct packet *p, __u32 from_node)
   bpf_map_update_elem(&oc_return_path, &reply, &rv, BPF_ANY);
 }
 
-/* Hands a packet to the SoC's stack for the mesh's nftables rules. */
+/* Hands a packet to the SoC's stack for the mesh's nftables rules. A frame
+ * from the tunnel is addressed to the MAC its sender's pod used, not to
+ * ocvx0's: as PACKET_OTHERHOST, IP would drop it before prerouting. */
 static __always_inline int to_mesh(struct __sk_buff *skb, __u32 mark, __u32 stat) {
+  if (skb->pkt_type != PACKET_HOST && bpf_skb_change_type(skb, PACKET_HOST) < 0) return drop(OC_STAT_DROP_MALFORMED);
   skb->mark = mark;
   count(stat);
   return TC_ACT_OK;
 }
 
+/* Whether the SoC's stack holds a socket of this packet's connection: the
+ * node proxy's accepted socket, or its upstream socket bound to a pod's
+ * address (a handshake in progress and TIME_WAIT count). A listener does
+ * not: it only says the SoC listens on the destination port. One hash lookup
+ * in the SoC's namespace (the one of the interface the packet came in on);
+ * the callers ask only on the narrow paths where the answer can be yes. */
+static __always_inline int proxy_holds(struct __sk_buff *skb, const struct packet *p) {
+  struct bpf_sock_tuple t = {};
+  t.ipv4.saddr = p->flow.saddr;
+  t.ipv4.daddr = p->flow.daddr;
+  t.ipv4.sport = p->flow.sport;
+  t.ipv4.dport = p->flow.dport;
+  struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+  if (!sk) return 0;
+  int held = sk->state != BPF_TCP_LISTEN;
+  bpf_sk_release(sk);
+  return held;
+}
+
 /* A mesh pod's TCP goes to the node proxy when it is for a Service, a local
  * pod, or a mesh pod elsewhere (tunnelled by the proxies). A plain pod on
- * another node is reached directly, as without the mesh. */
-static __always_inline int mesh_outbound(struct packet *p) {
+ * another node is reached directly, as without the mesh, except for the
+ * pod's replies to the proxy, which connected to it from that plain pod's
+ * address (an inbound connection that came over the tunnel). A SYN is never
+ * such a reply, so the pod's own new connections cost no lookup. */
+static __always_inline int mesh_outbound(struct __sk_buff *skb, struct packet *p) {
   if (p->flow.proto != IPPROTO_TCP || !p->l4_off) return 0;
   struct oc_svc_key sk = {.vpc = p->flow.vpc, .vip = p->flow.daddr, .port = p->flow.dport, .proto = IPPROTO_TCP};
   if (bpf_map_lookup_elem(&oc_services, &sk)) return 1;
   struct oc_ep_key dst = {.vpc = p->flow.vpc, .ip = p->flow.daddr};
   struct oc_ep_val *ep = bpf_map_lookup_elem(&oc_endpoints, &dst);
-  return ep && (ep->flags & (OC_EP_LOCAL | OC_EP_MESH));
+  if (!ep) return 0;
+  if (ep->flags & (OC_EP_LOCAL | OC_EP_MESH)) return 1;
+  return (ep->flags & OC_EP_REMOTE) && !p->tcp_syn && proxy_holds(skb, p);
+}
+
+/* Untranslated TCP to a local mesh pod that the node proxy takes (inbound):
+ * from a local pod, or over the tunnel from a plain pod on another node; a
+ * new connection (SYN: TPROXY to the inbound listener) or a packet of one the
+ * proxy holds (its accepted socket, or a reply to an upstream socket).
+ * Anything else is delivered directly: a plain pod's packet of a connection
+ * the proxy does not hold (the pod resets it), and the replies of a mesh
+ * pod's own direct connections to plain pods elsewhere. */
+static __always_inline int mesh_inbound(struct __sk_buff *skb, const struct packet *p, __u32 in_flags) {
+  if (p->flow.proto != IPPROTO_TCP || !p->l4_off) return 0;
+  if (!(in_flags & OC_IF_POD) && !((in_flags & OC_IF_TUNNEL) && p->from_plain_remote)) return 0;
+  return p->tcp_syn || proxy_holds(skb, p);
+}
+
+/* A mesh return link carries what the node proxy's sockets send to a plain
+ * pod on another node (see OC_IF_PROXY): TCP from a local mesh pod's address
+ * to a remote plain pod, tunnelled to that pod's node. Anything else is no
+ * one's (the SoC forwards nothing into the link: the mesh's nft table). */
+static __always_inline int from_proxy(struct __sk_buff *skb, struct packet *p, const struct oc_config *cfg) {
+  if (p->flow.proto != IPPROTO_TCP || !p->l4_off) return drop(OC_STAT_DROP_SPOOF);
+  struct oc_ep_key src = {.vpc = p->flow.vpc, .ip = p->flow.saddr};
+  struct oc_ep_val *sep = bpf_map_lookup_elem(&oc_endpoints, &src);
+  if (!sep || (sep->flags & (OC_EP_LOCAL | OC_EP_MESH)) != (OC_EP_LOCAL | OC_EP_MESH)) return drop(OC_STAT_DROP_SPOOF);
+  struct oc_ep_key dst = {.vpc = p->flow.vpc, .ip = p->flow.daddr};
+  struct oc_ep_val *dep = bpf_map_lookup_elem(&oc_endpoints, &dst);
+  if (!dep || (dep->flags & (OC_EP_REMOTE | OC_EP_MESH)) != OC_EP_REMOTE) return drop(OC_STAT_DROP_NO_ROUTE);
+  return to_tunnel(skb, p, dep->node_ip, cfg);
 }
 
 static __always_inline int route(struct __sk_buff *skb, struct packet *p, __u32 in_flags, __u32 from_node,
@@ -358,10 +415,7 @@ static __always_inline int route(struct __sk_buff *skb, struct packet *p, __u32 
   if (ep) {
     struct oc_ep_val e = *ep;
     if (e.flags & OC_EP_LOCAL) {
-      /* Untranslated TCP from a local pod to a local mesh pod: the node
-       * proxy's inbound side (or a reply to one of its upstream sockets). */
-      if ((e.flags & OC_EP_MESH) && (in_flags & OC_IF_POD) && !translated && p->flow.proto == IPPROTO_TCP &&
-          p->l4_off)
+      if ((e.flags & OC_EP_MESH) && !translated && mesh_inbound(skb, p, in_flags))
         return to_mesh(skb, OC_MARK_MESH_IN, OC_STAT_MESH_IN);
       if (in_flags & OC_IF_TUNNEL) learn_return_path(p, from_node);
       return to_local(skb, &e);
@@ -420,6 +474,7 @@ int oc_ingress(struct __sk_buff *skb) {
     struct oc_ep_key src = {.vpc = p.flow.vpc, .ip = p.flow.saddr};
     struct oc_ep_val *sep = bpf_map_lookup_elem(&oc_endpoints, &src);
     if (sep && !((sep->flags & OC_EP_REMOTE) && sep->node_ip == from_node)) return drop(OC_STAT_DROP_TUNNEL);
+    p.from_plain_remote = sep && !(sep->flags & OC_EP_MESH);
   }
   if (in.flags & OC_IF_POD) {
     if (in.ip && p.flow.saddr != in.ip) return drop(OC_STAT_DROP_SPOOF);
@@ -435,11 +490,13 @@ int oc_ingress(struct __sk_buff *skb) {
     }
   }
 
+  if (in.flags & OC_IF_PROXY) return from_proxy(skb, &p, &cfg);
+
   int r = reverse_nat(skb, &p);
   if (r < 0) return drop(OC_STAT_DROP_MALFORMED);
   int translated = r;
   /* A mesh pod's TCP, unless it is the reply of a flow NATed here. */
-  if (r == 0 && (in.flags & OC_IF_MESH) && mesh_outbound(&p)) return to_mesh(skb, OC_MARK_MESH_OUT, OC_STAT_MESH_OUT);
+  if (r == 0 && (in.flags & OC_IF_MESH) && mesh_outbound(skb, &p)) return to_mesh(skb, OC_MARK_MESH_OUT, OC_STAT_MESH_OUT);
   if (r == 0) {
     r = service_nat(skb, &p);
     if (r == -2) return drop(OC_STAT_DROP_NO_BACKEND);

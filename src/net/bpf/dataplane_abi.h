@@ -32,6 +32,7 @@
 #define OC_IF_UPLINK 0x4  /* up0: the fabric (EIP traffic) */
 #define OC_IF_TUNNEL 0x8  /* the VXLAN device: other nodes' SoCs */
 #define OC_IF_MESH 0x10   /* with OC_IF_POD: the pod is in the service mesh */
+#define OC_IF_PROXY 0x20  /* a mesh return link: what the node proxy sends to plain pods on other nodes */
 
 /* oc_ep_val.flags */
 #define OC_EP_LOCAL 0x1   /* deliver with bpf_redirect to ifindex */
@@ -43,7 +44,7 @@
  * rules turn the marks into TPROXY (new connections) or local delivery to
  * the proxy's transparent sockets (packets of proxied connections). */
 #define OC_MARK_MESH_OUT 0x4f430001u /* from a mesh pod: outbound capture */
-#define OC_MARK_MESH_IN 0x4f430002u  /* to a local mesh pod from a local pod: inbound capture */
+#define OC_MARK_MESH_IN 0x4f430002u  /* to a local mesh pod from a plain pod (local or remote): inbound capture */
 #define OC_MARK_MESH_LOCAL 0x4f430010u /* set by nftables: route to the proxy (policy routing) */
 
 /* oc_svc_val.flags */

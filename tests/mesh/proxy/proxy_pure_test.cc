@@ -10,6 +10,7 @@
 #include "mesh/proxy/workloads.h"
 #include "mesh/proxy/xds_merge.h"
 #include "net/bpf/dataplane_abi.h"
+#include "net/dataplane.h"
 
 namespace offcore::mesh {
 namespace {
@@ -97,6 +98,34 @@ TEST(Interception, RulesetMatchesTheDataplaneMarksAndPorts) {
   EXPECT_NE(r.find(std::string("meta mark ") + mark + " tcp flags & (syn | ack) == syn tproxy to :15006"),
             std::string::npos);
   EXPECT_NE(r.find("socket transparent 1"), std::string::npos);
+  // Nothing forwarded may enter a mesh return link (it would be tunnelled).
+  EXPECT_NE(r.find("hook forward"), std::string::npos);
+  EXPECT_EQ(meshReturnLink(7).rfind("ocm", 0), 0u) << "the forward rule matches ocm*";
+  EXPECT_NE(r.find("oifname \"ocm*\" counter drop"), std::string::npos) << r;
+}
+
+TEST(Interception, PodRoutesGoToRepresentorsAndRemotePlainPodsToTheirVpcsReturnLink) {
+  auto pod = [](std::string ip, std::string node, bool mesh, uint32_t vni, std::string rep = "") {
+    MeshWorkload w;
+    w.ip = std::move(ip);
+    w.node = std::move(node);
+    w.mesh = mesh;
+    w.vni = vni;
+    w.representor = std::move(rep);
+    return w;
+  };
+  std::vector<MeshWorkload> ws{pod("10.64.0.2", "a", true, 1, "pf0vf1"), pod("10.64.0.3", "a", false, 1, "pf0vf2"),
+                               pod("10.64.0.4", "b", false, 1), pod("10.64.0.5", "b", true, 1),
+                               pod("10.65.0.4", "b", false, 3)};
+  std::vector<uint32_t> asked;
+  auto routes = podRouteTargets(ws, "a", [&](uint32_t vni) {
+    asked.push_back(vni);
+    return vni == 1;  // no mesh pod of VPC 3 here: no link
+  });
+  std::map<std::string, std::string> want{
+      {"10.64.0.2", "pf0vf1"}, {"10.64.0.3", "pf0vf2"}, {"10.64.0.4", meshReturnLink(1)}};
+  EXPECT_EQ(routes, want);
+  EXPECT_EQ(asked, (std::vector<uint32_t>{1, 3})) << "one check per VPC";
 }
 
 // A Transport that records what it is given and lets the test push events.
