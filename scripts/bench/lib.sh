@@ -26,14 +26,22 @@ cg_cpu() {  # seconds summed over the cgroups given
   for c in "$@"; do s=$(( s + $(cat "$CG/cpuacct/$c/cpuacct.usage") )); done
   awk -v s="$s" 'BEGIN { printf "%.6f", s / 1e9 }'
 }
-# cpus_busy "0 1": seconds the cpus were busy (/proc/stat user+nice+system+
-# irq+softirq), whoever the work was charged to. Softirq work (the BPF
-# dataplane, packet receive) that runs on an idle cpu is in no cgroup, and
-# receive steering makes that the common case on the SoC's cpus.
-cpus_busy() {
+# cpus_idle "0 1": seconds the cpus were idle (/proc/stat idle + iowait).
+# With NO_HZ the kernel measures idle time exactly, while the user/system/
+# softirq columns are tick samples that miss short timer-driven bursts; so
+# busy time is the wall time minus this, whoever the work was charged to.
+# Softirq work (the BPF dataplane, packet receive) that runs on an idle cpu
+# is in no cgroup, and receive steering makes that the common case on the
+# SoC's cpus.
+cpus_idle() {
   awk -v want=" $1 " -v hz="$(getconf CLK_TCK)" '
-    /^cpu[0-9]/ { c = substr($1, 4); if (index(want, " " c " ")) s += $2 + $3 + $4 + $7 + $8 }
+    /^cpu[0-9]/ { c = substr($1, 4); if (index(want, " " c " ")) s += $5 + $6 }
     END { printf "%.3f", s / hz }' /proc/stat
+}
+# cpus_busy IDLE0 IDLE1 T0 T1 "0 1": busy seconds of those cpus between two samples.
+cpus_busy() {
+  awk -v i0="$1" -v i1="$2" -v t0="$3" -v t1="$4" -v n="$(wc -w <<<"$5")" \
+    'BEGIN { b = n * (t1 - t0) - (i1 - i0); printf "%.3f", b < 0 ? 0 : b }'
 }
 cpus_softirq() {  # cpus_softirq "1": the softirq column alone, seconds
   awk -v want=" $1 " -v hz="$(getconf CLK_TCK)" '

@@ -331,7 +331,7 @@ measure() {
   per=$(awk -v r="$RATE" -v c="$clients" 'BEGIN { printf "%d", (r / c) + 0.5 }')
   local h0 s0 t0 h1 s1 t1 q0 q1 gh0 gs0 gh1 gs1
   rm -f "$work"/h2l-*.log "$work"/h2l-*.out
-  h0=$(cpus_busy "$HOST_CPUS") s0=$(cpus_busy "$SOC_CPUS") q0=$(cpus_softirq "$SOC_CPUS")
+  h0=$(cpus_idle "$HOST_CPUS") s0=$(cpus_idle "$SOC_CPUS") q0=$(cpus_softirq "$SOC_CPUS")
   gh0=$(cg_cpu $HOST_CGS) gs0=$(cg_cpu $SOC_CGS) t0=$(now)
   for (( i = 1; i < HAVE; i += 2 )); do
     name=ocbm-$set$i node=$(node_of "$i")
@@ -341,7 +341,7 @@ measure() {
     pids+=("$!"); logs+=("$work/h2l-$i.log")
   done
   for p in "${pids[@]}"; do wait "$p" || rc=$?; done
-  h1=$(cpus_busy "$HOST_CPUS") s1=$(cpus_busy "$SOC_CPUS") q1=$(cpus_softirq "$SOC_CPUS")
+  h1=$(cpus_idle "$HOST_CPUS") s1=$(cpus_idle "$SOC_CPUS") q1=$(cpus_softirq "$SOC_CPUS")
   gh1=$(cg_cpu $HOST_CGS) gs1=$(cg_cpu $SOC_CGS) t1=$(now)
   local ok=0 failed=0 errored=0 o
   for (( i = 1; i < HAVE; i += 2 )); do
@@ -369,7 +369,8 @@ measure() {
     --argjson per "$per" --argjson dur "$DURATION" --argjson ok "$ok" --argjson failed "$failed" \
     --argjson errored "$errored" --argjson non2xx "$non2xx" --argjson n "$samples" --argjson run "$RUN" \
     --argjson p50 "$p50" --argjson p90 "$p90" --argjson p99 "$p99" \
-    --argjson host "$(echo "$h1 - $h0" | bc)" --argjson soc "$(echo "$s1 - $s0" | bc)" \
+    --argjson host "$(cpus_busy "$h0" "$h1" "$t0" "$t1" "$HOST_CPUS")" \
+    --argjson soc "$(cpus_busy "$s0" "$s1" "$t0" "$t1" "$SOC_CPUS")" \
     --argjson cghost "$(echo "$gh1 - $gh0" | bc)" --argjson cgsoc "$(echo "$gs1 - $gs0" | bc)" \
     --argjson socsirq "$(echo "$q1 - $q0" | bc)" --argjson rxs "$RX_STEERING" --argjson rt "$RT_PRIO" \
     --argjson wall "$(echo "$t1 - $t0" | bc)" \

@@ -42,6 +42,7 @@ struct Data {
   std::map<std::pair<int, std::string>, std::vector<double>> pss;  // (pods, sidecar|offcore) -> KiB
   std::set<int> pods;
   std::optional<bool> rx_steering;  // the nodes' receive steering (config rx_steering)
+  int rt_priority = 0;              // the node proxies' SCHED_FIFO priority (0 = normal scheduler)
   const Run* find(int pods, const std::string& mode, int run) const {
     auto it = runs.find({pods, mode});
     if (it == runs.end()) return nullptr;
@@ -103,6 +104,7 @@ class MeshSuite final : public BenchSuite {
               j.value("rps", 0.0)};
         d.runs[{pods, j.value("mode", "")}][j.value("run", 0)] = r;
         if (j.contains("rx_steering")) d.rx_steering = j.value("rx_steering", true);
+        d.rt_priority = j.value("rt_priority", 0);
         d.pods.insert(pods);
       }
     }
@@ -130,8 +132,9 @@ class MeshSuite final : public BenchSuite {
         "between sidecars with P-256 certificates and TLS 1.3) and nftables REDIRECT in its own namespace, outbound "
         "VIP:80 to 15001, inbound :80 to 15006, as Istio's sidecar mode does; l4 / l7 = the mesh pods through the "
         "node proxies in the SoCs (appProtocol tcp / http with a VirtualService carrying a timeout and retries; "
-        "HBONE mTLS between nodes). CPU: busy time (/proc/stat user+nice+system+irq+softirq) of the host cpus and "
-        "of the SoC cpus over the run, where the work ran: receive steering (RPS) runs the pod network's receive "
+        "HBONE mTLS between nodes). CPU: busy time of the host cpus and of the SoC cpus over the run (wall time minus "
+        "/proc/stat idle and iowait, which the kernel measures exactly), where the work ran: receive steering (RPS) "
+        "runs the pod network's receive "
         "work on the SoC's cpus, often while they are idle, which no cgroup is charged for (the cgroup figures are "
         "in the driver's JSON lines as cg_host_cpu_s / cg_soc_cpu_s). In millicores per 1,000 req/s served; the "
         "mesh's share is the run minus the direct run of the same round (clients, servers and the pod network are "
@@ -224,8 +227,10 @@ class MeshSuite final : public BenchSuite {
         "hands a packet over in the sender's context, and with receive steering the sending host cpu still queues "
         "it and sends the IPI that wakes the SoC's cpu (src/dpu/rx_steering.h).");
     if (d.rx_steering)
-      r.notes.push_back(std::string("Receive steering (RPS to the SoC's cpus, src/dpu/rx_steering.h): ") +
-                        (*d.rx_steering ? "on" : "off (scripts/bench/mesh.sh --no-rx-steering)") + ".");
+      r.notes.push_back(
+          std::string("Receive steering (RPS to the SoC's cpus, src/dpu/rx_steering.h): ") +
+          (*d.rx_steering ? "on" : "off (scripts/bench/mesh.sh --no-rx-steering)") + "; node proxies at " +
+          (d.rt_priority > 0 ? "SCHED_FIFO " + std::to_string(d.rt_priority) : "the normal scheduler") + ".");
     r.notes.push_back("CPU, memory rows: lower is better; a ratio under 1 favours offcore.");
     return r;
   }
