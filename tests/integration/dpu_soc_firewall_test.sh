@@ -47,7 +47,10 @@ step "the host domain and a fabric host cannot reach it"
 step "ping and the SoC's own connections still work"
 oc dpu exec --name "$N" --domain host -- ping -c 1 -W 1 "$soc_hvf" >/dev/null || fail "the host cannot ping the SoC"
 fip=$(oc fabric host list --json | jq -r --arg h "$F" '.[] | select(.name==$h) | .ip'); fip=${fip%/*}
-oc fabric exec "$F" -- python3 -c '
+# Not through the oc() function: a backgrounded function is a subshell, and
+# killing it would leave the listener (and the fabric lock it inherited).
+# fabric exec replaces itself with python, so $! is the listener.
+"$OFFCORE" fabric exec "$F" -- python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 7071)); s.listen(1); c, _ = s.accept(); c.sendall(b"fabric\n"); c.close()' &
