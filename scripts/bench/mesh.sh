@@ -27,7 +27,8 @@
 #   l7       mesh pods, appProtocol http and a VirtualService (route, retries,
 #            timeout): the node proxies parse and route every request
 # Each measurement records requests, errors, latency percentiles (from the
-# per-request h2load log), the CPU of both nodes' host and SoC cgroups, and
+# per-request h2load log), the busy time of the host and SoC cpus (and the
+# nodes' host and SoC cgroups, as cg_*), and
 # the memory (PSS) of the mesh: the sidecars, or the node proxies.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -45,6 +45,9 @@ SpawnOptions inNetnsWithSysfs(const std::string& netns_path) {
     if (::unshare(CLONE_NEWNS) != 0) return errnoError("unshare(CLONE_NEWNS)");
     // Our mounts must not propagate back to the caller's namespace.
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) return errnoError("make / a slave mount");
+    // Off with the inherited /sys first: a sysfs of the same namespace
+    // mounted over itself is EBUSY.
+    (void)::umount2("/sys", MNT_DETACH);
     if (::mount("sysfs", "/sys", "sysfs", 0, nullptr) != 0) return errnoError("mount sysfs");
     return okStatus();
   };

@@ -162,13 +162,25 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
   };
   // A stale representor of the same name (agent crash mid-add) goes first.
   (void)linkDelete("", vf.representor);
-  if (auto s = ipCmd("", {"link", "add", vf.representor, "type", "veth", "peer", "name", vf.ifname, "netns",
-                          netnsFsPath(vf.netns)});
-      !s.ok()) {
+  // The VF end is born in the SoC under a temporary name and steered here:
+  // a container's sysfs is read-only (runc mounts it so, and every sysfs
+  // mount of that namespace shares the superblock), while the rx queues'
+  // RPS maps move with the device. Then it goes to the pod as ifname.
+  const std::string tmp = "ocvf" + std::to_string(index);
+  (void)linkDelete("", tmp);
+  if (auto s = ipCmd("", {"link", "add", vf.representor, "type", "veth", "peer", "name", tmp}); !s.ok()) {
     return rollback(s.error());
   }
-  std::vector<std::vector<std::string>> pod_steps = {
-      {"link", "set", "lo", "up"}, {"link", "set", vf.ifname, "address", vf.mac}, {"link", "set", vf.ifname, "up"}};
+  if (!host_cpus_.empty()) {
+    if (auto s = steerRx("", tmp, host_cpus_); !s.ok()) return rollback(s.error());
+  }
+  if (auto s = ipCmd("", {"link", "set", "dev", tmp, "netns", netnsFsPath(vf.netns)}); !s.ok()) {
+    return rollback(s.error());
+  }
+  std::vector<std::vector<std::string>> pod_steps = {{"link", "set", "dev", tmp, "name", vf.ifname},
+                                                     {"link", "set", "lo", "up"},
+                                                     {"link", "set", vf.ifname, "address", vf.mac},
+                                                     {"link", "set", vf.ifname, "up"}};
   if (spec.mtu > 0) pod_steps.push_back({"link", "set", vf.ifname, "mtu", std::to_string(spec.mtu)});
   if (!vf.ip.empty()) {
     pod_steps.push_back({"addr", "add", vf.ip, "dev", vf.ifname});
@@ -181,9 +193,6 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
   // cpus, what the SoC sends the pod on the host's, as with a card.
   if (!soc_cpus_.empty()) {
     if (auto s = steerRx("", vf.representor, soc_cpus_); !s.ok()) return rollback(s.error());
-  }
-  if (!host_cpus_.empty()) {
-    if (auto s = steerRx(netnsFsPath(vf.netns), vf.ifname, host_cpus_); !s.ok()) return rollback(s.error());
   }
   if (!vf.ip.empty()) {
     // The pod's gateway is a link-local address (169.254.1.1) reached on-link;
