@@ -16,24 +16,6 @@
 namespace offcore::mesh::l7::testing {
 namespace {
 
-// Runs a command on a thread while the test loop keeps serving.
-std::string runWhileServing(EventLoop& loop, const std::string& cmd) {
-  std::string out;
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while (p && (n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    if (p) ::pclose(p);
-    done = true;
-  });
-  runUntil(
-      loop, [&] { return done.load(); }, Millis(20000));
-  t.join();
-  return out;
-}
-
 class Http2Test : public ProxyTest {
  protected:
   void SetUp() override {

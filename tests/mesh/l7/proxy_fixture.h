@@ -5,11 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../loop_helpers.h"
@@ -20,6 +23,25 @@
 namespace offcore::mesh::l7::testing {
 
 using mesh::testing::runUntil;
+
+// Runs a shell command (a real client: nghttp, curl) on a thread while the
+// test's loop keeps serving; its stdout and stderr.
+inline std::string runWhileServing(EventLoop& loop, const std::string& cmd, Millis timeout = Millis(30000)) {
+  std::string out;
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while (p && (n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    if (p) ::pclose(p);
+    done = true;
+  });
+  runUntil(
+      loop, [&] { return done.load(); }, timeout);
+  t.join();
+  return out;
+}
 
 // FNV-1a over a body, piece by piece (what a server received vs what was sent).
 inline uint64_t fnv(uint64_t h, std::string_view bytes) {

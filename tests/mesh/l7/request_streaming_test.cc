@@ -37,24 +37,6 @@ std::string chunked(std::string_view body, const std::string& trailers = "") {
   return out + "0\r\n" + trailers + "\r\n";
 }
 
-// Runs a command on a thread while the test loop keeps serving.
-std::string runWhileServing(EventLoop& loop, const std::string& cmd) {
-  std::string out;
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while (p && (n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    if (p) ::pclose(p);
-    done = true;
-  });
-  runUntil(
-      loop, [&] { return done.load(); }, Millis(30000));
-  t.join();
-  return out;
-}
-
 class StreamingTest : public ProxyTest {
  protected:
   // Service "web" (VIP 10.96.0.10) with one endpoint; optionally a route
