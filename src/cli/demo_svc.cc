@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "base/cpu_times.h"
 #include "base/files.h"
 #include "cli/demo_common.h"
 
@@ -197,10 +198,26 @@ Status runSvc(Context& ctx) {
   pid_t victim = servers[pods[0]];
   std::printf("client: one request per new connection every 20 ms for %.0f s; %s stopped (SIGTERM) at +%.0f s\n",
               seconds, pods[0].c_str(), stop_at);
+  // Where the dataplane's receive work ran (softirq is in no cgroup): with
+  // receive steering, the SoC's cpus (src/dpu/rx_steering.h).
+  auto node_state = ctx.nodes.state(ctx.node);
+  auto times0 = readCpuTimes();
   OC_ASSIGN_OR_RETURN(std::string out,
                       output({"ip", "netns", "exec", pods[2], "python3", "-c", kClient, vip, std::to_string(seconds),
                               std::to_string(stop_at), std::to_string(victim)},
                              inDomain(ctx, Domain::kHost)));
+  auto times1 = readCpuTimes();
+  if (node_state.ok() && times0.ok() && times1.ok()) {
+    auto delta = [&](const CpuSet& cpus) {
+      return sumCpuTimes(*times1, cpus).softirq - sumCpuTimes(*times0, cpus).softirq;
+    };
+    std::printf(
+        "packet receive work (softirq) during the client loop: SoC cpus %s +%.2f s, host cpus %s +%.2f s "
+        "(receive steering %s)\n",
+        formatCpuList(node_state->soc_cpus).c_str(), delta(node_state->soc_cpus),
+        formatCpuList(node_state->host_cpus).c_str(), delta(node_state->host_cpus),
+        ctx.cli.config.rx_steering ? "on" : "off");
+  }
   auto j = json::parse(out.substr(std::min(out.find('{'), out.size())), nullptr, false);
   if (!j.is_object() || !j["stopped"].is_number()) return makeError("the client loop gave no result: " + trim(out));
   printFailover(j);
