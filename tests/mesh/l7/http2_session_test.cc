@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "h2_downstream.h"
 #include "proxy_fixture.h"
 
 namespace offcore::mesh::l7::testing {
@@ -20,24 +21,16 @@ class Http2Test : public ProxyTest {
  protected:
   void SetUp() override {
     ProxyTest::SetUp();
-    auto l = TcpListener::listen(loop, "127.0.0.1", 0, {}, [this](std::unique_ptr<Transport> t) {
-      auto s = std::make_unique<Http2Session>(
-          *ctx, std::move(t), info, [this](Http2Session* done) { loop.post([this, done] { h2.erase(done); }); });
-      Http2Session* raw = s.get();
-      h2[raw] = std::move(s);
-    });
-    ASSERT_TRUE(l.ok());
-    h2_listener = std::move(*l);
+    ASSERT_TRUE(h2down.start(loop, ctx, info).ok());
   }
   void TearDown() override {
-    h2.clear();
+    h2down.sessions.clear();
     runUntil(
         loop, [] { return false; }, Millis(5));
     ProxyTest::TearDown();
   }
-  std::string url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(h2_listener->port()) + path; }
-  std::unique_ptr<TcpListener> h2_listener;
-  std::map<Http2Session*, std::unique_ptr<Http2Session>> h2;
+  std::string url(const std::string& path) { return "http://127.0.0.1:" + std::to_string(h2down.port()) + path; }
+  H2Downstream h2down;
 };
 
 TEST_F(Http2Test, StreamsAreRoutedLikeHttp1) {
@@ -88,7 +81,7 @@ TEST_F(Http2Test, IdleConnectionGetsGoawayAndIsClosed) {
   ASSERT_GE(fd, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_port = htons(h2_listener->port());
+  a.sin_port = htons(h2down.port());
   ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   std::string hello(kHttp2Preface);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "h2_downstream.h"
 #include "h2_fake_server.h"
 #include "mesh/l7/http2_session.h"
 #include "proxy_fixture.h"
@@ -239,18 +240,11 @@ class StreamingH2Test : public StreamingTest {
  protected:
   void SetUp() override {
     StreamingTest::SetUp();
-    auto l = TcpListener::listen(loop, "127.0.0.1", 0, {}, [this](std::unique_ptr<Transport> t) {
-      auto s = std::make_unique<Http2Session>(
-          *ctx, std::move(t), info, [this](Http2Session* done) { loop.post([this, done] { h2.erase(done); }); });
-      Http2Session* raw = s.get();
-      h2[raw] = std::move(s);
-    });
-    ASSERT_TRUE(l.ok());
-    h2_listener = std::move(*l);
+    ASSERT_TRUE(h2down.start(loop, ctx, info).ok());
     file = "/tmp/offcore-stream-body-" + std::to_string(::getpid());
   }
   void TearDown() override {
-    h2.clear();
+    h2down.sessions.clear();
     std::remove(file.c_str());
     runUntil(
         loop, [] { return false; }, Millis(5));
@@ -258,11 +252,10 @@ class StreamingH2Test : public StreamingTest {
   }
   std::string nghttp(const std::string& body, const std::string& extra) {
     std::ofstream(file, std::ios::binary) << body;
-    return runWhileServing(loop, "nghttp -v " + extra + " -d " + file + " -H ':authority: web' http://127.0.0.1:" +
-                                     std::to_string(h2_listener->port()) + "/up");
+    return runWhileServing(loop, "nghttp -v " + extra + " -d " + file +
+                                     " -H ':authority: web' http://127.0.0.1:" + std::to_string(h2down.port()) + "/up");
   }
-  std::unique_ptr<TcpListener> h2_listener;
-  std::map<Http2Session*, std::unique_ptr<Http2Session>> h2;
+  H2Downstream h2down;
   std::string file;
 };
 
