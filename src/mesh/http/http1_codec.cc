@@ -14,12 +14,6 @@ bool iequals(std::string_view a, std::string_view b) {
          std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // RFC 9110 token characters (header field names).
 bool isToken(std::string_view s) {
   if (s.empty()) return false;
@@ -105,7 +99,7 @@ struct Http1Parser::Impl {
       if (iequals(k, "content-length")) ++cl_count;
       if (iequals(k, "transfer-encoding")) {
         ++te_count;
-        te += (te.empty() ? "" : ",") + lower(v);
+        te += (te.empty() ? "" : ",") + lowerCase(v);
       }
     }
     if (cl_count > 0 && te_count > 0)
@@ -372,6 +366,12 @@ std::string simpleResponse(int status, std::string_view body, const Headers& ext
   if (close) out += "connection: close\r\n";
   out += "\r\n";
   out.append(body);
+  return out;
+}
+
+std::string lowerCase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 

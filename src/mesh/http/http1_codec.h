@@ -109,6 +109,8 @@ class Http1Parser {
 
 // Hop-by-hop headers (RFC 9110 7.6.1) plus those listed in Connection.
 bool isHopByHop(std::string_view lower_name, const Headers& headers);
+// ASCII lower case (header names compare and travel lower-cased in HTTP/2).
+std::string lowerCase(std::string_view s);
 
 // Serializes a head for forwarding: hop-by-hop headers dropped, our own
 // framing (Content-Length when known, else chunked) and keep-alive set.

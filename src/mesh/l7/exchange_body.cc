@@ -24,10 +24,6 @@ bool forwardableTrailer(const std::string& lower_name, const http::Headers& trai
          lower_name != "transfer-encoding" && !http::isHopByHop(lower_name, trailers);
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 }  // namespace
 
 void Exchange::addBody(std::string_view bytes) {
@@ -66,7 +62,12 @@ void Exchange::pumpH1() {
   while (t.pendingWrite() < high) {
     std::string_view u = body_.unsent().substr(0, kSlice);
     if (u.empty()) break;
-    t.write(up->chunked ? http::encodeChunk(u) : std::string(u));
+    // Transport::write copies what it cannot send now: no copy of our own.
+    if (up->chunked) {
+      t.write(http::encodeChunk(u));
+    } else {
+      t.write(u);
+    }
     body_.consumed(u.size());
     if (up_.get() != up || !up->conn) return;  // the write failed the attempt
   }
@@ -75,7 +76,7 @@ void Exchange::pumpH1() {
   if (!up->chunked) return;
   std::string last = "0\r\n";
   for (const auto& [k, v] : body_.trailers())
-    if (forwardableTrailer(lower(k), body_.trailers())) last += k + ": " + v + "\r\n";
+    if (forwardableTrailer(http::lowerCase(k), body_.trailers())) last += k + ": " + v + "\r\n";
   t.write(last + "\r\n");
 }
 
@@ -131,7 +132,7 @@ http::Headers Exchange::H2Attempt::requestTrailers() {
   http::Headers out;
   if (!x) return out;
   for (const auto& [k, v] : x->body_.trailers()) {
-    std::string name = lower(k);
+    std::string name = http::lowerCase(k);
     if (forwardableTrailer(name, x->body_.trailers())) out.emplace_back(std::move(name), v);
   }
   return out;

@@ -11,11 +11,6 @@ namespace offcore::mesh::l7 {
 namespace {
 constexpr size_t kWriteHigh = 1 << 20;  // stop producing frames above this much unsent
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 nghttp2_nv nv(const std::string& k, const std::string& v) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(k.data())),
           reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), k.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
@@ -232,7 +227,7 @@ Result<int32_t> H2Conn::start(const http::MessageHead& head, std::optional<uint6
   kv.emplace_back(":path", head.target.empty() ? "/" : head.target);
   bool trailers = false;
   for (const auto& [k, v] : head.headers) {
-    std::string name = lower(k);
+    std::string name = http::lowerCase(k);
     if (name == "te") trailers = trailers || v.find("trailers") != std::string::npos;
     if (http::isHopByHop(name, head.headers) || name == "host" || name == "content-length") continue;
     kv.emplace_back(std::move(name), v);
