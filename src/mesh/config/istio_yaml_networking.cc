@@ -251,8 +251,8 @@ void trafficPolicy(Fields& f, TrafficPolicy& tp, Ctx& c) {
     });
     tp.connection_pool = out;
   });
-  // Istio 1.27+ TrafficPolicy.retryBudget (Envoy's cluster retry_budget).
-  // budgetInterval is not implemented (an unknown field, refused).
+  // Istio 1.27+ TrafficPolicy.retryBudget (Envoy's cluster retry_budget);
+  // budgetInterval as added to both in 2026 (0s = requests in flight).
   section(f, "retryBudget", false, c.doc, [&](Fields& rb) {
     RetryBudget out;
     number(rb, "percent", out.percent, 0, 100, c.doc, false);
@@ -260,6 +260,7 @@ void trafficPolicy(Fields& f, TrafficPolicy& tp, Ctx& c) {
     // uint32; 0 means the default (3), as in Istio.
     if (rb.integer("minRetryConcurrency", v, 0, UINT32_MAX, false) && v > 0)
       out.min_retry_concurrency = static_cast<uint32_t>(v);
+    duration(rb, "budgetInterval", out.budget_interval, Millis(0), false);
     tp.retry_budget = out;
   });
   section(f, "outlierDetection", false, c.doc, [&](Fields& o) {

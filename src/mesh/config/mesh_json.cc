@@ -46,7 +46,8 @@ json policyJson(const TrafficPolicy& p) {
   }
   if (p.retry_budget)
     j["retryBudget"] = {{"percent", p.retry_budget->percent},
-                        {"minRetryConcurrency", p.retry_budget->min_retry_concurrency}};
+                        {"minRetryConcurrency", p.retry_budget->min_retry_concurrency},
+                        {"budgetIntervalMs", p.retry_budget->budget_interval.count()}};
   if (p.outlier_detection) {
     const auto& o = *p.outlier_detection;
     j["outlierDetection"] = {{"consecutive5xxErrors", o.consecutive_5xx_errors},
@@ -190,6 +191,7 @@ TrafficPolicy policyFrom(const json& j, const std::string& where, std::string* e
     RetryBudget b;
     if (rb.has("percent")) b.percent = rb.dbl("percent");
     b.min_retry_concurrency = static_cast<uint32_t>(rb.num("minRetryConcurrency", UINT32_MAX, b.min_retry_concurrency));
+    b.budget_interval = Millis(rb.num("budgetIntervalMs", INT64_MAX, 0));
     p.retry_budget = b;
   }
   if (in.has("outlierDetection")) {

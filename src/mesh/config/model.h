@@ -117,10 +117,13 @@ struct LoadBalancer {
 };
 // Envoy's retry budget (CDS circuit_breakers.thresholds[].retry_budget;
 // Istio DestinationRule trafficPolicy.retryBudget): outstanding retries are
-// limited to max(min_retry_concurrency, percent% of the requests in flight).
+// limited to max(min_retry_concurrency, percent% of the requests in flight),
+// or, with a budget_interval, percent% of the requests that arrived within
+// the last budget_interval (a sliding window of ten slots).
 struct RetryBudget {
   double percent = 20;                 // 0..100
   uint32_t min_retry_concurrency = 3;  // the limit never goes below this
+  Millis budget_interval{0};           // 0 = requests in flight count
   bool operator==(const RetryBudget&) const = default;
 };
 struct ConnectionPool {

@@ -82,6 +82,7 @@ void Exchange::afterFault() {
     return respondLocal(503, "upstream overloaded (max requests)\n", "UO", {{"x-offcore-overloaded", "true"}});
   }
   ++cluster_->counters().active_requests;
+  cluster_->requestAdmitted(policy_.retry_budget, ctx_.now());
   counted_active_ = true;
   armRouteTimer();
   startAttempt();
@@ -276,7 +277,7 @@ bool Exchange::mayRetry(const AttemptOutcome& outcome) {
   if (!retries || !route::shouldRetry(*retries, attempts_, outcome)) return false;
   if (!canReplayBody()) return false;  // more than request_buffer_limit already went upstream
   if (retry_slot_) cluster_->retryFinished(), retry_slot_ = false;  // the retried attempt is over
-  if (!cluster_->startRetry(limits_, policy_.retry_budget)) {
+  if (!cluster_->startRetry(limits_, policy_.retry_budget, ctx_.now())) {
     ctx_.stats().retryOverflow(rec_.cluster);
     return false;
   }

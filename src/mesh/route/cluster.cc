@@ -8,14 +8,47 @@ namespace offcore::mesh::route {
 
 std::string endpointKey(const MeshEndpoint& ep) { return ep.ip + ":" + std::to_string(ep.port); }
 
-uint64_t retryLimit(const ConnectionPool& pool, const std::optional<RetryBudget>& budget, uint64_t requests_in_flight) {
+uint64_t retryLimit(const ConnectionPool& pool, const std::optional<RetryBudget>& budget, uint64_t requests) {
   if (!budget) return pool.max_retries;
-  double share = std::clamp(budget->percent, 0.0, 100.0) / 100.0 * static_cast<double>(requests_in_flight);
+  double share = std::clamp(budget->percent, 0.0, 100.0) / 100.0 * static_cast<double>(requests);
   return std::max<uint64_t>(static_cast<uint64_t>(share), budget->min_retry_concurrency);
 }
 
-bool ClusterRuntime::startRetry(const ConnectionPool& pool, const std::optional<RetryBudget>& budget) {
-  if (counters_.active_retries >= retryLimit(pool, budget, counters_.active_requests)) {
+void RequestWindow::advance(TimePoint now, std::chrono::milliseconds interval) {
+  OC_ASSERT(interval.count() > 0, "a request window needs an interval");
+  auto slot_us = std::max<int64_t>(1, interval.count() * 1000 / kSlots);
+  int64_t at = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() / slot_us;
+  if (interval != interval_) {  // a new window: its slots are of another length
+    interval_ = interval;
+    std::fill(std::begin(slots_), std::end(slots_), 0);
+    head_ = at;
+    return;
+  }
+  if (at <= head_) return;  // the same slot (or a clock read out of order)
+  for (int64_t i = head_ + 1; i <= at && i <= head_ + kSlots; ++i) slots_[i % kSlots] = 0;
+  head_ = at;
+}
+
+void RequestWindow::add(TimePoint now, std::chrono::milliseconds interval) {
+  advance(now, interval);
+  ++slots_[head_ % kSlots];
+}
+
+uint64_t RequestWindow::count(TimePoint now, std::chrono::milliseconds interval) {
+  advance(now, interval);
+  uint64_t sum = 0;
+  for (auto n : slots_) sum += n;
+  return sum;
+}
+
+void ClusterRuntime::requestAdmitted(const std::optional<RetryBudget>& budget, TimePoint now) {
+  if (budget && budget->budget_interval.count() > 0) window_.add(now, budget->budget_interval);
+}
+
+bool ClusterRuntime::startRetry(const ConnectionPool& pool, const std::optional<RetryBudget>& budget, TimePoint now) {
+  uint64_t requests = counters_.active_requests;
+  if (budget && budget->budget_interval.count() > 0) requests = window_.count(now, budget->budget_interval);
+  if (counters_.active_retries >= retryLimit(pool, budget, requests)) {
     ++counters_.retry_overflows;
     return false;
   }

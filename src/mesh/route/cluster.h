@@ -22,8 +22,25 @@ std::string endpointKey(const MeshEndpoint& ep);  // "ip:port"
 
 // The most retries a cluster may have outstanding at once (Envoy's retries
 // circuit breaker): with a retry budget, max(min_retry_concurrency,
-// percent% of the requests in flight), else the pool's max_retries.
-uint64_t retryLimit(const ConnectionPool& pool, const std::optional<RetryBudget>& budget, uint64_t requests_in_flight);
+// percent% of `requests`), else the pool's max_retries. `requests` is the
+// requests in flight, or those that arrived within the budget's interval.
+uint64_t retryLimit(const ConnectionPool& pool, const std::optional<RetryBudget>& budget, uint64_t requests);
+
+// Requests that arrived within the last `interval`, counted in ten slots
+// of interval/10 (a slot leaves the window whole, as in Envoy). A change of
+// interval starts the count afresh.
+class RequestWindow {
+ public:
+  static constexpr int kSlots = 10;
+  void add(TimePoint now, std::chrono::milliseconds interval);
+  uint64_t count(TimePoint now, std::chrono::milliseconds interval);
+
+ private:
+  void advance(TimePoint now, std::chrono::milliseconds interval);
+  std::chrono::milliseconds interval_{0};
+  int64_t head_ = 0;  // index of the newest slot: time since epoch / slot length
+  uint64_t slots_[kSlots] = {};
+};
 
 class ClusterRuntime {
  public:
@@ -66,8 +83,10 @@ class ClusterRuntime {
   // (startRetry ... retryFinished). Over the limit, startRetry counts an
   // overflow and returns false: no retry, the failure goes to the client.
   // The requests in flight are counters().active_requests (which includes
-  // the ones waiting for a connection).
-  bool startRetry(const ConnectionPool& pool, const std::optional<RetryBudget>& budget);
+  // the ones waiting for a connection); with a budget_interval, the
+  // requests admitted (requestAdmitted) within it count instead.
+  void requestAdmitted(const std::optional<RetryBudget>& budget, TimePoint now);
+  bool startRetry(const ConnectionPool& pool, const std::optional<RetryBudget>& budget, TimePoint now);
   void retryFinished();
 
  private:
@@ -80,6 +99,7 @@ class ClusterRuntime {
   std::map<std::string, Host> hosts_;
   uint64_t rr_next_ = 0;
   Counters counters_;
+  RequestWindow window_;
 };
 
 }  // namespace offcore::mesh::route

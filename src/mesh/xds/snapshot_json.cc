@@ -37,7 +37,8 @@ json policy(const TrafficPolicy& tp) {
   }
   if (tp.retry_budget)
     j["retryBudget"] = {{"percent", tp.retry_budget->percent},
-                        {"minRetryConcurrency", tp.retry_budget->min_retry_concurrency}};
+                        {"minRetryConcurrency", tp.retry_budget->min_retry_concurrency},
+                        {"budgetIntervalMs", tp.retry_budget->budget_interval.count()}};
   if (tp.outlier_detection) {
     const auto& o = *tp.outlier_detection;
     j["outlierDetection"] = {{"consecutive5xxErrors", o.consecutive_5xx_errors},

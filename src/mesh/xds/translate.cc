@@ -154,10 +154,13 @@ Result<TrafficPolicy> translateCluster(const cluster::Cluster& c) {
       if (t.has_max_retries()) pool.max_retries = t.max_retries().value();
       if (t.has_retry_budget()) {
         const auto& b = t.retry_budget();
-        const auto& bi = b.budget_interval();
-        if (bi.seconds() != 0 || bi.nanos() != 0)
-          return makeError(where + ": retry_budget.budget_interval is not supported (only requests in flight count)");
-        RetryBudget budget;  // Envoy's defaults: 20%, 3
+        RetryBudget budget;  // Envoy's defaults: 20%, 3, no interval
+        if (b.has_budget_interval()) {
+          const auto& bi = b.budget_interval();
+          if (bi.seconds() < 0 || bi.nanos() < 0)
+            return makeError(where + ": retry_budget.budget_interval is negative");
+          budget.budget_interval = toMillis(bi);
+        }
         if (b.has_budget_percent()) {
           double v = b.budget_percent().value();
           if (!(v >= 0 && v <= 100)) return makeError(where + ": retry_budget.budget_percent must be 0-100");

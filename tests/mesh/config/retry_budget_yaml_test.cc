@@ -24,13 +24,14 @@ std::string drError(const std::string& traffic_policy) {
 TEST(RetryBudgetYaml, MaxRetriesAndRetryBudgetLandInTheModel) {
   auto r = drYaml(
       "    connectionPool: {http: {maxRetries: 1}}\n"
-      "    retryBudget: {percent: 12.5, minRetryConcurrency: 4}\n");
+      "    retryBudget: {percent: 12.5, minRetryConcurrency: 4, budgetInterval: 10s}\n");
   ASSERT_TRUE(r.ok()) << r.error().message;
   const TrafficPolicy& tp = r->destination_rules.at(0).traffic_policy;
   EXPECT_EQ(tp.connection_pool->max_retries, 1u);
   ASSERT_TRUE(tp.retry_budget);
   EXPECT_EQ(tp.retry_budget->percent, 12.5);
   EXPECT_EQ(tp.retry_budget->min_retry_concurrency, 4u);
+  EXPECT_EQ(tp.retry_budget->budget_interval, Millis(10000));
 
   auto back = meshConfigFromJson(nlohmann::json::parse(toJson(*r).dump()), "config");
   ASSERT_TRUE(back.ok()) << back.error().message;
@@ -64,11 +65,13 @@ TEST(RetryBudgetYaml, BadValuesAndUnsupportedFieldsNameTheLine) {
   EXPECT_NE(drError("    retryBudget: {percent: \"20\"}\n").find("quoted"), std::string::npos);
   EXPECT_NE(drError("    retryBudget: {percent: {value: 20}}\n").find("retryBudget.percent: must be a number"),
             std::string::npos);
-  EXPECT_NE(drError("    retryBudget:\n      percent: 20\n      budgetInterval: 10s\n")
-                .find("dr.yaml:9: DestinationRule \"web\": spec.trafficPolicy.retryBudget.budgetInterval: not "
-                      "supported by offcore"),
+  EXPECT_NE(drError("    retryBudget:\n      percent: 20\n      budgetInterval: 10 s\n")
+                .find("dr.yaml:9: DestinationRule \"web\": spec.trafficPolicy.retryBudget.budgetInterval: "),
             std::string::npos)
-      << drError("    retryBudget:\n      percent: 20\n      budgetInterval: 10s\n");
+      << drError("    retryBudget:\n      percent: 20\n      budgetInterval: 10 s\n");
+  EXPECT_NE(drError("    retryBudget: {budgetInterval: -1s}\n").find("budgetInterval"), std::string::npos);
+  EXPECT_NE(drError("    retryBudget: {budgetWindow: 1s}\n").find("budgetWindow: not supported"), std::string::npos)
+      << drError("    retryBudget: {budgetWindow: 1s}\n");
   EXPECT_NE(drError("    retryBudget: {minRetryConcurrency: 1.5}\n").find("must be an integer"), std::string::npos);
 }
 

@@ -12,15 +12,21 @@ namespace {
 constexpr int kClients = 10;
 const std::string kCluster = "web:80";
 
+// /prime goes to the same cluster without retries (it fills the budget's
+// window); everything else retries 5xx five times.
 Snapshot failingWeb(std::optional<ConnectionPool> pool, std::optional<RetryBudget> budget) {
   Snapshot s;
   s.services = {service("web", "10.96.0.10", {endpoint("10.1.0.1", 8080)})};
+  HttpRoute prime = routeTo({dest("web")});
+  HttpMatch m;
+  m.uri = StringMatch{StringMatch::Kind::kPrefix, "/prime"};
+  prime.match = {m};
   HttpRoute r = routeTo({dest("web")});
   r.retries = RetryPolicy{5, Millis(0), {"5xx"}};
   VirtualService vs;
   vs.name = "web";
   vs.hosts = {"web"};
-  vs.http = {r};
+  vs.http = {prime, r};
   s.config.virtual_services = {vs};
   DestinationRule dr;
   dr.host = "web";
@@ -32,9 +38,14 @@ Snapshot failingWeb(std::optional<ConnectionPool> pool, std::optional<RetryBudge
 
 class RetryBudgetProxyTest : public ProxyTest {
  protected:
-  // kClients concurrent requests; returns the upstream's hits.
-  int storm() {
+  // `primes` requests one after another (not retried), then kClients
+  // concurrent ones; returns the upstream's hits for the concurrent ones.
+  int storm(int primes = 0) {
     auto& web = server("10.1.0.1", 8080, "web", [](const http::MessageHead&, int) { return Reply{503, "down", 40}; });
+    auto first = client();
+    for (int i = 0; i < primes; ++i) EXPECT_EQ(first->request("/prime").status, 503);
+    int primed = web.hits;
+    EXPECT_EQ(primed, primes);
     std::vector<std::unique_ptr<Client>> clients;
     for (int i = 0; i < kClients; ++i) clients.push_back(client());
     for (auto& c : clients) c->get("/");
@@ -45,7 +56,7 @@ class RetryBudgetProxyTest : public ProxyTest {
         EXPECT_EQ(c->responses[0].body, "down");  // the upstream's own answer, over budget or not
       }
     }
-    return web.hits;
+    return web.hits - primed;
   }
   double overflowMetric() { return metrics.get("offcore_mesh_retry_overflow_total", {{"cluster", kCluster}}); }
 };
@@ -87,6 +98,24 @@ TEST_F(RetryBudgetProxyTest, ABudgetOverridesMaxRetries) {
   EXPECT_LE(hits, kClients + 3 * 5 + 5);
   EXPECT_GE(ctx->cluster(kCluster).counters().retry_overflows, kClients - 4u);
   EXPECT_EQ(ctx->cluster(kCluster).counters().active_retries, 0u);
+}
+
+// budgetInterval: the requests of the last interval count, finished or not.
+// 40 earlier requests and the 10 of the storm make 50; 20% of them is 10,
+// so every request of the storm may retry at once. Without the interval
+// only the 10 in flight count: 2, and the floor 1 does not lift it.
+TEST_F(RetryBudgetProxyTest, WithAnIntervalTheRecentRequestsWidenTheBudget) {
+  apply(failingWeb(std::nullopt, RetryBudget{20, 1, Millis(60000)}));
+  EXPECT_EQ(storm(40), kClients * 6);
+  EXPECT_EQ(ctx->cluster(kCluster).counters().retry_overflows, 0u);
+  EXPECT_EQ(ctx->cluster(kCluster).counters().active_retries, 0u);
+}
+
+TEST_F(RetryBudgetProxyTest, WithoutTheIntervalTheSameLoadIsHeldToTheRequestsInFlight) {
+  apply(failingWeb(std::nullopt, RetryBudget{20, 1}));
+  int hits = storm(40);
+  EXPECT_LE(hits, kClients + 2 * 5 + 5) << "more than about two retries ran at a time";
+  EXPECT_GE(ctx->cluster(kCluster).counters().retry_overflows, kClients - 3u);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 namespace offcore::mesh::route {
 namespace {
 
+const TimePoint kT0 = TimePoint{} + std::chrono::hours(1);
+
 TEST(RetryBudget, WithoutABudgetTheLimitIsMaxRetries) {
   ConnectionPool pool;
   EXPECT_EQ(retryLimit(pool, std::nullopt, 0), UINT32_MAX);  // Istio's default: no limit
@@ -41,15 +43,15 @@ TEST(RetryBudget, ARetryHoldsASlotUntilItFinishesAndOverflowsAreCounted) {
   ClusterRuntime c;
   ConnectionPool pool;
   pool.max_retries = 2;
-  EXPECT_TRUE(c.startRetry(pool, std::nullopt));
-  EXPECT_TRUE(c.startRetry(pool, std::nullopt));
+  EXPECT_TRUE(c.startRetry(pool, std::nullopt, kT0));
+  EXPECT_TRUE(c.startRetry(pool, std::nullopt, kT0));
   EXPECT_EQ(c.counters().active_retries, 2u);
-  EXPECT_FALSE(c.startRetry(pool, std::nullopt));
-  EXPECT_FALSE(c.startRetry(pool, std::nullopt));
+  EXPECT_FALSE(c.startRetry(pool, std::nullopt, kT0));
+  EXPECT_FALSE(c.startRetry(pool, std::nullopt, kT0));
   EXPECT_EQ(c.counters().retry_overflows, 2u);
   EXPECT_EQ(c.counters().active_retries, 2u);  // a refused retry takes nothing
   c.retryFinished();
-  EXPECT_TRUE(c.startRetry(pool, std::nullopt));
+  EXPECT_TRUE(c.startRetry(pool, std::nullopt, kT0));
   c.retryFinished();
   c.retryFinished();
   EXPECT_EQ(c.counters().active_retries, 0u);
@@ -61,20 +63,66 @@ TEST(RetryBudget, TheBudgetFollowsTheRequestsInFlight) {
   ConnectionPool pool;
   RetryBudget b{50, 1};
   c.counters().active_requests = 1;
-  EXPECT_TRUE(c.startRetry(pool, b));  // floor 1
-  EXPECT_FALSE(c.startRetry(pool, b));
+  EXPECT_TRUE(c.startRetry(pool, b, kT0));  // floor 1
+  EXPECT_FALSE(c.startRetry(pool, b, kT0));
   c.counters().active_requests = 6;  // 50% of 6 = 3
-  EXPECT_TRUE(c.startRetry(pool, b));
-  EXPECT_TRUE(c.startRetry(pool, b));
-  EXPECT_FALSE(c.startRetry(pool, b));
+  EXPECT_TRUE(c.startRetry(pool, b, kT0));
+  EXPECT_TRUE(c.startRetry(pool, b, kT0));
+  EXPECT_FALSE(c.startRetry(pool, b, kT0));
   EXPECT_EQ(c.counters().active_retries, 3u);
   c.counters().active_requests = 2;  // load fell: no new retry until enough finish
   c.retryFinished();
-  EXPECT_FALSE(c.startRetry(pool, b));
+  EXPECT_FALSE(c.startRetry(pool, b, kT0));
   c.retryFinished();
   c.retryFinished();
-  EXPECT_TRUE(c.startRetry(pool, b));
+  EXPECT_TRUE(c.startRetry(pool, b, kT0));
   EXPECT_EQ(c.counters().retry_overflows, 3u);
+}
+
+TEST(RetryBudget, WithAnIntervalTheRequestsThatArrivedWithinItCount) {
+  using std::chrono::milliseconds;
+  ClusterRuntime c;
+  ConnectionPool pool;
+  RetryBudget b{20, 1, milliseconds(1000)};
+  for (int i = 0; i < 20; ++i) c.requestAdmitted(b, kT0 + milliseconds(i * 10));  // 20 in 200 ms
+  c.counters().active_requests = 0;  // none in flight any more: the window still counts them
+  auto t = kT0 + milliseconds(500);
+  EXPECT_TRUE(c.startRetry(pool, b, t));  // 20% of 20 = 4
+  EXPECT_TRUE(c.startRetry(pool, b, t));
+  EXPECT_TRUE(c.startRetry(pool, b, t));
+  EXPECT_TRUE(c.startRetry(pool, b, t));
+  EXPECT_FALSE(c.startRetry(pool, b, t));
+  for (int i = 0; i < 4; ++i) c.retryFinished();
+  // 1.25 s on, the slots of the first 200 ms have left the window: the floor.
+  t = kT0 + milliseconds(1250);
+  EXPECT_TRUE(c.startRetry(pool, b, t));
+  EXPECT_FALSE(c.startRetry(pool, b, t));
+  c.retryFinished();
+  // Long idle: every slot cleared, not only those a loop visits.
+  for (int i = 0; i < 10; ++i) c.requestAdmitted(b, kT0 + std::chrono::hours(5) + milliseconds(i));
+  EXPECT_TRUE(c.startRetry(pool, b, kT0 + std::chrono::hours(5) + milliseconds(50)));  // 20% of 10 = 2
+  EXPECT_TRUE(c.startRetry(pool, b, kT0 + std::chrono::hours(5) + milliseconds(50)));
+  EXPECT_FALSE(c.startRetry(pool, b, kT0 + std::chrono::hours(5) + milliseconds(50)));
+}
+
+TEST(RetryBudget, WithoutAnIntervalAdmittedRequestsDoNotCount) {
+  ClusterRuntime c;
+  ConnectionPool pool;
+  RetryBudget b{50, 1};
+  for (int i = 0; i < 100; ++i) c.requestAdmitted(b, kT0);
+  EXPECT_TRUE(c.startRetry(pool, b, kT0));  // in flight: 0, the floor
+  EXPECT_FALSE(c.startRetry(pool, b, kT0));
+}
+
+TEST(RetryBudget, AChangedIntervalStartsTheCountAfresh) {
+  using std::chrono::milliseconds;
+  RequestWindow w;
+  for (int i = 0; i < 5; ++i) w.add(kT0, milliseconds(1000));
+  EXPECT_EQ(w.count(kT0 + milliseconds(900), milliseconds(1000)), 5u);
+  EXPECT_EQ(w.count(kT0 + milliseconds(900), milliseconds(2000)), 0u);
+  w.add(kT0 + milliseconds(950), milliseconds(2000));
+  EXPECT_EQ(w.count(kT0 + milliseconds(2700), milliseconds(2000)), 1u);  // its slot is 9 back
+  EXPECT_EQ(w.count(kT0 + milliseconds(3200), milliseconds(2000)), 0u);
 }
 
 TEST(RetryBudget, ASubsetBudgetOverridesTheRulesOne) {

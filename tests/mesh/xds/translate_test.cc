@@ -290,9 +290,14 @@ TEST(XdsTranslate, RetryCircuitBreakerAndRetryBudget) {
   EXPECT_EQ(wire.substr(0, 5), std::string("\x42\x0b\x0a\x09\x09", 5));
 
   t->mutable_retry_budget()->mutable_budget_interval()->set_seconds(10);
+  t->mutable_retry_budget()->mutable_budget_interval()->set_nanos(500000000);
+  tp = translateCluster(c);
+  ASSERT_TRUE(tp.ok()) << tp.error().message;
+  EXPECT_EQ(tp->retry_budget->budget_interval, Millis(10500));
+  t->mutable_retry_budget()->mutable_budget_interval()->set_seconds(-1);
   auto r = translateCluster(c);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("budget_interval is not supported"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("budget_interval is negative"), std::string::npos) << r.error().message;
   t->mutable_retry_budget()->clear_budget_interval();
   t->mutable_retry_budget()->mutable_budget_percent()->set_value(150);
   EXPECT_FALSE(translateCluster(c).ok());
