@@ -81,6 +81,21 @@ pss_kib() {  # summed PSS of the pids given
   done
   echo "$s"
 }
+# --- the machine's own stalls ---------------------------------------------
+
+# machine_stalls WHEN: how long each cpu stops running a SCHED_FIFO spinner
+# (interrupts, kernel work, the hypervisor taking the vcpu away), 3 s per
+# cpu, one after the other, with no load running (stall_probe.py). The
+# tail latency rows are read against these.
+machine_stalls() {
+  local c j
+  for c in $HOST_CPUS $SOC_CPUS; do
+    j=$(python3 "$HERE/stall_probe.py" --cpu "$c" --seconds 3) || { echo "    stall probe on cpu $c failed"; continue; }
+    jq -c --arg when "$1" '{case: "machine", when: $when} + .' <<<"$j" >&3
+    jq -r --arg when "$1" '"    cpu \(.cpu) \($when): \(.stalls) stalls over 1 ms in \(.seconds) s, \(.stall_ms) ms in all, longest \(.max_ms) ms"' <<<"$j"
+  done
+}
+
 HOST_CGS="offcore/ocbma/host offcore/ocbmb/host" SOC_CGS="offcore/ocbma/soc offcore/ocbmb/soc"
 
 # --- nodes and node proxies -------------------------------------------------
@@ -107,6 +122,7 @@ expand_cpus() { tr ' ,' '\n\n' | awk -F- 'NF { for (c = $1; c <= ($2 == "" ? $1 
 HOST_CPUS=$(expand_cpus <<<"$HOST_CPUS") SOC_CPUS=$(expand_cpus <<<"$SOC_CPUS")
 for c in $HOST_CPUS; do [[ " $SOC_CPUS " != *" $c "* ]] || fail "cpu $c is both a host and a SoC cpu; give the nodes disjoint --soc-cpus"; done
 echo "host cpus: $HOST_CPUS; SoC cpus: $SOC_CPUS"
+machine_stalls before
 printf 'apiVersion: offcore.io/v1\nkind: Subnet\nmetadata: {name: bench}\nspec: {vpc: default, cidr: 10.89.0.0/23}\n' > "$work/subnet.yaml"
 oc svc apply -f "$work/subnet.yaml" >/dev/null || fail "svc apply of the Subnet failed (see above)"
 cat > "$work/svc.yaml" <<EOF
@@ -417,4 +433,5 @@ for n in $PODS; do
     done
   done
 done
+machine_stalls after
 step "done"

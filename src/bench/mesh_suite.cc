@@ -43,6 +43,7 @@ struct Data {
   std::set<int> pods;
   std::optional<bool> rx_steering;  // the nodes' receive steering (config rx_steering)
   int rt_priority = 0;              // the node proxies' SCHED_FIFO priority (0 = normal scheduler)
+  std::vector<std::string> stalls;  // the machine's own stalls per cpu, before and after (stall_probe.py)
   const Run* find(int pods, const std::string& mode, int run) const {
     auto it = runs.find({pods, mode});
     if (it == runs.end()) return nullptr;
@@ -94,7 +95,12 @@ class MeshSuite final : public BenchSuite {
     Data d;
     for (const json& j : lines) {
       int pods = j.value("pods", 0);
-      if (j.value("case", "") == "memory") {
+      if (j.value("case", "") == "machine") {
+        d.stalls.push_back("cpu " + std::to_string(j.value("cpu", -1)) + " " + j.value("when", "") + ": " +
+                           std::to_string(j.value("stalls", 0)) + " stalls over 1 ms in " +
+                           num("%.1f", j.value("seconds", 0.0)) + " s, longest " + num("%.1f", j.value("max_ms", 0.0)) +
+                           " ms");
+      } else if (j.value("case", "") == "memory") {
         d.pss[{pods, j.value("mode", "")}].push_back(j.value("pss_kib", 0.0));
       } else if (j.value("case", "") == "paced") {
         Run r{j.value("host_cpu_s", 0.0), j.value("soc_cpu_s", 0.0),
@@ -231,6 +237,16 @@ class MeshSuite final : public BenchSuite {
           std::string("Receive steering (RPS to the SoC's cpus, src/dpu/rx_steering.h): ") +
           (*d.rx_steering ? "on" : "off (scripts/bench/mesh.sh --no-rx-steering)") + "; node proxies at " +
           (d.rt_priority > 0 ? "SCHED_FIFO " + std::to_string(d.rt_priority) : "the normal scheduler") + ".");
+    if (!d.stalls.empty()) {
+      std::string all;
+      for (const auto& s : d.stalls) all += (all.empty() ? "" : "; ") + s;
+      r.notes.push_back(
+          "The machine's own stalls (scripts/bench/stall_probe.py: a SCHED_FIFO spinner per cpu, no load running; "
+          "what still stops it is interrupts, kernel work and the hypervisor descheduling the vcpu, which this guest "
+          "does not see as steal time): " +
+          all +
+          ". A request in flight waits out a stall of any cpu it needs; the p99 rows are read against these.");
+    }
     r.notes.push_back("CPU, memory rows: lower is better; a ratio under 1 favours offcore.");
     return r;
   }
