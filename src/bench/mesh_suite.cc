@@ -244,8 +244,7 @@ class MeshSuite final : public BenchSuite {
           "The machine's own stalls (scripts/bench/stall_probe.py: a SCHED_FIFO spinner per cpu, no load running; "
           "what still stops it is interrupts, kernel work and the hypervisor descheduling the vcpu, which this guest "
           "does not see as steal time): " +
-          all +
-          ". A request in flight waits out a stall of any cpu it needs; the p99 rows are read against these.");
+          all + ". A request in flight waits out a stall of any cpu it needs; the p99 rows are read against these.");
     }
     r.notes.push_back("CPU, memory rows: lower is better; a ratio under 1 favours offcore.");
     return r;

@@ -2,8 +2,15 @@
 // Every handler is idempotent, so a runtime may retry ADD and DEL freely,
 // and DEL succeeds when the pod, its namespace or its VF are already gone.
 #include <arpa/inet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <optional>
+#include <set>
 
 #include "base/json.h"
 #include "base/log.h"
@@ -57,12 +64,30 @@ const Vf* findVf(const VfManager& vfs, const std::string& representor) {
   return nullptr;
 }
 
+// Up with ARP off, read in this namespace without a fork (nullopt: no such link).
+std::optional<bool> upWithoutArp(const std::string& ifname) {
+  ifreq req{};
+  if (ifname.size() >= sizeof req.ifr_name) return std::nullopt;
+  std::memcpy(req.ifr_name, ifname.c_str(), ifname.size());
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  int rc = ::ioctl(fd, SIOCGIFFLAGS, &req);
+  ::close(fd);
+  if (rc != 0) return std::nullopt;
+  return (req.ifr_flags & IFF_UP) && (req.ifr_flags & IFF_NOARP);
+}
+
 }  // namespace
 
 Status NetController::ensureMeshReturnLink(uint32_t vni) {
   const std::string link = meshReturnLink(vni), peer = link + "p";
   const std::string mtu = std::to_string(kPodMtu);  // the tunnel's, as the pods'
-  if (!linkExists("", link)) {
+  // Every CNI ADD of a mesh pod comes here: once the pair is up, only the
+  // (idempotent) attach is left.
+  if (upWithoutArp(link).value_or(false) && upWithoutArp(peer).value_or(false)) {
+    return dp_->attach(peer, {vni, 0, OC_IF_PROXY});
+  }
+  if (!upWithoutArp(link)) {
     OC_TRY(ipCmd("", {"link", "add", link, "mtu", mtu, "type", "veth", "peer", "name", peer, "mtu", mtu}));
   }
   // No ARP: the SoC's stack addresses frames to the link's own MAC, and the
@@ -70,6 +95,34 @@ Status NetController::ensureMeshReturnLink(uint32_t vni) {
   OC_TRY(ipCmd("", {"link", "set", link, "arp", "off", "up"}));
   OC_TRY(ipCmd("", {"link", "set", peer, "arp", "off", "up"}));
   return dp_->attach(peer, {vni, 0, OC_IF_PROXY});
+}
+
+void NetController::syncMeshReturnLinks(const svc::ClusterState& state) {
+  std::set<std::string> want;
+  for (const auto& [id, ep] : state.endpoints) {
+    if (ep.node != node_.name || !ep.mesh) continue;
+    auto vpc = state.vpcs.find(ep.vpc);  // as at attach: an unknown VPC is VNI 0
+    want.insert(meshReturnLink(vpc != state.vpcs.end() ? vpc->second.vni : 0));
+  }
+  // The links of this namespace, without a fork: ocm<digits> (the peers end in "p").
+  std::vector<std::string> stale;
+  if (struct if_nameindex* names = ::if_nameindex()) {
+    for (struct if_nameindex* n = names; n->if_index != 0 && n->if_name; ++n) {
+      std::string name = n->if_name;
+      bool ours = name.size() > 3 && name.compare(0, 3, "ocm") == 0 &&
+                  name.find_first_not_of("0123456789", 3) == std::string::npos;
+      if (ours && !want.count(name)) stale.push_back(name);
+    }
+    ::if_freenameindex(names);
+  }
+  for (const auto& link : stale) {
+    if (dp_) (void)dp_->detach(link + "p");
+    if (auto s = ipCmd("", {"link", "delete", "dev", link}); !s.ok()) {
+      spdlog::warn("net: mesh return link {}: {}", link, s.error().message);
+    } else {
+      spdlog::info("net: removed mesh return link {} (no mesh pod of its VPC here)", link);
+    }
+  }
 }
 
 ApiResponse NetController::cniAdd(const ApiRequest& req) {

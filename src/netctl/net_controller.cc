@@ -253,6 +253,7 @@ Status NetController::reconcile() {
   live_ = live;
   syncEips(state, live, announce);
   syncProbes(state, live);
+  syncMeshReturnLinks(state);
   if (programmed_generation_ != state.generation && state.nodes.count(node_.name)) {
     programmed_generation_ = state.generation;
     OC_TRY(writeHealth());

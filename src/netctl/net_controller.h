@@ -50,6 +50,9 @@ class NetController {
   // The VPC's mesh return link (net/dataplane.h), created once, when a mesh
   // pod of the VPC is attached here (net_cni.cc).
   Status ensureMeshReturnLink(uint32_t vni);
+  // Deletes the return links of VPCs with no mesh pod on this node any more
+  // (the peer goes with its link, and the kernel drops the routes into it).
+  void syncMeshReturnLinks(const svc::ClusterState& state);
   Status registerNode();
   Status watchClusterDir();
   void scheduleReconcile();

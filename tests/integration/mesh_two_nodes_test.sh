@@ -235,4 +235,12 @@ got=$(echo_get "$C" 10.96.64.11 9000 "via-service")
 step "nothing of the mesh in any pod's namespace"
 for p in "$C" "$S1" "$P" "$Q"; do assert_pod_untouched "$p"; done
 
+step "the VPC's mesh return link goes with the node's last mesh pod of it"
+ocm_links() { ip -n "oc-$1-soc" -o link show | awk -F': ' '$2 ~ /^ocm[0-9]+(@|$)/ { split($2, a, "@"); print a[1] }'; }
+[ -n "$(ocm_links "$B")" ] || fail "node b has no mesh return link while its mesh pod s2 is up"
+cni DEL "$B" "$S2" sm default >/dev/null || fail "CNI DEL of mesh pod s2"
+for _ in $(seq 50); do [ -z "$(ocm_links "$B")" ] && break; sleep 0.1; done
+[ -z "$(ocm_links "$B")" ] || fail "node b kept its mesh return link after its last mesh pod left: $(ocm_links "$B")"
+[ -n "$(ocm_links "$A")" ] || fail "node a lost its mesh return link though its mesh pods remain"
+
 echo "PASS"
