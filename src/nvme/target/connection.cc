@@ -104,6 +104,10 @@ void TargetConnection::onEvents(uint32_t events) {
 bool TargetConnection::drainParser() {
   for (;;) {
     if (outputFull()) {
+      flushOutput();  // the replies batched so far go out first
+      if (state_ == State::kClosed) return false;
+    }
+    if (outputFull()) {
       paused_ = true;
       updateInterest();
       return false;
@@ -120,8 +124,24 @@ bool TargetConnection::drainParser() {
   }
 }
 
+// The replies to the PDUs of one read() leave together: one sendmsg for a
+// batch of commands instead of one per reply (over loopback or a veth the
+// sender also pays for the receiver's stack, per segment).
+struct TargetConnection::ReplyBatch {
+  explicit ReplyBatch(TargetConnection& c) : c(c) { ++c.batching_; }
+  ~ReplyBatch() {
+    if (--c.batching_ == 0) c.flushBatch();
+  }
+  TargetConnection& c;
+};
+
+void TargetConnection::flushBatch() {
+  if (batching_ == 0 && state_ != State::kClosed && !want_write_ && !out_.empty()) flushOutput();
+}
+
 void TargetConnection::readAvailable() {
   auto self = shared_from_this();  // a handler may close us
+  ReplyBatch batch(*this);
   if (!drainParser()) return;
   uint8_t buf[65536];
   for (;;) {
@@ -129,6 +149,7 @@ void TargetConnection::readAvailable() {
     if (n > 0) {
       parser_.feed(buf, static_cast<size_t>(n));
       if (!drainParser()) return;
+      if (state_ != State::kClosed && !want_write_ && !out_.empty()) flushOutput();  // this read's replies
       continue;
     }
     if (n == 0) {
@@ -527,6 +548,15 @@ void TargetConnection::terminate(const FatalError& e) {
   }
   send(buildTermReq(kC2HTermReq, e.fes, e.fei, e.header));
   flushOutput();
+  if (state_ != State::kClosed && out_.empty()) {
+    // A FIN after the TermReq, not a reset: closing with unread commands in
+    // the receive queue would send an RST, and a host whose stack takes the
+    // RST first never reads the TermReq. What the host already sent is
+    // discarded (bounded: a host still sending gets its reset).
+    ::shutdown(fd_, SHUT_WR);
+    uint8_t sink[16384];
+    for (int i = 0; i < 64 && ::read(fd_, sink, sizeof sink) > 0; ++i) {}
+  }
   close("fatal transport error: " + e.reason);
 }
 
@@ -535,7 +565,7 @@ void TargetConnection::send(std::vector<uint8_t> bytes, bool completion) {
   out_bytes_ += bytes.size();
   if (completion) ++unsent_completions_;
   out_.push_back(OutPdu{std::move(bytes), completion});
-  if (!want_write_) flushOutput();
+  if (!want_write_ && batching_ == 0) flushOutput();  // else at the end of the batch (ReplyBatch)
 }
 
 void TargetConnection::flushOutput() {
