@@ -33,8 +33,9 @@ FatalError fatal(uint16_t fes, uint32_t fei, const uint8_t* h, size_t avail, std
 // and PLEN, sets the digest flags, then appends the header digest, padding,
 // data and data digest. PLEN and PDO are part of what the header digest
 // covers, so they are final before it is computed.
-std::vector<uint8_t> assemble(std::vector<uint8_t> hdr, const uint8_t* data, size_t len, Digests d,
-                              uint32_t alignment) {
+// Everything of a PDU before its data: the header with PDO and PLEN final,
+// the header digest, and the padding up to PDO.
+std::vector<uint8_t> assembleHead(std::vector<uint8_t> hdr, size_t len, Digests d, uint32_t alignment) {
   const uint32_t hlen = static_cast<uint32_t>(hdr.size());
   const uint32_t hd = d.header ? kDigestSize : 0;
   const uint32_t dd = d.data && len > 0 ? kDigestSize : 0;
@@ -55,11 +56,18 @@ std::vector<uint8_t> assemble(std::vector<uint8_t> hdr, const uint8_t* data, siz
     putLe32(le, offcore::crc32c(0, out.data(), hlen));
     out.insert(out.end(), le, le + 4);
   }
+  if (len > 0) out.resize(pdo, 0);
+  return out;
+}
+
+std::vector<uint8_t> assemble(std::vector<uint8_t> hdr, const uint8_t* data, size_t len, Digests d,
+                              uint32_t alignment) {
+  std::vector<uint8_t> out = assembleHead(std::move(hdr), len, d, alignment);
   if (len > 0) {
-    out.resize(pdo, 0);
     out.insert(out.end(), data, data + len);
-    if (dd) {
-      putLe32(le, offcore::crc32c(0, data, len));
+    if (d.data) {
+      uint8_t le[4];
+      putLe32(le, dataDigest(data, len));
       out.insert(out.end(), le, le + 4);
     }
   }
@@ -242,6 +250,20 @@ std::vector<uint8_t> buildCapsuleResp(const Cqe& cqe, Digests d) {
 
 std::vector<uint8_t> buildData(PduType type, uint16_t cccid, uint16_t ttag, uint32_t offset, const uint8_t* data,
                                size_t len, bool last, bool success, Digests d, uint32_t alignment) {
+  auto out = buildDataHead(type, cccid, ttag, offset, len, last, success, d, alignment);
+  if (len > 0) {
+    out.insert(out.end(), data, data + len);
+    if (d.data) {
+      uint8_t le[4];
+      putLe32(le, dataDigest(data, len));
+      out.insert(out.end(), le, le + 4);
+    }
+  }
+  return out;
+}
+
+std::vector<uint8_t> buildDataHead(PduType type, uint16_t cccid, uint16_t ttag, uint32_t offset, size_t len, bool last,
+                                   bool success, Digests d, uint32_t alignment) {
   auto h = header(type, kDataHlen, d);
   if (last) h[1] |= kFlagLastPdu;
   if (success) h[1] |= kFlagSuccess;
@@ -249,8 +271,10 @@ std::vector<uint8_t> buildData(PduType type, uint16_t cccid, uint16_t ttag, uint
   putLe16(h.data() + 10, ttag);
   putLe32(h.data() + 12, offset);
   putLe32(h.data() + 16, static_cast<uint32_t>(len));
-  return assemble(std::move(h), data, len, d, alignment);
+  return assembleHead(std::move(h), len, d, alignment);
 }
+
+uint32_t dataDigest(const uint8_t* data, size_t len) { return offcore::crc32c(0, data, len); }
 
 std::vector<uint8_t> buildR2T(uint16_t cccid, uint16_t ttag, uint32_t offset, uint32_t len, Digests d) {
   auto h = header(kR2T, kR2THlen, d);

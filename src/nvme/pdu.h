@@ -108,6 +108,13 @@ std::vector<uint8_t> buildCapsuleCmd(const Sqe& sqe, const uint8_t* data, size_t
 std::vector<uint8_t> buildCapsuleResp(const Cqe& cqe, Digests d);
 std::vector<uint8_t> buildData(PduType type, uint16_t cccid, uint16_t ttag, uint32_t offset, const uint8_t* data,
                                size_t len, bool last, bool success, Digests d, uint32_t alignment);
+// The part of a data PDU (C2HData, H2CData) before its `len` data bytes,
+// for a sender that writes the data from its own buffer: then the data, and
+// with d.data the 4-byte little-endian dataDigest of it. buildData is
+// buildDataHead + data + digest.
+std::vector<uint8_t> buildDataHead(PduType type, uint16_t cccid, uint16_t ttag, uint32_t offset, size_t len, bool last,
+                                   bool success, Digests d, uint32_t alignment);
+uint32_t dataDigest(const uint8_t* data, size_t len);  // CRC32C
 std::vector<uint8_t> buildR2T(uint16_t cccid, uint16_t ttag, uint32_t offset, uint32_t len, Digests d);
 std::vector<uint8_t> buildTermReq(PduType type, uint16_t fes, uint32_t fei, const std::vector<uint8_t>& errored);
 

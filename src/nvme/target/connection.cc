@@ -497,7 +497,28 @@ void TargetConnection::armAuthDeadline(uint32_t ms, const char* why) {
 void TargetConnection::respond(uint16_t cid, const Completion& c, uint32_t transfer_len) {
   if (state_ == State::kClosed) return;
   bool sent_success = false;
-  if (c.status == kScSuccess && !c.data.empty()) {
+  if (c.status == kScSuccess && c.payload && c.payload->size > 0) {
+    // A read: its buffer goes out as is, by reference.
+    size_t total = std::min<size_t>(c.payload->size, transfer_len);
+    for (size_t off = 0; off < total; off += kC2HChunk) {
+      size_t n = std::min(kC2HChunk, total - off);
+      bool last = off + n == total;
+      bool success = last && sq_flow_disabled_;
+      OutPdu pdu;
+      pdu.bytes =
+          buildDataHead(kC2HData, cid, 0, static_cast<uint32_t>(off), n, last, success, digests(), host_alignment_);
+      pdu.completion = success;
+      pdu.ref = c.payload;
+      pdu.ref_off = off;
+      pdu.ref_len = n;
+      if (data_digest_) {
+        putLe32(pdu.ddgst, dataDigest(c.payload->data() + off, n));
+        pdu.ddgst_len = 4;
+      }
+      send(std::move(pdu));
+      sent_success = success;
+    }
+  } else if (c.status == kScSuccess && !c.data.empty()) {
     size_t total = std::min<size_t>(c.data.size(), transfer_len);
     for (size_t off = 0; off < total; off += kC2HChunk) {
       size_t n = std::min(kC2HChunk, total - off);
@@ -542,7 +563,7 @@ void TargetConnection::terminate(const FatalError& e) {
   // Replies not yet started are dropped so that the TermReq goes next.
   size_t keep = out_offset_ > 0 ? 1 : 0;
   while (out_.size() > keep) {
-    out_bytes_ -= out_.back().bytes.size();
+    out_bytes_ -= out_.back().size();
     if (out_.back().completion) --unsent_completions_;
     out_.pop_back();
   }
@@ -561,21 +582,47 @@ void TargetConnection::terminate(const FatalError& e) {
 }
 
 void TargetConnection::send(std::vector<uint8_t> bytes, bool completion) {
+  OutPdu pdu;
+  pdu.bytes = std::move(bytes);
+  pdu.completion = completion;
+  send(std::move(pdu));
+}
+
+void TargetConnection::send(OutPdu pdu) {
   if (state_ == State::kClosed) return;
-  out_bytes_ += bytes.size();
-  if (completion) ++unsent_completions_;
-  out_.push_back(OutPdu{std::move(bytes), completion});
+  out_bytes_ += pdu.size();
+  if (pdu.completion) ++unsent_completions_;
+  out_.push_back(std::move(pdu));
   if (!want_write_ && batching_ == 0) flushOutput();  // else at the end of the batch (ReplyBatch)
 }
 
+int TargetConnection::OutPdu::iovecs(size_t skip, iovec* iov) const {
+  int n = 0;
+  auto part = [&](const uint8_t* p, size_t len) {
+    if (skip >= len) {
+      skip -= len;
+      return;
+    }
+    iov[n].iov_base = const_cast<uint8_t*>(p + skip);  // sendmsg does not write through it
+    iov[n].iov_len = len - skip;
+    skip = 0;
+    ++n;
+  };
+  part(bytes.data(), bytes.size());
+  if (ref_len > 0) part(ref->data() + ref_off, ref_len);
+  if (ddgst_len > 0) part(ddgst, ddgst_len);
+  return n;
+}
+
 void TargetConnection::flushOutput() {
+  constexpr int kMaxIov = 192;  // 64 PDUs of up to 3 parts
   while (!out_.empty() && state_ != State::kClosed) {
-    iovec iov[64];
+    iovec iov[kMaxIov];
     int n = 0;
-    size_t first_off = out_offset_;
-    for (auto it = out_.begin(); it != out_.end() && n < 64; ++it, ++n) {
-      iov[n].iov_base = it->bytes.data() + (n == 0 ? first_off : 0);
-      iov[n].iov_len = it->bytes.size() - (n == 0 ? first_off : 0);
+    size_t skip = out_offset_;
+    for (auto it = out_.begin(); it != out_.end() && n + 3 <= kMaxIov; ++it) {
+      n += it->iovecs(skip, iov + n);
+      skip = 0;
     }
     // MSG_NOSIGNAL: an initiator that died (kill -9 of a node's disk
     // service) must cost its connection, not the gateway (SIGPIPE).
@@ -598,7 +645,7 @@ void TargetConnection::flushOutput() {
     size_t left = static_cast<size_t>(w);
     out_bytes_ -= left;
     while (left > 0 && !out_.empty()) {
-      size_t avail = out_.front().bytes.size() - out_offset_;
+      size_t avail = out_.front().size() - out_offset_;
       if (left >= avail) {
         left -= avail;
         if (out_.front().completion) --unsent_completions_;

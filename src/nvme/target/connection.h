@@ -5,6 +5,8 @@
 // on that group's thread.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -15,6 +17,7 @@
 #include "nvme/auth/dhchap_target.h"
 #include "nvme/pdu.h"
 #include "nvme/target/controller.h"
+#include "nvme/target/io_buffer.h"
 
 namespace offcore::nvme {
 
@@ -100,10 +103,20 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   uint16_t next_ttag_ = 0;
   std::vector<std::vector<uint8_t>> spare_buffers_;  // finished writes' buffers, for the next R2Ts
 
+  // One PDU to send: `bytes`, then (a C2HData from a read) `ref_len` bytes
+  // of the read's buffer at `ref_off` and its data digest, sent from there.
   struct OutPdu {
     std::vector<uint8_t> bytes;
     bool completion = false;
+    std::shared_ptr<const IoBuffer> ref;
+    size_t ref_off = 0, ref_len = 0;
+    uint8_t ddgst[4] = {};
+    uint8_t ddgst_len = 0;
+    size_t size() const { return bytes.size() + ref_len + ddgst_len; }
+    // Its parts from byte `skip` on, as iovecs (at most 3); returns how many.
+    int iovecs(size_t skip, iovec* iov) const;
   };
+  void send(OutPdu pdu);
   std::deque<OutPdu> out_;
   size_t out_offset_ = 0;
   size_t out_bytes_ = 0;

@@ -301,9 +301,10 @@ Completion Controller::readWrite(const Command& cmd, const Namespace& ns, bool w
     return Completion{};
   }
   Completion c;
-  c.data.resize(bytes);
-  auto s = ns.device->read(slba * kLbaBytes, c.data.data(), bytes);
+  auto buf = acquireIoBuffer(bytes);
+  auto s = ns.device->read(slba * kLbaBytes, buf->data(), bytes);
   if (!s.ok()) return withStatus(statusForBlockError(s.error(), false));
+  c.payload = std::move(buf);
   read_cmds_++;
   units_read_ += nlb * (kLbaBytes / 512);
   return c;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "nvme/pdu.h"
+#include "nvme/target/io_buffer.h"
 #include "nvme/target/subsystem.h"
 
 namespace offcore::nvme {
@@ -42,8 +43,9 @@ struct Completion {
   uint16_t status = kScSuccess;
   uint32_t dw0 = 0;
   uint32_t dw1 = 0;
-  std::vector<uint8_t> data;  // controller-to-host data
-  bool deferred = false;      // an AER: completes later through the event sink
+  std::vector<uint8_t> data;                // controller-to-host data
+  std::shared_ptr<const IoBuffer> payload;  // a read's data instead (sent by reference)
+  bool deferred = false;                    // an AER: completes later through the event sink
 };
 
 inline Completion withStatus(uint16_t status) {
