@@ -59,8 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto request = decodeCsrRequest(**frame);
     if (!request.ok()) break;
     auto again = decodeCsrRequest(encodeCsrRequest(*request).substr(4));
-    if (!again.ok() || again->id != request->id || again->op != request->op ||
-        again->spiffe_id != request->spiffe_id || again->csr_pem != request->csr_pem) {
+    if (!again.ok() || again->id != request->id || again->op != request->op || again->spiffe_id != request->spiffe_id ||
+        again->csr_pem != request->csr_pem) {
       __builtin_trap();
     }
     CsrResponse answer = service()->handle(*request);

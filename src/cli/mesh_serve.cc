@@ -326,6 +326,8 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
       check_drained();
     }
   });
+  // Its own unix sockets exist now (mesh.sock): no new ones from here on.
+  if (auto s = mesh::lockUnixSockets(); !s.ok()) return fail("mesh worker", s.error());
   std::printf("mesh proxy of node %s, epoch %d (pid %d): outbound :%u, inbound :%u\n", node.c_str(), epoch,
               static_cast<int>(::getpid()), opts.ports.outbound, opts.ports.inbound);
   std::fflush(stdout);

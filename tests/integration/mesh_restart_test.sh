@@ -9,8 +9,9 @@
 #  - every worker epoch is sandboxed: in its mount namespace the CA key is
 #    gone (the keeper's view still has it), block devices are gone, the
 #    cluster state is read-only; CAP_SYS_ADMIN and CAP_SYS_PTRACE are out
-#    of its bounding, permitted and effective sets, no_new_privs is set, and
-#    a process with its capabilities cannot read the keeper's /proc/PID/root.
+#    of its bounding, permitted and effective sets, no_new_privs and its
+#    seccomp filter are set, and a process with its capabilities cannot
+#    read the keeper's /proc/PID/root.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/svc_lib.sh"
 source "$(dirname "$0")/mesh_lib.sh"
@@ -52,6 +53,7 @@ sandbox_check() {
     (( bits & (1 << 12) )) || fail "the worker lost CAP_NET_ADMIN in $set (it needs it for IP_TRANSPARENT)"
   done
   echo "$caps" | grep -q 'NoNewPrivs:[[:space:]]*1' || fail "the worker runs without no_new_privs"
+  grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid/status" || fail "the worker runs without its seccomp filter (no new unix sockets)"
   # With the worker's capabilities (root's uid, no CAP_SYS_PTRACE).
   out=$(setpriv --inh-caps=-all --bounding-set=-all,+net_admin,+net_raw,+net_bind_service \
     ls "/proc/$keeper/root/" 2>&1) && fail "a process with the worker's capabilities can read the keeper's root"

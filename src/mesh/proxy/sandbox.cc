@@ -1,15 +1,21 @@
 #include "mesh/proxy/sandbox.h"
 
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <cstdint>
 
 #include "base/files.h"
@@ -104,6 +110,41 @@ Status enterSandbox(const SandboxOptions& options) {
   OC_TRY(setAttr("/", AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0));
   for (const auto& path : options.writable) OC_TRY(setAttr(path, 0, 0, MOUNT_ATTR_RDONLY));
   return dropCapabilities(options.keep_caps);
+}
+
+Status lockUnixSockets() {
+#if defined(__x86_64__)
+  constexpr uint32_t kArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+  constexpr uint32_t kArch = AUDIT_ARCH_AARCH64;
+#else
+#error "lockUnixSockets: add this architecture's AUDIT_ARCH"
+#endif
+  constexpr uint32_t kEnosys = SECCOMP_RET_ERRNO | ENOSYS;
+  constexpr uint32_t kEacces = SECCOMP_RET_ERRNO | EACCES;
+  sock_filter filter[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArch, 1, 0),
+    BPF_STMT(BPF_RET | BPF_K, kEnosys),
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+#if defined(__x86_64__)
+    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1),  // __X32_SYSCALL_BIT
+    BPF_STMT(BPF_RET | BPF_K, kEnosys),
+#endif
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, kEnosys),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 3),
+    // The domain is an int: its low 32 bits (little-endian on both arches).
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, kEacces),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0) {
+    return errnoError("sandbox: seccomp filter (needs no_new_privs)");
+  }
+  return okStatus();
 }
 
 }  // namespace offcore::mesh

@@ -13,6 +13,9 @@
 //   - capabilities: bounding, permitted and effective sets cut to `keep`,
 //     inheritable and ambient empty, then PR_SET_NO_NEW_PRIVS. Children it
 //     runs (`ip`) get at most `keep`.
+// Once its own unix sockets exist (mesh.sock), lockUnixSockets() takes
+// away the rest: the worker keeps uid 0, so the file system alone would
+// still let it connect to root's sockets (the agent's API among them).
 // docs/MESH.md "Identity and mTLS" lists what it does not cover.
 #pragma once
 
@@ -36,5 +39,13 @@ std::vector<int> workerCapabilities(bool rt_priority);
 // For the current process; call before any thread starts (unshare of the
 // mount namespace refuses a process whose threads share its fs state).
 Status enterSandbox(const SandboxOptions& options);
+
+// A seccomp filter on every thread of the process (and the children it
+// runs): socket(AF_UNIX, …) fails with EACCES, so no new unix socket can
+// connect anywhere; io_uring (which would bypass the filter) and foreign
+// syscall ABIs (x32, i386) fail with ENOSYS. Sockets it already holds
+// (listening, accepted, socketpairs) keep working. Needs no_new_privs
+// (enterSandbox sets it) or CAP_SYS_ADMIN.
+Status lockUnixSockets();
 
 }  // namespace offcore::mesh

@@ -86,8 +86,8 @@ Status CaChannel::start() {
 
 bool CaChannel::admit() {
   auto now = std::chrono::steady_clock::now();
-  tokens_ = std::min(options_.burst,
-                     tokens_ + std::chrono::duration<double>(now - refilled_).count() * options_.per_second);
+  tokens_ =
+      std::min(options_.burst, tokens_ + std::chrono::duration<double>(now - refilled_).count() * options_.per_second);
   refilled_ = now;
   if (tokens_ < 1) return false;
   tokens_ -= 1;

@@ -35,8 +35,8 @@ struct CsrRequest {
 struct CsrResponse {
   uint64_t id = 0;
   bool ok = false;
-  std::string error;     // !ok
-  std::string ca_pem;    // trust
+  std::string error;   // !ok
+  std::string ca_pem;  // trust
   std::string trust_domain;
   std::string cert_pem;  // sign
   int64_t issued_at = 0;

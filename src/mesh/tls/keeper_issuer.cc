@@ -49,7 +49,8 @@ Result<std::unique_ptr<KeeperIssuer>> KeeperIssuer::connect(int fd, std::chrono:
   CsrRequest trust;
   trust.op = CsrRequest::Op::kTrust;
   OC_ASSIGN_OR_RETURN(CsrResponse r, issuer->roundTrip(trust));
-  if (r.ca_pem.empty() || r.trust_domain.empty()) return makeError("the keeper sent no CA certificate; restart the mesh");
+  if (r.ca_pem.empty() || r.trust_domain.empty())
+    return makeError("the keeper sent no CA certificate; restart the mesh");
   OC_TRY(parseCert(r.ca_pem));
   issuer->ca_pem_ = std::move(r.ca_pem);
   issuer->trust_domain_ = std::move(r.trust_domain);
@@ -66,8 +67,8 @@ Result<CsrResponse> KeeperIssuer::roundTrip(CsrRequest request) {
   if (frame.size() > kMaxCsrFrame + 4) return makeError("CA channel: request above 16 KiB");
   auto deadline = Clock::now() + timeout_;
   auto late = [&] {
-    return makeError("the mesh keeper did not answer a certificate request within " +
-                     std::to_string(timeout_.count()) + " ms; is `offcore mesh serve` running?");
+    return makeError("the mesh keeper did not answer a certificate request within " + std::to_string(timeout_.count()) +
+                     " ms; is `offcore mesh serve` running?");
   };
   for (size_t sent = 0; sent < frame.size();) {
     ssize_t n = ::send(fd_, frame.data() + sent, frame.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
