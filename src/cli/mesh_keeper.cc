@@ -165,6 +165,10 @@ class Keeper {
     auto ca = std::make_unique<mesh::tls::CaChannel>(loop_, *ca_service_, pair[0], [epoch](const std::string& why) {
       spdlog::warn("mesh epoch {}: CA channel closed ({})", epoch, why);
     });
+    if (auto s = ca->start(); !s.ok()) {
+      ::close(pair[1]);
+      return s;
+    }
     std::string fd_arg = "ca=" + std::to_string(pair[1]);
     for (const auto& [name, fd] : fds_) fd_arg += "," + name + "=" + std::to_string(fd);
     SpawnOptions o;
@@ -184,7 +188,6 @@ class Keeper {
     if (!pid.ok()) return pid.error();
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
     if (pidfd < 0) return errnoError("pidfd_open");
-    OC_TRY(ca->start());
     workers_[*pid] = Worker{epoch, pidfd, std::move(ca)};
     pid_t pid_v = *pid;
     OC_TRY(loop_.watchFd(pidfd, EPOLLIN, [this, pid_v](uint32_t) { reaped(pid_v); }));

@@ -130,9 +130,10 @@ TEST_F(CaServiceTest, LifetimeIsCappedByTheKeeper) {
 }
 
 TEST_F(CaServiceTest, GarbledAndOversizedFramesAreErrors) {
-  for (std::string bad : {std::string("not json"), std::string("[1,2]"), std::string(R"({"v":2,"id":1,"op":"trust"})"),
-                          std::string(R"({"v":1,"op":"trust"})"), std::string(R"({"v":1,"id":1,"op":"mint"})"),
-                          std::string(R"({"v":1,"id":1,"op":"sign","spiffeId":5,"csr":"x"})")}) {
+  for (const std::string& bad :
+       {std::string("not json"), std::string("[1,2]"), std::string(R"({"v":2,"id":1,"op":"trust"})"),
+        std::string(R"({"v":1,"op":"trust"})"), std::string(R"({"v":1,"id":1,"op":"mint"})"),
+        std::string(R"({"v":1,"id":1,"op":"sign","spiffeId":5,"csr":"x"})")}) {
     EXPECT_FALSE(service_->handleFrame(bad).ok()) << bad;
   }
   FrameReader reader;
