@@ -11,6 +11,12 @@
 //     exits. The kernel's accept queue is shared, so no connection is
 //     refused or reset in between;
 //   - SIGTERM stops the worker (it drains) and then the keeper.
+// It also holds the cluster's mesh CA: the worker, which handles hostile
+// traffic, never opens it. Each epoch gets its own end of a socketpair (the
+// CA channel, `ca=N` in --fds) over which it sends CSRs; the keeper signs
+// only identities of this node's mesh pods (mesh/tls/ca_service.h). The
+// keeper is not dumpable, so a worker without CAP_SYS_PTRACE cannot read
+// its memory or its /proc/<pid>/root.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -25,15 +31,21 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <memory>
+#include <set>
 
 #include "api/api_client.h"
 #include "base/event_loop.h"
+#include "base/files.h"
 #include "base/json.h"
 #include "base/subprocess.h"
 #include "cli/mesh_node.h"
 #include "dpu/layout.h"
 #include "dpu/node_state.h"
 #include "mesh/proxy/interception.h"
+#include "mesh/proxy/workloads.h"
+#include "mesh/tls/ca_service.h"
+#include "svc/cluster_store.h"
 
 namespace offcore {
 
@@ -71,11 +83,15 @@ Result<int> listenOn(const std::string& ip, uint16_t port, bool transparent) {
 
 class Keeper {
  public:
-  Keeper(const CliContext& ctx, std::string node) : node_(std::move(node)), exe_(selfExe()) {
+  Keeper(const CliContext& ctx, std::string node)
+      : node_(std::move(node)), exe_(selfExe()), cluster_dir_(ctx.config.cluster_dir) {
     layout_ = NodeLayout::forNode(ctx.config, node_);
   }
 
   int run() {
+    // Before the CA key is in memory: no core dump, no ptrace or /proc
+    // access for anything that lacks CAP_SYS_PTRACE (the workers).
+    if (::prctl(PR_SET_DUMPABLE, 0) != 0) return fail("mesh serve", errnoError("PR_SET_DUMPABLE"));
     sigset_t mask;
     sigemptyset(&mask);
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
@@ -104,6 +120,7 @@ class Keeper {
     if (!mfd.ok()) return fail("mesh serve", mfd.error());
     fds_["metrics"] = *mfd;
     if (auto s = loop_.init(); !s.ok()) return fail("mesh serve", s.error());
+    if (auto s = startCa(); !s.ok()) return fail("mesh serve", s.error());
     int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) return fail("mesh serve", errnoError("signalfd"));
     (void)loop_.watchFd(sfd, EPOLLIN, [this, sfd](uint32_t) {
@@ -121,15 +138,42 @@ class Keeper {
   struct Worker {
     int epoch = 0;
     int pidfd = -1;
+    std::unique_ptr<mesh::tls::CaChannel> ca;
   };
+
+  // The CA (created on first use), the settings it signs with, and the
+  // directories the worker's read-only view needs to find in place.
+  Status startCa() {
+    OC_ASSIGN_OR_RETURN(MeshNodeSettings settings, readMeshSettings(layout_.mesh_file));
+    for (const std::string& dir : {cluster_dir_ + "/health", cluster_dir_ + "/mesh"}) OC_TRY(makeDirs(dir));
+    OC_ASSIGN_OR_RETURN(ca_, mesh::tls::Ca::loadOrCreate(cluster_dir_ + "/mesh/ca", settings.trust_domain));
+    std::string td = settings.trust_domain;
+    ca_service_ = std::make_unique<mesh::tls::CaService>(
+        *ca_, node_, mesh::tls::Seconds(settings.cert_ttl_s),
+        [dir = cluster_dir_, node = node_, td]() -> Result<std::set<std::string>> {
+          OC_ASSIGN_OR_RETURN(auto state, svc::ClusterStore(dir).load());
+          return mesh::meshIdentitiesOnNode(state, node, td);
+        });
+    return okStatus();
+  }
 
   Status startEpoch() {
     int epoch = ++epoch_;
-    std::string fd_arg;
-    for (const auto& [name, fd] : fds_) fd_arg += (fd_arg.empty() ? "" : ",") + name + "=" + std::to_string(fd);
+    // The epoch's CA channel: the worker's end goes to the child only.
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return errnoError("CA channel socketpair");
+    auto ca = std::make_unique<mesh::tls::CaChannel>(loop_, *ca_service_, pair[0], [epoch](const std::string& why) {
+      spdlog::warn("mesh epoch {}: CA channel closed ({})", epoch, why);
+    });
+    if (auto s = ca->start(); !s.ok()) {
+      ::close(pair[1]);
+      return s;
+    }
+    std::string fd_arg = "ca=" + std::to_string(pair[1]);
+    for (const auto& [name, fd] : fds_) fd_arg += "," + name + "=" + std::to_string(fd);
     SpawnOptions o;
     o.output_file = layout_.run_dir + "/mesh.log";
-    std::vector<int> keep;
+    std::vector<int> keep{pair[1]};
     for (const auto& [name, fd] : fds_) keep.push_back(fd);
     o.in_child = [keep]() -> Status {
       // The proxy never outlives its keeper: a new keeper must be able to bind.
@@ -139,14 +183,15 @@ class Keeper {
       }
       return okStatus();
     };
-    OC_ASSIGN_OR_RETURN(
-        pid_t pid,
-        spawn({exe_, "mesh", "worker", "--node", node_, "--epoch", std::to_string(epoch), "--fds", fd_arg}, o));
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    auto pid = spawn({exe_, "mesh", "worker", "--node", node_, "--epoch", std::to_string(epoch), "--fds", fd_arg}, o);
+    ::close(pair[1]);
+    if (!pid.ok()) return pid.error();
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
     if (pidfd < 0) return errnoError("pidfd_open");
-    workers_[pid] = Worker{epoch, pidfd};
-    OC_TRY(loop_.watchFd(pidfd, EPOLLIN, [this, pid](uint32_t) { reaped(pid); }));
-    spdlog::info("mesh epoch {} started (pid {})", epoch, pid);
+    workers_[*pid] = Worker{epoch, pidfd, std::move(ca)};
+    pid_t pid_v = *pid;
+    OC_TRY(loop_.watchFd(pidfd, EPOLLIN, [this, pid_v](uint32_t) { reaped(pid_v); }));
+    spdlog::info("mesh epoch {} started (pid {})", epoch, pid_v);
     return okStatus();
   }
 
@@ -218,8 +263,10 @@ class Keeper {
     loop_.addTimer(std::chrono::milliseconds(20), [this, epoch, old, deadline] { waitReady(epoch, old, deadline); });
   }
 
-  std::string node_, exe_;
+  std::string node_, exe_, cluster_dir_;
   NodeLayout layout_;
+  std::unique_ptr<mesh::tls::Ca> ca_;
+  std::unique_ptr<mesh::tls::CaService> ca_service_;
   EventLoop loop_;
   std::map<std::string, int> fds_;
   std::map<pid_t, Worker> workers_;

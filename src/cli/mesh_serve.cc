@@ -29,9 +29,10 @@
 #include "mesh/proxy/interception.h"
 #include "mesh/proxy/node_proxy.h"
 #include "mesh/proxy/routing_connector.h"
+#include "mesh/proxy/sandbox.h"
 #include "mesh/proxy/xds_merge.h"
-#include "mesh/tls/ca.h"
 #include "mesh/tls/cert_manager.h"
+#include "mesh/tls/keeper_issuer.h"
 #include "mesh/xds/xds_client.h"
 #include "net/dataplane.h"
 
@@ -112,13 +113,30 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
                    std::strerror(errno));
     }
   }
-  // Identities: the cluster's CA issues this node's pods' certificates
-  // (short-lived, rotated at half life).
-  auto ca = mesh::tls::Ca::loadOrCreate(ctx.config.cluster_dir + "/mesh/ca", settings->trust_domain);
-  if (!ca.ok()) return fail("mesh worker", ca.error());
+  // The sandbox (mesh/proxy/sandbox.h): from here on the CA directory is an
+  // empty tmpfs, the file system read-only but for the run directory, and
+  // the capabilities those of a proxy.
+  auto ca_fd = inherited->find("ca");
+  if (ca_fd == inherited->end()) {
+    return fail("mesh worker",
+                makeError("no CA channel in --fds (ca=N); the worker is started by `offcore mesh serve`"));
+  }
+  mesh::SandboxOptions sandbox;
+  sandbox.ca_dir = ctx.config.cluster_dir + "/mesh/ca";
+  sandbox.writable = {l.run_dir};
+  sandbox.keep_caps = mesh::workerCapabilities(settings->rt_priority > 0);
+  if (auto s = mesh::enterSandbox(sandbox); !s.ok()) return fail("mesh worker", s.error());
+  // Identities: the keeper's CA signs this node's pods' certificates
+  // (short-lived, rotated at half life); their keys are made here.
+  auto issuer = mesh::tls::KeeperIssuer::connect(ca_fd->second);
+  if (!issuer.ok()) return fail("mesh worker", issuer.error());
+  if ((*issuer)->trustDomain() != settings->trust_domain) {
+    return fail("mesh worker", makeError("the keeper's CA is for trust domain " + (*issuer)->trustDomain() + ", not " +
+                                         settings->trust_domain + "; restart the mesh service (`offcore mesh up`)"));
+  }
   mesh::tls::CertManager::Options co;
   co.ttl = mesh::tls::Seconds(settings->cert_ttl_s);
-  mesh::tls::CertManager certs(loop, **ca, co);
+  mesh::tls::CertManager certs(loop, **issuer, co);
   if (auto s = certs.init(); !s.ok()) return fail("mesh worker", s.error());
   mesh::TcpConnector tcp(loop);
   mesh::hbone::HboneConnector hbone(loop, certs, {opts.ports.hbone, opts.node_ip, {}});
@@ -308,6 +326,8 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
       check_drained();
     }
   });
+  // Its own unix sockets exist now (mesh.sock): no new ones from here on.
+  if (auto s = mesh::lockUnixSockets(); !s.ok()) return fail("mesh worker", s.error());
   std::printf("mesh proxy of node %s, epoch %d (pid %d): outbound :%u, inbound :%u\n", node.c_str(), epoch,
               static_cast<int>(::getpid()), opts.ports.outbound, opts.ports.inbound);
   std::fflush(stdout);

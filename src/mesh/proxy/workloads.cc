@@ -35,6 +35,15 @@ std::vector<MeshWorkload> buildWorkloads(const svc::ClusterState& state, const s
   return out;
 }
 
+std::set<std::string> meshIdentitiesOnNode(const svc::ClusterState& state, const std::string& node,
+                                           const std::string& trust_domain) {
+  std::set<std::string> out;
+  for (const auto& w : buildWorkloads(state, node, trust_domain)) {
+    if (w.node == node && w.mesh) out.insert(w.identity);
+  }
+  return out;
+}
+
 const MeshWorkload* findWorkload(const std::vector<MeshWorkload>& workloads, const std::string& ip) {
   auto it = std::lower_bound(workloads.begin(), workloads.end(), ip,
                              [](const MeshWorkload& w, const std::string& key) { return w.ip < key; });

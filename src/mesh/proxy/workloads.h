@@ -2,6 +2,7 @@
 // how to reach a destination address), from offcore's cluster state.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,11 @@ namespace offcore::mesh {
 // same VPC), if one names it.
 std::vector<MeshWorkload> buildWorkloads(const svc::ClusterState& state, const std::string& self_node,
                                          const std::string& trust_domain);
+
+// The SPIFFE IDs of the mesh pods scheduled on `node`: the identities its
+// proxy may hold, and the only ones the keeper's CA signs for it.
+std::set<std::string> meshIdentitiesOnNode(const svc::ClusterState& state, const std::string& node,
+                                           const std::string& trust_domain);
 
 // The workload with address `ip` (nullptr if none). `workloads` sorted by ip.
 const MeshWorkload* findWorkload(const std::vector<MeshWorkload>& workloads, const std::string& ip);

@@ -1,6 +1,7 @@
 #include "mesh/tls/ca.h"
 
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -73,14 +74,6 @@ Result<X509Ptr> newCert(EVP_PKEY* key, const std::string& trust_domain, const st
   }
   if (!X509_set_pubkey(cert.get(), key)) return makeError("x509 pubkey: " + opensslError());
   return cert;
-}
-
-Result<std::string> keyPem(EVP_PKEY* key) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) {
-    return makeError("key pem: " + opensslError());
-  }
-  return bioString(bio.get());
 }
 
 }  // namespace
@@ -167,36 +160,66 @@ Result<std::unique_ptr<Ca>> Ca::loadOrCreate(const std::string& dir, const std::
   return std::unique_ptr<Ca>(new Ca(trust_domain, cert_pem, std::move(keys), not_after));
 }
 
-Result<IssuedCert> Ca::issue(const std::string& spiffe_id, Seconds ttl) {
+namespace {
+
+// The workload certificate over `key`: the one place that decides its content.
+Result<IssuedCert> certify(EVP_PKEY* key, X509* ca_cert, EVP_PKEY* ca_key, const std::string& trust_domain,
+                           SystemTime ca_not_after, const std::string& spiffe_id, Seconds ttl) {
   OC_ASSIGN_OR_RETURN(SpiffeId id, parseSpiffeId(spiffe_id));
-  if (id.trust_domain != trust_domain_) {
-    return makeError("mesh CA: " + spiffe_id + " is outside trust domain " + trust_domain_);
+  if (id.trust_domain != trust_domain) {
+    return makeError("mesh CA: " + spiffe_id + " is outside trust domain " + trust_domain);
   }
   if (ttl < Seconds(1)) return makeError("mesh CA: certificate lifetime must be at least 1 s");
   // Whole seconds, as the certificate's times are: notAfter - issued_at is ttl.
   auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
-  if (now + ttl > not_after_) return makeError("mesh CA: it expires before the certificate would; renew the CA");
-  PkeyPtr key(EVP_EC_gen("P-256"));
-  if (!key) return makeError("workload key: " + opensslError());
-  OC_ASSIGN_OR_RETURN(X509Ptr cert,
-                      newCert(key.get(), trust_domain_, "", ttl, std::chrono::system_clock::to_time_t(now)));
+  if (now + ttl > ca_not_after) return makeError("mesh CA: it expires before the certificate would; renew the CA");
+  OC_ASSIGN_OR_RETURN(X509Ptr cert, newCert(key, trust_domain, "", ttl, std::chrono::system_clock::to_time_t(now)));
   X509* c = cert.get();
-  X509_set_issuer_name(c, X509_get_subject_name(keys_->cert.get()));
-  OC_TRY(addExt(c, keys_->cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
-  OC_TRY(addExt(c, keys_->cert.get(), NID_key_usage, "critical,digitalSignature,keyAgreement"));
-  OC_TRY(addExt(c, keys_->cert.get(), NID_ext_key_usage, "serverAuth,clientAuth"));
-  OC_TRY(addExt(c, keys_->cert.get(), NID_subject_alt_name, "critical,URI:" + id.str()));
-  OC_TRY(addExt(c, keys_->cert.get(), NID_authority_key_identifier, "keyid:always"));
-  if (!X509_sign(c, keys_->key.get(), EVP_sha256())) return makeError("workload cert sign: " + opensslError());
+  X509_set_issuer_name(c, X509_get_subject_name(ca_cert));
+  OC_TRY(addExt(c, ca_cert, NID_basic_constraints, "critical,CA:FALSE"));
+  OC_TRY(addExt(c, ca_cert, NID_key_usage, "critical,digitalSignature,keyAgreement"));
+  OC_TRY(addExt(c, ca_cert, NID_ext_key_usage, "serverAuth,clientAuth"));
+  OC_TRY(addExt(c, ca_cert, NID_subject_alt_name, "critical,URI:" + id.str()));
+  OC_TRY(addExt(c, ca_cert, NID_authority_key_identifier, "keyid:always"));
+  if (!X509_sign(c, ca_key, EVP_sha256())) return makeError("workload cert sign: " + opensslError());
   IssuedCert out;
   out.spiffe_id = id.str();
-  OC_ASSIGN_OR_RETURN(out.key_pem, keyPem(key.get()));
   OC_ASSIGN_OR_RETURN(out.cert_pem, certPem(c));
   out.serial = serialHex(c);
   out.issued_at = now;
   out.not_before = asn1Time(X509_get0_notBefore(c));
   out.not_after = asn1Time(X509_get0_notAfter(c));
   return out;
+}
+
+}  // namespace
+
+Result<IssuedCert> Ca::issue(const std::string& spiffe_id, Seconds ttl) {
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  if (!key) return makeError("workload key: " + opensslError());
+  OC_ASSIGN_OR_RETURN(IssuedCert out, certify(key.get(), keys_->cert.get(), keys_->key.get(), trust_domain_, not_after_,
+                                              spiffe_id, ttl));
+  OC_ASSIGN_OR_RETURN(out.key_pem, keyPem(key.get()));
+  return out;
+}
+
+Result<IssuedCert> Ca::sign(const std::string& csr_pem, const std::string& spiffe_id, Seconds ttl) {
+  BioPtr bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+  X509ReqPtr req(bio ? PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!req) return makeError("mesh CA: the CSR is not a PEM certificate request: " + opensslError());
+  EVP_PKEY* key = X509_REQ_get0_pubkey(req.get());
+  char group[64] = {0};
+  if (!key || !EVP_PKEY_is_a(key, "EC") ||
+      !EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, nullptr) ||
+      std::string(group) != "prime256v1") {
+    ERR_clear_error();
+    return makeError("mesh CA: the CSR's key is not EC P-256; generate a P-256 key");
+  }
+  if (X509_REQ_verify(req.get(), key) != 1) {
+    ERR_clear_error();
+    return makeError("mesh CA: the CSR's signature does not verify (no proof of possession of its key)");
+  }
+  return certify(key, keys_->cert.get(), keys_->key.get(), trust_domain_, not_after_, spiffe_id, ttl);
 }
 
 }  // namespace offcore::mesh::tls

@@ -29,7 +29,7 @@ Result<SpiffeId> parseSpiffeId(const std::string& id);
 // One issued certificate and its key, PEM.
 struct IssuedCert {
   std::string spiffe_id;
-  std::string key_pem;
+  std::string key_pem;  // "" from Ca::sign: the key stays with whoever made the request
   std::string cert_pem;
   std::string serial;  // hex, as `openssl x509 -serial` prints it
   SystemTime issued_at;
@@ -59,6 +59,11 @@ class Ca : public CertIssuer {
   // A key and certificate for `spiffe_id` (of this trust domain), valid for
   // `ttl` (>= 1 s) from now; notBefore is backdated 60 s for clock skew.
   Result<IssuedCert> issue(const std::string& spiffe_id, Seconds ttl = kDefaultTtl) override;
+  // The same certificate over the public key of `csr_pem`, a PKCS#10 request
+  // whose own signature must verify (proof of possession) and whose key is
+  // EC P-256. Nothing else of the request is used: subject, SAN, extensions
+  // and lifetime are the CA's, as in issue(). key_pem stays empty.
+  Result<IssuedCert> sign(const std::string& csr_pem, const std::string& spiffe_id, Seconds ttl = kDefaultTtl);
   const std::string& caPem() const override { return ca_pem_; }
   const std::string& trustDomain() const override { return trust_domain_; }
   SystemTime notAfter() const { return not_after_; }

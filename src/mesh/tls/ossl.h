@@ -15,6 +15,7 @@ namespace offcore::mesh::tls {
 struct OsslFree {
   void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
   void operator()(X509* p) const { X509_free(p); }
+  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
   void operator()(BIO* p) const { BIO_free(p); }
   void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
   void operator()(SSL* p) const { SSL_free(p); }
@@ -22,6 +23,7 @@ struct OsslFree {
 };
 using PkeyPtr = std::unique_ptr<EVP_PKEY, OsslFree>;
 using X509Ptr = std::unique_ptr<X509, OsslFree>;
+using X509ReqPtr = std::unique_ptr<X509_REQ, OsslFree>;
 using BioPtr = std::unique_ptr<BIO, OsslFree>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, OsslFree>;
 using SslPtr = std::unique_ptr<SSL, OsslFree>;

@@ -44,6 +44,14 @@ Result<std::string> certPem(X509* cert) {
   return bioString(bio.get());
 }
 
+Result<std::string> keyPem(EVP_PKEY* key) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || !PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) {
+    return makeError("key pem: " + opensslError());
+  }
+  return bioString(bio.get());
+}
+
 std::string serialHex(const X509* cert) {
   BnPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
   if (!bn) return {};

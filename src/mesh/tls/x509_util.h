@@ -16,6 +16,7 @@ std::string bioString(BIO* bio);
 Result<PkeyPtr> parseKey(const std::string& pem);
 Result<X509Ptr> parseCert(const std::string& pem);
 Result<std::string> certPem(X509* cert);
+Result<std::string> keyPem(EVP_PKEY* key);
 std::string serialHex(const X509* cert);
 SystemTime asn1Time(const ASN1_TIME* t);
 // The certificate's only URI SAN, when it is a workload SPIFFE ID.
