@@ -16,6 +16,7 @@
 #include "base/subprocess.h"
 #include "bench/fio.h"
 #include "bench/proc_stats.h"
+#include "bench/storage_target.h"
 #include "bench/suite.h"
 #include "dpu/node.h"
 
@@ -173,6 +174,8 @@ class StorageSuite final : public BenchSuite {
       report.rows.push_back({c.name + " p99 latency", "µs", median(lat99), median(llat99), true, ""});
     }
     progress.finish();
+    OC_ASSIGN_OR_RETURN(TargetAloneResult alone,
+                        measureTargetAlone(config_, options.quick, options.quick ? 1 : std::min(runs, 3)));
     double per_million = total_ios > 0 ? gw_cpu / total_ios * 1e6 : 0;
     report.rows.push_back({"gateway CPU per million I/Os", "CPU-s", per_million, std::nullopt, true,
                            "all cases, " + std::to_string(static_cast<long>(total_ios)) + " I/Os"});
@@ -180,7 +183,9 @@ class StorageSuite final : public BenchSuite {
         {"host-domain CPU during disk runs", "CPU-s", host_cpu, std::nullopt, true, "fio itself runs here"});
     report.rows.push_back(
         {"SoC-domain CPU during disk runs", "CPU-s", soc_cpu, std::nullopt, true, "initiator + FUSE daemon"});
+    report.rows.insert(report.rows.end(), alone.rows.begin(), alone.rows.end());
     report.notes.push_back("Ratios are offcore/local: for IOPS and bandwidth higher is better, for latency lower.");
+    report.notes.insert(report.notes.end(), alone.notes.begin(), alone.notes.end());
     report.notes.push_back(
         "Everything shares one 2-core machine: the SoC domain, the gateway and fio compete for "
         "the same cores, which a real DPU would not.");
