@@ -29,11 +29,15 @@ struct Case {
   uint32_t bs, qd;
   bool digests = false;
   double rate = 0;  // paced; 0 = as fast as it goes
+  int queues = 1;
 };
 
-// build/tests/offcore-nvme-bench beside build/src/offcore.
-std::string benchTool() {
-  return (std::filesystem::path(selfExe()).parent_path().parent_path() / "tests" / "offcore-nvme-bench").string();
+// build/tests/<name> beside build/src/offcore: offcore-nvme-perf (one
+// thread on epoll, the load of a polling initiator) for the unpaced cases,
+// offcore-nvme-bench (our initiator, a thread per command) for the paced one
+// and the fill.
+std::string benchTool(const char* name = "offcore-nvme-bench") {
+  return (std::filesystem::path(selfExe()).parent_path().parent_path() / "tests" / name).string();
 }
 
 // A loopback port nothing listens on now.
@@ -67,10 +71,12 @@ class TargetAlone {
     std::vector<int> cpus;
     for (int c = 0; c < CPU_SETSIZE; ++c)
       if (CPU_ISSET(c, &set)) cpus.push_back(c);
-    std::string tool = benchTool();
-    if (cpus.size() < 2 || !pathExists(tool)) {
+    std::string tool = benchTool(), perf = benchTool("offcore-nvme-perf");
+    if (cpus.size() < 2 || !pathExists(tool) || !pathExists(perf)) {
       out.notes.push_back("Target alone: skipped (" +
-                          std::string(cpus.size() < 2 ? "needs two cpus" : tool + " is missing; ninja offcore-nvme-bench") +
+                          std::string(cpus.size() < 2
+                                          ? "needs two cpus"
+                                          : "tests/tools are missing; ninja offcore-nvme-bench offcore-nvme-perf") +
                           ").");
       return out;
     }
@@ -79,6 +85,7 @@ class TargetAlone {
     OC_TRY(start());
     std::vector<Case> cases{{"4k randread QD1", "read", "rand", 4096, 1},
                             {"4k randread QD32", "read", "rand", 4096, 32},
+                            {"4k randread 2 queues x QD32", "read", "rand", 4096, 32, false, 0, 2},
                             {"4k randwrite QD32", "write", "rand", 4096, 32},
                             {"4k randread QD32, digests", "read", "rand", 4096, 32, true},
                             {"128k seq read QD8", "read", "seq", 131072, 8},
@@ -87,33 +94,39 @@ class TargetAlone {
     for (const auto& c : cases) {
       std::vector<double> iops, avg_us, p99_us, cpu_us;
       for (int r = 0; r < runs_; ++r) {
-        OC_ASSIGN_OR_RETURN(json j, measure(tool, c));
+        bool paced = c.rate > 0;
+        OC_ASSIGN_OR_RETURN(json j, measure(paced ? tool : perf, c));
         double n = j.value("ios", 0.0);
         iops.push_back(j.value("iops", 0.0));
-        avg_us.push_back(j.value("lat_avg_ms", 0.0) * 1000);
-        p99_us.push_back(j.value("lat_p99_ms", 0.0) * 1000);
+        avg_us.push_back(paced ? j.value("lat_avg_ms", 0.0) * 1000 : j.value("lat_avg_us", 0.0));
+        p99_us.push_back(paced ? j.value("lat_p99_ms", 0.0) * 1000 : j.value("lat_p99_us", 0.0));
         cpu_us.push_back(n > 0 ? last_cpu_s_ / n * 1e6 : 0);
       }
-      std::string detail = "avg " + fmt1(median(avg_us)) + " us, p99 " + fmt1(median(p99_us)) +
-                           " us; target cpu " + fmt1(median(cpu_us)) + " us per I/O";
+      std::string detail = "avg " + fmt1(median(avg_us)) + " us, p99 " + fmt1(median(p99_us)) + " us; target cpu " +
+                           fmt1(median(cpu_us)) + " us per I/O";
       if (c.rate > 0) {
-        out.rows.push_back({"target alone: target cpu per I/O, " + c.name + " at " + fmt0(c.rate) + " I/O/s",
-                            "µs", median(cpu_us), std::nullopt, true,
+        out.rows.push_back({"target alone: target cpu per I/O, " + c.name + " at " + fmt0(c.rate) + " I/O/s", "µs",
+                            median(cpu_us), std::nullopt, true,
                             "reached " + fmt0(median(iops)) + " I/O/s; avg " + fmt1(median(avg_us)) + " us"});
         continue;
       }
-      if (c.name == "4k randread QD32") detail += "; target >= 250k: " + std::string(median(iops) >= 250000 ? "met" : "NOT met");
+      if (c.name == "4k randread QD32")
+        detail += "; target >= 250k: " + std::string(median(iops) >= 250000 ? "met" : "NOT met");
       if (c.name == "4k randread QD1")
         detail += "; target avg <= 30 us: " + std::string(median(avg_us) <= 30 ? "met" : "NOT met");
       out.rows.push_back({"target alone: " + c.name + " IOPS", "I/O/s", median(iops), std::nullopt, false, detail});
     }
     out.notes.push_back(
-        "Target alone: `offcore target serve` on cpu " + target_cpu_ + " (taskset, one poll group), its store in "
-        "/dev/shm; offcore-nvme-bench (our initiator: a thread per command in flight) on cpu " + initiator_cpu_ +
-        ", loopback, " + std::to_string(seconds()) + " s per case, medians of " + std::to_string(runs_) +
+        "Target alone: `offcore target serve` on cpu " + target_cpu_ +
+        " (taskset, one poll group), its store in "
+        "/dev/shm; the load from cpu " +
+        initiator_cpu_ +
+        ": offcore-nvme-perf (tests/tools: one thread on epoll, "
+        "the way a polling initiator such as SPDK's perf drives a target) for the unpaced cases, our initiator "
+        "(offcore-nvme-bench, a thread per command) for the paced one; loopback, " +
+        std::to_string(seconds()) + " s per case, medians of " + std::to_string(runs_) +
         " run(s); target cpu is its utime + stime over the case. No mature target runs here (no SPDK, no "
-        "nvmet) to stand beside it; where IOPS stop growing while the target's cpu per I/O stays low, the "
-        "initiator is the limit, not the target.");
+        "nvmet) to stand beside it.");
     return out;
   }
 
@@ -143,18 +156,25 @@ class TargetAlone {
     OC_TRY(runChecked({selfExe(), "volume", "create", "v", "--size", "1G", "--target", name_}));
     nqn_ = "nqn.2026-11.io.offcore:" + name_ + ":v";
     // Allocate what the cases read.
-    return runChecked({"taskset", "-c", initiator_cpu_, benchTool(),
-                       "--port", listen_.substr(listen_.find(':') + 1), "--nqn", nqn_, "--rw", "write", "--bs",
-                       "1048576", "--qd", "8", "--seconds", "3", "--size-mib", "256"});
+    return runChecked({"taskset", "-c", initiator_cpu_, benchTool(), "--port", listen_.substr(listen_.find(':') + 1),
+                       "--nqn", nqn_, "--rw", "write", "--bs", "1048576", "--qd", "8", "--seconds", "3", "--size-mib",
+                       "256"});
   }
 
   Result<json> measure(const std::string& tool, const Case& c) {
-    std::vector<std::string> argv{"taskset", "-c", initiator_cpu_, tool, "--port", listen_.substr(listen_.find(':') + 1),
-                                  "--nqn", nqn_, "--rw", c.rw, "--pattern", c.pattern, "--bs", std::to_string(c.bs),
-                                  "--qd", std::to_string(c.qd), "--seconds", std::to_string(seconds()),
-                                  "--size-mib", "256"};
+    std::vector<std::string> argv{"taskset",      "-c",
+                                  initiator_cpu_, tool,
+                                  "--port",       listen_.substr(listen_.find(':') + 1),
+                                  "--nqn",        nqn_,
+                                  "--rw",         c.rw,
+                                  "--pattern",    c.pattern,
+                                  "--bs",         std::to_string(c.bs),
+                                  "--qd",         std::to_string(c.qd),
+                                  "--seconds",    std::to_string(seconds()),
+                                  "--size-mib",   "256"};
     if (c.digests) argv.push_back("--digests");
     if (c.rate > 0) argv.insert(argv.end(), {"--rate", fmt0(c.rate)});
+    argv.insert(argv.end(), {"--queues", std::to_string(c.queues)});
     OC_ASSIGN_OR_RETURN(double cpu0, processCpuSeconds(pid_));
     OC_ASSIGN_OR_RETURN(ProcessOutput p, runCapture(argv));
     OC_ASSIGN_OR_RETURN(double cpu1, processCpuSeconds(pid_));

@@ -4,12 +4,15 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "nvme/host/fabrics.h"
 
 namespace offcore::nvme {
 namespace {
 
 constexpr uint32_t kAdminInCapsule = 8192 - kSqeSize;  // NVME_TCP_ADMIN_CCSZ less the SQE
 constexpr uint32_t kAdminDepth = 32;
+
+}  // namespace
 
 Sqe fabricsConnect(uint16_t qid, uint16_t sqsize, uint32_t kato) {
   Sqe s;
@@ -32,6 +35,8 @@ std::vector<uint8_t> connectData(const HostOptions& o, uint16_t cntlid, const st
   return d;
 }
 
+namespace {
+
 Sqe property(uint8_t fctype, uint32_t ofst, uint8_t size, uint64_t value = 0) {
   Sqe s;
   s.b[0] = kFabricsCommand;
@@ -42,12 +47,16 @@ Sqe property(uint8_t fctype, uint32_t ofst, uint8_t size, uint64_t value = 0) {
   return s;
 }
 
-Sqe adminSqe(uint8_t opcode, uint32_t nsid = 0) {
+}  // namespace
+
+Sqe adminSqe(uint8_t opcode, uint32_t nsid) {
   Sqe s;
   s.b[0] = opcode;
   putLe32(s.b + 4, nsid);
   return s;
 }
+
+namespace {
 
 Error statusError(const std::string& what, uint16_t status) {
   char buf[16];
@@ -109,6 +118,8 @@ Status authenticateAfterConnect(HostQueue& q, const HostOptions& o, const std::s
   return okStatus();
 }
 
+}  // namespace
+
 // Brings a fresh admin queue to CSTS.RDY: Connect, authentication, CC.EN=1, wait.
 Result<uint16_t> connectAdmin(HostQueue& q, const HostOptions& o, const std::string& subnqn, uint32_t kato) {
   auto data = connectData(o, kCntlidDynamic, subnqn);
@@ -146,8 +157,6 @@ Result<uint16_t> connectAdmin(HostQueue& q, const HostOptions& o, const std::str
   }
   return cntlid;
 }
-
-}  // namespace
 
 Error blockErrorForStatus(uint16_t status, const std::string& what) {
   switch (status) {
