@@ -1,8 +1,11 @@
 // A BlockDevice in memory, for protocol tests that need no store.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "block/block_device.h"
@@ -27,7 +30,10 @@ class MemoryDevice : public BlockDevice {
     std::memcpy(data_.data() + off, buf, len);
     return okStatus();
   }
+  // hold_flush: a flush waits (up to 10 s) until it is cleared, as an
+  // fdatasync behind a slow disk would.
   Status flush() override {
+    for (int i = 0; i < 10000 && hold_flush.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     flushes++;
     return okStatus();
   }
@@ -41,7 +47,8 @@ class MemoryDevice : public BlockDevice {
     std::memset(data_.data() + off, 0, len);
     return okStatus();
   }
-  int flushes = 0, discards = 0;
+  std::atomic<int> flushes{0}, discards{0};
+  std::atomic<bool> hold_flush{false};
 
  private:
   Status check(uint64_t off, uint64_t len) const {

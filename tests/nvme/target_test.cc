@@ -330,5 +330,37 @@ TEST_F(TargetTest, ReconnectsAfterTheTargetRestarts) {
   (*host)->close();
 }
 
+// A Flush waits on the target's sync worker, not on the poll group: a read
+// on the same queue is answered while an fdatasync-slow Flush is pending,
+// and the Flush completes once the disk lets it.
+TEST_F(TargetTest, AFlushDoesNotHoldUpTheQueue) {
+  HostOptions o;
+  o.host_nqn = kHostnqn;
+  o.io_queues = 1;
+  o.queue_depth = 8;
+  auto host = NvmeTcpHost::connect("127.0.0.1", target_->port(), kSubnqn, o);
+  ASSERT_TRUE(host.ok()) << host.error().message;
+  std::vector<uint8_t> buf(4096, 0x11);
+  ASSERT_TRUE((*host)->write(0, buf.data(), buf.size()).ok());
+  device_->hold_flush = true;
+  int before = device_->flushes.load();
+  std::atomic<bool> flushed{false};
+  std::thread flusher([&] {
+    EXPECT_TRUE((*host)->flush().ok());
+    flushed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the Flush is on the worker now
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<uint8_t> back(4096);
+  ASSERT_TRUE((*host)->read(0, back.data(), back.size()).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(back, buf);
+  EXPECT_FALSE(flushed.load()) << "the Flush returned while the disk still held it";
+  device_->hold_flush = false;
+  flusher.join();
+  EXPECT_TRUE(flushed.load());
+  EXPECT_EQ(device_->flushes.load(), before + 1);
+}
+
 }  // namespace
 }  // namespace offcore::nvme

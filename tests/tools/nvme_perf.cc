@@ -76,7 +76,8 @@ Queue openQueue(const std::string& addr, uint16_t port, uint16_t qid, uint32_t q
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   if (::inet_pton(AF_INET, addr.c_str(), &a.sin_addr) != 1) die("bad address " + addr);
-  if (::connect(q.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) die(std::string("connect: ") + std::strerror(errno));
+  if (::connect(q.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    die(std::string("connect: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(q.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   const uint8_t dgst = digests ? (kHdgstEnable | kDdgstEnable) : 0;
@@ -107,7 +108,8 @@ Queue openQueue(const std::string& addr, uint16_t port, uint16_t qid, uint32_t q
   if (r.type != kCapsuleResp) die("Connect of an I/O queue got no CapsuleResp");
   Cqe cqe;
   std::memcpy(cqe.b, r.header.data() + 8, kCqeSize);
-  if (cqe.status() != 0) die("Connect of I/O queue " + std::to_string(qid) + " failed: status " + std::to_string(cqe.status()));
+  if (cqe.status() != 0)
+    die("Connect of I/O queue " + std::to_string(qid) + " failed: status " + std::to_string(cqe.status()));
   q.started.resize(qd);
   q.offset.resize(qd);
   return q;
@@ -228,7 +230,8 @@ int main(int argc, char** argv) {
           cid = getLe16(p->header.data() + 8);
           uint16_t ttag = getLe16(p->header.data() + 10);
           uint32_t off = getLe32(p->header.data() + 12), len = getLe32(p->header.data() + 16);
-          sendAll(q.fd, buildData(kH2CData, cid, ttag, off, wbuf.data() + off, len, true, false, q.digests, q.alignment));
+          sendAll(q.fd,
+                  buildData(kH2CData, cid, ttag, off, wbuf.data() + off, len, true, false, q.digests, q.alignment));
         }
         if (!done) continue;
         if (cid >= qd) die("a completion for an unknown command");
@@ -244,16 +247,21 @@ int main(int argc, char** argv) {
   }
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   std::sort(lat_us.begin(), lat_us.end());
-  auto pct = [&](double f) { return lat_us.empty() ? 0.0 : lat_us[std::min(lat_us.size() - 1, static_cast<size_t>(f * static_cast<double>(lat_us.size())))]; };
+  auto pct = [&](double f) {
+    return lat_us.empty()
+               ? 0.0
+               : lat_us[std::min(lat_us.size() - 1, static_cast<size_t>(f * static_cast<double>(lat_us.size())))];
+  };
   double sum = 0;
   for (double v : lat_us) sum += v;
   std::printf(
-      "{\"rw\":\"%s\",\"pattern\":\"%s\",\"bs\":%u,\"qd\":%u,\"queues\":%d,\"digests\":%s,\"seconds\":%.2f,\"ios\":%llu,"
+      "{\"rw\":\"%s\",\"pattern\":\"%s\",\"bs\":%u,\"qd\":%u,\"queues\":%d,\"digests\":%s,\"seconds\":%.2f,\"ios\":%"
+      "llu,"
       "\"errors\":%llu,\"iops\":%.0f,\"mib_s\":%.1f,\"lat_avg_us\":%.1f,\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f}\n",
-      rw.c_str(), pattern.c_str(), bs, qd, queues, digests ? "true" : "false", elapsed, static_cast<unsigned long long>(ios),
-      static_cast<unsigned long long>(errors), static_cast<double>(ios) / elapsed,
-      static_cast<double>(ios) * bs / elapsed / (1 << 20), lat_us.empty() ? 0.0 : sum / static_cast<double>(lat_us.size()),
-      pct(0.5), pct(0.99));
+      rw.c_str(), pattern.c_str(), bs, qd, queues, digests ? "true" : "false", elapsed,
+      static_cast<unsigned long long>(ios), static_cast<unsigned long long>(errors), static_cast<double>(ios) / elapsed,
+      static_cast<double>(ios) * bs / elapsed / (1 << 20),
+      lat_us.empty() ? 0.0 : sum / static_cast<double>(lat_us.size()), pct(0.5), pct(0.99));
   for (auto& q : qs) ::close(q.fd);
   admin.close();
   return errors == 0 ? 0 : 1;

@@ -256,11 +256,11 @@ void TargetConnection::handleCapsule(Pdu& pdu) {
       return respond(cid, withStatus(kScInvalidField | kStatusDnr), 0);
     }
   }
-  if (pending_writes_.count(cid)) {
+  if (pending_writes_.count(cid) || deferred_cids_.count(cid)) {
     respond(cid, withStatus(kScCidConflict), 0);
     return;
   }
-  if (connected_ && pending_writes_.size() + unsent_completions_ >= sq_size_) {
+  if (connected_ && pending_writes_.size() + deferred_cids_.size() + unsent_completions_ >= sq_size_) {
     // SQSIZE bounds the commands outstanding at once; a host past it ignores flow control.
     terminate(FatalError{kFesPduSequenceError, 0, pdu.header, "more commands outstanding than SQSIZE"});
     return;
@@ -391,9 +391,35 @@ void TargetConnection::execute(Command& cmd) {
     handleFabrics(cmd);
     return;
   }
+  if (qid_ != 0 && cmd.sqe.opcode() == kIoFlush) return deferToSyncWorker(cmd);
   Completion c = qid_ == 0 ? controller_->admin(cmd) : controller_->io(cmd);
   if (c.deferred) return;
   respond(cid, c, cmd.transfer_len);
+}
+
+// A Flush waits for fdatasync (milliseconds): on the target's sync worker,
+// so that the poll group serves its other commands meanwhile. The command
+// stays outstanding (SQSIZE, CID) until its answer is back on this loop.
+void TargetConnection::deferToSyncWorker(const Command& cmd) {
+  const uint16_t cid = cmd.sqe.cid();
+  deferred_cids_.insert(cid);
+  std::weak_ptr<TargetConnection> weak = shared_from_this();
+  PollGroup* group = &group_;
+  target_.syncWorker().submit([weak, group, controller = controller_, sqe = cmd.sqe, qid = cmd.qid, cid] {
+    Command c;
+    c.sqe = sqe;
+    c.qid = qid;
+    Completion done = controller->io(c);
+    group->loop.post([weak, cid, done] {
+      if (auto self = weak.lock()) self->finishDeferred(cid, done);
+    });
+  });
+}
+
+void TargetConnection::finishDeferred(uint16_t cid, const Completion& c) {
+  deferred_cids_.erase(cid);
+  if (state_ == State::kClosed) return;
+  respond(cid, c, 0);
 }
 
 void TargetConnection::handleFabrics(Command& cmd) {

@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,8 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   // C2HData with SUCCESS); until it is written the command is outstanding.
   void send(std::vector<uint8_t> bytes, bool completion = false);
   void flushOutput();
+  void deferToSyncWorker(const Command& cmd);
+  void finishDeferred(uint16_t cid, const Completion& c);
   struct ReplyBatch;
   void flushBatch();  // flushOutput unless a batch is open or the socket is full
   void armKeepAlive();
@@ -122,7 +125,9 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   size_t out_bytes_ = 0;
   uint32_t unsent_completions_ = 0;
   bool want_write_ = false;
-  int batching_ = 0;       // > 0: replies wait for the end of the batch (ReplyBatch)
+  int batching_ = 0;
+  std::set<uint16_t>
+      deferred_cids_;  // commands on the sync worker (Flush)       // > 0: replies wait for the end of the batch (ReplyBatch)
   bool paused_ = false;    // not reading: unsent output above the bound
   uint32_t interest_ = 0;  // the epoll mask in force
   uint64_t keepalive_timer_ = 0;

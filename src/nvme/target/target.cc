@@ -74,6 +74,7 @@ Status NvmeTcpTarget::start() {
     OC_TRY(g->loop.init());
     groups_.push_back(std::move(g));
   }
+  sync_.start();
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return errnoError("socket");
   int one = 1;
@@ -137,6 +138,9 @@ void NvmeTcpTarget::stop() {
   for (auto& g : groups_) {
     if (g->thread.joinable()) g->thread.join();
   }
+  // Flushes still queued run now; their answers go to loops that no longer
+  // run (and still exist: groups_ is cleared after).
+  sync_.stop();
   groups_.clear();
   if (listen_fd_ >= 0) ::close(listen_fd_);
   listen_fd_ = -1;

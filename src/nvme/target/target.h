@@ -23,6 +23,7 @@
 #include "base/result.h"
 #include "nvme/target/controller.h"
 #include "nvme/target/subsystem.h"
+#include "nvme/target/sync_worker.h"
 
 namespace offcore::nvme {
 
@@ -70,6 +71,8 @@ class NvmeTcpTarget {
   void stop();
   uint16_t port() const { return bound_port_; }
   const TargetConfig& config() const { return config_; }
+  // Where poll groups send commands that wait on the disk (Flush).
+  SyncWorker& syncWorker() { return sync_; }
   // The CPU each poll group is pinned to (-1: not pinned); set by start().
   const std::vector<int>& pollGroupCpus() const { return group_cpus_; }
   SubsystemRegistry& registry() { return *registry_; }
@@ -105,6 +108,8 @@ class NvmeTcpTarget {
   TargetConfig config_;
   std::shared_ptr<SubsystemRegistry> registry_;
   std::vector<std::unique_ptr<PollGroup>> groups_;
+  // Declared after groups_: destroyed first, though stop() has joined it by then.
+  SyncWorker sync_;
   std::vector<int> group_cpus_;
   int listen_fd_ = -1;
   uint16_t bound_port_ = 0;
