@@ -87,6 +87,9 @@ struct HttpRoute {
   std::vector<HttpMatch> match;  // empty = match everything; else any one
   std::vector<RouteDestination> route;
   Millis timeout{0};  // 0 = none
+  // Envoy's RouteAction.idle_timeout (xDS only; Istio has no field for it):
+  // overrides the stream idle timeout for requests on this route; 0 = none.
+  std::optional<Millis> idle_timeout;
   std::optional<RetryPolicy> retries;
   std::optional<FaultDelay> fault_delay;
   std::optional<FaultAbort> fault_abort;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct MeshServicePort {
   uint16_t target_port = 0;
   // Kubernetes appProtocol: "http", "http2", "grpc", "tcp"; "" = sniff.
   std::string app_protocol;
+  // The listener's HttpConnectionManager.stream_idle_timeout (xDS only);
+  // unset = the proxy's default, 0 = none.
+  std::optional<Millis> stream_idle_timeout = std::nullopt;
   bool operator==(const MeshServicePort&) const = default;
 };
 

@@ -37,6 +37,9 @@ void Exchange::begin(MessageHead&& head) {
   const std::string* ct = http::findHeader(head.headers, "content-type");
   grpc_ = ct && ct->rfind("application/grpc", 0) == 0;
   head_ = std::move(head);
+  idle_timeout_ = ctx_.options().stream_idle_timeout;
+  touch();
+  armIdleTimer();
 }
 
 void Exchange::dispatch() {
@@ -60,6 +63,7 @@ void Exchange::dispatch() {
       policy_ = routes_->policy(route_.cluster);
       break;
   }
+  chooseIdleTimeout();
   limits_ = policy_.connection_pool.value_or(ConnectionPool{});
   h2_upstream_ = upstreamSpeaksH2();
   cluster_ = &ctx_.cluster(rec_.cluster);
@@ -286,6 +290,7 @@ bool Exchange::mayRetry(const AttemptOutcome& outcome) {
 }
 
 void Exchange::onUpstreamHead(MessageHead&& head, bool end_stream) {
+  touch();
   if (up_ && head.status / 100 == 1) {
     up_->informational = true;  // 100 Continue and friends: not forwarded
     return;
@@ -309,6 +314,7 @@ void Exchange::onUpstreamHead(MessageHead&& head, bool end_stream) {
 }
 
 void Exchange::onUpstreamBody(std::string_view bytes) {
+  touch();
   rec_.response_bytes += bytes.size();
   sink_->onResponseBody(bytes);
   bool backlog = sink_->responseBacklog() > kBacklogHigh;
@@ -411,7 +417,7 @@ void Exchange::releaseRuntime() {
 }
 
 void Exchange::cancelTimers() {
-  for (EventLoop::TimerId* t : {&route_timer_, &try_timer_, &delay_timer_, &wait_timer_}) {
+  for (EventLoop::TimerId* t : {&route_timer_, &try_timer_, &delay_timer_, &wait_timer_, &idle_timer_}) {
     if (*t) ctx_.loop().cancelTimer(*t);
     *t = 0;
   }

@@ -4,6 +4,7 @@
 // Sink (the HTTP/1.1 or HTTP/2 downstream session), one access-log record.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -60,6 +61,9 @@ class Exchange {
   void cancel();
   // The downstream drained: resume reading the upstream.
   void resumeUpstream();
+  // Activity on the request's stream, either direction (bytes received or
+  // flushed): pushes the stream idle timeout back (exchange_idle.cc).
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
 
   const http::MessageHead& head() const { return head_; }
   const RequestRecord& record() const { return rec_; }
@@ -81,6 +85,11 @@ class Exchange {
   bool canReplayBody();
   void armRouteTimer();
   void armTryTimer();
+  // The stream idle timeout (exchange_idle.cc): the route's idle_timeout,
+  // else the Service port's (xDS), else the proxy's stream_idle_timeout.
+  void chooseIdleTimeout();
+  void armIdleTimer();
+  void onStreamIdle();
   void h2Ready(uint64_t id, Result<H2Conn*> conn);
   void sendH2(H2Conn* conn, uint64_t id);
   void releaseH2();
@@ -139,7 +148,9 @@ class Exchange {
   size_t h2_unconsumed_ = 0;
   bool refused_ = false;  // the failing attempt was refused (never processed)
   uint32_t refused_retries_ = 0;
-  EventLoop::TimerId route_timer_ = 0, try_timer_ = 0, delay_timer_ = 0, wait_timer_ = 0;
+  EventLoop::TimerId route_timer_ = 0, try_timer_ = 0, delay_timer_ = 0, wait_timer_ = 0, idle_timer_ = 0;
+  std::chrono::milliseconds idle_timeout_{0};
+  std::chrono::steady_clock::time_point last_activity_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -27,6 +27,7 @@ bool forwardableTrailer(const std::string& lower_name, const http::Headers& trai
 }  // namespace
 
 void Exchange::addBody(std::string_view bytes) {
+  touch();
   rec_.request_bytes += bytes.size();
   if (finished_) return;  // answered already: the rest of the request is dropped
   body_.append(bytes);
@@ -37,6 +38,7 @@ void Exchange::addBody(std::string_view bytes) {
 
 void Exchange::endBody(http::Headers trailers) {
   if (finished_) return;
+  touch();
   body_.finish(std::move(trailers));
   armRouteTimer();
   armTryTimer();
@@ -69,6 +71,7 @@ void Exchange::pumpH1() {
       t.write(u);
     }
     body_.consumed(u.size());
+    touch();
     if (up_.get() != up || !up->conn) return;  // the write failed the attempt
   }
   if (!body_.allSent()) return;
@@ -84,6 +87,7 @@ size_t Exchange::readBodyH2(uint8_t* buf, size_t len, bool& eof) {
   std::string_view u = body_.unsent().substr(0, len);
   std::memcpy(buf, u.data(), u.size());
   body_.consumed(u.size());
+  if (!u.empty()) touch();
   eof = body_.allSent();
   if (request_paused_ && body_.underLowMark()) {
     request_paused_ = false;

@@ -109,6 +109,7 @@ void Exchange::releaseH2() {
 }
 
 void Exchange::onUpstreamTrailers(const http::Headers& trailers) {
+  touch();
   if (const std::string* g = grpc_ ? http::findHeader(trailers, "grpc-status") : nullptr) rec_.grpc_status = *g;
   sink_->onResponseTrailers(trailers);
 }

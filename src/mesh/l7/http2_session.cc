@@ -64,6 +64,7 @@ struct Http2Session::Stream : Exchange::Sink {
       size_t n = std::min(avail, length);
       std::memcpy(buf, st->out.data() + st->out_off, n);
       st->out_off += n;
+      if (n && st->ex) st->ex->touch();  // the client's window let response bytes go: not idle
       if (st->out_off == st->out.size()) {
         st->out.clear();
         st->out_off = 0;
@@ -183,6 +184,18 @@ struct Http2Session::Callbacks {
       nghttp2_session_consume(session, id, len);
     return 0;
   }
+  // RFC 9113 8.1: a response complete before its request (an early answer,
+  // a local reply, the stream idle timeout's 408) ends with RST_STREAM
+  // (NO_ERROR), so the client stops sending the rest of the body. nghttp2
+  // then drops that stream's DATA still in flight and credits the
+  // connection window for it itself.
+  static int frameSend(nghttp2_session* session, const nghttp2_frame* f, void*) {
+    bool ends =
+        (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM);
+    if (ends && nghttp2_session_get_stream_remote_close(session, f->hd.stream_id) == 0)
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    return 0;
+  }
   static int streamClose(nghttp2_session* session, int32_t id, uint32_t, void* u) {
     auto& streams = self(u)->streams_;
     auto it = streams.find(id);
@@ -209,6 +222,7 @@ Http2Session::Http2Session(HttpProxyContext& ctx, std::unique_ptr<Transport> dow
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Callbacks::frameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Callbacks::dataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Callbacks::streamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &Callbacks::frameSend);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // request bodies: see dataChunk

@@ -124,7 +124,9 @@ void HttpSession::onClosed(const Status&) {
 }
 
 void HttpSession::onDrained() {
-  if (ex_) ex_->resumeUpstream();
+  if (!ex_) return;
+  ex_->touch();  // response bytes reached the client: the stream is not idle
+  ex_->resumeUpstream();
 }
 
 void HttpSession::onHead(MessageHead&& head) {

@@ -38,6 +38,11 @@ struct HttpProxyOptions {
   // A downstream connection with no request in progress (or a head that
   // does not complete) is closed after this.
   std::chrono::milliseconds downstream_idle_timeout{std::chrono::seconds(60)};
+  // Envoy's stream_idle_timeout: a request whose stream sees no activity in
+  // either direction for this long is answered 408 (or reset once its
+  // response started). 0 = none. A Service port's xDS value and a route's
+  // idle_timeout override it.
+  std::chrono::milliseconds stream_idle_timeout{std::chrono::minutes(5)};
 };
 
 // Destroy it after its sessions, once the loop has run the tasks they

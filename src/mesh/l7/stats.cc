@@ -119,6 +119,8 @@ HttpStats::HttpStats(MetricsRegistry& registry) : registry_(registry) {
   registry_.describe("offcore_mesh_retry_overflow_total", "counter", "retries refused by the retry budget");
   registry_.describe("offcore_mesh_retry_abandoned_total", "counter",
                      "retries not attempted: more than request_buffer_limit of the body had gone upstream");
+  registry_.describe("offcore_mesh_downstream_rq_idle_timeout_total", "counter",
+                     "requests cut by the stream idle timeout (408, or a reset once the response started)");
 }
 
 HttpStats::Series& HttpStats::seriesFor(const RequestRecord& r) {
@@ -197,6 +199,10 @@ void HttpStats::retryOverflow(const std::string& cluster) {
 
 void HttpStats::retryAbandoned(const std::string& cluster) {
   registry_.add("offcore_mesh_retry_abandoned_total", {{"cluster", cluster}}, 1);
+}
+
+void HttpStats::streamIdleTimeout(const std::string& cluster) {
+  registry_.add("offcore_mesh_downstream_rq_idle_timeout_total", {{"cluster", cluster}}, 1);
 }
 
 }  // namespace offcore::mesh::l7

@@ -33,7 +33,7 @@ struct RequestRecord {
   uint64_t request_buffer_peak = 0;  // request body bytes the proxy held at most
   std::string flags;                 // why the proxy answered itself: "UO" overflow, "UH" no healthy, "UT" timeout,
                                      // "UF" connect failure, "UR" upstream reset, "FI" fault abort, "RBAC" denied,
-                                     // "NR" no route, "DPE" bad request
+                                     // "NR" no route, "DPE" bad request, "SI" stream idle timeout
 };
 
 using AccessLog = std::function<void(const RequestRecord&)>;
@@ -58,6 +58,8 @@ class HttpStats {
   void retryOverflow(const std::string& cluster);
   // A retry not attempted because the request body was no longer held whole.
   void retryAbandoned(const std::string& cluster);
+  // A request stream cut by the stream idle timeout (Envoy's downstream_rq_idle_timeout).
+  void streamIdleTimeout(const std::string& cluster);
   MetricsRegistry& registry() { return registry_; }
 
  private:

@@ -62,6 +62,7 @@ NodeProxy::NodeProxy(EventLoop& loop, NodeProxyOptions options, Connector& upstr
     : loop_(loop), options_(std::move(options)), upstream_(upstream), random_(std::random_device{}()) {
   l7::HttpProxyOptions ho;
   ho.local_node = options_.node;
+  ho.stream_idle_timeout = options_.stream_idle_timeout;
   http_ = std::make_unique<l7::HttpProxyContext>(loop_, upstream_, metrics_, random_, ho);
   metrics_.describe(kOpened, "counter", "TCP connections the node proxy opened, by source and destination");
   metrics_.describe(kClosed, "counter", "TCP connections that ended (reset=true when not by two FINs)");

@@ -41,6 +41,9 @@ struct NodeProxyOptions {
   InterceptionPorts ports;
   size_t max_connections = 4096;  // proxied connections at once (fds: 2 each, limit 20000)
   Millis connect_timeout{5000};
+  // Envoy's stream_idle_timeout for L7 requests (0 = none); xDS listeners
+  // and routes may override it (l7::HttpProxyOptions).
+  Millis stream_idle_timeout{std::chrono::minutes(5)};
 };
 
 // What the proxy needs to know about a tunnel it accepted.

@@ -61,6 +61,7 @@ json httpRoute(const HttpRoute& r) {
   }
   for (const auto& d : r.route) j["route"].push_back(destination(d));
   if (r.timeout.count()) j["timeoutMs"] = r.timeout.count();
+  if (r.idle_timeout) j["idleTimeoutMs"] = r.idle_timeout->count();
   if (r.retries)
     j["retries"] = {{"attempts", r.retries->attempts},
                     {"perTryTimeoutMs", r.retries->per_try_timeout.count()},
@@ -77,9 +78,11 @@ json snapshotToJson(const Snapshot& s) {
          {"destinationRules", json::array()}};
   for (const auto& svc : s.services) {
     json sj{{"name", svc.name}, {"vip", svc.vip}, {"ports", json::array()}, {"endpoints", json::array()}};
-    for (const auto& p : svc.ports)
-      sj["ports"].push_back(
-          {{"name", p.name}, {"port", p.port}, {"targetPort", p.target_port}, {"appProtocol", p.app_protocol}});
+    for (const auto& p : svc.ports) {
+      json pj{{"name", p.name}, {"port", p.port}, {"targetPort", p.target_port}, {"appProtocol", p.app_protocol}};
+      if (p.stream_idle_timeout) pj["streamIdleTimeoutMs"] = p.stream_idle_timeout->count();
+      sj["ports"].push_back(pj);
+    }
     for (const auto& e : svc.endpoints) {
       json ej{{"ip", e.ip}, {"healthy", e.healthy}, {"labels", e.labels}};
       if (e.port) ej["port"] = e.port;

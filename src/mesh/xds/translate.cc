@@ -107,6 +107,13 @@ Result<ListenerInfo> translateListener(const envoy::config::listener::v3::Listen
       } else {
         return makeError(where + ": HttpConnectionManager needs rds or route_config");
       }
+      if (h.has_stream_idle_timeout()) {
+        if (h.stream_idle_timeout().seconds() < 0 || h.stream_idle_timeout().nanos() < 0)
+          return makeError(where + ": stream_idle_timeout is negative; use 0 to switch it off");
+        // A positive value below 1 ms must not become 0, which switches it off.
+        out.stream_idle_timeout =
+            std::max(toMillis(h.stream_idle_timeout()), Millis(h.stream_idle_timeout().nanos() > 0 ? 1 : 0));
+      }
     } else if (any.type_url() == kTcpProxyType) {
       envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy t;
       if (!any.UnpackTo(&t)) return makeError(where + ": TcpProxy does not decode");
@@ -279,7 +286,8 @@ Result<Snapshot> buildSnapshot(const Resources& r) {
     for (const auto& h : hosts) {
       auto& s = serviceFor(services, h);
       if (s.vip.empty()) s.vip = info.vip;
-      portFor(s, info.port, info.http ? "http" : "tcp");
+      auto& port = portFor(s, info.port, info.http ? "http" : "tcp");
+      if (info.stream_idle_timeout) port.stream_idle_timeout = info.stream_idle_timeout;
     }
   }
   std::map<std::string, DestinationRule> rules;

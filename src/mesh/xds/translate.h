@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,8 @@ struct ListenerInfo {
   bool has_inline_routes = false;
   envoy::config::route::v3::RouteConfiguration inline_routes;
   std::string tcp_cluster;  // TCP
+  // HttpConnectionManager.stream_idle_timeout: unset = the proxy's default.
+  std::optional<Millis> stream_idle_timeout;
 };
 Result<ListenerInfo> translateListener(const envoy::config::listener::v3::Listener& l);
 

@@ -1,4 +1,5 @@
 // RouteConfiguration -> VirtualServices (see translate.h).
+#include <algorithm>
 #include <set>
 
 #include "base/regex.h"
@@ -137,6 +138,12 @@ Result<HttpRoute> translateRoute(const route::Route& r, const std::string& where
     default: return makeError(where + ": the route needs cluster or weighted_clusters");
   }
   if (a.has_timeout()) out.timeout = toMillis(a.timeout());
+  if (a.has_idle_timeout()) {
+    if (a.idle_timeout().seconds() < 0 || a.idle_timeout().nanos() < 0)
+      return makeError(where + ": idle_timeout is negative; use 0 to switch it off");
+    // A positive value below 1 ms must not become 0, which switches it off.
+    out.idle_timeout = std::max(toMillis(a.idle_timeout()), Millis(a.idle_timeout().nanos() > 0 ? 1 : 0));
+  }
   if (a.has_retry_policy()) {
     OC_ASSIGN_OR_RETURN(auto rp, translateRetry(a.retry_policy(), where));
     out.retries = rp;

@@ -31,7 +31,8 @@ class FakeH2Server {
     listener_ = std::move(*l);
   }
   uint16_t port() const { return listener_->port(); }
-  std::vector<Request> done;  // complete requests, in order
+  std::vector<Request> done;                 // complete requests, in order
+  std::vector<uint32_t> stream_close_codes;  // each closed stream's error code (NGHTTP2_CANCEL: the proxy reset it)
 
  private:
   struct Conn : Transport::Callbacks {
@@ -41,6 +42,7 @@ class FakeH2Server {
       nghttp2_session_callbacks_set_on_header_callback(cbs, &Conn::header);
       nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Conn::data);
       nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Conn::frame);
+      nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Conn::streamClose);
       nghttp2_session_server_new(&session, cbs, this);
       nghttp2_session_callbacks_del(cbs);
       nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, nullptr, 0);
@@ -90,6 +92,10 @@ class FakeH2Server {
         return 2;
       };
       nghttp2_submit_response(s, f->hd.stream_id, nva, 2, &prd);
+      return 0;
+    }
+    static int streamClose(nghttp2_session*, int32_t, uint32_t code, void* u) {
+      static_cast<Conn*>(u)->server->stream_close_codes.push_back(code);
       return 0;
     }
     void flush() {

@@ -84,6 +84,12 @@ class FakeServer {
       if (!c->closed) n += c->t->pendingWrite();
     return n;
   }
+  // Connections not closed yet (the proxy drops one it will not reuse).
+  size_t openConns() const {
+    size_t n = 0;
+    for (const auto& c : conns_) n += c->closed ? 0 : 1;
+    return n;
+  }
   // Stops (or resumes) reading requests on every connection, new ones included.
   void pauseReading(bool paused) {
     read_paused_ = paused;

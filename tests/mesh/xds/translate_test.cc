@@ -303,5 +303,58 @@ TEST(XdsTranslate, RetryCircuitBreakerAndRetryBudget) {
   EXPECT_FALSE(translateCluster(c).ok());
 }
 
+// Envoy's HttpConnectionManager.stream_idle_timeout (field 24) becomes the
+// Service port's; RouteAction.idle_timeout (field 24) the route's (0 = off).
+TEST(XdsTranslate, StreamIdleTimeoutAndRouteIdleTimeout) {
+  namespace hcm = envoy::extensions::filters::network::http_connection_manager::v3;
+  auto r = webResources();
+  hcm::HttpConnectionManager h;
+  h.mutable_rds()->set_route_config_name("web:80");
+  h.mutable_stream_idle_timeout()->set_seconds(30);
+  h.mutable_stream_idle_timeout()->set_nanos(500000000);
+  r.listeners["l80"].mutable_filter_chains(0)->mutable_filters(0)->mutable_typed_config()->PackFrom(h);
+  auto* routes = r.routes["web:80"].mutable_virtual_hosts(0);
+  routes->mutable_routes(0)->mutable_route()->mutable_idle_timeout()->set_nanos(250000000);
+  routes->mutable_routes(1)->mutable_route()->mutable_idle_timeout();  // present and 0: switched off
+
+  auto info = translateListener(r.listeners["l80"]);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->stream_idle_timeout, Millis(30500));
+  auto snap = buildSnapshot(r);
+  ASSERT_TRUE(snap.ok()) << snap.error().message;
+  EXPECT_EQ(snap->services[0].ports[0].stream_idle_timeout, std::nullopt);  // db: a TCP listener
+  EXPECT_EQ(snap->services[1].ports[0].stream_idle_timeout, Millis(30500));
+  const VirtualService* web = nullptr;
+  for (const auto& vs : snap->config.virtual_services)
+    if (!vs.http.empty()) web = &vs;
+  ASSERT_NE(web, nullptr);
+  ASSERT_EQ(web->http.size(), 2u);
+  EXPECT_EQ(web->http[0].idle_timeout, Millis(250));
+  EXPECT_EQ(web->http[1].idle_timeout, Millis(0));
+  routes->mutable_routes(1)->mutable_route()->mutable_idle_timeout()->set_nanos(1000);  // 1 us: on, not off
+  auto tiny = translateRoutes(r.routes["web:80"]);
+  ASSERT_TRUE(tiny.ok()) << tiny.error().message;
+  EXPECT_EQ((*tiny)[0].http[1].idle_timeout, Millis(1));
+  auto plain = translateRoutes(webRoutes(90));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ((*plain)[0].http[0].idle_timeout, std::nullopt);  // absent: the listener's or the proxy's
+
+  // On the wire: field 24, length-delimited (tag 0xc2 0x01), as Envoy's protos number them.
+  hcm::HttpConnectionManager only;
+  only.mutable_stream_idle_timeout()->set_seconds(1);
+  EXPECT_EQ(only.SerializeAsString(), std::string("\xc2\x01\x02\x08\x01", 5));
+  envoy::config::route::v3::RouteAction action;
+  action.mutable_idle_timeout()->set_seconds(1);
+  EXPECT_EQ(action.SerializeAsString(), std::string("\xc2\x01\x02\x08\x01", 5));
+
+  routes->mutable_routes(0)->mutable_route()->mutable_idle_timeout()->set_seconds(-1);
+  auto bad = translateRoutes(r.routes["web:80"]);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("idle_timeout is negative"), std::string::npos) << bad.error().message;
+  h.mutable_stream_idle_timeout()->set_seconds(-5);
+  r.listeners["l80"].mutable_filter_chains(0)->mutable_filters(0)->mutable_typed_config()->PackFrom(h);
+  EXPECT_FALSE(translateListener(r.listeners["l80"]).ok());
+}
+
 }  // namespace
 }  // namespace offcore::mesh::xds
