@@ -60,18 +60,21 @@ std::vector<uint8_t> assembleHead(std::vector<uint8_t> hdr, size_t len, Digests 
   return out;
 }
 
-std::vector<uint8_t> assemble(std::vector<uint8_t> hdr, const uint8_t* data, size_t len, Digests d,
-                              uint32_t alignment) {
-  std::vector<uint8_t> out = assembleHead(std::move(hdr), len, d, alignment);
-  if (len > 0) {
-    out.insert(out.end(), data, data + len);
-    if (d.data) {
-      uint8_t le[4];
-      putLe32(le, dataDigest(data, len));
-      out.insert(out.end(), le, le + 4);
-    }
+// What follows a PDU's head: its data and, with d.data, the data digest.
+std::vector<uint8_t> appendData(std::vector<uint8_t> out, const uint8_t* data, size_t len, Digests d) {
+  if (len == 0) return out;
+  out.insert(out.end(), data, data + len);
+  if (d.data) {
+    uint8_t le[4];
+    putLe32(le, dataDigest(data, len));
+    out.insert(out.end(), le, le + 4);
   }
   return out;
+}
+
+std::vector<uint8_t> assemble(std::vector<uint8_t> hdr, const uint8_t* data, size_t len, Digests d,
+                              uint32_t alignment) {
+  return appendData(assembleHead(std::move(hdr), len, d, alignment), data, len, d);
 }
 
 std::vector<uint8_t> header(uint8_t type, uint8_t hlen, Digests d) {
@@ -250,16 +253,7 @@ std::vector<uint8_t> buildCapsuleResp(const Cqe& cqe, Digests d) {
 
 std::vector<uint8_t> buildData(PduType type, uint16_t cccid, uint16_t ttag, uint32_t offset, const uint8_t* data,
                                size_t len, bool last, bool success, Digests d, uint32_t alignment) {
-  auto out = buildDataHead(type, cccid, ttag, offset, len, last, success, d, alignment);
-  if (len > 0) {
-    out.insert(out.end(), data, data + len);
-    if (d.data) {
-      uint8_t le[4];
-      putLe32(le, dataDigest(data, len));
-      out.insert(out.end(), le, le + 4);
-    }
-  }
-  return out;
+  return appendData(buildDataHead(type, cccid, ttag, offset, len, last, success, d, alignment), data, len, d);
 }
 
 std::vector<uint8_t> buildDataHead(PduType type, uint16_t cccid, uint16_t ttag, uint32_t offset, size_t len, bool last,
