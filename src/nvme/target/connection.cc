@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/log.h"
 #include "nvme/target/target.h"
@@ -130,13 +131,13 @@ bool TargetConnection::drainParser() {
 struct TargetConnection::ReplyBatch {
   explicit ReplyBatch(TargetConnection& c) : c(c) { ++c.batching_; }
   ~ReplyBatch() {
-    if (--c.batching_ == 0) c.flushBatch();
+    if (--c.batching_ == 0) c.flushPending();
   }
   TargetConnection& c;
 };
 
-void TargetConnection::flushBatch() {
-  if (batching_ == 0 && state_ != State::kClosed && !want_write_ && !out_.empty()) flushOutput();
+void TargetConnection::flushPending() {
+  if (state_ != State::kClosed && !want_write_ && !out_.empty()) flushOutput();
 }
 
 void TargetConnection::readAvailable() {
@@ -149,7 +150,7 @@ void TargetConnection::readAvailable() {
     if (n > 0) {
       parser_.feed(buf, static_cast<size_t>(n));
       if (!drainParser()) return;
-      if (state_ != State::kClosed && !want_write_ && !out_.empty()) flushOutput();  // this read's replies
+      flushPending();  // this read's replies
       continue;
     }
     if (n == 0) {
@@ -523,9 +524,16 @@ void TargetConnection::armAuthDeadline(uint32_t ms, const char* why) {
 void TargetConnection::respond(uint16_t cid, const Completion& c, uint32_t transfer_len) {
   if (state_ == State::kClosed) return;
   bool sent_success = false;
-  if (c.status == kScSuccess && c.payload && c.payload->size > 0) {
-    // A read: its buffer goes out as is, by reference.
-    size_t total = std::min<size_t>(c.payload->size, transfer_len);
+  // Controller-to-host data goes out by reference from one buffer: a read's
+  // own (no copy), or a copy of an admin command's few KiB.
+  std::shared_ptr<const IoBuffer> payload = c.payload;
+  if (!payload && !c.data.empty()) {
+    auto copy = acquireIoBuffer(c.data.size());
+    std::memcpy(copy->data(), c.data.data(), c.data.size());
+    payload = std::move(copy);
+  }
+  if (c.status == kScSuccess && payload && payload->size > 0) {
+    size_t total = std::min<size_t>(payload->size, transfer_len);
     for (size_t off = 0; off < total; off += kC2HChunk) {
       size_t n = std::min(kC2HChunk, total - off);
       bool last = off + n == total;
@@ -534,25 +542,14 @@ void TargetConnection::respond(uint16_t cid, const Completion& c, uint32_t trans
       pdu.bytes =
           buildDataHead(kC2HData, cid, 0, static_cast<uint32_t>(off), n, last, success, digests(), host_alignment_);
       pdu.completion = success;
-      pdu.ref = c.payload;
+      pdu.ref = payload;
       pdu.ref_off = off;
       pdu.ref_len = n;
       if (data_digest_) {
-        putLe32(pdu.ddgst, dataDigest(c.payload->data() + off, n));
+        putLe32(pdu.ddgst, dataDigest(payload->data() + off, n));
         pdu.ddgst_len = 4;
       }
       send(std::move(pdu));
-      sent_success = success;
-    }
-  } else if (c.status == kScSuccess && !c.data.empty()) {
-    size_t total = std::min<size_t>(c.data.size(), transfer_len);
-    for (size_t off = 0; off < total; off += kC2HChunk) {
-      size_t n = std::min(kC2HChunk, total - off);
-      bool last = off + n == total;
-      bool success = last && sq_flow_disabled_;
-      send(buildData(kC2HData, cid, 0, static_cast<uint32_t>(off), c.data.data() + off, n, last, success, digests(),
-                     host_alignment_),
-           success);
       sent_success = success;
     }
   }

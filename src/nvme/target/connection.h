@@ -77,7 +77,7 @@ class TargetConnection : public std::enable_shared_from_this<TargetConnection> {
   void deferToSyncWorker(const Command& cmd);
   void finishDeferred(uint16_t cid, const Completion& c);
   struct ReplyBatch;
-  void flushBatch();  // flushOutput unless a batch is open or the socket is full
+  void flushPending();  // flushOutput when there is output and the socket is not full
   void armKeepAlive();
   Digests digests() const { return Digests{header_digest_, data_digest_}; }
 
