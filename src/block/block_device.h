@@ -3,9 +3,14 @@
 // plain file). Like an SPDK bdev's ops table, kept small on purpose.
 //
 // Offsets and lengths are in bytes and must be multiples of blockSize().
-// Calls are synchronous and may block on disk or network I/O; callers on an
-// event loop hand them to a worker (docs/CONCURRENCY.md). Implementations
-// are safe to call from several threads at once.
+// The plain calls are synchronous and may block on disk or network I/O;
+// callers on an event loop hand them to a worker (docs/CONCURRENCY.md).
+// readAsync/writeAsync start a request and return; its IoCompletion runs
+// once, on whatever thread finished it (inline on the caller's thread for a
+// device without an asynchronous path, which is the default). A device with
+// one (the NVMe/TCP initiator) lets one thread keep many requests in flight
+// instead of parking a thread per request. Implementations are safe to call
+// from several threads at once.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +20,17 @@
 #include "base/result.h"
 
 namespace offcore {
+
+// The end of an asynchronous request. done() is called exactly once; the
+// request's buffer belongs to the device until then, and the completion may
+// delete itself inside done().
+class IoCompletion {
+ public:
+  virtual void done(Status status) = 0;
+
+ protected:
+  ~IoCompletion() = default;
+};
 
 class BlockDevice {
  public:
@@ -31,6 +47,15 @@ class BlockDevice {
   // Deallocate: later reads of the range return zeroes.
   virtual Status discard(uint64_t offset, uint64_t len) = 0;
   virtual Status writeZeroes(uint64_t offset, uint64_t len) = 0;
+  // The asynchronous forms of read and write (see above). Never throw and
+  // never drop a completion: a request that cannot start completes with its
+  // error.
+  virtual void readAsync(uint64_t offset, void* buf, size_t len, IoCompletion* done) {
+    done->done(read(offset, buf, len));
+  }
+  virtual void writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done) {
+    done->done(write(offset, buf, len));
+  }
   // Bytes backed by storage now (a thin device's allocation; NVMe reports it
   // as NUSE). nullopt: the device cannot tell, and counts as fully allocated.
   // Cheap: called on every Identify Namespace.

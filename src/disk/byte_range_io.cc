@@ -34,45 +34,84 @@ class Bounce {
 
 }  // namespace
 
-// Locks every stripe a byte range's regions map to, ascending, and releases
-// them on destruction.
+ByteRangeIo::StripeSet ByteRangeIo::stripesOf(uint64_t offset, uint64_t len) const {
+  StripeSet set;
+  if (len == 0) return set;
+  uint64_t first = offset / region_;
+  uint64_t last = (offset + len - 1) / region_;
+  if (last - first + 1 >= kStripes) {
+    set.set();
+  } else {
+    for (uint64_t r = first; r <= last; ++r) set.set(r % kStripes);
+  }
+  return set;
+}
+
+void ByteRangeIo::lockStripes(const StripeSet& set, bool exclusive) {
+  for (size_t i = 0; i < kStripes; ++i) {
+    if (!set.test(i)) continue;
+    Stripe& st = stripes_[i];
+    std::unique_lock<std::mutex> lock(st.mu);
+    if (exclusive) {
+      ++st.writers_waiting;
+      st.cv.wait(lock, [&] { return !st.writer && st.readers == 0; });
+      --st.writers_waiting;
+      st.writer = true;
+    } else {
+      st.cv.wait(lock, [&] { return !st.writer && st.writers_waiting == 0; });
+      ++st.readers;
+    }
+  }
+}
+
+void ByteRangeIo::unlockStripes(const StripeSet& set, bool exclusive) {
+  for (size_t i = 0; i < kStripes; ++i) {
+    if (!set.test(i)) continue;
+    Stripe& st = stripes_[i];
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(st.mu);
+      if (exclusive) {
+        st.writer = false;
+        wake = true;
+      } else {
+        wake = --st.readers == 0;
+      }
+    }
+    if (wake) st.cv.notify_all();
+  }
+}
+
+// Holds the stripes of a byte range, ascending, for its scope.
 class ByteRangeIo::RangeLock {
  public:
-  RangeLock(ByteRangeIo& io, uint64_t offset, uint64_t len, bool exclusive) : io_(io), exclusive_(exclusive) {
-    if (len == 0) return;
-    uint64_t first = offset / io.region_;
-    uint64_t last = (offset + len - 1) / io.region_;
-    if (last - first + 1 >= kStripes) {
-      held_.set();
-    } else {
-      for (uint64_t r = first; r <= last; ++r) held_.set(r % kStripes);
-    }
-    for (size_t i = 0; i < kStripes; ++i) {
-      if (!held_.test(i)) continue;
-      if (exclusive_) {
-        io_.stripes_[i].mu.lock();
-      } else {
-        io_.stripes_[i].mu.lock_shared();
-      }
-    }
+  RangeLock(ByteRangeIo& io, uint64_t offset, uint64_t len, bool exclusive)
+      : io_(io), exclusive_(exclusive), held_(io.stripesOf(offset, len)) {
+    io_.lockStripes(held_, exclusive_);
   }
-  ~RangeLock() {
-    for (size_t i = 0; i < kStripes; ++i) {
-      if (!held_.test(i)) continue;
-      if (exclusive_) {
-        io_.stripes_[i].mu.unlock();
-      } else {
-        io_.stripes_[i].mu.unlock_shared();
-      }
-    }
-  }
+  ~RangeLock() { io_.unlockStripes(held_, exclusive_); }
   RangeLock(const RangeLock&) = delete;
   RangeLock& operator=(const RangeLock&) = delete;
 
  private:
   ByteRangeIo& io_;
   const bool exclusive_;
-  std::bitset<kStripes> held_;
+  const StripeSet held_;
+};
+
+// An asynchronous aligned write: its stripes stay shared until the device
+// completes it, on whatever thread that is.
+struct ByteRangeIo::LockedWrite final : IoCompletion {
+  LockedWrite(ByteRangeIo& io, StripeSet held, IoCompletion* user) : io(io), held(held), user(user) {}
+  void done(Status status) override {
+    io.unlockStripes(held, false);
+    IoCompletion* u = user;
+    delete this;
+    u->done(std::move(status));
+  }
+  ByteRangeIo& io;
+  const StripeSet held;
+  IoCompletion* const user;
 };
 
 ByteRangeIo::ByteRangeIo(std::shared_ptr<BlockDevice> device)
@@ -114,6 +153,24 @@ Status ByteRangeIo::write(uint64_t offset, const void* buf, size_t len) {
   }
   std::memcpy(b.data() + (offset - start), buf, len);
   return device_->write(start, b.data(), span);
+}
+
+void ByteRangeIo::readAsync(uint64_t offset, void* buf, size_t len, IoCompletion* done) {
+  if (len == 0 || !aligned(offset, len)) {
+    done->done(read(offset, buf, len));
+    return;
+  }
+  device_->readAsync(offset, buf, len, done);
+}
+
+void ByteRangeIo::writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done) {
+  if (len == 0 || !aligned(offset, len)) {
+    done->done(write(offset, buf, len));
+    return;
+  }
+  StripeSet held = stripesOf(offset, len);
+  lockStripes(held, false);
+  device_->writeAsync(offset, buf, len, new LockedWrite(*this, held, done));
 }
 
 Status ByteRangeIo::discard(uint64_t offset, uint64_t len) { return zeroRange(offset, len, true); }

@@ -12,14 +12,19 @@
 //   - reads take no lock: a read racing a write may see either version, as
 //     on any disk, and an RMW only ever writes back whole consistent blocks.
 // Stripes are always locked in ascending index order, so requests never
-// deadlock whatever ranges they cover.
+// deadlock whatever ranges they cover. An asynchronous aligned write holds
+// its stripes shared until the device completes it, and the device's
+// completion thread releases them, so a stripe is a small counter lock
+// (mutex + condition variable) that any thread may release, not a
+// std::shared_mutex. Writers waiting for a stripe hold off new readers.
 #pragma once
 
 #include <atomic>
 #include <bitset>
 #include <cstdint>
 #include <memory>
-#include <shared_mutex>
+#include <condition_variable>
+#include <mutex>
 
 #include "base/result.h"
 #include "block/block_device.h"
@@ -41,6 +46,11 @@ class ByteRangeIo {
   // Whole blocks inside the range are discarded (or zeroed); the partial
   // blocks at either edge are zeroed by read-modify-write, so the whole range
   // reads as zeroes afterwards in both cases.
+  // The asynchronous forms: aligned requests go to the device's async path
+  // (an aligned write keeps its stripes shared until it completes);
+  // unaligned ones run synchronously on the calling thread, then complete.
+  void readAsync(uint64_t offset, void* buf, size_t len, IoCompletion* done);
+  void writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done);
   Status discard(uint64_t offset, uint64_t len);
   Status writeZeroes(uint64_t offset, uint64_t len);
 
@@ -51,9 +61,19 @@ class ByteRangeIo {
 
  private:
   class RangeLock;
+  struct LockedWrite;
+  using StripeSet = std::bitset<kStripes>;
   struct alignas(64) Stripe {
-    std::shared_mutex mu;
+    std::mutex mu;
+    std::condition_variable cv;
+    uint32_t readers = 0;
+    uint32_t writers_waiting = 0;
+    bool writer = false;
   };
+  // The stripes a byte range's regions map to.
+  StripeSet stripesOf(uint64_t offset, uint64_t len) const;
+  void lockStripes(const StripeSet& set, bool exclusive);
+  void unlockStripes(const StripeSet& set, bool exclusive);
 
   bool aligned(uint64_t offset, uint64_t len) const { return offset % bs_ == 0 && len % bs_ == 0; }
   Status zeroRange(uint64_t offset, uint64_t len, bool discard);

@@ -181,6 +181,9 @@ Status stopServing(const std::shared_ptr<FuseDisk::Server>& s) {
     }
   }
   s->loop.join();
+  // Requests the device still holds answer into the session: wait for them
+  // (bounded by the device's own I/O timeout) before freeing it.
+  s->waitIdle();
   fuse_session_unmount(s->session);  // only closes the fd: the connection is gone
   fuse_session_destroy(s->session);
   s->session = nullptr;

@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "base/log.h"
@@ -42,6 +43,38 @@ namespace {
 using Server = FuseDisk::Server;
 
 Server& serverOf(fuse_req_t req) { return *static_cast<Server*>(fuse_req_userdata(req)); }
+
+// A read or write handed to the device: answered from the device's
+// completion thread (or inline, for a device without an async path). Owns
+// its data buffer; a write's data is copied in, since libfuse reuses the
+// buffer it read the request into once the callback returns.
+struct FuseIo final : IoCompletion {
+  FuseIo(Server& s, fuse_req_t req, uint64_t offset, size_t len, bool is_write)
+      : s(s), req(req), offset(offset), len(len), is_write(is_write), buf(s.buffers.take(len)) {
+    s.beginRequest();
+  }
+  void done(Status status) override {
+    if (!status.ok()) {
+      fuse_reply_err(req, s.fail(is_write ? "write" : "read", offset, len, status.error()));
+    } else if (is_write) {
+      s.bytes_written.fetch_add(len, std::memory_order_relaxed);
+      fuse_reply_write(req, len);
+    } else {
+      s.bytes_read.fetch_add(len, std::memory_order_relaxed);
+      fuse_reply_buf(req, buf.data, len);
+    }
+    s.buffers.give(buf);
+    Server& server = s;
+    delete this;
+    server.endRequest();  // last: the session may be destroyed once it reaches zero
+  }
+  Server& s;
+  const fuse_req_t req;
+  const uint64_t offset;
+  const size_t len;
+  const bool is_write;
+  BufferPool::Buffer buf;
+};
 
 void opInit(void* userdata, fuse_conn_info* conn) {
   // Write-through only: a write() returns after the device acknowledged it,
@@ -106,15 +139,8 @@ void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*)
     return;
   }
   size_t len = static_cast<size_t>(std::min<uint64_t>(size, s.size - offset));
-  thread_local std::vector<char> buf;
-  if (buf.size() < len) buf.resize(len);
-  Status st = s.io.read(offset, buf.data(), len);
-  if (!st.ok()) {
-    fuse_reply_err(req, s.fail("read", offset, len, st.error()));
-    return;
-  }
-  s.bytes_read.fetch_add(len, std::memory_order_relaxed);
-  fuse_reply_buf(req, buf.data(), len);
+  auto* io = new FuseIo(s, req, offset, len, false);
+  s.io.readAsync(offset, io->buf.data, len, io);
 }
 
 void opWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info*) {
@@ -139,13 +165,9 @@ void opWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t of
   }
   // A write crossing the end is cut short; the caller's retry gets ENOSPC.
   size_t len = static_cast<size_t>(std::min<uint64_t>(size, s.size - offset));
-  Status st = s.io.write(offset, data, len);
-  if (!st.ok()) {
-    fuse_reply_err(req, s.fail("write", offset, len, st.error()));
-    return;
-  }
-  s.bytes_written.fetch_add(len, std::memory_order_relaxed);
-  fuse_reply_write(req, len);
+  auto* io = new FuseIo(s, req, offset, len, true);
+  std::memcpy(io->buf.data, data, len);
+  s.io.writeAsync(offset, io->buf.data, len, io);
 }
 
 void doFsync(fuse_req_t req) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "disk/buffer_pool.h"
 #include "disk/byte_range_io.h"
 #include "disk/fuse_disk.h"
 
@@ -47,6 +48,27 @@ struct FuseDisk::Server {
   std::mutex init_mu;
   std::condition_variable init_cv;
   unsigned long conn_id = 0;  // the fusectl directory name (kernel dev_t)
+
+  // Data buffers of reads and writes in flight (answered on the device's
+  // completion thread); free ones kept up to 32 MiB.
+  BufferPool buffers{32u << 20};
+  // Requests handed to the device and not answered yet. The session is
+  // destroyed only once this is back to zero (stopServing).
+  std::mutex inflight_mu;
+  std::condition_variable inflight_cv;
+  uint64_t inflight = 0;
+  void beginRequest() {
+    std::lock_guard<std::mutex> lock(inflight_mu);
+    ++inflight;
+  }
+  void endRequest() {
+    std::lock_guard<std::mutex> lock(inflight_mu);
+    if (--inflight == 0) inflight_cv.notify_all();
+  }
+  void waitIdle() {
+    std::unique_lock<std::mutex> lock(inflight_mu);
+    inflight_cv.wait(lock, [&] { return inflight == 0; });
+  }
 
   std::atomic<uint64_t> reads{0}, writes{0}, flushes{0}, discards{0}, write_zeroes{0};
   std::atomic<uint64_t> bytes_read{0}, bytes_written{0}, errors{0};

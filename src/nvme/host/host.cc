@@ -291,8 +291,7 @@ Status NvmeTcpHost::establish() {
     admin_ = std::move(admin);
     io_ = std::move(io);
     if (generation_++ > 0) {
-      std::lock_guard<std::mutex> s(stats_mutex_);
-      stats_.reconnects++;  // counted before waiters see the new association
+      stats_.reconnects.fetch_add(1, std::memory_order_relaxed);  // counted before waiters see the new association
     }
     connected_ = true;
   }
@@ -328,17 +327,35 @@ const char* hostStateName(HostState s) {
 }
 
 Error NvmeTcpHost::failNow(const std::string& why, int code) {
-  std::lock_guard<std::mutex> s(stats_mutex_);
-  stats_.errors++;
+  stats_.errors.fetch_add(1, std::memory_order_relaxed);
   return makeError(why, code);
 }
+
+// How often the reconnect thread looks for overdue asynchronous commands.
+constexpr auto kOverdueTick = std::chrono::milliseconds(100);
 
 void NvmeTcpHost::reconnectLoop() {
   auto backoff = std::chrono::milliseconds(100);
   while (!closing_) {
     {
       std::unique_lock<std::mutex> lock(state_mutex_);
-      state_cv_.wait(lock, [&] { return closing_ || !connected_; });
+      // While connected, also watch the asynchronous commands: one left
+      // unanswered past its deadline (a partition: nothing resets the
+      // connection) means the association is stuck, as a timed-out
+      // synchronous command does.
+      while (!closing_ && connected_) {
+        state_cv_.wait_for(lock, kOverdueTick);
+        if (closing_ || !connected_) break;
+        auto now = std::chrono::steady_clock::now();
+        bool stuck = false;
+        for (auto& q : io_) stuck = stuck || q->overdue(now);
+        if (stuck) {
+          connected_ = false;
+          lost_at_ = now;
+          spdlog::warn("nvme/tcp host: a command to {} at {}:{} got no answer in time; reconnecting", subnqn_,
+                       address_, port_);
+        }
+      }
       if (closing_) return;
       if (options_.ctrl_loss_timeout.count() >= 0 &&
           std::chrono::steady_clock::now() - lost_at_ >= options_.ctrl_loss_timeout) {
@@ -406,28 +423,47 @@ void NvmeTcpHost::close() {
   state_cv_.notify_all();
   if (keepalive_.joinable()) keepalive_.join();
   if (reconnector_.joinable()) reconnector_.join();
-  std::lock_guard<std::mutex> lock(state_mutex_);
-  if (admin_) {
+  std::shared_ptr<HostQueue> admin;
+  std::vector<std::shared_ptr<HostQueue>> io;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    admin = std::move(admin_);
+    io = std::move(io_);
+    io_.clear();
+    connected_ = false;
+  }
+  state_cv_.notify_all();
+  // Outside state_mutex_: closing a queue fails its asynchronous commands
+  // to their waiters, which may take that mutex.
+  if (admin) {
     // A clean shutdown: CC.SHN normal, then drop the association. Its
     // result does not matter: the association ends either way.
-    (void)admin_->submit(
+    (void)admin->submit(
         property(kFctPropertySet, kPropCc, 0, kCcEnable | (1u << kCcShnShift) | (6u << 16) | (4u << 20)), nullptr, 0,
         nullptr, 0, std::chrono::milliseconds(1000));
-    admin_->close();
+    admin->close();
   }
-  for (auto& q : io_) q->close();
-  io_.clear();
-  admin_.reset();
-  connected_ = false;
+  for (auto& q : io) q->close();
+  // Retries see closing_ and fail at once; their completions may still be
+  // running.
+  std::unique_lock<std::mutex> lock(retry_mutex_);
+  retry_cv_.wait(lock, [&] { return retrying_ == 0; });
 }
 
 HostStats NvmeTcpHost::stats() const {
-  std::lock_guard<std::mutex> lock(stats_mutex_);
-  return stats_;
+  HostStats out;
+  out.reads = stats_.reads.load(std::memory_order_relaxed);
+  out.writes = stats_.writes.load(std::memory_order_relaxed);
+  out.flushes = stats_.flushes.load(std::memory_order_relaxed);
+  out.discards = stats_.discards.load(std::memory_order_relaxed);
+  out.reconnects = stats_.reconnects.load(std::memory_order_relaxed);
+  out.errors = stats_.errors.load(std::memory_order_relaxed);
+  out.fast_failed = stats_.fast_failed.load(std::memory_order_relaxed);
+  return out;
 }
 
-Status NvmeTcpHost::ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len, bool is_write) {
-  auto deadline = std::chrono::steady_clock::now() + options_.io_timeout;
+Status NvmeTcpHost::ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len, bool is_write,
+                              std::chrono::steady_clock::time_point deadline) {
   for (;;) {
     std::shared_ptr<HostQueue> q;
     {
@@ -452,8 +488,7 @@ Status NvmeTcpHost::ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8
       if (closing_) return failNow(subnqn_ + ": the initiator is closing", kBlockIo);
       if (fast_failed) {
         {
-          std::lock_guard<std::mutex> s(stats_mutex_);
-          stats_.fast_failed++;
+          stats_.fast_failed.fetch_add(1, std::memory_order_relaxed);
         }
         return failNow("no connection to " + subnqn_ + " for " + std::to_string(options_.fast_io_fail.count()) +
                            " ms (fast-io-fail): I/O fails at once until the target is back",
@@ -470,8 +505,7 @@ Status NvmeTcpHost::ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8
     auto r = q->submit(sqe, out, out_len, in, in_len, timeout);
     if (r.ok()) {
       if (r->status() == kScSuccess) return okStatus();
-      std::lock_guard<std::mutex> s(stats_mutex_);
-      stats_.errors++;
+      stats_.errors.fetch_add(1, std::memory_order_relaxed);
       return blockErrorForStatus(r->status(), is_write ? "write" : "read");
     }
     // Transport trouble: the association is gone or stuck. Retry on the next one.
@@ -498,8 +532,7 @@ Status NvmeTcpHost::read(uint64_t offset, void* buf, size_t len) {
     OC_TRY(ioCommand(s, nullptr, 0, p + done, n, false));
     done += n;
   }
-  std::lock_guard<std::mutex> lock(stats_mutex_);
-  stats_.reads++;
+  stats_.reads.fetch_add(1, std::memory_order_relaxed);
   return okStatus();
 }
 
@@ -514,15 +547,13 @@ Status NvmeTcpHost::write(uint64_t offset, const void* buf, size_t len) {
     OC_TRY(ioCommand(s, p + done, n, nullptr, 0, true));
     done += n;
   }
-  std::lock_guard<std::mutex> lock(stats_mutex_);
-  stats_.writes++;
+  stats_.writes.fetch_add(1, std::memory_order_relaxed);
   return okStatus();
 }
 
 Status NvmeTcpHost::flush() {
   OC_TRY(ioCommand(adminSqe(kIoFlush, nsid_), nullptr, 0, nullptr, 0, true));
-  std::lock_guard<std::mutex> lock(stats_mutex_);
-  stats_.flushes++;
+  stats_.flushes.fetch_add(1, std::memory_order_relaxed);
   return okStatus();
 }
 
@@ -547,8 +578,7 @@ Status NvmeTcpHost::discard(uint64_t offset, uint64_t len) {
     putLe32(s.b + 44, 1u << 2);  // AD: deallocate
     OC_TRY(ioCommand(s, ranges.data(), ranges.size(), nullptr, 0, true));
   }
-  std::lock_guard<std::mutex> lock(stats_mutex_);
-  stats_.discards++;
+  stats_.discards.fetch_add(1, std::memory_order_relaxed);
   return okStatus();
 }
 
@@ -565,6 +595,134 @@ Status NvmeTcpHost::writeZeroes(uint64_t offset, uint64_t len) {
     blocks -= n;
   }
   return okStatus();
+}
+
+// A read or write cut into several commands: done once all of them are,
+// with the first error.
+struct NvmeTcpHost::AsyncSplit final : IoCompletion {
+  AsyncSplit(int n, IoCompletion* parent) : remaining(n), parent(parent) {}
+  void done(Status status) override {
+    if (!status.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (first_error.ok()) first_error = std::move(status);
+    }
+    if (remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    parent->done(std::move(first_error));
+    delete this;
+  }
+  std::atomic<int> remaining;
+  IoCompletion* const parent;
+  std::mutex mu;
+  Status first_error;
+};
+
+// One asynchronous command, from its start until its IoCompletion ran.
+struct NvmeTcpHost::AsyncIo final : HostQueueWaiter {
+  NvmeTcpHost* host = nullptr;
+  Sqe sqe;
+  const uint8_t* out = nullptr;
+  uint8_t* in = nullptr;
+  size_t len = 0;
+  bool is_write = false;
+  std::chrono::steady_clock::time_point deadline;  // io_timeout from the start
+  IoCompletion* done = nullptr;
+
+  void finish(Status status) {
+    if (status.ok()) {
+      (is_write ? host->stats_.writes : host->stats_.reads).fetch_add(1, std::memory_order_relaxed);
+    }
+    IoCompletion* d = done;
+    delete this;
+    d->done(std::move(status));
+  }
+
+  void completed(const Cqe* cqe, const Error* lost) override {
+    if (cqe != nullptr) {
+      if (cqe->status() == kScSuccess) {
+        finish(okStatus());
+        return;
+      }
+      host->stats_.errors.fetch_add(1, std::memory_order_relaxed);
+      finish(blockErrorForStatus(cqe->status(), is_write ? "write" : "read"));
+      return;
+    }
+    // The queue was lost with the command on it: retry on the next
+    // association, the way the synchronous path does.
+    (void)lost;
+    if (!host->closing_) host->markBroken();
+    host->retryLater(this);
+  }
+};
+
+void NvmeTcpHost::readAsync(uint64_t offset, void* buf, size_t len, IoCompletion* done) {
+  startAsync(false, offset, static_cast<uint8_t*>(buf), nullptr, len, done);
+}
+
+void NvmeTcpHost::writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done) {
+  startAsync(true, offset, nullptr, static_cast<const uint8_t*>(buf), len, done);
+}
+
+void NvmeTcpHost::startAsync(bool is_write, uint64_t offset, uint8_t* in, const uint8_t* out, size_t len,
+                             IoCompletion* done) {
+  if (Status range = checkRange(offset, len, size_bytes_, block_size_); !range.ok()) {
+    done->done(std::move(range));
+    return;
+  }
+  if (len == 0) {
+    done->done(okStatus());
+    return;
+  }
+  auto deadline = std::chrono::steady_clock::now() + options_.io_timeout;
+  size_t pieces = (len + max_transfer_ - 1) / max_transfer_;
+  IoCompletion* target = pieces > 1 ? new AsyncSplit(static_cast<int>(pieces), done) : done;
+  for (size_t done_bytes = 0; done_bytes < len;) {
+    size_t n = std::min<size_t>(len - done_bytes, max_transfer_);
+    auto* io = new AsyncIo;
+    io->host = this;
+    io->sqe = adminSqe(is_write ? kIoWrite : kIoRead, nsid_);
+    putLe64(io->sqe.b + 40, (offset + done_bytes) / block_size_);
+    putLe32(io->sqe.b + 48, static_cast<uint32_t>(n / block_size_ - 1));
+    io->is_write = is_write;
+    io->out = out != nullptr ? out + done_bytes : nullptr;
+    io->in = in != nullptr ? in + done_bytes : nullptr;
+    io->len = n;
+    io->deadline = deadline;
+    io->done = target;
+    done_bytes += n;
+    startCommand(io);
+  }
+}
+
+void NvmeTcpHost::startCommand(AsyncIo* io) {
+  std::shared_ptr<HostQueue> q;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    if (connected_ && !closing_ && !failed_ && !io_.empty()) q = io_[next_queue_++ % io_.size()];
+  }
+  if (!q) {
+    retryLater(io);  // the synchronous path waits for the association (or fails) by the rules
+    return;
+  }
+  auto command_deadline = std::min(io->deadline, std::chrono::steady_clock::now() + options_.command_timeout);
+  Status sent = q->submitAsync(io->sqe, io->out, io->is_write ? io->len : 0, io->in, io->is_write ? 0 : io->len,
+                               command_deadline, io);
+  if (sent.ok()) return;
+  markBroken();
+  retryLater(io);
+}
+
+void NvmeTcpHost::retryLater(AsyncIo* io) {
+  {
+    std::lock_guard<std::mutex> lock(retry_mutex_);
+    ++retrying_;
+  }
+  std::thread([this, io] {
+    Status st = ioCommand(io->sqe, io->out, io->is_write ? io->len : 0, io->in, io->is_write ? 0 : io->len,
+                          io->is_write, io->deadline);
+    io->finish(std::move(st));
+    std::lock_guard<std::mutex> lock(retry_mutex_);
+    if (--retrying_ == 0) retry_cv_.notify_all();
+  }).detach();
 }
 
 }  // namespace offcore::nvme

@@ -88,6 +88,12 @@ class NvmeTcpHost final : public BlockDevice {
   Status flush() override;
   Status discard(uint64_t offset, uint64_t len) override;
   Status writeZeroes(uint64_t offset, uint64_t len) override;
+  // One thread keeps many commands in flight; the completion runs on a
+  // queue's reader thread. A command that meets a lost association is
+  // retried on a thread of its own with the synchronous path's rules
+  // (io_timeout, fast_io_fail, ctrl_loss_timeout), counted from its start.
+  void readAsync(uint64_t offset, void* buf, size_t len, IoCompletion* done) override;
+  void writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done) override;
 
   void close();
   bool connected() const { return connected_.load(); }
@@ -101,8 +107,19 @@ class NvmeTcpHost final : public BlockDevice {
   Status establish();  // admin + I/O queues on a fresh association
   Result<HostCompletion> adminCommand(Sqe sqe, uint8_t* in = nullptr, size_t in_len = 0, const uint8_t* out = nullptr,
                                       size_t out_len = 0);
-  // Runs one I/O command, waiting out reconnects up to io_timeout.
-  Status ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len, bool is_write);
+  struct AsyncIo;
+  struct AsyncSplit;
+  // Runs one I/O command, waiting out reconnects until the deadline.
+  Status ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len, bool is_write,
+                   std::chrono::steady_clock::time_point deadline);
+  Status ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len, bool is_write) {
+    return ioCommand(sqe, out, out_len, in, in_len, is_write, std::chrono::steady_clock::now() + options_.io_timeout);
+  }
+  // The asynchronous path: a read or write cut into commands of at most
+  // max_transfer_ bytes, each started on the next live queue.
+  void startAsync(bool is_write, uint64_t offset, uint8_t* in, const uint8_t* out, size_t len, IoCompletion* done);
+  void startCommand(AsyncIo* io);
+  void retryLater(AsyncIo* io);  // a thread running the synchronous path
   void keepAliveLoop();
   void reconnectLoop();
   void markBroken();
@@ -132,8 +149,16 @@ class NvmeTcpHost final : public BlockDevice {
   std::thread keepalive_;
   std::thread reconnector_;
 
-  mutable std::mutex stats_mutex_;
-  HostStats stats_;
+  // Threads retrying asynchronous commands; close() waits for them.
+  std::mutex retry_mutex_;
+  std::condition_variable retry_cv_;
+  int retrying_ = 0;
+
+  // Counters (relaxed atomics: no lock on the I/O path).
+  struct Counters {
+    std::atomic<uint64_t> reads{0}, writes{0}, flushes{0}, discards{0}, reconnects{0}, errors{0}, fast_failed{0};
+  };
+  Counters stats_;
 };
 
 // Status codes back to BlockDevice errors.

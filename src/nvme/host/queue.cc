@@ -39,6 +39,7 @@ Status readExactly(int fd, uint8_t* buf, size_t len, int timeout_ms) {
 
 HostQueue::HostQueue(QueueOptions options) : options_(std::move(options)) {
   for (uint32_t i = 0; i < options_.depth; ++i) free_cids_.push_back(static_cast<uint16_t>(options_.depth - 1 - i));
+  async_slots_.resize(options_.depth);
 }
 
 HostQueue::~HostQueue() { close(); }
@@ -124,6 +125,74 @@ Status HostQueue::sendAllLocked(const std::vector<uint8_t>& bytes) {
   return okStatus();
 }
 
+namespace {
+
+// The SGL descriptor of a command with data (in-capsule or transport data
+// block), and the PSDT bits that say "SGL".
+void describeData(Sqe& sqe, size_t len, bool in_capsule) {
+  putLe64(sqe.b + kSqeSgl, 0);
+  putLe32(sqe.b + kSqeSgl + 8, static_cast<uint32_t>(len));
+  sqe.b[kSqeSgl + 15] = in_capsule ? kSglDataBlockOffset : kSglTransportDataBlock;
+  sqe.b[1] = static_cast<uint8_t>((sqe.b[1] & 0x3F) | 0x40);  // PSDT: SGL
+}
+
+}  // namespace
+
+Status HostQueue::submitAsync(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len,
+                              std::chrono::steady_clock::time_point deadline, HostQueueWaiter* waiter) {
+  uint16_t cid;
+  Pending* p;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!cv_.wait_until(lock, deadline, [&] { return !free_cids_.empty() || !alive_; })) {
+      return makeError("no free queue slot", kQueueTimedOut);
+    }
+    if (!alive_) return makeError("queue disconnected", kQueueDisconnected);
+    cid = free_cids_.back();
+    free_cids_.pop_back();
+    auto& slot = async_slots_[cid];
+    if (!slot) slot = std::make_unique<Pending>();
+    p = slot.get();
+    p->out = out;
+    p->out_len = out_len;
+    p->in = in;
+    p->in_len = in_len;
+    p->done = false;
+    p->waiter = waiter;
+    p->deadline = deadline;
+    pending_[cid] = p;
+  }
+  putLe16(sqe.b + 2, cid);
+  bool in_capsule = out_len > 0 && out_len <= options_.in_capsule_limit;
+  if (out_len > 0 || in_len > 0) describeData(sqe, out_len > 0 ? out_len : in_len, in_capsule);
+  Status sent =
+      sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_, ctrl_alignment_));
+  if (sent.ok()) return okStatus();
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = pending_.find(cid);
+  // Already failed to its waiter by a closing queue: that call is the answer.
+  if (it == pending_.end() || it->second != p) return okStatus();
+  (void)retireAsyncLocked(cid, p);
+  return sent;
+}
+
+HostQueueWaiter* HostQueue::retireAsyncLocked(uint16_t cid, Pending* p) {
+  HostQueueWaiter* w = p->waiter;
+  p->waiter = nullptr;
+  pending_.erase(cid);
+  free_cids_.push_back(cid);
+  cv_.notify_one();  // a submitter waiting for a free slot
+  return w;
+}
+
+bool HostQueue::overdue(std::chrono::steady_clock::time_point now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [_, p] : pending_) {
+    if (p->waiter != nullptr && p->deadline < now) return true;
+  }
+  return false;
+}
+
 Result<HostCompletion> HostQueue::submit(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len,
                                          std::chrono::milliseconds timeout) {
   Pending pending;
@@ -144,13 +213,7 @@ Result<HostCompletion> HostQueue::submit(Sqe sqe, const uint8_t* out, size_t out
   }
   putLe16(sqe.b + 2, cid);
   bool in_capsule = out_len > 0 && out_len <= options_.in_capsule_limit;
-  if (out_len > 0 || in_len > 0) {
-    size_t len = out_len > 0 ? out_len : in_len;
-    putLe64(sqe.b + kSqeSgl, 0);
-    putLe32(sqe.b + kSqeSgl + 8, static_cast<uint32_t>(len));
-    sqe.b[kSqeSgl + 15] = in_capsule ? kSglDataBlockOffset : kSglTransportDataBlock;
-    sqe.b[1] = static_cast<uint8_t>((sqe.b[1] & 0x3F) | 0x40);  // PSDT: SGL
-  }
+  if (out_len > 0 || in_len > 0) describeData(sqe, out_len > 0 ? out_len : in_len, in_capsule);
   Status sent =
       sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_, ctrl_alignment_));
   std::unique_lock<std::mutex> lock(mutex_);
@@ -165,9 +228,23 @@ Result<HostCompletion> HostQueue::submit(Sqe sqe, const uint8_t* out, size_t out
 }
 
 void HostQueue::failAll() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& [_, p] : pending_) p->cv.notify_one();
-  cv_.notify_all();
+  std::vector<HostQueueWaiter*> lost;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::pair<uint16_t, Pending*>> async;
+    for (auto& [cid, p] : pending_) {
+      if (p->waiter != nullptr) {
+        async.emplace_back(cid, p);
+      } else {
+        p->cv.notify_one();
+      }
+    }
+    for (auto& [cid, p] : async) lost.push_back(retireAsyncLocked(cid, p));
+    cv_.notify_all();
+  }
+  if (lost.empty()) return;
+  Error why = makeError("queue disconnected", kQueueDisconnected);
+  for (HostQueueWaiter* w : lost) w->completed(nullptr, &why);
 }
 
 void HostQueue::readerLoop() {
@@ -203,33 +280,45 @@ void HostQueue::handlePdu(const Pdu& pdu) {
     case kCapsuleResp: {
       Cqe cqe;
       std::memcpy(cqe.b, h + kCommonHeaderSize, kCqeSize);
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = pending_.find(cqe.cid());
-      if (it == pending_.end()) return;  // a late answer to a command that timed out
-      it->second->cqe = cqe;
-      it->second->done = true;
-      it->second->cv.notify_one();
+      HostQueueWaiter* w = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = pending_.find(cqe.cid());
+        if (it == pending_.end()) return;  // a late answer to a command that timed out
+        if (it->second->waiter != nullptr) {
+          w = retireAsyncLocked(cqe.cid(), it->second);
+        } else {
+          it->second->cqe = cqe;
+          it->second->done = true;
+          it->second->cv.notify_one();
+        }
+      }
+      if (w != nullptr) w->completed(&cqe, nullptr);
       return;
     }
     case kC2HData: {
       uint16_t cid = getLe16(h + 8);
       uint32_t off = getLe32(h + 12), len = getLe32(h + 16);
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = pending_.find(cid);
-      if (it == pending_.end()) return;
-      Pending* p = it->second;
-      if (!pdu.data_digest_ok || static_cast<uint64_t>(off) + len > p->in_len || len != pdu.data.size()) {
-        p->cqe = Cqe::make(cid, kScDataTransferError);
-        p->done = true;
-        p->cv.notify_one();
-        return;
+      HostQueueWaiter* w = nullptr;
+      Cqe cqe;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = pending_.find(cid);
+        if (it == pending_.end()) return;
+        Pending* p = it->second;
+        bool bad = !pdu.data_digest_ok || static_cast<uint64_t>(off) + len > p->in_len || len != pdu.data.size();
+        if (!bad) std::memcpy(p->in + off, pdu.data.data(), len);
+        if (!bad && !(pdu.flags & kFlagSuccess)) return;
+        cqe = Cqe::make(cid, bad ? kScDataTransferError : kScSuccess);
+        if (p->waiter != nullptr) {
+          w = retireAsyncLocked(cid, p);
+        } else {
+          p->cqe = cqe;
+          p->done = true;
+          p->cv.notify_one();
+        }
       }
-      std::memcpy(p->in + off, pdu.data.data(), len);
-      if (pdu.flags & kFlagSuccess) {
-        p->cqe = Cqe::make(cid, kScSuccess);
-        p->done = true;
-        p->cv.notify_one();
-      }
+      if (w != nullptr) w->completed(&cqe, nullptr);
       return;
     }
     case kR2T: {

@@ -1,8 +1,9 @@
 // HostQueue: the initiator's side of one NVMe/TCP connection (one queue).
-// Callers on any thread submit a command and block until its completion; a
-// reader thread receives PDUs, copies C2HData into the caller's buffer,
-// answers R2Ts with H2CData, and wakes the caller on CapsuleResp (or on a
-// C2HData carrying the SUCCESS flag).
+// Callers on any thread submit a command, either blocking until its
+// completion (submit) or handing it a waiter (submitAsync); a reader thread
+// receives PDUs, copies C2HData into the caller's buffer, answers R2Ts with
+// H2CData, and on CapsuleResp (or a C2HData carrying the SUCCESS flag)
+// wakes the blocked caller or calls the waiter.
 #pragma once
 
 #include <array>
@@ -11,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -40,6 +42,19 @@ struct HostCompletion {
 inline constexpr int kQueueDisconnected = 107;  // ENOTCONN
 inline constexpr int kQueueTimedOut = 110;      // ETIMEDOUT
 
+// The end of an asynchronous command. completed() runs exactly once, on the
+// queue's reader thread (or on the thread that closes the queue), never
+// under the queue's locks: cqe is the controller's answer, or null when the
+// queue was lost first (`lost` says why). The command's buffers belong to
+// the queue until then.
+class HostQueueWaiter {
+ public:
+  virtual void completed(const Cqe* cqe, const Error* lost) = 0;
+
+ protected:
+  ~HostQueueWaiter() = default;
+};
+
 class HostQueue {
  public:
   explicit HostQueue(QueueOptions options);
@@ -53,6 +68,15 @@ class HostQueue {
   // buffer `in` for controller-to-host data, and waits for the completion.
   Result<HostCompletion> submit(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len,
                                 std::chrono::milliseconds timeout);
+  // Sends sqe and returns; waiter->completed() follows. Waits only for a
+  // free queue slot (until `deadline`), which is the back-pressure. An error
+  // means the command was not sent and the waiter will not be called.
+  Status submitAsync(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len,
+                     std::chrono::steady_clock::time_point deadline, HostQueueWaiter* waiter);
+  // True if an asynchronous command is still unanswered past its deadline:
+  // the queue is stuck and the owner should drop it (which fails the
+  // command to its waiter).
+  bool overdue(std::chrono::steady_clock::time_point now);
   void close();
   bool alive() const { return alive_.load(); }
   uint32_t maxH2CData() const { return max_h2c_data_; }
@@ -67,7 +91,13 @@ class HostQueue {
     Cqe cqe;
     // Each waiter has its own: a completion wakes one thread, not the queue.
     std::condition_variable cv;
+    // Asynchronous commands: the waiter to call instead of waking a thread.
+    HostQueueWaiter* waiter = nullptr;
+    std::chrono::steady_clock::time_point deadline;
   };
+  // Takes an asynchronous command out of pending_ and frees its CID; the
+  // caller calls the waiter once mutex_ is released. Needs mutex_.
+  HostQueueWaiter* retireAsyncLocked(uint16_t cid, Pending* p);
   void readerLoop();
   void failAll();
   Status sendAll(const std::vector<uint8_t>& bytes);
@@ -88,6 +118,8 @@ class HostQueue {
   std::condition_variable cv_;
   std::map<uint16_t, Pending*> pending_;
   std::vector<uint16_t> free_cids_;
+  // The Pending of each CID's asynchronous command (index = CID).
+  std::vector<std::unique_ptr<Pending>> async_slots_;
 };
 
 }  // namespace offcore::nvme
