@@ -56,6 +56,14 @@ class BlockDevice {
   virtual void writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done) {
     done->done(write(offset, buf, len));
   }
+  // Completion polling (optional). A device that returns an fd here
+  // completes asynchronous requests only when its owner calls
+  // reapCompletions(), on the one thread that also submits them (which must
+  // therefore never wait for a completion itself: synchronous calls belong
+  // on other threads). The fd is readable when there may be something to
+  // reap. -1, the default: the device completes on threads of its own.
+  virtual int completionFd() { return -1; }
+  virtual void reapCompletions() {}
   // Bytes backed by storage now (a thin device's allocation; NVMe reports it
   // as NUSE). nullopt: the device cannot tell, and counts as fully allocated.
   // Cheap: called on every Identify Namespace.

@@ -169,7 +169,7 @@ Status runStorage(Context& ctx) {
 
   t = Clock::now();
   std::string uri = "nvme-tcp://" + ip + ":4420/nqn.2026-11.io.offcore:" + host + ":" + vol;
-  OC_TRY(run({self, "disk", "attach", uri, "--node", node, "--name", disk, "--queues", "2", "--queue-depth", "64",
+  OC_TRY(run({self, "disk", "attach", uri, "--node", node, "--name", disk, "--queue-depth", "64",
               "--secret-file", secret_file}));
   undo.add("disk", [self, disk, node] { (void)runCapture({self, "disk", "detach", disk, "--node", node, "--force"}); });
   std::string file = run_root + "/" + node + "/disks/" + disk;

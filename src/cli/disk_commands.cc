@@ -70,7 +70,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
 
   struct Opts {
     std::string uri, node, name, file, secret, ctrl_secret, secret_file;
-    int queues = 2, depth = 32;
+    int queues = 0, depth = 32;  // queues 0: one per cpu of the SoC
     DiskTimeouts timeouts;
     bool json = false, force = false;
   };
@@ -79,7 +79,10 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   attach->add_option("uri", a->uri, "nvme-tcp://ADDR:PORT/NQN")->required();
   attach->add_option("--node", a->node, "the node whose SoC runs the initiator")->required();
   attach->add_option("--name", a->name, "disk name (default: the volume name)");
-  attach->add_option("--queues", a->queues, "I/O queues")->capture_default_str();
+  attach->add_option("--queues", a->queues,
+                     "I/O queues (default 0: one per cpu of the node's SoC, as Linux's nvme-tcp has one per cpu; "
+                     "each queue adds a reader thread on those cpus)")
+      ->capture_default_str();
   attach->add_option("--queue-depth", a->depth, "commands per queue")->capture_default_str();
   attach->add_option("--io-timeout", a->timeouts.io, "seconds I/O waits for a lost target before failing")
       ->capture_default_str();
@@ -181,7 +184,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   serve->add_option("uri", s->uri, "nvme-tcp://ADDR:PORT/NQN")->required();
   serve->add_option("--file", s->file, "the block file to serve")->required();
   serve->add_option("--node", s->node, "node name (for the host NQN)")->required();
-  serve->add_option("--queues", s->queues, "I/O queues");
+  serve->add_option("--queues", s->queues, "I/O queues (0: one per cpu this process may run on)");
   serve->add_option("--queue-depth", s->depth, "commands per queue");
   serve->add_option("--io-timeout", s->timeouts.io, "seconds");
   serve->add_option("--fast-io-fail", s->timeouts.fast_io_fail, "seconds (-1: off)");

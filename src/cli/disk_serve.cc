@@ -1,6 +1,7 @@
 // `offcore disk serve`: the SoC side of a disk, run as a supervised service
 // of the node's agent: the NVMe/TCP initiator and the FUSE block file, whose
 // connection is parked in the node's fd keeper so a restart is a pause.
+#include <sched.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -44,7 +45,18 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   o.host_nqn = nvme::nodeHostNqn(node);
   o.host_id = nvme::nodeHostId(node);
+  // One queue per cpu the service may run on (the SoC's cpuset), like
+  // Linux's one nvme-tcp queue per cpu: more queues than cpus only add
+  // reader threads that take turns on the same cpu.
+  if (queues <= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    queues = ::sched_getaffinity(0, sizeof set, &set) == 0 ? std::max(1, CPU_COUNT(&set)) : 1;
+  }
   o.io_queues = queues;
+  // One loop thread reads /dev/fuse and the queues' sockets (FuseDisk's polled
+  // loop): no hand-off between a FUSE worker and a queue's reader per I/O.
+  o.polled = true;
   o.queue_depth = static_cast<uint32_t>(depth);
   o.io_timeout = std::chrono::seconds(timeouts.io);
   o.fast_io_fail = secondsOrOff(timeouts.fast_io_fail);

@@ -64,6 +64,22 @@ void ByteRangeIo::lockStripes(const StripeSet& set, bool exclusive) {
   }
 }
 
+bool ByteRangeIo::tryLockStripesShared(const StripeSet& set) {
+  for (size_t i = 0; i < kStripes; ++i) {
+    if (!set.test(i)) continue;
+    Stripe& st = stripes_[i];
+    std::lock_guard<std::mutex> lock(st.mu);
+    if (st.writer || st.writers_waiting > 0) {
+      StripeSet got;
+      for (size_t j = 0; j < i; ++j) got.set(j, set.test(j));
+      unlockStripes(got, false);
+      return false;
+    }
+    ++st.readers;
+  }
+  return true;
+}
+
 void ByteRangeIo::unlockStripes(const StripeSet& set, bool exclusive) {
   for (size_t i = 0; i < kStripes; ++i) {
     if (!set.test(i)) continue;
@@ -171,6 +187,14 @@ void ByteRangeIo::writeAsync(uint64_t offset, const void* buf, size_t len, IoCom
   StripeSet held = stripesOf(offset, len);
   lockStripes(held, false);
   device_->writeAsync(offset, buf, len, new LockedWrite(*this, held, done));
+}
+
+bool ByteRangeIo::tryWriteAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done) {
+  if (len == 0 || !aligned(offset, len)) return false;
+  StripeSet held = stripesOf(offset, len);
+  if (!tryLockStripesShared(held)) return false;
+  device_->writeAsync(offset, buf, len, new LockedWrite(*this, held, done));
+  return true;
 }
 
 Status ByteRangeIo::discard(uint64_t offset, uint64_t len) { return zeroRange(offset, len, true); }

@@ -51,6 +51,11 @@ class ByteRangeIo {
   // unaligned ones run synchronously on the calling thread, then complete.
   void readAsync(uint64_t offset, void* buf, size_t len, IoCompletion* done);
   void writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done);
+  // writeAsync for a thread that must never wait (a poller): false, with
+  // nothing started, when the request is unaligned or a read-modify-write
+  // holds one of its blocks; the caller then hands it to a thread that may
+  // wait.
+  bool tryWriteAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done);
   Status discard(uint64_t offset, uint64_t len);
   Status writeZeroes(uint64_t offset, uint64_t len);
 
@@ -73,6 +78,8 @@ class ByteRangeIo {
   // The stripes a byte range's regions map to.
   StripeSet stripesOf(uint64_t offset, uint64_t len) const;
   void lockStripes(const StripeSet& set, bool exclusive);
+  // Shared, all or nothing, without waiting.
+  bool tryLockStripesShared(const StripeSet& set);
   void unlockStripes(const StripeSet& set, bool exclusive);
 
   bool aligned(uint64_t offset, uint64_t len) const { return offset % bs_ == 0 && len % bs_ == 0; }

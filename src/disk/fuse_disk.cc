@@ -145,12 +145,20 @@ fuse_session* newFuseSession(const std::string& options, FuseDisk::Server* serve
 }
 
 void runLoop(std::shared_ptr<FuseDisk::Server> s) {
+  if (s->device->completionFd() >= 0) {
+    runPolledLoop(std::move(s));
+    return;
+  }
   // Signals belong to the owner process's loop (signalfd); libfuse workers
   // inherit this mask.
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
   pthread_setname_np(pthread_self(), "oc-fuse-disk");
+  // A polled predecessor (the connection is kept across restarts) may have
+  // left the shared file description non-blocking: libfuse's workers block.
+  int fd = fuse_session_fd(s->session);
+  if (int fl = ::fcntl(fd, F_GETFL); fl >= 0 && (fl & O_NONBLOCK)) ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   // One /dev/fuse fd per worker: requests are spread without a shared
   // read() wake-up on one fd.
@@ -167,6 +175,7 @@ void runLoop(std::shared_ptr<FuseDisk::Server> s) {
 // kernel may send them requests during the unmount.
 Status stopServing(const std::shared_ptr<FuseDisk::Server>& s) {
   fuse_session_exit(s->session);
+  if (s->wake_fd >= 0) (void)::eventfd_write(s->wake_fd, 1);  // a polled loop sleeps in epoll_wait
   Status result;
   if (!connectionClosed(s->session)) {
     result = abortConnection(s->conn_id);

@@ -5,11 +5,13 @@
 #define FUSE_USE_VERSION 312
 
 #include <fuse_lowlevel.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,9 +27,23 @@ namespace offcore {
 // takes (256 pages), and what a loop device with direct I/O sends in one piece.
 inline constexpr unsigned kFuseDiskMaxIo = 1u << 20;
 
+// Requests a polled loop hands to threads that may block (fuse_disk_loop.cc).
+class FuseWorkQueue;
+
+// True on a polled loop's thread: it must never wait for a completion, which
+// only it can reap.
+inline thread_local bool tl_fuse_poller = false;
+
 struct FuseDisk::Server {
   Server(std::string p, std::shared_ptr<BlockDevice> dev, const FuseDiskOptions& opts)
-      : path(std::move(p)), device(dev), io(dev), options(opts), size(dev->sizeBytes()), block_size(dev->blockSize()) {}
+      : path(std::move(p)), device(dev), io(dev), options(opts), size(dev->sizeBytes()), block_size(dev->blockSize()) {
+    wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  }
+  ~Server() {
+    if (wake_fd >= 0) ::close(wake_fd);
+  }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
   const std::string path;
   const std::shared_ptr<BlockDevice> device;
@@ -41,6 +57,11 @@ struct FuseDisk::Server {
 
   fuse_session* session = nullptr;
   std::thread loop;
+  // Polled loop (a device with a completion fd): woken through wake_fd when
+  // the session is told to exit; its blocking requests go to `workers`
+  // (set while the loop runs).
+  int wake_fd = -1;
+  FuseWorkQueue* workers = nullptr;
   // adopt(): 0 = INIT not replayed yet, 1 = replayed, waiting for libfuse's
   // answer, 2 = done (readers may read the real fd).
   bool adopted = false;
@@ -100,7 +121,12 @@ fuse_lowlevel_ops fuseDiskOps();
 fuse_session* newFuseSession(const std::string& options, FuseDisk::Server* server);
 
 // The session loop (a thread per disk) and its shutdown (fuse_disk.cc).
+// A device with a completion fd gets the polled loop instead of libfuse's
+// multi-threaded one (fuse_disk_loop.cc).
 void runLoop(std::shared_ptr<FuseDisk::Server> s);
+void runPolledLoop(std::shared_ptr<FuseDisk::Server> s);
+// Runs `job` on one of the polled loop's worker threads.
+void postToWorkers(FuseDisk::Server& s, std::function<void()> job);
 Status stopServing(const std::shared_ptr<FuseDisk::Server>& s);
 
 }  // namespace offcore

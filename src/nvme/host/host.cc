@@ -1,5 +1,7 @@
 #include "nvme/host/host.h"
 
+#include <sys/epoll.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -213,12 +215,19 @@ NvmeTcpHost::NvmeTcpHost(std::string address, uint16_t port, std::string subnqn,
       options_(std::move(options)),
       nsid_(nsid) {}
 
-NvmeTcpHost::~NvmeTcpHost() { close(); }
+NvmeTcpHost::~NvmeTcpHost() {
+  close();
+  if (poll_fd_ >= 0) ::close(poll_fd_);
+}
 
 Result<std::shared_ptr<NvmeTcpHost>> NvmeTcpHost::connect(const std::string& address, uint16_t port,
                                                           const std::string& subnqn, const HostOptions& options,
                                                           uint32_t nsid) {
   std::shared_ptr<NvmeTcpHost> host(new NvmeTcpHost(address, port, subnqn, options, nsid));
+  if (options.polled) {
+    host->poll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (host->poll_fd_ < 0) return errnoError("epoll_create1");
+  }
   OC_TRY(host->establish());
   NvmeTcpHost* raw = host.get();
   host->keepalive_ = std::thread([raw] { raw->keepAliveLoop(); });
@@ -272,7 +281,8 @@ Status NvmeTcpHost::establish() {
                      options_.data_digest,
                      options_.queue_depth,
                      in_capsule_,
-                     options_.connect_timeout};
+                     options_.connect_timeout,
+                     options_.polled};
     auto q = std::make_shared<HostQueue>(ioq);
     OC_TRY(q->open());
     auto data = connectData(options_, cntlid, subnqn_);
@@ -283,6 +293,17 @@ Status NvmeTcpHost::establish() {
     OC_TRY(authenticateAfterConnect(*q, options_, subnqn_, c.cqe.dw0(), static_cast<uint16_t>(qid)));
     io.push_back(std::move(q));
   }
+  if (poll_fd_ >= 0) {
+    // Registered only once the whole association is up: a failed attempt
+    // leaves nothing in the set (its queues close their fds).
+    for (auto& q : io) {
+      q->attachPoller();
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLRDHUP;
+      ev.data.fd = q->fd();
+      if (::epoll_ctl(poll_fd_, EPOLL_CTL_ADD, q->fd(), &ev) != 0) return errnoError("epoll_ctl ADD");
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(state_mutex_);
     size_bytes_ = nsze << lbads;
@@ -290,6 +311,7 @@ Status NvmeTcpHost::establish() {
     cntlid_ = cntlid;
     admin_ = std::move(admin);
     io_ = std::move(io);
+    queues_changed_++;
     if (generation_++ > 0) {
       stats_.reconnects.fetch_add(1, std::memory_order_relaxed);  // counted before waiters see the new association
     }
@@ -376,9 +398,21 @@ void NvmeTcpHost::reconnectLoop() {
       std::lock_guard<std::mutex> lock(state_mutex_);
       admin = std::move(admin_);
       io = std::move(io_);
+      if (poll_fd_ >= 0) {
+        // The poller owns these queues' reads: it sees them die and fails
+        // their commands (reapCompletions); until then they stay listed.
+        draining_.insert(draining_.end(), io.begin(), io.end());
+        queues_changed_++;
+      }
     }
     if (admin) admin->close();
-    for (auto& q : io) q->close();
+    for (auto& q : io) {
+      if (poll_fd_ >= 0) {
+        q->shutdown();
+      } else {
+        q->close();
+      }
+    }
     std::this_thread::sleep_for(backoff);
     if (closing_) return;
     auto s = establish();
@@ -430,6 +464,11 @@ void NvmeTcpHost::close() {
     admin = std::move(admin_);
     io = std::move(io_);
     io_.clear();
+    // Polled mode: the poller has stopped by now (the contract), so close()
+    // below fails what the draining queues still hold.
+    io.insert(io.end(), draining_.begin(), draining_.end());
+    draining_.clear();
+    queues_changed_++;
     connected_ = false;
   }
   state_cv_.notify_all();
@@ -723,6 +762,42 @@ void NvmeTcpHost::retryLater(AsyncIo* io) {
     std::lock_guard<std::mutex> lock(retry_mutex_);
     if (--retrying_ == 0) retry_cv_.notify_all();
   }).detach();
+}
+
+void NvmeTcpHost::reapCompletions() {
+  if (poll_fd_ < 0) return;
+  uint64_t changed = queues_changed_.load();
+  if (changed != poller_seen_) {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    poller_queues_ = io_;
+    poller_queues_.insert(poller_queues_.end(), draining_.begin(), draining_.end());
+    poller_seen_ = queues_changed_.load();
+  }
+  epoll_event events[16];
+  int n = ::epoll_wait(poll_fd_, events, 16, 0);
+  for (int i = 0; i < n; ++i) {
+    int fd = events[i].data.fd;
+    std::shared_ptr<HostQueue> q;
+    for (auto& candidate : poller_queues_) {
+      if (candidate->fd() == fd) q = candidate;
+    }
+    if (!q) {
+      (void)::epoll_ctl(poll_fd_, EPOLL_CTL_DEL, fd, nullptr);  // a queue already gone
+      continue;
+    }
+    if (q->pollRead()) continue;
+    // Dead: its commands were failed to their waiters (retried on the next
+    // association). Stop watching it, and let the reconnect thread know.
+    (void)::epoll_ctl(poll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    bool current = false;
+    {
+      std::lock_guard<std::mutex> lock(state_mutex_);
+      current = std::find(io_.begin(), io_.end(), q) != io_.end();
+      std::erase(draining_, q);
+      queues_changed_++;
+    }
+    if (current && !closing_) markBroken();
+  }
 }
 
 }  // namespace offcore::nvme

@@ -50,6 +50,11 @@ struct HostOptions {
   // too, the target must prove itself and a target that does not ask is refused.
   std::optional<auth::DhchapKey> dhchap_secret;
   std::optional<auth::DhchapKey> dhchap_ctrl_secret;
+  // Polled mode (HostQueue's): no reader thread per I/O queue; the owner
+  // watches completionFd() and calls reapCompletions() from the one thread
+  // that also submits asynchronous I/O (a FUSE disk's loop). Synchronous
+  // I/O then belongs on other threads.
+  bool polled = false;
   std::vector<uint8_t> dhchap_hashes{auth::kHashSha256, auth::kHashSha384, auth::kHashSha512};
   std::vector<uint8_t> dhchap_dhgroups{auth::kDhNull,      auth::kDhFfdhe2048, auth::kDhFfdhe3072,
                                        auth::kDhFfdhe4096, auth::kDhFfdhe6144, auth::kDhFfdhe8192};
@@ -94,6 +99,9 @@ class NvmeTcpHost final : public BlockDevice {
   // (io_timeout, fast_io_fail, ctrl_loss_timeout), counted from its start.
   void readAsync(uint64_t offset, void* buf, size_t len, IoCompletion* done) override;
   void writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done) override;
+  // Polled mode: an epoll fd over the I/O queues' sockets (-1 otherwise).
+  int completionFd() override { return poll_fd_; }
+  void reapCompletions() override;
 
   void close();
   bool connected() const { return connected_.load(); }
@@ -148,6 +156,15 @@ class NvmeTcpHost final : public BlockDevice {
   std::atomic<uint64_t> next_queue_{0};
   std::thread keepalive_;
   std::thread reconnector_;
+
+  // Polled mode: the epoll fd, queues replaced by a reconnect that the
+  // poller has not yet seen die (under state_mutex_), and the poller's own
+  // copy of the queues to read, refreshed when queues_changed_ moves.
+  int poll_fd_ = -1;
+  std::vector<std::shared_ptr<HostQueue>> draining_;
+  std::atomic<uint64_t> queues_changed_{0};
+  uint64_t poller_seen_ = ~0ull;
+  std::vector<std::shared_ptr<HostQueue>> poller_queues_;
 
   // Threads retrying asynchronous commands; close() waits for them.
   std::mutex retry_mutex_;

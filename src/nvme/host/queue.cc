@@ -14,6 +14,8 @@
 namespace offcore::nvme {
 namespace {
 
+constexpr size_t kReadChunk = 65536;
+
 Status readExactly(int fd, uint8_t* buf, size_t len, int timeout_ms) {
   size_t got = 0;
   while (got < len) {
@@ -93,7 +95,12 @@ Status HostQueue::open() {
   limits.max_capsule_data = 0;
   parser_.setLimits(limits);
   alive_ = true;
-  reader_ = std::thread([this] { readerLoop(); });
+  if (options_.polled) {
+    ::fcntl(fd_, F_SETFL, O_NONBLOCK);  // the poller's reads must not block it
+    poll_buf_.reset(new uint8_t[kReadChunk]);
+  } else {
+    reader_ = std::thread([this] { readerLoop(); });
+  }
   return okStatus();
 }
 
@@ -107,6 +114,18 @@ void HostQueue::close() {
   failAll();
 }
 
+void HostQueue::shutdown() {
+  alive_ = false;
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  // Synchronous callers give up now; asynchronous commands are failed by
+  // the poller, which owns them.
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [_, p] : pending_) {
+    if (p->waiter == nullptr) p->cv.notify_one();
+  }
+  cv_.notify_all();
+}
+
 Status HostQueue::sendAll(const std::vector<uint8_t>& bytes) {
   std::lock_guard<std::mutex> lock(send_mutex_);
   return sendAllLocked(bytes);
@@ -118,6 +137,14 @@ Status HostQueue::sendAllLocked(const std::vector<uint8_t>& bytes) {
     ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        // Polled mode: a full send buffer. The target reads on (the read
+        // data in flight is bounded), and shutdown() ends this wait.
+        pollfd p{fd_, POLLOUT, 0};
+        (void)::poll(&p, 1, 100);
+        if (!alive_) return makeError("queue disconnected", kQueueDisconnected);
+        continue;
+      }
       return makeError(std::string("send: ") + std::strerror(errno), kQueueDisconnected);
     }
     off += static_cast<size_t>(n);
@@ -138,35 +165,31 @@ void describeData(Sqe& sqe, size_t len, bool in_capsule) {
 
 }  // namespace
 
-Status HostQueue::submitAsync(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len,
-                              std::chrono::steady_clock::time_point deadline, HostQueueWaiter* waiter) {
-  uint16_t cid;
-  Pending* p;
-  {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (!cv_.wait_until(lock, deadline, [&] { return !free_cids_.empty() || !alive_; })) {
-      return makeError("no free queue slot", kQueueTimedOut);
-    }
-    if (!alive_) return makeError("queue disconnected", kQueueDisconnected);
-    cid = free_cids_.back();
-    free_cids_.pop_back();
-    auto& slot = async_slots_[cid];
-    if (!slot) slot = std::make_unique<Pending>();
-    p = slot.get();
-    p->out = out;
-    p->out_len = out_len;
-    p->in = in;
-    p->in_len = in_len;
-    p->done = false;
-    p->waiter = waiter;
-    p->deadline = deadline;
-    pending_[cid] = p;
-  }
+HostQueue::Pending* HostQueue::claimLocked(const Deferred& d, uint16_t* cid) {
+  *cid = free_cids_.back();
+  free_cids_.pop_back();
+  auto& slot = async_slots_[*cid];
+  if (!slot) slot = std::make_unique<Pending>();
+  Pending* p = slot.get();
+  p->out = d.out;
+  p->out_len = d.out_len;
+  p->in = d.in;
+  p->in_len = d.in_len;
+  p->done = false;
+  p->waiter = d.waiter;
+  p->deadline = d.deadline;
+  pending_[*cid] = p;
+  read_bytes_in_flight_ += d.in_len;
+  return p;
+}
+
+Status HostQueue::sendClaimed(const Deferred& d, uint16_t cid, Pending* p) {
+  Sqe sqe = d.sqe;
   putLe16(sqe.b + 2, cid);
-  bool in_capsule = out_len > 0 && out_len <= options_.in_capsule_limit;
-  if (out_len > 0 || in_len > 0) describeData(sqe, out_len > 0 ? out_len : in_len, in_capsule);
-  Status sent =
-      sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_, ctrl_alignment_));
+  bool in_capsule = d.out_len > 0 && d.out_len <= options_.in_capsule_limit;
+  if (d.out_len > 0 || d.in_len > 0) describeData(sqe, d.out_len > 0 ? d.out_len : d.in_len, in_capsule);
+  Status sent = sendAll(
+      buildCapsuleCmd(sqe, in_capsule ? d.out : nullptr, in_capsule ? d.out_len : 0, digests_, ctrl_alignment_));
   if (sent.ok()) return okStatus();
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = pending_.find(cid);
@@ -176,9 +199,62 @@ Status HostQueue::submitAsync(Sqe sqe, const uint8_t* out, size_t out_len, uint8
   return sent;
 }
 
+bool HostQueue::canStartLocked(const Deferred& d) const {
+  if (free_cids_.empty()) return false;
+  if (!options_.polled) return true;
+  return d.in_len == 0 || read_bytes_in_flight_ == 0 || read_bytes_in_flight_ + d.in_len <= kPolledReadBytes;
+}
+
+Status HostQueue::submitAsync(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len,
+                              std::chrono::steady_clock::time_point deadline, HostQueueWaiter* waiter) {
+  Deferred d{sqe, out, out_len, in, in_len, deadline, waiter};
+  uint16_t cid;
+  Pending* p;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (options_.polled) {
+      // Never block the poller: what cannot start now waits its turn.
+      if (!alive_) return makeError("queue disconnected", kQueueDisconnected);
+      if (!backlog_.empty() || !canStartLocked(d)) {
+        backlog_.push_back(d);
+        return okStatus();
+      }
+    } else {
+      if (!cv_.wait_until(lock, deadline, [&] { return !free_cids_.empty() || !alive_; })) {
+        return makeError("no free queue slot", kQueueTimedOut);
+      }
+      if (!alive_) return makeError("queue disconnected", kQueueDisconnected);
+    }
+    p = claimLocked(d, &cid);
+  }
+  return sendClaimed(d, cid, p);
+}
+
+void HostQueue::startBacklog() {
+  for (;;) {
+    Deferred d;
+    uint16_t cid;
+    Pending* p;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (backlog_.empty() || !alive_ || !canStartLocked(backlog_.front())) return;
+      d = backlog_.front();
+      backlog_.pop_front();
+      p = claimLocked(d, &cid);
+    }
+    Status sent = sendClaimed(d, cid, p);
+    if (!sent.ok()) {
+      Error why = sent.error();
+      d.waiter->completed(nullptr, &why);
+      return;
+    }
+  }
+}
+
 HostQueueWaiter* HostQueue::retireAsyncLocked(uint16_t cid, Pending* p) {
   HostQueueWaiter* w = p->waiter;
   p->waiter = nullptr;
+  read_bytes_in_flight_ -= std::min(read_bytes_in_flight_, p->in_len);
   pending_.erase(cid);
   free_cids_.push_back(cid);
   cv_.notify_one();  // a submitter waiting for a free slot
@@ -189,6 +265,9 @@ bool HostQueue::overdue(std::chrono::steady_clock::time_point now) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& [_, p] : pending_) {
     if (p->waiter != nullptr && p->deadline < now) return true;
+  }
+  for (const auto& d : backlog_) {
+    if (d.deadline < now) return true;
   }
   return false;
 }
@@ -216,6 +295,23 @@ Result<HostCompletion> HostQueue::submit(Sqe sqe, const uint8_t* out, size_t out
   if (out_len > 0 || in_len > 0) describeData(sqe, out_len > 0 ? out_len : in_len, in_capsule);
   Status sent =
       sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_, ctrl_alignment_));
+  if (sent.ok() && options_.polled && !poller_attached_) {
+    // Polled, before a poller took the queue (Connect, authentication):
+    // the caller is the only user, so it reads the answer itself.
+    auto until = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (pending.done || !alive_) break;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) > 0 && readSome(poll_buf_.get(), kReadChunk) < 0) {
+        alive_ = false;
+      }
+    }
+  }
   std::unique_lock<std::mutex> lock(mutex_);
   if (sent.ok()) pending.cv.wait_for(lock, timeout, [&] { return pending.done || !alive_; });
   pending_.erase(cid);
@@ -240,6 +336,8 @@ void HostQueue::failAll() {
       }
     }
     for (auto& [cid, p] : async) lost.push_back(retireAsyncLocked(cid, p));
+    for (auto& d : backlog_) lost.push_back(d.waiter);
+    backlog_.clear();
     cv_.notify_all();
   }
   if (lost.empty()) return;
@@ -247,31 +345,50 @@ void HostQueue::failAll() {
   for (HostQueueWaiter* w : lost) w->completed(nullptr, &why);
 }
 
+ssize_t HostQueue::readSome(uint8_t* buf, size_t cap) {
+  ssize_t n = ::read(fd_, buf, cap);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
+  if (n <= 0) return -1;
+  parser_.feed(buf, static_cast<size_t>(n));
+  for (;;) {
+    std::optional<FatalError> error;
+    auto pdu = parser_.next(error);
+    if (error) {
+      // A malformed PDU from the target: tell it why (best effort: the
+      // queue is dropped whether or not the TermReq gets out).
+      (void)sendAll(buildTermReq(kH2CTermReq, error->fes, error->fei, error->header));
+      return -1;
+    }
+    if (!pdu) break;
+    handlePdu(*pdu);
+  }
+  return alive_ ? n : -1;
+}
+
 void HostQueue::readerLoop() {
-  uint8_t buf[65536];
-  while (alive_) {
-    ssize_t n = ::read(fd_, buf, sizeof buf);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      break;
-    }
-    parser_.feed(buf, static_cast<size_t>(n));
-    for (;;) {
-      std::optional<FatalError> error;
-      auto pdu = parser_.next(error);
-      if (error) {
-        // A malformed PDU from the target: tell it why (best effort: the
-        // queue is dropped whether or not the TermReq gets out).
-        (void)sendAll(buildTermReq(kH2CTermReq, error->fes, error->fei, error->header));
-        alive_ = false;
-        break;
-      }
-      if (!pdu) break;
-      handlePdu(*pdu);
-    }
+  uint8_t buf[kReadChunk];
+  while (alive_ && readSome(buf, sizeof buf) >= 0) {
   }
   alive_ = false;
   failAll();
+}
+
+bool HostQueue::pollRead() {
+  if (fd_ < 0) return false;
+  ssize_t n = alive_ ? 0 : -1;
+  // Until the socket is drained, but at most a few reads per call, so one
+  // busy queue does not starve the poller's other work.
+  for (int i = 0; n >= 0 && i < 4; ++i) {
+    n = readSome(poll_buf_.get(), kReadChunk);
+    if (n < static_cast<ssize_t>(kReadChunk)) break;
+  }
+  if (n < 0) {
+    alive_ = false;
+    failAll();
+    return false;
+  }
+  startBacklog();
+  return alive_;
 }
 
 void HostQueue::handlePdu(const Pdu& pdu) {

@@ -11,6 +11,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <sys/types.h>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,7 +33,20 @@ struct QueueOptions {
   uint32_t depth = 32;
   uint32_t in_capsule_limit = 0;  // bytes of write data sent in-capsule (0: none)
   std::chrono::milliseconds connect_timeout{3000};
+  // No reader thread: the owner's event loop watches fd() and calls
+  // pollRead() (see "Polled mode" below).
+  bool polled = false;
 };
+
+// Polled mode: one thread (the poller: an event loop that also produces the
+// commands, e.g. a FUSE disk's loop) reads the socket, and submitAsync never
+// blocks it: a command finding no free CID waits in a backlog the poller
+// starts as answers free CIDs. So that the target never stops reading us
+// while the poller is inside a send (our target pauses a queue whose unsent
+// replies pass 4 MiB), a queue keeps at most kPolledReadBytes of read data
+// in flight. Synchronous submit() from other threads still works (the
+// poller completes them); the poller itself must never call it.
+inline constexpr size_t kPolledReadBytes = 2u << 20;
 
 struct HostCompletion {
   Cqe cqe;
@@ -73,11 +88,26 @@ class HostQueue {
   // means the command was not sent and the waiter will not be called.
   Status submitAsync(Sqe sqe, const uint8_t* out, size_t out_len, uint8_t* in, size_t in_len,
                      std::chrono::steady_clock::time_point deadline, HostQueueWaiter* waiter);
+  // Polled mode: the socket, and what the poller calls when it is
+  // readable. Reads what is there, handles every complete PDU (answers
+  // C2HData and completions, R2Ts with H2CData), then starts backlogged
+  // commands. Returns false once the queue is dead; every command it held
+  // has been failed to its waiter by then.
+  int fd() const { return fd_; }
+  bool pollRead();
+  // Polled mode: until this is called, a synchronous submit() reads its own
+  // answer (the association's Connect and authentication run before any
+  // poller watches the queue); after it, only the poller reads.
+  void attachPoller() { poller_attached_ = true; }
   // True if an asynchronous command is still unanswered past its deadline:
   // the queue is stuck and the owner should drop it (which fails the
   // command to its waiter).
   bool overdue(std::chrono::steady_clock::time_point now);
   void close();
+  // Polled mode: marks the queue dead and shuts the socket down, keeping
+  // the fd (the poller may be reading it); the poller's next pollRead()
+  // fails the commands. close() (or the destructor) releases the fd.
+  void shutdown();
   bool alive() const { return alive_.load(); }
   uint32_t maxH2CData() const { return max_h2c_data_; }
 
@@ -98,6 +128,25 @@ class HostQueue {
   // Takes an asynchronous command out of pending_ and frees its CID; the
   // caller calls the waiter once mutex_ is released. Needs mutex_.
   HostQueueWaiter* retireAsyncLocked(uint16_t cid, Pending* p);
+  // An asynchronous command waiting for a CID (polled mode).
+  struct Deferred {
+    Sqe sqe;
+    const uint8_t* out;
+    size_t out_len;
+    uint8_t* in;
+    size_t in_len;
+    std::chrono::steady_clock::time_point deadline;
+    HostQueueWaiter* waiter;
+  };
+  // Takes a CID for an asynchronous command and records it. Needs mutex_.
+  Pending* claimLocked(const Deferred& d, uint16_t* cid);
+  // Sends a claimed command; on failure retires it (the waiter is not called).
+  Status sendClaimed(const Deferred& d, uint16_t cid, Pending* p);
+  bool canStartLocked(const Deferred& d) const;
+  void startBacklog();
+  // Reads once (blocking in thread mode) and handles the PDUs: the bytes
+  // read (0: nothing there), or -1 when the queue is dead.
+  ssize_t readSome(uint8_t* buf, size_t cap);
   void readerLoop();
   void failAll();
   Status sendAll(const std::vector<uint8_t>& bytes);
@@ -120,6 +169,12 @@ class HostQueue {
   std::vector<uint16_t> free_cids_;
   // The Pending of each CID's asynchronous command (index = CID).
   std::vector<std::unique_ptr<Pending>> async_slots_;
+  // Polled mode (under mutex_): commands waiting for a CID, and the read
+  // data in flight.
+  std::deque<Deferred> backlog_;
+  size_t read_bytes_in_flight_ = 0;
+  std::unique_ptr<uint8_t[]> poll_buf_;
+  std::atomic<bool> poller_attached_{false};
 };
 
 }  // namespace offcore::nvme
