@@ -143,13 +143,17 @@ Status EventLoop::run() {
   std::vector<epoll_event> events(64);
   EventLoop* outer = t_running;  // a loop may run inside another's callback (tests)
   t_running = this;
+  auto last_event = Clock::now();
   while (running_) {
     bool queued = false;
     {
       std::lock_guard<std::mutex> lock(mailbox_mutex_);
       queued = !mailbox_.empty();
     }
-    int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), queued ? 0 : nextTimeoutMs());
+    int timeout = queued ? 0 : nextTimeoutMs();
+    if (timeout != 0 && busy_poll_.count() > 0 && Clock::now() - last_event < busy_poll_) timeout = 0;
+    int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout);
+    if (n > 0 && busy_poll_.count() > 0) last_event = Clock::now();
     if (n < 0) {
       if (errno == EINTR) continue;
       t_running = outer;

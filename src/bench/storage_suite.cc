@@ -69,8 +69,8 @@ class StorageSuite final : public BenchSuite {
     gateway_cpus_ = status["domains"]["host"].value("cpus", "");
     std::vector<std::string> gw_argv{oc(), "fabric", "exec", host_, "--"};
     if (!gateway_cpus_.empty()) gw_argv.insert(gw_argv.end(), {"taskset", "-c", gateway_cpus_});
-    gw_argv.insert(gw_argv.end(), {oc(), "target", "serve", "--listen", ip_ + ":4420", "--data", work_ + "/data",
-                                   "--name", host_});
+    gw_argv.insert(gw_argv.end(),
+                   {oc(), "target", "serve", "--listen", ip_ + ":4420", "--data", work_ + "/data", "--name", host_});
     SpawnOptions so;
     so.output_file = work_ + "/gateway.log";
     so.new_session = true;
@@ -193,8 +193,7 @@ class StorageSuite final : public BenchSuite {
     report.rows.insert(report.rows.end(), alone.rows.begin(), alone.rows.end());
     report.notes.push_back("Ratios are offcore/local: for IOPS and bandwidth higher is better, for latency lower.");
     report.notes.push_back(
-        "The gateway (a remote storage server on a real DPU) runs pinned to the host domain's cpus (" +
-        gateway_cpus_ +
+        "The gateway (a remote storage server on a real DPU) runs pinned to the host domain's cpus (" + gateway_cpus_ +
         ") beside fio, so the SoC's cpus carry only the initiator and the FUSE daemon; the disk uses the default "
         "queue count (one per SoC cpu).");
     report.notes.insert(report.notes.end(), alone.notes.begin(), alone.notes.end());

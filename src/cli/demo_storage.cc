@@ -169,8 +169,8 @@ Status runStorage(Context& ctx) {
 
   t = Clock::now();
   std::string uri = "nvme-tcp://" + ip + ":4420/nqn.2026-11.io.offcore:" + host + ":" + vol;
-  OC_TRY(run({self, "disk", "attach", uri, "--node", node, "--name", disk, "--queue-depth", "64",
-              "--secret-file", secret_file}));
+  OC_TRY(run({self, "disk", "attach", uri, "--node", node, "--name", disk, "--queue-depth", "64", "--secret-file",
+              secret_file}));
   undo.add("disk", [self, disk, node] { (void)runCapture({self, "disk", "detach", disk, "--node", node, "--force"}); });
   std::string file = run_root + "/" + node + "/disks/" + disk;
   OC_ASSIGN_OR_RETURN(std::string loop_out, output({"losetup", "--find", "--show", "--direct-io=on", file}));

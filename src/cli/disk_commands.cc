@@ -79,9 +79,10 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   attach->add_option("uri", a->uri, "nvme-tcp://ADDR:PORT/NQN")->required();
   attach->add_option("--node", a->node, "the node whose SoC runs the initiator")->required();
   attach->add_option("--name", a->name, "disk name (default: the volume name)");
-  attach->add_option("--queues", a->queues,
-                     "I/O queues (default 0: one per cpu of the node's SoC, as Linux's nvme-tcp has one per cpu; "
-                     "each queue adds a reader thread on those cpus)")
+  attach
+      ->add_option("--queues", a->queues,
+                   "I/O queues (default 0: one per cpu of the node's SoC, as Linux's nvme-tcp has one per cpu; "
+                   "each queue adds a reader thread on those cpus)")
       ->capture_default_str();
   attach->add_option("--queue-depth", a->depth, "commands per queue")->capture_default_str();
   attach->add_option("--io-timeout", a->timeouts.io, "seconds I/O waits for a lost target before failing")

@@ -21,9 +21,9 @@
 
 #include <atomic>
 #include <bitset>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
 
 #include "base/result.h"

@@ -163,8 +163,8 @@ void runPolledLoop(std::shared_ptr<FuseDisk::Server> s) {
         if (runsOnLoop(fbuf, len, s->block_size)) {
           fuse_session_process_buf(se, &fbuf);
         } else {
-          auto copy = std::make_shared<std::vector<char>>(static_cast<char*>(fbuf.mem),
-                                                          static_cast<char*>(fbuf.mem) + len);
+          auto copy =
+              std::make_shared<std::vector<char>>(static_cast<char*>(fbuf.mem), static_cast<char*>(fbuf.mem) + len);
           workers.post([se, copy] {
             fuse_buf b{};
             b.size = copy->size();

@@ -339,6 +339,7 @@ Status StorageGateway::start() {
   tc.listen_addr = config_.listen_addr;
   tc.port = config_.port;
   tc.poll_groups = config_.poll_groups;
+  tc.busy_poll = config_.busy_poll;
   target_ = std::make_unique<nvme::NvmeTcpTarget>(tc, registry_);
   OC_TRY(target_->start());
 

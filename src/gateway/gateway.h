@@ -8,6 +8,7 @@
 // thread-safe, so both reach it directly.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,7 @@ struct GatewayConfig {
   uint64_t capacity_bytes = 0;
   std::string run_root = "/run/offcore";
   int poll_groups = 0;
+  std::chrono::microseconds busy_poll{0};  // TargetConfig::busy_poll
 };
 
 // The subsystem NQN a gateway gives a volume.

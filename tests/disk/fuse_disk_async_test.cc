@@ -13,11 +13,11 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <future>
-#include <set>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -374,7 +374,8 @@ TEST(FuseDiskAsyncTest, PolledLoopServesEveryRequestKindWithoutWaitingOnItself) 
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(::fsync(fd), 0) << std::strerror(errno);
   EXPECT_GE(dev->flushes.load(), 1);
-  ASSERT_EQ(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 3 * kMiB + 100, 10000), 0) << std::strerror(errno);
+  ASSERT_EQ(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 3 * kMiB + 100, 10000), 0)
+      << std::strerror(errno);
   std::memset(model.data() + 3 * kMiB + 100, 0, 10000);
   std::vector<char> back(16 * kMiB);
   ASSERT_EQ(::pread(fd, back.data(), back.size(), 0), static_cast<ssize_t>(back.size()));

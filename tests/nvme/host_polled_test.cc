@@ -85,7 +85,8 @@ TEST_F(TargetTest, PolledHostCompletesOnlyWhenReapedAndNeverBlocksThePoller) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "submitting blocked the poller";
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(writes.count(), 0u) << "a completion ran without being reaped";
-  ASSERT_TRUE(reapUntil(**host, [&] { return writes.count() == kBlocks; }, 10s));
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return writes.count() == kBlocks; }, 10s));
   EXPECT_EQ(writes.failures(), 0u) << writes.firstError();
   EXPECT_EQ(writes.offThread(), 0u) << "completions must run on the poller";
 
@@ -93,12 +94,14 @@ TEST_F(TargetTest, PolledHostCompletesOnlyWhenReapedAndNeverBlocksThePoller) {
   auto big = pattern(8u << 20, 5);
   Counter w2;
   (*host)->writeAsync(16u << 20, big.data(), big.size(), &w2);
-  ASSERT_TRUE(reapUntil(**host, [&] { return w2.count() == 1; }, 10s));
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return w2.count() == 1; }, 10s));
   ASSERT_EQ(w2.failures(), 0u) << w2.firstError();
   std::vector<uint8_t> back(big.size());
   Counter reads;
   for (size_t i = 0; i < 8; ++i) (*host)->readAsync((16u << 20) + (i << 20), back.data() + (i << 20), 1u << 20, &reads);
-  ASSERT_TRUE(reapUntil(**host, [&] { return reads.count() == 8; }, 10s));
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return reads.count() == 8; }, 10s));
   EXPECT_EQ(reads.failures(), 0u) << reads.firstError();
   EXPECT_EQ(back, big);
 
@@ -110,7 +113,8 @@ TEST_F(TargetTest, PolledHostCompletesOnlyWhenReapedAndNeverBlocksThePoller) {
     sync_status = (*host)->read(7 * 4096, one.data(), one.size());
     sync_done = true;
   });
-  ASSERT_TRUE(reapUntil(**host, [&] { return sync_done.load(); }, 10s));
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return sync_done.load(); }, 10s));
   other.join();
   ASSERT_TRUE(sync_status.ok()) << sync_status.error().message;
   EXPECT_TRUE(std::equal(one.begin(), one.end(), data.begin() + 7 * 4096));
@@ -124,13 +128,15 @@ TEST_F(TargetTest, PolledHostRidesOutATargetRestart) {
   auto data = pattern(kBlocks * 4096, 9);
   Counter before;
   for (size_t i = 0; i < 4; ++i) (*host)->writeAsync(i * 4096, data.data() + i * 4096, 4096, &before);
-  ASSERT_TRUE(reapUntil(**host, [&] { return before.count() == 4; }, 10s));
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return before.count() == 4; }, 10s));
   std::thread restarter = restartTargetAfter(1s);  // stops it now
   Counter writes;
   for (size_t i = 0; i < kBlocks; ++i) (*host)->writeAsync(i * 4096, data.data() + i * 4096, 4096, &writes);
   // The poller sees the old queue die; the writes are retried on the next
   // association (on retry threads, whose synchronous commands it completes).
-  bool finished = reapUntil(**host, [&] { return writes.count() == kBlocks; }, 25s);
+  bool finished = reapUntil(
+      **host, [&] { return writes.count() == kBlocks; }, 25s);
   restarter.join();
   ASSERT_TRUE(finished) << writes.count() << " of " << kBlocks << " writes finished";
   EXPECT_EQ(writes.failures(), 0u) << writes.firstError();
@@ -138,7 +144,8 @@ TEST_F(TargetTest, PolledHostRidesOutATargetRestart) {
   std::vector<uint8_t> back(kBlocks * 4096);
   Counter reads;
   (*host)->readAsync(0, back.data(), back.size(), &reads);
-  ASSERT_TRUE(reapUntil(**host, [&] { return reads.count() == 1; }, 10s));
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return reads.count() == 1; }, 10s));
   EXPECT_EQ(reads.failures(), 0u) << reads.firstError();
   EXPECT_EQ(back, data);
   (*host)->close();

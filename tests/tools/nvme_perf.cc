@@ -127,6 +127,8 @@ int main(int argc, char** argv) {
   uint64_t size_mib = 256;
   bool digests = false;
   app.add_flag("--digests", digests, "header and data digests (CRC32C)");
+  bool busy_poll = false;
+  app.add_flag("--busy-poll", busy_poll, "poll the sockets without sleeping, as SPDK's perf does");
   app.add_option("--addr", addr)->capture_default_str();
   app.add_option("--port", port)->capture_default_str();
   app.add_option("--nqn", nqn, "subsystem NQN")->required();
@@ -200,7 +202,7 @@ int main(int argc, char** argv) {
   while (outstanding > 0) {
     if (!stopping && Clock::now() >= end) stopping = true;
     epoll_event evs[64];
-    int n = ::epoll_wait(ep, evs, 64, 1000);
+    int n = ::epoll_wait(ep, evs, 64, busy_poll ? 0 : 1000);
     for (int e = 0; e < n; ++e) {
       Queue& q = qs[evs[e].data.u32];
       ssize_t got = ::recv(q.fd, buf, sizeof buf, MSG_DONTWAIT);

@@ -374,8 +374,8 @@ void NvmeTcpHost::reconnectLoop() {
         if (stuck) {
           connected_ = false;
           lost_at_ = now;
-          spdlog::warn("nvme/tcp host: a command to {} at {}:{} got no answer in time; reconnecting", subnqn_,
-                       address_, port_);
+          spdlog::warn("nvme/tcp host: a command to {} at {}:{} got no answer in time; reconnecting", subnqn_, address_,
+                       port_);
         }
       }
       if (closing_) return;
@@ -526,9 +526,7 @@ Status NvmeTcpHost::ioCommand(Sqe sqe, const uint8_t* out, size_t out_len, uint8
       }
       if (closing_) return failNow(subnqn_ + ": the initiator is closing", kBlockIo);
       if (fast_failed) {
-        {
-          stats_.fast_failed.fetch_add(1, std::memory_order_relaxed);
-        }
+        { stats_.fast_failed.fetch_add(1, std::memory_order_relaxed); }
         return failNow("no connection to " + subnqn_ + " for " + std::to_string(options_.fast_io_fail.count()) +
                            " ms (fast-io-fail): I/O fails at once until the target is back",
                        kBlockIo);

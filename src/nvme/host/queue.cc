@@ -367,8 +367,7 @@ ssize_t HostQueue::readSome(uint8_t* buf, size_t cap) {
 
 void HostQueue::readerLoop() {
   uint8_t buf[kReadChunk];
-  while (alive_ && readSome(buf, sizeof buf) >= 0) {
-  }
+  while (alive_ && readSome(buf, sizeof buf) >= 0) {}
   alive_ = false;
   failAll();
 }

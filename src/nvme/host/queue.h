@@ -6,12 +6,12 @@
 // wakes the blocked caller or calls the waiter.
 #pragma once
 
+#include <sys/types.h>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <sys/types.h>
 #include <deque>
 #include <map>
 #include <memory>

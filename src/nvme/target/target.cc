@@ -96,6 +96,7 @@ Status NvmeTcpTarget::start() {
   group_cpus_.clear();
   for (size_t i = 0; i < groups_.size(); ++i) {
     PollGroup* group = groups_[i].get();
+    group->loop.setBusyPoll(config_.busy_poll);
     group->thread = std::thread([group] {
       auto s = group->loop.run();
       // run() fails only if epoll_wait itself fails: a group that stops

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,9 @@ struct TargetConfig {
   // 0: one per CPU this process may run on (sched_getaffinity: taskset, a
   // cpuset), each pinned to its CPU.
   int poll_groups = 0;
+  // Busy polling (EventLoop::setBusyPoll) on every poll group: spin this
+  // long after the last event before sleeping. 0: off.
+  std::chrono::microseconds busy_poll{0};
   TargetLimits limits;
   auth::DhchapPolicy dhchap;  // hashes and DH groups offered to authenticating hosts
 };
