@@ -81,8 +81,9 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   attach->add_option("--name", a->name, "disk name (default: the volume name)");
   attach
       ->add_option("--queues", a->queues,
-                   "I/O queues (default 0: one per cpu of the node's SoC, as Linux's nvme-tcp has one per cpu; "
-                   "each queue adds a reader thread on those cpus)")
+                   "I/O queues (default 0: one per cpu of the node's SoC, as Linux's nvme-tcp has one per cpu); "
+                   "each is one TCP connection the disk's loop thread reads")
+      ->check(CLI::Range(0, 64))
       ->capture_default_str();
   attach->add_option("--queue-depth", a->depth, "commands per queue")->capture_default_str();
   attach->add_option("--io-timeout", a->timeouts.io, "seconds I/O waits for a lost target before failing")

@@ -28,6 +28,7 @@
 #include "disk/byte_range_io.h"
 #include "disk/file_block_device.h"
 #include "disk/fuse_disk.h"
+#include "wrapped_device.h"
 
 namespace offcore {
 namespace {
@@ -46,10 +47,10 @@ std::string tempDir() {
 // Runs every async request on its own worker thread after `delay`, or holds
 // them until release() when `hold` is set. Counts the most requests it had
 // in flight at once.
-class DeferredDevice final : public BlockDevice {
+class DeferredDevice final : public test::WrappedDevice {
  public:
   DeferredDevice(std::shared_ptr<BlockDevice> inner, std::chrono::microseconds delay)
-      : inner_(std::move(inner)), delay_(delay), worker_([this] { loop(); }) {}
+      : WrappedDevice(std::move(inner)), delay_(delay), worker_([this] { loop(); }) {}
   ~DeferredDevice() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -58,13 +59,6 @@ class DeferredDevice final : public BlockDevice {
     cv_.notify_all();
     worker_.join();
   }
-  uint64_t sizeBytes() const override { return inner_->sizeBytes(); }
-  uint32_t blockSize() const override { return inner_->blockSize(); }
-  Status read(uint64_t o, void* b, size_t n) override { return inner_->read(o, b, n); }
-  Status write(uint64_t o, const void* b, size_t n) override { return inner_->write(o, b, n); }
-  Status flush() override { return inner_->flush(); }
-  Status discard(uint64_t o, uint64_t n) override { return inner_->discard(o, n); }
-  Status writeZeroes(uint64_t o, uint64_t n) override { return inner_->writeZeroes(o, n); }
   void readAsync(uint64_t o, void* b, size_t n, IoCompletion* done) override {
     enqueue([=, this] { done->done(inner_->read(o, b, n)); });
   }
@@ -106,7 +100,6 @@ class DeferredDevice final : public BlockDevice {
       jobs_.pop_front();
     }
   }
-  std::shared_ptr<BlockDevice> inner_;
   const std::chrono::microseconds delay_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -121,13 +114,11 @@ class DeferredDevice final : public BlockDevice {
 // reapCompletions(). A synchronous call made on that loop's own thread
 // would wait for itself: it gives up after 3 s with an error, which the
 // tests catch. Records which threads reaped.
-class PolledDevice final : public BlockDevice {
+class PolledDevice final : public test::WrappedDevice {
  public:
   explicit PolledDevice(std::shared_ptr<BlockDevice> inner)
-      : inner_(std::move(inner)), efd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+      : WrappedDevice(std::move(inner)), efd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
   ~PolledDevice() override { ::close(efd_); }
-  uint64_t sizeBytes() const override { return inner_->sizeBytes(); }
-  uint32_t blockSize() const override { return inner_->blockSize(); }
   Status read(uint64_t o, void* b, size_t n) override {
     return viaLoop([=, this] { return inner_->read(o, b, n); });
   }
@@ -190,7 +181,6 @@ class PolledDevice final : public BlockDevice {
     }
     return fut.get();
   }
-  std::shared_ptr<BlockDevice> inner_;
   const int efd_;
   std::mutex mu_;
   std::deque<std::function<void()>> jobs_;

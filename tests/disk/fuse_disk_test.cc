@@ -21,6 +21,7 @@
 #include "base/subprocess.h"
 #include "disk/byte_range_io.h"
 #include "disk/file_block_device.h"
+#include "wrapped_device.h"
 
 namespace offcore {
 namespace {
@@ -73,21 +74,7 @@ bool mountedAt(const std::string& path) {
   return false;
 }
 
-// Forwards everything; tests override what they watch or break.
-class WrappedDevice : public BlockDevice {
- public:
-  explicit WrappedDevice(std::shared_ptr<BlockDevice> inner) : inner_(std::move(inner)) {}
-  uint64_t sizeBytes() const override { return inner_->sizeBytes(); }
-  uint32_t blockSize() const override { return inner_->blockSize(); }
-  Status read(uint64_t o, void* b, size_t n) override { return inner_->read(o, b, n); }
-  Status write(uint64_t o, const void* b, size_t n) override { return inner_->write(o, b, n); }
-  Status flush() override { return inner_->flush(); }
-  Status discard(uint64_t o, uint64_t n) override { return inner_->discard(o, n); }
-  Status writeZeroes(uint64_t o, uint64_t n) override { return inner_->writeZeroes(o, n); }
-
- protected:
-  std::shared_ptr<BlockDevice> inner_;
-};
+using test::WrappedDevice;
 
 class CountingDevice : public WrappedDevice {
  public:

@@ -8,9 +8,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <random>
 #include <thread>
 
+#include "host_io_helpers.h"
 #include "nvme/host/host.h"
 #include "target_fixture.h"
 
@@ -18,8 +18,8 @@ namespace offcore::nvme {
 namespace {
 
 using namespace std::chrono_literals;
-using test::kHostnqn;
 using test::kSubnqn;
+using test::pattern;
 using test::TargetTest;
 
 // Counts completions; remembers the first error and which threads ran them.
@@ -74,23 +74,7 @@ class Completions {
   std::string first_error_;
 };
 
-std::vector<uint8_t> pattern(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
-}
-
-HostOptions hostOptions() {
-  HostOptions o;
-  o.host_nqn = kHostnqn;
-  o.io_queues = 2;
-  o.queue_depth = 16;
-  o.kato_ms = 1000;
-  o.connect_timeout = 500ms;
-  o.io_timeout = 20s;
-  return o;
-}
+HostOptions hostOptions() { return test::ioHostOptions(2, 16, false); }
 
 TEST_F(TargetTest, AsyncIoKeepsManyCommandsInFlightFromOneThread) {
   auto host = NvmeTcpHost::connect("127.0.0.1", target_->port(), kSubnqn, hostOptions());

@@ -10,9 +10,9 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
-#include <random>
 #include <thread>
 
+#include "host_io_helpers.h"
 #include "nvme/host/host.h"
 #include "target_fixture.h"
 
@@ -20,8 +20,8 @@ namespace offcore::nvme {
 namespace {
 
 using namespace std::chrono_literals;
-using test::kHostnqn;
 using test::kSubnqn;
+using test::pattern;
 using test::TargetTest;
 
 class Counter final : public IoCompletion {
@@ -42,17 +42,7 @@ class Counter final : public IoCompletion {
   std::string first_error_;
 };
 
-HostOptions polledOptions() {
-  HostOptions o;
-  o.host_nqn = kHostnqn;
-  o.io_queues = 1;
-  o.queue_depth = 8;
-  o.kato_ms = 1000;
-  o.connect_timeout = 500ms;
-  o.io_timeout = 20s;
-  o.polled = true;
-  return o;
-}
+HostOptions polledOptions() { return test::ioHostOptions(1, 8, true); }
 
 // Reaps until `until` holds or the limit passes.
 bool reapUntil(NvmeTcpHost& h, const std::function<bool()>& until, std::chrono::milliseconds limit) {
@@ -64,13 +54,6 @@ bool reapUntil(NvmeTcpHost& h, const std::function<bool()>& until, std::chrono::
     h.reapCompletions();
   }
   return true;
-}
-
-std::vector<uint8_t> pattern(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
 }
 
 TEST_F(TargetTest, PolledHostCompletesOnlyWhenReapedAndNeverBlocksThePoller) {
@@ -140,6 +123,7 @@ TEST_F(TargetTest, PolledHostRidesOutATargetRestart) {
   restarter.join();
   ASSERT_TRUE(finished) << writes.count() << " of " << kBlocks << " writes finished";
   EXPECT_EQ(writes.failures(), 0u) << writes.firstError();
+  EXPECT_EQ(writes.offThread(), 0u) << "a retried command must still complete on the poller";
   EXPECT_GE((*host)->stats().reconnects, 1u);
   std::vector<uint8_t> back(kBlocks * 4096);
   Counter reads;

@@ -1,6 +1,7 @@
 #include "nvme/host/host.h"
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -218,6 +219,7 @@ NvmeTcpHost::NvmeTcpHost(std::string address, uint16_t port, std::string subnqn,
 NvmeTcpHost::~NvmeTcpHost() {
   close();
   if (poll_fd_ >= 0) ::close(poll_fd_);
+  if (retried_fd_ >= 0) ::close(retried_fd_);
 }
 
 Result<std::shared_ptr<NvmeTcpHost>> NvmeTcpHost::connect(const std::string& address, uint16_t port,
@@ -227,6 +229,12 @@ Result<std::shared_ptr<NvmeTcpHost>> NvmeTcpHost::connect(const std::string& add
   if (options.polled) {
     host->poll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (host->poll_fd_ < 0) return errnoError("epoll_create1");
+    host->retried_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (host->retried_fd_ < 0) return errnoError("eventfd");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = host->retried_fd_;
+    if (::epoll_ctl(host->poll_fd_, EPOLL_CTL_ADD, host->retried_fd_, &ev) != 0) return errnoError("epoll_ctl ADD");
   }
   OC_TRY(host->establish());
   NvmeTcpHost* raw = host.get();
@@ -485,8 +493,11 @@ void NvmeTcpHost::close() {
   for (auto& q : io) q->close();
   // Retries see closing_ and fail at once; their completions may still be
   // running.
-  std::unique_lock<std::mutex> lock(retry_mutex_);
-  retry_cv_.wait(lock, [&] { return retrying_ == 0; });
+  {
+    std::unique_lock<std::mutex> lock(retry_mutex_);
+    retry_cv_.wait(lock, [&] { return retrying_ == 0; });
+  }
+  finishRetried();  // polled: the poller has stopped, so they finish here
 }
 
 HostStats NvmeTcpHost::stats() const {
@@ -756,10 +767,26 @@ void NvmeTcpHost::retryLater(AsyncIo* io) {
   std::thread([this, io] {
     Status st = ioCommand(io->sqe, io->out, io->is_write ? io->len : 0, io->in, io->is_write ? 0 : io->len,
                           io->is_write, io->deadline);
-    io->finish(std::move(st));
+    if (retried_fd_ < 0) {
+      io->finish(std::move(st));
+      std::lock_guard<std::mutex> lock(retry_mutex_);
+      if (--retrying_ == 0) retry_cv_.notify_all();
+      return;
+    }
     std::lock_guard<std::mutex> lock(retry_mutex_);
+    retried_.emplace_back(io, std::move(st));
+    (void)::eventfd_write(retried_fd_, 1);
     if (--retrying_ == 0) retry_cv_.notify_all();
   }).detach();
+}
+
+void NvmeTcpHost::finishRetried() {
+  std::vector<std::pair<AsyncIo*, Status>> done;
+  {
+    std::lock_guard<std::mutex> lock(retry_mutex_);
+    done.swap(retried_);
+  }
+  for (auto& [io, st] : done) io->finish(std::move(st));
 }
 
 void NvmeTcpHost::reapCompletions() {
@@ -775,6 +802,12 @@ void NvmeTcpHost::reapCompletions() {
   int n = ::epoll_wait(poll_fd_, events, 16, 0);
   for (int i = 0; i < n; ++i) {
     int fd = events[i].data.fd;
+    if (fd == retried_fd_) {
+      eventfd_t v;
+      (void)::eventfd_read(retried_fd_, &v);
+      finishRetried();
+      continue;
+    }
     std::shared_ptr<HostQueue> q;
     for (auto& candidate : poller_queues_) {
       if (candidate->fd() == fd) q = candidate;

@@ -94,9 +94,11 @@ class NvmeTcpHost final : public BlockDevice {
   Status discard(uint64_t offset, uint64_t len) override;
   Status writeZeroes(uint64_t offset, uint64_t len) override;
   // One thread keeps many commands in flight; the completion runs on a
-  // queue's reader thread. A command that meets a lost association is
-  // retried on a thread of its own with the synchronous path's rules
-  // (io_timeout, fast_io_fail, ctrl_loss_timeout), counted from its start.
+  // queue's reader thread (polled mode: on the poller, in
+  // reapCompletions()). A command that meets a lost association is retried
+  // on a thread of its own with the synchronous path's rules (io_timeout,
+  // fast_io_fail, ctrl_loss_timeout), counted from its start; in polled
+  // mode its completion is still handed to the poller.
   void readAsync(uint64_t offset, void* buf, size_t len, IoCompletion* done) override;
   void writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done) override;
   // Polled mode: an epoll fd over the I/O queues' sockets (-1 otherwise).
@@ -165,6 +167,12 @@ class NvmeTcpHost final : public BlockDevice {
   std::atomic<uint64_t> queues_changed_{0};
   uint64_t poller_seen_ = ~0ull;
   std::vector<std::shared_ptr<HostQueue>> poller_queues_;
+  // Polled mode: retried commands finish on the poller too. A retry thread
+  // parks its result here (under retry_mutex_) and writes retried_fd_ (in
+  // the epoll set); reapCompletions() finishes them.
+  int retried_fd_ = -1;
+  std::vector<std::pair<AsyncIo*, Status>> retried_;
+  void finishRetried();
 
   // Threads retrying asynchronous commands; close() waits for them.
   std::mutex retry_mutex_;
