@@ -167,13 +167,15 @@ void opWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t of
   size_t len = static_cast<size_t>(std::min<uint64_t>(size, s.size - offset));
   auto* io = new FuseIo(s, req, offset, len, true);
   std::memcpy(io->buf.data, data, len);
-  // A polled loop must not wait for a read-modify-write's lock (that
-  // read-modify-write may be waiting for a completion only the loop reaps).
-  if (tl_fuse_poller && !s.io.tryWriteAsync(offset, io->buf.data, len, io)) {
-    postToWorkers(s, [&s, offset, len, io] { s.io.writeAsync(offset, io->buf.data, len, io); });
+  if (!tl_fuse_poller) {
+    s.io.writeAsync(offset, io->buf.data, len, io);
     return;
   }
-  if (!tl_fuse_poller) s.io.writeAsync(offset, io->buf.data, len, io);
+  // A polled loop must not wait for a read-modify-write's lock (that
+  // read-modify-write may be waiting for a completion only the loop reaps).
+  if (!s.io.tryWriteAsync(offset, io->buf.data, len, io)) {
+    postToWorkers(s, [&s, offset, len, io] { s.io.writeAsync(offset, io->buf.data, len, io); });
+  }
 }
 
 void doFsync(fuse_req_t req) {

@@ -129,6 +129,10 @@ class NvmeTcpHost final : public BlockDevice {
   // max_transfer_ bytes, each started on the next live queue.
   void startAsync(bool is_write, uint64_t offset, uint8_t* in, const uint8_t* out, size_t len, IoCompletion* done);
   void startCommand(AsyncIo* io);
+  // Aligned and within the namespace, or the error to answer with.
+  Status checkRange(uint64_t offset, uint64_t len) const;
+  // A Read or Write of len bytes at offset (one command: len <= max_transfer_).
+  Sqe rwSqe(bool is_write, uint64_t offset, size_t len) const;
   void retryLater(AsyncIo* io);  // a thread running the synchronous path
   void keepAliveLoop();
   void reconnectLoop();

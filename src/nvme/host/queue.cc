@@ -183,13 +183,15 @@ HostQueue::Pending* HostQueue::claimLocked(const Deferred& d, uint16_t* cid) {
   return p;
 }
 
-Status HostQueue::sendClaimed(const Deferred& d, uint16_t cid, Pending* p) {
-  Sqe sqe = d.sqe;
+Status HostQueue::sendCapsule(Sqe sqe, uint16_t cid, const uint8_t* out, size_t out_len, size_t in_len) {
   putLe16(sqe.b + 2, cid);
-  bool in_capsule = d.out_len > 0 && d.out_len <= options_.in_capsule_limit;
-  if (d.out_len > 0 || d.in_len > 0) describeData(sqe, d.out_len > 0 ? d.out_len : d.in_len, in_capsule);
-  Status sent = sendAll(
-      buildCapsuleCmd(sqe, in_capsule ? d.out : nullptr, in_capsule ? d.out_len : 0, digests_, ctrl_alignment_));
+  bool in_capsule = out_len > 0 && out_len <= options_.in_capsule_limit;
+  if (out_len > 0 || in_len > 0) describeData(sqe, out_len > 0 ? out_len : in_len, in_capsule);
+  return sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_, ctrl_alignment_));
+}
+
+Status HostQueue::sendClaimed(const Deferred& d, uint16_t cid, Pending* p) {
+  Status sent = sendCapsule(d.sqe, cid, d.out, d.out_len, d.in_len);
   if (sent.ok()) return okStatus();
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = pending_.find(cid);
@@ -290,11 +292,7 @@ Result<HostCompletion> HostQueue::submit(Sqe sqe, const uint8_t* out, size_t out
     free_cids_.pop_back();
     pending_[cid] = &pending;
   }
-  putLe16(sqe.b + 2, cid);
-  bool in_capsule = out_len > 0 && out_len <= options_.in_capsule_limit;
-  if (out_len > 0 || in_len > 0) describeData(sqe, out_len > 0 ? out_len : in_len, in_capsule);
-  Status sent =
-      sendAll(buildCapsuleCmd(sqe, in_capsule ? out : nullptr, in_capsule ? out_len : 0, digests_, ctrl_alignment_));
+  Status sent = sendCapsule(sqe, cid, out, out_len, in_len);
   if (sent.ok() && options_.polled && !poller_attached_) {
     // Polled, before a poller took the queue (Connect, authentication):
     // the caller is the only user, so it reads the answer itself.

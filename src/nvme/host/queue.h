@@ -140,6 +140,9 @@ class HostQueue {
   };
   // Takes a CID for an asynchronous command and records it. Needs mutex_.
   Pending* claimLocked(const Deferred& d, uint16_t* cid);
+  // The command capsule for CID `cid` (SGL filled in; write data in-capsule
+  // when it fits the target's limit), sent whole.
+  Status sendCapsule(Sqe sqe, uint16_t cid, const uint8_t* out, size_t out_len, size_t in_len);
   // Sends a claimed command; on failure retires it (the waiter is not called).
   Status sendClaimed(const Deferred& d, uint16_t cid, Pending* p);
   bool canStartLocked(const Deferred& d) const;
