@@ -107,14 +107,17 @@ class TargetAlone {
         "/dev/shm; the load from cpu " +
         initiator_cpu_ +
         ": offcore-nvme-perf (tests/tools: one thread on epoll, "
-        "the way a polling initiator such as SPDK's perf drives a target) for the unpaced cases, our initiator "
+        "the way a polling initiator such as SPDK's perf drives a target: the commands one receive's completions "
+        "free leave in one send, writes that fit the controller's capsule (IOCCSZ) in-capsule) for the unpaced "
+        "cases, our initiator "
         "(offcore-nvme-bench, a thread per command) for the paced one; loopback, " +
         std::to_string(seconds()) + " s per case, medians of " + std::to_string(runs_) +
         " run(s); target cpu is its utime + stime over the case. The busy-poll rows run the target again with "
         "`--busy-poll-us " +
         std::to_string(kBusyPollUs) +
         "`: its poll group keeps polling that long after each "
-        "event before it sleeps. No mature target runs here (no SPDK, no nvmet) to stand beside it.");
+        "event before it sleeps. The store is in memory, so the target reads it through a mapping (no pread per "
+        "block; `reads_mapped` in its status). No mature target runs here (no SPDK, no nvmet) to stand beside it.");
     return out;
   }
 

@@ -186,14 +186,9 @@ void StorageGateway::registerRoutes() {
     for (const auto& c : target_->controllers()) {
       ctrls.push_back({{"cntlid", c.cntlid}, {"subnqn", c.subnqn}, {"hostnqn", c.hostnqn}, {"io_queues", c.io_queues}});
     }
-    json j{{"name", config_.name},
-           {"listen", config_.listen_addr},
-           {"port", target_->port()},
-           {"data", config_.data_dir},
-           {"capacity_bytes", st.capacity_bytes},
-           {"allocated_bytes", st.allocated_bytes},
-           {"volumes", st.volumes},
-           {"controllers", ctrls}};
+    json j{{"name", config_.name},     {"listen", config_.listen_addr},       {"port", target_->port()},
+           {"data", config_.data_dir}, {"capacity_bytes", st.capacity_bytes}, {"allocated_bytes", st.allocated_bytes},
+           {"volumes", st.volumes},    {"reads_mapped", st.reads_mapped},     {"controllers", ctrls}};
     return ApiResponse::json(200, dumpJson(j) + "\n");
   });
   api_->route("GET", "/v1/volumes", [this](const ApiRequest&) {

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "base/mapped_file.h"
 #include "base/result.h"
 #include "storage/meta_state.h"
 
@@ -78,6 +79,10 @@ class StoreCore : public std::enable_shared_from_this<StoreCore> {
   // Frees what v maps at vcluster; leaves a zero marker if zero_marker.
   Status commitUnmap(VolumeState& v, uint64_t vcluster, bool zero_marker);
   int dataFd() const { return data_fd_; }
+  // data.img mapped for reading when it lives in memory (tmpfs); null
+  // otherwise. Only clusters a map points at are read through it, and those
+  // lie inside the file (load checks it; a new cluster is written first).
+  const MappedReadView* dataView() const { return data_view_.get(); }
 
  private:
   StoreCore() = default;
@@ -92,11 +97,13 @@ class StoreCore : public std::enable_shared_from_this<StoreCore> {
   Result<std::shared_ptr<VolumeState>> findLocked(const std::string& name) const;
   VolumeInfo infoLocked(const VolumeRecord& v) const;
   void punchHole(uint64_t pc);
+  void mapDataIfInMemory();
 
   std::string dir_;
   int dir_fd_ = -1;  // holds the store's flock
   int data_fd_ = -1;
   int journal_fd_ = -1;
+  std::unique_ptr<MappedReadView> data_view_;
   uint64_t journal_bytes_ = 0;
   uint64_t capacity_clusters_ = 0;  // 0: unbounded
   uint64_t capacity_bytes_ = 0;

@@ -123,7 +123,9 @@ class VolumeHandle final : public BlockDevice {
       std::memset(buf, 0, n);
       return okStatus();
     }
-    return preadFull(fd_, buf, n, *src * kClusterSize + off);
+    const uint64_t at = *src * kClusterSize + off;
+    if (const MappedReadView* view = core_->dataView(); view && view->copyOut(buf, at, n)) return okStatus();
+    return preadFull(fd_, buf, n, at);
   }
 
   // data == nullptr writes zeroes.

@@ -220,6 +220,7 @@ StoreStats StoreCore::stats() const {
   s.capacity_bytes = capacity_bytes_;
   s.allocated_bytes = meta_.owned * kClusterSize;
   s.volumes = meta_.volumes.size();
+  s.reads_mapped = data_view_ != nullptr;
   return s;
 }
 

@@ -48,6 +48,7 @@ struct StoreStats {
   uint64_t capacity_bytes = 0;   // the pool's limit (data.img may not exceed it)
   uint64_t allocated_bytes = 0;  // clusters in use
   uint64_t volumes = 0;
+  bool reads_mapped = false;  // data.img is in memory and read through a mapping, not pread
 };
 
 struct FsckReport {

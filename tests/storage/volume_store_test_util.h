@@ -1,5 +1,5 @@
 // Shared by the VolumeStore tests: a per-test store directory under /tmp
-// (unique per PID, removed afterwards) and byte helpers.
+// or another root (unique per PID, removed afterwards) and byte helpers.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -20,10 +20,13 @@ class StoreDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = "/tmp/offcore_vstore_" + std::to_string(::getpid()) + "_" + info->name();
+    dir_ = root() + "/offcore_vstore_" + std::to_string(::getpid()) + "_" + info->name();
     ASSERT_TRUE(removeTree(dir_).ok());
   }
   void TearDown() override { (void)removeTree(dir_); }
+  // Where the store directory is made: on disk (reads by pread) unless a
+  // suite runs in memory too (reads through the mapping).
+  virtual std::string root() const { return "/tmp"; }
 
   std::unique_ptr<VolumeStore> openStore(uint64_t capacity = 0) {
     auto s = VolumeStore::open(dir_, capacity);
