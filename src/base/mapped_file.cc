@@ -34,7 +34,7 @@ Status installSigbusHandler() {
   static std::once_flag once;
   static int failed_errno = 0;
   std::call_once(once, [] {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_sigaction = onSigbus;
     // SA_NODEFER: the jump out of the handler skips the mask restore, so
     // SIGBUS must not be blocked while it runs.
@@ -77,7 +77,7 @@ bool MappedReadView::copyOut(void* dst, uint64_t offset, size_t n) const {
 }
 
 bool fileIsInMemory(int fd) {
-  struct statfs fs{};
+  struct statfs fs {};
   if (::fstatfs(fd, &fs) != 0) return false;
   return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
 }

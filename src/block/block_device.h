@@ -64,6 +64,13 @@ class BlockDevice {
   // reap. -1, the default: the device completes on threads of its own.
   virtual int completionFd() { return -1; }
   virtual void reapCompletions() {}
+  // Plugging (optional, as the kernel's block layer plugs): between plug()
+  // and unplug() the device may hold what is submitted and start it all at
+  // unplug(), e.g. one send for many commands. The completion poller plugs
+  // around its turn and never waits in between; unplug() never blocks for
+  // long. No-ops by default.
+  virtual void plug() {}
+  virtual void unplug() {}
   // Bytes backed by storage now (a thin device's allocation; NVMe reports it
   // as NUSE). nullopt: the device cannot tell, and counts as fully allocated.
   // Cheap: called on every Identify Namespace.

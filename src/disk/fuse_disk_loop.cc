@@ -149,6 +149,8 @@ void runPolledLoop(std::shared_ptr<FuseDisk::Server> s) {
       // Stop once nothing is owed: the device's answers go into the session.
       if (s->inflight == 0 && workers.idle()) break;
     }
+    // What this turn starts leaves together at unplug() (one send per queue).
+    s->device->plug();
     if (serving && fuse_ready) {
       fuse_ready = false;
       for (int i = 0; i < kBatch; ++i) {
@@ -177,9 +179,11 @@ void runPolledLoop(std::shared_ptr<FuseDisk::Server> s) {
       // What the batch started is on the wire; its answers come through cfd.
       s->device->reapCompletions();
     }
+    s->device->unplug();
     epoll_event events[4];
     int timeout = fuse_ready ? 0 : (serving ? -1 : 20);
     int n = ::epoll_wait(ep, events, 4, timeout);
+    s->device->plug();  // completions start backlogged commands and answer R2Ts
     for (int i = 0; i < n; ++i) {
       int fd = events[i].data.fd;
       if (fd == cfd) {
@@ -192,6 +196,7 @@ void runPolledLoop(std::shared_ptr<FuseDisk::Server> s) {
       }
     }
     if (!serving) s->device->reapCompletions();  // draining: answers may come without a wake-up we wait for
+    s->device->unplug();
   }
   s->workers = nullptr;
   std::free(fbuf.mem);

@@ -2,7 +2,8 @@
 // I/O queue; the test thread is the poller. Completions run only when it
 // reaps, commands beyond the queue depth wait in a backlog instead of
 // blocking the poller, synchronous I/O from another thread is completed by
-// the poller, and a target restart is ridden out.
+// the poller, a target restart is ridden out, and plugged commands leave at
+// unplug().
 #include <gtest/gtest.h>
 #include <poll.h>
 
@@ -125,6 +126,64 @@ TEST_F(TargetTest, PolledHostRidesOutATargetRestart) {
   EXPECT_EQ(writes.failures(), 0u) << writes.firstError();
   EXPECT_EQ(writes.offThread(), 0u) << "a retried command must still complete on the poller";
   EXPECT_GE((*host)->stats().reconnects, 1u);
+  std::vector<uint8_t> back(kBlocks * 4096);
+  Counter reads;
+  (*host)->readAsync(0, back.data(), back.size(), &reads);
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return reads.count() == 1; }, 10s));
+  EXPECT_EQ(reads.failures(), 0u) << reads.firstError();
+  EXPECT_EQ(back, data);
+  (*host)->close();
+}
+
+// Plugged, commands stay on the host: nothing completes however long the
+// poller reaps. unplug() sends them (one send per queue) and they complete.
+TEST_F(TargetTest, PluggedCommandsLeaveAtUnplug) {
+  auto host = NvmeTcpHost::connect("127.0.0.1", target_->port(), kSubnqn, polledOptions());
+  ASSERT_TRUE(host.ok()) << host.error().message;
+  constexpr size_t kBlocks = 8;  // the queue depth: none waits in the backlog
+  auto data = pattern(kBlocks * 4096, 11);
+  Counter writes;
+  (*host)->plug();
+  for (size_t i = 0; i < kBlocks; ++i) (*host)->writeAsync(i * 4096, data.data() + i * 4096, 4096, &writes);
+  EXPECT_FALSE(reapUntil(
+      **host, [&] { return writes.count() > 0; }, 200ms))
+      << "a plugged command left before unplug()";
+  (*host)->unplug();
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return writes.count() == kBlocks; }, 10s));
+  EXPECT_EQ(writes.failures(), 0u) << writes.firstError();
+  std::vector<uint8_t> back(kBlocks * 4096);
+  Counter reads;
+  (*host)->plug();
+  for (size_t i = 0; i < kBlocks; ++i) (*host)->readAsync(i * 4096, back.data() + i * 4096, 4096, &reads);
+  (*host)->unplug();
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return reads.count() == kBlocks; }, 10s));
+  EXPECT_EQ(reads.failures(), 0u) << reads.firstError();
+  EXPECT_EQ(back, data);
+  (*host)->close();
+}
+
+// The target goes away while commands are plugged: the send at unplug()
+// fails or goes nowhere, the queue is dropped, and the commands are retried
+// on the next association like any others a lost queue held.
+TEST_F(TargetTest, PluggedCommandsSurviveALostQueue) {
+  auto host = NvmeTcpHost::connect("127.0.0.1", target_->port(), kSubnqn, polledOptions());
+  ASSERT_TRUE(host.ok()) << host.error().message;
+  constexpr size_t kBlocks = 16;
+  auto data = pattern(kBlocks * 4096, 13);
+  Counter writes;
+  (*host)->plug();
+  for (size_t i = 0; i < kBlocks; ++i) (*host)->writeAsync(i * 4096, data.data() + i * 4096, 4096, &writes);
+  std::thread restarter = restartTargetAfter(1s);  // stops it now
+  std::this_thread::sleep_for(100ms);
+  (*host)->unplug();
+  bool finished = reapUntil(
+      **host, [&] { return writes.count() == kBlocks; }, 25s);
+  restarter.join();
+  ASSERT_TRUE(finished) << writes.count() << " of " << kBlocks << " writes finished";
+  EXPECT_EQ(writes.failures(), 0u) << writes.firstError();
   std::vector<uint8_t> back(kBlocks * 4096);
   Counter reads;
   (*host)->readAsync(0, back.data(), back.size(), &reads);

@@ -104,6 +104,10 @@ class NvmeTcpHost final : public BlockDevice {
   // Polled mode: an epoll fd over the I/O queues' sockets (-1 otherwise).
   int completionFd() override { return poll_fd_; }
   void reapCompletions() override;
+  // Corks the I/O queues until unplug(), which sends what each holds in
+  // one send (polled mode: the owner's loop plugs around its turn).
+  void plug() override;
+  void unplug() override;
 
   void close();
   bool connected() const { return connected_.load(); }
@@ -171,6 +175,7 @@ class NvmeTcpHost final : public BlockDevice {
   std::atomic<uint64_t> queues_changed_{0};
   uint64_t poller_seen_ = ~0ull;
   std::vector<std::shared_ptr<HostQueue>> poller_queues_;
+  std::vector<std::shared_ptr<HostQueue>> corked_;  // poller only: what plug() corked
   // Polled mode: retried commands finish on the poller too. A retry thread
   // parks its result here (under retry_mutex_) and writes retried_fd_ (in
   // the epoll set); reapCompletions() finishes them.

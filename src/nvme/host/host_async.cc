@@ -155,6 +155,20 @@ void NvmeTcpHost::finishRetried() {
   for (auto& [io, st] : done) io->finish(std::move(st));
 }
 
+void NvmeTcpHost::plug() {
+  if (poll_fd_ < 0 || !corked_.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(state_mutex_);
+    corked_ = io_;
+  }
+  for (auto& q : corked_) q->cork();
+}
+
+void NvmeTcpHost::unplug() {
+  for (auto& q : corked_) q->uncork();
+  corked_.clear();
+}
+
 void NvmeTcpHost::reapCompletions() {
   if (poll_fd_ < 0) return;
   uint64_t changed = queues_changed_.load();

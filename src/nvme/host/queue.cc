@@ -132,9 +132,33 @@ Status HostQueue::sendAll(const std::vector<uint8_t>& bytes) {
 }
 
 Status HostQueue::sendAllLocked(const std::vector<uint8_t>& bytes) {
+  if (corked_) {
+    held_.insert(held_.end(), bytes.begin(), bytes.end());
+    return okStatus();
+  }
+  return writeAllLocked(bytes.data(), bytes.size());
+}
+
+void HostQueue::cork() {
+  std::lock_guard<std::mutex> lock(send_mutex_);
+  corked_ = true;
+}
+
+void HostQueue::uncork() {
+  std::lock_guard<std::mutex> lock(send_mutex_);
+  corked_ = false;
+  if (held_.empty()) return;
+  Status sent = writeAllLocked(held_.data(), held_.size());
+  held_.clear();
+  // Commands already counted as sent are in pending_: lose the connection
+  // the way a peer would, and the poller fails them to their waiters.
+  if (!sent.ok() && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+}
+
+Status HostQueue::writeAllLocked(const uint8_t* data, size_t len) {
   size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+  while (off < len) {
+    ssize_t n = ::send(fd_, data + off, len - off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {

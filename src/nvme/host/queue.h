@@ -110,6 +110,13 @@ class HostQueue {
   void shutdown();
   bool alive() const { return alive_.load(); }
   uint32_t maxH2CData() const { return max_h2c_data_; }
+  // Corking: from cork() until uncork(), what any thread sends on this
+  // queue (capsules, H2CData) is held and leaves in one send at uncork(),
+  // which the poller calls at the end of its turn. A failed send there
+  // shuts the queue down, so its commands fail to their waiters as on any
+  // lost connection. Bounded: held bytes are commands that hold a CID.
+  void cork();
+  void uncork();
 
  private:
   struct Pending {
@@ -154,6 +161,7 @@ class HostQueue {
   void failAll();
   Status sendAll(const std::vector<uint8_t>& bytes);
   Status sendAllLocked(const std::vector<uint8_t>& bytes);
+  Status writeAllLocked(const uint8_t* data, size_t len);
   void handlePdu(const Pdu& pdu);
 
   QueueOptions options_;
@@ -166,7 +174,9 @@ class HostQueue {
   std::thread reader_;
 
   std::mutex send_mutex_;
-  std::mutex mutex_;  // pending_, free_cids_
+  bool corked_ = false;        // under send_mutex_
+  std::vector<uint8_t> held_;  // under send_mutex_: sent at uncork()
+  std::mutex mutex_;           // pending_, free_cids_
   std::condition_variable cv_;
   std::map<uint16_t, Pending*> pending_;
   std::vector<uint16_t> free_cids_;
