@@ -20,7 +20,7 @@ build() {
 # The parts with threads of their own: the NVMe host and target (poll
 # groups), the event loop, LazyDevice, VolumeStore, the supervisor, FUSE,
 # the vhost-user server (a control thread and one thread per queue).
-TSAN_FILTER='TargetTest.*:HostileTest.*:HostileAuthTest.*:Dhchap*:*Nvme*:EventLoop*:LazyDevice*:VolumeStore*:StoreDir*:Supervisor*:FuseDisk*:ByteRangeIo*:BufferPool*:ChunkCache*:VhostServer*:XdsClient*'
+TSAN_FILTER='TargetTest.*:HostileTest.*:HostileAuthTest.*:Dhchap*:*Nvme*:EventLoop*:LazyDevice*:*VolumeStore*:StoreDir*:MappedReadView*:Supervisor*:FuseDisk*:ByteRangeIo*:BufferPool*:ChunkCache*:VhostServer*:XdsClient*'
 
 if [ "$what" = all ] || [ "$what" = asan ]; then
   build build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"

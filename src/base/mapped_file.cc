@@ -1,8 +1,10 @@
 #include "base/mapped_file.h"
 
 #include <linux/magic.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/vfs.h>
+#include <ucontext.h>
 
 #include <atomic>
 #include <csetjmp>
@@ -13,21 +15,33 @@
 namespace offcore {
 namespace {
 
-// The copy in progress on this thread, if any: where SIGBUS jumps back to.
-// volatile, and fenced below: the compiler sees no reader of the store that
-// sets it before the memcpy (only the signal handler reads it) and would
-// drop it otherwise.
+// The copy in progress on this thread, if any: where SIGBUS jumps back to,
+// and the source range whose faults it takes. volatile, and fenced below:
+// the compiler sees no reader of the stores that arm it before the memcpy
+// (only the signal handler reads them) and would drop them otherwise.
 thread_local sigjmp_buf* volatile tl_copy_guard = nullptr;
+thread_local const char* volatile tl_copy_begin = nullptr;
+thread_local const char* volatile tl_copy_end = nullptr;
 struct sigaction g_previous_sigbus;
 
-void onSigbus(int /*sig*/, siginfo_t* /*info*/, void* /*ctx*/) {
-  if (sigjmp_buf* guard = tl_copy_guard) {
+void onSigbus(int sig, siginfo_t* info, void* ctx) {
+  sigjmp_buf* guard = tl_copy_guard;
+  const auto* addr = static_cast<const char*>(info->si_addr);
+  // Ours: a fault (si_code > 0, not a signal someone sent) on the source of
+  // the copy in progress on this thread.
+  if (guard != nullptr && info->si_code > 0 && addr >= tl_copy_begin && addr < tl_copy_end) {
     tl_copy_guard = nullptr;
+    // The jump skips the kernel's mask restore, and an interposed handler
+    // (TSan's) may have blocked every signal around ours: put back the mask
+    // the fault interrupted, or the next fault on this thread would meet a
+    // blocked SIGBUS and kill the process.
+    ::pthread_sigmask(SIG_SETMASK, &static_cast<ucontext_t*>(ctx)->uc_sigmask, nullptr);
     siglongjmp(*guard, 1);
   }
-  // Not a mapped copy: put the previous action back and return; the faulting
-  // instruction runs again and its SIGBUS goes there.
+  // Not ours: put the previous action back. A fault repeats when we return
+  // and goes there; a sent signal is raised again.
   ::sigaction(SIGBUS, &g_previous_sigbus, nullptr);
+  if (info->si_code <= 0) ::raise(sig);
 }
 
 Status installSigbusHandler() {
@@ -36,8 +50,8 @@ Status installSigbusHandler() {
   std::call_once(once, [] {
     struct sigaction sa {};
     sa.sa_sigaction = onSigbus;
-    // SA_NODEFER: the jump out of the handler skips the mask restore, so
-    // SIGBUS must not be blocked while it runs.
+    // SA_NODEFER: SIGBUS is not blocked while the handler runs (a sent one
+    // is raised again from inside it); the jump restores the mask itself.
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     if (::sigaction(SIGBUS, &sa, &g_previous_sigbus) != 0) failed_errno = errno;
@@ -51,6 +65,8 @@ Status installSigbusHandler() {
 [[gnu::noinline]] bool guardedCopy(void* dst, const char* src, size_t n) {
   sigjmp_buf guard;
   if (sigsetjmp(guard, 0) != 0) return false;  // a page faulted: tl_copy_guard is already reset
+  tl_copy_begin = src;
+  tl_copy_end = src + n;
   tl_copy_guard = &guard;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   std::memcpy(dst, src, n);

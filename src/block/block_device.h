@@ -67,8 +67,8 @@ class BlockDevice {
   // Plugging (optional, as the kernel's block layer plugs): between plug()
   // and unplug() the device may hold what is submitted and start it all at
   // unplug(), e.g. one send for many commands. The completion poller plugs
-  // around its turn and never waits in between; unplug() never blocks for
-  // long. No-ops by default.
+  // around its turn and never waits in between; unplug() waits only as the
+  // sends it makes would have. No-ops by default.
   virtual void plug() {}
   virtual void unplug() {}
   // Bytes backed by storage now (a thin device's allocation; NVMe reports it

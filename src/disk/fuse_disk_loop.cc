@@ -176,7 +176,7 @@ void runPolledLoop(std::shared_ptr<FuseDisk::Server> s) {
         }
         if (i == kBatch - 1) fuse_ready = true;  // more may be waiting: come back after the completions
       }
-      // What the batch started is on the wire; its answers come through cfd.
+      // Answers to what earlier turns started (this turn's leave at unplug()).
       s->device->reapCompletions();
     }
     s->device->unplug();

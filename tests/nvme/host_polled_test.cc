@@ -162,12 +162,33 @@ TEST_F(TargetTest, PluggedCommandsLeaveAtUnplug) {
       **host, [&] { return reads.count() == kBlocks; }, 10s));
   EXPECT_EQ(reads.failures(), 0u) << reads.firstError();
   EXPECT_EQ(back, data);
+
+  // A synchronous read from another thread meets the plug too: its command
+  // leaves at unplug(), and the poller completes it.
+  std::vector<uint8_t> one(4096);
+  std::atomic<bool> sync_done{false};
+  Status sync_status;
+  (*host)->plug();
+  std::thread other([&] {
+    sync_status = (*host)->read(3 * 4096, one.data(), one.size());
+    sync_done = true;
+  });
+  EXPECT_FALSE(reapUntil(
+      **host, [&] { return sync_done.load(); }, 200ms))
+      << "a plugged synchronous command left before unplug()";
+  (*host)->unplug();
+  ASSERT_TRUE(reapUntil(
+      **host, [&] { return sync_done.load(); }, 10s));
+  other.join();
+  ASSERT_TRUE(sync_status.ok()) << sync_status.error().message;
+  EXPECT_TRUE(std::equal(one.begin(), one.end(), data.begin() + 3 * 4096));
   (*host)->close();
 }
 
 // The target goes away while commands are plugged: the send at unplug()
-// fails or goes nowhere, the queue is dropped, and the commands are retried
-// on the next association like any others a lost queue held.
+// fails or goes nowhere, the queue is dropped (its EOF, or uncork's own
+// shutdown after a failed send), and the commands are retried on the next
+// association like any others a lost queue held.
 TEST_F(TargetTest, PluggedCommandsSurviveALostQueue) {
   auto host = NvmeTcpHost::connect("127.0.0.1", target_->port(), kSubnqn, polledOptions());
   ASSERT_TRUE(host.ok()) << host.error().message;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -20,10 +21,14 @@ class StoreDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = root() + "/offcore_vstore_" + std::to_string(::getpid()) + "_" + info->name();
+    std::string name = info->name();  // "Case/Param" for parameterized suites: one directory level
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = root() + "/offcore_vstore_" + std::to_string(::getpid()) + "_" + name;
     ASSERT_TRUE(removeTree(dir_).ok());
   }
-  void TearDown() override { (void)removeTree(dir_); }
+  void TearDown() override {
+    if (!dir_.empty()) (void)removeTree(dir_);
+  }
   // Where the store directory is made: on disk (reads by pread) unless a
   // suite runs in memory too (reads through the mapping).
   virtual std::string root() const { return "/tmp"; }

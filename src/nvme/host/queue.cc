@@ -150,6 +150,7 @@ void HostQueue::uncork() {
   if (held_.empty()) return;
   Status sent = writeAllLocked(held_.data(), held_.size());
   held_.clear();
+  if (held_.capacity() > kHeldKeepBytes) held_.shrink_to_fit();  // a burst of in-capsule writes
   // Commands already counted as sent are in pending_: lose the connection
   // the way a peer would, and the poller fails them to their waiters.
   if (!sent.ok() && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
@@ -474,9 +475,12 @@ void HostQueue::handlePdu(const Pdu& pdu) {
       for (uint32_t done = 0; done < len;) {
         uint32_t n = std::min(len - done, max_h2c_data_);
         bool last = done + n == len;
-        if (!sendAllLocked(buildData(kH2CData, cid, ttag, off + done, data + off + done, n, last, false, digests_,
-                                     ctrl_alignment_))
-                 .ok()) {
+        // Straight out, corked or not: its command is on the wire already
+        // (the R2T answers it), and held it would be a second copy of up
+        // to a transfer's worth of data per R2T.
+        auto pdu =
+            buildData(kH2CData, cid, ttag, off + done, data + off + done, n, last, false, digests_, ctrl_alignment_);
+        if (!writeAllLocked(pdu.data(), pdu.size()).ok()) {
           return;
         }
         done += n;

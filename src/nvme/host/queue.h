@@ -110,11 +110,14 @@ class HostQueue {
   void shutdown();
   bool alive() const { return alive_.load(); }
   uint32_t maxH2CData() const { return max_h2c_data_; }
-  // Corking: from cork() until uncork(), what any thread sends on this
-  // queue (capsules, H2CData) is held and leaves in one send at uncork(),
-  // which the poller calls at the end of its turn. A failed send there
-  // shuts the queue down, so its commands fail to their waiters as on any
-  // lost connection. Bounded: held bytes are commands that hold a CID.
+  // Corking: from cork() until uncork(), the command capsules any thread
+  // sends on this queue are held and leave in one send at uncork(), which
+  // the poller calls at the end of its turn (H2CData goes out at once: its
+  // command is on the wire already). uncork() waits only as a send does,
+  // for room in the socket buffer. A failed send there shuts the queue
+  // down, so its commands fail to their waiters as on any lost
+  // connection. Bounded: held capsules hold a CID each (in-capsule data
+  // at most the target's IOCCSZ).
   void cork();
   void uncork();
 
@@ -174,9 +177,10 @@ class HostQueue {
   std::thread reader_;
 
   std::mutex send_mutex_;
-  bool corked_ = false;        // under send_mutex_
-  std::vector<uint8_t> held_;  // under send_mutex_: sent at uncork()
-  std::mutex mutex_;           // pending_, free_cids_
+  bool corked_ = false;                                // under send_mutex_
+  std::vector<uint8_t> held_;                          // under send_mutex_: sent at uncork()
+  static constexpr size_t kHeldKeepBytes = 256 << 10;  // capacity kept between turns
+  std::mutex mutex_;                                   // pending_, free_cids_
   std::condition_variable cv_;
   std::map<uint16_t, Pending*> pending_;
   std::vector<uint16_t> free_cids_;
