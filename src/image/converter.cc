@@ -163,14 +163,39 @@ class Converter {
     return {};
   }
 
-  LayerPlan plan(const std::optional<LayerRecord>& rec) const {
+  // What this layer still needs. The catalog says where an artifact was
+  // made; it is reused only if it is still there: a registry emptied or
+  // replaced since (its blobs gone), or a gateway volume deleted, gets the
+  // layer again instead of a lazy image that fails at its first read.
+  Result<LayerPlan> plan(const std::optional<LayerRecord>& rec) const {
     LayerPlan p;
     // A record without chunk digests predates verification: rebuild it.
     p.need_gateway = gateway_ && !(rec && rec->gateway && rec->gateway->target == gateway_->name() &&
                                    !rec->gateway->chunk_index.empty());
+    if (gateway_ && !p.need_gateway) {
+      OC_ASSIGN_OR_RETURN(bool present, gatewayHas(rec->gateway->volume));
+      p.need_gateway = !present;
+    }
     p.need_registry = o_.to_registry && !(rec && rec->registry && rec->registry->registry == dest_.registry &&
                                           rec->registry->repository == dest_.repository);
+    if (o_.to_registry && !p.need_registry) {
+      for (const std::string* blob : {&rec->registry->chunk_data, &rec->registry->chunk_index}) {
+        OC_ASSIGN_OR_RETURN(bool present, dest_client_->hasBlob(dest_.repository, *blob));
+        if (present) continue;
+        spdlog::warn("image convert: {} is no longer in {}/{}; pushing the layer {} again", *blob, dest_.registry,
+                     dest_.repository, shortId(rec->diff_id));
+        p.need_registry = true;
+        break;
+      }
+    }
     return p;
+  }
+
+  Result<bool> gatewayHas(const std::string& volume) const {
+    OC_ASSIGN_OR_RETURN(auto found, gateway_->find(volume));
+    if (!found)
+      spdlog::warn("image convert: volume {} is no longer in gateway {}; writing it again", volume, gateway_->name());
+    return found.has_value();
   }
 
   Result<ConvertedLayer> convertLayer(oci::ImageSource& source, size_t i, const std::vector<std::string>& chains) {
@@ -183,7 +208,7 @@ class Converter {
     LayerPlan p;
     if (o_.layered) {
       OC_ASSIGN_OR_RETURN(rec, catalog_.layer(out.diff_id));
-      p = plan(rec);
+      OC_ASSIGN_OR_RETURN(p, plan(rec));
       if (!p.need_gateway && !p.need_registry) {
         out.reused = true;
         fillFrom(*rec, out);
@@ -191,7 +216,11 @@ class Converter {
       }
     } else {
       OC_ASSIGN_OR_RETURN(auto flat, catalog_.flat(out.chain_id));
+      bool present = false;
       if (flat && gateway_ && flat->gateway.target == gateway_->name()) {
+        OC_ASSIGN_OR_RETURN(present, gatewayHas(flat->gateway.volume));
+      }
+      if (present) {
         out.reused = true;
         out.fs_bytes = flat->size_bytes;
         return out;

@@ -64,10 +64,10 @@ TEST_F(MappedReadViewTest, AFaultPastTheEndOfTheFileIsReportedNotRaised) {
   EXPECT_FALSE((*view)->copyOut(buf, 0, sizeof buf));
 }
 
-// Killed by SIGBUS, or (under ASan, abort_on_error) aborted by its report.
-bool diedOfSigbus(int status) {
-  return WIFSIGNALED(status) && (WTERMSIG(status) == SIGBUS || WTERMSIG(status) == SIGABRT);
-}
+// The statement ends with exit(0) only if the SIGBUS was swallowed. Killed
+// by it, or ended by a sanitizer's report of it (ASan aborts, TSan exits
+// 66): anything but a clean exit.
+bool didNotGoOn(int status) { return !(WIFEXITED(status) && WEXITSTATUS(status) == 0); }
 
 // The handler takes only copyOut's faults: any other SIGBUS, a fault
 // elsewhere or one sent with kill, still ends the process as it would have.
@@ -83,13 +83,13 @@ TEST_F(MappedReadViewTest, OtherFaultsStillKill) {
         (void)p[0];
         std::exit(0);
       },
-      diedOfSigbus, "");
+      didNotGoOn, "");
   EXPECT_EXIT(
       {
         ::raise(SIGBUS);
         std::exit(0);
       },
-      diedOfSigbus, "");
+      didNotGoOn, "");
   EXPECT_FALSE((*view)->copyOut(buf, 0, sizeof buf));  // and the guard still works here
 }
 

@@ -7,7 +7,8 @@
 #     and gateway back ends) and offcore flat;
 #  2. `ctr image pull --snapshotter offcore` of the lazy image fetches stubs
 #     only, and `ctr run` works from both back ends;
-#  3. corrupted chunks are detected (EIO, never wrong bytes).
+#  3. corrupted chunks are detected (EIO, never wrong bytes);
+#  4. a conversion does not reuse what the registry or the gateway lost.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/images_lib.sh"
 N=il$ID
@@ -45,6 +46,22 @@ oc image list --catalog "$CAT" --json | jq -e 'map(select(.ref | endswith("fid:l
 step "a second conversion reuses every layer"
 oc image convert "$REG/fid:v1" --to registry --to "$GW" --dest "$REG/fid:lazy" --plain-http --catalog "$CAT" \
   --json | jq -e '[.layers[].reused] | all' >/dev/null || fail "layers were converted twice"
+
+step "what the registry or the gateway lost is made again, not reused from the catalog"
+blob=$(jq -r '.layers[0].created[] | select(endswith("chunks)")) | split(" ")[1]' "$work/convert.json")
+vol=$(jq -r '.layers[1].created[] | select(startswith("volume ")) | split(" ")[1]' "$work/convert.json")
+[ -n "$blob" ] && [ -n "$vol" ] || fail "convert.json names no chunk blob or volume"
+curl -sf -X DELETE "http://$REG/v2/fid/blobs/$blob" >/dev/null || fail "could not delete $blob from the registry"
+curl -sf -I "http://$REG/v2/fid/blobs/$blob" >/dev/null && fail "the registry still has $blob"
+oc volume delete "$vol" --target "gw$ID" >/dev/null
+oc image convert "$REG/fid:v1" --to registry --to "$GW" --dest "$REG/fid:lazy" --plain-http --catalog "$CAT" \
+  --chunk-size 64K --json > "$work/convert2.json"
+jq -e '[.layers[].reused] == [false, false, true]' "$work/convert2.json" >/dev/null \
+  || fail "reused after the loss: $(jq -c '[.layers[].reused]' "$work/convert2.json") (want [false,false,true])"
+blob2=$(jq -r '.layers[0].created[] | select(endswith("chunks)")) | split(" ")[1]' "$work/convert2.json")
+curl -sf -I "http://$REG/v2/fid/blobs/$blob2" >/dev/null || fail "layer 0's chunks were not pushed again"
+oc volume list --json --target "gw$ID" | jq -e --arg v "$vol" 'map(select(.name == $v)) | length == 1' >/dev/null \
+  || fail "volume $vol was not written again"
 
 step "reference rootfs from containerd's overlayfs snapshotter"
 top=$($CTR image pull --plain-http --print-chainid "$REG/fid:v1" | awk '/image chain ID/ {print $NF}')
