@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "host_io_helpers.h"
 #include "nvme/host/host.h"
@@ -57,6 +58,36 @@ bool reapUntil(NvmeTcpHost& h, const std::function<bool()>& until, std::chrono::
   return true;
 }
 
+// A synchronous read on a thread of its own, which the poller (the test
+// thread) has to complete.
+struct OtherThreadRead {
+  OtherThreadRead(NvmeTcpHost& h, uint64_t offset) : buf(4096) {
+    thread = std::thread([this, &h, offset] {
+      status = h.read(offset, buf.data(), buf.size());
+      done = true;
+    });
+  }
+  ~OtherThreadRead() {
+    if (thread.joinable()) thread.join();
+  }
+  std::vector<uint8_t> buf;
+  std::atomic<bool> done{false};
+  Status status;
+  std::thread thread;
+};
+
+// Reads data.size() bytes from offset 0 in one asynchronous request and
+// compares them with data.
+void expectReadsBack(NvmeTcpHost& h, const std::vector<uint8_t>& data) {
+  std::vector<uint8_t> back(data.size());
+  Counter reads;
+  h.readAsync(0, back.data(), back.size(), &reads);
+  ASSERT_TRUE(reapUntil(
+      h, [&] { return reads.count() == 1; }, 10s));
+  EXPECT_EQ(reads.failures(), 0u) << reads.firstError();
+  EXPECT_EQ(back, data);
+}
+
 TEST_F(TargetTest, PolledHostCompletesOnlyWhenReapedAndNeverBlocksThePoller) {
   auto host = NvmeTcpHost::connect("127.0.0.1", target_->port(), kSubnqn, polledOptions());
   ASSERT_TRUE(host.ok()) << host.error().message;
@@ -90,18 +121,12 @@ TEST_F(TargetTest, PolledHostCompletesOnlyWhenReapedAndNeverBlocksThePoller) {
   EXPECT_EQ(back, big);
 
   // A synchronous read on another thread is completed by the poller.
-  std::vector<uint8_t> one(4096);
-  std::atomic<bool> sync_done{false};
-  Status sync_status;
-  std::thread other([&] {
-    sync_status = (*host)->read(7 * 4096, one.data(), one.size());
-    sync_done = true;
-  });
+  OtherThreadRead other(**host, 7 * 4096);
   ASSERT_TRUE(reapUntil(
-      **host, [&] { return sync_done.load(); }, 10s));
-  other.join();
-  ASSERT_TRUE(sync_status.ok()) << sync_status.error().message;
-  EXPECT_TRUE(std::equal(one.begin(), one.end(), data.begin() + 7 * 4096));
+      **host, [&] { return other.done.load(); }, 10s));
+  other.thread.join();
+  ASSERT_TRUE(other.status.ok()) << other.status.error().message;
+  EXPECT_TRUE(std::equal(other.buf.begin(), other.buf.end(), data.begin() + 7 * 4096));
   (*host)->close();
 }
 
@@ -126,13 +151,7 @@ TEST_F(TargetTest, PolledHostRidesOutATargetRestart) {
   EXPECT_EQ(writes.failures(), 0u) << writes.firstError();
   EXPECT_EQ(writes.offThread(), 0u) << "a retried command must still complete on the poller";
   EXPECT_GE((*host)->stats().reconnects, 1u);
-  std::vector<uint8_t> back(kBlocks * 4096);
-  Counter reads;
-  (*host)->readAsync(0, back.data(), back.size(), &reads);
-  ASSERT_TRUE(reapUntil(
-      **host, [&] { return reads.count() == 1; }, 10s));
-  EXPECT_EQ(reads.failures(), 0u) << reads.firstError();
-  EXPECT_EQ(back, data);
+  expectReadsBack(**host, data);
   (*host)->close();
 }
 
@@ -165,23 +184,17 @@ TEST_F(TargetTest, PluggedCommandsLeaveAtUnplug) {
 
   // A synchronous read from another thread meets the plug too: its command
   // leaves at unplug(), and the poller completes it.
-  std::vector<uint8_t> one(4096);
-  std::atomic<bool> sync_done{false};
-  Status sync_status;
   (*host)->plug();
-  std::thread other([&] {
-    sync_status = (*host)->read(3 * 4096, one.data(), one.size());
-    sync_done = true;
-  });
+  OtherThreadRead other(**host, 3 * 4096);
   EXPECT_FALSE(reapUntil(
-      **host, [&] { return sync_done.load(); }, 200ms))
+      **host, [&] { return other.done.load(); }, 200ms))
       << "a plugged synchronous command left before unplug()";
   (*host)->unplug();
   ASSERT_TRUE(reapUntil(
-      **host, [&] { return sync_done.load(); }, 10s));
-  other.join();
-  ASSERT_TRUE(sync_status.ok()) << sync_status.error().message;
-  EXPECT_TRUE(std::equal(one.begin(), one.end(), data.begin() + 3 * 4096));
+      **host, [&] { return other.done.load(); }, 10s));
+  other.thread.join();
+  ASSERT_TRUE(other.status.ok()) << other.status.error().message;
+  EXPECT_TRUE(std::equal(other.buf.begin(), other.buf.end(), data.begin() + 3 * 4096));
   (*host)->close();
 }
 
@@ -205,13 +218,7 @@ TEST_F(TargetTest, PluggedCommandsSurviveALostQueue) {
   restarter.join();
   ASSERT_TRUE(finished) << writes.count() << " of " << kBlocks << " writes finished";
   EXPECT_EQ(writes.failures(), 0u) << writes.firstError();
-  std::vector<uint8_t> back(kBlocks * 4096);
-  Counter reads;
-  (*host)->readAsync(0, back.data(), back.size(), &reads);
-  ASSERT_TRUE(reapUntil(
-      **host, [&] { return reads.count() == 1; }, 10s));
-  EXPECT_EQ(reads.failures(), 0u) << reads.firstError();
-  EXPECT_EQ(back, data);
+  expectReadsBack(**host, data);
   (*host)->close();
 }
 
