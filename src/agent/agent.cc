@@ -53,6 +53,7 @@ json Agent::serviceJson(const ServiceStatus& s) {
            {"restarts", s.restarts},   {"pid", s.pid},
            {"last_exit", s.last_exit}, {"argv", s.argv},
            {"cpu_seconds", 0.0},       {"domain", ""}};
+  if (!s.part_of.empty()) doc["part_of"] = s.part_of;
   if (s.state != ServiceState::kRunning || s.pid <= 0) return doc;
   doc["cpu_seconds"] = processCpuSeconds(s.pid);
   // Where its CPU is charged: a service may move itself into the host

@@ -42,6 +42,7 @@ Result<ServiceSpec> parseServiceRequest(const std::string& body) {
     if (!restart->is_boolean()) return makeError("field 'restart' must be true or false");
     spec.restart = restart->get<bool>();
   }
+  OC_ASSIGN_OR_RETURN(spec.part_of, stringField(doc, "part_of", false));
   return spec;
 }
 

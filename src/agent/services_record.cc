@@ -16,6 +16,7 @@ std::string renderServicesRecord(const std::vector<RecordedService>& services) {
     arr.push_back({{"name", s.spec.name},
                    {"argv", s.spec.argv},
                    {"restart", s.spec.restart},
+                   {"part_of", s.spec.part_of},
                    {"restarts", s.restarts},
                    {"state", s.state},
                    {"pid", s.pid},
@@ -65,9 +66,10 @@ Result<std::vector<RecordedService>> parseServicesRecord(const std::string& text
   for (const auto& entry : doc["services"]) {
     RecordedService r;
     bool ok = entry.is_object() && field(entry, "name", r.spec.name, true) && argvField(entry, r.spec.argv) &&
-              field(entry, "restart", r.spec.restart, false) && field(entry, "restarts", r.restarts, false) &&
-              field(entry, "state", r.state, false) && field(entry, "pid", r.pid, false) &&
-              field(entry, "start_ticks", r.start_ticks, false) && r.pid >= 0 && r.restarts >= 0;
+              field(entry, "restart", r.spec.restart, false) && field(entry, "part_of", r.spec.part_of, false) &&
+              field(entry, "restarts", r.restarts, false) && field(entry, "state", r.state, false) &&
+              field(entry, "pid", r.pid, false) && field(entry, "start_ticks", r.start_ticks, false) && r.pid >= 0 &&
+              r.restarts >= 0;
     if (!ok) {
       if (skipped) skipped->push_back(dumpJson(entry));
       continue;

@@ -108,10 +108,14 @@ Status Supervisor::add(const ServiceSpec& spec) {
   if (services_.count(spec.name)) {
     return makeError("service '" + spec.name + "' already exists (remove it first)");
   }
+  if (!spec.part_of.empty() && (!validServiceName(spec.part_of) || spec.part_of == spec.name)) {
+    return makeError("service '" + spec.name + "': part_of must name another service, not '" + spec.part_of + "'");
+  }
   auto s = std::make_unique<Service>();
   s->spec = spec;
   s->status.name = spec.name;
   s->status.argv = spec.argv;
+  s->status.part_of = spec.part_of;
   Service& ref = *s;
   services_[spec.name] = std::move(s);
   start(ref);
@@ -143,6 +147,7 @@ Result<int> Supervisor::adoptRecorded() {
     s->spec = r.spec;
     s->status.name = r.spec.name;
     s->status.argv = r.spec.argv;
+    s->status.part_of = r.spec.part_of;
     s->status.restarts = r.restarts;
     Service& ref = *s;
     services_[ref.spec.name] = std::move(s);
@@ -308,6 +313,16 @@ Status Supervisor::remove(const std::string& name) {
   }
   services_.erase(it);
   record();
+  // Then what belongs to it (the keeper of its FUSE connections: once it is
+  // gone, the kernel aborts the connections and readers get errors, not a
+  // hang on a server that will never answer).
+  std::vector<std::string> parts;
+  for (const auto& [n, other] : services_) {
+    if (other->spec.part_of == name) parts.push_back(n);
+  }
+  for (const auto& n : parts) {
+    if (Status st = remove(n); !st.ok()) spdlog::warn("removing {} with {}: {}", n, name, st.error().message);
+  }
   return okStatus();
 }
 

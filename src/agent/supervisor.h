@@ -24,6 +24,9 @@ struct ServiceSpec {
   std::string name;               // [a-z0-9-], unique in the node
   std::vector<std::string> argv;  // argv[0] found through PATH
   bool restart = true;            // false: a clean exit ends the service
+  // "" or the service this one serves (a keeper of its connections): it is
+  // removed with that service, after it, so nothing it holds outlives it.
+  std::string part_of;
 };
 
 enum class ServiceState { kStarting, kRunning, kBackoff, kExited, kFailed };
@@ -36,6 +39,7 @@ struct ServiceStatus {
   int restarts = 0;
   int last_exit = 0;
   std::vector<std::string> argv;
+  std::string part_of;
 };
 
 class Supervisor {
@@ -53,7 +57,8 @@ class Supervisor {
   // Returns how many were adopted; an unreadable file is an error.
   Result<int> adoptRecorded();
   Status add(const ServiceSpec& spec);
-  // Stops the service (SIGTERM, then SIGKILL after grace) and forgets it.
+  // Stops the service (SIGTERM, then SIGKILL after grace) and forgets it;
+  // then does the same to the services that are part of it.
   Status remove(const std::string& name);
   std::vector<ServiceStatus> list() const;
   Result<ServiceStatus> get(const std::string& name) const;

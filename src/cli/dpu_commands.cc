@@ -9,6 +9,7 @@
 #include "base/subprocess.h"
 #include "cli/common.h"
 #include "dpu/node.h"
+#include "image/image_service_client.h"
 #include "svc/cluster_store.h"
 
 namespace offcore {
@@ -371,7 +372,7 @@ void registerServices(CLI::App* dpu, CliContext& ctx) {
   struct SvcOpts {
     std::string name, service;
     std::vector<std::string> command;
-    bool no_restart = false, json = false;
+    bool no_restart = false, json = false, force = false;
   };
   auto a = std::make_shared<SvcOpts>();
   auto* add = svc->add_subcommand("add", "run a command as a supervised SoC service");
@@ -396,11 +397,18 @@ void registerServices(CLI::App* dpu, CliContext& ctx) {
   auto* del = svc->add_subcommand("del", "stop and forget a service");
   del->add_option("--name", r->name, "node name")->required();
   del->add_option("--service", r->service, "service name")->required();
+  del->add_flag("--force", r->force,
+                "stop the image service even while lazy layers are mounted (their readers get I/O errors)");
   del->callback([&ctx, r] {
     ctx.action = [&ctx, r] {
       return withNodes(ctx, "dpu service del", [&](NodeManager& nodes) {
         auto client = agentFor(nodes, r->name);
         if (!client.ok()) return fail("dpu service del", client.error());
+        if (r->service == "images" && !r->force) {
+          if (Status idle = ImageServiceClient(ctx.config.run_root, r->name).idle(); !idle.ok()) {
+            return fail("dpu service del", idle.error());
+          }
+        }
         auto reply = client->call("DELETE", "/v1/services/" + r->service);
         if (!reply.ok()) return fail("dpu service del", reply.error());
         std::printf("service %s removed\n", r->service.c_str());

@@ -15,6 +15,10 @@
 #include "image/image_service.h"
 #include "image/image_service_client.h"
 #include "image/oci.h"
+#include "image/prefetch_runner.h"
+
+#include <iostream>
+#include <iterator>
 
 namespace offcore {
 
@@ -28,7 +32,7 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
     std::string chunk = "256K", flat_size = "8G", work = "/var/tmp/offcore-convert", max_layer = "8G";
     uint64_t max_ratio = LayerBounds{}.max_ratio;
     std::vector<std::string> to;
-    bool plain_http = false, json = false;
+    bool plain_http = false, json = false, no_prefetch_list = false;
   };
   auto o = std::make_shared<Opts>();
   auto* c = image->add_subcommand("convert", "convert an image into lazily loaded layer volumes and/or chunked blobs");
@@ -52,6 +56,8 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       ->capture_default_str();
   c->add_flag("--plain-http", o->plain_http, "talk plain HTTP to non-loopback registries");
   c->add_flag("--json", o->json, "print the summary as JSON");
+  c->add_flag("--no-prefetch-list", o->no_prefetch_list,
+              "do not derive the default prefetch list (entrypoint, its loader and libraries) from the config");
   c->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
       ConvertOptions co;
@@ -70,6 +76,7 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       co.catalog_dir = o->catalog;
       co.work_dir = o->work;
       co.run_root = ctx.config.run_root;
+      if (!o->no_prefetch_list) co.planner_argv = {selfExe(), "image", "plan-prefetch"};
       co.codec = o->compression == "lz4"    ? ChunkCodec::kLz4
                  : o->compression == "none" ? ChunkCodec::kRaw
                                             : ChunkCodec::kZstd;
@@ -95,6 +102,31 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       bar.reset();
       if (!r.ok()) return fail("image convert", r.error());
       std::printf("%s", o->json ? (r->toJson() + "\n").c_str() : r->toText().c_str());
+      return 0;
+    };
+  });
+}
+
+// The converter's prefetch planner (prefetch_runner.h): run by `image
+// convert` in a private mount namespace; the start spec comes on stdin.
+void registerPlanPrefetch(CLI::App* image, CliContext& ctx) {
+  struct Opts {
+    std::string work;
+    std::vector<std::string> layers;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* p = image->add_subcommand("plan-prefetch", "(internal) plan an image's default prefetch list");
+  p->group("");  // not listed: `image convert` runs it
+  p->add_option("--work", o->work, "scratch directory for the mounts")->required();
+  p->add_option("--layer", o->layers, "a layer's EROFS image, bottom first (repeatable)")->required();
+  p->callback([&ctx, o] {
+    ctx.action = [o] {
+      std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+      auto spec = startSpecFromJson(in);
+      if (!spec.ok()) return fail("image plan-prefetch", spec.error());
+      auto plan = planFromLayerImages(o->layers, *spec, o->work);
+      if (!plan.ok()) return fail("image plan-prefetch", plan.error());
+      std::printf("%s\n", prefetchPlanToJson(*plan).c_str());
       return 0;
     };
   });
@@ -142,7 +174,7 @@ void registerFdKeeper(CLI::App* image, CliContext& ctx) {
 void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   struct Opts {
     std::string ref, node, backend = "auto", catalog = Catalog::defaultDir(), cache_dir, cache_size;
-    bool json = false, fill = false, plain_http = false, no_prefetch = false;
+    bool json = false, fill = false, plain_http = false, no_prefetch = false, no_readahead = false;
     int fetch_timeout = 10;
   };
   auto a = std::make_shared<Opts>();
@@ -155,7 +187,9 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   attach->add_option("--catalog", a->catalog, "catalog directory")->capture_default_str();
   attach->add_option("--cache-dir", a->cache_dir, "chunk cache dir for a newly started service");
   attach->add_flag("--fill", a->fill, "after the profile, fetch every other chunk in the background");
-  attach->add_flag("--no-prefetch", a->no_prefetch, "do not prefetch the stored profile");
+  attach->add_flag("--no-prefetch", a->no_prefetch,
+                   "do not prefetch the stored profile (or the list derived from the config at conversion)");
+  attach->add_flag("--no-readahead", a->no_readahead, "fetch one chunk per miss, even for sequential readers");
   attach
       ->add_option("--fetch-timeout", a->fetch_timeout,
                    "seconds an uncached read waits for a lost back end before EIO (for a newly started service)")
@@ -178,7 +212,7 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
       if (auto s = svc.ensureRunning(launch); !s.ok()) return fail("image attach", s.error());
       json out = json::array();
       for (const auto& d : rec->diff_ids) {
-        auto att = svc.attach(d, a->backend, !a->no_prefetch, a->fill);
+        auto att = svc.attach(d, a->backend, !a->no_prefetch, a->fill, !a->no_readahead);
         if (!att.ok()) return fail("image attach", att.error());
         out.push_back({{"diff_id", d},
                        {"id", att->id},
@@ -212,7 +246,9 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
                        {"diff_ids", i.diff_ids},
                        {"chain_ids", i.chain_ids},
                        {"layered", i.layered},
-                       {"flat", i.flat}});
+                       {"flat", i.flat},
+                       {"start_files", i.start_files},
+                       {"start_note", i.start_note}});
         rows.push_back({i.ref, modes, std::to_string(i.diff_ids.size()), i.lazy_ref});
       }
       std::printf("%s", l->json ? (dumpJson(arr, 2) + "\n").c_str() : renderTable(rows).c_str());
@@ -237,12 +273,14 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
         std::printf("%s\n", dumpJson(json{{"layers", arr}, {"cache", c}}, 2).c_str());
         return 0;
       }
-      std::vector<std::vector<std::string>> rows{{"LAYER", "BACKEND", "SIZE", "FETCHED", "FETCHES", "HITS", "FILE"}};
+      std::vector<std::vector<std::string>> rows{
+          {"LAYER", "BACKEND", "SIZE", "FETCHED", "FETCHES", "REQUESTS", "HITS", "PREFETCH", "FILE"}};
       for (const auto& x : arr) {
         const auto& s = x["stats"];
         rows.push_back({x.value("id", ""), x.value("backend", ""), humanBytes(x.value("size_bytes", 0ULL)),
                         humanBytes(s.value("bytes_fetched", 0ULL)), std::to_string(s.value("chunk_fetches", 0ULL)),
-                        std::to_string(s.value("chunk_hits", 0ULL)), x.value("file", "")});
+                        std::to_string(s.value("range_requests", 0ULL)), std::to_string(s.value("chunk_hits", 0ULL)),
+                        x.value("prefetch_list", ""), x.value("file", "")});
       }
       std::printf("%s", renderTable(rows).c_str());
       return 0;
@@ -260,6 +298,7 @@ void registerImageCommands(CLI::App& app, CliContext& ctx) {
   registerConvert(image, ctx);
   registerServe(image, ctx);
   registerFdKeeper(image, ctx);
+  registerPlanPrefetch(image, ctx);
   registerAttachAndList(image, ctx);
   registerImageProfileCommand(image, ctx);
 }

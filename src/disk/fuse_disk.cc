@@ -263,11 +263,13 @@ FuseDisk::~FuseDisk() {
   if (!st.ok()) spdlog::warn("{}", st.error().message);
 }
 
-Status FuseDisk::unmount() {
+Status FuseDisk::unmount() { return unmount(server_->options.busy_timeout); }
+
+Status FuseDisk::unmount(std::chrono::milliseconds busy_timeout) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!mounted_) return okStatus();
   mounted_ = false;
-  Status detached = detachFile(path_, server_->options.busy_timeout);
+  Status detached = detachFile(path_, busy_timeout);
   Status stopped = stopServing(server_);
   if (!detached.ok()) return detached;
   return stopped;
@@ -277,6 +279,8 @@ bool FuseDisk::mounted() const {
   std::lock_guard<std::mutex> lock(mu_);
   return mounted_;
 }
+
+bool FuseDisk::inUse() const { return server_->adopted || server_->open_files.load(std::memory_order_relaxed) > 0; }
 
 FuseDiskStats FuseDisk::stats() const {
   const Server& s = *server_;

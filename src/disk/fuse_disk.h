@@ -85,8 +85,15 @@ class FuseDisk {
   // remaining user (a forgotten loop device) gets I/O errors; that case
   // returns an EBUSY error although everything is torn down. Idempotent.
   Status unmount();
+  // The same with its own EBUSY wait: 0 cuts a busy file off at once (a
+  // deliberate stop of the service, whose users must get errors, not wait).
+  Status unmount(std::chrono::milliseconds busy_timeout);
 
   FuseDiskStats stats() const;
+  // Whether something holds the file open (a mount, a loop device): opens
+  // minus releases, and true whenever the connection was adopted (its
+  // earlier opens are unknown to this process).
+  bool inUse() const;
   const std::string& path() const { return path_; }
   bool mounted() const;
 

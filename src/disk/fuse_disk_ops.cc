@@ -123,7 +123,8 @@ void opOpen(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fi->keep_cache = 1;
   fi->direct_io = s.options.direct_io ? 1 : 0;
   fi->noflush = 1;  // close is not a durability point; only fsync is
-  fuse_reply_open(req, fi);
+  s.open_files.fetch_add(1, std::memory_order_relaxed);
+  if (fuse_reply_open(req, fi) != 0) s.open_files.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
@@ -190,7 +191,10 @@ void opFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { doFsync(req)
 
 // close(): not a durability point (only fsync maps to the device's flush).
 void opFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
-void opRelease(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+void opRelease(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  serverOf(req).open_files.fetch_sub(1, std::memory_order_relaxed);
+  fuse_reply_err(req, 0);
+}
 
 void opFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t length, fuse_file_info*) {
   Server& s = serverOf(req);

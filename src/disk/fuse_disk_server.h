@@ -69,6 +69,9 @@ struct FuseDisk::Server {
   std::mutex init_mu;
   std::condition_variable init_cv;
   unsigned long conn_id = 0;  // the fusectl directory name (kernel dev_t)
+  // OPENs minus RELEASEs this process answered: who still uses the file (a
+  // mount or a loop device on it). Not known for opens made before adopt().
+  std::atomic<int64_t> open_files{0};
 
   // Data buffers of reads and writes in flight (answered on the device's
   // completion thread); free ones kept up to 32 MiB.

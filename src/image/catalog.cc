@@ -1,5 +1,7 @@
 #include "image/catalog.h"
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
@@ -36,6 +38,7 @@ std::string indexFileName(const std::string& digest) {
 
 json toJson(const LayerRecord& l) {
   json j{{"diff_id", l.diff_id}, {"fs_bytes", l.fs_bytes}, {"tar_bytes", l.tar_bytes}, {"profile", l.profile}};
+  if (!l.start_ranges.empty()) j["start_ranges"] = l.start_ranges;
   if (l.gateway) j["gateway"] = toJson(*l.gateway);
   if (l.registry) {
     const auto& r = *l.registry;
@@ -55,6 +58,13 @@ LayerRecord layerFrom(const json& j) {
   if (j.contains("profile") && j["profile"].is_array()) {
     for (const auto& c : j["profile"]) {
       if (c.is_number_unsigned()) l.profile.push_back(c.get<uint32_t>());
+    }
+  }
+  if (j.contains("start_ranges") && j["start_ranges"].is_array()) {
+    for (const auto& r : j["start_ranges"]) {
+      if (r.is_array() && r.size() == 2 && r[0].is_number_unsigned() && r[1].is_number_unsigned()) {
+        l.start_ranges.emplace_back(r[0].get<uint64_t>(), r[1].get<uint64_t>());
+      }
     }
   }
   if (j.contains("gateway") && j["gateway"].is_object()) l.gateway = gatewayFrom(j["gateway"]);
@@ -77,6 +87,8 @@ ImageRecord imageFrom(const json& j) {
   i.lazy_chain_ids = j.value("lazy_chain_ids", std::vector<std::string>{});
   i.layered = j.value("layered", false);
   i.flat = j.value("flat", false);
+  i.start_files = j.value("start_files", std::vector<std::string>{});
+  i.start_note = j.value("start_note", "");
   return i;
 }
 
@@ -184,8 +196,29 @@ Status Catalog::putImage(const ImageRecord& i) {
                           {"lazy_chain_ids", i.lazy_chain_ids.empty() ? prev.value("lazy_chain_ids", json::array())
                                                                       : json(i.lazy_chain_ids)},
                           {"layered", i.layered || prev.value("layered", false)},
-                          {"flat", i.flat || prev.value("flat", false)}};
+                          {"flat", i.flat || prev.value("flat", false)},
+                          {"start_files", i.start_files},
+                          {"start_note", i.start_note}};
   });
+}
+
+Status Catalog::addStartRanges(const std::string& diff_id, const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  constexpr size_t kMaxRanges = 65536;
+  bool found = false;
+  OC_TRY(update([&](json& j) {
+    auto it = j["layers"].find(diff_id);
+    if (it == j["layers"].end()) return;
+    found = true;
+    LayerRecord l = layerFrom(*it);
+    std::set<std::pair<uint64_t, uint64_t>> have(l.start_ranges.begin(), l.start_ranges.end());
+    for (const auto& r : ranges) {
+      if (l.start_ranges.size() >= kMaxRanges) break;
+      if (have.insert(r).second) l.start_ranges.push_back(r);
+    }
+    (*it)["start_ranges"] = l.start_ranges;
+  }));
+  if (!found) return makeError("layer " + diff_id + " is not in the catalog");
+  return {};
 }
 
 Status Catalog::setProfile(const std::string& diff_id, const std::vector<uint32_t>& chunks) {

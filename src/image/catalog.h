@@ -47,6 +47,10 @@ struct LayerRecord {
   std::optional<GatewayArtifact> gateway;
   std::optional<RegistryArtifact> registry;
   std::vector<uint32_t> profile;  // chunk numbers to prefetch, first-touch order
+  // Byte ranges of the layer image that the images on it read first when
+  // they start (the default prefetch list derived at conversion, the union
+  // over images); used when there is no measured profile.
+  std::vector<std::pair<uint64_t, uint64_t>> start_ranges;
 };
 
 struct FlatRecord {
@@ -64,6 +68,10 @@ struct ImageRecord {
   // the stub layers' digests; lazy_chain_ids[k] stands for chain_ids[k].
   std::vector<std::string> lazy_chain_ids;
   bool layered = false, flat = false;
+  // What the image's entrypoint loads first (prefetch_plan.h), and why that
+  // list is empty or partial.
+  std::vector<std::string> start_files;
+  std::string start_note;
 };
 
 struct ResolvedChain {
@@ -89,6 +97,8 @@ class Catalog {
   Status putFlat(const FlatRecord& flat);
   Status putImage(const ImageRecord& image);
   Status setProfile(const std::string& diff_id, const std::vector<uint32_t>& chunks);
+  // Adds to a layer's start ranges (those it has stay first; at most 64Ki).
+  Status addStartRanges(const std::string& diff_id, const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
   // Chunk indexes are kept by digest under indexes/ (0600). putChunkIndex
   // returns the digest to record; chunkIndex reads one back and refuses it
   // unless its bytes hash to that digest and it parses canonically.

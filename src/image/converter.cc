@@ -2,6 +2,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 #include "image/image_source.h"
 #include "image/layer_apply.h"
 #include "image/layer_digest.h"
+#include "image/lazy/sources.h"
+#include "image/prefetch_runner.h"
 #include "image/scratch_dir.h"
 
 namespace offcore {
@@ -125,10 +128,19 @@ class Converter {
       OC_ASSIGN_OR_RETURN(auto layer, convertLayer(*source, i, chains));
       summary_.layers.push_back(std::move(layer));
     }
+    if (o_.layered && !o_.planner_argv.empty()) planStart();
     if (!dest_.repository.empty()) OC_TRY(pushLazyManifest(chains));
-    ImageRecord rec{
-        ref.str(),  summary_.lazy_ref, image_.manifest_digest, image_.config.diff_ids, chains, lazy_chain_ids_,
-        o_.layered, !o_.layered};
+    ImageRecord rec;
+    rec.ref = ref.str();
+    rec.lazy_ref = summary_.lazy_ref;
+    rec.manifest_digest = image_.manifest_digest;
+    rec.diff_ids = image_.config.diff_ids;
+    rec.chain_ids = chains;
+    rec.lazy_chain_ids = lazy_chain_ids_;
+    rec.layered = o_.layered;
+    rec.flat = !o_.layered;
+    rec.start_files = summary_.start_files;
+    rec.start_note = summary_.start_note;
     OC_TRY(catalog_.putImage(rec));
     if (!summary_.lazy_ref.empty()) {
       rec.ref = summary_.lazy_ref;
@@ -198,6 +210,74 @@ class Converter {
     return found.has_value();
   }
 
+  // The default prefetch list: planned on every layer's image (this run's,
+  // or a reused layer's fetched back from its registry artifact). Never
+  // fails the conversion: without a plan the image only starts colder.
+  void planStart() {
+    std::vector<std::string> images;
+    for (size_t i = 0; i < image_.config.diff_ids.size(); ++i) {
+      auto path = layerImageFor(i);
+      if (!path.ok()) {
+        summary_.start_note = "no default prefetch list: " + path.error().message;
+        return;
+      }
+      images.push_back(*path);
+    }
+    StartSpec spec{image_.config.entrypoint, image_.config.cmd, image_.config.env, image_.config.working_dir};
+    auto plan = runPrefetchPlanner(o_.planner_argv, images, spec, scratch_ + "/plan");
+    for (const auto& i : images) ::unlink(i.c_str());
+    if (!plan.ok()) {
+      summary_.start_note = "no default prefetch list: " + plan.error().message;
+      spdlog::warn("image convert: {}", summary_.start_note);
+      return;
+    }
+    summary_.start_files = plan->start.files;
+    summary_.start_note = plan->start.note;
+    for (size_t i = 0; i < plan->layer_ranges.size(); ++i) {
+      if (auto s = catalog_.addStartRanges(image_.config.diff_ids[i], plan->layer_ranges[i]); !s.ok()) {
+        summary_.start_note = s.error().message;
+      }
+    }
+  }
+
+  // Layer i's EROFS image as a local file: kept from this run, or rebuilt
+  // byte for byte from the layer's registry chunks (every chunk verified).
+  Result<std::string> layerImageFor(size_t i) {
+    if (i < layer_images_.size() && !layer_images_[i].empty()) return layer_images_[i];
+    const std::string& diff = image_.config.diff_ids[i];
+    OC_ASSIGN_OR_RETURN(auto rec, catalog_.layer(diff));
+    if (!rec || !rec->registry) {
+      return makeError("layer " + shortId(diff) +
+                       " was converted earlier to a gateway only (convert it --to registry "
+                       "too, or record a profile with `offcore image profile`)");
+    }
+    oci::RegistryOptions ro = o_.registry;
+    ro.plain_http = ro.plain_http || rec->registry->plain_http;
+    auto client = std::make_shared<oci::RegistryClient>(rec->registry->registry, ro);
+    OC_ASSIGN_OR_RETURN(auto src, RegistryChunkSource::open(client, rec->registry->repository,
+                                                            rec->registry->chunk_index, std::chrono::seconds(30)));
+    std::string path = scratch_ + "/" + shortId(diff) + ".reused.erofs";
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return errnoError("create " + path);
+    std::string chunk;
+    Status st;
+    for (uint64_t c = 0; c < src->chunkCount() && st.ok(); ++c) {
+      st = src->fetch(c, chunk);
+      if (st.ok() && ::pwrite(fd, chunk.data(), chunk.size(), static_cast<off_t>(c * src->chunkSize())) !=
+                         static_cast<ssize_t>(chunk.size())) {
+        st = errnoError("write " + path);
+      }
+    }
+    ::close(fd);
+    if (!st.ok()) {
+      ::unlink(path.c_str());
+      return st.error();
+    }
+    layer_images_.resize(image_.config.diff_ids.size());
+    layer_images_[i] = path;
+    return path;
+  }
+
   Result<ConvertedLayer> convertLayer(oci::ImageSource& source, size_t i, const std::vector<std::string>& chains) {
     const auto& desc = image_.manifest.layers[i];
     ConvertedLayer out;
@@ -265,6 +345,7 @@ class Converter {
     OC_ASSIGN_OR_RETURN(LayerImage image, buildLayerImage(blob, base, o_.bounds, digest));
     const std::string& fs = image.path;
     LayerRecord layer = rec.value_or(LayerRecord{});
+    layer.start_ranges.clear();  // of the image built before; this run plans its own
     layer.diff_id = out.diff_id;
     layer.fs_bytes = image.fs_bytes;
     layer.tar_bytes = out.tar_bytes;
@@ -272,7 +353,11 @@ class Converter {
     Status s = {};
     if (p.need_gateway) s = storeInGateway(fs, layer, out);
     if (s.ok() && p.need_registry) s = storeInRegistry(fs, base, layer, out);
-    ::unlink(fs.c_str());
+    if (s.ok() && !o_.planner_argv.empty()) {
+      keepLayerImage(out.diff_id, fs);  // for the prefetch planner
+    } else {
+      ::unlink(fs.c_str());
+    }
     OC_TRY(s);
     OC_TRY(catalog_.putLayer(layer));
     return out;
@@ -282,6 +367,14 @@ class Converter {
   // converter, then frozen as a read-only snapshot that admits only nodes;
   // the work volume goes. Nodes check every chunk against the index, which
   // stays in the catalog.
+  void keepLayerImage(const std::string& diff_id, const std::string& fs) {
+    const auto& ids = image_.config.diff_ids;
+    layer_images_.resize(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] == diff_id) layer_images_[i] = fs;
+    }
+  }
+
   Status storeInGateway(const std::string& fs, LayerRecord& layer, ConvertedLayer& out) {
     std::string name = "l-" + shortId(layer.diff_id), work = "lw-" + shortId(layer.diff_id);
     // Left by an interrupted run. Never forced: a node may have it attached.
@@ -386,6 +479,7 @@ class Converter {
   std::vector<std::string> lazy_chain_ids_;
   std::unique_ptr<ScratchDir> scratch_dir_;  // removed with the converter, or on SIGTERM/SIGINT
   std::string scratch_;
+  std::vector<std::string> layer_images_;  // per layer: its EROFS image kept for the planner
 };
 
 }  // namespace

@@ -47,6 +47,9 @@ struct ConvertOptions {
   // SIGTERM/SIGINT remove this run's scratch directory before the process
   // ends (a handler and a watcher thread; off for callers that own signals).
   bool remove_scratch_on_signal = true;
+  // The prefetch planner's command (`offcore image plan-prefetch`; see
+  // prefetch_runner.h). Empty: no default prefetch list (layered mode).
+  std::vector<std::string> planner_argv;
 };
 
 struct ConvertedLayer {
@@ -60,6 +63,8 @@ struct ConvertedLayer {
 struct ConvertSummary {
   std::string source, manifest_digest, lazy_ref, mode;
   std::vector<ConvertedLayer> layers;
+  std::vector<std::string> start_files;  // the default prefetch list (files)
+  std::string start_note;                // why it is empty or partial
   double seconds = 0;
   std::string toJson() const;
   std::string toText() const;

@@ -42,6 +42,8 @@ std::string ConvertSummary::toJson() const {
                        {"mode", mode},
                        {"lazy_ref", lazy_ref},
                        {"seconds", seconds},
+                       {"start_files", start_files},
+                       {"start_note", start_note},
                        {"layers", layers_j}},
                   2);
 }
@@ -75,6 +77,12 @@ std::string ConvertSummary::toText() const {
   if (!lazy_ref.empty())
     out += "  lazy image: " + lazy_ref + "  (ctr image pull --snapshotter offcore " + lazy_ref + ")\n";
   if (!created.empty()) out += "created:\n" + created;
+  if (mode == "layered" && (!start_files.empty() || !start_note.empty())) {
+    out += "default prefetch list (from the image config, no trace run): " + std::to_string(start_files.size()) +
+           " files\n";
+    for (const auto& f : start_files) out += "  " + f + "\n";
+    if (!start_note.empty()) out += "  note: " + start_note + "\n";
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "api/api_server.h"
 #include "base/event_loop.h"
@@ -40,6 +41,8 @@ namespace {
 
 struct AttachedLayer {
   std::string id, diff_id, backend, file;
+  std::string prefetch_list;  // "profile" (measured), "derived" (from the config at conversion) or "none"
+  bool readahead = true;
   std::shared_ptr<LazyDevice> device;
   std::unique_ptr<FuseDisk> disk;
 };
@@ -62,12 +65,19 @@ class ImageService {
 
   Status run() {
     Status s = loop_.run();
+    // A deliberate stop (SIGTERM: `dpu service del`, `dpu down`). Nothing
+    // may keep a connection this process no longer answers: the keeper lets
+    // go first, then each file is cut off at once (a layer still in use
+    // gives its readers I/O errors), all well inside the agent's grace
+    // before SIGKILL. Only a crash leaves the connections to the keeper.
     std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, l] : layers_) (void)fdKeeperDel(keeper(), "layer-" + id);
     for (auto& [id, l] : layers_) {
-      l.device->stopPrefetch();
-      (void)l.disk->unmount();
-      (void)fdKeeperDel(keeper(), "layer-" + id);
+      if (Status u = l.disk->unmount(std::chrono::milliseconds(0)); !u.ok()) {
+        spdlog::warn("layer {}: {}", id, u.error().message);
+      }
     }
+    for (auto& [id, l] : layers_) l.device->stopPrefetch();
     layers_.clear();
     std::remove(statePath().c_str());
     std::remove(imageServiceSocket(o_.run_root, o_.node).c_str());
@@ -163,7 +173,11 @@ class ImageService {
     l.diff_id = diff_id;
     l.file = imageServiceDir(o_.run_root, o_.node) + "/" + id + ".img";
     OC_ASSIGN_OR_RETURN(auto source, openSource(*rec, want, l.backend));
-    l.device = std::make_shared<LazyDevice>(std::move(source), cache_, cacheKey(id, *rec, l.backend));
+    LazyDeviceOptions lo;
+    l.readahead = flag("readahead", true);
+    if (!l.readahead) lo.readahead_max_bytes = 0;
+    const uint32_t chunk_size = source->chunkSize();
+    l.device = std::make_shared<LazyDevice>(std::move(source), cache_, cacheKey(id, *rec, l.backend), lo);
     FuseDiskOptions fo;
     fo.read_only = true;
     fo.mode = 0444;
@@ -172,13 +186,36 @@ class ImageService {
     fo.clone_fd = false;  // one fd per connection: the keeper's dup then keeps requests in flight
     OC_ASSIGN_OR_RETURN(l.disk, FuseDisk::mount(l.file, l.device, fo));
     keep(l);
-    if (flag("prefetch", true) || flag("fill", false)) l.device->startPrefetch(rec->profile, flag("fill", false));
+    // A measured profile (`image profile`) first; else the list conversion
+    // derived from the config, as chunks of this back end's size, in order.
+    std::vector<uint32_t> first = rec->profile;
+    l.prefetch_list = first.empty() ? "none" : "profile";
+    if (first.empty() && !rec->start_ranges.empty()) {
+      first = chunksOf(rec->start_ranges, chunk_size, l.device->source().chunkCount());
+      l.prefetch_list = "derived";
+    }
+    bool prefetch = flag("prefetch", true);
+    if (!prefetch) l.prefetch_list = "none";
+    if (prefetch || flag("fill", false))
+      l.device->startPrefetch(prefetch ? first : std::vector<uint32_t>{}, flag("fill", false));
     spdlog::info("attached layer {} from {} ({}) at {}", diff_id, l.backend, l.device->source().describe(), l.file);
     std::lock_guard<std::mutex> lock(mu_);
     json out = describe(l);
     layers_[id] = std::move(l);
     saveState();
     return out;
+  }
+
+  static std::vector<uint32_t> chunksOf(const std::vector<std::pair<uint64_t, uint64_t>>& ranges, uint32_t chunk_size,
+                                        uint64_t chunks) {
+    std::set<uint32_t> set;
+    for (const auto& [off, len] : ranges) {
+      if (len == 0) continue;
+      for (uint64_t c = off / chunk_size; c <= (off + len - 1) / chunk_size && c < chunks; ++c) {
+        set.insert(static_cast<uint32_t>(c));
+      }
+    }
+    return {set.begin(), set.end()};  // ascending: adjacent chunks go as one request
   }
 
   // Survival across restarts: the keeper holds each connection's fd, and
@@ -268,6 +305,9 @@ class ImageService {
                 {"chunk_size", l.device->source().chunkSize()},
                 {"chunks", l.device->source().chunkCount()},
                 {"mounted", l.disk->mounted()},
+                {"in_use", l.disk->inUse()},
+                {"readahead", l.readahead},
+                {"prefetch_list", l.prefetch_list},
                 {"stats",
                  {{"reads", s.reads},
                   {"read_bytes", s.read_bytes},
@@ -276,6 +316,8 @@ class ImageService {
                   {"fetch_errors", s.fetch_errors},
                   {"coalesced", s.coalesced},
                   {"prefetched", s.prefetched},
+                  {"range_requests", s.range_requests},
+                  {"readahead_chunks", s.readahead_chunks},
                   {"bytes_fetched", s.bytes_fetched}}}};
   }
 

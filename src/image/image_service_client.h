@@ -29,9 +29,12 @@ class ImageServiceClient {
   bool running() const;
   // Asks the node's agent to run `offcore image serve` and waits for its socket.
   Status ensureRunning(const ImageServiceLaunch& launch) const;
-  Result<AttachedLayerInfo> attach(const std::string& diff_id, const std::string& backend, bool prefetch,
-                                   bool fill) const;
+  Result<AttachedLayerInfo> attach(const std::string& diff_id, const std::string& backend, bool prefetch, bool fill,
+                                   bool readahead = true) const;
   Status detach(const std::string& id) const;
+  // OK when the service is not running or serves no layer; otherwise an
+  // error naming the layers in use and what to do (a stop would cut them off).
+  Status idle() const;
   Result<std::string> get(const std::string& path) const;  // raw JSON
   Result<std::string> post(const std::string& path, const std::string& body) const;
 

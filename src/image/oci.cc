@@ -169,6 +169,7 @@ Result<ImageConfig> parseConfig(const std::string& text) {
     OC_ASSIGN_OR_RETURN(c.env, stringArray(*cfg, "Env", "image config.config"));
     OC_ASSIGN_OR_RETURN(c.cmd, stringArray(*cfg, "Cmd", "image config.config"));
     OC_ASSIGN_OR_RETURN(c.entrypoint, stringArray(*cfg, "Entrypoint", "image config.config"));
+    OC_ASSIGN_OR_RETURN(c.working_dir, stringField(*cfg, "WorkingDir", "image config.config", false));
   }
   return c;
 }

@@ -63,6 +63,7 @@ struct ImageConfig {
   std::vector<std::string> diff_ids;
   std::vector<std::string> env;
   std::vector<std::string> cmd, entrypoint;
+  std::string working_dir;
   std::string os, architecture;
 };
 

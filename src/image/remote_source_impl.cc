@@ -158,8 +158,10 @@ Result<std::string> OffcoreRemoteSource::mountLayer(const RemoteLayerRef& layer)
     // The mount is only as good as the FUSE file under it: the image service
     // that serves it now must know the layer. After a restart of the service
     // the old file is dead; containers that hold it keep their references,
-    // new ones get a fresh mount.
-    bool stale = images_.running() && !images_.get("/v1/layers/" + shortId(diff)).ok();
+    // new ones get a fresh mount. With no service at all (it was stopped,
+    // its connections cut) the mount is dead too, and probing it could wait
+    // on a connection nobody answers: it is replaced without a look.
+    bool stale = !images_.running() || !images_.get("/v1/layers/" + shortId(diff)).ok();
     if (!stale && mountHealthy(dir)) return dir;
     spdlog::warn("layer mount {} is stale (its image service restarted); remounting", dir);
     (void)::umount2(dir.c_str(), MNT_DETACH);

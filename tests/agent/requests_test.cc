@@ -11,6 +11,12 @@ TEST(RequestsTest, ServiceRequest) {
   EXPECT_EQ(s->name, "web");
   EXPECT_EQ(s->argv, (std::vector<std::string>{"sleep", "1"}));
   EXPECT_FALSE(s->restart);
+  EXPECT_EQ(s->part_of, "");
+  auto k = parseServiceRequest(R"({"name":"web-fds","argv":["x"],"part_of":"web"})");
+  ASSERT_TRUE(k.ok()) << k.error().message;
+  EXPECT_EQ(k->part_of, "web");
+  EXPECT_EQ(parseServiceRequest(R"({"name":"a","argv":["x"],"part_of":3})").error().message,
+            "field 'part_of' must be a string");
 }
 
 TEST(RequestsTest, ServiceRequestErrorsNameTheField) {

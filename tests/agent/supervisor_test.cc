@@ -51,7 +51,7 @@ class SupervisorTest : public ::testing::Test {
 };
 
 TEST_F(SupervisorTest, RestartsACrashedServiceWithBackoff) {
-  ASSERT_TRUE(sup_->add({"sleeper", {"sleep", "60"}, true}).ok());
+  ASSERT_TRUE(sup_->add({"sleeper", {"sleep", "60"}, true, ""}).ok());
   auto first = sup_->get("sleeper");
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->state, ServiceState::kRunning);
@@ -65,7 +65,7 @@ TEST_F(SupervisorTest, RestartsACrashedServiceWithBackoff) {
 }
 
 TEST_F(SupervisorTest, BackoffGrowsForAServiceThatKeepsCrashing) {
-  ASSERT_TRUE(sup_->add({"crasher", {"sh", "-c", "exit 3"}, true}).ok());
+  ASSERT_TRUE(sup_->add({"crasher", {"sh", "-c", "exit 3"}, true, ""}).ok());
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(runUntil([&] { return sup_->get("crasher")->restarts >= 3; }, 5000ms));
   // 200 + 400 + 800 ms of backoff at least before the third restart.
@@ -74,21 +74,21 @@ TEST_F(SupervisorTest, BackoffGrowsForAServiceThatKeepsCrashing) {
 }
 
 TEST_F(SupervisorTest, CleanExitWithoutRestartEnds) {
-  ASSERT_TRUE(sup_->add({"oneshot", {"true"}, false}).ok());
+  ASSERT_TRUE(sup_->add({"oneshot", {"true"}, false, ""}).ok());
   ASSERT_TRUE(runUntil([&] { return sup_->get("oneshot")->state == ServiceState::kExited; }, 2000ms));
   EXPECT_EQ(sup_->get("oneshot")->restarts, 0);
 }
 
 TEST_F(SupervisorTest, RejectsBadSpecs) {
-  EXPECT_FALSE(sup_->add({"", {"true"}, true}).ok());
-  EXPECT_FALSE(sup_->add({"Bad Name", {"true"}, true}).ok());
-  EXPECT_FALSE(sup_->add({"empty", {}, true}).ok());
-  ASSERT_TRUE(sup_->add({"dup", {"sleep", "60"}, true}).ok());
-  EXPECT_FALSE(sup_->add({"dup", {"sleep", "60"}, true}).ok());
+  EXPECT_FALSE(sup_->add({"", {"true"}, true, ""}).ok());
+  EXPECT_FALSE(sup_->add({"Bad Name", {"true"}, true, ""}).ok());
+  EXPECT_FALSE(sup_->add({"empty", {}, true, ""}).ok());
+  ASSERT_TRUE(sup_->add({"dup", {"sleep", "60"}, true, ""}).ok());
+  EXPECT_FALSE(sup_->add({"dup", {"sleep", "60"}, true, ""}).ok());
 }
 
 TEST_F(SupervisorTest, RemoveStopsTheProcess) {
-  ASSERT_TRUE(sup_->add({"victim", {"sleep", "60"}, true}).ok());
+  ASSERT_TRUE(sup_->add({"victim", {"sleep", "60"}, true, ""}).ok());
   pid_t pid = sup_->get("victim")->pid;
   ASSERT_TRUE(sup_->remove("victim").ok());
   EXPECT_NE(::kill(pid, 0), 0);  // gone (and reaped)
@@ -96,8 +96,27 @@ TEST_F(SupervisorTest, RemoveStopsTheProcess) {
   EXPECT_FALSE(sup_->remove("victim").ok());
 }
 
+TEST_F(SupervisorTest, RemovingAServiceRemovesItsPartsAfterIt) {
+  ASSERT_TRUE(sup_->add({"keeper", {"sleep", "60"}, true, "main"}).ok());  // added first, like an fd keeper
+  ASSERT_TRUE(sup_->add({"main", {"sleep", "60"}, true, ""}).ok());
+  ASSERT_TRUE(sup_->add({"other", {"sleep", "60"}, true, ""}).ok());
+  pid_t keeper = sup_->get("keeper")->pid;
+  EXPECT_EQ(sup_->get("keeper")->part_of, "main");
+  ASSERT_TRUE(sup_->remove("main").ok());
+  EXPECT_NE(::kill(keeper, 0), 0);
+  EXPECT_FALSE(sup_->get("keeper").ok());
+  EXPECT_TRUE(sup_->get("other").ok());
+  // A part removed on its own leaves its service alone.
+  ASSERT_TRUE(sup_->add({"main", {"sleep", "60"}, true, ""}).ok());
+  ASSERT_TRUE(sup_->add({"keeper", {"sleep", "60"}, true, "main"}).ok());
+  ASSERT_TRUE(sup_->remove("keeper").ok());
+  EXPECT_TRUE(sup_->get("main").ok());
+  EXPECT_FALSE(sup_->add({"self", {"sleep", "60"}, true, "self"}).ok());
+  EXPECT_FALSE(sup_->add({"bad", {"sleep", "60"}, true, "a/b"}).ok());
+}
+
 TEST_F(SupervisorTest, ServiceOutputGoesToItsLog) {
-  ASSERT_TRUE(sup_->add({"talker", {"sh", "-c", "echo hello-from-service; sleep 60"}, true}).ok());
+  ASSERT_TRUE(sup_->add({"talker", {"sh", "-c", "echo hello-from-service; sleep 60"}, true, ""}).ok());
   ASSERT_TRUE(runUntil(
       [&] { return readFile(dir_ + "/talker.log").valueOr("").find("hello-from-service") != std::string::npos; },
       2000ms));
@@ -113,7 +132,7 @@ class SupervisorHandoverTest : public SupervisorTest {
 
 TEST_F(SupervisorHandoverTest, ANewSupervisorAdoptsTheRunningProcessAndWatchesIt) {
   auto first = recorded();
-  ASSERT_TRUE(first->add({"keeper", {"sleep", "60"}, true}).ok());
+  ASSERT_TRUE(first->add({"keeper", {"sleep", "60"}, true, ""}).ok());
   pid_t pid = first->get("keeper")->pid;
   first->releaseAll();
   first.reset();  // must not stop what it released
@@ -135,7 +154,7 @@ TEST_F(SupervisorHandoverTest, ANewSupervisorAdoptsTheRunningProcessAndWatchesIt
 
 TEST_F(SupervisorHandoverTest, AServiceThatDiedMeanwhileIsStartedAgain) {
   auto first = recorded();
-  ASSERT_TRUE(first->add({"keeper", {"sleep", "60"}, true}).ok());
+  ASSERT_TRUE(first->add({"keeper", {"sleep", "60"}, true, ""}).ok());
   pid_t pid = first->get("keeper")->pid;
   first->releaseAll();
   first.reset();
@@ -221,8 +240,8 @@ TEST_F(SupervisorHandoverTest, APidNowUsedByAnotherProcessIsNotAdopted) {
 
 TEST_F(SupervisorHandoverTest, AStoppedNodeRestartsItsServicesButNotOnesThatExitedCleanly) {
   auto first = recorded();
-  ASSERT_TRUE(first->add({"keeper", {"sleep", "60"}, true}).ok());
-  ASSERT_TRUE(first->add({"oneshot", {"true"}, false}).ok());
+  ASSERT_TRUE(first->add({"keeper", {"sleep", "60"}, true, ""}).ok());
+  ASSERT_TRUE(first->add({"oneshot", {"true"}, false, ""}).ok());
   ASSERT_TRUE(runUntil([&] { return first->get("oneshot")->state == ServiceState::kExited; }, 2000ms));
   first.reset();  // stops keeper; the record still wants it
 

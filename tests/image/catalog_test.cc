@@ -81,6 +81,12 @@ TEST_F(CatalogTest, ArtifactsFromTwoConversionsMerge) {
   ASSERT_TRUE(c.setProfile("sha256:d1", {5, 1, 9}).ok());
   EXPECT_EQ((*c.layer("sha256:d1"))->profile, (std::vector<uint32_t>{5, 1, 9}));
   EXPECT_FALSE(c.setProfile("sha256:nope", {1}).ok());
+  // Start ranges add up across images, in first-seen order, without repeats.
+  ASSERT_TRUE(c.addStartRanges("sha256:d1", {{0, 4096}, {8192, 100}}).ok());
+  ASSERT_TRUE(c.addStartRanges("sha256:d1", {{0, 4096}, {65536, 10}}).ok());
+  using R = std::vector<std::pair<uint64_t, uint64_t>>;
+  EXPECT_EQ((*c.layer("sha256:d1"))->start_ranges, (R{{0, 4096}, {8192, 100}, {65536, 10}}));
+  EXPECT_FALSE(c.addStartRanges("sha256:nope", {{0, 1}}).ok());
 }
 
 TEST_F(CatalogTest, ResolvesRealAndLazyChains) {
@@ -92,8 +98,11 @@ TEST_F(CatalogTest, ResolvesRealAndLazyChains) {
                   {"sha256:c0", "sha256:c1"},
                   {"sha256:s0", "sha256:s1"},
                   true,
-                  false};
+                  false,
+                  {"/bin/app", "/lib/ld.so"},
+                  ""};
   ASSERT_TRUE(c.putImage(img).ok());
+  EXPECT_EQ((*c.images())[0].start_files, img.start_files);
   auto real = c.resolveChain("sha256:c1");
   ASSERT_TRUE(real.ok() && real->has_value());
   EXPECT_EQ((*real)->diff_id, "sha256:d1");

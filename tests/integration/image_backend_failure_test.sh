@@ -19,7 +19,7 @@ registry_up "reg$ID" "$work/registry"
 gateway_up "gw$ID" "$work/gw-data"
 cleanup "rm -rf /var/cache/offcore/$N"
 cleanup "umount_below /run/offcore/$N/images"
-cleanup "\"$OFFCORE\" dpu service del --name $N --service images"
+cleanup "\"$OFFCORE\" dpu service del --name $N --service images --force"
 cleanup "umount_below $work/mnt"
 
 python3 "$IMG_DIR/make_fidelity_image.py" "$work/layout" v1 --with-big-files
@@ -30,8 +30,9 @@ oc image convert "$REG/fid:v1" --to registry --to "nvme-tcp://$GW_IP:4420" --des
 # attach_and_mount BACKEND: attaches the image's layers, mounts each EROFS
 # at $work/mnt/lN.
 attach_and_mount() {
+  umount_below "$work/mnt"
   oc dpu service del --name "$N" --service images >/dev/null 2>&1 || true
-  umount_below "$work/mnt"; umount_below "/run/offcore/$N/images"
+  umount_below "/run/offcore/$N/images"
   rm -rf "/var/cache/offcore/$N"
   oc image attach "$REG/fid:lazy" --node "$N" --backend "$1" --catalog "$CAT" --fetch-timeout "$TIMEOUT" \
     --plain-http --no-prefetch --json > "$work/attach.json"

@@ -27,7 +27,7 @@ snapshotter_start offcore-flat --node "$N" --catalog "$CAT" --mode flat --plain-
 containerd_up "$CD_DIR"
 cleanup "rm -rf /var/cache/offcore/$N"
 cleanup "umount_below /run/offcore/$N/images"
-cleanup "\"$OFFCORE\" dpu service del --name $N --service images"
+cleanup "\"$OFFCORE\" dpu service del --name $N --service images --force"
 cleanup "umount_below $SN_DIR"
 cleanup "snapshotter_stop offcore; snapshotter_stop offcore-flat"
 

@@ -13,7 +13,7 @@ node_up "$N" >/dev/null
 registry_up "reg$ID" "$work/registry"
 cleanup "rm -rf /var/cache/offcore/$N"
 cleanup "umount_below /run/offcore/$N/images"
-cleanup "\"$OFFCORE\" dpu service del --name $N --service images"
+cleanup "\"$OFFCORE\" dpu service del --name $N --service images --force"
 cleanup "umount_below $work/mnt"
 
 python3 "$IMG_DIR/make_fidelity_image.py" "$work/layout" v1

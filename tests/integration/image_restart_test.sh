@@ -19,7 +19,7 @@ snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
 containerd_up "$CD_DIR"
 cleanup "rm -rf /var/cache/offcore/$N"
 cleanup "umount_below /run/offcore/$N/images"
-cleanup "\"$OFFCORE\" dpu service del --name $N --service images"
+cleanup "\"$OFFCORE\" dpu service del --name $N --service images --force"
 cleanup "umount_below $SN_DIR"
 cleanup "snapshotter_stop offcore"
 

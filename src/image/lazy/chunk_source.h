@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 
@@ -24,6 +25,16 @@ class ChunkSource {
   uint64_t chunkCount() const { return (rawSize() + chunkSize() - 1) / chunkSize(); }
   // Fills out with chunk `index` (chunkSize() bytes, fewer for the last).
   virtual Status fetch(uint64_t index, std::string& out) = 0;
+  // Chunks first .. first+count-1 in one request where the back end allows
+  // (one HTTP range, one block read); out gets count chunks. The default
+  // fetches them one by one. All or nothing: an error leaves out unusable.
+  virtual Status fetchRun(uint64_t first, uint64_t count, std::vector<std::string>& out) {
+    out.resize(count);
+    for (uint64_t i = 0; i < count; ++i) {
+      if (Status s = fetch(first + i, out[i]); !s.ok()) return s;
+    }
+    return {};
+  }
   // Bytes moved over the network so far (compressed, for the registry).
   virtual uint64_t bytesFetched() const = 0;
   virtual std::string describe() const = 0;  // for logs and listings

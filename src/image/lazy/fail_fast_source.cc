@@ -57,6 +57,26 @@ Status FailFastSource::fetch(uint64_t index, std::string& out) {
   return s;
 }
 
+Status FailFastSource::fetchRun(uint64_t first, uint64_t count, std::vector<std::string>& out) {
+  if (health_->down()) {
+    startProbe(first);
+    return makeError("chunks " + std::to_string(first) + "+" + std::to_string(count) + " of " + describe() +
+                         ": the back end " + health_->name() + " is down (" + health_->lastError() +
+                         "); reads fail at once until it answers again",
+                     EIO);
+  }
+  Status s = inner_->fetchRun(first, count, out);
+  if (s.ok()) {
+    health_->markUp();
+    return s;
+  }
+  if (s.error().code == ETIMEDOUT) {
+    health_->markDown(s.error().message);
+    startProbe(first);
+  }
+  return s;
+}
+
 void FailFastSource::startProbe(uint64_t index) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stop_ || !health_->claimProbe()) return;

@@ -52,6 +52,7 @@ class FailFastSource final : public ChunkSource {
   uint64_t rawSize() const override { return inner_->rawSize(); }
   uint32_t chunkSize() const override { return inner_->chunkSize(); }
   Status fetch(uint64_t index, std::string& out) override;
+  Status fetchRun(uint64_t first, uint64_t count, std::vector<std::string>& out) override;
   uint64_t bytesFetched() const override { return inner_->bytesFetched(); }
   std::string describe() const override { return inner_->describe(); }
   const BackendHealth& health() const { return *health_; }

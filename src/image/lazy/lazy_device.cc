@@ -14,9 +14,11 @@ struct LazyDevice::Inflight {
   std::string data;
 };
 
-LazyDevice::LazyDevice(std::unique_ptr<ChunkSource> source, std::shared_ptr<ChunkCache> cache, std::string cache_key)
-    : source_(std::move(source)), cache_(std::move(cache)), key_(std::move(cache_key)) {
+LazyDevice::LazyDevice(std::unique_ptr<ChunkSource> source, std::shared_ptr<ChunkCache> cache, std::string cache_key,
+                       LazyDeviceOptions options)
+    : source_(std::move(source)), cache_(std::move(cache)), key_(std::move(cache_key)), options_(options) {
   touched_.assign(source_->chunkCount(), false);
+  present_.assign(source_->chunkCount(), false);
 }
 
 LazyDevice::~LazyDevice() { stopPrefetch(); }
@@ -36,55 +38,85 @@ void LazyDevice::touch(uint64_t index) {
   }
 }
 
-Status LazyDevice::chunk(uint64_t index, std::string& out) {
+Status LazyDevice::chunk(uint64_t index, std::string& out, bool demand) {
   // A cached chunk of the wrong length (a torn file after a crash) is a miss.
   if (cache_->get(key_, index, out) && out.size() == chunkLength(index)) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.chunk_hits;
+    present_[index] = true;
     return {};
   }
-  std::shared_ptr<Inflight> f;
-  bool leader = false;
+  uint64_t want = 1;
+  if (demand && options_.readahead_max_bytes > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t max = std::max<uint64_t>(1, options_.readahead_max_bytes / source_->chunkSize());
+    // Sequential: a reader already had the chunk before this one. One
+    // stream per layer is assumed; a random miss starts over at one chunk.
+    bool sequential = index > 0 && touched_[index - 1];
+    ra_window_ = sequential ? std::min(max, std::max<uint64_t>(2, ra_window_ * 2)) : 1;
+    want = ra_window_;
+  }
+  return fetchRun(index, want, out, demand, nullptr);
+}
+
+Status LazyDevice::fetchRun(uint64_t index, uint64_t want, std::string& out, bool ahead, uint64_t* fetched) {
+  if (fetched) *fetched = 0;
+  std::vector<std::shared_ptr<Inflight>> run;
+  std::shared_ptr<Inflight> follow;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = inflight_.find(index);
-    if (it == inflight_.end()) {
-      f = std::make_shared<Inflight>();
-      inflight_[index] = f;
-      leader = true;
-    } else {
-      f = it->second;
+    if (auto it = inflight_.find(index); it != inflight_.end()) {
+      follow = it->second;
       ++stats_.coalesced;
+    } else {
+      const uint64_t count = source_->chunkCount();
+      for (uint64_t c = index; c < count && run.size() < want; ++c) {
+        if (c != index && (inflight_.count(c) || present_[c])) break;
+        auto f = std::make_shared<Inflight>();
+        inflight_[c] = f;
+        run.push_back(std::move(f));
+      }
     }
   }
-  if (!leader) {
-    std::unique_lock<std::mutex> lock(f->mu);
-    f->cv.wait(lock, [&] { return f->done; });
-    if (!f->status.ok()) return f->status;
-    out = f->data;
+  if (follow) {
+    std::unique_lock<std::mutex> lock(follow->mu);
+    follow->cv.wait(lock, [&] { return follow->done; });
+    if (!follow->status.ok()) return follow->status;
+    out = follow->data;
     return {};
   }
-  std::string data;
-  Status s = source_->fetch(index, data);
-  if (s.ok()) cache_->put(key_, index, data);
+  std::vector<std::string> data;
+  Status s = source_->fetchRun(index, run.size(), data);
+  if (s.ok()) {
+    for (size_t i = 0; i < run.size(); ++i) cache_->put(key_, index + i, data[i]);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    inflight_.erase(index);
-    if (s.ok())
-      ++stats_.chunk_fetches;
-    else
+    for (size_t i = 0; i < run.size(); ++i) {
+      inflight_.erase(index + i);
+      if (s.ok()) present_[index + i] = true;
+    }
+    ++stats_.range_requests;
+    if (s.ok()) {
+      stats_.chunk_fetches += run.size();
+      if (ahead) stats_.readahead_chunks += run.size() - 1;
+    } else {
       ++stats_.fetch_errors;
+    }
     stats_.bytes_fetched = source_->bytesFetched();
   }
-  {
-    std::lock_guard<std::mutex> lock(f->mu);
-    f->done = true;
-    f->status = s;
-    if (s.ok()) f->data = data;
+  for (size_t i = 0; i < run.size(); ++i) {
+    {
+      std::lock_guard<std::mutex> lock(run[i]->mu);
+      run[i]->done = true;
+      run[i]->status = s;
+      if (s.ok()) run[i]->data = data[i];
+    }
+    run[i]->cv.notify_all();
   }
-  f->cv.notify_all();
+  if (fetched) *fetched = s.ok() ? run.size() : 0;
   if (!s.ok()) return s;
-  out = std::move(data);
+  out = std::move(data[0]);
   return {};
 }
 
@@ -111,7 +143,7 @@ Status LazyDevice::read(uint64_t offset, void* buf, size_t len) {
         std::lock_guard<std::mutex> lock(mu_);
         ++stats_.chunk_hits;
       } else if (have) {
-        OC_TRY(chunk(index, data));
+        OC_TRY(chunk(index, data, true));
         std::memcpy(dst, data.data() + within, have);
       }
       if (have < n) std::memset(dst + have, 0, n - have);
@@ -127,22 +159,42 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
   stopPrefetch();
   stop_ = false;
   prefetcher_ = std::thread([this, first = std::move(first), fill] {
-    std::vector<bool> done(source_->chunkCount(), false);
+    const uint64_t count = source_->chunkCount();
+    const uint64_t max_run = std::max<uint64_t>(1, options_.prefetch_run_bytes / source_->chunkSize());
+    std::vector<bool> done(count, false);
     std::string data;
-    auto one = [&](uint64_t c) {
-      if (c >= done.size() || done[c]) return;
+    // Skips (and marks) what the cache holds from an earlier attach.
+    auto wanted = [&](uint64_t c) {
+      if (c >= count || done[c]) return false;
       done[c] = true;
-      if (chunk(c, data).ok()) {
+      if (cache_->get(key_, c, data) && data.size() == chunkLength(c)) {
         std::lock_guard<std::mutex> lock(mu_);
-        ++stats_.prefetched;
+        present_[c] = true;
+        return false;
+      }
+      return true;
+    };
+    // Adjacent entries of the list go as one run.
+    auto runFrom = [&](const std::vector<uint64_t>& list) {
+      for (size_t i = 0; i < list.size() && !stop_;) {
+        uint64_t c = list[i++];
+        if (!wanted(c)) continue;
+        uint64_t n = 1;
+        while (i < list.size() && n < max_run && list[i] == c + n && wanted(list[i])) {
+          ++n;
+          ++i;
+        }
+        uint64_t got = 0;
+        (void)fetchRun(c, n, data, false, &got);
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.prefetched += got;
       }
     };
-    for (uint32_t c : first) {
-      if (stop_) return;
-      one(c);
-    }
-    if (!fill) return;
-    for (uint64_t c = 0; c < done.size() && !stop_; ++c) one(c);
+    runFrom(std::vector<uint64_t>(first.begin(), first.end()));
+    if (!fill || stop_) return;
+    std::vector<uint64_t> all(count);
+    for (uint64_t c = 0; c < count; ++c) all[c] = c;
+    runFrom(all);
   });
 }
 

@@ -3,6 +3,11 @@
 // chunks it covers; a cached chunk is read locally, a missing one is fetched
 // once (concurrent readers of the same chunk wait for one fetch) and cached.
 //
+// A miss fetches a run of chunks in one request (ChunkSource::fetchRun):
+// readahead, when a reader's miss follows a chunk readers already touched
+// (sequential access), grows the run 2, 4, 8... chunks up to
+// readahead_max_bytes; prefetch merges the adjacent chunks of its list.
+//
 // It also records the order in which readers first touched chunks (the
 // profile `offcore image profile` stores) and runs one background thread
 // that prefetches a given chunk list, then optionally every other chunk.
@@ -26,13 +31,23 @@ struct LazyDeviceStats {
   uint64_t reads = 0, read_bytes = 0;
   uint64_t chunk_hits = 0, chunk_fetches = 0, fetch_errors = 0, coalesced = 0;
   uint64_t prefetched = 0;
-  uint64_t bytes_fetched = 0;  // from the back end, as sent
+  uint64_t range_requests = 0;    // requests to the back end (a run is one)
+  uint64_t readahead_chunks = 0;  // fetched ahead of a sequential reader
+  uint64_t bytes_fetched = 0;     // from the back end, as sent
+};
+
+struct LazyDeviceOptions {
+  // Largest readahead run; 0 turns readahead off (every miss one chunk).
+  uint64_t readahead_max_bytes = 4u << 20;
+  // Largest run a prefetch request merges.
+  uint64_t prefetch_run_bytes = 4u << 20;
 };
 
 class LazyDevice final : public BlockDevice {
  public:
   // cache_key: the layer's identity in the cache (stable across restarts).
-  LazyDevice(std::unique_ptr<ChunkSource> source, std::shared_ptr<ChunkCache> cache, std::string cache_key);
+  LazyDevice(std::unique_ptr<ChunkSource> source, std::shared_ptr<ChunkCache> cache, std::string cache_key,
+             LazyDeviceOptions options = {});
   ~LazyDevice() override;
 
   uint64_t sizeBytes() const override;
@@ -55,8 +70,14 @@ class LazyDevice final : public BlockDevice {
   const ChunkSource& source() const { return *source_; }
 
  private:
-  Status chunk(uint64_t index, std::string& out);  // whole chunk: cache or fetch
-  void touch(uint64_t index);                      // records a reader's first touch
+  // Whole chunk: cache or fetch. A demand miss may read ahead.
+  Status chunk(uint64_t index, std::string& out, bool demand);
+  // Fetches up to `want` chunks from index on (fewer where one is cached or
+  // in flight already) as one run, or waits for the fetch of index already
+  // in flight; out gets chunk `index`. ahead: counted as readahead;
+  // fetched (if set): how many chunks this call fetched.
+  Status fetchRun(uint64_t index, uint64_t want, std::string& out, bool ahead, uint64_t* fetched);
+  void touch(uint64_t index);  // records a reader's first touch
   uint64_t chunkLength(uint64_t index) const;
   struct Inflight;
 
@@ -65,8 +86,11 @@ class LazyDevice final : public BlockDevice {
   const std::string key_;
   mutable std::mutex mu_;
   std::map<uint64_t, std::shared_ptr<Inflight>> inflight_;
+  const LazyDeviceOptions options_;
   std::vector<uint32_t> trace_;
   std::vector<bool> touched_;
+  std::vector<bool> present_;  // fetched or seen cached by this device (a hint: the cache may evict)
+  uint64_t ra_window_ = 1;     // the next readahead run, in chunks
   LazyDeviceStats stats_;
   std::thread prefetcher_;
   std::atomic<bool> stop_{false};

@@ -28,6 +28,7 @@ class RegistryChunkSource final : public ChunkSource {
   uint64_t rawSize() const override { return index_.raw_size; }
   uint32_t chunkSize() const override { return index_.chunk_size; }
   Status fetch(uint64_t index, std::string& out) override;
+  Status fetchRun(uint64_t first, uint64_t count, std::vector<std::string>& out) override;
   uint64_t bytesFetched() const override { return fetched_.load(); }
   std::string describe() const override;
 
@@ -52,6 +53,7 @@ class VolumeChunkSource final : public ChunkSource {
   uint64_t rawSize() const override { return index_.raw_size; }
   uint32_t chunkSize() const override { return index_.chunk_size; }
   Status fetch(uint64_t index, std::string& out) override;
+  Status fetchRun(uint64_t first, uint64_t count, std::vector<std::string>& out) override;
   uint64_t bytesFetched() const override { return fetched_.load(); }
   std::string describe() const override { return uri_; }
 

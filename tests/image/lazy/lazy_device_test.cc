@@ -136,5 +136,67 @@ TEST_F(LazyDeviceTest, TraceRecordsReaderFirstTouchesAndPrefetchFollowsIt) {
   EXPECT_EQ(raw->fetches.load(), 16);
 }
 
+// Readahead (issue 15): a sequential reader's misses grow into runs of
+// chunks fetched as one request; the same read with readahead off makes one
+// request per chunk.
+TEST_F(LazyDeviceTest, ASequentialReadFetchesRunsOfChunks) {
+  const uint64_t size = 32u << 20;
+  uint64_t requests[2] = {0, 0};
+  for (int on = 0; on < 2; ++on) {
+    LazyDeviceOptions o;
+    o.readahead_max_bytes = on ? 4u << 20 : 0;
+    LazyDevice dev(std::make_unique<MemorySource>(size, 256 * 1024), cache_, "seq" + std::to_string(on), o);
+    std::string buf(128 * 1024, 0);
+    for (uint64_t off = 0; off < size; off += buf.size()) {
+      ASSERT_TRUE(dev.read(off, buf.data(), buf.size()).ok());
+      for (size_t i = 0; i < buf.size(); i += 4093) ASSERT_EQ(buf[i], static_cast<char>((off + i) % 251)) << off + i;
+    }
+    requests[on] = dev.stats().range_requests;
+    EXPECT_EQ(dev.stats().chunk_fetches, 128u);
+    if (on) {
+      EXPECT_GT(dev.stats().readahead_chunks, 100u);
+    }
+  }
+  EXPECT_EQ(requests[0], 128u);
+  EXPECT_LE(requests[1] * 4, requests[0]) << requests[1] << " requests with readahead";
+}
+
+TEST_F(LazyDeviceTest, RandomMissesDoNotReadAhead) {
+  LazyDevice dev(std::make_unique<MemorySource>(64 * 65536, 65536), cache_, "rnd");
+  std::string buf(4096, 0);
+  for (uint64_t c : {40, 7, 22, 3, 60}) ASSERT_TRUE(dev.read(c * 65536, buf.data(), buf.size()).ok());
+  EXPECT_EQ(dev.stats().range_requests, 5u);
+  EXPECT_EQ(dev.stats().chunk_fetches, 5u);
+  EXPECT_EQ(dev.stats().readahead_chunks, 0u);
+}
+
+TEST_F(LazyDeviceTest, ReadaheadStopsAtChunksAlreadyThere) {
+  LazyDevice dev(std::make_unique<MemorySource>(64 * 65536, 65536), cache_, "stop");
+  std::string buf(4096, 0);
+  ASSERT_TRUE(dev.read(5 * 65536, buf.data(), buf.size()).ok());  // chunk 5 present
+  ASSERT_TRUE(dev.read(2 * 65536, buf.data(), buf.size()).ok());
+  ASSERT_TRUE(dev.read(3 * 65536, buf.data(), buf.size()).ok());  // sequential: a run from 3, cut at 5
+  EXPECT_EQ(dev.stats().chunk_fetches, 4u);                       // 5, 2, then 3 and 4
+  EXPECT_EQ(dev.stats().range_requests, 3u);
+}
+
+TEST_F(LazyDeviceTest, PrefetchMergesAdjacentChunksAndSkipsCachedOnes) {
+  {
+    LazyDevice warm(std::make_unique<MemorySource>(64 * 65536, 65536), cache_, "pf");
+    std::string buf(4096, 0);
+    ASSERT_TRUE(warm.read(30 * 65536, buf.data(), buf.size()).ok());  // chunk 30 in the cache
+  }
+  auto src = std::make_unique<MemorySource>(64 * 65536, 65536);
+  auto* raw = src.get();
+  LazyDevice dev(std::move(src), cache_, "pf");
+  dev.startPrefetch({4, 5, 6, 7, 20, 30, 31}, /*fill=*/false);
+  for (int i = 0; i < 200 && dev.stats().prefetched < 6; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  dev.stopPrefetch();
+  EXPECT_EQ(dev.stats().prefetched, 6u);
+  EXPECT_EQ(dev.stats().range_requests, 3u);  // 4-7, 20, 31
+  EXPECT_EQ(raw->fetches.load(), 6);
+}
+
 }  // namespace
 }  // namespace offcore
