@@ -24,6 +24,8 @@ packages=(
   libhttp-parser-dev libnghttp2-dev nghttp2-client haproxy openssl tcpdump python3-grpcio python3-grpc-tools
   # tests, benchmarks and the demo
   jq curl gnuplot-nox python3 fio e2fsprogs wrk nginx-light
+  # registry authentication tests: htpasswd (bcrypt) and a token server (python3-cryptography)
+  apache2-utils python3-cryptography
   # VM device offload (src/virt): TCG guests and the reference back end;
   # scripts/guest/kit.sh builds the guest from busybox-static, xz and apt
   qemu-system-x86 qemu-system-common qemu-utils xz-utils

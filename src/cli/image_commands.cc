@@ -30,6 +30,7 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
   struct Opts {
     std::string source, mode = "layered", dest, catalog = Catalog::defaultDir(), compression = "zstd";
     std::string chunk = "256K", flat_size = "8G", work = "/var/tmp/offcore-convert", max_layer = "8G";
+    std::string creds, ca_file;
     uint64_t max_ratio = LayerBounds{}.max_ratio;
     std::vector<std::string> to;
     bool plain_http = false, json = false, no_prefetch_list = false;
@@ -55,6 +56,9 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
                 "refuse a layer expanding past this many times its compressed size (never below 64M; 0: off)")
       ->capture_default_str();
   c->add_flag("--plain-http", o->plain_http, "talk plain HTTP to non-loopback registries");
+  c->add_option("--creds", o->creds,
+                "registry credentials: {\"username\",\"password\"} or a Docker config (default ~/.docker/config.json)");
+  c->add_option("--ca-file", o->ca_file, "PEM CAs for HTTPS registries (default: the system's)");
   c->add_flag("--json", o->json, "print the summary as JSON");
   c->add_flag("--no-prefetch-list", o->no_prefetch_list,
               "do not derive the default prefetch list (entrypoint, its loader and libraries) from the config");
@@ -73,6 +77,8 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       }
       co.dest = o->dest;
       co.registry.plain_http = o->plain_http;
+      co.registry.creds_file = o->creds;
+      co.registry.ca_file = o->ca_file;
       co.catalog_dir = o->catalog;
       co.work_dir = o->work;
       co.run_root = ctx.config.run_root;
@@ -134,7 +140,7 @@ void registerPlanPrefetch(CLI::App* image, CliContext& ctx) {
 
 void registerServe(CLI::App* image, CliContext& ctx) {
   struct Opts {
-    std::string node, catalog = Catalog::defaultDir(), cache_dir, cache_size = "4G";
+    std::string node, catalog = Catalog::defaultDir(), cache_dir, cache_size = "4G", creds, ca_file;
     int fetch_timeout = 10;
     bool plain_http = false;
   };
@@ -147,6 +153,8 @@ void registerServe(CLI::App* image, CliContext& ctx) {
   s->add_option("--fetch-timeout", o->fetch_timeout, "seconds an uncached read retries a lost back end before EIO")
       ->capture_default_str();
   s->add_flag("--plain-http", o->plain_http, "plain HTTP to non-loopback registries");
+  s->add_option("--creds", o->creds, "registry credentials file (default ~/.docker/config.json)");
+  s->add_option("--ca-file", o->ca_file, "PEM CAs for HTTPS registries");
   s->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
       ImageServiceOptions so;
@@ -159,6 +167,8 @@ void registerServe(CLI::App* image, CliContext& ctx) {
       so.cache_limit = *size;
       so.fetch_timeout = std::chrono::seconds(o->fetch_timeout);
       so.plain_http = o->plain_http;
+      so.creds_file = o->creds;
+      so.ca_file = o->ca_file;
       return runImageService(so);
     };
   });
@@ -173,7 +183,7 @@ void registerFdKeeper(CLI::App* image, CliContext& ctx) {
 
 void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   struct Opts {
-    std::string ref, node, backend = "auto", catalog = Catalog::defaultDir(), cache_dir, cache_size;
+    std::string ref, node, backend = "auto", catalog = Catalog::defaultDir(), cache_dir, cache_size, creds, ca_file;
     bool json = false, fill = false, plain_http = false, no_prefetch = false, no_readahead = false;
     int fetch_timeout = 10;
   };
@@ -195,6 +205,8 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
                    "seconds an uncached read waits for a lost back end before EIO (for a newly started service)")
       ->capture_default_str();
   attach->add_flag("--plain-http", a->plain_http, "plain HTTP to non-loopback registries");
+  attach->add_option("--creds", a->creds, "registry credentials file for a newly started service");
+  attach->add_option("--ca-file", a->ca_file, "PEM CAs for HTTPS registries (for a newly started service)");
   attach->add_flag("--json", a->json, "JSON output");
   attach->callback([&ctx, a] {
     ctx.action = [&ctx, a] {
@@ -208,7 +220,7 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
       if (!rec)
         return fail("image attach", makeError(a->ref + " is not in the catalog; run `offcore image convert` first"));
       ImageServiceClient svc(ctx.config.run_root, a->node);
-      ImageServiceLaunch launch{a->catalog, a->cache_dir, "", a->fetch_timeout, a->plain_http};
+      ImageServiceLaunch launch{a->catalog, a->cache_dir, "", a->fetch_timeout, a->plain_http, a->creds, a->ca_file};
       if (auto s = svc.ensureRunning(launch); !s.ok()) return fail("image attach", s.error());
       json out = json::array();
       for (const auto& d : rec->diff_ids) {

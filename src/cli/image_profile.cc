@@ -47,7 +47,7 @@ int profileImage(const CliContext& ctx, const std::string& ref, const std::strin
     return fail("image profile", makeError(ref + " has no layered conversion in the catalog; convert it first"));
   }
   ImageServiceClient svc(ctx.config.run_root, node);
-  if (auto s = svc.ensureRunning(ImageServiceLaunch{catalog_dir, "", "", 10, false}); !s.ok()) {
+  if (auto s = svc.ensureRunning(ImageServiceLaunch{catalog_dir, "", "", 10, false, "", ""}); !s.ok()) {
     return fail("image profile", s.error());
   }
   ProfileMounts m;

@@ -16,6 +16,7 @@ struct SnapshotterOpts {
   std::string catalog = "/var/lib/offcore/images", backend = "auto", cache_dir, cache_size;
   int fetch_timeout = 10;
   bool plain_http = false;
+  std::string creds, ca_file;
 };
 
 int runSnapshotter(const SnapshotterOpts& o, const std::string& run_root) {
@@ -35,6 +36,8 @@ int runSnapshotter(const SnapshotterOpts& o, const std::string& run_root) {
   rc.catalog_dir = o.catalog;
   rc.backend = o.backend;
   rc.plain_http = o.plain_http;
+  rc.creds_file = o.creds;
+  rc.ca_file = o.ca_file;
   rc.cache_dir = o.cache_dir;
   rc.cache_size = o.cache_size;
   rc.fetch_timeout_s = o.fetch_timeout;
@@ -73,6 +76,8 @@ void registerSnapshotterCommand(CLI::App& app, CliContext& ctx) {
       ->check(CLI::IsMember({"auto", "registry", "gateway"}))
       ->capture_default_str();
   cmd->add_flag("--plain-http", o->plain_http, "plain HTTP to non-loopback registries");
+  cmd->add_option("--creds", o->creds, "registry credentials file (default ~/.docker/config.json)");
+  cmd->add_option("--ca-file", o->ca_file, "PEM CAs for HTTPS registries");
   cmd->add_option("--cache-dir", o->cache_dir, "chunk cache of an image service this snapshotter starts");
   cmd->add_option("--cache-size", o->cache_size, "its size limit (e.g. 4G)");
   cmd->add_option("--fetch-timeout", o->fetch_timeout, "seconds an uncached read waits for a lost back end before EIO")

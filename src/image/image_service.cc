@@ -112,6 +112,8 @@ class ImageService {
       const auto& r = *rec.registry;
       oci::RegistryOptions ro;
       ro.plain_http = r.plain_http || o_.plain_http;
+      ro.creds_file = o_.creds_file;
+      ro.ca_file = o_.ca_file;
       ro.range_timeout_ms = static_cast<long>(std::min<int64_t>(o_.fetch_timeout.count(), 10000));
       ro.timeout_ms = static_cast<long>(o_.fetch_timeout.count());  // the index fetch blocks the API loop
       auto client = clientFor(r.registry, ro);

@@ -31,6 +31,8 @@ struct ImageServiceOptions {
   uint64_t cache_limit = 4ull << 30;               // bytes
   std::chrono::milliseconds fetch_timeout{10000};  // uncached reads fail with EIO after this
   bool plain_http = false;
+  std::string creds_file;  // registry credentials ("" = Docker's config.json)
+  std::string ca_file;     // CAs for HTTPS registries ("" = the system's)
 };
 
 std::string imageServiceSocket(const std::string& run_root, const std::string& node);

@@ -39,6 +39,8 @@ Status ImageServiceClient::ensureRunning(const ImageServiceLaunch& l) const {
   if (!l.cache_dir.empty()) argv.insert(argv.end(), {"--cache-dir", l.cache_dir});
   if (!l.cache_size.empty()) argv.insert(argv.end(), {"--cache-size", l.cache_size});
   if (l.plain_http) argv.push_back("--plain-http");
+  if (!l.creds_file.empty()) argv.insert(argv.end(), {"--creds", l.creds_file});
+  if (!l.ca_file.empty()) argv.insert(argv.end(), {"--ca-file", l.ca_file});
   ApiClient agent(agent_sock, 10000);
   // The fd keeper first: it must outlive every restart of the service, and
   // goes with it when the service is removed (part_of): a keeper left

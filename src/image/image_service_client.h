@@ -20,6 +20,8 @@ struct ImageServiceLaunch {
   std::string cache_size;  // e.g. "4G"; empty: default
   int fetch_timeout_s = 10;
   bool plain_http = false;
+  std::string creds_file;  // registry credentials for the service ("" = Docker's config.json)
+  std::string ca_file;
 };
 
 class ImageServiceClient {

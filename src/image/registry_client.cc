@@ -25,6 +25,7 @@ struct RegistryClient::Response {
   std::string content_type;
   std::string location;
   std::string docker_digest;
+  std::string www_authenticate;
 };
 
 namespace {
@@ -69,7 +70,7 @@ size_t onBody(char* data, size_t size, size_t n, void* user) {
 }
 
 struct Headers {
-  std::string content_type, location, docker_digest, content_length;
+  std::string content_type, location, docker_digest, content_length, www_authenticate;
 };
 
 std::string headerValue(const std::string& line, const char* name) {
@@ -88,6 +89,7 @@ size_t onHeader(char* data, size_t size, size_t n, void* user) {
   if (auto v = headerValue(line, "Location"); !v.empty()) h->location = v;
   if (auto v = headerValue(line, "Docker-Content-Digest"); !v.empty()) h->docker_digest = v;
   if (auto v = headerValue(line, "Content-Length"); !v.empty()) h->content_length = v;
+  if (auto v = headerValue(line, "WWW-Authenticate"); !v.empty()) h->www_authenticate = v;
   return size * n;
 }
 
@@ -106,7 +108,9 @@ std::string httpError(const std::string& what, long status, const std::string& b
   }
   std::string hint;
   if (status == 404) hint = " (check the repository, tag or digest)";
-  if (status == 401 || status == 403) hint = " (authenticated registries are not supported yet)";
+  if (status == 401 || status == 403) {
+    hint = " (access denied: check the credentials, --creds FILE or ~/.docker/config.json)";
+  }
   return what + ": HTTP " + std::to_string(status) + hint + (detail.empty() ? "" : ": " + detail);
 }
 
@@ -173,6 +177,7 @@ Result<RegistryClient::Response> RegistryClient::perform(const std::string& meth
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, method == "GET" ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  if (!options_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options_.ca_file.c_str());
   int upload_fd = -1;
   if (method == "HEAD") {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -218,14 +223,108 @@ Result<RegistryClient::Response> RegistryClient::perform(const std::string& meth
                      static_cast<int>(os_errno));
   }
   if (rc != CURLE_OK) {
-    return makeError(method + " " + url + ": " + curl_easy_strerror(rc) +
-                         (rc == CURLE_COULDNT_CONNECT ? " (is the registry running and reachable?)" : ""),
+    std::string hint = rc == CURLE_COULDNT_CONNECT ? " (is the registry running and reachable?)"
+                       : rc == CURLE_PEER_FAILED_VERIFICATION
+                           ? " (the registry's certificate is not signed by a CA we trust: pass --ca-file CA.pem)"
+                           : "";
+    return makeError(method + " " + url + ": " + curl_easy_strerror(rc) + hint,
                      rc == CURLE_OPERATION_TIMEDOUT ? 110 : 5);
   }
   resp.content_type = hdr.content_type;
   resp.location = hdr.location;
   resp.docker_digest = hdr.docker_digest;
+  resp.www_authenticate = hdr.www_authenticate;
   return resp;
+}
+
+std::string RegistryClient::authorization(const std::string& repo) {
+  std::lock_guard<std::mutex> lock(auth_mu_);
+  auto now = std::chrono::steady_clock::now();
+  for (const std::string& key : {repo, std::string()}) {
+    auto it = auth_.find(key);
+    if (it == auth_.end()) continue;
+    if (it->second.expires <= now) {  // expired: the next 401 fetches a fresh one
+      auth_.erase(it);
+      continue;
+    }
+    return it->second.header;
+  }
+  return "";
+}
+
+Status RegistryClient::answerChallenge(const std::string& repo, const std::string& header) {
+  auto ch = parseAuthChallenge(header);
+  if (!ch.ok()) return makeError("registry " + registry_ + " asks for authentication: " + ch.error().message);
+  std::optional<RegistryCredentials> creds = options_.credentials;
+  if (!creds) {
+    OC_ASSIGN_OR_RETURN(creds, loadRegistryCredentials(registry_, options_.creds_file));
+  }
+  if (ch->scheme == "basic") {
+    if (!creds) {
+      return makeError("registry " + registry_ +
+                       " needs a username and password: give them with --creds FILE or in ~/.docker/config.json");
+    }
+    std::lock_guard<std::mutex> lock(auth_mu_);
+    auth_[""] = Token{"Authorization: Basic " + base64Encode(creds->username + ":" + creds->password),
+                      std::chrono::steady_clock::time_point::max()};
+    return {};
+  }
+  // Bearer: a token for the scope the registry named, from its realm.
+  auto escape = [](const std::string& v) {
+    char* e = curl_easy_escape(nullptr, v.c_str(), static_cast<int>(v.size()));
+    std::string out = e ? e : "";
+    curl_free(e);
+    return out;
+  };
+  std::string url = ch->realm + (ch->realm.find('?') == std::string::npos ? "?" : "&") +
+                    "service=" + escape(ch->service) + (ch->scope.empty() ? "" : "&scope=" + escape(ch->scope));
+  std::vector<std::string> headers;
+  if (creds) headers.push_back("Authorization: Basic " + base64Encode(creds->username + ":" + creds->password));
+  OC_ASSIGN_OR_RETURN(auto r,
+                      perform("GET", url, headers, nullptr, nullptr, -1, 64 << 10, options_.timeout_ms, nullptr));
+  if (r.status == 401 || r.status == 403) {
+    return makeError("registry " + registry_ + ": its token service " + ch->realm + " refused the credentials (HTTP " +
+                     std::to_string(r.status) + "); check --creds FILE or ~/.docker/config.json");
+  }
+  if (r.status != 200) return makeError(httpError("token from " + ch->realm + " for " + registry_, r.status, r.body));
+  auto t = parseTokenResponse(r.body);
+  if (!t.ok()) return makeError("registry " + registry_ + ": token service " + ch->realm + ": " + t.error().message);
+  ++tokens_fetched_;
+  // Renewed a little before it runs out, so a request does not carry a
+  // token that expires on the way.
+  auto life = std::chrono::seconds(std::max<long>(1, t->expires_in - (t->expires_in > 10 ? 5 : 0)));
+  std::lock_guard<std::mutex> lock(auth_mu_);
+  auth_[repo] = Token{"Authorization: Bearer " + t->token, std::chrono::steady_clock::now() + life};
+  return {};
+}
+
+Result<RegistryClient::Response> RegistryClient::request(const std::string& repo, const std::string& method,
+                                                         const std::string& url,
+                                                         const std::vector<std::string>& headers,
+                                                         const std::string* body, const std::string* upload_path,
+                                                         int out_fd, size_t max_body, long timeout_ms,
+                                                         const ByteProgress* progress) {
+  for (int attempt = 0;; ++attempt) {
+    std::vector<std::string> h = headers;
+    if (std::string a = authorization(repo); !a.empty()) h.push_back(a);
+    OC_ASSIGN_OR_RETURN(auto r, perform(method, url, h, body, upload_path, out_fd, max_body, timeout_ms, progress));
+    if (r.status != 401 || r.www_authenticate.empty()) return r;
+    if (attempt == 2) {
+      return makeError("registry " + registry_ +
+                       " refused the credentials (HTTP 401 after authenticating); check "
+                       "--creds FILE or ~/.docker/config.json");
+    }
+    // What the challenge asks for replaces what was sent (a wider scope, a
+    // token that expired on the registry's clock).
+    {
+      std::lock_guard<std::mutex> lock(auth_mu_);
+      auth_.erase(repo);
+    }
+    OC_TRY(answerChallenge(repo, r.www_authenticate));
+    if (out_fd >= 0 && (::ftruncate(out_fd, 0) != 0 || ::lseek(out_fd, 0, SEEK_SET) != 0)) {
+      return errnoError("rewind the download");
+    }
+  }
 }
 
 Result<FetchedManifest> RegistryClient::getManifest(const std::string& repo, const std::string& reference) {
@@ -233,7 +332,7 @@ Result<FetchedManifest> RegistryClient::getManifest(const std::string& repo, con
   std::string accept =
       std::string("Accept: ") + kOciManifest + ", " + kOciIndex + ", " + kDockerManifest + ", " + kDockerList;
   OC_ASSIGN_OR_RETURN(auto r,
-                      perform("GET", url, {accept}, nullptr, nullptr, -1, 8 << 20, options_.timeout_ms, nullptr));
+                      request(repo, "GET", url, {accept}, nullptr, nullptr, -1, 8 << 20, options_.timeout_ms, nullptr));
   if (r.status != 200)
     return makeError(httpError("manifest " + registry_ + "/" + repo + ":" + reference, r.status, r.body));
   FetchedManifest m;
@@ -249,7 +348,8 @@ Result<FetchedManifest> RegistryClient::getManifest(const std::string& repo, con
 
 Result<std::string> RegistryClient::getBlob(const std::string& repo, const std::string& digest, size_t max_bytes) {
   std::string url = baseUrl() + "/v2/" + repo + "/blobs/" + digest;
-  OC_ASSIGN_OR_RETURN(auto r, perform("GET", url, {}, nullptr, nullptr, -1, max_bytes, options_.timeout_ms, nullptr));
+  OC_ASSIGN_OR_RETURN(auto r,
+                      request(repo, "GET", url, {}, nullptr, nullptr, -1, max_bytes, options_.timeout_ms, nullptr));
   if (r.status != 200) return makeError(httpError("blob " + digest, r.status, r.body));
   if (sha256Digest(r.body) != digest) return makeError("blob " + digest + ": content does not match its digest", 5);
   return std::move(r.body);
@@ -261,7 +361,7 @@ Status RegistryClient::getBlobToFile(const std::string& repo, const std::string&
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return errnoError("create " + tmp);
   std::string url = baseUrl() + "/v2/" + repo + "/blobs/" + digest;
-  auto r = perform("GET", url, {}, nullptr, nullptr, fd, 0, options_.timeout_ms, &progress);
+  auto r = request(repo, "GET", url, {}, nullptr, nullptr, fd, 0, options_.timeout_ms, &progress);
   ::close(fd);
   if (!r.ok() || r->status != 200) {
     ::unlink(tmp.c_str());
@@ -282,8 +382,8 @@ Result<std::string> RegistryClient::getBlobRange(const std::string& repo, const 
   if (len == 0) return std::string();
   std::string url = baseUrl() + "/v2/" + repo + "/blobs/" + digest;
   std::string range = "Range: bytes=" + std::to_string(offset) + "-" + std::to_string(offset + len - 1);
-  OC_ASSIGN_OR_RETURN(auto r,
-                      perform("GET", url, {range}, nullptr, nullptr, -1, len + 1, options_.range_timeout_ms, nullptr));
+  OC_ASSIGN_OR_RETURN(
+      auto r, request(repo, "GET", url, {range}, nullptr, nullptr, -1, len + 1, options_.range_timeout_ms, nullptr));
   if (r.status != 206 && r.status != 200) return makeError(httpError("range of blob " + digest, r.status, r.body), 5);
   if (r.status == 200) {  // a server that ignores Range: cut the piece out
     if (r.body.size() < offset + len) return makeError("blob " + digest + " is shorter than the range asked", 5);
@@ -299,7 +399,7 @@ Result<std::string> RegistryClient::getBlobRange(const std::string& repo, const 
 
 Result<bool> RegistryClient::hasBlob(const std::string& repo, const std::string& digest) {
   std::string url = baseUrl() + "/v2/" + repo + "/blobs/" + digest;
-  OC_ASSIGN_OR_RETURN(auto r, perform("HEAD", url, {}, nullptr, nullptr, -1, 0, options_.timeout_ms, nullptr));
+  OC_ASSIGN_OR_RETURN(auto r, request(repo, "HEAD", url, {}, nullptr, nullptr, -1, 0, options_.timeout_ms, nullptr));
   if (r.status == 200) return true;
   if (r.status == 404) return false;
   return makeError(httpError("HEAD blob " + digest, r.status, ""));
@@ -309,13 +409,14 @@ Status RegistryClient::pushBlobFile(const std::string& repo, const std::string& 
   OC_ASSIGN_OR_RETURN(bool have, hasBlob(repo, digest));
   if (have) return {};
   std::string start = baseUrl() + "/v2/" + repo + "/blobs/uploads/";
-  OC_ASSIGN_OR_RETURN(auto r, perform("POST", start, {}, nullptr, nullptr, -1, 1 << 16, options_.timeout_ms, nullptr));
+  OC_ASSIGN_OR_RETURN(auto r,
+                      request(repo, "POST", start, {}, nullptr, nullptr, -1, 1 << 16, options_.timeout_ms, nullptr));
   if (r.status != 202 || r.location.empty()) return makeError(httpError("start upload to " + repo, r.status, r.body));
   std::string loc = r.location;
   if (loc.rfind("http", 0) != 0) loc = baseUrl() + loc;
   loc += (loc.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + digest;
-  OC_ASSIGN_OR_RETURN(auto put, perform("PUT", loc, {"Content-Type: application/octet-stream"}, nullptr, &path, -1,
-                                        1 << 16, options_.timeout_ms, nullptr));
+  OC_ASSIGN_OR_RETURN(auto put, request(repo, "PUT", loc, {"Content-Type: application/octet-stream"}, nullptr, &path,
+                                        -1, 1 << 16, options_.timeout_ms, nullptr));
   if (put.status != 201) return makeError(httpError("upload blob " + digest, put.status, put.body));
   return {};
 }
@@ -334,7 +435,7 @@ Status RegistryClient::pushBlob(const std::string& repo, const std::string& dige
 Status RegistryClient::putManifest(const std::string& repo, const std::string& reference, const std::string& media_type,
                                    const std::string& body) {
   std::string url = baseUrl() + "/v2/" + repo + "/manifests/" + reference;
-  OC_ASSIGN_OR_RETURN(auto r, perform("PUT", url, {"Content-Type: " + media_type}, &body, nullptr, -1, 1 << 16,
+  OC_ASSIGN_OR_RETURN(auto r, request(repo, "PUT", url, {"Content-Type: " + media_type}, &body, nullptr, -1, 1 << 16,
                                       options_.timeout_ms, nullptr));
   if (r.status != 201) return makeError(httpError("put manifest " + repo + ":" + reference, r.status, r.body));
   return {};

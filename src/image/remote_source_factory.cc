@@ -14,7 +14,8 @@ Result<std::unique_ptr<RemoteSource>> makeRemoteSource(const RemoteSourceConfig&
   o.root = c.root;
   o.run_root = c.run_root;
   o.backend = c.backend;
-  o.launch = ImageServiceLaunch{c.catalog_dir, c.cache_dir, c.cache_size, c.fetch_timeout_s, c.plain_http};
+  o.launch = ImageServiceLaunch{c.catalog_dir, c.cache_dir,  c.cache_size, c.fetch_timeout_s,
+                                c.plain_http,  c.creds_file, c.ca_file};
   return std::unique_ptr<RemoteSource>(new OffcoreRemoteSource(std::move(o)));
 }
 

@@ -20,6 +20,7 @@ struct RemoteSourceConfig {
   std::string catalog_dir;       // where `offcore image convert` recorded images
   std::string backend = "auto";  // layered: auto, registry or gateway
   bool plain_http = false;
+  std::string creds_file, ca_file;    // registry credentials and CAs for the image service
   std::string cache_dir, cache_size;  // for an image service the source starts
   int fetch_timeout_s = 10;
 };
