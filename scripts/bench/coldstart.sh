@@ -3,14 +3,20 @@
 # runs it and turns its output into the report). Appends one JSON object per
 # measurement to RESULTS_FILE; progress goes to stderr.
 #
-#   coldstart.sh RESULTS_FILE RUNS IMAGES...      IMAGES from small, python, gcc
+#   coldstart.sh RESULTS_FILE RUNS IMAGES...  IMAGES from small python numpy gcc jvm node
 #
 # Variants, each cold (page cache dropped, fresh containerd content store,
-# fresh snapshotter root, empty chunk cache, image service restarted):
-#   overlayfs         containerd's overlayfs snapshotter, full pull then run
-#   layered-registry  offcore layered, chunks fetched from the registry
-#   layered-gateway   offcore layered, blocks read from the storage gateway
-#   flat-gateway      offcore flat, a writable clone volume per container
+# fresh snapshotter root, empty chunk cache, image service restarted with
+# the stack), none with a profile (`image profile` is never run):
+#   overlayfs              containerd's overlayfs snapshotter, full pull then run
+#   registry-noprefetch    offcore layered from the registry, nothing fetched ahead
+#                          (snapshotter --no-prefetch --fill-below 0)
+#   registry               offcore layered from the registry, defaults: the prefetch
+#                          list derived at conversion, small layers filled
+#   gateway-noprefetch     the same two from the storage gateway (NVMe/TCP)
+#   gateway
+#   flat-gateway           offcore flat, a writable clone volume per container
+# Each image's config runs its workload (scripts/bench-images.sh).
 # Everything runs against a registry and a gateway on fabric hosts, reached
 # through the node's SoC.
 set -euo pipefail
@@ -22,19 +28,11 @@ source "$HERE/../../tests/integration/images_lib.sh"
 trap - EXIT
 trap 'for (( i=${#CLEANUPS[@]}-1; i>=0; i-- )); do eval "${CLEANUPS[$i]}" >/dev/null 2>&1 || true; done' EXIT
 exec 3>>"$RESULTS" 1>&2
-CACHE=${BENCH_IMAGES:-/var/cache/offcore/bench-images}
+CACHE=${BENCH_IMAGES:-/var/cache/offcore/bench-images-v2}
 N=cs$ID
 work=$(mktemp -d /var/tmp/oc-coldstart-XXXX); cleanup "rm -rf $work"
 CD_DIR=$work/cd SN_DIR=$work/sn CAT=$work/catalog
 mkdir -p "$SN_DIR"
-
-workload() {
-  case $1 in
-    small) echo "/bin/echo hello" ;;
-    python) echo "python3 -c print(42)" ;;
-    gcc) echo "gcc --version" ;;
-  esac
-}
 
 node_up "$N" --soc-cpus 1 --host-cpus 0 >/dev/null
 registry_up "reg$ID" "$work/registry"
@@ -62,11 +60,12 @@ soc_mem=/sys/fs/cgroup/memory/offcore/$N/soc/memory.max_usage_in_bytes
 # snapshotters, ctr, shims, runc, the container) is started inside one
 # cgroup, so its CPU and peak memory are measured whole.
 
-start_stack() {
+start_stack() {  # start_stack BACKEND [SNAPSHOTTER FLAGS...]
+  local backend=$1; shift
   rm -rf "$CD_DIR" "$SN_DIR"; mkdir -p "$CD_DIR" "$SN_DIR"
   ( echo $BASHPID > "$cgroup_host/cgroup.procs"; echo $BASHPID > "$mem_host/cgroup.procs"
     containerd_up "$CD_DIR" >/dev/null
-    snapshotter_start offcore --node "$N" --catalog "$CAT" --backend "$1" --plain-http
+    snapshotter_start offcore --node "$N" --catalog "$CAT" --backend "$backend" --plain-http "$@"
     snapshotter_start offcore-flat --node "$N" --catalog "$CAT" --mode flat --plain-http
     echo "$CD_PID $SN_PID_offcore $SN_PID_offcore_flat" > "$work/pids" )
   read -r CD_PID SN_PID_offcore SN_PID_offcore_flat < "$work/pids"
@@ -80,7 +79,7 @@ stop_stack() {
   for d in /run/offcore/$N/disks/c-*.json; do
     [ -e "$d" ] && oc disk detach "$(basename "${d%.json}")" --node "$N" --force >/dev/null 2>&1 || true
   done
-  oc dpu service del --name "$N" --service images >/dev/null 2>&1 || true
+  oc dpu service del --name "$N" --service images --force >/dev/null 2>&1 || true
   umount_below "/run/offcore/$N/images"
   rm -rf "/var/cache/offcore/$N"
 }
@@ -94,14 +93,22 @@ cpu_soc() { awk '{print $1/1e9}' "$soc_cpu"; }
 uplink_rx() { ip -n "oc-$N-soc" -s -j link show up0 | jq '.[0].stats64.rx.bytes'; }
 
 measure() {  # measure IMAGE VARIANT RUN
-  local img=$1 variant=$2 run=$3 ref sn backend=registry
+  local img=$1 variant=$2 run=$3 ref sn backend=registry flags=()
+  local lazy=(--no-prefetch --fill-below 0)
   case $variant in
     overlayfs) ref=$REG/$img:latest sn=overlayfs ;;
-    layered-registry) ref=$REG/$img:lazy sn=offcore ;;
-    layered-gateway) ref=$REG/$img:lazy sn=offcore backend=gateway ;;
+    registry-noprefetch) ref=$REG/$img:lazy sn=offcore flags=("${lazy[@]}") ;;
+    registry) ref=$REG/$img:lazy sn=offcore ;;
+    gateway-noprefetch) ref=$REG/$img:lazy sn=offcore backend=gateway flags=("${lazy[@]}") ;;
+    gateway) ref=$REG/$img:lazy sn=offcore backend=gateway ;;
     flat-gateway) ref=$REG/$img:flat sn=offcore-flat backend=gateway ;;
   esac
-  start_stack "$backend"
+  start_stack "$backend" "${flags[@]}"
+  # The node's image service runs before a container is asked for, like
+  # containerd (the snapshotter starts it): wait for it outside the clock.
+  if [ "$sn" = offcore ]; then
+    for _ in $(seq 100); do [ -S "/run/offcore/$N/images.sock" ] && break; sleep 0.05; done
+  fi
   sync; echo 3 > /proc/sys/vm/drop_caches
   echo 0 > "$mem_host/memory.max_usage_in_bytes" 2>/dev/null || true
   echo 0 > "$soc_mem" 2>/dev/null || true
@@ -111,7 +118,7 @@ measure() {  # measure IMAGE VARIANT RUN
     $CTR image pull --plain-http --snapshotter "$sn" "$ref" >/dev/null )
   t1=$(now)
   ( echo $BASHPID > "$cgroup_host/cgroup.procs"; echo $BASHPID > "$mem_host/cgroup.procs"
-    $CTR container create --snapshotter "$sn" "$ref" "c$run" -- $(workload "$img") >/dev/null )
+    $CTR container create --snapshotter "$sn" "$ref" "c$run" >/dev/null )
   t2=$(now)
   out=$( echo $BASHPID > "$cgroup_host/cgroup.procs"; echo $BASHPID > "$mem_host/cgroup.procs"
          $CTR task start "c$run" 2>&1 | head -1 )
@@ -135,7 +142,7 @@ measure() {  # measure IMAGE VARIANT RUN
 
 for run in $(seq "$RUNS"); do
   for img in "${IMAGES[@]}"; do
-    for variant in overlayfs layered-registry layered-gateway flat-gateway; do
+    for variant in overlayfs registry-noprefetch registry gateway-noprefetch gateway flat-gateway; do
       step "run $run: $img $variant"
       measure "$img" "$variant" "$run"
     done

@@ -26,7 +26,8 @@ namespace {
 
 using nlohmann::json;
 
-const char* kVariants[] = {"overlayfs", "layered-registry", "layered-gateway", "flat-gateway"};
+const char* kVariants[] = {"overlayfs", "registry-noprefetch", "registry", "gateway-noprefetch",
+                           "gateway",   "flat-gateway"};
 
 struct Samples {
   std::map<std::string, std::vector<double>> by_metric;
@@ -47,14 +48,16 @@ class ColdstartSuite final : public BenchSuite {
   explicit ColdstartSuite(Config config) : config_(std::move(config)) {}
   std::string name() const override { return "coldstart"; }
   std::string summary() const override {
-    return "container cold start: overlayfs full pull vs offcore lazy images (registry, gateway, flat)";
+    return "container cold start on six images: overlayfs full pull vs offcore lazy images (registry, gateway, "
+           "flat; with and without prefetch)";
   }
 
   Result<BenchReport> run(const BenchOptions& options) override {
     std::string src = OFFCORE_SOURCE_DIR;
     std::string images_script = src + "/scripts/bench-images.sh";
-    std::vector<std::string> images =
-        options.quick ? std::vector<std::string>{"small"} : std::vector<std::string>{"small", "python", "gcc"};
+    std::vector<std::string> images = options.quick
+                                          ? std::vector<std::string>{"small"}
+                                          : std::vector<std::string>{"small", "python", "numpy", "gcc", "jvm", "node"};
     if (!options.quick) {
       std::fprintf(stderr, "bench coldstart: building/checking the benchmark images (cached after the first run)\n");
       OC_TRY(runChecked({"bash", images_script}));
@@ -83,10 +86,16 @@ class ColdstartSuite final : public BenchSuite {
     r.baseline_name = "containerd overlayfs (full pull, then run)";
     r.method =
         "Each run is cold: page cache dropped, fresh containerd root and content store, fresh snapshotter "
-        "root, empty chunk cache, image service restarted. Registry (docker-registry) and storage gateway run "
-        "on fabric hosts and are reached through the node's SoC. Time runs from the start of `ctr image pull` "
-        "to the workload's first line of output (small: echo, python: python3 -c print, gcc: gcc --version); "
-        "pull/create/ready split it. Bytes fetched = bytes received on the SoC's uplink (everything a cold "
+        "root, empty chunk cache, image service restarted with the stack (before the clock starts, as "
+        "containerd is). No image was ever profiled: `-noprefetch` variants fetch only what is read "
+        "(snapshotter --no-prefetch --fill-below 0); the others run the snapshotter's defaults, the prefetch "
+        "list `image convert` derived from the image config and small layers (<= 8 MiB) filled whole. Images "
+        "are built from Debian bookworm packages by scripts/bench-images.sh, each config running its workload: "
+        "small: busybox echo; python: python3 -c print; numpy: python3 -c 'import numpy'; gcc: gcc --version; "
+        "jvm: java -version (openjdk-17-jre-headless); node: node -e. Registry (docker-registry) and storage "
+        "gateway run on fabric hosts and are reached through the node's SoC. Time runs from the start of `ctr "
+        "image pull` to the workload's first line of output; pull/create/ready split it. Bytes fetched = bytes "
+        "received on the SoC's uplink (everything a cold "
         "start pulls crosses it). Host CPU and peak memory: one cgroup holding containerd, the snapshotters, "
         "ctr, shims and the container; SoC: the node's SoC cgroup. Medians over " +
         std::to_string(options.quick ? 1 : options.runs) + " runs.";

@@ -2,6 +2,7 @@
 // reaches it through `[proxy_plugins.NAME] type = "snapshot" address = SOCK`.
 #include <signal.h>
 
+#include "base/byte_size.h"
 #include "base/log.h"
 #include "cli/common.h"
 #include "snapshotter/remote_source_factory.h"
@@ -16,7 +17,8 @@ struct SnapshotterOpts {
   std::string catalog = "/var/lib/offcore/images", backend = "auto", cache_dir, cache_size;
   int fetch_timeout = 10;
   bool plain_http = false;
-  std::string creds, ca_file;
+  std::string creds, ca_file, fill_below = "8M";
+  bool no_prefetch = false;
 };
 
 int runSnapshotter(const SnapshotterOpts& o, const std::string& run_root) {
@@ -37,6 +39,10 @@ int runSnapshotter(const SnapshotterOpts& o, const std::string& run_root) {
   rc.backend = o.backend;
   rc.plain_http = o.plain_http;
   rc.creds_file = o.creds;
+  rc.prefetch = !o.no_prefetch;
+  auto fill = parseByteSize(o.fill_below);
+  if (!fill.ok()) return fail("snapshotter", fill.error());
+  rc.fill_below = *fill;
   rc.ca_file = o.ca_file;
   rc.cache_dir = o.cache_dir;
   rc.cache_size = o.cache_size;
@@ -78,6 +84,11 @@ void registerSnapshotterCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--plain-http", o->plain_http, "plain HTTP to non-loopback registries");
   cmd->add_option("--creds", o->creds, "registry credentials file (default ~/.docker/config.json)");
   cmd->add_option("--ca-file", o->ca_file, "PEM CAs for HTTPS registries");
+  cmd->add_flag("--no-prefetch", o->no_prefetch,
+                "do not prefetch layers (neither a measured profile nor the list derived at conversion)");
+  cmd->add_option("--fill-below", o->fill_below,
+                  "fetch layers whose image is at most this big whole, in the background (0: never)")
+      ->capture_default_str();
   cmd->add_option("--cache-dir", o->cache_dir, "chunk cache of an image service this snapshotter starts");
   cmd->add_option("--cache-size", o->cache_size, "its size limit (e.g. 4G)");
   cmd->add_option("--fetch-timeout", o->fetch_timeout, "seconds an uncached read waits for a lost back end before EIO")

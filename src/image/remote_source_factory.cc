@@ -16,6 +16,8 @@ Result<std::unique_ptr<RemoteSource>> makeRemoteSource(const RemoteSourceConfig&
   o.backend = c.backend;
   o.launch = ImageServiceLaunch{c.catalog_dir, c.cache_dir,  c.cache_size, c.fetch_timeout_s,
                                 c.plain_http,  c.creds_file, c.ca_file};
+  o.prefetch = c.prefetch;
+  o.fill_below = c.fill_below;
   return std::unique_ptr<RemoteSource>(new OffcoreRemoteSource(std::move(o)));
 }
 

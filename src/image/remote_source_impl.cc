@@ -69,7 +69,51 @@ Status unmountDir(const std::string& dir) {
 }  // namespace
 
 OffcoreRemoteSource::OffcoreRemoteSource(RemoteSourceOptions o)
-    : o_(std::move(o)), catalog_(o_.launch.catalog_dir), images_(o_.run_root, o_.node) {}
+    : o_(std::move(o)), catalog_(o_.launch.catalog_dir), images_(o_.run_root, o_.node) {
+  if (o_.mode == RemoteMode::kLayered) warm_thread_ = std::thread([this] { warmLoop(); });
+}
+
+OffcoreRemoteSource::~OffcoreRemoteSource() {
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    warm_stop_ = true;
+  }
+  warm_cv_.notify_all();
+  if (warm_thread_.joinable()) warm_thread_.join();
+}
+
+void OffcoreRemoteSource::warmLayer(const RemoteLayerRef& layer) {
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    if (warm_stop_ || !warm_thread_.joinable()) return;
+    warm_queue_.push_back(layer);
+  }
+  warm_cv_.notify_one();
+}
+
+void OffcoreRemoteSource::warmLoop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = images_.ensureRunning(o_.launch); !s.ok()) {
+      spdlog::info("image service not started ahead of use: {}", s.error().message);
+    }
+  }
+  for (;;) {
+    RemoteLayerRef ref;
+    {
+      std::unique_lock<std::mutex> lock(warm_mu_);
+      warm_cv_.wait(lock, [&] { return warm_stop_ || !warm_queue_.empty(); });
+      if (warm_stop_) return;
+      ref = warm_queue_.front();
+      warm_queue_.pop_front();
+    }
+    // A failure here is only an early try: the container's own mount asks
+    // again and reports it.
+    if (auto dir = mountLayer(ref); !dir.ok()) {
+      spdlog::warn("warming layer {}: {}", ref.chain_id, dir.error().message);
+    }
+  }
+}
 
 Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::lookup(const std::string& target, const SnapshotLabels&) {
   // containerd's metadata store may prefix the target with its own
@@ -167,7 +211,9 @@ Result<std::string> OffcoreRemoteSource::mountLayer(const RemoteLayerRef& layer)
     (void)::umount2(dir.c_str(), MNT_DETACH);
   }
   OC_TRY(images_.ensureRunning(o_.launch));
-  OC_ASSIGN_OR_RETURN(auto att, images_.attach(diff, o_.backend, true, false));
+  OC_ASSIGN_OR_RETURN(auto rec, catalog_.layer(diff));
+  bool fill = o_.fill_below > 0 && rec && rec->fs_bytes <= o_.fill_below;
+  OC_ASSIGN_OR_RETURN(auto att, images_.attach(diff, o_.backend, o_.prefetch, fill));
   OC_TRY(mountErofs(att.file, dir));
   spdlog::info("layer {} mounted at {} ({} via {})", diff, dir, att.file, att.backend);
   return dir;

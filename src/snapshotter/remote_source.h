@@ -59,6 +59,11 @@ class RemoteSource {
   // Releases a layered-mode layer no snapshot uses any more.
   virtual Status releaseLayer(const RemoteLayerRef& layer) = 0;
 
+  // Called when a layered-mode remote snapshot is committed (during a pull):
+  // the source may make the layer ready in the background, so the first
+  // container does not wait for it. Must not block.
+  virtual void warmLayer(const RemoteLayerRef& layer) { (void)layer; }
+
   // Called on Commit of an active snapshot. A client that passes no target
   // label (containerd 1.6's `ctr image pull` unpacks with image.Unpack)
   // applies a lazy image's stub layer — one small marker file — into an

@@ -23,6 +23,8 @@ struct RemoteSourceConfig {
   std::string creds_file, ca_file;    // registry credentials and CAs for the image service
   std::string cache_dir, cache_size;  // for an image service the source starts
   int fetch_timeout_s = 10;
+  bool prefetch = true;
+  uint64_t fill_below = 8u << 20;
 };
 
 // nullptr means "no remote layers".

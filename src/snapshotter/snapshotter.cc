@@ -60,6 +60,7 @@ Status Snapshotter::tryRemote(const std::string& parent, const SnapshotLabels& l
   }
   spdlog::info("remote snapshot {} (id {}, {} mode, handle {}) on parent \"{}\"", target, row->id,
                r.mode == RemoteMode::kFlat ? "flat" : "layered", r.handle, parent);
+  if (r.mode == RemoteMode::kLayered) source_->warmLayer(r);
   return snap::alreadyExists(exists);
 }
 
@@ -142,6 +143,7 @@ Status Snapshotter::commitStub(const std::string& name, const std::string& key, 
                                const SnapshotLabels& labels, const RemoteLayerRef& ref) {
   OC_ASSIGN_OR_RETURN(auto row, meta_->commit(name, key, labels, 0, 0, ref));
   spdlog::info("committed stub {} as remote snapshot {} (id {}, chain {})", key, name, row.id, ref.chain_id);
+  if (ref.mode == RemoteMode::kLayered) source_->warmLayer(ref);
   return okStatus();
 }
 

@@ -102,7 +102,9 @@ step "inside a running container: an uncached read fails within the fetch timeou
 umount_below "$work/mnt"
 oc dpu service del --name "$N" --service images >/dev/null 2>&1 || true
 umount_below "/run/offcore/$N/images"; rm -rf "/var/cache/offcore/$N"
-snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http --fetch-timeout "$TIMEOUT"
+# Nothing fetched ahead: the reads below must reach the back end.
+snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http --fetch-timeout "$TIMEOUT" --fill-below 0 \
+  --no-prefetch
 containerd_up "$CD_DIR"
 cleanup "umount_below $SN_DIR"
 cleanup "snapshotter_stop offcore"

@@ -61,11 +61,16 @@ class FakeRemoteSource : public RemoteSource {
     released.push_back(layer.chain_id);
     return okStatus();
   }
+  void warmLayer(const RemoteLayerRef& layer) override {
+    std::lock_guard l(mu);
+    warmed.push_back(layer.chain_id);
+  }
 
   std::mutex mu;
   std::map<std::string, RemoteMode> layers;
   std::map<std::string, std::string> flat;
   std::vector<std::string> released;
+  std::vector<std::string> warmed;  // layers the pull handed over for warming
   int lookups = 0;
 
  private:
@@ -303,6 +308,8 @@ TEST_F(SnapshotServiceTest, RemoteLayersAnswerAlreadyExists) {
   pb::StatSnapshotResponse s;
   ASSERT_TRUE(stat("sha256:l1", &s).ok());
   EXPECT_EQ(s.info().labels().at("containerd.io/snapshot.ref"), "sha256:l1");
+  // The pull hands the layer over to be made ready ahead of a container.
+  EXPECT_EQ(fake_->warmed, (std::vector<std::string>{"sha256:l1"}));
   // Known already: no second lookup.
   EXPECT_EQ(prepare("default/2/extract-2 sha256:l1", "", &p, labels).error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(fake_->lookups, 1);
@@ -345,6 +352,7 @@ TEST_F(SnapshotServiceTest, CommittedStubBecomesRemote) {
   pb::StatSnapshotResponse s;
   ASSERT_TRUE(stat("c1", &s).ok());
   EXPECT_EQ(s.info().kind(), pb::COMMITTED);
+  EXPECT_EQ(fake_->warmed, (std::vector<std::string>{"sha256:s1"}));
   ASSERT_TRUE(prepare("b", "c1", &p).ok());
   EXPECT_EQ(opts(p.mounts(0)).back(), "lowerdir=" + dir_ + "/remote/layer-h-s1");
   std::ofstream(snap(2) + "/fs/file") << "local";
