@@ -174,8 +174,10 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
       }
       return true;
     };
-    // Adjacent entries of the list go as one run.
+    // Adjacent entries of the list go as one run; runs go to a few workers
+    // at once (the back end's latency, not its bandwidth, bounds one).
     auto runFrom = [&](const std::vector<uint64_t>& list) {
+      std::vector<std::pair<uint64_t, uint64_t>> runs;
       for (size_t i = 0; i < list.size() && !stop_;) {
         uint64_t c = list[i++];
         if (!wanted(c)) continue;
@@ -184,11 +186,25 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
           ++n;
           ++i;
         }
-        uint64_t got = 0;
-        (void)fetchRun(c, n, data, false, &got);
-        std::lock_guard<std::mutex> lock(mu_);
-        stats_.prefetched += got;
+        runs.emplace_back(c, n);
       }
+      std::atomic<size_t> next{0};
+      auto work = [&] {
+        std::string buf;
+        while (!stop_) {
+          size_t k = next.fetch_add(1);
+          if (k >= runs.size()) break;
+          uint64_t got = 0;
+          (void)fetchRun(runs[k].first, runs[k].second, buf, false, &got);
+          std::lock_guard<std::mutex> lock(mu_);
+          stats_.prefetched += got;
+        }
+      };
+      std::vector<std::thread> workers;
+      const size_t extra = std::min<size_t>(options_.prefetch_workers, runs.size());
+      for (size_t w = 1; w < extra; ++w) workers.emplace_back(work);
+      work();
+      for (auto& t : workers) t.join();
     };
     runFrom(std::vector<uint64_t>(first.begin(), first.end()));
     if (!fill || stop_) return;

@@ -6,7 +6,8 @@
 // A miss fetches a run of chunks in one request (ChunkSource::fetchRun):
 // readahead, when a reader's miss follows a chunk readers already touched
 // (sequential access), grows the run 2, 4, 8... chunks up to
-// readahead_max_bytes; prefetch merges the adjacent chunks of its list.
+// readahead_max_bytes; prefetch merges the adjacent chunks of its list and
+// fetches up to prefetch_workers runs at once.
 //
 // It also records the order in which readers first touched chunks (the
 // profile `offcore image profile` stores) and runs one background thread
@@ -41,6 +42,8 @@ struct LazyDeviceOptions {
   uint64_t readahead_max_bytes = 4u << 20;
   // Largest run a prefetch request merges.
   uint64_t prefetch_run_bytes = 4u << 20;
+  // Prefetch runs fetched at once (a reader's miss still goes on its own).
+  unsigned prefetch_workers = 4;
 };
 
 class LazyDevice final : public BlockDevice {
