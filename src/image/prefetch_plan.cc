@@ -369,14 +369,18 @@ class StartFinder {
       std::string cache = root_.resolveFile("/etc/ld.so.cache");
       if (!cache.empty()) out_.loader_files.push_back(cache);
     }
-    // Breadth first, like ld.so; a name loads once.
-    std::deque<std::pair<std::string, ElfDeps>> queue{{exe_path, *exe}};
-    std::set<std::string> names;
+    loadTree(exe_path, *exe, interp, musl);
+    jdkLauncher(exe_path, interp, musl);
+  }
+
+  // Breadth first from one object, like ld.so; a name loads once.
+  void loadTree(const std::string& top, const ElfDeps& top_deps, const std::string& interp, bool musl) {
+    std::deque<std::pair<std::string, ElfDeps>> queue{{top, top_deps}};
     while (!queue.empty()) {
       auto [path, obj] = std::move(queue.front());
       queue.pop_front();
       for (const auto& name : obj.needed) {
-        if (!names.insert(name).second) continue;
+        if (!names_.insert(name).second) continue;
         std::string found;
         ElfDeps deps;
         auto tryPath = [&](const std::string& cand) {
@@ -384,7 +388,7 @@ class StartFinder {
           if (r.empty()) return false;
           auto d = root_.elf(r);
           // ld.so skips a file of another class or machine and searches on.
-          if (!d.ok() || d->is64 != exe->is64 || d->machine != exe->machine) return false;
+          if (!d.ok() || d->is64 != exe_->is64 || d->machine != exe_->machine) return false;
           found = r;
           deps = *d;
           return true;
@@ -406,12 +410,44 @@ class StartFinder {
     }
   }
 
+  // The JDK's launcher (bin/java) loads its VM by the JDK's layout, not by
+  // DT_NEEDED: lib/jvm.cfg names the VM (its first "-NAME KNOWN" line), the
+  // launcher dlopen()s lib/NAME/libjvm.so, and the VM maps its class-data
+  // archive lib/NAME/classes.jsa. A program with no lib/jvm.cfg beside its
+  // bin/ is left alone.
+  void jdkLauncher(const std::string& exe_path, const std::string& interp, bool musl) {
+    const std::string home = dirOf(dirOf(exe_path));
+    const std::string cfg = root_.resolveFile(join(home, "lib/jvm.cfg"));
+    if (cfg.empty()) return;
+    std::string text = root_.head(cfg, 16 * 1024), vm;
+    for (auto line : split(text, '\n')) {
+      auto words = split(trim(line.substr(0, line.find('#'))), ' ');
+      if (words.size() >= 2 && words[0].size() > 1 && words[0][0] == '-' && words[1] == "KNOWN") {
+        vm = words[0].substr(1);
+        break;
+      }
+    }
+    if (vm.empty() || vm.find('/') != std::string::npos || vm == "..") return;
+    std::string lib = root_.resolveFile(join(home, "lib/" + vm + "/libjvm.so"));
+    auto deps = lib.empty() ? Result<ElfDeps>(makeError("")) : root_.elf(lib);
+    if (!deps.ok() || deps->is64 != exe_->is64 || deps->machine != exe_->machine) {
+      note(exe_path + " is a JDK launcher, but " + home + "/lib/" + vm + "/libjvm.so is not a usable library");
+      return;
+    }
+    out_.loader_files.push_back(cfg);
+    if (add(lib)) loadTree(lib, *deps, interp, musl);
+    if (std::string jsa = root_.resolveFile(join(home, "lib/" + vm + "/classes.jsa")); !jsa.empty()) {
+      out_.loader_files.push_back(jsa);
+    }
+  }
+
   const ImageRoot& root_;
   const StartSpec& spec_;
   std::string path_ = kDefaultPath;
   std::vector<std::string> ld_library_path_, conf_dirs_, musl_path_;
   std::optional<ElfDeps> exe_;
   std::set<std::string> seen_;
+  std::set<std::string> names_;  // DT_NEEDED names loaded so far
   StartFiles out_;
 };
 

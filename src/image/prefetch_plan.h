@@ -5,7 +5,8 @@
 // LD_LIBRARY_PATH from the config's env, DT_RUNPATH with $ORIGIN, the
 // image's /etc/ld.so.conf with its includes, the default directories; musl's
 // path file for musl images); for a script, its interpreter line (through
-// `env NAME`) and a `sh -c "prog ..."` command's program.
+// `env NAME`) and a `sh -c "prog ..."` command's program; for a JDK launcher,
+// the VM lib/jvm.cfg names (libjvm.so, dlopen()ed, and its CDS archive).
 //
 // planPrefetch then maps those files, and the directories a lookup of them
 // reads, onto byte ranges of each layer's EROFS image (FIEMAP on the mounted

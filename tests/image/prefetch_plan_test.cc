@@ -162,6 +162,33 @@ TEST_F(PrefetchRootTest, ResolutionStaysInsideTheImage) {
   EXPECT_TRUE(s->files.empty());
 }
 
+// The JDK launcher loads lib/<vm>/libjvm.so by jvm.cfg, not by DT_NEEDED.
+TEST_F(PrefetchRootTest, AJdkLauncherNamesItsVm) {
+  auto bin = readFile("/usr/bin/env");                           // any dynamic program stands for bin/java
+  auto lib = readFile(real("/lib/x86_64-linux-gnu/libc.so.6"));  // any library for libjvm.so
+  ASSERT_TRUE(bin.ok() && lib.ok());
+  put("/jdk/bin/java", *bin);
+  auto ld = readFile(real("/lib64/ld-linux-x86-64.so.2"));
+  ASSERT_TRUE(ld.ok());
+  put("/lib64/ld-linux-x86-64.so.2", *ld);
+  put("/jdk/lib/jvm.cfg", "# comment\n-server KNOWN\n-client IGNORE\n", 0644);
+  put("/jdk/lib/server/libjvm.so", *lib, 0644);
+  put("/jdk/lib/server/classes.jsa", "cds", 0644);
+  StartSpec spec;
+  spec.entrypoint = {"/jdk/bin/java", "-version"};
+  auto s = findStartFiles(root_, spec);
+  ASSERT_TRUE(s.ok());
+  EXPECT_NE(std::find(s->files.begin(), s->files.end(), "/jdk/lib/server/libjvm.so"), s->files.end());
+  EXPECT_NE(std::find(s->loader_files.begin(), s->loader_files.end(), "/jdk/lib/server/classes.jsa"),
+            s->loader_files.end());
+  EXPECT_NE(std::find(s->loader_files.begin(), s->loader_files.end(), "/jdk/lib/jvm.cfg"), s->loader_files.end());
+  // A VM name that climbs out of lib/ is not followed.
+  put("/jdk/lib/jvm.cfg", "-../../etc KNOWN\n", 0644);
+  auto bad = findStartFiles(root_, spec);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(std::find(bad->files.begin(), bad->files.end(), "/jdk/lib/server/libjvm.so"), bad->files.end());
+}
+
 TEST_F(PrefetchRootTest, ShellFormCommandsNameTheirProgram) {
   auto sh = readFile("/bin/sh");
   ASSERT_TRUE(sh.ok());
