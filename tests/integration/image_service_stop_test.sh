@@ -7,27 +7,7 @@
 # `ctr run` gets a new image service from the snapshotter.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/images_lib.sh"
-N=iss$ID
-work=$(mktemp -d /var/tmp/oc-iss-XXXX); cleanup "rm -rf $work"
-CD_DIR=$work/cd SN_DIR=$work/sn CAT=$work/catalog
-mkdir -p "$SN_DIR"
-keep_logs "$work"
-
-node_up "$N" >/dev/null
-registry_up "reg$ID" "$work/registry"
-mkdir -p "$CD_DIR"
-snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
-containerd_up "$CD_DIR"
-cleanup "rm -rf /var/cache/offcore/$N"
-cleanup "umount_below /run/offcore/$N/images"
-cleanup "\"$OFFCORE\" dpu service del --name $N --service images --force"
-cleanup "umount_below $SN_DIR"
-cleanup "snapshotter_stop offcore"
-
-python3 "$IMG_DIR/make_fidelity_image.py" "$work/layout" v1
-skopeo copy -q --dest-tls-verify=false "oci:$work/layout:v1" "docker://$REG/fid:v1"
-oc image convert "$REG/fid:v1" --to registry --dest "$REG/fid:lazy" --plain-http --catalog "$CAT" >/dev/null
-$CTR image pull --plain-http --snapshotter offcore "$REG/fid:lazy" >/dev/null
+lazy_fid_setup iss
 
 services() { oc dpu service list --name "$N" --json | jq -r '[.[] | .name] | sort | join(",")'; }
 images_pid() { oc dpu service list --name "$N" --json | jq -r '.[] | select(.name=="images") | .pid'; }

@@ -5,13 +5,7 @@ config (a JSON object merged into the image config's "config").
 Usage: make_dir_image.py OUT_DIR TAG CONFIG_JSON DIR [DIR...]"""
 import gzip, hashlib, io, json, os, sys, tarfile
 
-
-def put_blob(out, data):
-    digest = hashlib.sha256(data).hexdigest()
-    os.makedirs(os.path.join(out, "blobs", "sha256"), exist_ok=True)
-    with open(os.path.join(out, "blobs", "sha256", digest), "wb") as f:
-        f.write(data)
-    return "sha256:" + digest, len(data)
+from make_fidelity_image import put_blob
 
 
 def layer_tar(root):
