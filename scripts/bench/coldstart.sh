@@ -17,6 +17,10 @@
 #   gateway
 #   flat-gateway           offcore flat, a writable clone volume per container
 # Each image's config runs its workload (scripts/bench-images.sh).
+#
+# For experiments (the suite sets none of these): VARIANTS="registry ..."
+# runs only those; CHUNK=64K converts with that registry chunk size; with
+# REGISTRY_ONLY=1 nothing goes to the gateway (no gateway or flat variants).
 # Everything runs against a registry and a gateway on fabric hosts, reached
 # through the node's SoC.
 set -euo pipefail
@@ -43,10 +47,12 @@ step "push and convert ${IMAGES[*]}"
 for img in "${IMAGES[@]}"; do
   [ -f "$CACHE/$img/index.json" ] || fail "benchmark image $img is missing; run scripts/bench-images.sh"
   skopeo copy -q --dest-tls-verify=false "oci:$CACHE/$img:latest" "docker://$REG/$img:latest"
-  oc image convert "$REG/$img:latest" --to registry --to "$GW" --dest "$REG/$img:lazy" --plain-http \
+  to=(--to registry); [ -n "${REGISTRY_ONLY:-}" ] || to+=(--to "$GW")
+  oc image convert "$REG/$img:latest" "${to[@]}" --dest "$REG/$img:lazy" --plain-http --chunk-size "${CHUNK:-256K}" \
     --catalog "$CAT" --json > "$work/$img.convert.json"
   jq '[.layers[].compressed_bytes] | add' "$work/$img.convert.json" > "$work/$img.bytes"
-  oc image convert "$REG/$img:latest" --mode flat --to "$GW" --dest "$REG/$img:flat" --plain-http --catalog "$CAT" >&2
+  [ -n "${REGISTRY_ONLY:-}" ] ||
+    oc image convert "$REG/$img:latest" --mode flat --to "$GW" --dest "$REG/$img:flat" --plain-http --catalog "$CAT" >&2
 done
 
 cgroup_host=/sys/fs/cgroup/cpuacct/offcore-bench-$ID
@@ -142,7 +148,7 @@ measure() {  # measure IMAGE VARIANT RUN
 
 for run in $(seq "$RUNS"); do
   for img in "${IMAGES[@]}"; do
-    for variant in overlayfs registry-noprefetch registry gateway-noprefetch gateway flat-gateway; do
+    for variant in ${VARIANTS:-overlayfs registry-noprefetch registry gateway-noprefetch gateway flat-gateway}; do
       step "run $run: $img $variant"
       measure "$img" "$variant" "$run"
     done

@@ -420,7 +420,7 @@ class StartFinder {
     const std::string cfg = root_.resolveFile(join(home, "lib/jvm.cfg"));
     if (cfg.empty()) return;
     std::string text = root_.head(cfg, 16 * 1024), vm;
-    for (auto line : split(text, '\n')) {
+    for (const auto& line : split(text, '\n')) {
       auto words = split(trim(line.substr(0, line.find('#'))), ' ');
       if (words.size() >= 2 && words[0].size() > 1 && words[0][0] == '-' && words[1] == "KNOWN") {
         vm = words[0].substr(1);
