@@ -68,8 +68,10 @@ class ImageService {
     // A deliberate stop (SIGTERM: `dpu service del`, `dpu down`). Nothing
     // may keep a connection this process no longer answers: the keeper lets
     // go first, then each file is cut off at once (a layer still in use
-    // gives its readers I/O errors), all well inside the agent's grace
-    // before SIGKILL. Only a crash leaves the connections to the keeper.
+    // gives its readers I/O errors), well inside the agent's grace before
+    // SIGKILL. Stopping the prefetchers comes last and may wait out a fetch
+    // in flight; a SIGKILL then costs nothing (the keeper, part_of this
+    // service, goes too). Only a crash leaves the connections to the keeper.
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, l] : layers_) (void)fdKeeperDel(keeper(), "layer-" + id);
     for (auto& [id, l] : layers_) {
@@ -92,23 +94,15 @@ class ImageService {
     // auto prefers the gateway: on every image of `bench coldstart` its
     // first touch is faster than the registry's (block reads over NVMe/TCP,
     // no HTTP round trip and no decompression per chunk).
+    // With auto, a gateway that cannot be reached (or does not admit this
+    // node) leaves the layer to the registry when it has a copy there.
     if (gateway_ok) {
-      backend = "gateway";
-      // The volume is not trusted: every chunk read from it is checked
-      // against the digests conversion recorded in the catalog.
-      if (rec.gateway->chunk_index.empty()) {
-        return makeError("layer " + rec.diff_id +
-                         "'s gateway volume has no chunk digests (converted by an older "
-                         "offcore); convert the image again");
+      auto gw = openGateway(rec);
+      if (gw.ok() || want == "gateway" || !registry_ok) {
+        backend = "gateway";
+        return gw;
       }
-      OC_ASSIGN_OR_RETURN(auto index, catalog_.chunkIndex(rec.gateway->chunk_index));
-      if (index.raw_size != rec.fs_bytes) {
-        return makeError("layer " + rec.diff_id + ": its chunk index covers " + std::to_string(index.raw_size) +
-                         " bytes, the catalog says " + std::to_string(rec.fs_bytes) + "; convert the image again");
-      }
-      OC_ASSIGN_OR_RETURN(auto host, connectVolume(rec.gateway->uri, o_.node, o_.fetch_timeout));
-      OC_ASSIGN_OR_RETURN(auto src, VolumeChunkSource::open(host, std::move(index), rec.gateway->uri));
-      return failFast(std::move(src), "gateway " + gatewayOf(rec.gateway->uri));
+      spdlog::warn("layer {}: gateway: {}; reading it from the registry", shortId(rec.diff_id), gw.error().message);
     }
     if (registry_ok) {
       backend = "registry";
@@ -125,6 +119,24 @@ class ImageService {
     }
     return makeError("layer " + rec.diff_id + " has no " + (want == "auto" ? "" : want + " ") +
                      "artifact; convert it with --to " + (want == "gateway" ? "nvme-tcp://ADDR:PORT" : "registry"));
+  }
+
+  Result<std::unique_ptr<ChunkSource>> openGateway(const LayerRecord& rec) {
+    // The volume is not trusted: every chunk read from it is checked
+    // against the digests conversion recorded in the catalog.
+    if (rec.gateway->chunk_index.empty()) {
+      return makeError("layer " + rec.diff_id +
+                       "'s gateway volume has no chunk digests (converted by an older "
+                       "offcore); convert the image again");
+    }
+    OC_ASSIGN_OR_RETURN(auto index, catalog_.chunkIndex(rec.gateway->chunk_index));
+    if (index.raw_size != rec.fs_bytes) {
+      return makeError("layer " + rec.diff_id + ": its chunk index covers " + std::to_string(index.raw_size) +
+                       " bytes, the catalog says " + std::to_string(rec.fs_bytes) + "; convert the image again");
+    }
+    OC_ASSIGN_OR_RETURN(auto host, connectVolume(rec.gateway->uri, o_.node, o_.fetch_timeout));
+    OC_ASSIGN_OR_RETURN(auto src, VolumeChunkSource::open(host, std::move(index), rec.gateway->uri));
+    return failFast(std::move(src), "gateway " + gatewayOf(rec.gateway->uri));
   }
 
   // Every layer of one back end shares its health: once a read found it down,

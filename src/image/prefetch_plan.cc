@@ -13,6 +13,8 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <deque>
 #include <optional>
 #include <set>
@@ -92,8 +94,9 @@ std::string triplet(uint16_t machine, bool is64) {
 // One image root: resolution confined to it.
 class ImageRoot {
  public:
-  explicit ImageRoot(std::string root)
-      : root_(trimmed(std::move(root))), fd_(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)) {}
+  // The root is kept canonical: resolved paths are compared with it.
+  explicit ImageRoot(const std::string& root)
+      : root_(canonical(root)), fd_(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)) {}
   bool ok() const { return fd_.ok(); }
 
   // The path with every symlink followed (inside the root), or "" when it
@@ -173,9 +176,9 @@ class ImageRoot {
   }
 
  private:
-  static std::string trimmed(std::string r) {
-    while (r.size() > 1 && r.back() == '/') r.pop_back();
-    return r;
+  static std::string canonical(const std::string& r) {
+    char buf[PATH_MAX];
+    return ::realpath(r.c_str(), buf) ? std::string(buf) : r;
   }
   std::string root_;
   Fd fd_;

@@ -104,8 +104,11 @@ Result<PrefetchPlan> planFromLayerImages(const std::vector<std::string>& images,
   if (images.size() > 1) {
     root = work + "/root";
     OC_TRY(makeDirs(root));
+    // Relative lower dirs: 55 long absolute ones would pass the kernel's
+    // one-page limit on mount options. The planner is its own process.
+    if (::chdir(work.c_str()) != 0) return errnoError("chdir " + work);
     std::string lower;
-    for (size_t i = layers.size(); i-- > 0;) lower += (lower.empty() ? "" : ":") + layers[i].dir;
+    for (size_t i = layers.size(); i-- > 0;) lower += (lower.empty() ? "" : ":") + ("l" + std::to_string(i));
     std::string opts = "lowerdir=" + lower;
     if (::mount("overlay", root.c_str(), "overlay", MS_RDONLY | MS_NODEV | MS_NOSUID, opts.c_str()) != 0) {
       return errnoError("mount the image's overlay");

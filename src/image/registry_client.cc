@@ -1,5 +1,7 @@
 #include "image/registry_client.h"
 
+#include <algorithm>
+
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -278,6 +280,10 @@ Status RegistryClient::answerChallenge(const std::string& repo, const std::strin
   };
   std::string url = ch->realm + (ch->realm.find('?') == std::string::npos ? "?" : "&") +
                     "service=" + escape(ch->service) + (ch->scope.empty() ? "" : "&scope=" + escape(ch->scope));
+  if (creds && !plain_http_ && ch->realm.rfind("http://", 0) == 0) {
+    return makeError("registry " + registry_ + " sends its clients to a plain-HTTP token service (" + ch->realm +
+                     "); refusing to send credentials there");
+  }
   std::vector<std::string> headers;
   if (creds) headers.push_back("Authorization: Basic " + base64Encode(creds->username + ":" + creds->password));
   OC_ASSIGN_OR_RETURN(auto r,
@@ -304,10 +310,13 @@ Result<RegistryClient::Response> RegistryClient::request(const std::string& repo
                                                          const std::string* body, const std::string* upload_path,
                                                          int out_fd, size_t max_body, long timeout_ms,
                                                          const ByteProgress* progress) {
+  // An error answer (a 401 with its challenge) may be longer than the small
+  // body a range read allows: the cap has a floor, still bounded.
+  const size_t cap = max_body == 0 ? 0 : std::max<size_t>(max_body, 64 << 10);
   for (int attempt = 0;; ++attempt) {
     std::vector<std::string> h = headers;
     if (std::string a = authorization(repo); !a.empty()) h.push_back(a);
-    OC_ASSIGN_OR_RETURN(auto r, perform(method, url, h, body, upload_path, out_fd, max_body, timeout_ms, progress));
+    OC_ASSIGN_OR_RETURN(auto r, perform(method, url, h, body, upload_path, out_fd, cap, timeout_ms, progress));
     if (r.status != 401 || r.www_authenticate.empty()) return r;
     if (attempt == 2) {
       return makeError("registry " + registry_ +
@@ -383,7 +392,8 @@ Result<std::string> RegistryClient::getBlobRange(const std::string& repo, const 
   std::string url = baseUrl() + "/v2/" + repo + "/blobs/" + digest;
   std::string range = "Range: bytes=" + std::to_string(offset) + "-" + std::to_string(offset + len - 1);
   OC_ASSIGN_OR_RETURN(
-      auto r, request(repo, "GET", url, {range}, nullptr, nullptr, -1, len + 1, options_.range_timeout_ms, nullptr));
+      auto r, request(repo, "GET", url, {range}, nullptr, nullptr, -1, len + 1,
+                      options_.range_timeout_ms + static_cast<long>(len >> 20) * 2000, nullptr));  // + 2 s per MiB
   if (r.status != 206 && r.status != 200) return makeError(httpError("range of blob " + digest, r.status, r.body), 5);
   if (r.status == 200) {  // a server that ignores Range: cut the piece out
     if (r.body.size() < offset + len) return makeError("blob " + digest + " is shorter than the range asked", 5);

@@ -102,8 +102,10 @@ step "inside a running container: an uncached read fails within the fetch timeou
 umount_below "$work/mnt"
 oc dpu service del --name "$N" --service images >/dev/null 2>&1 || true
 umount_below "/run/offcore/$N/images"; rm -rf "/var/cache/offcore/$N"
-# Nothing fetched ahead: the reads below must reach the back end.
+# The registry (auto would take the gateway copy), nothing fetched ahead:
+# the reads below must reach the registry.
 snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http --fetch-timeout "$TIMEOUT" --fill-below 0 \
+  --backend registry \
   --no-prefetch
 containerd_up "$CD_DIR"
 cleanup "umount_below $SN_DIR"

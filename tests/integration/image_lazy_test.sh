@@ -22,7 +22,9 @@ registry_up "reg$ID" "$work/registry"
 gateway_up "gw$ID" "$work/gw-data"
 GW="nvme-tcp://$GW_IP:4420"
 mkdir -p "$CD_DIR"
-snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
+# The registry back end (auto would take the gateway copy), and no small
+# layer fetched whole: the laziness checks below see what reads fetch.
+snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http --backend registry --fill-below 0
 snapshotter_start offcore-flat --node "$N" --catalog "$CAT" --mode flat --plain-http
 containerd_up "$CD_DIR"
 cleanup "rm -rf /var/cache/offcore/$N"

@@ -6,6 +6,12 @@
 
 namespace offcore {
 
+namespace {
+// The status waiters of a chunk get when the run it was part of failed as a
+// whole: not the chunk's own verdict, so they fetch it again alone.
+constexpr int kRunFailed = -1001;
+}  // namespace
+
 struct LazyDevice::Inflight {
   std::mutex mu;
   std::condition_variable cv;
@@ -81,12 +87,39 @@ Status LazyDevice::fetchRun(uint64_t index, uint64_t want, std::string& out, boo
   if (follow) {
     std::unique_lock<std::mutex> lock(follow->mu);
     follow->cv.wait(lock, [&] { return follow->done; });
-    if (!follow->status.ok()) return follow->status;
+    if (!follow->status.ok()) {
+      // The run it rode on failed: fetched alone, the chunk may be fine.
+      if (follow->status.error().code == kRunFailed) {
+        lock.unlock();
+        return fetchRun(index, 1, out, false, fetched);
+      }
+      return follow->status;
+    }
     out = follow->data;
     return {};
   }
   std::vector<std::string> data;
   Status s = source_->fetchRun(index, run.size(), data);
+  if (!s.ok() && run.size() > 1) {
+    // One bad or unreachable chunk must not fail its neighbours: the chunk
+    // asked for is fetched alone, the others' waiters retry on their own.
+    std::string one;
+    Status alone = source_->fetch(index, one);
+    std::lock_guard<std::mutex> lock(mu_);
+    ra_window_ = 1;
+    ++stats_.range_requests;
+    for (size_t i = 1; i < run.size(); ++i) {
+      inflight_.erase(index + i);
+      std::lock_guard<std::mutex> flock(run[i]->mu);
+      run[i]->done = true;
+      run[i]->status = makeError(s.error().message, kRunFailed);
+      run[i]->cv.notify_all();
+    }
+    run.resize(1);
+    data.resize(1);
+    data[0] = std::move(one);
+    s = alone;
+  }
   if (s.ok()) {
     for (size_t i = 0; i < run.size(); ++i) cache_->put(key_, index + i, data[i]);
   }

@@ -22,7 +22,7 @@ class MemorySource final : public ChunkSource {
   Status fetch(uint64_t index, std::string& out) override {
     ++fetches;
     if (delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    if (fail) return makeError("back end down", 5);
+    if (fail || static_cast<int64_t>(index) == bad_chunk) return makeError("back end down", 5);
     uint64_t off = index * chunk_, n = std::min<uint64_t>(chunk_, size_ - off);
     out.resize(n);
     for (uint64_t i = 0; i < n; ++i) out[i] = static_cast<char>((off + i) % 251);
@@ -35,6 +35,7 @@ class MemorySource final : public ChunkSource {
   std::atomic<int> fetches{0};
   std::atomic<uint64_t> fetched{0};
   std::atomic<bool> fail{false};
+  std::atomic<int64_t> bad_chunk{-1};  // this chunk alone fails
   int delay_ms = 0;
 
  private:
@@ -159,6 +160,21 @@ TEST_F(LazyDeviceTest, ASequentialReadFetchesRunsOfChunks) {
   }
   EXPECT_EQ(requests[0], 128u);
   EXPECT_LE(requests[1] * 4, requests[0]) << requests[1] << " requests with readahead";
+}
+
+// A run that fails as a whole (one bad chunk in it) does not fail the chunk
+// a reader asked for, nor its neighbours.
+TEST_F(LazyDeviceTest, OneBadChunkFailsOnlyItself) {
+  auto src = std::make_unique<MemorySource>(64 * 65536, 65536);
+  src->bad_chunk = 2;
+  LazyDevice dev(std::move(src), cache_, "bad");
+  std::string buf(4096, 0);
+  ASSERT_TRUE(dev.read(0, buf.data(), buf.size()).ok());
+  ASSERT_TRUE(dev.read(1 * 65536, buf.data(), buf.size()).ok());  // sequential: the run 1..2 fails, 1 alone not
+  EXPECT_EQ(buf[0], static_cast<char>(65536 % 251));
+  EXPECT_FALSE(dev.read(2 * 65536, buf.data(), buf.size()).ok());
+  ASSERT_TRUE(dev.read(3 * 65536, buf.data(), buf.size()).ok());
+  EXPECT_EQ(buf[0], static_cast<char>((3 * 65536) % 251));
 }
 
 TEST_F(LazyDeviceTest, RandomMissesDoNotReadAhead) {
