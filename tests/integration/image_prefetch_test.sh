@@ -10,22 +10,7 @@
 #     at most 1/4 of the range requests it makes with readahead off.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/images_lib.sh"
-N=ipf$ID
-work=$(mktemp -d /var/tmp/oc-ipf-XXXX); cleanup "rm -rf $work"
-CD_DIR=$work/cd SN_DIR=$work/sn CAT=$work/catalog
-mkdir -p "$SN_DIR" "$CD_DIR"
-keep_logs "$work"
-
-node_up "$N" >/dev/null
-registry_up "reg$ID" "$work/registry"
-snapshotter_start offcore --node "$N" --catalog "$CAT" --plain-http
-containerd_up "$CD_DIR"
-cleanup "rm -rf /var/cache/offcore/$N"
-cleanup "umount_below /run/offcore/$N/images"
-cleanup "\"$OFFCORE\" dpu service del --name $N --service images --force"
-cleanup "umount_below $work/mnt"
-cleanup "umount_below $SN_DIR"
-cleanup "snapshotter_stop offcore"
+lazy_stack_setup ipf
 
 step "build a program with four libraries and a two-layer image around it"
 src=$work/src base=$work/base app=$work/app

@@ -155,11 +155,10 @@ keep_logs() {
   cleanup "rm -rf $dest; mkdir -p $dest; find $1 -name '*.log' -exec cp {} $dest/ \\; ; cp /run/offcore/$N/images.log $dest/ 2>/dev/null"
 }
 
-# lazy_fid_setup NAME: a node NAME$ID, a registry, the offcore snapshotter and
-# containerd, with the fidelity image converted to $REG/fid:lazy (layered,
-# registry) and pulled. Sets N, work, CD_DIR, SN_DIR and CAT; every piece is
-# undone on exit.
-lazy_fid_setup() {
+# lazy_stack_setup NAME: a node NAME$ID, a registry, the offcore snapshotter
+# (layered, auto back end) and containerd. Sets N, work, CD_DIR, SN_DIR and
+# CAT; every piece is undone on exit, mounts under $work/mnt included.
+lazy_stack_setup() {
   N=$1$ID
   work=$(mktemp -d "/var/tmp/oc-$1-XXXX"); cleanup "rm -rf $work"
   CD_DIR=$work/cd SN_DIR=$work/sn CAT=$work/catalog
@@ -172,8 +171,15 @@ lazy_fid_setup() {
   cleanup "rm -rf /var/cache/offcore/$N"
   cleanup "umount_below /run/offcore/$N/images"
   cleanup "\"$OFFCORE\" dpu service del --name $N --service images --force"
+  cleanup "umount_below $work/mnt"
   cleanup "umount_below $SN_DIR"
   cleanup "snapshotter_stop offcore"
+}
+
+# lazy_fid_setup NAME: lazy_stack_setup, and the fidelity image converted to
+# $REG/fid:lazy (layered, registry) and pulled.
+lazy_fid_setup() {
+  lazy_stack_setup "$1"
   python3 "$IMG_DIR/make_fidelity_image.py" "$work/layout" v1
   skopeo copy -q --dest-tls-verify=false "oci:$work/layout:v1" "docker://$REG/fid:v1"
   oc image convert "$REG/fid:v1" --to registry --dest "$REG/fid:lazy" --plain-http --catalog "$CAT" >/dev/null
