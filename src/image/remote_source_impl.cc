@@ -94,6 +94,7 @@ void OffcoreRemoteSource::warmLayer(const RemoteLayerRef& layer) {
   {
     std::lock_guard<std::mutex> lock(warm_mu_);
     if (warm_stop_ || !warm_thread_.joinable()) return;
+    released_.erase(layer.chain_id);  // pulled again
     warm_queue_.push_back(layer);
   }
   warm_cv_.notify_one();
@@ -117,7 +118,7 @@ void OffcoreRemoteSource::warmLoop() {
     }
     // A failure here is only an early try: the container's own mount asks
     // again and reports it.
-    if (auto dir = mountLayer(ref); !dir.ok()) {
+    if (auto dir = mount(ref, true); !dir.ok()) {
       spdlog::warn("warming layer {}: {}", ref.chain_id, dir.error().message);
     }
   }
@@ -200,12 +201,21 @@ Result<std::optional<RemoteLayerRef>> OffcoreRemoteSource::adoptStub(const std::
   return ref;
 }
 
-Result<std::string> OffcoreRemoteSource::mountLayer(const RemoteLayerRef& layer) {
+Result<std::string> OffcoreRemoteSource::mountLayer(const RemoteLayerRef& layer) { return mount(layer, false); }
+
+Result<std::string> OffcoreRemoteSource::mount(const RemoteLayerRef& layer, bool warming) {
   json h = json::parse(layer.handle, nullptr, false);
   if (h.is_discarded() || !h.contains("diff_id")) return makeError("remote layer " + layer.chain_id + ": bad handle");
   std::string diff = h.value("diff_id", "");
   std::string dir = o_.root + "/layers/" + shortId(diff);
   std::lock_guard<std::mutex> lock(mu_);
+  {
+    // A warm-up of a layer released since it was queued mounts nothing; a
+    // container's mount wants the layer again.
+    std::lock_guard<std::mutex> wl(warm_mu_);
+    if (warming && released_.count(layer.chain_id)) return std::string();
+    released_.erase(layer.chain_id);
+  }
   if (isMountPoint(dir)) {
     // The mount is only as good as the FUSE file under it: the image service
     // that serves it now must know the layer. After a restart of the service
@@ -232,6 +242,11 @@ Status OffcoreRemoteSource::releaseLayer(const RemoteLayerRef& layer) {
   if (h.is_discarded()) return {};
   std::string id = shortId(h.value("diff_id", ""));
   std::lock_guard<std::mutex> lock(mu_);
+  {
+    std::lock_guard<std::mutex> wl(warm_mu_);
+    released_.insert(layer.chain_id);
+    std::erase_if(warm_queue_, [&](const RemoteLayerRef& r) { return r.chain_id == layer.chain_id; });
+  }
   OC_TRY(unmountDir(o_.root + "/layers/" + id));
   if (images_.running()) (void)images_.detach(id);
   return {};

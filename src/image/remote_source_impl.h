@@ -12,6 +12,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -54,6 +55,8 @@ class OffcoreRemoteSource final : public RemoteSource {
 
  private:
   void warmLoop();
+  // mountLayer; warming: skip a layer released since it was queued.
+  Result<std::string> mount(const RemoteLayerRef& layer, bool warming);
   Result<std::optional<RemoteLayerRef>> refFor(const ResolvedChain& chain);
 
   RemoteSourceOptions o_;
@@ -64,6 +67,7 @@ class OffcoreRemoteSource final : public RemoteSource {
   std::mutex warm_mu_;
   std::condition_variable warm_cv_;
   std::deque<RemoteLayerRef> warm_queue_;
+  std::set<std::string> released_;  // chain IDs released, not pulled or mounted again since
   bool warm_stop_ = false;
   std::thread warm_thread_;
 };
