@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "base/strings.h"
+
 namespace offcore {
 
 namespace {
@@ -37,18 +39,6 @@ struct Segment {
   uint32_t type = 0;
   uint64_t offset = 0, vaddr = 0, filesz = 0;
 };
-
-std::vector<std::string> splitPath(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(':', start);
-    if (end == std::string::npos) end = s.size();
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -162,7 +152,7 @@ Result<ElfDeps> parseElfDeps(const ElfReadAt& read, uint64_t file_size) {
       if (!s.empty()) d.needed.push_back(s);
     } else {
       auto& list = tag == kDtRpath ? d.rpath : d.runpath;
-      for (auto& part : splitPath(s)) list.push_back(std::move(part));
+      for (auto& part : splitFields(s, ':')) list.push_back(std::move(part));
     }
   }
   return d;

@@ -20,6 +20,7 @@
 #include <set>
 
 #include "base/files.h"
+#include "base/strings.h"
 #include "image/elf_deps.h"
 
 namespace offcore {
@@ -56,18 +57,6 @@ int openat2Fd(int dirfd, const std::string& path, uint64_t flags, uint64_t resol
   while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
   if (rel.empty()) rel = ".";
   return static_cast<int>(::syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how));
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(sep, start);
-    if (end == std::string::npos) end = s.size();
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
 }
 
 std::string dirOf(const std::string& p) {
@@ -189,7 +178,7 @@ class StartFinder {
   StartFinder(const ImageRoot& root, const StartSpec& spec) : root_(root), spec_(spec) {
     for (const auto& e : spec.env) {
       if (e.rfind("PATH=", 0) == 0) path_ = e.substr(5);
-      if (e.rfind("LD_LIBRARY_PATH=", 0) == 0) ld_library_path_ = split(e.substr(16), ':');
+      if (e.rfind("LD_LIBRARY_PATH=", 0) == 0) ld_library_path_ = splitFields(e.substr(16), ':');
     }
   }
 
@@ -211,7 +200,7 @@ class StartFinder {
       std::string p = name[0] == '/' ? name : join(spec_.working_dir.empty() ? "/" : spec_.working_dir, name);
       return root_.resolveFile(p);
     }
-    for (const auto& dir : split(path_, ':')) {
+    for (const auto& dir : splitFields(path_, ':')) {
       std::string cand = join(dir, name);
       if (root_.executable(cand)) return root_.resolveFile(cand);
     }
@@ -243,7 +232,7 @@ class StartFinder {
       std::vector<std::string> next{she[0]};
       // `#!/usr/bin/env [-S] prog args`: env runs first, then prog.
       if (she.size() > 1) {
-        auto words = split(she[1], ' ');
+        auto words = splitFields(she[1], ' ');
         if (!words.empty() && words[0] == "-S") words.erase(words.begin());
         program(next, depth + 1);
         if (she[0].size() >= 4 && she[0].compare(she[0].size() - 4, 4, "/env") == 0 && !words.empty()) {
@@ -258,7 +247,7 @@ class StartFinder {
     std::string base = argv[0].substr(argv[0].rfind('/') + 1);
     if ((base == "sh" || base == "bash" || base == "dash" || base == "ash") && argv.size() >= 3 && argv[1] == "-c" &&
         depth < kMaxScriptDepth) {
-      for (const auto& w : split(argv[2], ' ')) {
+      for (const auto& w : splitFields(argv[2], ' ')) {
         if (w == "exec" || w.find('=') != std::string::npos) continue;
         if (w.find_first_of("$`;&|<>(){}") != std::string::npos) break;
         program({w}, depth + 1);
@@ -315,14 +304,10 @@ class StartFinder {
   // /etc/ld.so.conf: directories, `include GLOB` (relative to /etc).
   void readConf(const std::string& path, int& budget) {
     if (--budget < 0) return;
-    auto f = root_.open(path);
-    if (!f.ok()) return;
-    std::string text(64 * 1024, '\0');
-    ssize_t n = ::pread(f->get(), text.data(), text.size(), 0);
-    text.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    for (auto line : split(text, '\n')) {
+    std::string text = root_.head(path, 64 * 1024);
+    for (auto line : splitFields(text, '\n')) {
       line = line.substr(0, line.find('#'));
-      auto words = split(trim(line), ' ');
+      auto words = splitFields(trim(line), ' ');
       if (words.empty()) continue;
       if (words[0] == "include" && words.size() >= 2) {
         for (size_t w = 1; w < words.size(); ++w) {
@@ -356,13 +341,11 @@ class StartFinder {
     if (musl) {
       std::string arch = exe->interp.substr(exe->interp.find("ld-musl-") + 8);
       arch = arch.substr(0, arch.find(".so"));
-      auto f = root_.open("/etc/ld-musl-" + arch + ".path");
-      if (f.ok()) {
-        std::string text(16 * 1024, '\0');
-        ssize_t n = ::pread(f->get(), text.data(), text.size(), 0);
-        text.resize(n > 0 ? static_cast<size_t>(n) : 0);
-        for (auto& w : split(text, '\n'))
-          for (auto& d : split(w, ':')) musl_path_.push_back(trim(d));
+      std::string path_file = root_.resolveFile("/etc/ld-musl-" + arch + ".path");
+      if (!path_file.empty()) {
+        std::string text = root_.head(path_file, 16 * 1024);
+        for (auto& w : splitFields(text, '\n'))
+          for (auto& d : splitFields(w, ':')) musl_path_.push_back(trim(d));
       } else {
         musl_path_ = {"/lib", "/usr/local/lib", "/usr/lib"};
       }
@@ -423,8 +406,8 @@ class StartFinder {
     const std::string cfg = root_.resolveFile(join(home, "lib/jvm.cfg"));
     if (cfg.empty()) return;
     std::string text = root_.head(cfg, 16 * 1024), vm;
-    for (const auto& line : split(text, '\n')) {
-      auto words = split(trim(line.substr(0, line.find('#'))), ' ');
+    for (const auto& line : splitFields(text, '\n')) {
+      auto words = splitFields(trim(line.substr(0, line.find('#'))), ' ');
       if (words.size() >= 2 && words[0].size() > 1 && words[0][0] == '-' && words[1] == "KNOWN") {
         vm = words[0].substr(1);
         break;
@@ -529,7 +512,7 @@ Result<PrefetchPlan> planPrefetch(const std::vector<PlanLayer>& layer_in, const 
   all.insert(all.end(), plan.start.loader_files.begin(), plan.start.loader_files.end());
   for (const auto& path : all) {
     // The directories a lookup walks: each that exists in a layer is read.
-    std::vector<std::string> parts = split(path, '/');
+    std::vector<std::string> parts = splitFields(path, '/');
     std::string prefix = "/";
     for (size_t k = 0; k < parts.size(); ++k) {
       for (size_t li = 0; li < layers.size(); ++li) {

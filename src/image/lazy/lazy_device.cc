@@ -195,12 +195,12 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
     const uint64_t count = source_->chunkCount();
     const uint64_t max_run = std::max<uint64_t>(1, options_.prefetch_run_bytes / source_->chunkSize());
     std::vector<bool> done(count, false);
-    std::string data;
     // Skips (and marks) what the cache holds from an earlier attach.
     auto wanted = [&](uint64_t c) {
       if (c >= count || done[c]) return false;
       done[c] = true;
-      if (cache_->get(key_, c, data) && data.size() == chunkLength(c)) {
+      // Presence only: a zero-byte read checks the index, copies nothing.
+      if (cache_->read(key_, c, 0, 0, nullptr, chunkLength(c))) {
         std::lock_guard<std::mutex> lock(mu_);
         present_[c] = true;
         return false;
