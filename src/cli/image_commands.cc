@@ -183,7 +183,8 @@ void registerFdKeeper(CLI::App* image, CliContext& ctx) {
 
 void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   struct Opts {
-    std::string ref, node, backend = "auto", catalog = Catalog::defaultDir(), cache_dir, cache_size, creds, ca_file;
+    std::string ref, node, backend = "auto", catalog = Catalog::defaultDir(), cache_dir, cache_size, creds, ca_file,
+                           fill_rate = "64M";
     bool json = false, fill = false, plain_http = false, no_prefetch = false, no_readahead = false;
     int fetch_timeout = 10;
   };
@@ -197,6 +198,8 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   attach->add_option("--catalog", a->catalog, "catalog directory")->capture_default_str();
   attach->add_option("--cache-dir", a->cache_dir, "chunk cache dir for a newly started service");
   attach->add_flag("--fill", a->fill, "after the profile, fetch every other chunk in the background");
+  attach->add_option("--fill-rate", a->fill_rate, "the fill's bandwidth bound, bytes per second")
+      ->capture_default_str();
   attach->add_flag("--no-prefetch", a->no_prefetch,
                    "do not prefetch the stored profile (or the list derived from the config at conversion)");
   attach->add_flag("--no-readahead", a->no_readahead, "fetch one chunk per miss, even for sequential readers");
@@ -219,12 +222,15 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
       }
       if (!rec)
         return fail("image attach", makeError(a->ref + " is not in the catalog; run `offcore image convert` first"));
+      auto fill_rate = parseByteSize(a->fill_rate);
+      if (!fill_rate.ok() || *fill_rate == 0)
+        return fail("image attach", makeError("--fill-rate takes a positive size per second, like 64M"));
       ImageServiceClient svc(ctx.config.run_root, a->node);
       ImageServiceLaunch launch{a->catalog, a->cache_dir, "", a->fetch_timeout, a->plain_http, a->creds, a->ca_file};
       if (auto s = svc.ensureRunning(launch); !s.ok()) return fail("image attach", s.error());
       json out = json::array();
       for (const auto& d : rec->diff_ids) {
-        auto att = svc.attach(d, a->backend, !a->no_prefetch, a->fill, !a->no_readahead);
+        auto att = svc.attach(d, a->backend, !a->no_prefetch, a->fill, !a->no_readahead, *fill_rate);
         if (!att.ok()) return fail("image attach", att.error());
         out.push_back({{"diff_id", d},
                        {"id", att->id},

@@ -91,6 +91,9 @@ Result<ChunkIndex> writeImageToVolume(const std::string& image_path, const Gatew
 
 struct LayerPlan {
   bool need_gateway = false, need_registry = false;
+  // Another repository of the destination registry holds the layer's
+  // chunks: they are mounted from it (no bytes pushed) before any upload.
+  std::string mount_from;
 };
 
 class Converter {
@@ -190,6 +193,9 @@ class Converter {
     }
     p.need_registry = o_.to_registry && !(rec && rec->registry && rec->registry->registry == dest_.registry &&
                                           rec->registry->repository == dest_.repository);
+    if (p.need_registry && rec && rec->registry && rec->registry->registry == dest_.registry) {
+      p.mount_from = rec->registry->repository;
+    }
     if (o_.to_registry && !p.need_registry) {
       for (const std::string* blob : {&rec->registry->chunk_data, &rec->registry->chunk_index}) {
         OC_ASSIGN_OR_RETURN(bool present, dest_client_->hasBlob(dest_.repository, *blob));
@@ -201,6 +207,27 @@ class Converter {
       }
     }
     return p;
+  }
+
+  // Links the layer's two chunk blobs into the destination repository from
+  // the one the catalog names (same registry). false: not mounted (the
+  // source lost them, or the registry would not); the caller pushes.
+  Result<bool> mountChunks(LayerRecord& rec, ConvertedLayer& out) {
+    const RegistryArtifact& from = *rec.registry;
+    for (const std::string* blob : {&from.chunk_data, &from.chunk_index}) {
+      auto mounted = dest_client_->mountBlob(dest_.repository, *blob, from.repository);
+      if (!mounted.ok() || !*mounted) {
+        spdlog::warn("image convert: could not mount {} from {}/{}{}; pushing the layer {}", *blob, dest_.registry,
+                     from.repository, mounted.ok() ? "" : ": " + mounted.error().message, shortId(rec.diff_id));
+        return false;
+      }
+    }
+    for (const std::string* blob : {&from.chunk_data, &from.chunk_index}) {
+      out.created.push_back("blob " + *blob + " (mounted from " + from.repository + ")");
+    }
+    rec.registry->repository = dest_.repository;
+    OC_TRY(catalog_.putLayer(rec));
+    return true;
   }
 
   Result<bool> gatewayHas(const std::string& volume) const {
@@ -289,8 +316,12 @@ class Converter {
     if (o_.layered) {
       OC_ASSIGN_OR_RETURN(rec, catalog_.layer(out.diff_id));
       OC_ASSIGN_OR_RETURN(p, plan(rec));
+      if (!p.mount_from.empty()) {
+        OC_ASSIGN_OR_RETURN(bool mounted, mountChunks(*rec, out));
+        p.need_registry = !mounted;
+      }
       if (!p.need_gateway && !p.need_registry) {
-        out.reused = true;
+        out.reused = out.created.empty();
         fillFrom(*rec, out);
         return out;
       }

@@ -193,6 +193,12 @@ class ImageService {
     LazyDeviceOptions lo;
     l.readahead = flag("readahead", true);
     if (!l.readahead) lo.readahead_max_bytes = 0;
+    if (req.contains("fill_rate")) {
+      if (!req["fill_rate"].is_number_unsigned() || req["fill_rate"].get<uint64_t>() == 0) {
+        return makeError("fill_rate must be a positive number of bytes per second");
+      }
+      lo.fill_bytes_per_sec = req["fill_rate"].get<uint64_t>();
+    }
     const uint32_t chunk_size = source->chunkSize();
     l.device = std::make_shared<LazyDevice>(std::move(source), cache_, cacheKey(id, *rec, l.backend), lo);
     FuseDiskOptions fo;
@@ -335,6 +341,8 @@ class ImageService {
                   {"prefetched", s.prefetched},
                   {"range_requests", s.range_requests},
                   {"readahead_chunks", s.readahead_chunks},
+                  {"filled", s.filled},
+                  {"prefetch_yields", s.prefetch_yields},
                   {"bytes_fetched", s.bytes_fetched}}}};
   }
 

@@ -73,12 +73,12 @@ Status ImageServiceClient::ensureRunning(const ImageServiceLaunch& l) const {
 }
 
 Result<AttachedLayerInfo> ImageServiceClient::attach(const std::string& diff_id, const std::string& backend,
-                                                     bool prefetch, bool fill, bool readahead) const {
-  OC_ASSIGN_OR_RETURN(std::string body, post("/v1/layers", dumpJson(json{{"diff_id", diff_id},
-                                                                         {"backend", backend},
-                                                                         {"prefetch", prefetch},
-                                                                         {"fill", fill},
-                                                                         {"readahead", readahead}})));
+                                                     bool prefetch, bool fill, bool readahead,
+                                                     uint64_t fill_rate) const {
+  json req{
+      {"diff_id", diff_id}, {"backend", backend}, {"prefetch", prefetch}, {"fill", fill}, {"readahead", readahead}};
+  if (fill_rate > 0) req["fill_rate"] = fill_rate;
+  OC_ASSIGN_OR_RETURN(std::string body, post("/v1/layers", dumpJson(req)));
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return makeError("the image service sent malformed JSON");
   return AttachedLayerInfo{j.value("id", ""), j.value("file", ""), j.value("backend", ""), j.value("size_bytes", 0ULL)};

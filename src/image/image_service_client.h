@@ -31,8 +31,9 @@ class ImageServiceClient {
   bool running() const;
   // Asks the node's agent to run `offcore image serve` and waits for its socket.
   Status ensureRunning(const ImageServiceLaunch& launch) const;
+  // fill_rate: the fill's bound in bytes/s (0: the service's default).
   Result<AttachedLayerInfo> attach(const std::string& diff_id, const std::string& backend, bool prefetch, bool fill,
-                                   bool readahead = true) const;
+                                   bool readahead = true, uint64_t fill_rate = 0) const;
   Status detach(const std::string& id) const;
   // OK when the service is not running or serves no layer; otherwise an
   // error naming the layers in use and what to do (a stop would cut them off).

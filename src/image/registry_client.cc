@@ -431,6 +431,21 @@ Status RegistryClient::pushBlobFile(const std::string& repo, const std::string& 
   return {};
 }
 
+Result<bool> RegistryClient::mountBlob(const std::string& repo, const std::string& digest, const std::string& from) {
+  std::string url = baseUrl() + "/v2/" + repo + "/blobs/uploads/?mount=" + digest + "&from=" + from;
+  OC_ASSIGN_OR_RETURN(auto r,
+                      request(repo, "POST", url, {}, nullptr, nullptr, -1, 1 << 16, options_.timeout_ms, nullptr));
+  if (r.status == 201) return true;
+  if (r.status != 202) return makeError(httpError("mount blob " + digest + " from " + from, r.status, r.body));
+  // Not mounted (the source is not readable to us, or the registry does not
+  // mount): it opened an upload session instead, which would linger.
+  if (!r.location.empty()) {
+    std::string loc = r.location.rfind("http", 0) == 0 ? r.location : baseUrl() + r.location;
+    (void)request(repo, "DELETE", loc, {}, nullptr, nullptr, -1, 1 << 16, options_.timeout_ms, nullptr);
+  }
+  return false;
+}
+
 Status RegistryClient::pushBlob(const std::string& repo, const std::string& digest, const std::string& data) {
   char tmpl[] = "/var/tmp/offcore-blob-XXXXXX";
   int fd = ::mkstemp(tmpl);

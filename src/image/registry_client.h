@@ -72,6 +72,10 @@ class RegistryClient {
   // POST + PUT monolithic upload; skipped when the registry has the blob.
   Status pushBlobFile(const std::string& repo, const std::string& digest, const std::string& path);
   Status pushBlob(const std::string& repo, const std::string& digest, const std::string& data);
+  // Cross-repository blob mount (POST ...?mount=DIGEST&from=REPO): true when
+  // the registry linked the blob into repo (201), false when it would not
+  // (it opened an upload instead, 202, which is cancelled): push it then.
+  Result<bool> mountBlob(const std::string& repo, const std::string& digest, const std::string& from);
   Status putManifest(const std::string& repo, const std::string& reference, const std::string& media_type,
                      const std::string& body);
 

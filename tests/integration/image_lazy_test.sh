@@ -65,6 +65,15 @@ curl -sf -I "http://$REG/v2/fid/blobs/$blob2" >/dev/null || fail "layer 0's chun
 oc volume list --json --target "gw$ID" | jq -e --arg v "$vol" 'map(select(.name == $v)) | length == 1' >/dev/null \
   || fail "volume $vol was not written again"
 
+step "a conversion into another repository of the registry mounts the chunks, pushes none"
+oc image convert "$REG/fid:v1" --to registry --dest "$REG/fid-copy:lazy" --plain-http --catalog "$CAT" \
+  --json > "$work/convert3.json"
+mounted=$(jq '[.layers[].created[] | select(endswith("(mounted from fid)"))] | length' "$work/convert3.json")
+[ "$mounted" = 6 ] || fail "mounted $mounted chunk blobs from fid (want 2 per layer): $(jq -c '[.layers[].created]' "$work/convert3.json")"
+jq -e '[.layers[].created[] | select(endswith("chunks)"))] | length == 0' "$work/convert3.json" >/dev/null \
+  || fail "chunks were pushed again instead of mounted"
+curl -sf -I "http://$REG/v2/fid-copy/blobs/$blob2" >/dev/null || fail "fid-copy does not have $blob2 after the mount"
+
 step "reference rootfs from containerd's overlayfs snapshotter"
 top=$($CTR image pull --plain-http --print-chainid "$REG/fid:v1" | awk '/image chain ID/ {print $NF}')
 [ -n "$top" ] || fail "no chain id from ctr pull"

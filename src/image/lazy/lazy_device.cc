@@ -1,5 +1,6 @@
 #include "image/lazy/lazy_device.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/log.h"
@@ -62,7 +63,32 @@ Status LazyDevice::chunk(uint64_t index, std::string& out, bool demand) {
     ra_window_ = sequential ? std::min(max, std::max<uint64_t>(2, ra_window_ * 2)) : 1;
     want = ra_window_;
   }
-  return fetchRun(index, want, out, demand, nullptr);
+  if (!demand) return fetchRun(index, want, out, false, nullptr);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++demand_;
+  }
+  Status s = fetchRun(index, want, out, true, nullptr);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--demand_ == 0) turn_.notify_all();
+  }
+  return s;
+}
+
+bool LazyDevice::waitTurn(uint64_t bytes, bool paced) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (demand_ > 0) {
+    ++stats_.prefetch_yields;
+    turn_.wait(lock, [&] { return demand_ == 0 || stop_; });
+  }
+  if (paced && options_.fill_bytes_per_sec > 0) {
+    auto now = std::chrono::steady_clock::now();
+    auto slot = std::max(now, pace_until_);
+    pace_until_ = slot + std::chrono::microseconds(bytes * 1000000 / options_.fill_bytes_per_sec);
+    turn_.wait_until(lock, slot, [&] { return stop_.load(); });
+  }
+  return !stop_;
 }
 
 Status LazyDevice::fetchRun(uint64_t index, uint64_t want, std::string& out, bool ahead, uint64_t* fetched) {
@@ -191,9 +217,13 @@ Status LazyDevice::read(uint64_t offset, void* buf, size_t len) {
 void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
   stopPrefetch();
   stop_ = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pace_until_ = {};
+  }
   prefetcher_ = std::thread([this, first = std::move(first), fill] {
     const uint64_t count = source_->chunkCount();
-    const uint64_t max_run = std::max<uint64_t>(1, options_.prefetch_run_bytes / source_->chunkSize());
+    const uint64_t max_run_list = std::max<uint64_t>(1, options_.prefetch_run_bytes / source_->chunkSize());
     std::vector<bool> done(count, false);
     // Skips (and marks) what the cache holds from an earlier attach.
     auto wanted = [&](uint64_t c) {
@@ -209,7 +239,13 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
     };
     // Adjacent entries of the list go as one run; runs go to a few workers
     // at once (the back end's latency, not its bandwidth, bounds one).
-    auto runFrom = [&](const std::vector<uint64_t>& list) {
+    auto runFrom = [&](const std::vector<uint64_t>& list, bool paced) {
+      // Paced runs are at most a 16th of a second's worth: the bound holds
+      // over short spans too, not only on average.
+      uint64_t max_run = max_run_list;
+      if (paced && options_.fill_bytes_per_sec > 0) {
+        max_run = std::clamp<uint64_t>(options_.fill_bytes_per_sec / 16 / source_->chunkSize(), 1, max_run);
+      }
       std::vector<std::pair<uint64_t, uint64_t>> runs;
       for (size_t i = 0; i < list.size() && !stop_;) {
         uint64_t c = list[i++];
@@ -226,11 +262,12 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
         std::string buf;
         while (!stop_) {
           size_t k = next.fetch_add(1);
-          if (k >= runs.size()) break;
+          if (k >= runs.size() || !waitTurn(runs[k].second * source_->chunkSize(), paced)) break;
           uint64_t got = 0;
           (void)fetchRun(runs[k].first, runs[k].second, buf, false, &got);
           std::lock_guard<std::mutex> lock(mu_);
           stats_.prefetched += got;
+          if (paced) stats_.filled += got;
         }
       };
       std::vector<std::thread> workers;
@@ -239,16 +276,20 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
       work();
       for (auto& t : workers) t.join();
     };
-    runFrom(std::vector<uint64_t>(first.begin(), first.end()));
+    runFrom(std::vector<uint64_t>(first.begin(), first.end()), false);
     if (!fill || stop_) return;
     std::vector<uint64_t> all(count);
     for (uint64_t c = 0; c < count; ++c) all[c] = c;
-    runFrom(all);
+    runFrom(all, true);
   });
 }
 
 void LazyDevice::stopPrefetch() {
-  stop_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // a waiter between its check and its wait sees it
+    stop_ = true;
+  }
+  turn_.notify_all();
   if (prefetcher_.joinable()) prefetcher_.join();
 }
 

@@ -11,10 +11,17 @@
 //
 // It also records the order in which readers first touched chunks (the
 // profile `offcore image profile` stores) and runs one background thread
-// that prefetches a given chunk list, then optionally every other chunk.
+// that prefetches a given chunk list, then optionally every other chunk
+// (the fill, paced to fill_bytes_per_sec).
+//
+// Demand first: while a reader's miss is being fetched, prefetch and fill
+// start no new request (a run already in flight finishes; runs are at most
+// prefetch_run_bytes), so a reader waits behind at most prefetch_workers
+// runs, never behind the whole list.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -35,6 +42,8 @@ struct LazyDeviceStats {
   uint64_t range_requests = 0;    // requests to the back end (a run is one)
   uint64_t readahead_chunks = 0;  // fetched ahead of a sequential reader
   uint64_t bytes_fetched = 0;     // from the back end, as sent
+  uint64_t filled = 0;            // chunks the fill fetched (after the prefetch list)
+  uint64_t prefetch_yields = 0;   // prefetch/fill runs held back for a reader's miss
 };
 
 struct LazyDeviceOptions {
@@ -44,6 +53,9 @@ struct LazyDeviceOptions {
   uint64_t prefetch_run_bytes = 4u << 20;
   // Prefetch runs fetched at once (a reader's miss still goes on its own).
   unsigned prefetch_workers = 4;
+  // The fill's bandwidth bound (bytes/s; 0 = unbounded). The prefetch list
+  // is not paced: it is what the container reads first.
+  uint64_t fill_bytes_per_sec = 64u << 20;
 };
 
 class LazyDevice final : public BlockDevice {
@@ -81,6 +93,9 @@ class LazyDevice final : public BlockDevice {
   // fetched (if set): how many chunks this call fetched.
   Status fetchRun(uint64_t index, uint64_t want, std::string& out, bool ahead, uint64_t* fetched);
   void touch(uint64_t index);  // records a reader's first touch
+  // Prefetch side: waits while a reader's miss is in flight, then (paced)
+  // for the fill's next slot. false: stopping.
+  bool waitTurn(uint64_t bytes, bool paced);
   uint64_t chunkLength(uint64_t index) const;
   struct Inflight;
 
@@ -94,6 +109,9 @@ class LazyDevice final : public BlockDevice {
   std::vector<bool> touched_;
   std::vector<bool> present_;  // fetched or seen cached by this device (a hint: the cache may evict)
   uint64_t ra_window_ = 1;     // the next readahead run, in chunks
+  unsigned demand_ = 0;        // readers' misses being fetched
+  std::condition_variable turn_;  // demand_ reached 0, or stopping
+  std::chrono::steady_clock::time_point pace_until_{};  // the fill's next free slot
   LazyDeviceStats stats_;
   std::thread prefetcher_;
   std::atomic<bool> stop_{false};

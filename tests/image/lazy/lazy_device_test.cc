@@ -21,6 +21,10 @@ class MemorySource final : public ChunkSource {
   uint32_t chunkSize() const override { return chunk_; }
   Status fetch(uint64_t index, std::string& out) override {
     ++fetches;
+    if (static_cast<int64_t>(index) == hold_chunk) {
+      held = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     if (delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     if (fail || static_cast<int64_t>(index) == bad_chunk) return makeError("back end down", 5);
     uint64_t off = index * chunk_, n = std::min<uint64_t>(chunk_, size_ - off);
@@ -37,6 +41,8 @@ class MemorySource final : public ChunkSource {
   std::atomic<bool> fail{false};
   std::atomic<int64_t> bad_chunk{-1};  // this chunk alone fails
   int delay_ms = 0;
+  int64_t hold_chunk = -1;  // its fetch waits for release (a slow reader's miss)
+  std::atomic<bool> held{false}, release{false};
 
  private:
   uint64_t size_;
@@ -212,6 +218,70 @@ TEST_F(LazyDeviceTest, PrefetchMergesAdjacentChunksAndSkipsCachedOnes) {
   EXPECT_EQ(dev.stats().prefetched, 6u);
   EXPECT_EQ(dev.stats().range_requests, 3u);  // 4-7, 20, 31
   EXPECT_EQ(raw->fetches.load(), 6);
+}
+
+}  // namespace
+}  // namespace offcore
+
+namespace offcore {
+namespace {
+
+// Demand first (issue 15): while a reader's miss is being fetched, the
+// prefetcher starts no new request; it resumes when the miss is answered.
+TEST_F(LazyDeviceTest, PrefetchWaitsWhileAReadersMissIsFetched) {
+  auto src = std::make_unique<MemorySource>(512 * 65536, 65536);
+  src->delay_ms = 5;
+  src->hold_chunk = 401;
+  auto* raw = src.get();
+  LazyDevice dev(std::move(src), cache_, "prio");
+  std::vector<uint32_t> list;
+  for (uint32_t c = 0; c < 400; c += 2) list.push_back(c);  // 200 runs: nothing merges
+  dev.startPrefetch(list, /*fill=*/false);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::thread reader([&] {
+    std::string buf(4096, 0);
+    EXPECT_TRUE(dev.read(401 * 65536, buf.data(), buf.size()).ok());
+  });
+  while (!raw->held) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // runs already past the gate finish
+  const int paused_at = raw->fetches.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(raw->fetches.load(), paused_at) << "prefetch went on while a reader waited";
+  EXPECT_LT(paused_at, 150) << "the list was done before the reader came";
+  raw->release = true;
+  reader.join();
+  for (int i = 0; i < 500 && dev.stats().prefetched < list.size(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(dev.stats().prefetched, list.size());
+  EXPECT_GE(dev.stats().prefetch_yields, 1u);
+  dev.stopPrefetch();
+}
+
+// The fill is paced to its bandwidth bound; the prefetch list is not.
+TEST_F(LazyDeviceTest, TheFillKeepsToItsBandwidth) {
+  LazyDeviceOptions o;
+  o.fill_bytes_per_sec = 8u << 20;  // 4 MiB at 8 MiB/s: about half a second
+  LazyDevice dev(std::make_unique<MemorySource>(64 * 65536, 65536), cache_, "paced", o);
+  auto start = std::chrono::steady_clock::now();
+  dev.startPrefetch({}, /*fill=*/true);
+  for (int i = 0; i < 1000 && dev.stats().filled < 64; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  dev.stopPrefetch();
+  EXPECT_EQ(dev.stats().filled, 64u);
+  EXPECT_GE(took, 0.35) << "4 MiB filled in " << took << " s at 8 MiB/s";
+}
+
+// Stopping does not wait out the pacing.
+TEST_F(LazyDeviceTest, StoppingAPacedFillIsPrompt) {
+  LazyDeviceOptions o;
+  o.fill_bytes_per_sec = 64 << 10;  // one 64K chunk per second
+  LazyDevice dev(std::make_unique<MemorySource>(64 * 65536, 65536), cache_, "stop-paced", o);
+  dev.startPrefetch({}, /*fill=*/true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto start = std::chrono::steady_clock::now();
+  dev.stopPrefetch();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
+  EXPECT_LT(dev.stats().filled, 64u);
 }
 
 }  // namespace
