@@ -22,6 +22,11 @@ Error bpfError(const std::string& what, int err) {
   return makeError(what + ": " + std::strerror(err), err);
 }
 
+bool zeroMac(const uint8_t* mac) {
+  static constexpr uint8_t kZero[6] = {};
+  return std::memcmp(mac, kZero, sizeof kZero) == 0;
+}
+
 Status checkBpf(int rc, const std::string& what) {
   if (rc < 0) return bpfError(what, rc == -1 ? errno : rc);
   return okStatus();
@@ -99,10 +104,30 @@ class BpfDataplane final : public Dataplane {
     return update(skel_->maps.oc_endpoints, &key, &value, "endpoint");
   }
   Status removeEndpoint(const oc_ep_key& key) override { return remove(skel_->maps.oc_endpoints, &key, "endpoint"); }
+  // oc_nodes by address, and oc_node_macs by uplink MAC (native routing).
   Status upsertNode(uint32_t fabric_ip, const oc_node_val& value) override {
-    return update(skel_->maps.oc_nodes, &fabric_ip, &value, "node");
+    oc_node_val old{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.oc_nodes), &fabric_ip, &old) == 0 &&
+        std::memcmp(old.mac, value.mac, sizeof old.mac) != 0) {
+      OC_TRY(removeMac(old));
+    }
+    OC_TRY(update(skel_->maps.oc_nodes, &fabric_ip, &value, "node"));
+    oc_mac_key mk{};
+    std::memcpy(mk.mac, value.mac, sizeof mk.mac);
+    if (zeroMac(mk.mac)) return okStatus();
+    return update(skel_->maps.oc_node_macs, &mk, &fabric_ip, "node MAC");
   }
-  Status removeNode(uint32_t fabric_ip) override { return remove(skel_->maps.oc_nodes, &fabric_ip, "node"); }
+  Status removeNode(uint32_t fabric_ip) override {
+    oc_node_val old{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.oc_nodes), &fabric_ip, &old) == 0) OC_TRY(removeMac(old));
+    return remove(skel_->maps.oc_nodes, &fabric_ip, "node");
+  }
+  Status upsertNativeNet(const oc_lpm_v4& prefix, const oc_native_val& value) override {
+    return update(skel_->maps.oc_native_nets, &prefix, &value, "native net");
+  }
+  Status removeNativeNet(const oc_lpm_v4& prefix) override {
+    return remove(skel_->maps.oc_native_nets, &prefix, "native net");
+  }
   Status upsertService(const oc_svc_key& key, const oc_svc_val& value) override {
     return update(skel_->maps.oc_services, &key, &value, "service");
   }
@@ -148,17 +173,11 @@ class BpfDataplane final : public Dataplane {
     return out;
   }
 
-  Result<std::vector<uint32_t>> nodes() const override {
-    std::vector<uint32_t> out;
-    int fd = bpf_map__fd(skel_->maps.oc_nodes);
-    uint32_t key = 0, next = 0;
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      out.push_back(next);
-      key = next;
-      prev = &key;
-    }
-    return out;
+  Result<std::vector<std::pair<uint32_t, oc_node_val>>> nodes() const override {
+    return entries<uint32_t, oc_node_val>(skel_->maps.oc_nodes);
+  }
+  Result<std::vector<std::pair<oc_lpm_v4, oc_native_val>>> nativeNets() const override {
+    return entries<oc_lpm_v4, oc_native_val>(skel_->maps.oc_native_nets);
   }
 
   Result<std::vector<std::pair<uint32_t, oc_backend_val>>> backends() const override {
@@ -189,6 +208,27 @@ class BpfDataplane final : public Dataplane {
 
  private:
   static size_t ringBytes() { return sizeof(oc_ring_slot) * OC_RING_SLOTS; }
+
+  template <typename K, typename V>
+  std::vector<std::pair<K, V>> entries(const bpf_map* map) const {
+    std::vector<std::pair<K, V>> out;
+    int fd = bpf_map__fd(map);
+    K key{}, next{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      V v{};
+      if (bpf_map_lookup_elem(fd, &next, &v) == 0) out.emplace_back(next, v);
+      key = next;
+      prev = &key;
+    }
+    return out;
+  }
+  Status removeMac(const oc_node_val& node) {
+    oc_mac_key mk{};
+    std::memcpy(mk.mac, node.mac, sizeof mk.mac);
+    if (zeroMac(mk.mac)) return okStatus();
+    return remove(skel_->maps.oc_node_macs, &mk, "node MAC");
+  }
 
   Status update(bpf_map* map, const void* key, const void* value, const std::string& what) {
     if (bpf_map_update_elem(bpf_map__fd(map), key, value, BPF_ANY) != 0) {

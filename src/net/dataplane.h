@@ -32,9 +32,14 @@ class Dataplane {
   virtual Status upsertEndpoint(const oc_ep_key& key, const oc_ep_val& value) = 0;
   virtual Status removeEndpoint(const oc_ep_key& key) = 0;
   // The cluster's nodes by fabric address (network order): VXLAN from any
-  // other source is dropped.
+  // other source is dropped; natively routed frames only from their uplink
+  // MACs (oc_node_val.mac) are taken.
   virtual Status upsertNode(uint32_t fabric_ip, const oc_node_val& value) = 0;
   virtual Status removeNode(uint32_t fabric_ip) = 0;
+  // The prefixes of natively routed VPCs: where a frame from another node's
+  // uplink is delivered without a tunnel.
+  virtual Status upsertNativeNet(const oc_lpm_v4& prefix, const oc_native_val& value) = 0;
+  virtual Status removeNativeNet(const oc_lpm_v4& prefix) = 0;
   virtual Status upsertService(const oc_svc_key& key, const oc_svc_val& value) = 0;
   virtual Status removeService(const oc_svc_key& key) = 0;
   virtual Status setBackend(uint32_t id, const oc_backend_val& value) = 0;
@@ -43,7 +48,8 @@ class Dataplane {
 
   // What the maps hold now (after a restart the control plane adopts it).
   virtual Result<std::vector<std::pair<oc_ep_key, oc_ep_val>>> endpoints() const = 0;
-  virtual Result<std::vector<uint32_t>> nodes() const = 0;
+  virtual Result<std::vector<std::pair<uint32_t, oc_node_val>>> nodes() const = 0;
+  virtual Result<std::vector<std::pair<oc_lpm_v4, oc_native_val>>> nativeNets() const = 0;
   virtual Result<std::vector<std::pair<oc_svc_key, oc_svc_val>>> services() const = 0;
   virtual Result<std::vector<std::pair<uint32_t, oc_backend_val>>> backends() const = 0;
   virtual std::span<const oc_ring_slot> ring() const = 0;

@@ -253,7 +253,7 @@ ApiResponse NetController::status() {
     static const char* names[] = {"rx",          "local",         "tunnel",          "uplink",
                                   "stack",       "dnat",          "ct_hit",          "rev_nat",
                                   "drop_spoof",  "drop_no_route", "drop_no_backend", "drop_malformed",
-                                  "drop_tunnel", "mesh_out",      "mesh_in"};
+                                  "drop_tunnel", "mesh_out",      "mesh_in",         "native"};
     if (auto st = dp_->stats(); st.ok()) {
       json d;
       for (size_t i = 0; i < std::size(names); ++i) d[names[i]] = (*st)[i];

@@ -133,6 +133,7 @@ Status NetController::registerNode() {
   rec.fabric_ip = stripPrefix(node_.uplink_ip);
   rec.host_ip = stripPrefix(node_.hostvf_host_ip);
   OC_ASSIGN_OR_RETURN(rec.host_mac, linkMac(hostIp(node_, layout_, {"link", "show", layout_.hostvf_host_if})));
+  OC_ASSIGN_OR_RETURN(rec.fabric_mac, linkMac({"ip", "link", "show", layout_.uplink_soc_if}));
   return store_.registerNode(rec);
 }
 

@@ -35,6 +35,7 @@ class Applier {
   void checkVpc(const Resource& r, Vpc& v);
   void assignVni(Vpc& v);
   void checkSubnet(const Resource& r, const Subnet& s);
+  std::string nativeOverlap(const Subnet& s) const;
   void checkBackend(const Resource& r, const Backend& b);
   void checkService(const Resource& r, Service& s, bool allocate);
   void checkProbe(const Resource& r, const NetworkProbe& p);
@@ -124,6 +125,12 @@ void Applier::checkSubnet(const Resource& r, const Subnet& s) {
                 " endpoint(s) use the subnet; delete their pods first");
   }
   if (!vpcExists(r, s.vpc)) return;
+  if (std::string n = nativeOverlap(s); !n.empty()) {
+    const Subnet& other = next_.subnets.at(n);
+    error(r, "spec.cidr",
+          s.cidr + " overlaps Subnet " + inQuotes(n) + " (" + other.cidr + ") of VPC " + inQuotes(other.vpc) +
+              ", and a natively routed VPC's addresses must be its own; use other addresses or routing: tunnel");
+  }
   Cidr mine = *parseCidr(s.cidr);
   for (const auto& [n, other] : next_.subnets) {
     if (n == s.name || other.vpc != s.vpc) continue;
@@ -133,6 +140,23 @@ void Applier::checkSubnet(const Resource& r, const Subnet& s) {
             s.cidr + " overlaps Subnet " + inQuotes(n) + " (" + other.cidr + ") in VPC " + inQuotes(s.vpc) +
                 "; subnets of one VPC must not overlap");
   }
+}
+
+// A subnet of another VPC that overlaps s where either VPC is natively
+// routed (on the wire, only the address says which VPC a packet is in).
+std::string Applier::nativeOverlap(const Subnet& s) const {
+  auto nativeVpc = [&](const std::string& vpc) {
+    auto it = next_.vpcs.find(vpc);
+    return it != next_.vpcs.end() && it->second.native();
+  };
+  auto mine = parseCidr(s.cidr);
+  if (!mine.ok()) return "";
+  for (const auto& [n, other] : next_.subnets) {
+    if (n == s.name || other.vpc == s.vpc || !(nativeVpc(s.vpc) || nativeVpc(other.vpc))) continue;
+    auto c = parseCidr(other.cidr);
+    if (c.ok() && c->overlaps(*mine)) return n;
+  }
+  return "";
 }
 
 void Applier::checkBackend(const Resource& r, const Backend& b) {
@@ -286,6 +310,15 @@ Result<ApplyResult> Applier::run() {
   }
   for (const auto& r : docs_) {
     const auto* v = std::get_if<Vpc>(&r.value);
+    if (v && v->native()) {
+      for (const auto& [n, s] : next_.subnets) {
+        if (s.vpc != v->name) continue;
+        if (std::string o = nativeOverlap(s); !o.empty())
+          error(r, "spec.routing",
+                "native needs addresses of its own, but Subnet " + inQuotes(n) + " (" + s.cidr + ") overlaps Subnet " +
+                    inQuotes(o) + " (" + next_.subnets.at(o).cidr + ") of VPC " + inQuotes(next_.subnets.at(o).vpc));
+      }
+    }
     if (!v || next_.vpcs[v->name].vni == 0) continue;
     for (const auto& [n, other] : next_.vpcs) {
       if (n != v->name && other.vni == next_.vpcs[v->name].vni)

@@ -76,6 +76,8 @@ Result<NodeRecord> nodeFromJson(const json& j, const std::string& where) {
   OC_TRY(readString(j, "fabricIp", n.fabric_ip, where));
   OC_TRY(readString(j, "hostIp", n.host_ip, where));
   OC_TRY(readString(j, "hostMac", n.host_mac, where));
+  // Nodes registered before native routing have none until they re-register.
+  if (j.contains("fabricMac")) OC_TRY(readString(j, "fabricMac", n.fabric_mac, where));
   return n;
 }
 
@@ -97,7 +99,7 @@ Status readSection(const json& doc, const char* section, std::map<std::string, T
 
 ClusterState ClusterState::empty() {
   ClusterState s;
-  s.vpcs[kDefaultVpc] = Vpc{kDefaultVpc, kDefaultVni};
+  s.vpcs[kDefaultVpc] = Vpc{kDefaultVpc, kDefaultVni, "tunnel"};
   return s;
 }
 
@@ -116,7 +118,11 @@ std::string ClusterState::toJson() const {
   section("probes", probes, plain);
   section("endpoints", endpoints, endpointJson);
   section("nodes", nodes, [](const NodeRecord& n) {
-    return json{{"name", n.name}, {"fabricIp", n.fabric_ip}, {"hostIp", n.host_ip}, {"hostMac", n.host_mac}};
+    return json{{"name", n.name},
+                {"fabricIp", n.fabric_ip},
+                {"fabricMac", n.fabric_mac},
+                {"hostIp", n.host_ip},
+                {"hostMac", n.host_mac}};
   });
   return dumpJson(doc, 2) + "\n";
 }
@@ -143,7 +149,9 @@ Result<ClusterState> ClusterState::fromJson(const std::string& text, const std::
   if (st.ok()) st = readSection(doc, "endpoints", s.endpoints, endpointFromJson);
   if (st.ok()) st = readSection(doc, "nodes", s.nodes, nodeFromJson);
   if (!st.ok()) return corrupt(st.error().message);
-  s.vpcs[kDefaultVpc] = Vpc{kDefaultVpc, kDefaultVni};
+  // The default VPC always exists with vni 1; its routing is the user's.
+  s.vpcs[kDefaultVpc].name = kDefaultVpc;
+  s.vpcs[kDefaultVpc].vni = kDefaultVni;
   return s;
 }
 

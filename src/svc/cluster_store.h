@@ -47,6 +47,7 @@ struct EndpointRequest {
 
 struct NodeRecord {
   std::string name, fabric_ip, host_ip, host_mac;
+  std::string fabric_mac;  // its SoC uplink's MAC (natively routed frames come from it)
   bool operator==(const NodeRecord&) const = default;
 };
 

@@ -87,7 +87,7 @@ Result<Cidr> parseCidr(const std::string& s) {
 
 // --- JSON (state.json) -----------------------------------------------------
 
-json toJson(const Vpc& v) { return {{"name", v.name}, {"vni", v.vni}}; }
+json toJson(const Vpc& v) { return {{"name", v.name}, {"vni", v.vni}, {"routing", v.routing}}; }
 
 json toJson(const Subnet& s) { return {{"name", s.name}, {"vpc", s.vpc}, {"cidr", s.cidr}, {"gateway", s.gateway}}; }
 
@@ -174,6 +174,11 @@ Result<Vpc> vpcFromJson(const json& j, const std::string& where) {
   OC_TRY(r.object());
   OC_TRY(r.str("name", v.name));
   OC_TRY(r.uint("vni", v.vni, kMaxVni));
+  // Older state has no routing: the tunnel.
+  if (j.contains("routing")) OC_TRY(r.str("routing", v.routing));
+  if (v.routing != "tunnel" && v.routing != "native") {
+    return makeError(where + ".routing: expected tunnel or native, got \"" + v.routing + "\"");
+  }
   return v;
 }
 

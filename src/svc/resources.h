@@ -28,6 +28,12 @@ using Labels = std::map<std::string, std::string>;
 struct Vpc {
   std::string name;
   uint32_t vni = 0;  // 0 in a document = assign the lowest free >= 2 on apply
+  // How its traffic crosses between nodes: "tunnel" (VXLAN, VNI = vni; any
+  // addresses) or "native" (routed on the fabric as it is, no
+  // encapsulation; its subnets must overlap no other VPC's, since the
+  // address is then all that says which VPC a packet is in).
+  std::string routing = "tunnel";
+  bool native() const { return routing == "native"; }
   bool operator==(const Vpc&) const = default;
 };
 

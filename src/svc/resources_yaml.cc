@@ -37,6 +37,7 @@ void parseVpc(Fields& spec, Vpc& v, Doc& doc) {
     else if (v.name != kDefaultVpc && v.vni == kDefaultVni)
       doc.error(spec.lineOf("vni"), "spec.vni", "vni 1 belongs to the default VPC; pick another or leave it out");
   }
+  spec.oneOf("routing", v.routing, {"tunnel", "native"}, false);
 }
 
 void parseSubnet(Fields& spec, Subnet& s, Doc& doc) {

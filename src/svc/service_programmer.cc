@@ -63,6 +63,8 @@ Status ServiceProgrammer::adopt() {
   for (const auto& [k, v] : endpoints) endpoints_[k] = v;
   OC_ASSIGN_OR_RETURN(auto nodes, dp_.nodes());
   nodes_.insert(nodes.begin(), nodes.end());
+  OC_ASSIGN_OR_RETURN(auto nets, dp_.nativeNets());
+  for (const auto& [k, v] : nets) native_nets_[{k.addr, k.prefixlen}] = v.vpc;
   OC_ASSIGN_OR_RETURN(auto backends, dp_.backends());
   std::map<uint32_t, BackendKey> by_id;
   for (const auto& [id, v] : backends) {
@@ -149,6 +151,15 @@ Status ServiceProgrammer::programEndpoints(const ClusterState& state, ProgramSta
     auto it = state.nodes.find(node);
     return it == state.nodes.end() ? 0 : ipNet(it->second.fabric_ip);
   };
+  // A remote endpoint of a natively routed VPC, on a node whose uplink MAC
+  // is known (else its node would not take the frames in: tunnel it).
+  auto native = [&](const std::string& vpc, const std::string& node) -> uint16_t {
+    auto v = state.vpcs.find(vpc);
+    auto n = state.nodes.find(node);
+    uint8_t mac[6];
+    bool known = n != state.nodes.end() && parseMac(n->second.fabric_mac, mac);
+    return v != state.vpcs.end() && v->second.native() && known ? OC_EP_NATIVE : 0;
+  };
   for (const auto& [id, ep] : state.endpoints) {
     oc_ep_key k{vniOf(ep.vpc), ipNet(ep.ip)};
     if (k.vpc == 0 || k.ip == 0) continue;
@@ -160,7 +171,7 @@ Status ServiceProgrammer::programEndpoints(const ClusterState& state, ProgramSta
     } else {
       v.node_ip = nodeIp(ep.node);
       if (v.node_ip == 0) continue;
-      v.flags = OC_EP_REMOTE;
+      v.flags = OC_EP_REMOTE | native(ep.vpc, ep.node);
     }
     if (ep.mesh) v.flags |= OC_EP_MESH;
     want[k] = v;
@@ -177,7 +188,7 @@ Status ServiceProgrammer::programEndpoints(const ClusterState& state, ProgramSta
       v.flags = OC_EP_LOCAL;
     } else {
       v.node_ip = ipNet(n.fabric_ip);
-      v.flags = OC_EP_REMOTE;
+      v.flags = OC_EP_REMOTE | native(kDefaultVpc, name);
     }
     want[k] = v;
   }
@@ -199,22 +210,56 @@ Status ServiceProgrammer::programEndpoints(const ClusterState& state, ProgramSta
 }
 
 Status ServiceProgrammer::programNodes(const ClusterState& state, ProgramStats& stats) {
-  std::set<uint32_t> want;
+  std::map<uint32_t, oc_node_val> want;
   for (const auto& [name, n] : state.nodes) {
-    if (uint32_t ip = ipNet(n.fabric_ip); ip != 0) want.insert(ip);
+    uint32_t ip = ipNet(n.fabric_ip);
+    if (ip == 0) continue;
+    oc_node_val v{};
+    if (!parseMac(n.fabric_mac, v.mac)) std::memset(v.mac, 0, sizeof v.mac);
+    want[ip] = v;
   }
-  for (uint32_t ip : want) {
-    if (nodes_.count(ip)) continue;
-    OC_TRY(dp_.upsertNode(ip, oc_node_val{}));
+  for (const auto& [ip, v] : want) {
+    auto it = nodes_.find(ip);
+    if (it != nodes_.end() && std::memcmp(it->second.mac, v.mac, sizeof v.mac) == 0) continue;
+    OC_TRY(dp_.upsertNode(ip, v));
     ++stats.writes;
   }
-  for (uint32_t ip : nodes_) {
+  for (const auto& [ip, v] : nodes_) {
     if (want.count(ip)) continue;
     OC_TRY(dp_.removeNode(ip));
     ++stats.writes;
   }
   nodes_ = std::move(want);
   stats.nodes = nodes_.size();
+  return okStatus();
+}
+
+Status ServiceProgrammer::programNativeNets(const ClusterState& state, ProgramStats& stats) {
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> want;  // (addr, prefixlen) -> vni
+  for (const auto& [name, s] : state.subnets) {
+    auto v = state.vpcs.find(s.vpc);
+    auto c = parseCidr(s.cidr);
+    if (v == state.vpcs.end() || !v->second.native() || !c.ok()) continue;
+    want[{htonl(c->network), static_cast<uint32_t>(c->prefix)}] = v->second.vni;
+  }
+  // Each node's host domain is an address of the default VPC.
+  if (auto d = state.vpcs.find(kDefaultVpc); d != state.vpcs.end() && d->second.native()) {
+    for (const auto& [name, n] : state.nodes) {
+      if (uint32_t ip = ipNet(n.host_ip); ip != 0) want[{ip, 32}] = d->second.vni;
+    }
+  }
+  for (const auto& [k, vni] : want) {
+    auto it = native_nets_.find(k);
+    if (it != native_nets_.end() && it->second == vni) continue;
+    OC_TRY(dp_.upsertNativeNet(oc_lpm_v4{k.second, k.first}, oc_native_val{vni, 0}));
+    ++stats.writes;
+  }
+  for (const auto& [k, vni] : native_nets_) {
+    if (want.count(k)) continue;
+    OC_TRY(dp_.removeNativeNet(oc_lpm_v4{k.second, k.first}));
+    ++stats.writes;
+  }
+  native_nets_ = std::move(want);
   return okStatus();
 }
 
@@ -285,6 +330,8 @@ Result<ProgramStats> ServiceProgrammer::program(const ClusterState& state,
                                                 const std::map<std::string, NodeHealth>& health) {
   ProgramStats stats;
   OC_TRY(programNodes(state, stats));
+  // Where natively routed frames are taken in before any endpoint sends so.
+  OC_TRY(programNativeNets(state, stats));
   OC_TRY(programEndpoints(state, stats));
 
   std::set<oc_svc_key, SvcKeyLess> wanted;

@@ -61,6 +61,7 @@ class ServiceProgrammer {
 
   Status programEndpoints(const ClusterState& state, ProgramStats& stats);
   Status programNodes(const ClusterState& state, ProgramStats& stats);
+  Status programNativeNets(const ClusterState& state, ProgramStats& stats);
   Status programService(const oc_svc_key& key, oc_svc_val value, const std::vector<BackendKey>& backends,
                         ProgramStats& stats);
   Result<uint32_t> backendId(const BackendKey& key, ProgramStats& stats);
@@ -70,7 +71,8 @@ class ServiceProgrammer {
   Dataplane& dp_;
   NodeIdentity self_;
   std::map<oc_ep_key, oc_ep_val, EpKeyLess> endpoints_;
-  std::set<uint32_t> nodes_;  // fabric addresses in oc_nodes
+  std::map<uint32_t, oc_node_val> nodes_;                          // oc_nodes: fabric address -> uplink MAC
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> native_nets_;  // (prefix, length) -> vni
   std::map<oc_svc_key, Table, SvcKeyLess> tables_;
   std::map<BackendKey, uint32_t> backend_ids_;
   std::set<uint32_t> free_backend_ids_;

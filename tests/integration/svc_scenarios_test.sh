@@ -9,6 +9,10 @@
 #    gateway (DNAT + SNAT to its own address);
 #  - pod -> remote Service (client on node b, every backend on node a), TCP and UDP;
 #  - a failing health probe takes its backend out within 2 s, and back in.
+# OC_ROUTING=native (svc_scenarios_native_test.sh) runs the same scenarios
+# with every VPC natively routed (no VXLAN): vpc2 then gets addresses of its
+# own (a native VPC's may overlap no other's), and no packet may have gone
+# through the tunnel.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/svc_lib.sh"
 A=sa$ID
@@ -24,15 +28,24 @@ oc fabric host add "$FC"
 EIP1=10.77.200.$(( ID % 200 + 20 ))
 EIP2=10.77.201.$(( ID % 200 + 20 ))
 
-step "VPCs and subnets (vpc1 and vpc2 overlap on purpose)"
+ROUTING=${OC_ROUTING:-tunnel}
+case $ROUTING in tunnel) S2_CIDR=10.61.1.0/24 ;; native) S2_CIDR=10.61.2.0/24 ;; *) fail "OC_ROUTING is tunnel or native" ;; esac
+step "VPCs and subnets, $ROUTING routing (vpc1 and vpc2 overlap on purpose with the tunnel)"
 cat > "$SVC_T/net.yaml" <<EOF
 apiVersion: offcore.io/v1
 kind: VPC
 metadata: {name: vpc1}
+spec: {routing: $ROUTING}
 ---
 apiVersion: offcore.io/v1
 kind: VPC
 metadata: {name: vpc2}
+spec: {routing: $ROUTING}
+---
+apiVersion: offcore.io/v1
+kind: VPC
+metadata: {name: default}
+spec: {routing: $ROUTING}
 ---
 apiVersion: offcore.io/v1
 kind: Subnet
@@ -42,7 +55,7 @@ spec: {vpc: vpc1, cidr: 10.61.1.0/24}
 apiVersion: offcore.io/v1
 kind: Subnet
 metadata: {name: s2}
-spec: {vpc: vpc2, cidr: 10.61.1.0/24}
+spec: {vpc: vpc2, cidr: $S2_CIDR}
 ---
 apiVersion: offcore.io/v1
 kind: Subnet
@@ -63,7 +76,9 @@ pod_add "$B" "$C1" s1 vpc1; ip_c1=$POD_IP
 pod_add "$B" "$C2" s2 vpc2; ip_c2=$POD_IP
 echo "vpc1: w1=$ip_w1 w2=$ip_w2 c0=$ip_c0 (node a) w3=$ip_w3 c1=$ip_c1 (node b)"
 echo "vpc2: v2=$ip_v2 (node a) c2=$ip_c2 (node b); default: d1=$ip_d1"
-[ "$ip_v2" = "$ip_w1" ] || fail "expected vpc2's first pod to reuse vpc1's first address (overlap), got $ip_v2 vs $ip_w1"
+if [ "$ROUTING" = tunnel ]; then
+  [ "$ip_v2" = "$ip_w1" ] || fail "expected vpc2's first pod to reuse vpc1's first address (overlap), got $ip_v2 vs $ip_w1"
+fi
 for p in "$W1" "$W2" "$W3" "$V2" "$D1"; do serve "$p" 8080; done
 
 step "pod to pod in vpc1: same node and across nodes"
@@ -214,3 +229,12 @@ done
 
 step "dataplane counters"
 curl -s --unix-socket "/run/offcore/$A/api.sock" http://offcore/v1/net/status | jq -c .dataplane
+for n in "$A" "$B"; do
+  counters=$(oc net status --node "$n" --json | jq -c .dataplane)
+  tunnel=$(jq .tunnel <<<"$counters") native=$(jq .native <<<"$counters")
+  if [ "$ROUTING" = native ]; then
+    [ "$tunnel" = 0 ] && [ "$native" -gt 0 ] || fail "node $n: $tunnel packets tunnelled, $native routed natively (native routing: all natively)"
+  else
+    [ "$native" = 0 ] && [ "$tunnel" -gt 0 ] || fail "node $n: $tunnel packets tunnelled, $native routed natively (tunnel routing)"
+  fi
+done

@@ -492,6 +492,116 @@ TEST_F(BpfDataplaneTest, ProxyReturnLinkTunnelsOnlyTheProxysTcpToRemotePlainPods
 }  // namespace
 }  // namespace offcore
 
+namespace offcore {
+namespace {
+
+// Native routing (a VPC's spec.routing: native): no encapsulation; the
+// receiver takes a frame in only for a native VPC's prefix and only from a
+// node's uplink MAC.
+class NativeRoutingTest : public BpfDataplaneTest {
+ protected:
+  const Mac kPeerUplinkMac{0x02, 0x0f, 0, 0, 0, 0x11};
+  void SetUp() override {
+    BpfDataplaneTest::SetUp();
+    if (HasFatalFailure()) return;
+    oc_node_val peer{};
+    std::memcpy(peer.mac, kPeerUplinkMac.data(), 6);
+    ASSERT_TRUE(dp_->upsertNode(ip("10.77.0.11"), peer).ok());
+    ASSERT_TRUE(dp_->upsertNativeNet({24, ip("10.1.0.0")}, {kVpc1, 0}).ok());
+    oc_ep_val remote{};
+    remote.node_ip = ip("10.77.0.11");
+    remote.flags = OC_EP_REMOTE | OC_EP_NATIVE;
+    ASSERT_TRUE(dp_->upsertEndpoint({kVpc1, ip("10.1.0.21")}, remote).ok());
+  }
+  FrameSpec fromPeer(const char* src, const char* dst) {
+    FrameSpec f{.src = src, .dst = dst};
+    f.src_mac = kPeerUplinkMac;
+    return f;
+  }
+};
+
+TEST_F(NativeRoutingTest, ARemoteEndpointLeavesOnTheUplinkUnencapsulated) {
+  uint64_t tunnelled = stat(OC_STAT_TUNNEL), native = stat(OC_STAT_NATIVE);
+  FrameSpec in{.src = "10.1.0.2", .dst = "10.1.0.21"};
+  auto out = run(buildFrame(in), rep1_);
+  EXPECT_EQ(out.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(out.frame, buildFrame(in)) << "the packet travels as it is (the neighbour table fills in the MACs)";
+  EXPECT_EQ(stat(OC_STAT_NATIVE), native + 1);
+  EXPECT_EQ(stat(OC_STAT_TUNNEL), tunnelled) << "a native VPC's packet went to the VXLAN device";
+}
+
+TEST_F(NativeRoutingTest, AFrameFromAPeersUplinkIsDeliveredInItsVpc) {
+  auto out = run(buildFrame(fromPeer("10.1.0.21", "10.1.0.3")), uplink_);
+  EXPECT_EQ(out.verdict, TC_ACT_REDIRECT);
+  FrameSpec delivered = fromPeer("10.1.0.21", "10.1.0.3");
+  delivered.dst_mac = kPod2Mac;  // rep2's pod (vpc1), never rep3's (vpc2, same address)
+  EXPECT_EQ(out.frame, buildFrame(delivered));
+}
+
+TEST_F(NativeRoutingTest, AFrameFromAnUnknownMacIsDropped) {
+  uint64_t dropped = stat(OC_STAT_DROP_TUNNEL);
+  FrameSpec stranger = fromPeer("10.1.0.21", "10.1.0.3");
+  stranger.src_mac = Mac{0x02, 0x0f, 0, 0, 0, 0x99};
+  EXPECT_EQ(run(buildFrame(stranger), uplink_).verdict, TC_ACT_SHOT);
+  EXPECT_EQ(stat(OC_STAT_DROP_TUNNEL), dropped + 1);
+}
+
+TEST_F(NativeRoutingTest, APeerCannotSendAsAnotherNodesPod) {
+  // 10.1.0.2 is a pod of this node: no other node sends from it.
+  EXPECT_EQ(run(buildFrame(fromPeer("10.1.0.2", "10.1.0.3")), uplink_).verdict, TC_ACT_SHOT);
+}
+
+TEST_F(NativeRoutingTest, WhatAPeerRoutedHereIsNeverRoutedOn) {
+  // Two nodes that disagree about where 10.1.0.21 is must not bounce it.
+  EXPECT_EQ(run(buildFrame(fromPeer("10.1.0.22", "10.1.0.21")), uplink_).verdict, TC_ACT_SHOT);
+}
+
+TEST_F(NativeRoutingTest, FabricTrafficOutsideNativePrefixesStillGoesToTheStack) {
+  FrameSpec fabric = fromPeer("10.77.0.11", "10.77.0.10");
+  EXPECT_EQ(run(buildFrame(fabric), uplink_).verdict, TC_ACT_OK);
+}
+
+// An EIP whose backend is a native pod on a peer: the reply comes back on
+// the uplink from the peer's MAC, addressed to the client (no native
+// address), and is translated here, where the flow was NATed.
+TEST_F(NativeRoutingTest, AnEipReplyFromAPeersPodIsReverseNated) {
+  service(OC_VPC_EXTERNAL, "10.77.100.2", 80, IPPROTO_TCP, {{kVpc1, ip("10.1.0.21"), be16(8080), 1}});
+  uint64_t native = stat(OC_STAT_NATIVE);
+  FrameSpec in{.src = "10.77.1.50", .dst = "10.77.100.2", .sport = 41000, .dport = 80};
+  EXPECT_EQ(run(buildFrame(in), uplink_).verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(stat(OC_STAT_NATIVE), native + 1);
+  FrameSpec reply = fromPeer("10.1.0.21", "10.77.1.50");
+  reply.sport = 8080;
+  reply.dport = 41000;
+  reply.tcp_flags = 0x12;
+  auto back = run(buildFrame(reply), uplink_);
+  EXPECT_EQ(back.verdict, TC_ACT_REDIRECT);
+  FrameSpec restored = reply;
+  restored.src = "10.77.100.2";
+  restored.sport = 80;
+  EXPECT_EQ(back.frame, buildFrame(restored));
+}
+
+TEST_F(NativeRoutingTest, APeersOwnTrafficFromANativeAddressGoesToTheStack) {
+  // Not a reply of a flow translated here: the peer's own (its host domain
+  // talking to this SoC, say), handed to the stack as before.
+  FrameSpec own = fromPeer("10.1.0.21", "10.77.0.10");
+  EXPECT_EQ(run(buildFrame(own), uplink_).verdict, TC_ACT_OK);
+}
+
+TEST_F(NativeRoutingTest, RemovingANodeForgetsItsMac) {
+  ASSERT_TRUE(dp_->removeNode(ip("10.77.0.11")).ok());
+  EXPECT_EQ(run(buildFrame(fromPeer("10.1.0.21", "10.1.0.3")), uplink_).verdict, TC_ACT_SHOT);
+  auto nets = dp_->nativeNets();
+  ASSERT_TRUE(nets.ok());
+  ASSERT_EQ(nets->size(), 1u);
+  EXPECT_EQ((*nets)[0].first.prefixlen, 24u);
+  EXPECT_EQ((*nets)[0].second.vpc, kVpc1);
+}
+
+}  // namespace
+}  // namespace offcore
+
 // A private network namespace with the veths the fixtures classify by.
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);

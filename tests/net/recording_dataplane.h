@@ -25,6 +25,8 @@ class RecordingDataplane final : public Dataplane {
     kRemoveEndpoint,
     kNode,
     kRemoveNode,
+    kNativeNet,
+    kRemoveNativeNet,
     kService,
     kRemoveService,
     kBackend,
@@ -47,13 +49,21 @@ class RecordingDataplane final : public Dataplane {
     endpoint_map.erase({k.vpc, k.ip});
     return note({Op::kRemoveEndpoint, k.vpc, k.ip});
   }
-  Status upsertNode(uint32_t ip, const oc_node_val&) override {
-    node_list.push_back(ip);
+  Status upsertNode(uint32_t ip, const oc_node_val& v) override {
+    node_map[ip] = v;
     return note({Op::kNode, ip});
   }
   Status removeNode(uint32_t ip) override {
-    node_list.erase(std::remove(node_list.begin(), node_list.end(), ip), node_list.end());
+    node_map.erase(ip);
     return note({Op::kRemoveNode, ip});
+  }
+  Status upsertNativeNet(const oc_lpm_v4& p, const oc_native_val& v) override {
+    native_map[{p.addr, p.prefixlen}] = v.vpc;
+    return note({Op::kNativeNet, p.addr, p.prefixlen});
+  }
+  Status removeNativeNet(const oc_lpm_v4& p) override {
+    native_map.erase({p.addr, p.prefixlen});
+    return note({Op::kRemoveNativeNet, p.addr, p.prefixlen});
   }
   Status upsertService(const oc_svc_key& k, const oc_svc_val& v) override {
     service_map[{k.vpc, k.vip, (uint32_t{k.port} << 8) | k.proto}] = v;
@@ -89,7 +99,14 @@ class RecordingDataplane final : public Dataplane {
     for (const auto& [k, v] : endpoint_map) out.push_back({oc_ep_key{std::get<0>(k), std::get<1>(k)}, v});
     return out;
   }
-  Result<std::vector<uint32_t>> nodes() const override { return node_list; }
+  Result<std::vector<std::pair<uint32_t, oc_node_val>>> nodes() const override {
+    return std::vector<std::pair<uint32_t, oc_node_val>>(node_map.begin(), node_map.end());
+  }
+  Result<std::vector<std::pair<oc_lpm_v4, oc_native_val>>> nativeNets() const override {
+    std::vector<std::pair<oc_lpm_v4, oc_native_val>> out;
+    for (const auto& [k, vpc] : native_map) out.push_back({oc_lpm_v4{k.second, k.first}, oc_native_val{vpc, 0}});
+    return out;
+  }
   Result<std::vector<std::pair<uint32_t, oc_backend_val>>> backends() const override {
     return std::vector<std::pair<uint32_t, oc_backend_val>>(backends_.begin(), backends_.end());
   }
@@ -99,7 +116,8 @@ class RecordingDataplane final : public Dataplane {
   std::vector<Call> calls;
   std::map<std::tuple<uint32_t, uint32_t>, oc_ep_val> endpoint_map;
   std::map<std::tuple<uint32_t, uint32_t, uint32_t>, oc_svc_val> service_map;  // (vpc, vip, port << 8 | proto)
-  std::vector<uint32_t> node_list;
+  std::map<uint32_t, oc_node_val> node_map;
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> native_map;  // (addr, prefixlen) -> vpc
 
  private:
   Status note(Call c) {

@@ -309,8 +309,8 @@ TEST_F(ClusterStoreTest, AVmNicIsABackendOfKindVmAndMovesWithItsVm) {
 
 TEST_F(ClusterStoreTest, NodesAndHealth) {
   ClusterStore store(dir_);
-  ASSERT_TRUE(store.registerNode({"n1", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:0a"}).ok());
-  ASSERT_TRUE(store.registerNode({"n1", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:0a"}).ok());
+  ASSERT_TRUE(store.registerNode({"n1", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:0a", ""}).ok());
+  ASSERT_TRUE(store.registerNode({"n1", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:0a", ""}).ok());
   EXPECT_EQ(state().generation, 1u);
   EXPECT_EQ(state().nodes.at("n1").fabric_ip, "10.77.0.10");
 
@@ -334,8 +334,8 @@ TEST_F(ClusterStoreTest, NodesAndHealth) {
 TEST_F(ClusterStoreTest, UnregisterTakesTheRecordEndpointsHealthAndHeartbeat) {
   ClusterStore store(dir_);
   ASSERT_TRUE(store.apply(file("net.yaml", kNet)).ok());
-  ASSERT_TRUE(store.registerNode({"n1", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:0a"}).ok());
-  ASSERT_TRUE(store.registerNode({"n2", "10.77.0.11", "10.78.1.2", "02:00:00:00:00:0b"}).ok());
+  ASSERT_TRUE(store.registerNode({"n1", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:0a", ""}).ok());
+  ASSERT_TRUE(store.registerNode({"n2", "10.77.0.11", "10.78.1.2", "02:00:00:00:00:0b", ""}).ok());
   ASSERT_TRUE(store.addEndpoint({"n1", "c1", "eth0", "pod1", "", "", "red-a"}).ok());
   ASSERT_TRUE(store.addEndpoint({"n2", "c2", "eth0", "pod2", "", "", "red-a"}).ok());
   ASSERT_TRUE(store.heartbeat("n1", 1000).ok());
@@ -359,9 +359,9 @@ TEST_F(ClusterStoreTest, UnregisterTakesTheRecordEndpointsHealthAndHeartbeat) {
 
 TEST(LivenessTest, OnlyRegisteredNodesWithAFreshBeatAreLive) {
   ClusterState s = ClusterState::empty();
-  s.nodes["a"] = {"a", "10.77.0.10", "", ""};
-  s.nodes["b"] = {"b", "10.77.0.11", "", ""};
-  s.nodes["c"] = {"c", "10.77.0.12", "", ""};
+  s.nodes["a"] = {"a", "10.77.0.10", "", "", ""};
+  s.nodes["b"] = {"b", "10.77.0.11", "", "", ""};
+  s.nodes["c"] = {"c", "10.77.0.12", "", "", ""};
   // b beat 6 s ago, c never; "gone" beats but is not registered.
   auto l = nodeLiveness(s, {{"a", 9000}, {"b", 4000}, {"gone", 9999}}, 10000, 5000);
   ASSERT_EQ(l.size(), 3u);

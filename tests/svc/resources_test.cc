@@ -296,6 +296,47 @@ TEST(ResourceApplyTest, SubnetOverlapOnlyWithinAVpc) {
   EXPECT_TRUE(applyToState(s, docs(subnet("s3", "a", "10.2.0.0/16")), "10.96.0.0/16").ok());
 }
 
+// A natively routed VPC's addresses say which VPC a packet is in: they must
+// overlap no other VPC's, whichever side is applied first.
+TEST(ResourceApplyTest, NativeRoutingNeedsAddressesOfItsOwn) {
+  ClusterState s = ClusterState::empty();
+  auto subnet = [](const std::string& name, const std::string& vpc, const std::string& cidr) {
+    return "---\napiVersion: offcore.io/v1\nkind: Subnet\nmetadata: {name: " + name + "}\nspec: {vpc: " + vpc +
+           ", cidr: " + cidr + "}\n";
+  };
+  const std::string native_a = "apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: a}\nspec: {routing: native}\n";
+  ASSERT_TRUE(applyToState(s, docs(native_a + subnet("s1", "a", "10.1.0.0/24")), "10.96.0.0/16").ok());
+  EXPECT_TRUE(s.vpcs.at("a").native());
+  EXPECT_EQ(
+      applyError(s, "apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: b}\n" + subnet("s2", "b", "10.1.0.0/25")),
+      "x.yaml:5: Subnet \"s2\": spec.cidr: 10.1.0.0/25 overlaps Subnet \"s1\" (10.1.0.0/24) of VPC \"a\", and a "
+      "natively routed VPC's addresses must be its own; use other addresses or routing: tunnel");
+  // Tunnel VPCs may share addresses; turning one native then may not.
+  ASSERT_TRUE(
+      applyToState(
+          s,
+          docs("apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: b}\n" + subnet("s2", "b", "10.2.0.0/24") +
+               "---\napiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: c}\n" + subnet("s3", "c", "10.2.0.0/24")),
+          "10.96.0.0/16")
+          .ok());
+  EXPECT_EQ(applyError(s, "apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: b}\nspec: {routing: native}\n"),
+            "x.yaml:1: VPC \"b\": spec.routing: native needs addresses of its own, but Subnet \"s2\" (10.2.0.0/24) "
+            "overlaps Subnet \"s3\" (10.2.0.0/24) of VPC \"c\"");
+  auto bad =
+      parseResources("apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: b}\nspec: {routing: fast}\n", "x.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "x.yaml:4: VPC \"b\": spec.routing: must be tunnel|native (got \"fast\")");
+  // The default VPC keeps a routing it was given across a reload.
+  ASSERT_TRUE(applyToState(
+                  s, docs("apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: default}\nspec: {routing: native}\n"),
+                  "10.96.0.0/16")
+                  .ok());
+  auto reloaded = ClusterState::fromJson(s.toJson(), "test");
+  ASSERT_TRUE(reloaded.ok()) << reloaded.error().message;
+  EXPECT_TRUE(reloaded->vpcs.at("default").native());
+  EXPECT_EQ(reloaded->vpcs.at("default").vni, 1u);
+}
+
 const char* kService = R"(apiVersion: offcore.io/v1
 kind: Service
 metadata: {name: NAME}
@@ -416,7 +457,7 @@ TEST(ResourceApplyTest, ServiceAddressesThatCollideAreRefused) {
                                                      "metadata: {name: s1}\nspec: {vpc: a, cidr: 10.1.0.0/24}\n"),
                            "10.96.0.0/16")
                   .ok());
-  s.nodes["n1"] = NodeRecord{"n1", "10.77.0.10/16", "10.78.0.2/30", "02:00:00:00:00:01"};
+  s.nodes["n1"] = NodeRecord{"n1", "10.77.0.10/16", "10.78.0.2/30", "02:00:00:00:00:01", ""};
   Endpoint e;
   e.id = "n1/c1/eth0";
   e.node = "n1";

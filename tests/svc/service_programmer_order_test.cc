@@ -4,6 +4,8 @@
 // not yet written.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+
 #include <set>
 
 #include "../net/recording_dataplane.h"
@@ -17,9 +19,9 @@ using Op = RecordingDataplane::Op;
 
 ClusterState withBackends(int n) {
   ClusterState s = ClusterState::empty();
-  s.vpcs["v1"] = Vpc{"v1", 7};
-  s.nodes["self"] = NodeRecord{"self", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:99"};
-  s.nodes["peer"] = NodeRecord{"peer", "10.77.0.11", "10.78.1.2", "02:00:00:00:00:98"};
+  s.vpcs["v1"] = Vpc{"v1", 7, "tunnel"};
+  s.nodes["self"] = NodeRecord{"self", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:99", "02:00:00:00:01:10"};
+  s.nodes["peer"] = NodeRecord{"peer", "10.77.0.11", "10.78.1.2", "02:00:00:00:00:98", "02:00:00:00:01:11"};
   for (int i = 0; i < n; ++i) {
     Backend b;
     b.name = "b" + std::to_string(i);
@@ -88,10 +90,10 @@ TEST(ServiceProgrammerOrderTest, NodesAreProgrammedAndRemoved) {
   ServiceProgrammer programmer(dp, NodeIdentity{"self", 0x0A00004D, 0});
   auto s = withBackends(1);
   ASSERT_TRUE(programmer.program(s, {}).ok());
-  EXPECT_EQ(dp.node_list.size(), 2u);
+  EXPECT_EQ(dp.node_map.size(), 2u);
   s.nodes.erase("peer");
   ASSERT_TRUE(programmer.program(s, {}).ok());
-  EXPECT_EQ(dp.node_list.size(), 1u) << "a node that left still sends VXLAN the dataplane accepts";
+  EXPECT_EQ(dp.node_map.size(), 1u) << "a node that left still sends VXLAN the dataplane accepts";
 }
 
 }  // namespace
@@ -109,14 +111,61 @@ TEST(ServiceProgrammerOrderTest, AdoptedNodesAndEndpointsThatLeftAreRemoved) {
     ServiceProgrammer before(dp, NodeIdentity{"self", 0x0A00004D, 0});
     ASSERT_TRUE(before.program(s, {}).ok());
   }
-  ASSERT_EQ(dp.node_list.size(), 2u);
+  ASSERT_EQ(dp.node_map.size(), 2u);
   size_t endpoints_before = dp.endpoint_map.size();
   s.nodes.erase("peer");
   ServiceProgrammer after(dp, NodeIdentity{"self", 0x0A00004D, 0});
   ASSERT_TRUE(after.adopt().ok());
   ASSERT_TRUE(after.program(s, {}).ok());
-  EXPECT_EQ(dp.node_list.size(), 1u) << "a node that left while the agent was down is still trusted";
+  EXPECT_EQ(dp.node_map.size(), 1u) << "a node that left while the agent was down is still trusted";
   EXPECT_LT(dp.endpoint_map.size(), endpoints_before) << "the peer's host endpoint stayed";
+}
+
+}  // namespace
+}  // namespace offcore::svc
+
+namespace offcore::svc {
+namespace {
+
+// Native routing: the VPC's prefixes are programmed (before any endpoint
+// is sent natively), remote endpoints carry OC_EP_NATIVE, nodes their
+// uplink MACs; back to the tunnel, all of it goes.
+TEST(ServiceProgrammerOrderTest, NativeRoutingProgramsPrefixesMacsAndEndpointFlags) {
+  RecordingDataplane dp;
+  auto s = withBackends(0);
+  s.subnets["sn"] = Subnet{"sn", "v1", "10.1.1.0/24", "10.1.1.1"};
+  Endpoint e;
+  e.id = "e1";
+  e.vpc = "v1";
+  e.subnet = "sn";
+  e.ip = "10.1.1.20";
+  e.node = "peer";
+  s.endpoints[e.id] = e;
+  s.vpcs["v1"].routing = "native";
+  ServiceProgrammer programmer(dp, NodeIdentity{"self", 0x0A00004D, 0});
+  ASSERT_TRUE(programmer.program(s, {}).ok());
+  ASSERT_EQ(dp.native_map.size(), 1u);
+  EXPECT_EQ(dp.native_map.begin()->second, 7u);
+  EXPECT_EQ(dp.native_map.begin()->first.second, 24u);
+  auto ep = dp.endpoint_map.find({7u, htonl(0x0A010114)});
+  ASSERT_NE(ep, dp.endpoint_map.end());
+  EXPECT_EQ(ep->second.flags, OC_EP_REMOTE | OC_EP_NATIVE);
+  EXPECT_EQ(dp.node_map.at(htonl(0x0A4D000B)).mac[5], 0x11);
+  size_t net = 0, endpoint = 0;
+  for (size_t i = 0; i < dp.calls.size(); ++i) {
+    if (dp.calls[i].op == Op::kNativeNet) net = i;
+    if (dp.calls[i].op == Op::kEndpoint && dp.calls[i].b == htonl(0x0A010114)) endpoint = i;
+  }
+  EXPECT_LT(net, endpoint) << "an endpoint was sent natively before the prefixes were taken in";
+
+  // A peer that never said its uplink MAC is tunnelled to.
+  s.nodes["peer"].fabric_mac = "";
+  ASSERT_TRUE(programmer.program(s, {}).ok());
+  EXPECT_EQ(dp.endpoint_map.at({7u, htonl(0x0A010114)}).flags, OC_EP_REMOTE);
+
+  s.vpcs["v1"].routing = "tunnel";
+  ASSERT_TRUE(programmer.program(s, {}).ok());
+  EXPECT_TRUE(dp.native_map.empty());
 }
 
 }  // namespace

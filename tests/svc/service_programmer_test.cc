@@ -26,9 +26,9 @@ constexpr int kBackends = 10;
 
 ClusterState stateWith(int backends, int skip = -1) {
   ClusterState s = ClusterState::empty();
-  s.vpcs["v1"] = Vpc{"v1", 7};
-  s.nodes["self"] = NodeRecord{"self", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:99"};
-  s.nodes["peer"] = NodeRecord{"peer", "10.77.0.11", "10.78.1.2", "02:00:00:00:00:98"};
+  s.vpcs["v1"] = Vpc{"v1", 7, "tunnel"};
+  s.nodes["self"] = NodeRecord{"self", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:99", "02:00:00:00:01:10"};
+  s.nodes["peer"] = NodeRecord{"peer", "10.77.0.11", "10.78.1.2", "02:00:00:00:00:98", "02:00:00:00:01:11"};
   Endpoint client;
   client.id = "self/c/eth0";
   client.node = "self";

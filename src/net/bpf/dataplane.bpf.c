@@ -6,7 +6,8 @@
  *
  * Per packet:  classify -> reverse NAT (replies) or service DNAT (new and
  * tracked flows) -> route inside the packet's VPC: a local endpoint
- * (redirect to its representor), a remote one (VXLAN, VNI = VPC), the
+ * (redirect to its representor), a remote one (VXLAN, VNI = VPC; or
+ * natively routed on the fabric, see dataplane_abi.h), the
  * fabric (EIP replies), or drop. Nothing crosses VPCs except through a
  * Service's DNAT, which is the point.
  *
@@ -49,6 +50,21 @@ struct {
   __type(key, __u32);
   __type(value, struct oc_node_val);
 } oc_nodes SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, OC_MAX_NODES);
+  __type(key, struct oc_mac_key);
+  __type(value, __u32);
+} oc_node_macs SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, OC_MAX_NATIVE_NETS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct oc_lpm_v4);
+  __type(value, struct oc_native_val);
+} oc_native_nets SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -121,7 +137,8 @@ struct packet {
   __u32 icmp_off;          /* ICMP header offset, 0 = not ICMP */
   int udp;
   int tcp_syn;             /* a TCP SYN without ACK: a new connection */
-  int from_plain_remote;   /* over the tunnel, from a plain pod of the sending node */
+  int from_plain_remote;   /* from another node (tunnel or native), from a plain pod of that node */
+  __u32 from_native;       /* OC_EP_NATIVE when it came natively routed */
 };
 
 static __always_inline void count(__u32 stat) {
@@ -301,8 +318,18 @@ static __always_inline int answer_gateway_ping(struct __sk_buff *skb, struct pac
   return bpf_redirect(skb->ifindex, 0);
 }
 
-static __always_inline int to_tunnel(struct __sk_buff *skb, struct packet *p, __u32 node_ip,
-                                     const struct oc_config *cfg) {
+#define OC_AF_INET 2
+
+/* To another node: natively routed (the packet as it is, to the node's
+ * fabric address as next hop; the kernel's neighbour table fills in the
+ * MACs) or through the VXLAN device (VNI = VPC). */
+static __always_inline int to_node(struct __sk_buff *skb, struct packet *p, __u32 node_ip, __u32 flags,
+                                   const struct oc_config *cfg) {
+  if (flags & OC_EP_NATIVE) {
+    struct bpf_redir_neigh nh = {.nh_family = OC_AF_INET, .ipv4_nh = node_ip};
+    count(OC_STAT_NATIVE);
+    return bpf_redirect_neigh(cfg->uplink_ifindex, &nh, sizeof(nh), 0);
+  }
   struct bpf_tunnel_key key = {};
   key.remote_ipv4 = bpf_ntohl(node_ip);
   key.tunnel_id = p->flow.vpc;
@@ -329,8 +356,8 @@ static __always_inline void learn_return_path(struct packet *p, __u32 from_node)
                               .sport = p->flow.dport, .dport = p->flow.sport, .proto = p->flow.proto};
   /* Per packet: write only what changed (see service_nat). */
   struct oc_return_val *cur = bpf_map_lookup_elem(&oc_return_path, &reply);
-  if (cur && cur->node_ip == from_node) return;
-  struct oc_return_val rv = {.node_ip = from_node};
+  if (cur && cur->node_ip == from_node && cur->flags == p->from_native) return;
+  struct oc_return_val rv = {.node_ip = from_node, .flags = p->from_native};
   bpf_map_update_elem(&oc_return_path, &reply, &rv, BPF_ANY);
 }
 
@@ -405,7 +432,7 @@ static __always_inline int from_proxy(struct __sk_buff *skb, struct packet *p, c
   struct oc_ep_key dst = {.vpc = p->flow.vpc, .ip = p->flow.daddr};
   struct oc_ep_val *dep = bpf_map_lookup_elem(&oc_endpoints, &dst);
   if (!dep || (dep->flags & (OC_EP_REMOTE | OC_EP_MESH)) != OC_EP_REMOTE) return drop(OC_STAT_DROP_NO_ROUTE);
-  return to_tunnel(skb, p, dep->node_ip, cfg);
+  return to_node(skb, p, dep->node_ip, dep->flags, cfg);
 }
 
 static __always_inline int route(struct __sk_buff *skb, struct packet *p, __u32 in_flags, __u32 from_node,
@@ -420,7 +447,11 @@ static __always_inline int route(struct __sk_buff *skb, struct packet *p, __u32 
       if (in_flags & OC_IF_TUNNEL) learn_return_path(p, from_node);
       return to_local(skb, &e);
     }
-    if (e.flags & OC_EP_REMOTE) return to_tunnel(skb, p, e.node_ip, cfg);
+    /* What another node routed here natively is never routed on: two nodes
+     * that disagree about where an address is would bounce it between them
+     * forever (nothing decrements its TTL). */
+    if ((e.flags & OC_EP_REMOTE) && p->from_native) return drop(OC_STAT_DROP_NO_ROUTE);
+    if (e.flags & OC_EP_REMOTE) return to_node(skb, p, e.node_ip, e.flags, cfg);
   }
   if (p->flow.vpc == OC_VPC_EXTERNAL) {
     count(OC_STAT_UPLINK);
@@ -428,7 +459,7 @@ static __always_inline int route(struct __sk_buff *skb, struct packet *p, __u32 
   }
   if (p->l4_off) {
     struct oc_return_val *rp = bpf_map_lookup_elem(&oc_return_path, &p->flow);
-    if (rp) return to_tunnel(skb, p, rp->node_ip, cfg);
+    if (rp && !p->from_native) return to_node(skb, p, rp->node_ip, rp->flags, cfg);
   }
   return drop(OC_STAT_DROP_NO_ROUTE);
 }
@@ -461,16 +492,42 @@ int oc_ingress(struct __sk_buff *skb) {
 
   __u32 from_node = 0;
   p.flow.vpc = in.vpc;
-  if (in.flags & OC_IF_TUNNEL) {
+  /* Natively routed from another node: on the uplink, a destination in a
+   * native VPC's prefixes, or (the reply of a flow that node NATed for an EIP
+   * or a service gateway: going back to be translated) a source in them. It
+   * is that node's only if the frame comes from the node's uplink MAC; from
+   * then on it is treated as if it had come through the tunnel. */
+  int native_reply_only = 0;
+  if (in.flags & OC_IF_UPLINK) {
+    struct oc_lpm_v4 lk = {.prefixlen = 32, .addr = p.flow.daddr};
+    struct oc_native_val *nv = bpf_map_lookup_elem(&oc_native_nets, &lk);
+    if (!nv) {
+      lk.addr = p.flow.saddr;
+      nv = bpf_map_lookup_elem(&oc_native_nets, &lk);
+      native_reply_only = nv != 0;
+    }
+    if (nv) {
+      struct oc_mac_key mk = {};
+      if (bpf_skb_load_bytes(skb, ETH_ALEN, mk.mac, ETH_ALEN) < 0) return drop(OC_STAT_DROP_MALFORMED);
+      __u32 *node = bpf_map_lookup_elem(&oc_node_macs, &mk);
+      if (!node || *node == cfg.node_ip) return drop(OC_STAT_DROP_TUNNEL);
+      p.flow.vpc = nv->vpc;
+      from_node = *node;
+      p.from_native = OC_EP_NATIVE;
+      in.flags = OC_IF_TUNNEL;
+    }
+  } else if (in.flags & OC_IF_TUNNEL) {
     struct bpf_tunnel_key key = {};
     if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0) return drop(OC_STAT_DROP_MALFORMED);
     p.flow.vpc = key.tunnel_id;
     from_node = bpf_htonl(key.remote_ipv4);
-    /* VXLAN is anyone's to send: accept it only from the cluster's nodes,
-     * and an inner source that is a known endpoint only from its own node.
-     * (An unknown source is an EIP client or a Service's caller that the
-     * sending node translated; see learn_return_path.) */
+    /* VXLAN is anyone's to send: accept it only from the cluster's nodes. */
     if (!bpf_map_lookup_elem(&oc_nodes, &from_node)) return drop(OC_STAT_DROP_TUNNEL);
+  }
+  if (from_node) {
+    /* An inner source that is a known endpoint only from its own node. (An
+     * unknown source is an EIP client or a Service's caller that the sending
+     * node translated; see learn_return_path.) */
     struct oc_ep_key src = {.vpc = p.flow.vpc, .ip = p.flow.saddr};
     struct oc_ep_val *sep = bpf_map_lookup_elem(&oc_endpoints, &src);
     if (sep && !((sep->flags & OC_EP_REMOTE) && sep->node_ip == from_node)) return drop(OC_STAT_DROP_TUNNEL);
@@ -495,6 +552,12 @@ int oc_ingress(struct __sk_buff *skb) {
   int r = reverse_nat(skb, &p);
   if (r < 0) return drop(OC_STAT_DROP_MALFORMED);
   int translated = r;
+  /* From a native VPC's address to no native address, and no reply of ours:
+   * another node's own traffic (its host domain's, say), as before. */
+  if (native_reply_only && r == 0) {
+    count(OC_STAT_STACK);
+    return TC_ACT_OK;
+  }
   /* A mesh pod's TCP, unless it is the reply of a flow NATed here. */
   if (r == 0 && (in.flags & OC_IF_MESH) && mesh_outbound(skb, &p)) return to_mesh(skb, OC_MARK_MESH_OUT, OC_STAT_MESH_OUT);
   if (r == 0) {

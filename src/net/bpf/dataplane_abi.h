@@ -21,6 +21,7 @@
 #define OC_RING_SLOTS 4194304    /* all Maglev tables, back to back */
 #define OC_CT_ENTRIES 262144
 #define OC_MAX_NODES 4096
+#define OC_MAX_NATIVE_NETS 16384 /* subnets (and node host /32s) of native-routed VPCs */
 #define OC_STATS_MAX 16
 
 /* VPC 0 is the fabric itself: EIPs and fabric hosts live there. */
@@ -38,6 +39,15 @@
 #define OC_EP_LOCAL 0x1   /* deliver with bpf_redirect to ifindex */
 #define OC_EP_REMOTE 0x2  /* VXLAN to node_ip, VNI = VPC */
 #define OC_EP_MESH 0x4    /* the endpoint is a mesh pod (reached through its node's proxy) */
+#define OC_EP_NATIVE 0x8  /* with OC_EP_REMOTE: its VPC is routed natively (no encapsulation) */
+
+/* Native routing (a VPC's spec.routing: native): a packet for another node
+ * leaves on the uplink as it is, sent to that node's fabric address as the
+ * next hop (bpf_redirect_neigh), so the wire carries no VNI. The receiver
+ * finds the VPC from the destination address (oc_native_nets: the VPC's
+ * subnets, which overlap no other VPC's) and the sending node from the
+ * frame's source MAC (oc_node_macs: the nodes' uplinks); anything else for
+ * those addresses is dropped. */
 
 /* Service mesh interception (src/mesh, docs/MESH.md). The program hands a
  * mesh pod's TCP to the SoC's stack with skb->mark set; the mesh's nftables
@@ -70,6 +80,7 @@ enum oc_stat {
   OC_STAT_DROP_TUNNEL = 12,  /* VXLAN from no node of the cluster, or a forged inner source */
   OC_STAT_MESH_OUT = 13,     /* a mesh pod's TCP handed to the node proxy */
   OC_STAT_MESH_IN = 14,      /* TCP to a local mesh pod handed to the node proxy */
+  OC_STAT_NATIVE = 15,       /* sent to another node natively routed (not counted in OC_STAT_TUNNEL) */
 };
 
 struct oc_iface_val {
@@ -81,7 +92,25 @@ struct oc_iface_val {
 /* oc_nodes: the cluster's nodes by fabric address (network order); VXLAN is
  * accepted only from these. */
 struct oc_node_val {
-  __u32 flags; /* reserved, 0 */
+  __u8 mac[6]; /* its uplink's MAC: native-routed frames come from it; zero = unknown */
+  __u16 flags; /* reserved, 0 */
+};
+
+/* oc_node_macs: a node's uplink MAC -> its fabric address (network order). */
+struct oc_mac_key {
+  __u8 mac[6];
+  __u16 pad;
+};
+
+/* oc_native_nets (LPM trie): prefix -> the native-routed VPC it belongs to. */
+struct oc_lpm_v4 {
+  __u32 prefixlen;
+  __u32 addr; /* network order */
+};
+
+struct oc_native_val {
+  __u32 vpc;
+  __u32 pad;
 };
 
 struct oc_ep_key {
@@ -159,7 +188,7 @@ struct oc_rev_val {
  * service gateway) -> the node that sent us its first packet. */
 struct oc_return_val {
   __u32 node_ip;
-  __u32 pad;
+  __u32 flags; /* OC_EP_NATIVE: the flow came natively routed */
 };
 
 struct oc_config {
@@ -200,7 +229,10 @@ static inline __u32 oc_flow_hash(__u32 saddr, __u32 daddr, __u16 sport, __u16 dp
 
 OC_ABI_ASSERT(sizeof(struct oc_iface_val) == 12, "oc_iface_val layout");
 OC_ABI_ASSERT(sizeof(struct oc_ep_key) == 8, "oc_ep_key layout");
-OC_ABI_ASSERT(sizeof(struct oc_node_val) == 4, "oc_node_val layout");
+OC_ABI_ASSERT(sizeof(struct oc_node_val) == 8, "oc_node_val layout");
+OC_ABI_ASSERT(sizeof(struct oc_mac_key) == 8, "oc_mac_key layout");
+OC_ABI_ASSERT(sizeof(struct oc_lpm_v4) == 8, "oc_lpm_v4 layout: prefixlen first, as the LPM trie wants");
+OC_ABI_ASSERT(sizeof(struct oc_native_val) == 8, "oc_native_val layout");
 OC_ABI_ASSERT(sizeof(struct oc_ep_val) == 16, "oc_ep_val layout");
 OC_ABI_ASSERT(sizeof(struct oc_svc_key) == 12, "oc_svc_key layout");
 OC_ABI_ASSERT(sizeof(struct oc_svc_val) == 20, "oc_svc_val layout");

@@ -8,8 +8,8 @@ namespace {
 svc::ClusterState cluster() {
   auto s = svc::ClusterState::empty();
   s.generation = 7;
-  s.nodes["n1"] = {"n1", "192.168.100.11", "", ""};
-  s.nodes["n2"] = {"n2", "192.168.100.12", "", ""};
+  s.nodes["n1"] = {"n1", "192.168.100.11", "", "", ""};
+  s.nodes["n2"] = {"n2", "192.168.100.12", "", "", ""};
   s.subnets["net"] = {"net", "default", "10.1.0.0/24", "10.1.0.1"};
   s.backends["web-1"] = {"web-1", {{"app", "web"}, {"version", "v1"}}, "pod", "default", "web-1", "", ""};
   s.backends["web-2"] = {"web-2", {{"app", "web"}, {"version", "v2"}}, "pod", "default", "web-2", "", ""};
