@@ -49,3 +49,5 @@ cpus_softirq() {  # cpus_softirq "1": the softirq column alone, seconds
     END { printf "%.3f", s / hz }' /proc/stat
 }
 now() { date +%s.%N; }
+# expand_cpus <<< "0-2,5 7": "0 1 2 5 7 " (cpuset lists, deduplicated)
+expand_cpus() { tr ' ,' '\n\n' | awk -F- 'NF { for (c = $1; c <= ($2 == "" ? $1 : $2); c++) print c }' | sort -un | tr '\n' ' '; }

@@ -118,7 +118,6 @@ for n in "${NODES[@]}"; do
   HOST_CPUS+=" $(oc dpu status --name "$n" --json | jq -r .domains.host.cpus)"
   SOC_CPUS+=" $(oc dpu status --name "$n" --json | jq -r .domains.soc.cpus)"
 done
-expand_cpus() { tr ' ,' '\n\n' | awk -F- 'NF { for (c = $1; c <= ($2 == "" ? $1 : $2); c++) print c }' | sort -un | tr '\n' ' '; }
 HOST_CPUS=$(expand_cpus <<<"$HOST_CPUS") SOC_CPUS=$(expand_cpus <<<"$SOC_CPUS")
 for c in $HOST_CPUS; do [[ " $SOC_CPUS " != *" $c "* ]] || fail "cpu $c is both a host and a SoC cpu; give the nodes disjoint --soc-cpus"; done
 echo "host cpus: $HOST_CPUS; SoC cpus: $SOC_CPUS"

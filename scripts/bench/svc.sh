@@ -4,7 +4,7 @@
 # measurement goes to stdout (or --out FILE); progress goes to stderr.
 #
 #   svc.sh [--runs N] [--quick] [--only all|baseline|offcore] [--duration S]
-#          [--services "1000 10000"] [--out FILE]
+#          [--services "1000 10000"] [--routing "tunnel native"] [--out FILE]
 #
 # --only defaults to $SVC_BENCH_ONLY, so `SVC_BENCH_ONLY=baseline offcore
 # bench svc` reaches it through the suite.
@@ -17,6 +17,13 @@
 #                  nftables-mode ruleset (scripts/bench/svc_nft.py)
 # each with wrk keep-alive and wrk with a new connection per request, from a
 # client on the backends' node (same-node) and on a second node (cross-node).
+# Cross-node, the offcore paths run once per routing mode of the default VPC
+# (--routing: tunnel = VXLAN, native = routed on the fabric; the paths of
+# the native pass are direct-native and offcore-native).
+# CPU is counted where it ran: busy time of the host's and of the SoC's
+# cpus (idle-based, lib.sh cpus_busy; softirq work is in no cgroup), and the
+# dataplane's packets per cpu (its per-cpu RX counter): how much of its work
+# ran on the SoC's cpus.
 # Then: time to program 1k/10k services (offcore: apply until every node's
 # programmed generation catches up; nft: one `nft -f`), and request latency
 # with 10 services installed against the largest count.
@@ -29,7 +36,7 @@ source "$HERE/../../tests/integration/lib.sh"
 source "$HERE/lib.sh"
 bench_traps svc.sh
 
-RUNS=3 QUICK=0 ONLY=${SVC_BENCH_ONLY:-all} DURATION=5 SIZES="1000 10000" OUT=
+RUNS=3 QUICK=0 ONLY=${SVC_BENCH_ONLY:-all} DURATION=5 SIZES="1000 10000" OUT= ROUTINGS="tunnel native"
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2 ;;
@@ -37,6 +44,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --services) SIZES=$2; shift 2 ;;
+    --routing) ROUTINGS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     *) fail "unknown argument $1 (see the header of $0)" ;;
   esac
@@ -183,7 +191,34 @@ if [ "$DO_OC" = 1 ]; then
     printf -- '---\napiVersion: offcore.io/v1\nkind: Backend\nmetadata: {name: web2, labels: {pool: bench}}\nspec: {kind: pod, vpc: default, pod: ocbs-web2}\n'
     svc_doc web "$VIP_OC" app web; } > "$work/web.yaml"
   oc svc apply -f "$work/web.yaml" >/dev/null || fail "svc apply of the web Service failed (see above)"
+  HOST_CPUS= SOC_CPUS=
+  for n in $NODE_A $NODE_B; do
+    HOST_CPUS+=" $(oc dpu status --name "$n" --json | jq -r .domains.host.cpus)"
+    SOC_CPUS+=" $(oc dpu status --name "$n" --json | jq -r .domains.soc.cpus)"
+  done
+  HOST_CPUS=$(expand_cpus <<<"$HOST_CPUS") SOC_CPUS=$(expand_cpus <<<"$SOC_CPUS")
+else
+  HOST_CPUS=$(seq -s ' ' 0 $(( last > 0 ? last - 1 : 0 ))) SOC_CPUS=$last
 fi
+echo "host cpus: $HOST_CPUS; SoC cpus: $SOC_CPUS"
+# dp_rx: packets the dataplanes of both nodes handled on the SoC's cpus and
+# on the others, "SOC OTHER" (their per-cpu RX counters).
+dp_rx() {
+  [ "$DO_OC" = 1 ] || { echo "0 0"; return; }
+  local n
+  for n in $NODE_A $NODE_B; do
+    oc net status --node "$n" --json | jq -r '.dataplane_rx_by_cpu // [] | to_entries[] | "\(.key) \(.value)"'
+  done | awk -v soc=" $SOC_CPUS " '{ if (index(soc, " " $1 " ")) s += $2; else o += $2 } END { printf "%d %d\n", s, o }'
+}
+# set_routing MODE: the default VPC (the bench's subnet) tunnelled or natively routed.
+ROUTING=tunnel
+set_routing() {
+  [ "$DO_OC" = 1 ] && [ "$1" != "$ROUTING" ] || return 0
+  printf 'apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: default}\nspec: {routing: %s}\n' "$1" > "$work/vpc.yaml"
+  oc svc apply -f "$work/vpc.yaml" >/dev/null || fail "svc apply of routing $1 failed"
+  wait_programmed "$(now)" 60
+  ROUTING=$1
+}
 
 # --- nginx backends -------------------------------------------------------
 
@@ -281,6 +316,9 @@ EOF
 wrk_run() {
   local ns=$1 cg=$2 ip=$3 mode=$4 conns=$5 extra=$6 hdr=() h0 s0 m0 t0 h1 s1 m1 t1 out
   [ "$mode" = close ] && hdr=(-H "Connection: close")
+  local r0 r1 hi0 hi1 si0 si1 q0 q1 qh0 qh1
+  r0=$(dp_rx)
+  hi0=$(cpus_idle "$HOST_CPUS") si0=$(cpus_idle "$SOC_CPUS") q0=$(cpus_softirq "$SOC_CPUS") qh0=$(cpus_softirq "$HOST_CPUS")
   h0=$(cg_cpu $HOST_CGS) s0=$(cg_cpu $SOC_CGS) m0=$(machine_cpu) t0=$(now)
   local line w rc=0
   # A dead path would hold wrk in connect() for the kernel's SYN retries
@@ -292,6 +330,8 @@ wrk_run() {
          "${hdr[@]}" "http://$ip/" 2>&1 ) || rc=$?
   fi
   h1=$(cg_cpu $HOST_CGS) s1=$(cg_cpu $SOC_CGS) m1=$(machine_cpu) t1=$(now)
+  hi1=$(cpus_idle "$HOST_CPUS") si1=$(cpus_idle "$SOC_CPUS") q1=$(cpus_softirq "$SOC_CPUS") qh1=$(cpus_softirq "$HOST_CPUS")
+  r1=$(dp_rx)
   w=$(grep '^WRKJSON ' <<<"$out" | cut -d' ' -f2-) || true
   if [ "$rc" != 0 ] || [ -z "$w" ]; then
     # A path that stops answering is a result, not a reason to lose the
@@ -305,12 +345,18 @@ wrk_run() {
   line=$(jq -cn --argjson w "$w" --argjson x "$extra" --arg mode "$mode" --arg target "$ip:80" --argjson conns "$conns" \
     --argjson host "$(echo "$h1 - $h0" | bc)" --argjson soc "$(echo "$s1 - $s0" | bc)" \
     --argjson machine "$(echo "$m1 - $m0" | bc)" --argjson wall "$(echo "$t1 - $t0" | bc)" \
+    --argjson hbusy "$(cpus_busy "$hi0" "$hi1" "$t0" "$t1" "$HOST_CPUS")" \
+    --argjson sbusy "$(cpus_busy "$si0" "$si1" "$t0" "$t1" "$SOC_CPUS")" \
+    --argjson ssirq "$(echo "$q1 - $q0" | bc)" --argjson hsirq "$(echo "$qh1 - $qh0" | bc)" \
+    --argjson dprx "$(read -r a b <<<"$r0"; read -r c d <<<"$r1"; echo "[$(( c - a )), $(( d - b ))]")" \
     '$x + {mode: $mode, target: $target, conns: $conns, requests: $w.requests, errors: $w.errors,
+      host_busy_s: $hbusy, soc_busy_s: $sbusy, soc_softirq_s: $ssirq, host_softirq_s: $hsirq,
+      dp_rx_soc: $dprx[0], dp_rx_other: $dprx[1],
       rps: ($w.requests / ($w.duration_us / 1e6)), p50_ms: ($w.p50_us / 1000), p90_ms: ($w.p90_us / 1000),
       p99_ms: ($w.p99_us / 1000), mean_ms: ($w.mean_us / 1000), host_cpu_s: $host, soc_cpu_s: $soc,
       machine_cpu_s: $machine, wall_s: $wall}')
   echo "$line" >&3
-  jq -r '"    \(.rps | floor) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, errors \(.errors), host \(.host_cpu_s) s, soc \(.soc_cpu_s) s, machine \(.machine_cpu_s) s"' <<<"$line"
+  jq -r '"    \(.rps | floor) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, errors \(.errors), host cpus busy \(.host_busy_s) s, SoC cpus busy \(.soc_busy_s) s, dataplane packets on the SoC \(.dp_rx_soc) of \(.dp_rx_soc + .dp_rx_other)"' <<<"$line"
 }
 
 check_direct_after_vip() {  # after ClusterIP runs: direct from the ClusterIP's ports
@@ -341,22 +387,34 @@ done; done
 # drift on this shared machine, and whatever one path's run leaves behind
 # for the next (sockets in TIME_WAIT, cold caches), falls on each side of
 # every pair alike.
+# The first routing mode runs every path from every client; the others only
+# the offcore paths, cross-node (same-node traffic never leaves the node).
+read -r -a ROUTING_LIST <<<"$ROUTINGS"
+[ "$DO_OC" = 1 ] || ROUTING_LIST=(tunnel)
 for run in $(seq "$RUNS"); do
-  order=("${PATHS[@]}")
-  if (( run % 2 == 0 )); then
-    order=(); for (( k = ${#PATHS[@]} - 1; k >= 0; k-- )); do order+=("${PATHS[$k]}"); done
-  fi
-  for c in $CLIENTS; do
-    for mode in keepalive close; do
-      for p in "${order[@]}"; do
-        step "run $run/$RUNS: $(case_of "$c") $p $mode"
-        ports_for "$c" "$p"
-        wrk_run "$c" "$(client_cg "$c")" "${TARGET["$c $p"]}" "$mode" 50 \
-          "$(jq -cn --arg c "$(case_of "$c")" --arg p "$p" --argjson r "$run" '{case: $c, path: $p, run: $r}')"
+  routings=("${ROUTING_LIST[@]}")
+  (( run % 2 == 0 )) && routings=($(printf '%s\n' "${ROUTING_LIST[@]}" | tac))
+  for routing in "${routings[@]}"; do
+    set_routing "$routing"
+    order=("${PATHS[@]}") clients=$CLIENTS suffix=
+    if [ "$routing" != "${ROUTING_LIST[0]}" ]; then order=(direct offcore) clients=ocbs-clib suffix=-$routing; fi
+    if (( run % 2 == 0 )); then
+      rev=(); for (( k = ${#order[@]} - 1; k >= 0; k-- )); do rev+=("${order[$k]}"); done; order=("${rev[@]}")
+    fi
+    for c in $clients; do
+      for mode in keepalive close; do
+        for p in "${order[@]}"; do
+          step "run $run/$RUNS: $(case_of "$c") $p$suffix $mode ($routing routing)"
+          ports_for "$c" "$p"
+          wrk_run "$c" "$(client_cg "$c")" "${TARGET["$c $p"]}" "$mode" 50 \
+            "$(jq -cn --arg c "$(case_of "$c")" --arg p "$p$suffix" --arg rt "$routing" --argjson r "$run" \
+              '{case: $c, path: $p, routing: $rt, run: $r}')"
+        done
       done
     done
   done
 done
+set_routing "${ROUTING_LIST[0]}"
 if [ "$DO_OC" = 1 ]; then
   step "check: direct connections from ports that carried ClusterIP traffic"
   check_direct_after_vip

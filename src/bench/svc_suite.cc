@@ -21,6 +21,7 @@
 #include "base/subprocess.h"
 #include "bench/driver.h"
 #include "bench/suite.h"
+#include "bench/svc_series.h"
 
 #ifndef OFFCORE_SOURCE_DIR
 #define OFFCORE_SOURCE_DIR "."
@@ -30,6 +31,7 @@ namespace offcore {
 namespace {
 
 using nlohmann::json;
+using namespace svcbench;
 
 // Targets the report checks.
 constexpr double kMinRpsVsDirect = 0.95;    // ClusterIP req/s >= 0.95 x direct
@@ -38,77 +40,7 @@ constexpr double kMaxLatencyGrowth = 1.10;  // "no growth": within 10% on this n
 
 const char* kCases[] = {"same-node", "cross-node"};
 const char* kModes[] = {"keepalive", "close"};
-const char* kPaths[] = {"direct", "direct-router", "offcore", "nft"};
-
-struct Series {
-  std::map<std::string, std::vector<double>> by_metric;
-  std::vector<std::string> failures;  // runs whose wrk gave no result
-  std::map<int, double> rps_by_run;   // for ratios paired within a run
-  void add(const json& j) {
-    if (j.contains("error")) {
-      failures.push_back(j.value("error", ""));
-      return;
-    }
-    if (j.contains("run") && j.value("rps", 0.0) > 0) rps_by_run[j.value("run", 0)] = j["rps"].get<double>();
-    for (const char* k : {"rps", "p50_ms", "p99_ms", "errors", "host_cpu_s", "soc_cpu_s", "machine_cpu_s", "requests",
-                          "seconds", "resolution_s", "cli_cpu_s"}) {
-      if (j.contains(k) && j[k].is_number()) by_metric[k].push_back(j[k].get<double>());
-    }
-    // Time per request on one connection, connect included: wrk's latency
-    // histogram starts at the request write, so it misses the handshake
-    // (where a new connection meets the service lookup).
-    if (j.value("rps", 0.0) > 0) by_metric["cycle_ms"].push_back(1000.0 * j.value("conns", 1) / j["rps"].get<double>());
-    // This machine is shared: what it burnt beyond our cgroups is other tenants' load.
-    if (j.contains("machine_cpu_s"))
-      by_metric["others_cpu_s"].push_back(j.value("machine_cpu_s", 0.0) - j.value("host_cpu_s", 0.0) -
-                                          j.value("soc_cpu_s", 0.0));
-    double req = j.value("requests", 0.0);
-    if (req > 0) {
-      by_metric["cpu_us_per_req"].push_back(1e6 * (j.value("host_cpu_s", 0.0) + j.value("soc_cpu_s", 0.0)) / req);
-      by_metric["machine_us_per_req"].push_back(1e6 * j.value("machine_cpu_s", 0.0) / req);
-    }
-  }
-  bool has(const std::string& k) const { return by_metric.count(k) && !by_metric.at(k).empty(); }
-  double med(const std::string& k) const { return has(k) ? median(by_metric.at(k)) : 0; }
-  size_t n() const {
-    return has("rps") ? by_metric.at("rps").size() : has("seconds") ? by_metric.at("seconds").size() : 0;
-  }
-};
-
-struct Data {
-  std::map<std::tuple<std::string, std::string, std::string>, Series> wrk;  // case, path, mode
-  std::map<std::pair<std::string, int>, Series> program;                    // impl, services
-  std::map<std::tuple<std::string, int, std::string>, Series> latency;      // impl, services, mode
-  std::vector<json> checks;                                                 // correctness probes
-  // Only series with at least one successful run; failures are reported apart.
-  const Series* find(const std::string& c, const std::string& p, const std::string& m) const {
-    auto it = wrk.find({c, p, m});
-    return it == wrk.end() || it->second.n() == 0 ? nullptr : &it->second;
-  }
-  bool failed(const std::string& c, const std::string& p, const std::string& m) const {
-    auto it = wrk.find({c, p, m});
-    return it != wrk.end() && !it->second.failures.empty();
-  }
-};
-
-std::string num(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string verdict(bool ok) { return ok ? "met" : "NOT met"; }
-
-// a/b for every run both measured. The paths of one run follow each other
-// within seconds, so a paired ratio cancels most of this machine's drift.
-std::vector<double> pairedRatios(const Series& a, const Series& b) {
-  std::vector<double> out;
-  for (const auto& [run, v] : a.rps_by_run) {
-    auto it = b.rps_by_run.find(run);
-    if (it != b.rps_by_run.end() && it->second > 0) out.push_back(v / it->second);
-  }
-  return out;
-}
+const char* kPaths[] = {"direct", "direct-router", "offcore", "nft", "direct-native", "offcore-native"};
 
 class SvcSuite final : public BenchSuite {
  public:
@@ -260,20 +192,18 @@ class SvcSuite final : public BenchSuite {
                          "flow ends) and arriving rewritten to the ClusterIP. The runs above keep the two kinds of "
                          "traffic on separate client port ranges so that both stay measurable.");
     }
-    double soc = 0;
-    for (const auto& [k, s] : d.wrk)
-      if (std::get<1>(k) == "offcore") soc = std::max(soc, s.med("soc_cpu_s"));
-    if (have_oc && soc < 0.05)
-      r.notes.push_back("SoC CPU stayed at " + num("%.3f", soc) +
-                        " s per run: the pod dataplane (BPF on the "
-                        "representors) runs in the softirq of the CPU that sent the packet, a host CPU here, so its "
-                        "cost is charged to the host cgroups. Steering the representors' receive side to the SoC "
-                        "CPUs (RPS) would move it.");
+    routedRows(d, r, targets);
+    if (have_oc)
+      r.notes.push_back(
+          "Where the CPU ran: the SoC cgroup column counts only tasks, and the dataplane runs in softirq "
+          "(in no cgroup), so the cross-node CPU rows count busy time of each domain's cpus (wall minus idle, "
+          "exact under NO_HZ), and the dataplane row counts the BPF program's packets per cpu (its per-cpu RX "
+          "counter). On this 2-cpu machine both nodes' host domains share one cpu and both SoCs the other.");
     if (have_oc && d.find("cross-node", "nft", "keepalive"))
       r.notes.push_back(
-          "cross-node nft and direct-router runs do not cross nodes (the router netns is one hop from "
-          "either client); the cross-node comparison that pays the tunnel on both sides is ClusterIP "
-          "vs direct.");
+          "The routed baselines (nft VIP, direct-router) are one router hop from either client: the path "
+          "a routed pod network would give without tunnel or dataplane. The tunnel rows pay VXLAN on both "
+          "nodes, the native rows route on the fabric (the default VPC's spec.routing: native).");
     programRows(d, r, targets);
     latencyRows(d, r, targets);
     for (const auto& t : targets) r.notes.push_back("Target: " + t);
@@ -391,7 +321,8 @@ class SvcSuite final : public BenchSuite {
         data_file +
         "' using 2:xtic(1) title 'direct (pod network)' lc rgb '#808080', "
         "'' using 3 title 'direct via router' lc rgb '#c0c0c0', '' using 4 title 'offcore ClusterIP' lc rgb '#4060c0', "
-        "'' using 5 title 'nftables DNAT VIP' lc rgb '#d08030'\n";
+        "'' using 5 title 'nftables DNAT VIP' lc rgb '#d08030', '' using 6 title 'direct, native routing' lc rgb "
+        "'#60a060', '' using 7 title 'offcore ClusterIP, native routing' lc rgb '#2040a0'\n";
     plotChart(script, data_file, "req/s per path and mode", "svc.png", r);
   }
 

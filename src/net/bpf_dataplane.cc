@@ -192,6 +192,14 @@ class BpfDataplane final : public Dataplane {
 
   std::span<const oc_ring_slot> ring() const override { return {ring_, OC_RING_SLOTS}; }
 
+  Result<std::vector<uint64_t>> statPerCpu(uint32_t stat) const override {
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) return bpfError("count possible CPUs", cpus);
+    if (stat >= OC_STATS_MAX) return makeError("no dataplane counter " + std::to_string(stat));
+    std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
+    OC_TRY(checkBpf(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.oc_stats), &stat, per_cpu.data()), "read oc_stats"));
+    return per_cpu;
+  }
   Result<std::vector<uint64_t>> stats() const override {
     int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return bpfError("count possible CPUs", cpus);

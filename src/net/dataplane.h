@@ -55,6 +55,9 @@ class Dataplane {
   virtual std::span<const oc_ring_slot> ring() const = 0;
   // Per-counter sums over CPUs, indexed by oc_stat.
   virtual Result<std::vector<uint64_t>> stats() const = 0;
+  // One counter per possible CPU: where the program ran (OC_STAT_RX: which
+  // CPUs did the dataplane's work; the SoC's, with receive steering).
+  virtual Result<std::vector<uint64_t>> statPerCpu(uint32_t stat) const = 0;
 };
 
 }  // namespace offcore

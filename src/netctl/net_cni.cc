@@ -259,6 +259,7 @@ ApiResponse NetController::status() {
       for (size_t i = 0; i < std::size(names); ++i) d[names[i]] = (*st)[i];
       doc["dataplane"] = d;
     }
+    if (auto rx = dp_->statPerCpu(OC_STAT_RX); rx.ok()) doc["dataplane_rx_by_cpu"] = *rx;
   }
   json probes = json::object();
   for (const auto& [b, h] : health_.backends) {

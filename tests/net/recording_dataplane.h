@@ -112,6 +112,7 @@ class RecordingDataplane final : public Dataplane {
   }
   std::span<const oc_ring_slot> ring() const override { return ring_; }
   Result<std::vector<uint64_t>> stats() const override { return std::vector<uint64_t>(OC_STATS_MAX, 0); }
+  Result<std::vector<uint64_t>> statPerCpu(uint32_t) const override { return std::vector<uint64_t>(1, 0); }
 
   std::vector<Call> calls;
   std::map<std::tuple<uint32_t, uint32_t>, oc_ep_val> endpoint_map;
