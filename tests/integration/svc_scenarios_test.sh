@@ -87,6 +87,39 @@ step "pod to pod in vpc1: same node and across nodes"
 [ "$(get "$C0" "http://$ip_w3:8080/")" = "$W3 $ip_c0" ] || fail "c0 (node a) -> w3 (node b)"
 ip netns exec "$C1" ping -c 2 -W 1 "$ip_w2" >/dev/null || fail "ping c1 -> w2 across nodes"
 
+step "a full-size packet crosses nodes whole ($ROUTING routing): no fragmentation, no black hole"
+mtu=$(ip -n "$C1" -o link show eth0 | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
+# The largest ICMP echo the pod's MTU allows, Don't Fragment set: it must
+# arrive (the tunnel's 50 bytes fit the fabric) and come back.
+ip netns exec "$C1" ping -M do -s $(( mtu - 28 )) -c 2 -W 1 "$ip_w1" >/dev/null ||
+  fail "a $mtu-byte DF packet from c1 (node b) to w1 (node a) was lost ($ROUTING routing)"
+# One byte more is refused at the sender with an error (EMSGSIZE), not lost.
+out=$(ip netns exec "$C1" ping -M do -s $(( mtu - 27 )) -c 1 -W 1 "$ip_w1" 2>&1) &&
+  fail "a packet over the pod MTU ($mtu) went out with DF set"
+grep -qiE "too long|mtu" <<<"$out" || fail "over-MTU ping did not fail with a size error: $out"
+# A TCP transfer of full-size segments both ways: w1 sends back what it got.
+ip netns exec "$W1" python3 -c '
+import socket
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); l.bind(("0.0.0.0", 9090)); l.listen(1)
+c, _ = l.accept(); d = b""
+while len(d) < 300032:
+    b = c.recv(65536)
+    if not b: break
+    d += b
+c.sendall(d); c.close()' &
+echo_pid=$!
+cleanup "kill $echo_pid 2>/dev/null"
+for _ in $(seq 100); do ip netns exec "$W1" ss -Hltn "sport = :9090" | grep -q . && break; sleep 0.05; done
+got=$(ip netns exec "$C1" python3 -c "
+import socket; s = socket.create_connection(('$ip_w1', 9090), timeout=5)
+s.sendall(bytes(range(256)) * 1172); d = b''
+while len(d) < 300032:
+    c = s.recv(65536)
+    if not c: break
+    d += c
+print('ok' if d == bytes(range(256)) * 1172 else 'got %d bytes, not what was sent' % len(d))" 2>&1)
+[ "$got" = ok ] || fail "300 kB across nodes and back ($ROUTING routing): $got"
+
 step "VPC isolation: the same address answers per VPC; nothing crosses"
 [ "$(get "$C2" "http://$ip_v2:8080/")" = "$V2 $ip_c2" ] || fail "c2 (vpc2) must reach vpc2's $ip_v2, which is v2"
 [ "$(get "$C1" "http://$ip_w1:8080/")" = "$W1 $ip_c1" ] || fail "c1 (vpc1) must reach vpc1's $ip_w1, which is w1"
