@@ -10,7 +10,7 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libmicrohttpd-dev libre2-dev
   libcurl4-openssl-dev libisal-dev libgtest-dev libgmock-dev libbenchmark-dev
   # what the software DPU drives at run time
-  iproute2 nftables iputils-ping procps util-linux
+  iproute2 nftables iputils-ping procps util-linux ethtool
   # FUSE disks (src/disk)
   libfuse3-dev fuse3
   # lazy container images (src/image, src/snapshotter)

@@ -24,7 +24,7 @@ Agent::Agent(Config config, NodeState node, NodeManager nodes)
       nodes_(std::move(nodes)),
       layout_(NodeLayout::forNode(config_, node_.name)),
       vfs_(layout_.run_dir + "/vfs.json", node_.fabric_index, config_.rx_steering ? node_.soc_cpus : CpuSet{},
-           config_.rx_steering ? node_.host_cpus : CpuSet{}) {}
+           config_.rx_steering ? node_.host_cpus : CpuSet{}, config_.rx_steering_mode == "napi") {}
 
 Agent::~Agent() {
   net_.reset();

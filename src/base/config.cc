@@ -42,13 +42,19 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
     if (!doc["rx_steering"].is_boolean()) return makeError(origin + ": field 'rx_steering' must be true or false");
     cfg.rx_steering = doc["rx_steering"].get<bool>();
   }
+  if (doc.contains("rx_steering_mode")) {
+    const auto& m = doc["rx_steering_mode"];
+    if (!m.is_string() || (m.get<std::string>() != "napi" && m.get<std::string>() != "rps"))
+      return makeError(origin + ": field 'rx_steering_mode' must be \"napi\" or \"rps\"");
+    cfg.rx_steering_mode = m.get<std::string>();
+  }
   if (cfg.node_expiry_ms <= cfg.heartbeat_interval_ms)
     return makeError(origin + ": node_expiry_ms must exceed heartbeat_interval_ms (a few beats, e.g. 5000 and 1000)");
   for (auto it = doc.begin(); it != doc.end(); ++it) {
-    static const char* known[] = {"run_root",         "cgroup_root", "fabric_netns",           "fabric_prefix",
-                                  "host_link_prefix", "log_level",   "agent_ready_timeout_ms", "cluster_dir",
-                                  "service_cidr",     "eip_pool",    "heartbeat_interval_ms",  "node_expiry_ms",
-                                  "rx_steering"};
+    static const char* known[] = {"run_root",         "cgroup_root",     "fabric_netns",           "fabric_prefix",
+                                  "host_link_prefix", "log_level",       "agent_ready_timeout_ms", "cluster_dir",
+                                  "service_cidr",     "eip_pool",        "heartbeat_interval_ms",  "node_expiry_ms",
+                                  "rx_steering",      "rx_steering_mode"};
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
     if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");

@@ -35,6 +35,10 @@ struct Config {
   // on the SoC's cpus, as on a card. false keeps the kernel's default (the
   // sending cpu), for comparisons.
   bool rx_steering = true;
+  // How the SoC's receiving ends are steered: "napi" (threaded NAPI pinned to
+  // the SoC's cpus; far fewer cross-cpu interrupts) or "rps" (the receive
+  // packet steering masks). The host's ends always use RPS.
+  std::string rx_steering_mode = "napi";
   std::string log_level = "info";
 };
 

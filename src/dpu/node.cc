@@ -245,9 +245,19 @@ Status NodeManager::build(NodeState& s) {
   // Receive work lands where a card does it (rx_steering.h): the SoC's
   // ends on the SoC's cpus, the host's end of the host-VF on the host's.
   if (config_.rx_steering) {
-    OC_TRY(steerRx(netnsPath(l.soc_netns), l.uplink_soc_if, s.soc_cpus));
-    OC_TRY(steerRx(netnsPath(l.soc_netns), l.hostvf_soc_if, s.soc_cpus));
-    OC_TRY(steerRx(s.host_netns.empty() ? "" : netnsPath(s.host_netns), l.hostvf_host_if, s.host_cpus));
+    const std::string host_ns = s.host_netns.empty() ? "" : netnsPath(s.host_netns);
+    if (config_.rx_steering_mode == "napi") {
+      // The SoC's receiving ends by threaded NAPI; their senders do no TSO
+      // (so what they send is GRO-eligible there).
+      OC_TRY(disableTso(netnsPath(fabric.netns()), l.uplink_fabric_if));
+      OC_TRY(disableTso(host_ns, l.hostvf_host_if));
+      OC_TRY(steerRxNapi(netnsPath(l.soc_netns), l.uplink_soc_if, s.soc_cpus));
+      OC_TRY(steerRxNapi(netnsPath(l.soc_netns), l.hostvf_soc_if, s.soc_cpus));
+    } else {
+      OC_TRY(steerRx(netnsPath(l.soc_netns), l.uplink_soc_if, s.soc_cpus));
+      OC_TRY(steerRx(netnsPath(l.soc_netns), l.hostvf_soc_if, s.soc_cpus));
+    }
+    OC_TRY(steerRx(host_ns, l.hostvf_host_if, s.host_cpus));
   }
   std::string soc_gw = s.hostvf_soc_ip.substr(0, s.hostvf_soc_ip.find('/'));
   OC_TRY(ipCmd(s.host_netns, {"route", "add", fabric.subnet(), "via", soc_gw, "dev", l.hostvf_host_if}));
@@ -462,6 +472,9 @@ Result<std::string> NodeManager::statusJson(const std::string& name, const std::
     return json{{"cpus", formatCpuList(cpus)},
                 {"cpu_seconds", u.cpu_seconds},
                 {"cpus_softirq_seconds", cpu_times.ok() ? sumCpuTimes(*cpu_times, cpus).softirq : 0.0},
+                // Everything those cpus ran, whoever it was charged to (NAPI
+                // threads count as system time, not softirq).
+                {"cpus_busy_seconds", cpu_times.ok() ? sumCpuTimes(*cpu_times, cpus).busy() : 0.0},
                 {"memory_bytes", u.memory_bytes},
                 {"memory_peak_bytes", u.memory_peak_bytes},
                 {"pids", u.pids},

@@ -29,4 +29,23 @@ Status steerRx(const std::string& netns_path, const std::string& ifname, const C
 // The rps_cpus of the device's first receive queue, as the kernel prints it.
 Result<std::string> rxSteering(const std::string& netns_path, const std::string& ifname);
 
+// Threaded NAPI instead of RPS, for the SoC's receiving ends (config
+// `rx_steering_mode: napi`, the default). With GRO on, a veth receives
+// through NAPI; threaded, that NAPI runs in a kernel thread
+// ("napi/IFNAME-ID"), which is pinned to `cpus`. RPS hands every burst to
+// the other cpu with an IPI; a NAPI thread that is busy takes packet after
+// packet with none, which on this VM (a trapped MSR write per IPI) is most of
+// the cost (bench/results/svc.md). RPS is turned off on the device. Needs
+// the device up (its NAPI and thread exist only while it is).
+Status steerRxNapi(const std::string& netns_path, const std::string& ifname, const CpuSet& cpus);
+
+// A veth accepts its peer's locally generated TCP into NAPI only when the
+// peer does no TSO; the ends that send into a NAPI-steered device turn it
+// off (GSO still batches in the stack). Runs ethtool(8) in the namespace.
+Status disableTso(const std::string& netns_path, const std::string& ifname);
+
+// The cpus a device's NAPI threads may run on (their union), or empty when
+// it has none (RPS or no steering).
+Result<CpuSet> napiThreadCpus(const std::string& netns_path, const std::string& ifname);
+
 }  // namespace offcore

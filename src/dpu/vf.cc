@@ -99,11 +99,12 @@ std::string vfsToJson(const std::vector<Vf>& vfs) {
   return dumpJson(arr);
 }
 
-VfManager::VfManager(std::string state_path, int node_index, CpuSet soc_cpus, CpuSet host_cpus)
+VfManager::VfManager(std::string state_path, int node_index, CpuSet soc_cpus, CpuSet host_cpus, bool napi)
     : state_path_(std::move(state_path)),
       node_index_(node_index),
       soc_cpus_(std::move(soc_cpus)),
-      host_cpus_(std::move(host_cpus)) {}
+      host_cpus_(std::move(host_cpus)),
+      napi_(napi) {}
 
 Status VfManager::load() {
   vfs_.clear();
@@ -174,6 +175,10 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
   if (!host_cpus_.empty()) {
     if (auto s = steerRx("", tmp, host_cpus_); !s.ok()) return rollback(s.error());
   }
+  // What the pod sends must be GRO-eligible for the representor's NAPI.
+  if (napi_ && !soc_cpus_.empty()) {
+    if (auto s = disableTso("", tmp); !s.ok()) return rollback(s.error());
+  }
   if (auto s = ipCmd("", {"link", "set", "dev", tmp, "netns", netnsFsPath(vf.netns)}); !s.ok()) {
     return rollback(s.error());
   }
@@ -192,7 +197,8 @@ Result<Vf> VfManager::add(const VfSpec& spec) {
   // What the pod sends is received (BPF dataplane included) on the SoC's
   // cpus, what the SoC sends the pod on the host's, as with a card.
   if (!soc_cpus_.empty()) {
-    if (auto s = steerRx("", vf.representor, soc_cpus_); !s.ok()) return rollback(s.error());
+    auto s = napi_ ? steerRxNapi("", vf.representor, soc_cpus_) : steerRx("", vf.representor, soc_cpus_);
+    if (!s.ok()) return rollback(s.error());
   }
   if (!vf.ip.empty()) {
     // The pod's gateway is a link-local address (169.254.1.1) reached on-link;

@@ -43,8 +43,9 @@ class VfManager {
  public:
   // node_index keeps MACs unique across nodes on one fabric. A VF's
   // receive work is steered (rx_steering.h): the representor's to
-  // soc_cpus, the pod end's to host_cpus; empty sets leave RPS off.
-  VfManager(std::string state_path, int node_index, CpuSet soc_cpus = {}, CpuSet host_cpus = {});
+  // soc_cpus (threaded NAPI when napi, else RPS), the pod end's to
+  // host_cpus (RPS); empty sets leave steering off.
+  VfManager(std::string state_path, int node_index, CpuSet soc_cpus = {}, CpuSet host_cpus = {}, bool napi = false);
 
   // Reloads vfs.json and drops entries whose representor is gone.
   Status load();
@@ -60,6 +61,7 @@ class VfManager {
   std::string state_path_;
   int node_index_;
   CpuSet soc_cpus_, host_cpus_;
+  bool napi_ = false;
   std::vector<Vf> vfs_;
 };
 

@@ -37,6 +37,11 @@ TEST(ConfigTest, LivenessTimesArePositiveAndTheExpiryOutlastsABeat) {
   EXPECT_TRUE(parseConfig("{}", "t.json")->rx_steering);
   EXPECT_FALSE(parseConfig(R"({"rx_steering": false})", "t.json")->rx_steering);
   EXPECT_FALSE(parseConfig(R"({"rx_steering": "no"})", "t.json").ok());
+  EXPECT_EQ(parseConfig("{}", "t.json")->rx_steering_mode, "napi");
+  EXPECT_EQ(parseConfig(R"({"rx_steering_mode": "rps"})", "t.json")->rx_steering_mode, "rps");
+  auto bad = parseConfig(R"({"rx_steering_mode": "irq"})", "t.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "t.json: field 'rx_steering_mode' must be \"napi\" or \"rps\"");
 }
 
 }  // namespace

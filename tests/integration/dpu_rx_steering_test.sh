@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Receive steering (src/dpu/rx_steering.h): a packet a pod sends is received
 # on the SoC's cpus, as on a card, not in the sending host cpu's softirq.
-#  1. The masks after `dpu up` and a CNI ADD: representor, uplink and the
-#     SoC's end of the host-VF -> the SoC's cpus; the pod's VF and the host's
-#     end of the host-VF -> the host's cpus.
+#  1. The settings after `dpu up` and a CNI ADD: representor, uplink and
+#     the SoC's end of the host-VF -> threaded NAPI pinned to the SoC's cpus
+#     (RPS off; their senders without TSO); the pod's VF and the host's end
+#     of the host-VF -> RPS to the host's cpus.
 #  2. A UDP flood from a pod (pinned to the host's cpus) to an address of its
 #     subnet that nobody has, which the BPF dataplane drops: the softirq time
 #     rises on the SoC's cpus (`dpu status`,
 #     cpus_softirq_seconds, read from /proc/stat), and falls back when the
-#     representor's steering is cleared. Measured: SoC +0.8-1.4 s,
-#     host +0.6-1.2 s with steering; SoC +0, host +0.3 s without.
+#     representor's NAPI thread is turned off.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/svc_lib.sh"
 [ "$(nproc)" -ge 2 ] || fail "needs 2 cpus (one host, one SoC)"
@@ -46,14 +46,37 @@ uplink=$(status_field "$N" .network.uplink.soc_if)
 hv_soc=$(status_field "$N" .network.host_vf.soc_if)
 hv_host=$(status_field "$N" .network.host_vf.host_if)
 echo "SoC cpus $soc_cpus (mask $soc_mask), host cpus $host_cpus (mask $host_mask)"
+# The SoC's ends by threaded NAPI (rx_steering_mode napi, the default):
+# threaded, RPS off, every NAPI thread of the device pinned to the SoC's cpus.
+napi_cpus() {  # napi_cpus DEV: the cpu lists of its NAPI threads, one per line
+  local p
+  for p in /proc/[0-9]*; do
+    if [[ "$(cat "$p/comm" 2>/dev/null)" == "napi/$1-"* ]]; then taskset -pc "${p#/proc/}" | sed 's/.*: //'; fi
+  done
+}
 for dev in "$rep" "$uplink" "$hv_soc"; do
-  [ "$(mask "$soc" "$dev")" = "$soc_mask" ] || fail "$dev in the SoC steers to $(mask "$soc" "$dev"), want $soc_mask"
+  [ "$(ip netns exec "$soc" cat "/sys/class/net/$dev/threaded")" = 1 ] || fail "$dev in the SoC is not threaded NAPI"
+  [ "$(mask "$soc" "$dev")" = "" ] || fail "$dev in the SoC kept RPS ($(mask "$soc" "$dev")) beside its NAPI thread"
+  threads=$(napi_cpus "$dev")
+  [ -n "$threads" ] || fail "$dev has no NAPI thread"
+  bad=$(grep -vx "$soc_cpus" <<<"$threads" || true)
+  [ -z "$bad" ] || fail "NAPI threads of $dev may run on $bad, want $soc_cpus"
 done
+# Their senders do no TSO (else what they send bypasses the peer's NAPI).
+ip netns exec "$P" ethtool -k eth0 | grep -q "^tcp-segmentation-offload: off" || fail "the pod's eth0 still does TSO"
 [ "$(mask "$P" eth0)" = "$host_mask" ] || fail "the pod's eth0 steers to $(mask "$P" eth0), want $host_mask"
 [ "$(mask "h$N" "$hv_host")" = "$host_mask" ] || fail "the host's $hv_host steers to $(mask "h$N" "$hv_host")"
 
 step "a flood the dataplane drops is received on the SoC's cpus"
-softirq() { status_field "$N" ".domains.$1.cpus_softirq_seconds"; }
+# Where the dataplane ran: its per-cpu RX counter (net status
+# dataplane_rx_by_cpu), split into the SoC's cpus and the others; and the
+# busy time of the SoC's cpus (a NAPI thread's work is system time, not
+# softirq, so softirq alone would miss it).
+rx_split() {
+  oc net status --node "$N" --json | jq -r '.dataplane_rx_by_cpu | to_entries[] | "\(.key) \(.value)"' |
+    awk -v soc=" $(tr ',' ' ' <<<"$soc_cpus") " '{ if (index(soc, " " $1 " ")) s += $2; else o += $2 } END { printf "%d %d", s, o }'
+}
+busy() { status_field "$N" ".domains.$1.cpus_busy_seconds"; }
 flood() {
   oc dpu exec --name "$N" --domain host -- ip netns exec "$P" timeout 3 python3 -c '
 import socket
@@ -62,20 +85,23 @@ b = b"x" * 64
 while True:
     s.sendto(b, ("10.64.7.250", 9))' || [ $? -eq 124 ]
 }
-measure() {  # measure -> "SOC HOST": softirq seconds during 3 s of flood
-  local s0 h0 s1 h1
-  s0=$(softirq soc); h0=$(softirq host)
+measure() {  # measure -> "SOC_SHARE SOC_BUSY_S PACKETS" during 3 s of flood
+  local r0 r1 b0 b1
+  r0=$(rx_split); b0=$(busy soc)
   flood
-  s1=$(softirq soc); h1=$(softirq host)
-  awk -v a="$s0" -v b="$s1" -v c="$h0" -v d="$h1" 'BEGIN{printf "%.2f %.2f", b-a, d-c}'
+  r1=$(rx_split); b1=$(busy soc)
+  read -r s0 o0 <<<"$r0"; read -r s1 o1 <<<"$r1"
+  awk -v s=$(( s1 - s0 )) -v o=$(( o1 - o0 )) -v a="$b0" -v b="$b1" \
+    'BEGIN { printf "%.3f %.2f %d", (s + o) ? s / (s + o) : 0, b - a, s + o }'
 }
-read -r dsoc dhost <<<"$(measure)"
-echo "softirq during 3 s of flood, steered: SoC cpus +$dsoc s, host cpus +$dhost s"
-# The same flood with the representor's steering cleared: the kernel's
-# default, the sender's cpu. (The host keeps a share in both: its cpu sends
-# the IPIs that hand packets over, and takes the SoC's ICMP answers.)
-ip netns exec "$soc" sh -c "echo 0 > /sys/class/net/$rep/queues/rx-0/rps_cpus"
-read -r usoc uhost <<<"$(measure)"
-echo "the same, unsteered: SoC cpus +$usoc s, host cpus +$uhost s"
-assert_cmp "$dsoc" ">=" 0.2 "softirq on the SoC's cpus, steered"
-assert_cmp "$usoc" "<" "$(awk -v s="$dsoc" 'BEGIN{print s / 4}')" "SoC softirq unsteered under a quarter of steered"
+read -r share dbusy n <<<"$(measure)"
+echo "3 s of flood, steered: $n packets through the dataplane, $(awk -v x="$share" 'BEGIN{printf "%.1f", 100*x}')% on the SoC's cpus; SoC cpus busy +$dbusy s"
+# The same flood with the representor's NAPI thread gone: NAPI then runs in
+# the softirq of the sender's cpu, the kernel's default.
+ip netns exec "$soc" sh -c "echo 0 > /sys/class/net/$rep/threaded"
+read -r ushare ubusy un <<<"$(measure)"
+echo "the same, unsteered: $un packets, $(awk -v x="$ushare" 'BEGIN{printf "%.1f", 100*x}')% on the SoC's cpus; SoC cpus busy +$ubusy s"
+assert_cmp "$n" ">" 10000 "packets through the dataplane during the flood"
+assert_cmp "$share" ">=" 0.9 "the dataplane's share on the SoC's cpus, steered"
+assert_cmp "$dbusy" ">=" 0.2 "busy time of the SoC's cpus, steered"
+assert_cmp "$ushare" "<" 0.5 "the dataplane's share on the SoC's cpus, unsteered"
