@@ -198,25 +198,46 @@ Status runSvc(Context& ctx) {
   pid_t victim = servers[pods[0]];
   std::printf("client: one request per new connection every 20 ms for %.0f s; %s stopped (SIGTERM) at +%.0f s\n",
               seconds, pods[0].c_str(), stop_at);
-  // Where the dataplane's receive work ran (softirq is in no cgroup): with
-  // receive steering, the SoC's cpus (src/dpu/rx_steering.h).
+  // Where the dataplane's work ran (softirq and NAPI threads are in no
+  // cgroup): its per-cpu packet counter, and the busy time of each domain's
+  // cpus. With receive steering, the SoC's (src/dpu/rx_steering.h).
   auto node_state = ctx.nodes.state(ctx.node);
+  auto rxByCpu = [&]() {
+    std::vector<uint64_t> out;
+    auto r = runCapture({self, "net", "status", "--node", node, "--json"});
+    if (!r.ok() || r->exit_code != 0) return out;
+    auto j = json::parse(r->out, nullptr, false);
+    if (j.is_object() && j.contains("dataplane_rx_by_cpu") && j["dataplane_rx_by_cpu"].is_array()) {
+      for (const auto& v : j["dataplane_rx_by_cpu"]) out.push_back(v.is_number_unsigned() ? v.get<uint64_t>() : 0);
+    }
+    return out;
+  };
+  auto rx0 = rxByCpu();
   auto times0 = readCpuTimes();
   OC_ASSIGN_OR_RETURN(std::string out,
                       output({"ip", "netns", "exec", pods[2], "python3", "-c", kClient, vip, std::to_string(seconds),
                               std::to_string(stop_at), std::to_string(victim)},
                              inDomain(ctx, Domain::kHost)));
   auto times1 = readCpuTimes();
+  auto rx1 = rxByCpu();
   if (node_state.ok() && times0.ok() && times1.ok()) {
-    auto delta = [&](const CpuSet& cpus) {
-      return sumCpuTimes(*times1, cpus).softirq - sumCpuTimes(*times0, cpus).softirq;
+    auto busy = [&](const CpuSet& cpus) {
+      return sumCpuTimes(*times1, cpus).busy() - sumCpuTimes(*times0, cpus).busy();
     };
+    uint64_t on_soc = 0, all = 0;
+    for (size_t c = 0; c < rx1.size() && c < rx0.size(); ++c) {
+      uint64_t d = rx1[c] - rx0[c];
+      all += d;
+      if (node_state->soc_cpus.count(static_cast<int>(c))) on_soc += d;
+    }
     std::printf(
-        "packet receive work (softirq) during the client loop: SoC cpus %s +%.2f s, host cpus %s +%.2f s "
-        "(receive steering %s)\n",
-        formatCpuList(node_state->soc_cpus).c_str(), delta(node_state->soc_cpus),
-        formatCpuList(node_state->host_cpus).c_str(), delta(node_state->host_cpus),
-        ctx.cli.config.rx_steering ? "on" : "off");
+        "where the dataplane ran during the client loop: %llu of %llu packets (%.0f%%) on the SoC's cpus %s; "
+        "busy: SoC cpus +%.2f s, host cpus %s +%.2f s (receive steering %s)\n",
+        static_cast<unsigned long long>(on_soc), static_cast<unsigned long long>(all),
+        all ? 100.0 * static_cast<double>(on_soc) / static_cast<double>(all) : 0.0,
+        formatCpuList(node_state->soc_cpus).c_str(), busy(node_state->soc_cpus),
+        formatCpuList(node_state->host_cpus).c_str(), busy(node_state->host_cpus),
+        ctx.cli.config.rx_steering ? ctx.cli.config.rx_steering_mode.c_str() : "off");
   }
   auto j = json::parse(out.substr(std::min(out.find('{'), out.size())), nullptr, false);
   if (!j.is_object() || !j["stopped"].is_number()) return makeError("the client loop gave no result: " + trim(out));
