@@ -390,14 +390,18 @@ done; done
 # The first routing mode runs every path from every client; the others only
 # the offcore paths, cross-node (same-node traffic never leaves the node).
 read -r -a ROUTING_LIST <<<"$ROUTINGS"
+[[ " $ROUTINGS " == *" tunnel "* ]] || fail "--routing must include tunnel (its pass runs the baselines and same-node paths)"
 [ "$DO_OC" = 1 ] || ROUTING_LIST=(tunnel)
 for run in $(seq "$RUNS"); do
   routings=("${ROUTING_LIST[@]}")
   (( run % 2 == 0 )) && routings=($(printf '%s\n' "${ROUTING_LIST[@]}" | tac))
   for routing in "${routings[@]}"; do
     set_routing "$routing"
+    # Paths are named by routing: direct/offcore are the tunnel's,
+    # direct-native/offcore-native the native pass's (cross-node only; the
+    # baselines and same-node paths run in the tunnel pass).
     order=("${PATHS[@]}") clients=$CLIENTS suffix=
-    if [ "$routing" != "${ROUTING_LIST[0]}" ]; then order=(direct offcore) clients=ocbs-clib suffix=-$routing; fi
+    if [ "$routing" != tunnel ]; then order=(direct offcore) clients=ocbs-clib suffix=-$routing; fi
     if (( run % 2 == 0 )); then
       rev=(); for (( k = ${#order[@]} - 1; k >= 0; k-- )); do rev+=("${order[$k]}"); done; order=("${rev[@]}")
     fi

@@ -148,7 +148,8 @@ Status writeText(const char* path, const char* text) {
 // it runs in a forked child.
 int napiThreads(const char* prefix, pid_t* out, int max) {
   int count = 0;
-  const size_t prefix_len = std::strlen(prefix);
+  // A thread's name is cut to 15 characters (TASK_COMM_LEN - 1).
+  const size_t prefix_len = std::min<size_t>(std::strlen(prefix), 15);
   DIR* dir = ::opendir("/proc");
   if (dir == nullptr) return 0;
   char path[64], comm[64];

@@ -109,7 +109,7 @@ class BpfDataplane final : public Dataplane {
     oc_node_val old{};
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.oc_nodes), &fabric_ip, &old) == 0 &&
         std::memcmp(old.mac, value.mac, sizeof old.mac) != 0) {
-      OC_TRY(removeMac(old));
+      OC_TRY(removeMac(old, fabric_ip));
     }
     OC_TRY(update(skel_->maps.oc_nodes, &fabric_ip, &value, "node"));
     oc_mac_key mk{};
@@ -119,7 +119,9 @@ class BpfDataplane final : public Dataplane {
   }
   Status removeNode(uint32_t fabric_ip) override {
     oc_node_val old{};
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.oc_nodes), &fabric_ip, &old) == 0) OC_TRY(removeMac(old));
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.oc_nodes), &fabric_ip, &old) == 0) {
+      OC_TRY(removeMac(old, fabric_ip));
+    }
     return remove(skel_->maps.oc_nodes, &fabric_ip, "node");
   }
   Status upsertNativeNet(const oc_lpm_v4& prefix, const oc_native_val& value) override {
@@ -231,10 +233,16 @@ class BpfDataplane final : public Dataplane {
     }
     return out;
   }
-  Status removeMac(const oc_node_val& node) {
+  // The MAC entry of the node at fabric_ip, unless it belongs to another
+  // node by now (a node back with a new address and its old MAC).
+  Status removeMac(const oc_node_val& node, uint32_t fabric_ip) {
     oc_mac_key mk{};
     std::memcpy(mk.mac, node.mac, sizeof mk.mac);
     if (zeroMac(mk.mac)) return okStatus();
+    uint32_t owner = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.oc_node_macs), &mk, &owner) != 0 || owner != fabric_ip) {
+      return okStatus();
+    }
     return remove(skel_->maps.oc_node_macs, &mk, "node MAC");
   }
 

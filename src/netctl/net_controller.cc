@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
@@ -88,7 +89,18 @@ Status NetController::setUpSoc() {
   if (::statfs(pin_dir.c_str(), &fs) != 0 || fs.f_type != kBpfFsMagic) {
     if (::mount("bpffs", pin_dir.c_str(), "bpf", 0, nullptr) != 0) return errnoError("mount bpffs on " + pin_dir);
   }
-  OC_ASSIGN_OR_RETURN(dp_, openBpfDataplane(pin_dir + "/maps"));
+  // Pins of another map layout (an upgrade) go first: libbpf cannot reuse
+  // a pinned map whose sizes changed (dataplane_abi.h, OC_ABI_VERSION).
+  const std::string maps = "maps-v" + std::to_string(OC_ABI_VERSION);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(pin_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("maps", 0) == 0 && name != maps) {
+      spdlog::info("removing BPF maps of another layout: {}", e.path().string());
+      (void)removeTree(e.path().string());
+    }
+  }
+  OC_ASSIGN_OR_RETURN(dp_, openBpfDataplane(pin_dir + "/" + maps));
 
   if (!linkExists("", kTunnelIf)) {
     OC_TRY(ipCmd("", {"link", "add", kTunnelIf, "type", "vxlan", "external", "dstport", "4789"}));

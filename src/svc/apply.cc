@@ -36,6 +36,7 @@ class Applier {
   void assignVni(Vpc& v);
   void checkSubnet(const Resource& r, const Subnet& s);
   std::string nativeOverlap(const Subnet& s) const;
+  std::string nodeAddressIn(const Subnet& s) const;
   void checkBackend(const Resource& r, const Backend& b);
   void checkService(const Resource& r, Service& s, bool allocate);
   void checkProbe(const Resource& r, const NetworkProbe& p);
@@ -125,6 +126,10 @@ void Applier::checkSubnet(const Resource& r, const Subnet& s) {
                 " endpoint(s) use the subnet; delete their pods first");
   }
   if (!vpcExists(r, s.vpc)) return;
+  if (auto v = next_.vpcs.find(s.vpc); v != next_.vpcs.end() && v->second.native()) {
+    if (std::string a = nodeAddressIn(s); !a.empty())
+      error(r, "spec.cidr", s.cidr + " holds the " + a + ", and a natively routed subnet may hold no node address");
+  }
   if (std::string n = nativeOverlap(s); !n.empty()) {
     const Subnet& other = next_.subnets.at(n);
     error(r, "spec.cidr",
@@ -140,6 +145,22 @@ void Applier::checkSubnet(const Resource& r, const Subnet& s) {
             s.cidr + " overlaps Subnet " + inQuotes(n) + " (" + other.cidr + ") in VPC " + inQuotes(s.vpc) +
                 "; subnets of one VPC must not overlap");
   }
+}
+
+// A node address (fabric or host domain) inside s, as "fabric address
+// 10.77.0.10 of node a" ("" = none): a natively routed subnet may hold none,
+// or that node's own traffic would be taken for the VPC's.
+std::string Applier::nodeAddressIn(const Subnet& s) const {
+  auto mine = parseCidr(s.cidr);
+  if (!mine.ok()) return "";
+  for (const auto& [name, n] : next_.nodes) {
+    for (const auto& [what, addr] : {std::pair{"fabric", n.fabric_ip}, std::pair{"host-domain", n.host_ip}}) {
+      auto ip = parseIpv4(addr.substr(0, addr.find('/')));
+      if (ip && mine->contains(*ip))
+        return std::string(what) + " address " + formatIpv4(*ip) + " of node " + inQuotes(name);
+    }
+  }
+  return "";
 }
 
 // A subnet of another VPC that overlaps s where either VPC is natively
@@ -313,6 +334,8 @@ Result<ApplyResult> Applier::run() {
     if (v && v->native()) {
       for (const auto& [n, s] : next_.subnets) {
         if (s.vpc != v->name) continue;
+        if (std::string a = nodeAddressIn(s); !a.empty())
+          error(r, "spec.routing", "native, but Subnet " + inQuotes(n) + " (" + s.cidr + ") holds the " + a);
         if (std::string o = nativeOverlap(s); !o.empty())
           error(r, "spec.routing",
                 "native needs addresses of its own, but Subnet " + inQuotes(n) + " (" + s.cidr + ") overlaps Subnet " +

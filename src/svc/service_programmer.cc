@@ -218,15 +218,17 @@ Status ServiceProgrammer::programNodes(const ClusterState& state, ProgramStats& 
     if (!parseMac(n.fabric_mac, v.mac)) std::memset(v.mac, 0, sizeof v.mac);
     want[ip] = v;
   }
+  // Removals first: a node back under a new address with its old MAC must
+  // not lose the MAC entry its new record just wrote.
+  for (const auto& [ip, v] : nodes_) {
+    if (want.count(ip)) continue;
+    OC_TRY(dp_.removeNode(ip));
+    ++stats.writes;
+  }
   for (const auto& [ip, v] : want) {
     auto it = nodes_.find(ip);
     if (it != nodes_.end() && std::memcmp(it->second.mac, v.mac, sizeof v.mac) == 0) continue;
     OC_TRY(dp_.upsertNode(ip, v));
-    ++stats.writes;
-  }
-  for (const auto& [ip, v] : nodes_) {
-    if (want.count(ip)) continue;
-    OC_TRY(dp_.removeNode(ip));
     ++stats.writes;
   }
   nodes_ = std::move(want);

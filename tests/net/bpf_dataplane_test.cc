@@ -589,6 +589,29 @@ TEST_F(NativeRoutingTest, APeersOwnTrafficFromANativeAddressGoesToTheStack) {
   EXPECT_EQ(run(buildFrame(own), uplink_).verdict, TC_ACT_OK);
 }
 
+// A node back under a new fabric address with the same uplink MAC: the
+// programmer removes the old record, which must not take the MAC the new
+// one holds (in either order).
+TEST_F(NativeRoutingTest, ANodeBackUnderANewAddressKeepsItsMac) {
+  oc_node_val peer{};
+  std::memcpy(peer.mac, kPeerUplinkMac.data(), 6);
+  ASSERT_TRUE(dp_->upsertNode(ip("10.77.0.12"), peer).ok());
+  ASSERT_TRUE(dp_->removeNode(ip("10.77.0.11")).ok());
+  oc_ep_val moved{};
+  moved.node_ip = ip("10.77.0.12");
+  moved.flags = OC_EP_REMOTE | OC_EP_NATIVE;
+  ASSERT_TRUE(dp_->upsertEndpoint({kVpc1, ip("10.1.0.21")}, moved).ok());
+  EXPECT_EQ(run(buildFrame(fromPeer("10.1.0.21", "10.1.0.3")), uplink_).verdict, TC_ACT_REDIRECT)
+      << "the MAC entry went with the old address";
+}
+
+TEST_F(NativeRoutingTest, FramesToThisNodesFabricAddressAreNeverANativeVpcs) {
+  // Even if a native prefix covered it (apply refuses that), the SoC's own
+  // fabric address stays the SoC's.
+  ASSERT_TRUE(dp_->upsertNativeNet({16, ip("10.77.0.0")}, {kVpc1, 0}).ok());
+  EXPECT_EQ(run(buildFrame(fromPeer("10.77.0.11", "10.77.0.10")), uplink_).verdict, TC_ACT_OK);
+}
+
 TEST_F(NativeRoutingTest, RemovingANodeForgetsItsMac) {
   ASSERT_TRUE(dp_->removeNode(ip("10.77.0.11")).ok());
   EXPECT_EQ(run(buildFrame(fromPeer("10.1.0.21", "10.1.0.3")), uplink_).verdict, TC_ACT_SHOT);

@@ -326,6 +326,14 @@ TEST(ResourceApplyTest, NativeRoutingNeedsAddressesOfItsOwn) {
       parseResources("apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: b}\nspec: {routing: fast}\n", "x.yaml");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().message, "x.yaml:4: VPC \"b\": spec.routing: must be tunnel|native (got \"fast\")");
+  // Nor may a native subnet hold a node's own address.
+  s.nodes["n1"] = NodeRecord{"n1", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:01", "02:00:00:00:01:01"};
+  EXPECT_EQ(applyError(s, "apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: d}\nspec: {routing: native}\n" +
+                              subnet("s9", "d", "10.77.0.0/24")),
+            "x.yaml:1: VPC \"d\": spec.routing: native, but Subnet \"s9\" (10.77.0.0/24) holds the fabric address "
+            "10.77.0.10 of node \"n1\"\n"
+            "x.yaml:6: Subnet \"s9\": spec.cidr: 10.77.0.0/24 holds the fabric address 10.77.0.10 of node \"n1\", and "
+            "a natively routed subnet may hold no node address");
   // The default VPC keeps a routing it was given across a reload.
   ASSERT_TRUE(applyToState(
                   s, docs("apiVersion: offcore.io/v1\nkind: VPC\nmetadata: {name: default}\nspec: {routing: native}\n"),

@@ -78,15 +78,16 @@ Status LazyDevice::chunk(uint64_t index, std::string& out, bool demand) {
 
 bool LazyDevice::waitTurn(uint64_t bytes, bool paced) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (demand_ > 0) {
-    ++stats_.prefetch_yields;
-    turn_.wait(lock, [&] { return demand_ == 0 || stop_; });
-  }
   if (paced && options_.fill_bytes_per_sec > 0) {
     auto now = std::chrono::steady_clock::now();
     auto slot = std::max(now, pace_until_);
     pace_until_ = slot + std::chrono::microseconds(bytes * 1000000 / options_.fill_bytes_per_sec);
     turn_.wait_until(lock, slot, [&] { return stop_.load(); });
+  }
+  // Last, so a reader's miss that came during the pacing wait goes first too.
+  if (demand_ > 0) {
+    ++stats_.prefetch_yields;
+    turn_.wait(lock, [&] { return demand_ == 0 || stop_; });
   }
   return !stop_;
 }
@@ -262,12 +263,27 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
         std::string buf;
         while (!stop_) {
           size_t k = next.fetch_add(1);
-          if (k >= runs.size() || !waitTurn(runs[k].second * source_->chunkSize(), paced)) break;
-          uint64_t got = 0;
-          (void)fetchRun(runs[k].first, runs[k].second, buf, false, &got);
-          std::lock_guard<std::mutex> lock(mu_);
-          stats_.prefetched += got;
-          if (paced) stats_.filled += got;
+          if (k >= runs.size()) break;
+          // fetchRun stops a run at a chunk in flight or already here (a
+          // reader got there first); what is left of it goes next.
+          uint64_t c = runs[k].first, left = runs[k].second;
+          while (left > 0 && !stop_) {
+            {
+              std::lock_guard<std::mutex> lock(mu_);
+              while (left > 0 && present_[c]) ++c, --left;
+            }
+            if (left == 0 || !waitTurn(left * source_->chunkSize(), paced)) break;
+            uint64_t got = 0;
+            (void)fetchRun(c, left, buf, false, &got);
+            {
+              std::lock_guard<std::mutex> lock(mu_);
+              stats_.prefetched += got;
+              if (paced) stats_.filled += got;
+            }
+            const uint64_t step = std::max<uint64_t>(got, 1);  // 0: followed a fetch in flight, or failed
+            c += std::min(step, left);
+            left -= std::min(step, left);
+          }
         }
       };
       std::vector<std::thread> workers;

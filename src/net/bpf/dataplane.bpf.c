@@ -498,7 +498,9 @@ int oc_ingress(struct __sk_buff *skb) {
    * is that node's only if the frame comes from the node's uplink MAC; from
    * then on it is treated as if it had come through the tunnel. */
   int native_reply_only = 0;
-  if (in.flags & OC_IF_UPLINK) {
+  /* The SoC's own fabric traffic (VXLAN, NVMe/TCP, the agents' API...) is
+   * addressed to its fabric address, which no VPC may hold. */
+  if ((in.flags & OC_IF_UPLINK) && p.flow.daddr != cfg.node_ip) {
     struct oc_lpm_v4 lk = {.prefixlen = 32, .addr = p.flow.daddr};
     struct oc_native_val *nv = bpf_map_lookup_elem(&oc_native_nets, &lk);
     if (!nv) {

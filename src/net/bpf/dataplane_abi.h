@@ -13,6 +13,12 @@
 
 #include <linux/types.h>
 
+/* The layout version of the maps below. Maps are pinned per version
+ * (<run_dir>/bpf/maps-v<N>): an agent of another layout starts with fresh
+ * maps (losing conntrack once) instead of failing to reuse pinned maps of
+ * the wrong size. Raise it with any key/value/capacity change. */
+#define OC_ABI_VERSION 2
+
 /* Map capacities. The control plane creates nothing; sizes live here only. */
 #define OC_MAX_IFACES 4096
 #define OC_MAX_ENDPOINTS 65536
