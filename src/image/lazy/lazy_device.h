@@ -107,9 +107,9 @@ class LazyDevice final : public BlockDevice {
   const LazyDeviceOptions options_;
   std::vector<uint32_t> trace_;
   std::vector<bool> touched_;
-  std::vector<bool> present_;  // fetched or seen cached by this device (a hint: the cache may evict)
-  uint64_t ra_window_ = 1;     // the next readahead run, in chunks
-  unsigned demand_ = 0;        // readers' misses being fetched
+  std::vector<bool> present_;     // fetched or seen cached by this device (a hint: the cache may evict)
+  uint64_t ra_window_ = 1;        // the next readahead run, in chunks
+  unsigned demand_ = 0;           // readers' misses being fetched
   std::condition_variable turn_;  // demand_ reached 0, or stopping
   std::chrono::steady_clock::time_point pace_until_{};  // the fill's next free slot
   LazyDeviceStats stats_;
