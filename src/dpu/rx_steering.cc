@@ -62,6 +62,16 @@ SpawnOptions inNetnsWithSysfs(const std::string& netns_path) {
   return opts;
 }
 
+// Runs opts.in_child in a child process; its error (stderr) names what failed.
+Status runSteering(const SpawnOptions& opts, const std::string& what, const std::string& ifname, const CpuSet& cpus) {
+  auto r = runCapture({"true"}, opts);
+  if (!r.ok()) return r.error().wrap(what + " of " + ifname);
+  if (r->exit_code != 0) {
+    return makeError(what + " of " + ifname + " to cpus " + formatCpuList(cpus) + " failed: " + trim(r->err));
+  }
+  return okStatus();
+}
+
 bool plainIfname(const std::string& name) {
   if (name.empty() || name.size() > 15) return false;
   for (char c : name) {
@@ -104,12 +114,7 @@ Status steerRx(const std::string& netns_path, const std::string& ifname, const C
     if (written == 0) return makeError("no receive queues under " + queues);
     return okStatus();
   };
-  auto r = runCapture({"true"}, opts);
-  if (!r.ok()) return r.error().wrap("rx steering of " + ifname);
-  if (r->exit_code != 0) {
-    return makeError("rx steering of " + ifname + " to cpus " + formatCpuList(cpus) + " failed: " + trim(r->err));
-  }
-  return okStatus();
+  return runSteering(opts, "rx steering", ifname, cpus);
 }
 
 namespace {
@@ -224,12 +229,7 @@ Status steerRxNapi(const std::string& netns_path, const std::string& ifname, con
     if (pinned == 0) return makeError("no NAPI thread appeared for " + ifname + " (is it up?)");
     return okStatus();
   };
-  auto r = runCapture({"true"}, opts);
-  if (!r.ok()) return r.error().wrap("NAPI steering of " + ifname);
-  if (r->exit_code != 0) {
-    return makeError("NAPI steering of " + ifname + " to cpus " + formatCpuList(cpus) + " failed: " + trim(r->err));
-  }
-  return okStatus();
+  return runSteering(opts, "NAPI steering", ifname, cpus);
 }
 
 Status disableTso(const std::string& netns_path, const std::string& ifname) {

@@ -148,31 +148,11 @@ class BpfDataplane final : public Dataplane {
   }
 
   Result<std::vector<std::pair<oc_svc_key, oc_svc_val>>> services() const override {
-    std::vector<std::pair<oc_svc_key, oc_svc_val>> out;
-    int fd = bpf_map__fd(skel_->maps.oc_services);
-    oc_svc_key key{}, next{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      oc_svc_val v{};
-      if (bpf_map_lookup_elem(fd, &next, &v) == 0) out.emplace_back(next, v);
-      key = next;
-      prev = &key;
-    }
-    return out;
+    return entries<oc_svc_key, oc_svc_val>(skel_->maps.oc_services);
   }
 
   Result<std::vector<std::pair<oc_ep_key, oc_ep_val>>> endpoints() const override {
-    std::vector<std::pair<oc_ep_key, oc_ep_val>> out;
-    int fd = bpf_map__fd(skel_->maps.oc_endpoints);
-    oc_ep_key key{}, next{};
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-      oc_ep_val v{};
-      if (bpf_map_lookup_elem(fd, &next, &v) == 0) out.emplace_back(next, v);
-      key = next;
-      prev = &key;
-    }
-    return out;
+    return entries<oc_ep_key, oc_ep_val>(skel_->maps.oc_endpoints);
   }
 
   Result<std::vector<std::pair<uint32_t, oc_node_val>>> nodes() const override {
@@ -219,6 +199,7 @@ class BpfDataplane final : public Dataplane {
  private:
   static size_t ringBytes() { return sizeof(oc_ring_slot) * OC_RING_SLOTS; }
 
+  // Every (key, value) of a hash or LPM map.
   template <typename K, typename V>
   std::vector<std::pair<K, V>> entries(const bpf_map* map) const {
     std::vector<std::pair<K, V>> out;
