@@ -119,6 +119,7 @@ Status usePrivateConfig(CliContext& ctx, const std::string& work) {
          {"heartbeat_interval_ms", c.heartbeat_interval_ms},
          {"node_expiry_ms", c.node_expiry_ms},
          {"rx_steering", c.rx_steering},
+         {"rx_steering_mode", c.rx_steering_mode},
          {"log_level", c.log_level}};
   OC_TRY(writeFileAtomic(work + "/config.json", dumpJson(j, 2) + "\n", 0644));
   ::setenv("OFFCORE_CONFIG", (work + "/config.json").c_str(), 1);

@@ -20,6 +20,10 @@ TEST(RxSteering, RefusesNamesThatWouldLeaveSysfsNet) {
   EXPECT_FALSE(steerRx("", "../../kernel", {0}).ok());
   EXPECT_FALSE(steerRx("", "", {0}).ok());
   EXPECT_FALSE(rxSteering("", "a/b").ok());
+  EXPECT_FALSE(steerRxNapi("", "../x", {0}).ok());
+  EXPECT_FALSE(steerRxNapi("", "eth0", {}).ok());
+  EXPECT_FALSE(disableTso("", "a b").ok());
+  EXPECT_FALSE(napiThreadCpus("", "a/b").ok());
 }
 
 }  // namespace
