@@ -274,13 +274,14 @@ void LazyDevice::startPrefetch(std::vector<uint32_t> first, bool fill) {
             }
             if (left == 0 || !waitTurn(left * source_->chunkSize(), paced)) break;
             uint64_t got = 0;
-            (void)fetchRun(c, left, buf, false, &got);
+            Status st = fetchRun(c, left, buf, false, &got);
             {
               std::lock_guard<std::mutex> lock(mu_);
               stats_.prefetched += got;
               if (paced) stats_.filled += got;
             }
-            const uint64_t step = std::max<uint64_t>(got, 1);  // 0: followed a fetch in flight, or failed
+            if (!st.ok()) break;  // the back end failed it: the rest of this run waits for a reader
+            const uint64_t step = std::max<uint64_t>(got, 1);  // 0: followed a fetch in flight
             c += std::min(step, left);
             left -= std::min(step, left);
           }
