@@ -10,6 +10,7 @@
 #     rises on the SoC's cpus (`dpu status`,
 #     cpus_softirq_seconds, read from /proc/stat), and falls back when the
 #     representor's NAPI thread is turned off.
+#  3. dpu down leaves no NAPI thread of the SoC's devices.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/svc_lib.sh"
 [ "$(nproc)" -ge 2 ] || fail "needs 2 cpus (one host, one SoC)"
@@ -105,3 +106,14 @@ assert_cmp "$n" ">" 10000 "packets through the dataplane during the flood"
 assert_cmp "$share" ">=" 0.9 "the dataplane's share on the SoC's cpus, steered"
 assert_cmp "$dbusy" ">=" 0.2 "busy time of the SoC's cpus, steered"
 assert_cmp "$ushare" "<" 0.5 "the dataplane's share on the SoC's cpus, unsteered"
+
+step "dpu down takes the devices, and their steering and NAPI threads with them"
+oc dpu down --name "$N" >/dev/null
+# The SoC's namespace (and its devices) is torn down by the kernel's
+# cleanup worker, a moment after the last reference goes.
+for _ in $(seq 50); do
+  left=$(for dev in "$rep" "$uplink" "$hv_soc"; do napi_cpus "$dev"; done)
+  [ -z "$left" ] && break
+  sleep 0.1
+done
+[ -z "$left" ] || fail "NAPI threads of $N's SoC devices outlived dpu down"
