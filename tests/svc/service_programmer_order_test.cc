@@ -134,7 +134,13 @@ TEST(ServiceProgrammerOrderTest, NativeRoutingProgramsPrefixesMacsAndEndpointFla
   RecordingDataplane dp;
   auto s = withBackends(0);
   s.subnets["sn"] = Subnet{"sn", "v1", "10.1.1.0/24", "10.1.1.1"};
-  s.endpoints["e1"] = Endpoint{.id = "e1", .node = "peer", .vpc = "v1", .subnet = "sn", .ip = "10.1.1.20"};
+  Endpoint e;
+  e.id = "e1";
+  e.vpc = "v1";
+  e.subnet = "sn";
+  e.ip = "10.1.1.20";
+  e.node = "peer";
+  s.endpoints[e.id] = e;
   s.vpcs["v1"].routing = "native";
   ServiceProgrammer programmer(dp, NodeIdentity{"self", 0x0A00004D, 0});
   ASSERT_TRUE(programmer.program(s, {}).ok());
