@@ -72,6 +72,38 @@ Status runSteering(const SpawnOptions& opts, const std::string& what, const std:
   return okStatus();
 }
 
+Status writeText(const char* path, const char* text) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errnoError(std::string("open ") + path);
+  size_t n = std::strlen(text);
+  bool ok = ::write(fd, text, n) == static_cast<ssize_t>(n);
+  int err = errno;
+  ::close(fd);
+  if (!ok) return errnoError(std::string("write ") + path, err);
+  return okStatus();
+}
+
+// Writes `mask` to rps_cpus of every receive queue under `queues` (a veth
+// has one per channel it was made with); *written counts them. Child-safe:
+// syscalls only, strings only on errors.
+Status writeRpsMasks(const std::string& queues, const char* mask, int* written) {
+  *written = 0;
+  DIR* dir = ::opendir(queues.c_str());
+  if (dir == nullptr) return errnoError("open " + queues);
+  char path[256];
+  Status st;
+  while (struct dirent* e = ::readdir(dir)) {
+    if (std::strncmp(e->d_name, "rx-", 3) != 0) continue;
+    int n = std::snprintf(path, sizeof path, "%s/%s/rps_cpus", queues.c_str(), e->d_name);
+    if (n < 0 || static_cast<size_t>(n) >= sizeof path) continue;  // no such sysfs name
+    st = writeText(path, mask);
+    if (!st.ok()) break;
+    ++*written;
+  }
+  ::closedir(dir);
+  return st;
+}
+
 bool plainIfname(const std::string& name) {
   if (name.empty() || name.size() > 15) return false;
   for (char c : name) {
@@ -91,26 +123,8 @@ Status steerRx(const std::string& netns_path, const std::string& ifname, const C
   auto enter = opts.in_child;
   opts.in_child = [enter, queues, mask]() -> Status {
     OC_TRY(enter());
-    // A veth has one rx queue per channel it was made with; steer them all.
-    DIR* dir = ::opendir(queues.c_str());
-    if (dir == nullptr) return errnoError("open " + queues);
     int written = 0;
-    char path[256];
-    while (struct dirent* e = ::readdir(dir)) {
-      if (std::strncmp(e->d_name, "rx-", 3) != 0) continue;
-      int n = std::snprintf(path, sizeof path, "%s/%s/rps_cpus", queues.c_str(), e->d_name);
-      if (n < 0 || static_cast<size_t>(n) >= sizeof path) continue;  // no such sysfs name
-      int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-      bool ok = fd >= 0 && ::write(fd, mask.data(), mask.size()) == static_cast<ssize_t>(mask.size());
-      int err = errno;
-      if (fd >= 0) ::close(fd);
-      if (!ok) {
-        ::closedir(dir);
-        return errnoError(std::string("write ") + path, err);
-      }
-      ++written;
-    }
-    ::closedir(dir);
+    OC_TRY(writeRpsMasks(queues, mask.c_str(), &written));
     if (written == 0) return makeError("no receive queues under " + queues);
     return okStatus();
   };
@@ -119,7 +133,7 @@ Status steerRx(const std::string& netns_path, const std::string& ifname, const C
 
 namespace {
 
-// An ethtool "set value" command (ETHTOOL_SGRO, ETHTOOL_STSO) on ifname in
+// An ethtool "set value" command (ETHTOOL_SGRO) on ifname in
 // the calling thread's namespace. Child-safe: syscalls only.
 Status ethtoolSet(const std::string& ifname, uint32_t cmd, uint32_t value) {
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -134,17 +148,6 @@ Status ethtoolSet(const std::string& ifname, uint32_t cmd, uint32_t value) {
   int err = errno;
   ::close(fd);
   if (rc != 0) return errnoError("ethtool " + std::to_string(cmd) + " on " + ifname, err);
-  return okStatus();
-}
-
-Status writeText(const char* path, const char* text) {
-  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errnoError(std::string("open ") + path);
-  size_t n = std::strlen(text);
-  bool ok = ::write(fd, text, n) == static_cast<ssize_t>(n);
-  int err = errno;
-  ::close(fd);
-  if (!ok) return errnoError(std::string("write ") + path, err);
   return okStatus();
 }
 
@@ -200,15 +203,8 @@ Status steerRxNapi(const std::string& netns_path, const std::string& ifname, con
     OC_TRY(enter());
     OC_TRY(ethtoolSet(ifname, ETHTOOL_SGRO, 1));
     // RPS off: the NAPI thread is where the work goes.
-    if (DIR* q = ::opendir(queues.c_str())) {
-      char path[256];
-      while (struct dirent* e = ::readdir(q)) {
-        if (std::strncmp(e->d_name, "rx-", 3) != 0) continue;
-        int n = std::snprintf(path, sizeof path, "%s/%s/rps_cpus", queues.c_str(), e->d_name);
-        if (n > 0 && static_cast<size_t>(n) < sizeof path) (void)writeText(path, "0\n");
-      }
-      ::closedir(q);
-    }
+    int written = 0;
+    (void)writeRpsMasks(queues, "0\n", &written);
     int lock = ::open(kNapiLock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock < 0 || ::flock(lock, LOCK_EX) != 0) return errnoError(std::string("lock ") + kNapiLock);
     // Threads made now are this device's: off first, so a re-steer (an
@@ -246,26 +242,6 @@ Status disableTso(const std::string& netns_path, const std::string& ifname) {
   if (!r.ok()) return r.error().wrap("turn TSO off on " + ifname + " (is ethtool installed? scripts/setup.sh)");
   if (r->exit_code != 0) return makeError("ethtool -K " + ifname + " tso off: " + trim(r->err));
   return okStatus();
-}
-
-Result<CpuSet> napiThreadCpus(const std::string& netns_path, const std::string& ifname) {
-  if (!plainIfname(ifname)) return makeError("rx steering: bad interface name '" + ifname + "'");
-  // The thread ids come from the namespace's sysfs-less view: names only.
-  auto r = runCapture({"cat", "/sys/class/net/" + ifname + "/threaded"}, inNetnsWithSysfs(netns_path));
-  if (!r.ok()) return r.error().wrap("NAPI threads of " + ifname);
-  CpuSet out;
-  if (r->exit_code != 0 || trim(r->out) != "1") return out;
-  // By name: every node's device of that name counts (the union).
-  std::vector<pid_t> pids(kMaxNapiThreads);
-  int n = napiThreads(("napi/" + ifname + "-").c_str(), pids.data(), kMaxNapiThreads);
-  for (int i = 0; i < n; ++i) {
-    cpu_set_t mask;
-    if (::sched_getaffinity(pids[static_cast<size_t>(i)], sizeof mask, &mask) != 0) continue;
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-      if (CPU_ISSET(c, &mask)) out.insert(c);
-    }
-  }
-  return out;
 }
 
 Result<std::string> rxSteering(const std::string& netns_path, const std::string& ifname) {

@@ -44,8 +44,4 @@ Status steerRxNapi(const std::string& netns_path, const std::string& ifname, con
 // off (GSO still batches in the stack). Runs ethtool(8) in the namespace.
 Status disableTso(const std::string& netns_path, const std::string& ifname);
 
-// The cpus a device's NAPI threads may run on (their union), or empty when
-// it has none (RPS or no steering).
-Result<CpuSet> napiThreadCpus(const std::string& netns_path, const std::string& ifname);
-
 }  // namespace offcore
