@@ -217,14 +217,34 @@ fc_ip=$(oc fabric host list --json | jq -r --arg h "$FC" '.[] | select(.name==$h
 r=$(oc fabric exec "$FC" -- curl -s --max-time 2 "http://$EIP1/")
 [ "$r" = "$W3 $fc_ip" ] || fail "EIP $EIP1 -> w3 with the client's own address: '$r'"
 
-step "4. LoadBalancer EIP into several VPCs through the service gateway (DNAT + SNAT)"
-# The gateway is the EIP's owner: one live node, by hash of the EIP.
-gw_node=$(oc svc list --kind Service --json | jq -r '.[] | select(.name=="lbx") | .eipOwner')
-gw_ip=$(status_field "$gw_node" .network.uplink.ip); gw_ip=${gw_ip%/*}
-seen=""
-for _ in $(seq 16); do seen+=$(oc fabric exec "$FC" -- curl -s --max-time 2 "http://$EIP2/")$'\n'; done
-echo "$seen" | grep -q "^$W1 $gw_ip$" || fail "lbx never reached w1 (vpc1) from the gateway address $gw_ip: $seen"
-echo "$seen" | grep -q "^$V2 $gw_ip$" || fail "lbx never reached v2 (vpc2) from the gateway address $gw_ip: $seen"
+step "4. LoadBalancer EIP into several VPCs through the service gateway (DNAT + SNAT), the gateway on either node"
+# The gateway is the EIP's owner: one live node, by hash of the EIP. Both
+# placements are checked: on node a beside the backends, and on node b (the
+# backends' replies cross the fabric to the gateway's own address).
+check_gateway() {
+  local gw_ip seen="" r
+  gw_node=$(oc svc list --kind Service --json | jq -r '.[] | select(.name=="lbx") | .eipOwner')
+  gw_ip=$(status_field "$gw_node" .network.uplink.ip); gw_ip=${gw_ip%/*}
+  for i in $(seq 16); do
+    r=$(oc fabric exec "$FC" -- curl -s --max-time 2 "http://$EIP2/") ||
+      fail "request $i to lbx ($EIP2, gateway on $gw_node) got no answer in 2 s (curl exit $?; got so far: $seen)"
+    seen+=$r$'\n'
+  done
+  echo "$seen" | grep -q "^$W1 $gw_ip$" || fail "lbx never reached w1 (vpc1) from the gateway address $gw_ip ($gw_node): $seen"
+  echo "$seen" | grep -q "^$V2 $gw_ip$" || fail "lbx never reached v2 (vpc2) from the gateway address $gw_ip ($gw_node): $seen"
+  echo "gateway on $gw_node: both VPCs answered"
+}
+check_gateway
+first_gw=$gw_node
+for x in $(seq 20 60); do
+  EIP2=10.77.202.$x
+  sed -i "s/eip: 10\.77\.20[12]\.[0-9]*,/eip: $EIP2,/" "$SVC_T/svc.yaml"
+  oc svc apply -f "$SVC_T/svc.yaml" >/dev/null
+  [ "$(oc svc list --kind Service --json | jq -r '.[] | select(.name=="lbx") | .eipOwner')" != "$first_gw" ] && break
+done
+wait_programmed lbx
+check_gateway
+[ "$gw_node" != "$first_gw" ] || fail "no EIP in 10.77.202.20-60 is owned by the other node"
 
 step "svc get shows endpoints and health"
 oc svc get web --json | jq -e '.endpoints | length == 2' >/dev/null || fail "web endpoints: $(oc svc get web --json)"

@@ -582,6 +582,34 @@ TEST_F(NativeRoutingTest, AnEipReplyFromAPeersPodIsReverseNated) {
   EXPECT_EQ(back.frame, buildFrame(restored));
 }
 
+// A service gateway here (EIP into several VPCs) translates the client to
+// this node's own fabric address; a native backend on a peer answers that
+// address, on the uplink, from the peer's MAC: the reply is the gateway's to
+// translate back, not the SoC's own traffic.
+TEST_F(NativeRoutingTest, AGatewaysReplyToThisNodesOwnAddressIsReverseNated) {
+  service(OC_VPC_EXTERNAL, "10.77.100.3", 80, IPPROTO_TCP, {{kVpc1, ip("10.1.0.21"), be16(8080), 1}}, OC_SVC_SNAT,
+          "10.77.0.10");
+  FrameSpec in{.src = "10.77.1.50", .dst = "10.77.100.3", .sport = 41000, .dport = 80};
+  auto fwd = run(buildFrame(in), uplink_);
+  ASSERT_EQ(fwd.verdict, TC_ACT_REDIRECT);
+  FrameSpec sent = in;
+  sent.src = "10.77.0.10";
+  sent.dst = "10.1.0.21";
+  sent.dport = 8080;
+  EXPECT_EQ(fwd.frame, buildFrame(sent)) << "DNAT to the backend and SNAT to this node's address";
+  FrameSpec reply = fromPeer("10.1.0.21", "10.77.0.10");
+  reply.sport = 8080;
+  reply.dport = 41000;
+  reply.tcp_flags = 0x12;
+  auto back = run(buildFrame(reply), uplink_);
+  EXPECT_EQ(back.verdict, TC_ACT_REDIRECT) << "the reply went to the SoC's stack, which holds no such connection";
+  FrameSpec restored = reply;
+  restored.src = "10.77.100.3";
+  restored.sport = 80;
+  restored.dst = "10.77.1.50";
+  EXPECT_EQ(back.frame, buildFrame(restored));
+}
+
 TEST_F(NativeRoutingTest, APeersOwnTrafficFromANativeAddressGoesToTheStack) {
   // Not a reply of a flow translated here: the peer's own (its host domain
   // talking to this SoC, say), handed to the stack as before.

@@ -499,10 +499,13 @@ int oc_ingress(struct __sk_buff *skb) {
    * then on it is treated as if it had come through the tunnel. */
   int native_reply_only = 0;
   /* The SoC's own fabric traffic (VXLAN, NVMe/TCP, the agents' API...) is
-   * addressed to its fabric address, which no VPC may hold. */
-  if ((in.flags & OC_IF_UPLINK) && p.flow.daddr != cfg.node_ip) {
+   * addressed to its fabric address, which no VPC may hold: such a frame is
+   * a native VPC's only as a reply, to the address this node's service
+   * gateway translates to (SNAT). */
+  if (in.flags & OC_IF_UPLINK) {
     struct oc_lpm_v4 lk = {.prefixlen = 32, .addr = p.flow.daddr};
-    struct oc_native_val *nv = bpf_map_lookup_elem(&oc_native_nets, &lk);
+    struct oc_native_val *nv = 0;
+    if (p.flow.daddr != cfg.node_ip) nv = bpf_map_lookup_elem(&oc_native_nets, &lk);
     if (!nv) {
       lk.addr = p.flow.saddr;
       nv = bpf_map_lookup_elem(&oc_native_nets, &lk);
