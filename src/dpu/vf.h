@@ -44,7 +44,8 @@ class VfManager {
   // node_index keeps MACs unique across nodes on one fabric. A VF's
   // receive work is steered (rx_steering.h): the representor's to
   // soc_cpus (threaded NAPI when napi, else RPS), the pod end's to
-  // host_cpus (RPS); empty sets leave steering off.
+  // host_cpus (threaded NAPI when napi and the pod's sysfs is writable,
+  // else RPS); empty sets leave steering off.
   VfManager(std::string state_path, int node_index, CpuSet soc_cpus = {}, CpuSet host_cpus = {}, bool napi = false);
 
   // Reloads vfs.json and drops entries whose representor is gone.

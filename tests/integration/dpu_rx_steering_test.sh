@@ -3,8 +3,9 @@
 # on the SoC's cpus, as on a card, not in the sending host cpu's softirq.
 #  1. The settings after `dpu up` and a CNI ADD: representor, uplink and
 #     the SoC's end of the host-VF -> threaded NAPI pinned to the SoC's cpus
-#     (RPS off; their senders without TSO); the pod's VF and the host's end
-#     of the host-VF -> RPS to the host's cpus.
+#     (RPS off; their senders without TSO); the pod's VF -> threaded NAPI
+#     pinned to the host's cpus; the host's end of the host-VF -> RPS to the
+#     host's cpus.
 #  2. A UDP flood from a pod (pinned to the host's cpus) to an address of its
 #     subnet that nobody has, which the BPF dataplane drops: the softirq time
 #     rises on the SoC's cpus (`dpu status`,
@@ -65,7 +66,16 @@ for dev in "$rep" "$uplink" "$hv_soc"; do
 done
 # Their senders do no TSO (else what they send bypasses the peer's NAPI).
 ip netns exec "$P" ethtool -k eth0 | grep -q "^tcp-segmentation-offload: off" || fail "the pod's eth0 still does TSO"
-[ "$(mask "$P" eth0)" = "$host_mask" ] || fail "the pod's eth0 steers to $(mask "$P" eth0), want $host_mask"
+# The pod's end: its own NAPI thread on the host's cpus (RPS off), and the
+# representor, its sender, without TSO. Every pod's VF is eth0: the threads
+# of all of them (this test's pod is the only one up) run on the host's cpus.
+ip netns exec "$soc" ethtool -k "$rep" | grep -q "^tcp-segmentation-offload: off" || fail "$rep still does TSO"
+[ "$(ip netns exec "$P" cat /sys/class/net/eth0/threaded)" = 1 ] || fail "the pod's eth0 is not threaded NAPI"
+[ "$(mask "$P" eth0)" = "" ] || fail "the pod's eth0 kept RPS ($(mask "$P" eth0)) beside its NAPI thread"
+threads=$(napi_cpus eth0)
+[ -n "$threads" ] || fail "the pod's eth0 has no NAPI thread"
+bad=$(grep -vx "$host_cpus" <<<"$threads" || true)
+[ -z "$bad" ] || fail "NAPI threads of the pods' eth0 may run on $bad, want $host_cpus"
 [ "$(mask "h$N" "$hv_host")" = "$host_mask" ] || fail "the host's $hv_host steers to $(mask "h$N" "$hv_host")"
 
 step "a flood the dataplane drops is received on the SoC's cpus"
