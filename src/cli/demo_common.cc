@@ -201,8 +201,8 @@ Result<std::string> addCniPod(Context& ctx, Cleanup& undo, const CniPod& pod) {
   auto call = [cni = ctx.cni, pod](const std::string& cmd) {
     SpawnOptions o;
     o.stdin_data = R"({"cniVersion":"1.0.0","name":"demo","type":"offcore-cni","mesh":)" +
-                   std::string(pod.mesh ? "true" : "false") + R"(,"node":")" + pod.node + R"(","subnet":")" +
-                   pod.subnet + R"("})";
+                   std::string(pod.mesh ? "true" : "false") + R"(,"node":")" + pod.node + R"(","vpc":")" + pod.vpc +
+                   R"(","subnet":")" + pod.subnet + R"("})";
     return runCapture({"env", "CNI_COMMAND=" + cmd, "CNI_CONTAINERID=" + pod.name,
                        "CNI_NETNS=/var/run/netns/" + pod.name, "CNI_IFNAME=eth0", "CNI_PATH=/opt/cni/bin",
                        "CNI_ARGS=K8S_POD_NAME=" + pod.name + ";OFFCORE_SERVICE_ACCOUNT=" + pod.service_account, cni},

@@ -86,6 +86,7 @@ struct CniPod {
   std::string name, node, subnet;
   bool mesh = false;
   std::string service_account = "default";
+  std::string vpc = "default";  // the subnet's
 };
 Result<std::string> addCniPod(Context& ctx, Cleanup& undo, const CniPod& pod);
 
@@ -108,6 +109,9 @@ void heading(const std::string& text);
 Status runStorage(Context& ctx);
 Status runImages(Context& ctx);
 Status runSvc(Context& ctx);
+// The Service part's cross-node figures (demo_svc_xnode.cc): a second node,
+// wrk through the ClusterIP and through the routed baseline.
+Status runSvcCrossNode(Context& ctx, const std::string& dir, const std::string& vpc, const std::string& subnet);
 Status runMesh(Context& ctx);
 Status runVm(Context& ctx);
 

@@ -254,7 +254,8 @@ Status runSvc(Context& ctx) {
     }
     std::printf("svc get %s: endpoints %s\n", name.c_str(), health.c_str());
   }
-  return okStatus();
+  std::printf("\n");
+  return runSvcCrossNode(ctx, dir, vpc, subnet);
 }
 
 }  // namespace offcore::demo

@@ -2,7 +2,8 @@
 # `offcore demo` end to end (the README's first command):
 #  1. every part runs and succeeds; its output carries the figures measured
 #     in the run (4K randread IOPS on the disk and on a local file, pull
-#     times and bytes for overlayfs and offcore, the failover time, a kill -9
+#     times and bytes for overlayfs and offcore, the failover time, cross-node
+#     req/s beside the routed baseline, a kill -9
 #     of the disk service under a verified write with 0 errors, the CPU
 #     table and each step's duration), within the 5-minute budget;
 #  2. SIGINT in the middle of the storage step (during fio) ends the demo
@@ -79,6 +80,10 @@ echo "failover: ${failover:-?} s"
 [ -n "$failover" ] || fail "no failover time"
 assert_cmp "$failover" "<=" 2.0 "failover seconds"
 grep -q "every request after that was answered" "$out/demo.log" || fail "requests still failed at the end of the loop"
+for m in "keep-alive req/s" "new connection per request"; do
+  grep -qE "^  $m +[0-9,]+ +[0-9,]+ +[0-9.]+x +offcore [0-9]+ us \([0-9]+% on the SoC's cpus\), routed [0-9]+ us" \
+    "$out/demo.log" || fail "no cross-node '$m' row (offcore vs the routed baseline)"
+done
 grep -q "CPU seconds by domain, per step" "$out/demo.log" || fail "no CPU table"
 grep -qE "^migrated to node .* downtime [0-9]+ ms, .* all 3000 acknowledged blocks read back and sha256 matches" \
   "$out/demo.log" || fail "no VM migration line"
