@@ -199,7 +199,11 @@ Status runVm(Context& ctx) {
     return makeError("the VM did not finish on node " + node2 + "; see " + log_b);
   }
   const std::string sha2 = lastValue(log_b, "SHA2"), verified = lastValue(log_b, "VERIFY");
-  if (sha2 != sha) return makeError("the data changed across the migration: sha256 " + sha2 + ", wrote " + sha);
+  if (sha2 != sha) {
+    return makeError("the data changed across the migration: sha256 " + sha2 + ", wrote " + sha +
+                     " (switch after block " + lastValue(log_a, "ACK") + ", " + verified +
+                     " of 3000 sequence blocks read back)");
+  }
   if (verified != "3000") return makeError("the guest read back " + verified + " of 3000 acknowledged blocks");
   std::printf(
       "migrated to node %s under guest O_DIRECT writes (switch after block %s): downtime %d ms, memory copy %d ms, "
