@@ -5,12 +5,12 @@
 // new connection per request, and the machine's busy time per request with
 // the share on the SoC's cpus. The same nginx answers both paths (a second
 // interface, eth1, on the router), so only the path differs.
-#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "base/cpu_times.h"
 #include "base/files.h"
+#include "base/stats.h"
 #include "cli/demo_common.h"
 
 namespace offcore::demo {
@@ -25,12 +25,6 @@ struct WrkRun {
   double busy = 0, soc_busy = 0;  // cpu-seconds over the run: every cpu, the SoC's
   long requests = 0;
 };
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 // wrk's plain-text summary: "Requests/sec: N", "N requests in ...", and the
 // "Socket errors: connect A, read B, write C, timeout D" line when any.
