@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <fstream>
 #include <set>
+#include <sstream>
+#include <vector>
 
 #include "base/files.h"
 #include "base/json.h"
@@ -27,8 +29,14 @@ namespace {
 // on while the VM migrates, a check of every block, and the sha256 again.
 const char* kGuestScript = R"SH(#!/bin/sh
 dd if=/dev/urandom of=/tmp/r bs=1M count=16 2>/dev/null
-dd if=/tmp/r of=/dev/vda bs=1M conv=fsync 2>/dev/null
-echo "SHA=$(sha256sum /tmp/r | cut -d' ' -f1)"
+dd if=/tmp/r of=/dev/vda bs=1M conv=fsync 2>/dev/null || echo "WRITE-ERR=16MiB"
+SHA=$(sha256sum /tmp/r | cut -d' ' -f1)
+# Per-MiB hashes of what was written, and of the disk read back with O_DIRECT
+# before the migration: a mismatch later says which MiB and on which side.
+mib() { m=0; while [ $m -lt 16 ]; do printf '%s ' "$(dd if="$1" bs=1M skip=$m count=1 $2 2>/dev/null | sha256sum | cut -c1-8)"; m=$((m + 1)); done; }
+echo "MIBW=$(mib /tmp/r)"
+echo "MIB0=$(mib /dev/vda iflag=direct)"
+echo "SHA=$SHA"
 rm /tmp/r
 grep -q oc.quick /proc/cmdline && exit 0
 # The NIC (the kit's /init set eth0 up from offcore.ip/gw): ping the
@@ -45,7 +53,11 @@ while [ $i -le 3000 ]; do
   i=$((i + 1))
 done
 n=$(dd if=/dev/vda bs=4096 skip=4097 count=3000 iflag=direct 2>/dev/null | tr -d '\0' | grep -c '^offcore-seq-')
-echo "SHA2=$(dd if=/dev/vda bs=1M count=16 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1)"
+dd if=/dev/vda of=/tmp/s bs=1M count=16 iflag=direct 2>/dev/null || echo "READ-ERR=16MiB"
+SHA2=$(sha256sum /tmp/s | cut -d' ' -f1)
+rm /tmp/s
+[ "$SHA2" = "$SHA" ] || echo "MIB2=$(mib /dev/vda iflag=direct)"
+echo "SHA2=$SHA2"
 echo "VERIFY=$n"
 )SH";
 
@@ -61,6 +73,57 @@ std::string lastValue(const std::string& log, const std::string& key) {
 
 bool waitValue(const std::string& log, const std::string& key, int ms) {
   return waitFor([&] { return !lastValue(log, key).empty(); }, ms);
+}
+
+// Which MiB of the 16 differ from what was written (MIBW): read back on the
+// source before the migration (MIB0) and on the destination after (MIB2);
+// plus any I/O error the guest or its kernel reported.
+std::string describeMismatch(const std::string& log_a, const std::string& log_b) {
+  auto split = [](const std::string& v) {
+    std::vector<std::string> out;
+    std::istringstream in(v);
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+  };
+  const auto want = split(lastValue(log_a, "MIBW"));
+  auto differing = [&](const std::string& have_line) {
+    const auto have = split(have_line);
+    std::string out;
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (i >= have.size() || have[i] != want[i]) out += (out.empty() ? "" : ",") + std::to_string(i);
+    }
+    return out.empty() ? std::string("none") : out;
+  };
+  std::string d = "MiB differing before the migration: " + differing(lastValue(log_a, "MIB0")) +
+                  ", after: " + differing(lastValue(log_b, "MIB2"));
+  for (const auto& key : {"WRITE-ERR", "READ-ERR"}) {
+    for (const auto& log : {log_a, log_b}) {
+      if (!lastValue(log, key).empty()) d += std::string(", guest ") + key + " " + lastValue(log, key);
+    }
+  }
+  int kernel_errors = 0;
+  for (const auto& log : {log_a, log_b}) {
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) kernel_errors += line.find("I/O error") != std::string::npos;
+  }
+  return d + ", " + std::to_string(kernel_errors) + " kernel I/O error lines";
+}
+
+// Copies the consoles and both disk back ends' logs out of what the cleanup
+// removes; returns where.
+std::string keepEvidence(Context& ctx, const std::string& vm, const std::vector<std::string>& consoles,
+                         const std::vector<std::string>& nodes) {
+  const std::string kept = "/var/tmp/offcore-vm-failure-" + ctx.id;
+  if (!makeDirs(kept).ok()) return "(nowhere: " + kept + " could not be made)";
+  const std::string run_root = ctx.cli.config.run_root;
+  std::vector<std::pair<std::string, std::string>> files;
+  for (size_t i = 0; i < consoles.size(); ++i) files.emplace_back(consoles[i], "console-" + std::to_string(i) + ".log");
+  for (const auto& n : nodes) {
+    files.emplace_back(run_root + "/" + n + "/vm-" + vm + "-blk.log", "blk-" + n + ".log");
+    files.emplace_back(run_root + "/" + n + "/agent.log", "agent-" + n + ".log");
+  }
+  for (const auto& [from, to] : files) (void)runCapture({"cp", from, kept + "/" + to});
+  return kept;
 }
 
 // kit.sh output + a layer with the guest script: the initrd.
@@ -200,9 +263,11 @@ Status runVm(Context& ctx) {
   }
   const std::string sha2 = lastValue(log_b, "SHA2"), verified = lastValue(log_b, "VERIFY");
   if (sha2 != sha) {
+    const std::string kept = keepEvidence(ctx, vm, {log_a, log_b}, {node, node2});
     return makeError("the data changed across the migration: sha256 " + sha2 + ", wrote " + sha +
                      " (switch after block " + lastValue(log_a, "ACK") + ", " + verified +
-                     " of 3000 sequence blocks read back)");
+                     " of 3000 sequence blocks read back; " + describeMismatch(log_a, log_b) + "; logs kept in " +
+                     kept + ")");
   }
   if (verified != "3000") return makeError("the guest read back " + verified + " of 3000 acknowledged blocks");
   std::printf(
