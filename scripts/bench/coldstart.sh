@@ -20,7 +20,8 @@
 #
 # For experiments (the suite sets none of these): VARIANTS="registry ..."
 # runs only those; CHUNK=64K converts with that registry chunk size; with
-# REGISTRY_ONLY=1 nothing goes to the gateway (no gateway or flat variants).
+# REGISTRY_ONLY=1 nothing goes to the gateway (no gateway or flat variants);
+# NO_FLAT_SPARE=1 runs the flat snapshotter without spare rootfs.
 # Everything runs against a registry and a gateway on fabric hosts, reached
 # through the node's SoC.
 set -euo pipefail
@@ -32,6 +33,10 @@ source "$HERE/../../tests/integration/images_lib.sh"
 trap - EXIT
 trap 'for (( i=${#CLEANUPS[@]}-1; i>=0; i-- )); do eval "${CLEANUPS[$i]}" >/dev/null 2>&1 || true; done' EXIT
 exec 3>>"$RESULTS" 1>&2
+# A failed step (in a function too: -E) says where, with what the
+# snapshotters logged last.
+set -E
+trap 'echo "coldstart.sh: line $LINENO failed; the snapshotters last logged:"; tail -n 8 "$SN_DIR"/*.log 2>/dev/null' ERR
 CACHE=${BENCH_IMAGES:-/var/cache/offcore/bench-images-v2}
 N=cs$ID
 work=$(mktemp -d /var/tmp/oc-coldstart-XXXX); cleanup "rm -rf $work"
@@ -72,7 +77,7 @@ start_stack() {  # start_stack BACKEND [SNAPSHOTTER FLAGS...]
   ( echo $BASHPID > "$cgroup_host/cgroup.procs"; echo $BASHPID > "$mem_host/cgroup.procs"
     containerd_up "$CD_DIR" >/dev/null
     snapshotter_start offcore --node "$N" --catalog "$CAT" --backend "$backend" --plain-http "$@"
-    snapshotter_start offcore-flat --node "$N" --catalog "$CAT" --mode flat --plain-http
+    snapshotter_start offcore-flat --node "$N" --catalog "$CAT" --mode flat --plain-http ${NO_FLAT_SPARE:+--flat-spares 0}
     echo "$CD_PID $SN_PID_offcore $SN_PID_offcore_flat" > "$work/pids" )
   read -r CD_PID SN_PID_offcore SN_PID_offcore_flat < "$work/pids"
   CTR="ctr --address $CD_DIR/containerd.sock"
@@ -132,15 +137,30 @@ measure() {  # measure IMAGE VARIANT RUN
   [ -n "$out" ] || fail "$variant $img: no output"
   local h1 s1 rx1
   h1=$(cpu_host) s1=$(cpu_soc) rx1=$(uplink_rx)
+  # flat-gateway (and its baseline): a second container of the image, created
+  # once the first runs, as a node scaling out a Deployment would; the flat
+  # snapshotter makes a spare rootfs for it in the meantime.
+  local next=null t4 t5
+  if [ "$variant" = flat-gateway ] || [ "$variant" = overlayfs ]; then
+    sleep 3
+    t4=$(now)
+    ( echo $BASHPID > "$cgroup_host/cgroup.procs"; echo $BASHPID > "$mem_host/cgroup.procs"
+      $CTR container create --snapshotter "$sn" "$ref" "n$run" >/dev/null )
+    t5=$(now)
+    next=$(echo "$t5 - $t4" | bc)
+    $CTR container delete "n$run" >/dev/null 2>&1 || true
+  fi
   jq -cn --arg image "$img" --arg variant "$variant" --argjson run "$run" --arg out "$out" \
     --argjson pull "$(echo "$t1 - $t0" | bc)" --argjson create "$(echo "$t2 - $t1" | bc)" \
     --argjson ready "$(echo "$t3 - $t2" | bc)" --argjson first "$(echo "$t3 - $t0" | bc)" \
     --argjson fetched "$((rx1 - rx0))" --argjson image_bytes "$(cat "$work/$img.bytes")" \
     --argjson host_cpu "$(echo "$h1 - $h0" | bc)" --argjson soc_cpu "$(echo "$s1 - $s0" | bc)" \
     --argjson host_mem "$(cat "$mem_host/memory.max_usage_in_bytes")" --argjson soc_mem "$(cat "$soc_mem")" \
+    --argjson next "$next" \
     '{image:$image, variant:$variant, run:$run, output:$out, pull_s:$pull, create_s:$create, ready_s:$ready,
       first_output_s:$first, fetched_bytes:$fetched, image_bytes:$image_bytes, host_cpu_s:$host_cpu,
-      soc_cpu_s:$soc_cpu, host_peak_mem:$host_mem, soc_peak_mem:$soc_mem}' >&3
+      soc_cpu_s:$soc_cpu, host_peak_mem:$host_mem, soc_peak_mem:$soc_mem}
+      + (if $next == null then {} else {next_create_s:$next} end)' >&3
   $CTR task delete "c$run" >/dev/null 2>&1 || true
   $CTR container delete "c$run" >/dev/null 2>&1 || true
   stop_stack

@@ -159,7 +159,9 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       if (!added.ok()) return fail("disk attach", added.error());
       // Ready once the FUSE file answers; the service log says why if not.
       std::string log = ctx.config.run_root + "/" + a->node + "/disk-" + name + ".log";
-      for (int i = 0; i < 200; ++i) {
+      // Polled every 10 ms for 10 s: a flat rootfs waits on this in a
+      // container create.
+      for (int i = 0; i < 1000; ++i) {
         if (pathExists(file + ".json") && isMounted(file)) {
           auto info = readFile(file + ".json");
           if (a->json)
@@ -171,7 +173,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
         auto svc = agent.call("GET", "/v1/services/disk-" + name);
         auto sj = json::parse(svc.valueOr("{}"), nullptr, false);
         if (!sj.is_discarded() && sj.value("restarts", 0) > 0) break;  // it failed once: report it
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       (void)agent.call("DELETE", "/v1/services/disk-" + name);
       std::remove(secret_path.c_str());

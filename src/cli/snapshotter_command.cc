@@ -19,6 +19,7 @@ struct SnapshotterOpts {
   bool plain_http = false;
   std::string creds, ca_file, fill_below = "8M";
   bool no_prefetch = false;
+  int flat_spares = 4;
 };
 
 int runSnapshotter(const SnapshotterOpts& o, const std::string& run_root) {
@@ -40,6 +41,7 @@ int runSnapshotter(const SnapshotterOpts& o, const std::string& run_root) {
   rc.plain_http = o.plain_http;
   rc.creds_file = o.creds;
   rc.prefetch = !o.no_prefetch;
+  rc.flat_spares = o.flat_spares;
   auto fill = parseByteSize(o.fill_below);
   if (!fill.ok()) return fail("snapshotter", fill.error());
   rc.fill_below = *fill;
@@ -86,6 +88,12 @@ void registerSnapshotterCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--ca-file", o->ca_file, "PEM CAs for HTTPS registries");
   cmd->add_flag("--no-prefetch", o->no_prefetch,
                 "do not prefetch layers (neither a measured profile nor the list derived at conversion)");
+  cmd->add_option("--flat-spares", o->flat_spares,
+                  "flat mode: how many images (the latest pulled or used) keep a rootfs made ahead of their next "
+                  "container create; each holds a gateway clone and a disk in the SoC until the image goes or the "
+                  "snapshotter stops (0: none)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
   cmd->add_option("--fill-below", o->fill_below,
                   "fetch layers whose image is at most this big whole, in the background (0: never)")
       ->capture_default_str();

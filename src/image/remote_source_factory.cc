@@ -17,6 +17,7 @@ Result<std::unique_ptr<RemoteSource>> makeRemoteSource(const RemoteSourceConfig&
   o.launch = ImageServiceLaunch{c.catalog_dir, c.cache_dir,  c.cache_size, c.fetch_timeout_s,
                                 c.plain_http,  c.creds_file, c.ca_file};
   o.prefetch = c.prefetch;
+  o.flat_spares = c.flat_spares;
   o.fill_below = c.fill_below;
   return std::unique_ptr<RemoteSource>(new OffcoreRemoteSource(std::move(o)));
 }

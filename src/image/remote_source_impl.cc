@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
@@ -15,6 +17,7 @@
 #include "gateway/client.h"
 #include "image/converter.h"
 #include "image/gateway_volumes.h"
+#include "image/mount_probe.h"
 #include "image/oci.h"
 #include "nvme/host/host_identity.h"
 #include "snapshotter/remote_source_factory.h"
@@ -25,30 +28,8 @@ using nlohmann::json;
 
 namespace {
 
+constexpr std::chrono::milliseconds kFlatSpareDelay{100};
 const char* kStubMarker = oci::kStubMarkerFile;
-
-// One statx (the kernel says whether dir is the root of a mount); every
-// container create asks, so no `mountpoint` process per layer.
-bool isMountPoint(const std::string& dir) {
-  struct statx stx {};
-  if (::statx(AT_FDCWD, dir.c_str(), AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_BASIC_STATS,
-              &stx) != 0) {
-    return false;
-  }
-  if (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
-  auto r = runCapture({"mountpoint", "-q", dir});
-  return r.ok() && r->exit_code == 0;
-}
-
-// A mount whose FUSE daemon died answers ENOTCONN/EIO: it must be replaced.
-bool mountHealthy(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return false;
-  errno = 0;
-  bool ok = ::readdir(d) != nullptr || errno == 0;
-  ::closedir(d);
-  return ok;
-}
 
 Status mountErofs(const std::string& file, const std::string& dir) {
   OC_TRY(makeDirs(dir));
@@ -68,17 +49,12 @@ Status mountErofs(const std::string& file, const std::string& dir) {
   return {};
 }
 
-Status unmountDir(const std::string& dir) {
-  if (!isMountPoint(dir)) return {};
-  if (::umount2(dir.c_str(), 0) != 0 && ::umount2(dir.c_str(), MNT_DETACH) != 0) return errnoError("umount " + dir);
-  return {};
-}
-
 }  // namespace
 
 OffcoreRemoteSource::OffcoreRemoteSource(RemoteSourceOptions o)
     : o_(std::move(o)), catalog_(o_.launch.catalog_dir), images_(o_.run_root, o_.node) {
-  if (o_.mode == RemoteMode::kLayered) warm_thread_ = std::thread([this] { warmLoop(); });
+  if (o_.mode == RemoteMode::kFlat) dropSpares("left by an earlier snapshotter");
+  warm_thread_ = std::thread([this] { warmLoop(); });
 }
 
 OffcoreRemoteSource::~OffcoreRemoteSource() {
@@ -88,20 +64,42 @@ OffcoreRemoteSource::~OffcoreRemoteSource() {
   }
   warm_cv_.notify_all();
   if (warm_thread_.joinable()) warm_thread_.join();
+  // A deliberate stop leaves no clone nobody uses.
+  if (o_.mode == RemoteMode::kFlat) dropSpares("the snapshotter stops");
 }
 
-void OffcoreRemoteSource::warmLayer(const RemoteLayerRef& layer) {
+void OffcoreRemoteSource::warmLayer(const RemoteLayerRef& layer, const std::optional<RemoteLayerRef>& parent) {
   {
     std::lock_guard<std::mutex> lock(warm_mu_);
     if (warm_stop_ || !warm_thread_.joinable()) return;
     released_.erase(layer.chain_id);  // pulled again
-    warm_queue_.push_back(layer);
+    auto due = std::chrono::steady_clock::now();
+    if (layer.mode == RemoteMode::kFlat) {
+      // A pull commits a flat image's chains bottom up, a few ms apart, and
+      // only the top is where containers start: each supersedes its parent,
+      // and a spare waits a moment so the lower ones are never made.
+      due += kFlatSpareDelay;
+      if (parent && parent->mode == RemoteMode::kFlat) {
+        std::erase_if(warm_queue_, [&](const WarmEntry& e) { return e.ref.chain_id == parent->chain_id; });
+        superseded_.push_back(*parent);
+      }
+    }
+    warm_queue_.push_back({layer, due});
+  }
+  warm_cv_.notify_one();
+}
+
+void OffcoreRemoteSource::warmLater(const RemoteLayerRef& layer, std::chrono::milliseconds delay) {
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    if (warm_stop_ || !warm_thread_.joinable()) return;
+    warm_queue_.push_back({layer, std::chrono::steady_clock::now() + delay});
   }
   warm_cv_.notify_one();
 }
 
 void OffcoreRemoteSource::warmLoop() {
-  {
+  if (o_.mode == RemoteMode::kLayered) {
     std::lock_guard<std::mutex> lock(mu_);
     if (Status s = images_.ensureRunning(o_.launch); !s.ok()) {
       spdlog::info("image service not started ahead of use: {}", s.error().message);
@@ -113,12 +111,30 @@ void OffcoreRemoteSource::warmLoop() {
       std::unique_lock<std::mutex> lock(warm_mu_);
       warm_cv_.wait(lock, [&] { return warm_stop_ || !warm_queue_.empty(); });
       if (warm_stop_) return;
-      ref = warm_queue_.front();
-      warm_queue_.pop_front();
+      // Oldest due entry first; wait for the earliest when none is due.
+      auto due = std::min_element(warm_queue_.begin(), warm_queue_.end(),
+                                  [](const WarmEntry& a, const WarmEntry& b) { return a.not_before < b.not_before; });
+      if (due->not_before > std::chrono::steady_clock::now()) {
+        warm_cv_.wait_until(lock, due->not_before);
+        continue;
+      }
+      ref = due->ref;
+      warm_queue_.erase(due);
     }
     // A failure here is only an early try: the container's own mount asks
     // again and reports it.
-    if (auto dir = mount(ref, true); !dir.ok()) {
+    if (ref.mode == RemoteMode::kFlat) {
+      std::vector<RemoteLayerRef> superseded;
+      {
+        std::lock_guard<std::mutex> lock(warm_mu_);
+        superseded.swap(superseded_);
+      }
+      for (const auto& old : superseded) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (Status s = dropSpareOf(old); !s.ok()) spdlog::warn("spare of {}: {}", old.chain_id, s.error().message);
+      }
+      prepareSpare(ref);
+    } else if (auto dir = mount(ref, true); !dir.ok()) {
       spdlog::warn("warming layer {}: {}", ref.chain_id, dir.error().message);
     }
   }
@@ -238,6 +254,7 @@ Result<std::string> OffcoreRemoteSource::mount(const RemoteLayerRef& layer, bool
 }
 
 Status OffcoreRemoteSource::releaseLayer(const RemoteLayerRef& layer) {
+  if (layer.mode == RemoteMode::kFlat) return releaseFlat(layer);
   json h = json::parse(layer.handle, nullptr, false);
   if (h.is_discarded()) return {};
   std::string id = shortId(h.value("diff_id", ""));
@@ -245,78 +262,10 @@ Status OffcoreRemoteSource::releaseLayer(const RemoteLayerRef& layer) {
   {
     std::lock_guard<std::mutex> wl(warm_mu_);
     released_.insert(layer.chain_id);
-    std::erase_if(warm_queue_, [&](const RemoteLayerRef& r) { return r.chain_id == layer.chain_id; });
+    std::erase_if(warm_queue_, [&](const WarmEntry& e) { return e.ref.chain_id == layer.chain_id; });
   }
   OC_TRY(unmountDir(o_.root + "/layers/" + id));
   if (images_.running()) (void)images_.detach(id);
-  return {};
-}
-
-Result<std::string> OffcoreRemoteSource::prepareFlatRootfs(const std::string& snapshot_id, const RemoteLayerRef& top,
-                                                           bool read_only) {
-  json h = json::parse(top.handle, nullptr, false);
-  if (h.is_discarded() || !h.contains("volume")) return makeError("flat image " + top.chain_id + ": bad handle");
-  std::string dir = o_.root + "/flat/" + snapshot_id;
-  std::string state_path = o_.root + "/flat/" + snapshot_id + ".json";
-  std::lock_guard<std::mutex> lock(mu_);
-  if (isMountPoint(dir) && mountHealthy(dir)) return dir;
-  OC_ASSIGN_OR_RETURN(auto gw, GatewayClient::open(o_.run_root, h.value("target", "")));
-  std::string clone = "c-" + o_.node + "-" + snapshot_id;
-  OC_ASSIGN_OR_RETURN(auto existing, gw.find(clone));
-  GatewayVolume vol;
-  if (existing) {
-    vol = *existing;
-  } else {
-    // The node's writable rootfs admits this node's initiator only.
-    OC_ASSIGN_OR_RETURN(vol,
-                        gw.clone(h.value("volume", ""), clone, std::vector<std::string>{nvme::nodeHostNqn(o_.node)}));
-  }
-  OC_TRY(makeDirs(o_.root + "/flat"));
-  OC_TRY(writeFileAtomic(state_path, dumpJson(json{{"volume", clone}, {"target", h.value("target", "")}}) + "\n"));
-  std::string disk_file = o_.run_root + "/" + o_.node + "/disks/" + clone;
-  if (!pathExists(disk_file + ".json")) {
-    OC_ASSIGN_OR_RETURN(auto att,
-                        runCapture({selfExe(), "disk", "attach", vol.uri, "--node", o_.node, "--name", clone}));
-    if (att.exit_code != 0) return makeError("attach the rootfs clone " + clone + ": " + trim(att.err));
-  }
-  std::vector<std::string> lo_args{"losetup", "--find", "--show", "--direct-io=on"};
-  if (read_only) lo_args.push_back("--read-only");
-  lo_args.push_back(disk_file);
-  OC_ASSIGN_OR_RETURN(auto lo, runCapture(lo_args));
-  if (lo.exit_code != 0) return makeError("losetup " + disk_file + ": " + trim(lo.err));
-  std::string loop = trim(lo.out);
-  OC_TRY(makeDirs(dir));
-  // nodev,nosuid: a flat rootfs comes off a gateway volume, so its device
-  // nodes and setuid bits are not trusted on the host.
-  unsigned long flags = (read_only ? MS_RDONLY : 0) | MS_NODEV | MS_NOSUID;
-  if (::mount(loop.c_str(), dir.c_str(), "ext4", flags, nullptr) != 0) {
-    Error e = errnoError("mount " + loop + " on " + dir);
-    (void)runCapture({"losetup", "-d", loop});
-    return e;
-  }
-  // Autoclear: the loop device goes away with the last unmount, so a
-  // snapshotter that dies before Remove cannot leak it.
-  (void)runCapture({"losetup", "-d", loop});
-  json state{{"volume", clone}, {"target", h.value("target", "")}, {"disk", clone}};
-  OC_TRY(writeFileAtomic(state_path, dumpJson(state) + "\n"));
-  return dir;
-}
-
-Status OffcoreRemoteSource::removeFlatRootfs(const std::string& snapshot_id) {
-  std::string dir = o_.root + "/flat/" + snapshot_id;
-  std::string state_path = dir + ".json";
-  std::lock_guard<std::mutex> lock(mu_);
-  json st = json::parse(readFile(state_path).valueOr("{}"), nullptr, false);
-  if (st.is_discarded()) st = json::object();
-  OC_TRY(unmountDir(dir));
-  ::rmdir(dir.c_str());
-  std::string clone = st.value("volume", "c-" + o_.node + "-" + snapshot_id);
-  (void)runCapture({selfExe(), "disk", "detach", clone, "--node", o_.node});
-  if (st.contains("target")) {
-    auto gw = GatewayClient::open(o_.run_root, st.value("target", ""));
-    if (gw.ok()) OC_TRY(gw->remove(clone, true));
-  }
-  std::remove(state_path.c_str());
   return {};
 }
 

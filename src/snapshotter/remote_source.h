@@ -59,10 +59,15 @@ class RemoteSource {
   // Releases a layered-mode layer no snapshot uses any more.
   virtual Status releaseLayer(const RemoteLayerRef& layer) = 0;
 
-  // Called when a layered-mode remote snapshot is committed (during a pull):
-  // the source may make the layer ready in the background, so the first
-  // container does not wait for it. Must not block.
-  virtual void warmLayer(const RemoteLayerRef& layer) { (void)layer; }
+  // Called when a remote snapshot is committed (during a pull): the source
+  // may make the layer (layered) or a rootfs (flat) ready in the background,
+  // so the first container does not wait for it. `parent` is the remote
+  // snapshot it was committed on, if any: a flat image's lower chains are
+  // not where its containers start. Must not block.
+  virtual void warmLayer(const RemoteLayerRef& layer, const std::optional<RemoteLayerRef>& parent) {
+    (void)layer;
+    (void)parent;
+  }
 
   // Called on Commit of an active snapshot. A client that passes no target
   // label (containerd 1.6's `ctr image pull` unpacks with image.Unpack)

@@ -24,6 +24,7 @@ struct RemoteSourceConfig {
   std::string cache_dir, cache_size;  // for an image service the source starts
   int fetch_timeout_s = 10;
   bool prefetch = true;
+  int flat_spares = 4;  // flat: images (the latest pulled) that keep a rootfs made ahead; 0: none
   uint64_t fill_below = 8u << 20;
 };
 

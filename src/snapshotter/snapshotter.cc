@@ -60,7 +60,11 @@ Status Snapshotter::tryRemote(const std::string& parent, const SnapshotLabels& l
   }
   spdlog::info("remote snapshot {} (id {}, {} mode, handle {}) on parent \"{}\"", target, row->id,
                r.mode == RemoteMode::kFlat ? "flat" : "layered", r.handle, parent);
-  if (r.mode == RemoteMode::kLayered) source_->warmLayer(r);
+  std::optional<RemoteLayerRef> parent_ref;
+  if (!parent.empty()) {
+    if (auto p = meta_->get(parent); p.ok()) parent_ref = p->remote;
+  }
+  source_->warmLayer(r, parent_ref);
   return snap::alreadyExists(exists);
 }
 
@@ -143,7 +147,9 @@ Status Snapshotter::commitStub(const std::string& name, const std::string& key, 
                                const SnapshotLabels& labels, const RemoteLayerRef& ref) {
   OC_ASSIGN_OR_RETURN(auto row, meta_->commit(name, key, labels, 0, 0, ref));
   spdlog::info("committed stub {} as remote snapshot {} (id {}, chain {})", key, name, row.id, ref.chain_id);
-  if (ref.mode == RemoteMode::kLayered) source_->warmLayer(ref);
+  std::optional<RemoteLayerRef> parent_ref;
+  if (auto chain = meta_->chain(name); chain.ok() && chain->size() > 1) parent_ref = (*chain)[1].remote;
+  source_->warmLayer(ref, parent_ref);
   return okStatus();
 }
 

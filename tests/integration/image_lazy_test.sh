@@ -117,6 +117,42 @@ out=$($CTR run --rm --snapshotter offcore-flat "$REG/fid:flat" run2$ID /bin/sh -
 root_opts=$($CTR run --rm --snapshotter offcore-flat "$REG/fid:flat" opts$ID /bin/cat /proc/mounts | awk '$2 == "/" {print $4}')
 [[ ",$root_opts," == *,nodev,* && ",$root_opts," == *,nosuid,* ]] || fail "flat rootfs mounted '$root_opts', without nodev,nosuid"
 
+step "flat: the pull made a spare rootfs, a create claims it, and none outlives the image or the snapshotter"
+FLAT_ROOT=$SN_DIR/offcore-flat/flat
+spare_disks() { oc disk list --node "$N" --json | jq -r '.[].name' | grep -c -- "^c-$N-s" || true; }
+wait_for_spare() {
+  for _ in $(seq 100); do
+    compgen -G "$FLAT_ROOT/spare-*.json" >/dev/null && jq -e '.disk' $FLAT_ROOT/spare-*.json >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  fail "no spare rootfs after 10 s: $(tail -3 "$SN_DIR/offcore-flat.log")"
+}
+wait_for_spare
+claims=$(grep -c "the spare at" "$SN_DIR/offcore-flat.log" || true)
+out=$($CTR run --rm --snapshotter offcore-flat "$REG/fid:flat" spare$ID /bin/sh -c 'cat /data/opq/new; ls /data/new 2>&1; true')
+[[ "$out" == "new in layer 1"*"No such file"* ]] \
+  || fail "a container on a spare rootfs printed '$out' (a spare must be a fresh clone of the image)"
+assert_cmp "$(grep -c "the spare at" "$SN_DIR/offcore-flat.log")" ">" "$claims" \
+  "the create did not take the spare: $(grep -E "spare|flat rootfs|Prepare|warn" "$SN_DIR/offcore-flat.log" | tail -25)"
+wait_for_spare   # made again for the next create
+# (The containers' clones go when containerd removes their snapshots, which
+# it may do later: count the spares' records, not the disks.)
+spares=$(compgen -G "$FLAT_ROOT/spare-*.json" | wc -l)
+[ "$spares" = 1 ] || fail "$spares spare rootfs records; one spare per image"
+$CTR image rm --sync "$REG/fid:flat" >/dev/null
+for _ in $(seq 50); do compgen -G "$FLAT_ROOT/spare-*.json" >/dev/null || break; sleep 0.1; done
+! compgen -G "$FLAT_ROOT/spare-*.json" >/dev/null || fail "the image is gone but its spare rootfs is not"
+[ "$(spare_disks)" = 0 ] || fail "the image is gone but a spare's disk is attached"
+$CTR image pull --plain-http --snapshotter offcore-flat "$REG/fid:flat" >/dev/null
+wait_for_spare
+snapshotter_stop offcore-flat
+! compgen -G "$FLAT_ROOT/spare-*.json" >/dev/null || fail "the snapshotter stopped but left its spare rootfs"
+[ "$(spare_disks)" = 0 ] || fail "the snapshotter stopped but left a spare's disk attached"
+oc volume list --json --target "gw$ID" | jq -e '[.[] | select(.name | test("^c-.*-s"))] | length == 0' >/dev/null \
+  || fail "spare clones left in the gateway: $(oc volume list --json --target "gw$ID" | jq -c '[.[].name]')"
+! grep -q " $FLAT_ROOT/s" /proc/self/mountinfo || fail "a spare's mount is left: $(grep " $FLAT_ROOT/s" /proc/self/mountinfo)"
+snapshotter_start offcore-flat --node "$N" --catalog "$CAT" --mode flat --plain-http
+
 # The lazy image gone and the offcore snapshotter, the image service and the
 # chunk cache stopped and emptied, so the next pull starts cold. The image
 # goes while its snapshotter still runs, with containerd's GC waited for

@@ -61,16 +61,18 @@ class FakeRemoteSource : public RemoteSource {
     released.push_back(layer.chain_id);
     return okStatus();
   }
-  void warmLayer(const RemoteLayerRef& layer) override {
+  void warmLayer(const RemoteLayerRef& layer, const std::optional<RemoteLayerRef>& parent) override {
     std::lock_guard l(mu);
     warmed.push_back(layer.chain_id);
+    warmed_on.push_back(parent ? parent->chain_id : "");
   }
 
   std::mutex mu;
   std::map<std::string, RemoteMode> layers;
   std::map<std::string, std::string> flat;
   std::vector<std::string> released;
-  std::vector<std::string> warmed;  // layers the pull handed over for warming
+  std::vector<std::string> warmed;     // layers the pull handed over for warming
+  std::vector<std::string> warmed_on;  // the remote parent of each, "" for none
   int lookups = 0;
 
  private:
@@ -315,6 +317,9 @@ TEST_F(SnapshotServiceTest, RemoteLayersAnswerAlreadyExists) {
   EXPECT_EQ(fake_->lookups, 1);
   labels["containerd.io/snapshot.ref"] = "sha256:l2";
   EXPECT_EQ(prepare("k2", "sha256:l1", &p, labels).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  // Each handed over with the remote layer it was committed on.
+  EXPECT_EQ(fake_->warmed, (std::vector<std::string>{"sha256:l1", "sha256:l2"}));
+  EXPECT_EQ(fake_->warmed_on, (std::vector<std::string>{"", "sha256:l1"}));
   // Not converted: a normal overlay Prepare over the remote layers.
   labels["containerd.io/snapshot.ref"] = "sha256:l3";
   ASSERT_TRUE(prepare("k3", "sha256:l2", &p, labels).ok());
@@ -387,6 +392,8 @@ TEST_F(SnapshotServiceTest, FlatModeBindsThePreparedRootfs) {
   pb::PrepareSnapshotResponse p;
   std::map<std::string, std::string> labels{{"containerd.io/snapshot.ref", "sha256:f1"}};
   ASSERT_EQ(prepare("x", "", &p, labels).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  // The pull hands the flat image over too: the source makes a rootfs ahead.
+  EXPECT_EQ(fake_->warmed, (std::vector<std::string>{"sha256:f1"}));
   ASSERT_TRUE(prepare("ctr", "sha256:f1", &p).ok());
   ASSERT_EQ(p.mounts_size(), 1);
   EXPECT_EQ(p.mounts(0).type(), "bind");
