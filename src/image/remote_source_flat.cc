@@ -193,8 +193,9 @@ Status OffcoreRemoteSource::removeFlatRootfs(const std::string& snapshot_id) {
   const std::string state_path = o_.root + "/flat/" + snapshot_id + ".json";
   std::lock_guard<std::mutex> lock(mu_);
   json st = readState(state_path);
+  // Without a record this snapshot made no clone: only a mount may be left.
+  // (A clone named after the snapshot id could be another root's.)
   if (!st.contains("dir")) st["dir"] = o_.root + "/flat/" + snapshot_id;
-  if (!st.contains("volume")) st["volume"] = "c-" + o_.node + "-" + snapshot_id;
   OC_TRY(tearDownFlat(st));
   std::remove(state_path.c_str());
   return {};
