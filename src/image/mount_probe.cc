@@ -7,6 +7,9 @@
 
 #include <cerrno>
 
+#include <vector>
+
+#include "base/files.h"
 #include "base/subprocess.h"
 
 namespace offcore {
@@ -29,6 +32,24 @@ bool mountHealthy(const std::string& dir) {
   bool ok = ::readdir(d) != nullptr || errno == 0;
   ::closedir(d);
   return ok;
+}
+
+Status mountThroughLoop(const std::string& file, const std::string& dir, const char* fstype, unsigned long flags,
+                        bool direct_io) {
+  std::vector<std::string> args{"losetup", "--find", "--show"};
+  if (direct_io) args.push_back("--direct-io=on");
+  if (flags & MS_RDONLY) args.push_back("--read-only");
+  args.push_back(file);
+  OC_ASSIGN_OR_RETURN(auto lo, runCapture(args));
+  if (lo.exit_code != 0) return makeError("losetup " + file + ": " + trim(lo.err));
+  const std::string dev = trim(lo.out);
+  if (::mount(dev.c_str(), dir.c_str(), fstype, flags, nullptr) != 0) {
+    Error e = errnoError(std::string("mount ") + fstype + " " + dev + " on " + dir);
+    (void)runCapture({"losetup", "-d", dev});
+    return e;
+  }
+  (void)runCapture({"losetup", "-d", dev});  // autoclear once unmounted
+  return {};
 }
 
 Status unmountDir(const std::string& dir) {

@@ -97,24 +97,11 @@ Result<json> OffcoreRemoteSource::buildFlat(const json& h, const std::string& cl
   }
   const long attach_ms = msSince(t1);
   const auto t2 = Clock::now();
-  std::vector<std::string> lo_args{"losetup", "--find", "--show", "--direct-io=on"};
-  if (read_only) lo_args.push_back("--read-only");
-  lo_args.push_back(disk_file);
-  OC_ASSIGN_OR_RETURN(auto lo, runCapture(lo_args));
-  if (lo.exit_code != 0) return makeError("losetup " + disk_file + ": " + trim(lo.err));
-  std::string loop = trim(lo.out);
   OC_TRY(makeDirs(dir));
   // nodev,nosuid: a flat rootfs comes off a gateway volume, so its device
   // nodes and setuid bits are not trusted on the host.
   unsigned long flags = (read_only ? MS_RDONLY : 0) | MS_NODEV | MS_NOSUID;
-  if (::mount(loop.c_str(), dir.c_str(), "ext4", flags, nullptr) != 0) {
-    Error e = errnoError("mount " + loop + " on " + dir);
-    (void)runCapture({"losetup", "-d", loop});
-    return e;
-  }
-  // Autoclear: the loop device goes away with the last unmount, so a
-  // snapshotter that dies before Remove cannot leak it.
-  (void)runCapture({"losetup", "-d", loop});
+  OC_TRY(mountThroughLoop(disk_file, dir, "ext4", flags, /*direct_io=*/true));
   st["disk"] = clone;
   OC_TRY(writeFileAtomic(state_path, dumpJson(st) + "\n"));
   spdlog::info("flat rootfs {} ready in {} ms: clone {} ms, attach {} ms, mount {} ms", dir, msSince(t0), clone_ms,

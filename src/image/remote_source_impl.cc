@@ -37,16 +37,7 @@ Status mountErofs(const std::string& file, const std::string& dir) {
   if (::mount(file.c_str(), dir.c_str(), "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, nullptr) == 0) return {};
   int err = errno;
   if (err != ENOTBLK && err != EINVAL) return errnoError("mount erofs " + file + " on " + dir, err);
-  OC_ASSIGN_OR_RETURN(auto lo, runCapture({"losetup", "--find", "--show", "--read-only", file}));
-  if (lo.exit_code != 0) return makeError("losetup " + file + ": " + trim(lo.err));
-  std::string dev = trim(lo.out);
-  if (::mount(dev.c_str(), dir.c_str(), "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, nullptr) != 0) {
-    Error e = errnoError("mount erofs " + dev + " on " + dir);
-    (void)runCapture({"losetup", "-d", dev});
-    return e;
-  }
-  (void)runCapture({"losetup", "-d", dev});  // autoclear once unmounted
-  return {};
+  return mountThroughLoop(file, dir, "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, /*direct_io=*/false);
 }
 
 }  // namespace
