@@ -131,6 +131,17 @@ if [ "$DO_BASE" = 1 ]; then
     ip -n "$ns" route add 10.97.0.0/16 via "172.31.$i.1" dev eth1
     ETH1[$ns]=172.31.$i.2
   done
+  # For experiments (the suite sets none): ROUTER_RPS=MASK (hex, as rps_cpus
+  # takes it) moves the router's receive work to those cpus, the placement
+  # offcore gives its dataplane (the SoC's cpus): with --only baseline the
+  # SoC's cpu is the last one, so ROUTER_RPS=2 on this 2-cpu machine.
+  if [ -n "${ROUTER_RPS:-}" ]; then
+    for ns in $CLIENTS ocbs-web1 ocbs-web2; do
+      i=${LINK[$ns]}
+      ip netns exec ocbs-kp sh -c "echo $ROUTER_RPS > /sys/class/net/k$i/queues/rx-0/rps_cpus" ||
+        fail "could not set rps_cpus of k$i in ocbs-kp"
+    done
+  fi
 fi
 
 # --- offcore: nodes, pods through the CNI plugin, Services ------------------

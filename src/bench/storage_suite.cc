@@ -16,6 +16,7 @@
 #include "base/subprocess.h"
 #include "bench/fio.h"
 #include "bench/proc_stats.h"
+#include "bench/storage_replicas.h"
 #include "bench/storage_target.h"
 #include "bench/suite.h"
 #include "dpu/node.h"
@@ -34,14 +35,16 @@ class StorageSuite final : public BenchSuite {
  public:
   explicit StorageSuite(Config config) : config_(std::move(config)) {}
   std::string name() const override { return "storage"; }
-  std::string summary() const override { return "fio through an NVMe/TCP disk attached by the SoC vs a local file"; }
+  std::string summary() const override {
+    return "fio through an NVMe/TCP disk attached by the SoC vs a local file; 2- and 3-replica disks vs one";
+  }
 
   Result<BenchReport> run(const BenchOptions& options) override {
     OC_TRY(checkPrerequisites());
-    std::string id = std::to_string(::getpid() % 100000);
-    node_ = "bs" + id;
-    host_ = "bg" + id;
-    work_ = "/var/tmp/offcore-bench-storage-" + id;
+    id_ = std::to_string(::getpid() % 100000);
+    node_ = "bs" + id_;
+    host_ = "bg" + id_;
+    work_ = "/var/tmp/offcore-bench-storage-" + id_;
     Status s = setUp();
     Result<BenchReport> report = s.ok() ? measure(options) : Result<BenchReport>(s.error());
     tearDown();
@@ -191,6 +194,11 @@ class StorageSuite final : public BenchSuite {
     report.rows.push_back(
         {"SoC-domain CPU during disk runs", "CPU-s", soc_cpu, std::nullopt, true, "initiator + FUSE daemon"});
     report.rows.insert(report.rows.end(), alone.rows.begin(), alone.rows.end());
+    OC_ASSIGN_OR_RETURN(ReplicaBenchResult replicated,
+                        measureReplicas(config_, ReplicaBenchSetup{node_, id_, work_, gateway_cpus_}, options.quick,
+                                        options.quick ? 1 : std::min(runs, 3)));
+    report.rows.insert(report.rows.end(), replicated.rows.begin(), replicated.rows.end());
+    report.notes.insert(report.notes.end(), replicated.notes.begin(), replicated.notes.end());
     report.notes.push_back("Ratios are offcore/local: for IOPS and bandwidth higher is better, for latency lower.");
     report.notes.push_back(
         "The gateway (a remote storage server on a real DPU) runs pinned to the host domain's cpus (" + gateway_cpus_ +
@@ -204,7 +212,7 @@ class StorageSuite final : public BenchSuite {
   }
 
   Config config_;
-  std::string node_, host_, work_, ip_, disk_, local_, gateway_cpus_;
+  std::string id_, node_, host_, work_, ip_, disk_, local_, gateway_cpus_;
   std::string fill_size_ = "512M";
   pid_t gateway_ = -1;
 };

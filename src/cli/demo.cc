@@ -358,6 +358,9 @@ int runDemo(CliContext& ctx, const std::string& name, const std::string& only) {
   add("storage", "storage",
       "storage: a volume on a fabric storage host, attached by the SoC over NVMe/TCP; mkfs, checksum, fio",
       [&] { return demo::runStorage(dctx); });
+  add("storage", "mirror",
+      "mirrored storage: a 2-replica volume keeps taking writes while one storage host is killed, then rebuilds",
+      [&] { return demo::runStorageMirror(dctx); });
   add("images", "images", "images: a lazily loaded image through containerd and the offcore snapshotter vs overlayfs",
       [&] { return demo::runImages(dctx); });
   add("svc", "svc",

@@ -13,6 +13,7 @@
 
 #include "base/result.h"
 #include "base/subprocess.h"
+#include "bench/fio.h"
 #include "cli/common.h"
 #include "dpu/node.h"
 
@@ -98,6 +99,18 @@ struct StorageHost {
 };
 Result<StorageHost> startStorageHost(Context& ctx, Cleanup& undo, const std::string& host, const std::string& dir);
 
+// A verified write: fio with `job` (name, file, pattern, size, rate...) plus
+// libaio, O_DIRECT and crc32c verify, in the host domain, its JSON and log
+// at BASE.json/.log; `fault` runs 1 s in; fails unless fio ends with 0
+// errors within 2 minutes (`what` names the fault in the error).
+struct FaultedWrite {
+  FioResult write, read;
+  double fault_at_s = 0, took_s = 0;
+};
+Result<FaultedWrite> verifiedWriteThrough(Context& ctx, Cleanup& undo, const std::vector<std::string>& job,
+                                          const std::string& base, const std::function<Status()>& fault,
+                                          const std::string& what);
+
 using Clock = std::chrono::steady_clock;
 double secondsSince(Clock::time_point t0);
 
@@ -107,6 +120,7 @@ void heading(const std::string& text);
 
 // The parts after the foundation, each in its own file.
 Status runStorage(Context& ctx);
+Status runStorageMirror(Context& ctx);
 Status runImages(Context& ctx);
 Status runSvc(Context& ctx);
 // The Service part's cross-node figures (demo_svc_xnode.cc): a second node,

@@ -61,15 +61,56 @@ Status crashUnderWrite(Context& ctx, Cleanup& undo, const std::string& disk, con
   const std::string service = "disk-" + disk;
   pid_t before = servicePid(ctx, service);
   if (before <= 0) return makeError("the agent reports no running " + service + " service");
-  const std::string result = dir + "/fio-crash.json";
+  pid_t after = 0;
+  double back_after = 0;
+  auto killService = [&]() -> Status {
+    ::kill(before, SIGKILL);
+    auto t = Clock::now();
+    bool took_over = waitFor(
+        [&] {
+          after = servicePid(ctx, service);
+          auto rec = json::parse(readFile(file + ".json").valueOr("{}"), nullptr, false);
+          return after > 0 && after != before && rec.is_object() && rec.value("pid", 0) == after &&
+                 rec.value("adopted", false);
+        },
+        10000);
+    OC_TRY(checkInterrupted());
+    if (!took_over) {
+      return makeError("the disk service did not come back and take over its connection; see " +
+                       ctx.cli.config.run_root + "/" + ctx.node + "/" + service + ".log");
+    }
+    back_after = secondsSince(t);
+    return okStatus();
+  };
+  OC_ASSIGN_OR_RETURN(FaultedWrite fw,
+                      verifiedWriteThrough(ctx, undo,
+                                           {"--name=crash", "--filename=" + mnt + "/crash.dat", "--rw=write",
+                                            "--bs=64k", "--size=192M", "--rate=64m", "--iodepth=8"},
+                                           dir + "/fio-crash", killService, "the disk service was killed"));
+  std::printf(
+      "disk service %s (pid %d) killed with SIGKILL %.1f s into a 192 MiB write with crc32c verify; the agent "
+      "restarted it as pid %d, which took over the same FUSE connection %.1f s later\n",
+      service.c_str(), before, fw.fault_at_s, after, back_after);
+  std::printf(
+      "the host never noticed: fio finished in %.1f s with 0 errors, %.0f writes verified by %.0f reads; worst "
+      "latency (the pause) %.0f ms\n",
+      fw.took_s, fw.write.ios, fw.read.ios, std::max(fw.write.max_us, fw.read.max_us) / 1000.0);
+  return okStatus();
+}
+
+}  // namespace
+
+Result<FaultedWrite> verifiedWriteThrough(Context& ctx, Cleanup& undo, const std::vector<std::string>& job,
+                                          const std::string& base, const std::function<Status()>& fault,
+                                          const std::string& what) {
+  std::vector<std::string> argv{"fio"};
+  argv.insert(argv.end(), job.begin(), job.end());
+  argv.insert(argv.end(), {"--ioengine=libaio", "--direct=1", "--verify=crc32c", "--verify_fatal=1",
+                           "--verify_state_save=0", "--output-format=json", "--output=" + base + ".json"});
   SpawnOptions host = inDomain(ctx, Domain::kHost);
-  host.output_file = dir + "/fio-crash.log";
+  host.output_file = base + ".log";
   host.new_session = true;  // stopped by the undo stack, in order
-  OC_ASSIGN_OR_RETURN(pid_t fio, spawn({"fio", "--name=crash", "--filename=" + mnt + "/crash.dat", "--rw=write",
-                                        "--bs=64k", "--size=192M", "--rate=64m", "--ioengine=libaio", "--iodepth=8",
-                                        "--direct=1", "--verify=crc32c", "--verify_fatal=1", "--verify_state_save=0",
-                                        "--output-format=json", "--output=" + result},
-                                       host));
+  OC_ASSIGN_OR_RETURN(pid_t fio, spawn(argv, host));
   auto running = std::make_shared<pid_t>(fio);
   undo.add("fio writer", [running] {
     if (*running > 0) stopDaemon(*running, 0);
@@ -77,50 +118,26 @@ Status crashUnderWrite(Context& ctx, Cleanup& undo, const std::string& disk, con
   int status = 0;
   auto finished = [&] { return ::waitpid(fio, &status, WNOHANG) == fio; };
   auto t = Clock::now();
-  if (waitFor(finished, 1000)) return makeError("fio ended before the kill; see " + dir + "/fio-crash.log");
+  if (waitFor(finished, 1000)) return makeError("fio ended before the fault; see " + base + ".log");
   OC_TRY(checkInterrupted());
-  ::kill(before, SIGKILL);
-  double killed_at = secondsSince(t);
-  pid_t after = 0;
-  bool took_over = waitFor(
-      [&] {
-        after = servicePid(ctx, service);
-        auto rec = json::parse(readFile(file + ".json").valueOr("{}"), nullptr, false);
-        return after > 0 && after != before && rec.is_object() && rec.value("pid", 0) == after &&
-               rec.value("adopted", false);
-      },
-      10000);
-  OC_TRY(checkInterrupted());
-  if (!took_over) {
-    return makeError("the disk service did not come back and take over its connection; see " + ctx.cli.config.run_root +
-                     "/" + ctx.node + "/" + service + ".log");
-  }
-  double back_at = secondsSince(t);
+  FaultedWrite out;
+  out.fault_at_s = secondsSince(t);
+  OC_TRY(fault());
   if (!waitFor(finished, 120000)) {
     OC_TRY(checkInterrupted());
-    return makeError("fio did not finish within 2 minutes of the kill; see " + dir + "/fio-crash.log");
+    return makeError("fio did not finish within 2 minutes of the fault; see " + base + ".log");
   }
   *running = 0;
-  double took = secondsSince(t);
-  OC_ASSIGN_OR_RETURN(std::string text, readFile(result));
-  OC_ASSIGN_OR_RETURN(Fio w, parseFioJson(text, false));
-  OC_ASSIGN_OR_RETURN(Fio r, parseFioJson(text, true));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || w.error != 0) {
-    return makeError("fio failed after the disk service was killed (error " + std::to_string(w.error) + "); see " +
-                     dir + "/fio-crash.log");
+  out.took_s = secondsSince(t);
+  OC_ASSIGN_OR_RETURN(std::string text, readFile(base + ".json"));
+  OC_ASSIGN_OR_RETURN(out.write, parseFioJson(text, false));
+  OC_ASSIGN_OR_RETURN(out.read, parseFioJson(text, true));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || out.write.error != 0) {
+    return makeError("fio failed after " + what + " (error " + std::to_string(out.write.error) + "); see " + base +
+                     ".log");
   }
-  std::printf(
-      "disk service %s (pid %d) killed with SIGKILL %.1f s into a 192 MiB write with crc32c verify; the agent "
-      "restarted it as pid %d, which took over the same FUSE connection %.1f s later\n",
-      service.c_str(), before, killed_at, after, back_at - killed_at);
-  std::printf(
-      "the host never noticed: fio finished in %.1f s with 0 errors, %.0f writes verified by %.0f reads; worst "
-      "latency (the pause) %.0f ms\n",
-      took, w.ios, r.ios, std::max(w.max_us, r.max_us) / 1000.0);
-  return okStatus();
+  return out;
 }
-
-}  // namespace
 
 Result<StorageHost> startStorageHost(Context& ctx, Cleanup& undo, const std::string& host, const std::string& dir) {
   const std::string self = ctx.self, run_root = ctx.cli.config.run_root;

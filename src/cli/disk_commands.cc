@@ -21,6 +21,7 @@
 #include "base/subprocess.h"
 #include "cli/common.h"
 #include "cli/disk_common.h"
+#include "cli/volume_replicated.h"
 #include "disk/disk_holders.h"
 #include "disk/fd_keeper.h"
 #include "disk/fuse_disk.h"
@@ -69,14 +70,17 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   disk->require_subcommand(1);
 
   struct Opts {
-    std::string uri, node, name, file, secret, ctrl_secret, secret_file;
+    std::string uri, node, name, file, secret, ctrl_secret, secret_file, journal_id, journal, volume;
+    std::vector<std::string> replicas;
     int queues = 0, depth = 32;  // queues 0: one per cpu of the SoC
     DiskTimeouts timeouts;
     bool json = false, force = false;
   };
   auto a = std::make_shared<Opts>();
   auto* attach = disk->add_subcommand("attach", "attach nvme-tcp://ADDR:PORT/NQN as /run/offcore/NODE/disks/NAME");
-  attach->add_option("uri", a->uri, "nvme-tcp://ADDR:PORT/NQN")->required();
+  attach->add_option("uri", a->uri, "nvme-tcp://ADDR:PORT/NQN (or --volume)");
+  attach->add_option("--volume", a->volume,
+                     "a replicated volume (`volume create --replicas`): the disk is mirrored over its replicas");
   attach->add_option("--node", a->node, "the node whose SoC runs the initiator")->required();
   attach->add_option("--name", a->name, "disk name (default: the volume name)");
   attach
@@ -100,11 +104,30 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   attach->add_option("--dhchap-secret", a->secret, "this node's DH-HMAC-CHAP secret for the volume (DHHC-1:..:..:)");
   attach->add_option("--dhchap-ctrl-secret", a->ctrl_secret,
                      "the gateway's controller secret: the node authenticates the gateway too");
+  attach->add_option("--replica", a->replicas,
+                     "another replica of the same volume (repeatable, nvme-tcp://...): the SoC mirrors the disk over "
+                     "all of them (a nexus; docs/STORAGE.md)");
+  attach->add_option("--nexus-id", a->journal_id,
+                     "names the mirrored volume cluster-wide: its journal is <cluster_dir>/nexus/ID.json (default: "
+                     "the disk name)");
   attach->add_option(
       "--secret-file", a->secret_file,
       "a 0600 file with dhchap_secret=... [and dhchap_ctrl_secret=...] lines (keeps secrets off the command line)");
   attach->callback([&ctx, a] {
     ctx.action = [&ctx, a] {
+      if (!a->volume.empty()) {
+        // A replicated volume: its replicas, its name as the nexus id.
+        if (!a->uri.empty() || !a->replicas.empty() || !a->journal_id.empty()) {
+          return fail("disk attach", makeError("--volume names the replicas: no URI, --replica or --nexus-id"));
+        }
+        auto rv = loadReplicatedVolume(ctx, a->volume);
+        if (!rv.ok()) return fail("disk attach", rv.error().wrap("see `offcore volume list --replicated`"));
+        a->uri = rv->replicas[0].uri;
+        for (size_t i = 1; i < rv->replicas.size(); ++i) a->replicas.push_back(rv->replicas[i].uri);
+        a->journal_id = rv->name;
+        if (a->name.empty()) a->name = rv->name;
+      }
+      if (a->uri.empty()) return fail("disk attach", makeError("give nvme-tcp://ADDR:PORT/NQN or --volume NAME"));
       auto d = parseDiskUri(a->uri);
       if (!d.ok()) return fail("disk attach", d.error());
       std::string name = a->name;
@@ -144,6 +167,18 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       // In the service's argv, so the agent restarts the disk with the same bounds.
       argv.insert(argv.end(), {"--fast-io-fail", std::to_string(a->timeouts.fast_io_fail), "--ctrl-loss-timeout",
                                std::to_string(a->timeouts.ctrl_loss)});
+      if (!a->replicas.empty()) {
+        if (a->replicas.size() + 1 > 8) return fail("disk attach", makeError("at most 8 replicas"));
+        for (const auto& r : a->replicas) {
+          if (auto p = parseDiskUri(r); !p.ok()) return fail("disk attach", p.error().wrap("--replica"));
+          argv.insert(argv.end(), {"--replica", r});
+        }
+        std::string id = a->journal_id.empty() ? name : a->journal_id;
+        if (id.empty() || id.size() > 128 || id.find_first_of("/ ") != std::string::npos || id[0] == '.') {
+          return fail("disk attach", makeError("bad --nexus-id '" + id + "'"));
+        }
+        argv.insert(argv.end(), {"--journal", nexusJournalPath(ctx, id)});
+      }
       std::string secret_path = secretsDir(ctx, a->node) + "/disk-" + name + ".secret";
       if (!secrets.secret.empty()) {
         if (auto s = makePrivateDir(secretsDir(ctx, a->node)); !s.ok()) return fail("disk attach", s.error());
@@ -194,10 +229,22 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   serve->add_option("--fast-io-fail", s->timeouts.fast_io_fail, "seconds (-1: off)");
   serve->add_option("--ctrl-loss-timeout", s->timeouts.ctrl_loss, "seconds (-1: never)");
   serve->add_option("--secret-file", s->secret_file, "DH-HMAC-CHAP secrets (0600; written by `disk attach`)");
+  serve->add_option("--replica", s->replicas, "another replica of the volume (repeatable): serve a nexus");
+  serve->add_option("--journal", s->journal, "the nexus journal (with --replica)");
   serve->callback([&ctx, s] {
     ctx.action = [&ctx, s] {
       if (auto st = checkTimeouts(s->timeouts); !st.ok()) return fail("disk serve", st.error());
-      return serveDisk(ctx, s->uri, s->file, s->node, s->queues, s->depth, s->timeouts, s->secret_file);
+      DiskServeSpec spec;
+      spec.uri = s->uri;
+      spec.replicas = s->replicas;
+      spec.journal = s->journal;
+      spec.file = s->file;
+      spec.node = s->node;
+      spec.secret_file = s->secret_file;
+      spec.queues = s->queues;
+      spec.depth = s->depth;
+      spec.timeouts = s->timeouts;
+      return serveDisk(ctx, spec);
     };
   });
 
@@ -283,8 +330,28 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       }
       std::vector<std::vector<std::string>> rows{{"NODE", "DISK", "SIZE", "STATE", "FILE", "NQN"}};
       for (const auto& d : arr) {
-        rows.push_back({d.value("node", ""), d.value("name", ""), humanBytes(d.value("size_bytes", 0ULL)),
-                        d.value("state", "-"), d.value("file", ""), d.value("nqn", "")});
+        std::string state = d.value("state", "-");
+        // A mirrored disk: the nexus's state and each replica's.
+        if (d.contains("nexus") && d["nexus"].is_object()) {
+          const json& nx = d["nexus"];
+          state = nx.value("state", "-");
+          std::string reps;
+          if (nx.contains("replicas") && nx["replicas"].is_array()) {
+            for (const auto& r : nx["replicas"]) {
+              reps += reps.empty() ? " (" : ", ";
+              reps += r.value("state", "?");
+              if (r.contains("rebuild") && r["rebuild"].is_object() && r["rebuild"].value("total_bytes", 0ULL) > 0) {
+                reps += " " +
+                        std::to_string(100 * r["rebuild"].value("done_bytes", 0ULL) /
+                                       r["rebuild"].value("total_bytes", 1ULL)) +
+                        "%";
+              }
+            }
+          }
+          state += reps.empty() ? "" : reps + ")";
+        }
+        rows.push_back({d.value("node", ""), d.value("name", ""), humanBytes(d.value("size_bytes", 0ULL)), state,
+                        d.value("file", ""), d.value("nqn", "")});
       }
       std::printf("%s", renderTable(rows).c_str());
       return 0;

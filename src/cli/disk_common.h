@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "cli/common.h"
@@ -49,8 +50,18 @@ struct DiskTimeouts {
 
 Status checkTimeouts(const DiskTimeouts& t);
 
+// What `disk serve` serves: one volume, or (replicas) a nexus mirroring
+// it over several, whose state lives in `journal`.
+struct DiskServeSpec {
+  std::string uri;
+  std::vector<std::string> replicas;  // further nvme-tcp:// URIs of the same volume
+  std::string journal;                // the nexus journal (with replicas)
+  std::string file, node, secret_file;
+  int queues = 0, depth = 32;
+  DiskTimeouts timeouts;
+};
+
 // `disk serve`: the SoC side of one disk, until SIGTERM/SIGINT.
-int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& file, const std::string& node,
-              int queues, int depth, const DiskTimeouts& timeouts, const std::string& secret_file);
+int serveDisk(const CliContext& ctx, const DiskServeSpec& spec);
 
 }  // namespace offcore

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <optional>
 
 #include "base/files.h"
@@ -15,6 +16,9 @@
 #include "cli/disk_common.h"
 #include "disk/fuse_disk.h"
 #include "disk/kept_disk.h"
+#include "nexus/claim.h"
+#include "nexus/late_replica.h"
+#include "nexus/nexus.h"
 #include "nvme/auth/dhchap_key.h"
 #include "nvme/host/host.h"
 #include "nvme/host/host_identity.h"
@@ -29,13 +33,48 @@ std::chrono::milliseconds secondsOrOff(int s) { return std::chrono::milliseconds
 
 }  // namespace
 
-int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& file, const std::string& node,
-              int queues, int depth, const DiskTimeouts& timeouts, const std::string& secret_file) {
-  auto d = parseDiskUri(uri);
-  if (!d.ok()) return fail("disk serve", d.error());
+namespace {
+
+// A replica's name in the nexus journal: where it lives (gateway address
+// and volume NQN), so a replica moved elsewhere is a new one.
+std::string replicaName(const nvme::NvmeUri& d) { return d.address + ":" + std::to_string(d.port) + "/" + d.nqn; }
+
+json nexusJson(const nexus::NexusStatus& st, const std::vector<std::string>& uris) {
+  json reps = json::array();
+  for (size_t i = 0; i < st.replicas.size(); ++i) {
+    const auto& r = st.replicas[i];
+    json j{{"uri", i < uris.size() ? uris[i] : ""},
+           {"state", nexus::replicaStateName(r.state)},
+           {"missed_bytes", r.missed_bytes},
+           {"errors", r.errors},
+           {"reads", r.reads},
+           {"writes", r.writes}};
+    if (r.rebuild_total_bytes) {
+      j["rebuild"] = {{"done_bytes", r.rebuild_done_bytes}, {"total_bytes", r.rebuild_total_bytes}};
+    }
+    if (!r.last_error.empty()) j["last_error"] = r.last_error;
+    reps.push_back(std::move(j));
+  }
+  return {{"state", st.state}, {"generation", st.generation}, {"replicas", std::move(reps)}};
+}
+
+}  // namespace
+
+int serveDisk(const CliContext& ctx, const DiskServeSpec& spec) {
+  std::vector<std::string> uris{spec.uri};
+  uris.insert(uris.end(), spec.replicas.begin(), spec.replicas.end());
+  std::vector<nvme::NvmeUri> targets;
+  for (const auto& u : uris) {
+    auto d = parseDiskUri(u);
+    if (!d.ok()) return fail("disk serve", d.error());
+    targets.push_back(*d);
+  }
+  if (uris.size() > 1 && spec.journal.empty()) {
+    return fail("disk serve", makeError("a disk with replicas needs --journal"));
+  }
   nvme::HostOptions o;
-  if (!secret_file.empty()) {
-    if (auto s = loadHostSecrets(secret_file, o); !s.ok()) return fail("disk serve", s.error());
+  if (!spec.secret_file.empty()) {
+    if (auto s = loadHostSecrets(spec.secret_file, o); !s.ok()) return fail("disk serve", s.error());
   }
   // Stop signals go to the signalfd only: block them before threads start.
   sigset_t mask;
@@ -43,11 +82,12 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-  o.host_nqn = nvme::nodeHostNqn(node);
-  o.host_id = nvme::nodeHostId(node);
+  o.host_nqn = nvme::nodeHostNqn(spec.node);
+  o.host_id = nvme::nodeHostId(spec.node);
   // One queue per cpu the service may run on (the SoC's cpuset), like
   // Linux's one nvme-tcp queue per cpu: more queues than cpus only add
   // reader threads that take turns on the same cpu.
+  int queues = spec.queues;
   if (queues <= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -57,63 +97,157 @@ int serveDisk(const CliContext& ctx, const std::string& uri, const std::string& 
   // One loop thread reads /dev/fuse and the queues' sockets (FuseDisk's polled
   // loop): no hand-off between a FUSE worker and a queue's reader per I/O.
   o.polled = true;
-  o.queue_depth = static_cast<uint32_t>(depth);
-  o.io_timeout = std::chrono::seconds(timeouts.io);
-  o.fast_io_fail = secondsOrOff(timeouts.fast_io_fail);
-  o.ctrl_loss_timeout = secondsOrOff(timeouts.ctrl_loss);
-  auto host = nvme::NvmeTcpHost::connect(d->address, d->port, d->nqn, o);
-  if (!host.ok()) return fail("disk serve", host.error());
+  o.queue_depth = static_cast<uint32_t>(spec.depth);
+  o.io_timeout = std::chrono::seconds(spec.timeouts.io);
+  o.fast_io_fail = secondsOrOff(spec.timeouts.fast_io_fail);
+  o.ctrl_loss_timeout = secondsOrOff(spec.timeouts.ctrl_loss);
+  // Fencing: a mirrored disk claims each of its replicas for as long as it
+  // runs, so no other nexus (another node, or this one under another name)
+  // can write them too. Claims live beside the journals.
+  std::unique_ptr<nexus::ReplicaClaim> claim;
+  if (uris.size() > 1) {
+    std::vector<std::string> names;
+    for (const auto& d : targets) names.push_back(replicaName(d));
+    const std::string dir = spec.journal.substr(0, spec.journal.rfind('/')) + "/claims";
+    auto c = nexus::ReplicaClaim::acquire(dir, names,
+                                          "node " + spec.node + " (disk " + spec.file.substr(spec.file.rfind('/') + 1) +
+                                              ", pid " + std::to_string(::getpid()) + ")");
+    if (!c.ok()) return fail("disk serve", c.error());
+    claim = std::move(*c);
+  }
+  // Every initiator made, for closing at the end (a late replica's too).
+  auto hosts_mu = std::make_shared<std::mutex>();
+  auto hosts = std::make_shared<std::vector<std::shared_ptr<nvme::NvmeTcpHost>>>();
+  auto closeHosts = [hosts, hosts_mu] {
+    std::lock_guard<std::mutex> l(*hosts_mu);
+    for (auto& h : *hosts) h->close();
+  };
+  std::vector<std::shared_ptr<nvme::NvmeTcpHost>> connected(targets.size());
+  Error last_error;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const auto& d = targets[i];
+    auto host = nvme::NvmeTcpHost::connect(d.address, d.port, d.nqn, o);
+    if (!host.ok()) {
+      // A mirrored disk starts without a replica whose storage host is
+      // down (degraded); a plain disk cannot.
+      if (targets.size() == 1) return fail("disk serve", host.error());
+      spdlog::warn("disk serve: replica {} unreachable, starting without it: {}", replicaName(d), host.error().message);
+      last_error = host.error();
+      continue;
+    }
+    connected[i] = *host;
+    std::lock_guard<std::mutex> l(*hosts_mu);
+    hosts->push_back(*host);
+  }
+  std::shared_ptr<nvme::NvmeTcpHost> first;
+  for (auto& h : connected) {
+    if (h && !first) first = h;
+  }
+  if (!first) return fail("disk serve", last_error.wrap("no replica reachable"));
+  // Replicas: the nexus mirrors them and is the disk's device; its state
+  // (which replica is behind, by which regions) is in the journal.
+  std::shared_ptr<BlockDevice> device = first;
+  nexus::Nexus* nx = nullptr;
+  if (targets.size() > 1) {
+    std::vector<nexus::ReplicaDevice> reps;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (connected[i]) {
+        reps.push_back({replicaName(targets[i]), connected[i]});
+        continue;
+      }
+      const nvme::NvmeUri d = targets[i];
+      auto late = nexus::LateReplica::make(
+          [d, o, hosts, hosts_mu]() -> Result<std::shared_ptr<BlockDevice>> {
+            OC_ASSIGN_OR_RETURN(auto h, nvme::NvmeTcpHost::connect(d.address, d.port, d.nqn, o));
+            std::lock_guard<std::mutex> l(*hosts_mu);
+            hosts->push_back(h);
+            return std::shared_ptr<BlockDevice>(h);
+          },
+          first->sizeBytes(), first->blockSize(), first->completionFd() >= 0);
+      if (!late.ok()) {
+        closeHosts();
+        return fail("disk serve", late.error());
+      }
+      reps.push_back({replicaName(targets[i]), *late});
+    }
+    if (auto s = makeDirs(spec.journal.substr(0, spec.journal.rfind('/')), 0700); !s.ok()) {
+      closeHosts();
+      return fail("disk serve", s.error());
+    }
+    auto opened = nexus::openNexus(std::move(reps), nexus::makeFileJournal(spec.journal));
+    if (!opened.ok()) {
+      closeHosts();
+      return fail("disk serve", opened.error());
+    }
+    nx = opened->get();
+    device = std::shared_ptr<BlockDevice>(std::move(*opened));
+  }
   // One FUSE worker per command the queues can carry, so a deep fio or a
   // loop device with --direct-io=on keeps every queue slot busy.
   FuseDiskOptions fo;
-  fo.max_threads = static_cast<unsigned>(std::clamp(queues * depth, 4, 64));
+  fo.max_threads = static_cast<unsigned>(std::clamp(queues * spec.depth, 4, 64));
   // The connection is parked in the node's fd keeper: after a crash of this
   // process, the agent's restart adopts it and the host sees a pause.
-  const std::string keeper = diskKeeper(ctx, node);
-  auto kept = mountKept(keeper, keptName(file), file, *host, fo);
-  if (!kept.ok()) return fail("disk serve", kept.error());
+  const std::string keeper = diskKeeper(ctx, spec.node);
+  const std::string& file = spec.file;
+  auto kept = mountKept(keeper, keptName(file), file, device, fo);
+  if (!kept.ok()) {
+    device.reset();
+    closeHosts();
+    return fail("disk serve", kept.error());
+  }
   auto* disk = &kept->disk;
+  auto& host = first;
   json info{
-      {"uri", uri},
-      {"nqn", d->nqn},
+      {"uri", spec.uri},
+      {"nqn", targets[0].nqn},
       {"file", file},
-      {"size_bytes", (*host)->sizeBytes()},
-      {"block_size", (*host)->blockSize()},
+      {"size_bytes", device->sizeBytes()},
+      {"block_size", device->blockSize()},
       {"host_nqn", o.host_nqn},
       {"pid", ::getpid()},
       {"adopted", kept->adopted},
-      {"io_timeout_s", timeouts.io},
-      {"fast_io_fail_s", timeouts.fast_io_fail},
-      {"ctrl_loss_timeout_s", timeouts.ctrl_loss},
-      {"state", nvme::hostStateName((*host)->state())},
+      {"io_timeout_s", spec.timeouts.io},
+      {"fast_io_fail_s", spec.timeouts.fast_io_fail},
+      {"ctrl_loss_timeout_s", spec.timeouts.ctrl_loss},
+      {"state", nvme::hostStateName(host->state())},
       {"auth", o.dhchap_secret ? (o.dhchap_ctrl_secret ? "DH-HMAC-CHAP (bidirectional)" : "DH-HMAC-CHAP") : "none"}};
+  if (nx) {
+    info["nexus"] = nexusJson(nx->status(), uris);
+    info["journal"] = spec.journal;
+  }
   // The record is how `disk list`, `disk detach` and the attaching CLI find
   // this disk: a disk without one would be served but unmanageable.
   if (auto rec = writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n"); !rec.ok()) {
     releaseKept(keeper, keptName(file));
     disk->reset();
-    (*host)->close();
+    device.reset();
+    closeHosts();
     return fail("disk serve", rec.error().wrap("record the disk"));
   }
-  std::printf("disk %s: %s (%llu bytes) via %s:%u%s\n", file.c_str(), d->nqn.c_str(),
-              static_cast<unsigned long long>((*host)->sizeBytes()), d->address.c_str(), d->port,
+  std::printf("disk %s: %s (%llu bytes) via %s:%u%s%s\n", file.c_str(), targets[0].nqn.c_str(),
+              static_cast<unsigned long long>(device->sizeBytes()), targets[0].address.c_str(), targets[0].port,
+              nx ? (" and " + std::to_string(targets.size() - 1) + " more replica(s)").c_str() : "",
               kept->adopted ? ", took over the connection of the previous process" : "");
   std::fflush(stdout);
   // Until stopped, the record follows the initiator's state (live,
-  // reconnecting, failed), so `disk list` shows a lost path.
-  auto state = (*host)->state();
+  // reconnecting, failed) or the nexus's, so `disk list` shows a lost path.
   const timespec tick{0, 250 * 1000 * 1000};
+  std::string last = dumpJson(info);
   while (::sigtimedwait(&mask, nullptr, &tick) < 0) {
-    if ((*host)->state() == state) continue;
-    state = (*host)->state();
-    info["state"] = nvme::hostStateName(state);
+    info["state"] = nvme::hostStateName(host->state());
+    if (nx) info["nexus"] = nexusJson(nx->status(), uris);
+    std::string now = dumpJson(info);
+    if (now == last) continue;
+    last = now;
     if (auto w = writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n"); !w.ok()) {
       spdlog::warn("disk {}: {}", file, w.error().message);
     }
   }
   releaseKept(keeper, keptName(file));  // stopped on purpose: the connection ends with us
-  disk->reset();                        // unmount first, then drop the association
-  (*host)->close();
+  disk->reset();                        // unmount first, then the nexus, then the associations
+  device.reset();
+  closeHosts();
   std::remove((file + ".json").c_str());
   return 0;
 }

@@ -1,6 +1,7 @@
 // `offcore target ...` and `offcore volume ...`: the storage gateway and
 // the volumes it exports.
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -9,6 +10,7 @@
 #include "base/files.h"
 #include "base/json.h"
 #include "cli/common.h"
+#include "cli/volume_replicated.h"
 #include "dpu/node_state.h"
 #include "gateway/gateway.h"
 
@@ -222,8 +224,9 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   volume->require_subcommand(1);
   struct Opts {
     std::string name, size, target, other;
-    std::vector<std::string> hosts, given_secrets;
-    bool json = false, force = false, nqn_only = false, bidirectional = false, rotate = false;
+    std::vector<std::string> hosts, given_secrets, targets;
+    int replicas = 1;
+    bool json = false, force = false, nqn_only = false, bidirectional = false, rotate = false, replicated = false;
   };
   // The allowed_hosts entries: plain NQNs (a new host gets a generated
   // secret), or objects when the command asks for something else.
@@ -266,6 +269,10 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   create->add_option("--target", c->target, "gateway: name, ADDR:PORT or socket path");
   create->add_option("--allow-host", c->hosts, "host NQN allowed to connect (repeatable; default: any host)");
   create->add_flag("--json", c->json, "print the volume as JSON");
+  create->add_option("--replicas", c->replicas,
+                     "a replicated volume: this many copies, one per storage host of --targets (2-8; attach it "
+                     "with `disk attach --volume NAME`)");
+  create->add_option("--targets", c->targets, "the storage hosts (gateways) of the replicas: A,B[,C]")->delimiter(',');
   addAuthOptions(create, *c);
   create->callback([&ctx, c, hostEntries] {
     ctx.action = [&ctx, c, hostEntries] {
@@ -273,6 +280,13 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
       if (!entries.ok()) return fail("volume create", entries.error());
       auto size = sizeOption(c->size);
       if (!size.ok()) return fail("volume create", size.error());
+      if (c->replicas > 1 || !c->targets.empty()) {
+        if (!c->target.empty()) {
+          return fail("volume create", makeError("a replicated volume takes --targets A,B[,C], not --target"));
+        }
+        if (c->replicas < 2) return fail("volume create", makeError("--targets needs --replicas 2 or more"));
+        return createReplicatedVolume(ctx, c->name, *size, c->replicas, c->targets, *entries, c->json);
+      }
       return withGateway(ctx, "volume create", c->target, [&](const GatewayClient& gw) {
         return printVolume("volume create", gw.create(c->name, *size, *entries), c->json);
       });
@@ -283,8 +297,10 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   auto* list = volume->add_subcommand("list", "volumes on a gateway");
   list->add_option("--target", l->target, "gateway");
   list->add_flag("--json", l->json, "machine-readable output");
+  list->add_flag("--replicated", l->replicated, "the replicated volumes of the cluster instead");
   list->callback([&ctx, l] {
     ctx.action = [&ctx, l] {
+      if (l->replicated) return listReplicatedVolumes(ctx, l->json);
       return withGateway(ctx, "volume list", l->target, [&](const GatewayClient& gw) {
         auto vols = gw.list();
         if (!vols.ok()) return fail("volume list", vols.error());
@@ -350,6 +366,11 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   del->add_flag("--force", d->force, "also when hosts are attached (they see the namespace go away)");
   del->callback([&ctx, d] {
     ctx.action = [&ctx, d] {
+      if (d->target.empty()) {
+        auto rv = loadReplicatedVolume(ctx, d->name);
+        if (rv.ok()) return deleteReplicatedVolume(ctx, *rv, d->force);
+        if (rv.error().code != ENOENT) return fail("volume delete", rv.error());
+      }
       return withGateway(ctx, "volume delete", d->target, [&](const GatewayClient& gw) {
         auto found = gw.find(d->name);
         if (!found.ok()) return fail("volume delete", found.error());
@@ -389,6 +410,11 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   get->add_flag("--json", g->json, "machine-readable output");
   get->callback([&ctx, g] {
     ctx.action = [&ctx, g] {
+      if (g->target.empty()) {
+        auto rv = loadReplicatedVolume(ctx, g->name);
+        if (rv.ok()) return getReplicatedVolume(ctx, *rv, g->json);
+        if (rv.error().code != ENOENT) return fail("volume get", rv.error());
+      }
       return withGateway(ctx, "volume get", g->target, [&](const GatewayClient& gw) {
         auto v = gw.find(g->name);
         if (!v.ok()) return fail("volume get", v.error());

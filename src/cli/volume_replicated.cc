@@ -1,0 +1,324 @@
+#include "cli/volume_replicated.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/files.h"
+#include "base/json.h"
+#include "nexus/claim.h"
+#include "nexus/nexus_journal.h"
+#include "nvme/auth/dhchap_key.h"
+#include "nvme/host/nvme_uri.h"
+
+namespace offcore {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kMaxReplicas = 8;
+
+std::string volumesDir(const CliContext& ctx) { return ctx.config.cluster_dir + "/volumes"; }
+std::string recordPath(const CliContext& ctx, const std::string& name) {
+  return volumesDir(ctx) + "/" + name + ".json";
+}
+
+Status checkName(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-';
+  for (char c : name) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.');
+  }
+  if (!ok) return makeError("bad volume name '" + name + "' (1-64 of a-z, 0-9, '-', '_', '.')");
+  return okStatus();
+}
+
+// The journal name of a replica: gateway address and NQN (as `disk serve`
+// names it).
+std::string replicaName(const std::string& uri) {
+  auto u = nvme::parseNvmeUri(uri);
+  if (!u.ok()) return uri;
+  return u->address + ":" + std::to_string(u->port) + "/" + u->nqn;
+}
+
+// Serialises creations and deletions of replicated volumes machine-wide.
+class VolumesLock {
+ public:
+  static Result<VolumesLock> take(const CliContext& ctx) {
+    OC_TRY(makePrivateDir(volumesDir(ctx)));
+    int fd = ::open((volumesDir(ctx) + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return errnoError("open " + volumesDir(ctx) + "/.lock");
+    if (::flock(fd, LOCK_EX) != 0) {
+      int err = errno;
+      ::close(fd);
+      return errnoError("lock " + volumesDir(ctx), err);
+    }
+    return VolumesLock(fd);
+  }
+  VolumesLock(VolumesLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  VolumesLock(const VolumesLock&) = delete;
+  ~VolumesLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit VolumesLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+json recordJson(const ReplicatedVolume& v) {
+  json reps = json::array();
+  for (const auto& r : v.replicas) reps.push_back({{"target", r.target}, {"uri", r.uri}});
+  return {{"name", v.name}, {"size_bytes", v.size_bytes}, {"replicas", reps}};
+}
+
+// Where the volume is attached: the disk record whose journal is ours.
+json attachedDisk(const CliContext& ctx, const std::string& journal) {
+  std::error_code ec;
+  for (const auto& node : std::filesystem::directory_iterator(ctx.config.run_root, ec)) {
+    std::error_code ec2;
+    for (const auto& e : std::filesystem::directory_iterator(node.path() / "disks", ec2)) {
+      if (e.path().extension() != ".json") continue;
+      auto j = json::parse(readFile(e.path().string()).valueOr("{}"), nullptr, false);
+      if (j.is_object() && j.value("journal", "") == journal) {
+        j["node"] = node.path().filename().string();
+        j["disk"] = e.path().stem().string();
+        return j;
+      }
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string nexusJournalPath(const CliContext& ctx, const std::string& id) {
+  return ctx.config.cluster_dir + "/nexus/" + id + ".json";
+}
+
+Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::string& name) {
+  OC_TRY(checkName(name));
+  std::string path = recordPath(ctx, name);
+  if (!pathExists(path)) return makeError("no replicated volume '" + name + "'", ENOENT);
+  OC_ASSIGN_OR_RETURN(std::string text, readFile(path));
+  auto j = json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("replicas") || !j["replicas"].is_array() || !j["size_bytes"].is_number_unsigned()) {
+    return makeError("replicated volume record " + path + " is damaged");
+  }
+  ReplicatedVolume v;
+  v.name = name;
+  v.size_bytes = j["size_bytes"].get<uint64_t>();
+  for (const auto& r : j["replicas"]) {
+    if (!r.is_object() || !r.contains("uri") || !r["uri"].is_string())
+      return makeError("record " + path + ": bad replica");
+    v.replicas.push_back({r.value("target", ""), r["uri"].get<std::string>()});
+  }
+  if (v.replicas.size() < 2 || v.replicas.size() > kMaxReplicas)
+    return makeError("record " + path + ": bad replica count");
+  return v;
+}
+
+int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint64_t size, int replicas,
+                           const std::vector<std::string>& targets, std::vector<HostAccess> hosts, bool as_json) {
+  const char* what = "volume create";
+  if (auto s = checkName(name); !s.ok()) return fail(what, s.error());
+  if (replicas < 2 || replicas > kMaxReplicas) {
+    return fail(what, makeError("--replicas takes 2 to " + std::to_string(kMaxReplicas)));
+  }
+  if (static_cast<int>(targets.size()) < replicas) {
+    return fail(what, makeError(std::to_string(replicas) + " replicas need " + std::to_string(replicas) +
+                                " storage hosts; --targets names " + std::to_string(targets.size())));
+  }
+  // One replica per storage host: two on one host would fail together.
+  std::vector<GatewayClient> gws;
+  std::vector<std::string> listens;
+  for (int i = 0; i < replicas; ++i) {
+    auto gw = GatewayClient::open(ctx.config.run_root, targets[static_cast<size_t>(i)], 30000);
+    if (!gw.ok()) return fail(what, gw.error().wrap("replica " + std::to_string(i + 1)));
+    auto info = gw->targetJson();
+    auto j = json::parse(info.valueOr("{}"), nullptr, false);
+    std::string listen = j.is_object() ? j.value("listen", "") : "";
+    for (size_t k = 0; k < gws.size(); ++k) {
+      if (gws[k].name() == gw->name() || (!listen.empty() && listen == listens[k])) {
+        return fail(what, makeError("--targets " + gws[k].name() + " and " + gw->name() + " are one storage host (" +
+                                    listen + "): two replicas there would fail together; name another"));
+      }
+    }
+    gws.push_back(std::move(*gw));
+    listens.push_back(listen);
+  }
+  // A secret the gateways would each generate differs per replica, but the
+  // node holds one: make it here, the same for all.
+  json made = json::array();
+  for (auto& h : hosts) {
+    json m{{"nqn", h.nqn}};
+    if (h.dhchap_secret.empty()) {
+      auto k = nvme::auth::generateDhchapKey(nvme::auth::kHashSha256);
+      if (!k.ok()) return fail(what, k.error());
+      h.dhchap_secret = nvme::auth::formatDhchapKey(*k);
+      m["dhchap_secret"] = h.dhchap_secret;
+    }
+    if (h.dhchap_ctrl_secret == "generate") {
+      auto k = nvme::auth::generateDhchapKey(nvme::auth::kHashSha256);
+      if (!k.ok()) return fail(what, k.error());
+      h.dhchap_ctrl_secret = nvme::auth::formatDhchapKey(*k);
+      m["dhchap_ctrl_secret"] = h.dhchap_ctrl_secret;
+    }
+    if (m.size() > 1) made.push_back(std::move(m));
+  }
+  auto lock = VolumesLock::take(ctx);
+  if (!lock.ok()) return fail(what, lock.error());
+  if (pathExists(recordPath(ctx, name))) {
+    return fail(what, makeError("a replicated volume '" + name + "' exists (see `offcore volume get " + name + "`)"));
+  }
+  ReplicatedVolume v{name, size, {}};
+  auto undo = [&] {
+    for (size_t k = 0; k < v.replicas.size(); ++k) (void)gws[k].remove(name, true);
+  };
+  for (auto& gw : gws) {
+    auto made_vol = gw.create(name, size, hosts);
+    if (!made_vol.ok()) {
+      undo();  // nothing half-made
+      return fail(what, made_vol.error().wrap("replica on " + gw.name() + " (the others were removed)"));
+    }
+    v.replicas.push_back({gw.name(), made_vol->uri});
+  }
+  if (auto s = writeFileAtomic(recordPath(ctx, name), dumpJson(recordJson(v), 2) + "\n", 0600); !s.ok()) {
+    undo();
+    return fail(what, s.error());
+  }
+  json out = recordJson(v);
+  if (!made.empty()) out["new_secrets"] = made;
+  if (as_json) {
+    std::printf("%s\n", dumpJson(out, 2).c_str());
+    return 0;
+  }
+  std::printf("replicated volume %s: %s on %zu storage hosts (", name.c_str(), humanBytes(size).c_str(),
+              v.replicas.size());
+  for (size_t i = 0; i < v.replicas.size(); ++i) std::printf("%s%s", i ? ", " : "", v.replicas[i].target.c_str());
+  std::printf(")\nattach it with: offcore disk attach --volume %s --node NODE\n", name.c_str());
+  for (const auto& m : made) {
+    std::printf("DH-HMAC-CHAP secret for %s (shown once; the same on every replica):\n  dhchap_secret      %s\n",
+                m.value("nqn", "").c_str(), m.value("dhchap_secret", "").c_str());
+    if (m.contains("dhchap_ctrl_secret")) {
+      std::printf("  dhchap_ctrl_secret %s\n", m.value("dhchap_ctrl_secret", "").c_str());
+    }
+  }
+  return 0;
+}
+
+int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool as_json) {
+  const std::string journal = nexusJournalPath(ctx, v.name);
+  json out = recordJson(v);
+  // The live state comes from the disk serving it; the journal says what
+  // was last saved (after a stop too).
+  json disk = attachedDisk(ctx, journal);
+  json live = disk.is_object() && disk.contains("nexus") ? disk["nexus"] : json(nullptr);
+  std::optional<nexus::NexusRecord> saved;
+  if (auto text = readFile(journal); text.ok()) {
+    if (auto rec = nexus::decodeRecord(*text); rec.ok()) saved = *rec;
+  }
+  std::string state = "online";
+  for (size_t i = 0; i < v.replicas.size(); ++i) {
+    json& r = out["replicas"][i];
+    r["state"] = "online";
+    r["missed_bytes"] = 0;
+    if (live.is_object() && live.contains("replicas") && live["replicas"].is_array() && i < live["replicas"].size()) {
+      const json& l = live["replicas"][i];
+      for (const char* k : {"state", "missed_bytes", "rebuild", "last_error"}) {
+        if (l.contains(k)) r[k] = l[k];
+      }
+    } else if (saved) {
+      std::string want = replicaName(v.replicas[i].uri);
+      for (const auto& rr : saved->replicas) {
+        if (rr.name != want) continue;
+        uint64_t bits = 0;
+        for (uint64_t w : rr.missed) bits += static_cast<uint64_t>(__builtin_popcountll(w));
+        r["state"] = nexus::replicaStateName(rr.state);
+        r["missed_bytes"] = std::min(v.size_bytes, bits * saved->region_bytes);
+      }
+    }
+    if (r["state"] != "online") state = "degraded";
+  }
+  out["state"] = live.is_object() ? live.value("state", state) : state;
+  out["attached"] = disk.is_object() ? json{{"node", disk["node"]}, {"disk", disk["disk"]}} : json(nullptr);
+  if (as_json) {
+    std::printf("%s\n", dumpJson(out, 2).c_str());
+    return 0;
+  }
+  std::printf("volume %s: %s, %zu replicas, %s%s\n", v.name.c_str(), humanBytes(v.size_bytes).c_str(),
+              v.replicas.size(), out["state"].get<std::string>().c_str(),
+              disk.is_object() ? (", attached on node " + disk["node"].get<std::string>() + " as disk " +
+                                  disk["disk"].get<std::string>())
+                                     .c_str()
+                               : ", not attached");
+  std::vector<std::vector<std::string>> rows{{"REPLICA", "STATE", "BEHIND", "URI"}};
+  for (const auto& r : out["replicas"]) {
+    std::string st = r.value("state", "?");
+    if (r.contains("rebuild") && r["rebuild"].is_object() && r["rebuild"].value("total_bytes", 0ULL) > 0) {
+      st += " " +
+            std::to_string(100 * r["rebuild"].value("done_bytes", 0ULL) / r["rebuild"].value("total_bytes", 1ULL)) +
+            "%";
+    }
+    rows.push_back({r.value("target", ""), st, humanBytes(r.value("missed_bytes", 0ULL)), r.value("uri", "")});
+  }
+  std::printf("%s", renderTable(rows).c_str());
+  return 0;
+}
+
+int listReplicatedVolumes(const CliContext& ctx, bool as_json) {
+  json arr = json::array();
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(volumesDir(ctx), ec)) {
+    if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    auto v = loadReplicatedVolume(ctx, n);
+    if (v.ok()) arr.push_back(recordJson(*v));
+  }
+  if (as_json) {
+    std::printf("%s\n", dumpJson(arr, 2).c_str());
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{{"VOLUME", "SIZE", "REPLICAS", "ON"}};
+  for (const auto& v : arr) {
+    std::string on;
+    for (const auto& r : v["replicas"]) on += (on.empty() ? "" : ",") + r.value("target", "");
+    rows.push_back(
+        {v.value("name", ""), humanBytes(v.value("size_bytes", 0ULL)), std::to_string(v["replicas"].size()), on});
+  }
+  std::printf("%s", renderTable(rows).c_str());
+  return 0;
+}
+
+int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool force) {
+  const char* what = "volume delete";
+  auto lock = VolumesLock::take(ctx);
+  if (!lock.ok()) return fail(what, lock.error());
+  // A nexus writing it holds its replicas' claims: refuse (its disk first).
+  std::vector<std::string> names;
+  for (const auto& r : v.replicas) names.push_back(replicaName(r.uri));
+  auto claim = nexus::ReplicaClaim::acquire(ctx.config.cluster_dir + "/nexus/claims", names, "volume delete");
+  if (!claim.ok()) return fail(what, claim.error());
+  for (const auto& r : v.replicas) {
+    auto gw = GatewayClient::open(ctx.config.run_root, r.target, 30000);
+    if (!gw.ok()) {
+      return fail(what, gw.error().wrap("replica on " + r.target + " (start its gateway, then delete again)"));
+    }
+    if (auto s = gw->remove(v.name, force); !s.ok()) return fail(what, s.error().wrap("replica on " + r.target));
+  }
+  std::remove(nexusJournalPath(ctx, v.name).c_str());
+  std::remove(recordPath(ctx, v.name).c_str());
+  std::printf("ok\n");
+  return 0;
+}
+
+}  // namespace offcore

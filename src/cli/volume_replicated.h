@@ -1,0 +1,44 @@
+// Replicated volumes (issue 17): one volume of the same name and size on N
+// gateways, each on its own storage host, recorded in the cluster
+// directory (<cluster_dir>/volumes/NAME.json, 0600) and attached as one
+// mirrored disk (`disk attach --volume NAME`: the SoC's nexus, journal
+// <cluster_dir>/nexus/NAME.json).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "cli/common.h"
+#include "gateway/client.h"
+
+namespace offcore {
+
+struct ReplicaPlace {
+  std::string target;  // the gateway's name
+  std::string uri;     // nvme-tcp://ADDR:PORT/NQN
+};
+
+struct ReplicatedVolume {
+  std::string name;
+  uint64_t size_bytes = 0;
+  std::vector<ReplicaPlace> replicas;
+};
+
+// ENOENT (Error::code) when no replicated volume has that name.
+Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::string& name);
+std::string nexusJournalPath(const CliContext& ctx, const std::string& id);
+
+// Creates the volume on `replicas` of `targets` (distinct storage hosts),
+// all or none. Host access entries that would make a secret per gateway get
+// one secret made here, the same on every replica (the node has one).
+int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint64_t size, int replicas,
+                           const std::vector<std::string>& targets, std::vector<HostAccess> hosts, bool json);
+int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool json);
+int listReplicatedVolumes(const CliContext& ctx, bool json);
+// Refused while a nexus holds the replicas (attached somewhere).
+int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool force);
+
+}  // namespace offcore
