@@ -14,6 +14,7 @@
 #include "base/stats.h"
 #include "base/subprocess.h"
 #include "bench/fio.h"
+#include "bench/proc_stats.h"
 
 namespace offcore {
 namespace {
@@ -60,7 +61,7 @@ class ReplicaBench {
   Result<ReplicaBenchResult> measure(bool quick, int runs) {
     const int seconds = quick ? 2 : 8;
     ReplicaBenchResult out;
-    std::map<int, std::vector<double>> wr, rd, soc_per_io;
+    std::map<int, std::vector<double>> wr, rd, soc_per_io, gw_per_write;
     ProgressBar progress("bench storage replicas", runs * 3 + 2);
     for (int r = 0; r < runs; ++r) {
       std::vector<int> order{1, 2, 3};
@@ -68,8 +69,9 @@ class ReplicaBench {
       for (int n : order) {
         std::string name = "r" + std::to_string(n);
         OC_TRY(attach(name, n));
-        double s0 = socCpu();
+        double s0 = socCpu(), g0 = gatewayCpu();
         auto w = fio(name, "randwrite", 32, seconds);
+        double g1 = gatewayCpu();
         auto rr = w.ok() ? fio(name, "randread", 32, seconds) : Result<FioResult>(w.error());
         double s1 = socCpu();
         detach(name);
@@ -79,6 +81,7 @@ class ReplicaBench {
         rd[n].push_back(rr->iops);
         double ios = w->ios + rr->ios;
         soc_per_io[n].push_back(ios > 0 ? (s1 - s0) / ios * 1e6 : 0);
+        gw_per_write[n].push_back(w->ios > 0 ? (g1 - g0) / w->ios * 1e6 : 0);
         progress.step(std::to_string(n) + " replica(s)");
       }
     }
@@ -93,6 +96,10 @@ class ReplicaBench {
       out.rows.push_back({label + " 4k randread QD32 IOPS", "IO/s", median(rd[n]), median(rd[1]), false, detail});
       out.rows.push_back({label + " SoC CPU per I/O", "µs", median(soc_per_io[n]), median(soc_per_io[1]), true,
                           "SoC cgroup CPU over the write and read runs / their I/Os"});
+      out.rows.push_back({label + " gateway CPU per write", "µs", median(gw_per_write[n]), median(gw_per_write[1]),
+                          true,
+                          "every gateway's CPU over the randwrite run / its writes: each replica's storage server does "
+                          "the write, and here all of them share the host domain's cpu with fio"});
     }
 
     // One replica lost: I/O goes on degraded; then it comes back and is
@@ -240,6 +247,15 @@ class ReplicaBench {
     OC_ASSIGN_OR_RETURN(ProcessOutput out, runCapture(fioArgv(disk, rw, depth, seconds)));
     if (out.exit_code != 0) return makeError("fio " + rw + " on " + disk + " failed: " + trim(out.err));
     return parseFioJson(out.out, rw.find("read") != std::string::npos);
+  }
+
+  // CPU seconds of every gateway process so far (a killed one counts 0).
+  double gatewayCpu() {
+    double sum = 0;
+    for (const auto& g : gateways_) {
+      if (g.pid > 0) sum += processCpuSeconds(g.pid).valueOr(0);
+    }
+    return sum;
   }
 
   double socCpu() {
