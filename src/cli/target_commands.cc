@@ -324,6 +324,11 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   snap->add_flag("--json", sn->json, "print the snapshot as JSON");
   snap->callback([&ctx, sn] {
     ctx.action = [&ctx, sn] {
+      if (sn->target.empty()) {
+        auto rv = loadReplicatedVolume(ctx, sn->name);
+        if (rv.ok()) return snapshotReplicatedVolume(ctx, *rv, sn->other, sn->json);
+        if (rv.error().code != ENOENT) return fail("volume snapshot", rv.error());
+      }
       return withGateway(ctx, "volume snapshot", sn->target, [&](const GatewayClient& gw) {
         return printVolume("volume snapshot", gw.snapshot(sn->name, sn->other), sn->json);
       });
@@ -338,6 +343,11 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   clone->add_flag("--json", cl->json, "print the clone as JSON");
   clone->callback([&ctx, cl] {
     ctx.action = [&ctx, cl] {
+      if (cl->target.empty()) {
+        auto rv = loadReplicatedVolume(ctx, cl->name);
+        if (rv.ok()) return cloneReplicatedVolume(ctx, *rv, cl->other, cl->json);
+        if (rv.error().code != ENOENT) return fail("volume clone", rv.error());
+      }
       return withGateway(ctx, "volume clone", cl->target, [&](const GatewayClient& gw) {
         return printVolume("volume clone", gw.clone(cl->name, cl->other), cl->json);
       });
@@ -353,6 +363,11 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
     ctx.action = [&ctx, rs] {
       auto size = sizeOption(rs->size);
       if (!size.ok()) return fail("volume resize", size.error());
+      if (rs->target.empty()) {
+        auto rv = loadReplicatedVolume(ctx, rs->name);
+        if (rv.ok()) return resizeReplicatedVolume(ctx, *rv, *size);
+        if (rv.error().code != ENOENT) return fail("volume resize", rv.error());
+      }
       return withGateway(ctx, "volume resize", rs->target, [&](const GatewayClient& gw) {
         return printVolume("volume resize", gw.resize(rs->name, *size), false);
       });

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
@@ -75,7 +76,79 @@ class VolumesLock {
 json recordJson(const ReplicatedVolume& v) {
   json reps = json::array();
   for (const auto& r : v.replicas) reps.push_back({{"target", r.target}, {"uri", r.uri}});
-  return {{"name", v.name}, {"size_bytes", v.size_bytes}, {"replicas", reps}};
+  json j{{"name", v.name}, {"size_bytes", v.size_bytes}, {"replicas", reps}, {"read_only", v.read_only}};
+  if (!v.parent.empty()) j["parent"] = v.parent;
+  return j;
+}
+
+std::vector<std::string> replicaNames(const ReplicatedVolume& v) {
+  std::vector<std::string> names;
+  for (const auto& r : v.replicas) names.push_back(replicaName(r.uri));
+  return names;
+}
+
+// No nexus may write the replicas meanwhile: hold their claims.
+Result<std::unique_ptr<nexus::ReplicaClaim>> claimDetached(const CliContext& ctx, const ReplicatedVolume& v,
+                                                           const std::string& what) {
+  auto claim = nexus::ReplicaClaim::acquire(ctx.config.cluster_dir + "/nexus/claims", replicaNames(v), what);
+  if (!claim.ok()) return claim.error().wrap("detach volume " + v.name + " first");
+  return claim;
+}
+
+// Every replica in sync, by the journal (none: never attached, in sync).
+Status checkInSync(const CliContext& ctx, const ReplicatedVolume& v) {
+  auto text = readFile(nexusJournalPath(ctx, v.name));
+  if (!text.ok()) return okStatus();
+  OC_ASSIGN_OR_RETURN(nexus::NexusRecord rec, nexus::decodeRecord(*text));
+  for (const auto& r : rec.replicas) {
+    uint64_t bits = 0;
+    for (uint64_t w : r.missed) bits += static_cast<uint64_t>(__builtin_popcountll(w));
+    if (r.state != nexus::ReplicaState::kOnline || bits != 0) {
+      return makeError("replica " + r.name + " is " + nexus::replicaStateName(r.state) + ", behind by " +
+                       humanBytes(std::min(v.size_bytes, bits * rec.region_bytes)) +
+                       ": attach the volume and let it rebuild (volume get shows online) first");
+    }
+  }
+  return okStatus();
+}
+
+// Makes `made` on every replica's gateway with `op`, all or none, and
+// records it.
+int makeOnEveryReplica(const CliContext& ctx, const char* what, const ReplicatedVolume& from, ReplicatedVolume made,
+                       const std::function<Result<GatewayVolume>(const GatewayClient&)>& op, bool as_json) {
+  if (auto s = checkName(made.name); !s.ok()) return fail(what, s.error());
+  if (pathExists(recordPath(ctx, made.name))) {
+    return fail(what, makeError("a replicated volume '" + made.name + "' exists"));
+  }
+  std::vector<GatewayClient> done;
+  auto undo = [&] {
+    for (auto& gw : done) (void)gw.remove(made.name, true);
+  };
+  for (const auto& r : from.replicas) {
+    auto gw = GatewayClient::open(ctx.config.run_root, r.target, 30000);
+    if (!gw.ok()) {
+      undo();
+      return fail(what, gw.error().wrap("replica on " + r.target + " (nothing was made)"));
+    }
+    auto v = op(*gw);
+    if (!v.ok()) {
+      undo();
+      return fail(what, v.error().wrap("replica on " + r.target + " (nothing was made)"));
+    }
+    made.replicas.push_back({gw->name(), v->uri});
+    done.push_back(std::move(*gw));
+  }
+  if (auto s = writeFileAtomic(recordPath(ctx, made.name), dumpJson(recordJson(made), 2) + "\n", 0600); !s.ok()) {
+    undo();
+    return fail(what, s.error());
+  }
+  if (as_json) {
+    std::printf("%s\n", dumpJson(recordJson(made), 2).c_str());
+  } else {
+    std::printf("%s %s of %s on %zu replicas\n", made.read_only ? "snapshot" : "clone", made.name.c_str(),
+                from.name.c_str(), made.replicas.size());
+  }
+  return 0;
 }
 
 // Where the volume is attached: the disk record whose journal is ours.
@@ -114,6 +187,8 @@ Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::
   ReplicatedVolume v;
   v.name = name;
   v.size_bytes = j["size_bytes"].get<uint64_t>();
+  v.read_only = j.value("read_only", false);
+  if (j.contains("parent") && j["parent"].is_string()) v.parent = j["parent"].get<std::string>();
   for (const auto& r : j["replicas"]) {
     if (!r.is_object() || !r.contains("uri") || !r["uri"].is_string())
       return makeError("record " + path + ": bad replica");
@@ -177,7 +252,7 @@ int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint6
   if (pathExists(recordPath(ctx, name))) {
     return fail(what, makeError("a replicated volume '" + name + "' exists (see `offcore volume get " + name + "`)"));
   }
-  ReplicatedVolume v{name, size, {}};
+  ReplicatedVolume v{name, size, "", false, {}};
   auto undo = [&] {
     for (size_t k = 0; k < v.replicas.size(); ++k) (void)gws[k].remove(name, true);
   };
@@ -318,6 +393,69 @@ int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, boo
   std::remove(nexusJournalPath(ctx, v.name).c_str());
   std::remove(recordPath(ctx, v.name).c_str());
   std::printf("ok\n");
+  return 0;
+}
+
+}  // namespace offcore
+
+namespace offcore {
+
+int snapshotReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, const std::string& snap, bool as_json) {
+  const char* what = "volume snapshot";
+  auto lock = VolumesLock::take(ctx);
+  if (!lock.ok()) return fail(what, lock.error());
+  auto claim = claimDetached(ctx, v, "volume snapshot");
+  if (!claim.ok()) return fail(what, claim.error());
+  if (auto s = checkInSync(ctx, v); !s.ok()) return fail(what, s.error());
+  ReplicatedVolume made{snap, v.size_bytes, v.name, true, {}};
+  return makeOnEveryReplica(
+      ctx, what, v, made, [&](const GatewayClient& gw) { return gw.snapshot(v.name, snap); }, as_json);
+}
+
+int cloneReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& snap, const std::string& name, bool as_json) {
+  const char* what = "volume clone";
+  if (!snap.read_only) return fail(what, makeError(snap.name + " is not a snapshot (take one with `volume snapshot`)"));
+  auto lock = VolumesLock::take(ctx);
+  if (!lock.ok()) return fail(what, lock.error());
+  // The clones start from identical snapshots: in sync, no journal needed.
+  ReplicatedVolume made{name, snap.size_bytes, snap.name, false, {}};
+  return makeOnEveryReplica(
+      ctx, what, snap, made, [&](const GatewayClient& gw) { return gw.clone(snap.name, name); }, as_json);
+}
+
+int resizeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size) {
+  const char* what = "volume resize";
+  if (size < v.size_bytes) return fail(what, makeError("volumes only grow (" + humanBytes(v.size_bytes) + " now)"));
+  auto lock = VolumesLock::take(ctx);
+  if (!lock.ok()) return fail(what, lock.error());
+  auto claim = claimDetached(ctx, v, "volume resize");
+  if (!claim.ok()) return fail(what, claim.error());
+  for (const auto& r : v.replicas) {
+    auto gw = GatewayClient::open(ctx.config.run_root, r.target, 30000);
+    if (!gw.ok())
+      return fail(what, gw.error().wrap("replica on " + r.target + " (run the resize again once it is up)"));
+    auto cur = gw->find(v.name);
+    if (cur.ok() && *cur && (*cur)->size_bytes == size) continue;  // a resize run again after a partial one
+    auto grown = gw->resize(v.name, size);
+    if (!grown.ok()) return fail(what, grown.error().wrap("replica on " + r.target + " (run the resize again)"));
+  }
+  // The journal's bitmaps grow with the volume: new regions are missed by
+  // nobody (thin, zero on every replica).
+  const std::string journal = nexusJournalPath(ctx, v.name);
+  if (auto text = readFile(journal); text.ok()) {
+    auto rec = nexus::decodeRecord(*text);
+    if (!rec.ok()) return fail(what, rec.error().wrap(journal));
+    rec->size_bytes = size;
+    uint64_t regions = (size + rec->region_bytes - 1) / rec->region_bytes;
+    for (auto& r : rec->replicas) r.missed.resize((regions + 63) / 64, 0);
+    if (auto s = writeFileAtomic(journal, nexus::encodeRecord(*rec), 0600); !s.ok()) return fail(what, s.error());
+  }
+  ReplicatedVolume grown = v;
+  grown.size_bytes = size;
+  if (auto s = writeFileAtomic(recordPath(ctx, v.name), dumpJson(recordJson(grown), 2) + "\n", 0600); !s.ok()) {
+    return fail(what, s.error());
+  }
+  std::printf("volume %s: %s on %zu replicas\n", v.name.c_str(), humanBytes(size).c_str(), v.replicas.size());
   return 0;
 }
 

@@ -24,6 +24,8 @@ struct ReplicaPlace {
 struct ReplicatedVolume {
   std::string name;
   uint64_t size_bytes = 0;
+  std::string parent;  // the volume a snapshot is of, or the snapshot a clone is of
+  bool read_only = false;
   std::vector<ReplicaPlace> replicas;
 };
 
@@ -40,5 +42,12 @@ int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool j
 int listReplicatedVolumes(const CliContext& ctx, bool json);
 // Refused while a nexus holds the replicas (attached somewhere).
 int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool force);
+// Snapshot, clone and resize of a replicated volume act on every replica,
+// with no nexus writing it (detached; a snapshot of a volume in use would
+// need its writes held on every replica at once, not done yet) and, for a
+// snapshot, every replica in sync (the journal names none behind).
+int snapshotReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, const std::string& snap, bool json);
+int cloneReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& snap, const std::string& name, bool json);
+int resizeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size);
 
 }  // namespace offcore

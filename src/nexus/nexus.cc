@@ -233,18 +233,37 @@ void NexusImpl::releaseParked() {
   for (Op* op : ready) startWrite(op);
 }
 
+namespace {
+
+// An error about the request itself (a read-only volume, past its end,
+// malformed) is the same on every replica: it fails the request and faults
+// no replica.
+bool requestError(const Status& st) {
+  int c = st.error().code;
+  return c == kBlockReadOnly || c == kBlockOutOfRange || c == kBlockInvalid;
+}
+
+}  // namespace
+
 void NexusImpl::subDone(Op* op, uint32_t idx, Status status) {
   Replica& r = *replicas_[idx];
   r.inflight.fetch_sub(1, std::memory_order_relaxed);
   if (op->kind == Op::kRead) {
     if (status.ok()) return finish(op, okStatus());
+    if (requestError(status)) return finish(op, status);
     fault(idx, status.error().message);
     op->last_error = r.name + ": " + status.error().message;
     return submitRead(op);  // the next online replica
   }
   if (!status.ok()) {
     op->failed.fetch_or(1u << idx);
-    fault(idx, status.error().message);
+    if (requestError(status)) {
+      op->request_error.fetch_or(1u << idx);
+      int expected = 0;
+      op->request_code.compare_exchange_strong(expected, status.error().code);
+    } else {
+      fault(idx, status.error().message);
+    }
   }
   if (op->pending.fetch_sub(1) == 1) completeWrite(op);
 }
@@ -254,7 +273,17 @@ void NexusImpl::completeWrite(Op* op) {
   if (ok == 0) {
     table_.exit(op->first, op->last);
     epoch_inflight_[op->epoch_slot].fetch_sub(1);
+    if (int code = op->request_code.load(); code != 0) {
+      return finish(op, makeError("nexus: write refused by the replicas (" +
+                                      std::string(code == kBlockReadOnly ? "read-only" : "bad request") + ")",
+                                  code));
+    }
     return finish(op, makeError(std::string("nexus: write failed: ") + kIoError, kBlockIo));
+  }
+  // A replica that refused what another took has diverged: it is faulted
+  // (and its regions marked below) like one that failed.
+  for (uint32_t i = 0; i < replicas_.size(); ++i) {
+    if (op->request_error.load() >> i & 1) fault(i, "refused a write another replica took");
   }
   // Every replica that lacks this write has its regions marked missed
   // before the regions are left (a rebuild then sees the mark) and before
@@ -456,8 +485,9 @@ Status NexusImpl::mutateSync(uint64_t offset, uint64_t len,
   while (!table_.enter(first, last)) std::this_thread::sleep_for(std::chrono::microseconds(200));
   int slot = static_cast<int>(epoch_.load() & 1);
   epoch_inflight_[slot].fetch_add(1);
-  uint32_t ok = 0;
+  uint32_t ok = 0, refused = 0;
   std::string last_err;
+  std::optional<Error> request;
   for (size_t i = 0; i < replicas_.size(); ++i) {
     Replica& r = *replicas_[i];
     if (r.state.load() == ReplicaState::kFaulted) continue;
@@ -467,11 +497,24 @@ Status NexusImpl::mutateSync(uint64_t offset, uint64_t len,
       continue;
     }
     last_err = r.name + ": " + st.error().message;
+    if (requestError(st)) {
+      refused |= 1u << i;
+      if (!request) request = st.error();
+      continue;
+    }
     fault(static_cast<uint32_t>(i), st.error().message);
+  }
+  // Refused everywhere: the request's error, nobody faulted. Refused by
+  // some, taken by others: those diverged and are faulted.
+  if (ok != 0) {
+    for (uint32_t i = 0; i < replicas_.size(); ++i) {
+      if (refused >> i & 1) fault(i, "refused what another replica took");
+    }
   }
   bool durable = ok == 0 || markMissed(~ok, first, last);
   table_.exit(first, last);
   epoch_inflight_[slot].fetch_sub(1);
+  if (ok == 0 && request) return *request;
   if (ok == 0)
     return makeError("nexus: " + std::string(kIoError) + (last_err.empty() ? "" : " (" + last_err + ")"), kBlockIo);
   if (!durable) {

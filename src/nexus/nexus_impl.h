@@ -38,8 +38,10 @@ struct Op {
   IoCompletion* done = nullptr;
   uint64_t first = 0, last = 0;  // regions (writes)
   int epoch_slot = 0;
-  uint32_t targets = 0;             // replicas the write was sent to
-  std::atomic<uint32_t> failed{0};  // ... and which of them failed it
+  uint32_t targets = 0;                    // replicas the write was sent to
+  std::atomic<uint32_t> failed{0};         // ... and which of them failed it
+  std::atomic<uint32_t> request_error{0};  // ... of those, which refused the request itself
+  std::atomic<int> request_code{0};
   std::atomic<int> pending{0};
   uint32_t tried = 0;  // replicas a read was tried on
   std::string last_error;

@@ -153,6 +153,10 @@ attach  # C is still down
 cmp <(dd if="$disk" bs=1M skip=224 count=16 iflag=direct status=none) "$work/d6" || fail "reads differ with C down"
 head -c $((8 << 20)) /dev/urandom > "$work/d7"
 dd if="$work/d7" of="$disk" bs=1M seek=240 oflag=direct conv=notrunc status=none
+oc disk detach kv --node "$N" >/dev/null
+out=$(oc volume snapshot kv kstale 2>&1) && fail "snapshot with a replica behind: $out"
+grep -q "behind by" <<<"$out" || fail "unclear refusal to snapshot with a replica behind: $out"
+attach
 restart_c
 # C is behind: reads come from A and B alone until it is rebuilt.
 for _ in 1 2 3 4 5 6; do
@@ -161,10 +165,34 @@ for _ in 1 2 3 4 5 6; do
   cmp <(dd if="$disk" bs=1M skip=240 count=8 iflag=direct status=none) "$work/d7" ||
     fail "read stale data while C came back (C served reads before its rebuild)"
 done
+out=$(oc volume snapshot kv ks 2>&1) && fail "snapshot of a volume in use: $out"
+grep -q "detach volume kv first" <<<"$out" || fail "unclear refusal to snapshot a volume in use: $out"
 wait_state online 30
 oc disk detach kv --node "$N" >/dev/null
 [ "$(vol_state '.state + " " + (.attached | tostring)')" = "online null" ] || fail "volume get after detach: $(oc volume get kv --json)"
-oc volume delete kv >/dev/null
+
+step "snapshot, clone and resize act on every replica"
+oc volume snapshot kv ks >/dev/null
+oc volume clone ks kc >/dev/null
+oc volume resize kc --size 384M >/dev/null
+oc disk attach --volume kc --node "$N" --fast-io-fail 1 >/dev/null
+kc=/run/offcore/$N/disks/kc
+[ "$(stat -c %s "$kc")" = $((384 << 20)) ] || fail "the resized clone is $(stat -c %s "$kc") bytes"
+cmp <(dd if="$kc" bs=1M skip=224 count=16 iflag=direct status=none) "$work/d6" || fail "the clone lacks the volume's data"
+head -c $((4 << 20)) /dev/urandom > "$work/d8"
+dd if="$work/d8" of="$kc" bs=1M seek=300 oflag=direct conv=notrunc status=none  # past the old end
+cmp <(dd if="$kc" bs=1M skip=300 count=4 iflag=direct status=none) "$work/d8" || fail "the grown clone's new end differs"
+[ "$(jq -r '.nexus.state' "$kc.json")" = online ] || fail "the clone's nexus: $(jq -c .nexus "$kc.json")"
+oc disk detach kc --node "$N" >/dev/null
+oc disk attach --volume ks --node "$N" >/dev/null
+ks=/run/offcore/$N/disks/ks
+dd if="$work/d8" of="$ks" bs=1M count=1 oflag=direct conv=notrunc status=none 2>/dev/null &&
+  fail "wrote to a snapshot"
+[ "$(jq -r '.nexus.state' "$ks.json")" = online ] || fail "a refused write to a snapshot faulted replicas: $(jq -c .nexus "$ks.json")"
+oc disk detach ks --node "$N" >/dev/null
+oc volume delete kc >/dev/null
+oc volume delete kv >/dev/null  # the volume goes before its snapshot (the store keeps it as the snapshot's child)
+oc volume delete ks >/dev/null
 for g in "$A" "$B" "$C"; do
   [ "$(oc volume list --target "$g" --json | jq length)" = 0 ] || fail "volume delete left a replica on $g"
 done

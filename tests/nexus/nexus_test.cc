@@ -314,6 +314,34 @@ TEST(Nexus, TheRebuildRateIsBounded) {
   EXPECT_GE(s, 8.0 / 40 * 0.9);  // 8 MiB at 40 MiB/s: no faster than the bound
 }
 
+TEST(Nexus, ARequestEveryReplicaRefusesFaultsNone) {
+  // Read-only replicas (a snapshot): the write fails with EROFS, all stay online.
+  std::vector<ReplicaDevice> r{{"a", std::make_shared<MemoryDevice>(kSize, /*read_only=*/true)},
+                               {"b", std::make_shared<MemoryDevice>(kSize, /*read_only=*/true)}};
+  auto journal = std::make_shared<MemoryJournal>();
+  auto nx = openNexus(r, journal, Rig::manual());
+  ASSERT_TRUE(nx.ok());
+  auto data = pattern(4096, 1);
+  Status st = (*nx)->write(0, data.data(), data.size());
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, kBlockReadOnly);
+  EXPECT_EQ((*nx)->status().state, "online");
+  EXPECT_EQ((*nx)->status().replicas[0].missed_bytes, 0u);
+  std::vector<uint8_t> got(4096);
+  EXPECT_TRUE((*nx)->read(0, got.data(), got.size()).ok());
+}
+
+TEST(Nexus, AReplicaRefusingWhatAnotherTookIsFaulted) {
+  std::vector<ReplicaDevice> r{{"a", std::make_shared<MemoryDevice>(kSize)},
+                               {"b", std::make_shared<MemoryDevice>(kSize, /*read_only=*/true)}};
+  auto nx = openNexus(r, std::make_shared<MemoryJournal>(), Rig::manual());
+  ASSERT_TRUE(nx.ok());
+  auto data = pattern(4096, 1);
+  ASSERT_TRUE((*nx)->write(0, data.data(), data.size()).ok());
+  EXPECT_EQ((*nx)->status().replicas[1].state, ReplicaState::kFaulted);
+  EXPECT_EQ((*nx)->status().replicas[1].missed_bytes, kRegion);
+}
+
 TEST(Nexus, DiscardAndZeroesGoToEveryReplica) {
   Rig rig(2);
   auto nx = rig.open();
