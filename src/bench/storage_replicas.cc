@@ -15,6 +15,7 @@
 #include "base/subprocess.h"
 #include "bench/fio.h"
 #include "bench/proc_stats.h"
+#include "bench/suite.h"
 
 namespace offcore {
 namespace {
@@ -83,6 +84,7 @@ class ReplicaBench {
         soc_per_io[n].push_back(ios > 0 ? (s1 - s0) / ios * 1e6 : 0);
         gw_per_write[n].push_back(w->ios > 0 ? (g1 - g0) / w->ios * 1e6 : 0);
         progress.step(std::to_string(n) + " replica(s)");
+        if (benchInterrupted()) return interruptedError().error();
       }
     }
     for (int n : {2, 3}) {
@@ -131,7 +133,7 @@ class ReplicaBench {
     OC_ASSIGN_OR_RETURN(pid_t reader, spawn(argv, so));
     auto t0 = Clock::now();
     bool online = false;
-    while (!online && Clock::now() - t0 < std::chrono::seconds(120)) {
+    while (!online && !benchInterrupted() && Clock::now() - t0 < std::chrono::seconds(120)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       auto r = record("rdeg");
       online = r.ok() && (*r)["nexus"].value("state", "") == "online";
@@ -141,6 +143,7 @@ class ReplicaBench {
     std::string log = readFile(config_.run_root + "/" + setup_.node + "/disk-rdeg.log").valueOr("");
     detach("rdeg");
     progress.finish();
+    if (benchInterrupted()) return interruptedError().error();
     if (!online) return makeError("the lost replica was not rebuilt within 120 s; see the disk's log");
     // The nexus logs "rebuilt: N MiB in T s" when the replica is back.
     double mib = 0, secs = 0;

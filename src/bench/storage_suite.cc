@@ -168,6 +168,7 @@ class StorageSuite final : public BenchSuite {
         total_ios += d.ios;
         OC_ASSIGN_OR_RETURN(FioResult l, fio(c, local_, false, seconds));
         progress.step(c.name + " local");
+        if (benchInterrupted()) return interruptedError().error();
         iops.push_back(d.iops);
         lat50.push_back(d.p50_us);
         lat99.push_back(d.p99_us);
@@ -184,6 +185,7 @@ class StorageSuite final : public BenchSuite {
       report.rows.push_back({c.name + " p99 latency", "µs", median(lat99), median(llat99), true, ""});
     }
     progress.finish();
+    if (benchInterrupted()) return interruptedError().error();
     OC_ASSIGN_OR_RETURN(TargetAloneResult alone,
                         measureTargetAlone(config_, options.quick, options.quick ? 1 : std::min(runs, 3)));
     double per_million = total_ios > 0 ? gw_cpu / total_ios * 1e6 : 0;
@@ -194,6 +196,7 @@ class StorageSuite final : public BenchSuite {
     report.rows.push_back(
         {"SoC-domain CPU during disk runs", "CPU-s", soc_cpu, std::nullopt, true, "initiator + FUSE daemon"});
     report.rows.insert(report.rows.end(), alone.rows.begin(), alone.rows.end());
+    if (benchInterrupted()) return interruptedError().error();
     OC_ASSIGN_OR_RETURN(ReplicaBenchResult replicated,
                         measureReplicas(config_, ReplicaBenchSetup{node_, id_, work_, gateway_cpus_}, options.quick,
                                         options.quick ? 1 : std::min(runs, 3)));

@@ -46,4 +46,11 @@ std::unique_ptr<BenchSuite> makeVmSuite(const Config& config);
 
 void registerBuiltinSuites(SuiteRegistry& registry, const Config& config);
 
+// SIGINT/SIGTERM while a suite runs set a flag instead of killing the
+// process: suites check it between steps, stop, and tear down what they
+// made (nodes, gateways, fabric hosts). Installed by `offcore bench`.
+void installBenchSignals();
+bool benchInterrupted();
+inline Status interruptedError() { return makeError("interrupted; what the benchmark made is being removed"); }
+
 }  // namespace offcore

@@ -29,6 +29,7 @@ void registerBenchCommands(CLI::App& app, CliContext& ctx) {
       }
       BenchSuite* suite = registry.find(o->suite);
       if (!suite) return fail("bench", makeError("no suite '" + o->suite + "' (see `offcore bench --list`)"));
+      installBenchSignals();
       auto report = suite->run(o->options);
       if (!report.ok()) return fail("bench " + o->suite, report.error());
       auto path = writeReport(*report, o->options.out_dir);
