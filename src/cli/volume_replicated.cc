@@ -176,7 +176,8 @@ std::string nexusJournalPath(const CliContext& ctx, const std::string& id) {
 }
 
 Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::string& name) {
-  OC_TRY(checkName(name));
+  // A name no replicated volume can have is some gateway's plain volume.
+  if (!checkName(name).ok()) return makeError("no replicated volume '" + name + "'", ENOENT);
   std::string path = recordPath(ctx, name);
   if (!pathExists(path)) return makeError("no replicated volume '" + name + "'", ENOENT);
   OC_ASSIGN_OR_RETURN(std::string text, readFile(path));
