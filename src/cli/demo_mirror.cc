@@ -4,15 +4,11 @@
 // host sees no error, the disk goes degraded; the storage host comes back
 // and the SoC rebuilds only the regions it missed, printing the bytes.
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
-#include "bench/fio.h"
 #include "cli/demo_common.h"
 
 namespace offcore::demo {

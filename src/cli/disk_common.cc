@@ -90,4 +90,8 @@ Status checkTimeouts(const DiskTimeouts& t) {
   return okStatus();
 }
 
+std::string replicaName(const nvme::NvmeUri& d) { return d.address + ":" + std::to_string(d.port) + "/" + d.nqn; }
+
+std::string claimsDirOf(const std::string& journal) { return journal.substr(0, journal.rfind('/')) + "/claims"; }
+
 }  // namespace offcore

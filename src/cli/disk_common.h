@@ -41,6 +41,12 @@ Status checkSecrets(const DiskSecrets& s);
 std::string diskKeeper(const CliContext& ctx, const std::string& node);
 std::string keptName(const std::string& file);
 
+// A replica's name in a nexus journal and its claim: where it lives (gateway
+// address and volume NQN), so a replica moved elsewhere is a new one.
+std::string replicaName(const nvme::NvmeUri& d);
+// The claims of the replicas a journal names: beside it, in claims/.
+std::string claimsDirOf(const std::string& journal);
+
 // How long a disk waits for a lost gateway: io_timeout bounds one request,
 // fast_io_fail (after the loss) makes waiting and new I/O fail at once,
 // ctrl_loss ends reconnecting. Seconds; -1: off.

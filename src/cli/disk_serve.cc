@@ -35,10 +35,6 @@ std::chrono::milliseconds secondsOrOff(int s) { return std::chrono::milliseconds
 
 namespace {
 
-// A replica's name in the nexus journal: where it lives (gateway address
-// and volume NQN), so a replica moved elsewhere is a new one.
-std::string replicaName(const nvme::NvmeUri& d) { return d.address + ":" + std::to_string(d.port) + "/" + d.nqn; }
-
 json nexusJson(const nexus::NexusStatus& st, const std::vector<std::string>& uris) {
   json reps = json::array();
   for (size_t i = 0; i < st.replicas.size(); ++i) {
@@ -108,7 +104,7 @@ int serveDisk(const CliContext& ctx, const DiskServeSpec& spec) {
   if (uris.size() > 1) {
     std::vector<std::string> names;
     for (const auto& d : targets) names.push_back(replicaName(d));
-    const std::string dir = spec.journal.substr(0, spec.journal.rfind('/')) + "/claims";
+    const std::string dir = claimsDirOf(spec.journal);
     auto c = nexus::ReplicaClaim::acquire(dir, names,
                                           "node " + spec.node + " (disk " + spec.file.substr(spec.file.rfind('/') + 1) +
                                               ", pid " + std::to_string(::getpid()) + ")");

@@ -13,6 +13,7 @@
 
 #include "base/files.h"
 #include "base/json.h"
+#include "cli/disk_common.h"
 #include "nexus/claim.h"
 #include "nexus/nexus_journal.h"
 #include "nvme/auth/dhchap_key.h"
@@ -40,12 +41,10 @@ Status checkName(const std::string& name) {
   return okStatus();
 }
 
-// The journal name of a replica: gateway address and NQN (as `disk serve`
-// names it).
-std::string replicaName(const std::string& uri) {
+// The journal name of a replica, as `disk serve` names it.
+std::string replicaNameOf(const std::string& uri) {
   auto u = nvme::parseNvmeUri(uri);
-  if (!u.ok()) return uri;
-  return u->address + ":" + std::to_string(u->port) + "/" + u->nqn;
+  return u.ok() ? replicaName(*u) : uri;
 }
 
 // Serialises creations and deletions of replicated volumes machine-wide.
@@ -83,14 +82,14 @@ json recordJson(const ReplicatedVolume& v) {
 
 std::vector<std::string> replicaNames(const ReplicatedVolume& v) {
   std::vector<std::string> names;
-  for (const auto& r : v.replicas) names.push_back(replicaName(r.uri));
+  for (const auto& r : v.replicas) names.push_back(replicaNameOf(r.uri));
   return names;
 }
 
 // No nexus may write the replicas meanwhile: hold their claims.
 Result<std::unique_ptr<nexus::ReplicaClaim>> claimDetached(const CliContext& ctx, const ReplicatedVolume& v,
                                                            const std::string& what) {
-  auto claim = nexus::ReplicaClaim::acquire(ctx.config.cluster_dir + "/nexus/claims", replicaNames(v), what);
+  auto claim = nexus::ReplicaClaim::acquire(claimsDirOf(nexusJournalPath(ctx, v.name)), replicaNames(v), what);
   if (!claim.ok()) return claim.error().wrap("detach volume " + v.name + " first");
   return claim;
 }
@@ -101,8 +100,7 @@ Status checkInSync(const CliContext& ctx, const ReplicatedVolume& v) {
   if (!text.ok()) return okStatus();
   OC_ASSIGN_OR_RETURN(nexus::NexusRecord rec, nexus::decodeRecord(*text));
   for (const auto& r : rec.replicas) {
-    uint64_t bits = 0;
-    for (uint64_t w : r.missed) bits += static_cast<uint64_t>(__builtin_popcountll(w));
+    uint64_t bits = nexus::missedRegions(r);
     if (r.state != nexus::ReplicaState::kOnline || bits != 0) {
       return makeError("replica " + r.name + " is " + nexus::replicaStateName(r.state) + ", behind by " +
                        humanBytes(std::min(v.size_bytes, bits * rec.region_bytes)) +
@@ -311,11 +309,10 @@ int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool a
         if (l.contains(k)) r[k] = l[k];
       }
     } else if (saved) {
-      std::string want = replicaName(v.replicas[i].uri);
+      std::string want = replicaNameOf(v.replicas[i].uri);
       for (const auto& rr : saved->replicas) {
         if (rr.name != want) continue;
-        uint64_t bits = 0;
-        for (uint64_t w : rr.missed) bits += static_cast<uint64_t>(__builtin_popcountll(w));
+        uint64_t bits = nexus::missedRegions(rr);
         r["state"] = nexus::replicaStateName(rr.state);
         r["missed_bytes"] = std::min(v.size_bytes, bits * saved->region_bytes);
       }
@@ -380,9 +377,7 @@ int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, boo
   auto lock = VolumesLock::take(ctx);
   if (!lock.ok()) return fail(what, lock.error());
   // A nexus writing it holds its replicas' claims: refuse (its disk first).
-  std::vector<std::string> names;
-  for (const auto& r : v.replicas) names.push_back(replicaName(r.uri));
-  auto claim = nexus::ReplicaClaim::acquire(ctx.config.cluster_dir + "/nexus/claims", names, "volume delete");
+  auto claim = claimDetached(ctx, v, "volume delete");
   if (!claim.ok()) return fail(what, claim.error());
   for (const auto& r : v.replicas) {
     auto gw = GatewayClient::open(ctx.config.run_root, r.target, 30000);

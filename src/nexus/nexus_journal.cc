@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
@@ -64,6 +65,12 @@ Result<ReplicaState> parseReplicaState(std::string_view s) {
   if (s == "faulted") return ReplicaState::kFaulted;
   if (s == "rebuilding") return ReplicaState::kRebuilding;
   return makeError("unknown replica state '" + std::string(s) + "' (online, faulted or rebuilding)");
+}
+
+uint64_t missedRegions(const ReplicaRecord& r) {
+  uint64_t n = 0;
+  for (uint64_t w : r.missed) n += static_cast<uint64_t>(std::popcount(w));
+  return n;
 }
 
 std::string encodeRecord(const NexusRecord& record) {

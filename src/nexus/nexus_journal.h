@@ -44,6 +44,9 @@ class NexusJournal {
 // fsync), mode 0600. Bitmaps are stored as runs of missed regions.
 std::shared_ptr<NexusJournal> makeFileJournal(std::string path);
 
+// How many regions a replica missed.
+uint64_t missedRegions(const ReplicaRecord& r);
+
 // The record <-> JSON text, exposed for the fuzzer and tests. Parsing
 // bounds everything it allocates by the record's own size_bytes and
 // region_bytes, themselves bounded (at most 2^26 regions, 8 replicas).
