@@ -50,6 +50,7 @@ void registerSvcCommands(CLI::App& app, CliContext& ctx);
 void registerNetCommands(CLI::App& app, CliContext& ctx);
 void registerMeshCommands(CLI::App& app, CliContext& ctx);
 void registerVmCommands(CLI::App& app, CliContext& ctx);
+void registerCsiCommand(CLI::App& app, CliContext& ctx);
 
 // `dpu top`; in its own file because of the terminal handling.
 int runTop(NodeManager& nodes, const std::vector<std::string>& names, double interval_s, int iterations);

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   registerNetCommands(app, ctx);
   registerMeshCommands(app, ctx);
   registerVmCommands(app, ctx);
+  registerCsiCommand(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -225,7 +225,7 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   struct Opts {
     std::string name, size, target, other;
     std::vector<std::string> hosts, given_secrets, targets;
-    int replicas = 1;
+    int replicas = 0;  // 0: a plain volume on one gateway
     bool json = false, force = false, nqn_only = false, bidirectional = false, rotate = false, replicated = false;
   };
   // The allowed_hosts entries: plain NQNs (a new host gets a generated
@@ -270,7 +270,7 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   create->add_option("--allow-host", c->hosts, "host NQN allowed to connect (repeatable; default: any host)");
   create->add_flag("--json", c->json, "print the volume as JSON");
   create->add_option("--replicas", c->replicas,
-                     "a replicated volume: this many copies, one per storage host of --targets (2-8; attach it "
+                     "a replicated volume: this many copies, one per storage host of --targets (1-8; attach it "
                      "with `disk attach --volume NAME`)");
   create->add_option("--targets", c->targets, "the storage hosts (gateways) of the replicas: A,B[,C]")->delimiter(',');
   addAuthOptions(create, *c);
@@ -280,11 +280,11 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
       if (!entries.ok()) return fail("volume create", entries.error());
       auto size = sizeOption(c->size);
       if (!size.ok()) return fail("volume create", size.error());
-      if (c->replicas > 1 || !c->targets.empty()) {
+      if (c->replicas > 0 || !c->targets.empty()) {
         if (!c->target.empty()) {
           return fail("volume create", makeError("a replicated volume takes --targets A,B[,C], not --target"));
         }
-        if (c->replicas < 2) return fail("volume create", makeError("--targets needs --replicas 2 or more"));
+        if (c->replicas < 1) return fail("volume create", makeError("--targets needs --replicas N (1 to 8)"));
         return createReplicatedVolume(ctx, c->name, *size, c->replicas, c->targets, *entries, c->json);
       }
       return withGateway(ctx, "volume create", c->target, [&](const GatewayClient& gw) {

@@ -26,6 +26,7 @@ using nlohmann::json;
 namespace {
 
 constexpr int kMaxReplicas = 8;
+constexpr int kMinReplicas = 1;
 
 std::string volumesDir(const CliContext& ctx) { return ctx.config.cluster_dir + "/volumes"; }
 std::string recordPath(const CliContext& ctx, const std::string& name) {
@@ -90,7 +91,7 @@ std::vector<std::string> replicaNames(const ReplicatedVolume& v) {
 Result<std::unique_ptr<nexus::ReplicaClaim>> claimDetached(const CliContext& ctx, const ReplicatedVolume& v,
                                                            const std::string& what) {
   auto claim = nexus::ReplicaClaim::acquire(claimsDirOf(nexusJournalPath(ctx, v.name)), replicaNames(v), what);
-  if (!claim.ok()) return claim.error().wrap("detach volume " + v.name + " first");
+  if (!claim.ok()) return Error{EBUSY, "detach volume " + v.name + " first: " + claim.error().message};
   return claim;
 }
 
@@ -103,8 +104,9 @@ Status checkInSync(const CliContext& ctx, const ReplicatedVolume& v) {
     uint64_t bits = nexus::missedRegions(r);
     if (r.state != nexus::ReplicaState::kOnline || bits != 0) {
       return makeError("replica " + r.name + " is " + nexus::replicaStateName(r.state) + ", behind by " +
-                       humanBytes(std::min(v.size_bytes, bits * rec.region_bytes)) +
-                       ": attach the volume and let it rebuild (volume get shows online) first");
+                           humanBytes(std::min(v.size_bytes, bits * rec.region_bytes)) +
+                           ": attach the volume and let it rebuild (volume get shows online) first",
+                       EBUSY);
     }
   }
   return okStatus();
@@ -112,11 +114,11 @@ Status checkInSync(const CliContext& ctx, const ReplicatedVolume& v) {
 
 // Makes `made` on every replica's gateway with `op`, all or none, and
 // records it.
-int makeOnEveryReplica(const CliContext& ctx, const char* what, const ReplicatedVolume& from, ReplicatedVolume made,
-                       const std::function<Result<GatewayVolume>(const GatewayClient&)>& op, bool as_json) {
-  if (auto s = checkName(made.name); !s.ok()) return fail(what, s.error());
+Result<ReplicatedVolume> makeOnEveryReplica(const CliContext& ctx, const ReplicatedVolume& from, ReplicatedVolume made,
+                                            const std::function<Result<GatewayVolume>(const GatewayClient&)>& op) {
+  OC_TRY(checkName(made.name));
   if (pathExists(recordPath(ctx, made.name))) {
-    return fail(what, makeError("a replicated volume '" + made.name + "' exists"));
+    return makeError("a replicated volume '" + made.name + "' exists", EEXIST);
   }
   std::vector<GatewayClient> done;
   auto undo = [&] {
@@ -126,20 +128,24 @@ int makeOnEveryReplica(const CliContext& ctx, const char* what, const Replicated
     auto gw = GatewayClient::open(ctx.config.run_root, r.target, 30000);
     if (!gw.ok()) {
       undo();
-      return fail(what, gw.error().wrap("replica on " + r.target + " (nothing was made)"));
+      return gw.error().wrap("replica on " + r.target + " (nothing was made)");
     }
     auto v = op(*gw);
     if (!v.ok()) {
       undo();
-      return fail(what, v.error().wrap("replica on " + r.target + " (nothing was made)"));
+      return v.error().wrap("replica on " + r.target + " (nothing was made)");
     }
     made.replicas.push_back({gw->name(), v->uri});
     done.push_back(std::move(*gw));
   }
   if (auto s = writeFileAtomic(recordPath(ctx, made.name), dumpJson(recordJson(made), 2) + "\n", 0600); !s.ok()) {
     undo();
-    return fail(what, s.error());
+    return s.error();
   }
+  return made;
+}
+
+int printMade(const ReplicatedVolume& made, const ReplicatedVolume& from, bool as_json) {
   if (as_json) {
     std::printf("%s\n", dumpJson(recordJson(made), 2).c_str());
   } else {
@@ -149,15 +155,20 @@ int makeOnEveryReplica(const CliContext& ctx, const char* what, const Replicated
   return 0;
 }
 
-// Where the volume is attached: the disk record whose journal is ours.
-json attachedDisk(const CliContext& ctx, const std::string& journal) {
+// Where the volume is attached: the disk record whose journal is ours (a
+// mirror), or, for one replica (a plain disk), whose URI is that replica's.
+json attachedDisk(const CliContext& ctx, const ReplicatedVolume& v) {
+  const std::string journal = nexusJournalPath(ctx, v.name);
+  const std::string single = v.replicas.size() == 1 ? v.replicas[0].uri : "";
   std::error_code ec;
   for (const auto& node : std::filesystem::directory_iterator(ctx.config.run_root, ec)) {
     std::error_code ec2;
     for (const auto& e : std::filesystem::directory_iterator(node.path() / "disks", ec2)) {
       if (e.path().extension() != ".json") continue;
       auto j = json::parse(readFile(e.path().string()).valueOr("{}"), nullptr, false);
-      if (j.is_object() && j.value("journal", "") == journal) {
+      if (!j.is_object()) continue;
+      if (j.value("journal", "") == journal ||
+          (!single.empty() && !j.contains("nexus") && j.value("uri", "") == single)) {
         j["node"] = node.path().filename().string();
         j["disk"] = e.path().stem().string();
         return j;
@@ -168,6 +179,35 @@ json attachedDisk(const CliContext& ctx, const std::string& journal) {
 }
 
 }  // namespace
+
+std::optional<AttachedAt> replicatedAttachedAt(const CliContext& ctx, const ReplicatedVolume& v) {
+  json d = attachedDisk(ctx, v);
+  if (!d.is_object()) return std::nullopt;
+  AttachedAt at{d.value("node", ""), d.value("disk", ""), d.value("file", ""), "online", ""};
+  if (d.contains("nexus") && d["nexus"].is_object()) {
+    at.state = d["nexus"].value("state", "online");
+    for (const auto& r : d["nexus"].value("replicas", json::array())) {
+      if (r.value("state", "online") != "online") {
+        at.problem += (at.problem.empty() ? "" : "; ") + std::string("replica ") + r.value("uri", "?") + " is " +
+                      r.value("state", "?");
+      }
+    }
+  } else if (d.value("state", "live") != "live") {
+    at.state = d.value("state", "");
+    at.problem = "the storage path is " + at.state;
+  }
+  return at;
+}
+
+std::vector<std::string> replicatedVolumeNames(const CliContext& ctx) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(volumesDir(ctx), ec)) {
+    if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 std::string nexusJournalPath(const CliContext& ctx, const std::string& id) {
   return ctx.config.cluster_dir + "/nexus/" + id + ".json";
@@ -193,35 +233,38 @@ Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::
       return makeError("record " + path + ": bad replica");
     v.replicas.push_back({r.value("target", ""), r["uri"].get<std::string>()});
   }
-  if (v.replicas.size() < 2 || v.replicas.size() > kMaxReplicas)
+  if (v.replicas.size() < kMinReplicas || v.replicas.size() > kMaxReplicas)
     return makeError("record " + path + ": bad replica count");
   return v;
 }
 
-int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint64_t size, int replicas,
-                           const std::vector<std::string>& targets, std::vector<HostAccess> hosts, bool as_json) {
-  const char* what = "volume create";
-  if (auto s = checkName(name); !s.ok()) return fail(what, s.error());
-  if (replicas < 2 || replicas > kMaxReplicas) {
-    return fail(what, makeError("--replicas takes 2 to " + std::to_string(kMaxReplicas)));
+Result<ReplicatedVolume> makeReplicatedVolume(const CliContext& ctx, const std::string& name, uint64_t size,
+                                              int replicas, const std::vector<std::string>& targets,
+                                              std::vector<HostAccess> hosts, json* new_secrets) {
+  OC_TRY(checkName(name));
+  if (replicas < kMinReplicas || replicas > kMaxReplicas) {
+    return makeError("--replicas takes " + std::to_string(kMinReplicas) + " to " + std::to_string(kMaxReplicas),
+                     EINVAL);
   }
   if (static_cast<int>(targets.size()) < replicas) {
-    return fail(what, makeError(std::to_string(replicas) + " replicas need " + std::to_string(replicas) +
-                                " storage hosts; --targets names " + std::to_string(targets.size())));
+    return makeError(std::to_string(replicas) + " replicas need " + std::to_string(replicas) +
+                         " storage hosts; --targets names " + std::to_string(targets.size()),
+                     ENOSPC);
   }
   // One replica per storage host: two on one host would fail together.
   std::vector<GatewayClient> gws;
   std::vector<std::string> listens;
   for (int i = 0; i < replicas; ++i) {
     auto gw = GatewayClient::open(ctx.config.run_root, targets[static_cast<size_t>(i)], 30000);
-    if (!gw.ok()) return fail(what, gw.error().wrap("replica " + std::to_string(i + 1)));
+    if (!gw.ok()) return gw.error().wrap("replica " + std::to_string(i + 1));
     auto info = gw->targetJson();
     auto j = json::parse(info.valueOr("{}"), nullptr, false);
     std::string listen = j.is_object() ? j.value("listen", "") : "";
     for (size_t k = 0; k < gws.size(); ++k) {
       if (gws[k].name() == gw->name() || (!listen.empty() && listen == listens[k])) {
-        return fail(what, makeError("--targets " + gws[k].name() + " and " + gw->name() + " are one storage host (" +
-                                    listen + "): two replicas there would fail together; name another"));
+        return makeError("--targets " + gws[k].name() + " and " + gw->name() + " are one storage host (" + listen +
+                             "): two replicas there would fail together; name another",
+                         EINVAL);
       }
     }
     gws.push_back(std::move(*gw));
@@ -233,23 +276,20 @@ int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint6
   for (auto& h : hosts) {
     json m{{"nqn", h.nqn}};
     if (h.dhchap_secret.empty()) {
-      auto k = nvme::auth::generateDhchapKey(nvme::auth::kHashSha256);
-      if (!k.ok()) return fail(what, k.error());
-      h.dhchap_secret = nvme::auth::formatDhchapKey(*k);
+      OC_ASSIGN_OR_RETURN(auto k, nvme::auth::generateDhchapKey(nvme::auth::kHashSha256));
+      h.dhchap_secret = nvme::auth::formatDhchapKey(k);
       m["dhchap_secret"] = h.dhchap_secret;
     }
     if (h.dhchap_ctrl_secret == "generate") {
-      auto k = nvme::auth::generateDhchapKey(nvme::auth::kHashSha256);
-      if (!k.ok()) return fail(what, k.error());
-      h.dhchap_ctrl_secret = nvme::auth::formatDhchapKey(*k);
+      OC_ASSIGN_OR_RETURN(auto k, nvme::auth::generateDhchapKey(nvme::auth::kHashSha256));
+      h.dhchap_ctrl_secret = nvme::auth::formatDhchapKey(k);
       m["dhchap_ctrl_secret"] = h.dhchap_ctrl_secret;
     }
     if (m.size() > 1) made.push_back(std::move(m));
   }
-  auto lock = VolumesLock::take(ctx);
-  if (!lock.ok()) return fail(what, lock.error());
+  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
   if (pathExists(recordPath(ctx, name))) {
-    return fail(what, makeError("a replicated volume '" + name + "' exists (see `offcore volume get " + name + "`)"));
+    return makeError("a replicated volume '" + name + "' exists (see `offcore volume get " + name + "`)", EEXIST);
   }
   ReplicatedVolume v{name, size, "", false, {}};
   auto undo = [&] {
@@ -259,23 +299,37 @@ int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint6
     auto made_vol = gw.create(name, size, hosts);
     if (!made_vol.ok()) {
       undo();  // nothing half-made
-      return fail(what, made_vol.error().wrap("replica on " + gw.name() + " (the others were removed)"));
+      Error e = made_vol.error().wrap("replica on " + gw.name() + " (the others were removed)");
+      if (made_vol.error().message.find("capacity") != std::string::npos ||
+          made_vol.error().message.find("space") != std::string::npos) {
+        e.code = ENOSPC;
+      }
+      return e;
     }
     v.replicas.push_back({gw.name(), made_vol->uri});
   }
   if (auto s = writeFileAtomic(recordPath(ctx, name), dumpJson(recordJson(v), 2) + "\n", 0600); !s.ok()) {
     undo();
-    return fail(what, s.error());
+    return s.error();
   }
-  json out = recordJson(v);
+  if (new_secrets) *new_secrets = made;
+  return v;
+}
+
+int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint64_t size, int replicas,
+                           const std::vector<std::string>& targets, std::vector<HostAccess> hosts, bool as_json) {
+  json made = json::array();
+  auto v = makeReplicatedVolume(ctx, name, size, replicas, targets, std::move(hosts), &made);
+  if (!v.ok()) return fail("volume create", v.error());
+  json out = recordJson(*v);
   if (!made.empty()) out["new_secrets"] = made;
   if (as_json) {
     std::printf("%s\n", dumpJson(out, 2).c_str());
     return 0;
   }
   std::printf("replicated volume %s: %s on %zu storage hosts (", name.c_str(), humanBytes(size).c_str(),
-              v.replicas.size());
-  for (size_t i = 0; i < v.replicas.size(); ++i) std::printf("%s%s", i ? ", " : "", v.replicas[i].target.c_str());
+              v->replicas.size());
+  for (size_t i = 0; i < v->replicas.size(); ++i) std::printf("%s%s", i ? ", " : "", v->replicas[i].target.c_str());
   std::printf(")\nattach it with: offcore disk attach --volume %s --node NODE\n", name.c_str());
   for (const auto& m : made) {
     std::printf("DH-HMAC-CHAP secret for %s (shown once; the same on every replica):\n  dhchap_secret      %s\n",
@@ -292,7 +346,7 @@ int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool a
   json out = recordJson(v);
   // The live state comes from the disk serving it; the journal says what
   // was last saved (after a stop too).
-  json disk = attachedDisk(ctx, journal);
+  json disk = attachedDisk(ctx, v);
   json live = disk.is_object() && disk.contains("nexus") ? disk["nexus"] : json(nullptr);
   std::optional<nexus::NexusRecord> saved;
   if (auto text = readFile(journal); text.ok()) {
@@ -347,13 +401,7 @@ int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool a
 
 int listReplicatedVolumes(const CliContext& ctx, bool as_json) {
   json arr = json::array();
-  std::error_code ec;
-  std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(volumesDir(ctx), ec)) {
-    if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
-  }
-  std::sort(names.begin(), names.end());
-  for (const auto& n : names) {
+  for (const auto& n : replicatedVolumeNames(ctx)) {
     auto v = loadReplicatedVolume(ctx, n);
     if (v.ok()) arr.push_back(recordJson(*v));
   }
@@ -372,22 +420,29 @@ int listReplicatedVolumes(const CliContext& ctx, bool as_json) {
   return 0;
 }
 
-int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool force) {
-  const char* what = "volume delete";
-  auto lock = VolumesLock::take(ctx);
-  if (!lock.ok()) return fail(what, lock.error());
+Status removeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool force) {
+  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
   // A nexus writing it holds its replicas' claims: refuse (its disk first).
-  auto claim = claimDetached(ctx, v, "volume delete");
-  if (!claim.ok()) return fail(what, claim.error());
+  OC_ASSIGN_OR_RETURN(auto claim, claimDetached(ctx, v, "volume delete"));
   for (const auto& r : v.replicas) {
     auto gw = GatewayClient::open(ctx.config.run_root, r.target, 30000);
-    if (!gw.ok()) {
-      return fail(what, gw.error().wrap("replica on " + r.target + " (start its gateway, then delete again)"));
+    if (!gw.ok()) return gw.error().wrap("replica on " + r.target + " (start its gateway, then delete again)");
+    auto there = gw->find(v.name);
+    if (there.ok() && !*there) continue;  // a delete run again after a partial one
+    if (there.ok() && !(*there)->clones.empty()) {
+      std::string list;
+      for (const auto& c : (*there)->clones) list += (list.empty() ? "" : ", ") + c;
+      return makeError("'" + v.name + "' has clones: " + list + "; delete them first", EBUSY);
     }
-    if (auto s = gw->remove(v.name, force); !s.ok()) return fail(what, s.error().wrap("replica on " + r.target));
+    if (auto s = gw->remove(v.name, force); !s.ok()) return s.error().wrap("replica on " + r.target);
   }
   std::remove(nexusJournalPath(ctx, v.name).c_str());
   std::remove(recordPath(ctx, v.name).c_str());
+  return okStatus();
+}
+
+int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool force) {
+  if (auto s = removeReplicatedVolume(ctx, v, force); !s.ok()) return fail("volume delete", s.error());
   std::printf("ok\n");
   return 0;
 }
@@ -396,61 +451,64 @@ int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, boo
 
 namespace offcore {
 
-int snapshotReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, const std::string& snap, bool as_json) {
-  const char* what = "volume snapshot";
-  auto lock = VolumesLock::take(ctx);
-  if (!lock.ok()) return fail(what, lock.error());
-  auto claim = claimDetached(ctx, v, "volume snapshot");
-  if (!claim.ok()) return fail(what, claim.error());
-  if (auto s = checkInSync(ctx, v); !s.ok()) return fail(what, s.error());
+Result<ReplicatedVolume> snapshotReplicated(const CliContext& ctx, const ReplicatedVolume& v, const std::string& snap) {
+  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
+  OC_ASSIGN_OR_RETURN(auto claim, claimDetached(ctx, v, "volume snapshot"));
+  OC_TRY(checkInSync(ctx, v));
   ReplicatedVolume made{snap, v.size_bytes, v.name, true, {}};
-  return makeOnEveryReplica(
-      ctx, what, v, made, [&](const GatewayClient& gw) { return gw.snapshot(v.name, snap); }, as_json);
+  return makeOnEveryReplica(ctx, v, made, [&](const GatewayClient& gw) { return gw.snapshot(v.name, snap); });
+}
+
+Result<ReplicatedVolume> cloneReplicated(const CliContext& ctx, const ReplicatedVolume& snap, const std::string& name) {
+  if (!snap.read_only) return makeError(snap.name + " is not a snapshot (take one with `volume snapshot`)", EINVAL);
+  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
+  // The clones start from identical snapshots: in sync, no journal needed.
+  ReplicatedVolume made{name, snap.size_bytes, snap.name, false, {}};
+  return makeOnEveryReplica(ctx, snap, made, [&](const GatewayClient& gw) { return gw.clone(snap.name, name); });
+}
+
+int snapshotReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, const std::string& snap, bool as_json) {
+  auto made = snapshotReplicated(ctx, v, snap);
+  if (!made.ok()) return fail("volume snapshot", made.error());
+  return printMade(*made, v, as_json);
 }
 
 int cloneReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& snap, const std::string& name, bool as_json) {
-  const char* what = "volume clone";
-  if (!snap.read_only) return fail(what, makeError(snap.name + " is not a snapshot (take one with `volume snapshot`)"));
-  auto lock = VolumesLock::take(ctx);
-  if (!lock.ok()) return fail(what, lock.error());
-  // The clones start from identical snapshots: in sync, no journal needed.
-  ReplicatedVolume made{name, snap.size_bytes, snap.name, false, {}};
-  return makeOnEveryReplica(
-      ctx, what, snap, made, [&](const GatewayClient& gw) { return gw.clone(snap.name, name); }, as_json);
+  auto made = cloneReplicated(ctx, snap, name);
+  if (!made.ok()) return fail("volume clone", made.error());
+  return printMade(*made, snap, as_json);
 }
 
-int resizeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size) {
-  const char* what = "volume resize";
-  if (size < v.size_bytes) return fail(what, makeError("volumes only grow (" + humanBytes(v.size_bytes) + " now)"));
-  auto lock = VolumesLock::take(ctx);
-  if (!lock.ok()) return fail(what, lock.error());
-  auto claim = claimDetached(ctx, v, "volume resize");
-  if (!claim.ok()) return fail(what, claim.error());
+Status growReplicated(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size) {
+  if (size < v.size_bytes) return makeError("volumes only grow (" + humanBytes(v.size_bytes) + " now)", ERANGE);
+  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
+  OC_ASSIGN_OR_RETURN(auto claim, claimDetached(ctx, v, "volume resize"));
   for (const auto& r : v.replicas) {
     auto gw = GatewayClient::open(ctx.config.run_root, r.target, 30000);
-    if (!gw.ok())
-      return fail(what, gw.error().wrap("replica on " + r.target + " (run the resize again once it is up)"));
+    if (!gw.ok()) return gw.error().wrap("replica on " + r.target + " (run the resize again once it is up)");
     auto cur = gw->find(v.name);
     if (cur.ok() && *cur && (*cur)->size_bytes == size) continue;  // a resize run again after a partial one
     auto grown = gw->resize(v.name, size);
-    if (!grown.ok()) return fail(what, grown.error().wrap("replica on " + r.target + " (run the resize again)"));
+    if (!grown.ok()) return grown.error().wrap("replica on " + r.target + " (run the resize again)");
   }
   // The journal's bitmaps grow with the volume: new regions are missed by
   // nobody (thin, zero on every replica).
   const std::string journal = nexusJournalPath(ctx, v.name);
   if (auto text = readFile(journal); text.ok()) {
     auto rec = nexus::decodeRecord(*text);
-    if (!rec.ok()) return fail(what, rec.error().wrap(journal));
+    if (!rec.ok()) return rec.error().wrap(journal);
     rec->size_bytes = size;
     uint64_t regions = (size + rec->region_bytes - 1) / rec->region_bytes;
     for (auto& r : rec->replicas) r.missed.resize((regions + 63) / 64, 0);
-    if (auto s = writeFileAtomic(journal, nexus::encodeRecord(*rec), 0600); !s.ok()) return fail(what, s.error());
+    OC_TRY(writeFileAtomic(journal, nexus::encodeRecord(*rec), 0600));
   }
   ReplicatedVolume grown = v;
   grown.size_bytes = size;
-  if (auto s = writeFileAtomic(recordPath(ctx, v.name), dumpJson(recordJson(grown), 2) + "\n", 0600); !s.ok()) {
-    return fail(what, s.error());
-  }
+  return writeFileAtomic(recordPath(ctx, v.name), dumpJson(recordJson(grown), 2) + "\n", 0600);
+}
+
+int resizeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size) {
+  if (auto s = growReplicated(ctx, v, size); !s.ok()) return fail("volume resize", s.error());
   std::printf("volume %s: %s on %zu replicas\n", v.name.c_str(), humanBytes(size).c_str(), v.replicas.size());
   return 0;
 }

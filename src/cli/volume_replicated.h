@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,13 +31,36 @@ struct ReplicatedVolume {
   std::vector<ReplicaPlace> replicas;
 };
 
+// Where a volume is attached now, from the disk records of every node.
+struct AttachedAt {
+  std::string node, disk, file;
+  std::string state;    // the nexus's (online, degraded, ...) or the initiator's path state
+  std::string problem;  // "" when every replica is online
+};
+std::optional<AttachedAt> replicatedAttachedAt(const CliContext& ctx, const ReplicatedVolume& v);
+std::vector<std::string> replicatedVolumeNames(const CliContext& ctx);  // sorted
+
 // ENOENT (Error::code) when no replicated volume has that name.
 Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::string& name);
 std::string nexusJournalPath(const CliContext& ctx, const std::string& id);
 
+// The operations, with no output (the `volume` commands print; the CSI
+// controller calls them). Error codes: EEXIST a name taken, EBUSY attached
+// or behind or with clones, ENOSPC too few hosts or no space, EINVAL bad
+// input, ERANGE a shrink.
+//
 // Creates the volume on `replicas` of `targets` (distinct storage hosts),
 // all or none. Host access entries that would make a secret per gateway get
-// one secret made here, the same on every replica (the node has one).
+// one secret made here, the same on every replica (the node has one), and
+// listed in *new_secrets.
+Result<ReplicatedVolume> makeReplicatedVolume(const CliContext& ctx, const std::string& name, uint64_t size,
+                                              int replicas, const std::vector<std::string>& targets,
+                                              std::vector<HostAccess> hosts, nlohmann::json* new_secrets = nullptr);
+Status removeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool force);
+Result<ReplicatedVolume> snapshotReplicated(const CliContext& ctx, const ReplicatedVolume& v, const std::string& snap);
+Result<ReplicatedVolume> cloneReplicated(const CliContext& ctx, const ReplicatedVolume& snap, const std::string& name);
+Status growReplicated(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size);
+
 int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint64_t size, int replicas,
                            const std::vector<std::string>& targets, std::vector<HostAccess> hosts, bool json);
 int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool json);

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -189,6 +190,14 @@ void StorageGateway::registerRoutes() {
     json j{{"name", config_.name},     {"listen", config_.listen_addr},       {"port", target_->port()},
            {"data", config_.data_dir}, {"capacity_bytes", st.capacity_bytes}, {"allocated_bytes", st.allocated_bytes},
            {"volumes", st.volumes},    {"reads_mapped", st.reads_mapped},     {"controllers", ctrls}};
+    // What one more volume could take: the pool's limit left, bounded by
+    // the file system under the data (thin volumes share both).
+    struct statvfs fs {};
+    if (::statvfs(config_.data_dir.c_str(), &fs) == 0) {
+      uint64_t fs_free = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+      uint64_t left = st.capacity_bytes > st.allocated_bytes ? st.capacity_bytes - st.allocated_bytes : 0;
+      j["free_bytes"] = st.capacity_bytes > 0 ? std::min(left, fs_free) : fs_free;
+    }
     return ApiResponse::json(200, dumpJson(j) + "\n");
   });
   api_->route("GET", "/v1/volumes", [this](const ApiRequest&) {
