@@ -117,6 +117,17 @@ void Agent::registerServiceRoutes() {
     if (!added.ok()) return ApiResponse::error(409, added.error().message);
     return ApiResponse::json(201, dumpJson(json{{"name", spec->name}, {"state", "running"}}) + "\n");
   });
+  // A new argv for a running service, which hands over to its successor
+  // (Supervisor::replace): `volume replica add/remove` on an attached disk.
+  api_->route("PUT", "/v1/services/", [this](const ApiRequest& req) {
+    auto spec = parseServiceRequest(req.body);
+    if (!spec.ok()) return ApiResponse::error(400, spec.error().message);
+    if (spec->name != req.tail)
+      return ApiResponse::error(400, "the body names service " + spec->name + ", the path " + req.tail);
+    auto s = supervisor_->replace(req.tail, spec->argv);
+    if (!s.ok()) return ApiResponse::error(404, s.error().message);
+    return ApiResponse::json(200, dumpJson(json{{"name", spec->name}, {"state", "handing over"}}) + "\n");
+  });
   api_->route("DELETE", "/v1/services/", [this](const ApiRequest& req) {
     auto s = supervisor_->remove(req.tail);
     if (!s.ok()) return ApiResponse::error(404, s.error().message);

@@ -25,6 +25,7 @@ struct Supervisor::Service {
   EventLoop::TimerId restart_timer = 0;
   uint64_t start_ticks = 0;  // /proc/PID/stat starttime: tells our process from a reused pid
   bool adopted = false;      // started by an earlier agent: not our child, exit code unknown
+  bool handover = false;     // replace() asked it to exit: restart at once
 };
 
 namespace {
@@ -292,13 +293,34 @@ void Supervisor::scheduleRestart(Service& s) {
   if (ran_for >= kStableAfter) s.backoff = kInitialBackoff;
   s.status.state = ServiceState::kBackoff;
   std::string name = s.spec.name;
-  s.restart_timer = loop_.addTimer(s.backoff, [this, name] {
+  auto delay = s.handover ? std::chrono::milliseconds(0) : s.backoff;
+  s.handover = false;
+  s.restart_timer = loop_.addTimer(delay, [this, name] {
     auto it = services_.find(name);
     if (it == services_.end()) return;
     it->second->status.restarts++;
     start(*it->second);
   });
   s.backoff = std::min(s.backoff * 2, kMaxBackoff);
+}
+
+Status Supervisor::replace(const std::string& name, const std::vector<std::string>& argv) {
+  auto it = services_.find(name);
+  if (it == services_.end()) return makeError("no service '" + name + "'");
+  if (argv.empty()) return makeError("service '" + name + "' would have an empty argv");
+  Service& s = *it->second;
+  s.spec.argv = argv;
+  s.status.argv = argv;
+  record();
+  if (s.pidfd >= 0) {
+    s.handover = true;
+    if (::syscall(SYS_pidfd_send_signal, s.pidfd, SIGHUP, nullptr, 0) != 0) {
+      s.handover = false;
+      return errnoError("signal service " + name);
+    }
+    spdlog::info("service {}: new argv, asked pid {} to hand over", name, s.status.pid);
+  }
+  return okStatus();
 }
 
 Status Supervisor::remove(const std::string& name) {

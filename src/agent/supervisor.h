@@ -57,6 +57,12 @@ class Supervisor {
   // Returns how many were adopted; an unreadable file is an error.
   Result<int> adoptRecorded();
   Status add(const ServiceSpec& spec);
+  // Gives a service a new argv and asks the running process to hand over
+  // (SIGHUP: a service that keeps state for its successor, like a disk's
+  // FUSE connection in its keeper, exits without tearing it down); the
+  // restart that follows runs the new argv at once, with no backoff. A
+  // service waiting in backoff starts with the new argv when it is due.
+  Status replace(const std::string& name, const std::vector<std::string>& argv);
   // Stops the service (SIGTERM, then SIGKILL after grace) and forgets it;
   // then does the same to the services that are part of it.
   Status remove(const std::string& name);

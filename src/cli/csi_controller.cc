@@ -11,6 +11,7 @@
 #include "base/files.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/subprocess.h"
 #include "cli/csi_ops.h"
 #include "cli/volume_replicated.h"
 #include "dpu/node.h"
@@ -37,6 +38,8 @@ struct CatalogEntry {
   std::string name, id;
   bool ready = false;  // false: a create in progress or cut short
   uint64_t size_bytes = 0;
+  uint64_t required_bytes = 0, limit_bytes = 0;  // the capacity range as asked
+  bool imported = false;  // a volume `volume create` made, published through CSI: not CSI's to delete
   std::map<std::string, std::string> parameters;
   std::string source_snapshot, source_volume, hidden_snapshot;
   int64_t created_ns = 0;
@@ -79,10 +82,15 @@ class CsiController final : public csi::ControllerOps {
       if (e.kind != "volume" || e.name != spec.name) {
         return makeError("volume id " + id + " is taken by " + e.kind + " " + e.name, EEXIST);
       }
-      if (e.size_bytes != spec.size_bytes || e.parameters != params || e.source_snapshot != spec.source_snapshot ||
+      // Compatible: its capacity within the range asked now, the same
+      // parameters and source (the spec's CreateVolume idempotency).
+      uint64_t cap = e.size_bytes;
+      if (auto v = loadReplicatedVolume(ctx_, id); v.ok()) cap = v->size_bytes;
+      bool fits = cap >= spec.required_bytes && (spec.limit_bytes == 0 || cap <= spec.limit_bytes);
+      if (!fits || e.parameters != params || e.source_snapshot != spec.source_snapshot ||
           e.source_volume != spec.source_volume) {
         return makeError("volume " + spec.name + " exists with another size, parameters or source (" +
-                             std::to_string(e.size_bytes) + " bytes)",
+                             std::to_string(cap) + " bytes)",
                          EEXIST);
       }
       if (e.ready) return info(e);
@@ -95,6 +103,8 @@ class CsiController final : public csi::ControllerOps {
     e.name = spec.name;
     e.id = id;
     e.size_bytes = spec.size_bytes;
+    e.required_bytes = spec.required_bytes;
+    e.limit_bytes = spec.limit_bytes;
     e.parameters = params;
     e.source_snapshot = spec.source_snapshot;
     e.source_volume = spec.source_volume;
@@ -102,7 +112,11 @@ class CsiController final : public csi::ControllerOps {
     OC_TRY(saveEntry(e));
     auto made = make(e, spec);
     if (!made.ok()) {
-      if (!loadReplicatedVolume(ctx_, id).ok()) removeEntry(id);  // nothing half-made
+      if (!loadReplicatedVolume(ctx_, id).ok()) {  // nothing half-made
+        removeEntry(id);
+        if (!e.hidden_snapshot.empty()) dropLater(e.hidden_snapshot, e.source_volume);
+        collectDeleted();
+      }
       return made.error();
     }
     e.ready = true;
@@ -111,6 +125,7 @@ class CsiController final : public csi::ControllerOps {
   }
 
   Status deleteVolume(const std::string& id) override {
+    std::lock_guard lock(mu_);
     auto e = loadEntry(id);
     auto v = loadReplicatedVolume(ctx_, id);
     if (!v.ok() && v.error().code != ENOENT) return v.error();
@@ -120,6 +135,13 @@ class CsiController final : public csi::ControllerOps {
                        EBUSY);
     }
     if (e->kind != "volume") return okStatus();  // a snapshot's id names no volume
+    if (e->imported) {
+      return makeError(
+          "volume " + id +
+              " was made with `offcore volume create`, not through CSI; delete it with `offcore volume delete " + id +
+              "`",
+          EBUSY);
+    }
     if (!e->published.empty()) {
       return makeError(
           "volume " + id + " is published on node " + e->published.begin().key() + "; ControllerUnpublishVolume first",
@@ -133,16 +155,9 @@ class CsiController final : public csi::ControllerOps {
       }
       OC_TRY(removeReplicatedVolume(ctx_, *v, false));
     }
-    if (!e->hidden_snapshot.empty() && loadReplicatedVolume(ctx_, e->hidden_snapshot).ok()) {
-      // The snapshot only this clone used: removed with it, or when its
-      // origin volume goes.
-      CatalogEntry hidden;
-      hidden.kind = "snapshot";
-      hidden.name = hidden.id = e->hidden_snapshot;
-      hidden.source_volume = e->source_volume;
-      hidden.deleted = true;
-      OC_TRY(saveEntry(hidden));
-    }
+    // The snapshot only this clone used: removed with it, or when its
+    // origin volume goes.
+    if (!e->hidden_snapshot.empty()) dropLater(e->hidden_snapshot, e->source_volume);
     removeEntry(id);
     collectDeleted();
     return okStatus();
@@ -186,6 +201,7 @@ class CsiController final : public csi::ControllerOps {
       entry.kind = "volume";
       entry.name = entry.id = id;
       entry.ready = true;
+      entry.imported = true;
       entry.size_bytes = v->capacity_bytes;
       entry.created_ns = nowNs();
     }
@@ -207,6 +223,20 @@ class CsiController final : public csi::ControllerOps {
   }
 
   Status unpublish(const std::string& id, const std::string& node) override {
+    // A node that did not unstage (it died, or kubelet gave up on it and the
+    // attach-detach controller force-detaches): fence it, so the volume can
+    // be used on the next node. Its I/O, if it is alive, then fails.
+    if (auto v = loadReplicatedVolume(ctx_, id); v.ok()) {
+      if (auto at = replicatedAttachedAt(ctx_, *v); at && (node.empty() || at->node == node)) {
+        spdlog::warn("csi: volume {} is still attached on node {} as disk {}: detaching it (fencing)", id, at->node,
+                     at->disk);
+        auto out = runCapture({selfExe(), "disk", "detach", at->disk, "--node", at->node, "--force"});
+        if (!out.ok() || out->exit_code != 0) {
+          return makeError("volume " + id + " is still attached on node " + at->node +
+                           " and detaching it failed: " + (out.ok() ? trim(out->err) : out.error().message));
+        }
+      }
+    }
     auto e = loadEntry(id);
     if (!e.ok()) return okStatus();
     if (node.empty()) {
@@ -233,6 +263,13 @@ class CsiController final : public csi::ControllerOps {
         return makeError("snapshot " + name + " exists of another volume (" + have->source_volume + ")", EEXIST);
       }
       if (have->ready) return snapInfo(*have);
+      // Cut short after the snapshot was made: it is there, finish the entry.
+      if (auto made = loadReplicatedVolume(ctx_, id); made.ok() && made->read_only && made->parent == source) {
+        CatalogEntry done = *have;
+        done.ready = true;
+        OC_TRY(saveEntry(done));
+        return snapInfo(done);
+      }
     } else if (loadReplicatedVolume(ctx_, id).ok()) {
       return makeError("a volume '" + id + "' not made through CSI exists; pick another snapshot name", EEXIST);
     }
@@ -257,6 +294,7 @@ class CsiController final : public csi::ControllerOps {
   }
 
   Status deleteSnapshot(const std::string& id) override {
+    std::lock_guard lock(mu_);
     auto v = loadReplicatedVolume(ctx_, id);
     auto e = loadEntry(id);
     if (!v.ok()) {
@@ -264,6 +302,14 @@ class CsiController final : public csi::ControllerOps {
       return okStatus();
     }
     if (!v->read_only) return okStatus();  // a volume's id names no snapshot
+    if (!e.ok()) {
+      return makeError(
+          "snapshot " + id +
+              " was made with `offcore volume snapshot`, not through CSI; delete it with `offcore volume delete " + id +
+              "`",
+          EBUSY);
+    }
+    if (e->deleted) return okStatus();
     if (auto s = removeReplicatedVolume(ctx_, *v, false); !s.ok()) {
       if (s.error().code != EBUSY) return s;
       // Its origin volume (or a clone) still hangs off it in the store:
@@ -287,7 +333,6 @@ class CsiController final : public csi::ControllerOps {
       auto v = loadReplicatedVolume(ctx_, n);
       if (!v.ok() || !v->read_only) continue;
       auto e = loadEntry(n);
-      if (e.ok() && !e->hidden_snapshot.empty()) continue;
       if (e.ok() && e->kind == "snapshot") {
         if (!e->ready || e->deleted) continue;
         out.push_back(snapInfo(*e));
@@ -377,7 +422,10 @@ class CsiController final : public csi::ControllerOps {
   // Makes the volume of a new entry: from a snapshot, from a volume (through
   // a snapshot only it uses), or new on the pool's emptiest hosts.
   Status make(CatalogEntry& e, const csi::VolumeSpec& spec) {
-    if (auto v = loadReplicatedVolume(ctx_, e.id); v.ok()) return okStatus();  // made before a crash
+    if (auto v = loadReplicatedVolume(ctx_, e.id); v.ok()) {  // made before a crash: finish it
+      if (v->size_bytes < spec.size_bytes) OC_TRY(growReplicated(ctx_, *v, spec.size_bytes));
+      return okStatus();
+    }
     std::string snap = spec.source_snapshot;
     if (!spec.source_volume.empty()) {
       auto src = loadReplicatedVolume(ctx_, spec.source_volume);
@@ -385,7 +433,7 @@ class CsiController final : public csi::ControllerOps {
       if (spec.size_bytes < src->size_bytes) {
         return makeError("the source volume is " + std::to_string(src->size_bytes) + " bytes, more than asked", ERANGE);
       }
-      e.hidden_snapshot = e.id + ".src";
+      e.hidden_snapshot = hiddenSnapshotFor(e.id);
       OC_TRY(saveEntry(e));
       if (!loadReplicatedVolume(ctx_, e.hidden_snapshot).ok()) {
         OC_TRY(snapshotReplicated(ctx_, *src, e.hidden_snapshot));
@@ -395,6 +443,7 @@ class CsiController final : public csi::ControllerOps {
     if (!snap.empty()) {
       auto s = loadReplicatedVolume(ctx_, snap);
       if (!s.ok() || !s->read_only) return Error{ENOENT, "no snapshot " + snap};
+      if (auto se = loadEntry(snap); se.ok() && se->deleted) return Error{ENOENT, "snapshot " + snap + " was deleted"};
       if (spec.size_bytes < s->size_bytes) {
         return makeError("the snapshot is " + std::to_string(s->size_bytes) + " bytes, more than asked", ERANGE);
       }
@@ -437,6 +486,24 @@ class CsiController final : public csi::ControllerOps {
     return okStatus();
   }
 
+  // The snapshot a volume-from-volume clone is made from: named after the
+  // clone, kept within a volume name's 64 characters.
+  static std::string hiddenSnapshotFor(const std::string& id) {
+    return id.size() <= 60 ? id + ".src" : "csi-" + oci::sha256Digest(id).substr(7, 24) + ".src";
+  }
+
+  // Marks a snapshot deleted (if it is there): removed by collectDeleted()
+  // once no volume hangs off it.
+  void dropLater(const std::string& snap, const std::string& source) {
+    if (!loadReplicatedVolume(ctx_, snap).ok()) return;
+    CatalogEntry gone;
+    gone.kind = "snapshot";
+    gone.name = gone.id = snap;
+    gone.source_volume = source;
+    gone.deleted = true;
+    if (auto s = saveEntry(gone); !s.ok()) spdlog::warn("csi: snapshot {} left behind: {}", snap, s.error().message);
+  }
+
   // Removes the snapshots CSI deleted that nothing hangs off any more
   // (a snapshot's removal can free its own parent: repeat until none goes).
   void collectDeleted() {
@@ -455,9 +522,10 @@ class CsiController final : public csi::ControllerOps {
     }
   }
 
-  bool isHidden(const std::string& snap) const {
-    return snap.size() > 4 && snap.compare(snap.size() - 4, 4, ".src") == 0 &&
-           loadEntry(snap.substr(0, snap.size() - 4)).ok();
+  // ".src" ends only the snapshots of volume-from-volume clones
+  // (csiVolumeIdFor never makes such a name).
+  static bool isHidden(const std::string& snap) {
+    return snap.size() > 4 && snap.compare(snap.size() - 4, 4, ".src") == 0;
   }
 
   csi::VolumeInfo info(const CatalogEntry& e, const ReplicatedVolume* rv = nullptr) const {
@@ -504,6 +572,9 @@ class CsiController final : public csi::ControllerOps {
     e.hidden_snapshot = j.value("hidden_snapshot", "");
     e.created_ns = j.value("created_ns", 0LL);
     e.deleted = j.value("deleted", false);
+    e.imported = j.value("imported", false);
+    e.required_bytes = j.value("required_bytes", 0ULL);
+    e.limit_bytes = j.value("limit_bytes", 0ULL);
     if (j.contains("published") && j["published"].is_object()) e.published = j["published"];
     return e;
   }
@@ -520,6 +591,9 @@ class CsiController final : public csi::ControllerOps {
            {"hidden_snapshot", e.hidden_snapshot},
            {"created_ns", e.created_ns},
            {"deleted", e.deleted},
+           {"imported", e.imported},
+           {"required_bytes", e.required_bytes},
+           {"limit_bytes", e.limit_bytes},
            {"published", e.published}};
     return writeFileAtomic(entryPath(e.id), dumpJson(j, 2) + "\n", 0600);
   }

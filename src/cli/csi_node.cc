@@ -87,9 +87,10 @@ class CsiNode final : public csi::NodeOps {
                          EEXIST);
       }
       if (st->value("ready", false)) {
-        if (req.capability.type == csi::AccessType::kMount && !isMountPoint(staging)) {
+        const std::string file = disksDir(ctx_, cfg_.node) + "/" + st->value("disk", "");
+        if (req.capability.type == csi::AccessType::kMount ? !isMountPoint(staging) : loopsOf(file).empty()) {
           return makeError("volume " + req.volume_id + " was staged at " + staging +
-                           " but is no longer mounted there; NodeUnstageVolume and stage again");
+                           " but its mount or loop device is gone; NodeUnstageVolume and stage again");
         }
         return okStatus();
       }
@@ -122,8 +123,17 @@ class CsiNode final : public csi::NodeOps {
       OC_TRY(makeDirs(staging, 0750));
       if (!isMountPoint(staging)) {
         bool ro = req.capability.mode == csi::AccessMode::kSingleNodeReaderOnly;
-        auto fs = output({"blkid", "-p", "-o", "value", "-s", "TYPE", loop});
-        std::string have = fs.ok() ? *fs : "";
+        // blkid -p: 0 found a signature, 2 found none (blank); anything else
+        // (ambiguous signatures, a read error) is not a reason to format.
+        OC_ASSIGN_OR_RETURN(ProcessOutput probe, runCapture({"blkid", "-p", "-o", "value", "-s", "TYPE", loop}));
+        if (probe.exit_code != 0 && probe.exit_code != 2) {
+          return makeError("blkid could not tell what volume " + req.volume_id + " holds (exit " +
+                           std::to_string(probe.exit_code) + "): " + trim(probe.err) + "; not formatting it");
+        }
+        std::string have = probe.exit_code == 0 ? trim(probe.out) : "";
+        if (have.empty() && probe.exit_code == 0) {
+          return makeError("volume " + req.volume_id + " holds something blkid cannot name; not formatting it", EBUSY);
+        }
         if (have.empty()) {
           if (ro)
             return makeError("volume " + req.volume_id + " is blank and asked read-only: nothing to mount", EBUSY);
@@ -146,8 +156,7 @@ class CsiNode final : public csi::NodeOps {
     if (!st.ok()) return okStatus();  // not staged here: done
     const std::string staging = canonical(staging_path);
     if (st->value("staging", "") != staging) {
-      return makeError("volume " + volume_id + " is staged at " + st->value("staging", "") + ", not " + staging,
-                       ENOENT);
+      return makeError("volume " + volume_id + " is staged at " + st->value("staging", "") + ", not " + staging, EBUSY);
     }
     if (!(*st)["published"].empty()) {
       return makeError("volume " + volume_id + " is still published at " + (*st)["published"].begin().key() +
@@ -155,10 +164,10 @@ class CsiNode final : public csi::NodeOps {
                        EBUSY);
     }
     if (isMountPoint(staging)) OC_TRY(run({"umount", staging}));
-    std::string loop = st->value("loop", "");
     const std::string disk = st->value("disk", csiDiskNameFor(volume_id));
     const std::string file = disksDir(ctx_, cfg_.node) + "/" + disk;
-    if (!loop.empty()) (void)run({"losetup", "-d", loop});
+    // The loop devices on our disk file now (a recorded name may since
+    // belong to another file).
     for (const auto& l : loopsOf(file)) (void)run({"losetup", "-d", l});
     if (pathExists(file + ".json")) {
       if (auto s = run({selfExe(), "disk", "detach", disk, "--node", cfg_.node}); !s.ok()) {
@@ -199,9 +208,17 @@ class CsiNode final : public csi::NodeOps {
                            "; publish it the same way",
                        EBUSY);
     }
+    std::string source = staging;
+    if (block) {
+      auto loops = loopsOf(disksDir(ctx_, cfg_.node) + "/" + st->value("disk", ""));
+      if (loops.empty()) {
+        return makeError("volume " + req.volume_id + " has no loop device any more; NodeUnstageVolume and stage again",
+                         EBUSY);
+      }
+      source = loops[0];
+    }
     pubs[target] = want;
     OC_TRY(save(req.volume_id, *st));
-    std::string source = block ? st->value("loop", "") : staging;
     std::filesystem::path tp(target);
     OC_TRY(makeDirs(tp.parent_path().string(), 0750));
     if (block) {
@@ -225,18 +242,17 @@ class CsiNode final : public csi::NodeOps {
     const std::string target = canonical(target_path);
     auto st = load(volume_id);
     bool ours = st.ok() && (*st)["published"].contains(target);
-    if (!ours && !pathExists(target)) return okStatus();  // gone: done
-    if (!ours && !st.ok() && !loadReplicatedVolume(ctx_, volume_id).ok()) {
-      return Error{ENOENT, "no volume " + volume_id};
+    if (!ours) {
+      // Not published there by us: nothing to undo, and whatever is mounted
+      // there belongs to someone else.
+      if (!st.ok() && !loadReplicatedVolume(ctx_, volume_id).ok()) return Error{ENOENT, "no volume " + volume_id};
+      return okStatus();
     }
     while (isMountPoint(target)) OC_TRY(run({"umount", target}));
     std::error_code ec;
     std::filesystem::remove(target, ec);
-    if (ours) {
-      (*st)["published"].erase(target);
-      OC_TRY(save(volume_id, *st));
-    }
-    return okStatus();
+    (*st)["published"].erase(target);
+    return save(volume_id, *st);
   }
 
   Result<csi::VolumeStats> stats(const std::string& volume_id, const std::string& path) override {
@@ -249,7 +265,9 @@ class CsiNode final : public csi::NodeOps {
     csi::VolumeStats out;
     out.block = (*st)["capability"].value("block", false);
     if (out.block) {
-      OC_ASSIGN_OR_RETURN(std::string n, output({"blockdev", "--getsize64", st->value("loop", "")}));
+      auto loops = loopsOf(disksDir(ctx_, cfg_.node) + "/" + st->value("disk", ""));
+      if (loops.empty()) return makeError("volume " + volume_id + " has no loop device; stage it again");
+      OC_ASSIGN_OR_RETURN(std::string n, output({"blockdev", "--getsize64", loops[0]}));
       out.total_bytes = std::strtoull(n.c_str(), nullptr, 10);
     } else {
       struct statvfs vfs {};
@@ -281,7 +299,9 @@ class CsiNode final : public csi::NodeOps {
     if (!st.ok() || (st->value("staging", "") != p && !(*st)["published"].contains(p))) {
       return Error{ENOENT, "volume " + volume_id + " is not staged or published at " + path};
     }
-    std::string loop = st->value("loop", "");
+    auto loops = loopsOf(disksDir(ctx_, cfg_.node) + "/" + st->value("disk", ""));
+    if (loops.empty()) return makeError("volume " + volume_id + " has no loop device; stage it again", EBUSY);
+    const std::string& loop = loops[0];
     OC_TRY(run({"losetup", "-c", loop}));
     OC_ASSIGN_OR_RETURN(std::string n, output({"blockdev", "--getsize64", loop}));
     uint64_t have = std::strtoull(n.c_str(), nullptr, 10);

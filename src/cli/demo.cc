@@ -361,6 +361,9 @@ int runDemo(CliContext& ctx, const std::string& name, const std::string& only) {
   add("storage", "mirror",
       "mirrored storage: a 2-replica volume keeps taking writes while one storage host is killed, then rebuilds",
       [&] { return demo::runStorageMirror(dctx); });
+  add("storage", "csi",
+      "Kubernetes storage: the CSI plugins provision a mirrored volume, the SoC attaches it, two pods mount it",
+      [&] { return demo::runCsi(dctx); });
   add("images", "images", "images: a lazily loaded image through containerd and the offcore snapshotter vs overlayfs",
       [&] { return demo::runImages(dctx); });
   add("svc", "svc",

@@ -121,6 +121,7 @@ void heading(const std::string& text);
 // The parts after the foundation, each in its own file.
 Status runStorage(Context& ctx);
 Status runStorageMirror(Context& ctx);
+Status runCsi(Context& ctx);
 Status runImages(Context& ctx);
 Status runSvc(Context& ctx);
 // The Service part's cross-node figures (demo_svc_xnode.cc): a second node,

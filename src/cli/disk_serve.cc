@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 
@@ -77,6 +78,7 @@ int serveDisk(const CliContext& ctx, const DiskServeSpec& spec) {
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);  // hand over to the next process (new argv: `volume replica add/remove`)
   ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   o.host_nqn = nvme::nodeHostNqn(spec.node);
   o.host_id = nvme::nodeHostId(spec.node);
@@ -230,7 +232,8 @@ int serveDisk(const CliContext& ctx, const DiskServeSpec& spec) {
   // reconnecting, failed) or the nexus's, so `disk list` shows a lost path.
   const timespec tick{0, 250 * 1000 * 1000};
   std::string last = dumpJson(info);
-  while (::sigtimedwait(&mask, nullptr, &tick) < 0) {
+  int sig = -1;
+  while ((sig = ::sigtimedwait(&mask, nullptr, &tick)) < 0) {
     info["state"] = nvme::hostStateName(host->state());
     if (nx) info["nexus"] = nexusJson(nx->status(), uris);
     std::string now = dumpJson(info);
@@ -239,6 +242,17 @@ int serveDisk(const CliContext& ctx, const DiskServeSpec& spec) {
     if (auto w = writeFileAtomic(file + ".json", dumpJson(info, 2) + "\n"); !w.ok()) {
       spdlog::warn("disk {}: {}", file, w.error().message);
     }
+  }
+  if (sig == SIGHUP) {
+    // A handover: the agent restarts us with a new argv at once. Exit as a
+    // crash would (docs/STORAGE.md, "a crash is a pause"): the FUSE
+    // connection stays in the keeper for the next process, which asks the
+    // kernel to resend what we read and did not answer; our replicas'
+    // claims go with our file descriptors; the journal is durable already.
+    // Nothing is unmounted and no destructor runs.
+    spdlog::info("disk {}: handing over to the next process", file);
+    std::fflush(nullptr);
+    std::_Exit(0);
   }
   releaseKept(keeper, keptName(file));  // stopped on purpose: the connection ends with us
   disk->reset();                        // unmount first, then the nexus, then the associations

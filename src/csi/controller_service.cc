@@ -25,7 +25,8 @@ Result<std::vector<Capability>> capsOf(const google::protobuf::RepeatedPtrField<
 }
 
 // The size to make from a capacity range (the spec: required is the floor,
-// limit the ceiling, either may be 0 = unset).
+// limit the ceiling, either may be 0 = unset): required rounded up to
+// whole MiB, or with only a limit, the default rounded down under it.
 Result<uint64_t> sizeOf(const v1::CapacityRange* range) {
   int64_t req = range ? range->required_bytes() : 0;
   int64_t lim = range ? range->limit_bytes() : 0;
@@ -34,10 +35,14 @@ Result<uint64_t> sizeOf(const v1::CapacityRange* range) {
     return makeError("capacity_range: required_bytes " + std::to_string(req) + " > limit_bytes " + std::to_string(lim),
                      EINVAL);
   }
-  uint64_t size = req > 0 ? static_cast<uint64_t>(req) : kDefaultSize;
-  if (req == 0 && lim > 0) size = std::min<uint64_t>(size, static_cast<uint64_t>(lim));
-  size = (size + kSizeAlignment - 1) / kSizeAlignment * kSizeAlignment;
-  if (lim > 0 && size > static_cast<uint64_t>(lim)) {
+  uint64_t size = 0;
+  if (req > 0) {
+    size = (static_cast<uint64_t>(req) + kSizeAlignment - 1) / kSizeAlignment * kSizeAlignment;
+  } else {
+    size = lim > 0 ? std::min<uint64_t>(kDefaultSize, static_cast<uint64_t>(lim)) : kDefaultSize;
+    size = size / kSizeAlignment * kSizeAlignment;
+  }
+  if (size == 0 || (lim > 0 && size > static_cast<uint64_t>(lim))) {
     return makeError("capacity_range: volumes come in whole MiB; none fits between " + std::to_string(req) + " and " +
                          std::to_string(lim) + " bytes",
                      ERANGE);
@@ -80,6 +85,7 @@ class ControllerService final : public v1::Controller::Service {
     auto size = sizeOf(req->has_capacity_range() ? &req->capacity_range() : nullptr);
     if (!size.ok()) return toGrpc(size.error());
     spec.size_bytes = *size;
+    spec.required_bytes = req->has_capacity_range() ? static_cast<uint64_t>(req->capacity_range().required_bytes()) : 0;
     spec.limit_bytes = req->has_capacity_range() ? static_cast<uint64_t>(req->capacity_range().limit_bytes()) : 0;
     spec.parameters.insert(req->parameters().begin(), req->parameters().end());
     if (auto s = ops_.checkParameters(spec.parameters); !s.ok()) return toGrpc(s.error());

@@ -29,12 +29,8 @@ class IdentityService final : public v1::Identity::Service {
   }
 
   grpc::Status Probe(grpc::ServerContext*, const v1::ProbeRequest*, v1::ProbeResponse* out) override {
-    if (info_.probe) {
-      if (auto s = info_.probe(); !s.ok()) {
-        return {grpc::StatusCode::FAILED_PRECONDITION, "not ready: " + s.error().message};
-      }
-    }
-    out->mutable_ready()->set_value(true);
+    // Not ready is an answer, not an error (the CO keeps probing).
+    out->mutable_ready()->set_value(!info_.probe || info_.probe().ok());
     return grpc::Status::OK;
   }
 

@@ -1,3 +1,5 @@
+#include <cerrno>
+
 #include "csi.grpc.pb.h"
 #include "csi/service.h"
 #include "csi/service_common.h"
@@ -9,9 +11,11 @@ namespace {
 using grpc::ServerContext;
 using grpc::Status;
 
+// A malformed capability is INVALID_ARGUMENT; one the node cannot serve
+// "exceeds capabilities": FAILED_PRECONDITION (the spec's node tables).
 Result<Capability> checkedCap(const v1::VolumeCapability& c, NodeOps& ops) {
   OC_ASSIGN_OR_RETURN(Capability cap, fromProto(c));
-  if (auto s = ops.checkCapability(cap); !s.ok()) return s.error();
+  if (auto s = ops.checkCapability(cap); !s.ok()) return Error{EBUSY, s.error().message};
   return cap;
 }
 

@@ -53,8 +53,9 @@ struct Capability {
 
 struct VolumeSpec {
   std::string name;
-  uint64_t size_bytes = 0;   // already chosen by the service from the capacity range
-  uint64_t limit_bytes = 0;  // 0: none
+  uint64_t size_bytes = 0;      // what to make: chosen by the service from the capacity range
+  uint64_t required_bytes = 0;  // the range as asked (0: unset); an existing volume of this
+  uint64_t limit_bytes = 0;     // name is compatible when its capacity is within it
   StringMap parameters;
   std::string source_snapshot;  // at most one of the two
   std::string source_volume;
@@ -82,8 +83,9 @@ struct SnapshotInfo {
 class ControllerOps {
  public:
   virtual ~ControllerOps() = default;
-  // Idempotent by name: the same spec again returns the volume it made; a
-  // different size, parameters or source is EEXIST. ENOENT: the source.
+  // Idempotent by name: a volume of that name whose capacity is within the
+  // range, with the same parameters and source, is returned; otherwise
+  // EEXIST. ENOENT: the source (a deleted snapshot included).
   virtual Result<VolumeInfo> createVolume(const VolumeSpec& spec) = 0;
   // A volume that is not there is deleted (OK). EBUSY: published or attached.
   virtual Status deleteVolume(const std::string& id) = 0;

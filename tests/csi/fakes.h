@@ -38,8 +38,9 @@ class FakeController final : public csi::ControllerOps {
     std::lock_guard l(mu_);
     if (auto it = vols_.find(s.name); it != vols_.end()) {
       const auto& have = it->second;
-      if (have.spec.size_bytes != s.size_bytes || have.spec.parameters != s.parameters ||
-          have.spec.source_snapshot != s.source_snapshot || have.spec.source_volume != s.source_volume) {
+      bool fits = have.size >= s.required_bytes && (s.limit_bytes == 0 || have.size <= s.limit_bytes);
+      if (!fits || have.spec.parameters != s.parameters || have.spec.source_snapshot != s.source_snapshot ||
+          have.spec.source_volume != s.source_volume) {
         return makeError("exists differently", EEXIST);
       }
       return infoOf(have);
@@ -124,7 +125,7 @@ class FakeController final : public csi::ControllerOps {
   }
   Status deleteSnapshot(const std::string& id) override {
     std::lock_guard l(mu_);
-    snaps_.erase(id);
+    snaps_.erase(id);  // the fake keeps no store under it: gone at once
     return okStatus();
   }
   Result<std::vector<csi::SnapshotInfo>> listSnapshots() override {
@@ -182,10 +183,11 @@ class FakeNode final : public csi::NodeOps {
     staged_[r.volume_id] = {r.staging_path, r.capability, {}};
     return okStatus();
   }
-  Status unstage(const std::string& id, const std::string&) override {
+  Status unstage(const std::string& id, const std::string& path) override {
     std::lock_guard l(mu_);
     auto it = staged_.find(id);
     if (it == staged_.end()) return okStatus();
+    if (it->second.path != path) return makeError("staged elsewhere", EBUSY);
     if (!it->second.targets.empty()) return makeError("still published", EBUSY);
     staged_.erase(it);
     return okStatus();
@@ -227,10 +229,12 @@ class FakeNode final : public csi::NodeOps {
     s.total_inodes = 1000;
     return s;
   }
-  Result<uint64_t> expand(const std::string& id, const std::string& path, uint64_t size) override {
+  Result<uint64_t> expand(const std::string& id, const std::string& path, uint64_t) override {
     auto st = stats(id, path);
     if (!st.ok()) return st.error();
-    return size;
+    auto v = controller_.getVolume(id);
+    if (!v.ok()) return v.error();
+    return v->capacity_bytes;  // the file system fills the disk
   }
 
  private:

@@ -195,6 +195,9 @@ TEST_F(CsiSanity, CreateVolumeRefusesMissingFields) {
   req = createReq(uniqueName("snapsrc"));
   req.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id("sanity-no-such-snapshot");
   EXPECT_EQ(createCode(req), SC::NOT_FOUND) << "a source snapshot that is not there";
+  req = createReq(uniqueName("volsrc"));
+  req.mutable_volume_content_source()->mutable_volume()->set_volume_id("sanity-no-such-volume");
+  EXPECT_EQ(createCode(req), SC::NOT_FOUND) << "a source volume that is not there";
 }
 
 TEST_F(CsiSanity, CreateVolumeIsIdempotentAndRefusesAnotherSizeUnderTheSameName) {
@@ -215,6 +218,32 @@ TEST_F(CsiSanity, CreateVolumeTakesNamesThatAreNotVolumeNames) {
   auto v = create(name);
   ASSERT_FALSE(v.volume_id().empty());
   EXPECT_EQ(create(name).volume_id(), v.volume_id());
+  std::string longName = uniqueName("long");
+  longName += std::string(128 - longName.size(), 'x');  // the 128 bytes COs may send
+  auto l = create(longName);
+  ASSERT_FALSE(l.volume_id().empty());
+  EXPECT_EQ(create(longName).volume_id(), l.volume_id());
+}
+
+TEST_F(CsiSanity, CreateVolumeAcceptsAnyCompatibleRangeForAnExistingName) {
+  std::string name = uniqueName("range");
+  auto v = create(name);
+  auto again = createReq(name);
+  again.mutable_capacity_range()->set_required_bytes(sanityTarget().volume_bytes / 2);
+  EXPECT_EQ(createCode(again), SC::OK) << "a smaller floor is still satisfied by the volume";
+  auto capped = createReq(name);
+  capped.mutable_capacity_range()->set_required_bytes(0);
+  capped.mutable_capacity_range()->set_limit_bytes(v.capacity_bytes() / 2);
+  EXPECT_EQ(createCode(capped), SC::ALREADY_EXISTS) << "a ceiling below the volume";
+  auto only = createReq(uniqueName("limitonly"));
+  only.mutable_capacity_range()->set_required_bytes(0);
+  only.mutable_capacity_range()->set_limit_bytes(sanityTarget().volume_bytes + 12345);
+  v1::CreateVolumeResponse r;
+  auto s = call(&v1::Controller::Stub::CreateVolume, ctl_.get(), only, &r);
+  ASSERT_TRUE(s.ok()) << "a limit alone is met by rounding down: " << s.error_message();
+  forgetLater(r.volume().volume_id());
+  EXPECT_LE(r.volume().capacity_bytes(), sanityTarget().volume_bytes + 12345);
+  EXPECT_GT(r.volume().capacity_bytes(), 0);
 }
 
 TEST_F(CsiSanity, MoreReplicasThanStorageHostsIsRefusedAndMakesNothing) {
@@ -423,11 +452,39 @@ TEST_F(CsiSanity, SnapshotsCreateListDeleteAndRestore) {
   forgetLater(cloned.volume().volume_id());
   EXPECT_EQ(cloned.volume().content_source().volume().volume_id(), b.volume_id());
 
+  // Paging over every snapshot, one at a time.
+  auto s2 = snapshot(b.volume_id(), uniqueName("snap"));
+  std::set<std::string> seen;
+  v1::ListSnapshotsRequest pq;
+  pq.set_max_entries(1);
+  for (int pages = 0; pages < 1000; ++pages) {
+    v1::ListSnapshotsResponse pr;
+    ASSERT_TRUE(call(&v1::Controller::Stub::ListSnapshots, ctl_.get(), pq, &pr).ok());
+    ASSERT_LE(pr.entries_size(), 1);
+    for (const auto& e : pr.entries()) seen.insert(e.snapshot().snapshot_id());
+    if (pr.next_token().empty()) break;
+    pq.set_starting_token(pr.next_token());
+  }
+  EXPECT_TRUE(seen.count(s.snapshot_id()) && seen.count(s2.snapshot_id()));
+
   v1::DeleteSnapshotRequest d;
   v1::DeleteSnapshotResponse dr;
   EXPECT_EQ(call(&v1::Controller::Stub::DeleteSnapshot, ctl_.get(), d, &dr).error_code(), SC::INVALID_ARGUMENT);
   d.set_snapshot_id("sanity-no-such-snapshot");
   EXPECT_TRUE(call(&v1::Controller::Stub::DeleteSnapshot, ctl_.get(), d, &dr).ok());
+  // Deleted while its source volume and a volume restored from it live:
+  // gone for the CO at once, and not a source any more.
+  d.set_snapshot_id(s2.snapshot_id());
+  EXPECT_TRUE(call(&v1::Controller::Stub::DeleteSnapshot, ctl_.get(), d, &dr).ok());
+  EXPECT_TRUE(call(&v1::Controller::Stub::DeleteSnapshot, ctl_.get(), d, &dr).ok()) << "idempotent";
+  lq.Clear();
+  lq.set_snapshot_id(s2.snapshot_id());
+  lr.Clear();
+  ASSERT_TRUE(call(&v1::Controller::Stub::ListSnapshots, ctl_.get(), lq, &lr).ok());
+  EXPECT_EQ(lr.entries_size(), 0) << "a deleted snapshot is still listed";
+  auto from = createReq(uniqueName("fromdeleted"));
+  from.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id(s2.snapshot_id());
+  EXPECT_EQ(createCode(from), SC::NOT_FOUND) << "a deleted snapshot is not a source";
 }
 
 // --- ControllerExpandVolume ----------------------------------------------------
@@ -462,6 +519,9 @@ TEST_F(CsiSanity, NodeRefusesMissingFields) {
   }
   EXPECT_TRUE(stage);
   EXPECT_FALSE(node_id_.empty());
+  v1::NodeGetInfoResponse info;
+  ASSERT_TRUE(call(&v1::Node::Stub::NodeGetInfo, node_.get(), v1::NodeGetInfoRequest(), &info).ok());
+  EXPECT_GE(info.max_volumes_per_node(), 0);
 
   v1::NodeStageVolumeRequest st;
   v1::NodeStageVolumeResponse str;
@@ -547,7 +607,10 @@ TEST_F(CsiSanity, KubernetesFlowStagePublishTwiceWriteUnpublishUnstageDelete) {
   auto p1 = publish(t1, false);
   ASSERT_TRUE(p1.ok()) << p1.error_message();
   ASSERT_TRUE(publish(t2, false).ok());
-  EXPECT_TRUE(publish(t1, false).ok()) << "publish is idempotent";
+  for (int i = 0; i < 10; ++i) {  // what a kubelet retrying does
+    EXPECT_TRUE(call(&v1::Node::Stub::NodeStageVolume, node_.get(), st, &str).ok()) << "stage again, " << i;
+    EXPECT_TRUE(publish(t1, false).ok()) << "publish again, " << i;
+  }
   EXPECT_EQ(publish(t1, true).error_code(), SC::ALREADY_EXISTS) << "the same target, readonly now";
 
   if (!sanityTarget().between.empty()) {
@@ -580,6 +643,22 @@ TEST_F(CsiSanity, KubernetesFlowStagePublishTwiceWriteUnpublishUnstageDelete) {
     EXPECT_FALSE(sr.volume_condition().abnormal()) << sr.volume_condition().message();
   }
 
+  // NodeExpandVolume: the file system fills what the disk has (offline
+  // growth happens at the controller while unpublished; here nothing to grow).
+  v1::NodeExpandVolumeRequest ex;
+  v1::NodeExpandVolumeResponse exr;
+  ex.set_volume_path(t1);
+  EXPECT_EQ(call(&v1::Node::Stub::NodeExpandVolume, node_.get(), ex, &exr).error_code(), SC::INVALID_ARGUMENT);
+  ex.set_volume_id(id);
+  ex.clear_volume_path();
+  EXPECT_EQ(call(&v1::Node::Stub::NodeExpandVolume, node_.get(), ex, &exr).error_code(), SC::INVALID_ARGUMENT);
+  ex.set_volume_path(path("not-a-volume"));
+  EXPECT_EQ(call(&v1::Node::Stub::NodeExpandVolume, node_.get(), ex, &exr).error_code(), SC::NOT_FOUND);
+  ex.set_volume_path(t1);
+  auto exs = call(&v1::Node::Stub::NodeExpandVolume, node_.get(), ex, &exr);
+  EXPECT_TRUE(exs.ok()) << exs.error_message();
+  EXPECT_GE(exr.capacity_bytes(), sanityTarget().volume_bytes);
+
   v1::NodeUnstageVolumeRequest us;
   us.set_volume_id(id);
   us.set_staging_target_path(staging);
@@ -606,6 +685,55 @@ TEST_F(CsiSanity, KubernetesFlowStagePublishTwiceWriteUnpublishUnstageDelete) {
   cu.set_node_id(node_id_);
   v1::ControllerUnpublishVolumeResponse cur;
   EXPECT_TRUE(call(&v1::Controller::Stub::ControllerUnpublishVolume, ctl_.get(), cu, &cur).ok());
+  v1::DeleteVolumeRequest d;
+  d.set_volume_id(id);
+  v1::DeleteVolumeResponse dr;
+  auto del = call(&v1::Controller::Stub::DeleteVolume, ctl_.get(), d, &dr);
+  EXPECT_TRUE(del.ok()) << del.error_message();
+}
+
+// A node that never unstages (it died; the CO force-detaches): after
+// ControllerUnpublish the volume is fenced off that node (its disk
+// detached), the node reports it abnormal, and its unstage still cleans up.
+TEST_F(CsiSanity, ControllerUnpublishFencesANodeThatDidNotUnstage) {
+  if (!sanityTarget().real_mounts) GTEST_SKIP() << "needs a real node (--real-mounts)";
+  auto v = create(uniqueName("fence"));
+  const std::string& id = v.volume_id();
+  ASSERT_FALSE(id.empty());
+  v1::ControllerPublishVolumeRequest cp;
+  cp.set_volume_id(id);
+  cp.set_node_id(node_id_);
+  *cp.mutable_volume_capability() = mountCap();
+  v1::ControllerPublishVolumeResponse cpr;
+  ASSERT_TRUE(call(&v1::Controller::Stub::ControllerPublishVolume, ctl_.get(), cp, &cpr).ok());
+  const std::string staging = path("fstage");
+  v1::NodeStageVolumeRequest st;
+  st.set_volume_id(id);
+  st.set_staging_target_path(staging);
+  *st.mutable_volume_capability() = mountCap();
+  v1::NodeStageVolumeResponse str;
+  auto sst = call(&v1::Node::Stub::NodeStageVolume, node_.get(), st, &str);
+  ASSERT_TRUE(sst.ok()) << sst.error_message();
+  v1::ControllerUnpublishVolumeRequest cu;
+  cu.set_volume_id(id);
+  cu.set_node_id(node_id_);
+  v1::ControllerUnpublishVolumeResponse cur;
+  auto u = call(&v1::Controller::Stub::ControllerUnpublishVolume, ctl_.get(), cu, &cur);
+  ASSERT_TRUE(u.ok()) << u.error_message();
+  v1::NodeGetVolumeStatsRequest sq;
+  sq.set_volume_id(id);
+  sq.set_volume_path(staging);
+  v1::NodeGetVolumeStatsResponse sr;
+  auto ss = call(&v1::Node::Stub::NodeGetVolumeStats, node_.get(), sq, &sr);
+  if (ss.ok()) {
+    EXPECT_TRUE(sr.volume_condition().abnormal()) << "a fenced volume reads as normal";
+  }
+  v1::NodeUnstageVolumeRequest us;
+  us.set_volume_id(id);
+  us.set_staging_target_path(staging);
+  v1::NodeUnstageVolumeResponse usr;
+  auto un = call(&v1::Node::Stub::NodeUnstageVolume, node_.get(), us, &usr);
+  EXPECT_TRUE(un.ok()) << "unstage after the fence: " << un.error_message();
   v1::DeleteVolumeRequest d;
   d.set_volume_id(id);
   v1::DeleteVolumeResponse dr;

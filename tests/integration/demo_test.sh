@@ -4,7 +4,8 @@
 #     in the run (4K randread IOPS on the disk and on a local file, pull
 #     times and bytes for overlayfs and offcore, the failover time, cross-node
 #     req/s beside the routed baseline, a kill -9
-#     of the disk service under a verified write with 0 errors, the CPU
+#     of the disk service under a verified write with 0 errors, a PVC
+#     provisioned and mounted by two pods through the CSI plugins, the CPU
 #     table and each step's duration), within the 5-minute budget;
 #  2. SIGINT in the middle of the storage step (during fio) ends the demo
 #     with 130 and removes everything it made;
@@ -87,7 +88,12 @@ done
 grep -q "CPU seconds by domain, per step" "$out/demo.log" || fail "no CPU table"
 grep -qE "^migrated to node .* downtime [0-9]+ ms, .* all 3000 acknowledged blocks read back and sha256 matches" \
   "$out/demo.log" || fail "no VM migration line"
-for s in "node up" accounting fabric "agent restart" storage images svc mesh vm total; do
+grep -qE "^PVC pvc-demo-[0-9]+: CreateVolume [0-9.]+ s .* NodePublish to two pods [0-9.]+ s" "$out/demo.log" ||
+  fail "no CSI provisioning line"
+grep -qE "^pod1 wrote 64 MiB \(fsync\) in [0-9.]+ s, pod2 read the same sha256" "$out/demo.log" ||
+  fail "the CSI step's pods did not share the volume"
+grep -qE "^baseline, a local file: losetup \+ mkfs.ext4 \+ mount [0-9.]+ s" "$out/demo.log" || fail "no CSI baseline line"
+for s in "node up" accounting fabric "agent restart" storage mirror csi images svc mesh vm total; do
   grep -qE "^$s +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9]+%" "$out/demo.log" || fail "CPU table has no row for '$s'"
   [ "$s" = total ] || grep -qE "^-- step $s: done in [0-9.]+ s" "$out/demo.log" || fail "no duration for step '$s'"
 done
