@@ -263,6 +263,7 @@ void registerVolumeCommands(CLI::App& app, CliContext& ctx) {
   };
 
   auto c = std::make_shared<Opts>();
+  registerVolumeReplicaCommands(volume, ctx);
   auto* create = volume->add_subcommand("create", "create a thin volume");
   create->add_option("name", c->name, "volume name")->required();
   create->add_option("--size", c->size, "size, e.g. 10G")->required();

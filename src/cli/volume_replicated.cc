@@ -1,4 +1,5 @@
 #include "cli/volume_replicated.h"
+#include "cli/volume_replicated_internal.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -27,51 +28,6 @@ namespace {
 
 constexpr int kMaxReplicas = 8;
 constexpr int kMinReplicas = 1;
-
-std::string volumesDir(const CliContext& ctx) { return ctx.config.cluster_dir + "/volumes"; }
-std::string recordPath(const CliContext& ctx, const std::string& name) {
-  return volumesDir(ctx) + "/" + name + ".json";
-}
-
-Status checkName(const std::string& name) {
-  bool ok = !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-';
-  for (char c : name) {
-    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.');
-  }
-  if (!ok) return makeError("bad volume name '" + name + "' (1-64 of a-z, 0-9, '-', '_', '.')");
-  return okStatus();
-}
-
-// The journal name of a replica, as `disk serve` names it.
-std::string replicaNameOf(const std::string& uri) {
-  auto u = nvme::parseNvmeUri(uri);
-  return u.ok() ? replicaName(*u) : uri;
-}
-
-// Serialises creations and deletions of replicated volumes machine-wide.
-class VolumesLock {
- public:
-  static Result<VolumesLock> take(const CliContext& ctx) {
-    OC_TRY(makePrivateDir(volumesDir(ctx)));
-    int fd = ::open((volumesDir(ctx) + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return errnoError("open " + volumesDir(ctx) + "/.lock");
-    if (::flock(fd, LOCK_EX) != 0) {
-      int err = errno;
-      ::close(fd);
-      return errnoError("lock " + volumesDir(ctx), err);
-    }
-    return VolumesLock(fd);
-  }
-  VolumesLock(VolumesLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  VolumesLock(const VolumesLock&) = delete;
-  ~VolumesLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
- private:
-  explicit VolumesLock(int fd) : fd_(fd) {}
-  int fd_;
-};
 
 json recordJson(const ReplicatedVolume& v) {
   json reps = json::array();
@@ -116,8 +72,8 @@ Status checkInSync(const CliContext& ctx, const ReplicatedVolume& v) {
 // records it.
 Result<ReplicatedVolume> makeOnEveryReplica(const CliContext& ctx, const ReplicatedVolume& from, ReplicatedVolume made,
                                             const std::function<Result<GatewayVolume>(const GatewayClient&)>& op) {
-  OC_TRY(checkName(made.name));
-  if (pathExists(recordPath(ctx, made.name))) {
+  OC_TRY(checkVolumeName(made.name));
+  if (pathExists(volumeRecordPath(ctx, made.name))) {
     return makeError("a replicated volume '" + made.name + "' exists", EEXIST);
   }
   std::vector<GatewayClient> done;
@@ -138,7 +94,7 @@ Result<ReplicatedVolume> makeOnEveryReplica(const CliContext& ctx, const Replica
     made.replicas.push_back({gw->name(), v->uri});
     done.push_back(std::move(*gw));
   }
-  if (auto s = writeFileAtomic(recordPath(ctx, made.name), dumpJson(recordJson(made), 2) + "\n", 0600); !s.ok()) {
+  if (auto s = writeFileAtomic(volumeRecordPath(ctx, made.name), dumpJson(recordJson(made), 2) + "\n", 0600); !s.ok()) {
     undo();
     return s.error();
   }
@@ -180,6 +136,45 @@ json attachedDisk(const CliContext& ctx, const ReplicatedVolume& v) {
 
 }  // namespace
 
+std::string volumesDir(const CliContext& ctx) { return ctx.config.cluster_dir + "/volumes"; }
+std::string volumeRecordPath(const CliContext& ctx, const std::string& name) {
+  return volumesDir(ctx) + "/" + name + ".json";
+}
+
+Status checkVolumeName(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-';
+  for (char c : name) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.');
+  }
+  if (!ok) return makeError("bad volume name '" + name + "' (1-64 of a-z, 0-9, '-', '_', '.')");
+  return okStatus();
+}
+
+std::string replicaNameOf(const std::string& uri) {
+  auto u = nvme::parseNvmeUri(uri);
+  return u.ok() ? replicaName(*u) : uri;
+}
+
+Result<VolumesLock> VolumesLock::take(const CliContext& ctx) {
+  OC_TRY(makePrivateDir(volumesDir(ctx)));
+  int fd = ::open((volumesDir(ctx) + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return errnoError("open " + volumesDir(ctx) + "/.lock");
+  if (::flock(fd, LOCK_EX) != 0) {
+    int err = errno;
+    ::close(fd);
+    return errnoError("lock " + volumesDir(ctx), err);
+  }
+  return VolumesLock(fd);
+}
+
+VolumesLock::~VolumesLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status saveReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v) {
+  return writeFileAtomic(volumeRecordPath(ctx, v.name), dumpJson(recordJson(v), 2) + "\n", 0600);
+}
+
 std::optional<AttachedAt> replicatedAttachedAt(const CliContext& ctx, const ReplicatedVolume& v) {
   json d = attachedDisk(ctx, v);
   if (!d.is_object()) return std::nullopt;
@@ -215,8 +210,8 @@ std::string nexusJournalPath(const CliContext& ctx, const std::string& id) {
 
 Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::string& name) {
   // A name no replicated volume can have is some gateway's plain volume.
-  if (!checkName(name).ok()) return makeError("no replicated volume '" + name + "'", ENOENT);
-  std::string path = recordPath(ctx, name);
+  if (!checkVolumeName(name).ok()) return makeError("no replicated volume '" + name + "'", ENOENT);
+  std::string path = volumeRecordPath(ctx, name);
   if (!pathExists(path)) return makeError("no replicated volume '" + name + "'", ENOENT);
   OC_ASSIGN_OR_RETURN(std::string text, readFile(path));
   auto j = json::parse(text, nullptr, false);
@@ -241,7 +236,7 @@ Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::
 Result<ReplicatedVolume> makeReplicatedVolume(const CliContext& ctx, const std::string& name, uint64_t size,
                                               int replicas, const std::vector<std::string>& targets,
                                               std::vector<HostAccess> hosts, json* new_secrets) {
-  OC_TRY(checkName(name));
+  OC_TRY(checkVolumeName(name));
   if (replicas < kMinReplicas || replicas > kMaxReplicas) {
     return makeError("--replicas takes " + std::to_string(kMinReplicas) + " to " + std::to_string(kMaxReplicas),
                      EINVAL);
@@ -288,7 +283,7 @@ Result<ReplicatedVolume> makeReplicatedVolume(const CliContext& ctx, const std::
     if (m.size() > 1) made.push_back(std::move(m));
   }
   OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
-  if (pathExists(recordPath(ctx, name))) {
+  if (pathExists(volumeRecordPath(ctx, name))) {
     return makeError("a replicated volume '" + name + "' exists (see `offcore volume get " + name + "`)", EEXIST);
   }
   ReplicatedVolume v{name, size, "", false, {}};
@@ -308,7 +303,7 @@ Result<ReplicatedVolume> makeReplicatedVolume(const CliContext& ctx, const std::
     }
     v.replicas.push_back({gw.name(), made_vol->uri});
   }
-  if (auto s = writeFileAtomic(recordPath(ctx, name), dumpJson(recordJson(v), 2) + "\n", 0600); !s.ok()) {
+  if (auto s = writeFileAtomic(volumeRecordPath(ctx, name), dumpJson(recordJson(v), 2) + "\n", 0600); !s.ok()) {
     undo();
     return s.error();
   }
@@ -437,7 +432,7 @@ Status removeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, 
     if (auto s = gw->remove(v.name, force); !s.ok()) return s.error().wrap("replica on " + r.target);
   }
   std::remove(nexusJournalPath(ctx, v.name).c_str());
-  std::remove(recordPath(ctx, v.name).c_str());
+  std::remove(volumeRecordPath(ctx, v.name).c_str());
   return okStatus();
 }
 
@@ -504,7 +499,7 @@ Status growReplicated(const CliContext& ctx, const ReplicatedVolume& v, uint64_t
   }
   ReplicatedVolume grown = v;
   grown.size_bytes = size;
-  return writeFileAtomic(recordPath(ctx, v.name), dumpJson(recordJson(grown), 2) + "\n", 0600);
+  return writeFileAtomic(volumeRecordPath(ctx, v.name), dumpJson(recordJson(grown), 2) + "\n", 0600);
 }
 
 int resizeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size) {

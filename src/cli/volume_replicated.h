@@ -61,6 +61,16 @@ Result<ReplicatedVolume> snapshotReplicated(const CliContext& ctx, const Replica
 Result<ReplicatedVolume> cloneReplicated(const CliContext& ctx, const ReplicatedVolume& snap, const std::string& name);
 Status growReplicated(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size);
 
+// A replica on `target` (a storage host holding none of the volume's),
+// made empty and rebuilt whole by the nexus; an attached disk takes it by a
+// handover and, with `wait`, the call returns once it is online.
+Result<ReplicatedVolume> addReplica(const CliContext& ctx, const ReplicatedVolume& v, const std::string& target,
+                                    const std::string& secret_file, bool wait);
+// Takes the replica on `target` out (refused while no other replica holds
+// everything), then deletes its copy there.
+Result<ReplicatedVolume> removeReplica(const CliContext& ctx, const ReplicatedVolume& v, const std::string& target);
+void registerVolumeReplicaCommands(CLI::App* volume, CliContext& ctx);
+
 int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint64_t size, int replicas,
                            const std::vector<std::string>& targets, std::vector<HostAccess> hosts, bool json);
 int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool json);

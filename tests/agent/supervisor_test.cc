@@ -64,6 +64,34 @@ TEST_F(SupervisorTest, RestartsACrashedServiceWithBackoff) {
   EXPECT_EQ(again->last_exit, 128 + SIGKILL);
 }
 
+TEST_F(SupervisorTest, ReplaceHandsOverToTheNewArgvAtOnce) {
+  // The service writes its argv's word to a file and waits; SIGHUP ends it
+  // (as `disk serve` does on a handover).
+  std::string out = dir_ + "/which";
+  auto argv = [&](const std::string& word) {
+    return std::vector<std::string>{"sh", "-c", "echo " + word + " > " + out + "; exec sleep 60"};
+  };
+  ASSERT_TRUE(sup_->add({"disk-x", argv("old"), true, ""}).ok());
+  ASSERT_TRUE(runUntil([&] { return readFile(out).valueOr("") == "old\n"; }, 3000ms));
+  // Three crashes first: the next restart after a crash would wait 1.6 s.
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(::kill(sup_->get("disk-x")->pid, SIGKILL), 0);
+    ASSERT_TRUE(runUntil([&] { return sup_->get("disk-x")->restarts == i; }, 3000ms));
+  }
+  pid_t old_pid = sup_->get("disk-x")->pid;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(sup_->replace("disk-x", argv("new")).ok());
+  ASSERT_TRUE(runUntil([&] { return readFile(out).valueOr("") == "new\n"; }, 3000ms));
+  // No backoff for a handover (a crash's would be 1.6 s now).
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1200ms);
+  auto now = sup_->get("disk-x");
+  EXPECT_NE(now->pid, old_pid);
+  EXPECT_EQ(now->argv, argv("new"));
+  EXPECT_EQ(now->last_exit, 128 + SIGHUP);
+  EXPECT_FALSE(sup_->replace("no-such", argv("x")).ok());
+  EXPECT_FALSE(sup_->replace("disk-x", {}).ok());
+}
+
 TEST_F(SupervisorTest, BackoffGrowsForAServiceThatKeepsCrashing) {
   ASSERT_TRUE(sup_->add({"crasher", {"sh", "-c", "exit 3"}, true, ""}).ok());
   auto t0 = std::chrono::steady_clock::now();
