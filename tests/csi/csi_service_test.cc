@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "csi.grpc.pb.h"
@@ -31,9 +32,10 @@ FakePlugin& fakePlugin() {
   return p;
 }
 
-class FakeCsiEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
+// Started on the first CSI case and stopped at the end of the run.
+void startFakePlugin() {
+  static std::once_flag once;
+  std::call_once(once, [] {
     auto& p = fakePlugin();
     p.dir = "/tmp/oc-csi-unit-" + std::to_string(::getpid());
     std::filesystem::create_directories(p.dir);
@@ -45,9 +47,11 @@ class FakeCsiEnvironment : public ::testing::Environment {
     ns.push_back(csi::makeIdentityService(ni));
     ns.push_back(csi::makeNodeService(p.node));
     auto c = csi::CsiServer::start("unix://" + p.dir + "/controller.sock", std::move(cs));
-    ASSERT_TRUE(c.ok()) << c.error().message;
     auto n = csi::CsiServer::start(p.dir + "/node.sock", std::move(ns));
-    ASSERT_TRUE(n.ok()) << n.error().message;
+    if (!c.ok() || !n.ok()) {
+      ADD_FAILURE() << "fake CSI plugin: " << (c.ok() ? n.error().message : c.error().message);
+      return;
+    }
     p.ctl_server = std::move(*c);
     p.node_server = std::move(*n);
     auto& t = sanityTarget();
@@ -56,19 +60,28 @@ class FakeCsiEnvironment : public ::testing::Environment {
     t.work_dir = p.dir;
     t.other_node = "node-b";
     t.unplaceable_replicas = 3;
-  }
+  });
+}
+
+class FakeCsiEnvironment : public ::testing::Environment {
+ public:
   void TearDown() override {
     auto& p = fakePlugin();
     if (p.ctl_server) p.ctl_server->shutdown();
     if (p.node_server) p.node_server->shutdown();
     std::error_code ec;
-    std::filesystem::remove_all(p.dir, ec);
+    if (!p.dir.empty()) std::filesystem::remove_all(p.dir, ec);
   }
 };
 
 [[maybe_unused]] auto* const kEnv = ::testing::AddGlobalTestEnvironment(new FakeCsiEnvironment);
+[[maybe_unused]] const bool kFallback = [] {
+  sanityFallback() = startFakePlugin;
+  return true;
+}();
 
 TEST(CsiService, ASecondCallOnTheSameVolumeNameIsAborted) {
+  startFakePlugin();
   auto& p = fakePlugin();
   std::promise<void> entered, release;
   auto released = release.get_future().share();
@@ -144,6 +157,7 @@ TEST(CsiService, EndpointsAreUnixSockets) {
 }
 
 TEST(CsiService, ALiveSocketIsNotTakenOver) {
+  startFakePlugin();
   std::vector<std::unique_ptr<grpc::Service>> s;
   s.push_back(csi::makeIdentityService({}));
   auto again = csi::CsiServer::start(sanityTarget().controller, std::move(s));

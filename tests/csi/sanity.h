@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -25,5 +26,9 @@ struct SanityTarget {
 };
 
 SanityTarget& sanityTarget();
+// What a case calls when no endpoints are set (the unit tests start their
+// fake plugin there, on first use: not before, so test processes that never
+// run a CSI case do not get gRPC's threads).
+std::function<void()>& sanityFallback();
 
 }  // namespace offcore::test
