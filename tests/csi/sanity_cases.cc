@@ -133,6 +133,71 @@ class CsiSanity : public ::testing::Test {
     return r.snapshot();
   }
 
+  // The calls a flow makes, with their status (the field checks build
+  // their requests by hand).
+  grpc::Status controllerPublish(const std::string& id, const std::string& node, const v1::VolumeCapability& cap,
+                                 bool readonly = false) {
+    v1::ControllerPublishVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_node_id(node);
+    *r.mutable_volume_capability() = cap;
+    r.set_readonly(readonly);
+    v1::ControllerPublishVolumeResponse out;
+    return call(&v1::Controller::Stub::ControllerPublishVolume, ctl_.get(), r, &out);
+  }
+  grpc::Status controllerUnpublish(const std::string& id, const std::string& node) {
+    v1::ControllerUnpublishVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_node_id(node);
+    v1::ControllerUnpublishVolumeResponse out;
+    return call(&v1::Controller::Stub::ControllerUnpublishVolume, ctl_.get(), r, &out);
+  }
+  grpc::Status deleteVolume(const std::string& id) {
+    v1::DeleteVolumeRequest r;
+    r.set_volume_id(id);
+    v1::DeleteVolumeResponse out;
+    return call(&v1::Controller::Stub::DeleteVolume, ctl_.get(), r, &out);
+  }
+  grpc::Status stage(const std::string& id, const std::string& staging, const v1::VolumeCapability& cap) {
+    v1::NodeStageVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_staging_target_path(staging);
+    *r.mutable_volume_capability() = cap;
+    v1::NodeStageVolumeResponse out;
+    return call(&v1::Node::Stub::NodeStageVolume, node_.get(), r, &out);
+  }
+  grpc::Status unstage(const std::string& id, const std::string& staging) {
+    v1::NodeUnstageVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_staging_target_path(staging);
+    v1::NodeUnstageVolumeResponse out;
+    return call(&v1::Node::Stub::NodeUnstageVolume, node_.get(), r, &out);
+  }
+  grpc::Status nodePublish(const std::string& id, const std::string& staging, const std::string& target,
+                           const v1::VolumeCapability& cap, bool readonly = false) {
+    v1::NodePublishVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_staging_target_path(staging);
+    r.set_target_path(target);
+    r.set_readonly(readonly);
+    *r.mutable_volume_capability() = cap;
+    v1::NodePublishVolumeResponse out;
+    return call(&v1::Node::Stub::NodePublishVolume, node_.get(), r, &out);
+  }
+  grpc::Status nodeUnpublish(const std::string& id, const std::string& target) {
+    v1::NodeUnpublishVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_target_path(target);
+    v1::NodeUnpublishVolumeResponse out;
+    return call(&v1::Node::Stub::NodeUnpublishVolume, node_.get(), r, &out);
+  }
+  grpc::Status stats(const std::string& id, const std::string& path, v1::NodeGetVolumeStatsResponse* out) {
+    v1::NodeGetVolumeStatsRequest r;
+    r.set_volume_id(id);
+    r.set_volume_path(path);
+    return call(&v1::Node::Stub::NodeGetVolumeStats, node_.get(), r, out);
+  }
+
   std::string path(const std::string& leaf) {
     auto p = std::filesystem::path(sanityTarget().work_dir) / (uniqueName(leaf));
     return p.string();
@@ -576,55 +641,35 @@ TEST_F(CsiSanity, NodeRefusesMissingFields) {
 // The Kubernetes-shaped flow: provision, attach, stage, publish to two pods'
 // paths, write through one and read through the other, tear it all down.
 TEST_F(CsiSanity, KubernetesFlowStagePublishTwiceWriteUnpublishUnstageDelete) {
-  auto v = create(uniqueName("k8s"), mountCap(Mode::SINGLE_NODE_MULTI_WRITER));
+  const auto cap = mountCap(Mode::SINGLE_NODE_MULTI_WRITER);
+  auto v = create(uniqueName("k8s"), cap);
   ASSERT_FALSE(v.volume_id().empty());
   const std::string& id = v.volume_id();
-  v1::ControllerPublishVolumeRequest cp;
-  cp.set_volume_id(id);
-  cp.set_node_id(node_id_);
-  *cp.mutable_volume_capability() = mountCap(Mode::SINGLE_NODE_MULTI_WRITER);
-  v1::ControllerPublishVolumeResponse cpr;
-  ASSERT_TRUE(call(&v1::Controller::Stub::ControllerPublishVolume, ctl_.get(), cp, &cpr).ok());
+  ASSERT_TRUE(controllerPublish(id, node_id_, cap).ok());
 
   const std::string staging = path("staging"), t1 = path("pod1"), t2 = path("pod2");
-  v1::NodeStageVolumeRequest st;
-  st.set_volume_id(id);
-  st.set_staging_target_path(staging);
-  *st.mutable_volume_capability() = mountCap(Mode::SINGLE_NODE_MULTI_WRITER);
-  st.mutable_publish_context()->insert(cpr.publish_context().begin(), cpr.publish_context().end());
-  v1::NodeStageVolumeResponse str;
-  auto sst = call(&v1::Node::Stub::NodeStageVolume, node_.get(), st, &str);
+  auto sst = stage(id, staging, cap);
   ASSERT_TRUE(sst.ok()) << sst.error_message();
-  ASSERT_TRUE(call(&v1::Node::Stub::NodeStageVolume, node_.get(), st, &str).ok()) << "stage is idempotent";
-  auto other = st;
-  other.set_staging_target_path(path("elsewhere"));
-  EXPECT_EQ(call(&v1::Node::Stub::NodeStageVolume, node_.get(), other, &str).error_code(), SC::ALREADY_EXISTS);
+  ASSERT_TRUE(stage(id, staging, cap).ok()) << "stage is idempotent";
+  EXPECT_EQ(stage(id, path("elsewhere"), cap).error_code(), SC::ALREADY_EXISTS);
 
-  auto publish = [&](const std::string& target, bool ro) {
-    v1::NodePublishVolumeRequest p;
-    p.set_volume_id(id);
-    p.set_staging_target_path(staging);
-    p.set_target_path(target);
-    p.set_readonly(ro);
-    *p.mutable_volume_capability() = mountCap(Mode::SINGLE_NODE_MULTI_WRITER);
-    v1::NodePublishVolumeResponse r;
-    return call(&v1::Node::Stub::NodePublishVolume, node_.get(), p, &r);
-  };
-  auto p1 = publish(t1, false);
+  auto p1 = nodePublish(id, staging, t1, cap);
   ASSERT_TRUE(p1.ok()) << p1.error_message();
-  ASSERT_TRUE(publish(t2, false).ok());
+  ASSERT_TRUE(nodePublish(id, staging, t2, cap).ok());
   for (int i = 0; i < 10; ++i) {  // what a kubelet retrying does
-    EXPECT_TRUE(call(&v1::Node::Stub::NodeStageVolume, node_.get(), st, &str).ok()) << "stage again, " << i;
-    EXPECT_TRUE(publish(t1, false).ok()) << "publish again, " << i;
+    EXPECT_TRUE(stage(id, staging, cap).ok()) << "stage again, " << i;
+    EXPECT_TRUE(nodePublish(id, staging, t1, cap).ok()) << "publish again, " << i;
   }
-  EXPECT_EQ(publish(t1, true).error_code(), SC::ALREADY_EXISTS) << "the same target, readonly now";
+  EXPECT_EQ(nodePublish(id, staging, t1, cap, true).error_code(), SC::ALREADY_EXISTS)
+      << "the same target, readonly now";
 
   if (!sanityTarget().between.empty()) {
     ASSERT_EQ(std::system(sanityTarget().between.c_str()), 0) << sanityTarget().between;
     // What a kubelet does after a plugin restart: the same calls again.
-    EXPECT_TRUE(call(&v1::Node::Stub::NodeStageVolume, node_.get(), st, &str).ok()) << "stage after the restart";
-    EXPECT_TRUE(publish(t1, false).ok()) << "publish after the restart";
-    EXPECT_EQ(publish(t1, true).error_code(), SC::ALREADY_EXISTS) << "the restarted plugin remembers the target";
+    EXPECT_TRUE(stage(id, staging, cap).ok()) << "stage after the restart";
+    EXPECT_TRUE(nodePublish(id, staging, t1, cap).ok()) << "publish after the restart";
+    EXPECT_EQ(nodePublish(id, staging, t1, cap, true).error_code(), SC::ALREADY_EXISTS)
+        << "the restarted plugin remembers the target";
   }
   if (sanityTarget().real_mounts) {
     {
@@ -637,11 +682,8 @@ TEST_F(CsiSanity, KubernetesFlowStagePublishTwiceWriteUnpublishUnstageDelete) {
     std::getline(g, line);
     EXPECT_EQ(line, "written through pod1") << "pod2 sees what pod1 wrote";
   }
-  v1::NodeGetVolumeStatsRequest sq;
-  sq.set_volume_id(id);
-  sq.set_volume_path(t1);
   v1::NodeGetVolumeStatsResponse sr;
-  auto ss = call(&v1::Node::Stub::NodeGetVolumeStats, node_.get(), sq, &sr);
+  auto ss = stats(id, t1, &sr);
   ASSERT_TRUE(ss.ok()) << ss.error_message();
   ASSERT_GE(sr.usage_size(), 1);
   EXPECT_GT(sr.usage(0).total(), 0);
@@ -665,36 +707,20 @@ TEST_F(CsiSanity, KubernetesFlowStagePublishTwiceWriteUnpublishUnstageDelete) {
   EXPECT_TRUE(exs.ok()) << exs.error_message();
   EXPECT_GE(exr.capacity_bytes(), sanityTarget().volume_bytes);
 
-  v1::NodeUnstageVolumeRequest us;
-  us.set_volume_id(id);
-  us.set_staging_target_path(staging);
-  v1::NodeUnstageVolumeResponse usr;
-  EXPECT_EQ(call(&v1::Node::Stub::NodeUnstageVolume, node_.get(), us, &usr).error_code(), SC::FAILED_PRECONDITION)
-      << "unstage while published";
+  EXPECT_EQ(unstage(id, staging).error_code(), SC::FAILED_PRECONDITION) << "unstage while published";
   for (const auto& t : {t1, t2}) {
-    v1::NodeUnpublishVolumeRequest up;
-    up.set_volume_id(id);
-    up.set_target_path(t);
-    v1::NodeUnpublishVolumeResponse upr;
-    auto u = call(&v1::Node::Stub::NodeUnpublishVolume, node_.get(), up, &upr);
+    auto u = nodeUnpublish(id, t);
     EXPECT_TRUE(u.ok()) << u.error_message();
-    EXPECT_TRUE(call(&v1::Node::Stub::NodeUnpublishVolume, node_.get(), up, &upr).ok()) << "idempotent";
+    EXPECT_TRUE(nodeUnpublish(id, t).ok()) << "idempotent";
     if (sanityTarget().real_mounts) {
       EXPECT_FALSE(std::filesystem::exists(t)) << t << " left behind";
     }
   }
-  auto u = call(&v1::Node::Stub::NodeUnstageVolume, node_.get(), us, &usr);
+  auto u = unstage(id, staging);
   EXPECT_TRUE(u.ok()) << u.error_message();
-  EXPECT_TRUE(call(&v1::Node::Stub::NodeUnstageVolume, node_.get(), us, &usr).ok()) << "idempotent";
-  v1::ControllerUnpublishVolumeRequest cu;
-  cu.set_volume_id(id);
-  cu.set_node_id(node_id_);
-  v1::ControllerUnpublishVolumeResponse cur;
-  EXPECT_TRUE(call(&v1::Controller::Stub::ControllerUnpublishVolume, ctl_.get(), cu, &cur).ok());
-  v1::DeleteVolumeRequest d;
-  d.set_volume_id(id);
-  v1::DeleteVolumeResponse dr;
-  auto del = call(&v1::Controller::Stub::DeleteVolume, ctl_.get(), d, &dr);
+  EXPECT_TRUE(unstage(id, staging).ok()) << "idempotent";
+  EXPECT_TRUE(controllerUnpublish(id, node_id_).ok());
+  auto del = deleteVolume(id);
   EXPECT_TRUE(del.ok()) << del.error_message();
 }
 
@@ -706,72 +732,35 @@ TEST_F(CsiSanity, ControllerUnpublishFencesANodeThatDidNotUnstage) {
   auto v = create(uniqueName("fence"));
   const std::string& id = v.volume_id();
   ASSERT_FALSE(id.empty());
-  v1::ControllerPublishVolumeRequest cp;
-  cp.set_volume_id(id);
-  cp.set_node_id(node_id_);
-  *cp.mutable_volume_capability() = mountCap();
-  v1::ControllerPublishVolumeResponse cpr;
-  ASSERT_TRUE(call(&v1::Controller::Stub::ControllerPublishVolume, ctl_.get(), cp, &cpr).ok());
+  ASSERT_TRUE(controllerPublish(id, node_id_, mountCap()).ok());
   const std::string staging = path("fstage");
-  v1::NodeStageVolumeRequest st;
-  st.set_volume_id(id);
-  st.set_staging_target_path(staging);
-  *st.mutable_volume_capability() = mountCap();
-  v1::NodeStageVolumeResponse str;
-  auto sst = call(&v1::Node::Stub::NodeStageVolume, node_.get(), st, &str);
+  auto sst = stage(id, staging, mountCap());
   ASSERT_TRUE(sst.ok()) << sst.error_message();
-  v1::ControllerUnpublishVolumeRequest cu;
-  cu.set_volume_id(id);
-  cu.set_node_id(node_id_);
-  v1::ControllerUnpublishVolumeResponse cur;
-  auto u = call(&v1::Controller::Stub::ControllerUnpublishVolume, ctl_.get(), cu, &cur);
+  auto u = controllerUnpublish(id, node_id_);
   ASSERT_TRUE(u.ok()) << u.error_message();
-  v1::NodeGetVolumeStatsRequest sq;
-  sq.set_volume_id(id);
-  sq.set_volume_path(staging);
   v1::NodeGetVolumeStatsResponse sr;
-  auto ss = call(&v1::Node::Stub::NodeGetVolumeStats, node_.get(), sq, &sr);
-  if (ss.ok()) {
+  if (stats(id, staging, &sr).ok()) {
     EXPECT_TRUE(sr.volume_condition().abnormal()) << "a fenced volume reads as normal";
   }
-  v1::NodeUnstageVolumeRequest us;
-  us.set_volume_id(id);
-  us.set_staging_target_path(staging);
-  v1::NodeUnstageVolumeResponse usr;
-  auto un = call(&v1::Node::Stub::NodeUnstageVolume, node_.get(), us, &usr);
+  auto un = unstage(id, staging);
   EXPECT_TRUE(un.ok()) << "unstage after the fence: " << un.error_message();
-  v1::DeleteVolumeRequest d;
-  d.set_volume_id(id);
-  v1::DeleteVolumeResponse dr;
-  auto del = call(&v1::Controller::Stub::DeleteVolume, ctl_.get(), d, &dr);
+  auto del = deleteVolume(id);
   EXPECT_TRUE(del.ok()) << del.error_message();
 }
 
 // A single-writer volume takes one target; a block volume publishes as a file.
 TEST_F(CsiSanity, SingleWriterTakesOneTargetAndBlockPublishesADevice) {
-  auto v = create(uniqueName("blk"), blockCap(Mode::SINGLE_NODE_SINGLE_WRITER));
+  const auto cap = blockCap(Mode::SINGLE_NODE_SINGLE_WRITER);
+  auto v = create(uniqueName("blk"), cap);
   const std::string& id = v.volume_id();
   ASSERT_FALSE(id.empty());
   const std::string staging = path("bstage"), t1 = path("bdev1"), t2 = path("bdev2");
-  v1::NodeStageVolumeRequest st;
-  st.set_volume_id(id);
-  st.set_staging_target_path(staging);
-  *st.mutable_volume_capability() = blockCap(Mode::SINGLE_NODE_SINGLE_WRITER);
-  v1::NodeStageVolumeResponse str;
-  auto sst = call(&v1::Node::Stub::NodeStageVolume, node_.get(), st, &str);
+  auto sst = stage(id, staging, cap);
   ASSERT_TRUE(sst.ok()) << sst.error_message();
-  auto publish = [&](const std::string& target) {
-    v1::NodePublishVolumeRequest p;
-    p.set_volume_id(id);
-    p.set_staging_target_path(staging);
-    p.set_target_path(target);
-    *p.mutable_volume_capability() = blockCap(Mode::SINGLE_NODE_SINGLE_WRITER);
-    v1::NodePublishVolumeResponse r;
-    return call(&v1::Node::Stub::NodePublishVolume, node_.get(), p, &r);
-  };
-  auto p1 = publish(t1);
+  auto p1 = nodePublish(id, staging, t1, cap);
   ASSERT_TRUE(p1.ok()) << p1.error_message();
-  EXPECT_EQ(publish(t2).error_code(), SC::FAILED_PRECONDITION) << "a second target of a single writer";
+  EXPECT_EQ(nodePublish(id, staging, t2, cap).error_code(), SC::FAILED_PRECONDITION)
+      << "a second target of a single writer";
   if (sanityTarget().real_mounts) {
     std::string block(4096, 'b');
     {
@@ -786,25 +775,14 @@ TEST_F(CsiSanity, SingleWriterTakesOneTargetAndBlockPublishesADevice) {
     g.read(back.data(), 4096);
     EXPECT_EQ(back, block);
   }
-  v1::NodeGetVolumeStatsRequest sq;
-  sq.set_volume_id(id);
-  sq.set_volume_path(t1);
   v1::NodeGetVolumeStatsResponse sr;
-  ASSERT_TRUE(call(&v1::Node::Stub::NodeGetVolumeStats, node_.get(), sq, &sr).ok());
+  ASSERT_TRUE(stats(id, t1, &sr).ok());
   ASSERT_GE(sr.usage_size(), 1);
   if (sanityTarget().real_mounts) {
     EXPECT_EQ(sr.usage(0).total(), v.capacity_bytes());
   }
-  v1::NodeUnpublishVolumeRequest up;
-  up.set_volume_id(id);
-  up.set_target_path(t1);
-  v1::NodeUnpublishVolumeResponse upr;
-  EXPECT_TRUE(call(&v1::Node::Stub::NodeUnpublishVolume, node_.get(), up, &upr).ok());
-  v1::NodeUnstageVolumeRequest us;
-  us.set_volume_id(id);
-  us.set_staging_target_path(staging);
-  v1::NodeUnstageVolumeResponse usr;
-  auto u = call(&v1::Node::Stub::NodeUnstageVolume, node_.get(), us, &usr);
+  EXPECT_TRUE(nodeUnpublish(id, t1).ok());
+  auto u = unstage(id, staging);
   EXPECT_TRUE(u.ok()) << u.error_message();
 }
 
