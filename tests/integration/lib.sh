@@ -89,6 +89,23 @@ gateway_up() {
   cleanup "gateway_stop"
 }
 
+# Storage gateways A, B, C... on the fabric hosts named by the arguments
+# after DIR, data under DIR/a, DIR/b, ...: sets A_IP, A_PID, B_IP, B_PID,
+# ... and registers each one's kill (a test may restart one and update its
+# *_PID).
+gateways_up() {
+  local dir=$1; shift
+  local letters=(A B C D E) i=0 host L
+  for host in "$@"; do
+    L=${letters[$i]}
+    gateway_up "$host" "$dir/${L,,}"
+    printf -v "${L}_IP" '%s' "$GW_IP"
+    printf -v "${L}_PID" '%s' "$GW_PID"
+    cleanup "kill \$${L}_PID 2>/dev/null"
+    i=$((i + 1))
+  done
+}
+
 gateway_start() {
   local host=$1 data=$2; shift 2
   setsid "$OFFCORE" fabric exec "$host" -- "$OFFCORE" target serve --listen "$GW_IP:4420" --data "$data" \

@@ -11,12 +11,7 @@ N=nx$ID
 A=gna$ID B=gnb$ID C=gnc$ID
 work=$(mktemp -d /tmp/oc-nx-XXXX); cleanup "rm -rf $work"
 netns_add "h$N"
-gateway_up "$A" "$work/a"; A_IP=$GW_IP A_PID=$GW_PID
-cleanup "kill \$A_PID 2>/dev/null"
-gateway_up "$B" "$work/b"; B_IP=$GW_IP B_PID=$GW_PID
-cleanup "kill \$B_PID 2>/dev/null"
-gateway_up "$C" "$work/c"; C_IP=$GW_IP C_PID=$GW_PID
-cleanup "kill \$C_PID 2>/dev/null"
+gateways_up "$work" "$A" "$B" "$C"
 export OFFCORE_CONFIG=$work/config.json
 echo "{\"cluster_dir\": \"$work/cluster\"}" > "$OFFCORE_CONFIG"
 node_up "$N" --host-netns "h$N" >/dev/null

@@ -12,12 +12,7 @@ N=rm$ID
 A=gra$ID B=grb$ID C=grc$ID
 work=$(mktemp -d /tmp/oc-rm-XXXX); cleanup "rm -rf $work"
 netns_add "h$N"
-gateway_up "$A" "$work/a"; A_PID=$GW_PID
-cleanup "kill \$A_PID 2>/dev/null"
-gateway_up "$B" "$work/b"; B_PID=$GW_PID
-cleanup "kill \$B_PID 2>/dev/null"
-gateway_up "$C" "$work/c"; C_PID=$GW_PID
-cleanup "kill \$C_PID 2>/dev/null"
+gateways_up "$work" "$A" "$B" "$C"
 export OFFCORE_CONFIG=$work/config.json
 echo "{\"cluster_dir\": \"$work/cluster\"}" > "$OFFCORE_CONFIG"
 node_up "$N" --host-netns "h$N" >/dev/null
