@@ -118,6 +118,7 @@ class CsiNode final : public csi::NodeOps {
     }
     OC_ASSIGN_OR_RETURN(std::string loop, loopOf(file));
     st["loop"] = loop;
+    st["loop_backing"] = backingOf(loop);  // to know it again once the file is gone (fenced)
     OC_TRY(save(req.volume_id, st));
     if (req.capability.type == csi::AccessType::kMount) {
       OC_TRY(makeDirs(staging, 0750));
@@ -169,6 +170,11 @@ class CsiNode final : public csi::NodeOps {
     // The loop devices on our disk file now (a recorded name may since
     // belong to another file).
     for (const auto& l : loopsOf(file)) (void)run({"losetup", "-d", l});
+    // A disk detached under us (ControllerUnpublish fenced this node) leaves
+    // its loop device on a file no path names any more: the one we made is
+    // known by the device and inode it was made on.
+    const std::string loop = st->value("loop", ""), backing = st->value("loop_backing", "");
+    if (!loop.empty() && !backing.empty() && backingOf(loop) == backing) (void)run({"losetup", "-d", loop});
     if (pathExists(file + ".json")) {
       if (auto s = run({selfExe(), "disk", "detach", disk, "--node", cfg_.node}); !s.ok()) {
         return s.error().wrap("detach volume " + volume_id + " from node " + cfg_.node);
@@ -341,6 +347,14 @@ class CsiNode final : public csi::NodeOps {
       }
     }
     return out;
+  }
+
+  // "MAJ:MIN INO" of what a loop device is on ("" if it is on nothing).
+  static std::string backingOf(const std::string& loop) {
+    auto text = output({"losetup", "-l", "-n", "-O", "BACK-MAJ:MIN,BACK-INO", loop});
+    if (!text.ok()) return "";
+    std::string t = trim(*text);
+    return t.find_first_not_of(" 0:") == std::string::npos ? "" : t;
   }
 
   static Result<std::string> loopOf(const std::string& file) {

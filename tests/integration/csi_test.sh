@@ -53,6 +53,7 @@ start_plugins
 [ "$(stat -c %a "$work/ctl.sock")" = 660 ] || fail "the controller socket is not 0660"
 
 step "conformance cases, one replica, real mounts on node $N (and $N2 as the other node)"
+loops_before=$(losetup -a | wc -l)
 "$SANITY" --controller "$work/ctl.sock" --node "$work/node.sock" --work-dir "$work/k8s" --real-mounts \
   --other-node "$N2" --size $((64 << 20)) || fail "conformance cases failed (1 replica)"
 
@@ -62,6 +63,7 @@ step "nothing left behind: no volume, no catalog entry, no disk, no mount"
 [ -z "$(ls "$work/cluster/csi" 2>/dev/null)" ] || fail "catalog entries left behind: $(ls "$work/cluster/csi")"
 [ -z "$(ls /run/offcore/$N/disks 2>/dev/null)" ] || fail "disks left attached: $(ls /run/offcore/$N/disks)"
 ! grep -q " $work/k8s" /proc/self/mountinfo || fail "mounts left behind under $work/k8s"
+[ "$(losetup -a | wc -l)" = "$loops_before" ] || fail "loop devices left behind: $(losetup -a)"
 for g in "$A" "$B" "$C"; do
   [ "$(oc volume list --target "$g" --json | jq length)" = 0 ] || fail "gateway $g keeps volumes"
 done
