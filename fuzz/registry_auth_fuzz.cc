@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/base64.h"
 #include "image/registry_auth.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -11,6 +12,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)offcore::oci::parseAuthChallenge(s);
   auto t = offcore::oci::parseTokenResponse(s);
   if (t.ok() && t->token.find('\n') != std::string::npos) __builtin_trap();
-  (void)offcore::oci::base64Decode(s);
+  (void)offcore::base64Decode(s, 64 * 1024);
   return 0;
 }

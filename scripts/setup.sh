@@ -26,6 +26,8 @@ packages=(
   jq curl gnuplot-nox python3 fio e2fsprogs wrk nginx-light
   # registry authentication tests: htpasswd (bcrypt) and a token server (python3-cryptography)
   apache2-utils python3-cryptography
+  # cluster state on etcd (src/kv, svc/etcd_cluster_store): tests and the bench start their own members
+  etcd-server etcd-client
   # VM device offload (src/virt): TCG guests and the reference back end;
   # scripts/guest/kit.sh builds the guest from busybox-static, xz and apt
   qemu-system-x86 qemu-system-common qemu-utils xz-utils

@@ -26,6 +26,14 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   OC_TRY(readString("host_link_prefix", cfg.host_link_prefix));
   OC_TRY(readString("log_level", cfg.log_level));
   OC_TRY(readString("cluster_dir", cfg.cluster_dir));
+  OC_TRY(readString("cluster_store", cfg.cluster_store));
+  OC_TRY(readString("etcd_ca_file", cfg.etcd_ca_file));
+  OC_TRY(readString("etcd_cert_file", cfg.etcd_cert_file));
+  OC_TRY(readString("etcd_key_file", cfg.etcd_key_file));
+  if (!cfg.cluster_store.empty() && cfg.cluster_store.rfind("etcd://", 0) != 0)
+    return makeError(origin + ": field 'cluster_store' must be \"\" (cluster_dir) or etcd://host:port[,host:port...]");
+  if (cfg.etcd_ca_file.empty() && (!cfg.etcd_cert_file.empty() || !cfg.etcd_key_file.empty()))
+    return makeError(origin + ": etcd_cert_file and etcd_key_file need etcd_ca_file (client TLS)");
   OC_TRY(readString("service_cidr", cfg.service_cidr));
   OC_TRY(readString("eip_pool", cfg.eip_pool));
   auto readMs = [&](const char* key, int& into) -> Status {
@@ -51,10 +59,11 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   if (cfg.node_expiry_ms <= cfg.heartbeat_interval_ms)
     return makeError(origin + ": node_expiry_ms must exceed heartbeat_interval_ms (a few beats, e.g. 5000 and 1000)");
   for (auto it = doc.begin(); it != doc.end(); ++it) {
-    static const char* known[] = {"run_root",         "cgroup_root",     "fabric_netns",           "fabric_prefix",
-                                  "host_link_prefix", "log_level",       "agent_ready_timeout_ms", "cluster_dir",
-                                  "service_cidr",     "eip_pool",        "heartbeat_interval_ms",  "node_expiry_ms",
-                                  "rx_steering",      "rx_steering_mode"};
+    static const char* known[] = {"run_root",         "cgroup_root",      "fabric_netns",           "fabric_prefix",
+                                  "host_link_prefix", "log_level",        "agent_ready_timeout_ms", "cluster_dir",
+                                  "service_cidr",     "eip_pool",         "heartbeat_interval_ms",  "node_expiry_ms",
+                                  "rx_steering",      "rx_steering_mode", "cluster_store",          "etcd_ca_file",
+                                  "etcd_cert_file",   "etcd_key_file"};
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
     if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");

@@ -20,6 +20,11 @@ struct Config {
   // Cluster-scoped network state (VPCs, Services, endpoints, IPAM) shared by
   // every node's agent on the machine: src/svc/cluster_store.h.
   std::string cluster_dir = "/var/lib/offcore/cluster";
+  // Where the network state lives instead, when it spans machines:
+  // "etcd://host:port[,host:port...]" (src/svc/state_storage.h); "" = cluster_dir.
+  // Client TLS to etcd: with etcd_ca_file the members are reached over https.
+  std::string cluster_store;
+  std::string etcd_ca_file, etcd_cert_file, etcd_key_file;
   // Where ClusterIPs are allocated when a Service names none.
   std::string service_cidr = "10.96.0.0/16";
   // Where LoadBalancer EIPs may come from; "" = <fabric_prefix>.128.0/17,

@@ -113,6 +113,7 @@ Status usePrivateConfig(CliContext& ctx, const std::string& work) {
          {"fabric_prefix", c.fabric_prefix},
          {"host_link_prefix", c.host_link_prefix},
          {"cluster_dir", c.cluster_dir},
+         {"cluster_store", c.cluster_store},
          {"service_cidr", c.service_cidr},
          {"eip_pool", c.eip_pool},
          {"agent_ready_timeout_ms", c.agent_ready_timeout_ms},
@@ -125,6 +126,68 @@ Status usePrivateConfig(CliContext& ctx, const std::string& work) {
   ::setenv("OFFCORE_CONFIG", (work + "/config.json").c_str(), 1);
   return okStatus();
 }
+
+// `--cluster etcd`: one etcd member (Debian's etcd-server) on a fabric host
+// of its own, data in the work dir; the demo's config points at it before
+// the node comes up, so every agent and CLI call of the demo uses it.
+struct EtcdMember {
+  Config config;
+  std::string host;
+  pid_t pid = 0;
+  ~EtcdMember() {
+    if (pid > 0) demo::stopDaemon(pid, 1000);
+    if (host.empty()) return;
+    Fabric f(config);
+    auto lock = f.lock();
+    (void)f.deleteHost(host);
+  }
+  Status start(CliContext& ctx, const std::string& name, const std::string& work) {
+    config = ctx.config;
+    Fabric fabric(ctx.config);
+    Result<FabricHost> h = makeError("unset");
+    {
+      auto lock = fabric.lock();
+      h = fabric.addHost(name, "");
+    }
+    if (!h.ok()) return h.error();
+    host = name;
+    const std::string ip = h->ip.substr(0, h->ip.find('/')), url = "http://" + ip;
+    OC_ASSIGN_OR_RETURN(pid, demo::startDaemon({selfExe(),
+                                                "fabric",
+                                                "exec",
+                                                host,
+                                                "--",
+                                                "etcd",
+                                                "--name",
+                                                host,
+                                                "--data-dir",
+                                                work + "/etcd",
+                                                "--listen-client-urls",
+                                                url + ":2379",
+                                                "--advertise-client-urls",
+                                                url + ":2379",
+                                                "--listen-peer-urls",
+                                                url + ":2380",
+                                                "--initial-advertise-peer-urls",
+                                                url + ":2380",
+                                                "--initial-cluster",
+                                                host + "=" + url + ":2380",
+                                                "--max-txn-ops",
+                                                "20000"},
+                                               work + "/etcd.log"));
+    bool up = demo::waitFor(
+        [&] {
+          auto r = runCapture({selfExe(), "fabric", "exec", host, "--", "etcdctl", "--endpoints", url + ":2379",
+                               "--command-timeout=1s", "put", "/offcore-probe", "x"});
+          return r.ok() && r->exit_code == 0;
+        },
+        10000);
+    if (!up) return makeError("etcd on fabric host " + host + " did not start; see " + work + "/etcd.log");
+    ctx.config.cluster_store = "etcd://" + ip + ":2379";
+    std::printf("cluster state: an etcd member on fabric host %s (%s:2379)\n", host.c_str(), ip.c_str());
+    return okStatus();
+  }
+};
 
 // Removes the demo's node, fabric host and work dir on every exit path.
 struct DemoCleanup {
@@ -303,7 +366,8 @@ Status foundationRestart(NodeManager& nodes, const std::string& name) {
   return okStatus();
 }
 
-int runDemo(CliContext& ctx, const std::string& name, const std::string& only) {
+int runDemo(CliContext& ctx, const std::string& name, const std::string& only, const std::string& cluster) {
+  if (cluster != "dir" && cluster != "etcd") return fail("demo", makeError("--cluster is dir or etcd"));
   auto parts_r = parseOnly(only);
   if (!parts_r.ok()) return fail("demo", parts_r.error());
   const std::set<std::string> parts = *parts_r;
@@ -327,6 +391,10 @@ int runDemo(CliContext& ctx, const std::string& name, const std::string& only) {
   // The fabric host's name must fit the 10-character limit too.
   const std::string ext = name.substr(0, 6) + "-ext";
   DemoCleanup cleanup{nodes, ctx.config, name, ext, work};
+  EtcdMember etcd;  // after cleanup: stopped before the work dir goes
+  if (cluster == "etcd") {
+    if (auto s = etcd.start(ctx, name.substr(0, 6) + "-etc", work); !s.ok()) return fail("demo", s.error());
+  }
   if (auto s = usePrivateConfig(ctx, work); !s.ok()) return fail("demo", s.error());
   std::string self = selfExe();
   demo::Context dctx{ctx, nodes, name, id, work, self, self.substr(0, self.rfind('/') + 1) + "offcore-cni"};
@@ -370,6 +438,10 @@ int runDemo(CliContext& ctx, const std::string& name, const std::string& only) {
       "Service: two pods behind a ClusterIP with probes; one backend stops under requests; cross-node req/s "
       "vs routed",
       [&] { return demo::runSvc(dctx); });
+  if (cluster == "etcd") {
+    add("svc", "eip", "cluster state on etcd: an EIP moves off its node when the node dies (its lease runs out)",
+        [&] { return demo::runEipFailover(dctx); });
+  }
   add("mesh", "mesh",
       "mesh: one proxy per node in the SoC; mTLS between nodes and an 80/20 split, no sidecar, nothing on the host",
       [&] { return demo::runMesh(dctx); });
@@ -402,13 +474,20 @@ int runDemo(CliContext& ctx, const std::string& name, const std::string& only) {
 void registerDemoCommand(CLI::App& app, CliContext& ctx) {
   auto name = std::make_shared<std::string>("demo");
   auto only = std::make_shared<std::string>();
+  auto cluster = std::make_shared<std::string>("dir");
   auto* demo = app.add_subcommand("demo", "a guided tour of the software DPU (needs root)");
   demo->add_option("--name", *name, "node name for the tour")->capture_default_str();
   demo->add_option(
       "--only", *only,
       "parts to run, comma-separated: foundation, storage, images, svc, mesh, vm (default: all; the node is "
       "always brought up and removed)");
-  demo->callback([&ctx, name, only] { ctx.action = [&ctx, name, only] { return runDemo(ctx, *name, *only); }; });
+  demo->add_option("--cluster", *cluster,
+                   "where the cluster state lives: dir (a directory) or etcd (a member the demo starts on a fabric "
+                   "host; adds the EIP failover step to the svc part)")
+      ->capture_default_str();
+  demo->callback([&ctx, name, only, cluster] {
+    ctx.action = [&ctx, name, only, cluster] { return runDemo(ctx, *name, *only, *cluster); };
+  });
 }
 
 }  // namespace offcore

@@ -118,6 +118,10 @@ double secondsSince(Clock::time_point t0);
 std::string groupThousands(double v);
 void heading(const std::string& text);
 
+// A python HTTP server for a pod: answers every GET on :8080 with argv[1]
+// (the pod's name) and a newline (demo_svc.cc).
+extern const char* const kPodHttpServer;
+
 // The parts after the foundation, each in its own file.
 Status runStorage(Context& ctx);
 Status runStorageMirror(Context& ctx);
@@ -128,6 +132,8 @@ Status runSvc(Context& ctx);
 // wrk through the ClusterIP and through the routed baseline.
 Status runSvcCrossNode(Context& ctx, const std::string& dir, const std::string& vpc, const std::string& subnet);
 Status runMesh(Context& ctx);
+// With --cluster etcd: an EIP moving off a node that dies (demo_eip.cc).
+Status runEipFailover(Context& ctx);
 Status runVm(Context& ctx);
 
 }  // namespace offcore::demo

@@ -14,11 +14,7 @@
 
 namespace offcore::demo {
 
-namespace {
-
-using nlohmann::json;
-
-const char* kServer = R"(
+const char* const kPodHttpServer = R"(
 import http.server, sys
 name = sys.argv[1]
 class H(http.server.BaseHTTPRequestHandler):
@@ -30,6 +26,10 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer.allow_reuse_address = True
 http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
 )";
+
+namespace {
+
+using nlohmann::json;
 
 // argv: VIP SECONDS STOP_AT VICTIM_PID. Stops the victim itself at STOP_AT,
 // so the stop and the requests share one clock; one JSON line at the end.
@@ -139,7 +139,7 @@ Status runSvc(Context& ctx) {
   std::map<std::string, pid_t> servers;
   for (int i = 0; i < 2; ++i) {
     const std::string& pod = pods[static_cast<size_t>(i)];
-    OC_ASSIGN_OR_RETURN(pid_t pid, startDaemon({"ip", "netns", "exec", pod, "python3", "-c", kServer, pod},
+    OC_ASSIGN_OR_RETURN(pid_t pid, startDaemon({"ip", "netns", "exec", pod, "python3", "-c", kPodHttpServer, pod},
                                                dir + "/" + pod + ".log", inDomain(ctx, Domain::kHost)));
     servers[pod] = pid;
     undo.add("server in " + pod, [pid] { stopDaemon(pid, 1000); });

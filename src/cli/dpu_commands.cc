@@ -137,10 +137,10 @@ void registerUpDown(CLI::App* dpu, CliContext& ctx) {
       return withNodes(ctx, "dpu down", [&](NodeManager& nodes) {
         // The node leaves the cluster first, so its EIPs and probes move to
         // live nodes at once; again after, in case its dying agent wrote.
-        svc::ClusterStore store(ctx.config.cluster_dir);
-        auto left = store.unregisterNode(*name);
+        auto store = svc::ClusterStore::open(ctx.config);
+        Status left = store.ok() ? store->unregisterNode(*name) : Status(store.error());
         auto s = nodes.down(*name);
-        if (left.ok()) left = store.unregisterNode(*name);
+        if (left.ok()) left = store->unregisterNode(*name);
         if (!s.ok()) return fail("dpu down", s.error());
         if (!left.ok())
           return fail("dpu down", left.error().wrap("node " + *name + " is down but still in the cluster state"));

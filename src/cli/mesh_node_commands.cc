@@ -77,8 +77,8 @@ int down(CliContext& ctx, const std::string& node, bool force) {
   auto nodes = NodeManager::create(ctx.config);
   if (!nodes.ok()) return fail("mesh down", nodes.error());
   NodeLayout l = nodes->layout(node);
-  svc::ClusterStore store(ctx.config.cluster_dir);
-  if (auto st = store.load(); st.ok() && !force) {
+  auto store = svc::ClusterStore::open(ctx.config);
+  if (auto st = store.ok() ? store->load() : Result<svc::ClusterState>(store.error()); st.ok() && !force) {
     std::string pods;
     for (const auto& [id, ep] : st->endpoints) {
       if (ep.node == node && ep.mesh) pods += (pods.empty() ? "" : ", ") + ep.pod_name;

@@ -30,13 +30,14 @@ struct SvcOpts {
   bool json = false;
 };
 
-ClusterStore storeFor(const CliContext& ctx, const SvcOpts& o) {
-  return ClusterStore(o.cluster_dir.empty() ? ctx.config.cluster_dir : o.cluster_dir,
-                      svc::AddressPlan(ctx.config.service_cidr, ctx.config.eip_pool));
+Result<ClusterStore> storeFor(const CliContext& ctx, const SvcOpts& o) {
+  return ClusterStore::open(ctx.config, o.cluster_dir);
 }
 
 void addDirOption(CLI::App* cmd, SvcOpts& o) {
-  cmd->add_option("--cluster-dir", o.cluster_dir, "cluster store directory (default: cluster_dir of the config)");
+  cmd->add_option("--cluster,--cluster-dir", o.cluster_dir,
+                  "cluster store: a directory or etcd://host:port[,host:port...] (default: cluster_store, else "
+                  "cluster_dir of the config)");
 }
 
 // Multi-line errors (one problem per line, each naming file:line) go out as
@@ -86,14 +87,17 @@ std::map<std::string, Liveness> livenessOf(const CliContext& ctx, const ClusterS
 }
 
 std::string livenessText(const Liveness& l) {
-  if (l.heartbeat_ms == 0) return "expired (never beat)";
+  if (l.heartbeat_ms == 0) return "expired (no heartbeat or lease on record)";
   char age[32];
   std::snprintf(age, sizeof age, "%.1f s", static_cast<double>(l.age_ms) / 1000.0);
   return std::string(l.live ? "live (beat " : "expired (last beat ") + age + " ago)";
 }
 
 // One row per resource: KIND NAME VPC DETAILS, plus a JSON object.
-void listRows(const ClusterState& s, const std::map<std::string, Liveness>& liveness, const std::string& kind,
+// claims: the store's EIP holders (etcd); without one, the live node the
+// hash picks (what every agent picks).
+void listRows(const ClusterState& s, const std::map<std::string, Liveness>& liveness,
+              const std::map<std::string, std::string>& claims, const std::string& kind,
               std::vector<std::vector<std::string>>& rows, json& arr) {
   std::set<std::string> live = liveNodes(liveness);
   auto want = [&](const char* k) { return kind.empty() || kind == k; };
@@ -119,6 +123,7 @@ void listRows(const ClusterState& s, const std::map<std::string, Liveness>& live
   if (want("Service"))
     for (const auto& [n, v] : s.services) {
       std::string owner = v.eip.empty() ? "" : ownerOf(v.eip, live);
+      if (auto c = claims.find(v.eip); !claims.empty() && !v.eip.empty()) owner = c == claims.end() ? "" : c->second;
       json j = toJson(v);
       if (!v.eip.empty()) j["eipOwner"] = owner;
       add("Service", n, v.vpc,
@@ -241,7 +246,8 @@ int runApply(const CliContext& ctx, const SvcOpts& o) {
     return failLines("svc apply", docs.error(), "nothing was applied; fix the errors above and apply again");
   if (docs->empty()) return fail("svc apply", makeError("no resources in the given files"));
   auto store = storeFor(ctx, o);
-  auto r = store.apply(*docs);
+  if (!store.ok()) return fail("svc apply", store.error());
+  auto r = store->apply(*docs);
   if (!r.ok()) return failLines("svc apply", r.error(), "nothing was applied; fix the errors above and apply again");
   for (const auto& n : r->created) std::printf("%s created\n", n.c_str());
   for (const auto& n : r->updated) std::printf("%s updated\n", n.c_str());
@@ -263,11 +269,12 @@ int runList(const CliContext& ctx, const SvcOpts& o) {
       kind = *k;
   }
   auto store = storeFor(ctx, o);
-  auto state = store.load();
+  if (!store.ok()) return fail("svc list", store.error());
+  auto state = store->load();
   if (!state.ok()) return fail("svc list", state.error());
   std::vector<std::vector<std::string>> rows = {{"KIND", "NAME", "VPC", "DETAILS"}};
   json arr = json::array();
-  listRows(*state, livenessOf(ctx, store, *state), kind, rows, arr);
+  listRows(*state, livenessOf(ctx, *store, *state), store->claims().valueOr({}), kind, rows, arr);
   if (o.json)
     std::printf("%s\n", dumpJson(arr, 2).c_str());
   else
@@ -283,18 +290,19 @@ int runGet(const CliContext& ctx, const SvcOpts& o) {
     kind = *k;
   }
   auto store = storeFor(ctx, o);
-  auto state = store.load();
+  if (!store.ok()) return fail("svc get", store.error());
+  auto state = store->load();
   if (!state.ok()) return fail("svc get", state.error());
   json arr = json::array();
   std::vector<std::vector<std::string>> rows;
-  listRows(*state, livenessOf(ctx, store, *state), kind, rows, arr);
+  listRows(*state, livenessOf(ctx, *store, *state), store->claims().valueOr({}), kind, rows, arr);
   auto it = std::find_if(arr.begin(), arr.end(), [&](const json& j) { return j["name"] == name; });
   if (it == arr.end())
     return fail("svc get",
                 makeError(kind + " \"" + name + "\" not found (see `offcore svc list --kind " + kind + "`)"));
   json doc = *it;
   if (kind == "Service") {
-    auto health = store.loadHealth();
+    auto health = store->loadHealth();
     if (!health.ok()) return fail("svc get", health.error());
     json owner = it->value("eipOwner", json());
     doc = serviceDetails(*state, state->services.at(name), *health);
@@ -329,9 +337,10 @@ int runDelete(const CliContext& ctx, const SvcOpts& o) {
     targets.emplace_back(*k, o.args[1]);
   }
   auto store = storeFor(ctx, o);
+  if (!store.ok()) return fail("svc delete", store.error());
   int rc = 0;
   for (const auto& [kind, name] : targets) {
-    auto st = store.remove(kind, name);
+    auto st = store->remove(kind, name);
     if (st.ok()) {
       std::printf("%s/%s deleted\n", kind.c_str(), name.c_str());
     } else if (from_files && st.error().code == ENOENT) {

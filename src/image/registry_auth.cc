@@ -1,11 +1,10 @@
 #include "image/registry_auth.h"
 
-#include <openssl/evp.h>
-
 #include <cctype>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "base/base64.h"
 #include "base/files.h"
 
 namespace offcore::oci {
@@ -33,27 +32,6 @@ bool sameRegistry(const std::string& key, const std::string& registry) {
 }
 
 }  // namespace
-
-std::string base64Encode(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  return out;
-}
-
-Result<std::string> base64Decode(const std::string& in) {
-  if (in.size() % 4 != 0 || in.size() > kMaxToken) return makeError("not base64");
-  std::string out(in.size() / 4 * 3 + 1, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  if (n < 0) return makeError("not base64");
-  size_t len = static_cast<size_t>(n);
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  for (size_t i = in.size(); i > 0 && in[i - 1] == '=' && len > 0; --i) --len;
-  out.resize(len);
-  return out;
-}
 
 Result<std::optional<RegistryCredentials>> loadRegistryCredentials(const std::string& registry,
                                                                    const std::string& creds_file) {
@@ -90,7 +68,7 @@ Result<std::optional<RegistryCredentials>> loadRegistryCredentials(const std::st
   for (const auto& [key, entry] : j["auths"].items()) {
     if (!sameRegistry(key, registry) || !entry.is_object()) continue;
     if (std::string a = str(entry, "auth"); !a.empty()) {
-      auto raw = base64Decode(a);
+      auto raw = base64Decode(a, kMaxToken);
       auto colon = raw.ok() ? raw->find(':') : std::string::npos;
       if (colon == std::string::npos) {
         return makeError("credentials file " + path + ": the auth entry for " + key +

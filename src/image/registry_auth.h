@@ -40,7 +40,4 @@ struct BearerToken {
 };
 Result<BearerToken> parseTokenResponse(const std::string& body);
 
-std::string base64Encode(const std::string& in);
-Result<std::string> base64Decode(const std::string& in);
-
 }  // namespace offcore::oci

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "base/base64.h"
 #include "image/digest.h"
 #include "image/oci.h"
 

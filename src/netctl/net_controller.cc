@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <net/if.h>
-#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -67,17 +66,14 @@ NetController::NetController(EventLoop& loop, Config config, NodeState node, Nod
       node_(std::move(node)),
       layout_(std::move(layout)),
       vfs_(vfs),
-      store_(config_.cluster_dir, svc::AddressPlan(config_.service_cidr, config_.eip_pool)) {
+      store_(svc::openStateStorageOrUnusable(config_), svc::AddressPlan(config_.service_cidr, config_.eip_pool)) {
   health_.node = node_.name;
 }
 
 NetController::~NetController() {
   if (heartbeat_armed_) loop_.cancelTimer(heartbeat_timer_);
   prober_.reset();
-  if (inotify_fd_ >= 0) {
-    loop_.unwatchFd(inotify_fd_);
-    ::close(inotify_fd_);
-  }
+  store_watch_.reset();
 }
 
 Status NetController::setUpSoc() {
@@ -149,20 +145,9 @@ Status NetController::registerNode() {
   return store_.registerNode(rec);
 }
 
-Status NetController::watchClusterDir() {
-  OC_TRY(makeDirs(config_.cluster_dir + "/health"));
-  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify_fd_ < 0) return errnoError("inotify_init1");
-  for (const std::string& dir : {config_.cluster_dir, config_.cluster_dir + "/health"}) {
-    if (::inotify_add_watch(inotify_fd_, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE) < 0) {
-      return errnoError("watch " + dir);
-    }
-  }
-  return loop_.watchFd(inotify_fd_, EPOLLIN, [this](uint32_t) {
-    char buf[4096];
-    while (::read(inotify_fd_, buf, sizeof buf) > 0) {}
-    scheduleReconcile();
-  });
+Status NetController::watchClusterStore() {
+  OC_ASSIGN_OR_RETURN(store_watch_, store_.watch(loop_, [this] { scheduleReconcile(); }));
+  return okStatus();
 }
 
 Status NetController::start() {
@@ -176,7 +161,7 @@ Status NetController::start() {
   OC_TRY(registerNode());
   OC_TRY(store_.heartbeat(node_.name, nowMs()));
   adoptEips();
-  OC_TRY(watchClusterDir());
+  OC_TRY(watchClusterStore());
   ready_ = true;
   scheduleReconcile();
   heartbeat_timer_ =
@@ -207,13 +192,10 @@ std::set<std::string> NetController::currentLiveNodes(const svc::ClusterState& s
 void NetController::onHeartbeatTimer() {
   heartbeat_timer_ =
       loop_.addTimer(std::chrono::milliseconds(config_.heartbeat_interval_ms), [this] { onHeartbeatTimer(); });
-  auto state = store_.load();
-  if (!state.ok()) {
-    spdlog::warn("net: heartbeat: {}", state.error().message);
-    return;
-  }
   // A node that `dpu down` unregistered stops beating (its agent is going).
-  if (!state->nodes.count(node_.name)) return;
+  // The nodes are the last reconcile's: a beat reads no state (a store on
+  // the network costs a round trip per read).
+  if (!last_nodes_.nodes.count(node_.name)) return;
   uint64_t now = nowMs();
   if (auto s = store_.heartbeat(node_.name, now); !s.ok()) spdlog::warn("net: heartbeat: {}", s.error().message);
   if (last_beat_ms_ != 0 && now - last_beat_ms_ >= static_cast<uint64_t>(config_.node_expiry_ms)) {
@@ -224,7 +206,7 @@ void NetController::onHeartbeatTimer() {
   }
   last_beat_ms_ = now;
   // Expiries produce no file event: notice them here.
-  if (currentLiveNodes(*state) != live_) scheduleReconcile();
+  if (currentLiveNodes(last_nodes_) != live_) scheduleReconcile();
 }
 
 void NetController::failed(const Error& error) {
@@ -253,11 +235,12 @@ Status NetController::reconcile() {
   OC_ASSIGN_OR_RETURN(auto state, store_.load());
   OC_ASSIGN_OR_RETURN(auto health, store_.loadHealth());
   health[node_.name] = health_;  // ours is the freshest
-  OC_ASSIGN_OR_RETURN(auto stats, programmer_->program(state, health));
+  std::set<std::string> live = currentLiveNodes(state);
+  last_nodes_.nodes = state.nodes;
+  OC_ASSIGN_OR_RETURN(auto stats, programmer_->program(withoutDeadNodes(state, live), health));
   counters_["reconciles"]++;
   counters_["map_writes"] += stats.writes;
   syncHostRoutes(state);
-  std::set<std::string> live = currentLiveNodes(state);
   if (live != live_) {
     spdlog::info("net: live nodes: {}", live.empty() ? std::string("none") : joinArgv({live.begin(), live.end()}));
   }
@@ -272,6 +255,15 @@ Status NetController::reconcile() {
     OC_TRY(writeHealth());
   }
   return okStatus();
+}
+
+svc::ClusterState NetController::withoutDeadNodes(const svc::ClusterState& state, const std::set<std::string>& live) {
+  // A registered node that stopped beating (its lease expired) serves
+  // nobody: its pods leave every Service until it is back.
+  svc::ClusterState out = state;
+  std::erase_if(out.endpoints,
+                [&](const auto& e) { return out.nodes.count(e.second.node) && !live.count(e.second.node); });
+  return out;
 }
 
 Status NetController::writeHealth() {
@@ -313,11 +305,22 @@ void NetController::syncEips(const svc::ClusterState& state, const std::set<std:
   // One live node answers ARP for an EIP on the fabric (rendezvous hash of
   // the EIP over the live nodes). Its dataplane DNATs (and, for scope
   // cluster, SNATs) it.
+  // With etcd the choice is also a claim in the store, under this node's
+  // lease: a node that still holds it (a dying one, until its lease
+  // expires) keeps it, and no two nodes ever answer for one EIP.
   std::set<std::string> want;
   for (const auto& [name, svc] : state.services) {
-    if (svc.type == "LoadBalancer" && !svc.eip.empty() && svc::ownerOf(svc.eip, live) == node_.name) {
-      want.insert(svc.eip);
+    if (svc.type != "LoadBalancer" || svc.eip.empty()) continue;
+    bool mine = svc::ownerOf(svc.eip, live) == node_.name;
+    auto holder = store_.claim(svc.eip, node_.name, mine);
+    if (!holder.ok()) {
+      // The store is unreachable: keep what we have, take nothing new.
+      spdlog::warn("net: EIP {}: {}", svc.eip, holder.error().message);
+      if (eips_.count(svc.eip)) want.insert(svc.eip);
+      continue;
     }
+    if (mine && *holder == node_.name) want.insert(svc.eip);
+    if (mine && *holder != node_.name) spdlog::info("net: EIP {} is ours once {} lets go", svc.eip, *holder);
   }
   for (const auto& eip : want) {
     if (eips_.count(eip)) {
@@ -342,6 +345,7 @@ void NetController::syncEips(const svc::ClusterState& state, const std::set<std:
       continue;
     }
     (void)ipCmd("", {"addr", "del", *it + "/32", "dev", layout_.uplink_soc_if});
+    (void)store_.claim(*it, node_.name, false);  // a Service gone: let its claim go too
     it = eips_.erase(it);
   }
 }

@@ -7,7 +7,8 @@
 //  - answers `offcore vm` (/v1/net/vm/add|del|check): a VM's NIC, a
 //    persistent tap as its representor (net_vm.cc);
 //  - reprograms the dataplane whenever the cluster state or any node's
-//    probe health changes (inotify), and runs this node's probes;
+//    probe health changes (the store's watch: inotify or etcd), and runs
+//    this node's probes;
 //  - beats the node's heartbeat and re-checks which nodes are live on a
 //    timer, so EIPs and probes leave a node that vanished without `dpu
 //    down` within Config::node_expiry_ms (svc/liveness.h).
@@ -54,7 +55,7 @@ class NetController {
   // (the peer goes with its link, and the kernel drops the routes into it).
   void syncMeshReturnLinks(const svc::ClusterState& state);
   Status registerNode();
-  Status watchClusterDir();
+  Status watchClusterStore();
   void scheduleReconcile();
   Status reconcile();
   void syncHostRoutes(const svc::ClusterState& state);
@@ -64,6 +65,8 @@ class NetController {
   // Beats, and reconciles when the set of live nodes changed.
   void onHeartbeatTimer();
   std::set<std::string> currentLiveNodes(const svc::ClusterState& state) const;
+  // state without the endpoints of registered nodes that are not live.
+  static svc::ClusterState withoutDeadNodes(const svc::ClusterState& state, const std::set<std::string>& live);
   void adoptEips();
   void onProbeResult(const svc::ProbeResult& result);
   Status writeHealth();
@@ -89,11 +92,12 @@ class NetController {
   svc::NodeHealth health_;
   uint64_t programmed_generation_ = 0;
   std::string last_error_;
-  int inotify_fd_ = -1;
+  std::unique_ptr<svc::StoreWatch> store_watch_;
   bool reconcile_pending_ = false;
   bool ready_ = false;  // start() finished: the dataplane is attached and registered
   std::set<std::string> host_routes_, eips_;
-  std::set<std::string> live_;  // the live nodes of the last reconcile
+  std::set<std::string> live_;    // the live nodes of the last reconcile
+  svc::ClusterState last_nodes_;  // only .nodes: the registered nodes of the last reconcile
   EventLoop::TimerId heartbeat_timer_{};
   bool heartbeat_armed_ = false;
   uint64_t last_beat_ms_ = 0;

@@ -1,8 +1,8 @@
 // state.json and health/<node>.json: the on-disk forms of ClusterState and
 // NodeHealth. Both are read by several processes; a document that does not
 // parse is reported with its file name and never replaced by an empty one.
+#include "svc/cluster_state.h"
 #include "base/json.h"
-#include "svc/cluster_store.h"
 
 namespace offcore::svc {
 
@@ -103,28 +103,81 @@ ClusterState ClusterState::empty() {
   return s;
 }
 
-std::string ClusterState::toJson() const {
-  json doc = {{"version", kStateVersion}, {"generation", generation}};
+namespace {
+
+json nodeJson(const NodeRecord& n) {
+  return json{{"name", n.name},
+              {"fabricIp", n.fabric_ip},
+              {"fabricMac", n.fabric_mac},
+              {"hostIp", n.host_ip},
+              {"hostMac", n.host_mac}};
+}
+
+// Calls fn(section, name, object) for every object of s, sections in state.json's order.
+template <typename Fn>
+void forEachObject(const ClusterState& s, Fn&& fn) {
   auto section = [&](const char* name, const auto& map, auto convert) {
-    json obj = json::object();
-    for (const auto& [k, v] : map) obj[k] = convert(v);
-    doc[name] = std::move(obj);
+    for (const auto& [k, v] : map) fn(name, k, convert(v));
   };
   auto plain = [](const auto& v) { return svc::toJson(v); };
-  section("vpcs", vpcs, plain);
-  section("subnets", subnets, plain);
-  section("backends", backends, plain);
-  section("services", services, plain);
-  section("probes", probes, plain);
-  section("endpoints", endpoints, endpointJson);
-  section("nodes", nodes, [](const NodeRecord& n) {
-    return json{{"name", n.name},
-                {"fabricIp", n.fabric_ip},
-                {"fabricMac", n.fabric_mac},
-                {"hostIp", n.host_ip},
-                {"hostMac", n.host_mac}};
-  });
+  section("vpcs", s.vpcs, plain);
+  section("subnets", s.subnets, plain);
+  section("backends", s.backends, plain);
+  section("services", s.services, plain);
+  section("probes", s.probes, plain);
+  section("endpoints", s.endpoints, endpointJson);
+  section("nodes", s.nodes, nodeJson);
+}
+
+// Parses doc[section][name]-shaped j into its map of s.
+Status readObject(ClusterState& s, const std::string& section, const std::string& name, const json& j,
+                  const std::string& where) {
+  auto one = [&](auto& map, auto parse) -> Status {
+    OC_ASSIGN_OR_RETURN(auto value, parse(j, where));
+    map[name] = std::move(value);
+    return okStatus();
+  };
+  if (section == "vpcs") return one(s.vpcs, vpcFromJson);
+  if (section == "subnets") return one(s.subnets, subnetFromJson);
+  if (section == "backends") return one(s.backends, backendFromJson);
+  if (section == "services") return one(s.services, serviceFromJson);
+  if (section == "probes") return one(s.probes, probeFromJson);
+  if (section == "endpoints") return one(s.endpoints, endpointFromJson);
+  if (section == "nodes") return one(s.nodes, nodeFromJson);
+  return makeError(where + ": unknown section '" + section + "'");
+}
+
+}  // namespace
+
+std::string ClusterState::toJson() const {
+  json doc = {{"version", kStateVersion}, {"generation", generation}};
+  for (const char* name : {"vpcs", "subnets", "backends", "services", "probes", "endpoints", "nodes"}) {
+    doc[name] = json::object();
+  }
+  forEachObject(*this,
+                [&](const char* section, const std::string& name, json obj) { doc[section][name] = std::move(obj); });
   return dumpJson(doc, 2) + "\n";
+}
+
+std::map<std::string, std::string> stateObjects(const ClusterState& s) {
+  std::map<std::string, std::string> out;
+  forEachObject(s, [&](const char* section, const std::string& name, const json& obj) {
+    out[std::string(section) + "/" + name] = dumpJson(obj);
+  });
+  return out;
+}
+
+Status readStateObject(ClusterState& s, const std::string& key, const std::string& text, const std::string& where) {
+  size_t slash = key.find('/');
+  if (slash == std::string::npos || slash + 1 == key.size()) return makeError(where + ": not <section>/<name>");
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return makeError(where + ": not JSON; restore it from a backup");
+  auto st = readObject(s, key.substr(0, slash), key.substr(slash + 1), j, where);
+  if (!st.ok()) return st.error().wrap("corrupt cluster state");
+  // The default VPC always exists with vni 1; its routing is the user's.
+  s.vpcs[kDefaultVpc].name = kDefaultVpc;
+  s.vpcs[kDefaultVpc].vni = kDefaultVni;
+  return okStatus();
 }
 
 Result<ClusterState> ClusterState::fromJson(const std::string& text, const std::string& origin) {

@@ -1,16 +1,6 @@
 #include "svc/cluster_store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <set>
-
-#include "base/files.h"
-#include "base/log.h"
-#include "base/shared_file_lock.h"
 
 namespace offcore::svc {
 
@@ -22,43 +12,22 @@ bool plainName(const std::string& s) { return !s.empty() && s.find('/') == std::
 
 }  // namespace
 
-ClusterStore::ClusterStore(std::string dir, AddressPlan plan) : dir_(std::move(dir)), plan_(std::move(plan)) {}
+ClusterStore::ClusterStore(std::string dir, AddressPlan plan)
+    : storage_(makeDirStorage(std::move(dir))), plan_(std::move(plan)) {}
 
-Result<ClusterState> ClusterStore::readState() const {
-  auto text = readFile(stateFile());
-  if (!text.ok()) {
-    if (text.error().code == ENOENT) return ClusterState::empty();
-    return text.error();
-  }
-  return ClusterState::fromJson(*text, stateFile());
+ClusterStore::ClusterStore(std::shared_ptr<StateStorage> storage, AddressPlan plan)
+    : storage_(std::move(storage)), plan_(std::move(plan)) {}
+
+Result<ClusterStore> ClusterStore::open(const Config& config, const std::string& location) {
+  OC_ASSIGN_OR_RETURN(auto storage, openStateStorage(config, location));
+  return ClusterStore(std::move(storage), AddressPlan(config.service_cidr, config.eip_pool));
 }
 
-Result<ClusterState> ClusterStore::load() const {
-  SharedFileLock lock(dir_ + "/.lock");
-  return readState();
-}
-
-template <typename Fn>
-Status ClusterStore::modify(Fn&& fn, uint64_t* generation) {
-  auto made = makePrivateDir(dir_);
-  if (!made.ok()) return made.error().wrap("cluster store (run as root or pass --cluster-dir)");
-  auto lock = FileLock::acquire(dir_ + "/.lock");
-  if (!lock.ok()) return lock.error().wrap("cluster store (run as root or pass --cluster-dir)");
-  OC_ASSIGN_OR_RETURN(ClusterState before, readState());
-  ClusterState after = before;
-  OC_TRY(fn(after));
-  after.generation = before.generation;
-  if (generation) *generation = before.generation;
-  if (after == before) return okStatus();
-  after.generation = before.generation + 1;
-  OC_TRY(writeFileAtomic(stateFile(), after.toJson()));
-  if (generation) *generation = after.generation;
-  return okStatus();
-}
+Result<ClusterState> ClusterStore::load() const { return storage_->load(); }
 
 Result<ApplyResult> ClusterStore::apply(const std::vector<Resource>& docs) {
   ApplyResult out;
-  OC_TRY(modify(
+  OC_TRY(storage_->modify(
       [&](ClusterState& s) -> Status {
         OC_ASSIGN_OR_RETURN(out, applyToState(s, docs, plan_));
         return okStatus();
@@ -68,22 +37,24 @@ Result<ApplyResult> ClusterStore::apply(const std::vector<Resource>& docs) {
 }
 
 Status ClusterStore::remove(const std::string& kind, const std::string& name) {
-  return modify([&](ClusterState& s) -> Status {
-    auto erase = [&](auto& map) -> Status {
-      if (!map.count(name))
-        return makeError(kind + " " + inQuotes(name) + " not found (see `offcore svc list`)", ENOENT);
-      std::string why = removalBlocker(s, kind, name);
-      if (!why.empty()) return makeError("cannot delete " + kind + " " + inQuotes(name) + ": " + why);
-      map.erase(name);
-      return okStatus();
-    };
-    if (kind == "VPC") return erase(s.vpcs);
-    if (kind == "Subnet") return erase(s.subnets);
-    if (kind == "Backend") return erase(s.backends);
-    if (kind == "Service") return erase(s.services);
-    if (kind == "NetworkProbe") return erase(s.probes);
-    return makeError("unknown kind '" + kind + "' (use VPC, Subnet, Backend, Service or NetworkProbe)");
-  });
+  return storage_->modify(
+      [&](ClusterState& s) -> Status {
+        auto erase = [&](auto& map) -> Status {
+          if (!map.count(name))
+            return makeError(kind + " " + inQuotes(name) + " not found (see `offcore svc list`)", ENOENT);
+          std::string why = removalBlocker(s, kind, name);
+          if (!why.empty()) return makeError("cannot delete " + kind + " " + inQuotes(name) + ": " + why);
+          map.erase(name);
+          return okStatus();
+        };
+        if (kind == "VPC") return erase(s.vpcs);
+        if (kind == "Subnet") return erase(s.subnets);
+        if (kind == "Backend") return erase(s.backends);
+        if (kind == "Service") return erase(s.services);
+        if (kind == "NetworkProbe") return erase(s.probes);
+        return makeError("unknown kind '" + kind + "' (use VPC, Subnet, Backend, Service or NetworkProbe)");
+      },
+      nullptr);
 }
 
 Result<Endpoint> ClusterStore::addEndpoint(const EndpointRequest& req) {
@@ -92,180 +63,126 @@ Result<Endpoint> ClusterStore::addEndpoint(const EndpointRequest& req) {
   if (req.subnet.empty()) return makeError("endpoint: no subnet given; name one in the CNI network config");
   std::string id = req.node + "/" + req.container_id + "/" + req.ifname;
   Endpoint out;
-  OC_TRY(modify([&](ClusterState& s) -> Status {
-    auto sub = s.subnets.find(req.subnet);
-    if (sub == s.subnets.end())
-      return makeError("endpoint " + id + ": Subnet " + inQuotes(req.subnet) +
-                       " does not exist; create it with `offcore svc apply -f`");
-    const Subnet& subnet = sub->second;
-    if (!req.vpc.empty() && req.vpc != subnet.vpc)
-      return makeError("endpoint " + id + ": Subnet " + inQuotes(req.subnet) + " belongs to VPC " +
-                       inQuotes(subnet.vpc) + ", not " + inQuotes(req.vpc) + "; fix the CNI network config");
-    if (auto e = s.endpoints.find(id); e != s.endpoints.end()) {
-      if (e->second.subnet != req.subnet)
-        return makeError("endpoint " + id + " already has an address in Subnet " + inQuotes(e->second.subnet) +
-                         "; release it first (CNI DEL)");
-      out = e->second;  // a retried ADD gets the same address
-      return okStatus();
-    }
-    auto cidr = parseCidr(subnet.cidr);
-    if (!cidr.ok()) return cidr.error().wrap("Subnet " + inQuotes(subnet.name));
-    std::set<uint32_t> used;
-    if (auto gw = parseIpv4(subnet.gateway)) used.insert(*gw);
-    for (const auto& [eid, e] : s.endpoints) {
-      if (e.vpc == subnet.vpc) {
-        if (auto ip = parseIpv4(e.ip)) used.insert(*ip);
-      }
-    }
-    for (const auto& [n, b] : s.backends) {
-      if (b.kind != "pod" && b.vpc == subnet.vpc) {
-        if (auto ip = parseIpv4(b.ip)) used.insert(*ip);
-      }
-    }
-    for (uint64_t ip = uint64_t{cidr->network} + 1; ip < cidr->broadcast(); ++ip) {
-      if (used.count(static_cast<uint32_t>(ip))) continue;
-      out = Endpoint{};
-      out.id = id;
-      out.node = req.node;
-      out.container_id = req.container_id;
-      out.ifname = req.ifname;
-      out.pod_name = req.pod_name;
-      out.netns = req.netns;
-      out.vpc = subnet.vpc;
-      out.subnet = subnet.name;
-      out.ip = formatIpv4(static_cast<uint32_t>(ip));
-      out.prefix_len = cidr->prefix;
-      out.mesh = req.mesh;
-      out.ns = req.ns;
-      out.service_account = req.service_account;
-      out.vm = req.vm;
-      s.endpoints[id] = out;
-      return okStatus();
-    }
-    return makeError("Subnet " + inQuotes(subnet.name) + " (" + subnet.cidr +
-                     ") has no free address; apply a larger subnet or delete pods");
-  }));
+  OC_TRY(storage_->modify(
+      [&](ClusterState& s) -> Status {
+        auto sub = s.subnets.find(req.subnet);
+        if (sub == s.subnets.end())
+          return makeError("endpoint " + id + ": Subnet " + inQuotes(req.subnet) +
+                           " does not exist; create it with `offcore svc apply -f`");
+        const Subnet& subnet = sub->second;
+        if (!req.vpc.empty() && req.vpc != subnet.vpc)
+          return makeError("endpoint " + id + ": Subnet " + inQuotes(req.subnet) + " belongs to VPC " +
+                           inQuotes(subnet.vpc) + ", not " + inQuotes(req.vpc) + "; fix the CNI network config");
+        if (auto e = s.endpoints.find(id); e != s.endpoints.end()) {
+          if (e->second.subnet != req.subnet)
+            return makeError("endpoint " + id + " already has an address in Subnet " + inQuotes(e->second.subnet) +
+                             "; release it first (CNI DEL)");
+          out = e->second;  // a retried ADD gets the same address
+          return okStatus();
+        }
+        auto cidr = parseCidr(subnet.cidr);
+        if (!cidr.ok()) return cidr.error().wrap("Subnet " + inQuotes(subnet.name));
+        std::set<uint32_t> used;
+        if (auto gw = parseIpv4(subnet.gateway)) used.insert(*gw);
+        for (const auto& [eid, e] : s.endpoints) {
+          if (e.vpc == subnet.vpc) {
+            if (auto ip = parseIpv4(e.ip)) used.insert(*ip);
+          }
+        }
+        for (const auto& [n, b] : s.backends) {
+          if (b.kind != "pod" && b.vpc == subnet.vpc) {
+            if (auto ip = parseIpv4(b.ip)) used.insert(*ip);
+          }
+        }
+        for (uint64_t ip = uint64_t{cidr->network} + 1; ip < cidr->broadcast(); ++ip) {
+          if (used.count(static_cast<uint32_t>(ip))) continue;
+          out = Endpoint{};
+          out.id = id;
+          out.node = req.node;
+          out.container_id = req.container_id;
+          out.ifname = req.ifname;
+          out.pod_name = req.pod_name;
+          out.netns = req.netns;
+          out.vpc = subnet.vpc;
+          out.subnet = subnet.name;
+          out.ip = formatIpv4(static_cast<uint32_t>(ip));
+          out.prefix_len = cidr->prefix;
+          out.mesh = req.mesh;
+          out.ns = req.ns;
+          out.service_account = req.service_account;
+          out.vm = req.vm;
+          s.endpoints[id] = out;
+          return okStatus();
+        }
+        return makeError("Subnet " + inQuotes(subnet.name) + " (" + subnet.cidr +
+                         ") has no free address; apply a larger subnet or delete pods");
+      },
+      nullptr));
   return out;
 }
 
 Status ClusterStore::setEndpointDetails(const std::string& id, const std::string& mac, const std::string& representor) {
-  return modify([&](ClusterState& s) -> Status {
-    auto e = s.endpoints.find(id);
-    if (e == s.endpoints.end()) return makeError("no endpoint " + id + " (was it released by CNI DEL?)");
-    e->second.mac = mac;
-    e->second.representor = representor;
-    return okStatus();
-  });
+  return storage_->modify(
+      [&](ClusterState& s) -> Status {
+        auto e = s.endpoints.find(id);
+        if (e == s.endpoints.end()) return makeError("no endpoint " + id + " (was it released by CNI DEL?)");
+        e->second.mac = mac;
+        e->second.representor = representor;
+        return okStatus();
+      },
+      nullptr);
 }
 
 Status ClusterStore::removeEndpoint(const std::string& id) {
-  return modify([&](ClusterState& s) -> Status {
-    s.endpoints.erase(id);
-    return okStatus();
-  });
+  return storage_->modify(
+      [&](ClusterState& s) -> Status {
+        s.endpoints.erase(id);
+        return okStatus();
+      },
+      nullptr);
 }
 
 Result<Endpoint> ClusterStore::moveEndpoint(const std::string& id, const std::string& node) {
   if (!plainName(node)) return makeError("move endpoint: bad node name '" + node + "'");
   Endpoint out;
-  OC_TRY(modify([&](ClusterState& s) -> Status {
-    auto e = s.endpoints.find(id);
-    if (e == s.endpoints.end()) return makeError("no endpoint " + id + " to move (was it released?)");
-    out = e->second;
-    s.endpoints.erase(e);
-    out.node = node;
-    out.id = node + "/" + out.container_id + "/" + out.ifname;
-    out.representor.clear();
-    s.endpoints[out.id] = out;
-    return okStatus();
-  }));
+  OC_TRY(storage_->modify(
+      [&](ClusterState& s) -> Status {
+        auto e = s.endpoints.find(id);
+        if (e == s.endpoints.end()) return makeError("no endpoint " + id + " to move (was it released?)");
+        out = e->second;
+        s.endpoints.erase(e);
+        out.node = node;
+        out.id = node + "/" + out.container_id + "/" + out.ifname;
+        out.representor.clear();
+        s.endpoints[out.id] = out;
+        return okStatus();
+      },
+      nullptr));
   return out;
 }
 
 Status ClusterStore::registerNode(const NodeRecord& node) {
   if (!plainName(node.name)) return makeError("register node: bad node name '" + node.name + "'");
-  return modify([&](ClusterState& s) -> Status {
-    s.nodes[node.name] = node;
-    return okStatus();
-  });
+  return storage_->modify(
+      [&](ClusterState& s) -> Status {
+        s.nodes[node.name] = node;
+        return okStatus();
+      },
+      nullptr);
 }
 
 Status ClusterStore::unregisterNode(const std::string& name) {
   if (!plainName(name)) return makeError("unregister node: bad node name '" + name + "'");
-  OC_TRY(modify([&](ClusterState& s) -> Status {
-    s.nodes.erase(name);
-    for (auto it = s.endpoints.begin(); it != s.endpoints.end();) {
-      it = it->second.node == name ? s.endpoints.erase(it) : std::next(it);
-    }
-    return okStatus();
-  }));
-  for (const std::string& path : {dir_ + "/health/" + name + ".json", dir_ + "/heartbeat/" + name}) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errnoError("remove " + path);
-  }
-  return okStatus();
-}
-
-Status ClusterStore::heartbeat(const std::string& node, uint64_t now_ms) {
-  if (!plainName(node)) return makeError("heartbeat: bad node name '" + node + "'");
-  std::string dir = dir_ + "/heartbeat";
-  OC_TRY(makePrivateDir(dir));
-  return writeFileAtomic(dir + "/" + node, std::to_string(now_ms) + "\n");
-}
-
-std::map<std::string, uint64_t> ClusterStore::loadHeartbeats() const {
-  std::map<std::string, uint64_t> out;
-  std::string dir = dir_ + "/heartbeat";
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
-  std::vector<std::string> names;
-  while (dirent* ent = ::readdir(d)) {
-    std::string name = ent->d_name;
-    bool temp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;  // writeFileAtomic's
-    if (plainName(name) && !temp) names.push_back(name);
-  }
-  ::closedir(d);
-  for (const auto& name : names) {
-    auto text = readFile(dir + "/" + name);
-    if (!text.ok()) continue;
-    char* end = nullptr;
-    unsigned long long ms = std::strtoull(text->c_str(), &end, 10);
-    if (end != text->c_str()) out[name] = ms;
-  }
-  return out;
-}
-
-Status ClusterStore::writeHealth(const NodeHealth& health) {
-  if (!plainName(health.node)) return makeError("write health: bad node name '" + health.node + "'");
-  std::string dir = dir_ + "/health";
-  OC_TRY(makePrivateDir(dir));
-  return writeFileAtomic(dir + "/" + health.node + ".json", healthToJson(health));
-}
-
-Result<std::map<std::string, NodeHealth>> ClusterStore::loadHealth() const {
-  std::map<std::string, NodeHealth> out;
-  std::string dir = dir_ + "/health";
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) {
-    if (errno == ENOENT) return out;
-    return errnoError("cannot list " + dir);
-  }
-  std::vector<std::string> files;
-  while (dirent* ent = ::readdir(d)) {
-    std::string name = ent->d_name;
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) files.push_back(name);
-  }
-  ::closedir(d);
-  for (const auto& f : files) {
-    std::string path = dir + "/" + f;
-    auto text = readFile(path);
-    auto h = text.ok() ? healthFromJson(*text, path) : Result<NodeHealth>(text.error());
-    if (!h.ok()) {
-      spdlog::warn("skipping health file: {}", h.error().message);
-      continue;
-    }
-    out[h->node] = std::move(*h);
-  }
-  return out;
+  OC_TRY(storage_->modify(
+      [&](ClusterState& s) -> Status {
+        s.nodes.erase(name);
+        for (auto it = s.endpoints.begin(); it != s.endpoints.end();) {
+          it = it->second.node == name ? s.endpoints.erase(it) : std::next(it);
+        }
+        return okStatus();
+      },
+      nullptr));
+  return storage_->forgetNode(name);
 }
 
 }  // namespace offcore::svc

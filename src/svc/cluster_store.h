@@ -1,123 +1,31 @@
-// The cluster's network state, shared by every agent on the machine and the
-// CLI: one JSON document, <dir>/state.json, replaced atomically under an
-// exclusive flock on <dir>/.lock for every read-modify-write (readers take
-// it shared). Probe results live apart, <dir>/health/<node>.json, each file
-// written only by that node's agent, so health never contends for the lock.
-// Agents watch dir() with inotify (IN_MOVED_TO of state.json: the file is
-// replaced by rename, so a watch on the file itself goes stale) and
-// reprogram when `generation` moves. Agents also beat a heartbeat file,
-// <dir>/heartbeat/<node>, which makes a node live (svc/liveness.h).
+// The cluster's network state, shared by every agent and the CLI: the rules
+// (validation, VNI and ClusterIP assignment, IPAM) over a StateStorage that
+// holds it (state_storage.h): a directory on one machine, etcd across many.
+// Every change is one StateStorage::modify(), atomic against every writer.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
-#include "svc/resources.h"
+#include "svc/cluster_state.h"
+#include "svc/state_storage.h"
 
 namespace offcore::svc {
 
-// A pod interface the CNI asked for: an address from a Subnet's IPAM.
-struct Endpoint {
-  std::string id;  // "<node>/<containerId>/<ifname>"
-  std::string node, container_id, ifname, pod_name, netns, vpc, subnet;
-  std::string ip;  // no prefix
-  int prefix_len = 0;
-  std::string mac, representor;  // filled in by the agent once the VF is set up
-  // The service mesh (src/mesh): the pod's traffic goes through its node's
-  // proxy under the identity spiffe://<td>/ns/<ns>/sa/<service_account>.
-  bool mesh = false;
-  std::string ns = "default", service_account = "default";
-  // A VM's NIC (`offcore vm create --net`): the VM's name; "" = a pod. Its
-  // representor is a tap in the SoC; a Backend of kind vm may name its ip.
-  std::string vm{};
-  bool operator==(const Endpoint&) const = default;
-};
-
-struct EndpointRequest {
-  std::string node, container_id, ifname, pod_name, netns;
-  std::string vpc;  // "" = the subnet's VPC; otherwise it must be the subnet's VPC
-  std::string subnet;
-  bool mesh = false;
-  std::string ns = "default", service_account = "default";
-  std::string vm{};  // a VM's NIC: the VM's name
-};
-
-struct NodeRecord {
-  std::string name, fabric_ip, host_ip, host_mac;
-  std::string fabric_mac;  // its SoC uplink's MAC (natively routed frames come from it)
-  bool operator==(const NodeRecord&) const = default;
-};
-
-struct BackendHealth {
-  bool healthy = false;
-  uint64_t since_ms = 0;  // wall clock of the last transition
-  std::string last_error;
-  std::string probe;  // the NetworkProbe's name
-};
-
-struct NodeHealth {
-  std::string node;
-  uint64_t programmed_generation = 0;  // the state generation its dataplane runs
-  uint64_t updated_ms = 0;
-  std::map<std::string, BackendHealth> backends;  // by Backend name
-};
-
-struct ClusterState {
-  uint64_t generation = 0;          // +1 on every change
-  std::map<std::string, Vpc> vpcs;  // always holds the default VPC
-  std::map<std::string, Subnet> subnets;
-  std::map<std::string, Backend> backends;
-  std::map<std::string, Service> services;  // cluster_ip always set
-  std::map<std::string, NetworkProbe> probes;
-  std::map<std::string, Endpoint> endpoints;  // by id
-  std::map<std::string, NodeRecord> nodes;
-
-  bool operator==(const ClusterState&) const = default;
-  // The empty state: just the default VPC.
-  static ClusterState empty();
-  std::string toJson() const;
-  // `origin` names the file in errors; a corrupt document is an error, never a reset.
-  static Result<ClusterState> fromJson(const std::string& text, const std::string& origin);
-};
-
-std::string healthToJson(const NodeHealth& h);
-Result<NodeHealth> healthFromJson(const std::string& text, const std::string& origin);
-
-struct ApplyResult {
-  // "Kind/name", in document order.
-  std::vector<std::string> created, updated, unchanged;
-  uint64_t generation = 0;  // of the state after the apply
-};
-
-// Where Service addresses may come from. A fixed clusterIP must lie in
-// service_cidr; an eip in eip_pool (when one is declared). Neither may be a
-// pod's, a Backend's or a node's address, nor inside a Subnet.
-struct AddressPlan {
-  std::string service_cidr = "10.96.0.0/16";
-  std::string eip_pool;  // "" = no pool declared (tests); the config always declares one
-  AddressPlan() = default;
-  AddressPlan(const char* cidr) : service_cidr(cidr) {}  // NOLINT: a plan of only a service CIDR
-  AddressPlan(std::string cidr, std::string pool = "") : service_cidr(std::move(cidr)), eip_pool(std::move(pool)) {}
-};
-
-// Validates docs against each other and the state (references, overlaps,
-// uniqueness, immutable fields), assigns VNIs and ClusterIPs, and merges them
-// into state. On error, state is untouched and the message lists every
-// problem, one per line, each `file:line: Kind "name": field: what`. Does not
-// bump the generation.
-Result<ApplyResult> applyToState(ClusterState& state, const std::vector<Resource>& docs, const AddressPlan& plan);
-
-// Why removing kind/name from state is refused ("" = it can go).
-std::string removalBlocker(const ClusterState& state, const std::string& kind, const std::string& name);
-
 class ClusterStore {
  public:
+  // The directory store (tests, and tools that only ever use one).
   explicit ClusterStore(std::string dir, AddressPlan plan = AddressPlan());
+  ClusterStore(std::shared_ptr<StateStorage> storage, AddressPlan plan);
+  // The store and address plan the config names (cluster_store or
+  // cluster_dir); location overrides the config's (--cluster).
+  static Result<ClusterStore> open(const Config& config, const std::string& location = "");
 
-  // A missing dir or file is the empty state (with the default VPC).
+  // An empty store is the empty state (with the default VPC).
   Result<ClusterState> load() const;
   // All-or-nothing: validate every document, then one atomic write.
   Result<ApplyResult> apply(const std::vector<Resource>& docs);
@@ -139,29 +47,24 @@ class ClusterStore {
   // with it), its health and heartbeat files. Ok when it was not there.
   Status unregisterNode(const std::string& name);
 
-  // Liveness: <dir>/heartbeat/<node> holds the wall-clock ms of the agent's
-  // last beat. Not watched by inotify (agents re-check on a timer), so a
-  // beat costs nobody a reconcile.
-  Status heartbeat(const std::string& node, uint64_t now_ms);
-  // By node; unreadable files count as never heard from.
-  std::map<std::string, uint64_t> loadHeartbeats() const;
+  // Liveness and probe health: StateStorage's.
+  Status heartbeat(const std::string& node, uint64_t now_ms) { return storage_->heartbeat(node, now_ms); }
+  std::map<std::string, uint64_t> loadHeartbeats() const { return storage_->loadHeartbeats(); }
+  Status writeHealth(const NodeHealth& health) { return storage_->writeHealth(health); }
+  Result<std::map<std::string, NodeHealth>> loadHealth() const { return storage_->loadHealth(); }
+  Result<std::string> claim(const std::string& key, const std::string& node, bool want) {
+    return storage_->claim(key, node, want);
+  }
+  Result<std::map<std::string, std::string>> claims() const { return storage_->claims(); }
+  Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, std::function<void()> changed) {
+    return storage_->watch(loop, std::move(changed));
+  }
 
-  // Health needs no lock: each file has one writer and is replaced atomically.
-  Status writeHealth(const NodeHealth& health);
-  // By node; unreadable files are skipped with a warning.
-  Result<std::map<std::string, NodeHealth>> loadHealth() const;
-
-  const std::string& dir() const { return dir_; }
-  std::string stateFile() const { return dir_ + "/state.json"; }
+  StateStorage& storage() { return *storage_; }
+  std::string describe() const { return storage_->describe(); }
 
  private:
-  // Runs fn on the current state under the exclusive lock; writes the state
-  // back (generation + 1) only when fn changed it. *generation: the result's.
-  template <typename Fn>
-  Status modify(Fn&& fn, uint64_t* generation = nullptr);
-  Result<ClusterState> readState() const;
-
-  std::string dir_;
+  std::shared_ptr<StateStorage> storage_;
   AddressPlan plan_;
 };
 

@@ -131,3 +131,68 @@ loop_attach() {
   cleanup "losetup -d $l"
   echo "$l"
 }
+
+# A 3-member etcd cluster (Debian's etcd-server) on the fabric hosts named
+# after DIR, data under DIR/<host>: sets ETCD_URL (etcd://ip:2379,...),
+# ETCD_HOSTS, and ETCD_PID_<host> for etcd_kill/etcd_start. Members talk
+# to each other and to the nodes' SoCs over the fabric only.
+etcd_cluster_up() {
+  local dir=$1; shift
+  local host ip initial="" urls=""
+  ETCD_HOSTS=("$@")
+  mkdir -p "$dir"
+  for host in "$@"; do
+    oc fabric host add "$host" >/dev/null
+    cleanup "\"$OFFCORE\" fabric host del $host"
+    ip=$(oc fabric host list --json | jq -r --arg h "$host" '.[] | select(.name==$h) | .ip | sub("/.*"; "")')
+    printf -v "ETCD_IP_${host}" '%s' "$ip"
+    initial+="${initial:+,}$host=http://$ip:2380"
+    urls+="${urls:+,}$ip:2379"
+  done
+  ETCD_INITIAL=$initial
+  ETCD_URL="etcd://$urls"
+  for host in "$@"; do
+    etcd_start "$dir" "$host" new
+    cleanup "etcd_kill $host"
+  done
+  # Ready when a write commits (a quorum elected a leader).
+  local first=$1 ip0
+  ip0=$(etcd_ip "$first")
+  for _ in $(seq 100); do
+    oc fabric exec "$first" -- etcdctl --endpoints "http://$ip0:2379" --command-timeout=1s put /offcore-probe x \
+      >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  fail "etcd did not elect a leader: $(tail -3 "$dir/$first.log")"
+}
+
+etcd_ip() { local v="ETCD_IP_$1"; echo "${!v}"; }
+
+# etcd_start DIR HOST new|existing: one member, in its fabric host.
+etcd_start() {
+  local dir=$1 host=$2 state=$3 ip
+  ip=$(etcd_ip "$host")
+  setsid "$OFFCORE" fabric exec "$host" -- etcd --name "$host" --data-dir "$dir/$host" \
+    --listen-client-urls "http://$ip:2379" --advertise-client-urls "http://$ip:2379" \
+    --listen-peer-urls "http://$ip:2380" --initial-advertise-peer-urls "http://$ip:2380" \
+    --initial-cluster "$ETCD_INITIAL" --initial-cluster-state "$state" --initial-cluster-token "t$ID" \
+    --max-txn-ops 20000 --heartbeat-interval 50 --election-timeout 500 >>"$dir/$host.log" 2>&1 &
+  printf -v "ETCD_PID_${host}" '%s' "$!"
+}
+
+# Kills a member (by the pid we started) and waits for it to be gone.
+etcd_kill() {
+  local v="ETCD_PID_$1" pid
+  pid=${!v:-}
+  [ -n "$pid" ] || return 0
+  kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  printf -v "ETCD_PID_$1" '%s' ""
+}
+
+# etcdctl against the cluster, from the first member's fabric host.
+etcdctl_c() {
+  local h=${ETCD_HOSTS[0]} eps
+  eps=$(echo "${ETCD_URL#etcd://}" | sed 's/\([^,]*\)/http:\/\/\1/g')
+  oc fabric exec "$h" -- etcdctl --endpoints "$eps" --command-timeout=3s "$@"
+}

@@ -8,8 +8,21 @@ CNI=${CNI:-$(dirname "$OFFCORE")/offcore-cni}
 [ -x "$CNI" ] || fail "the CNI plugin is not built: $CNI"
 SVC_T=$(mktemp -d /tmp/ocsvc.XXXXXX)
 cleanup "rm -rf $SVC_T"
-# A private cluster state, so tests never see each other's Services.
-printf '{"cluster_dir": "%s/cluster"}\n' "$SVC_T" > "$SVC_T/config.json"
+# A private cluster state, so tests never see each other's Services: a
+# directory, or with OC_CLUSTER_STORE=etcd a 3-member etcd cluster of its own
+# on three fabric hosts. svc_config [FIELDS] (re)writes the config with more
+# fields, e.g. '"node_expiry_ms": 2000'.
+CLUSTER_JSON="\"cluster_dir\": \"$SVC_T/cluster\""
+case ${OC_CLUSTER_STORE:-dir} in
+  dir) ;;
+  etcd)
+    etcd_cluster_up "$SVC_T/etcd" "ea$ID" "eb$ID" "ec$ID"
+    CLUSTER_JSON+=", \"cluster_store\": \"$ETCD_URL\""
+    ;;
+  *) fail "OC_CLUSTER_STORE is dir or etcd" ;;
+esac
+svc_config() { printf '{%s%s}\n' "$CLUSTER_JSON" "${1:+, $1}" > "$SVC_T/config.json"; }
+svc_config
 export OFFCORE_CONFIG=$SVC_T/config.json
 
 # cni CMD NODE POD SUBNET [VPC [EXTRA]] -> the plugin's stdout; EXTRA is more

@@ -246,6 +246,13 @@ wait_programmed lbx
 check_gateway
 [ "$gw_node" != "$first_gw" ] || fail "no EIP in 10.77.202.20-60 is owned by the other node"
 
+if [ "${OC_CLUSTER_STORE:-dir}" = etcd ]; then
+  step "the state is in etcd, one key per object, and nowhere else"
+  n=$(etcdctl_c get --prefix --keys-only /offcore/v1/services/ | grep -c .)
+  [ "$n" = "$(oc svc list --kind Service --json | jq length)" ] || fail "etcd holds $n Service keys"
+  [ ! -e "$SVC_T/cluster/state.json" ] || fail "the directory store was written too"
+fi
+
 step "svc get shows endpoints and health"
 oc svc get web --json | jq -e '.endpoints | length == 2' >/dev/null || fail "web endpoints: $(oc svc get web --json)"
 

@@ -1,0 +1,44 @@
+// The KvClient of a real etcd v3 cluster, over its HTTP/JSON gateway
+// (/v3/kv/range, /v3/kv/txn, /v3/watch, /v3/lease/*) with libcurl.
+//
+// Why the gateway and not gRPC: Debian's etcd protos import gogoproto and
+// google.api annotations that Debian ships in no C++-usable form; the gateway
+// carries the same messages (proto3 JSON: int64 as strings, bytes as base64)
+// and measures within the bench's noise for offcore's load (docs/ETCD.md).
+//
+// Members: a request goes to the member that answered last; one that cannot
+// be reached, times out or has no leader is skipped for the next. Writes are
+// transactions guarded by compares, so a retried one that had already applied
+// fails its compare instead of applying twice.
+//
+// Threads: every method may be called from any thread (a pool of curl
+// handles under a mutex). A watch runs on its own thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "kv/kv.h"
+
+namespace offcore::kv {
+
+struct EtcdOptions {
+  std::vector<std::string> endpoints;  // "http://host:port" or "https://host:port"
+  // Client TLS: with ca_file the endpoints are https and the member's
+  // certificate is checked against it; cert/key authenticate offcore.
+  std::string ca_file, cert_file, key_file;
+  long connect_timeout_ms = 1000;
+  long request_timeout_ms = 5000;
+  size_t max_response_bytes = 256u << 20;  // a member's answer is bounded like any peer's
+};
+
+// "etcd://host:port[,host:port...]" (an https scheme when tls), as the config
+// and --cluster take it. Hosts are names or IPv4 addresses; ports required.
+Result<EtcdOptions> parseEtcdUrl(const std::string& url, bool tls = false);
+bool isEtcdUrl(const std::string& location);
+
+std::unique_ptr<KvClient> makeEtcdClient(EtcdOptions options);
+
+}  // namespace offcore::kv

@@ -1,0 +1,94 @@
+// Where the cluster's network state lives: the part of ClusterStore that
+// differs between one machine and many. Two Impls:
+//
+//  - a directory (file_state_storage.cc, the embedded default): state.json
+//    under a flock, health/<node>.json, heartbeat/<node>, inotify;
+//  - etcd v3 (etcd_state_storage.cc): one key per object under /offcore/v1/,
+//    every change a transaction guarded by the generation key's revision,
+//    node liveness by leases, watches from a revision.
+//
+// ClusterStore (cluster_store.h) holds the rules (validation, IPAM) and
+// expresses every change as modify(); a StateStorage only makes modify()
+// atomic against every other writer and stores what it is given.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "base/config.h"
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "svc/cluster_state.h"
+
+namespace offcore::kv {
+class KvClient;
+}
+
+namespace offcore::svc {
+
+// Stops the notifications when destroyed (on the loop's thread).
+class StoreWatch {
+ public:
+  virtual ~StoreWatch() = default;
+};
+
+class StateStorage {
+ public:
+  virtual ~StateStorage() = default;
+
+  // A store with nothing in it is the empty state (the default VPC).
+  virtual Result<ClusterState> load() const = 0;
+  // Runs fn on the current state and writes the result (generation + 1)
+  // only when fn changed it, atomically: a write that raced another is
+  // retried on the new state, so no update is lost. *generation: the
+  // state's after the call. fn may run more than once.
+  using Change = std::function<Status(ClusterState&)>;
+  virtual Status modify(const Change& fn, uint64_t* generation) = 0;
+
+  // Node liveness: an agent beats every heartbeat_interval_ms; a node is
+  // live while its last beat is younger than node_expiry_ms (liveness.h).
+  // loadHeartbeats: by node, the wall-clock ms of the last beat known.
+  virtual Status heartbeat(const std::string& node, uint64_t now_ms) = 0;
+  virtual std::map<std::string, uint64_t> loadHeartbeats() const = 0;
+  // Probe results, one record per node, written only by that node's agent.
+  virtual Status writeHealth(const NodeHealth& health) = 0;
+  virtual Result<std::map<std::string, NodeHealth>> loadHealth() const = 0;
+  // A node left: its health and liveness records go.
+  virtual Status forgetNode(const std::string& node) = 0;
+
+  // Exclusive ownership of `key` (an EIP), decided by the store: with want,
+  // node takes it unless another holds it; without, node lets go of it if it
+  // holds it. Returns the holder afterwards ("" = nobody). On etcd the claim
+  // lives as long as node's lease (heartbeat() first): a node that dies
+  // loses it within the lease TTL and the next claimant gets it. The
+  // directory store has no election and answers node when want, else "";
+  // rendezvous over the live nodes (liveness.h) is all it has.
+  virtual Result<std::string> claim(const std::string& key, const std::string& node, bool want) = 0;
+  // Holders of every claim, by key.
+  virtual Result<std::map<std::string, std::string>> claims() const = 0;
+
+  // Calls changed() on loop's thread after the state, a node's health or
+  // liveness changed (several changes may come as one call).
+  virtual Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, std::function<void()> changed) = 0;
+
+  // For messages: the directory or etcd://members.
+  virtual std::string describe() const = 0;
+};
+
+std::shared_ptr<StateStorage> makeDirStorage(std::string dir);
+// Node leases last lease_ttl_s (a node whose agent stops beating is gone
+// from the live set within it).
+std::shared_ptr<StateStorage> makeEtcdStorage(std::unique_ptr<kv::KvClient> kv, int64_t lease_ttl_s);
+
+// What the config names: cluster_store (etcd://..., with the etcd_* TLS
+// files) or else cluster_dir. `location` overrides both when not empty (a
+// directory or an etcd:// address, as --cluster takes it).
+Result<std::shared_ptr<StateStorage>> openStateStorage(const Config& config, const std::string& location = "");
+// For a long-lived owner that reports errors per call (the agent): a store
+// that cannot be opened answers every call with the reason.
+std::shared_ptr<StateStorage> openStateStorageOrUnusable(const Config& config);
+
+}  // namespace offcore::svc
