@@ -167,6 +167,29 @@ std::map<std::string, std::string> stateObjects(const ClusterState& s) {
   return out;
 }
 
+bool isStateObjectKey(const std::string& key) {
+  size_t slash = key.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == key.size()) return false;
+  const std::string section = key.substr(0, slash);
+  for (const char* known : {"vpcs", "subnets", "backends", "services", "probes", "endpoints", "nodes"}) {
+    if (section == known) return true;
+  }
+  return false;
+}
+
+void eraseStateObject(ClusterState& s, const std::string& key) {
+  if (!isStateObjectKey(key)) return;
+  size_t slash = key.find('/');
+  const std::string section = key.substr(0, slash), name = key.substr(slash + 1);
+  if (section == "vpcs" && name != kDefaultVpc) s.vpcs.erase(name);
+  if (section == "subnets") s.subnets.erase(name);
+  if (section == "backends") s.backends.erase(name);
+  if (section == "services") s.services.erase(name);
+  if (section == "probes") s.probes.erase(name);
+  if (section == "endpoints") s.endpoints.erase(name);
+  if (section == "nodes") s.nodes.erase(name);
+}
+
 Status readStateObject(ClusterState& s, const std::string& key, const std::string& text, const std::string& where) {
   size_t slash = key.find('/');
   if (slash == std::string::npos || slash + 1 == key.size()) return makeError(where + ": not <section>/<name>");

@@ -83,6 +83,10 @@ struct ClusterState {
 std::map<std::string, std::string> stateObjects(const ClusterState& s);
 // Adds one such object to s; `where` names it in errors.
 Status readStateObject(ClusterState& s, const std::string& key, const std::string& text, const std::string& where);
+// Removes one (the default VPC stays, as in every state); unknown keys are ignored.
+void eraseStateObject(ClusterState& s, const std::string& key);
+// Whether key ("<section>/<name>") names an object of a section of the state.
+bool isStateObjectKey(const std::string& key);
 
 std::string healthToJson(const NodeHealth& h);
 Result<NodeHealth> healthFromJson(const std::string& text, const std::string& origin);

@@ -22,6 +22,7 @@
 
 #include "base/log.h"
 #include "kv/etcd_client.h"
+#include "svc/etcd_state_cache.h"
 #include "svc/state_storage.h"
 
 namespace offcore::svc {
@@ -34,15 +35,10 @@ const std::string kHealth = kPrefix + "health/";
 const std::string kLive = kPrefix + "live/";
 const std::string kOwners = kPrefix + "owners/";
 constexpr int kMaxAttempts = 200;
+// How long a read waits for the watch to catch up with our own write before it asks etcd.
+constexpr int kCacheWaitMs = 500;
 
 bool plainName(const std::string& s) { return !s.empty() && s.find('/') == std::string::npos && s != "." && s != ".."; }
-
-bool isStateSection(const std::string& key_rest) {
-  for (const char* s : {"vpcs/", "subnets/", "backends/", "services/", "probes/", "endpoints/", "nodes/"}) {
-    if (key_rest.rfind(s, 0) == 0) return true;
-  }
-  return false;
-}
 
 uint64_t wallMs() {
   return static_cast<uint64_t>(
@@ -60,39 +56,47 @@ struct Snapshot {
 class EtcdStoreWatch final : public StoreWatch {
  public:
   struct Shared {
-    Shared(EventLoop& l, std::function<void()> c, kv::KvClient& k) : loop(l), changed(std::move(c)), kv(k) {}
+    Shared(EventLoop& l, std::function<void()> c, kv::KvClient& k, std::shared_ptr<EtcdStateCache> cache)
+        : loop(l), changed(std::move(c)), kv(k), cache(std::move(cache)) {}
     EventLoop& loop;
     std::function<void()> changed;
     kv::KvClient& kv;
+    std::shared_ptr<EtcdStateCache> cache;  // kept by the watch's events
     std::atomic<bool> pending{false};
     std::unique_ptr<kv::Watch> inner;  // loop thread only
   };
 
   explicit EtcdStoreWatch(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
-  ~EtcdStoreWatch() override { s_->inner.reset(); }
+  ~EtcdStoreWatch() override {
+    s_->inner.reset();
+    s_->cache->invalidate();  // nobody keeps it current any more
+  }
   EtcdStoreWatch(const EtcdStoreWatch&) = delete;
   EtcdStoreWatch& operator=(const EtcdStoreWatch&) = delete;
 
-  // (Re)starts the etcd watch from the revision after `after`.
-  static Status start(const std::shared_ptr<Shared>& s, int64_t after) {
+  // Lists the prefix into the cache, then follows it from the next revision.
+  static Status start(const std::shared_ptr<Shared>& s) {
+    auto listed = s->kv.range(kPrefix, kv::prefixEnd(kPrefix));
+    if (!listed.ok()) return listed.error().wrap("cluster store: watch");
+    OC_TRY(s->cache->reset(*listed));
     std::weak_ptr<Shared> weak = s;
-    auto w = s->kv.watch(kPrefix, kv::prefixEnd(kPrefix), after + 1, [weak](const kv::WatchBatch& b) {
+    auto w = s->kv.watch(kPrefix, kv::prefixEnd(kPrefix), listed->revision + 1, [weak](const kv::WatchBatch& b) {
       auto sh = weak.lock();
       if (!sh) return;
       if (b.compacted > 0) {
-        // History is gone: re-list (the agent reloads everything) and follow from now.
+        // History is gone: list again (the agent reloads everything) and follow from there.
         spdlog::info("cluster store: changes before revision {} were compacted away; re-listing", b.compacted);
+        sh->cache->invalidate();
         sh->loop.post([weak] {
           auto s2 = weak.lock();
           if (!s2) return;
           s2->inner.reset();
-          auto now = s2->kv.range(kGenKey, "");
-          if (auto st = start(s2, now.ok() ? now->revision : 0); !st.ok())
-            spdlog::warn("cluster store: watch: {}", st.error().message);
+          if (auto st = start(s2); !st.ok()) spdlog::warn("cluster store: watch: {}", st.error().message);
           s2->changed();
         });
         return;
       }
+      sh->cache->apply(b);
       if (sh->pending.exchange(true)) return;  // one reconcile covers a burst
       sh->loop.post([weak] {
         auto s2 = weak.lock();
@@ -112,9 +116,13 @@ class EtcdStoreWatch final : public StoreWatch {
 
 class EtcdStorage final : public StateStorage {
  public:
-  EtcdStorage(std::unique_ptr<kv::KvClient> kv, int64_t lease_ttl_s) : kv_(std::move(kv)), ttl_(lease_ttl_s) {}
+  EtcdStorage(std::unique_ptr<kv::KvClient> kv, int64_t lease_ttl_s)
+      : kv_(std::move(kv)), ttl_(lease_ttl_s), cache_(std::make_shared<EtcdStateCache>(kPrefix)) {}
 
+  // From the watch's cache when a watch keeps one (and it has seen this
+  // process's own last write), else from etcd.
   Result<ClusterState> load() const override {
+    if (auto cached = cache_->state(own_rev_.load(), kCacheWaitMs)) return std::move(*cached);
     OC_ASSIGN_OR_RETURN(Snapshot snap, read());
     return std::move(snap.state);
   }
@@ -152,6 +160,7 @@ class EtcdStorage final : public StateStorage {
         return t.error().wrap("cluster store");
       }
       if (t->succeeded) {
+        noteWrite(t->revision);
         if (generation) *generation = after.generation;
         return okStatus();
       }
@@ -181,6 +190,7 @@ class EtcdStorage final : public StateStorage {
       (void)kv_->leaseRevoke(id);
       return t.error().wrap("heartbeat");
     }
+    noteWrite(t->revision);
     lease_ = id;
     lease_node_ = node;
     return okStatus();
@@ -188,12 +198,16 @@ class EtcdStorage final : public StateStorage {
 
   std::map<std::string, uint64_t> loadHeartbeats() const override {
     std::map<std::string, uint64_t> out;
+    // A key there is a lease etcd still holds: the node is live now.
+    if (auto live = cache_->live(own_rev_.load(), kCacheWaitMs)) {
+      for (const auto& node : *live) out[node] = wallMs();
+      return out;
+    }
     auto r = kv_->range(kLive, kv::prefixEnd(kLive));
     if (!r.ok()) {
       spdlog::warn("cluster store: liveness: {}", r.error().message);
       return out;
     }
-    // A key there is a lease etcd still holds: the node is live now.
     uint64_t now = wallMs();
     for (const auto& kv : r->kvs) out[kv.key.substr(kLive.size())] = now;
     return out;
@@ -203,10 +217,12 @@ class EtcdStorage final : public StateStorage {
     if (!plainName(health.node)) return makeError("write health: bad node name '" + health.node + "'");
     auto t = kv_->txn({}, {kv::Op::put(kHealth + health.node, healthToJson(health))});
     if (!t.ok()) return t.error().wrap("write health");
+    noteWrite(t->revision);
     return okStatus();
   }
 
   Result<std::map<std::string, NodeHealth>> loadHealth() const override {
+    if (auto cached = cache_->health(own_rev_.load(), kCacheWaitMs)) return std::move(*cached);
     OC_ASSIGN_OR_RETURN(kv::RangeResult r, kv_->range(kHealth, kv::prefixEnd(kHealth)));
     std::map<std::string, NodeHealth> out;
     for (const auto& kv : r.kvs) {
@@ -237,6 +253,12 @@ class EtcdStorage final : public StateStorage {
   Result<std::string> claim(const std::string& key, const std::string& node, bool want) override {
     if (key.empty() || key.find('/') != std::string::npos) return makeError("claim: bad key '" + key + "'");
     const std::string k = kOwners + key;
+    // What the watch has seen: holding it already costs no round trip.
+    auto seen = cache_->owners(own_rev_.load(), kCacheWaitMs);
+    if (seen && want && seen->count(key) && seen->at(key) == node) return node;
+    if (seen && !want && (!seen->count(key) || seen->at(key) != node)) {
+      return seen->count(key) ? seen->at(key) : std::string();
+    }
     if (want) {
       int64_t lease;
       {
@@ -247,17 +269,23 @@ class EtcdStorage final : public StateStorage {
       kv::Compare absent{k, kv::Compare::Target::Version, kv::Compare::Result::Equal, 0, ""};
       auto t = kv_->txn({absent}, {kv::Op::put(k, node, lease)});
       if (!t.ok()) return t.error().wrap("claim " + key);
-      if (t->succeeded) return node;
+      if (t->succeeded) {
+        noteWrite(t->revision);
+        return node;
+      }
     } else {
       kv::Compare mine{k, kv::Compare::Target::Value, kv::Compare::Result::Equal, 0, node};
       auto t = kv_->txn({mine}, {kv::Op::del(k)});
       if (!t.ok()) return t.error().wrap("release " + key);
+      if (t->succeeded) noteWrite(t->revision);
     }
+    if (auto now = cache_->owners(own_rev_.load(), kCacheWaitMs)) return now->count(key) ? now->at(key) : std::string();
     OC_ASSIGN_OR_RETURN(kv::RangeResult r, kv_->range(k, ""));
     return r.kvs.empty() ? std::string() : r.kvs[0].value;
   }
 
   Result<std::map<std::string, std::string>> claims() const override {
+    if (auto cached = cache_->owners(own_rev_.load(), kCacheWaitMs)) return std::move(*cached);
     OC_ASSIGN_OR_RETURN(kv::RangeResult r, kv_->range(kOwners, kv::prefixEnd(kOwners)));
     std::map<std::string, std::string> out;
     for (const auto& kv : r.kvs) out[kv.key.substr(kOwners.size())] = kv.value;
@@ -265,10 +293,8 @@ class EtcdStorage final : public StateStorage {
   }
 
   Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, std::function<void()> changed) override {
-    auto now = kv_->range(kGenKey, "");
-    if (!now.ok()) return now.error().wrap("cluster store: watch");
-    auto shared = std::make_shared<EtcdStoreWatch::Shared>(loop, std::move(changed), *kv_);
-    OC_TRY(EtcdStoreWatch::start(shared, now->revision));
+    auto shared = std::make_shared<EtcdStoreWatch::Shared>(loop, std::move(changed), *kv_, cache_);
+    OC_TRY(EtcdStoreWatch::start(shared));
     return std::unique_ptr<StoreWatch>(std::make_unique<EtcdStoreWatch>(std::move(shared)));
   }
 
@@ -291,15 +317,25 @@ class EtcdStorage final : public StateStorage {
                            " is not a number; restore it from a backup");
         continue;
       }
-      if (!isStateSection(rest)) continue;
+      if (!isStateObjectKey(rest)) continue;
       OC_TRY(readStateObject(snap.state, rest, kv.value, describe() + " key " + kv.key));
       snap.objects[rest] = kv.value;
     }
     return snap;
   }
 
+  // Reads wait for the watch to have seen this revision: our own last write
+  // (only writes that changed a key: a failed compare's revision may be
+  // another prefix's, which this watch never sees).
+  void noteWrite(int64_t revision) {
+    int64_t seen = own_rev_.load();
+    while (seen < revision && !own_rev_.compare_exchange_weak(seen, revision)) {}
+  }
+
   std::unique_ptr<kv::KvClient> kv_;
   int64_t ttl_;
+  std::shared_ptr<EtcdStateCache> cache_;
+  std::atomic<int64_t> own_rev_{0};
   std::mutex lease_mu_;
   int64_t lease_ = 0;  // this process's node lease, guarded by lease_mu_
   std::string lease_node_;

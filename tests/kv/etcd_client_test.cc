@@ -172,6 +172,34 @@ TEST(EtcdClientTest, SkipsAMemberThatIsDownAndNamesEveryFailure) {
   EXPECT_NE(r.error().message.find("quorum"), std::string::npos) << r.error().message;
 }
 
+TEST(EtcdClientTest, SpeaksClientTlsAndRefusesAStranger) {
+  EtcdMember member;
+  auto up = member.start(/*tls=*/true);
+  ASSERT_TRUE(up.ok()) << up.error().message;
+  auto kv = makeEtcdClient(member.options());
+  auto t = kv->txn({}, {Op::put("k", "v")});
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_TRUE(t->succeeded);
+
+  // No client certificate: the member refuses the handshake.
+  EtcdOptions anonymous = member.options();
+  anonymous.cert_file.clear();
+  anonymous.key_file.clear();
+  auto refused = makeEtcdClient(anonymous)->range("k", "");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message.find('\n'), std::string::npos);
+  // A member whose certificate our CA did not sign is not trusted.
+  EtcdOptions wrong_ca = member.options();
+  wrong_ca.ca_file = member.dir() + "/client.pem";  // a certificate, but not the member's CA
+  auto untrusted = makeEtcdClient(wrong_ca)->range("k", "");
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_NE(untrusted.error().message.find("certificate"), std::string::npos) << untrusted.error().message;
+  // Plain http to a TLS member is no way round it.
+  EtcdOptions plain = member.options();
+  plain.endpoints[0].replace(0, 5, "http");
+  EXPECT_FALSE(makeEtcdClient(plain)->range("k", "").ok());
+}
+
 TEST(EtcdClientTest, ParsesClusterUrls) {
   auto o = parseEtcdUrl("etcd://10.0.0.1:2379,etcd-b:2380");
   ASSERT_TRUE(o.ok()) << o.error().message;

@@ -18,6 +18,7 @@ class FakeKv final : public KvClient {
   Result<RangeResult> range(const std::string& key, const std::string& range_end, int64_t revision = 0) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (fail_) return makeError("fake etcd: down", EHOSTUNREACH);
+    ++ranges_;
     if (revision > 0 && revision < compacted_) return makeError("fake etcd: revision compacted", ERANGE);
     RangeResult out;
     out.revision = rev_;
@@ -135,6 +136,10 @@ class FakeKv final : public KvClient {
     std::lock_guard<std::mutex> lock(mu_);
     return txns_;
   }
+  int64_t ranges() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ranges_;
+  }
   size_t liveLeases() const {
     std::lock_guard<std::mutex> lock(mu_);
     return leases_.size();
@@ -234,7 +239,7 @@ class FakeKv final : public KvClient {
   std::vector<std::pair<int64_t, std::vector<WatchEvent>>> history_;
   std::map<int64_t, int64_t> leases_;  // id -> ttl
   std::set<std::shared_ptr<Watcher>> watchers_;
-  int64_t rev_ = 1, compacted_ = 0, next_lease_ = 0, txns_ = 0, keepalives_ = 0;
+  int64_t rev_ = 1, compacted_ = 0, next_lease_ = 0, txns_ = 0, keepalives_ = 0, ranges_ = 0;
   bool fail_ = false;
 };
 

@@ -71,6 +71,29 @@ class LoopThread {
   std::thread thread_;
 };
 
+// Another client of the same fake etcd: two agents (two processes in real
+// life), each its own storage and lease, one etcd.
+struct Shared final : kv::KvClient {
+  explicit Shared(std::shared_ptr<kv::FakeKv> k) : k(std::move(k)) {}
+  Result<kv::RangeResult> range(const std::string& a, const std::string& b, int64_t r) override {
+    return k->range(a, b, r);
+  }
+  Result<kv::TxnResult> txn(const std::vector<kv::Compare>& c, const std::vector<kv::Op>& s,
+                            const std::vector<kv::Op>& f) override {
+    return k->txn(c, s, f);
+  }
+  Result<int64_t> leaseGrant(int64_t t) override { return k->leaseGrant(t); }
+  Result<int64_t> leaseKeepAlive(int64_t id) override { return k->leaseKeepAlive(id); }
+  Status leaseRevoke(int64_t id) override { return k->leaseRevoke(id); }
+  Result<std::unique_ptr<kv::Watch>> watch(const std::string& a, const std::string& b, int64_t r,
+                                           kv::WatchCallback fn) override {
+    return k->watch(a, b, r, std::move(fn));
+  }
+  Status compact(int64_t r) override { return k->compact(r); }
+  std::string describe() const override { return "shared-fake"; }
+  std::shared_ptr<kv::FakeKv> k;
+};
+
 bool waitUntil(const std::function<bool()>& cond, int ms = 5000) {
   for (int i = 0; i < ms / 10; ++i) {
     if (cond()) return true;
@@ -84,7 +107,7 @@ TEST(EtcdClusterStoreTest, KeepsOneKeyPerObjectAndTheRulesOfTheFileStore) {
   kv::FakeKv* raw = kv.get();
   ClusterStore store(makeEtcdStorage(std::move(kv), 5), AddressPlan("10.96.0.0/16"));
   auto empty = store.load();
-  ASSERT_TRUE(empty.ok());
+  ASSERT_TRUE(empty.ok()) << empty.error().message;
   EXPECT_EQ(*empty, ClusterState::empty());
 
   auto applied = store.apply(parse(std::string(kNet) + "---\n" + serviceYaml(1)));
@@ -151,27 +174,6 @@ TEST(EtcdClusterStoreTest, NodeLivenessFollowsItsLease) {
 
 TEST(EtcdClusterStoreTest, AnEipHasOneHolderUntilItsLeaseEnds) {
   auto kv = std::make_shared<kv::FakeKv>();
-  // Two agents (two processes in real life): each its own storage and lease, one etcd.
-  struct Shared final : kv::KvClient {
-    explicit Shared(std::shared_ptr<kv::FakeKv> k) : k(std::move(k)) {}
-    Result<kv::RangeResult> range(const std::string& a, const std::string& b, int64_t r) override {
-      return k->range(a, b, r);
-    }
-    Result<kv::TxnResult> txn(const std::vector<kv::Compare>& c, const std::vector<kv::Op>& s,
-                              const std::vector<kv::Op>& f) override {
-      return k->txn(c, s, f);
-    }
-    Result<int64_t> leaseGrant(int64_t t) override { return k->leaseGrant(t); }
-    Result<int64_t> leaseKeepAlive(int64_t id) override { return k->leaseKeepAlive(id); }
-    Status leaseRevoke(int64_t id) override { return k->leaseRevoke(id); }
-    Result<std::unique_ptr<kv::Watch>> watch(const std::string& a, const std::string& b, int64_t r,
-                                             kv::WatchCallback fn) override {
-      return k->watch(a, b, r, std::move(fn));
-    }
-    Status compact(int64_t r) override { return k->compact(r); }
-    std::string describe() const override { return "shared-fake"; }
-    std::shared_ptr<kv::FakeKv> k;
-  };
   ClusterStore a(makeEtcdStorage(std::make_unique<Shared>(kv), 5), "10.96.0.0/16");
   ClusterStore b(makeEtcdStorage(std::make_unique<Shared>(kv), 5), "10.96.0.0/16");
   EXPECT_FALSE(a.claim("10.77.200.1", "a", true).ok());  // no lease yet: no claim
@@ -191,6 +193,45 @@ TEST(EtcdClusterStoreTest, AnEipHasOneHolderUntilItsLeaseEnds) {
   ClusterStore dir(std::string("/nonexistent-oc-dir"));
   EXPECT_EQ(*dir.claim("10.77.200.1", "a", true), "a");
   EXPECT_EQ(*dir.claim("10.77.200.1", "a", false), "");
+}
+
+TEST(EtcdClusterStoreTest, AWatchingAgentReadsFromWhatTheWatchSawNotFromEtcd) {
+  auto kv = std::make_shared<kv::FakeKv>();
+  ClusterStore agent(makeEtcdStorage(std::make_unique<Shared>(kv), 5), "10.96.0.0/16");
+  ClusterStore cli(makeEtcdStorage(std::make_unique<Shared>(kv), 5), "10.96.0.0/16");
+  ASSERT_TRUE(cli.apply(parse(kNet)).ok());
+  LoopThread lt;
+  std::atomic<int> calls{0};
+  std::unique_ptr<StoreWatch> w;
+  lt.sync([&] {
+    auto made = agent.watch(lt.loop, [&] { ++calls; });
+    ASSERT_TRUE(made.ok()) << made.error().message;
+    w = std::move(*made);
+  });
+  // Another writer's change reaches the agent through the watch alone.
+  ASSERT_TRUE(cli.apply(parse(serviceYaml(1))).ok());
+  ASSERT_TRUE(cli.heartbeat("b", 1).ok());
+  int64_t ranges = kv->ranges();
+  auto seen = agent.load();
+  ASSERT_TRUE(seen.ok());
+  EXPECT_EQ(seen->services.count("s1"), 1u);
+  EXPECT_EQ(seen->generation, 2u);
+  EXPECT_EQ(agent.loadHeartbeats().count("b"), 1u);
+  EXPECT_EQ(kv->ranges(), ranges) << "a read went to etcd";
+  // Its own write is in its next read (read-your-writes), deletions too.
+  auto ep = agent.addEndpoint(pod("a", 1));
+  ASSERT_TRUE(ep.ok()) << ep.error().message;
+  EXPECT_EQ(agent.load()->endpoints.count(ep->id), 1u);
+  ASSERT_TRUE(cli.remove("Service", "s1").ok());
+  EXPECT_EQ(agent.load()->services.count("s1"), 0u);
+  ASSERT_TRUE(cli.unregisterNode("b").ok());
+  EXPECT_EQ(agent.loadHeartbeats().count("b"), 0u);
+  EXPECT_EQ(*agent.load(), *cli.load());  // the cache and etcd agree
+  // Without the watch, reads go to etcd again.
+  lt.sync([&] { w.reset(); });
+  ranges = kv->ranges();
+  ASSERT_TRUE(agent.load().ok());
+  EXPECT_GT(kv->ranges(), ranges);
 }
 
 TEST(EtcdClusterStoreTest, AnUnreachableStoreIsAClearError) {
@@ -321,6 +362,7 @@ class Forwarder {
         fds.push_back({b, POLLIN, 0});
       }
       ::poll(fds.data(), fds.size(), 20);
+      const size_t polled = pairs_.size();  // fds has entries for these only
       if (fds[0].revents & POLLIN) {
         int c = ::accept(listen_, nullptr, nullptr);
         if (c >= 0) {
@@ -337,8 +379,8 @@ class Forwarder {
           }
         }
       }
-      std::vector<std::pair<int, int>> keep;
-      for (size_t i = 0; i < pairs_.size(); ++i) {
+      std::vector<std::pair<int, int>> keep(pairs_.begin() + static_cast<std::ptrdiff_t>(polled), pairs_.end());
+      for (size_t i = 0; i < polled; ++i) {
         auto [a, b] = pairs_[i];
         bool dead = false;
         for (auto [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
