@@ -56,6 +56,20 @@ class LoopThread {
     loop.stop();
     thread_.join();
   }
+  // store's watch on this loop, counting its calls; null (and a test
+  // failure) when it cannot start. Destroy it with sync().
+  std::unique_ptr<StoreWatch> watch(ClusterStore& store, std::atomic<int>& calls) {
+    std::unique_ptr<StoreWatch> w;
+    sync([&] {
+      auto made = store.watch(loop, [&calls] { ++calls; });
+      if (made.ok()) {
+        w = std::move(*made);
+      } else {
+        ADD_FAILURE() << made.error().message;
+      }
+    });
+    return w;
+  }
   // Runs fn on the loop's thread and waits for it.
   void sync(std::function<void()> fn) {
     std::atomic<bool> done{false};
@@ -202,12 +216,8 @@ TEST(EtcdClusterStoreTest, AWatchingAgentReadsFromWhatTheWatchSawNotFromEtcd) {
   ASSERT_TRUE(cli.apply(parse(kNet)).ok());
   LoopThread lt;
   std::atomic<int> calls{0};
-  std::unique_ptr<StoreWatch> w;
-  lt.sync([&] {
-    auto made = agent.watch(lt.loop, [&] { ++calls; });
-    ASSERT_TRUE(made.ok()) << made.error().message;
-    w = std::move(*made);
-  });
+  std::unique_ptr<StoreWatch> w = lt.watch(agent, calls);
+  ASSERT_TRUE(w);
   // Another writer's change reaches the agent through the watch alone.
   ASSERT_TRUE(cli.apply(parse(serviceYaml(1))).ok());
   ASSERT_TRUE(cli.heartbeat("b", 1).ok());
@@ -416,12 +426,8 @@ TEST_F(EtcdClusterStoreRealTest, TheWatchTellsOfChangesAndResumesAcrossACompacti
 
   LoopThread lt;
   std::atomic<int> calls{0};
-  std::unique_ptr<StoreWatch> w;
-  lt.sync([&] {
-    auto made = watched.watch(lt.loop, [&] { ++calls; });
-    ASSERT_TRUE(made.ok()) << made.error().message;
-    w = std::move(*made);
-  });
+  std::unique_ptr<StoreWatch> w = lt.watch(watched, calls);
+  ASSERT_TRUE(w);
   ASSERT_TRUE(writer.apply(parse(kNet)).ok());
   EXPECT_TRUE(waitUntil([&] { return calls > 0; })) << "no call after an apply";
 
