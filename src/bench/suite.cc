@@ -42,6 +42,7 @@ void registerBuiltinSuites(SuiteRegistry& registry, const Config& config) {
   registry.add(makeSvcSuite(config));
   registry.add(makeMeshSuite(config));
   registry.add(makeVmSuite(config));
+  registry.add(makeControlPlaneSuite(config));
 }
 
 }  // namespace offcore

@@ -43,6 +43,7 @@ std::unique_ptr<BenchSuite> makeColdstartSuite(const Config& config);
 std::unique_ptr<BenchSuite> makeSvcSuite(const Config& config);
 std::unique_ptr<BenchSuite> makeMeshSuite(const Config& config);
 std::unique_ptr<BenchSuite> makeVmSuite(const Config& config);
+std::unique_ptr<BenchSuite> makeControlPlaneSuite(const Config& config);
 
 void registerBuiltinSuites(SuiteRegistry& registry, const Config& config);
 
