@@ -22,6 +22,6 @@ step "offcore bench control-plane --quick: etcd beside the directory store, and 
 command -v etcd >/dev/null || fail "etcd missing: run scripts/setup.sh"
 oc bench control-plane --quick --out "$out"
 grep -q "| change programmed on every node, p50 (10 nodes) | ms |" "$out/control-plane.md" || fail "no propagation row"
-grep -q "| svc apply of 1000 Services | ms |" "$out/control-plane.md" || fail "no apply row"
+grep -q "| \`svc apply -f\` of 1000 Services (the command) | ms |" "$out/control-plane.md" || fail "no apply row"
 ! pgrep -f "etcd --name b --data-dir /tmp/oc-bench-cp-" >/dev/null || fail "the benchmark left etcd running"
 ! ls -d /tmp/oc-bench-cp-* >/dev/null 2>&1 || fail "the benchmark left its scratch dir"
