@@ -10,6 +10,7 @@
 // node when its loaded state holds it. Baseline: the directory store, every
 // simulated node watching it with inotify, as agents on one machine do.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -73,6 +74,10 @@ struct Member {
     std::string c = "http://127.0.0.1:" + std::to_string(port), p = "http://127.0.0.1:" + std::to_string(port + 1);
     SpawnOptions so;
     so.output_file = dir + "/etcd.log";
+    so.in_child = [] {  // an interrupted or crashed benchmark takes its etcd with it
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      return okStatus();
+    };
     OC_ASSIGN_OR_RETURN(
         pid, spawn({"etcd", "--name", "b", "--data-dir", dir + "/etcd", "--listen-client-urls", c,
                     "--advertise-client-urls", c, "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,6 +45,11 @@ class EtcdMember {
     std::string p = "http://127.0.0.1:" + std::to_string(peer);
     SpawnOptions so;
     so.output_file = dir_ + "/etcd.log";
+    // A test process that dies (a sanitizer's abort) takes its etcd with it.
+    so.in_child = [] {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      return okStatus();
+    };
     std::vector<std::string> argv{"etcd",
                                   "--name",
                                   "t",
