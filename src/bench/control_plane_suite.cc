@@ -242,16 +242,9 @@ class ControlPlaneSuite final : public BenchSuite {
           progress.step("dir, " + std::to_string(n) + " nodes: skipped");
           continue;
         }
-        const std::string dir = root + "/" + (etcd ? "etcd" : "dir") + std::to_string(n);
-        OC_TRY(makeDirs(dir));
         Member member;
-        Config c = config_;
-        c.cluster_dir = dir + "/cluster";
-        c.cluster_store.clear();
-        if (etcd) {
-          OC_TRY(member.start(dir, 23790 + n));
-          c.cluster_store = member.url;
-        }
+        OC_ASSIGN_OR_RETURN(Config c, storeConfig(root + "/" + (etcd ? "etcd" : "dir") + std::to_string(n),
+                                                  etcd ? &member : nullptr, 23790 + n));
         OC_ASSIGN_OR_RETURN(svc::ClusterStore writer, svc::ClusterStore::open(c));
         OC_ASSIGN_OR_RETURN(auto pre, services(0, preload, "pre"));
         OC_TRY(applied(writer, pre));
@@ -296,17 +289,10 @@ class ControlPlaneSuite final : public BenchSuite {
     for (int run = 0; run < apply_runs; ++run) {
       for (bool etcd : {true, false}) {
         for (bool command : {true, false}) {
-          const std::string dir =
-              root + "/apply-" + std::to_string(run) + (etcd ? "-etcd" : "-dir") + (command ? "-cmd" : "-store");
-          OC_TRY(makeDirs(dir));
           Member member;
-          Config c = config_;
-          c.cluster_dir = dir + "/cluster";
-          c.cluster_store.clear();
-          if (etcd) {
-            OC_TRY(member.start(dir, 23780));
-            c.cluster_store = member.url;
-          }
+          OC_ASSIGN_OR_RETURN(Config c, storeConfig(root + "/apply-" + std::to_string(run) + (etcd ? "-etcd" : "-dir") +
+                                                        (command ? "-cmd" : "-store"),
+                                                    etcd ? &member : nullptr, 23780));
           auto t0 = Clock::now();
           if (command) {
             OC_TRY(runChecked({selfExe(), "svc", "apply", "--cluster", etcd ? c.cluster_store : c.cluster_dir, "-f",
@@ -350,6 +336,19 @@ class ControlPlaneSuite final : public BenchSuite {
   }
 
  private:
+  // A fresh store under dir: the directory, or (member given) an etcd member started there.
+  Result<Config> storeConfig(const std::string& dir, Member* member, int port) const {
+    OC_TRY(makeDirs(dir));
+    Config c = config_;
+    c.cluster_dir = dir + "/cluster";
+    c.cluster_store.clear();
+    if (member) {
+      OC_TRY(member->start(dir, port));
+      c.cluster_store = member->url;
+    }
+    return c;
+  }
+
   struct Row {
     double etcd_p50 = 0, etcd_p99 = 0, etcd_node_p50 = 0;
     std::optional<double> dir_p50, dir_p99, dir_node_p50;
