@@ -3,6 +3,7 @@
 // parse is reported with its file name and never replaced by an empty one.
 #include "svc/cluster_state.h"
 #include "base/json.h"
+#include "base/log.h"
 
 namespace offcore::svc {
 
@@ -240,6 +241,17 @@ std::string healthToJson(const NodeHealth& h) {
               {"updatedMs", h.updated_ms},
               {"backends", backends}};
   return dumpJson(doc, 2) + "\n";
+}
+
+std::optional<NodeHealth> readableHealth(const Result<std::string>& text, const std::string& origin) {
+  auto h = text.ok() ? healthFromJson(*text, origin) : Result<NodeHealth>(text.error());
+  if (h.ok()) return std::move(*h);
+  spdlog::warn("skipping health record: {}", h.error().message);
+  return std::nullopt;
+}
+
+bool isPlainName(const std::string& s) {
+  return !s.empty() && s.find('/') == std::string::npos && s != "." && s != "..";
 }
 
 Result<NodeHealth> healthFromJson(const std::string& text, const std::string& origin) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,13 @@ bool isStateObjectKey(const std::string& key);
 
 std::string healthToJson(const NodeHealth& h);
 Result<NodeHealth> healthFromJson(const std::string& text, const std::string& origin);
+// A stored health record (its text, or why it could not be read): the
+// record, or nothing after a warning. Stores skip records they cannot read.
+std::optional<NodeHealth> readableHealth(const Result<std::string>& text, const std::string& origin);
+
+// A name that is one path or key segment (nodes, container ids, ifnames):
+// not empty, no '/', not "." or "..".
+bool isPlainName(const std::string& s);
 
 struct ApplyResult {
   // "Kind/name", in document order.

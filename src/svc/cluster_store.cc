@@ -8,8 +8,6 @@ namespace {
 
 std::string inQuotes(const std::string& s) { return "\"" + s + "\""; }
 
-bool plainName(const std::string& s) { return !s.empty() && s.find('/') == std::string::npos && s != "." && s != ".."; }
-
 }  // namespace
 
 ClusterStore::ClusterStore(std::string dir, AddressPlan plan)
@@ -58,7 +56,7 @@ Status ClusterStore::remove(const std::string& kind, const std::string& name) {
 }
 
 Result<Endpoint> ClusterStore::addEndpoint(const EndpointRequest& req) {
-  if (!plainName(req.node) || !plainName(req.container_id) || !plainName(req.ifname))
+  if (!isPlainName(req.node) || !isPlainName(req.container_id) || !isPlainName(req.ifname))
     return makeError("endpoint: node, container id and ifname must be non-empty and contain no '/'");
   if (req.subnet.empty()) return makeError("endpoint: no subnet given; name one in the CNI network config");
   std::string id = req.node + "/" + req.container_id + "/" + req.ifname;
@@ -143,7 +141,7 @@ Status ClusterStore::removeEndpoint(const std::string& id) {
 }
 
 Result<Endpoint> ClusterStore::moveEndpoint(const std::string& id, const std::string& node) {
-  if (!plainName(node)) return makeError("move endpoint: bad node name '" + node + "'");
+  if (!isPlainName(node)) return makeError("move endpoint: bad node name '" + node + "'");
   Endpoint out;
   OC_TRY(storage_->modify(
       [&](ClusterState& s) -> Status {
@@ -162,7 +160,7 @@ Result<Endpoint> ClusterStore::moveEndpoint(const std::string& id, const std::st
 }
 
 Status ClusterStore::registerNode(const NodeRecord& node) {
-  if (!plainName(node.name)) return makeError("register node: bad node name '" + node.name + "'");
+  if (!isPlainName(node.name)) return makeError("register node: bad node name '" + node.name + "'");
   return storage_->modify(
       [&](ClusterState& s) -> Status {
         s.nodes[node.name] = node;
@@ -172,7 +170,7 @@ Status ClusterStore::registerNode(const NodeRecord& node) {
 }
 
 Status ClusterStore::unregisterNode(const std::string& name) {
-  if (!plainName(name)) return makeError("unregister node: bad node name '" + name + "'");
+  if (!isPlainName(name)) return makeError("unregister node: bad node name '" + name + "'");
   OC_TRY(storage_->modify(
       [&](ClusterState& s) -> Status {
         s.nodes.erase(name);

@@ -30,14 +30,11 @@ bool EtcdStateCache::applyKey(const std::string& key, const std::string& value, 
       health_.erase(name);
       return true;
     }
-    auto h = healthFromJson(value, "etcd key " + key);
-    if (!h.ok()) {
-      // As the directory store: an unreadable health record is skipped.
-      spdlog::warn("skipping health record: {}", h.error().message);
-      health_.erase(name);
-      return true;
+    if (auto h = readableHealth(value, "etcd key " + key)) {
+      health_[name] = std::move(*h);
+    } else {
+      health_.erase(name);  // as the directory store: an unreadable record is skipped
     }
-    health_[name] = std::move(*h);
   } else if (under("live/", &name)) {
     if (deleted) {
       live_.erase(name);

@@ -38,8 +38,6 @@ constexpr int kMaxAttempts = 200;
 // How long a read waits for the watch to catch up with our own write before it asks etcd.
 constexpr int kCacheWaitMs = 500;
 
-bool plainName(const std::string& s) { return !s.empty() && s.find('/') == std::string::npos && s != "." && s != ".."; }
-
 uint64_t wallMs() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -173,7 +171,7 @@ class EtcdStorage final : public StateStorage {
   }
 
   Status heartbeat(const std::string& node, uint64_t now_ms) override {
-    if (!plainName(node)) return makeError("heartbeat: bad node name '" + node + "'");
+    if (!isPlainName(node)) return makeError("heartbeat: bad node name '" + node + "'");
     std::lock_guard<std::mutex> lock(lease_mu_);
     if (lease_ != 0 && lease_node_ == node) {
       auto k = kv_->leaseKeepAlive(lease_);
@@ -214,7 +212,7 @@ class EtcdStorage final : public StateStorage {
   }
 
   Status writeHealth(const NodeHealth& health) override {
-    if (!plainName(health.node)) return makeError("write health: bad node name '" + health.node + "'");
+    if (!isPlainName(health.node)) return makeError("write health: bad node name '" + health.node + "'");
     auto t = kv_->txn({}, {kv::Op::put(kHealth + health.node, healthToJson(health))});
     if (!t.ok()) return t.error().wrap("write health");
     noteWrite(t->revision);
@@ -226,18 +224,13 @@ class EtcdStorage final : public StateStorage {
     OC_ASSIGN_OR_RETURN(kv::RangeResult r, kv_->range(kHealth, kv::prefixEnd(kHealth)));
     std::map<std::string, NodeHealth> out;
     for (const auto& kv : r.kvs) {
-      auto h = healthFromJson(kv.value, "etcd key " + kv.key);
-      if (!h.ok()) {
-        spdlog::warn("skipping health record: {}", h.error().message);
-        continue;
-      }
-      out[h->node] = std::move(*h);
+      if (auto h = readableHealth(kv.value, "etcd key " + kv.key)) out[h->node] = std::move(*h);
     }
     return out;
   }
 
   Status forgetNode(const std::string& node) override {
-    if (!plainName(node)) return makeError("forget node: bad node name '" + node + "'");
+    if (!isPlainName(node)) return makeError("forget node: bad node name '" + node + "'");
     {
       std::lock_guard<std::mutex> lock(lease_mu_);
       if (lease_ != 0 && lease_node_ == node) {

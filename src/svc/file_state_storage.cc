@@ -22,8 +22,6 @@ namespace offcore::svc {
 
 namespace {
 
-bool plainName(const std::string& s) { return !s.empty() && s.find('/') == std::string::npos && s != "." && s != ".."; }
-
 class InotifyWatch final : public StoreWatch {
  public:
   InotifyWatch(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
@@ -66,7 +64,7 @@ class DirStorage final : public StateStorage {
   }
 
   Status heartbeat(const std::string& node, uint64_t now_ms) override {
-    if (!plainName(node)) return makeError("heartbeat: bad node name '" + node + "'");
+    if (!isPlainName(node)) return makeError("heartbeat: bad node name '" + node + "'");
     std::string dir = dir_ + "/heartbeat";
     OC_TRY(makePrivateDir(dir));
     return writeFileAtomic(dir + "/" + node, std::to_string(now_ms) + "\n");
@@ -77,7 +75,7 @@ class DirStorage final : public StateStorage {
     std::string dir = dir_ + "/heartbeat";
     for (const auto& name : listDir(dir)) {
       bool temp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;  // writeFileAtomic's
-      if (!plainName(name) || temp) continue;
+      if (!isPlainName(name) || temp) continue;
       auto text = readFile(dir + "/" + name);
       if (!text.ok()) continue;
       char* end = nullptr;
@@ -88,7 +86,7 @@ class DirStorage final : public StateStorage {
   }
 
   Status writeHealth(const NodeHealth& health) override {
-    if (!plainName(health.node)) return makeError("write health: bad node name '" + health.node + "'");
+    if (!isPlainName(health.node)) return makeError("write health: bad node name '" + health.node + "'");
     std::string dir = dir_ + "/health";
     OC_TRY(makePrivateDir(dir));
     return writeFileAtomic(dir + "/" + health.node + ".json", healthToJson(health));
@@ -101,19 +99,13 @@ class DirStorage final : public StateStorage {
     for (const auto& f : listDir(dir)) {
       if (f.size() <= 5 || f.compare(f.size() - 5, 5, ".json") != 0) continue;
       std::string path = dir + "/" + f;
-      auto text = readFile(path);
-      auto h = text.ok() ? healthFromJson(*text, path) : Result<NodeHealth>(text.error());
-      if (!h.ok()) {
-        spdlog::warn("skipping health file: {}", h.error().message);
-        continue;
-      }
-      out[h->node] = std::move(*h);
+      if (auto h = readableHealth(readFile(path), path)) out[h->node] = std::move(*h);
     }
     return out;
   }
 
   Status forgetNode(const std::string& name) override {
-    if (!plainName(name)) return makeError("forget node: bad node name '" + name + "'");
+    if (!isPlainName(name)) return makeError("forget node: bad node name '" + name + "'");
     for (const std::string& path : {dir_ + "/health/" + name + ".json", dir_ + "/heartbeat/" + name}) {
       if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errnoError("remove " + path);
     }
