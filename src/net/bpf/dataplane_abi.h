@@ -17,14 +17,14 @@
  * (<run_dir>/bpf/maps-v<N>): an agent of another layout starts with fresh
  * maps (losing conntrack once) instead of failing to reuse pinned maps of
  * the wrong size. Raise it with any key/value/capacity change. */
-#define OC_ABI_VERSION 2
+#define OC_ABI_VERSION 3
 
 /* Map capacities. The control plane creates nothing; sizes live here only. */
 #define OC_MAX_IFACES 4096
 #define OC_MAX_ENDPOINTS 65536
 #define OC_MAX_SERVICES 65536    /* one entry per (service, port) */
 #define OC_MAX_BACKENDS 65536    /* one entry per (backend, target port) */
-#define OC_RING_SLOTS 4194304    /* all Maglev tables, back to back */
+#define OC_RING_SLOTS 8388608    /* all Maglev tables, back to back: 10k Services of 5 backends take 5M (64 MiB) */
 #define OC_CT_ENTRIES 262144
 #define OC_MAX_NODES 4096
 #define OC_MAX_NATIVE_NETS 16384 /* subnets (and node host /32s) of native-routed VPCs */
