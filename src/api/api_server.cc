@@ -98,8 +98,11 @@ Status ApiServer::listenFd(int fd) {
 }
 
 Status ApiServer::startDaemon(const std::string& what) {
+  // Requests run one at a time on the loop; a queued one (a burst of CNI
+  // ADDs, ~0.2 s each) may wait a minute without being idle on our side:
+  // the idle bound matches the CNI plugin's deadline (src/cni/main.cc).
   daemon_ = MHD_start_daemon(MHD_USE_EPOLL, 0, nullptr, nullptr, &handleRequest, this, MHD_OPTION_LISTEN_SOCKET,
-                             listen_fd_, MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(30), MHD_OPTION_END);
+                             listen_fd_, MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(120), MHD_OPTION_END);
   if (!daemon_) return makeError("libmicrohttpd refused to start on " + what);
   const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
   if (!info) return makeError("libmicrohttpd has no epoll fd");
@@ -140,7 +143,10 @@ Status ApiServer::listenUnix(const std::string& socket_path) {
   ::chmod(socket_path.c_str(), 0600);  // the API channel is root's only
   struct stat st {};
   if (::stat(socket_path.c_str(), &st) == 0) socket_ino_ = st.st_ino;
-  if (::listen(listen_fd_, 64) != 0) return errnoError("listen " + socket_path);
+  // A burst of local clients (kubelet starting a hundred pods: one CNI
+  // plugin process each) must queue, not be refused: a full backlog makes
+  // a unix-socket connect fail at once.
+  if (::listen(listen_fd_, 1024) != 0) return errnoError("listen " + socket_path);
   socket_path_ = socket_path;
 
   return startDaemon(socket_path);

@@ -43,9 +43,12 @@ void writeAll(int fd, const std::string& s) {
   }
 }
 
-// The agent may be creating links and namespaces for an ADD; the runtime has
-// its own, longer deadline.
-constexpr long kAgentTimeoutMs = 30000;
+// The agent runs ADDs one at a time on its loop (a VF is a few `ip`
+// commands, about 0.2 s), so a burst of a hundred pods on one node queues
+// for tens of seconds (tests/integration/cni_parallel_etcd_test.sh: 200
+// over two nodes, ~37 s). The runtime keeps its own deadline (kubelet's
+// runtime request timeout: 2 min).
+constexpr long kAgentTimeoutMs = 120000;
 
 }  // namespace
 
