@@ -30,6 +30,10 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   OC_TRY(readString("etcd_ca_file", cfg.etcd_ca_file));
   OC_TRY(readString("etcd_cert_file", cfg.etcd_cert_file));
   OC_TRY(readString("etcd_key_file", cfg.etcd_key_file));
+  OC_TRY(readString("etcd_user", cfg.etcd_user));
+  OC_TRY(readString("etcd_password_file", cfg.etcd_password_file));
+  if (cfg.etcd_user.empty() != cfg.etcd_password_file.empty())
+    return makeError(origin + ": etcd_user and etcd_password_file go together (etcd authentication)");
   if (!cfg.cluster_store.empty() && cfg.cluster_store.rfind("etcd://", 0) != 0)
     return makeError(origin + ": field 'cluster_store' must be \"\" (cluster_dir) or etcd://host:port[,host:port...]");
   if (cfg.etcd_ca_file.empty() && (!cfg.etcd_cert_file.empty() || !cfg.etcd_key_file.empty()))
@@ -59,11 +63,26 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   if (cfg.node_expiry_ms <= cfg.heartbeat_interval_ms)
     return makeError(origin + ": node_expiry_ms must exceed heartbeat_interval_ms (a few beats, e.g. 5000 and 1000)");
   for (auto it = doc.begin(); it != doc.end(); ++it) {
-    static const char* known[] = {"run_root",         "cgroup_root",      "fabric_netns",           "fabric_prefix",
-                                  "host_link_prefix", "log_level",        "agent_ready_timeout_ms", "cluster_dir",
-                                  "service_cidr",     "eip_pool",         "heartbeat_interval_ms",  "node_expiry_ms",
-                                  "rx_steering",      "rx_steering_mode", "cluster_store",          "etcd_ca_file",
-                                  "etcd_cert_file",   "etcd_key_file"};
+    static const char* known[] = {"run_root",
+                                  "cgroup_root",
+                                  "fabric_netns",
+                                  "fabric_prefix",
+                                  "host_link_prefix",
+                                  "log_level",
+                                  "agent_ready_timeout_ms",
+                                  "cluster_dir",
+                                  "service_cidr",
+                                  "eip_pool",
+                                  "heartbeat_interval_ms",
+                                  "node_expiry_ms",
+                                  "rx_steering",
+                                  "rx_steering_mode",
+                                  "cluster_store",
+                                  "etcd_ca_file",
+                                  "etcd_cert_file",
+                                  "etcd_key_file",
+                                  "etcd_user",
+                                  "etcd_password_file"};
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
     if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");

@@ -25,6 +25,9 @@ struct Config {
   // Client TLS to etcd: with etcd_ca_file the members are reached over https.
   std::string cluster_store;
   std::string etcd_ca_file, etcd_cert_file, etcd_key_file;
+  // etcd authentication (`etcdctl auth enable`): this user, its password in
+  // a file only its owner reads (docs/ETCD.md, Security).
+  std::string etcd_user, etcd_password_file;
   // Where ClusterIPs are allocated when a Service names none.
   std::string service_cidr = "10.96.0.0/16";
   // Where LoadBalancer EIPs may come from; "" = <fabric_prefix>.128.0/17,

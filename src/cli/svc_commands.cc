@@ -182,7 +182,8 @@ json healthOf(const std::map<std::string, NodeHealth>& health, const std::string
           {"sinceMs", best->since_ms}};
 }
 
-json serviceDetails(const ClusterState& s, const Service& svc, const std::map<std::string, NodeHealth>& health) {
+json serviceDetails(const ClusterState& s, const Service& svc, const std::map<std::string, NodeHealth>& health,
+                    const std::map<std::string, uint64_t>& programmed_by_node) {
   json doc = {{"kind", "Service"},           {"name", svc.name}, {"generation", s.generation}, {"spec", toJson(svc)},
               {"clusterIP", svc.cluster_ip}, {"eip", svc.eip}};
   json eps = json::array();
@@ -199,7 +200,7 @@ json serviceDetails(const ClusterState& s, const Service& svc, const std::map<st
   doc["endpoints"] = eps;
   doc["pending"] = pendingBackends(s, svc);
   json programmed = json::object();
-  for (const auto& [node, h] : health) programmed[node] = h.programmed_generation;
+  for (const auto& [node, gen] : programmed_by_node) programmed[node] = gen;
   doc["programmed"] = programmed;
   return doc;
 }
@@ -304,8 +305,10 @@ int runGet(const CliContext& ctx, const SvcOpts& o) {
   if (kind == "Service") {
     auto health = store->loadHealth();
     if (!health.ok()) return fail("svc get", health.error());
+    auto programmed = store->loadProgrammed();
+    if (!programmed.ok()) return fail("svc get", programmed.error());
     json owner = it->value("eipOwner", json());
-    doc = serviceDetails(*state, state->services.at(name), *health);
+    doc = serviceDetails(*state, state->services.at(name), *health, *programmed);
     if (!owner.is_null()) doc["eipOwner"] = owner;
     if (!o.json) {
       printService(doc);

@@ -3,8 +3,14 @@
 //
 // Why the gateway and not gRPC: Debian's etcd protos import gogoproto and
 // google.api annotations that Debian ships in no C++-usable form; the gateway
-// carries the same messages (proto3 JSON: int64 as strings, bytes as base64)
-// and measures within the bench's noise for offcore's load (docs/ETCD.md).
+// carries the same messages (proto3 JSON: int64 as strings, bytes as base64).
+// It measures slower than gRPC (7x on a 24 MiB range, 2.3x on a one-key
+// write: docs/ETCD.md, "Gateway or gRPC"); a gRPC KvClient is the next step.
+//
+// Authentication: etcd's users and roles (`etcdctl auth enable`) with a
+// user and password; the token etcd hands out goes with every request and
+// is asked for again when etcd says it expired. (The gateway does not take
+// a client certificate's CN as the user, as gRPC does.)
 //
 // Members: a request goes to the member that answered last; one that cannot
 // be reached, times out or has no leader is skipped for the next. Writes are
@@ -29,6 +35,8 @@ struct EtcdOptions {
   // Client TLS: with ca_file the endpoints are https and the member's
   // certificate is checked against it; cert/key authenticate offcore.
   std::string ca_file, cert_file, key_file;
+  // etcd authentication (none when user is empty).
+  std::string user, password;
   long connect_timeout_ms = 1000;
   long request_timeout_ms = 5000;
   size_t max_response_bytes = 256u << 20;  // a member's answer is bounded like any peer's

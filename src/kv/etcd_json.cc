@@ -175,6 +175,21 @@ Result<int64_t> parseLeaseKeepAlive(const std::string& body) {
   return ttl;
 }
 
+std::string quote(const std::string& s) { return json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
+
+Result<std::string> parseAuthenticate(const std::string& body) {
+  OC_ASSIGN_OR_RETURN(json j, parseObject(body));
+  auto t = j.find("token");
+  if (t == j.end() || !t->is_string() || t->get_ref<const std::string&>().empty())
+    return makeError("etcd answer: authenticate without a token");
+  const std::string& token = t->get_ref<const std::string&>();
+  // It goes into a header: one line of printable characters.
+  for (char c : token) {
+    if (c < 0x21 || c > 0x7e) return makeError("etcd answer: a token with a character a header cannot carry");
+  }
+  return token;
+}
+
 int64_t parseHeaderRevision(const std::string& body) {
   auto j = parseObject(body);
   return j.ok() ? headerRevision(*j) : 0;

@@ -24,6 +24,10 @@ Result<int64_t> parseLeaseGrant(const std::string& body);  // the lease ID
 // The TTL left; a lease the member no longer has is an error with ENOENT.
 Result<int64_t> parseLeaseKeepAlive(const std::string& body);
 int64_t parseHeaderRevision(const std::string& body);  // 0 when absent
+// A JSON string literal of s.
+std::string quote(const std::string& s);
+// The token of an /v3/auth/authenticate answer.
+Result<std::string> parseAuthenticate(const std::string& body);
 
 // One message of a watch stream (one line of the gateway's answer).
 struct WatchMessage {

@@ -30,8 +30,10 @@ int errnoOf(int grpc_code) {
   switch (grpc_code) {
     case 3: return EINVAL;   // INVALID_ARGUMENT (e.g. too many operations in a txn)
     case 5: return ENOENT;   // NOT_FOUND (a lease)
+    case 7: return EACCES;   // PERMISSION_DENIED (etcd auth: the user's roles)
     case 8: return ENOSPC;   // RESOURCE_EXHAUSTED (database space exceeded)
     case 11: return ERANGE;  // OUT_OF_RANGE (revision compacted)
+    case 16: return EPERM;   // UNAUTHENTICATED (no token, or it expired)
     default: return EIO;
   }
 }
@@ -93,10 +95,43 @@ void EtcdTransport::giveBack(CURL* h) {
   curl_easy_cleanup(h);
 }
 
+Result<std::string> EtcdTransport::authHeader(bool fresh) {
+  if (o_.user.empty()) return std::string();
+  std::lock_guard<std::mutex> lock(auth_mu_);
+  if (fresh || token_.empty()) {
+    std::string body = "{\"name\":" + etcdjson::quote(o_.user) + ",\"password\":" + etcdjson::quote(o_.password) + "}";
+    auto answer = post("/v3/auth/authenticate", body, "");
+    if (!answer.ok()) return answer.error().wrap("authenticating to etcd as user '" + o_.user + "'");
+    OC_ASSIGN_OR_RETURN(token_, etcdjson::parseAuthenticate(*answer));
+  }
+  return "Authorization: " + token_;
+}
+
 Result<std::string> EtcdTransport::call(const std::string& path, const std::string& body) {
+  OC_ASSIGN_OR_RETURN(std::string auth, authHeader(false));
+  auto answer = post(path, body, auth);
+  const bool stale_token =
+      !answer.ok() && (answer.error().code == EPERM ||    // expired (etcd forgets unused ones), member restarted
+                       (answer.error().code == EINVAL &&  // roles changed since it was issued
+                        answer.error().message.find("auth store is old") != std::string::npos));
+  if (stale_token && !o_.user.empty()) {
+    // Once more with a new token.
+    OC_ASSIGN_OR_RETURN(auth, authHeader(true));
+    answer = post(path, body, auth);
+  }
+  if (!answer.ok() && answer.error().code == EACCES) {
+    return makeError(answer.error().message + " (user '" + o_.user +
+                         "': its etcd roles do not cover this key; docs/ETCD.md, Security)",
+                     EACCES);
+  }
+  return answer;
+}
+
+Result<std::string> EtcdTransport::post(const std::string& path, const std::string& body, const std::string& header) {
   CURL* h = takeHandle();
   if (!h) return makeError("etcd: curl_easy_init failed", ENOMEM);
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  if (!header.empty()) headers = curl_slist_append(headers, header.c_str());
   std::string failures;
   size_t first = preferred();
   for (size_t k = 0; k < o_.endpoints.size(); ++k) {

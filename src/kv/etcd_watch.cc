@@ -40,8 +40,10 @@ class EtcdWatch final : public Watch {
   void run() {
     size_t member = t_->preferred();
     int backoff_ms = 50;
+    bool fresh_token = false;
     while (!stop_) {
-      End end = stream(member);
+      End end = stream(member, fresh_token);
+      fresh_token = true;  // in case the member refused our token
       if (end != End::Broken) return;
       if (got_data_) backoff_ms = 50;  // it worked for a while: retry soon
       member = (member + 1) % t_->options().endpoints.size();
@@ -99,13 +101,19 @@ class EtcdWatch final : public Watch {
     return true;
   }
 
-  End stream(size_t member) {
+  End stream(size_t member, bool fresh_token) {
+    auto auth = t_->authHeader(fresh_token);
+    if (!auth.ok()) {
+      spdlog::warn("etcd watch: {}", auth.error().message);
+      return End::Broken;
+    }
     CURL* h = curl_easy_init();
     if (!h) return End::Broken;
     t_->configure(h);
     std::string url = t_->options().endpoints[member] + "/v3/watch";
     std::string body = etcdjson::watchCreateRequest(key_, range_end_, next_);
     curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    if (!auth->empty()) headers = curl_slist_append(headers, auth->c_str());
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());

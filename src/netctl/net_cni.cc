@@ -181,9 +181,15 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
     ep->mac = made->mac;
     ep->representor = made->representor;
   }
-  auto state = store_.load();
-  if (!state.ok()) return ApiResponse::error(500, state.error().message);
-  uint32_t vni = state->vpcs.count(ep->vpc) ? state->vpcs.at(ep->vpc).vni : 0;
+  // The VPC's VNI (fixed at its creation): from the state this node runs, else the store's.
+  uint32_t vni = 0;
+  if (have_state_ && state_.vpcs.count(ep->vpc)) {
+    vni = state_.vpcs.at(ep->vpc).vni;
+  } else {
+    auto state = store_.load();
+    if (!state.ok()) return ApiResponse::error(500, state.error().message);
+    vni = state->vpcs.count(ep->vpc) ? state->vpcs.at(ep->vpc).vni : 0;
+  }
   in_addr a{};
   ::inet_pton(AF_INET, ep->ip.c_str(), &a);
   uint32_t role = ep->mesh ? (OC_IF_POD | OC_IF_MESH) : OC_IF_POD;
@@ -194,7 +200,8 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
     if (auto s = ensureMeshReturnLink(vni); !s.ok()) return ApiResponse::error(500, s.error().message);
   }
   // Program before answering: the pod may send its first packet right away.
-  if (auto s = reconcile(); !s.ok()) return ApiResponse::error(500, "programming the dataplane: " + s.error().message);
+  if (auto s = reconcile(svc::StateDelta::of("endpoints/" + ep->id)); !s.ok())
+    return ApiResponse::error(500, "programming the dataplane: " + s.error().message);
   counters_["cni_add"]++;
   return ApiResponse::json(200, dumpJson(cniReply(*ep, er.netns)) + "\n");
 }
@@ -217,7 +224,8 @@ ApiResponse NetController::cniDel(const ApiRequest& req) {
   }
   if (auto s = store_.removeEndpoint(id); !s.ok()) return ApiResponse::error(500, s.error().message);
   if (ready_) {
-    if (auto s = reconcile(); !s.ok()) spdlog::warn("net: reconcile after DEL: {}", s.error().message);
+    if (auto s = reconcile(svc::StateDelta::of("endpoints/" + id)); !s.ok())
+      spdlog::warn("net: reconcile after DEL: {}", s.error().message);
   }
   counters_["cni_del"]++;
   return ApiResponse::json(200, "{\"ok\":true}\n");

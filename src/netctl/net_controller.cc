@@ -146,7 +146,7 @@ Status NetController::registerNode() {
 }
 
 Status NetController::watchClusterStore() {
-  OC_ASSIGN_OR_RETURN(store_watch_, store_.watch(loop_, [this] { scheduleReconcile(); }));
+  OC_ASSIGN_OR_RETURN(store_watch_, store_.watch(loop_, [this](const svc::StateDelta& d) { scheduleReconcile(d); }));
   return okStatus();
 }
 
@@ -163,7 +163,7 @@ Status NetController::start() {
   adoptEips();
   OC_TRY(watchClusterStore());
   ready_ = true;
-  scheduleReconcile();
+  scheduleReconcile(svc::StateDelta());
   heartbeat_timer_ =
       loop_.addTimer(std::chrono::milliseconds(config_.heartbeat_interval_ms), [this] { onHeartbeatTimer(); });
   heartbeat_armed_ = true;
@@ -195,7 +195,7 @@ void NetController::onHeartbeatTimer() {
   // A node that `dpu down` unregistered stops beating (its agent is going).
   // The nodes are the last reconcile's: a beat reads no state (a store on
   // the network costs a round trip per read).
-  if (!last_nodes_.nodes.count(node_.name)) return;
+  if (!state_.nodes.count(node_.name)) return;
   uint64_t now = nowMs();
   if (auto s = store_.heartbeat(node_.name, now); !s.ok()) spdlog::warn("net: heartbeat: {}", s.error().message);
   if (last_beat_ms_ != 0 && now - last_beat_ms_ >= static_cast<uint64_t>(config_.node_expiry_ms)) {
@@ -205,8 +205,9 @@ void NetController::onHeartbeatTimer() {
     scheduleReconcile();
   }
   last_beat_ms_ = now;
-  // Expiries produce no file event: notice them here.
-  if (currentLiveNodes(last_nodes_) != live_) scheduleReconcile();
+  // Expiries produce no file event: notice them here. So are retries of
+  // what failed last time (an EIP claim with etcd unreachable, a route).
+  if (currentLiveNodes(state_) != live_ || eips_retry_ || host_routes_retry_) scheduleReconcile();
 }
 
 void NetController::failed(const Error& error) {
@@ -214,56 +215,76 @@ void NetController::failed(const Error& error) {
   spdlog::warn("pod networking is unavailable: {}", error.message);
 }
 
-void NetController::scheduleReconcile() {
+void NetController::scheduleReconcile(const svc::StateDelta& delta) {
+  pending_delta_.merge(delta);
   if (reconcile_pending_) return;
   reconcile_pending_ = true;
   // Coalesce a burst of writes (an apply, then several health files).
   loop_.addTimer(std::chrono::milliseconds(10), [this] {
     reconcile_pending_ = false;
-    if (auto s = reconcile(); !s.ok()) {
+    svc::StateDelta d = svc::StateDelta::none();
+    std::swap(d, pending_delta_);
+    if (auto s = reconcile(d); !s.ok()) {
       last_error_ = s.error().message;
       spdlog::warn("net: reconcile: {}", s.error().message);
-      loop_.addTimer(std::chrono::milliseconds(1000), [this] { scheduleReconcile(); });
+      // What this one covered is still to do: everything, to be sure.
+      loop_.addTimer(std::chrono::milliseconds(1000), [this] { scheduleReconcile(svc::StateDelta()); });
     } else {
       last_error_.clear();
     }
   });
 }
 
-Status NetController::reconcile() {
+Status NetController::reconcile(const svc::StateDelta& delta) {
   if (!ready_) return makeError("pod networking did not start: " + last_error_);
-  OC_ASSIGN_OR_RETURN(auto state, store_.load());
-  OC_ASSIGN_OR_RETURN(auto health, store_.loadHealth());
-  health[node_.name] = health_;  // ours is the freshest
-  std::set<std::string> live = currentLiveNodes(state);
-  last_nodes_.nodes = state.nodes;
-  OC_ASSIGN_OR_RETURN(auto stats, programmer_->program(withoutDeadNodes(state, live), health));
+  svc::StateDelta d = delta;
+  if (!have_state_ || d.full) {
+    d.full = true;
+    OC_ASSIGN_OR_RETURN(state_, store_.load());
+  } else {
+    OC_ASSIGN_OR_RETURN(bool reloaded, store_.refresh(state_, d));
+    d.full = d.full || reloaded;
+  }
+  have_state_ = true;
+  if (d.full || d.health || health_seen_.empty()) {
+    OC_ASSIGN_OR_RETURN(health_seen_, store_.loadHealth());
+    d.health = true;
+  }
+  health_seen_[node_.name] = health_;  // ours is the freshest
+  // A registered node that stopped beating (its lease expired) serves
+  // nobody: its pods leave every Service until it is back.
+  std::set<std::string> live = currentLiveNodes(state_);
+  OC_ASSIGN_OR_RETURN(auto stats, programmer_->program(state_, health_seen_, live, d));
   counters_["reconciles"]++;
   counters_["map_writes"] += stats.writes;
-  syncHostRoutes(state);
-  if (live != live_) {
+  // What the objects of d reach (all of it when full): a change to one
+  // Service costs that Service, not the cluster.
+  auto touches = [&](const char* section) {
+    if (d.full) return true;
+    const std::string p = std::string(section) + "/";
+    auto it = d.objects.lower_bound(p);
+    return it != d.objects.end() && it->compare(0, p.size(), p) == 0;
+  };
+  if (d.full || touches("subnets") || touches("vpcs") || host_routes_retry_) {
+    host_routes_retry_ = false;
+    syncHostRoutes(state_);
+  }
+  bool live_changed = live != live_;
+  if (live_changed) {
     spdlog::info("net: live nodes: {}", live.empty() ? std::string("none") : joinArgv({live.begin(), live.end()}));
   }
-  bool announce = live != live_ || resumed_;
+  bool announce = live_changed || resumed_;
   resumed_ = false;
   live_ = live;
-  syncEips(state, live, announce);
-  syncProbes(state, live);
-  syncMeshReturnLinks(state);
-  if (programmed_generation_ != state.generation && state.nodes.count(node_.name)) {
-    programmed_generation_ = state.generation;
+  if (announce || d.owners || touches("services") || touches("nodes") || eips_retry_) syncEips(state_, live, announce);
+  if (live_changed || touches("probes") || touches("backends") || (touches("endpoints") && !state_.probes.empty()))
+    syncProbes(state_, live);
+  if (touches("endpoints") || touches("vpcs")) syncMeshReturnLinks(state_);
+  if (programmed_generation_ != state_.generation && state_.nodes.count(node_.name)) {
+    programmed_generation_ = state_.generation;
     OC_TRY(writeHealth());
   }
   return okStatus();
-}
-
-svc::ClusterState NetController::withoutDeadNodes(const svc::ClusterState& state, const std::set<std::string>& live) {
-  // A registered node that stopped beating (its lease expired) serves
-  // nobody: its pods leave every Service until it is back.
-  svc::ClusterState out = state;
-  std::erase_if(out.endpoints,
-                [&](const auto& e) { return out.nodes.count(e.second.node) && !live.count(e.second.node); });
-  return out;
 }
 
 Status NetController::writeHealth() {
@@ -289,6 +310,7 @@ void NetController::syncHostRoutes(const svc::ClusterState& state) {
       host_routes_.insert(cidr);
     } else {
       spdlog::warn("net: host route {}: {}", cidr, s.error().message);
+      host_routes_retry_ = true;
     }
   }
   for (auto it = host_routes_.begin(); it != host_routes_.end();) {
@@ -309,14 +331,24 @@ void NetController::syncEips(const svc::ClusterState& state, const std::set<std:
   // lease: a node that still holds it (a dying one, until its lease
   // expires) keeps it, and no two nodes ever answer for one EIP.
   std::set<std::string> want;
+  eips_retry_ = false;
+  // Who holds what, once (the watch's cache on etcd): only a claim that
+  // must change costs a transaction.
+  auto holders = store_.claims();
   for (const auto& [name, svc] : state.services) {
     if (svc.type != "LoadBalancer" || svc.eip.empty()) continue;
     bool mine = svc::ownerOf(svc.eip, live) == node_.name;
-    auto holder = store_.claim(svc.eip, node_.name, mine);
+    std::string now;  // the holder as last seen
+    if (holders.ok()) {
+      if (auto it = holders->find(svc.eip); it != holders->end()) now = it->second;
+    }
+    Result<std::string> holder = now;
+    if (!holders.ok() || mine != (now == node_.name)) holder = store_.claim(svc.eip, node_.name, mine);
     if (!holder.ok()) {
-      // The store is unreachable: keep what we have, take nothing new.
+      // The store is unreachable: keep what we have, take nothing new (retried with the heartbeat).
       spdlog::warn("net: EIP {}: {}", svc.eip, holder.error().message);
       if (eips_.count(svc.eip)) want.insert(svc.eip);
+      eips_retry_ = true;
       continue;
     }
     if (mine && *holder == node_.name) want.insert(svc.eip);
@@ -402,7 +434,9 @@ void NetController::onProbeResult(const svc::ProbeResult& r) {
   spdlog::info("net: backend {} is {}{}", r.backend, r.healthy ? "healthy" : "unhealthy",
                r.error.empty() ? "" : " (" + r.error + ")");
   if (auto s = writeHealth(); !s.ok()) spdlog::warn("net: health: {}", s.error().message);
-  scheduleReconcile();
+  svc::StateDelta d = svc::StateDelta::none();
+  d.health = true;
+  scheduleReconcile(d);
 }
 
 }  // namespace offcore

@@ -56,8 +56,12 @@ class NetController {
   void syncMeshReturnLinks(const svc::ClusterState& state);
   Status registerNode();
   Status watchClusterStore();
-  void scheduleReconcile();
-  Status reconcile();
+  // Reconciles soon, covering delta as well (merged with what is pending).
+  void scheduleReconcile(const svc::StateDelta& delta = svc::StateDelta::none());
+  // Brings the state this node programs up to date with delta (the objects
+  // it names: from the store's watch-fed cache on etcd), then the
+  // dataplane, EIPs, probes and host routes that those objects reach.
+  Status reconcile(const svc::StateDelta& delta);
   void syncHostRoutes(const svc::ClusterState& state);
   // announce: send a gratuitous ARP for every EIP we own, not only new ones.
   void syncEips(const svc::ClusterState& state, const std::set<std::string>& live, bool announce);
@@ -65,8 +69,6 @@ class NetController {
   // Beats, and reconciles when the set of live nodes changed.
   void onHeartbeatTimer();
   std::set<std::string> currentLiveNodes(const svc::ClusterState& state) const;
-  // state without the endpoints of registered nodes that are not live.
-  static svc::ClusterState withoutDeadNodes(const svc::ClusterState& state, const std::set<std::string>& live);
   void adoptEips();
   void onProbeResult(const svc::ProbeResult& result);
   Status writeHealth();
@@ -94,10 +96,15 @@ class NetController {
   std::string last_error_;
   std::unique_ptr<svc::StoreWatch> store_watch_;
   bool reconcile_pending_ = false;
-  bool ready_ = false;  // start() finished: the dataplane is attached and registered
+  svc::StateDelta pending_delta_ = svc::StateDelta::none();  // what the scheduled reconcile covers
+  // The cluster state as of the last reconcile, kept up to date by deltas.
+  bool have_state_ = false;
+  svc::ClusterState state_;
+  std::map<std::string, svc::NodeHealth> health_seen_;  // every node's probe results, as last loaded
+  bool ready_ = false;                                  // start() finished: the dataplane is attached and registered
   std::set<std::string> host_routes_, eips_;
-  std::set<std::string> live_;    // the live nodes of the last reconcile
-  svc::ClusterState last_nodes_;  // only .nodes: the registered nodes of the last reconcile
+  bool eips_retry_ = false, host_routes_retry_ = false;  // the last sync failed somewhere: again next beat
+  std::set<std::string> live_;                           // the live nodes of the last reconcile
   EventLoop::TimerId heartbeat_timer_{};
   bool heartbeat_armed_ = false;
   uint64_t last_beat_ms_ = 0;

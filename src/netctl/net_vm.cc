@@ -135,13 +135,20 @@ ApiResponse NetController::vmAdd(const ApiRequest& req) {
     ep->mac = mac;
     ep->representor = tap;
   }
-  auto state = store_.load();
-  if (!state.ok()) return ApiResponse::error(500, state.error().message);
-  uint32_t vni = state->vpcs.count(ep->vpc) ? state->vpcs.at(ep->vpc).vni : 0;
+  // The VPC's VNI (fixed at its creation): from the state this node runs, else the store's.
+  uint32_t vni = 0;
+  if (have_state_ && state_.vpcs.count(ep->vpc)) {
+    vni = state_.vpcs.at(ep->vpc).vni;
+  } else {
+    auto state = store_.load();
+    if (!state.ok()) return ApiResponse::error(500, state.error().message);
+    vni = state->vpcs.count(ep->vpc) ? state->vpcs.at(ep->vpc).vni : 0;
+  }
   in_addr a{};
   ::inet_pton(AF_INET, ep->ip.c_str(), &a);
   if (auto s = dp_->attach(tap, {vni, a.s_addr, OC_IF_POD}); !s.ok()) return ApiResponse::error(500, s.error().message);
-  if (auto s = reconcile(); !s.ok()) return ApiResponse::error(500, "programming the dataplane: " + s.error().message);
+  if (auto s = reconcile(svc::StateDelta::of("endpoints/" + ep->id)); !s.ok())
+    return ApiResponse::error(500, "programming the dataplane: " + s.error().message);
   counters_["vm_add"]++;
   return ApiResponse::json(200, dumpJson(vmReply(*ep)) + "\n");
 }
@@ -161,7 +168,11 @@ ApiResponse NetController::vmDel(const ApiRequest& req) {
     if (auto s = store_.removeEndpoint(id); !s.ok()) return ApiResponse::error(500, s.error().message);
   }
   if (ready_) {
-    if (auto s = reconcile(); !s.ok()) spdlog::warn("net: reconcile after VM DEL: {}", s.error().message);
+    if (auto s = reconcile(r->prepare
+                               ? svc::StateDelta()
+                               : svc::StateDelta::of("endpoints/" + node_.name + "/" + vmContainerId(r->vm) + "/eth0"));
+        !s.ok())
+      spdlog::warn("net: reconcile after VM DEL: {}", s.error().message);
   }
   counters_["vm_del"]++;
   return ApiResponse::json(200, "{\"ok\":true}\n");

@@ -168,6 +168,41 @@ std::map<std::string, std::string> stateObjects(const ClusterState& s) {
   return out;
 }
 
+unsigned sectionOf(const std::string& key) {
+  const std::string section = key.substr(0, key.find('/'));
+  const std::pair<const char*, unsigned> known[] = {{"vpcs", kVpcsSection},         {"subnets", kSubnetsSection},
+                                                    {"backends", kBackendsSection}, {"services", kServicesSection},
+                                                    {"probes", kProbesSection},     {"endpoints", kEndpointsSection},
+                                                    {"nodes", kNodesSection}};
+  for (const auto& [name, bit] : known) {
+    if (section == name) return bit;
+  }
+  return 0;
+}
+
+void diffStateObjects(const ClusterState& before, const ClusterState& after, std::map<std::string, std::string>& puts,
+                      std::vector<std::string>& deletes, unsigned sections) {
+  auto section = [&](const char* name, const auto& was, const auto& now, auto convert) {
+    if (!(sectionOf(name) & sections)) return;
+    const std::string prefix = std::string(name) + "/";
+    for (const auto& [k, v] : now) {
+      auto it = was.find(k);
+      if (it == was.end() || !(it->second == v)) puts[prefix + k] = dumpJson(convert(v));
+    }
+    for (const auto& [k, v] : was) {
+      if (!now.count(k)) deletes.push_back(prefix + k);
+    }
+  };
+  auto plain = [](const auto& v) { return svc::toJson(v); };
+  section("vpcs", before.vpcs, after.vpcs, plain);
+  section("subnets", before.subnets, after.subnets, plain);
+  section("backends", before.backends, after.backends, plain);
+  section("services", before.services, after.services, plain);
+  section("probes", before.probes, after.probes, plain);
+  section("endpoints", before.endpoints, after.endpoints, endpointJson);
+  section("nodes", before.nodes, after.nodes, nodeJson);
+}
+
 bool isStateObjectKey(const std::string& key) {
   size_t slash = key.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == key.size()) return false;
@@ -189,6 +224,28 @@ void eraseStateObject(ClusterState& s, const std::string& key) {
   if (section == "probes") s.probes.erase(name);
   if (section == "endpoints") s.endpoints.erase(name);
   if (section == "nodes") s.nodes.erase(name);
+}
+
+void copyStateObject(const ClusterState& from, ClusterState& to, const std::string& key) {
+  if (!isStateObjectKey(key)) return;
+  size_t slash = key.find('/');
+  const std::string section = key.substr(0, slash), name = key.substr(slash + 1);
+  auto one = [&](const auto& src, auto& dst) {
+    auto it = src.find(name);
+    if (it != src.end()) {
+      dst[name] = it->second;
+    } else {
+      dst.erase(name);
+    }
+  };
+  if (section == "vpcs" && name != kDefaultVpc) one(from.vpcs, to.vpcs);
+  if (section == "vpcs" && name == kDefaultVpc && from.vpcs.count(name)) to.vpcs[name] = from.vpcs.at(name);
+  if (section == "subnets") one(from.subnets, to.subnets);
+  if (section == "backends") one(from.backends, to.backends);
+  if (section == "services") one(from.services, to.services);
+  if (section == "probes") one(from.probes, to.probes);
+  if (section == "endpoints") one(from.endpoints, to.endpoints);
+  if (section == "nodes") one(from.nodes, to.nodes);
 }
 
 Status readStateObject(ClusterState& s, const std::string& key, const std::string& text, const std::string& where) {

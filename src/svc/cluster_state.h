@@ -60,6 +60,20 @@ struct NodeHealth {
   std::map<std::string, BackendHealth> backends;  // by Backend name
 };
 
+// The sections of a state, as bits of a mask.
+enum StateSection : unsigned {
+  kVpcsSection = 1,
+  kSubnetsSection = 2,
+  kBackendsSection = 4,
+  kServicesSection = 8,
+  kProbesSection = 16,
+  kEndpointsSection = 32,
+  kNodesSection = 64,
+  kAllSections = 127,
+};
+// The section of "<section>/<name>" (0: none).
+unsigned sectionOf(const std::string& key);
+
 struct ClusterState {
   uint64_t generation = 0;          // +1 on every change
   std::map<std::string, Vpc> vpcs;  // always holds the default VPC
@@ -82,12 +96,21 @@ struct ClusterState {
 // state.json (vpcs, subnets, backends, services, probes, endpoints, nodes):
 // how etcd holds it, one key per object.
 std::map<std::string, std::string> stateObjects(const ClusterState& s);
+// The objects that differ from `before` to `after`: puts (key -> JSON, as
+// stateObjects has them) and deletes. Work: a comparison per object and a
+// serialization per changed one.
+// Only the sections in the mask are compared.
+void diffStateObjects(const ClusterState& before, const ClusterState& after, std::map<std::string, std::string>& puts,
+                      std::vector<std::string>& deletes, unsigned sections = kAllSections);
 // Adds one such object to s; `where` names it in errors.
 Status readStateObject(ClusterState& s, const std::string& key, const std::string& text, const std::string& where);
 // Removes one (the default VPC stays, as in every state); unknown keys are ignored.
 void eraseStateObject(ClusterState& s, const std::string& key);
 // Whether key ("<section>/<name>") names an object of a section of the state.
 bool isStateObjectKey(const std::string& key);
+// Makes to's object `key` what from holds: a copy of it, or gone (the
+// default VPC stays). Unknown keys are ignored.
+void copyStateObject(const ClusterState& from, ClusterState& to, const std::string& key);
 
 std::string healthToJson(const NodeHealth& h);
 Result<NodeHealth> healthFromJson(const std::string& text, const std::string& origin);

@@ -23,6 +23,22 @@ Result<ClusterStore> ClusterStore::open(const Config& config, const std::string&
 
 Result<ClusterState> ClusterStore::load() const { return storage_->load(); }
 
+namespace {
+
+// What applying docs reads and writes: Services that take their addresses
+// from the plan are checked against VPCs and Services only (allocating a
+// ClusterIP looks at other Services' addresses alone); anything with a
+// fixed address, and every other kind, is checked against everything.
+unsigned sectionsOf(const std::vector<Resource>& docs) {
+  for (const auto& r : docs) {
+    const auto* s = std::get_if<Service>(&r.value);
+    if (!s || !s->cluster_ip.empty() || !s->eip.empty() || s->type == "LoadBalancer") return kAllSections;
+  }
+  return kVpcsSection | kSubnetsSection | kServicesSection;
+}
+
+}  // namespace
+
 Result<ApplyResult> ClusterStore::apply(const std::vector<Resource>& docs) {
   ApplyResult out;
   OC_TRY(storage_->modify(
@@ -30,7 +46,7 @@ Result<ApplyResult> ClusterStore::apply(const std::vector<Resource>& docs) {
         OC_ASSIGN_OR_RETURN(out, applyToState(s, docs, plan_));
         return okStatus();
       },
-      &out.generation));
+      &out.generation, sectionsOf(docs)));
   return out;
 }
 

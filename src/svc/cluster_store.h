@@ -52,13 +52,15 @@ class ClusterStore {
   std::map<std::string, uint64_t> loadHeartbeats() const { return storage_->loadHeartbeats(); }
   Status writeHealth(const NodeHealth& health) { return storage_->writeHealth(health); }
   Result<std::map<std::string, NodeHealth>> loadHealth() const { return storage_->loadHealth(); }
+  Result<std::map<std::string, uint64_t>> loadProgrammed() const { return storage_->loadProgrammed(); }
   Result<std::string> claim(const std::string& key, const std::string& node, bool want) {
     return storage_->claim(key, node, want);
   }
   Result<std::map<std::string, std::string>> claims() const { return storage_->claims(); }
-  Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, std::function<void()> changed) {
+  Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, StateStorage::Changed changed) {
     return storage_->watch(loop, std::move(changed));
   }
+  Result<bool> refresh(ClusterState& state, const StateDelta& delta) const { return storage_->refresh(state, delta); }
 
   StateStorage& storage() { return *storage_; }
   std::string describe() const { return storage_->describe(); }

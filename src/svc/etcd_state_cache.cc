@@ -108,6 +108,14 @@ std::optional<ClusterState> EtcdStateCache::state(int64_t min_rev, int wait_ms) 
   return state_;
 }
 
+bool EtcdStateCache::copyObjects(ClusterState& into, const std::set<std::string>& keys, int64_t min_rev,
+                                 int wait_ms) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!ready(lock, min_rev, wait_ms)) return false;
+  for (const auto& key : keys) copyStateObject(state_, into, key);
+  return true;
+}
+
 std::optional<std::map<std::string, NodeHealth>> EtcdStateCache::health(int64_t min_rev, int wait_ms) const {
   std::unique_lock<std::mutex> lock(mu_);
   if (!ready(lock, min_rev, wait_ms)) return std::nullopt;

@@ -38,6 +38,9 @@ class EtcdStateCache {
   // Each answers only when valid and at revision >= min_rev, waiting up to
   // wait_ms for the watch to catch up.
   std::optional<ClusterState> state(int64_t min_rev, int wait_ms) const;
+  // Copies just these objects ("<section>/<name>") of the cached state into
+  // `into` (or erases them there); false when it cannot answer.
+  bool copyObjects(ClusterState& into, const std::set<std::string>& keys, int64_t min_rev, int wait_ms) const;
   std::optional<std::map<std::string, NodeHealth>> health(int64_t min_rev, int wait_ms) const;
   std::optional<std::set<std::string>> live(int64_t min_rev, int wait_ms) const;
   std::optional<std::map<std::string, std::string>> owners(int64_t min_rev, int wait_ms) const;

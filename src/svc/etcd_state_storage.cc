@@ -5,7 +5,12 @@
 //   /offcore/v1/<section>/<name>       one object of the state (section as in
 //                                      state.json: vpcs, subnets, backends,
 //                                      services, probes, endpoints, nodes)
-//   /offcore/v1/health/<node>          that node's probe results
+//   /offcore/v1/health/<node>          that node's probe results (written
+//                                      when they change)
+//   /offcore/status/v1/<node>          the generation that node's dataplane
+//                                      runs (after every change; outside
+//                                      the watched prefix: n nodes reporting
+//                                      a change cost nobody a watch event)
 //   /offcore/v1/live/<node>            held by the node agent's lease
 //   /offcore/v1/owners/<key>           who holds an EIP, under its lease
 //
@@ -16,6 +21,8 @@
 // address handed out twice). Watchers follow the prefix from a revision.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -32,6 +39,7 @@ namespace {
 const std::string kPrefix = "/offcore/v1/";
 const std::string kGenKey = kPrefix + "meta/generation";
 const std::string kHealth = kPrefix + "health/";
+const std::string kStatus = "/offcore/status/v1/";
 const std::string kLive = kPrefix + "live/";
 const std::string kOwners = kPrefix + "owners/";
 constexpr int kMaxAttempts = 200;
@@ -47,21 +55,22 @@ uint64_t wallMs() {
 // What one read of the prefix saw.
 struct Snapshot {
   ClusterState state;
-  int64_t gen_mod = 0;                         // the generation key's mod revision (0: absent)
-  std::map<std::string, std::string> objects;  // "<section>/<name>" -> JSON, as stored
+  int64_t gen_mod = 0;  // the generation key's mod revision (0: absent)
 };
 
 class EtcdStoreWatch final : public StoreWatch {
  public:
   struct Shared {
-    Shared(EventLoop& l, std::function<void()> c, kv::KvClient& k, std::shared_ptr<EtcdStateCache> cache)
+    Shared(EventLoop& l, StateStorage::Changed c, kv::KvClient& k, std::shared_ptr<EtcdStateCache> cache)
         : loop(l), changed(std::move(c)), kv(k), cache(std::move(cache)) {}
     EventLoop& loop;
-    std::function<void()> changed;
+    StateStorage::Changed changed;
     kv::KvClient& kv;
     std::shared_ptr<EtcdStateCache> cache;  // kept by the watch's events
     std::atomic<bool> pending{false};
-    std::unique_ptr<kv::Watch> inner;  // loop thread only
+    std::mutex mu;
+    StateDelta delta = StateDelta::none();  // what the next notification covers, guarded by mu
+    std::unique_ptr<kv::Watch> inner;       // loop thread only
   };
 
   explicit EtcdStoreWatch(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
@@ -90,17 +99,21 @@ class EtcdStoreWatch final : public StoreWatch {
           if (!s2) return;
           s2->inner.reset();
           if (auto st = start(s2); !st.ok()) spdlog::warn("cluster store: watch: {}", st.error().message);
-          s2->changed();
+          notify(*s2, StateDelta());  // a new listing: anything may have changed
         });
         return;
       }
       sh->cache->apply(b);
+      {
+        std::lock_guard<std::mutex> lock(sh->mu);
+        for (const auto& e : b.events) note(sh->delta, e);
+      }
       if (sh->pending.exchange(true)) return;  // one reconcile covers a burst
       sh->loop.post([weak] {
         auto s2 = weak.lock();
         if (!s2) return;
         s2->pending = false;
-        s2->changed();
+        notify(*s2, StateDelta::none());
       });
     });
     if (!w.ok()) return w.error();
@@ -109,6 +122,34 @@ class EtcdStoreWatch final : public StoreWatch {
   }
 
  private:
+  // Adds what one event changed to d.
+  static void note(StateDelta& d, const kv::WatchEvent& e) {
+    if (e.kv.key.compare(0, kPrefix.size(), kPrefix) != 0) return;
+    const std::string rest = e.kv.key.substr(kPrefix.size());
+    auto under = [&](const std::string& dir) { return e.kv.key.compare(0, dir.size(), dir) == 0; };
+    if (e.kv.key == kGenKey) {
+      if (e.type == kv::WatchEvent::Type::Put) d.generation = std::strtoull(e.kv.value.c_str(), nullptr, 10);
+    } else if (under(kHealth)) {
+      d.health = true;
+    } else if (under(kLive)) {
+      d.live = true;
+    } else if (under(kOwners)) {
+      d.owners = true;
+    } else if (isStateObjectKey(rest)) {
+      d.objects.insert(rest);
+    }
+  }
+  // On the loop: what accumulated since the last call, plus extra.
+  static void notify(Shared& s, const StateDelta& extra) {
+    StateDelta d = StateDelta::none();
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      std::swap(d, s.delta);
+    }
+    d.merge(extra);
+    if (!d.empty() || d.generation != 0) s.changed(d);
+  }
+
   std::shared_ptr<Shared> s_;
 };
 
@@ -125,10 +166,10 @@ class EtcdStorage final : public StateStorage {
     return std::move(snap.state);
   }
 
-  Status modify(const Change& fn, uint64_t* generation) override {
+  Status modify(const Change& fn, uint64_t* generation, unsigned sections) override {
     std::minstd_rand jitter(std::random_device{}());
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-      OC_ASSIGN_OR_RETURN(Snapshot snap, read());
+      OC_ASSIGN_OR_RETURN(Snapshot snap, read(sections));
       ClusterState after = snap.state;
       OC_TRY(fn(after));
       after.generation = snap.state.generation;
@@ -136,14 +177,11 @@ class EtcdStorage final : public StateStorage {
       if (after == snap.state) return okStatus();
       after.generation = snap.state.generation + 1;
       std::vector<kv::Op> ops;
-      std::map<std::string, std::string> objects = stateObjects(after);
-      for (const auto& [key, value] : objects) {
-        auto was = snap.objects.find(key);
-        if (was == snap.objects.end() || was->second != value) ops.push_back(kv::Op::put(kPrefix + key, value));
-      }
-      for (const auto& [key, value] : snap.objects) {
-        if (!objects.count(key)) ops.push_back(kv::Op::del(kPrefix + key));
-      }
+      std::map<std::string, std::string> puts;
+      std::vector<std::string> deletes;
+      diffStateObjects(snap.state, after, puts, deletes, sections);
+      for (const auto& [key, value] : puts) ops.push_back(kv::Op::put(kPrefix + key, value));
+      for (const auto& key : deletes) ops.push_back(kv::Op::del(kPrefix + key));
       ops.push_back(kv::Op::put(kGenKey, std::to_string(after.generation)));
       kv::Compare guard{kGenKey, kv::Compare::Target::Mod, kv::Compare::Result::Equal, snap.gen_mod, ""};
       auto t = kv_->txn({guard}, ops);
@@ -213,10 +251,33 @@ class EtcdStorage final : public StateStorage {
 
   Status writeHealth(const NodeHealth& health) override {
     if (!isPlainName(health.node)) return makeError("write health: bad node name '" + health.node + "'");
-    auto t = kv_->txn({}, {kv::Op::put(kHealth + health.node, healthToJson(health))});
+    // The probe results only when they changed: every node watches them.
+    NodeHealth probes = health;
+    probes.programmed_generation = 0;
+    probes.updated_ms = 0;
+    const std::string results = healthToJson(probes);
+    std::vector<kv::Op> ops{kv::Op::put(kStatus + health.node, std::to_string(health.programmed_generation))};
+    {
+      std::lock_guard<std::mutex> lock(lease_mu_);
+      auto last = health_written_.find(health.node);
+      if (last == health_written_.end() || last->second != results)
+        ops.push_back(kv::Op::put(kHealth + health.node, healthToJson(health)));
+    }
+    auto t = kv_->txn({}, ops);
     if (!t.ok()) return t.error().wrap("write health");
-    noteWrite(t->revision);
+    if (ops.size() > 1) {
+      noteWrite(t->revision);
+      std::lock_guard<std::mutex> lock(lease_mu_);
+      health_written_[health.node] = results;
+    }
     return okStatus();
+  }
+
+  Result<std::map<std::string, uint64_t>> loadProgrammed() const override {
+    OC_ASSIGN_OR_RETURN(kv::RangeResult r, kv_->range(kStatus, kv::prefixEnd(kStatus)));
+    std::map<std::string, uint64_t> out;
+    for (const auto& kv : r.kvs) out[kv.key.substr(kStatus.size())] = std::strtoull(kv.value.c_str(), nullptr, 10);
+    return out;
   }
 
   Result<std::map<std::string, NodeHealth>> loadHealth() const override {
@@ -238,7 +299,11 @@ class EtcdStorage final : public StateStorage {
         lease_ = 0;
       }
     }
-    auto t = kv_->txn({}, {kv::Op::del(kHealth + node), kv::Op::del(kLive + node)});
+    {
+      std::lock_guard<std::mutex> lock(lease_mu_);
+      health_written_.erase(node);
+    }
+    auto t = kv_->txn({}, {kv::Op::del(kHealth + node), kv::Op::del(kLive + node), kv::Op::del(kStatus + node)});
     if (!t.ok()) return t.error().wrap("forget node " + node);
     return okStatus();
   }
@@ -285,7 +350,16 @@ class EtcdStorage final : public StateStorage {
     return out;
   }
 
-  Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, std::function<void()> changed) override {
+  Result<bool> refresh(ClusterState& state, const StateDelta& delta) const override {
+    if (!delta.full && cache_->copyObjects(state, delta.objects, own_rev_.load(), kCacheWaitMs)) {
+      state.generation = std::max(state.generation, delta.generation);
+      return false;
+    }
+    OC_ASSIGN_OR_RETURN(state, load());
+    return true;
+  }
+
+  Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, Changed changed) override {
     auto shared = std::make_shared<EtcdStoreWatch::Shared>(loop, std::move(changed), *kv_, cache_);
     OC_TRY(EtcdStoreWatch::start(shared));
     return std::unique_ptr<StoreWatch>(std::make_unique<EtcdStoreWatch>(std::move(shared)));
@@ -294,9 +368,22 @@ class EtcdStorage final : public StateStorage {
   std::string describe() const override { return kv_->describe(); }
 
  private:
-  Result<Snapshot> read() const {
-    auto r = kv_->range(kPrefix, kv::prefixEnd(kPrefix));
+  // The state, or only some of its sections: then one range per section,
+  // all at the revision of the generation key's read (one snapshot).
+  Result<Snapshot> read(unsigned sections = kAllSections) const {
+    auto r = kv_->range(sections == kAllSections ? kPrefix : kGenKey,
+                        sections == kAllSections ? kv::prefixEnd(kPrefix) : "");
     if (!r.ok()) return r.error().wrap("cluster store");
+    if (sections != kAllSections) {
+      for (const char* name : {"vpcs", "subnets", "backends", "services", "probes", "endpoints", "nodes"}) {
+        const std::string dir = kPrefix + name + "/";
+        if (!(sectionOf(std::string(name) + "/") & sections)) continue;
+        auto part = kv_->range(dir, kv::prefixEnd(dir), r->revision);
+        if (!part.ok()) return part.error().wrap("cluster store");
+        r->kvs.insert(r->kvs.end(), std::make_move_iterator(part->kvs.begin()),
+                      std::make_move_iterator(part->kvs.end()));
+      }
+    }
     Snapshot snap;
     snap.state = ClusterState::empty();
     for (const auto& kv : r->kvs) {
@@ -312,7 +399,6 @@ class EtcdStorage final : public StateStorage {
       }
       if (!isStateObjectKey(rest)) continue;
       OC_TRY(readStateObject(snap.state, rest, kv.value, describe() + " key " + kv.key));
-      snap.objects[rest] = kv.value;
     }
     return snap;
   }
@@ -332,6 +418,7 @@ class EtcdStorage final : public StateStorage {
   std::mutex lease_mu_;
   int64_t lease_ = 0;  // this process's node lease, guarded by lease_mu_
   std::string lease_node_;
+  std::map<std::string, std::string> health_written_;  // by node: the probe results last written, guarded by lease_mu_
 };
 
 }  // namespace

@@ -46,7 +46,8 @@ class DirStorage final : public StateStorage {
     return readState();
   }
 
-  Status modify(const Change& fn, uint64_t* generation) override {
+  // One file: every change reads and writes it whole, whatever its sections.
+  Status modify(const Change& fn, uint64_t* generation, unsigned /*sections*/) override {
     auto made = makePrivateDir(dir_);
     if (!made.ok()) return made.error().wrap("cluster store (run as root or pass --cluster-dir)");
     auto lock = FileLock::acquire(dir_ + "/.lock");
@@ -117,7 +118,7 @@ class DirStorage final : public StateStorage {
   }
   Result<std::map<std::string, std::string>> claims() const override { return std::map<std::string, std::string>(); }
 
-  Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, std::function<void()> changed) override {
+  Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, Changed changed) override {
     OC_TRY(makeDirs(dir_ + "/health"));
     int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) return errnoError("inotify_init1");
@@ -131,7 +132,7 @@ class DirStorage final : public StateStorage {
     Status s = loop.watchFd(fd, EPOLLIN, [fd, changed = std::move(changed)](uint32_t) {
       char buf[4096];
       while (::read(fd, buf, sizeof buf) > 0) {}
-      changed();
+      changed(StateDelta());  // state.json is one file: anything may have changed
     });
     if (!s.ok()) {
       ::close(fd);

@@ -94,6 +94,7 @@ Status ServiceProgrammer::adopt() {
       index_of[id] = static_cast<int32_t>(t.backends.size());
       t.backends.push_back({backendLabel(vni, ip, port), 1});
       t.ids.push_back(id);
+      t.keys.push_back(k);
     }
     std::vector<int32_t> slots(val.ring_size, -1);
     for (uint32_t s = 0; s < val.ring_size; ++s) {
@@ -120,6 +121,7 @@ Result<uint32_t> ServiceProgrammer::backendId(const BackendKey& key, ProgramStat
   OC_TRY(dp_.setBackend(id, {vni, ip, port, 1}));
   ++stats.writes;
   backend_ids_[key] = id;
+  unreferenced_.insert(key);  // until a table names it
   return id;
 }
 
@@ -141,41 +143,47 @@ void ServiceProgrammer::freeRing(uint32_t offset, uint32_t size) {
   if (size > 0) free_rings_.emplace(size, offset);
 }
 
+bool ServiceProgrammer::usable(const ClusterState& state, const Endpoint& e) const {
+  return !state.nodes.count(e.node) || live_.count(e.node);
+}
+
+bool ServiceProgrammer::endpointEntry(const ClusterState& state, const Endpoint& ep, oc_ep_key& k, oc_ep_val& v) const {
+  auto vpc = state.vpcs.find(ep.vpc);
+  k = oc_ep_key{vpc == state.vpcs.end() ? 0 : vpc->second.vni, ipNet(ep.ip)};
+  if (k.vpc == 0 || k.ip == 0 || !usable(state, ep)) return false;
+  v = oc_ep_val{};
+  if (ep.node == self_.name) {
+    v.ifindex = ep.representor.empty() ? 0 : ::if_nametoindex(ep.representor.c_str());
+    if (v.ifindex == 0 || !parseMac(ep.mac, v.mac)) return false;  // its VF is not (or no longer) there
+    v.flags = OC_EP_LOCAL;
+  } else {
+    auto n = state.nodes.find(ep.node);
+    v.node_ip = n == state.nodes.end() ? 0 : ipNet(n->second.fabric_ip);
+    if (v.node_ip == 0) return false;
+    // A natively routed VPC's endpoint on a node whose uplink MAC is known
+    // (else its node would not take the frames in: tunnel it).
+    uint8_t mac[6];
+    bool native = vpc->second.native() && parseMac(n->second.fabric_mac, mac);
+    v.flags = OC_EP_REMOTE | (native ? OC_EP_NATIVE : 0);
+  }
+  if (ep.mesh) v.flags |= OC_EP_MESH;
+  return true;
+}
+
 Status ServiceProgrammer::programEndpoints(const ClusterState& state, ProgramStats& stats) {
   std::map<oc_ep_key, oc_ep_val, EpKeyLess> want;
+  ep_keys_.clear();
+  for (const auto& [id, ep] : state.endpoints) {
+    oc_ep_key k;
+    oc_ep_val v;
+    if (!endpointEntry(state, ep, k, v)) continue;
+    want[k] = v;
+    ep_keys_[id] = k;
+  }
   auto vniOf = [&](const std::string& vpc) -> uint32_t {
     auto it = state.vpcs.find(vpc);
     return it == state.vpcs.end() ? 0 : it->second.vni;
   };
-  auto nodeIp = [&](const std::string& node) -> uint32_t {
-    auto it = state.nodes.find(node);
-    return it == state.nodes.end() ? 0 : ipNet(it->second.fabric_ip);
-  };
-  // A remote endpoint of a natively routed VPC, on a node whose uplink MAC
-  // is known (else its node would not take the frames in: tunnel it).
-  auto native = [&](const std::string& vpc, const std::string& node) -> uint16_t {
-    auto v = state.vpcs.find(vpc);
-    auto n = state.nodes.find(node);
-    uint8_t mac[6];
-    bool known = n != state.nodes.end() && parseMac(n->second.fabric_mac, mac);
-    return v != state.vpcs.end() && v->second.native() && known ? OC_EP_NATIVE : 0;
-  };
-  for (const auto& [id, ep] : state.endpoints) {
-    oc_ep_key k{vniOf(ep.vpc), ipNet(ep.ip)};
-    if (k.vpc == 0 || k.ip == 0) continue;
-    oc_ep_val v{};
-    if (ep.node == self_.name) {
-      v.ifindex = ep.representor.empty() ? 0 : ::if_nametoindex(ep.representor.c_str());
-      if (v.ifindex == 0 || !parseMac(ep.mac, v.mac)) continue;  // its VF is not (or no longer) there
-      v.flags = OC_EP_LOCAL;
-    } else {
-      v.node_ip = nodeIp(ep.node);
-      if (v.node_ip == 0) continue;
-      v.flags = OC_EP_REMOTE | native(ep.vpc, ep.node);
-    }
-    if (ep.mesh) v.flags |= OC_EP_MESH;
-    want[k] = v;
-  }
   // Every node's host domain is an endpoint of the default VPC.
   uint32_t default_vni = vniOf("default");
   for (const auto& [name, n] : state.nodes) {
@@ -188,7 +196,10 @@ Status ServiceProgrammer::programEndpoints(const ClusterState& state, ProgramSta
       v.flags = OC_EP_LOCAL;
     } else {
       v.node_ip = ipNet(n.fabric_ip);
-      v.flags = OC_EP_REMOTE | native(kDefaultVpc, name);
+      uint8_t mac[6];
+      auto d = state.vpcs.find(kDefaultVpc);
+      bool native = d != state.vpcs.end() && d->second.native() && parseMac(n.fabric_mac, mac);
+      v.flags = OC_EP_REMOTE | (native ? OC_EP_NATIVE : 0);
     }
     want[k] = v;
   }
@@ -206,6 +217,39 @@ Status ServiceProgrammer::programEndpoints(const ClusterState& state, ProgramSta
   }
   endpoints_ = std::move(want);
   stats.endpoints = endpoints_.size();
+  return okStatus();
+}
+
+Status ServiceProgrammer::setEndpointEntries(const std::set<std::string>& ids, const ClusterState& state,
+                                             ProgramStats& stats) {
+  // Two passes: an address may move between ids in one delta (a VM's NIC
+  // migrating, a pod's address reused), so the keys the changed ids held
+  // go only if none of them holds the key now.
+  std::set<oc_ep_key, EpKeyLess> released, taken;
+  for (const auto& id : ids) {
+    if (auto old = ep_keys_.find(id); old != ep_keys_.end()) {
+      released.insert(old->second);
+      ep_keys_.erase(old);
+    }
+  }
+  for (const auto& id : ids) {
+    oc_ep_key k{};
+    oc_ep_val v{};
+    auto ep = state.endpoints.find(id);
+    if (ep == state.endpoints.end() || !endpointEntry(state, ep->second, k, v)) continue;
+    ep_keys_[id] = k;
+    taken.insert(k);
+    auto it = endpoints_.find(k);
+    if (it != endpoints_.end() && sameEp(it->second, v)) continue;
+    OC_TRY(dp_.upsertEndpoint(k, v));
+    ++stats.writes;
+    endpoints_[k] = v;
+  }
+  for (const auto& k : released) {
+    if (taken.count(k) || !endpoints_.erase(k)) continue;
+    OC_TRY(dp_.removeEndpoint(k));
+    ++stats.writes;
+  }
   return okStatus();
 }
 
@@ -279,6 +323,7 @@ Status ServiceProgrammer::programService(const oc_svc_key& key, oc_svc_val value
   Table next;
   next.backends = mb;
   next.ids = ids;
+  next.keys = backends;
   bool reuse = existing != tables_.end() && existing->second.table.size() > 0 &&
                static_cast<uint64_t>(mb.size()) * 100 <= existing->second.table.size();
   if (existing != tables_.end() && existing->second.backends == mb && existing->second.ids == ids &&
@@ -319,81 +364,236 @@ Status ServiceProgrammer::programService(const oc_svc_key& key, oc_svc_val value
   }
   OC_TRY(dp_.upsertService(key, value));
   ++stats.writes;
-  if (existing != tables_.end() && existing->second.value.ring_size > 0 &&
-      existing->second.value.ring_offset != value.ring_offset) {
-    freeRing(existing->second.value.ring_offset, existing->second.value.ring_size);
+  if (existing != tables_.end()) {
+    if (existing->second.value.ring_size > 0 && existing->second.value.ring_offset != value.ring_offset)
+      freeRing(existing->second.value.ring_offset, existing->second.value.ring_size);
+    for (const auto& b : existing->second.keys) {
+      --backend_refs_[b];
+      unreferenced_.insert(b);
+    }
   }
+  for (const auto& b : backends) ++backend_refs_[b];
   next.value = value;
   tables_[key] = std::move(next);
   return okStatus();
 }
 
-Result<ProgramStats> ServiceProgrammer::program(const ClusterState& state,
-                                                const std::map<std::string, NodeHealth>& health) {
-  ProgramStats stats;
-  OC_TRY(programNodes(state, stats));
-  // Where natively routed frames are taken in before any endpoint sends so.
-  OC_TRY(programNativeNets(state, stats));
-  OC_TRY(programEndpoints(state, stats));
+Status ServiceProgrammer::removeTable(const oc_svc_key& key, ProgramStats& stats) {
+  auto it = tables_.find(key);
+  if (it == tables_.end()) return okStatus();
+  OC_TRY(dp_.removeService(key));
+  ++stats.writes;
+  freeRing(it->second.value.ring_offset, it->second.value.ring_size);
+  for (const auto& b : it->second.keys) {
+    --backend_refs_[b];
+    unreferenced_.insert(b);
+  }
+  tables_.erase(it);
+  return okStatus();
+}
 
-  std::set<oc_svc_key, SvcKeyLess> wanted;
-  std::set<BackendKey> used_backends;
-  for (const auto& [name, svc] : state.services) {
-    auto vpc = state.vpcs.find(svc.vpc);
-    if (vpc == state.vpcs.end()) continue;
-    auto resolved = resolveService(state, svc);
+Status ServiceProgrammer::releaseUnusedBackends(ProgramStats& stats) {
+  // A backend no table names any more: clear it, so a conntrack entry that
+  // still points at it picks again (the program checks the flags). Only
+  // those that lost a reference (or were never given one) can be unused.
+  std::set<BackendKey> candidates;
+  std::swap(candidates, unreferenced_);
+  for (const auto& key : candidates) {
+    auto id = backend_ids_.find(key);
+    if (id == backend_ids_.end()) continue;
+    auto r = backend_refs_.find(key);
+    if (r != backend_refs_.end() && r->second > 0) continue;
+    OC_TRY(dp_.setBackend(id->second, oc_backend_val{}));
+    ++stats.writes;
+    free_backend_ids_.insert(id->second);
+    if (r != backend_refs_.end()) backend_refs_.erase(r);
+    backend_ids_.erase(id);
+  }
+  return okStatus();
+}
+
+void ServiceProgrammer::indexService(const std::string& name, const Service* now) {
+  if (auto it = pair_of_svc_.find(name); it != pair_of_svc_.end()) {
+    auto p = svc_by_pair_.find(it->second);
+    p->second.erase(name);
+    if (p->second.empty()) svc_by_pair_.erase(p);
+    pair_of_svc_.erase(it);
+  }
+  if (!now || now->selector.empty()) return;
+  const auto& first = *now->selector.begin();
+  pair_of_svc_[name] = ResolveIndex::pair(first.first, first.second);
+  svc_by_pair_[pair_of_svc_[name]].insert(name);
+}
+
+void ServiceProgrammer::servicesFor(const std::vector<std::string>& pairs, std::set<std::string>& out) const {
+  for (const auto& p : pairs) {
+    if (auto it = svc_by_pair_.find(p); it != svc_by_pair_.end()) out.insert(it->second.begin(), it->second.end());
+  }
+}
+
+Status ServiceProgrammer::programServiceNamed(const ClusterState& state, const std::string& name, ProgramStats& stats) {
+  std::vector<oc_svc_key> keys;
+  auto found = state.services.find(name);
+  auto vpc = found == state.services.end() ? state.vpcs.end() : state.vpcs.find(found->second.vpc);
+  if (vpc != state.vpcs.end()) {
+    const Service& svc = found->second;
+    auto resolved = index_.resolve(state, svc, [&](const Endpoint& e) { return usable(state, e); });
     bool gateway = svc.scope == "cluster";
     for (size_t p = 0; p < svc.ports.size(); ++p) {
       const auto& port = svc.ports[p];
       uint8_t proto = port.protocol == "UDP" ? IPPROTO_UDP : IPPROTO_TCP;
       std::vector<BackendKey> backends;
       for (const auto& rb : resolved) {
-        if (!backendHealthy(health, rb.name)) continue;
+        if (unhealthy_.count(rb.name)) continue;
         uint16_t target = p < rb.target_ports.size() ? rb.target_ports[p] : port.target_port;
         backends.emplace_back(rb.vni, ipNet(rb.ip), htons(target));
       }
       std::sort(backends.begin(), backends.end());
       backends.erase(std::unique(backends.begin(), backends.end()), backends.end());
-      for (const auto& b : backends) used_backends.insert(b);
       oc_svc_val value{};
       if (gateway) {
         value.flags = OC_SVC_SNAT;
         value.snat_ip = self_.fabric_ip;
       }
-      std::vector<oc_svc_key> keys;
-      keys.push_back({vpc->second.vni, ipNet(svc.cluster_ip), htons(port.port), proto, 0});
+      std::vector<oc_svc_key> mine;
+      mine.push_back({vpc->second.vni, ipNet(svc.cluster_ip), htons(port.port), proto, 0});
       if (svc.type == "LoadBalancer" && !svc.eip.empty()) {
-        keys.push_back({OC_VPC_EXTERNAL, ipNet(svc.eip), htons(port.port), proto, 0});
+        mine.push_back({OC_VPC_EXTERNAL, ipNet(svc.eip), htons(port.port), proto, 0});
       }
-      for (const auto& k : keys) {
+      for (const auto& k : mine) {
         if (k.vip == 0) continue;
         OC_TRY(programService(k, value, backends, stats));
-        wanted.insert(k);
+        key_owner_[k] = name;
+        keys.push_back(k);
       }
     }
   }
-  for (auto it = tables_.begin(); it != tables_.end();) {
-    if (wanted.count(it->first)) {
-      ++it;
-      continue;
+  // Tables it had and has no more (a port, its EIP, or the Service gone),
+  // unless another Service took the address meanwhile (its table is its own).
+  if (auto had = svc_keys_.find(name); had != svc_keys_.end()) {
+    for (const auto& k : had->second) {
+      bool kept = std::any_of(keys.begin(), keys.end(),
+                              [&](const oc_svc_key& n) { return !SvcKeyLess()(n, k) && !SvcKeyLess()(k, n); });
+      auto owner = key_owner_.find(k);
+      if (kept || (owner != key_owner_.end() && owner->second != name)) continue;
+      if (owner != key_owner_.end()) key_owner_.erase(owner);
+      OC_TRY(removeTable(k, stats));
     }
-    OC_TRY(dp_.removeService(it->first));
-    ++stats.writes;
-    freeRing(it->second.value.ring_offset, it->second.value.ring_size);
-    it = tables_.erase(it);
   }
-  // A backend no table names any more: clear it, so a conntrack entry that
-  // still points at it picks again (the program checks the flags).
-  for (auto it = backend_ids_.begin(); it != backend_ids_.end();) {
-    if (used_backends.count(it->first)) {
-      ++it;
-      continue;
+  if (keys.empty()) {
+    svc_keys_.erase(name);
+  } else {
+    svc_keys_[name] = std::move(keys);
+  }
+  return okStatus();
+}
+
+Status ServiceProgrammer::programAll(const ClusterState& state, ProgramStats& stats) {
+  OC_TRY(programNodes(state, stats));
+  // Where natively routed frames are taken in before any endpoint sends so.
+  OC_TRY(programNativeNets(state, stats));
+  OC_TRY(programEndpoints(state, stats));
+  index_.build(state);
+  svc_by_pair_.clear();
+  pair_of_svc_.clear();
+  std::map<std::string, std::vector<oc_svc_key>, std::less<>> before;
+  std::swap(before, svc_keys_);
+  key_owner_.clear();
+  for (const auto& [name, keys] : before) {
+    for (const auto& k : keys) key_owner_[k] = name;
+  }
+  for (const auto& [name, svc] : state.services) {
+    indexService(name, &svc);
+    if (auto b = before.find(name); b != before.end()) svc_keys_[name] = std::move(b->second);
+    OC_TRY(programServiceNamed(state, name, stats));
+  }
+  // Tables no Service wants: of Services gone, or adopted from the maps.
+  std::set<oc_svc_key, SvcKeyLess> wanted;
+  for (const auto& [name, keys] : svc_keys_) wanted.insert(keys.begin(), keys.end());
+  std::vector<oc_svc_key> stale;
+  for (const auto& [k, t] : tables_) {
+    if (!wanted.count(k)) stale.push_back(k);
+  }
+  for (const auto& k : stale) {
+    key_owner_.erase(k);
+    OC_TRY(removeTable(k, stats));
+  }
+  backend_refs_.clear();
+  for (const auto& [k, t] : tables_) {
+    for (const auto& b : t.keys) ++backend_refs_[b];
+  }
+  for (const auto& [k, id] : backend_ids_) unreferenced_.insert(k);  // adopted ones too
+  return okStatus();
+}
+
+Status ServiceProgrammer::programChanged(const ClusterState& state, const StateDelta& delta, ProgramStats& stats) {
+  std::set<std::string> services, backends, endpoints;
+  std::set<std::pair<std::string, std::string>> pods;
+  for (const auto& key : delta.objects) {
+    size_t slash = key.find('/');
+    const std::string section = key.substr(0, slash), name = key.substr(slash + 1);
+    if (section == "services") {
+      services.insert(name);
+      auto s = state.services.find(name);
+      indexService(name, s == state.services.end() ? nullptr : &s->second);
+    } else if (section == "backends") {
+      backends.insert(name);
+      auto b = state.backends.find(name);
+      servicesFor(index_.labelsOf(name), services);  // the Services that selected it
+      index_.setBackend(name, b == state.backends.end() ? nullptr : &b->second);
+      servicesFor(index_.labelsOf(name), services);  // and those that select it now
+    } else if (section == "endpoints") {
+      auto e = state.endpoints.find(name);
+      pods.insert(index_.podOfEndpoint(name));
+      index_.setEndpoint(name, e == state.endpoints.end() ? nullptr : &e->second);
+      pods.insert(index_.podOfEndpoint(name));
+      endpoints.insert(name);
     }
-    OC_TRY(dp_.setBackend(it->second, oc_backend_val{}));
-    ++stats.writes;
-    free_backend_ids_.insert(it->second);
-    it = backend_ids_.erase(it);
   }
+  OC_TRY(setEndpointEntries(endpoints, state, stats));
+  // A pod's address changed: the Services of the Backends that name it.
+  for (const auto& [pod, vpc] : pods) {
+    for (const auto& b : index_.ofPod(pod, vpc)) servicesFor(index_.labelsOf(b), services);
+  }
+  for (const auto& name : services) OC_TRY(programServiceNamed(state, name, stats));
+  stats.endpoints = endpoints_.size();
+  return okStatus();
+}
+
+Result<ProgramStats> ServiceProgrammer::program(const ClusterState& state,
+                                                const std::map<std::string, NodeHealth>& health) {
+  std::set<std::string> live;
+  for (const auto& [name, n] : state.nodes) live.insert(name);
+  return program(state, health, live, StateDelta());
+}
+
+Result<ProgramStats> ServiceProgrammer::program(const ClusterState& state,
+                                                const std::map<std::string, NodeHealth>& health,
+                                                const std::set<std::string>& live, const StateDelta& delta) {
+  ProgramStats stats;
+  bool everything = !programmed_ || delta.full || delta.health || live != live_;
+  for (const auto& key : delta.objects) {
+    if (everything) break;
+    // VPCs, Subnets and nodes reach every endpoint and Service.
+    everything = key.compare(0, 8, "services") != 0 && key.compare(0, 8, "backends") != 0 &&
+                 key.compare(0, 9, "endpoints") != 0 && key.compare(0, 6, "probes") != 0;
+  }
+  if (everything) {
+    programmed_ = false;  // until this pass succeeds: a failed one is redone in full
+    live_ = live;
+    unhealthy_.clear();
+    for (const auto& [node, h] : health) {
+      for (const auto& [name, b] : h.backends) {
+        if (!b.healthy) unhealthy_.insert(name);
+      }
+    }
+    OC_TRY(programAll(state, stats));
+    programmed_ = true;
+  } else {
+    OC_TRY(programChanged(state, delta, stats));
+  }
+  OC_TRY(releaseUnusedBackends(stats));
+  stats.nodes = nodes_.size();
   stats.services = tables_.size();
   stats.backends = backend_ids_.size();
   return stats;

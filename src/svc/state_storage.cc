@@ -1,11 +1,35 @@
 // Picking the StateStorage the config names, and the one that stands in
 // when it cannot be opened.
+#include <sys/stat.h>
+
 #include <algorithm>
 
+#include "base/files.h"
 #include "kv/etcd_client.h"
 #include "svc/state_storage.h"
 
 namespace offcore::svc {
+
+void StateDelta::merge(const StateDelta& o) {
+  full = full || o.full;
+  objects.insert(o.objects.begin(), o.objects.end());
+  health = health || o.health;
+  live = live || o.live;
+  owners = owners || o.owners;
+  if (o.generation != 0) generation = o.generation;
+}
+
+Result<bool> StateStorage::refresh(ClusterState& state, const StateDelta&) const {
+  OC_ASSIGN_OR_RETURN(state, load());
+  return true;
+}
+
+Result<std::map<std::string, uint64_t>> StateStorage::loadProgrammed() const {
+  OC_ASSIGN_OR_RETURN(auto health, loadHealth());
+  std::map<std::string, uint64_t> out;
+  for (const auto& [node, h] : health) out[node] = h.programmed_generation;
+  return out;
+}
 
 namespace {
 
@@ -14,7 +38,7 @@ class UnusableStorage final : public StateStorage {
  public:
   explicit UnusableStorage(Error why) : why_(std::move(why)) {}
   Result<ClusterState> load() const override { return why_; }
-  Status modify(const Change&, uint64_t*) override { return why_; }
+  Status modify(const Change&, uint64_t*, unsigned) override { return why_; }
   Status heartbeat(const std::string&, uint64_t) override { return why_; }
   std::map<std::string, uint64_t> loadHeartbeats() const override { return {}; }
   Status writeHealth(const NodeHealth&) override { return why_; }
@@ -22,7 +46,7 @@ class UnusableStorage final : public StateStorage {
   Status forgetNode(const std::string&) override { return why_; }
   Result<std::string> claim(const std::string&, const std::string&, bool) override { return why_; }
   Result<std::map<std::string, std::string>> claims() const override { return why_; }
-  Result<std::unique_ptr<StoreWatch>> watch(EventLoop&, std::function<void()>) override { return why_; }
+  Result<std::unique_ptr<StoreWatch>> watch(EventLoop&, Changed) override { return why_; }
   std::string describe() const override { return "(unusable cluster store)"; }
 
  private:
@@ -40,6 +64,19 @@ Result<std::shared_ptr<StateStorage>> openStateStorage(const Config& config, con
   o.ca_file = config.etcd_ca_file;
   o.cert_file = config.etcd_cert_file;
   o.key_file = config.etcd_key_file;
+  if (!config.etcd_user.empty()) {
+    // A secret: refused unless only its owner can read it, as ssh does with keys.
+    struct stat st {};
+    if (::stat(config.etcd_password_file.c_str(), &st) != 0)
+      return errnoError("etcd_password_file " + config.etcd_password_file);
+    if (st.st_mode & 077)
+      return makeError("etcd_password_file " + config.etcd_password_file +
+                       " is readable by others; chmod 600 it (it holds etcd user " + config.etcd_user + "'s password)");
+    OC_ASSIGN_OR_RETURN(std::string password, readFile(config.etcd_password_file));
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
+    o.user = config.etcd_user;
+    o.password = std::move(password);
+  }
   // A lease outlives a few missed beats, as a heartbeat file does: node_expiry_ms, whole seconds.
   int64_t ttl = std::max<int64_t>(2, (config.node_expiry_ms + 999) / 1000);
   return makeEtcdStorage(kv::makeEtcdClient(std::move(o)), ttl);

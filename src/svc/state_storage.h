@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "base/config.h"
@@ -35,6 +36,34 @@ class StoreWatch {
   virtual ~StoreWatch() = default;
 };
 
+// What one watch notification covers. full: anything may have changed
+// (the first notification, a re-list after a compaction, the directory
+// store, which cannot tell): load() again. Otherwise exactly these objects
+// of the state changed ("<section>/<name>", put or deleted), plus the
+// records the flags name.
+struct StateDelta {
+  bool full = true;
+  std::set<std::string> objects;
+  bool health = false;      // some node's probe results
+  bool live = false;        // the set of live nodes (a lease granted or gone)
+  bool owners = false;      // an EIP claim
+  uint64_t generation = 0;  // the state's generation after these changes (0: unknown)
+
+  static StateDelta none() {
+    StateDelta d;
+    d.full = false;
+    return d;
+  }
+  static StateDelta of(std::string object) {
+    StateDelta d = none();
+    d.objects.insert(std::move(object));
+    return d;
+  }
+  // Everything in o as well (o after this).
+  void merge(const StateDelta& o);
+  bool empty() const { return !full && objects.empty() && !health && !live && !owners; }
+};
+
 class StateStorage {
  public:
   virtual ~StateStorage() = default;
@@ -46,16 +75,25 @@ class StateStorage {
   // retried on the new state, so no update is lost. *generation: the
   // state's after the call. fn may run more than once.
   using Change = std::function<Status(ClusterState&)>;
-  virtual Status modify(const Change& fn, uint64_t* generation) = 0;
+  Status modify(const Change& fn, uint64_t* generation) { return modify(fn, generation, kAllSections); }
+  // The same, for a change that reads and writes only these sections (a
+  // mask of StateSection): the others are empty in the state fn sees and
+  // stay as they are; a store may read only these (etcd does).
+  virtual Status modify(const Change& fn, uint64_t* generation, unsigned sections) = 0;
 
   // Node liveness: an agent beats every heartbeat_interval_ms; a node is
   // live while its last beat is younger than node_expiry_ms (liveness.h).
   // loadHeartbeats: by node, the wall-clock ms of the last beat known.
   virtual Status heartbeat(const std::string& node, uint64_t now_ms) = 0;
   virtual std::map<std::string, uint64_t> loadHeartbeats() const = 0;
-  // Probe results, one record per node, written only by that node's agent.
+  // Probe results and the generation its dataplane runs, one record per
+  // node, written only by that node's agent (after every programmed
+  // change). loadHealth: what agents program from, the probe results (its
+  // programmed_generation and updated_ms may be older than the node's last
+  // write); loadProgrammed: by node, the generation each last reported.
   virtual Status writeHealth(const NodeHealth& health) = 0;
   virtual Result<std::map<std::string, NodeHealth>> loadHealth() const = 0;
+  virtual Result<std::map<std::string, uint64_t>> loadProgrammed() const;
   // A node left: its health and liveness records go.
   virtual Status forgetNode(const std::string& node) = 0;
 
@@ -70,9 +108,16 @@ class StateStorage {
   // Holders of every claim, by key.
   virtual Result<std::map<std::string, std::string>> claims() const = 0;
 
-  // Calls changed() on loop's thread after the state, a node's health or
-  // liveness changed (several changes may come as one call).
-  virtual Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, std::function<void()> changed) = 0;
+  // Calls changed(delta) on loop's thread after the state, a node's health
+  // or liveness changed (several changes may come as one call, their deltas
+  // merged). The first call may come before any change, with full set.
+  using Changed = std::function<void(const StateDelta&)>;
+  virtual Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, Changed changed) = 0;
+  // Brings state (an earlier load()) up to date with delta, at the cost of
+  // the objects it names: the store's watch keeps them (etcd's cache). When
+  // it cannot (delta.full, no watch, its cache invalid), loads everything
+  // and answers true: then anything in state may differ.
+  virtual Result<bool> refresh(ClusterState& state, const StateDelta& delta) const;
 
   // For messages: the directory or etcd://members.
   virtual std::string describe() const = 0;

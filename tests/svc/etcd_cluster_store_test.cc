@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -61,7 +62,7 @@ class LoopThread {
   std::unique_ptr<StoreWatch> watch(ClusterStore& store, std::atomic<int>& calls) {
     std::unique_ptr<StoreWatch> w;
     sync([&] {
-      auto made = store.watch(loop, [&calls] { ++calls; });
+      auto made = store.watch(loop, [&calls](const StateDelta&) { ++calls; });
       if (made.ok()) {
         w = std::move(*made);
       } else {
@@ -130,8 +131,9 @@ TEST(EtcdClusterStoreTest, KeepsOneKeyPerObjectAndTheRulesOfTheFileStore) {
   auto keys = raw->range("/offcore/v1/", kv::prefixEnd("/offcore/v1/"));
   std::set<std::string> names;
   for (const auto& k : keys->kvs) names.insert(k.key);
+  // The default VPC is in every state; it has a key only once it differs from the implicit one.
   EXPECT_EQ(names, (std::set<std::string>{"/offcore/v1/meta/generation", "/offcore/v1/services/s1",
-                                          "/offcore/v1/subnets/pods", "/offcore/v1/vpcs/default"}));
+                                          "/offcore/v1/subnets/pods"}));
 
   // Re-applying the same is no write at all.
   int64_t rev = raw->revision();
@@ -207,6 +209,83 @@ TEST(EtcdClusterStoreTest, AnEipHasOneHolderUntilItsLeaseEnds) {
   ClusterStore dir(std::string("/nonexistent-oc-dir"));
   EXPECT_EQ(*dir.claim("10.77.200.1", "a", true), "a");
   EXPECT_EQ(*dir.claim("10.77.200.1", "a", false), "");
+}
+
+TEST(EtcdClusterStoreTest, AWatchSaysWhichObjectsChangedAndRefreshCopiesOnlyThose) {
+  auto kv = std::make_shared<kv::FakeKv>();
+  ClusterStore agent(makeEtcdStorage(std::make_unique<Shared>(kv), 5), "10.96.0.0/16");
+  ClusterStore cli(makeEtcdStorage(std::make_unique<Shared>(kv), 5), "10.96.0.0/16");
+  ASSERT_TRUE(cli.apply(parse(kNet + std::string("---\n") + serviceYaml(1))).ok());
+  LoopThread lt;
+  std::mutex mu;
+  std::vector<StateDelta> deltas;
+  std::unique_ptr<StoreWatch> w;
+  lt.sync([&] {
+    auto made = agent.watch(lt.loop, [&](const StateDelta& d) {
+      std::lock_guard<std::mutex> lock(mu);
+      deltas.push_back(d);
+    });
+    ASSERT_TRUE(made.ok()) << made.error().message;
+    w = std::move(*made);
+  });
+  auto state = agent.load();
+  ASSERT_TRUE(state.ok());
+  ASSERT_TRUE(cli.apply(parse(serviceYaml(2))).ok());
+  for (int i = 0; i < 200; ++i) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!deltas.empty()) break;
+    mu.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    mu.lock();
+  }
+  StateDelta d = StateDelta::none();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_FALSE(deltas.empty());
+    for (const auto& one : deltas) d.merge(one);
+  }
+  EXPECT_FALSE(d.full);
+  EXPECT_EQ(d.objects, std::set<std::string>{"services/s2"});
+  EXPECT_EQ(d.generation, 2u);
+  // The agent's state catches up from the cache: no read of etcd.
+  int64_t ranges = kv->ranges();
+  auto reloaded = agent.refresh(*state, d);
+  ASSERT_TRUE(reloaded.ok());
+  EXPECT_FALSE(*reloaded);
+  EXPECT_EQ(kv->ranges(), ranges);
+  EXPECT_EQ(state->services.count("s2"), 1u);
+  EXPECT_EQ(state->generation, 2u);
+  auto direct = cli.load();
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(*state, *direct);
+  // A node reporting the generation it runs, with the same probe results,
+  // is not a change anyone watches; its report is still there to read.
+  NodeHealth h;
+  h.node = "a";
+  h.programmed_generation = 2;
+  ASSERT_TRUE(agent.writeHealth(h).ok());  // the first report holds the probe results: watched
+  bool health_seen = false;
+  for (int i = 0; i < 200 && !health_seen; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& one : deltas) health_seen = health_seen || one.health;
+  }
+  EXPECT_TRUE(health_seen);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    deltas.clear();
+  }
+  h.programmed_generation = 3;
+  ASSERT_TRUE(agent.writeHealth(h).ok());
+  EXPECT_EQ(cli.loadProgrammed()->at("a"), 3u);
+  lt.sync([] {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  lt.sync([] {});
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_TRUE(deltas.empty()) << "a status report woke the watch";
+  }
+  lt.sync([&] { w.reset(); });
 }
 
 TEST(EtcdClusterStoreTest, AWatchingAgentReadsFromWhatTheWatchSawNotFromEtcd) {

@@ -1,0 +1,137 @@
+// The store on an etcd with authentication on, its users and roles made by
+// scripts/etcd-roles.sh (with etcdctl, a real client): the admin writes
+// the resources, a node's agent writes its own keys and no other node's,
+// and a refused write is one line that names the user and what to do.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "../kv/etcd_member.h"
+#include "base/files.h"
+#include "base/subprocess.h"
+#include "svc/cluster_store.h"
+
+namespace offcore::svc {
+namespace {
+
+const char* kNet = R"(apiVersion: offcore.io/v1
+kind: Subnet
+metadata: {name: pods}
+spec: {cidr: 10.20.0.0/16, gateway: 10.20.0.1}
+---
+apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+)";
+
+class EtcdAuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto st = member_.start();
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    users_ = member_.dir() + "/users";
+    auto made = runChecked({"bash", std::string(OFFCORE_SOURCE_DIR) + "/scripts/etcd-roles.sh", "--endpoints",
+                            member_.options().endpoints.at(0), "--dir", users_, "a", "b"});
+    ASSERT_TRUE(made.ok()) << made.error().message;
+  }
+
+  std::unique_ptr<kv::KvClient> client(const std::string& user, const std::string& password = "") {
+    kv::EtcdOptions o = member_.options();
+    o.user = user;
+    o.password = password.empty() && !user.empty() ? readFile(users_ + "/" + user + ".password").valueOr("") : password;
+    while (!o.password.empty() && o.password.back() == '\n') o.password.pop_back();
+    return kv::makeEtcdClient(o);
+  }
+  ClusterStore store(const std::string& user) {
+    return ClusterStore(makeEtcdStorage(client(user), 5), AddressPlan("10.96.0.0/16"));
+  }
+
+  kv::EtcdMember member_;
+  std::string users_;
+};
+
+EndpointRequest pod(const std::string& node, const std::string& name) {
+  EndpointRequest r;
+  r.node = node;
+  r.container_id = name;
+  r.ifname = "eth0";
+  r.pod_name = name;
+  r.subnet = "pods";
+  return r;
+}
+
+TEST_F(EtcdAuthTest, EachRoleWritesOnlyItsKeys) {
+  ClusterStore admin = store("offcore-admin");
+  auto docs = parseResources(kNet, "net.yaml");
+  ASSERT_TRUE(docs.ok());
+  auto applied = admin.apply(*docs);
+  ASSERT_TRUE(applied.ok()) << applied.error().message;
+
+  // Node a's agent: its record, its pods, its lease, health and claims.
+  ClusterStore a = store("node-a");
+  ASSERT_TRUE(
+      a.registerNode(NodeRecord{"a", "10.77.0.10", "10.78.0.2", "02:00:00:00:00:01", "02:00:00:00:01:01"}).ok());
+  auto ep = a.addEndpoint(pod("a", "p1"));
+  ASSERT_TRUE(ep.ok()) << ep.error().message;
+  ASSERT_TRUE(a.heartbeat("a", 1).ok());
+  NodeHealth h;
+  h.node = "a";
+  h.programmed_generation = 3;
+  ASSERT_TRUE(a.writeHealth(h).ok());
+  auto held = a.claim("10.77.200.1", "a", true);
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  EXPECT_EQ(*held, "a");
+  auto seen = a.load();  // it reads everything
+  ASSERT_TRUE(seen.ok());
+  EXPECT_EQ(seen->services.count("web"), 1u);
+
+  // ...and nothing of node b's, nor the resources.
+  auto other = a.addEndpoint(pod("b", "p2"));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, EACCES);
+  EXPECT_NE(other.error().message.find("permission denied"), std::string::npos) << other.error().message;
+  EXPECT_NE(other.error().message.find("user 'node-a'"), std::string::npos) << other.error().message;
+  EXPECT_EQ(other.error().message.find('\n'), std::string::npos);
+  auto svc =
+      a.apply(*parseResources("apiVersion: offcore.io/v1\nkind: Service\nmetadata: {name: evil}\nspec:\n"
+                              "  selector: {app: x}\n  ports: [{port: 81}]\n",
+                              "evil.yaml"));
+  ASSERT_FALSE(svc.ok());
+  EXPECT_EQ(svc.error().code, EACCES);
+  EXPECT_FALSE(a.heartbeat("b", 1).ok());
+  // Nothing was half-written: the state holds what the allowed writes made.
+  auto after = admin.load();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->endpoints.size(), 1u);
+  EXPECT_EQ(after->services.count("evil"), 0u);
+}
+
+TEST_F(EtcdAuthTest, NoUserOrAWrongPasswordIsRefusedWithOneLine) {
+  auto anonymous = client("")->range("/offcore/v1/", kv::prefixEnd("/offcore/v1/"));
+  ASSERT_FALSE(anonymous.ok());
+  EXPECT_EQ(anonymous.error().message.find('\n'), std::string::npos);
+  auto wrong = client("node-a", "not-the-password")->range("/offcore/v1/", kv::prefixEnd("/offcore/v1/"));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message.find("authenticating to etcd as user 'node-a'"), std::string::npos)
+      << wrong.error().message;
+}
+
+TEST_F(EtcdAuthTest, ThePasswordFileMustBeTheOwnersAlone) {
+  Config c;
+  c.cluster_store = member_.url();
+  c.etcd_user = "node-a";
+  c.etcd_password_file = users_ + "/node-a.password";
+  ASSERT_EQ(::chmod(c.etcd_password_file.c_str(), 0644), 0);
+  auto open = openStateStorage(c);
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.error().message.find("chmod 600"), std::string::npos) << open.error().message;
+  ASSERT_EQ(::chmod(c.etcd_password_file.c_str(), 0600), 0);
+  auto ok = openStateStorage(c);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_TRUE((*ok)->load().ok());
+}
+
+}  // namespace
+}  // namespace offcore::svc
