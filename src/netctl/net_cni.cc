@@ -181,23 +181,16 @@ ApiResponse NetController::cniAdd(const ApiRequest& req) {
     ep->mac = made->mac;
     ep->representor = made->representor;
   }
-  // The VPC's VNI (fixed at its creation): from the state this node runs, else the store's.
-  uint32_t vni = 0;
-  if (have_state_ && state_.vpcs.count(ep->vpc)) {
-    vni = state_.vpcs.at(ep->vpc).vni;
-  } else {
-    auto state = store_.load();
-    if (!state.ok()) return ApiResponse::error(500, state.error().message);
-    vni = state->vpcs.count(ep->vpc) ? state->vpcs.at(ep->vpc).vni : 0;
-  }
+  auto vni = vniOf(ep->vpc);
+  if (!vni.ok()) return ApiResponse::error(500, vni.error().message);
   in_addr a{};
   ::inet_pton(AF_INET, ep->ip.c_str(), &a);
   uint32_t role = ep->mesh ? (OC_IF_POD | OC_IF_MESH) : OC_IF_POD;
-  if (auto s = dp_->attach(ep->representor, {vni, a.s_addr, role}); !s.ok()) {
+  if (auto s = dp_->attach(ep->representor, {*vni, a.s_addr, role}); !s.ok()) {
     return ApiResponse::error(500, s.error().message);
   }
   if (ep->mesh) {
-    if (auto s = ensureMeshReturnLink(vni); !s.ok()) return ApiResponse::error(500, s.error().message);
+    if (auto s = ensureMeshReturnLink(*vni); !s.ok()) return ApiResponse::error(500, s.error().message);
   }
   // Program before answering: the pod may send its first packet right away.
   if (auto s = reconcile(svc::StateDelta::of("endpoints/" + ep->id)); !s.ok())

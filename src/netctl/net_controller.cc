@@ -189,6 +189,12 @@ std::set<std::string> NetController::currentLiveNodes(const svc::ClusterState& s
   return svc::liveNodes(svc::nodeLiveness(state, beats, now, static_cast<uint64_t>(config_.node_expiry_ms)));
 }
 
+Result<uint32_t> NetController::vniOf(const std::string& vpc) const {
+  if (have_state_ && state_.vpcs.count(vpc)) return state_.vpcs.at(vpc).vni;
+  OC_ASSIGN_OR_RETURN(auto state, store_.load());
+  return state.vpcs.count(vpc) ? state.vpcs.at(vpc).vni : 0u;
+}
+
 void NetController::onHeartbeatTimer() {
   heartbeat_timer_ =
       loop_.addTimer(std::chrono::milliseconds(config_.heartbeat_interval_ms), [this] { onHeartbeatTimer(); });

@@ -69,6 +69,9 @@ class NetController {
   // Beats, and reconciles when the set of live nodes changed.
   void onHeartbeatTimer();
   std::set<std::string> currentLiveNodes(const svc::ClusterState& state) const;
+  // A VPC's VNI (fixed at its creation): from the state this node runs,
+  // else the store's; 0 for a VPC neither knows.
+  Result<uint32_t> vniOf(const std::string& vpc) const;
   void adoptEips();
   void onProbeResult(const svc::ProbeResult& result);
   Status writeHealth();

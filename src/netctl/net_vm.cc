@@ -135,18 +135,12 @@ ApiResponse NetController::vmAdd(const ApiRequest& req) {
     ep->mac = mac;
     ep->representor = tap;
   }
-  // The VPC's VNI (fixed at its creation): from the state this node runs, else the store's.
-  uint32_t vni = 0;
-  if (have_state_ && state_.vpcs.count(ep->vpc)) {
-    vni = state_.vpcs.at(ep->vpc).vni;
-  } else {
-    auto state = store_.load();
-    if (!state.ok()) return ApiResponse::error(500, state.error().message);
-    vni = state->vpcs.count(ep->vpc) ? state->vpcs.at(ep->vpc).vni : 0;
-  }
+  auto vni = vniOf(ep->vpc);
+  if (!vni.ok()) return ApiResponse::error(500, vni.error().message);
   in_addr a{};
   ::inet_pton(AF_INET, ep->ip.c_str(), &a);
-  if (auto s = dp_->attach(tap, {vni, a.s_addr, OC_IF_POD}); !s.ok()) return ApiResponse::error(500, s.error().message);
+  if (auto s = dp_->attach(tap, {*vni, a.s_addr, OC_IF_POD}); !s.ok())
+    return ApiResponse::error(500, s.error().message);
   if (auto s = reconcile(svc::StateDelta::of("endpoints/" + ep->id)); !s.ok())
     return ApiResponse::error(500, "programming the dataplane: " + s.error().message);
   counters_["vm_add"]++;

@@ -74,6 +74,15 @@ std::vector<ResolvedBackend> resolveSelected(const std::vector<const Backend*>& 
 
 const std::set<std::string> kNone;
 
+// Takes name out of index[key], and the key out when nothing is left.
+template <typename Key>
+void unindex(std::map<Key, std::set<std::string>>& index, const Key& key, const std::string& name) {
+  auto it = index.find(key);
+  if (it == index.end()) return;
+  it->second.erase(name);
+  if (it->second.empty()) index.erase(it);
+}
+
 }  // namespace
 
 std::vector<const Backend*> selectBackends(const ClusterState& state, const Service& service) {
@@ -97,17 +106,11 @@ void ResolveIndex::build(const ClusterState& state) {
 
 void ResolveIndex::setBackend(const std::string& name, const Backend* now) {
   if (auto it = labels_of_.find(name); it != labels_of_.end()) {
-    for (const auto& p : it->second) {
-      auto l = by_label_.find(p);
-      l->second.erase(name);
-      if (l->second.empty()) by_label_.erase(l);
-    }
+    for (const auto& p : it->second) unindex(by_label_, p, name);
     labels_of_.erase(it);
   }
   if (auto it = pod_of_backend_.find(name); it != pod_of_backend_.end()) {
-    auto p = backends_of_pod_.find(it->second);
-    p->second.erase(name);
-    if (p->second.empty()) backends_of_pod_.erase(p);
+    unindex(backends_of_pod_, it->second, name);
     pod_of_backend_.erase(it);
   }
   if (!now) return;
@@ -124,9 +127,7 @@ void ResolveIndex::setBackend(const std::string& name, const Backend* now) {
 
 void ResolveIndex::setEndpoint(const std::string& id, const Endpoint* now) {
   if (auto it = pod_of_endpoint_.find(id); it != pod_of_endpoint_.end()) {
-    auto p = endpoints_of_pod_.find(it->second);
-    p->second.erase(id);
-    if (p->second.empty()) endpoints_of_pod_.erase(p);
+    unindex(endpoints_of_pod_, it->second, id);
     pod_of_endpoint_.erase(it);
   }
   if (!now) return;
