@@ -4,7 +4,7 @@
 // Why the gateway and not gRPC: Debian's etcd protos import gogoproto and
 // google.api annotations that Debian ships in no C++-usable form; the gateway
 // carries the same messages (proto3 JSON: int64 as strings, bytes as base64).
-// It measures slower than gRPC (7x on a 24 MiB range, 2.3x on a one-key
+// It measures slower than gRPC (7.6x on a 24 MiB range, 2.4x on a one-key
 // write: docs/ETCD.md, "Gateway or gRPC"); a gRPC KvClient is the next step.
 //
 // Authentication: etcd's users and roles (`etcdctl auth enable`) with a
