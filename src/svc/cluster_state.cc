@@ -206,11 +206,7 @@ void diffStateObjects(const ClusterState& before, const ClusterState& after, std
 bool isStateObjectKey(const std::string& key) {
   size_t slash = key.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == key.size()) return false;
-  const std::string section = key.substr(0, slash);
-  for (const char* known : {"vpcs", "subnets", "backends", "services", "probes", "endpoints", "nodes"}) {
-    if (section == known) return true;
-  }
-  return false;
+  return sectionOf(key) != 0;
 }
 
 void eraseStateObject(ClusterState& s, const std::string& key) {

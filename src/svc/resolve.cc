@@ -74,15 +74,6 @@ std::vector<ResolvedBackend> resolveSelected(const std::vector<const Backend*>& 
 
 const std::set<std::string> kNone;
 
-// Takes name out of index[key], and the key out when nothing is left.
-template <typename Key>
-void unindex(std::map<Key, std::set<std::string>>& index, const Key& key, const std::string& name) {
-  auto it = index.find(key);
-  if (it == index.end()) return;
-  it->second.erase(name);
-  if (it->second.empty()) index.erase(it);
-}
-
 }  // namespace
 
 std::vector<const Backend*> selectBackends(const ClusterState& state, const Service& service) {

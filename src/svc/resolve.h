@@ -34,6 +34,16 @@ std::vector<const Backend*> selectBackends(const ClusterState& state, const Serv
 // the pod has several). Backends sharing a (vpc, ip) appear once.
 std::vector<ResolvedBackend> resolveService(const ClusterState& state, const Service& service);
 
+// Takes name out of index[key], and the key out when nothing is left (the
+// indexes here and the programmer's).
+template <typename Key>
+void unindex(std::map<Key, std::set<std::string>>& index, const Key& key, const std::string& name) {
+  auto it = index.find(key);
+  if (it == index.end()) return;
+  it->second.erase(name);
+  if (it->second.empty()) index.erase(it);
+}
+
 // Indexes over a state that make resolving one Service cost what it
 // selects, not the cluster: Backends by label and by pod, Endpoints by pod.
 // Built from a whole state, then kept by telling it each changed object

@@ -414,9 +414,7 @@ Status ServiceProgrammer::releaseUnusedBackends(ProgramStats& stats) {
 
 void ServiceProgrammer::indexService(const std::string& name, const Service* now) {
   if (auto it = pair_of_svc_.find(name); it != pair_of_svc_.end()) {
-    auto p = svc_by_pair_.find(it->second);
-    p->second.erase(name);
-    if (p->second.empty()) svc_by_pair_.erase(p);
+    unindex(svc_by_pair_, it->second, name);
     pair_of_svc_.erase(it);
   }
   if (!now || now->selector.empty()) return;
@@ -527,7 +525,7 @@ Status ServiceProgrammer::programAll(const ClusterState& state, ProgramStats& st
 }
 
 Status ServiceProgrammer::programChanged(const ClusterState& state, const StateDelta& delta, ProgramStats& stats) {
-  std::set<std::string> services, backends, endpoints;
+  std::set<std::string> services, endpoints;
   std::set<std::pair<std::string, std::string>> pods;
   for (const auto& key : delta.objects) {
     size_t slash = key.find('/');
@@ -537,7 +535,6 @@ Status ServiceProgrammer::programChanged(const ClusterState& state, const StateD
       auto s = state.services.find(name);
       indexService(name, s == state.services.end() ? nullptr : &s->second);
     } else if (section == "backends") {
-      backends.insert(name);
       auto b = state.backends.find(name);
       servicesFor(index_.labelsOf(name), services);  // the Services that selected it
       index_.setBackend(name, b == state.backends.end() ? nullptr : &b->second);
