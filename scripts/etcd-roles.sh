@@ -53,7 +53,8 @@ user() {
 }
 role() { etcdctl role get "$1" >/dev/null 2>&1 || ctl role add "$1"; }
 
-etcdctl endpoint health >/dev/null 2>&1 || { echo "$0: etcd at $endpoints does not answer (etcdctl endpoint health)" >&2; exit 1; }
+# endpoint status, not health: health reads a key, which needs a user once auth is on (a re-run).
+etcdctl endpoint status >/dev/null 2>&1 || { echo "$0: etcd at $endpoints does not answer (etcdctl endpoint status)" >&2; exit 1; }
 root_pw=$(password root)
 enabled=false
 if ! etcdctl user list >/dev/null 2>&1; then  # authentication is on already: as root
@@ -76,6 +77,7 @@ for n in "$@"; do
   r=offcore-node-$n
   role "$r"
   ctl role grant-permission "$r" read /offcore/v1/ --prefix
+  ctl role grant-permission "$r" read /offcore/mesh/ --prefix
   ctl role grant-permission "$r" readwrite /offcore/v1/meta/generation
   ctl role grant-permission "$r" readwrite "/offcore/v1/endpoints/$n/" --prefix
   ctl role grant-permission "$r" readwrite "/offcore/v1/nodes/$n"

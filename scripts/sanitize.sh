@@ -21,7 +21,7 @@ build() {
 # groups), the event loop, LazyDevice, VolumeStore, the supervisor, FUSE,
 # the vhost-user server (a control thread and one thread per queue), the
 # nexus (journal and rebuild threads, completions from any thread).
-TSAN_FILTER='TargetTest.*:HostileTest.*:HostileAuthTest.*:Dhchap*:*Nvme*:EventLoop*:LazyDevice*:*VolumeStore*:StoreDir*:MappedReadView*:Supervisor*:FuseDisk*:ByteRangeIo*:BufferPool*:ChunkCache*:VhostServer*:XdsClient*:Nexus*:LateReplica*:Claim*:Csi*:*KvClient*:EtcdClient*:EtcdClusterStore*:EtcdAuth*'
+TSAN_FILTER='TargetTest.*:HostileTest.*:HostileAuthTest.*:Dhchap*:*Nvme*:EventLoop*:LazyDevice*:*VolumeStore*:StoreDir*:MappedReadView*:Supervisor*:FuseDisk*:ByteRangeIo*:BufferPool*:ChunkCache*:VhostServer*:XdsClient*:Nexus*:LateReplica*:Claim*:Csi*:*KvClient*:*EtcdClient*:EtcdClusterStore*:*EtcdAuth*'
 
 if [ "$what" = all ] || [ "$what" = asan ]; then
   build build-asan "-fsanitize=address,undefined -fno-sanitize-recover=undefined"

@@ -32,6 +32,10 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   OC_TRY(readString("etcd_key_file", cfg.etcd_key_file));
   OC_TRY(readString("etcd_user", cfg.etcd_user));
   OC_TRY(readString("etcd_password_file", cfg.etcd_password_file));
+  OC_TRY(readString("etcd_wire", cfg.etcd_wire));
+  if (cfg.etcd_wire != "grpc" && cfg.etcd_wire != "gateway")
+    return makeError(origin +
+                     ": field 'etcd_wire' must be \"grpc\" (the default) or \"gateway\" (etcd's HTTP/JSON gateway)");
   if (cfg.etcd_user.empty() != cfg.etcd_password_file.empty())
     return makeError(origin + ": etcd_user and etcd_password_file go together (etcd authentication)");
   if (!cfg.cluster_store.empty() && cfg.cluster_store.rfind("etcd://", 0) != 0)
@@ -82,7 +86,8 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
                                   "etcd_cert_file",
                                   "etcd_key_file",
                                   "etcd_user",
-                                  "etcd_password_file"};
+                                  "etcd_password_file",
+                                  "etcd_wire"};
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
     if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");

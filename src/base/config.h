@@ -28,6 +28,9 @@ struct Config {
   // etcd authentication (`etcdctl auth enable`): this user, its password in
   // a file only its owner reads (docs/ETCD.md, Security).
   std::string etcd_user, etcd_password_file;
+  // How offcore speaks to etcd: "grpc" (etcd's gRPC API, the default) or
+  // "gateway" (its HTTP/JSON gateway); docs/ETCD.md, "Gateway or gRPC".
+  std::string etcd_wire = "grpc";
   // Where ClusterIPs are allocated when a Service names none.
   std::string service_cidr = "10.96.0.0/16";
   // Where LoadBalancer EIPs may come from; "" = <fabric_prefix>.128.0/17,

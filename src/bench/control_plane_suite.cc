@@ -316,10 +316,11 @@ class ControlPlaneSuite final : public BenchSuite {
         {"etcd range of the whole state (" + std::to_string(transports_.keys) + " keys), gateway vs gRPC", "ms",
          transports_.gateway_range_ms, transports_.grpc_range_ms, true,
          fmt(static_cast<double>(transports_.bytes) / (1 << 20)) +
-             " MiB of keys and values, decoded into them; baseline: etcd's gRPC API (protobuf)"});
+             " MiB of keys and values, decoded into them by offcore's two KvClients; baseline: the gRPC one "
+             "(offcore's default wire)"});
     report.rows.push_back({"etcd write of one key, gateway vs gRPC", "ms", transports_.gateway_put_ms,
                            transports_.grpc_put_ms, true,
-                           "a one-put transaction over the gateway (what offcore sends) vs a gRPC Put"});
+                           "a one-put transaction through each KvClient: the gateway's vs the gRPC one (the default)"});
     report.rows.push_back({"`svc apply -f` of " + std::to_string(apply_n) + " Services (the command)", "ms",
                            median(cmd_ms[0]), median(cmd_ms[1]), true,
                            "YAML parse included; " + std::to_string(apply_runs) + " runs, fresh stores"});

@@ -1,6 +1,6 @@
-// etcd's HTTP/JSON gateway (what offcore's kv::KvClient speaks) against its
-// gRPC API, the same calls to the same member, alternating, for
-// `offcore bench control-plane`: which transport measures better.
+// offcore's two etcd KvClients, over etcd's HTTP/JSON gateway and over its
+// gRPC API: the same calls to the same member, alternating, for
+// `offcore bench control-plane`: which wire measures better (gRPC, the default).
 #pragma once
 
 #include <string>

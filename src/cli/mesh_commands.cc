@@ -28,8 +28,8 @@ struct MeshOpts {
   bool json = false;
 };
 
-MeshStore storeFor(const CliContext& ctx, const MeshOpts& o) {
-  return MeshStore(o.cluster_dir.empty() ? ctx.config.cluster_dir : o.cluster_dir);
+Result<MeshStore> storeFor(const CliContext& ctx, const MeshOpts& o) {
+  return openMeshStore(ctx.config, o.cluster_dir);
 }
 
 int failLines(const std::string& what, const Error& e, const std::string& then) {
@@ -76,7 +76,9 @@ int runApply(const CliContext& ctx, const MeshOpts& o) {
   if (!parsed.ok())
     return failLines("mesh apply", parsed.error(), "nothing was applied; fix the errors above and apply again");
   if (parsed->documents.empty()) return fail("mesh apply", makeError("no mesh documents in the given files"));
-  auto r = storeFor(ctx, o).apply(*parsed);
+  auto store = storeFor(ctx, o);
+  if (!store.ok()) return fail("mesh apply", store.error());
+  auto r = store->apply(*parsed);
   if (!r.ok()) return failLines("mesh apply", r.error(), "nothing was applied; fix the errors above and apply again");
   for (const auto& n : r->created) std::printf("%s created\n", n.c_str());
   for (const auto& n : r->configured) std::printf("%s configured\n", n.c_str());
@@ -137,7 +139,9 @@ int runGet(const CliContext& ctx, const MeshOpts& o) {
     kind = *k;
   }
   if (o.args.size() == 2) name = o.args[1];
-  auto stored = storeFor(ctx, o).load();
+  auto store = storeFor(ctx, o);
+  if (!store.ok()) return fail("mesh get", store.error());
+  auto stored = store->load();
   if (!stored.ok()) return fail("mesh get", stored.error());
   std::vector<std::vector<std::string>> rows = {{"KIND", "NAMESPACE", "NAME", "DETAILS"}};
   json arr = json::array();
@@ -178,7 +182,9 @@ int runDelete(const CliContext& ctx, const MeshOpts& o) {
   auto k = canonicalMeshKind(o.args[0]);
   if (!k.ok()) return fail("mesh delete", k.error());
   std::string ns = o.ns.empty() ? "default" : o.ns;
-  auto st = storeFor(ctx, o).remove(*k, ns, o.args[1]);
+  auto store = storeFor(ctx, o);
+  if (!store.ok()) return fail("mesh delete", store.error());
+  auto st = store->remove(*k, ns, o.args[1]);
   if (!st.ok()) return fail("mesh delete", st.error());
   std::printf("%s/%s deleted\n", lowerKind(*k).c_str(), o.args[1].c_str());
   return 0;
@@ -193,7 +199,8 @@ void registerMeshCommands(CLI::App& app, CliContext& ctx) {
   addMeshXdsCommands(*mesh);
   auto o = std::make_shared<MeshOpts>();
   auto dirOption = [&](CLI::App* cmd) {
-    cmd->add_option("--cluster-dir", o->cluster_dir, "cluster store directory (default: cluster_dir of the config)");
+    cmd->add_option("--cluster,--cluster-dir", o->cluster_dir,
+                    "cluster store: a directory or etcd://host:port[,...] (default: the config's)");
   };
 
   auto* apply = mesh->add_subcommand(

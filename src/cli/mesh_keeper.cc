@@ -46,6 +46,7 @@
 #include "mesh/proxy/workloads.h"
 #include "mesh/tls/ca_service.h"
 #include "svc/cluster_store.h"
+#include "svc/state_storage.h"
 
 namespace offcore {
 
@@ -84,7 +85,10 @@ Result<int> listenOn(const std::string& ip, uint16_t port, bool transparent) {
 class Keeper {
  public:
   Keeper(const CliContext& ctx, std::string node)
-      : node_(std::move(node)), exe_(selfExe()), cluster_dir_(ctx.config.cluster_dir) {
+      : node_(std::move(node)),
+        exe_(selfExe()),
+        cluster_dir_(ctx.config.cluster_dir),
+        state_(svc::openStateStorageOrUnusable(ctx.config)) {
     layout_ = NodeLayout::forNode(ctx.config, node_);
   }
 
@@ -150,8 +154,8 @@ class Keeper {
     std::string td = settings.trust_domain;
     ca_service_ = std::make_unique<mesh::tls::CaService>(
         *ca_, node_, mesh::tls::Seconds(settings.cert_ttl_s),
-        [dir = cluster_dir_, node = node_, td]() -> Result<std::set<std::string>> {
-          OC_ASSIGN_OR_RETURN(auto state, svc::ClusterStore(dir).load());
+        [state_storage = state_, node = node_, td]() -> Result<std::set<std::string>> {
+          OC_ASSIGN_OR_RETURN(auto state, state_storage->load());
           return mesh::meshIdentitiesOnNode(state, node, td);
         });
     return okStatus();
@@ -263,7 +267,8 @@ class Keeper {
     loop_.addTimer(std::chrono::milliseconds(20), [this, epoch, old, deadline] { waitReady(epoch, old, deadline); });
   }
 
-  std::string node_, exe_, cluster_dir_;
+  std::string node_, exe_, cluster_dir_;      // cluster_dir_: the mesh CA's home, wherever the state lives
+  std::shared_ptr<svc::StateStorage> state_;  // who runs on this node, for the CA's checks
   NodeLayout layout_;
   std::unique_ptr<mesh::tls::Ca> ca_;
   std::unique_ptr<mesh::tls::CaService> ca_service_;

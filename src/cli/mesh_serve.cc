@@ -155,7 +155,9 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
   if (auto s = tunnels.start(); !s.ok()) return fail("mesh worker", s.error());
   std::set<std::string> held_identities;
 
-  mesh::ClusterSnapshotSource source(loop, ctx.config.cluster_dir, node, settings->trust_domain);
+  auto store = mesh::openMeshStore(ctx.config);
+  if (!store.ok()) return fail("mesh worker", store.error());
+  mesh::ClusterSnapshotSource source(loop, std::move(*store), node, settings->trust_domain);
   // With an xDS server, Services, endpoints and routes come from it; the
   // cluster state still says who each pod is (xds_merge.h).
   std::shared_ptr<const mesh::Snapshot> from_cluster, from_xds;
@@ -231,7 +233,8 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
                            {"updates", st.updates},       {"acks", st.acks},
                            {"nacks", st.nacks},           {"lastNack", st.last_nack}};
     } else {
-      j["configSource"] = {{"cluster", ctx.config.cluster_dir}};
+      j["configSource"] = {
+          {"cluster", ctx.config.cluster_store.empty() ? ctx.config.cluster_dir : ctx.config.cluster_store}};
     }
     j["listeners"].push_back({{"name", "hbone"}, {"port", tunnels.port()}, {"address", opts.node_ip}});
     j["hbone"] = {{"connections", tunnels.connectionCount()}, {"refused", tunnels.refusedConnections()}};

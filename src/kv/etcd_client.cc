@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "base/strings.h"
+#include "kv/etcd_grpc_client.h"
 #include "kv/etcd_json.h"
 #include "kv/etcd_transport.h"
 #include "kv/etcd_watch.h"
@@ -99,7 +100,15 @@ Result<EtcdOptions> parseEtcdUrl(const std::string& url, bool tls) {
   return o;
 }
 
+Result<EtcdOptions::Wire> parseEtcdWire(const std::string& name) {
+  if (name == "grpc" || name.empty()) return EtcdOptions::Wire::Grpc;
+  if (name == "gateway") return EtcdOptions::Wire::Gateway;
+  return makeError("etcd wire '" + name +
+                   "': expected grpc (etcd's gRPC API, the default) or gateway (its HTTP/JSON gateway)");
+}
+
 std::unique_ptr<KvClient> makeEtcdClient(EtcdOptions options) {
+  if (options.wire == EtcdOptions::Wire::Grpc) return makeEtcdGrpcClient(std::move(options));
   return std::make_unique<EtcdClient>(std::move(options));
 }
 

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 
+#include "kv/etcd_errors.h"
 #include "kv/etcd_json.h"
 
 namespace offcore::kv {
@@ -25,21 +26,6 @@ size_t appendBounded(char* data, size_t size, size_t n, void* user) {
   s->out->append(data, size * n);
   return size * n;
 }
-
-int errnoOf(int grpc_code) {
-  switch (grpc_code) {
-    case 3: return EINVAL;   // INVALID_ARGUMENT (e.g. too many operations in a txn)
-    case 5: return ENOENT;   // NOT_FOUND (a lease)
-    case 7: return EACCES;   // PERMISSION_DENIED (etcd auth: the user's roles)
-    case 8: return ENOSPC;   // RESOURCE_EXHAUSTED (database space exceeded)
-    case 11: return ERANGE;  // OUT_OF_RANGE (revision compacted)
-    case 16: return EPERM;   // UNAUTHENTICATED (no token, or it expired)
-    default: return EIO;
-  }
-}
-
-// The member cannot serve now (down, no leader, timed out): try another.
-bool memberUnavailable(int grpc_code) { return grpc_code == 14 || grpc_code == 4; }
 
 }  // namespace
 
@@ -110,20 +96,12 @@ Result<std::string> EtcdTransport::authHeader(bool fresh) {
 Result<std::string> EtcdTransport::call(const std::string& path, const std::string& body) {
   OC_ASSIGN_OR_RETURN(std::string auth, authHeader(false));
   auto answer = post(path, body, auth);
-  const bool stale_token =
-      !answer.ok() && (answer.error().code == EPERM ||    // expired (etcd forgets unused ones), member restarted
-                       (answer.error().code == EINVAL &&  // roles changed since it was issued
-                        answer.error().message.find("auth store is old") != std::string::npos));
-  if (stale_token && !o_.user.empty()) {
+  if (!answer.ok() && !o_.user.empty() && etcdStaleToken(answer.error())) {
     // Once more with a new token.
     OC_ASSIGN_OR_RETURN(auth, authHeader(true));
     answer = post(path, body, auth);
   }
-  if (!answer.ok() && answer.error().code == EACCES) {
-    return makeError(answer.error().message + " (user '" + o_.user +
-                         "': its etcd roles do not cover this key; docs/ETCD.md, Security)",
-                     EACCES);
-  }
+  if (!answer.ok() && answer.error().code == EACCES) return etcdDenied(answer.error(), o_.user);
   return answer;
 }
 
@@ -166,13 +144,13 @@ Result<std::string> EtcdTransport::post(const std::string& path, const std::stri
       return answer;
     }
     etcdjson::GatewayError e = etcdjson::parseError(answer);
-    if (memberUnavailable(e.grpc_code) || (status >= 500 && e.grpc_code == 2)) {
+    if (etcdMemberUnavailable(e.grpc_code) || (status >= 500 && e.grpc_code == 2)) {
       failures += (failures.empty() ? "" : "; ") + host + ": " + e.message;
       continue;
     }
     curl_slist_free_all(headers);
     giveBack(h);
-    return makeError("etcd " + host + ": " + e.message, errnoOf(e.grpc_code));
+    return makeError("etcd " + host + ": " + e.message, errnoOfEtcdCode(e.grpc_code));
   }
   curl_slist_free_all(headers);
   giveBack(h);

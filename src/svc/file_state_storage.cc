@@ -7,12 +7,12 @@
 // Watchers use inotify on dir and dir/health (IN_MOVED_TO of state.json: the
 // file is replaced by rename, so a watch on the file itself goes stale).
 #include <dirent.h>
-#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <vector>
 
+#include "base/dir_watch.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "base/shared_file_lock.h"
@@ -21,21 +21,6 @@
 namespace offcore::svc {
 
 namespace {
-
-class InotifyWatch final : public StoreWatch {
- public:
-  InotifyWatch(EventLoop& loop, int fd) : loop_(loop), fd_(fd) {}
-  ~InotifyWatch() override {
-    loop_.unwatchFd(fd_);
-    ::close(fd_);
-  }
-  InotifyWatch(const InotifyWatch&) = delete;
-  InotifyWatch& operator=(const InotifyWatch&) = delete;
-
- private:
-  EventLoop& loop_;
-  int fd_;
-};
 
 class DirStorage final : public StateStorage {
  public:
@@ -120,25 +105,10 @@ class DirStorage final : public StateStorage {
 
   Result<std::unique_ptr<StoreWatch>> watch(EventLoop& loop, Changed changed) override {
     OC_TRY(makeDirs(dir_ + "/health"));
-    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) return errnoError("inotify_init1");
-    for (const std::string& dir : {dir_, dir_ + "/health"}) {
-      if (::inotify_add_watch(fd, dir.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE) < 0) {
-        Error e = errnoError("watch " + dir);
-        ::close(fd);
-        return e;
-      }
-    }
-    Status s = loop.watchFd(fd, EPOLLIN, [fd, changed = std::move(changed)](uint32_t) {
-      char buf[4096];
-      while (::read(fd, buf, sizeof buf) > 0) {}
-      changed(StateDelta());  // state.json is one file: anything may have changed
-    });
-    if (!s.ok()) {
-      ::close(fd);
-      return s.error();
-    }
-    return std::unique_ptr<StoreWatch>(std::make_unique<InotifyWatch>(loop, fd));
+    OC_ASSIGN_OR_RETURN(auto w, DirWatch::start(loop, {dir_, dir_ + "/health"}, [changed = std::move(changed)] {
+                          changed(StateDelta());  // state.json is one file: anything may have changed
+                        }));
+    return std::unique_ptr<StoreWatch>(std::make_unique<HeldWatch<DirWatch>>(std::move(w)));
   }
 
   std::string describe() const override { return dir_; }

@@ -55,12 +55,9 @@ class UnusableStorage final : public StateStorage {
 
 }  // namespace
 
-Result<std::shared_ptr<StateStorage>> openStateStorage(const Config& config, const std::string& location) {
-  std::string where = !location.empty()               ? location
-                      : !config.cluster_store.empty() ? config.cluster_store
-                                                      : config.cluster_dir;
-  if (!kv::isEtcdUrl(where)) return makeDirStorage(where);
-  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::parseEtcdUrl(where, !config.etcd_ca_file.empty()));
+Result<kv::EtcdOptions> etcdOptionsFor(const Config& config, const std::string& url) {
+  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::parseEtcdUrl(url, !config.etcd_ca_file.empty()));
+  OC_ASSIGN_OR_RETURN(o.wire, kv::parseEtcdWire(config.etcd_wire));
   o.ca_file = config.etcd_ca_file;
   o.cert_file = config.etcd_cert_file;
   o.key_file = config.etcd_key_file;
@@ -77,6 +74,15 @@ Result<std::shared_ptr<StateStorage>> openStateStorage(const Config& config, con
     o.user = config.etcd_user;
     o.password = std::move(password);
   }
+  return o;
+}
+
+Result<std::shared_ptr<StateStorage>> openStateStorage(const Config& config, const std::string& location) {
+  std::string where = !location.empty()               ? location
+                      : !config.cluster_store.empty() ? config.cluster_store
+                                                      : config.cluster_dir;
+  if (!kv::isEtcdUrl(where)) return makeDirStorage(where);
+  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, etcdOptionsFor(config, where));
   // A lease outlives a few missed beats, as a heartbeat file does: node_expiry_ms, whole seconds.
   int64_t ttl = std::max<int64_t>(2, (config.node_expiry_ms + 999) / 1000);
   return makeEtcdStorage(kv::makeEtcdClient(std::move(o)), ttl);

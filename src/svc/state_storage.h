@@ -22,11 +22,8 @@
 #include "base/config.h"
 #include "base/event_loop.h"
 #include "base/result.h"
+#include "kv/etcd_client.h"
 #include "svc/cluster_state.h"
-
-namespace offcore::kv {
-class KvClient;
-}
 
 namespace offcore::svc {
 
@@ -34,6 +31,16 @@ namespace offcore::svc {
 class StoreWatch {
  public:
   virtual ~StoreWatch() = default;
+};
+
+// A StoreWatch that is another handle kept alive (a DirWatch, a kv::Watch).
+template <typename T>
+class HeldWatch final : public StoreWatch {
+ public:
+  explicit HeldWatch(std::unique_ptr<T> held) : held_(std::move(held)) {}
+
+ private:
+  std::unique_ptr<T> held_;
 };
 
 // What one watch notification covers. full: anything may have changed
@@ -132,6 +139,9 @@ std::shared_ptr<StateStorage> makeEtcdStorage(std::unique_ptr<kv::KvClient> kv, 
 // files) or else cluster_dir. `location` overrides both when not empty (a
 // directory or an etcd:// address, as --cluster takes it).
 Result<std::shared_ptr<StateStorage>> openStateStorage(const Config& config, const std::string& location = "");
+// The etcd client options the config gives for url (an etcd:// address):
+// its wire, TLS files, user and password (the file refused unless 0600).
+Result<kv::EtcdOptions> etcdOptionsFor(const Config& config, const std::string& url);
 // For a long-lived owner that reports errors per call (the agent): a store
 // that cannot be opened answers every call with the reason.
 std::shared_ptr<StateStorage> openStateStorageOrUnusable(const Config& config);

@@ -43,7 +43,9 @@ class KvClientTest : public ::testing::TestWithParam<std::string> {
     }
     auto s = member_.start();
     ASSERT_TRUE(s.ok()) << s.error().message;
-    kv_ = makeEtcdClient(member_.options());
+    EtcdOptions o = member_.options();
+    o.wire = GetParam() == "gateway" ? EtcdOptions::Wire::Gateway : EtcdOptions::Wire::Grpc;
+    kv_ = makeEtcdClient(o);
   }
   KvClient& kv() { return *kv_; }
 
@@ -149,13 +151,22 @@ TEST_P(KvClientTest, WatchFromACompactedRevisionSaysSo) {
   EXPECT_EQ(old.error().code, ERANGE);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, KvClientTest, ::testing::Values("fake", "etcd"),
+INSTANTIATE_TEST_SUITE_P(Backends, KvClientTest, ::testing::Values("fake", "grpc", "gateway"),
                          [](const auto& info) { return info.param; });
 
-TEST(EtcdClientTest, SkipsAMemberThatIsDownAndNamesEveryFailure) {
+// What only the real clients do, over each wire.
+class EtcdClientTest : public ::testing::TestWithParam<EtcdOptions::Wire> {
+ protected:
+  EtcdOptions over(EtcdOptions o) const {
+    o.wire = GetParam();
+    return o;
+  }
+};
+
+TEST_P(EtcdClientTest, SkipsAMemberThatIsDownAndNamesEveryFailure) {
   EtcdMember member;
   ASSERT_TRUE(member.start().ok());
-  EtcdOptions o = member.options();
+  EtcdOptions o = over(member.options());
   int dead = EtcdMember::freePort();
   o.endpoints.insert(o.endpoints.begin(), "http://127.0.0.1:" + std::to_string(dead));
   auto kv = makeEtcdClient(o);
@@ -172,35 +183,67 @@ TEST(EtcdClientTest, SkipsAMemberThatIsDownAndNamesEveryFailure) {
   EXPECT_NE(r.error().message.find("quorum"), std::string::npos) << r.error().message;
 }
 
-TEST(EtcdClientTest, SpeaksClientTlsAndRefusesAStranger) {
+TEST_P(EtcdClientTest, SpeaksClientTlsAndRefusesAStranger) {
   EtcdMember member;
   auto up = member.start(/*tls=*/true);
   ASSERT_TRUE(up.ok()) << up.error().message;
-  auto kv = makeEtcdClient(member.options());
+  auto kv = makeEtcdClient(over(member.options()));
   auto t = kv->txn({}, {Op::put("k", "v")});
   ASSERT_TRUE(t.ok()) << t.error().message;
   EXPECT_TRUE(t->succeeded);
 
   // No client certificate: the member refuses the handshake.
-  EtcdOptions anonymous = member.options();
+  EtcdOptions anonymous = over(member.options());
   anonymous.cert_file.clear();
   anonymous.key_file.clear();
   auto refused = makeEtcdClient(anonymous)->range("k", "");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().message.find('\n'), std::string::npos);
   // A member whose certificate our CA did not sign is not trusted.
-  EtcdOptions wrong_ca = member.options();
+  EtcdOptions wrong_ca = over(member.options());
   wrong_ca.ca_file = member.dir() + "/client.pem";  // a certificate, but not the member's CA
   auto untrusted = makeEtcdClient(wrong_ca)->range("k", "");
   ASSERT_FALSE(untrusted.ok());
   EXPECT_NE(untrusted.error().message.find("certificate"), std::string::npos) << untrusted.error().message;
   // Plain http to a TLS member is no way round it.
-  EtcdOptions plain = member.options();
+  EtcdOptions plain = over(member.options());
   plain.endpoints[0].replace(0, 5, "http");
   EXPECT_FALSE(makeEtcdClient(plain)->range("k", "").ok());
 }
 
-TEST(EtcdClientTest, ParsesClusterUrls) {
+// The member restarts under a watch: the watch comes back by itself, from the
+// revision after the last event it delivered (nothing lost, nothing twice),
+// and the next call finds the member without the caller retrying.
+TEST_P(EtcdClientTest, AWatchFollowsItsMemberThroughARestart) {
+  EtcdMember member;
+  ASSERT_TRUE(member.start().ok());
+  auto kv = makeEtcdClient(over(member.options()));
+  auto first = kv->txn({}, {Op::put("/w/a", "1")});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  Collected got;
+  auto w = kv->watch("/w/", prefixEnd("/w/"), first->revision + 1, got.callback());
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  ASSERT_TRUE(kv->txn({}, {Op::put("/w/b", "2")}).ok());
+  ASSERT_TRUE(got.waitFor(1));
+  auto back = member.restart();
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  auto c = kv->txn({}, {Op::put("/w/c", "3")});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_TRUE(kv->txn({}, {Op::del("/w/b")}).ok());
+  ASSERT_TRUE(got.waitFor(3));
+  std::lock_guard<std::mutex> lock(got.mu);
+  ASSERT_EQ(got.events.size(), 3u);
+  EXPECT_EQ(got.events[0].kv.key, "/w/b");
+  EXPECT_EQ(got.events[1].kv.key, "/w/c");
+  EXPECT_EQ(got.events[1].kv.value, "3");
+  EXPECT_EQ(got.events[2].kv.key, "/w/b");
+  EXPECT_EQ(got.events[2].type, WatchEvent::Type::Delete);
+}
+
+INSTANTIATE_TEST_SUITE_P(Wires, EtcdClientTest, ::testing::Values(EtcdOptions::Wire::Grpc, EtcdOptions::Wire::Gateway),
+                         [](const auto& info) { return info.param == EtcdOptions::Wire::Grpc ? "grpc" : "gateway"; });
+
+TEST(EtcdUrlTest, ParsesClusterUrls) {
   auto o = parseEtcdUrl("etcd://10.0.0.1:2379,etcd-b:2380");
   ASSERT_TRUE(o.ok()) << o.error().message;
   EXPECT_EQ(o->endpoints, (std::vector<std::string>{"http://10.0.0.1:2379", "http://etcd-b:2380"}));

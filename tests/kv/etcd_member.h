@@ -43,13 +43,6 @@ class EtcdMember {
     int peer = freePort();
     std::string c = std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(client_port_);
     std::string p = "http://127.0.0.1:" + std::to_string(peer);
-    SpawnOptions so;
-    so.output_file = dir_ + "/etcd.log";
-    // A test process that dies (a sanitizer's abort) takes its etcd with it.
-    so.in_child = [] {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      return okStatus();
-    };
     std::vector<std::string> argv{"etcd",
                                   "--name",
                                   "t",
@@ -71,7 +64,34 @@ class EtcdMember {
       argv.insert(argv.end(), {"--cert-file", dir_ + "/server.pem", "--key-file", dir_ + "/server.key",
                                "--trusted-ca-file", dir_ + "/ca.pem", "--client-cert-auth"});
     }
-    auto pid = spawn(argv, so);
+    argv_ = argv;
+    return launch();
+  }
+
+  // Killed and started again on the same ports and data: what a client sees
+  // when its member restarts.
+  Status restart() {
+    stop();
+    return launch();
+  }
+
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    (void)waitExit(pid_);
+    pid_ = -1;
+  }
+
+ private:
+  Status launch() {
+    SpawnOptions so;
+    so.output_file = dir_ + "/etcd.log";
+    // A test process that dies (a sanitizer's abort) takes its etcd with it.
+    so.in_child = [] {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      return okStatus();
+    };
+    auto pid = spawn(argv_, so);
     if (!pid.ok()) return pid.error();
     pid_ = *pid;
     auto probe = makeEtcdClient(options());
@@ -87,13 +107,7 @@ class EtcdMember {
     return makeError("etcd did not answer within 5 s (" + last + "); its log ends: " + tail);
   }
 
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    (void)waitExit(pid_);
-    pid_ = -1;
-  }
-
+ public:
   EtcdOptions options() const {
     EtcdOptions o;
     o.endpoints = {std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(client_port_)};
@@ -154,6 +168,7 @@ class EtcdMember {
   bool tls_ = false;
   int client_port_ = 0;
   pid_t pid_ = -1;
+  std::vector<std::string> argv_;  // how start() ran it, for restart()
 };
 
 }  // namespace offcore::kv

@@ -1,15 +1,9 @@
 #include "mesh/config/mesh_store.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 
-#include "base/files.h"
-#include "base/json.h"
-#include "base/shared_file_lock.h"
+#include "kv/etcd_client.h"
 
 namespace offcore::mesh {
 
@@ -163,52 +157,17 @@ Status removeFromMesh(MeshConfig& config, const std::string& kind, const std::st
   return okStatus();
 }
 
-MeshStore::MeshStore(std::string cluster_dir) : cluster_dir_(std::move(cluster_dir)) {}
+MeshStore::MeshStore(std::string cluster_dir)
+    : doc_(makeMeshDirDoc(cluster_dir)), cluster_(svc::makeDirStorage(cluster_dir)) {}
 
-Result<StoredMesh> MeshStore::read() const {
-  auto text = readFile(configFile());
-  if (!text.ok()) {
-    if (text.error().code == ENOENT) return StoredMesh{};
-    return text.error();
-  }
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("generation") || !j["generation"].is_number_unsigned())
-    return makeError(configFile() + ": not a mesh config document (damaged? move it away and re-apply your YAML)");
-  StoredMesh out;
-  out.generation = j["generation"].get<uint64_t>();
-  OC_ASSIGN_OR_RETURN(
-      out.config, meshConfigFromJson(j.contains("config") ? j["config"] : nlohmann::json(), configFile() + ": config"));
-  return out;
-}
-
-Result<StoredMesh> MeshStore::load() const {
-  SharedFileLock lock(dir() + "/.lock");
-  return read();
-}
-
-template <typename Fn>
-Status MeshStore::modify(Fn&& fn, uint64_t* generation) {
-  auto made = makePrivateDir(cluster_dir_);
-  if (made.ok()) made = makePrivateDir(dir());
-  if (!made.ok()) return made.error().wrap("mesh store (run as root or pass --cluster-dir)");
-  auto lock = FileLock::acquire(dir() + "/.lock");
-  if (!lock.ok()) return lock.error().wrap("mesh store (run as root or pass --cluster-dir)");
-  OC_ASSIGN_OR_RETURN(StoredMesh before, read());
-  MeshConfig after = before.config;
-  OC_TRY(fn(after));
-  if (generation) *generation = before.generation;
-  if (after == before.config) return okStatus();
-  nlohmann::json doc = {{"generation", before.generation + 1}, {"config", toJson(after)}};
-  OC_TRY(writeFileAtomic(configFile(), dumpJson(doc, 2) + "\n", 0600));
-  if (generation) *generation = before.generation + 1;
-  return okStatus();
-}
+MeshStore::MeshStore(std::shared_ptr<MeshDocStorage> doc, std::shared_ptr<svc::StateStorage> cluster)
+    : doc_(std::move(doc)), cluster_(std::move(cluster)) {}
 
 Result<MeshApplyResult> MeshStore::apply(const ParsedMesh& parsed) {
   MeshApplyResult out;
-  OC_TRY(modify(
+  OC_TRY(doc_->modify(
       [&](MeshConfig& c) -> Status {
-        OC_ASSIGN_OR_RETURN(svc::ClusterState cluster, svc::ClusterStore(cluster_dir_).load());
+        OC_ASSIGN_OR_RETURN(svc::ClusterState cluster, cluster_->load());
         OC_ASSIGN_OR_RETURN(out, applyToMesh(c, parsed, cluster));
         return okStatus();
       },
@@ -217,7 +176,17 @@ Result<MeshApplyResult> MeshStore::apply(const ParsedMesh& parsed) {
 }
 
 Status MeshStore::remove(const std::string& kind, const std::string& ns, const std::string& name) {
-  return modify([&](MeshConfig& c) { return removeFromMesh(c, kind, ns, name); }, nullptr);
+  return doc_->modify([&](MeshConfig& c) { return removeFromMesh(c, kind, ns, name); }, nullptr);
+}
+
+Result<MeshStore> openMeshStore(const Config& config, const std::string& location) {
+  std::string where = !location.empty()               ? location
+                      : !config.cluster_store.empty() ? config.cluster_store
+                                                      : config.cluster_dir;
+  if (!kv::isEtcdUrl(where)) return MeshStore(where);
+  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, svc::etcdOptionsFor(config, where));
+  OC_ASSIGN_OR_RETURN(auto cluster, svc::openStateStorage(config, where));
+  return MeshStore(makeMeshEtcdDoc(kv::makeEtcdClient(std::move(o))), std::move(cluster));
 }
 
 }  // namespace offcore::mesh

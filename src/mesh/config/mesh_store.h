@@ -1,9 +1,8 @@
-// The mesh config applied with `offcore mesh apply`: one JSON document,
-// <cluster_dir>/mesh/config.json (0600), replaced atomically under an
-// exclusive flock on <cluster_dir>/mesh/.lock for every read-modify-write
-// (readers take it shared), `generation` +1 per change - the same scheme as
-// the svc ClusterStore next to it. Proxies watch the directory and rebuild
-// their Snapshot (from_cluster.h) when the generation moves.
+// The mesh config applied with `offcore mesh apply`: one JSON document
+// beside the svc cluster state, in the same store (mesh_doc.h: a file under
+// the cluster directory, or one etcd key), `generation` +1 per change.
+// Proxies watch it and the cluster state, and rebuild their Snapshot
+// (from_cluster.h) when either moves.
 //
 // An apply is all-or-nothing and replaces documents by (kind, namespace,
 // name). Before anything is written the result is checked against the svc
@@ -17,16 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "base/config.h"
 #include "base/result.h"
 #include "mesh/config/istio_yaml.h"
+#include "mesh/config/mesh_doc.h"
 #include "svc/cluster_store.h"
 
 namespace offcore::mesh {
-
-struct StoredMesh {
-  uint64_t generation = 0;
-  MeshConfig config;
-};
 
 struct MeshApplyResult {
   // "virtualservice/web", in document order.
@@ -46,23 +42,27 @@ Status removeFromMesh(MeshConfig& config, const std::string& kind, const std::st
 
 class MeshStore {
  public:
+  // The document and the cluster state both in cluster_dir.
   explicit MeshStore(std::string cluster_dir);
+  MeshStore(std::shared_ptr<MeshDocStorage> doc, std::shared_ptr<svc::StateStorage> cluster);
 
-  // A missing file is the empty config at generation 0.
-  Result<StoredMesh> load() const;
-  // Reads the svc cluster state of the same cluster_dir for the checks.
+  // Nothing applied yet: the empty config at generation 0.
+  Result<StoredMesh> load() const { return doc_->load(); }
+  // Checked against the svc cluster state of the same store.
   Result<MeshApplyResult> apply(const ParsedMesh& parsed);
   Status remove(const std::string& kind, const std::string& ns, const std::string& name);
 
-  std::string dir() const { return cluster_dir_ + "/mesh"; }
-  std::string configFile() const { return dir() + "/config.json"; }
+  MeshDocStorage& doc() const { return *doc_; }
+  const std::shared_ptr<svc::StateStorage>& cluster() const { return cluster_; }
+  std::string describe() const { return doc_->describe(); }
 
  private:
-  template <typename Fn>
-  Status modify(Fn&& fn, uint64_t* generation);
-  Result<StoredMesh> read() const;
-
-  std::string cluster_dir_;
+  std::shared_ptr<MeshDocStorage> doc_;
+  std::shared_ptr<svc::StateStorage> cluster_;
 };
+
+// The store the config names (cluster_store, else cluster_dir), or
+// `location` (a directory or etcd://..., as --cluster takes it).
+Result<MeshStore> openMeshStore(const Config& config, const std::string& location = "");
 
 }  // namespace offcore::mesh

@@ -1,10 +1,18 @@
+// The mesh store's rules over each place its document lives: the cluster
+// directory and a real etcd member (the same cases), then a proxy's config
+// source following both the svc state and the document.
 #include "mesh/config/mesh_store.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <thread>
+
+#include "../../kv/etcd_member.h"
+#include "../loop_helpers.h"
 #include "base/files.h"
+#include "mesh/proxy/cluster_source.h"
 
 namespace offcore::mesh {
 namespace {
@@ -45,17 +53,42 @@ spec:
       weight: 50
 )";
 
-class MeshStoreTest : public ::testing::Test {
+class MeshStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/mesh_store_test.XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
+    if (etcd()) {
+      auto up = member_.start();
+      ASSERT_TRUE(up.ok()) << up.error().message;
+      raw_ = kv::makeEtcdClient(member_.options());
+    }
     auto docs = svc::parseResources(kServices, "svc.yaml");
     ASSERT_TRUE(docs.ok()) << docs.error().message;
-    ASSERT_TRUE(svc::ClusterStore(dir_).apply(*docs).ok());
+    ASSERT_TRUE(cluster().apply(*docs).ok());
   }
   void TearDown() override { (void)removeTree(dir_); }
+
+  bool etcd() const { return GetParam() == "etcd"; }
+  MeshStore open() {
+    if (!etcd()) return MeshStore(dir_);
+    return MeshStore(makeMeshEtcdDoc(kv::makeEtcdClient(member_.options())),
+                     svc::makeEtcdStorage(kv::makeEtcdClient(member_.options()), 5));
+  }
+  svc::ClusterStore cluster() {
+    if (!etcd()) return svc::ClusterStore(dir_);
+    return svc::ClusterStore(svc::makeEtcdStorage(kv::makeEtcdClient(member_.options()), 5),
+                             svc::AddressPlan("10.96.0.0/16"));
+  }
+  // Puts text where the document lives, behind the store's back.
+  void overwrite(const std::string& text) {
+    if (etcd()) {
+      ASSERT_TRUE(raw_->txn({}, {kv::Op::put("/offcore/mesh/v1/config", text)}).ok());
+    } else {
+      ASSERT_TRUE(writeFileAtomic(dir_ + "/mesh/config.json", text).ok());
+    }
+  }
 
   ParsedMesh parse(const std::string& text, const std::string& file = "m.yaml") {
     auto p = parseMeshDocuments(text, file);
@@ -64,10 +97,12 @@ class MeshStoreTest : public ::testing::Test {
   }
 
   std::string dir_;
+  kv::EtcdMember member_;
+  std::unique_ptr<kv::KvClient> raw_;
 };
 
-TEST_F(MeshStoreTest, ApplyIsAtomicVersionedAndIdempotent) {
-  MeshStore store(dir_);
+TEST_P(MeshStoreTest, ApplyIsAtomicVersionedAndIdempotent) {
+  MeshStore store = open();
   auto empty = store.load();
   ASSERT_TRUE(empty.ok());
   EXPECT_EQ(empty->generation, 0u);
@@ -75,9 +110,11 @@ TEST_F(MeshStoreTest, ApplyIsAtomicVersionedAndIdempotent) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->created, (std::vector<std::string>{"destinationrule/web", "virtualservice/web"}));
   EXPECT_EQ(r->generation, 1u);
-  struct stat st {};
-  ASSERT_EQ(::stat(store.configFile().c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  if (!etcd()) {
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ + "/mesh/config.json").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
 
   auto again = store.apply(parse(kRoute));
   ASSERT_TRUE(again.ok());
@@ -98,8 +135,8 @@ TEST_F(MeshStoreTest, ApplyIsAtomicVersionedAndIdempotent) {
   EXPECT_EQ(loaded->config.virtual_services[0].http[0].route[1].weight, 80u);
 }
 
-TEST_F(MeshStoreTest, HostsMustBeServicesAndSubsetsDefinedWithFileLine) {
-  MeshStore store(dir_);
+TEST_P(MeshStoreTest, HostsMustBeServicesAndSubsetsDefinedWithFileLine) {
+  MeshStore store = open();
   std::string vs = R"(apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
 metadata: {name: shop}
@@ -126,7 +163,9 @@ spec:
   EXPECT_NE(r2.error().message.find("dr.yaml:4: DestinationRule \"x\": spec.host: Service \"nothere\""),
             std::string::npos)
       << r2.error().message;
-  EXPECT_FALSE(readFile(store.configFile()).ok()) << "a failed apply wrote the store";
+  auto untouched = store.load();
+  ASSERT_TRUE(untouched.ok());
+  EXPECT_EQ(untouched->generation, 0u) << "a failed apply wrote the store";
 
   // The subset may come from the same apply, in any order, or an earlier one.
   ASSERT_TRUE(store.apply(parse(std::string(kRoute) + "---\n" + kRule)).ok());
@@ -138,8 +177,8 @@ spec:
   EXPECT_NE(r3.error().message.find("already has DestinationRule"), std::string::npos);
 }
 
-TEST_F(MeshStoreTest, DeleteRefusesAnInUseRuleAndSaysNotFound) {
-  MeshStore store(dir_);
+TEST_P(MeshStoreTest, DeleteRefusesAnInUseRuleAndSaysNotFound) {
+  MeshStore store = open();
   ASSERT_TRUE(store.apply(parse(std::string(kRule) + "---\n" + kRoute)).ok());
   auto st = store.remove(kDestinationRule, "default", "web");
   ASSERT_FALSE(st.ok());
@@ -162,17 +201,84 @@ TEST_F(MeshStoreTest, DeleteRefusesAnInUseRuleAndSaysNotFound) {
   EXPECT_EQ(loaded->generation, 3u);
 }
 
-TEST_F(MeshStoreTest, CorruptFileIsAnErrorNamingIt) {
-  MeshStore store(dir_);
+TEST_P(MeshStoreTest, CorruptDocumentIsAnErrorNamingIt) {
+  MeshStore store = open();
   ASSERT_TRUE(store.apply(parse(kRule)).ok());
-  ASSERT_TRUE(writeFileAtomic(store.configFile(), "{\"generation\": 1, \"config\": {\"destinationRules\": 3}}").ok());
+  overwrite("{\"generation\": 1, \"config\": {\"destinationRules\": 3}}");
   auto r = store.load();
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("config.json"), std::string::npos);
-  ASSERT_TRUE(writeFileAtomic(store.configFile(), "not json").ok());
+  EXPECT_NE(r.error().message.find(etcd() ? "/offcore/mesh/v1/config" : "config.json"), std::string::npos)
+      << r.error().message;
+  overwrite("not json");
   EXPECT_FALSE(store.load().ok());
   EXPECT_FALSE(store.apply(parse(kRule)).ok()) << "a damaged store must not be overwritten";
 }
+
+// Two writers at once, each adding its own rule: both land (a loser runs its
+// change again on the winner's document).
+TEST_P(MeshStoreTest, ConcurrentAppliesLoseNothing) {
+  auto docs = svc::parseResources(
+      "apiVersion: offcore.io/v1\nkind: Service\nmetadata: {name: api}\nspec:\n  ports: [{port: 81}]\n"
+      "  selector: {app: api}\n",
+      "api.yaml");
+  ASSERT_TRUE(docs.ok());
+  ASSERT_TRUE(cluster().apply(*docs).ok());
+  std::string other = kRule;
+  other.replace(other.find("name: web"), 9, "name: api");
+  other.replace(other.find("host: web"), 9, "host: api");
+  const int rounds = 5;
+  auto writer = [&](const std::string& rule, const std::string& name) {
+    MeshStore store = open();
+    for (int i = 0; i < rounds; ++i) {
+      std::string r = rule;
+      r.replace(r.find("name: v2"), 8, "name: v" + std::to_string(10 + i));
+      auto applied = store.apply(parse(r, name));
+      EXPECT_TRUE(applied.ok()) << applied.error().message;
+    }
+  };
+  std::thread a(writer, std::string(kRule), "a.yaml");
+  std::thread b(writer, other, "b.yaml");
+  a.join();
+  b.join();
+  auto loaded = open().load();
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->generation, 2u * rounds);
+  ASSERT_EQ(loaded->config.destination_rules.size(), 2u);
+}
+
+// A proxy's config source follows the mesh document and the svc state in
+// the same store, and builds its first snapshot from what is there.
+TEST_P(MeshStoreTest, TheConfigSourceFollowsTheStore) {
+  EventLoop loop;
+  ASSERT_TRUE(loop.init().ok());
+  std::shared_ptr<const Snapshot> last;
+  ClusterSnapshotSource source(loop, open(), "a", "cluster.local");
+  auto started = source.start([&](std::shared_ptr<const Snapshot> s) { last = std::move(s); });
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  ASSERT_TRUE(last);
+  EXPECT_TRUE(last->config.destination_rules.empty());
+  auto has = [&](const std::string& svc) {
+    for (const auto& s : last->services)
+      if (s.name == svc) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("web"));
+
+  ASSERT_TRUE(open().apply(parse(kRule)).ok());
+  EXPECT_TRUE(testing::runUntil(loop, [&] { return last->config.destination_rules.size() == 1; }))
+      << "the mesh document's change did not reach the source";
+  auto docs = svc::parseResources(
+      "apiVersion: offcore.io/v1\nkind: Service\nmetadata: {name: api}\nspec:\n  ports: [{port: 81}]\n"
+      "  selector: {app: api}\n",
+      "api.yaml");
+  ASSERT_TRUE(docs.ok());
+  ASSERT_TRUE(cluster().apply(*docs).ok());
+  EXPECT_TRUE(testing::runUntil(loop, [&] { return has("api"); })) << "the Service did not reach the source";
+  EXPECT_EQ(last->config.destination_rules.size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, MeshStoreTest, ::testing::Values("dir", "etcd"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace offcore::mesh
