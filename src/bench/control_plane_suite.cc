@@ -148,14 +148,19 @@ class ControlPlaneSuite final : public BenchSuite {
 
     std::vector<double> work_ms, full_ms, small_work_ms, small_full_ms;
     for (int n : sizes) {
-      for (bool etcd : {true, false}) {
+      // etcd over gRPC (offcore's wire), the directory, and at the largest
+      // size etcd over the gateway too: which wire carries 1,000 nodes' watches better.
+      for (const char* mode : {"etcd", "dir", "gateway"}) {
         if (benchInterrupted()) return interruptedError().error();
+        const bool etcd = std::string(mode) != "dir", gateway = std::string(mode) == "gateway";
         // The directory store on one machine, 10 nodes: each holds and
         // parses the whole state per change (more would not fit this machine).
         if (!etcd && n > 10) continue;
+        if (gateway && (quick || n != sizes.back())) continue;
         Member member;
-        OC_ASSIGN_OR_RETURN(Config c, storeConfig(root + "/" + (etcd ? "etcd" : "dir") + std::to_string(n),
-                                                  etcd ? &member : nullptr, 23790 + n));
+        OC_ASSIGN_OR_RETURN(Config c, storeConfig(root + "/" + mode + std::to_string(n), etcd ? &member : nullptr,
+                                                  23790 + n + (gateway ? 2 : 0)));
+        if (gateway) c.etcd_wire = "gateway";
         OC_ASSIGN_OR_RETURN(svc::ClusterStore writer, svc::ClusterStore::open(c));
         OC_TRY(bench::preloadCluster(writer, writer.storage(), {n, service_count, per_service}));
         bench::SimNodes sims;
@@ -194,7 +199,13 @@ class ControlPlaneSuite final : public BenchSuite {
           after_commit.push_back(std::max(0.0, slowest[k] - apply_ms[k]));
         double rss = etcd ? processRssMiB(member.pid).valueOr(0) : 0;
         auto& row = results_[n];
-        if (etcd) {
+        if (gateway) {
+          row.gw_p50 = median(slowest);
+          row.gw_p99 = percentile(slowest, 0.99);
+          row.gw_after_p99 = percentile(after_commit, 0.99);
+          row.gw_cpu_ms = 1000 * cpu / k_max;
+          row.gw_rss = rss;
+        } else if (etcd) {
           row.etcd_p50 = median(slowest);
           row.etcd_p99 = percentile(slowest, 0.99);
           row.etcd_node_p50 = median(all);
@@ -219,7 +230,7 @@ class ControlPlaneSuite final : public BenchSuite {
         }
         counter.reset();
         sims.stop();
-        if (etcd && n == sizes.front()) {  // the transports, on this member and its preloaded state
+        if (etcd && !gateway && n == sizes.front()) {  // the transports, on this member and its preloaded state
           OC_ASSIGN_OR_RETURN(transports_,
                               bench::compareEtcdTransports("http://" + member.url.substr(7), "/offcore/v1/",
                                                            "/offcore-bench-scratch/", quick ? 3 : 10));
@@ -297,6 +308,17 @@ class ControlPlaneSuite final : public BenchSuite {
                              std::nullopt, true,
                              "p50 " + fmt(r.after_p50) + " ms; the writer's apply itself: p50 " + fmt(r.apply_p50) +
                                  " ms (its reads, the checks, one transaction)"});
+      if (r.gw_p99) {
+        report.rows.push_back({"change on every node, p99" + at + ", gRPC vs gateway", "ms", r.etcd_p99, r.gw_p99, true,
+                               "every node's client over etcd's gRPC API (offcore's default) vs over its HTTP/JSON "
+                               "gateway (baseline), same member, state and changes; p50 " +
+                                   fmt(r.etcd_p50) + " vs " + fmt(*r.gw_p50) + " ms"});
+        report.rows.push_back({"after the apply returned, p99" + at + ", gRPC vs gateway", "ms", r.after_p99,
+                               r.gw_after_p99, true, "propagation alone"});
+        report.rows.push_back(
+            {"etcd CPU per change" + at + ", gRPC vs gateway", "ms", r.etcd_cpu_ms, r.gw_cpu_ms, true,
+             "etcd RSS " + fmt(r.etcd_rss) + " vs " + fmt(*r.gw_rss) + " MiB (one connection per node either way)"});
+      }
       report.rows.push_back({"watch events per change, per node" + at, "events", r.events, std::nullopt, true,
                              "x " + std::to_string(n) + " nodes = " + fmt(r.events * n) + " deliveries per change"});
       report.rows.push_back({"etcd CPU per change" + at, "ms", r.etcd_cpu_ms, std::nullopt, true,
@@ -360,6 +382,7 @@ class ControlPlaneSuite final : public BenchSuite {
     double etcd_p50 = 0, etcd_p99 = 0, etcd_node_p50 = 0;
     std::optional<double> dir_p50, dir_p99, dir_node_p50;
     double etcd_cpu_ms = 0, etcd_rss = 0, events = 0, apply_p50 = 0, after_p50 = 0, after_p99 = 0;
+    std::optional<double> gw_p50, gw_p99, gw_after_p99, gw_cpu_ms, gw_rss;  // every node over the gateway
   };
   static std::string fmt(double v) {
     char b[32];

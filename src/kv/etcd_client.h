@@ -12,9 +12,9 @@
 // a client certificate's CN as the user, as gRPC does.)
 //
 // Members: a request goes to the member that answered last; one that cannot
-// be reached, times out or has no leader is skipped for the next. Writes are
-// transactions guarded by compares, so a retried one that had already applied
-// fails its compare instead of applying twice.
+// be reached, times out or has no leader is skipped for the next. A write
+// that must not apply twice is a transaction guarded by compares, so a
+// retried one that had already applied fails its compare.
 //
 // Threads: every method may be called from any thread (a pool of curl
 // handles under a mutex). A watch runs on its own thread.

@@ -125,7 +125,11 @@ class EtcdGrpcClient final : public KvClient {
       stream->WritesDone();
       if (answered) ctx.TryCancel();  // the answer is in; the stream's end does not matter
       grpc::Status st = stream->Finish();
-      return answered ? grpc::Status::OK : st;
+      if (answered) return grpc::Status::OK;
+      // Ended without an answer and without an error: not "expired" (that
+      // would make the caller take a new lease): try the next member.
+      return st.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the keep-alive stream ended without an answer")
+                     : st;
     }));
     if (resp.ttl() <= 0) return makeError("etcd: the lease expired", ENOENT);
     return resp.ttl();

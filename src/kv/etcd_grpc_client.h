@@ -7,8 +7,9 @@
 // the member that answered last and moves on when one is down, times out or
 // has no leader (etcd says UNAVAILABLE); a connection attempt is bounded by
 // connect_timeout_ms and a member that was down is tried again within a
-// second of its return. Writes are transactions guarded by compares, so a
-// retried one that had already applied fails its compare.
+// second of its return. A write that must not apply twice is a transaction
+// guarded by compares, so a retried one that had already applied fails its
+// compare (a retried lease grant may leave an orphan lease; it expires).
 //
 // Authentication: the token etcd's Authenticate hands out goes with every
 // call as the "token" metadata, and is asked for again when etcd says it

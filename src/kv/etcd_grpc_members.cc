@@ -43,9 +43,12 @@ grpc::ChannelArguments channelArgs(const EtcdOptions& o) {
   // which holds a channel in failure long after its member is back).
   args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 1000);
   // A member that vanished without a reset ends a watch's stream within 15 s
-  // (etcd allows a ping every 5 s).
+  // (etcd allows a ping every 5 s while a stream is open). gRPC 1.51 stops
+  // pinging after 2 pings without data unless told otherwise: an idle
+  // watch must keep pinging.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   return args;
 }
 
@@ -105,8 +108,12 @@ void GrpcMembers::awaitConnected(size_t i) {
 Error GrpcMembers::toError(const grpc::Status& st, const std::string& where, size_t max_bytes) {
   std::string msg = oneLine(st.error_message());
   const int code = st.error_code();
-  if (code == grpc::StatusCode::RESOURCE_EXHAUSTED && msg.find("larger than max") != std::string::npos)
+  // gRPC's own words for an answer over our bound (capital R: the member's
+  // refusal of a request over its limit says "received").
+  if (code == grpc::StatusCode::RESOURCE_EXHAUSTED && msg.find("Received message larger than max") != std::string::npos)
     return makeError(where + ": answer over " + std::to_string(max_bytes >> 20) + " MiB", EMSGSIZE);
+  if (code == grpc::StatusCode::RESOURCE_EXHAUSTED && msg.find("larger than max") != std::string::npos)
+    return makeError("etcd " + where + ": " + msg + " (a request over the member's --max-request-bytes)", E2BIG);
   if (msg.find("CERTIFICATE_VERIFY_FAILED") != std::string::npos || msg.find("Ssl handshake") != std::string::npos ||
       msg.find("certificate verify failed") != std::string::npos)
     msg += " (TLS: the member's certificate is not signed by etcd_ca_file, or it refused ours)";

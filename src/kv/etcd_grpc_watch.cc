@@ -44,6 +44,10 @@ class EtcdGrpcWatch final : public Watch {
     while (!stopped()) {
       End end = stream(member, fresh_token);
       if (end != End::Broken) return;
+      // etcd refuses a stale token on a watch by cancelling it (not with a
+      // status), so after any broken stream ask for a new one, as the
+      // gateway's watch does.
+      fresh_token = true;
       if (delivered_) backoff_ms = 50;  // it worked for a while: retry soon
       member = (member + 1) % m_->size();
       std::unique_lock<std::mutex> lock(mu_);  // a sleep the destructor cuts short
@@ -57,9 +61,8 @@ class EtcdGrpcWatch final : public Watch {
     return stop_;
   }
 
-  End stream(size_t member, bool& fresh_token) {
+  End stream(size_t member, bool fresh_token) {
     auto token = m_->token(fresh_token);
-    fresh_token = false;
     if (!token.ok()) {
       spdlog::warn("etcd watch: {}", token.error().message);
       return End::Broken;
@@ -80,7 +83,6 @@ class EtcdGrpcWatch final : public Watch {
       ctx_ = nullptr;
       if (stop_) return End::Stopped;
     }
-    if (end == End::Broken && last_status_.error_code() == grpc::StatusCode::UNAUTHENTICATED) fresh_token = true;
     return end;
   }
 

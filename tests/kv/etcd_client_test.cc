@@ -243,6 +243,51 @@ TEST_P(EtcdClientTest, AWatchFollowsItsMemberThroughARestart) {
 INSTANTIATE_TEST_SUITE_P(Wires, EtcdClientTest, ::testing::Values(EtcdOptions::Wire::Grpc, EtcdOptions::Wire::Gateway),
                          [](const auto& info) { return info.param == EtcdOptions::Wire::Grpc ? "grpc" : "gateway"; });
 
+// Both wires decode a member's answer into the same values: keys, values
+// (any bytes), every revision, versions and leases.
+TEST(EtcdWiresTest, DecodeTheSameRangeAndEvents) {
+  EtcdMember member;
+  ASSERT_TRUE(member.start().ok());
+  EtcdOptions o = member.options();
+  o.wire = EtcdOptions::Wire::Grpc;
+  auto grpc = makeEtcdClient(o);
+  o.wire = EtcdOptions::Wire::Gateway;
+  auto gateway = makeEtcdClient(o);
+  auto lease = grpc->leaseGrant(30);
+  ASSERT_TRUE(lease.ok()) << lease.error().message;
+  const std::string binary("v\0\xff\n\"\\", 6);
+  ASSERT_TRUE(grpc->txn({}, {Op::put("/d/a", "1"), Op::put("/d/b", binary, *lease)}).ok());
+  ASSERT_TRUE(gateway->txn({}, {Op::put("/d/a", "2"), Op::put("/d/c", "")}).ok());
+  auto a = grpc->range("/d/", prefixEnd("/d/"));
+  auto b = gateway->range("/d/", prefixEnd("/d/"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->revision, b->revision);
+  ASSERT_EQ(a->kvs.size(), 3u);
+  EXPECT_EQ(a->kvs, b->kvs);
+  EXPECT_EQ(a->kvs[0].version, 2);
+  EXPECT_EQ(a->kvs[1].value, binary);
+  EXPECT_EQ(a->kvs[1].lease, *lease);
+  EXPECT_EQ(a->kvs[2].value, "");
+
+  Collected over_grpc, over_gateway;
+  auto w1 = grpc->watch("/d/", prefixEnd("/d/"), a->revision - 1, over_grpc.callback());
+  auto w2 = gateway->watch("/d/", prefixEnd("/d/"), a->revision - 1, over_gateway.callback());
+  ASSERT_TRUE(w1.ok() && w2.ok());
+  ASSERT_TRUE(grpc->txn({}, {Op::del("/d/b")}).ok());
+  // From the first transaction's revision: its two puts, the second's two, the delete.
+  ASSERT_TRUE(over_grpc.waitFor(5));
+  ASSERT_TRUE(over_gateway.waitFor(5));
+  std::lock_guard<std::mutex> l1(over_grpc.mu), l2(over_gateway.mu);
+  ASSERT_EQ(over_grpc.events.size(), 5u);
+  ASSERT_EQ(over_gateway.events.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(over_grpc.events[i].type, over_gateway.events[i].type) << i;
+    EXPECT_EQ(over_grpc.events[i].kv, over_gateway.events[i].kv) << i;
+  }
+  EXPECT_EQ(over_grpc.events[1].kv.value, binary);
+  EXPECT_EQ(over_grpc.events[4].type, WatchEvent::Type::Delete);
+}
+
 TEST(EtcdUrlTest, ParsesClusterUrls) {
   auto o = parseEtcdUrl("etcd://10.0.0.1:2379,etcd-b:2380");
   ASSERT_TRUE(o.ok()) << o.error().message;

@@ -30,8 +30,9 @@ class EtcdDocWatch final : public svc::StoreWatch {
   EtcdDocWatch(const EtcdDocWatch&) = delete;
   EtcdDocWatch& operator=(const EtcdDocWatch&) = delete;
 
-  // From the revision after rev: nothing between a reader's load and the
-  // watch is missed.
+  // From the revision after rev (the watch's own read of the key): a change
+  // after that read is delivered. A reader that watches first and then
+  // loads (ClusterSnapshotSource) misses nothing.
   Status start(int64_t rev) {
     std::weak_ptr<bool> alive = alive_;
     OC_ASSIGN_OR_RETURN(watch_, kv_->watch(kKey, "", rev + 1, [this, alive](const kv::WatchBatch& b) {
@@ -47,6 +48,8 @@ class EtcdDocWatch final : public svc::StoreWatch {
   }
 
  private:
+  // On the loop, after a compaction ended the watch (rare): one blocking
+  // read of the key, at most the client's timeouts.
   void restart() {
     watch_.reset();
     auto now = kv_->range(kKey, "");

@@ -10,6 +10,9 @@ namespace offcore::mesh {
 namespace {
 
 constexpr std::chrono::milliseconds kDebounce{20};
+// A rebuild that failed (the store unreachable) is tried again after this,
+// change or no change: on etcd the next change may be long in coming.
+constexpr std::chrono::milliseconds kRetry{1000};
 
 }  // namespace
 
@@ -21,6 +24,7 @@ ClusterSnapshotSource::~ClusterSnapshotSource() {
   // The watches go first: nothing they posted runs on a half-destroyed source.
   state_watch_.reset();
   doc_watch_.reset();
+  if (timer_ != 0) loop_.cancelTimer(timer_);
 }
 
 Result<std::shared_ptr<Snapshot>> ClusterSnapshotSource::build() const {
@@ -50,15 +54,18 @@ Status ClusterSnapshotSource::start(OnSnapshot on_snapshot) {
 void ClusterSnapshotSource::schedule() {
   if (pending_) return;
   pending_ = true;
-  loop_.addTimer(kDebounce, [this] { rebuild(); });
+  timer_ = loop_.addTimer(kDebounce, [this] { rebuild(); });
 }
 
 void ClusterSnapshotSource::rebuild() {
   pending_ = false;
+  timer_ = 0;
   auto snap = build();
   if (!snap.ok()) {
-    // Keep the last good one; the next change tries again.
-    spdlog::warn("mesh config: {}", snap.error().message);
+    // Keep the last good one and try again shortly (or on the next change).
+    spdlog::warn("mesh config: {}; keeping the last snapshot, retrying in {} ms", snap.error().message, kRetry.count());
+    pending_ = true;
+    timer_ = loop_.addTimer(kRetry, [this] { rebuild(); });
     return;
   }
   (*snap)->version = ++version_;

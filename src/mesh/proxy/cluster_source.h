@@ -39,6 +39,7 @@ class ClusterSnapshotSource {
   std::string node_, trust_domain_;
   OnSnapshot on_snapshot_;
   std::unique_ptr<svc::StoreWatch> state_watch_, doc_watch_;
+  EventLoop::TimerId timer_ = 0;  // the pending rebuild (0: none)
   bool pending_ = false;
   uint64_t version_ = 0;
 };
