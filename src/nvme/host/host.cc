@@ -258,7 +258,7 @@ Status NvmeTcpHost::establish() {
   if (ic.status() != kScSuccess) return statusError("Identify Controller", ic.status());
   uint8_t mdts = id[77];
   uint32_t ioccsz = getLe32(id.data() + 1792);
-  max_transfer_ = mdts ? std::min<uint32_t>(4096u << mdts, 1u << 20) : (1u << 20);
+  max_transfer_.store(mdts ? std::min<uint32_t>(4096u << mdts, 1u << 20) : (1u << 20), std::memory_order_relaxed);
   in_capsule_ = ioccsz * 16 > kSqeSize ? ioccsz * 16 - kSqeSize : 0;
 
   Sqe nq = adminSqe(kAdminSetFeatures);
@@ -580,8 +580,9 @@ Sqe NvmeTcpHost::rwSqe(bool is_write, uint64_t offset, size_t len) const {
 Status NvmeTcpHost::read(uint64_t offset, void* buf, size_t len) {
   OC_TRY(checkRange(offset, len));
   auto* p = static_cast<uint8_t*>(buf);
+  const size_t max = max_transfer_.load(std::memory_order_relaxed);
   for (size_t done = 0; done < len;) {
-    size_t n = std::min<size_t>(len - done, max_transfer_);
+    size_t n = std::min<size_t>(len - done, max);
     OC_TRY(ioCommand(rwSqe(false, offset + done, n), nullptr, 0, p + done, n, false));
     done += n;
   }
@@ -592,8 +593,9 @@ Status NvmeTcpHost::read(uint64_t offset, void* buf, size_t len) {
 Status NvmeTcpHost::write(uint64_t offset, const void* buf, size_t len) {
   OC_TRY(checkRange(offset, len));
   const auto* p = static_cast<const uint8_t*>(buf);
+  const size_t max = max_transfer_.load(std::memory_order_relaxed);
   for (size_t done = 0; done < len;) {
-    size_t n = std::min<size_t>(len - done, max_transfer_);
+    size_t n = std::min<size_t>(len - done, max);
     OC_TRY(ioCommand(rwSqe(true, offset + done, n), p + done, n, nullptr, 0, true));
     done += n;
   }

@@ -150,7 +150,9 @@ class NvmeTcpHost final : public BlockDevice {
   const uint32_t nsid_;
   uint64_t size_bytes_ = 0;
   uint32_t block_size_ = 4096;
-  uint32_t max_transfer_ = 1 << 20;
+  // Written by establish() (a reconnect runs on its own thread) while I/O
+  // reads it: atomic, read once per request.
+  std::atomic<uint32_t> max_transfer_{1 << 20};
   uint32_t in_capsule_ = 0;
   uint16_t cntlid_ = 0;
 

@@ -91,10 +91,11 @@ void NvmeTcpHost::startAsync(bool is_write, uint64_t offset, uint8_t* in, const 
     return;
   }
   auto deadline = std::chrono::steady_clock::now() + options_.io_timeout;
-  size_t pieces = (len + max_transfer_ - 1) / max_transfer_;
+  const size_t max = max_transfer_.load(std::memory_order_relaxed);
+  size_t pieces = (len + max - 1) / max;
   IoCompletion* target = pieces > 1 ? new AsyncSplit(static_cast<int>(pieces), done) : done;
   for (size_t done_bytes = 0; done_bytes < len;) {
-    size_t n = std::min<size_t>(len - done_bytes, max_transfer_);
+    size_t n = std::min<size_t>(len - done_bytes, max);
     auto* io = new AsyncIo;
     io->host = this;
     io->sqe = rwSqe(is_write, offset + done_bytes, n);

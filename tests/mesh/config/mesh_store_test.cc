@@ -30,6 +30,14 @@ spec:
   selector: {app: web}
 )";
 
+const char* kApiService = R"(apiVersion: offcore.io/v1
+kind: Service
+metadata: {name: api}
+spec:
+  ports: [{port: 81}]
+  selector: {app: api}
+)";
+
 const char* kRule = R"(apiVersion: networking.istio.io/v1beta1
 kind: DestinationRule
 metadata: {name: web}
@@ -217,10 +225,7 @@ TEST_P(MeshStoreTest, CorruptDocumentIsAnErrorNamingIt) {
 // Two writers at once, each adding its own rule: both land (a loser runs its
 // change again on the winner's document).
 TEST_P(MeshStoreTest, ConcurrentAppliesLoseNothing) {
-  auto docs = svc::parseResources(
-      "apiVersion: offcore.io/v1\nkind: Service\nmetadata: {name: api}\nspec:\n  ports: [{port: 81}]\n"
-      "  selector: {app: api}\n",
-      "api.yaml");
+  auto docs = svc::parseResources(kApiService, "api.yaml");
   ASSERT_TRUE(docs.ok());
   ASSERT_TRUE(cluster().apply(*docs).ok());
   std::string other = kRule;
@@ -267,10 +272,7 @@ TEST_P(MeshStoreTest, TheConfigSourceFollowsTheStore) {
   ASSERT_TRUE(open().apply(parse(kRule)).ok());
   EXPECT_TRUE(testing::runUntil(loop, [&] { return last->config.destination_rules.size() == 1; }))
       << "the mesh document's change did not reach the source";
-  auto docs = svc::parseResources(
-      "apiVersion: offcore.io/v1\nkind: Service\nmetadata: {name: api}\nspec:\n  ports: [{port: 81}]\n"
-      "  selector: {app: api}\n",
-      "api.yaml");
+  auto docs = svc::parseResources(kApiService, "api.yaml");
   ASSERT_TRUE(docs.ok());
   ASSERT_TRUE(cluster().apply(*docs).ok());
   EXPECT_TRUE(testing::runUntil(loop, [&] { return has("api"); })) << "the Service did not reach the source";
