@@ -11,17 +11,6 @@ namespace {
 
 namespace pb = etcdserverpb;
 
-KeyValue fromPb(pb::KeyValue& k) {
-  KeyValue out;
-  out.key = std::move(*k.mutable_key());
-  out.value = std::move(*k.mutable_value());
-  out.create_revision = k.create_revision();
-  out.mod_revision = k.mod_revision();
-  out.version = k.version();
-  out.lease = k.lease();
-  return out;
-}
-
 void toPb(const Compare& c, pb::Compare* out) {
   out->set_key(c.key);
   switch (c.result) {
@@ -80,7 +69,7 @@ class EtcdGrpcClient final : public KvClient {
     RangeResult out;
     out.revision = resp.header().revision();
     out.kvs.reserve(static_cast<size_t>(resp.kvs_size()));
-    for (pb::KeyValue& k : *resp.mutable_kvs()) out.kvs.push_back(fromPb(k));
+    for (pb::KeyValue& k : *resp.mutable_kvs()) out.kvs.push_back(keyValueFromPb(k));
     return out;
   }
 

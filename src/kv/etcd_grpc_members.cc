@@ -98,6 +98,17 @@ std::string GrpcMembers::describe() const {
   return out;
 }
 
+KeyValue keyValueFromPb(etcdserverpb::KeyValue& k) {
+  KeyValue out;
+  out.key = std::move(*k.mutable_key());
+  out.value = std::move(*k.mutable_value());
+  out.create_revision = k.create_revision();
+  out.mod_revision = k.mod_revision();
+  out.version = k.version();
+  out.lease = k.lease();
+  return out;
+}
+
 void GrpcMembers::awaitConnected(size_t i) {
   GrpcMember& m = *members_[i];
   if (m.channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) return;

@@ -27,6 +27,9 @@ struct GrpcMember {
   std::unique_ptr<etcdserverpb::Auth::Stub> auth;
 };
 
+// A key-value from a member's answer (range or watch event), moved out of it.
+KeyValue keyValueFromPb(etcdserverpb::KeyValue& k);
+
 class GrpcMembers {
  public:
   explicit GrpcMembers(EtcdOptions o);

@@ -120,13 +120,7 @@ class EtcdGrpcWatch final : public Watch {
         for (pb::Event& e : *resp.mutable_events()) {
           WatchEvent ev;
           ev.type = e.type() == pb::Event::DELETE ? WatchEvent::Type::Delete : WatchEvent::Type::Put;
-          pb::KeyValue& k = *e.mutable_kv();
-          ev.kv.key = std::move(*k.mutable_key());
-          ev.kv.value = std::move(*k.mutable_value());
-          ev.kv.create_revision = k.create_revision();
-          ev.kv.mod_revision = k.mod_revision();
-          ev.kv.version = k.version();
-          ev.kv.lease = k.lease();
+          ev.kv = keyValueFromPb(*e.mutable_kv());
           b.events.push_back(std::move(ev));
         }
         next_ = b.events.back().kv.mod_revision + 1;
