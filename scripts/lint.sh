@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Style and static checks: clang-format (.clang-format) over every C++ file
-# we own, clang-tidy (.clang-tidy) over every translation unit of build/.
+# we own, clang-tidy (.clang-tidy) over every translation unit of build/ (a
+# unit found clean before, same text, flags and checks, is not run again).
 #   scripts/lint.sh            check both; exit 1 on any finding
 #   scripts/lint.sh --fix      rewrite the files clang-format would change
 #   scripts/lint.sh --format   the clang-format check only (seconds)
@@ -28,7 +29,10 @@ echo "lint: clang-tidy"
 [ -f build/compile_commands.json ] || { echo "lint: no build/compile_commands.json; run scripts/build.sh first"; exit 1; }
 # Our translation units only: generated protobuf code is not ours.
 units=$(files | grep '\.cc$' | grep -v '^fuzz/' | sed "s|^|$PWD/|")
-run-clang-tidy -quiet -p build -j "$(nproc)" $units 2>&1 | sed 's/\x1b\[[0-9;]*m//g' > build/clang-tidy.log || true
+# Units found clean before (same preprocessed text, flags and checks) are
+# skipped: scripts/clang_tidy_cached.py.
+python3 scripts/clang_tidy_cached.py build build/clang-tidy.log $units
+sed -i 's/\x1b\[[0-9;]*m//g' build/clang-tidy.log
 if grep -qE '(warning|error): .*\[[a-z]+-[a-z-]+' build/clang-tidy.log; then
   grep -E -A3 '(warning|error): .*\[[a-z]+-[a-z-]+' build/clang-tidy.log | head -80
   echo "lint: clang-tidy found the above (full log: build/clang-tidy.log)"
