@@ -23,7 +23,9 @@ build() {
 sharded() {
   local binary=$1 logs=$2 pids=() rc=0
   for i in 0 1; do
-    GTEST_TOTAL_SHARDS=2 GTEST_SHARD_INDEX=$i "$binary" --gtest_brief=1 >"$logs.$i.log" 2>&1 &
+    # A job started with & ignores SIGINT; the tests need it as a user has it.
+    GTEST_TOTAL_SHARDS=2 GTEST_SHARD_INDEX=$i env --default-signal=INT,QUIT "$binary" --gtest_brief=1 \
+      >"$logs.$i.log" 2>&1 &
     pids+=($!)
   done
   for i in 0 1; do
