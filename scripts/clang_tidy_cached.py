@@ -92,7 +92,14 @@ def main():
     build_dir, log = sys.argv[1], sys.argv[2]
     wanted = {os.path.realpath(f) for f in sys.argv[3:]}
     with open(os.path.join(build_dir, "compile_commands.json"), encoding="utf-8") as f:
-        entries = [e for e in json.load(f) if os.path.realpath(e["file"]) in wanted]
+        entries, seen = [], set()
+        for e in json.load(f):
+            path = os.path.realpath(e["file"])
+            # A file built into two targets (the unit and the threaded test
+            # binaries) is checked once.
+            if path in wanted and path not in seen:
+                seen.add(path)
+                entries.append(e)
     version = subprocess.run(["clang-tidy", "--version"], capture_output=True, check=True).stdout
     with open(os.path.join(ROOT, ".clang-tidy"), "rb") as f:
         salt = version + f.read()
