@@ -9,7 +9,9 @@ unit's path in the repository, its compile flags and its preprocessed text
 Clean keys are files under $OFFCORE_TIDY_CACHE (default
 ~/.cache/offcore-clang-tidy); findings are never cached. Entries unused for
 30 days are removed. Writes every finding to LOG; exits 0 (the caller reads
-LOG, as it did run-clang-tidy's output).
+LOG, as it did run-clang-tidy's output). The text is the build's compiler's
+(g++) preprocessing: a header section only clang sees (#ifdef __clang__) is
+not in the key; offcore's code has none.
 """
 
 import concurrent.futures
