@@ -13,4 +13,5 @@ scripts/lint.sh
 scripts/fuzz.sh --smoke
 scripts/sanitize.sh
 cd build
-ctest --output-on-failure -j1 "$@"
+# Unit tests two at a time; integration tests are RUN_SERIAL (tests/CMakeLists.txt).
+ctest --output-on-failure -j2 "$@"
