@@ -78,6 +78,7 @@ for n in "$@"; do
   role "$r"
   ctl role grant-permission "$r" read /offcore/v1/ --prefix
   ctl role grant-permission "$r" read /offcore/mesh/ --prefix
+  ctl role grant-permission "$r" read /offcore/images/ --prefix
   ctl role grant-permission "$r" readwrite /offcore/v1/meta/generation
   ctl role grant-permission "$r" readwrite "/offcore/v1/endpoints/$n/" --prefix
   ctl role grant-permission "$r" readwrite "/offcore/v1/nodes/$n"

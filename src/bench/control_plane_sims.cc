@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "kv/etcd_client.h"
+#include "kv/etcd_config.h"
 #include "svc/service_programmer.h"
 
 namespace offcore::bench {
@@ -193,7 +194,7 @@ Status SimNodes::start(const Config& config, int n, int agents) {
         }
       });
     } else {
-      OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, svc::etcdOptionsFor(config, config.cluster_store));  // its wire too
+      OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::etcdOptionsFor(config, config.cluster_store));  // its wire too
       node.kv = kv::makeEtcdClient(std::move(o));
       OC_ASSIGN_OR_RETURN(kv::RangeResult r, node.kv->range(kPrefix + "meta/generation", ""));
       auto w = node.kv->watch(kPrefix, kv::prefixEnd(kPrefix), r.revision + 1, [this, at](const kv::WatchBatch& b) {

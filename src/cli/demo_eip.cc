@@ -13,6 +13,7 @@
 #include "base/strings.h"
 #include "cli/demo_common.h"
 #include "kv/etcd_client.h"
+#include "kv/etcd_config.h"
 #include "svc/state_storage.h"
 
 namespace offcore::demo {
@@ -36,7 +37,7 @@ std::string eipHolder(const std::string& self, const std::string& svc) {
 // state read over etcd's gRPC API (offcore's wire) and over its HTTP/JSON
 // gateway (the baseline), medians of 9 alternating reads.
 Status showWires(const Config& config) {
-  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, svc::etcdOptionsFor(config, config.cluster_store));
+  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::etcdOptionsFor(config, config.cluster_store));
   o.wire = kv::EtcdOptions::Wire::Grpc;
   auto grpc = kv::makeEtcdClient(o);
   o.wire = kv::EtcdOptions::Wire::Gateway;

@@ -154,6 +154,13 @@ Result<std::string> startRegistry(Context& ctx, Cleanup& undo, const std::string
 }
 
 // Builds (once) and pushes the image as `src`, converts it to `lazy`.
+// The demo's image catalog: beside the cluster state when that is etcd
+// (`--cluster etcd`), else a directory in the demo's scratch space.
+std::string catalogFor(const Context& ctx, const std::string& dir) {
+  const std::string& store = ctx.cli.config.cluster_store;
+  return store.rfind("etcd://", 0) == 0 ? store : dir + "/catalog";
+}
+
 Status pushAndConvert(Context& ctx, const std::string& dir, const std::string& src, const std::string& lazy) {
   auto t = Clock::now();
   OC_ASSIGN_OR_RETURN(bool built, ensureImage());
@@ -172,7 +179,7 @@ Status pushAndConvert(Context& ctx, const std::string& dir, const std::string& s
   t = Clock::now();
   OC_ASSIGN_OR_RETURN(std::string conv,
                       output({ctx.self, "image", "convert", src, "--to", "registry", "--dest", lazy, "--plain-http",
-                              "--catalog", dir + "/catalog", "--work-dir", dir + "/convert", "--json"}));
+                              "--catalog", catalogFor(ctx, dir), "--work-dir", dir + "/convert", "--json"}));
   uint64_t compressed = 0, layers = 0;
   auto b = conv.find('{');
   auto j = json::parse(b == std::string::npos ? "" : conv.substr(b), nullptr, false);
@@ -182,8 +189,9 @@ Status pushAndConvert(Context& ctx, const std::string& dir, const std::string& s
       ++layers;
     }
   }
-  std::printf("image convert %s -> %s: %llu layers (%s compressed) in %.1f s\n", src.c_str(), lazy.c_str(),
-              static_cast<unsigned long long>(layers), mib(compressed).c_str(), secondsSince(t));
+  std::printf("image convert %s -> %s: %llu layers (%s compressed) in %.1f s; catalog %s\n", src.c_str(), lazy.c_str(),
+              static_cast<unsigned long long>(layers), mib(compressed).c_str(), secondsSince(t),
+              catalogFor(ctx, dir).c_str());
   // Never profiled: what the node prefetches comes from the config alone.
   if (j.is_object() && j.contains("start_files") && j["start_files"].is_array()) {
     const auto& files = j["start_files"];
@@ -226,7 +234,7 @@ Result<Ctr> startContainerd(Context& ctx, Cleanup& undo, const std::string& dir)
   Ctr ctr{cd + "/containerd.sock"};
   OC_TRY(makeDirs(cd));
   OC_ASSIGN_OR_RETURN(pid_t sn_pid, startDaemon({self, "snapshotter", "--node", node, "--socket", sn_sock, "--root",
-                                                 dir + "/sn", "--catalog", dir + "/catalog", "--plain-http"},
+                                                 dir + "/sn", "--catalog", catalogFor(ctx, dir), "--plain-http"},
                                                 dir + "/snapshotter.log", inDomain(ctx, Domain::kHostInfra)));
   undo.add("snapshotter", [sn_pid, dir] {
     stopDaemon(sn_pid);

@@ -10,7 +10,7 @@
 #include "base/subprocess.h"
 #include "cli/common.h"
 #include "disk/fd_keeper.h"
-#include "image/catalog.h"
+#include "image/catalog_open.h"
 #include "image/converter.h"
 #include "image/image_service.h"
 #include "image/image_service_client.h"
@@ -28,7 +28,7 @@ namespace {
 
 void registerConvert(CLI::App* image, CliContext& ctx) {
   struct Opts {
-    std::string source, mode = "layered", dest, catalog = Catalog::defaultDir(), compression = "zstd";
+    std::string source, mode = "layered", dest, catalog, compression = "zstd";
     std::string chunk = "256K", flat_size = "8G", work = "/var/tmp/offcore-convert", max_layer = "8G";
     std::string creds, ca_file;
     uint64_t max_ratio = LayerBounds{}.max_ratio;
@@ -43,7 +43,7 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       ->capture_default_str();
   c->add_option("--to", o->to, "nvme-tcp://ADDR:PORT (a storage gateway) and/or registry (repeatable)")->required();
   c->add_option("--dest", o->dest, "registry reference for the lazy image (default SRC:TAG-offcore)");
-  c->add_option("--catalog", o->catalog, "catalog directory")->capture_default_str();
+  c->add_option("--catalog", o->catalog, kCatalogLocationHelp);
   c->add_option("--chunk-size", o->chunk, "registry chunk size")->capture_default_str();
   c->add_option("--compression", o->compression, "chunk compression: zstd, lz4 or none")
       ->check(CLI::IsMember({"zstd", "lz4", "none"}))
@@ -79,7 +79,9 @@ void registerConvert(CLI::App* image, CliContext& ctx) {
       co.registry.plain_http = o->plain_http;
       co.registry.creds_file = o->creds;
       co.registry.ca_file = o->ca_file;
-      co.catalog_dir = o->catalog;
+      auto cat = openCatalog(ctx.config, catalogLocation(ctx.config, o->catalog));
+      if (!cat.ok()) return fail("image convert", cat.error());
+      co.catalog = *cat;
       co.work_dir = o->work;
       co.run_root = ctx.config.run_root;
       if (!o->no_prefetch_list) co.planner_argv = {selfExe(), "image", "plan-prefetch"};
@@ -140,14 +142,14 @@ void registerPlanPrefetch(CLI::App* image, CliContext& ctx) {
 
 void registerServe(CLI::App* image, CliContext& ctx) {
   struct Opts {
-    std::string node, catalog = Catalog::defaultDir(), cache_dir, cache_size = "4G", creds, ca_file;
+    std::string node, catalog, cache_dir, cache_size = "4G", creds, ca_file;
     int fetch_timeout = 10;
     bool plain_http = false;
   };
   auto o = std::make_shared<Opts>();
   auto* s = image->add_subcommand("serve", "run a node's image service (the agent starts it; see `image attach`)");
   s->add_option("--node", o->node, "node")->required();
-  s->add_option("--catalog", o->catalog, "catalog directory")->capture_default_str();
+  s->add_option("--catalog", o->catalog, kCatalogLocationHelp);
   s->add_option("--cache-dir", o->cache_dir, "chunk cache (default /var/cache/offcore/NODE/chunks)");
   s->add_option("--cache-size", o->cache_size, "chunk cache limit")->capture_default_str();
   s->add_option("--fetch-timeout", o->fetch_timeout, "seconds an uncached read retries a lost back end before EIO")
@@ -160,7 +162,9 @@ void registerServe(CLI::App* image, CliContext& ctx) {
       ImageServiceOptions so;
       so.node = o->node;
       so.run_root = ctx.config.run_root;
-      so.catalog_dir = o->catalog;
+      auto cat = openCatalog(ctx.config, catalogLocation(ctx.config, o->catalog));
+      if (!cat.ok()) return fail("image serve", cat.error());
+      so.catalog = *cat;
       so.cache_dir = o->cache_dir.empty() ? "/var/cache/offcore/" + o->node + "/chunks" : o->cache_dir;
       auto size = parseByteSize(o->cache_size);
       if (!size.ok()) return fail("image serve", size.error());
@@ -183,8 +187,7 @@ void registerFdKeeper(CLI::App* image, CliContext& ctx) {
 
 void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   struct Opts {
-    std::string ref, node, backend = "auto", catalog = Catalog::defaultDir(), cache_dir, cache_size, creds, ca_file,
-                           fill_rate = "64M";
+    std::string ref, node, backend = "auto", catalog, cache_dir, cache_size, creds, ca_file, fill_rate = "64M";
     bool json = false, fill = false, plain_http = false, no_prefetch = false, no_readahead = false;
     int fetch_timeout = 10;
   };
@@ -195,7 +198,7 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   attach->add_option("--backend", a->backend, "auto, registry or gateway")
       ->check(CLI::IsMember({"auto", "registry", "gateway"}))
       ->capture_default_str();
-  attach->add_option("--catalog", a->catalog, "catalog directory")->capture_default_str();
+  attach->add_option("--catalog", a->catalog, kCatalogLocationHelp);
   attach->add_option("--cache-dir", a->cache_dir, "chunk cache dir for a newly started service");
   attach->add_flag("--fill", a->fill, "after the profile, fetch every other chunk in the background");
   attach->add_option("--fill-rate", a->fill_rate, "the fill's bandwidth bound, bytes per second")
@@ -213,8 +216,10 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
   attach->add_flag("--json", a->json, "JSON output");
   attach->callback([&ctx, a] {
     ctx.action = [&ctx, a] {
-      Catalog cat(a->catalog);
-      auto imgs = cat.images();
+      std::string where = catalogLocation(ctx.config, a->catalog);
+      auto cat = openCatalog(ctx.config, where);
+      if (!cat.ok()) return fail("image attach", cat.error());
+      auto imgs = cat->images();
       if (!imgs.ok()) return fail("image attach", imgs.error());
       const ImageRecord* rec = nullptr;
       for (const auto& i : *imgs) {
@@ -226,7 +231,7 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
       if (!fill_rate.ok() || *fill_rate == 0)
         return fail("image attach", makeError("--fill-rate takes a positive size per second, like 64M"));
       ImageServiceClient svc(ctx.config.run_root, a->node);
-      ImageServiceLaunch launch{a->catalog, a->cache_dir, "", a->fetch_timeout, a->plain_http, a->creds, a->ca_file};
+      ImageServiceLaunch launch{where, a->cache_dir, "", a->fetch_timeout, a->plain_http, a->creds, a->ca_file};
       if (auto s = svc.ensureRunning(launch); !s.ok()) return fail("image attach", s.error());
       json out = json::array();
       for (const auto& d : rec->diff_ids) {
@@ -246,12 +251,13 @@ void registerAttachAndList(CLI::App* image, CliContext& ctx) {
 
   auto l = std::make_shared<Opts>();
   auto* list = image->add_subcommand("list", "converted images (from the catalog)");
-  list->add_option("--catalog", l->catalog, "catalog directory")->capture_default_str();
+  list->add_option("--catalog", l->catalog, kCatalogLocationHelp);
   list->add_flag("--json", l->json, "JSON output");
   list->callback([&ctx, l] {
-    ctx.action = [l] {
-      Catalog cat(l->catalog);
-      auto imgs = cat.images();
+    ctx.action = [&ctx, l] {
+      auto cat = openCatalog(ctx.config, catalogLocation(ctx.config, l->catalog));
+      if (!cat.ok()) return fail("image list", cat.error());
+      auto imgs = cat->images();
       if (!imgs.ok()) return fail("image list", imgs.error());
       json arr = json::array();
       std::vector<std::vector<std::string>> rows{{"IMAGE", "MODES", "LAYERS", "LAZY REF"}};

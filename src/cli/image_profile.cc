@@ -15,7 +15,7 @@
 #include "base/json.h"
 #include "base/subprocess.h"
 #include "cli/common.h"
-#include "image/catalog.h"
+#include "image/catalog_open.h"
 #include "image/converter.h"
 #include "image/image_service_client.h"
 
@@ -34,9 +34,12 @@ struct ProfileMounts {
   }
 };
 
-int profileImage(const CliContext& ctx, const std::string& ref, const std::string& node, const std::string& catalog_dir,
-                 const std::string& backend, const std::vector<std::string>& cmd) {
-  Catalog cat(catalog_dir);
+int profileImage(const CliContext& ctx, const std::string& ref, const std::string& node,
+                 const std::string& catalog_flag, const std::string& backend, const std::vector<std::string>& cmd) {
+  std::string where = catalogLocation(ctx.config, catalog_flag);
+  auto opened = openCatalog(ctx.config, where);
+  if (!opened.ok()) return fail("image profile", opened.error());
+  Catalog& cat = *opened;
   auto imgs = cat.images();
   if (!imgs.ok()) return fail("image profile", imgs.error());
   const ImageRecord* rec = nullptr;
@@ -47,7 +50,7 @@ int profileImage(const CliContext& ctx, const std::string& ref, const std::strin
     return fail("image profile", makeError(ref + " has no layered conversion in the catalog; convert it first"));
   }
   ImageServiceClient svc(ctx.config.run_root, node);
-  if (auto s = svc.ensureRunning(ImageServiceLaunch{catalog_dir, "", "", 10, false, "", ""}); !s.ok()) {
+  if (auto s = svc.ensureRunning(ImageServiceLaunch{where, "", "", 10, false, "", ""}); !s.ok()) {
     return fail("image profile", s.error());
   }
   ProfileMounts m;
@@ -117,14 +120,14 @@ int profileImage(const CliContext& ctx, const std::string& ref, const std::strin
 
 void registerImageProfileCommand(CLI::App* image, CliContext& ctx) {
   struct Opts {
-    std::string ref, node, catalog = Catalog::defaultDir(), backend = "auto";
+    std::string ref, node, catalog, backend = "auto";
     std::vector<std::string> cmd;
   };
   auto o = std::make_shared<Opts>();
   auto* p = image->add_subcommand("profile", "run a command in the image once and store the chunks it reads");
   p->add_option("ref", o->ref, "the image reference as converted")->required();
   p->add_option("--node", o->node, "node whose image service serves the layers")->required();
-  p->add_option("--catalog", o->catalog, "catalog directory")->capture_default_str();
+  p->add_option("--catalog", o->catalog, kCatalogLocationHelp);
   p->add_option("--backend", o->backend, "auto, registry or gateway")->capture_default_str();
   p->add_option("cmd", o->cmd, "-- CMD [ARGS...] run in the image")->required();
   p->callback([&ctx, o] {

@@ -5,6 +5,7 @@
 #include "base/byte_size.h"
 #include "base/log.h"
 #include "cli/common.h"
+#include "image/catalog_open.h"
 #include "snapshotter/remote_source_factory.h"
 #include "snapshotter/server.h"
 
@@ -14,7 +15,7 @@ namespace {
 
 struct SnapshotterOpts {
   std::string node, socket, root = "/var/lib/offcore/snapshotter", mode = "layered", log_level;
-  std::string catalog = "/var/lib/offcore/images", backend = "auto", cache_dir, cache_size;
+  std::string catalog, backend = "auto", cache_dir, cache_size;
   int fetch_timeout = 10;
   bool plain_http = false;
   std::string creds, ca_file, fill_below = "8M";
@@ -22,7 +23,7 @@ struct SnapshotterOpts {
   int flat_spares = 4;
 };
 
-int runSnapshotter(const SnapshotterOpts& o, const std::string& run_root) {
+int runSnapshotter(const SnapshotterOpts& o, const Config& config) {
   if (!o.log_level.empty()) spdlog::set_level(spdlog::level::from_str(o.log_level));
   // Stop signals are taken by sigwait only: block them before gRPC starts threads.
   sigset_t mask;
@@ -35,8 +36,9 @@ int runSnapshotter(const SnapshotterOpts& o, const std::string& run_root) {
   rc.node = o.node;
   rc.mode = mode;
   rc.root = o.root;
-  rc.run_root = run_root;
-  rc.catalog_dir = o.catalog;
+  rc.run_root = config.run_root;
+  rc.catalog_dir = catalogLocation(config, o.catalog);
+  rc.config = config;
   rc.backend = o.backend;
   rc.plain_http = o.plain_http;
   rc.creds_file = o.creds;
@@ -79,7 +81,7 @@ void registerSnapshotterCommand(CLI::App& app, CliContext& ctx) {
       ->check(CLI::IsMember({"layered", "flat"}))
       ->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "trace|debug|info|warn|error (default: the config's)");
-  cmd->add_option("--catalog", o->catalog, "the image catalog `offcore image convert` writes")->capture_default_str();
+  cmd->add_option("--catalog", o->catalog, kCatalogLocationHelp);
   cmd->add_option("--backend", o->backend, "layered mode: where layers are read from (auto, registry, gateway)")
       ->check(CLI::IsMember({"auto", "registry", "gateway"}))
       ->capture_default_str();
@@ -101,7 +103,7 @@ void registerSnapshotterCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--cache-size", o->cache_size, "its size limit (e.g. 4G)");
   cmd->add_option("--fetch-timeout", o->fetch_timeout, "seconds an uncached read waits for a lost back end before EIO")
       ->capture_default_str();
-  cmd->callback([&ctx, o] { ctx.action = [&ctx, o] { return runSnapshotter(*o, ctx.config.run_root); }; });
+  cmd->callback([&ctx, o] { ctx.action = [&ctx, o] { return runSnapshotter(*o, ctx.config); }; });
 }
 
 }  // namespace offcore

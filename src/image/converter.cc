@@ -98,7 +98,7 @@ struct LayerPlan {
 
 class Converter {
  public:
-  Converter(const ConvertOptions& o, const ConvertProgress& p) : o_(o), progress_(p), catalog_(o.catalog_dir) {}
+  Converter(const ConvertOptions& o, const ConvertProgress& p) : o_(o), progress_(p), catalog_(o.catalog) {}
 
   Result<ConvertSummary> run() {
     auto start = std::chrono::steady_clock::now();

@@ -39,7 +39,7 @@ struct ConvertOptions {
   uint32_t chunk_size = 256 * 1024;
   ChunkCodec codec = ChunkCodec::kZstd;
   uint64_t flat_size = 8ull << 30;  // virtual size of a flat rootfs volume
-  std::string catalog_dir = Catalog::defaultDir();
+  Catalog catalog;                  // where the results are recorded (default: Catalog::defaultDir())
   std::string work_dir = "/var/tmp/offcore-convert";
   std::string run_root = "/run/offcore";
   // How far each layer may expand (--max-layer-bytes, --max-expansion-ratio).

@@ -50,7 +50,7 @@ struct AttachedLayer {
 class ImageService {
  public:
   explicit ImageService(const ImageServiceOptions& o)
-      : o_(o), catalog_(o.catalog_dir), cache_(std::make_shared<ChunkCache>(o.cache_dir, o.cache_limit)), api_(loop_) {}
+      : o_(o), catalog_(o.catalog), cache_(std::make_shared<ChunkCache>(o.cache_dir, o.cache_limit)), api_(loop_) {}
 
   Status start(int signal_fd) {
     OC_TRY(cache_->init());

@@ -20,13 +20,14 @@
 #include <string>
 
 #include "base/result.h"
+#include "image/catalog.h"
 
 namespace offcore {
 
 struct ImageServiceOptions {
   std::string node;
   std::string run_root = "/run/offcore";
-  std::string catalog_dir;
+  Catalog catalog;
   std::string cache_dir;                           // default /var/cache/offcore/<node>/chunks
   uint64_t cache_limit = 4ull << 30;               // bytes
   std::chrono::milliseconds fetch_timeout{10000};  // uncached reads fail with EIO after this

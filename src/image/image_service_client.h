@@ -15,9 +15,9 @@ struct AttachedLayerInfo {
 };
 
 struct ImageServiceLaunch {
-  std::string catalog_dir;
-  std::string cache_dir;   // empty: the service's default
-  std::string cache_size;  // e.g. "4G"; empty: default
+  std::string catalog_dir;  // a directory or etcd://... (the service opens it with its own config)
+  std::string cache_dir;    // empty: the service's default
+  std::string cache_size;   // e.g. "4G"; empty: default
   int fetch_timeout_s = 10;
   bool plain_http = false;
   std::string creds_file;  // registry credentials for the service ("" = Docker's config.json)

@@ -43,7 +43,7 @@ Status mountErofs(const std::string& file, const std::string& dir) {
 }  // namespace
 
 OffcoreRemoteSource::OffcoreRemoteSource(RemoteSourceOptions o)
-    : o_(std::move(o)), catalog_(o_.launch.catalog_dir), images_(o_.run_root, o_.node) {
+    : o_(std::move(o)), catalog_(o_.catalog), images_(o_.run_root, o_.node) {
   if (o_.mode == RemoteMode::kFlat) dropSpares("left by an earlier snapshotter");
   warm_thread_ = std::thread([this] { warmLoop(); });
 }

@@ -35,6 +35,7 @@ struct RemoteSourceOptions {
   std::string run_root = "/run/offcore";
   std::string backend = "auto";  // layered: auto, registry or gateway
   ImageServiceLaunch launch;     // how to start the image service
+  Catalog catalog;               // the one launch.catalog_dir names, opened
   bool prefetch = true;          // prefetch each layer's list (measured profile, or derived at conversion)
   // Flat mode: keep one spare rootfs per pulled image (a clone attached and
   // mounted ahead of use), made after the pull and again after each create,

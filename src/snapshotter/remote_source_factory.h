@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "base/config.h"
 #include "base/result.h"
 #include "snapshotter/remote_source.h"
 
@@ -17,7 +18,8 @@ struct RemoteSourceConfig {
   RemoteMode mode = RemoteMode::kLayered;
   std::string root;  // the snapshotter's --root, for the source's mounts
   std::string run_root = "/run/offcore";
-  std::string catalog_dir;       // where `offcore image convert` recorded images
+  std::string catalog_dir;       // where `offcore image convert` recorded images: a directory or etcd://
+  Config config;                 // this process's (an etcd catalog's client options)
   std::string backend = "auto";  // layered: auto, registry or gateway
   bool plain_http = false;
   std::string creds_file, ca_file;    // registry credentials and CAs for the image service

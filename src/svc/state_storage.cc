@@ -1,11 +1,8 @@
 // Picking the StateStorage the config names, and the one that stands in
 // when it cannot be opened.
-#include <sys/stat.h>
-
 #include <algorithm>
 
-#include "base/files.h"
-#include "kv/etcd_client.h"
+#include "kv/etcd_config.h"
 #include "svc/state_storage.h"
 
 namespace offcore::svc {
@@ -55,34 +52,12 @@ class UnusableStorage final : public StateStorage {
 
 }  // namespace
 
-Result<kv::EtcdOptions> etcdOptionsFor(const Config& config, const std::string& url) {
-  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::parseEtcdUrl(url, !config.etcd_ca_file.empty()));
-  OC_ASSIGN_OR_RETURN(o.wire, kv::parseEtcdWire(config.etcd_wire));
-  o.ca_file = config.etcd_ca_file;
-  o.cert_file = config.etcd_cert_file;
-  o.key_file = config.etcd_key_file;
-  if (!config.etcd_user.empty()) {
-    // A secret: refused unless only its owner can read it, as ssh does with keys.
-    struct stat st {};
-    if (::stat(config.etcd_password_file.c_str(), &st) != 0)
-      return errnoError("etcd_password_file " + config.etcd_password_file);
-    if (st.st_mode & 077)
-      return makeError("etcd_password_file " + config.etcd_password_file +
-                       " is readable by others; chmod 600 it (it holds etcd user " + config.etcd_user + "'s password)");
-    OC_ASSIGN_OR_RETURN(std::string password, readFile(config.etcd_password_file));
-    while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) password.pop_back();
-    o.user = config.etcd_user;
-    o.password = std::move(password);
-  }
-  return o;
-}
-
 Result<std::shared_ptr<StateStorage>> openStateStorage(const Config& config, const std::string& location) {
   std::string where = !location.empty()               ? location
                       : !config.cluster_store.empty() ? config.cluster_store
                                                       : config.cluster_dir;
   if (!kv::isEtcdUrl(where)) return makeDirStorage(where);
-  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, etcdOptionsFor(config, where));
+  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::etcdOptionsFor(config, where));
   // A lease outlives a few missed beats, as a heartbeat file does: node_expiry_ms, whole seconds.
   int64_t ttl = std::max<int64_t>(2, (config.node_expiry_ms + 999) / 1000);
   return makeEtcdStorage(kv::makeEtcdClient(std::move(o)), ttl);

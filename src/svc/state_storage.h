@@ -139,9 +139,6 @@ std::shared_ptr<StateStorage> makeEtcdStorage(std::unique_ptr<kv::KvClient> kv, 
 // files) or else cluster_dir. `location` overrides both when not empty (a
 // directory or an etcd:// address, as --cluster takes it).
 Result<std::shared_ptr<StateStorage>> openStateStorage(const Config& config, const std::string& location = "");
-// The etcd client options the config gives for url (an etcd:// address):
-// its wire, TLS files, user and password (the file refused unless 0600).
-Result<kv::EtcdOptions> etcdOptionsFor(const Config& config, const std::string& url);
 // For a long-lived owner that reports errors per call (the agent): a store
 // that cannot be opened answers every call with the reason.
 std::shared_ptr<StateStorage> openStateStorageOrUnusable(const Config& config);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `offcore demo --only svc,mesh --cluster etcd`: the demo starts an etcd
-# member on a fabric host, its agents keep the cluster state there, and the
+# `offcore demo --only images,svc,mesh --cluster etcd`: the demo starts an
+# etcd member on a fabric host, its agents keep the cluster state there (and
+# its image conversion the image catalog), and the
 # EIP step shows an EIP moving off a node that dies within its lease
 # (node_expiry_ms, 5 s by default) and the state read over both wires; the
 # mesh step runs with the mesh config and cluster view in etcd; everything
@@ -14,8 +15,10 @@ for h in etc fc x-h ext; do cleanup "\"$OFFCORE\" fabric host del ${D:0:6}-$h"; 
 before=$(ip netns list | awk '{print $1}' | sort)
 scratch_before=$(ls -d /var/tmp/offcore-demo-* 2>/dev/null | sort || true)
 log=$(mktemp /tmp/oc-demo-etcd-XXXX); cleanup "rm -f $log"
-oc demo --name "$D" --only svc,mesh --cluster etcd >"$log" 2>&1 || { tail -30 "$log"; fail "demo --cluster etcd failed"; }
+oc demo --name "$D" --only images,svc,mesh --cluster etcd >"$log" 2>&1 || { tail -30 "$log"; fail "demo --cluster etcd failed"; }
 grep -q "cluster state: an etcd member on fabric host ${D:0:6}-etc" "$log" || fail "no etcd member line"
+grep -q "image convert .* catalog etcd://" "$log" || { grep -A20 "step images" "$log" | tail -20; fail "the image catalog is not in etcd"; }
+grep -q -- "-- step images: done" "$log" || fail "the images step did not finish on etcd"
 line=$(grep "EIP .* holds it" "$log") || { tail -20 "$log"; fail "no EIP move line"; }
 echo "$line"
 held=$(echo "$line" | sed -n 's/.* holds it \([0-9.]*\) s after the kill.*/\1/p')

@@ -108,6 +108,18 @@ TEST_P(EtcdAuthTest, EachRoleWritesOnlyItsKeys) {
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->endpoints.size(), 1u);
   EXPECT_EQ(after->services.count("evil"), 0u);
+
+  // The image catalog (image/catalog_storage.h): the CLI converts into it,
+  // a node's image service only reads it.
+  const std::string layer = "/offcore/images/v1/layers/sha256:d1";
+  auto put = client("offcore-admin")->txn({}, {kv::Op::put(layer, "{}")});
+  ASSERT_TRUE(put.ok()) << put.error().message;
+  auto read = client("node-a")->range("/offcore/images/v1/", kv::prefixEnd("/offcore/images/v1/"));
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  EXPECT_EQ(read->kvs.size(), 1u);
+  auto forged = client("node-a")->txn({}, {kv::Op::put(layer, R"({"fs_bytes": 1})")});
+  ASSERT_FALSE(forged.ok());
+  EXPECT_EQ(forged.error().code, EACCES);
 }
 
 TEST_P(EtcdAuthTest, NoUserOrAWrongPasswordIsRefusedWithOneLine) {

@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "kv/etcd_client.h"
+#include "kv/etcd_config.h"
 
 namespace offcore::mesh {
 
@@ -184,7 +185,7 @@ Result<MeshStore> openMeshStore(const Config& config, const std::string& locatio
                       : !config.cluster_store.empty() ? config.cluster_store
                                                       : config.cluster_dir;
   if (!kv::isEtcdUrl(where)) return MeshStore(where);
-  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, svc::etcdOptionsFor(config, where));
+  OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::etcdOptionsFor(config, where));
   OC_ASSIGN_OR_RETURN(auto cluster, svc::openStateStorage(config, where));
   return MeshStore(makeMeshEtcdDoc(kv::makeEtcdClient(std::move(o))), std::move(cluster));
 }
