@@ -329,6 +329,31 @@ TEST_F(BpfDataplaneTest, GatewayEipDnatsAndSnatsAcrossVpcs) {
   EXPECT_GE(stat(OC_STAT_UPLINK), 1u);
 }
 
+// The fabric's bridge floods a frame to a MAC it has not learnt to every
+// node: the EIP's owner answers it; any other node leaves it to its stack,
+// which drops it, and translates nothing.
+TEST_F(BpfDataplaneTest, AFloodedUplinkFrameIsLeftToTheNodeItIsFor) {
+  service(OC_VPC_EXTERNAL, "10.77.100.1", 80, IPPROTO_TCP, {{kVpc2, ip("10.1.0.3"), be16(8080), 1}}, OC_SVC_SNAT,
+          "10.77.0.10", 7);
+  FrameSpec flooded{.src = "10.77.1.50", .dst = "10.77.100.1", .sport = 41001, .dport = 80};
+  flooded.dst_mac = {0x02, 0, 0, 0, 0, 0xcc};  // another node's uplink
+  auto out = run(buildFrame(flooded), uplink_);
+  EXPECT_EQ(out.verdict, TC_ACT_OK);
+  EXPECT_EQ(out.frame, buildFrame(flooded)) << "a flooded frame is not translated";
+  // No flow was made for it: the backend's reply is not turned into the EIP's.
+  FrameSpec reply{.src = "10.1.0.3", .dst = "10.77.0.10", .sport = 8080, .dport = 41001};
+  auto back = run(buildFrame(reply), rep3_);
+  EXPECT_NE(back.frame, buildFrame(FrameSpec{.src = "10.77.100.1", .dst = "10.77.1.50", .sport = 80, .dport = 41001}));
+  // The same frame to this node's MAC is served, and so is a broadcast.
+  FrameSpec ours = flooded;
+  ours.dst_mac = {0x02, 0, 0, 0, 0, 0xaa};
+  EXPECT_EQ(run(buildFrame(ours), uplink_).verdict, TC_ACT_REDIRECT);
+  FrameSpec broadcast = flooded;
+  broadcast.sport = 41002;
+  broadcast.dst_mac = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_EQ(run(buildFrame(broadcast), uplink_).verdict, TC_ACT_REDIRECT);
+}
+
 TEST_F(BpfDataplaneTest, UplinkAndHostTrafficThatIsNotOursPassesToTheStack) {
   FrameSpec fabric{.src = "10.77.0.11", .dst = "10.77.0.10", .dport = 4420};
   auto out = run(buildFrame(fabric), uplink_);
@@ -668,6 +693,9 @@ int main(int argc, char** argv) {
       "ip link add rep1 type veth peer name pod1 && ip link add rep2 type veth peer name pod2 && "
       "ip link add rep3 type veth peer name pod3 && ip link add rep4 type veth peer name pod4 && "
       "ip link add upl0 type veth peer name fab0 && ip link add hvf0 type veth peer name hst0 && "
+      // The uplink has the MAC frames are addressed to by default
+      // (packet_builder.h): a frame to any other is one the fabric flooded.
+      "ip link set upl0 address 02:00:00:00:00:aa && "
       "ip link add prx0 type veth peer name prx1 && "
       // A route for the held sockets' SYNs (no one answers on sk1); without
       // lo up, connect() drops a transparent socket's bound address.

@@ -489,6 +489,14 @@ int oc_ingress(struct __sk_buff *skb) {
     if (in.flags & OC_IF_POD) return drop(OC_STAT_DROP_MALFORMED);
     return TC_ACT_OK;
   }
+  /* The fabric is one shared segment: a frame its bridge floods (to a MAC
+   * it has not learnt, as right after an EIP moved) reaches every node's
+   * uplink. Only the node it is addressed to takes it, or an EIP or a
+   * service gateway would answer from two nodes; the stack drops the rest. */
+  if ((in.flags & OC_IF_UPLINK) && skb->pkt_type == PACKET_OTHERHOST) {
+    count(OC_STAT_STACK);
+    return TC_ACT_OK;
+  }
 
   __u32 from_node = 0;
   p.flow.vpc = in.vpc;
