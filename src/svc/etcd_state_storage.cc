@@ -155,7 +155,7 @@ class EtcdStoreWatch final : public StoreWatch {
 
 class EtcdStorage final : public StateStorage {
  public:
-  EtcdStorage(std::unique_ptr<kv::KvClient> kv, int64_t lease_ttl_s)
+  EtcdStorage(std::shared_ptr<kv::KvClient> kv, int64_t lease_ttl_s)
       : kv_(std::move(kv)), ttl_(lease_ttl_s), cache_(std::make_shared<EtcdStateCache>(kPrefix)) {}
 
   // From the watch's cache when a watch keeps one (and it has seen this
@@ -411,7 +411,7 @@ class EtcdStorage final : public StateStorage {
     while (seen < revision && !own_rev_.compare_exchange_weak(seen, revision)) {}
   }
 
-  std::unique_ptr<kv::KvClient> kv_;
+  std::shared_ptr<kv::KvClient> kv_;
   int64_t ttl_;
   std::shared_ptr<EtcdStateCache> cache_;
   std::atomic<int64_t> own_rev_{0};
@@ -423,7 +423,7 @@ class EtcdStorage final : public StateStorage {
 
 }  // namespace
 
-std::shared_ptr<StateStorage> makeEtcdStorage(std::unique_ptr<kv::KvClient> kv, int64_t lease_ttl_s) {
+std::shared_ptr<StateStorage> makeEtcdStorage(std::shared_ptr<kv::KvClient> kv, int64_t lease_ttl_s) {
   return std::make_shared<EtcdStorage>(std::move(kv), lease_ttl_s);
 }
 

@@ -58,10 +58,10 @@ Result<std::shared_ptr<StateStorage>> openStateStorage(const Config& config, con
                                                       : config.cluster_dir;
   if (!kv::isEtcdUrl(where)) return makeDirStorage(where);
   OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::etcdOptionsFor(config, where));
-  // A lease outlives a few missed beats, as a heartbeat file does: node_expiry_ms, whole seconds.
-  int64_t ttl = std::max<int64_t>(2, (config.node_expiry_ms + 999) / 1000);
-  return makeEtcdStorage(kv::makeEtcdClient(std::move(o)), ttl);
+  return makeEtcdStorage(kv::makeEtcdClient(std::move(o)), leaseTtlSeconds(config));
 }
+
+int64_t leaseTtlSeconds(const Config& config) { return std::max<int64_t>(2, (config.node_expiry_ms + 999) / 1000); }
 
 std::shared_ptr<StateStorage> openStateStorageOrUnusable(const Config& config) {
   auto s = openStateStorage(config);

@@ -132,8 +132,13 @@ class StateStorage {
 
 std::shared_ptr<StateStorage> makeDirStorage(std::string dir);
 // Node leases last lease_ttl_s (a node whose agent stops beating is gone
-// from the live set within it).
-std::shared_ptr<StateStorage> makeEtcdStorage(std::unique_ptr<kv::KvClient> kv, int64_t lease_ttl_s);
+// from the live set within it). The client may be shared with other users
+// of the same etcd (the mesh config).
+std::shared_ptr<StateStorage> makeEtcdStorage(std::shared_ptr<kv::KvClient> kv, int64_t lease_ttl_s);
+// The node lease's TTL the config asks for: node_expiry_ms in whole
+// seconds, at least 2 (a lease outlives a few missed beats, as a heartbeat
+// file does).
+int64_t leaseTtlSeconds(const Config& config);
 
 // What the config names: cluster_store (etcd://..., with the etcd_* TLS
 // files) or else cluster_dir. `location` overrides both when not empty (a

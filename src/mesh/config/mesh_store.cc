@@ -186,8 +186,9 @@ Result<MeshStore> openMeshStore(const Config& config, const std::string& locatio
                                                       : config.cluster_dir;
   if (!kv::isEtcdUrl(where)) return MeshStore(where);
   OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::etcdOptionsFor(config, where));
-  OC_ASSIGN_OR_RETURN(auto cluster, svc::openStateStorage(config, where));
-  return MeshStore(makeMeshEtcdDoc(kv::makeEtcdClient(std::move(o))), std::move(cluster));
+  // One client (one channel per member, one token) for both documents.
+  std::shared_ptr<kv::KvClient> client = kv::makeEtcdClient(std::move(o));
+  return MeshStore(makeMeshEtcdDoc(client), svc::makeEtcdStorage(client, svc::leaseTtlSeconds(config)));
 }
 
 }  // namespace offcore::mesh
