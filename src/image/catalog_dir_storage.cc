@@ -59,7 +59,8 @@ class DirCatalogStorage final : public CatalogStorage {
     OC_ASSIGN_OR_RETURN(std::optional<std::string> next, mutate(current));
     if (!next) return {};
     json j = json::parse(*next, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return makeError("catalog record " + section + "/" + key + " is not a JSON object");
+    if (j.is_discarded() || !j.is_object())
+      return makeError("catalog record " + section + "/" + key + " is not a JSON object");
     s[key] = std::move(j);
     return writeFileAtomic(path(), dumpJson(doc, 1) + "\n");
   }

@@ -72,7 +72,8 @@ class KvCatalogStorage final : public CatalogStorage {
       OC_ASSIGN_OR_RETURN(std::optional<std::string> next, mutate(current));
       if (!next) return {};
       json j = json::parse(*next, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) return makeError("catalog record " + section + "/" + key + " is not a JSON object");
+      if (j.is_discarded() || !j.is_object())
+        return makeError("catalog record " + section + "/" + key + " is not a JSON object");
       OC_ASSIGN_OR_RETURN(kv::TxnResult t, kv_->txn({unchanged}, {kv::Op::put(k, *next)}));
       if (t.succeeded) return {};
     }
@@ -84,8 +85,8 @@ class KvCatalogStorage final : public CatalogStorage {
   Status putBlob(const std::string& hex, const std::string& bytes) override {
     if (!isHex64(hex)) return makeError("catalog blob name '" + hex + "' is not a sha256 in hex", EINVAL);
     if (bytes.size() > kMaxBlobBytes)
-      return makeError("catalog blob " + hex + " is " + std::to_string(bytes.size()) + " bytes; the etcd catalog keeps at most " +
-                       std::to_string(kMaxBlobBytes) + " bytes per blob");
+      return makeError("catalog blob " + hex + " is " + std::to_string(bytes.size()) +
+                       " bytes; the etcd catalog keeps at most " + std::to_string(kMaxBlobBytes) + " bytes per blob");
     std::string head = kRoot + "blobs/" + hex;
     size_t parts = (bytes.size() + kPartBytes - 1) / kPartBytes;
     std::string meta = blobHeadToJson(BlobHead{bytes.size(), parts});
@@ -94,7 +95,8 @@ class KvCatalogStorage final : public CatalogStorage {
     // Parts first, the head last: a reader finds the head only once every
     // part is in. One part per request keeps each under etcd's limit.
     for (size_t n = 0; n < parts; ++n) {
-      OC_ASSIGN_OR_RETURN(kv::TxnResult t, kv_->txn({}, {kv::Op::put(partKey(head, n), bytes.substr(n * kPartBytes, kPartBytes))}));
+      OC_ASSIGN_OR_RETURN(kv::TxnResult t,
+                          kv_->txn({}, {kv::Op::put(partKey(head, n), bytes.substr(n * kPartBytes, kPartBytes))}));
       (void)t;
     }
     OC_ASSIGN_OR_RETURN(kv::TxnResult t, kv_->txn({}, {kv::Op::put(head, meta)}));
@@ -110,14 +112,16 @@ class KvCatalogStorage final : public CatalogStorage {
     OC_ASSIGN_OR_RETURN(kv::RangeResult r, kv_->range(head, kv::prefixEnd(head + "/")));
     if (r.kvs.empty() || r.kvs[0].key != head) return makeError(head + " is not in " + kv_->describe(), ENOENT);
     auto meta = blobHeadFromJson(r.kvs[0].value, kPartBytes, kMaxBlobBytes);
-    if (!meta.ok()) return makeError(head + " in " + kv_->describe() + " is not a blob head: " + meta.error().message, EIO);
+    if (!meta.ok())
+      return makeError(head + " in " + kv_->describe() + " is not a blob head: " + meta.error().message, EIO);
     uint64_t size = meta->bytes;
     uint64_t parts = meta->parts;
     std::string out;
     out.reserve(size);
     for (uint64_t n = 0; n < parts; ++n) {
       if (n + 1 >= r.kvs.size() || r.kvs[n + 1].key != partKey(head, n)) {
-        return makeError(head + " in " + kv_->describe() + " misses part " + std::to_string(n) + "; convert the image again", EIO);
+        return makeError(
+            head + " in " + kv_->describe() + " misses part " + std::to_string(n) + "; convert the image again", EIO);
       }
       out += r.kvs[n + 1].value;
       if (out.size() > size) break;
@@ -133,7 +137,9 @@ class KvCatalogStorage final : public CatalogStorage {
   std::string location() const override { return kv_->describe(); }
 
  private:
-  static std::string recordKey(const std::string& section, const std::string& key) { return kRoot + section + "/" + key; }
+  static std::string recordKey(const std::string& section, const std::string& key) {
+    return kRoot + section + "/" + key;
+  }
 
   static Status check(const std::string& section, const std::string& key) {
     if (!knownSection(section)) return makeError("catalog section '" + section + "' does not exist", EINVAL);

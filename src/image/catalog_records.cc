@@ -32,7 +32,7 @@ class Fields {
     if (!v) return 0;
     if (!v->is_number_unsigned() || v->get<uint64_t>() > max) {
       bad(k, max == std::numeric_limits<uint64_t>::max() ? "a non-negative integer"
-                                                            : "an integer from 0 to " + std::to_string(max));
+                                                         : "an integer from 0 to " + std::to_string(max));
       return 0;
     }
     return v->get<uint64_t>();
@@ -56,9 +56,9 @@ class Fields {
     }
     for (const auto& e : *v) {
       if (!e.is_string()) {
-      bad(k, "a list of strings");
-      return std::vector<std::string>{};
-    }
+        bad(k, "a list of strings");
+        return std::vector<std::string>{};
+      }
       out.push_back(e.get<std::string>());
     }
     return out;
@@ -113,7 +113,8 @@ GatewayArtifact gatewayFrom(const json& j, const std::string& what, std::optiona
 Result<json> parseObject(std::string_view text, const std::string& what) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    return makeError(what + " in the catalog is malformed (not a JSON object); remove that record and convert the image again");
+    return makeError(
+        what + " in the catalog is malformed (not a JSON object); remove that record and convert the image again");
   }
   return j;
 }
@@ -235,8 +236,8 @@ Result<BlobHead> blobHeadFromJson(std::string_view text, uint64_t part_bytes, ui
   BlobHead h{f.u64("bytes", max_bytes), f.u64("parts")};
   if (f.error()) return *f.error();
   if (part_bytes == 0 || h.parts != (h.bytes + part_bytes - 1) / part_bytes) {
-    return makeError("blob head in the catalog says " + std::to_string(h.parts) + " parts for " + std::to_string(h.bytes) +
-                     " bytes; convert the image again");
+    return makeError("blob head in the catalog says " + std::to_string(h.parts) + " parts for " +
+                     std::to_string(h.bytes) + " bytes; convert the image again");
   }
   return h;
 }
