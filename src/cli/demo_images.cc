@@ -17,6 +17,7 @@
 #include "base/files.h"
 #include "cli/demo_common.h"
 #include "dpu/netns.h"
+#include "kv/etcd_client.h"
 
 #ifndef OFFCORE_SOURCE_DIR
 #define OFFCORE_SOURCE_DIR "."
@@ -158,7 +159,7 @@ Result<std::string> startRegistry(Context& ctx, Cleanup& undo, const std::string
 // (`--cluster etcd`), else a directory in the demo's scratch space.
 std::string catalogFor(const Context& ctx, const std::string& dir) {
   const std::string& store = ctx.cli.config.cluster_store;
-  return store.rfind("etcd://", 0) == 0 ? store : dir + "/catalog";
+  return kv::isEtcdUrl(store) ? store : dir + "/catalog";
 }
 
 Status pushAndConvert(Context& ctx, const std::string& dir, const std::string& src, const std::string& lazy) {

@@ -4,19 +4,11 @@
 
 #include "image/catalog_storage.h"
 #include "image/digest.h"
+#include "image/oci.h"
 
 namespace offcore {
 
 namespace {
-
-// "sha256:<64 hex>" -> the hex, or empty when malformed.
-std::string digestHex(const std::string& digest) {
-  const std::string prefix = "sha256:";
-  if (digest.size() != prefix.size() + 64 || digest.compare(0, prefix.size(), prefix) != 0) return "";
-  std::string hex = digest.substr(prefix.size());
-  if (hex.find_first_not_of("0123456789abcdef") != std::string::npos) return "";
-  return hex;
-}
 
 // A layer record's read-modify-write: f changes the record (found) or
 // says there is none.
@@ -145,14 +137,14 @@ Status Catalog::setProfile(const std::string& diff_id, const std::vector<uint32_
 Result<std::string> Catalog::putChunkIndex(const ChunkIndex& index) const {
   std::string bytes = serializeChunkIndex(index);
   std::string digest = oci::sha256Digest(bytes);
-  OC_TRY(storage_->putBlob(digestHex(digest), bytes));
+  OC_TRY(storage_->putBlob(digest, bytes));
   return digest;
 }
 
 Result<ChunkIndex> Catalog::chunkIndex(const std::string& digest) const {
-  std::string hex = digestHex(digest);
-  if (hex.empty()) return makeError("chunk index digest '" + digest + "' is malformed; convert the image again", EIO);
-  auto bytes = storage_->blob(hex);
+  if (!oci::isValidDigest(digest))
+    return makeError("chunk index digest '" + digest + "' is malformed; convert the image again", EIO);
+  auto bytes = storage_->blob(digest);
   if (!bytes.ok()) return bytes.error().wrap("chunk index " + digest + " (convert the image again)");
   if (oci::sha256Digest(*bytes) != digest) {
     return makeError("chunk index " + digest + " in " + storage_->location() + " does not match its digest", EIO);

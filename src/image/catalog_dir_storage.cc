@@ -7,6 +7,7 @@
 #include "base/files.h"
 #include "base/json.h"
 #include "image/catalog_storage.h"
+#include "image/oci.h"
 
 namespace offcore {
 
@@ -14,17 +15,9 @@ namespace {
 
 using nlohmann::json;
 
-const char* const kSections[] = {"layers", "flat", "images"};
-
-bool knownSection(const std::string& s) {
-  for (const char* k : kSections) {
-    if (s == k) return true;
-  }
-  return false;
-}
-
-bool isHex64(const std::string& hex) {
-  return hex.size() == 64 && hex.find_first_not_of("0123456789abcdef") == std::string::npos;
+// indexes/<hex>.idx for a well-formed digest, else empty.
+std::string blobFile(const std::string& dir, const std::string& digest) {
+  return oci::isValidDigest(digest) ? dir + "/indexes/" + digest.substr(7) + ".idx" : "";
 }
 
 class DirCatalogStorage final : public CatalogStorage {
@@ -65,16 +58,18 @@ class DirCatalogStorage final : public CatalogStorage {
     return writeFileAtomic(path(), dumpJson(doc, 1) + "\n");
   }
 
-  Status putBlob(const std::string& hex, const std::string& bytes) override {
-    if (!isHex64(hex)) return makeError("catalog blob name '" + hex + "' is not a sha256 in hex", EINVAL);
+  Status putBlob(const std::string& digest, const std::string& bytes) override {
+    std::string file = blobFile(dir_, digest);
+    if (file.empty()) return makeError("catalog blob name '" + digest + "' is not a sha256 digest", EINVAL);
     OC_TRY(makePrivateDir(dir_));
     OC_TRY(makePrivateDir(dir_ + "/indexes"));
-    return writeFileAtomic(dir_ + "/indexes/" + hex + ".idx", bytes);
+    return writeFileAtomic(file, bytes);
   }
 
-  Result<std::string> blob(const std::string& hex) const override {
-    if (!isHex64(hex)) return makeError("catalog blob name '" + hex + "' is not a sha256 in hex", EINVAL);
-    return readFile(dir_ + "/indexes/" + hex + ".idx");
+  Result<std::string> blob(const std::string& digest) const override {
+    std::string file = blobFile(dir_, digest);
+    if (file.empty()) return makeError("catalog blob name '" + digest + "' is not a sha256 digest", EINVAL);
+    return readFile(file);
   }
 
   std::string location() const override { return dir_; }
@@ -83,7 +78,7 @@ class DirCatalogStorage final : public CatalogStorage {
   std::string path() const { return dir_ + "/catalog.json"; }
 
   static Status checkSection(const std::string& section) {
-    if (!knownSection(section)) return makeError("catalog section '" + section + "' does not exist", EINVAL);
+    if (!isCatalogSection(section)) return makeError("catalog section '" + section + "' does not exist", EINVAL);
     return {};
   }
 

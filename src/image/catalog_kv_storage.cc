@@ -12,6 +12,7 @@
 
 #include "image/catalog_records.h"
 #include "image/catalog_storage.h"
+#include "image/oci.h"
 #include "kv/kv.h"
 
 namespace offcore {
@@ -25,10 +26,9 @@ constexpr size_t kPartBytes = 512u << 10;
 constexpr uint64_t kMaxBlobBytes = 128ull << 20;  // a chunk index of a ~600 TiB layer
 constexpr int kMaxAttempts = 32;
 
-bool knownSection(const std::string& s) { return s == "layers" || s == "flat" || s == "images"; }
-
-bool isHex64(const std::string& hex) {
-  return hex.size() == 64 && hex.find_first_not_of("0123456789abcdef") == std::string::npos;
+// The blob's head key for a well-formed digest, else empty.
+std::string blobHead(const std::string& digest) {
+  return oci::isValidDigest(digest) ? kRoot + "blobs/" + digest.substr(7) : "";
 }
 
 std::string partKey(const std::string& head, size_t n) {
@@ -82,12 +82,12 @@ class KvCatalogStorage final : public CatalogStorage {
                      EAGAIN);
   }
 
-  Status putBlob(const std::string& hex, const std::string& bytes) override {
-    if (!isHex64(hex)) return makeError("catalog blob name '" + hex + "' is not a sha256 in hex", EINVAL);
+  Status putBlob(const std::string& digest, const std::string& bytes) override {
+    std::string head = blobHead(digest);
+    if (head.empty()) return makeError("catalog blob name '" + digest + "' is not a sha256 digest", EINVAL);
     if (bytes.size() > kMaxBlobBytes)
-      return makeError("catalog blob " + hex + " is " + std::to_string(bytes.size()) +
+      return makeError("catalog blob " + digest + " is " + std::to_string(bytes.size()) +
                        " bytes; the etcd catalog keeps at most " + std::to_string(kMaxBlobBytes) + " bytes per blob");
-    std::string head = kRoot + "blobs/" + hex;
     size_t parts = (bytes.size() + kPartBytes - 1) / kPartBytes;
     std::string meta = blobHeadToJson(BlobHead{bytes.size(), parts});
     OC_ASSIGN_OR_RETURN(kv::RangeResult have, kv_->range(head, ""));
@@ -104,9 +104,9 @@ class KvCatalogStorage final : public CatalogStorage {
     return {};
   }
 
-  Result<std::string> blob(const std::string& hex) const override {
-    if (!isHex64(hex)) return makeError("catalog blob name '" + hex + "' is not a sha256 in hex", EINVAL);
-    std::string head = kRoot + "blobs/" + hex;
+  Result<std::string> blob(const std::string& digest) const override {
+    std::string head = blobHead(digest);
+    if (head.empty()) return makeError("catalog blob name '" + digest + "' is not a sha256 digest", EINVAL);
     // The head and its parts in one read (one revision): no other key sorts
     // between them, since every blob name has the same length.
     OC_ASSIGN_OR_RETURN(kv::RangeResult r, kv_->range(head, kv::prefixEnd(head + "/")));
@@ -142,7 +142,7 @@ class KvCatalogStorage final : public CatalogStorage {
   }
 
   static Status check(const std::string& section, const std::string& key) {
-    if (!knownSection(section)) return makeError("catalog section '" + section + "' does not exist", EINVAL);
+    if (!isCatalogSection(section)) return makeError("catalog section '" + section + "' does not exist", EINVAL);
     if (key.empty()) return makeError("catalog " + section + " key is empty", EINVAL);
     return {};
   }

@@ -6,7 +6,8 @@
 // Records are JSON text (catalog_records.h reads and writes them); this
 // layer only stores them. Sections: "layers" (by diff ID), "flat" (by chain
 // ID), "images" (by reference). Blobs are content-addressed bytes (chunk
-// indexes) by the hex of their sha256; the caller verifies what it reads.
+// indexes) by their digest ("sha256:<hex>"); the caller verifies what it
+// reads against it.
 //
 // Threads: a storage may be used from any thread; update() is atomic
 // against every other writer of the same catalog, in this process or not.
@@ -41,15 +42,18 @@ class CatalogStorage {
   using Mutation = std::function<Result<std::optional<std::string>>(const std::optional<std::string>& current)>;
   virtual Status update(const std::string& section, const std::string& key, const Mutation& mutate) = 0;
 
-  // Content-addressed bytes (hex: the sha256 of bytes, 64 lower-case hex).
-  virtual Status putBlob(const std::string& hex, const std::string& bytes) = 0;
-  // The bytes stored under hex, unverified; an error when there are none.
-  virtual Result<std::string> blob(const std::string& hex) const = 0;
+  // Content-addressed bytes under their digest (oci::isValidDigest).
+  virtual Status putBlob(const std::string& digest, const std::string& bytes) = 0;
+  // The bytes stored under digest, unverified; an error when there are none.
+  virtual Result<std::string> blob(const std::string& digest) const = 0;
 
   // Where it lives, for messages and for a process started on it: a
   // directory or "etcd://host:port,...".
   virtual std::string location() const = 0;
 };
+
+// "layers", "flat" or "images".
+inline bool isCatalogSection(const std::string& s) { return s == "layers" || s == "flat" || s == "images"; }
 
 std::shared_ptr<CatalogStorage> makeDirCatalogStorage(std::string dir);
 // Keys under /offcore/images/v1/ (outside the svc state's watched prefix).
