@@ -79,6 +79,8 @@ for n in "$@"; do
   ctl role grant-permission "$r" read /offcore/v1/ --prefix
   ctl role grant-permission "$r" read /offcore/mesh/ --prefix
   ctl role grant-permission "$r" read /offcore/images/ --prefix
+  ctl role grant-permission "$r" read /offcore/volumes/ --prefix
+  ctl role grant-permission "$r" readwrite /offcore/nexus/ --prefix
   ctl role grant-permission "$r" readwrite /offcore/v1/meta/generation
   ctl role grant-permission "$r" readwrite "/offcore/v1/endpoints/$n/" --prefix
   ctl role grant-permission "$r" readwrite "/offcore/v1/nodes/$n"

@@ -179,7 +179,8 @@ class CsiController final : public csi::ControllerOps {
 
   Result<std::vector<csi::VolumeInfo>> listVolumes() override {
     std::vector<csi::VolumeInfo> out;
-    for (const auto& n : replicatedVolumeNames(ctx_)) {
+    OC_ASSIGN_OR_RETURN(auto names, replicatedVolumeNames(ctx_));
+    for (const auto& n : names) {
       auto v = getVolume(n);
       if (v.ok()) out.push_back(std::move(*v));
     }
@@ -329,7 +330,8 @@ class CsiController final : public csi::ControllerOps {
 
   Result<std::vector<csi::SnapshotInfo>> listSnapshots() override {
     std::vector<csi::SnapshotInfo> out;
-    for (const auto& n : replicatedVolumeNames(ctx_)) {
+    OC_ASSIGN_OR_RETURN(auto names, replicatedVolumeNames(ctx_));
+    for (const auto& n : names) {
       auto v = loadReplicatedVolume(ctx_, n);
       if (!v.ok() || !v->read_only) continue;
       auto e = loadEntry(n);

@@ -73,6 +73,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
     std::string uri, node, name, file, secret, ctrl_secret, secret_file, journal_id, journal, volume;
     std::vector<std::string> replicas;
     int queues = 0, depth = 32;  // queues 0: one per cpu of the SoC
+    int claim_ttl = 15;          // volumes::kDefaultClaimTtlS
     DiskTimeouts timeouts;
     bool json = false, force = false;
   };
@@ -108,8 +109,14 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
                      "another replica of the same volume (repeatable, nvme-tcp://...): the SoC mirrors the disk over "
                      "all of them (a nexus; docs/STORAGE.md)");
   attach->add_option("--nexus-id", a->journal_id,
-                     "names the mirrored volume cluster-wide: its journal is <cluster_dir>/nexus/ID.json (default: "
-                     "the disk name)");
+                     "names the mirrored volume cluster-wide: its journal and claims are under this id in the "
+                     "cluster store (<cluster_dir>/nexus/ID.json, or etcd; default: the disk name)");
+  attach
+      ->add_option("--claim-ttl", a->claim_ttl,
+                   "seconds a node that died keeps its replicas' claims in etcd (the disk pauses when it cannot "
+                   "renew them for 2/3 of this)")
+      ->check(CLI::Range(3, 600))
+      ->capture_default_str();
   attach->add_option(
       "--secret-file", a->secret_file,
       "a 0600 file with dhchap_secret=... [and dhchap_ctrl_secret=...] lines (keeps secrets off the command line)");
@@ -177,7 +184,9 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
         if (id.empty() || id.size() > 128 || id.find_first_of("/ ") != std::string::npos || id[0] == '.') {
           return fail("disk attach", makeError("bad --nexus-id '" + id + "'"));
         }
-        argv.insert(argv.end(), {"--journal", nexusJournalPath(ctx, id)});
+        auto journal = nexusJournalRef(ctx, id);
+        if (!journal.ok()) return fail("disk attach", journal.error());
+        argv.insert(argv.end(), {"--journal", *journal, "--claim-ttl", std::to_string(a->claim_ttl)});
       }
       std::string secret_path = secretsDir(ctx, a->node) + "/disk-" + name + ".secret";
       if (!secrets.secret.empty()) {
@@ -230,7 +239,9 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
   serve->add_option("--ctrl-loss-timeout", s->timeouts.ctrl_loss, "seconds (-1: never)");
   serve->add_option("--secret-file", s->secret_file, "DH-HMAC-CHAP secrets (0600; written by `disk attach`)");
   serve->add_option("--replica", s->replicas, "another replica of the volume (repeatable): serve a nexus");
-  serve->add_option("--journal", s->journal, "the nexus journal (with --replica)");
+  serve->add_option("--journal", s->journal, "the nexus journal (with --replica): DIR/ID.json, or etcd:ID");
+  serve->add_option("--claim-ttl", s->claim_ttl, "seconds of the replicas' claims' lease in etcd")
+      ->check(CLI::Range(3, 600));
   serve->callback([&ctx, s] {
     ctx.action = [&ctx, s] {
       if (auto st = checkTimeouts(s->timeouts); !st.ok()) return fail("disk serve", st.error());
@@ -238,6 +249,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
       spec.uri = s->uri;
       spec.replicas = s->replicas;
       spec.journal = s->journal;
+      spec.claim_ttl_s = s->claim_ttl;
       spec.file = s->file;
       spec.node = s->node;
       spec.secret_file = s->secret_file;

@@ -92,6 +92,4 @@ Status checkTimeouts(const DiskTimeouts& t) {
 
 std::string replicaName(const nvme::NvmeUri& d) { return d.address + ":" + std::to_string(d.port) + "/" + d.nqn; }
 
-std::string claimsDirOf(const std::string& journal) { return journal.substr(0, journal.rfind('/')) + "/claims"; }
-
 }  // namespace offcore

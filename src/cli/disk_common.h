@@ -44,8 +44,6 @@ std::string keptName(const std::string& file);
 // A replica's name in a nexus journal and its claim: where it lives (gateway
 // address and volume NQN), so a replica moved elsewhere is a new one.
 std::string replicaName(const nvme::NvmeUri& d);
-// The claims of the replicas a journal names: beside it, in claims/.
-std::string claimsDirOf(const std::string& journal);
 
 // How long a disk waits for a lost gateway: io_timeout bounds one request,
 // fast_io_fail (after the loss) makes waiting and new I/O fail at once,
@@ -61,7 +59,8 @@ Status checkTimeouts(const DiskTimeouts& t);
 struct DiskServeSpec {
   std::string uri;
   std::vector<std::string> replicas;  // further nvme-tcp:// URIs of the same volume
-  std::string journal;                // the nexus journal (with replicas)
+  std::string journal;                // the nexus journal (with replicas): DIR/ID.json or etcd:ID
+  int claim_ttl_s = 15;               // the claims' lease, when the journal is in etcd
   std::string file, node, secret_file;
   int queues = 0, depth = 32;
   DiskTimeouts timeouts;

@@ -23,6 +23,7 @@
 #include "nvme/auth/dhchap_key.h"
 #include "nvme/host/host.h"
 #include "nvme/host/host_identity.h"
+#include "volumes/open.h"
 
 namespace offcore {
 
@@ -53,6 +54,16 @@ json nexusJson(const nexus::NexusStatus& st, const std::vector<std::string>& uri
     reps.push_back(std::move(j));
   }
   return {{"state", st.state}, {"generation", st.generation}, {"replicas", std::move(reps)}};
+}
+
+// Another nexus may claim the replicas soon (etcd: our lease may run out):
+// stop now, as a handover does: nothing waiting is lost (the next process
+// gets it resent), nothing more leaves. The agent restarts us; that start
+// claims again, or fails until it can.
+[[noreturn]] void exitClaimLost(const std::string& file, const std::string& why) {
+  spdlog::error("disk {}: the replicas' claim may be lost ({}): stopping; the restart claims again", file, why);
+  std::fflush(nullptr);
+  std::_Exit(75);
 }
 
 }  // namespace
@@ -101,15 +112,23 @@ int serveDisk(const CliContext& ctx, const DiskServeSpec& spec) {
   o.ctrl_loss_timeout = secondsOrOff(spec.timeouts.ctrl_loss);
   // Fencing: a mirrored disk claims each of its replicas for as long as it
   // runs, so no other nexus (another node, or this one under another name)
-  // can write them too. Claims live beside the journals.
+  // can write them too. Claims live beside the journals (src/volumes).
+  std::unique_ptr<volumes::NexusState> state;
+  std::string journal_id;
   std::unique_ptr<nexus::ReplicaClaim> claim;
   if (uris.size() > 1) {
+    auto ref = volumes::parseJournalRef(spec.journal);
+    if (!ref.ok()) return fail("disk serve", ref.error());
+    auto st = volumes::openNexusStateFor(ctx.config, *ref, spec.claim_ttl_s);
+    if (!st.ok()) return fail("disk serve", st.error());
+    state = std::move(*st);
+    journal_id = ref->id;
     std::vector<std::string> names;
     for (const auto& d : targets) names.push_back(replicaName(d));
-    const std::string dir = claimsDirOf(spec.journal);
-    auto c = nexus::ReplicaClaim::acquire(dir, names,
-                                          "node " + spec.node + " (disk " + spec.file.substr(spec.file.rfind('/') + 1) +
-                                              ", pid " + std::to_string(::getpid()) + ")");
+    // The owner is the same across this disk service's restarts: a
+    // restart takes over its predecessor's claims.
+    auto c = state->claim(names, {"node " + spec.node + " (disk " + spec.file.substr(spec.file.rfind('/') + 1) + ")",
+                                  static_cast<int>(::getpid())});
     if (!c.ok()) return fail("disk serve", c.error());
     claim = std::move(*c);
   }
@@ -168,11 +187,18 @@ int serveDisk(const CliContext& ctx, const DiskServeSpec& spec) {
       }
       reps.push_back({replicaName(targets[i]), *late});
     }
-    if (auto s = makeDirs(spec.journal.substr(0, spec.journal.rfind('/')), 0700); !s.ok()) {
+    auto journal = state->journal(journal_id, claim.get());
+    if (!journal.ok()) {
       closeHosts();
-      return fail("disk serve", s.error());
+      return fail("disk serve", journal.error());
     }
-    auto opened = nexus::openNexus(std::move(reps), nexus::makeFileJournal(spec.journal));
+    nexus::NexusOptions nexus_options;
+    // No I/O leaves once the claim may be lost: end as a handover does
+    // (the next process gets what we read and did not answer resent).
+    nexus_options.gate = [c = claim.get(), file = spec.file] {
+      if (std::string why = c->lostReason(); !why.empty()) exitClaimLost(file, why);
+    };
+    auto opened = nexus::openNexus(std::move(reps), std::move(*journal), nexus_options);
     if (!opened.ok()) {
       closeHosts();
       return fail("disk serve", opened.error());
@@ -234,6 +260,9 @@ int serveDisk(const CliContext& ctx, const DiskServeSpec& spec) {
   std::string last = dumpJson(info);
   int sig = -1;
   while ((sig = ::sigtimedwait(&mask, nullptr, &tick)) < 0) {
+    if (claim) {
+      if (std::string why = claim->lostReason(); !why.empty()) exitClaimLost(file, why);
+    }
     info["state"] = nvme::hostStateName(host->state());
     if (nx) info["nexus"] = nexusJson(nx->status(), uris);
     std::string now = dumpJson(info);

@@ -96,7 +96,10 @@ Result<std::vector<std::string>> argvWithReplicas(const CliContext& ctx, const s
     out.push_back(argv[i]);
   }
   for (size_t i = 1; i < v.replicas.size(); ++i) out.insert(out.end(), {"--replica", v.replicas[i].uri});
-  if (v.replicas.size() > 1) out.insert(out.end(), {"--journal", nexusJournalPath(ctx, v.name)});
+  if (v.replicas.size() > 1) {
+    OC_ASSIGN_OR_RETURN(std::string journal, nexusJournalRef(ctx, v.name));
+    out.insert(out.end(), {"--journal", journal});
+  }
   return out;
 }
 
@@ -167,11 +170,11 @@ Status waitOnline(const CliContext& ctx, const AttachedAt& at, size_t index, con
 // a journal is made if there is none (without one every replica would be
 // taken as in sync).
 Status journalAdd(const CliContext& ctx, const ReplicatedVolume& before, const std::string& added) {
-  const std::string path = nexusJournalPath(ctx, before.name);
   uint64_t regions = (before.size_bytes + kRegionBytes - 1) / kRegionBytes;
+  OC_ASSIGN_OR_RETURN(auto saved, loadNexusRecord(ctx, before.name));
   nexus::NexusRecord rec;
-  if (auto text = readFile(path); text.ok()) {
-    OC_ASSIGN_OR_RETURN(rec, nexus::decodeRecord(*text));
+  if (saved) {
+    rec = std::move(*saved);
   } else {
     rec.region_bytes = kRegionBytes;
     rec.size_bytes = before.size_bytes;
@@ -184,8 +187,7 @@ Status journalAdd(const CliContext& ctx, const ReplicatedVolume& before, const s
   std::vector<uint64_t> all((regions + 63) / 64, ~uint64_t{0});
   if (regions % 64) all.back() = (uint64_t{1} << (regions % 64)) - 1;
   rec.replicas.push_back({replicaNameOf(added), nexus::ReplicaState::kFaulted, all});
-  OC_TRY(makePrivateDir(path.substr(0, path.rfind('/'))));
-  return writeFileAtomic(path, nexus::encodeRecord(rec), 0600);
+  return saveNexusRecord(ctx, before.name, rec, nullptr);
 }
 
 // Some replica other than `index` holds everything (by the live nexus when
@@ -201,11 +203,10 @@ Status checkAnotherInSync(const CliContext& ctx, const ReplicatedVolume& v, size
     }
     return makeError("no other replica of " + v.name + " is online: let it rebuild first (volume get)", EBUSY);
   }
-  auto text = readFile(nexusJournalPath(ctx, v.name));
-  if (!text.ok()) return okStatus();
-  OC_ASSIGN_OR_RETURN(nexus::NexusRecord rec, nexus::decodeRecord(*text));
+  OC_ASSIGN_OR_RETURN(auto saved, loadNexusRecord(ctx, v.name));
+  if (!saved) return okStatus();
   const std::string gone = replicaNameOf(v.replicas[index].uri);
-  for (const auto& r : rec.replicas) {
+  for (const auto& r : saved->replicas) {
     if (r.name != gone && r.state == nexus::ReplicaState::kOnline && nexus::missedRegions(r) == 0) return okStatus();
   }
   return makeError(
@@ -217,7 +218,7 @@ Status checkAnotherInSync(const CliContext& ctx, const ReplicatedVolume& v, size
 
 Result<ReplicatedVolume> addReplica(const CliContext& ctx, const ReplicatedVolume& v, const std::string& target,
                                     const std::string& secret_file, bool wait) {
-  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
+  OC_ASSIGN_OR_RETURN(auto lock, lockVolumes(ctx, "volume replica add " + v.name));
   OC_ASSIGN_OR_RETURN(ReplicatedVolume cur, loadReplicatedVolume(ctx, v.name));
   if (cur.read_only) return makeError(v.name + " is a snapshot: its replicas follow its volume's", EINVAL);
   if (cur.replicas.size() >= 8) return makeError("volume " + v.name + " has 8 replicas, the most a nexus takes");
@@ -264,7 +265,7 @@ Result<ReplicatedVolume> addReplica(const CliContext& ctx, const ReplicatedVolum
 }
 
 Result<ReplicatedVolume> removeReplica(const CliContext& ctx, const ReplicatedVolume& v, const std::string& target) {
-  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
+  OC_ASSIGN_OR_RETURN(auto lock, lockVolumes(ctx, "volume replica remove " + v.name));
   OC_ASSIGN_OR_RETURN(ReplicatedVolume cur, loadReplicatedVolume(ctx, v.name));
   auto it =
       std::find_if(cur.replicas.begin(), cur.replicas.end(), [&](const ReplicaPlace& r) { return r.target == target; });
@@ -284,13 +285,16 @@ Result<ReplicatedVolume> removeReplica(const CliContext& ctx, const ReplicatedVo
   OC_TRY(saveReplicatedVolume(ctx, next));
   if (at) {
     OC_TRY(handOver(ctx, next, *at));
-  } else if (auto text = readFile(nexusJournalPath(ctx, v.name)); text.ok()) {
-    OC_ASSIGN_OR_RETURN(nexus::NexusRecord rec, nexus::decodeRecord(*text));
-    const std::string gone = replicaNameOf(cur.replicas[index].uri);
-    rec.replicas.erase(std::remove_if(rec.replicas.begin(), rec.replicas.end(),
-                                      [&](const nexus::ReplicaRecord& r) { return r.name == gone; }),
-                       rec.replicas.end());
-    OC_TRY(writeFileAtomic(nexusJournalPath(ctx, v.name), nexus::encodeRecord(rec), 0600));
+  } else {
+    OC_ASSIGN_OR_RETURN(auto saved, loadNexusRecord(ctx, v.name));
+    if (saved) {
+      nexus::NexusRecord rec = std::move(*saved);
+      const std::string gone = replicaNameOf(cur.replicas[index].uri);
+      rec.replicas.erase(std::remove_if(rec.replicas.begin(), rec.replicas.end(),
+                                        [&](const nexus::ReplicaRecord& r) { return r.name == gone; }),
+                         rec.replicas.end());
+      OC_TRY(saveNexusRecord(ctx, v.name, rec, nullptr));
+    }
   }
   // No nexus writes it now: its storage host may drop it.
   auto gw = GatewayClient::open(ctx.config.run_root, target, 30000);

@@ -1,8 +1,6 @@
 #include "cli/volume_replicated.h"
 #include "cli/volume_replicated_internal.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "base/files.h"
@@ -46,16 +45,20 @@ std::vector<std::string> replicaNames(const ReplicatedVolume& v) {
 // No nexus may write the replicas meanwhile: hold their claims.
 Result<std::unique_ptr<nexus::ReplicaClaim>> claimDetached(const CliContext& ctx, const ReplicatedVolume& v,
                                                            const std::string& what) {
-  auto claim = nexus::ReplicaClaim::acquire(claimsDirOf(nexusJournalPath(ctx, v.name)), replicaNames(v), what);
-  if (!claim.ok()) return Error{EBUSY, "detach volume " + v.name + " first: " + claim.error().message};
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  auto claim = stores.nexus->claim(replicaNames(v), {"offcore " + what + " of " + v.name, ::getpid()});
+  if (!claim.ok()) {
+    if (claim.error().code != EBUSY) return claim.error();
+    return Error{EBUSY, "detach volume " + v.name + " first: " + claim.error().message};
+  }
   return claim;
 }
 
 // Every replica in sync, by the journal (none: never attached, in sync).
 Status checkInSync(const CliContext& ctx, const ReplicatedVolume& v) {
-  auto text = readFile(nexusJournalPath(ctx, v.name));
-  if (!text.ok()) return okStatus();
-  OC_ASSIGN_OR_RETURN(nexus::NexusRecord rec, nexus::decodeRecord(*text));
+  OC_ASSIGN_OR_RETURN(auto saved, loadNexusRecord(ctx, v.name));
+  if (!saved) return okStatus();
+  const nexus::NexusRecord& rec = *saved;
   for (const auto& r : rec.replicas) {
     uint64_t bits = nexus::missedRegions(r);
     if (r.state != nexus::ReplicaState::kOnline || bits != 0) {
@@ -73,9 +76,9 @@ Status checkInSync(const CliContext& ctx, const ReplicatedVolume& v) {
 Result<ReplicatedVolume> makeOnEveryReplica(const CliContext& ctx, const ReplicatedVolume& from, ReplicatedVolume made,
                                             const std::function<Result<GatewayVolume>(const GatewayClient&)>& op) {
   OC_TRY(checkVolumeName(made.name));
-  if (pathExists(volumeRecordPath(ctx, made.name))) {
-    return makeError("a replicated volume '" + made.name + "' exists", EEXIST);
-  }
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  OC_ASSIGN_OR_RETURN(auto exists, stores.records->get(made.name));
+  if (exists) return makeError("a replicated volume '" + made.name + "' exists", EEXIST);
   std::vector<GatewayClient> done;
   auto undo = [&] {
     for (auto& gw : done) (void)gw.remove(made.name, true);
@@ -94,7 +97,7 @@ Result<ReplicatedVolume> makeOnEveryReplica(const CliContext& ctx, const Replica
     made.replicas.push_back({gw->name(), v->uri});
     done.push_back(std::move(*gw));
   }
-  if (auto s = writeFileAtomic(volumeRecordPath(ctx, made.name), dumpJson(recordJson(made), 2) + "\n", 0600); !s.ok()) {
+  if (auto s = saveReplicatedVolume(ctx, made); !s.ok()) {
     undo();
     return s.error();
   }
@@ -114,7 +117,7 @@ int printMade(const ReplicatedVolume& made, const ReplicatedVolume& from, bool a
 // Where the volume is attached: the disk record whose journal is ours (a
 // mirror), or, for one replica (a plain disk), whose URI is that replica's.
 json attachedDisk(const CliContext& ctx, const ReplicatedVolume& v) {
-  const std::string journal = nexusJournalPath(ctx, v.name);
+  const std::string journal = nexusJournalRef(ctx, v.name).valueOr("");
   const std::string single = v.replicas.size() == 1 ? v.replicas[0].uri : "";
   std::error_code ec;
   for (const auto& node : std::filesystem::directory_iterator(ctx.config.run_root, ec)) {
@@ -136,9 +139,18 @@ json attachedDisk(const CliContext& ctx, const ReplicatedVolume& v) {
 
 }  // namespace
 
-std::string volumesDir(const CliContext& ctx) { return ctx.config.cluster_dir + "/volumes"; }
-std::string volumeRecordPath(const CliContext& ctx, const std::string& name) {
-  return volumesDir(ctx) + "/" + name + ".json";
+Result<volumes::VolumeStores> volumeStores(const CliContext& ctx) {
+  // One client per process (the CSI controller calls from its gRPC threads).
+  static std::mutex mu;
+  static std::string key;
+  static std::optional<Result<volumes::VolumeStores>> opened;
+  std::lock_guard<std::mutex> l(mu);
+  std::string k = ctx.config.cluster_store + "\n" + ctx.config.cluster_dir;
+  if (!opened || key != k) {
+    opened = volumes::openVolumeStores(ctx.config);
+    key = k;
+  }
+  return *opened;
 }
 
 Status checkVolumeName(const std::string& name) {
@@ -155,24 +167,27 @@ std::string replicaNameOf(const std::string& uri) {
   return u.ok() ? replicaName(*u) : uri;
 }
 
-Result<VolumesLock> VolumesLock::take(const CliContext& ctx) {
-  OC_TRY(makePrivateDir(volumesDir(ctx)));
-  int fd = ::open((volumesDir(ctx) + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return errnoError("open " + volumesDir(ctx) + "/.lock");
-  if (::flock(fd, LOCK_EX) != 0) {
-    int err = errno;
-    ::close(fd);
-    return errnoError("lock " + volumesDir(ctx), err);
-  }
-  return VolumesLock(fd);
-}
-
-VolumesLock::~VolumesLock() {
-  if (fd_ >= 0) ::close(fd_);
+Result<std::unique_ptr<volumes::VolumesLock>> lockVolumes(const CliContext& ctx, const std::string& what) {
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  return stores.records->lock("offcore " + what);
 }
 
 Status saveReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v) {
-  return writeFileAtomic(volumeRecordPath(ctx, v.name), dumpJson(recordJson(v), 2) + "\n", 0600);
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  return stores.records->put(v.name, dumpJson(recordJson(v), 2) + "\n");
+}
+
+Result<std::optional<nexus::NexusRecord>> loadNexusRecord(const CliContext& ctx, const std::string& id) {
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  OC_ASSIGN_OR_RETURN(auto journal, stores.nexus->journal(id, nullptr));
+  return journal->load();
+}
+
+Status saveNexusRecord(const CliContext& ctx, const std::string& id, const nexus::NexusRecord& rec,
+                       const nexus::ReplicaClaim* claim) {
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  OC_ASSIGN_OR_RETURN(auto journal, stores.nexus->journal(id, claim));
+  return journal->save(rec);
 }
 
 std::optional<AttachedAt> replicatedAttachedAt(const CliContext& ctx, const ReplicatedVolume& v) {
@@ -194,27 +209,24 @@ std::optional<AttachedAt> replicatedAttachedAt(const CliContext& ctx, const Repl
   return at;
 }
 
-std::vector<std::string> replicatedVolumeNames(const CliContext& ctx) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(volumesDir(ctx), ec)) {
-    if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
+Result<std::vector<std::string>> replicatedVolumeNames(const CliContext& ctx) {
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  return stores.records->names();
 }
 
-std::string nexusJournalPath(const CliContext& ctx, const std::string& id) {
-  return ctx.config.cluster_dir + "/nexus/" + id + ".json";
+Result<std::string> nexusJournalRef(const CliContext& ctx, const std::string& id) {
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  return stores.nexus->journalRef(id);
 }
 
 Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::string& name) {
   // A name no replicated volume can have is some gateway's plain volume.
   if (!checkVolumeName(name).ok()) return makeError("no replicated volume '" + name + "'", ENOENT);
-  std::string path = volumeRecordPath(ctx, name);
-  if (!pathExists(path)) return makeError("no replicated volume '" + name + "'", ENOENT);
-  OC_ASSIGN_OR_RETURN(std::string text, readFile(path));
-  auto j = json::parse(text, nullptr, false);
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  OC_ASSIGN_OR_RETURN(auto found, stores.records->get(name));
+  if (!found) return makeError("no replicated volume '" + name + "'", ENOENT);
+  const std::string path = "'" + name + "' in " + stores.records->location();
+  auto j = json::parse(*found, nullptr, false);
   if (!j.is_object() || !j.contains("replicas") || !j["replicas"].is_array() || !j["size_bytes"].is_number_unsigned()) {
     return makeError("replicated volume record " + path + " is damaged");
   }
@@ -282,8 +294,10 @@ Result<ReplicatedVolume> makeReplicatedVolume(const CliContext& ctx, const std::
     }
     if (m.size() > 1) made.push_back(std::move(m));
   }
-  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
-  if (pathExists(volumeRecordPath(ctx, name))) {
+  OC_ASSIGN_OR_RETURN(auto lock, lockVolumes(ctx, "volume create " + name));
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  OC_ASSIGN_OR_RETURN(auto exists, stores.records->get(name));
+  if (exists) {
     return makeError("a replicated volume '" + name + "' exists (see `offcore volume get " + name + "`)", EEXIST);
   }
   ReplicatedVolume v{name, size, "", false, {}};
@@ -303,7 +317,7 @@ Result<ReplicatedVolume> makeReplicatedVolume(const CliContext& ctx, const std::
     }
     v.replicas.push_back({gw.name(), made_vol->uri});
   }
-  if (auto s = writeFileAtomic(volumeRecordPath(ctx, name), dumpJson(recordJson(v), 2) + "\n", 0600); !s.ok()) {
+  if (auto s = saveReplicatedVolume(ctx, v); !s.ok()) {
     undo();
     return s.error();
   }
@@ -337,16 +351,14 @@ int createReplicatedVolume(const CliContext& ctx, const std::string& name, uint6
 }
 
 int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool as_json) {
-  const std::string journal = nexusJournalPath(ctx, v.name);
   json out = recordJson(v);
   // The live state comes from the disk serving it; the journal says what
   // was last saved (after a stop too).
   json disk = attachedDisk(ctx, v);
   json live = disk.is_object() && disk.contains("nexus") ? disk["nexus"] : json(nullptr);
-  std::optional<nexus::NexusRecord> saved;
-  if (auto text = readFile(journal); text.ok()) {
-    if (auto rec = nexus::decodeRecord(*text); rec.ok()) saved = *rec;
-  }
+  auto loaded = loadNexusRecord(ctx, v.name);
+  if (!loaded.ok()) return fail("volume get", loaded.error());
+  const std::optional<nexus::NexusRecord>& saved = *loaded;
   std::string state = "online";
   for (size_t i = 0; i < v.replicas.size(); ++i) {
     json& r = out["replicas"][i];
@@ -396,7 +408,9 @@ int getReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool a
 
 int listReplicatedVolumes(const CliContext& ctx, bool as_json) {
   json arr = json::array();
-  for (const auto& n : replicatedVolumeNames(ctx)) {
+  auto names = replicatedVolumeNames(ctx);
+  if (!names.ok()) return fail("volume list", names.error());
+  for (const auto& n : *names) {
     auto v = loadReplicatedVolume(ctx, n);
     if (v.ok()) arr.push_back(recordJson(*v));
   }
@@ -416,7 +430,7 @@ int listReplicatedVolumes(const CliContext& ctx, bool as_json) {
 }
 
 Status removeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool force) {
-  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
+  OC_ASSIGN_OR_RETURN(auto lock, lockVolumes(ctx, "volume delete " + v.name));
   // A nexus writing it holds its replicas' claims: refuse (its disk first).
   OC_ASSIGN_OR_RETURN(auto claim, claimDetached(ctx, v, "volume delete"));
   for (const auto& r : v.replicas) {
@@ -431,9 +445,9 @@ Status removeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, 
     }
     if (auto s = gw->remove(v.name, force); !s.ok()) return s.error().wrap("replica on " + r.target);
   }
-  std::remove(nexusJournalPath(ctx, v.name).c_str());
-  std::remove(volumeRecordPath(ctx, v.name).c_str());
-  return okStatus();
+  OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
+  OC_TRY(stores.nexus->removeJournal(v.name));
+  return stores.records->remove(v.name);
 }
 
 int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, bool force) {
@@ -447,7 +461,7 @@ int deleteReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, boo
 namespace offcore {
 
 Result<ReplicatedVolume> snapshotReplicated(const CliContext& ctx, const ReplicatedVolume& v, const std::string& snap) {
-  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
+  OC_ASSIGN_OR_RETURN(auto lock, lockVolumes(ctx, "volume snapshot " + v.name));
   OC_ASSIGN_OR_RETURN(auto claim, claimDetached(ctx, v, "volume snapshot"));
   OC_TRY(checkInSync(ctx, v));
   ReplicatedVolume made{snap, v.size_bytes, v.name, true, {}};
@@ -456,7 +470,7 @@ Result<ReplicatedVolume> snapshotReplicated(const CliContext& ctx, const Replica
 
 Result<ReplicatedVolume> cloneReplicated(const CliContext& ctx, const ReplicatedVolume& snap, const std::string& name) {
   if (!snap.read_only) return makeError(snap.name + " is not a snapshot (take one with `volume snapshot`)", EINVAL);
-  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
+  OC_ASSIGN_OR_RETURN(auto lock, lockVolumes(ctx, "volume clone " + snap.name));
   // The clones start from identical snapshots: in sync, no journal needed.
   ReplicatedVolume made{name, snap.size_bytes, snap.name, false, {}};
   return makeOnEveryReplica(ctx, snap, made, [&](const GatewayClient& gw) { return gw.clone(snap.name, name); });
@@ -476,7 +490,7 @@ int cloneReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& snap, c
 
 Status growReplicated(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size) {
   if (size < v.size_bytes) return makeError("volumes only grow (" + humanBytes(v.size_bytes) + " now)", ERANGE);
-  OC_ASSIGN_OR_RETURN(auto lock, VolumesLock::take(ctx));
+  OC_ASSIGN_OR_RETURN(auto lock, lockVolumes(ctx, "volume resize " + v.name));
   OC_ASSIGN_OR_RETURN(auto claim, claimDetached(ctx, v, "volume resize"));
   for (const auto& r : v.replicas) {
     auto gw = GatewayClient::open(ctx.config.run_root, r.target, 30000);
@@ -488,18 +502,16 @@ Status growReplicated(const CliContext& ctx, const ReplicatedVolume& v, uint64_t
   }
   // The journal's bitmaps grow with the volume: new regions are missed by
   // nobody (thin, zero on every replica).
-  const std::string journal = nexusJournalPath(ctx, v.name);
-  if (auto text = readFile(journal); text.ok()) {
-    auto rec = nexus::decodeRecord(*text);
-    if (!rec.ok()) return rec.error().wrap(journal);
+  OC_ASSIGN_OR_RETURN(auto rec, loadNexusRecord(ctx, v.name));
+  if (rec) {
     rec->size_bytes = size;
     uint64_t regions = (size + rec->region_bytes - 1) / rec->region_bytes;
     for (auto& r : rec->replicas) r.missed.resize((regions + 63) / 64, 0);
-    OC_TRY(writeFileAtomic(journal, nexus::encodeRecord(*rec), 0600));
+    OC_TRY(saveNexusRecord(ctx, v.name, *rec, claim.get()));
   }
   ReplicatedVolume grown = v;
   grown.size_bytes = size;
-  return writeFileAtomic(volumeRecordPath(ctx, v.name), dumpJson(recordJson(grown), 2) + "\n", 0600);
+  return saveReplicatedVolume(ctx, grown);
 }
 
 int resizeReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v, uint64_t size) {

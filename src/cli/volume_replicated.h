@@ -1,8 +1,8 @@
 // Replicated volumes (issue 17): one volume of the same name and size on N
-// gateways, each on its own storage host, recorded in the cluster
-// directory (<cluster_dir>/volumes/NAME.json, 0600) and attached as one
-// mirrored disk (`disk attach --volume NAME`: the SoC's nexus, journal
-// <cluster_dir>/nexus/NAME.json).
+// gateways, each on its own storage host, recorded where the config keeps
+// cluster state (src/volumes: <cluster_dir>/volumes/NAME.json, or etcd) and
+// attached as one mirrored disk (`disk attach --volume NAME`: the SoC's
+// nexus, its journal and claims beside the records).
 #pragma once
 
 #include <cstdint>
@@ -38,11 +38,12 @@ struct AttachedAt {
   std::string problem;  // "" when every replica is online
 };
 std::optional<AttachedAt> replicatedAttachedAt(const CliContext& ctx, const ReplicatedVolume& v);
-std::vector<std::string> replicatedVolumeNames(const CliContext& ctx);  // sorted
+Result<std::vector<std::string>> replicatedVolumeNames(const CliContext& ctx);  // sorted
 
 // ENOENT (Error::code) when no replicated volume has that name.
 Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::string& name);
-std::string nexusJournalPath(const CliContext& ctx, const std::string& id);
+// What a disk's --journal and record carry for volume `id` (a path, or etcd:ID).
+Result<std::string> nexusJournalRef(const CliContext& ctx, const std::string& id);
 
 // The operations, with no output (the `volume` commands print; the CSI
 // controller calls them). Error codes: EEXIST a name taken, EBUSY attached

@@ -3,36 +3,35 @@
 // lock of the replicated volumes, names.
 #pragma once
 
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
 #include "cli/common.h"
 #include "cli/volume_replicated.h"
+#include "nexus/nexus_journal.h"
+#include "volumes/open.h"
 
 namespace offcore {
 
-std::string volumesDir(const CliContext& ctx);
-std::string volumeRecordPath(const CliContext& ctx, const std::string& name);
+// The records, journals and claims for ctx's config (volumes/open.h),
+// opened once per process.
+Result<volumes::VolumeStores> volumeStores(const CliContext& ctx);
 Status checkVolumeName(const std::string& name);
 // The journal's name of a replica, as `disk serve` names it.
 std::string replicaNameOf(const std::string& uri);
-// Writes <cluster_dir>/volumes/NAME.json (0600, atomic).
+// Writes the volume's record (volumes/volume_records.h).
 Status saveReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v);
 
-// Serialises changes to replicated volumes machine-wide (a flock on
-// <cluster_dir>/volumes/.lock), held for the guard's life.
-class VolumesLock {
- public:
-  static Result<VolumesLock> take(const CliContext& ctx);
-  VolumesLock(VolumesLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  VolumesLock(const VolumesLock&) = delete;
-  VolumesLock& operator=(const VolumesLock&) = delete;
-  VolumesLock& operator=(VolumesLock&&) = delete;
-  ~VolumesLock();
+// Serialises changes to replicated volumes (cluster-wide with etcd), held
+// for the guard's life; `what` names the command to one kept waiting.
+Result<std::unique_ptr<volumes::VolumesLock>> lockVolumes(const CliContext& ctx, const std::string& what);
 
- private:
-  explicit VolumesLock(int fd) : fd_(fd) {}
-  int fd_;
-};
+// The volume's nexus journal: nullopt when none was saved (never attached
+// as a mirror). With `claim`, a save is refused once it is no longer held.
+Result<std::optional<nexus::NexusRecord>> loadNexusRecord(const CliContext& ctx, const std::string& id);
+Status saveNexusRecord(const CliContext& ctx, const std::string& id, const nexus::NexusRecord& rec,
+                       const nexus::ReplicaClaim* claim);
 
 }  // namespace offcore

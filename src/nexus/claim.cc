@@ -33,17 +33,23 @@ std::string lockName(const std::string& replica) {
   return out + ".lock";
 }
 
+class DirClaim final : public ReplicaClaim {
+ public:
+  ~DirClaim() override {
+    for (int fd : fds) ::close(fd);  // releases the flock
+  }
+  // A flock lasts as long as its holder: it is never lost.
+  std::string lostReason() const override { return ""; }
+  std::vector<int> fds;
+};
+
 }  // namespace
 
-ReplicaClaim::~ReplicaClaim() {
-  for (int fd : fds_) ::close(fd);  // releases the flock
-}
-
-Result<std::unique_ptr<ReplicaClaim>> ReplicaClaim::acquire(const std::string& dir,
-                                                            const std::vector<std::string>& replicas,
-                                                            const std::string& holder) {
+Result<std::unique_ptr<ReplicaClaim>> claimReplicasInDir(const std::string& dir,
+                                                         const std::vector<std::string>& replicas,
+                                                         const ClaimHolder& holder) {
   OC_TRY(makeDirs(dir, 0700));
-  std::unique_ptr<ReplicaClaim> claim(new ReplicaClaim());
+  auto claim = std::make_unique<DirClaim>();
   for (const auto& r : replicas) {
     std::string path = dir + "/" + lockName(r);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -65,16 +71,15 @@ Result<std::unique_ptr<ReplicaClaim>> ReplicaClaim::acquire(const std::string& d
           EBUSY);
     }
     // Ours now: say who holds it, for the next one refused.
-    std::string text = holder + "\n";
+    std::string text = holder.describe() + "\n";
     if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
       int err = errno;
       ::close(fd);
       return errnoError("claim replica " + r + ": write " + path, err);
     }
-    claim->fds_.push_back(fd);
-    claim->paths_.push_back(path);
+    claim->fds.push_back(fd);
   }
-  return claim;
+  return std::unique_ptr<ReplicaClaim>(std::move(claim));
 }
 
 }  // namespace offcore::nexus

@@ -136,6 +136,7 @@ Op* NexusImpl::newOp(Op::Kind kind, uint64_t offset, size_t len, IoCompletion* d
 }
 
 void NexusImpl::readAsync(uint64_t offset, void* buf, size_t len, IoCompletion* done) {
+  if (options_.gate) options_.gate();
   if (Status v = validate(offset, len); !v.ok()) return done->done(v);
   Op* op = newOp(Op::kRead, offset, len, done);
   op->rbuf = buf;
@@ -176,6 +177,7 @@ void NexusImpl::submitRead(Op* op) {
 // --- writes --------------------------------------------------------------
 
 void NexusImpl::writeAsync(uint64_t offset, const void* buf, size_t len, IoCompletion* done) {
+  if (options_.gate) options_.gate();
   if (Status v = validate(offset, len); !v.ok()) return done->done(v);
   Op* op = newOp(Op::kWrite, offset, len, done);
   op->wbuf = buf;

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,6 +71,11 @@ struct NexusOptions {
   // A faulted replica is probed (one read) this often; when it answers,
   // its rebuild starts. 0: no automatic rebuild (rebuild() starts one).
   uint32_t probe_interval_ms = 1000;
+  // Called on the submitting thread before each read and write goes to the
+  // replicas (not on the rebuild's copies). The disk service's gate ends
+  // the process when its claim on the replicas may be lost (src/volumes),
+  // so no I/O leaves once another nexus may own them; empty: none.
+  std::function<void()> gate;
 };
 
 class Nexus : public BlockDevice {

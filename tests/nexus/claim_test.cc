@@ -24,28 +24,28 @@ class ClaimTest : public ::testing::Test {
 };
 
 TEST_F(ClaimTest, ASecondWriterIsRefusedAndToldWhoHoldsTheReplica) {
-  auto first = ReplicaClaim::acquire(dir_ + "/claims", {"10.0.0.1:4420/nqn.x:a:v", "10.0.0.2:4420/nqn.x:b:v"},
-                                     "node n1 (disk d1, pid 1)");
+  auto first = claimReplicasInDir(dir_ + "/claims", {"10.0.0.1:4420/nqn.x:a:v", "10.0.0.2:4420/nqn.x:b:v"},
+                                  ClaimHolder{"node n1 (disk d1)", 1});
   ASSERT_TRUE(first.ok()) << first.error().message;
-  auto second = ReplicaClaim::acquire(dir_ + "/claims", {"10.0.0.2:4420/nqn.x:b:v"}, "node n2 (disk d2, pid 2)");
+  auto second = claimReplicasInDir(dir_ + "/claims", {"10.0.0.2:4420/nqn.x:b:v"}, ClaimHolder{"node n2 (disk d2)", 2});
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error().code, EBUSY);
-  EXPECT_NE(second.error().message.find("node n1 (disk d1, pid 1)"), std::string::npos) << second.error().message;
+  EXPECT_NE(second.error().message.find("node n1 (disk d1) (pid 1)"), std::string::npos) << second.error().message;
   first->reset();  // detached (or its process died): the kernel drops the locks
-  EXPECT_TRUE(ReplicaClaim::acquire(dir_ + "/claims", {"10.0.0.2:4420/nqn.x:b:v"}, "node n2").ok());
+  EXPECT_TRUE(claimReplicasInDir(dir_ + "/claims", {"10.0.0.2:4420/nqn.x:b:v"}, ClaimHolder{"node n2"}).ok());
 }
 
 TEST_F(ClaimTest, ARefusedClaimHoldsNothing) {
-  auto held = ReplicaClaim::acquire(dir_ + "/claims", {"b"}, "node n1");
+  auto held = claimReplicasInDir(dir_ + "/claims", {"b"}, ClaimHolder{"node n1"});
   ASSERT_TRUE(held.ok());
   // c is claimed before b is refused; it must be free again afterwards.
-  EXPECT_FALSE(ReplicaClaim::acquire(dir_ + "/claims", {"c", "b"}, "node n2").ok());
-  EXPECT_TRUE(ReplicaClaim::acquire(dir_ + "/claims", {"c"}, "node n3").ok());
+  EXPECT_FALSE(claimReplicasInDir(dir_ + "/claims", {"c", "b"}, ClaimHolder{"node n2"}).ok());
+  EXPECT_TRUE(claimReplicasInDir(dir_ + "/claims", {"c"}, ClaimHolder{"node n3"}).ok());
 }
 
 TEST_F(ClaimTest, LockFilesArePrivateAndNamesNeverCollide) {
-  auto a = ReplicaClaim::acquire(dir_ + "/claims", {"h:1/n:v"}, "x");
-  auto b = ReplicaClaim::acquire(dir_ + "/claims", {"h_1/n_v"}, "y");  // same after '_' folding
+  auto a = claimReplicasInDir(dir_ + "/claims", {"h:1/n:v"}, ClaimHolder{"x"});
+  auto b = claimReplicasInDir(dir_ + "/claims", {"h_1/n_v"}, ClaimHolder{"y"});  // same after '_' folding
   ASSERT_TRUE(a.ok());
   ASSERT_TRUE(b.ok()) << b.error().message;
   struct stat st {};

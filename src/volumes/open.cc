@@ -1,0 +1,39 @@
+#include "volumes/open.h"
+
+#include <cerrno>
+
+#include "kv/etcd_client.h"
+#include "kv/etcd_config.h"
+
+namespace offcore::volumes {
+
+namespace {
+
+Result<std::shared_ptr<kv::KvClient>> etcdOf(const Config& config) {
+  OC_ASSIGN_OR_RETURN(auto options, kv::etcdOptionsFor(config, config.cluster_store));
+  return std::shared_ptr<kv::KvClient>(kv::makeEtcdClient(std::move(options)));
+}
+
+}  // namespace
+
+Result<VolumeStores> openVolumeStores(const Config& config) {
+  if (kv::isEtcdUrl(config.cluster_store)) {
+    OC_ASSIGN_OR_RETURN(auto kv, etcdOf(config));
+    return VolumeStores{makeKvVolumeRecords(kv), makeKvNexusState(kv)};
+  }
+  return VolumeStores{makeDirVolumeRecords(config.cluster_dir + "/volumes"),
+                      makeDirNexusState(config.cluster_dir + "/nexus")};
+}
+
+Result<std::unique_ptr<NexusState>> openNexusStateFor(const Config& config, const JournalRef& ref, int claim_ttl_s) {
+  if (!ref.etcd) return makeDirNexusState(ref.dir);
+  if (!kv::isEtcdUrl(config.cluster_store)) {
+    return makeError("journal etcd:" + ref.id + " needs cluster_store etcd://... in the config (" +
+                         std::string(config.cluster_store.empty() ? "none set" : config.cluster_store) + ")",
+                     EINVAL);
+  }
+  OC_ASSIGN_OR_RETURN(auto kv, etcdOf(config));
+  return makeKvNexusState(kv, claim_ttl_s);
+}
+
+}  // namespace offcore::volumes

@@ -1,0 +1,27 @@
+// Where replicated volumes live for a config: its cluster store when that is
+// etcd://..., else its cluster directory (volumes/ and nexus/ in it).
+#pragma once
+
+#include <memory>
+
+#include "base/config.h"
+#include "base/result.h"
+#include "volumes/nexus_state.h"
+#include "volumes/volume_records.h"
+
+namespace offcore::volumes {
+
+struct VolumeStores {
+  std::shared_ptr<VolumeRecords> records;
+  std::shared_ptr<NexusState> nexus;
+};
+
+// Both over one etcd client when the store is etcd.
+Result<VolumeStores> openVolumeStores(const Config& config);
+
+// The state a disk's `--journal` reference names (etcd:ID: the config's
+// etcd; a path: its directory), and the id in it.
+Result<std::unique_ptr<NexusState>> openNexusStateFor(const Config& config, const JournalRef& ref,
+                                                      int claim_ttl_s = kDefaultClaimTtlS);
+
+}  // namespace offcore::volumes
