@@ -49,7 +49,7 @@ class LeaseKeeper {
   std::condition_variable cv_;
   bool stop_ = false;
   mutable std::string lost_;  // set once, under mu_
-  std::string last_err_;  // the last failed renewal's error, under mu_
+  std::string last_err_;      // the last failed renewal's error, under mu_
   std::thread thread_;
 };
 

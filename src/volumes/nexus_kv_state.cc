@@ -27,8 +27,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kInlineBytes = 1u << 20;      // a record up to this is one value
-constexpr size_t kPartBytes = 512u << 10;      // else parts of this, one request each
+constexpr size_t kInlineBytes = 1u << 20;       // a record up to this is one value
+constexpr size_t kPartBytes = 512u << 10;       // else parts of this, one request each
 constexpr size_t kMaxJournalBytes = 64u << 20;  // 8 replicas x 2^26 regions' worst bitmaps
 
 const std::string kClaims = std::string(kNexusPrefix) + "claims/";
@@ -39,8 +39,8 @@ const std::string kJournals = std::string(kNexusPrefix) + "journals/";
 std::string claimKey(const std::string& replica) {
   std::string out = kClaims;
   for (unsigned char c : replica) {
-    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                 c == '-' || c == '_' || c == ':';
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+                 c == '_' || c == ':';
     if (plain) {
       out += static_cast<char>(c);
     } else {
@@ -63,7 +63,7 @@ class KvClaim final : public nexus::ReplicaClaim {
 
  private:
   std::unique_ptr<kv::LeaseKeeper> lease_;  // revoked (the keys go) when the claim is dropped
-  std::vector<kv::Compare> guards_;        // each key's mod revision as the claim put it
+  std::vector<kv::Compare> guards_;         // each key's mod revision as the claim put it
 };
 
 class KvJournal final : public nexus::NexusJournal {
@@ -165,7 +165,8 @@ class KvJournal final : public nexus::NexusJournal {
     uint64_t next = 0;
     for (const auto& k : r.kvs) {
       if (k.key.rfind(mine, 0) != 0) continue;
-      if (next >= n || k.key != partKey(mine, next)) return makeError("part " + std::to_string(next) + " is missing", EIO);
+      if (next >= n || k.key != partKey(mine, next))
+        return makeError("part " + std::to_string(next) + " is missing", EIO);
       text += k.value;
       ++next;
     }

@@ -76,9 +76,8 @@ class KvVolumeRecords final : public VolumeRecords {
     const std::string value = dumpJson(json{{"who", who}, {"pid", ::getpid()}});
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
     for (;;) {
-      OC_ASSIGN_OR_RETURN(
-          auto t, kv_->txn({{kLockKey, kv::Compare::Target::Create, kv::Compare::Result::Equal, 0, ""}},
-                           {kv::Op::put(kLockKey, value, lease->id())}));
+      OC_ASSIGN_OR_RETURN(auto t, kv_->txn({{kLockKey, kv::Compare::Target::Create, kv::Compare::Result::Equal, 0, ""}},
+                                           {kv::Op::put(kLockKey, value, lease->id())}));
       if (t.succeeded) {
         std::lock_guard<std::mutex> l(guard_->mu);
         guard_->compare = kv::Compare{kLockKey, kv::Compare::Target::Mod, kv::Compare::Result::Equal, t.revision, ""};

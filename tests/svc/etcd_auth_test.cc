@@ -120,6 +120,21 @@ TEST_P(EtcdAuthTest, EachRoleWritesOnlyItsKeys) {
   auto forged = client("node-a")->txn({}, {kv::Op::put(layer, R"({"fs_bytes": 1})")});
   ASSERT_FALSE(forged.ok());
   EXPECT_EQ(forged.error().code, EACCES);
+
+  // Replicated volumes (src/volumes): the CLI records them, a node reads
+  // the records and writes claims and journals (any volume may attach on
+  // any node), but cannot forge a record.
+  const std::string rec = "/offcore/volumes/v1/records/kv";
+  ASSERT_TRUE(client("offcore-admin")->txn({}, {kv::Op::put(rec, "{}")}).ok());
+  auto records = client("node-a")->range(rec, "");
+  ASSERT_TRUE(records.ok()) << records.error().message;
+  EXPECT_EQ(records->kvs.size(), 1u);
+  auto claim = client("node-a")->txn({}, {kv::Op::put("/offcore/nexus/v1/claims/10.0.0.1:4420%2Fnqn.x:v", "{}"),
+                                          kv::Op::put("/offcore/nexus/v1/journals/kv/head", "{}")});
+  EXPECT_TRUE(claim.ok()) << claim.error().message;
+  auto moved = client("node-a")->txn({}, {kv::Op::put(rec, R"({"replicas": []})")});
+  ASSERT_FALSE(moved.ok());
+  EXPECT_EQ(moved.error().code, EACCES);
 }
 
 TEST_P(EtcdAuthTest, NoUserOrAWrongPasswordIsRefusedWithOneLine) {

@@ -6,8 +6,8 @@
 
 #include <cerrno>
 
-#include "../kv/etcd_member.h"
 #include "../kv/fake_kv.h"
+#include "../kv/kv_backend.h"
 #include "base/files.h"
 #include "kv/etcd_client.h"
 
@@ -42,26 +42,19 @@ class NexusStateTest : public ::testing::TestWithParam<std::string> {
     char tmpl[] = "/tmp/oc-nxstate-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    if (GetParam() == "fake") raw_ = fake_ = std::make_shared<kv::FakeKv>();
-    if (GetParam() == "etcd") {
-      auto up = member_.start();
-      ASSERT_TRUE(up.ok()) << up.error().message;
-      raw_ = kv::makeEtcdClient(member_.options());
-    }
+    auto up = kv_.start(GetParam());
+    ASSERT_TRUE(up.ok()) << up.error().message;
   }
   void TearDown() override { (void)removeTree(dir_); }
 
   // Each call is a separate client, as two machines would have.
   std::unique_ptr<NexusState> open() {
-    if (!raw_) return makeDirNexusState(dir_ + "/nexus");
-    if (fake_) return makeKvNexusState(raw_, 3);
-    return makeKvNexusState(kv::makeEtcdClient(member_.options()), 3);
+    if (!kv_.kv()) return makeDirNexusState(dir_ + "/nexus");
+    return makeKvNexusState(kv_.client(), 3);
   }
 
   std::string dir_;
-  kv::EtcdMember member_;
-  std::shared_ptr<kv::KvClient> raw_;
-  std::shared_ptr<kv::FakeKv> fake_;
+  kv::KvBackend kv_;
 };
 
 TEST_P(NexusStateTest, ASecondHolderIsRefusedAndToldWhoHoldsTheReplica) {
@@ -128,8 +121,8 @@ TEST_P(NexusStateTest, ABigJournalRoundTrips) {
   ASSERT_TRUE(back.ok() && back->has_value()) << (back.ok() ? "none" : back.error().message);
   EXPECT_TRUE(sameRecord(**back, rec));
   const std::string parts = "/offcore/nexus/v1/journals/big/parts/";
-  if (raw_) {
-    auto r = raw_->range(parts, kv::prefixEnd(parts));
+  if (kv_.kv()) {
+    auto r = kv_.raw()->range(parts, kv::prefixEnd(parts));
     ASSERT_TRUE(r.ok());
     size_t want = (nexus::encodeRecord(rec).size() + (512u << 10) - 1) / (512u << 10);
     EXPECT_EQ(r->kvs.size(), want) << "parts of an older save left behind";
@@ -140,8 +133,8 @@ TEST_P(NexusStateTest, ABigJournalRoundTrips) {
   back = (*j)->load();
   ASSERT_TRUE(back.ok() && back->has_value());
   EXPECT_TRUE(sameRecord(**back, small));
-  if (raw_) {
-    auto r = raw_->range(parts, kv::prefixEnd(parts));
+  if (kv_.kv()) {
+    auto r = kv_.raw()->range(parts, kv::prefixEnd(parts));
     ASSERT_TRUE(r.ok());
     EXPECT_TRUE(r->kvs.empty()) << r->kvs.size() << " parts left behind";
   }
@@ -230,7 +223,9 @@ TEST_F(KvNexusStateTest, AClaimNotRenewedForTwoThirdsOfItsTtlIsLost) {
 }
 
 TEST_F(KvNexusStateTest, ADamagedJournalIsAOneLineErrorNotAnEmptyOne) {
-  ASSERT_TRUE(kv_->txn({}, {kv::Op::put("/offcore/nexus/v1/journals/v/head", R"({"parts": 3, "bytes": 10, "set": "x"})")}).ok());
+  ASSERT_TRUE(
+      kv_->txn({}, {kv::Op::put("/offcore/nexus/v1/journals/v/head", R"({"parts": 3, "bytes": 10, "set": "x"})")})
+          .ok());
   auto j = state_->journal("v", nullptr);
   ASSERT_TRUE(j.ok());
   auto r = (*j)->load();

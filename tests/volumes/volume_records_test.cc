@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <chrono>
 
-#include "../kv/etcd_member.h"
 #include "../kv/fake_kv.h"
+#include "../kv/kv_backend.h"
 #include "base/files.h"
 #include "kv/etcd_client.h"
 
@@ -21,25 +21,18 @@ class VolumeRecordsTest : public ::testing::TestWithParam<std::string> {
     char tmpl[] = "/tmp/oc-volrec-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    if (GetParam() == "fake") raw_ = fake_ = std::make_shared<kv::FakeKv>();
-    if (GetParam() == "etcd") {
-      auto up = member_.start();
-      ASSERT_TRUE(up.ok()) << up.error().message;
-      raw_ = kv::makeEtcdClient(member_.options());
-    }
+    auto up = kv_.start(GetParam());
+    ASSERT_TRUE(up.ok()) << up.error().message;
   }
   void TearDown() override { (void)removeTree(dir_); }
 
   std::unique_ptr<VolumeRecords> open() {
-    if (!raw_) return makeDirVolumeRecords(dir_ + "/volumes");
-    if (fake_) return makeKvVolumeRecords(raw_);
-    return makeKvVolumeRecords(kv::makeEtcdClient(member_.options()));
+    if (!kv_.kv()) return makeDirVolumeRecords(dir_ + "/volumes");
+    return makeKvVolumeRecords(kv_.client());
   }
 
   std::string dir_;
-  kv::EtcdMember member_;
-  std::shared_ptr<kv::KvClient> raw_;
-  std::shared_ptr<kv::FakeKv> fake_;
+  kv::KvBackend kv_;
 };
 
 TEST_P(VolumeRecordsTest, PutGetListRemove) {
@@ -69,7 +62,7 @@ TEST_P(VolumeRecordsTest, PutGetListRemove) {
   auto gone = r->get("a");
   ASSERT_TRUE(gone.ok());
   EXPECT_FALSE(gone->has_value());
-  if (!raw_) {
+  if (!kv_.kv()) {
     struct stat st {};
     ASSERT_EQ(::stat((dir_ + "/volumes/b.json").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
