@@ -14,4 +14,11 @@ std::vector<std::string> splitFields(const std::string& s, char sep) {
   return out;
 }
 
+std::string printableLine(std::string s) {
+  for (char& c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return s;
+}
+
 }  // namespace offcore

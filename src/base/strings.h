@@ -10,4 +10,8 @@ namespace offcore {
 // The non-empty pieces of s between separators: "a::b:" -> {"a", "b"}.
 std::vector<std::string> splitFields(const std::string& s, char sep);
 
+// s with every control character (below 0x20, and 0x7f) replaced by '?':
+// a peer's text quoted in a one-line error stays one line.
+std::string printableLine(std::string s);
+
 }  // namespace offcore

@@ -73,7 +73,7 @@ void registerDiskCommands(CLI::App& app, CliContext& ctx) {
     std::string uri, node, name, file, secret, ctrl_secret, secret_file, journal_id, journal, volume;
     std::vector<std::string> replicas;
     int queues = 0, depth = 32;  // queues 0: one per cpu of the SoC
-    int claim_ttl = 15;          // volumes::kDefaultClaimTtlS
+    int claim_ttl = volumes::kDefaultClaimTtlS;
     DiskTimeouts timeouts;
     bool json = false, force = false;
   };

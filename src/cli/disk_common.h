@@ -10,6 +10,7 @@
 #include "cli/common.h"
 #include "nvme/host/host.h"
 #include "nvme/host/nvme_uri.h"
+#include "volumes/nexus_state.h"
 
 namespace offcore {
 
@@ -58,9 +59,9 @@ Status checkTimeouts(const DiskTimeouts& t);
 // it over several, whose state lives in `journal`.
 struct DiskServeSpec {
   std::string uri;
-  std::vector<std::string> replicas;  // further nvme-tcp:// URIs of the same volume
-  std::string journal;                // the nexus journal (with replicas): DIR/ID.json or etcd:ID
-  int claim_ttl_s = 15;               // the claims' lease, when the journal is in etcd
+  std::vector<std::string> replicas;             // further nvme-tcp:// URIs of the same volume
+  std::string journal;                           // the nexus journal (with replicas): DIR/ID.json or etcd:ID
+  int claim_ttl_s = volumes::kDefaultClaimTtlS;  // the claims' lease, when the journal is in etcd
   std::string file, node, secret_file;
   int queues = 0, depth = 32;
   DiskTimeouts timeouts;

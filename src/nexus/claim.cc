@@ -9,6 +9,7 @@
 
 #include "base/crc32c.h"
 #include "base/files.h"
+#include "base/strings.h"
 
 namespace offcore::nexus {
 
@@ -62,9 +63,7 @@ Result<std::unique_ptr<ReplicaClaim>> claimReplicasInDir(const std::string& dir,
       if (err != EWOULDBLOCK) return errnoError("claim replica " + r, err);
       std::string who = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "another nexus";
       while (!who.empty() && (who.back() == '\n' || who.back() == '\0')) who.pop_back();
-      for (char& c : who) {
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';  // one line, whatever the file holds
-      }
+      who = printableLine(std::move(who));  // one line, whatever the file holds
       // `claim` releases the replicas taken so far as it goes out of scope.
       return makeError(
           "replica " + r + " is in use by " + who + "; detach it there first (two writers would split the volume)",

@@ -18,6 +18,7 @@
 #include <set>
 
 #include "base/json.h"
+#include "base/strings.h"
 #include "kv/lease_keeper.h"
 #include "volumes/nexus_state.h"
 
@@ -208,10 +209,8 @@ class KvNexusState final : public NexusState {
                                   : std::string("an unreadable holder");
           if (owner != holder.owner) {
             int pid = j.is_object() && j.contains("pid") && j["pid"].is_number_integer() ? j["pid"].get<int>() : 0;
-            std::string who = nexus::ClaimHolder{owner, pid}.describe();
-            for (char& c : who) {
-              if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';  // one line, whatever the key holds
-            }
+            // One line, whatever the key holds.
+            std::string who = printableLine(nexus::ClaimHolder{owner, pid}.describe());
             return makeError("replica " + replicaOf(key) + " is in use by " + who +
                                  "; detach it there first (two writers would split the volume)",
                              EBUSY);

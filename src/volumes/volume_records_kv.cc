@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/json.h"
+#include "base/strings.h"
 #include "kv/lease_keeper.h"
 #include "volumes/volume_records.h"
 
@@ -88,10 +89,7 @@ class KvVolumeRecords final : public VolumeRecords {
         if (auto r = kv_->range(kLockKey, ""); r.ok() && !r->kvs.empty()) {
           json j = json::parse(r->kvs[0].value, nullptr, false);
           if (j.is_object() && j.contains("who") && j["who"].is_string()) {
-            holder = j["who"].get<std::string>();
-            for (char& c : holder) {
-              if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-            }
+            holder = printableLine(j["who"].get<std::string>());
             if (j.contains("pid") && j["pid"].is_number_integer()) {
               holder += " (pid " + std::to_string(j["pid"].get<int>()) + ")";
             }
