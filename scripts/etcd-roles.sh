@@ -80,6 +80,7 @@ for n in "$@"; do
   ctl role grant-permission "$r" read /offcore/mesh/ --prefix
   ctl role grant-permission "$r" read /offcore/images/ --prefix
   ctl role grant-permission "$r" read /offcore/volumes/ --prefix
+  ctl role grant-permission "$r" read /offcore/vms/ --prefix
   ctl role grant-permission "$r" readwrite /offcore/nexus/ --prefix
   ctl role grant-permission "$r" readwrite /offcore/v1/meta/generation
   ctl role grant-permission "$r" readwrite "/offcore/v1/endpoints/$n/" --prefix

@@ -1,6 +1,4 @@
 // ControllerOps over replicated volumes (csi_ops.h).
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -12,6 +10,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/subprocess.h"
+#include "cli/cluster_records.h"
 #include "cli/csi_ops.h"
 #include "cli/volume_replicated.h"
 #include "dpu/node.h"
@@ -77,8 +76,10 @@ class CsiController final : public csi::ControllerOps {
     const std::string id = csiVolumeIdFor(spec.name);
     auto params = effective(spec.parameters);
     std::lock_guard lock(mu_);  // creations place on shared hosts one at a time
-    if (auto have = loadEntry(id); have.ok()) {
-      const CatalogEntry& e = *have;
+    auto have = loadEntry(id);
+    OC_TRY(presentOrAbsent(have));
+    if (have.ok()) {
+      const CatalogEntry& e = *have;  // NOLINT(bugprone-unchecked-optional-access): checked above
       if (e.kind != "volume" || e.name != spec.name) {
         return makeError("volume id " + id + " is taken by " + e.kind + " " + e.name, EEXIST);
       }
@@ -127,6 +128,7 @@ class CsiController final : public csi::ControllerOps {
   Status deleteVolume(const std::string& id) override {
     std::lock_guard lock(mu_);
     auto e = loadEntry(id);
+    OC_TRY(presentOrAbsent(e));
     auto v = loadReplicatedVolume(ctx_, id);
     if (!v.ok() && v.error().code != ENOENT) return v.error();
     if (!e.ok()) {
@@ -168,6 +170,7 @@ class CsiController final : public csi::ControllerOps {
     if (!v.ok()) return Error{ENOENT, "no volume " + id};
     if (v->read_only) return Error{ENOENT, id + " is a snapshot, not a volume"};
     auto e = loadEntry(id);
+    OC_TRY(presentOrAbsent(e));
     CatalogEntry entry = e.ok() ? *e : CatalogEntry{};
     if (!e.ok()) {
       entry.kind = "volume";
@@ -195,6 +198,7 @@ class CsiController final : public csi::ControllerOps {
     if (!nodes.ok()) return nodes.error();
     if (!nodes->state(node).ok()) return Error{ENOENT, "no node " + node + " (see `offcore dpu list`)"};
     auto e = loadEntry(id);
+    OC_TRY(presentOrAbsent(e));
     CatalogEntry entry;
     if (e.ok()) {
       entry = *e;
@@ -239,6 +243,7 @@ class CsiController final : public csi::ControllerOps {
       }
     }
     auto e = loadEntry(id);
+    OC_TRY(presentOrAbsent(e));
     if (!e.ok()) return okStatus();
     if (node.empty()) {
       e->published = json::object();
@@ -251,7 +256,9 @@ class CsiController final : public csi::ControllerOps {
   Result<csi::SnapshotInfo> createSnapshot(const std::string& source, const std::string& name) override {
     const std::string id = csiVolumeIdFor(name);
     std::lock_guard lock(mu_);
-    if (auto have = loadEntry(id); have.ok()) {
+    auto have = loadEntry(id);
+    OC_TRY(presentOrAbsent(have));
+    if (have.ok()) {
       if (have->kind != "snapshot" || have->name != name) {
         return makeError("snapshot id " + id + " is taken by " + have->kind + " " + have->name, EEXIST);
       }
@@ -297,7 +304,9 @@ class CsiController final : public csi::ControllerOps {
   Status deleteSnapshot(const std::string& id) override {
     std::lock_guard lock(mu_);
     auto v = loadReplicatedVolume(ctx_, id);
+    if (!v.ok() && v.error().code != ENOENT) return v.error();
     auto e = loadEntry(id);
+    OC_TRY(presentOrAbsent(e));
     if (!v.ok()) {
       if (e.ok() && e->kind == "snapshot") removeEntry(id);
       return okStatus();
@@ -335,6 +344,7 @@ class CsiController final : public csi::ControllerOps {
       auto v = loadReplicatedVolume(ctx_, n);
       if (!v.ok() || !v->read_only) continue;
       auto e = loadEntry(n);
+      OC_TRY(presentOrAbsent(e));
       if (e.ok() && e->kind == "snapshot") {
         if (!e->ready || e->deleted) continue;
         out.push_back(snapInfo(*e));
@@ -345,10 +355,7 @@ class CsiController final : public csi::ControllerOps {
       s.id = n;
       s.source_volume_id = v->parent;
       s.size_bytes = v->size_bytes;
-      struct stat st {};
-      if (::stat((ctx_.config.cluster_dir + "/volumes/" + n + ".json").c_str(), &st) == 0) {
-        s.created_unix_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-      }
+      s.created_unix_ns = v->created_unix_ns;  // 0 for a record from before it was kept
       out.push_back(s);
     }
     return out;
@@ -360,6 +367,7 @@ class CsiController final : public csi::ControllerOps {
     if (v->size_bytes >= size) return v->size_bytes;  // already that big
     if (limit > 0 && size > limit) return makeError("the size rounds above limit_bytes", ERANGE);
     auto e = loadEntry(id);
+    OC_TRY(presentOrAbsent(e));
     if (e.ok() && !e->published.empty()) {
       return makeError("volume " + id + " is published on node " + e->published.begin().key() +
                            "; offcore grows volumes offline (unpublish first)",
@@ -393,9 +401,6 @@ class CsiController final : public csi::ControllerOps {
   }
 
  private:
-  std::string catalogDir() const { return ctx_.config.cluster_dir + "/csi"; }
-  std::string entryPath(const std::string& id) const { return catalogDir() + "/" + id + ".json"; }
-
   std::string poolNames() const {
     std::string s;
     for (const auto& [k, v] : cfg_.pools) s += (s.empty() ? "" : ", ") + k;
@@ -511,10 +516,15 @@ class CsiController final : public csi::ControllerOps {
   void collectDeleted() {
     for (bool removed = true; removed;) {
       removed = false;
-      std::error_code ec;
-      for (const auto& f : std::filesystem::directory_iterator(catalogDir(), ec)) {
-        if (f.path().extension() != ".json") continue;
-        auto e = loadEntry(f.path().stem().string());
+      auto store = catalog();
+      if (!store.ok()) return;
+      auto names = store.value()->names();
+      if (!names.ok()) {
+        spdlog::warn("csi: deleted snapshots not collected: {}", names.error().message);
+        return;
+      }
+      for (const auto& n : *names) {
+        auto e = loadEntry(n);
         if (!e.ok() || !e->deleted) continue;
         auto v = loadReplicatedVolume(ctx_, e->id);
         if (v.ok() && !removeReplicatedVolume(ctx_, *v, false).ok()) continue;
@@ -554,10 +564,22 @@ class CsiController final : public csi::ControllerOps {
     return {e.id, e.source_volume, e.size_bytes, e.created_ns, true};
   }
 
+  // OK when the entry was read or is absent (ENOENT); the error otherwise.
+  static Status presentOrAbsent(const Result<CatalogEntry>& e) {
+    if (e.ok() || e.error().code == ENOENT) return okStatus();
+    return e.error();
+  }
+
+  Result<std::shared_ptr<volumes::RecordStore>> catalog() const { return clusterRecords(ctx_, volumes::kCsiRecords); }
+
+  // ENOENT: no entry; any other error (the store unreachable, a damaged
+  // entry) is not "absent" and the callers pass it on.
   Result<CatalogEntry> loadEntry(const std::string& id) const {
-    OC_ASSIGN_OR_RETURN(std::string text, readFile(entryPath(id)));
-    auto j = json::parse(text, nullptr, false);
-    if (!j.is_object()) return makeError("CSI catalog entry " + entryPath(id) + " is damaged");
+    OC_ASSIGN_OR_RETURN(auto store, catalog());
+    OC_ASSIGN_OR_RETURN(auto text, store->get(id));
+    if (!text) return Error{ENOENT, "no CSI catalog entry " + id};
+    auto j = json::parse(*text, nullptr, false);
+    if (!j.is_object()) return makeError("CSI catalog entry " + id + " in " + store->location() + " is damaged", EIO);
     CatalogEntry e;
     e.kind = j.value("kind", "");
     e.name = j.value("name", "");
@@ -582,7 +604,7 @@ class CsiController final : public csi::ControllerOps {
   }
 
   Status saveEntry(const CatalogEntry& e) const {
-    OC_TRY(makePrivateDir(catalogDir()));
+    OC_ASSIGN_OR_RETURN(auto store, catalog());
     json j{{"kind", e.kind},
            {"name", e.name},
            {"ready", e.ready},
@@ -597,10 +619,14 @@ class CsiController final : public csi::ControllerOps {
            {"required_bytes", e.required_bytes},
            {"limit_bytes", e.limit_bytes},
            {"published", e.published}};
-    return writeFileAtomic(entryPath(e.id), dumpJson(j, 2) + "\n", 0600);
+    return store->put(e.id, dumpJson(j, 2) + "\n");
   }
 
-  void removeEntry(const std::string& id) const { std::remove(entryPath(id).c_str()); }
+  void removeEntry(const std::string& id) const {
+    auto store = catalog();
+    Status s = store.ok() ? store.value()->remove(id) : Status(store.error());
+    if (!s.ok()) spdlog::warn("csi: catalog entry {} left behind: {}", id, s.error().message);
+  }
 
   const CliContext& ctx_;
   CsiControllerConfig cfg_;

@@ -1,9 +1,9 @@
 #include "cli/vm_common.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <thread>
 
 #include "api/api_client.h"
@@ -11,6 +11,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/subprocess.h"
+#include "cli/cluster_records.h"
 #include "dpu/node.h"
 #include "virt/vhost/server.h"
 
@@ -20,51 +21,51 @@ using nlohmann::json;
 
 namespace {
 
-std::string vmDir(const CliContext& ctx) { return ctx.config.cluster_dir + "/vms"; }
-std::string vmRecord(const CliContext& ctx, const std::string& name) { return vmDir(ctx) + "/" + name + ".json"; }
+Result<std::shared_ptr<volumes::RecordStore>> vmRecords(const CliContext& ctx) {
+  return clusterRecords(ctx, volumes::kVmRecords);
+}
+
+std::string recordText(const virt::VmSpec& spec) { return virt::vmSpecToJson(spec).dump(2) + "\n"; }
 
 }  // namespace
 
 Status saveNewVm(const CliContext& ctx, const virt::VmSpec& spec) {
   OC_TRY(virt::validateVmSpec(spec));
-  if (pathExists(vmRecord(ctx, spec.name))) {
-    return makeError("VM " + spec.name + " exists (`offcore vm delete " + spec.name + "` first)");
+  OC_ASSIGN_OR_RETURN(auto store, vmRecords(ctx));
+  auto made = store->create(spec.name, recordText(spec));
+  if (!made.ok() && made.error().code == EEXIST) {
+    return makeError("VM " + spec.name + " exists (`offcore vm delete " + spec.name + "` first)", EEXIST);
   }
-  return saveVm(ctx, spec);
+  return made;
 }
 
 Status saveVm(const CliContext& ctx, const virt::VmSpec& spec) {
   OC_TRY(virt::validateVmSpec(spec));
-  OC_TRY(makePrivateDir(vmDir(ctx)));
-  return writeFileAtomic(vmRecord(ctx, spec.name), virt::vmSpecToJson(spec).dump(2) + "\n", 0600);
+  OC_ASSIGN_OR_RETURN(auto store, vmRecords(ctx));
+  return store->put(spec.name, recordText(spec));
 }
 
 Result<virt::VmSpec> loadVm(const CliContext& ctx, const std::string& name) {
-  auto text = readFile(vmRecord(ctx, name));
-  if (!text.ok()) return makeError("no VM named '" + name + "' (see `offcore vm list`)");
-  auto doc = nlohmann::json::parse(*text, nullptr, false);
+  OC_ASSIGN_OR_RETURN(auto store, vmRecords(ctx));
+  auto text = store->get(name);
+  if (!text.ok()) return text.error().wrap("VM " + name);
+  if (!*text) return makeError("no VM named '" + name + "' (see `offcore vm list`)", ENOENT);
+  const std::string where = "VM " + name + " in " + store->location();
+  auto doc = nlohmann::json::parse(**text, nullptr, false);
   auto spec = virt::vmSpecFromJson(doc);
-  if (!spec.ok()) return spec.error().wrap(vmRecord(ctx, name));
-  if (spec->name != name) return makeError(vmRecord(ctx, name) + ": records VM '" + spec->name + "'");
+  if (!spec.ok()) return spec.error().wrap(where);
+  if (spec->name != name) return makeError(where + ": records VM '" + spec->name + "'");
   return spec;
 }
 
 Result<std::vector<std::string>> listVmNames(const CliContext& ctx) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  if (!std::filesystem::exists(vmDir(ctx), ec)) return names;
-  for (const auto& e : std::filesystem::directory_iterator(vmDir(ctx), ec)) {
-    const auto& p = e.path();
-    if (p.extension() == ".json") names.push_back(p.stem().string());
-  }
-  if (ec) return makeError("cannot list " + vmDir(ctx) + ": " + ec.message());
-  std::sort(names.begin(), names.end());
-  return names;
+  OC_ASSIGN_OR_RETURN(auto store, vmRecords(ctx));
+  return store->names();
 }
 
 Status removeVmRecord(const CliContext& ctx, const std::string& name) {
-  if (std::remove(vmRecord(ctx, name).c_str()) != 0) return errnoError("remove " + vmRecord(ctx, name));
-  return okStatus();
+  OC_ASSIGN_OR_RETURN(auto store, vmRecords(ctx));
+  return store->remove(name);
 }
 
 virt::VmPaths vmPathsFor(const CliContext& ctx, const virt::VmSpec& spec) {

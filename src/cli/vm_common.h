@@ -1,4 +1,4 @@
-// Shared pieces of `offcore vm`: the VM records in the cluster directory,
+// Shared pieces of `offcore vm`: the VM records (the cluster store's),
 // the agent service names, and the back end's command line.
 #pragma once
 
@@ -22,7 +22,9 @@ class ApiClient;
 class NodeManager;
 struct NodeState;
 
-// <cluster_dir>/vms/NAME.json, 0600; created once, never overwritten.
+// The VM records (volumes/record_store.h, kVmRecords): <cluster_dir>/vms/
+// NAME.json (0600), or /offcore/vms/v1/records/NAME in etcd. Created once
+// (EEXIST when the name is taken, even racing), never overwritten.
 Status saveNewVm(const CliContext& ctx, const virt::VmSpec& spec);
 // Rewrites an existing record (a migration moves the VM to another node).
 Status saveVm(const CliContext& ctx, const virt::VmSpec& spec);

@@ -1,6 +1,6 @@
 // `offcore vm create|start|stop|list|console|delete`: VM lifecycle from the
-// SoC. The record lives in the cluster directory (<cluster_dir>/vms/NAME.json,
-// 0600); a running VM is two services of its node's agent: the vhost-user-blk
+// SoC. The record lives in the cluster store (<cluster_dir>/vms/NAME.json,
+// 0600, or a key in etcd: vm_common.h); a running VM is two services of its node's agent: the vhost-user-blk
 // back end in the SoC domain, and QEMU, which `vm qemu-exec` moves into the
 // host domain before exec, so the host runs only the vCPUs. A VM with --net
 // has a third, the vhost-user-net back end on its NIC's tap (vm_net.cc).

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -28,11 +29,17 @@ namespace {
 constexpr int kMaxReplicas = 8;
 constexpr int kMinReplicas = 1;
 
+int64_t unixNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 json recordJson(const ReplicatedVolume& v) {
   json reps = json::array();
   for (const auto& r : v.replicas) reps.push_back({{"target", r.target}, {"uri", r.uri}});
   json j{{"name", v.name}, {"size_bytes", v.size_bytes}, {"replicas", reps}, {"read_only", v.read_only}};
   if (!v.parent.empty()) j["parent"] = v.parent;
+  if (v.created_unix_ns != 0) j["created_unix_ns"] = v.created_unix_ns;
   return j;
 }
 
@@ -167,7 +174,7 @@ std::string replicaNameOf(const std::string& uri) {
   return u.ok() ? replicaName(*u) : uri;
 }
 
-Result<std::unique_ptr<volumes::VolumesLock>> lockVolumes(const CliContext& ctx, const std::string& what) {
+Result<std::unique_ptr<volumes::RecordLock>> lockVolumes(const CliContext& ctx, const std::string& what) {
   OC_ASSIGN_OR_RETURN(auto stores, volumeStores(ctx));
   return stores.records->lock("offcore " + what);
 }
@@ -235,6 +242,9 @@ Result<ReplicatedVolume> loadReplicatedVolume(const CliContext& ctx, const std::
   v.size_bytes = j["size_bytes"].get<uint64_t>();
   v.read_only = j.value("read_only", false);
   if (j.contains("parent") && j["parent"].is_string()) v.parent = j["parent"].get<std::string>();
+  if (j.contains("created_unix_ns") && j["created_unix_ns"].is_number_integer()) {
+    v.created_unix_ns = j["created_unix_ns"].get<int64_t>();
+  }
   for (const auto& r : j["replicas"]) {
     if (!r.is_object() || !r.contains("uri") || !r["uri"].is_string())
       return makeError("record " + path + ": bad replica");
@@ -300,7 +310,7 @@ Result<ReplicatedVolume> makeReplicatedVolume(const CliContext& ctx, const std::
   if (exists) {
     return makeError("a replicated volume '" + name + "' exists (see `offcore volume get " + name + "`)", EEXIST);
   }
-  ReplicatedVolume v{name, size, "", false, {}};
+  ReplicatedVolume v{name, size, "", false, {}, unixNowNs()};
   auto undo = [&] {
     for (size_t k = 0; k < v.replicas.size(); ++k) (void)gws[k].remove(name, true);
   };
@@ -464,7 +474,7 @@ Result<ReplicatedVolume> snapshotReplicated(const CliContext& ctx, const Replica
   OC_ASSIGN_OR_RETURN(auto lock, lockVolumes(ctx, "volume snapshot " + v.name));
   OC_ASSIGN_OR_RETURN(auto claim, claimDetached(ctx, v, "volume snapshot"));
   OC_TRY(checkInSync(ctx, v));
-  ReplicatedVolume made{snap, v.size_bytes, v.name, true, {}};
+  ReplicatedVolume made{snap, v.size_bytes, v.name, true, {}, unixNowNs()};
   return makeOnEveryReplica(ctx, v, made, [&](const GatewayClient& gw) { return gw.snapshot(v.name, snap); });
 }
 
@@ -472,7 +482,7 @@ Result<ReplicatedVolume> cloneReplicated(const CliContext& ctx, const Replicated
   if (!snap.read_only) return makeError(snap.name + " is not a snapshot (take one with `volume snapshot`)", EINVAL);
   OC_ASSIGN_OR_RETURN(auto lock, lockVolumes(ctx, "volume clone " + snap.name));
   // The clones start from identical snapshots: in sync, no journal needed.
-  ReplicatedVolume made{name, snap.size_bytes, snap.name, false, {}};
+  ReplicatedVolume made{name, snap.size_bytes, snap.name, false, {}, unixNowNs()};
   return makeOnEveryReplica(ctx, snap, made, [&](const GatewayClient& gw) { return gw.clone(snap.name, name); });
 }
 

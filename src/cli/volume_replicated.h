@@ -29,6 +29,7 @@ struct ReplicatedVolume {
   std::string parent;  // the volume a snapshot is of, or the snapshot a clone is of
   bool read_only = false;
   std::vector<ReplicaPlace> replicas;
+  int64_t created_unix_ns = 0;  // when it was made (0: a record older than the field)
 };
 
 // Where a volume is attached now, from the disk records of every node.

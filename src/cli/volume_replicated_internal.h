@@ -21,12 +21,12 @@ Result<volumes::VolumeStores> volumeStores(const CliContext& ctx);
 Status checkVolumeName(const std::string& name);
 // The journal's name of a replica, as `disk serve` names it.
 std::string replicaNameOf(const std::string& uri);
-// Writes the volume's record (volumes/volume_records.h).
+// Writes the volume's record (volumes/record_store.h).
 Status saveReplicatedVolume(const CliContext& ctx, const ReplicatedVolume& v);
 
 // Serialises changes to replicated volumes (cluster-wide with etcd), held
 // for the guard's life; `what` names the command to one kept waiting.
-Result<std::unique_ptr<volumes::VolumesLock>> lockVolumes(const CliContext& ctx, const std::string& what);
+Result<std::unique_ptr<volumes::RecordLock>> lockVolumes(const CliContext& ctx, const std::string& what);
 
 // The volume's nexus journal: nullopt when none was saved (never attached
 // as a mirror). With `claim`, a save is refused once it is no longer held.

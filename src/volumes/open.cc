@@ -19,10 +19,18 @@ Result<std::shared_ptr<kv::KvClient>> etcdOf(const Config& config) {
 Result<VolumeStores> openVolumeStores(const Config& config) {
   if (kv::isEtcdUrl(config.cluster_store)) {
     OC_ASSIGN_OR_RETURN(auto kv, etcdOf(config));
-    return VolumeStores{makeKvVolumeRecords(kv), makeKvNexusState(kv)};
+    return VolumeStores{makeKvRecordStore(kv, kVolumeRecords), makeKvNexusState(kv)};
   }
-  return VolumeStores{makeDirVolumeRecords(config.cluster_dir + "/volumes"),
+  return VolumeStores{makeDirRecordStore(config.cluster_dir + "/" + kVolumeRecords.folder, kVolumeRecords),
                       makeDirNexusState(config.cluster_dir + "/nexus")};
+}
+
+Result<std::unique_ptr<RecordStore>> openRecordStore(const Config& config, const RecordKind& kind) {
+  if (kv::isEtcdUrl(config.cluster_store)) {
+    OC_ASSIGN_OR_RETURN(auto kv, etcdOf(config));
+    return makeKvRecordStore(kv, kind);
+  }
+  return makeDirRecordStore(config.cluster_dir + "/" + kind.folder, kind);
 }
 
 Result<std::unique_ptr<NexusState>> openNexusStateFor(const Config& config, const JournalRef& ref, int claim_ttl_s) {

@@ -1,5 +1,6 @@
-// Where replicated volumes live for a config: its cluster store when that is
-// etcd://..., else its cluster directory (volumes/ and nexus/ in it).
+// Where replicated volumes (and the records of the CSI catalog and VMs)
+// live for a config: its cluster store when that is etcd://..., else its
+// cluster directory (volumes/, nexus/, csi/, vms/ in it).
 #pragma once
 
 #include <memory>
@@ -7,17 +8,21 @@
 #include "base/config.h"
 #include "base/result.h"
 #include "volumes/nexus_state.h"
-#include "volumes/volume_records.h"
+#include "volumes/record_store.h"
 
 namespace offcore::volumes {
 
 struct VolumeStores {
-  std::shared_ptr<VolumeRecords> records;
+  std::shared_ptr<RecordStore> records;
   std::shared_ptr<NexusState> nexus;
 };
 
 // Both over one etcd client when the store is etcd.
 Result<VolumeStores> openVolumeStores(const Config& config);
+
+// The config's records of `kind` (the CSI catalog, VMs): etcd when
+// cluster_store is etcd://..., else <cluster_dir>/<kind.folder>.
+Result<std::unique_ptr<RecordStore>> openRecordStore(const Config& config, const RecordKind& kind);
 
 // The state a disk's `--journal` reference names (etcd:ID: the config's
 // etcd; a path: its directory), and the id in it.

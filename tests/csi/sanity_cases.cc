@@ -490,6 +490,7 @@ TEST_F(CsiSanity, SnapshotsCreateListDeleteAndRestore) {
   ASSERT_TRUE(call(&v1::Controller::Stub::ListSnapshots, ctl_.get(), lq, &lr).ok());
   ASSERT_EQ(lr.entries_size(), 1);
   EXPECT_EQ(lr.entries(0).snapshot().source_volume_id(), a.volume_id());
+  EXPECT_EQ(lr.entries(0).snapshot().creation_time().seconds(), s.creation_time().seconds()) << "listed as made";
   lq.Clear();
   lq.set_source_volume_id(b.volume_id());
   lr.Clear();

@@ -6,6 +6,9 @@
 # attached in the node's SoC, ext4 made and mounted on the host, bind
 # mounts into two pod paths, block volumes; then with 2-replica volumes;
 # then placement refused when a storage host is gone, leaving nothing.
+# With OC_CLUSTER_STORE=etcd (csi_etcd_test.sh) the volumes' records and
+# the CSI catalog are keys in a 3-member etcd on fabric hosts, and nothing
+# is written under the cluster directory.
 source "$(dirname "$0")/lib.sh"
 SANITY=${OFFCORE_CSI_SANITY:-$(dirname "$OFFCORE")/../tests/offcore-csi-sanity}
 [ -x "$SANITY" ] || fail "no offcore-csi-sanity at $SANITY (build it: ninja -C build tests/offcore-csi-sanity)"
@@ -13,11 +16,26 @@ N=cs$ID N2=ct$ID
 A=gca$ID B=gcb$ID C=gcc$ID
 work=$(mktemp -d /tmp/oc-csi-XXXX); cleanup "rm -rf $work"
 netns_add "h$N"
-gateways_up "$work" "$A" "$B" "$C"
 export OFFCORE_CONFIG=$work/config.json
 echo "{\"cluster_dir\": \"$work/cluster\"}" > "$OFFCORE_CONFIG"
+STORE=${OC_CLUSTER_STORE:-dir}
+if [ "$STORE" = etcd ]; then
+  etcd_cluster_up "$work/etcd" "ea$ID" "eb$ID" "ec$ID"
+  printf '{"cluster_dir": "%s/cluster", "cluster_store": "%s"}\n' "$work" "$ETCD_URL" > "$OFFCORE_CONFIG"
+fi
+gateways_up "$work" "$A" "$B" "$C"
 node_up "$N" --host-netns "h$N" >/dev/null
+# With its host side in the root namespace, $N2's SoC is also this shell's
+# way to the fabric (etcd's members) for the CLI and the plugins.
 node_up "$N2" >/dev/null
+# The CSI catalog's entries: files, or keys in etcd.
+catalog_entries() {
+  if [ "$STORE" = etcd ]; then
+    etcdctl_c get --prefix --keys-only /offcore/csi/v1/records/ | sed '/^$/d'
+  else
+    ls "$work/cluster/csi" 2>/dev/null || true
+  fi
+}
 mkdir -p "$work/k8s"
 # Mounts the cases make are below $work/k8s: whatever a failure leaves is lazily unmounted.
 cleanup "grep -o \" $work/k8s[^ ]*\" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l"
@@ -60,7 +78,7 @@ loops_before=$(losetup -a | wc -l)
 step "nothing left behind: no volume, no catalog entry, no disk, no mount"
 [ "$(oc volume list --replicated --json | jq length)" = 0 ] ||
   fail "volumes left behind: $(oc volume list --replicated --json | jq -c '[.[].name]'); $(tail -3 "$work/ctl.log")"
-[ -z "$(ls "$work/cluster/csi" 2>/dev/null)" ] || fail "catalog entries left behind: $(ls "$work/cluster/csi")"
+[ -z "$(catalog_entries)" ] || fail "catalog entries left behind: $(catalog_entries)"
 [ -z "$(ls /run/offcore/$N/disks 2>/dev/null)" ] || fail "disks left attached: $(ls /run/offcore/$N/disks)"
 ! grep -q " $work/k8s" /proc/self/mountinfo || fail "mounts left behind under $work/k8s"
 [ "$(losetup -a | wc -l)" = "$loops_before" ] || fail "loop devices left behind: $(losetup -a)"
@@ -77,9 +95,19 @@ step "both plugins restarted while a 2-replica volume is staged and published: r
 # The C++ client idles in system() during the restart, and only its backup
 # poller (5 s by default) would read the servers' GOAWAY, so each server's
 # graceful stop would wait that long for the idle connection: poll faster.
+between="bash $work/plugins.sh restart"
+if [ "$STORE" = etcd ]; then
+  # Mid-flow, what etcd holds: the published volume's catalog entry and record.
+  eps=$(echo "${ETCD_URL#etcd://}" | sed 's/\([^,]*\)/http:\/\/\1/g')
+  between+=" && \"$OFFCORE\" fabric exec ${ETCD_HOSTS[0]} -- etcdctl --endpoints $eps get --prefix /offcore/csi/v1/records/ --print-value-only > $work/mid-flow.json"
+fi
 GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS=50 "$SANITY" --controller "$work/ctl.sock" --node "$work/node.sock" --work-dir "$work/k8s" --real-mounts \
-  --param replicas=2 --between "bash $work/plugins.sh restart" --gtest_filter='*Kubernetes*' ||
+  --param replicas=2 --between "$between" --gtest_filter='*Kubernetes*' ||
   fail "the flow failed across a plugin restart"
+if [ "$STORE" = etcd ]; then
+  jq -se 'length == 1 and .[0].ready and (.[0].published | length == 1) and .[0].parameters.replicas == "2"' \
+    "$work/mid-flow.json" >/dev/null || fail "etcd did not hold the published volume's catalog entry: $(cat "$work/mid-flow.json")"
+fi
 
 step "storage host $C gone: 3 replicas cannot be placed, and nothing is made"
 kill -9 "$C_PID"; wait "$C_PID" 2>/dev/null || true
@@ -89,4 +117,11 @@ grep -q "down: $C" "$work/ctl.log" || true
 for g in "$A" "$B"; do
   [ "$(oc volume list --target "$g" --json | jq length)" = 0 ] || fail "a refused create left a volume on $g"
 done
-[ -z "$(ls "$work/cluster/csi" 2>/dev/null)" ] || fail "a refused create left a catalog entry"
+[ -z "$(catalog_entries)" ] || fail "a refused create left a catalog entry: $(catalog_entries)"
+
+if [ "$STORE" = etcd ]; then
+  step "the state was in etcd: nothing under the cluster directory"
+  for d in csi volumes nexus; do
+    [ ! -e "$work/cluster/$d" ] || fail "$work/cluster/$d was written with the cluster store on etcd: $(ls "$work/cluster/$d")"
+  done
+fi

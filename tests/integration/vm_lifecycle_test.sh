@@ -4,10 +4,22 @@
 # moved itself into the host domain (cgroup and root network namespace). The
 # data the guest writes survives a stop and a second start; a stop of a guest
 # that ignores ACPI still ends QEMU; bad input is refused with one line.
+# With OC_CLUSTER_STORE=etcd (vm_lifecycle_etcd_test.sh) the VM's record is
+# a key in a 3-member etcd on fabric hosts, read by `vm qemu-exec` from the
+# node's SoC, and nothing is written under the cluster directory.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_guest.sh"
 N=vl$ID
 VM=lc$ID
+STORE=${OC_CLUSTER_STORE:-dir}
+if [ "$STORE" = etcd ]; then
+  T=$(mktemp -d /tmp/oc-vme-XXXX); cleanup "rm -rf $T"
+  export OFFCORE_CONFIG=$T/config.json
+  echo "{\"cluster_dir\": \"$T/cluster\"}" > "$OFFCORE_CONFIG"
+  etcd_cluster_up "$T/etcd" "ea$ID" "eb$ID" "ec$ID"
+  printf '{"cluster_dir": "%s/cluster", "cluster_store": "%s"}\n' "$T" "$ETCD_URL" > "$OFFCORE_CONFIG"
+fi
+# $N's host side is the root namespace: its SoC is the CLI's way to etcd.
 node_up "$N" >/dev/null
 guest_kit
 disk=$GUEST_DIR/disk.raw
@@ -39,6 +51,11 @@ step "create and start: back end in the SoC, QEMU in the host domain"
 oc vm create "$VM" --node "$N" --cpus 1 --mem 256M --disk "$disk" --kernel "$GUEST_KIT/kernel" --initrd "$initrd" \
   --append "console=ttyS0 panic=-1 quiet"
 expect_fail "exists" oc vm create "$VM" --node "$N" --disk "$disk"
+if [ "$STORE" = etcd ]; then
+  [ "$(etcdctl_c get --print-value-only "/offcore/vms/v1/records/$VM" | jq -r .node)" = "$N" ] ||
+    fail "no VM record in etcd: $(etcdctl_c get --prefix --keys-only /offcore/vms/)"
+  [ ! -e "$T/cluster/vms" ] || fail "the VM record went to the cluster directory too"
+fi
 oc vm start "$VM"
 expect_fail "already running" oc vm start "$VM"
 console=/run/offcore/$N/vms/$VM/console.log
@@ -88,6 +105,9 @@ step "delete refuses a running VM, --force stops it"
 expect_fail "vm stop" oc vm delete "$VM"
 oc vm delete "$VM" --force
 expect_fail "no VM named" oc vm start "$VM"
+if [ "$STORE" = etcd ]; then
+  [ -z "$(etcdctl_c get --prefix --keys-only /offcore/vms/ | sed '/^$/d')" ] || fail "the VM's record is left in etcd"
+fi
 [ -e "/run/offcore/$N/vms/$VM" ] && fail "the VM's run directory is left"
 [ -e "$disk" ] || fail "delete removed the disk"
 echo "VM lifecycle ok"

@@ -135,6 +135,22 @@ TEST_P(EtcdAuthTest, EachRoleWritesOnlyItsKeys) {
   auto moved = client("node-a")->txn({}, {kv::Op::put(rec, R"({"replicas": []})")});
   ASSERT_FALSE(moved.ok());
   EXPECT_EQ(moved.error().code, EACCES);
+
+  // VM records: `vm qemu-exec` reads them in a node's SoC; only the CLI
+  // writes them. The CSI catalog is the controller's (the CLI's user) alone.
+  const std::string vm = "/offcore/vms/v1/records/vm1";
+  ASSERT_TRUE(client("offcore-admin")->txn({}, {kv::Op::put(vm, "{}")}).ok());
+  auto vms = client("node-a")->range(vm, "");
+  ASSERT_TRUE(vms.ok()) << vms.error().message;
+  EXPECT_EQ(vms->kvs.size(), 1u);
+  auto vm_forged = client("node-a")->txn({}, {kv::Op::put(vm, R"({"kernel": "/evil"})")});
+  ASSERT_FALSE(vm_forged.ok());
+  EXPECT_EQ(vm_forged.error().code, EACCES);
+  const std::string entry = "/offcore/csi/v1/records/pvc-1";
+  ASSERT_TRUE(client("offcore-admin")->txn({}, {kv::Op::put(entry, "{}")}).ok());
+  auto csi_read = client("node-a")->range(entry, "");
+  ASSERT_FALSE(csi_read.ok());
+  EXPECT_EQ(csi_read.error().code, EACCES);
 }
 
 TEST_P(EtcdAuthTest, NoUserOrAWrongPasswordIsRefusedWithOneLine) {

@@ -1,0 +1,115 @@
+// The directory RecordStore: <dir>/NAME.json (0600, written atomically)
+// and a flock on <dir>/.lock for changes. A create writes a file of its own
+// and links it in: link(2) never replaces, so one of two creators wins.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+
+#include "base/files.h"
+#include "base/strings.h"
+#include "volumes/record_store.h"
+
+namespace offcore::volumes {
+
+namespace {
+
+class DirLock final : public RecordLock {
+ public:
+  explicit DirLock(int fd) : fd_(fd) {}
+  ~DirLock() override { ::close(fd_); }
+
+ private:
+  int fd_;
+};
+
+class DirRecordStore final : public RecordStore {
+ public:
+  DirRecordStore(std::string dir, const RecordKind& kind) : dir_(std::move(dir)), kind_(kind) {}
+
+  Result<std::optional<std::string>> get(const std::string& name) override {
+    OC_TRY(checkRecordName(name, kind_));
+    std::string path = pathOf(name);
+    if (!pathExists(path)) return std::optional<std::string>{};
+    OC_ASSIGN_OR_RETURN(auto text, readFile(path));
+    return std::optional<std::string>(std::move(text));
+  }
+
+  Result<std::vector<std::string>> names() override {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+      if (e.path().extension() == ".json") out.push_back(e.path().stem().string());
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory) return makeError("cannot list " + dir_ + ": " + ec.message());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  Status put(const std::string& name, const std::string& text) override {
+    OC_TRY(checkRecordName(name, kind_));
+    OC_TRY(makePrivateDir(dir_));
+    return writeFileAtomic(pathOf(name), text, 0600);
+  }
+
+  Status create(const std::string& name, const std::string& text) override {
+    OC_TRY(checkRecordName(name, kind_));
+    OC_TRY(makePrivateDir(dir_));
+    static std::atomic<unsigned> seq{0};
+    const std::string mine = dir_ + "/." + name + ".new." + std::to_string(::getpid()) + "." + std::to_string(++seq);
+    OC_TRY(writeFileAtomic(mine, text, 0600));
+    int rc = ::link(mine.c_str(), pathOf(name).c_str());
+    int err = errno;
+    std::remove(mine.c_str());
+    if (rc == 0) return okStatus();
+    if (err == EEXIST) return Error{EEXIST, std::string(kind_.noun) + " " + name + " exists in " + dir_};
+    return errnoError("link " + pathOf(name), err);
+  }
+
+  Status remove(const std::string& name) override {
+    OC_TRY(checkRecordName(name, kind_));
+    if (std::remove(pathOf(name).c_str()) != 0 && errno != ENOENT) return errnoError("remove " + pathOf(name));
+    return okStatus();
+  }
+
+  // A flock: the kernel drops it with its holder, so waiting is safe.
+  Result<std::unique_ptr<RecordLock>> lock(const std::string&, int) override {
+    OC_TRY(makePrivateDir(dir_));
+    int fd = ::open((dir_ + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return errnoError("open " + dir_ + "/.lock");
+    if (::flock(fd, LOCK_EX) != 0) {
+      int err = errno;
+      ::close(fd);
+      return errnoError("lock " + dir_, err);
+    }
+    return std::unique_ptr<RecordLock>(std::make_unique<DirLock>(fd));
+  }
+
+  std::string location() const override { return dir_; }
+
+ private:
+  std::string pathOf(const std::string& name) const { return dir_ + "/" + name + ".json"; }
+  std::string dir_;
+  RecordKind kind_;
+};
+
+}  // namespace
+
+std::unique_ptr<RecordStore> makeDirRecordStore(std::string dir, const RecordKind& kind) {
+  return std::make_unique<DirRecordStore>(std::move(dir), kind);
+}
+
+Status checkRecordName(const std::string& name, const RecordKind& kind) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
+    return makeError("bad " + std::string(kind.noun) + " name '" + printableLine(name) + "'", EINVAL);
+  }
+  return okStatus();
+}
+
+}  // namespace offcore::volumes
