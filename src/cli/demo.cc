@@ -429,6 +429,11 @@ int runDemo(CliContext& ctx, const std::string& name, const std::string& only, c
   add("storage", "mirror",
       "mirrored storage: a 2-replica volume keeps taking writes while one storage host is killed, then rebuilds",
       [&] { return demo::runStorageMirror(dctx); });
+  if (cluster == "etcd") {
+    add("storage", "takeover",
+        "cluster state on etcd: a mirrored volume taken over from a frozen node once its claims' lease ran out",
+        [&] { return demo::runVolumeTakeover(dctx); });
+  }
   add("storage", "csi",
       "Kubernetes storage: the CSI plugins provision a mirrored volume, the SoC attaches it, two pods mount it",
       [&] { return demo::runCsi(dctx); });

@@ -125,6 +125,9 @@ extern const char* const kPodHttpServer;
 // The parts after the foundation, each in its own file.
 Status runStorage(Context& ctx);
 Status runStorageMirror(Context& ctx);
+// With --cluster etcd: a mirrored volume taken over from a frozen node
+// (demo_takeover.cc).
+Status runVolumeTakeover(Context& ctx);
 Status runCsi(Context& ctx);
 Status runImages(Context& ctx);
 Status runSvc(Context& ctx);
