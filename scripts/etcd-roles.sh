@@ -5,10 +5,13 @@
 #
 #   scripts/etcd-roles.sh --endpoints http://10.77.1.5:2379,... --dir /etc/offcore/etcd-users a b c
 #
-# Writes <dir>/<user>.password (0600) for root, offcore-admin and node-<name>
-# (an existing file is kept: run it again to add nodes). Point each node's
-# config at its own user: "etcd_user": "node-a", "etcd_password_file":
-# "<dir>/node-a.password"; the CLI's at offcore-admin. For TLS members, set
+# Writes <dir>/<user>.password (0600) for root, offcore-admin,
+# offcore-mesh-ca and node-<name> (an existing file is kept: run it again to
+# add nodes). Point each node's config at its own user: "etcd_user":
+# "node-a", "etcd_password_file": "<dir>/node-a.password", and at the mesh
+# CA's: "mesh_ca_etcd_user": "offcore-mesh-ca", "mesh_ca_etcd_password_file":
+# "<dir>/offcore-mesh-ca.password" (the mesh keeper alone uses it; the proxy
+# worker never sees that file); the CLI's at offcore-admin. For TLS members, set
 # ETCDCTL_CACERT / ETCDCTL_CERT / ETCDCTL_KEY as etcdctl reads them.
 set -euo pipefail
 
@@ -69,6 +72,11 @@ user root root
 role offcore-admin
 ctl role grant-permission offcore-admin readwrite /offcore/ --prefix
 user offcore-admin offcore-admin
+# The mesh keepers: the cluster's mesh CA, key included. No node role
+# reaches it (nodes read /offcore/mesh/, which does not cover /offcore/mesh-ca/).
+role offcore-mesh-ca
+ctl role grant-permission offcore-mesh-ca readwrite /offcore/mesh-ca/ --prefix
+user offcore-mesh-ca offcore-mesh-ca
 
 # A node's agent: reads the cluster; writes its endpoints, its node record,
 # its health, liveness and status, the generation every change bumps, and
@@ -93,6 +101,6 @@ for n in "$@"; do
 done
 
 $enabled || ctl auth enable
-users="root, offcore-admin"
+users="root, offcore-admin, offcore-mesh-ca"
 for n in "$@"; do users+=", node-$n"; done
 echo "etcd authentication is on; passwords in $dir (0600): $users"

@@ -33,6 +33,11 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
   OC_TRY(readString("etcd_user", cfg.etcd_user));
   OC_TRY(readString("etcd_password_file", cfg.etcd_password_file));
   OC_TRY(readString("etcd_wire", cfg.etcd_wire));
+  OC_TRY(readString("mesh_ca_etcd_user", cfg.mesh_ca_etcd_user));
+  OC_TRY(readString("mesh_ca_etcd_password_file", cfg.mesh_ca_etcd_password_file));
+  if (cfg.mesh_ca_etcd_user.empty() != cfg.mesh_ca_etcd_password_file.empty())
+    return makeError(origin +
+                     ": mesh_ca_etcd_user and mesh_ca_etcd_password_file go together (the mesh CA's etcd user)");
   if (cfg.etcd_wire != "grpc" && cfg.etcd_wire != "gateway")
     return makeError(origin +
                      ": field 'etcd_wire' must be \"grpc\" (the default) or \"gateway\" (etcd's HTTP/JSON gateway)");
@@ -87,7 +92,9 @@ Result<Config> parseConfig(const std::string& json_text, const std::string& orig
                                   "etcd_key_file",
                                   "etcd_user",
                                   "etcd_password_file",
-                                  "etcd_wire"};
+                                  "etcd_wire",
+                                  "mesh_ca_etcd_user",
+                                  "mesh_ca_etcd_password_file"};
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
     if (!ok) return makeError(origin + ": unknown field '" + it.key() + "'");

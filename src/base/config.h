@@ -28,6 +28,11 @@ struct Config {
   // etcd authentication (`etcdctl auth enable`): this user, its password in
   // a file only its owner reads (docs/ETCD.md, Security).
   std::string etcd_user, etcd_password_file;
+  // The etcd user the mesh keeper reads and makes the mesh CA as
+  // (/offcore/mesh-ca/), so the proxy worker, which talks to etcd as the
+  // node, cannot read the CA key: the worker's sandbox hides this file.
+  // Unset: the node's own user (docs/ETCD.md, "The mesh CA").
+  std::string mesh_ca_etcd_user, mesh_ca_etcd_password_file;
   // How offcore speaks to etcd: "grpc" (etcd's gRPC API, the default) or
   // "gateway" (its HTTP/JSON gateway); docs/ETCD.md, "Gateway or gRPC".
   std::string etcd_wire = "grpc";

@@ -13,6 +13,9 @@
 #include "base/files.h"
 #include "cli/demo_common.h"
 #include "cli/demo_sidecar.h"
+#include "kv/etcd_client.h"
+#include "kv/etcd_config.h"
+#include "mesh/tls/ca_store.h"
 
 namespace offcore::demo {
 
@@ -195,6 +198,16 @@ Status runMesh(Context& ctx) {
   }
   if (mesh_run.other != 0 || mesh_run.v1 == 0 || mesh_run.v2 == 0 || !own_ip)
     return makeError("the split did not reach both subsets from the client's address");
+  if (kv::isEtcdUrl(ctx.cli.config.cluster_store)) {
+    // Both nodes' keepers signed with one CA: the key in etcd, not a file per machine.
+    OC_ASSIGN_OR_RETURN(kv::EtcdOptions o, kv::etcdOptionsFor(ctx.cli.config, ctx.cli.config.cluster_store));
+    OC_ASSIGN_OR_RETURN(kv::RangeResult r, kv::makeEtcdClient(o)->range(mesh::tls::kMeshCaKey, ""));
+    if (r.kvs.empty()) return makeError(std::string("no mesh CA at ") + mesh::tls::kMeshCaKey + " in etcd");
+    std::printf(
+        "the mesh CA both nodes' keepers sign with is one key in etcd (%s, made by the first keeper, read by the "
+        "next; nodes' etcd users cannot read it): nodes on other machines get certificates the same peers trust\n",
+        mesh::tls::kMeshCaKey);
+  }
 
   std::printf(
       "\nthe same pods as Istio's sidecar mode would run them: a haproxy sidecar in each (mTLS between "

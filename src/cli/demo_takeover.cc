@@ -72,8 +72,9 @@ Status runVolumeTakeover(Context& ctx) {
 
   // Node 2 attaches and writes.
   const std::string file2 = run_root + "/" + node2 + "/disks/" + vol, file1 = run_root + "/" + node + "/disks/" + vol;
-  undo.add("disk on " + node2,
-           [self, vol, node2] { (void)runCapture({self, "disk", "detach", vol, "--node", node2, "--force"}); });
+  undo.add("disk on " + node2, [self, vol, node2] {
+    (void)runCapture({self, "disk", "detach", vol, "--node", node2, "--force"});
+  });
   OC_TRY(run({self, "disk", "attach", "--volume", vol, "--node", node2, "--fast-io-fail", "1", "--claim-ttl", ttl}));
   const std::string data = dir + "/written";
   OC_TRY(run({"dd", "if=/dev/urandom", "of=" + data, "bs=1M", "count=" + std::to_string(kWriteMiB), "status=none"}));
@@ -99,8 +100,9 @@ Status runVolumeTakeover(Context& ctx) {
     ::kill(serve, SIGCONT);
   });
   auto t0 = Clock::now();
-  undo.add("disk on " + node,
-           [self, vol, node] { (void)runCapture({self, "disk", "detach", vol, "--node", node, "--force"}); });
+  undo.add("disk on " + node, [self, vol, node] {
+    (void)runCapture({self, "disk", "detach", vol, "--node", node, "--force"});
+  });
   bool took = waitFor(
       [&] {
         std::string out;

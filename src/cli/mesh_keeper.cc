@@ -42,8 +42,11 @@
 #include "cli/mesh_node.h"
 #include "dpu/layout.h"
 #include "dpu/node_state.h"
+#include "kv/etcd_client.h"
+#include "kv/etcd_config.h"
 #include "mesh/proxy/interception.h"
 #include "mesh/proxy/workloads.h"
+#include "mesh/tls/ca.h"
 #include "mesh/tls/ca_service.h"
 #include "svc/cluster_store.h"
 #include "svc/state_storage.h"
@@ -88,6 +91,7 @@ class Keeper {
       : node_(std::move(node)),
         exe_(selfExe()),
         cluster_dir_(ctx.config.cluster_dir),
+        config_(ctx.config),
         state_(svc::openStateStorageOrUnusable(ctx.config)) {
     layout_ = NodeLayout::forNode(ctx.config, node_);
   }
@@ -145,12 +149,31 @@ class Keeper {
     std::unique_ptr<mesh::tls::CaChannel> ca;
   };
 
+  // Where the cluster's mesh CA lives: with the cluster state in etcd, one
+  // key there (every machine's keepers sign with one CA), read as the mesh
+  // CA's own etcd user when the config names one (the worker, which talks
+  // to etcd as the node, cannot read it then); else the cluster directory.
+  Result<std::unique_ptr<mesh::tls::CaStore>> openCaStore() const {
+    if (!kv::isEtcdUrl(config_.cluster_store)) return mesh::tls::makeDirCaStore(cluster_dir_ + "/mesh/ca");
+    Config c = config_;
+    if (!c.mesh_ca_etcd_user.empty()) {
+      c.etcd_user = c.mesh_ca_etcd_user;
+      c.etcd_password_file = c.mesh_ca_etcd_password_file;
+    }
+    OC_ASSIGN_OR_RETURN(auto options, kv::etcdOptionsFor(c, c.cluster_store));
+    return mesh::tls::makeKvCaStore(std::shared_ptr<kv::KvClient>(kv::makeEtcdClient(std::move(options))));
+  }
+
   // The CA (created on first use), the settings it signs with, and the
   // directories the worker's read-only view needs to find in place.
   Status startCa() {
     OC_ASSIGN_OR_RETURN(MeshNodeSettings settings, readMeshSettings(layout_.mesh_file));
     for (const std::string& dir : {cluster_dir_ + "/health", cluster_dir_ + "/mesh"}) OC_TRY(makeDirs(dir));
-    OC_ASSIGN_OR_RETURN(ca_, mesh::tls::Ca::loadOrCreate(cluster_dir_ + "/mesh/ca", settings.trust_domain));
+    // The worker's sandbox covers this directory whichever store holds the CA.
+    OC_TRY(makePrivateDir(cluster_dir_ + "/mesh/ca"));
+    OC_ASSIGN_OR_RETURN(auto ca_store, openCaStore());
+    OC_ASSIGN_OR_RETURN(ca_, mesh::tls::Ca::loadOrCreate(*ca_store, settings.trust_domain));
+    spdlog::info("mesh CA for {} from {}", settings.trust_domain, ca_store->location());
     std::string td = settings.trust_domain;
     ca_service_ = std::make_unique<mesh::tls::CaService>(
         *ca_, node_, mesh::tls::Seconds(settings.cert_ttl_s),
@@ -267,7 +290,8 @@ class Keeper {
     loop_.addTimer(std::chrono::milliseconds(20), [this, epoch, old, deadline] { waitReady(epoch, old, deadline); });
   }
 
-  std::string node_, exe_, cluster_dir_;      // cluster_dir_: the mesh CA's home, wherever the state lives
+  std::string node_, exe_, cluster_dir_;  // cluster_dir_: the mesh CA's home unless the state is in etcd
+  Config config_;
   std::shared_ptr<svc::StateStorage> state_;  // who runs on this node, for the CA's checks
   NodeLayout layout_;
   std::unique_ptr<mesh::tls::Ca> ca_;

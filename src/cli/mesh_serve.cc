@@ -114,7 +114,7 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
     }
   }
   // The sandbox (mesh/proxy/sandbox.h): from here on the CA directory is an
-  // empty tmpfs, the file system read-only but for the run directory, and
+  // empty tmpfs, the mesh CA's etcd password file /dev/null, the file system read-only but for the run directory, and
   // the capabilities those of a proxy.
   auto ca_fd = inherited->find("ca");
   if (ca_fd == inherited->end()) {
@@ -123,6 +123,7 @@ int runMeshWorker(const CliContext& ctx, const std::string& node, int epoch, con
   }
   mesh::SandboxOptions sandbox;
   sandbox.ca_dir = ctx.config.cluster_dir + "/mesh/ca";
+  sandbox.hidden_files = {ctx.config.mesh_ca_etcd_password_file};
   sandbox.writable = {l.run_dir};
   sandbox.keep_caps = mesh::workerCapabilities(settings->rt_priority > 0);
   if (auto s = mesh::enterSandbox(sandbox); !s.ok()) return fail("mesh worker", s.error());

@@ -24,6 +24,11 @@ TEST(ConfigTest, BadInputNamesFileAndField) {
   EXPECT_EQ(parseConfig(R"({"run_root": 3})", "t.json").error().message, "t.json: field 'run_root' must be a string");
   EXPECT_EQ(parseConfig(R"({"typo": 1})", "t.json").error().message, "t.json: unknown field 'typo'");
   EXPECT_FALSE(parseConfig("{", "t.json").ok());
+  EXPECT_EQ(parseConfig(R"({"mesh_ca_etcd_user": "offcore-mesh-ca"})", "t.json").error().message,
+            "t.json: mesh_ca_etcd_user and mesh_ca_etcd_password_file go together (the mesh CA's etcd user)");
+  auto ca = parseConfig(R"({"mesh_ca_etcd_user": "u", "mesh_ca_etcd_password_file": "/p"})", "t.json");
+  ASSERT_TRUE(ca.ok()) << ca.error().message;
+  EXPECT_EQ(ca->mesh_ca_etcd_password_file, "/p");
 }
 
 TEST(ConfigTest, LivenessTimesArePositiveAndTheExpiryOutlastsABeat) {

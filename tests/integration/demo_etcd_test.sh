@@ -44,6 +44,7 @@ grep "read over etcd's gRPC API in [0-9.]* ms, over its HTTP/JSON gateway in [0-
   fail "no gRPC vs gateway line"
 # The mesh step with its config and cluster view in etcd: proxies on two nodes, mTLS, the 80/20 split.
 grep -q -- "-- step mesh: done" "$log" || { grep -A20 "step mesh" "$log" | tail -20; fail "the mesh step did not finish on etcd"; }
+grep -q "the mesh CA both nodes' keepers sign with is one key in etcd (/offcore/mesh-ca/v1/ca" "$log" || fail "the mesh CA is not in etcd"
 after=$(ip netns list | awk '{print $1}' | sort)
 [ "$before" = "$after" ] || fail "network namespaces left: $(comm -13 <(echo "$before") <(echo "$after"))"
 oc fabric host list --json | jq -e --arg p "${D:0:6}-" '[.[] | select(.name | startswith($p))] | length == 0' >/dev/null ||

@@ -8,6 +8,7 @@
 #include "../kv/etcd_member.h"
 #include "base/files.h"
 #include "base/subprocess.h"
+#include "mesh/tls/ca.h"
 #include "svc/cluster_store.h"
 
 namespace offcore::svc {
@@ -151,6 +152,20 @@ TEST_P(EtcdAuthTest, EachRoleWritesOnlyItsKeys) {
   auto csi_read = client("node-a")->range(entry, "");
   ASSERT_FALSE(csi_read.ok());
   EXPECT_EQ(csi_read.error().code, EACCES);
+
+  // The mesh CA (mesh/tls/ca_store.h): made and read as the mesh CA's user;
+  // a node (and so its proxy worker) can neither read nor replace it.
+  auto ca = mesh::tls::Ca::loadOrCreate(*mesh::tls::makeKvCaStore(client("offcore-mesh-ca")), "cluster.local");
+  ASSERT_TRUE(ca.ok()) << ca.error().message;
+  auto stolen = client("node-a")->range(mesh::tls::kMeshCaKey, "");
+  ASSERT_FALSE(stolen.ok());
+  EXPECT_EQ(stolen.error().code, EACCES);
+  auto node_ca = mesh::tls::Ca::loadOrCreate(*mesh::tls::makeKvCaStore(client("node-a")), "cluster.local");
+  ASSERT_FALSE(node_ca.ok()) << "a node read or made the mesh CA";
+  EXPECT_EQ(node_ca.error().code, EACCES);
+  auto again = mesh::tls::Ca::loadOrCreate(*mesh::tls::makeKvCaStore(client("offcore-mesh-ca")), "cluster.local");
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ((*again)->caPem(), (*ca)->caPem());
 }
 
 TEST_P(EtcdAuthTest, NoUserOrAWrongPasswordIsRefusedWithOneLine) {

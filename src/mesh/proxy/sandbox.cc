@@ -107,6 +107,10 @@ Status enterSandbox(const SandboxOptions& options) {
   // After the binds, so a CA directory below a writable path is covered too.
   OC_TRY(mountOrError("tmpfs", options.ca_dir, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                       "mode=0500,size=4k"));
+  for (const auto& path : options.hidden_files) {
+    if (path.empty() || !pathExists(path)) continue;
+    OC_TRY(mountOrError("/dev/null", path, nullptr, MS_BIND, nullptr));
+  }
   OC_TRY(setAttr("/", AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0));
   for (const auto& path : options.writable) OC_TRY(setAttr(path, 0, 0, MOUNT_ATTR_RDONLY));
   return dropCapabilities(options.keep_caps);

@@ -6,7 +6,8 @@
 //   - a private mount namespace (propagation private: nothing leaks out);
 //   - /dev replaced by a tmpfs with null, zero, full, random, urandom, tty
 //     only (no block devices to read the CA off the disk);
-//   - an empty read-only tmpfs over the CA directory;
+//   - an empty read-only tmpfs over the CA directory, /dev/null over each
+//     hidden file (the mesh CA's etcd password);
 //   - every mount read-only (the cluster state the keeper decides from, the
 //     binaries a later epoch runs, /proc/sys, /sys) except the `writable`
 //     paths (the node's run directory: mesh.sock, the access log);
@@ -27,7 +28,10 @@
 namespace offcore::mesh {
 
 struct SandboxOptions {
-  std::string ca_dir;                 // must exist
+  std::string ca_dir;  // must exist
+  // Files the worker must not read (the mesh CA's etcd password): each
+  // becomes /dev/null in its view. Absent ones are skipped.
+  std::vector<std::string> hidden_files;
   std::vector<std::string> writable;  // must exist
   std::vector<int> keep_caps;         // CAP_* numbers
 };

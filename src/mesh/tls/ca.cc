@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "base/files.h"
+#include "base/strings.h"
 #include "mesh/tls/ossl.h"
 #include "mesh/tls/x509_util.h"
 
@@ -76,6 +77,24 @@ Result<X509Ptr> newCert(EVP_PKEY* key, const std::string& trust_domain, const st
   return cert;
 }
 
+// A new CA: an EC P-256 key and its self-signed certificate.
+Result<CaMaterial> makeMaterial(const std::string& trust_domain, Seconds lifetime) {
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  if (!key) return makeError("mesh CA key: " + opensslError());
+  OC_ASSIGN_OR_RETURN(X509Ptr cert, newCert(key.get(), trust_domain, "offcore mesh CA", lifetime, std::time(nullptr)));
+  X509* c = cert.get();
+  X509_set_issuer_name(c, X509_get_subject_name(c));
+  OC_TRY(addExt(c, c, NID_basic_constraints, "critical,CA:TRUE"));
+  OC_TRY(addExt(c, c, NID_key_usage, "critical,keyCertSign,cRLSign"));
+  OC_TRY(addExt(c, c, NID_subject_key_identifier, "hash"));
+  if (!X509_sign(c, key.get(), EVP_sha256())) return makeError("mesh CA sign: " + opensslError());
+  CaMaterial m;
+  m.trust_domain = trust_domain;
+  OC_ASSIGN_OR_RETURN(m.key_pem, keyPem(key.get()));
+  OC_ASSIGN_OR_RETURN(m.cert_pem, certPem(c));
+  return m;
+}
+
 }  // namespace
 
 Result<SpiffeId> parseSpiffeId(const std::string& id) {
@@ -115,49 +134,41 @@ Ca::Ca(std::string trust_domain, std::string ca_pem, std::unique_ptr<Keys> keys,
 Ca::~Ca() = default;
 
 Result<std::unique_ptr<Ca>> Ca::loadOrCreate(const std::string& dir, const std::string& trust_domain) {
+  auto store = makeDirCaStore(dir);
+  return loadOrCreate(*store, trust_domain);
+}
+
+Result<std::unique_ptr<Ca>> Ca::loadOrCreate(CaStore& store, const std::string& trust_domain) {
   if (!isDnsName(trust_domain)) return makeError("mesh CA: trust domain '" + trust_domain + "' is not a DNS name");
-  OC_TRY(makePrivateDir(dir));
-  // Two proxies starting at once must end up with one CA.
-  OC_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(dir + "/.lock"));
-  auto keys = std::make_unique<Keys>();
-  std::string key_path = dir + "/ca.key", cert_path = dir + "/ca.crt", td_path = dir + "/trust_domain";
-  if (pathExists(cert_path)) {
-    OC_ASSIGN_OR_RETURN(std::string td, readFile(td_path));
-    if (trim(td) != trust_domain) {
-      return makeError("mesh CA in " + dir + " is for trust domain '" + trim(td) + "', not '" + trust_domain +
-                       "'; use another directory or the same trust domain");
-    }
-    OC_ASSIGN_OR_RETURN(std::string key_pem, readFile(key_path));
-    OC_ASSIGN_OR_RETURN(std::string cert_pem, readFile(cert_path));
-    OC_ASSIGN_OR_RETURN(keys->key, parseKey(key_pem));
-    OC_ASSIGN_OR_RETURN(keys->cert, parseCert(cert_pem));
-    if (X509_check_private_key(keys->cert.get(), keys->key.get()) != 1) {
-      return makeError("mesh CA in " + dir + ": ca.key does not match ca.crt; restore both or remove both");
-    }
-    SystemTime not_after = asn1Time(X509_get0_notAfter(keys->cert.get()));
-    if (not_after <= std::chrono::system_clock::now()) {
-      return makeError("mesh CA in " + dir + " expired; remove ca.key and ca.crt to create a new one");
-    }
-    return std::unique_ptr<Ca>(new Ca(trust_domain, cert_pem, std::move(keys), not_after));
+  OC_ASSIGN_OR_RETURN(auto have, store.load());
+  CaMaterial m;
+  if (have) {
+    m = std::move(*have);
+  } else {
+    OC_ASSIGN_OR_RETURN(CaMaterial made, makeMaterial(trust_domain, kCaLifetime));
+    // Another keeper may have stored its CA first: then that one is used.
+    OC_ASSIGN_OR_RETURN(m, store.createOrLoad(made));
   }
-  keys->key.reset(EVP_EC_gen("P-256"));
-  if (!keys->key) return makeError("mesh CA key: " + opensslError());
-  OC_ASSIGN_OR_RETURN(keys->cert,
-                      newCert(keys->key.get(), trust_domain, "offcore mesh CA", kCaLifetime, std::time(nullptr)));
-  X509* c = keys->cert.get();
-  X509_set_issuer_name(c, X509_get_subject_name(c));
-  OC_TRY(addExt(c, c, NID_basic_constraints, "critical,CA:TRUE"));
-  OC_TRY(addExt(c, c, NID_key_usage, "critical,keyCertSign,cRLSign"));
-  OC_TRY(addExt(c, c, NID_subject_key_identifier, "hash"));
-  if (!X509_sign(c, keys->key.get(), EVP_sha256())) return makeError("mesh CA sign: " + opensslError());
-  OC_ASSIGN_OR_RETURN(std::string key_pem, keyPem(keys->key.get()));
-  OC_ASSIGN_OR_RETURN(std::string cert_pem, certPem(c));
-  OC_TRY(writeFileAtomic(key_path, key_pem, 0600));
-  OC_TRY(writeFileAtomic(td_path, trust_domain + "\n", 0644));
-  // The certificate last: its presence means the CA is complete.
-  OC_TRY(writeFileAtomic(cert_path, cert_pem, 0644));
-  SystemTime not_after = asn1Time(X509_get0_notAfter(c));
-  return std::unique_ptr<Ca>(new Ca(trust_domain, cert_pem, std::move(keys), not_after));
+  const std::string where = "mesh CA in " + store.location();
+  if (m.trust_domain != trust_domain) {
+    return makeError(where + " is for trust domain '" + printableLine(m.trust_domain) + "', not '" + trust_domain +
+                     "'; use the same trust domain, or another CA location");
+  }
+  auto keys = std::make_unique<Keys>();
+  auto key = parseKey(m.key_pem);
+  if (!key.ok()) return key.error().wrap(where);
+  keys->key = std::move(*key);
+  auto cert = parseCert(m.cert_pem);
+  if (!cert.ok()) return cert.error().wrap(where);
+  keys->cert = std::move(*cert);
+  if (X509_check_private_key(keys->cert.get(), keys->key.get()) != 1) {
+    return makeError(where + ": its key does not match its certificate; restore both or remove both");
+  }
+  SystemTime not_after = asn1Time(X509_get0_notAfter(keys->cert.get()));
+  if (not_after <= std::chrono::system_clock::now()) {
+    return makeError(where + " expired; remove it to create a new one");
+  }
+  return std::unique_ptr<Ca>(new Ca(trust_domain, m.cert_pem, std::move(keys), not_after));
 }
 
 namespace {

@@ -1,5 +1,5 @@
 // The mesh's built-in CA: one EC P-256 key and self-signed certificate per
-// trust domain, kept in a directory (ca.key 0600, ca.crt, trust_domain).
+// trust domain, kept in a CaStore (ca_store.h: a directory, or etcd).
 // It issues short-lived workload certificates (X.509 SVIDs) whose only URI
 // SAN is the workload's SPIFFE ID, spiffe://<td>/ns/<ns>/sa/<sa>.
 #pragma once
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "mesh/tls/ca_store.h"
 
 namespace offcore::mesh::tls {
 
@@ -51,8 +52,12 @@ class Ca : public CertIssuer {
   static constexpr Seconds kCaLifetime{365 * 24 * 3600};
   static constexpr Seconds kDefaultTtl{3600};
 
-  // Loads the CA in `dir`, or creates it (dir 0700) when it holds none.
-  // A directory whose CA belongs to another trust domain is refused.
+  // Loads the CA in `store`, or creates it when it holds none (two
+  // creators racing: both get the first one stored). A CA of another trust
+  // domain, a key that does not match its certificate or an expired CA is
+  // refused with one line naming where it is.
+  static Result<std::unique_ptr<Ca>> loadOrCreate(CaStore& store, const std::string& trust_domain);
+  // The same over a directory (makeDirCaStore; dir 0700).
   static Result<std::unique_ptr<Ca>> loadOrCreate(const std::string& dir, const std::string& trust_domain);
   ~Ca() override;
 

@@ -62,6 +62,7 @@ class SandboxTest : public testing::Test {
     ASSERT_TRUE(makeDirs(dir_ + "/run").ok());
     ASSERT_TRUE(writeFileAtomic(dir_ + "/cluster/mesh/ca/ca.key", "secret", 0600).ok());
     ASSERT_TRUE(writeFileAtomic(dir_ + "/cluster/state.json", "{}", 0644).ok());
+    ASSERT_TRUE(writeFileAtomic(dir_ + "/mesh-ca.password", "etcd-secret\n", 0600).ok());
   }
   void TearDown() override {
     if (!dir_.empty()) (void)removeTree(dir_);
@@ -75,9 +76,15 @@ TEST_F(SandboxTest, HidesTheCaKeepsOnlyTheRunDirWritableAndDropsCapabilities) {
     o.ca_dir = dir_ + "/cluster/mesh/ca";
     o.writable = {dir_ + "/run"};
     o.keep_caps = workerCapabilities(false);
+    o.hidden_files = {dir_ + "/mesh-ca.password", dir_ + "/not-there"};
     if (auto s = enterSandbox(o); !s.ok()) return s.error().message;
     std::string out;
     if (readFile(dir_ + "/cluster/mesh/ca/ca.key").ok()) out += "ca.key readable; ";
+    if (readFile(dir_ + "/mesh-ca.password").valueOr("").find("secret") != std::string::npos) {
+      out += "the mesh CA's etcd password readable; ";
+    }
+    if (::umount2((dir_ + "/mesh-ca.password").c_str(), MNT_DETACH) == 0)
+      out += "the password mask could be unmounted; ";
     if (writeFileAtomic(dir_ + "/cluster/state.json", "{\"x\":1}", 0644).ok()) out += "cluster state writable; ";
     if (!writeFileAtomic(dir_ + "/run/mesh-access.log", "line\n", 0600).ok()) out += "run dir not writable; ";
     if (DIR* d = ::opendir("/dev")) {
@@ -106,6 +113,7 @@ TEST_F(SandboxTest, HidesTheCaKeepsOnlyTheRunDirWritableAndDropsCapabilities) {
   EXPECT_EQ(problems, "");
   // Outside, nothing changed.
   EXPECT_TRUE(readFile(dir_ + "/cluster/mesh/ca/ca.key").ok());
+  EXPECT_EQ(readFile(dir_ + "/mesh-ca.password").valueOr(""), "etcd-secret\n");
 }
 
 TEST_F(SandboxTest, LockUnixSocketsRefusesNewUnixSocketsOnly) {
