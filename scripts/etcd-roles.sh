@@ -10,8 +10,9 @@
 # add nodes). Point each node's config at its own user: "etcd_user":
 # "node-a", "etcd_password_file": "<dir>/node-a.password", and at the mesh
 # CA's: "mesh_ca_etcd_user": "offcore-mesh-ca", "mesh_ca_etcd_password_file":
-# "<dir>/offcore-mesh-ca.password" (the mesh keeper alone uses it; the proxy
-# worker never sees that file); the CLI's at offcore-admin. For TLS members, set
+# "<cluster_dir>/mesh/ca/etcd.password" (a copy of <dir>/offcore-mesh-ca.password
+# where the proxy worker's sandbox hides it); the CLI's at offcore-admin.
+# A node gets only its own password and the mesh CA's, never root's or the admin's. For TLS members, set
 # ETCDCTL_CACERT / ETCDCTL_CERT / ETCDCTL_KEY as etcdctl reads them.
 set -euo pipefail
 

@@ -1,4 +1,6 @@
 // ControllerOps over replicated volumes (csi_ops.h).
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -16,6 +18,7 @@
 #include "dpu/node.h"
 #include "gateway/client.h"
 #include "image/digest.h"
+#include "kv/etcd_client.h"
 
 namespace offcore {
 
@@ -167,7 +170,7 @@ class CsiController final : public csi::ControllerOps {
 
   Result<csi::VolumeInfo> getVolume(const std::string& id) override {
     auto v = loadReplicatedVolume(ctx_, id);
-    if (!v.ok()) return Error{ENOENT, "no volume " + id};
+    if (!v.ok()) return v.error().code == ENOENT ? Error{ENOENT, "no volume " + id} : v.error();
     if (v->read_only) return Error{ENOENT, id + " is a snapshot, not a volume"};
     auto e = loadEntry(id);
     OC_TRY(presentOrAbsent(e));
@@ -185,7 +188,11 @@ class CsiController final : public csi::ControllerOps {
     OC_ASSIGN_OR_RETURN(auto names, replicatedVolumeNames(ctx_));
     for (const auto& n : names) {
       auto v = getVolume(n);
-      if (v.ok()) out.push_back(std::move(*v));
+      if (v.ok()) {
+        out.push_back(std::move(*v));
+      } else if (v.error().code != ENOENT) {  // gone meanwhile, or a snapshot: not listed; else a real failure
+        return v.error();
+      }
     }
     return out;
   }
@@ -355,7 +362,13 @@ class CsiController final : public csi::ControllerOps {
       s.id = n;
       s.source_volume_id = v->parent;
       s.size_bytes = v->size_bytes;
-      s.created_unix_ns = v->created_unix_ns;  // 0 for a record from before it was kept
+      s.created_unix_ns = v->created_unix_ns;
+      struct stat st {};  // a directory record from before the field: its file's mtime
+      if (s.created_unix_ns == 0 && !kv::isEtcdUrl(ctx_.config.cluster_store) &&
+          ::stat((ctx_.config.cluster_dir + "/" + volumes::kVolumeRecords.folder + "/" + n + ".json").c_str(), &st) ==
+              0) {
+        s.created_unix_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      }
       out.push_back(s);
     }
     return out;
@@ -450,7 +463,9 @@ class CsiController final : public csi::ControllerOps {
     if (!snap.empty()) {
       auto s = loadReplicatedVolume(ctx_, snap);
       if (!s.ok() || !s->read_only) return Error{ENOENT, "no snapshot " + snap};
-      if (auto se = loadEntry(snap); se.ok() && se->deleted) return Error{ENOENT, "snapshot " + snap + " was deleted"};
+      auto se = loadEntry(snap);
+      OC_TRY(presentOrAbsent(se));
+      if (se.ok() && se->deleted) return Error{ENOENT, "snapshot " + snap + " was deleted"};
       if (spec.size_bytes < s->size_bytes) {
         return makeError("the snapshot is " + std::to_string(s->size_bytes) + " bytes, more than asked", ERANGE);
       }
@@ -528,8 +543,7 @@ class CsiController final : public csi::ControllerOps {
         if (!e.ok() || !e->deleted) continue;
         auto v = loadReplicatedVolume(ctx_, e->id);
         if (v.ok() && !removeReplicatedVolume(ctx_, *v, false).ok()) continue;
-        removeEntry(e->id);
-        removed = true;
+        removed = removeEntry(e->id) || removed;  // a pass that removes nothing ends the loop
       }
     }
   }
@@ -575,6 +589,8 @@ class CsiController final : public csi::ControllerOps {
   // ENOENT: no entry; any other error (the store unreachable, a damaged
   // entry) is not "absent" and the callers pass it on.
   Result<CatalogEntry> loadEntry(const std::string& id) const {
+    // An id no entry can have (not one path segment) names none.
+    if (!volumes::checkRecordName(id, volumes::kCsiRecords).ok()) return Error{ENOENT, "no CSI catalog entry " + id};
     OC_ASSIGN_OR_RETURN(auto store, catalog());
     OC_ASSIGN_OR_RETURN(auto text, store->get(id));
     if (!text) return Error{ENOENT, "no CSI catalog entry " + id};
@@ -622,10 +638,12 @@ class CsiController final : public csi::ControllerOps {
     return store->put(e.id, dumpJson(j, 2) + "\n");
   }
 
-  void removeEntry(const std::string& id) const {
+  // False (and a warning) when the entry stays.
+  bool removeEntry(const std::string& id) const {
     auto store = catalog();
     Status s = store.ok() ? store.value()->remove(id) : Status(store.error());
     if (!s.ok()) spdlog::warn("csi: catalog entry {} left behind: {}", id, s.error().message);
+    return s.ok();
   }
 
   const CliContext& ctx_;

@@ -205,7 +205,8 @@ Status runMesh(Context& ctx) {
     if (r.kvs.empty()) return makeError(std::string("no mesh CA at ") + mesh::tls::kMeshCaKey + " in etcd");
     std::printf(
         "the mesh CA both nodes' keepers sign with is one key in etcd (%s, made by the first keeper, read by the "
-        "next; nodes' etcd users cannot read it): nodes on other machines get certificates the same peers trust\n",
+        "next; with authentication on, only the mesh CA's own etcd user reads it): nodes on other machines get "
+        "certificates the same peers trust\n",
         mesh::tls::kMeshCaKey);
   }
 

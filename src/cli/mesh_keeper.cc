@@ -159,9 +159,27 @@ class Keeper {
     if (!c.mesh_ca_etcd_user.empty()) {
       c.etcd_user = c.mesh_ca_etcd_user;
       c.etcd_password_file = c.mesh_ca_etcd_password_file;
+    } else {
+      spdlog::warn(
+          "mesh CA: in etcd ({}) and read with the node's own etcd credentials, which the proxy worker has too; "
+          "set mesh_ca_etcd_user and mesh_ca_etcd_password_file (docs/ETCD.md, \"The mesh CA\")",
+          mesh::tls::kMeshCaKey);
     }
     OC_ASSIGN_OR_RETURN(auto options, kv::etcdOptionsFor(c, c.cluster_store));
-    return mesh::tls::makeKvCaStore(std::shared_ptr<kv::KvClient>(kv::makeEtcdClient(std::move(options))));
+    auto store = mesh::tls::makeKvCaStore(std::shared_ptr<kv::KvClient>(kv::makeEtcdClient(std::move(options))));
+    // A cluster moving onto etcd keeps the CA its directory had (the first
+    // keeper's wins), so certificates signed before stay trusted.
+    OC_ASSIGN_OR_RETURN(auto in_etcd, store->load());
+    if (!in_etcd) {
+      auto dir_store = mesh::tls::makeDirCaStore(cluster_dir_ + "/mesh/ca");
+      OC_ASSIGN_OR_RETURN(auto in_dir, dir_store->load());
+      if (in_dir) {
+        auto copied = store->createOrLoad(*in_dir);
+        if (!copied.ok()) return copied.error();
+        spdlog::warn("mesh CA: {}'s CA copied into {} (etcd holds it now)", dir_store->location(), store->location());
+      }
+    }
+    return std::unique_ptr<mesh::tls::CaStore>(std::move(store));
   }
 
   // The CA (created on first use), the settings it signs with, and the

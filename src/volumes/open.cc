@@ -14,12 +14,20 @@ Result<std::shared_ptr<kv::KvClient>> etcdOf(const Config& config) {
   return std::shared_ptr<kv::KvClient>(kv::makeEtcdClient(std::move(options)));
 }
 
+// An import that failed says what was being done.
+Status imported(const Status& s, const RecordKind& kind) {
+  if (s.ok()) return s;
+  return s.error().wrap(std::string("moving the ") + kind.plural + " of the cluster directory into etcd");
+}
+
 }  // namespace
 
 Result<VolumeStores> openVolumeStores(const Config& config) {
   if (kv::isEtcdUrl(config.cluster_store)) {
     OC_ASSIGN_OR_RETURN(auto kv, etcdOf(config));
-    return VolumeStores{makeKvRecordStore(kv, kVolumeRecords), makeKvNexusState(kv)};
+    VolumeStores stores{makeKvRecordStore(kv, kVolumeRecords), makeKvNexusState(kv)};
+    OC_TRY(imported(importDirRecords(config, *stores.records, kVolumeRecords, stores.nexus.get()), kVolumeRecords));
+    return stores;
   }
   return VolumeStores{makeDirRecordStore(config.cluster_dir + "/" + kVolumeRecords.folder, kVolumeRecords),
                       makeDirNexusState(config.cluster_dir + "/nexus")};
@@ -28,7 +36,9 @@ Result<VolumeStores> openVolumeStores(const Config& config) {
 Result<std::unique_ptr<RecordStore>> openRecordStore(const Config& config, const RecordKind& kind) {
   if (kv::isEtcdUrl(config.cluster_store)) {
     OC_ASSIGN_OR_RETURN(auto kv, etcdOf(config));
-    return makeKvRecordStore(kv, kind);
+    auto store = makeKvRecordStore(kv, kind);
+    OC_TRY(imported(importDirRecords(config, *store, kind), kind));
+    return store;
   }
   return makeDirRecordStore(config.cluster_dir + "/" + kind.folder, kind);
 }

@@ -24,6 +24,15 @@ Result<VolumeStores> openVolumeStores(const Config& config);
 // cluster_store is etcd://..., else <cluster_dir>/<kind.folder>.
 Result<std::unique_ptr<RecordStore>> openRecordStore(const Config& config, const RecordKind& kind);
 
+// Records the cluster directory held before the config named an etcd
+// store: copied into `to` once (create-if-absent; a record both hold with
+// other contents is an error naming it), then <cluster_dir>/<kind.folder>
+// renamed <folder>.imported so nothing removed in etcd comes back. With
+// `nexus_to` (volumes) each volume's nexus journal goes first, and not while
+// a disk attached in directory mode still holds its claims (EBUSY).
+// Nothing to do (the folder gone): ok. The open* functions call it.
+Status importDirRecords(const Config& config, RecordStore& to, const RecordKind& kind, NexusState* nexus_to = nullptr);
+
 // The state a disk's `--journal` reference names (etcd:ID: the config's
 // etcd; a path: its directory), and the id in it.
 Result<std::unique_ptr<NexusState>> openNexusStateFor(const Config& config, const JournalRef& ref,

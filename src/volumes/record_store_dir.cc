@@ -34,10 +34,12 @@ class DirRecordStore final : public RecordStore {
 
   Result<std::optional<std::string>> get(const std::string& name) override {
     OC_TRY(checkRecordName(name, kind_));
-    std::string path = pathOf(name);
-    if (!pathExists(path)) return std::optional<std::string>{};
-    OC_ASSIGN_OR_RETURN(auto text, readFile(path));
-    return std::optional<std::string>(std::move(text));
+    auto text = readFile(pathOf(name));
+    if (!text.ok()) {
+      if (text.error().code == ENOENT) return std::optional<std::string>{};  // absent, or removed meanwhile
+      return text.error();                                                   // EACCES, EIO...: not "absent"
+    }
+    return std::optional<std::string>(std::move(*text));
   }
 
   Result<std::vector<std::string>> names() override {

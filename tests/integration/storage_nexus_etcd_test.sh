@@ -17,12 +17,25 @@ etcd_cluster_up "$T/etcd" "ea$ID" "eb$ID" "ec$ID"
 printf '{"cluster_dir": "%s/cluster", "cluster_store": "%s"}\n' "$T" "$ETCD_URL" > "$T/config.json"
 export OFFCORE_CONFIG=$T/config.json
 gateways_up "$T" "$A" "$B"
+
+step "a volume made while the cluster state was a directory moves into etcd on first use"
+printf '{"cluster_dir": "%s/cluster"}\n' "$T" > "$T/config-dir.json"
+OFFCORE_CONFIG=$T/config-dir.json oc volume create old --size 64M --replicas 2 --targets "$A,$B" >/dev/null
+[ -e "$T/cluster/volumes/old.json" ] || fail "the directory store did not record the volume"
 netns_add "h$N1"
 node_up "$N1" --host-netns "h$N1" >/dev/null
 # With its host side in the root namespace, $N2's SoC is this shell's way
 # to the fabric (etcd's members) for the CLI.
 node_up "$N2" >/dev/null
 d1=/run/offcore/$N1/disks/kv d2=/run/offcore/$N2/disks/kv
+
+[ "$(oc volume list --replicated --json | jq -r '.[].name')" = old ] || fail "the directory's volume was not imported"
+[ "$(etcdctl_c get --print-value-only /offcore/volumes/v1/records/old | jq -r .size_bytes)" = $((64 << 20)) ] ||
+  fail "no imported record in etcd"
+[ -e "$T/cluster/volumes.imported/old.json" ] && [ ! -e "$T/cluster/volumes" ] ||
+  fail "the directory's records were not set aside: $(ls "$T/cluster")"
+oc volume delete old >/dev/null
+[ -z "$(etcdctl_c get --prefix --keys-only /offcore/volumes/v1/records/)" ] || fail "the imported volume came back"
 
 step "the volume's record is a key in etcd, none in the cluster directory"
 oc volume create kv --size 128M --replicas 2 --targets "$A,$B" >/dev/null

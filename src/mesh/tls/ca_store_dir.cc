@@ -1,6 +1,8 @@
 // The mesh CA in a directory: ca.key (0600), trust_domain, then ca.crt,
 // written last (its presence means the CA is complete), under a flock on
 // .lock so two keepers starting at once make one CA.
+#include <cerrno>
+
 #include "base/files.h"
 #include "base/strings.h"
 #include "mesh/tls/ca_store.h"
@@ -14,12 +16,17 @@ class DirCaStore final : public CaStore {
   explicit DirCaStore(std::string dir) : dir_(std::move(dir)) {}
 
   Result<std::optional<CaMaterial>> load() override {
-    if (!pathExists(certPath())) return std::optional<CaMaterial>{};
+    // The certificate is written last: without it there is no CA (yet).
+    auto cert = readFile(certPath());
+    if (!cert.ok()) {
+      if (cert.error().code == ENOENT) return std::optional<CaMaterial>{};
+      return cert.error();  // unreadable is not "absent": never make a second CA over it
+    }
     CaMaterial m;
+    m.cert_pem = std::move(*cert);
     OC_ASSIGN_OR_RETURN(std::string td, readFile(dir_ + "/trust_domain"));
     m.trust_domain = trim(td);
     OC_ASSIGN_OR_RETURN(m.key_pem, readFile(dir_ + "/ca.key"));
-    OC_ASSIGN_OR_RETURN(m.cert_pem, readFile(certPath()));
     return std::optional<CaMaterial>(std::move(m));
   }
 

@@ -93,8 +93,7 @@ TEST_P(CaStoreTest, AMismatchedKeyIsRefused) {
   ASSERT_TRUE(made.ok()) << made.error().message;
   auto ca = Ca::loadOrCreate(*open(), "cluster.local");
   ASSERT_FALSE(ca.ok());
-  EXPECT_NE(ca.error().message.find("its key does not match its certificate"), std::string::npos)
-      << ca.error().message;
+  EXPECT_NE(ca.error().message.find("its key does not match its certificate"), std::string::npos) << ca.error().message;
   EXPECT_EQ(ca.error().message.find('\n'), std::string::npos);
 }
 
