@@ -4,11 +4,15 @@
 // new connection, as another machine would have).
 #pragma once
 
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
 #include <memory>
 #include <string>
 
 #include "../kv/etcd_member.h"
 #include "../kv/fake_kv.h"
+#include "base/files.h"
 #include "kv/etcd_client.h"
 
 namespace offcore::kv {
@@ -36,6 +40,23 @@ class KvBackend {
   EtcdMember member_;
   std::shared_ptr<KvClient> raw_;
   std::shared_ptr<FakeKv> fake_;
+};
+
+// A store test's fixture, parameterised by the back end ("dir", "fake",
+// "etcd"): a private directory (removed after) and the KvBackend.
+class StoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/oc-store-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto up = kv_.start(GetParam());
+    ASSERT_TRUE(up.ok()) << up.error().message;
+  }
+  void TearDown() override { (void)removeTree(dir_); }
+
+  std::string dir_;
+  KvBackend kv_;
 };
 
 }  // namespace offcore::kv

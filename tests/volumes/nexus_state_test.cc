@@ -36,25 +36,13 @@ bool sameRecord(const nexus::NexusRecord& a, const nexus::NexusRecord& b) {
 
 // The same cases against each state: the directory, an in-memory etcd with
 // etcd's rules, and a real etcd member over gRPC.
-class NexusStateTest : public ::testing::TestWithParam<std::string> {
+class NexusStateTest : public kv::StoreTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/oc-nxstate-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto up = kv_.start(GetParam());
-    ASSERT_TRUE(up.ok()) << up.error().message;
-  }
-  void TearDown() override { (void)removeTree(dir_); }
-
   // Each call is a separate client, as two machines would have.
   std::unique_ptr<NexusState> open() {
     if (!kv_.kv()) return makeDirNexusState(dir_ + "/nexus");
     return makeKvNexusState(kv_.client(), 3);
   }
-
-  std::string dir_;
-  kv::KvBackend kv_;
 };
 
 TEST_P(NexusStateTest, ASecondHolderIsRefusedAndToldWhoHoldsTheReplica) {

@@ -17,24 +17,12 @@
 namespace offcore::volumes {
 namespace {
 
-class RecordStoreTest : public ::testing::TestWithParam<std::string> {
+class RecordStoreTest : public kv::StoreTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/oc-records-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto up = kv_.start(GetParam());
-    ASSERT_TRUE(up.ok()) << up.error().message;
-  }
-  void TearDown() override { (void)removeTree(dir_); }
-
   std::unique_ptr<RecordStore> open(const RecordKind& kind = kVolumeRecords) {
     if (!kv_.kv()) return makeDirRecordStore(dir_ + "/" + kind.folder, kind);
     return makeKvRecordStore(kv_.client(), kind);
   }
-
-  std::string dir_;
-  kv::KvBackend kv_;
 };
 
 TEST_P(RecordStoreTest, PutGetListRemove) {

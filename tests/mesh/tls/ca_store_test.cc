@@ -14,25 +14,13 @@ namespace {
 
 // The same cases over the directory, the in-memory fake and a real etcd
 // member: what every keeper of a cluster relies on.
-class CaStoreTest : public ::testing::TestWithParam<std::string> {
+class CaStoreTest : public kv::StoreTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/oc-castore-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto up = kv_.start(GetParam());
-    ASSERT_TRUE(up.ok()) << up.error().message;
-  }
-  void TearDown() override { (void)removeTree(dir_); }
-
   // A keeper's own store (etcd: its own connection, as on another machine).
   std::unique_ptr<CaStore> open() {
     if (!kv_.kv()) return makeDirCaStore(dir_ + "/ca");
     return makeKvCaStore(kv_.client());
   }
-
-  std::string dir_;
-  kv::KvBackend kv_;
 };
 
 TEST_P(CaStoreTest, MadeOnceThenLoadedEverywhere) {
