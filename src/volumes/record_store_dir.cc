@@ -8,10 +8,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "base/files.h"
+#include "base/log.h"
 #include "base/strings.h"
 #include "volumes/record_store.h"
 
@@ -79,15 +83,34 @@ class DirRecordStore final : public RecordStore {
     return okStatus();
   }
 
-  // A flock: the kernel drops it with its holder, so waiting is safe.
-  Result<std::unique_ptr<RecordLock>> lock(const std::string&, int) override {
+  // A flock: the kernel drops it with its holder. Taken without blocking,
+  // retried until wait_s, so a stuck holder gets a refusal naming it.
+  Result<std::unique_ptr<RecordLock>> lock(const std::string& who, int wait_s) override {
     OC_TRY(makePrivateDir(dir_));
-    int fd = ::open((dir_ + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return errnoError("open " + dir_ + "/.lock");
-    if (::flock(fd, LOCK_EX) != 0) {
+    const std::string path = dir_ + "/.lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return errnoError("open " + path);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
-      ::close(fd);
-      return errnoError("lock " + dir_, err);
+      if (err != EWOULDBLOCK && err != EINTR) {
+        ::close(fd);
+        return errnoError("lock " + path, err);
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        std::string holder = printableLine(trim(readFile(path).valueOr("")));
+        ::close(fd);
+        return makeError(std::string(kind_.plural) + " in " + dir_ + " are being changed by " +
+                             (holder.empty() ? "another command" : holder) + " for " + std::to_string(wait_s) +
+                             " s now; try again once it is done",
+                         EBUSY);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    // Who holds it, for the refusal another command gets meanwhile.
+    std::string line = printableLine(who) + " (pid " + std::to_string(::getpid()) + ")\n";
+    if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, line.data(), line.size(), 0) < 0) {
+      spdlog::debug("{}: holder not written: {}", path, std::strerror(errno));
     }
     return std::unique_ptr<RecordLock>(std::make_unique<DirLock>(fd));
   }

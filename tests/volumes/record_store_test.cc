@@ -120,6 +120,29 @@ TEST_P(RecordStoreTest, KindsApartAndNamesOneSegment) {
 INSTANTIATE_TEST_SUITE_P(Stores, RecordStoreTest, ::testing::Values("dir", "fake", "etcd"),
                          [](const auto& info) { return info.param; });
 
+// The directory's lock waits at most wait_s too, and names its holder.
+TEST(DirRecordStoreTest, ALockHeldTooLongIsRefusedNamingItsHolder) {
+  char tmpl[] = "/tmp/oc-dirlock-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = std::string(tmpl) + "/volumes";
+  auto a = makeDirRecordStore(dir, kVolumeRecords), b = makeDirRecordStore(dir, kVolumeRecords);
+  {
+    auto held = a->lock("offcore volume create v1");
+    ASSERT_TRUE(held.ok()) << held.error().message;
+    auto t0 = std::chrono::steady_clock::now();
+    auto refused = b->lock("offcore volume delete v2", 1);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(900)) << "it did not wait";
+    EXPECT_EQ(refused.error().code, EBUSY);
+    EXPECT_NE(refused.error().message.find("being changed by offcore volume create v1 (pid "), std::string::npos)
+        << refused.error().message;
+  }
+  auto next = b->lock("offcore volume delete v2", 1);
+  EXPECT_TRUE(next.ok()) << next.error().message;
+  next->reset();
+  (void)removeTree(tmpl);
+}
+
 // --- etcd only ---------------------------------------------------------------
 
 TEST(KvRecordStoreTest, OneLockHolderClusterWideAndTheOtherToldWho) {
