@@ -29,11 +29,6 @@ namespace {
 constexpr const char* kK8sPrefix = "csi.storage.k8s.io/";
 constexpr int kMaxCsiReplicas = 3;
 
-int64_t nowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // What CSI made, next to the volume record (which the `volume` commands own).
 struct CatalogEntry {
   std::string kind;  // "volume" | "snapshot"
@@ -112,7 +107,7 @@ class CsiController final : public csi::ControllerOps {
     e.parameters = params;
     e.source_snapshot = spec.source_snapshot;
     e.source_volume = spec.source_volume;
-    e.created_ns = nowNs();
+    e.created_ns = unixNowNs();
     OC_TRY(saveEntry(e));
     auto made = make(e, spec);
     if (!made.ok()) {
@@ -215,7 +210,7 @@ class CsiController final : public csi::ControllerOps {
       entry.ready = true;
       entry.imported = true;
       entry.size_bytes = v->capacity_bytes;
-      entry.created_ns = nowNs();
+      entry.created_ns = unixNowNs();
     }
     json want{
         {"readonly", readonly}, {"mode", static_cast<int>(cap.mode)}, {"block", cap.type == csi::AccessType::kBlock}};
@@ -296,7 +291,7 @@ class CsiController final : public csi::ControllerOps {
     e.id = id;
     e.size_bytes = v->size_bytes;
     e.source_volume = source;
-    e.created_ns = nowNs();
+    e.created_ns = unixNowNs();
     OC_TRY(saveEntry(e));
     auto made = snapshotReplicated(ctx_, *v, id);
     if (!made.ok()) {

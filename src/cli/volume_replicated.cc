@@ -29,11 +29,6 @@ namespace {
 constexpr int kMaxReplicas = 8;
 constexpr int kMinReplicas = 1;
 
-int64_t unixNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 json recordJson(const ReplicatedVolume& v) {
   json reps = json::array();
   for (const auto& r : v.replicas) reps.push_back({{"target", r.target}, {"uri", r.uri}});
@@ -145,6 +140,11 @@ json attachedDisk(const CliContext& ctx, const ReplicatedVolume& v) {
 }
 
 }  // namespace
+
+int64_t unixNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 Result<volumes::VolumeStores> volumeStores(const CliContext& ctx) {
   // One client per process (the CSI controller calls from its gRPC threads).

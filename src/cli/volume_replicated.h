@@ -38,6 +38,10 @@ struct AttachedAt {
   std::string state;    // the nexus's (online, degraded, ...) or the initiator's path state
   std::string problem;  // "" when every replica is online
 };
+// The wall clock in ns since the epoch: the creation times records carry
+// (volumes, snapshots, the CSI catalog).
+int64_t unixNowNs();
+
 std::optional<AttachedAt> replicatedAttachedAt(const CliContext& ctx, const ReplicatedVolume& v);
 Result<std::vector<std::string>> replicatedVolumeNames(const CliContext& ctx);  // sorted
 

@@ -12,10 +12,9 @@
 // expired (its keys deleted) or was taken over saves nothing.
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <set>
 
 #include "base/json.h"
 #include "base/strings.h"
@@ -191,14 +190,14 @@ class KvNexusState final : public NexusState {
 
   Result<std::unique_ptr<nexus::ReplicaClaim>> claim(const std::vector<std::string>& replicas,
                                                      const nexus::ClaimHolder& holder) override {
-    std::set<std::string> keys;
-    for (const auto& r : replicas) keys.insert(claimKey(r));
+    std::map<std::string, std::string> keys;  // claim key -> replica
+    for (const auto& r : replicas) keys.emplace(claimKey(r), r);
     OC_ASSIGN_OR_RETURN(auto lease, kv::LeaseKeeper::start(kv_, ttl_s_));
     const std::string value = dumpJson(json{{"owner", holder.owner}, {"pid", holder.pid}});
     for (int attempt = 0; attempt < 16; ++attempt) {
       std::vector<kv::Compare> compares;
       std::vector<kv::Op> puts;
-      for (const auto& key : keys) {
+      for (const auto& [key, replica] : keys) {
         OC_ASSIGN_OR_RETURN(auto r, kv_->range(key, ""));
         if (r.kvs.empty()) {
           compares.push_back({key, kv::Compare::Target::Create, kv::Compare::Result::Equal, 0, ""});
@@ -211,7 +210,7 @@ class KvNexusState final : public NexusState {
             int pid = j.is_object() && j.contains("pid") && j["pid"].is_number_integer() ? j["pid"].get<int>() : 0;
             // One line, whatever the key holds.
             std::string who = printableLine(nexus::ClaimHolder{owner, pid}.describe());
-            return makeError("replica " + replicaOf(key) + " is in use by " + who +
+            return makeError("replica " + replica + " is in use by " + who +
                                  "; detach it there first (two writers would split the volume)",
                              EBUSY);
           }
@@ -223,7 +222,7 @@ class KvNexusState final : public NexusState {
       OC_ASSIGN_OR_RETURN(auto t, kv_->txn(compares, puts));
       if (!t.succeeded) continue;  // someone moved in between: look again
       std::vector<kv::Compare> guards;
-      for (const auto& key : keys) {
+      for (const auto& [key, replica] : keys) {
         guards.push_back({key, kv::Compare::Target::Mod, kv::Compare::Result::Equal, t.revision, ""});
       }
       return std::unique_ptr<nexus::ReplicaClaim>(std::make_unique<KvClaim>(std::move(lease), std::move(guards)));
@@ -253,19 +252,6 @@ class KvNexusState final : public NexusState {
   std::string location() const override { return kv_->describe(); }
 
  private:
-  static std::string replicaOf(const std::string& key) {
-    std::string out;
-    for (size_t i = kClaims.size(); i < key.size(); ++i) {
-      if (key[i] == '%' && i + 2 < key.size()) {
-        out += static_cast<char>(std::strtol(key.substr(i + 1, 2).c_str(), nullptr, 16));
-        i += 2;
-      } else {
-        out += key[i];
-      }
-    }
-    return out;
-  }
-
   std::shared_ptr<kv::KvClient> kv_;
   const int ttl_s_;
 };
